@@ -1,0 +1,256 @@
+"""Profiles and the frozen, validated config dataclasses built from them.
+
+A profile is a flat dict of simple values (see ``profiles.yaml``); each stage takes the small
+dataclass that holds just the values it depends on, so that a stage's cache key changes only when
+something it uses changes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+DATASETS = ("cifar10", "cifar100", "fashion-mnist")
+MODELS = ("resnet18", "mobilenetv2")
+STEMS = ("imagenet", "cifar")
+SCHEDULES = ("constant", "onecycle", "cosine")
+PRECISIONS = ("auto", "fp32", "bf16")
+PRUNE_METHODS = ("none", "l1-unstructured")
+QUANT_METHODS = ("none", "int8-dynamic")
+DEVICES = ("auto", "cpu", "cuda")
+SECTIONS = ("A", "B", "C", "D", "E")
+
+
+class ConfigError(ValueError):
+    """A user-facing configuration problem: the CLI prints it as one line and exits with 2."""
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"unknown {name} {value!r}; valid: {', '.join(choices)}")
+
+
+def _number(name: str, value: Any, lo: float, hi: float, *, lo_open=False, hi_open=False,
+            integer=False) -> None:
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"{name} must be {kind}, got {value!r}")
+    below = value <= lo if lo_open else value < lo
+    above = value >= hi if hi_open else value > hi
+    if below or above:
+        interval = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+        raise ConfigError(f"{name} must be in {interval}, got {value!r}")
+
+
+def _bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+def check_ratio(value: Any, name: str = "ratio") -> None:
+    _number(name, value, 0.0, 1.0, hi_open=True)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str
+    train_size: int | None
+    val_size: int
+    seed: int = 0
+
+    def __post_init__(self):
+        _choice("dataset", self.dataset, DATASETS)
+        if self.train_size is not None:
+            _number("train_size", self.train_size, 1, 10**7, integer=True)
+        _number("val_size", self.val_size, 1, 10**6, integer=True)
+        _number("seed", self.seed, 0, 2**31, integer=True)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    num_classes: int
+    in_channels: int
+    stem: str = "imagenet"
+
+    def __post_init__(self):
+        _choice("model", self.name, MODELS)
+        _choice("stem", self.stem, STEMS)
+        _number("num_classes", self.num_classes, 2, 100_000, integer=True)
+        _number("in_channels", self.in_channels, 1, 64, integer=True)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int
+    batch_size: int = 128
+    lr: float = 0.1
+    schedule: str = "constant"
+    warmup: float = 0.0
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.0
+    crop_padding: int = 4
+    flip: bool = True
+    precision: str = "auto"
+    seed: int = 0
+
+    def __post_init__(self):
+        _number("epochs", self.epochs, 0, 10_000, integer=True)
+        _number("batch_size", self.batch_size, 1, 65_536, integer=True)
+        _number("lr", self.lr, 0.0, 100.0, lo_open=True)
+        _choice("schedule", self.schedule, SCHEDULES)
+        _number("warmup", self.warmup, 0.0, 1.0, hi_open=True)
+        _number("momentum", self.momentum, 0.0, 1.0, hi_open=True)
+        _bool("nesterov", self.nesterov)
+        if self.nesterov and self.momentum == 0:
+            raise ConfigError("nesterov needs momentum > 0")
+        _number("weight_decay", self.weight_decay, 0.0, 1.0)
+        _number("label_smoothing", self.label_smoothing, 0.0, 1.0, hi_open=True)
+        _number("crop_padding", self.crop_padding, 0, 64, integer=True)
+        _bool("flip", self.flip)
+        _choice("precision", self.precision, PRECISIONS)
+        _number("seed", self.seed, 0, 2**31, integer=True)
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    ratio: float
+    method: str = "l1-unstructured"
+
+    def __post_init__(self):
+        _choice("prune_method", self.method, PRUNE_METHODS)
+        check_ratio(self.ratio)
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    method: str = "int8-dynamic"
+
+    def __post_init__(self):
+        _choice("quant", self.method, QUANT_METHODS)
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    threads: int = 1
+    latency_warmup: int = 10
+    latency_min_time: float = 1.0
+    throughput_batch: int = 64
+
+    def __post_init__(self):
+        _number("threads", self.threads, 1, 1024, integer=True)
+        _number("latency_warmup", self.latency_warmup, 0, 10_000, integer=True)
+        _number("latency_min_time", self.latency_min_time, 0.0, 600.0, lo_open=True)
+        _number("throughput_batch", self.throughput_batch, 1, 4096, integer=True)
+
+
+def config_hash(*parts: Any) -> str:
+    """Stable short hash of dataclasses / plain values (canonical JSON, sorted keys)."""
+    def plain(x):
+        if dataclasses.is_dataclass(x):
+            return {"__type__": type(x).__name__, **dataclasses.asdict(x)}
+        return x
+    blob = json.dumps([plain(p) for p in parts], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------- profiles
+
+@lru_cache(maxsize=1)
+def _profiles_file() -> dict:
+    text = resources.files("approxlib").joinpath("profiles.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def profile_names() -> list[str]:
+    return list(_profiles_file()["profiles"])
+
+
+def parse_value(text: str) -> Any:
+    """`--set` values are YAML scalars/lists: `0.5`, `true`, `null`, `[0, 0.5, 0.9]`, `cifar10`."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects key=value, got {pair!r}")
+        out[key.strip()] = parse_value(value)
+    return out
+
+
+def load_profile(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The profile's flat parameters (defaults + profile + overrides), validated."""
+    doc = _profiles_file()
+    if name not in doc["profiles"]:
+        raise ConfigError(f"unknown profile {name!r}; valid: {', '.join(profile_names())}")
+    params = dict(doc["defaults"])
+    spec = dict(doc["profiles"][name])
+    description = spec.pop("description", "")
+    params.update(spec)
+    for key, value in (overrides or {}).items():
+        if key not in params:
+            raise ConfigError(f"unknown parameter {key!r}; valid: {', '.join(sorted(params))}")
+        params[key] = value
+    params["profile"] = name
+    params["description"] = " ".join(str(description).split())
+    validate_params(params)
+    return params
+
+
+def validate_params(p: dict[str, Any]) -> None:
+    """Build every config a profile implies, so that a bad value fails before any work starts."""
+    _choice("dataset_d", p["dataset_d"], DATASETS)
+    _choice("device", p["device"], DEVICES)
+    if not isinstance(p["ratios"], list) or not p["ratios"]:
+        raise ConfigError(f"ratios must be a non-empty list of numbers, got {p['ratios']!r}")
+    for r in p["ratios"]:
+        check_ratio(r, "each of ratios")
+    data_config(p, p["dataset"])
+    train_config(p)
+    finetune_config(p)
+    PruneConfig(p["ratio"])
+    measure_config(p)
+    ModelConfig("resnet18", 10, 3, p["stem"])
+
+
+def data_config(p: dict, dataset: str) -> DataConfig:
+    return DataConfig(dataset, p["train_size"], p["val_size"], p["seed"])
+
+
+def train_config(p: dict) -> TrainConfig:
+    return TrainConfig(
+        epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], schedule=p["schedule"],
+        warmup=p["warmup"], momentum=p["momentum"], nesterov=p["nesterov"],
+        weight_decay=p["weight_decay"], label_smoothing=p["label_smoothing"],
+        crop_padding=p["crop_padding"], flip=p["flip"], precision=p["precision"], seed=p["seed"],
+    )
+
+
+def finetune_config(p: dict) -> TrainConfig:
+    """The original fine-tunes with plain SGD (momentum 0.9, no weight decay, no smoothing)."""
+    return TrainConfig(
+        epochs=p["finetune_epochs"], batch_size=p["batch_size"], lr=p["finetune_lr"],
+        schedule=p["finetune_schedule"], warmup=0.0, momentum=p["momentum"], nesterov=False,
+        weight_decay=p["finetune_weight_decay"], label_smoothing=0.0,
+        crop_padding=p["crop_padding"], flip=p["flip"], precision=p["precision"], seed=p["seed"],
+    )
+
+
+def measure_config(p: dict) -> MeasureConfig:
+    return MeasureConfig(p["threads"], p["latency_warmup"], p["latency_min_time"],
+                         p["throughput_batch"])

@@ -1,0 +1,144 @@
+"""Artifacts on disk: atomic writes, safe checkpoints, and a content-addressed cache.
+
+A checkpoint is a plain dict of tensors and JSON-able values saved with `torch.save`, loaded with
+`torch.load(weights_only=True)`: loading never runs code. It carries the model config that rebuilds
+its architecture (as torchvision's references save their args) and the quantization applied.
+Every cached artifact is named by the hash of the config that produced it, chained to the hash of
+its upstream artifact, so a changed parameter invalidates exactly what depends on it.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import pickle
+import tempfile
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import models as M
+from . import quantize as Q
+from .config import ConfigError, ModelConfig
+
+FORMAT = "approxlib.checkpoint"
+VERSION = 1
+
+
+class CheckpointError(ConfigError):
+    """A checkpoint that is missing, unreadable or of the wrong kind."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path):
+    """Yield a temp path beside `path`; on success rename it over `path` (all or nothing)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=str))
+
+
+def save_checkpoint(model: nn.Module, path: Path, model_cfg: ModelConfig, quant: str = "none",
+                    meta: dict | None = None) -> int:
+    """Save atomically; return the file's size in bytes."""
+    obj = {"format": FORMAT, "version": VERSION, "model": dataclasses.asdict(model_cfg),
+           "quant": quant, "meta": json.loads(json.dumps(meta or {}, default=str)),
+           "state_dict": model.state_dict()}
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    return Path(path).stat().st_size
+
+
+def load_checkpoint(path: Path, expect: ModelConfig | None = None) -> tuple[nn.Module, dict]:
+    """Rebuild the model a checkpoint describes and load its weights (CPU, eval mode).
+
+    Raises CheckpointError with one readable line for a missing, truncated or foreign file, or
+    one whose architecture differs from `expect`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        with warnings.catch_warnings():
+            # Quantized tensors are rebuilt through TypedStorage, which torch warns about.
+            warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile,
+            ValueError) as e:
+        first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"cannot read checkpoint {path} (truncated or not a checkpoint): "
+                              f"{first}") from None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an approxlib checkpoint (save one with "
+                              f"`approx train` or approxlib.store.save_checkpoint)")
+    if obj.get("version") != VERSION:
+        raise CheckpointError(f"{path} has checkpoint version {obj.get('version')!r}; this "
+                              f"approxlib reads version {VERSION}")
+    try:
+        cfg = ModelConfig(**obj["model"])
+    except (TypeError, ConfigError) as e:
+        raise CheckpointError(f"{path} has an invalid model description: {e}") from None
+    if expect is not None and cfg != expect:
+        raise CheckpointError(f"{path} holds {_describe(cfg)}, expected {_describe(expect)}")
+    model = M.build(cfg).eval()
+    if obj["quant"] != "none":
+        model = Q.rebuild(model, obj["quant"])
+    try:
+        model.load_state_dict(obj["state_dict"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{path} does not match {_describe(cfg)}: "
+                              f"{str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else e}"
+                              ) from None
+    info = {k: obj[k] for k in ("model", "quant", "meta")}
+    return model, info
+
+
+def _describe(cfg: ModelConfig) -> str:
+    return f"{cfg.name} ({cfg.in_channels} channels, {cfg.num_classes} classes, {cfg.stem} stem)"
+
+
+class Store:
+    """The artifact cache under one folder: `<root>/<kind>/<key>.pt|.json`."""
+
+    def __init__(self, root: Path | str = "models"):
+        self.root = Path(root)
+
+    def path(self, kind: str, key: str, suffix: str = ".pt") -> Path:
+        return self.root / kind / f"{key}{suffix}"
+
+    def has(self, kind: str, key: str, suffix: str = ".pt") -> bool:
+        return self.path(kind, key, suffix).is_file()
+
+    def read_json(self, kind: str, key: str) -> dict | None:
+        p = self.path(kind, key, ".json")
+        if not p.is_file():
+            return None
+        try:
+            return json.loads(p.read_text())
+        except json.JSONDecodeError:
+            return None  # a damaged entry is recomputed, not trusted
+
+    def write_json(self, kind: str, key: str, obj: dict) -> None:
+        write_json(self.path(kind, key, ".json"), obj)

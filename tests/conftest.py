@@ -1,0 +1,29 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from approxlib import data as D
+
+# Tests never reach for the network: a missing dataset must fail fast, not try a download.
+os.environ.setdefault("APPROX_OFFLINE", "1")
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory) -> Path:
+    """A data folder holding the real Fashion-MNIST (from Debian's package, or data/ if present)."""
+    root = tmp_path_factory.mktemp("data")
+    if not D._place_debian_fashion_mnist(root):
+        repo_raw = Path("data/FashionMNIST/raw")
+        if not repo_raw.is_dir():
+            pytest.skip("Fashion-MNIST not available (install Debian's dataset-fashion-mnist)")
+        (root / "FashionMNIST").mkdir()
+        (root / "FashionMNIST" / "raw").symlink_to(repo_raw.resolve())
+    return root
+
+
+@pytest.fixture(scope="session")
+def fmnist_test(data_root):
+    return D.load_split("fashion-mnist", False, data_root)

@@ -1,0 +1,108 @@
+import hashlib
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from torchvision import datasets as tvd
+
+from approxlib import data as D
+from approxlib.config import DataConfig
+
+
+def test_fashion_mnist_is_real_and_uint8(data_root):
+    x, y = D.load_split("fashion-mnist", True, data_root)
+    assert x.shape == (60000, 1, 28, 28) and x.dtype == torch.uint8
+    assert y.shape == (60000,) and set(y.unique().tolist()) == set(range(10))
+    assert torch.bincount(y).tolist() == [6000] * 10  # the real data set is balanced
+
+
+def test_splits_are_balanced_seeded_and_disjoint(data_root):
+    cfg = DataConfig("fashion-mnist", train_size=1000, val_size=300, seed=3)
+    s = D.load(cfg, data_root)
+    assert len(s.train_y) == 1000 and len(s.val_y) == 300 and len(s.test_y) == 10000
+    assert torch.bincount(s.train_y).tolist() == [100] * 10
+    assert torch.bincount(s.val_y).tolist() == [30] * 10
+    # No validation image is also a training image.
+    tr = {hashlib.md5(x.numpy().tobytes()).hexdigest() for x in s.train_x}
+    va = {hashlib.md5(x.numpy().tobytes()).hexdigest() for x in s.val_x}
+    assert len(tr & va) <= 2  # Fashion-MNIST has a few exact duplicate images, not index overlap
+    D._CACHE.clear()
+    again = D.load(cfg, data_root)
+    assert torch.equal(again.train_x, s.train_x)
+    other = D.load(DataConfig("fashion-mnist", 1000, 300, seed=4), data_root)
+    assert not torch.equal(other.train_x, s.train_x)
+
+
+def test_balanced_indices_excludes_and_spreads_remainder():
+    y = torch.arange(10).repeat(10)
+    g = torch.Generator().manual_seed(0)
+    idx = D.balanced_indices(y, 23, g, exclude=torch.tensor([0, 1, 2]))
+    assert len(idx) == 23 and len(set(idx.tolist())) == 23
+    assert not {0, 1, 2} & set(idx.tolist())
+    counts = torch.bincount(y[idx], minlength=10)
+    assert counts.max() - counts.min() <= 1
+
+
+def test_augment_crops_are_windows_of_the_padded_image():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8)
+    out = D.augment(x, padding=2, flip=False, generator=g)
+    assert out.shape == x.shape and out.dtype == torch.uint8
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for i in range(16):
+        windows = [padded[i, :, r:r + 8, c:c + 8] for r in range(5) for c in range(5)]
+        assert any(torch.equal(out[i], w) for w in windows)
+
+
+def test_augment_flip_and_identity():
+    x = torch.randint(0, 256, (64, 1, 5, 5), dtype=torch.uint8)
+    assert torch.equal(D.augment(x, 0, False, torch.Generator()), x)
+    out = D.augment(x, 0, True, torch.Generator().manual_seed(1))
+    flipped = [torch.equal(o, xi.flip(2)) and not torch.equal(o, xi) for o, xi in zip(out, x)]
+    same = [torch.equal(o, xi) for o, xi in zip(out, x)]
+    assert all(f or s for f, s in zip(flipped, same))
+    assert 10 < sum(flipped) < 54  # about half flipped
+
+
+def _write_cifar(root, cls, n_per_file=20, n_classes=10):
+    """Small files in the exact CIFAR python pickle layout; returns their md5s."""
+    folder = root / cls.base_folder
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    label_key = "labels" if cls is tvd.CIFAR10 else "fine_labels"
+    md5 = {}
+    for name, _ in cls.train_list + cls.test_list:
+        entry = {"data": rng.integers(0, 256, (n_per_file, 3072), dtype=np.uint8),
+                 label_key: rng.integers(0, n_classes, n_per_file).tolist(),
+                 "batch_label": name}
+        (folder / name).write_bytes(pickle.dumps(entry))
+        md5[name] = hashlib.md5((folder / name).read_bytes()).hexdigest()
+    meta_key = "label_names" if cls is tvd.CIFAR10 else "fine_label_names"
+    (folder / cls.meta["filename"]).write_bytes(
+        pickle.dumps({meta_key: [f"c{i}" for i in range(n_classes)]}))
+    md5[cls.meta["filename"]] = hashlib.md5((folder / cls.meta["filename"]).read_bytes()).hexdigest()
+    return md5
+
+
+@pytest.mark.parametrize("name, cls, classes", [("cifar10", tvd.CIFAR10, 10),
+                                                ("cifar100", tvd.CIFAR100, 100)])
+def test_cifar_loads_through_torchvision(tmp_path, monkeypatch, name, cls, classes):
+    md5 = _write_cifar(tmp_path, cls, n_classes=classes)
+    # torchvision verifies the real files' md5; point it at our small files' sums instead.
+    monkeypatch.setattr(cls, "train_list", [[n, md5[n]] for n, _ in cls.train_list])
+    monkeypatch.setattr(cls, "test_list", [[n, md5[n]] for n, _ in cls.test_list])
+    monkeypatch.setattr(cls, "meta", {**cls.meta, "md5": md5[cls.meta["filename"]]})
+    x, y = D.load_split(name, True, tmp_path, download=False)
+    n_train = 20 * len(cls.train_list)
+    assert x.shape == (n_train, 3, 32, 32) and x.dtype == torch.uint8 and y.dtype == torch.long
+    raw = pickle.loads((tmp_path / cls.base_folder / cls.train_list[0][0]).read_bytes())
+    # CHW order preserved: the first 1024 bytes of a row are the red plane.
+    assert torch.equal(x[0, 0].flatten(), torch.from_numpy(raw["data"][0, :1024]))
+    xt, _ = D.load_split(name, False, tmp_path, download=False)
+    assert len(xt) == 20
+
+
+def test_missing_cifar_is_a_clear_error(tmp_path):
+    with pytest.raises(D.DatasetMissing, match=r"cifar10 not found in .*downloads are off"):
+        D.load_split("cifar10", True, tmp_path)

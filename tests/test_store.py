@@ -1,0 +1,77 @@
+import os
+import pickle
+
+import pytest
+import torch
+
+from approxlib import models as M
+from approxlib import store as S
+from approxlib.config import ModelConfig
+
+CFG = ModelConfig("resnet18", 10, 1)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    torch.manual_seed(0)
+    model = M.build(CFG).eval()
+    path = tmp_path_factory.mktemp("ckpt") / "r18.pt"
+    S.save_checkpoint(model, path, CFG, meta={"note": "test"})
+    return model, path
+
+
+def test_round_trip_is_bit_exact(saved):
+    model, path = saved
+    back, info = S.load_checkpoint(path, expect=CFG)
+    assert info["meta"]["note"] == "test" and info["quant"] == "none"
+    for (k, a), (_, b) in zip(model.state_dict().items(), back.state_dict().items()):
+        assert torch.equal(a, b), k
+
+
+def test_missing_truncated_and_foreign_files(saved, tmp_path):
+    _, path = saved
+    with pytest.raises(S.CheckpointError, match="checkpoint not found"):
+        S.load_checkpoint(tmp_path / "nope.pt")
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(S.CheckpointError, match="truncated or not a checkpoint"):
+        S.load_checkpoint(cut)
+    plain = tmp_path / "sd.pt"
+    torch.save({"weight": torch.zeros(2)}, plain)
+    with pytest.raises(S.CheckpointError, match="is not an approxlib checkpoint"):
+        S.load_checkpoint(plain)
+
+
+def test_loading_never_runs_code(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    bad = tmp_path / "evil.pt"
+    bad.write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(S.CheckpointError):
+        S.load_checkpoint(bad)
+    evil_zip = tmp_path / "evil_zip.pt"  # the same payload inside torch's zip container
+    torch.save({"a": Evil()}, evil_zip)
+    with pytest.raises(S.CheckpointError):
+        S.load_checkpoint(evil_zip)
+    assert not marker.exists()
+
+
+def test_other_architecture_is_refused(saved):
+    _, path = saved
+    with pytest.raises(S.CheckpointError, match="holds resnet18 .* expected mobilenetv2"):
+        S.load_checkpoint(path, expect=ModelConfig("mobilenetv2", 10, 1))
+
+
+def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
+    target = tmp_path / "f.txt"
+    S.write_text(target, "old")
+    with pytest.raises(RuntimeError):
+        with S.atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed mid-write")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]  # no temp file left

@@ -1,0 +1,61 @@
+import pytest
+import torch
+
+from approxlib import data as D
+from approxlib import models as M
+from approxlib import train as T
+from approxlib.config import DataConfig, ModelConfig, TrainConfig
+
+
+@pytest.fixture(scope="module")
+def small(data_root):
+    return D.load(DataConfig("fashion-mnist", train_size=1500, val_size=500, seed=0), data_root)
+
+
+def test_learns_real_data_above_chance(small):
+    torch.manual_seed(0)
+    cfg = TrainConfig(epochs=2, batch_size=64, lr=0.05, schedule="onecycle", warmup=0.3,
+                      label_smoothing=0.1)
+    model, hist = T.train(M.build(ModelConfig("resnet18", 10, 1)), small, cfg, "cpu",
+                          progress=False)
+    assert len(hist) == 2 and all(h["img_per_s"] > 0 for h in hist)
+    best = max(h["val_acc"] for h in hist)
+    assert T.accuracy(model, small.val_x, small.val_y) == pytest.approx(best)  # best epoch kept
+    test_acc = T.accuracy(model, small.test_x[:2000], small.test_y[:2000])
+    assert test_acc > 0.5  # chance is 0.1
+
+
+def test_cpu_runs_repeat_exactly(small):
+    sub = D.Splits(small.train_x[:256], small.train_y[:256], small.val_x[:64], small.val_y[:64],
+                   small.test_x, small.test_y, 10, 1)
+    cfg = TrainConfig(epochs=1, batch_size=64, lr=0.05, precision="fp32", seed=7)
+    a, ha = T.train(M.build(ModelConfig("mobilenetv2", 10, 1)), sub, cfg, "cpu", progress=False)
+    b, hb = T.train(M.build(ModelConfig("mobilenetv2", 10, 1)), sub, cfg, "cpu", progress=False)
+    assert ha[0]["train_loss"] == hb[0]["train_loss"]
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+@pytest.mark.parametrize("schedule", ["constant", "onecycle", "cosine"])
+def test_schedules(schedule):
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=0.1)
+    cfg = TrainConfig(epochs=1, lr=0.1, schedule=schedule, warmup=0.2)
+    sched = T.make_scheduler(opt, cfg, 100)
+    lrs = []
+    for _ in range(100):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    if schedule == "constant":
+        assert set(lrs) == {0.1}  # the original's protocol
+    else:
+        assert max(lrs) == pytest.approx(0.1, rel=0.05) and lrs[-1] < 0.01
+        assert lrs[0] < 0.05  # warm-up
+
+
+def test_bf16_choice():
+    cpu = torch.device("cpu")
+    r18 = M.build(ModelConfig("resnet18", 10, 1))
+    mbv2 = M.build(ModelConfig("mobilenetv2", 10, 1))
+    assert T.use_bf16("fp32", cpu, r18) is False and T.use_bf16("bf16", cpu, mbv2) is True
+    assert T.use_bf16("auto", cpu, mbv2) is False  # depthwise bf16 is slower on CPUs

@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--sections", default="all", help="comma-separated subset, e.g. A,C")
     r.add_argument("--dry-run", action="store_true",
                    help="list the stages the profile needs and which are cached; compute nothing")
+    r.add_argument("--no-pdf", action="store_true", help="render index.html only")
+    r.add_argument("--stages-only", action="store_true",
+                   help="compute results.csv without executing the notebooks")
 
     t = sub.add_parser("train", help="train one baseline (cached) and copy its checkpoint")
     _common(t)
@@ -103,9 +106,16 @@ def cmd_report(a) -> int:
         return 0
     out = a.out or Path("reports") / a.profile
     t0 = time.perf_counter()
-    df, runner = pipeline.run(p, sections, st, out, a.data_dir, progress=not a.quiet)
-    print(f"{len(df)} rows → {out / 'results.csv'}; {len(runner.computed)} stages computed "
-          f"in {time.perf_counter() - t0:.0f} s")
+    if a.stages_only:
+        df, runner = pipeline.run(p, sections, st, out, a.data_dir, progress=not a.quiet)
+        print(f"{len(df)} rows → {out / 'results.csv'}; {len(runner.computed)} stages computed "
+              f"in {time.perf_counter() - t0:.0f} s")
+        return 0
+    from . import report
+    made = report.build(a.profile, sections, parse_overrides(a.overrides), out, a.models_dir,
+                        a.data_dir, pdf=not a.no_pdf, progress=not a.quiet)
+    print(f"stages {made['stages_s']:.0f} s, total {made['total_s']:.0f} s → {made['index']}"
+          + (f", {made['pdf']}" if "pdf" in made else "") + f", {made['results']}")
     return 0
 
 
@@ -124,7 +134,7 @@ def cmd_train(a) -> int:
 
 
 def cmd_prune(a) -> int:
-    from . import data, prune, store, train
+    from . import data, prune, store
     from .config import data_config, finetune_config
     check_ratio(a.ratio)
     p = load_profile(a.profile, parse_overrides(a.overrides))
@@ -133,10 +143,9 @@ def cmd_prune(a) -> int:
         raise ConfigError(f"{a.checkpoint} is quantized ({info['quant']}); prune the float model")
     dataset = _checkpoint_dataset(info, a.dataset)
     splits = data.load(data_config(p, dataset), a.data_dir)
-    prune.prune_(model, PruneConfig(a.ratio))
-    model, hist = train.train(model, splits, finetune_config(p), p["device"],
-                              desc=f"fine-tune {a.ratio:.0%}", progress=not a.quiet)
-    prune.make_permanent_(model)
+    model, hist = prune.prune_and_finetune(model, PruneConfig(a.ratio), splits,
+                                           finetune_config(p), p["device"],
+                                           f"fine-tune {a.ratio:.0%}", not a.quiet)
     from .config import ModelConfig
     meta = {**info["meta"], "pruned": {"ratio": a.ratio, "history": hist}}
     store.save_checkpoint(model, a.out, ModelConfig(**info["model"]), "none", meta)

@@ -25,11 +25,11 @@ from . import prune as P
 from . import quantize as Q
 from . import store as S
 from . import train as T
-from .config import (SECTIONS, ConfigError, ModelConfig, PruneConfig, QuantConfig, config_hash,
+from .config import (MODELS, SECTIONS, ConfigError, ModelConfig, PruneConfig, QuantConfig, config_hash,
                      data_config, finetune_config, measure_config, train_config)
 
 # Bump when a stage's code changes what it produces, so stale cache entries are not reused.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 RESULT_COLUMNS = [  # the contract of DESIGN.md, in order; extra columns follow
     "section", "model", "dataset", "stem", "prune_method", "prune_ratio", "quant", "codec", "seed",
@@ -89,18 +89,33 @@ def parse_sections(text: str | list | None) -> list[str]:
     return out
 
 
-def plan(p: dict, sections: list[str]) -> list[Variant]:
-    """The variants each section shows (the original study's sections A–E)."""
-    r, ds = p["ratio"], p["dataset"]
+SECTION_MODELS = {"A": ["mobilenetv2"], "B": ["resnet18"], "C": ["resnet18"], "D": ["resnet18"],
+                  "E": ["resnet18", "mobilenetv2"]}
+
+
+def plan(p: dict, sections: list[str], models: dict[str, list[str]] | None = None
+         ) -> list[Variant]:
+    """The variants each section shows (the original study's sections A–E).
+
+    `models` replaces a section's model list (a notebook's `model` parameter), e.g. {"A": ["resnet18"]}.
+    """
+    r, ds = float(p["ratio"]), p["dataset"]
+    ms = {**SECTION_MODELS, **(models or {})}
+    for sec, names in ms.items():
+        for m in names:
+            if m not in MODELS:
+                raise ConfigError(f"unknown model {m!r}; valid: {', '.join(MODELS)}")
     per_section = {
-        "A": [Variant("A", "mobilenetv2", ds), Variant("A", "mobilenetv2", ds, r)],
-        "B": [Variant("B", "resnet18", ds), Variant("B", "resnet18", ds, r),
-              Variant("B", "resnet18", ds, r, "int8-dynamic")],
-        "C": [Variant("C", "resnet18", ds, x) for x in sorted({0.0, *map(float, p["ratios"])})],
-        "D": [Variant("D", "resnet18", p["dataset_d"]), Variant("D", "resnet18", p["dataset_d"], r)],
-        "E": [Variant("E", m, ds, x) for m in ("resnet18", "mobilenetv2") for x in (0.0, r)],
+        "A": [Variant("A", m, ds, x) for m in ms["A"] for x in (0.0, r)],
+        "B": [Variant("B", m, ds, x, q) for m in ms["B"]
+              for x, q in ((0.0, "none"), (r, "none"), (r, "int8-dynamic"))],
+        "C": [Variant("C", m, ds, x) for m in ms["C"]
+              for x in sorted({0.0, *map(float, p["ratios"])})],
+        "D": [Variant("D", m, p["dataset_d"], x) for m in ms["D"] for x in (0.0, r)],
+        "E": [Variant("E", m, ds, x) for m in ms["E"] for x in (0.0, r)],
     }
-    return [v for s in sections for v in per_section[s]]
+    # A ratio of 0 in A/B/D/E would repeat the baseline: drop the duplicates, keep order.
+    return [v for s in sections for v in dict.fromkeys(per_section[s])]
 
 
 def model_config(p: dict, model: str, dataset: str) -> ModelConfig:
@@ -169,6 +184,7 @@ class Runner:
                  progress: bool = True):
         self.p, self.store, self.data_root, self.progress = p, store, data_root, progress
         self.computed: list[str] = []  # stage keys computed (not loaded) in this run
+        self.metrics: dict[Variant, dict] = {}  # evaluated variants of this run
 
     def _splits(self, data_cfg) -> D.Splits:
         return D.load(data_cfg, self.data_root)
@@ -192,10 +208,8 @@ class Runner:
         elif st.kind == "prune":
             data_cfg, mc, pc, fc = st.configs
             model, info = S.load_checkpoint(self.artifact(st.upstream), expect=mc)
-            P.prune_(model, pc)
-            model, hist = T.train(model, self._splits(data_cfg), fc, self.p["device"],
-                                  desc=st.label, progress=self.progress)
-            P.make_permanent_(model)
+            model, hist = P.prune_and_finetune(model, pc, self._splits(data_cfg), fc,
+                                               self.p["device"], st.label, self.progress)
             quant = "none"
             meta["history"] = hist
         elif st.kind == "quantize":
@@ -260,11 +274,12 @@ def row(v: Variant, p: dict, m: dict) -> dict:
 
 
 def run(p: dict, sections: list[str], store: S.Store, out_dir: Path | None = None,
-        data_root: Path | None = None, progress: bool = True) -> tuple[pd.DataFrame, Runner]:
+        data_root: Path | None = None, progress: bool = True,
+        models: dict[str, list[str]] | None = None) -> tuple[pd.DataFrame, Runner]:
     """Compute (or load) every variant of `sections`; write results.csv + sparsity CSVs."""
     runner = Runner(p, store, data_root, progress)
-    rows, metrics = [], {}
-    variants = plan(p, sections)
+    rows, metrics = [], runner.metrics
+    variants = plan(p, sections, models)
     bar = tqdm(variants, desc=f"{p['profile']}: variants", disable=not progress)
     for v in bar:
         bar.set_postfix_str(f"{v.section}: {v.label}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -86,11 +87,13 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, **kw) -> float:
 
 
 def train(model: nn.Module, splits: D.Splits, cfg: TrainConfig, device: str = "auto",
-          desc: str = "train", progress: bool = True) -> tuple[nn.Module, list[dict]]:
+          desc: str = "train", progress: bool = True,
+          after_step: Callable[[nn.Module], None] | None = None) -> tuple[nn.Module, list[dict]]:
     """Train, evaluate on the validation split after each epoch, return the best-validation model.
 
     The original kept the epoch with the best *test* accuracy; picking on the test set inflates the
     reported number, so we pick on the validation split and report the test split once.
+    `after_step(model)` runs after every optimizer step (pruning re-applies its masks there).
     Returns the model (on the CPU, fp32) and a per-epoch history.
     """
     dev = pick_device(device)
@@ -130,6 +133,8 @@ def train(model: nn.Module, splits: D.Splits, cfg: TrainConfig, device: str = "a
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if after_step is not None:
+                after_step(model)
             sched.step()
             seen += len(yb)
             loss_sum += loss.item() * len(yb)

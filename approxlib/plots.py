@@ -1,0 +1,123 @@
+"""Figures from results DataFrames. Every axis carries its unit; callers add the caption."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: papermill, CI and the PDF renderer have no display
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+MB = 1e6
+COLORS = {"none": "#4C72B0", "pruned": "#DD8452", "int8-dynamic": "#55A868"}
+plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "font.size": 9,
+                     "axes.spines.top": False, "axes.spines.right": False})
+
+
+def variant_label(r) -> str:
+    parts = [{"resnet18": "ResNet-18", "mobilenetv2": "MobileNetV2"}.get(r.model, r.model)]
+    parts.append("baseline" if r.prune_ratio == 0 else f"pruned {r.prune_ratio:.0%}")
+    if r.quant != "none":
+        parts.append("+ INT8")
+    return " ".join(parts)
+
+
+def _color(r) -> str:
+    if r.quant != "none":
+        return COLORS["int8-dynamic"]
+    return COLORS["none"] if r.prune_ratio == 0 else COLORS["pruned"]
+
+
+def acc_vs_size(df: pd.DataFrame) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(6.2, 3.4))
+    for r in df.itertuples():
+        ax.scatter(r.size_bytes / MB, r.accuracy * 100, color=_color(r), s=45, zorder=3)
+        ax.annotate(variant_label(r), (r.size_bytes / MB, r.accuracy * 100), fontsize=8,
+                    xytext=(5, 4), textcoords="offset points")
+    ax.set_xlabel("Size on disk (MB)")
+    ax.set_ylabel("Top-1 test accuracy (%)")
+    ax.grid(alpha=0.3)
+    lo, hi = (df.size_bytes.min() / MB, df.size_bytes.max() / MB)
+    pad = max(0.05 * hi, hi - lo) * 0.6
+    ax.set_xlim(max(0, lo - pad), hi + pad * 1.8)
+    fig.tight_layout()
+    return fig
+
+
+def metric_bars(df: pd.DataFrame) -> plt.Figure:
+    """Accuracy, batch-1 latency and size side by side, one bar per variant."""
+    fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.3))
+    labels = [variant_label(r).replace(" ", "\n", 1) for r in df.itertuples()]
+    colors = [_color(r) for r in df.itertuples()]
+    specs = [("accuracy", 100, "Top-1 test accuracy (%)", "{:.1f}"),
+             ("latency_ms", 1, "CPU latency, batch 1 (ms)", "{:.2f}"),
+             ("size_bytes", 1 / MB, "Size on disk (MB)", "{:.2f}")]
+    for ax, (col, scale, ylabel, fmt) in zip(axes, specs):
+        vals = df[col] * scale
+        bars = ax.bar(range(len(vals)), vals, color=colors)
+        ax.bar_label(bars, [fmt.format(v) for v in vals], fontsize=7, padding=2)
+        ax.set_xticks(range(len(vals)), labels, fontsize=7)
+        ax.set_ylabel(ylabel)
+        ax.set_ylim(0, vals.max() * 1.18)
+    fig.tight_layout()
+    return fig
+
+
+def vs_ratio(df: pd.DataFrame) -> plt.Figure:
+    """Accuracy, latency and size against the pruning ratio (section C)."""
+    d = df.sort_values("prune_ratio")
+    x = d.prune_ratio * 100
+    fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.1))
+    specs = [(d.accuracy * 100, "Top-1 test accuracy (%)"),
+             (d.latency_ms, "CPU latency, batch 1 (ms)"),
+             (d.size_bytes / MB, "Size on disk (MB)")]
+    for ax, (y, ylabel) in zip(axes, specs):
+        ax.plot(x, y, "o-", color=COLORS["pruned"])
+        ax.set_xlabel("Pruning ratio (% of Conv/Linear weights)")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if ylabel.startswith("Size"):
+            ax.set_ylim(0, y.max() * 1.15)
+    fig.tight_layout()
+    return fig
+
+
+def layer_sparsity(layers: dict[float, pd.DataFrame]) -> plt.Figure:
+    """Per-layer sparsity (%) for each pruning ratio; layers in network order."""
+    fig, ax = plt.subplots(figsize=(9.5, 3.6))
+    first = next(iter(layers.values()))
+    for ratio, t in sorted(layers.items()):
+        ax.plot(range(len(t)), t.sparsity * 100, "o-", ms=3, label=f"{ratio:.0%} global")
+    ax.set_xticks(range(len(first)), first.layer, rotation=90, fontsize=6)
+    ax.set_ylabel("Zero weights in layer (%)")
+    ax.set_xlabel("Layer (network order)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, title="pruning ratio", title_fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def models_side_by_side(df: pd.DataFrame) -> plt.Figure:
+    """Section E: each model's baseline and pruned variant, per metric."""
+    models = list(dict.fromkeys(df.model))
+    ratios = sorted(df.prune_ratio.unique())
+    fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.2))
+    specs = [("accuracy", 100, "Top-1 test accuracy (%)"),
+             ("latency_ms", 1, "CPU latency, batch 1 (ms)"),
+             ("size_bytes", 1 / MB, "Size on disk (MB)")]
+    width = 0.8 / len(ratios)
+    for ax, (col, scale, ylabel) in zip(axes, specs):
+        for j, ratio in enumerate(ratios):
+            vals = [df[(df.model == m) & (df.prune_ratio == ratio)][col].mean() * scale
+                    for m in models]
+            bars = ax.bar([i + j * width for i in range(len(models))], vals, width,
+                          color=COLORS["none"] if ratio == 0 else COLORS["pruned"],
+                          label="baseline" if ratio == 0 else f"pruned {ratio:.0%}")
+            ax.bar_label(bars, [f"{v:.3g}" for v in vals], fontsize=7, padding=2)
+        ax.set_xticks([i + width * (len(ratios) - 1) / 2 for i in range(len(models))],
+                      [variant_label(df[df.model == m].iloc[0]).split(" ")[0] for m in models])
+        ax.set_ylabel(ylabel)
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.12)
+    axes[0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig

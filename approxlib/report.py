@@ -1,0 +1,463 @@
+"""The report: one `Section` per notebook (tables, figures, generated text), papermill to execute
+the notebooks, nbconvert + headless Chromium to render one HTML page and one PDF.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import html
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import pipeline as PL
+from . import plots
+from . import stats
+from . import store as S
+from .config import DATASETS, MODELS, ConfigError, check_ratio, load_profile
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = REPO / "notebooks"
+DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "fashion-mnist": "Fashion-MNIST"}
+MODEL_NAMES = {"resnet18": "ResNet-18", "mobilenetv2": "MobileNetV2"}
+ORIGINAL_DATASET = {"A": "cifar10", "B": "cifar10", "C": "cifar10", "D": "cifar100", "E": "cifar10"}
+
+# The original study's published figures (seed README), keyed (model, dataset, ratio, quant):
+# (top-1 %, size MB, latency ms); None where the README gives no unambiguous number.
+PUBLISHED = {
+    ("mobilenetv2", "cifar10", 0.0, "none"): (65.3, 8.769, 4.922),
+    ("mobilenetv2", "cifar10", 0.5, "none"): (80.2, 8.770, 4.818),
+    ("resnet18", "cifar10", 0.0, "none"): (74.5, 42.73, None),
+    ("resnet18", "cifar10", 0.3, "none"): (82.5, 42.73, None),
+    ("resnet18", "cifar10", 0.5, "none"): (81.6, 42.7314, 2.438),
+    ("resnet18", "cifar10", 0.5, "int8-dynamic"): (81.6, 42.7288, 2.605),
+    ("resnet18", "cifar10", 0.7, "none"): (83.0, 42.73, None),
+    ("resnet18", "cifar100", 0.0, "none"): (42.9, 42.73, 2.620),
+    ("resnet18", "cifar100", 0.5, "none"): (56.4, 42.73, 2.589),
+}
+
+
+def _from_repo(path) -> Path:
+    path = Path(path)
+    return path if path.is_absolute() else REPO / path
+
+
+def _display(*objs) -> None:
+    from IPython.display import display
+    display(*objs)
+
+
+def _md(text: str) -> None:
+    from IPython.display import Markdown
+    _display(Markdown(text))
+
+
+def _fmt_pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+class Section:
+    """One report section: computes (or loads from the cache) its variants and shows them.
+
+    Parameters mirror a notebook's parameters cell; None means "the profile's value".
+    Bad values raise ConfigError with the same message the CLI prints.
+    """
+
+    def __init__(self, letter: str, profile: str = "quick", model: str | None = None,
+                 models: list | None = None, dataset: str | None = None,
+                 ratio: float | None = None, ratios: list | None = None,
+                 overrides: dict | None = None, out: str | None = None,
+                 models_dir: str = "models", data_dir: str | None = None):
+        self.letter = PL.parse_sections(letter)[0]
+        if overrides is not None and not isinstance(overrides, dict):
+            raise ConfigError(f"overrides must be a dict of profile parameters, got {overrides!r}")
+        ov = dict(overrides or {})
+        if dataset is not None:
+            if dataset not in DATASETS:
+                raise ConfigError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
+            ov["dataset_d" if self.letter == "D" else "dataset"] = dataset
+        if ratio is not None:
+            check_ratio(ratio)
+            ov["ratio"] = ratio
+        if ratios is not None:
+            ov["ratios"] = ratios
+        self.models = None
+        if model is not None or models is not None:
+            names = [model] if model is not None else models
+            if not isinstance(names, list) or not names:
+                raise ConfigError(f"models must be a non-empty list, got {models!r}")
+            for m in names:
+                if m not in MODELS:
+                    raise ConfigError(f"unknown model {m!r}; valid: {', '.join(MODELS)}")
+            self.models = {self.letter: names}
+        self.p = load_profile(profile, ov)
+        # Relative paths are taken from the repository root, so a notebook opened in JupyterLab
+        # (whose working directory is notebooks/) finds the same cache as the CLI.
+        self.out = _from_repo(out or Path("reports") / profile)
+        self.store = S.Store(_from_repo(models_dir))
+        self.data_dir = _from_repo(data_dir or os.environ.get("APPROX_DATA", "data"))
+        t0 = time.perf_counter()
+        self.df, runner = PL.run(self.p, [self.letter], self.store, self.out, self.data_dir,
+                                 progress=False, models=self.models)
+        self.seconds = time.perf_counter() - t0
+        self.metrics = runner.metrics
+        self.df["variant"] = [plots.variant_label(r) for r in self.df.itertuples()]
+        self._fig = 0
+        self._tab = 0
+
+    # ------------------------------------------------------------------------------ captions
+    @property
+    def dataset(self) -> str:
+        return self.df.dataset.iloc[0]
+
+    def dataset_text(self) -> str:
+        name = DATASET_NAMES[self.dataset]
+        orig = ORIGINAL_DATASET[self.letter]
+        if self.dataset != orig:
+            name += f" (stand-in for the original's {DATASET_NAMES[orig]})"
+        return name
+
+    def protocol_text(self) -> str:
+        p = self.p
+        sched = "constant lr" if p["schedule"] == "constant" else f"{p['schedule']} schedule"
+        size = "all" if p["train_size"] is None else f"{p['train_size']:,}"
+        aug = ("random crop (pad %d) + flip" % p["crop_padding"]) if p["crop_padding"] else "flip"
+        text = (f"{size} training images ({aug}), {p['epochs']} epochs SGD, {sched}, "
+                f"peak lr {p['lr']}, batch {p['batch_size']}, weight decay {p['weight_decay']}; "
+                f"checkpoint picked on {p['val_size']:,} validation images; pruned models "
+                f"fine-tuned {p['finetune_epochs']} epoch(s) at lr {p['finetune_lr']} "
+                f"({p['finetune_schedule']}); {p['stem']} stem; test accuracy on the full "
+                f"test split; latency = median batch-1 CPU time, {p['threads']} thread(s)")
+        return text
+
+    def caption(self, kind: str, what: str) -> str:
+        if kind == "Figure":
+            self._fig += 1
+            n = self._fig
+        else:
+            self._tab += 1
+            n = self._tab
+        return (f"*{kind} {self.letter}{n}. {what}. Dataset: {self.dataset_text()}; profile "
+                f"`{self.p['profile']}`; protocol: {self.protocol_text()}.*")
+
+    # ------------------------------------------------------------------------------- content
+    def header(self) -> None:
+        title = PL.SECTION_TITLES[self.letter]
+        _md(f'<a id="section-{self.letter}"></a>\n\n## Section {self.letter}. {title}\n\n'
+            f"Dataset: **{self.dataset_text()}**; profile **{self.p['profile']}** "
+            f"({self.p['description']})")
+
+    def table(self) -> None:
+        d = self.df
+        t = pd.DataFrame({
+            "variant": d.variant, "top-1 acc. (%)": (d.accuracy * 100).round(2),
+            "95% CI (%)": [self._ci_text(r) for r in d.itertuples()],
+            "size (MB)": (d.size_bytes / 1e6).round(3),
+            "latency (ms)": d.latency_ms.round(3),
+            "throughput @64 (img/s)": d.throughput_img_s.round(0).astype(int),
+            "params": d.params, "sparsity (%)": (d.sparsity * 100).round(2),
+        })
+        if self.is_original_protocol():
+            pub = [PUBLISHED.get((r.model, r.dataset, r.prune_ratio, r.quant)) for r in d.itertuples()]
+            t["published acc. (%)"] = [x[0] if x else None for x in pub]
+            t["published size (MB)"] = [x[1] if x else None for x in pub]
+            t["published latency (ms)"] = [x[2] if x else None for x in pub]
+        _display(t.style.hide(axis="index").format(precision=3, na_rep="–"))
+        _md(self.caption("Table", "Every variant of this section"))
+
+    def _ci_text(self, r) -> str:
+        lo, hi = stats.wilson(round(r.accuracy * r.test_images), r.test_images)
+        return f"{100 * lo:.1f}–{100 * hi:.1f}"
+
+    def is_original_protocol(self) -> bool:
+        return self.dataset in ("cifar10", "cifar100") and self.p["schedule"] == "constant"
+
+    def _figure(self, fig, what: str) -> None:
+        import matplotlib.pyplot as plt
+        _display(fig)
+        plt.close(fig)
+        _md(self.caption("Figure", what))
+
+    def fig_acc_vs_size(self) -> None:
+        self._figure(plots.acc_vs_size(self.df), "Top-1 accuracy against size on disk")
+
+    def fig_bars(self) -> None:
+        self._figure(plots.metric_bars(self.df),
+                     "Accuracy, batch-1 CPU latency and size on disk per variant")
+
+    def fig_vs_ratio(self) -> None:
+        self._figure(plots.vs_ratio(self.df), "Accuracy, latency and size against pruning ratio")
+
+    def fig_models(self) -> None:
+        self._figure(plots.models_side_by_side(self.df),
+                     "The two architectures side by side, baseline and pruned")
+
+    def _layers(self) -> dict[float, pd.DataFrame]:
+        return {v.prune_ratio: pd.DataFrame(m["layers"]) for v, m in self.metrics.items()
+                if v.quant == "none" and v.prune_ratio > 0}
+
+    def layer_table(self) -> None:
+        layers = self._layers()
+        first = next(iter(layers.values()))
+        t = pd.DataFrame({"layer": first.layer, "shape": first["shape"], "weights": first.total})
+        for r, d in sorted(layers.items()):
+            t[f"sparsity @ {r:.0%} (%)"] = (d.sparsity * 100).round(1).values
+        _display(t.style.hide(axis="index").format(precision=1))
+        _md(self.caption("Table", "Per-layer sparsity (zero weights / weights) at each global "
+                         "pruning ratio; CSV files with the original's columns are in "
+                         f"`{self.out / 'sparsity'}`"))
+
+    def fig_layers(self) -> None:
+        self._figure(plots.layer_sparsity(self._layers()),
+                     "Per-layer sparsity at each global pruning ratio")
+
+    # ------------------------------------------------------------------------------ findings
+    def _pred(self, v: PL.Variant) -> np.ndarray:
+        return np.asarray(self.metrics[v]["predictions"])
+
+    def _compare(self, base: PL.Variant, other: PL.Variant, y: np.ndarray) -> str:
+        mb, mo = self.metrics[base], self.metrics[other]
+        test = stats.mcnemar(y, self._pred(base), self._pred(other))
+        delta = 100 * (mo["accuracy"] - mb["accuracy"])
+        verdict = ("within noise" if test["p_value"] >= 0.05
+                   else "a real difference on this test set")
+        size_ratio = mb["size_bytes"] / mo["size_bytes"]
+        lat = mo["latency_ms"] / mb["latency_ms"] - 1
+        lat_noise = (mb["latency_iqr_ms"] + mo["latency_iqr_ms"]) / mb["latency_ms"]
+        lat_verdict = "within timing noise" if abs(lat) <= max(lat_noise, 0.03) else (
+            "faster" if lat < 0 else "slower")
+        return (f"- **{plots.variant_label(other)}** vs **{plots.variant_label(base)}**: top-1 "
+                f"{_fmt_pct(mb['accuracy'])} → {_fmt_pct(mo['accuracy'])} "
+                f"({delta:+.2f} points; McNemar p = {test['p_value']:.3g} on "
+                f"{test['only_a'] + test['only_b']} images where they disagree: {verdict}). "
+                f"Size {mb['size_bytes'] / 1e6:.3f} → {mo['size_bytes'] / 1e6:.3f} MB "
+                f"(×{size_ratio:.3f} smaller). Latency {mb['latency_ms']:.3f} → "
+                f"{mo['latency_ms']:.3f} ms ({100 * lat:+.1f}%, {lat_verdict}).")
+
+    def findings(self) -> None:
+        """'What the numbers say': every statement is computed from this section's rows."""
+        from . import data as D
+        lines = []
+        y_cache = {}
+        for v in self.metrics:
+            if v.dataset not in y_cache:
+                y_cache[v.dataset] = D.load_split(v.dataset, False, self.data_dir)[1].numpy()
+        for v in self.metrics:
+            if v.prune_ratio == 0 and v.quant == "none":
+                continue
+            base = PL.Variant(v.section, v.model, v.dataset)
+            lines.append(self._compare(base, v, y_cache[v.dataset]))
+        int8 = [v for v in self.metrics if v.quant != "none"]
+        for v in int8:
+            float_v = PL.Variant(v.section, v.model, v.dataset, v.prune_ratio)
+            if float_v in self.metrics:
+                lines.append(self._compare(float_v, v, y_cache[v.dataset]))
+        if self.letter == "E":
+            models = list(dict.fromkeys(v.model for v in self.metrics))
+            if len(models) == 2:
+                a, b = (PL.Variant("E", m, self.dataset) for m in models)
+                ma, mb = self.metrics[a], self.metrics[b]
+                lines.append(
+                    f"- Baselines: {MODEL_NAMES[a.model]} {_fmt_pct(ma['accuracy'])} vs "
+                    f"{MODEL_NAMES[b.model]} {_fmt_pct(mb['accuracy'])}; "
+                    f"{MODEL_NAMES[a.model]} is {ma['size_bytes'] / mb['size_bytes']:.1f}× the "
+                    f"size and {ma['latency_ms'] / mb['latency_ms']:.2f}× the batch-1 latency of "
+                    f"{MODEL_NAMES[b.model]} on this CPU.")
+        pruned = [v for v in self.metrics if v.prune_ratio > 0]
+        if pruned:
+            p = self.p
+            lines.append(
+                f"- Caution: every pruned model trained {p['finetune_epochs']} more epoch(s) "
+                f"(lr {p['finetune_lr']}, {p['finetune_schedule']}) than its baseline; without "
+                f"an equal-compute dense control, an accuracy gain cannot be credited to pruning "
+                f"rather than to the extra, lower-lr training (the original's confound).")
+            same_size = all(abs(self.metrics[v]["size_bytes"] / self.metrics[
+                PL.Variant(v.section, v.model, v.dataset)]["size_bytes"] - 1) < 0.01
+                for v in pruned if v.quant == "none")
+            if same_size:
+                lines.append("- Pruned files are as large as dense ones: the checkpoint stores "
+                             "every zero as a 32-bit float, as the original found.")
+        if self.is_original_protocol():
+            lines.append("- The published column of the table gives the original study's "
+                         "numbers for the same variants.")
+        _md("**What the numbers say.**\n\n" + "\n".join(lines))
+
+
+# ----------------------------------------------------------------------------- orchestration
+
+def notebook_paths(sections: list[str]) -> dict[str, Path]:
+    found = {p.name[0]: p for p in sorted(NOTEBOOKS.glob("[A-Z]_*.ipynb"))}
+    missing = [s for s in sections if s not in found]
+    if missing:
+        raise ConfigError(f"no notebook for section(s) {', '.join(missing)} in {NOTEBOOKS}")
+    return {s: found[s] for s in sections}
+
+
+def execute(profile: str, sections: list[str], overrides: dict, out: Path,
+            models_dir: Path, data_dir: Path | None, progress: bool = True) -> dict[str, Path]:
+    """Run each section's notebook with papermill into out/notebooks/ (atomically)."""
+    import papermill as pm
+    from tqdm.auto import tqdm
+    done = {}
+    params = {"profile": profile, "overrides": overrides, "out": str(out.resolve()),
+              "models_dir": str(Path(models_dir).resolve()),
+              "data_dir": str(Path(data_dir).resolve()) if data_dir else None}
+    for letter, nb in tqdm(notebook_paths(sections).items(), desc="notebooks",
+                           disable=not progress):
+        target = out / "notebooks" / nb.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.stem}.running.ipynb")  # renamed only on success
+        try:
+            pm.execute_notebook(str(nb), str(tmp), parameters=params, kernel_name="python3",
+                                progress_bar=False, cwd=os.getcwd())
+            os.replace(tmp, target)
+        except pm.PapermillExecutionError as e:
+            raise ConfigError(f"section {letter}: {e.evalue}") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+        done[letter] = target
+    return done
+
+
+def environment(p: dict, durations: dict[str, float]) -> str:
+    import matplotlib
+    import nbconvert
+    import papermill
+    import torch
+    import torchvision
+    from .measure import hardware
+    hw = hardware()
+    rows = [("profile", p["profile"]), ("git commit", PL.git_commit()),
+            ("rendered", dt.datetime.now().strftime("%Y-%m-%d %H:%M")),
+            ("python", platform.python_version()), ("torch", torch.__version__),
+            ("torchvision", torchvision.__version__), ("papermill", papermill.__version__),
+            ("nbconvert", nbconvert.__version__), ("matplotlib", matplotlib.__version__),
+            ("numpy", np.__version__), ("pandas", pd.__version__),
+            ("CPU", f"{hw['cpu']} ({hw['cpu_count']} logical cores)"), ("GPU", hw["gpu"]),
+            ("latency threads", p["threads"]), ("training device", p["device"])]
+    rows += [(f"section {k} wall time", f"{v:.1f} s") for k, v in durations.items()]
+    body = "\n".join(f"| {k} | {html.escape(str(v))} |" for k, v in rows)
+    params = ", ".join(f"`{k}={v}`" for k, v in p.items() if k not in ("profile", "description"))
+    return (f'<a id="environment"></a>\n\n## Appendix: environment\n\n| | |\n|---|---|\n{body}\n\n'
+            f"Profile parameters: {params}.")
+
+
+def summary_table(results: pd.DataFrame, sections: list[str]) -> str:
+    d = results[results.section.isin(sections)]
+    d = d.drop_duplicates(subset=["model", "dataset", "prune_ratio", "quant"])
+    t = pd.DataFrame({
+        "model": d.model.map(MODEL_NAMES), "dataset": d.dataset.map(DATASET_NAMES),
+        "pruned (%)": (d.prune_ratio * 100).round(0).astype(int), "quant": d.quant,
+        "top-1 (%)": (d.accuracy * 100).round(2), "size (MB)": (d.size_bytes / 1e6).round(3),
+        "latency (ms)": d.latency_ms.round(3), "sparsity (%)": (d.sparsity * 100).round(1),
+        "sections": [",".join(sorted(results[(results.model == r.model) &
+                                             (results.dataset == r.dataset) &
+                                             (results.prune_ratio == r.prune_ratio) &
+                                             (results.quant == r.quant)].section))
+                     for r in d.itertuples()],
+    })
+    return t.to_html(index=False, border=0, classes="summary")
+
+
+PRINT_CSS = """
+<style>
+body { max-width: 1050px; margin: auto; }
+img { max-width: 100%; height: auto; page-break-inside: avoid; break-inside: avoid; }
+table { font-size: 11px; border-collapse: collapse; }
+table.summary td, table.summary th { padding: 2px 6px; border-bottom: 1px solid #ddd; }
+.jp-Cell { break-inside: avoid-page; }
+@media print { body { max-width: none; } .jp-Cell { padding: 0 !important; } }
+</style>
+"""
+
+
+def render(out: Path, p: dict, sections: list[str], executed: dict[str, Path]) -> Path:
+    """Merge the executed notebooks into out/index.html (code hidden, images embedded)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+    results = pd.read_csv(out / "results.csv")
+    durations, cells = {}, []
+    for letter in sections:
+        nb = nbformat.read(executed[letter], as_version=4)
+        durations[letter] = nb.metadata.get("papermill", {}).get("duration") or 0.0
+        for c in nb.cells:
+            if c.cell_type == "code":
+                # progress bars and warnings belong in the log, not in the report
+                c.outputs = [o for o in c.outputs if o.get("name") != "stderr"]
+            tags = set(c.metadata.get("tags", []))
+            if tags & {"parameters", "injected-parameters", "remove-in-report"}:
+                continue
+            cells.append(c)
+    toc = "\n".join(f"{i + 1}. [Section {s}. {PL.SECTION_TITLES[s]}](#section-{s})"
+                    for i, s in enumerate(sections))
+    title = nbformat.v4.new_markdown_cell(
+        f"# Approximate computing for CNNs: pruning and INT8 on ResNet-18 and MobileNetV2\n\n"
+        f"Profile **{p['profile']}**: {p['description']}\n\n"
+        f"A re-run of a course project's study (its sections A–E) with validation-based model "
+        f"selection, full-test-split accuracy with 95% intervals, paired significance tests and "
+        f"median CPU latencies. Generated by approxlib on "
+        f"{dt.date.today().isoformat()}.\n\n**Contents**\n\n{toc}\n"
+        f"{len(sections) + 1}. [Appendix: environment](#environment)")
+    summary = nbformat.v4.new_markdown_cell(
+        "## Summary\n\nEvery distinct model variant evaluated (top-1 on the full test split; size "
+        "= bytes of the saved checkpoint; latency = median batch-1 CPU forward time).\n\n"
+        + summary_table(results, sections))
+    appendix = nbformat.v4.new_markdown_cell(environment(p, durations))
+    merged = nbformat.v4.new_notebook(cells=[title, summary, *cells, appendix])
+    merged.metadata["title"] = f"approx-cnn report ({p['profile']})"
+    exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(merged)
+    body = body.replace("</head>", PRINT_CSS + "</head>", 1)
+    index = out / "index.html"
+    S.write_text(index, body)
+    return index
+
+
+def find_chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def to_pdf(index: Path, pdf: Path, timeout: int = 180) -> Path:
+    """Print the HTML with headless Chromium (Debian's package; works offline)."""
+    exe = find_chromium()
+    if exe is None:
+        raise ConfigError("no Chromium found for the PDF; install Debian's `chromium` "
+                          "(make report does) or pass --no-pdf")
+    with tempfile.TemporaryDirectory() as profile_dir, S.atomic_path(pdf) as tmp:
+        cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+               "--no-first-run", "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={profile_dir}",
+               "--no-pdf-header-footer", "--print-to-pdf-no-header",
+               f"--print-to-pdf={tmp}", index.resolve().as_uri()]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        if res.returncode != 0 or not tmp.exists() or tmp.stat().st_size == 0:
+            raise ConfigError(f"Chromium could not print {index} (exit {res.returncode})")
+    return pdf
+
+
+def build(profile: str, sections: list[str], overrides: dict, out: Path, models_dir: Path,
+          data_dir: Path | None, pdf: bool = True, progress: bool = True) -> dict:
+    """`approx report`: stages (cached) → notebooks (papermill) → index.html → report.pdf."""
+    p = load_profile(profile, overrides)
+    t0 = time.perf_counter()
+    PL.run(p, sections, S.Store(models_dir), out, data_dir, progress=progress)
+    t_stages = time.perf_counter() - t0
+    executed = execute(profile, sections, overrides, out, models_dir, data_dir, progress)
+    index = render(out, p, sections, executed)
+    made = {"index": index, "results": out / "results.csv", "stages_s": t_stages}
+    if pdf:
+        made["pdf"] = to_pdf(index, out / "report.pdf")
+    made["total_s"] = time.perf_counter() - t0
+    return made
+

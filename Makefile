@@ -6,7 +6,7 @@ PROFILE ?= quick
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup data report test lab clean-cache
+.PHONY: setup system report test lab clean-cache
 
 setup: $(STAMP)
 
@@ -17,19 +17,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[report,test]'
 	touch $@
 
-# Fashion-MNIST offline from Debian's package where we can install it; elsewhere torchvision
-# downloads it on first use. CIFAR cannot be fetched here: see README, "Data".
-data:
-	@if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2>&1 \
-	    && [ "$$(id -u)" = 0 ]; then \
-	  echo "installing Debian's dataset-fashion-mnist"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+# Debian packages, where we may install them: Fashion-MNIST offline (elsewhere torchvision
+# downloads it on first use) and Chromium, which prints the report to PDF. CIFAR cannot be
+# fetched here: see README, "Data".
+DEB_NEEDED = $(if $(wildcard /usr/share/datasets/fashion-mnist),,dataset-fashion-mnist) \
+             $(if $(shell command -v chromium 2>/dev/null),,chromium)
+system:
+	@if [ -n "$(strip $(DEB_NEEDED))" ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian packages: $(strip $(DEB_NEEDED))"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_NEEDED) >/dev/null; \
+	elif [ -n "$(strip $(DEB_NEEDED))" ]; then \
+	  echo "note: please install $(strip $(DEB_NEEDED)) (Debian/Ubuntu packages) for offline data and the PDF"; \
 	fi
 
-report: setup data
+report: setup system
 	$(BIN)/approx report --profile $(PROFILE)
 
-test: setup data
+test: setup system
 	$(BIN)/python -m pytest -q
 
 lab: setup

@@ -8,8 +8,10 @@ from torchvision import models as tvm
 from .config import ModelConfig
 
 
-def build(cfg: ModelConfig) -> nn.Module:
+def build(cfg: ModelConfig, seed: int | None = None) -> nn.Module:
     """A freshly initialized model (trained from scratch, as the original; no hub weights).
+
+    `seed` fixes the initialization (the training run's seed), so a run repeats exactly.
 
     stem='imagenet' keeps torchvision's stem (ResNet: 7×7 stride 2 + max-pool; MobileNetV2: 3×3
     stride 2), which shrinks a 32×32 input 4× (ResNet) / 2× (MobileNetV2) at once, as the original
@@ -17,6 +19,8 @@ def build(cfg: ModelConfig) -> nn.Module:
     Only the first convolution's input channels change for 1-channel data, so the ImageNet stem
     stays what the original measured.
     """
+    if seed is not None:
+        torch.manual_seed(seed)
     if cfg.name == "resnet18":
         m = tvm.resnet18(num_classes=cfg.num_classes)
         if cfg.stem == "cifar":

@@ -29,7 +29,7 @@ from .config import (MODELS, SECTIONS, ConfigError, ModelConfig, PruneConfig, Qu
                      data_config, finetune_config, measure_config, train_config)
 
 # Bump when a stage's code changes what it produces, so stale cache entries are not reused.
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 RESULT_COLUMNS = [  # the contract of DESIGN.md, in order; extra columns follow
     "section", "model", "dataset", "stem", "prune_method", "prune_ratio", "quant", "codec", "seed",
@@ -201,7 +201,7 @@ class Runner:
                 "upstream": st.upstream.key if st.upstream else None, **provenance()}
         if st.kind == "train":
             data_cfg, mc, tc = st.configs
-            model, hist = T.train(M.build(mc), self._splits(data_cfg), tc, self.p["device"],
+            model, hist = T.train(M.build(mc, tc.seed), self._splits(data_cfg), tc, self.p["device"],
                                   desc=st.label, progress=self.progress)
             quant = "none"
             meta["history"] = hist

@@ -58,6 +58,12 @@ def _md(text: str) -> None:
     _display(Markdown(text))
 
 
+def _size_words(ratio: float) -> str:
+    if abs(ratio - 1) < 0.005:
+        return f"{ratio:.3f}×: no real change"
+    return f"{ratio:.2f}× smaller" if ratio > 1 else f"{1 / ratio:.2f}× larger"
+
+
 def _fmt_pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
@@ -136,6 +142,13 @@ class Section:
                 f"test split; latency = median batch-1 CPU time, {p['threads']} thread(s)")
         return text
 
+    def protocol_short(self) -> str:
+        p = self.p
+        size = "all" if p["train_size"] is None else f"{p['train_size']:,}"
+        return (f"{size} train images, {p['epochs']} epochs SGD ({p['schedule']}, lr {p['lr']}), "
+                f"validation-selected; pruned = + {p['finetune_epochs']} fine-tuning epoch(s) at "
+                f"lr {p['finetune_lr']}; {p['stem']} stem")
+
     def caption(self, kind: str, what: str) -> str:
         if kind == "Figure":
             self._fig += 1
@@ -144,14 +157,14 @@ class Section:
             self._tab += 1
             n = self._tab
         return (f"*{kind} {self.letter}{n}. {what}. Dataset: {self.dataset_text()}; profile "
-                f"`{self.p['profile']}`; protocol: {self.protocol_text()}.*")
+                f"`{self.p['profile']}`; protocol: {self.protocol_short()}.*")
 
     # ------------------------------------------------------------------------------- content
     def header(self) -> None:
         title = PL.SECTION_TITLES[self.letter]
         _md(f'<a id="section-{self.letter}"></a>\n\n## Section {self.letter}. {title}\n\n'
             f"Dataset: **{self.dataset_text()}**; profile **{self.p['profile']}** "
-            f"({self.p['description']})")
+            f"({self.p['description']})\n\nProtocol: {self.protocol_text()}.")
 
     def table(self) -> None:
         d = self.df
@@ -179,9 +192,15 @@ class Section:
         return self.dataset in ("cifar10", "cifar100") and self.p["schedule"] == "constant"
 
     def _figure(self, fig, what: str) -> None:
+        """Show a figure as an embedded PNG (works under any matplotlib backend) + caption."""
+        import io
+
         import matplotlib.pyplot as plt
-        _display(fig)
+        from IPython.display import Image
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", bbox_inches="tight")
         plt.close(fig)
+        _display(Image(data=buf.getvalue(), format="png"))
         _md(self.caption("Figure", what))
 
     def fig_acc_vs_size(self) -> None:
@@ -237,7 +256,7 @@ class Section:
                 f"({delta:+.2f} points; McNemar p = {test['p_value']:.3g} on "
                 f"{test['only_a'] + test['only_b']} images where they disagree: {verdict}). "
                 f"Size {mb['size_bytes'] / 1e6:.3f} → {mo['size_bytes'] / 1e6:.3f} MB "
-                f"(×{size_ratio:.3f} smaller). Latency {mb['latency_ms']:.3f} → "
+                f"({_size_words(size_ratio)}). Latency {mb['latency_ms']:.3f} → "
                 f"{mo['latency_ms']:.3f} ms ({100 * lat:+.1f}%, {lat_verdict}).")
 
     def findings(self) -> None:
@@ -340,8 +359,10 @@ def environment(p: dict, durations: dict[str, float]) -> str:
             ("nbconvert", nbconvert.__version__), ("matplotlib", matplotlib.__version__),
             ("numpy", np.__version__), ("pandas", pd.__version__),
             ("CPU", f"{hw['cpu']} ({hw['cpu_count']} logical cores)"), ("GPU", hw["gpu"]),
-            ("latency threads", p["threads"]), ("training device", p["device"])]
-    rows += [(f"section {k} wall time", f"{v:.1f} s") for k, v in durations.items()]
+            ("latency threads", p["threads"]),
+            ("training device", p["device"] if p["device"] != "auto" else
+             ("cuda" if torch.cuda.is_available() else "cpu"))]
+    rows += [(f"section {k} notebook wall time", f"{v:.1f} s") for k, v in durations.items()]
     body = "\n".join(f"| {k} | {html.escape(str(v))} |" for k, v in rows)
     params = ", ".join(f"`{k}={v}`" for k, v in p.items() if k not in ("profile", "description"))
     return (f'<a id="environment"></a>\n\n## Appendix: environment\n\n| | |\n|---|---|\n{body}\n\n'

@@ -27,6 +27,8 @@ from . import quantize as Q
 from .config import ConfigError, ModelConfig
 
 FORMAT = "approxlib.checkpoint"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 VERSION = 1
 
 
@@ -45,6 +47,7 @@ def atomic_path(path: Path):
         yield Path(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; published files are world-readable
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):

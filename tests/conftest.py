@@ -27,3 +27,16 @@ def data_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def fmnist_test(data_root):
     return D.load_split("fashion-mnist", False, data_root)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory, data_root):
+    """The whole smoke profile computed once; its cache is shared by later tests."""
+    from approxlib import pipeline as PL
+    from approxlib import store as S
+    from approxlib.config import load_profile
+    root = tmp_path_factory.mktemp("run")
+    p = load_profile("smoke")
+    store = S.Store(root / "models")
+    df, runner = PL.run(p, list("ABCDE"), store, root / "out", data_root, progress=False)
+    return p, store, root, df, runner, data_root

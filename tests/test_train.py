@@ -29,8 +29,8 @@ def test_cpu_runs_repeat_exactly(small):
     sub = D.Splits(small.train_x[:256], small.train_y[:256], small.val_x[:64], small.val_y[:64],
                    small.test_x, small.test_y, 10, 1)
     cfg = TrainConfig(epochs=1, batch_size=64, lr=0.05, precision="fp32", seed=7)
-    a, ha = T.train(M.build(ModelConfig("mobilenetv2", 10, 1)), sub, cfg, "cpu", progress=False)
-    b, hb = T.train(M.build(ModelConfig("mobilenetv2", 10, 1)), sub, cfg, "cpu", progress=False)
+    a, ha = T.train(M.build(ModelConfig("mobilenetv2", 10, 1), seed=7), sub, cfg, "cpu", progress=False)
+    b, hb = T.train(M.build(ModelConfig("mobilenetv2", 10, 1), seed=7), sub, cfg, "cpu", progress=False)
     assert ha[0]["train_loss"] == hb[0]["train_loss"]
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 

@@ -1,0 +1,55 @@
+"""The committed notebooks, and bad parameters passed through papermill."""
+import json
+from pathlib import Path
+
+import nbformat
+import papermill as pm
+import pytest
+
+from approxlib.cli import main
+from approxlib.report import NOTEBOOKS
+
+NBS = sorted(NOTEBOOKS.glob("*.ipynb"))
+
+
+def test_one_notebook_per_section_letter_first():
+    assert [p.name[0] for p in NBS] == list("ABCDE")
+    assert all(p.name[1] == "_" for p in NBS)
+
+
+@pytest.mark.parametrize("path", NBS, ids=lambda p: p.name)
+def test_committed_without_outputs_and_parameterized(path):
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(not c["outputs"] and c["execution_count"] is None for c in code)
+    tagged = [c for c in code if "parameters" in c["metadata"].get("tags", [])]
+    assert len(tagged) == 1 and code[0] is tagged[0]
+    assert "profile = " in "".join(tagged[0]["source"])
+    # thin: one import, every other code cell is a single call
+    assert sum("import" in "".join(c["source"]) for c in code) == 1
+    assert all(len("".join(c["source"]).strip().splitlines()) == 1 for c in code[2:])
+
+
+def cli_message(capsys, *argv) -> str:
+    assert main(list(argv)) == 2
+    return capsys.readouterr().err.removeprefix("approx: error: ").strip()
+
+
+@pytest.mark.parametrize("params, cli_args", [
+    ({"model": "vgg"}, ["train", "--profile", "smoke", "--model", "vgg", "--out", "x.pt"]),
+    ({"ratio": 1.5}, ["report", "--profile", "smoke", "--set", "ratio=1.5"]),
+    ({"ratio": [0.5]}, ["report", "--profile", "smoke", "--set", "ratio=[0.5]"]),
+])
+def test_bad_parameters_fail_in_the_first_code_cell(tmp_path, capsys, params, cli_args):
+    out = tmp_path / "out.ipynb"
+    with pytest.raises(pm.PapermillExecutionError) as e:
+        pm.execute_notebook(str(NOTEBOOKS / "A_mobilenetv2_pruning.ipynb"), str(out),
+                            parameters={"profile": "smoke", "models_dir": str(tmp_path / "m"),
+                                        **params}, kernel_name="python3", progress_bar=False)
+    assert e.value.ename == "ConfigError"
+    assert e.value.evalue == cli_message(capsys, *cli_args)  # the CLI's words exactly
+    nb = nbformat.read(out, as_version=4)
+    failed = [c for c in nb.cells if c.cell_type == "code" and
+              any(o.get("output_type") == "error" for o in c.outputs)]
+    assert len(failed) == 1 and failed[0].source.startswith("from approxlib.report import Section")
+    assert not (tmp_path / "m").exists()  # failed before any work

@@ -1,0 +1,54 @@
+"""End to end: the smoke report through papermill, nbconvert and Chromium."""
+import os
+import re
+
+import pandas as pd
+import pytest
+from pypdf import PdfReader
+
+from approxlib import report
+
+
+@pytest.fixture(scope="module")
+def rendered(smoke_run, tmp_path_factory):
+    p, store, root, df, runner, data_root = smoke_run
+    out = tmp_path_factory.mktemp("report")
+    if report.find_chromium() is None and not os.environ.get("CI"):
+        pytest.skip("Chromium not installed (make test installs it)")
+    made = report.build("smoke", list("ABCDE"), {}, out, store.root, data_root, pdf=True,
+                        progress=False)
+    return out, made
+
+
+def test_html_has_every_section_images_summary_and_appendix(rendered):
+    out, made = rendered
+    html = made["index"].read_text()
+    for s in "ABCDE":
+        assert f'id="section-{s}"' in html and f"Section {s}." in html
+    figures = html.count('src="data:image/png;base64,')
+    assert figures >= 2 + 2 + 2 + 2 + 2  # A, B, D: 2 each; C: 2; E: 2 — all embedded
+    assert 'class="dataframe summary"' in html or 'class="summary"' in html
+    assert "Appendix: environment" in html and "git commit" in html
+    assert "from approxlib.report import Section" not in html  # code hidden
+    text = re.sub(r"<(style|script)\b.*?</\1>", "", html, flags=re.S)  # page chrome, not content
+    assert "Traceback" not in text and "Error" not in text
+    assert html.count("profile `smoke`") + html.count("profile <code>smoke</code>") >= 10
+    assert "What the numbers say" in html and "McNemar p =" in html
+    assert "stand-in for the original" in html  # D on Fashion-MNIST says so
+
+
+def test_pdf_is_valid_and_has_every_section(rendered):
+    out, made = rendered
+    pdf = made["pdf"]
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    text = "\n".join(page.extract_text() for page in PdfReader(pdf).pages)
+    for s in "ABCDE":
+        assert f"Section {s}." in text
+    assert "Appendix: environment" in text
+
+
+def test_executed_notebooks_and_results(rendered):
+    out, _ = rendered
+    assert sorted(p.name[0] for p in (out / "notebooks").glob("*.ipynb")) == list("ABCDE")
+    df = pd.read_csv(out / "results.csv")
+    assert sorted(df.section.unique()) == list("ABCDE") and len(df) == 15

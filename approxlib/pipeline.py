@@ -29,7 +29,7 @@ from .config import (MODELS, SECTIONS, ConfigError, ModelConfig, PruneConfig, Qu
                      data_config, finetune_config, measure_config, train_config)
 
 # Bump when a stage's code changes what it produces, so stale cache entries are not reused.
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 
 RESULT_COLUMNS = [  # the contract of DESIGN.md, in order; extra columns follow
     "section", "model", "dataset", "stem", "prune_method", "prune_ratio", "quant", "codec", "seed",

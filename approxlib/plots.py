@@ -27,10 +27,19 @@ def _color(r) -> str:
     return COLORS["none"] if r.prune_ratio == 0 else COLORS["pruned"]
 
 
+def _yerr(r) -> list | None:
+    """95% interval of a row's accuracy (points), when the caller added acc_lo/acc_hi."""
+    if not hasattr(r, "acc_lo"):
+        return None
+    return [[100 * (r.accuracy - r.acc_lo)], [100 * (r.acc_hi - r.accuracy)]]
+
+
 def acc_vs_size(df: pd.DataFrame) -> plt.Figure:
+    """Accuracy (with its 95% interval where given) against size on disk."""
     fig, ax = plt.subplots(figsize=(6.2, 3.4))
     for r in df.itertuples():
-        ax.scatter(r.size_bytes / MB, r.accuracy * 100, color=_color(r), s=45, zorder=3)
+        ax.errorbar(r.size_bytes / MB, r.accuracy * 100, yerr=_yerr(r), fmt="o", ms=7,
+                    color=_color(r), capsize=3, zorder=3)
         ax.annotate(variant_label(r), (r.size_bytes / MB, r.accuracy * 100), fontsize=8,
                     xytext=(5, 4), textcoords="offset points")
     ax.set_xlabel("Size on disk (MB)")
@@ -46,7 +55,7 @@ def acc_vs_size(df: pd.DataFrame) -> plt.Figure:
 def metric_bars(df: pd.DataFrame) -> plt.Figure:
     """Accuracy, batch-1 latency and size side by side, one bar per variant."""
     fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.3))
-    labels = [variant_label(r).replace(" ", "\n", 1) for r in df.itertuples()]
+    labels = [variant_label(r).replace(" ", "\n", 1).replace(" + ", "\n+ ") for r in df.itertuples()]
     colors = [_color(r) for r in df.itertuples()]
     specs = [("accuracy", 100, "Top-1 test accuracy (%)", "{:.1f}"),
              ("latency_ms", 1, "CPU latency, batch 1 (ms)", "{:.2f}"),
@@ -72,6 +81,10 @@ def vs_ratio(df: pd.DataFrame) -> plt.Figure:
              (d.size_bytes / MB, "Size on disk (MB)")]
     for ax, (y, ylabel) in zip(axes, specs):
         ax.plot(x, y, "o-", color=COLORS["pruned"])
+        if ylabel.startswith("Top-1") and "acc_lo" in d:
+            ax.fill_between(x, d.acc_lo * 100, d.acc_hi * 100, color=COLORS["pruned"],
+                            alpha=0.2, label="95% interval")
+            ax.legend(fontsize=7)
         ax.set_xlabel("Pruning ratio (% of Conv/Linear weights)")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)

@@ -114,6 +114,9 @@ class Section:
         self.seconds = time.perf_counter() - t0
         self.metrics = runner.metrics
         self.df["variant"] = [plots.variant_label(r) for r in self.df.itertuples()]
+        ci = [stats.wilson(round(r.accuracy * r.test_images), r.test_images)
+              for r in self.df.itertuples()]
+        self.df["acc_lo"], self.df["acc_hi"] = [c[0] for c in ci], [c[1] for c in ci]
         self._fig = 0
         self._tab = 0
 
@@ -170,7 +173,7 @@ class Section:
         d = self.df
         t = pd.DataFrame({
             "variant": d.variant, "top-1 acc. (%)": (d.accuracy * 100).round(2),
-            "95% CI (%)": [self._ci_text(r) for r in d.itertuples()],
+            "95% CI (%)": [f"{100 * r.acc_lo:.1f}–{100 * r.acc_hi:.1f}" for r in d.itertuples()],
             "size (MB)": (d.size_bytes / 1e6).round(3),
             "latency (ms)": d.latency_ms.round(3),
             "throughput @64 (img/s)": d.throughput_img_s.round(0).astype(int),
@@ -183,10 +186,6 @@ class Section:
             t["published latency (ms)"] = [x[2] if x else None for x in pub]
         _display(t.style.hide(axis="index").format(precision=3, na_rep="–"))
         _md(self.caption("Table", "Every variant of this section"))
-
-    def _ci_text(self, r) -> str:
-        lo, hi = stats.wilson(round(r.accuracy * r.test_images), r.test_images)
-        return f"{100 * lo:.1f}–{100 * hi:.1f}"
 
     def is_original_protocol(self) -> bool:
         return self.dataset in ("cifar10", "cifar100") and self.p["schedule"] == "constant"
@@ -229,8 +228,8 @@ class Section:
             t[f"sparsity @ {r:.0%} (%)"] = (d.sparsity * 100).round(1).values
         _display(t.style.hide(axis="index").format(precision=1))
         _md(self.caption("Table", "Per-layer sparsity (zero weights / weights) at each global "
-                         "pruning ratio; CSV files with the original's columns are in "
-                         f"`{self.out / 'sparsity'}`"))
+                         "pruning ratio; CSV files with the original's columns are in the "
+                         "report's `sparsity/` folder"))
 
     def fig_layers(self) -> None:
         self._figure(plots.layer_sparsity(self._layers()),
@@ -333,8 +332,11 @@ def execute(profile: str, sections: list[str], overrides: dict, out: Path,
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.stem}.running.ipynb")  # renamed only on success
         try:
+            # The kernel talks to us over loopback only; its "TCP without encryption" log line
+            # is noise in a batch run, so the kernel logs errors only.
             pm.execute_notebook(str(nb), str(tmp), parameters=params, kernel_name="python3",
-                                progress_bar=False, cwd=os.getcwd())
+                                progress_bar=False, cwd=os.getcwd(),
+                                extra_arguments=["--IPKernelApp.log_level=ERROR"])
             os.replace(tmp, target)
         except pm.PapermillExecutionError as e:
             raise ConfigError(f"section {letter}: {e.evalue}") from None

@@ -1,8 +1,7 @@
 """SGD training: the original's constant-lr protocol and better schedules, picked by config.
 
 The loop follows torchvision's references (`train_one_epoch`, `evaluate`); the data side follows
-airbench: uint8 tensors, batched augmentation on the device, channels_last, bf16 autocast where it
-is measured faster.
+airbench: uint8 tensors, batched augmentation on the device, channels_last, bf16 autocast on GPUs.
 """
 from __future__ import annotations
 
@@ -31,19 +30,14 @@ def pick_device(name: str = "auto") -> torch.device:
 def use_bf16(precision: str, device: torch.device, model: nn.Module) -> bool:
     """Whether to autocast to bf16.
 
-    auto: always on CUDA; on the CPU only where oneDNN has bf16 kernels and the model has no
-    depthwise convolutions. Measured here (2-core Xeon, AMX-BF16, batch 128, 28×28): ResNet-18
-    519 img/s fp32 → 663 bf16+channels_last, but MobileNetV2 811 fp32+channels_last → 443 bf16,
-    because the CPU's depthwise bf16 kernels are slow.
+    auto: on CUDA only. On this project's CPUs bf16 autocast was measured slower than fp32 in the
+    training loop: ResNet-18, 2-core Xeon with AMX-BF16, channels_last, batch 128: fp32 572/593
+    img/s vs bf16 533/541 (two runs each); MobileNetV2 811 → 443 (slow depthwise bf16 kernels).
+    `precision: bf16` still forces it.
     """
     if precision != "auto":
         return precision == "bf16"
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return False
-    depthwise = any(isinstance(m, nn.Conv2d) and m.groups > 1 for m in model.modules())
-    return not depthwise
+    return device.type == "cuda" and torch.cuda.is_bf16_supported()
 
 
 def seed_everything(seed: int) -> None:

@@ -58,4 +58,4 @@ def test_bf16_choice():
     r18 = M.build(ModelConfig("resnet18", 10, 1))
     mbv2 = M.build(ModelConfig("mobilenetv2", 10, 1))
     assert T.use_bf16("fp32", cpu, r18) is False and T.use_bf16("bf16", cpu, mbv2) is True
-    assert T.use_bf16("auto", cpu, mbv2) is False  # depthwise bf16 is slower on CPUs
+    assert T.use_bf16("auto", cpu, r18) is False  # measured slower than fp32 on our CPUs

@@ -101,7 +101,7 @@ def plan(p: dict, sections: list[str], models: dict[str, list[str]] | None = Non
     """
     r, ds = float(p["ratio"]), p["dataset"]
     ms = {**SECTION_MODELS, **(models or {})}
-    for sec, names in ms.items():
+    for names in ms.values():
         for m in names:
             if m not in MODELS:
                 raise ConfigError(f"unknown model {m!r}; valid: {', '.join(MODELS)}")

@@ -1,6 +1,5 @@
 """The committed notebooks, and bad parameters passed through papermill."""
 import json
-from pathlib import Path
 
 import nbformat
 import papermill as pm

@@ -3,7 +3,6 @@ import pytest
 
 from approxlib import pipeline as PL
 from approxlib import store as S
-from approxlib.config import load_profile
 
 CONTRACT = ["section", "model", "dataset", "stem", "prune_method", "prune_ratio", "quant",
             "codec", "seed", "accuracy", "size_bytes", "latency_ms", "params", "zero_params",

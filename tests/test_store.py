@@ -24,7 +24,7 @@ def test_round_trip_is_bit_exact(saved):
     model, path = saved
     back, info = S.load_checkpoint(path, expect=CFG)
     assert info["meta"]["note"] == "test" and info["quant"] == "none"
-    for (k, a), (_, b) in zip(model.state_dict().items(), back.state_dict().items()):
+    for (k, a), (_, b) in zip(model.state_dict().items(), back.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
 
 

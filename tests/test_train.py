@@ -32,7 +32,7 @@ def test_cpu_runs_repeat_exactly(small):
     a, ha = T.train(M.build(ModelConfig("mobilenetv2", 10, 1), seed=7), sub, cfg, "cpu", progress=False)
     b, hb = T.train(M.build(ModelConfig("mobilenetv2", 10, 1), seed=7), sub, cfg, "cpu", progress=False)
     assert ha[0]["train_loss"] == hb[0]["train_loss"]
-    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
 
 
 @pytest.mark.parametrize("schedule", ["constant", "onecycle", "cosine"])

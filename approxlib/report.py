@@ -20,7 +20,7 @@ from . import pipeline as PL
 from . import plots
 from . import stats
 from . import store as S
-from .config import DATASETS, MODELS, ConfigError, check_ratio, load_profile
+from .config import DATASETS, MODELS, ConfigError, check_ratio, load_profile, parse_value
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
@@ -81,6 +81,10 @@ class Section:
                  overrides: dict | None = None, out: str | None = None,
                  models_dir: str = "models", data_dir: str | None = None):
         self.letter = PL.parse_sections(letter)[0]
+        # `papermill -p ratios '[0, 0.5]'` passes text; list and dict parameters accept YAML text
+        # (what `-y` or `--set` would give). Scalars are never re-parsed: a wrong type stays wrong.
+        ratios, models, overrides = (parse_value(x) if isinstance(x, str) else x
+                                     for x in (ratios, models, overrides))
         if overrides is not None and not isinstance(overrides, dict):
             raise ConfigError(f"overrides must be a dict of profile parameters, got {overrides!r}")
         ov = dict(overrides or {})

@@ -52,3 +52,18 @@ def test_bad_parameters_fail_in_the_first_code_cell(tmp_path, capsys, params, cl
               any(o.get("output_type") == "error" for o in c.outputs)]
     assert len(failed) == 1 and failed[0].source.startswith("from approxlib.report import Section")
     assert not (tmp_path / "m").exists()  # failed before any work
+
+
+def test_list_parameters_accept_papermill_text(tmp_path, smoke_run):
+    """The README's command: papermill ... -p ratios '[0, 0.5, 0.9]' passes the list as text."""
+    _, store, _, _, _, data_root = smoke_run
+    out = tmp_path / "c.ipynb"
+    pm.execute_notebook(str(NOTEBOOKS / "C_resnet18_pruning_sweep.ipynb"), str(out),
+                        parameters={"profile": "smoke", "ratios": "[0, 0.5, 0.9]",
+                                    "models_dir": str(store.root), "data_dir": str(data_root),
+                                    "out": str(tmp_path / "rep")},
+                        kernel_name="python3", progress_bar=False)
+    import pandas as pd
+    df = pd.read_csv(tmp_path / "rep" / "results.csv")
+    assert sorted(df.prune_ratio) == [0.0, 0.5, 0.9]
+    assert df.loc[df.prune_ratio == 0.9, "sparsity"].item() == pytest.approx(0.9, abs=1e-6)

@@ -18,8 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-from .config import (DATASETS, MODELS, ConfigError, PruneConfig, QuantConfig, check_ratio,
-                     load_profile, parse_overrides, profile_names)
+from .config import (DATASETS, MODELS, ConfigError, ModelConfig, PruneConfig, QuantConfig,
+                     check_dataset, check_model, check_ratio, data_config, finetune_config,
+                     load_profile, measure_config, parse_overrides, profile_names)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -82,8 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _checkpoint_dataset(info: dict, given: str | None) -> str:
     if given is not None:
-        if given not in DATASETS:
-            raise ConfigError(f"unknown dataset {given!r}; valid: {', '.join(DATASETS)}")
+        check_dataset(given)
         return given
     for c in info["meta"].get("configs", []):
         if c.get("type") == "DataConfig":
@@ -122,11 +122,9 @@ def cmd_report(a) -> int:
 def cmd_train(a) -> int:
     from . import pipeline, store
     p = load_profile(a.profile, parse_overrides(a.overrides))
-    if a.model not in MODELS:
-        raise ConfigError(f"unknown model {a.model!r}; valid: {', '.join(MODELS)}")
+    check_model(a.model)
     dataset = a.dataset or p["dataset"]
-    if dataset not in DATASETS:
-        raise ConfigError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
+    check_dataset(dataset)
     runner = pipeline.Runner(p, store.Store(a.models_dir), a.data_dir, not a.quiet)
     st = pipeline.stages(pipeline.Variant("-", a.model, dataset), p)[0]
     _copy(runner.artifact(st), a.out)
@@ -135,7 +133,6 @@ def cmd_train(a) -> int:
 
 def cmd_prune(a) -> int:
     from . import data, prune, store
-    from .config import data_config, finetune_config
     check_ratio(a.ratio)
     p = load_profile(a.profile, parse_overrides(a.overrides))
     model, info = store.load_checkpoint(a.checkpoint)
@@ -146,7 +143,6 @@ def cmd_prune(a) -> int:
     model, hist = prune.prune_and_finetune(model, PruneConfig(a.ratio), splits,
                                            finetune_config(p), p["device"],
                                            f"fine-tune {a.ratio:.0%}", not a.quiet)
-    from .config import ModelConfig
     meta = {**info["meta"], "pruned": {"ratio": a.ratio, "history": hist}}
     store.save_checkpoint(model, a.out, ModelConfig(**info["model"]), "none", meta)
     print(f"sparsity {prune.sparsity_of(model):.4f} → {a.out}")
@@ -155,7 +151,6 @@ def cmd_prune(a) -> int:
 
 def cmd_quantize(a) -> int:
     from . import quantize, store
-    from .config import ModelConfig
     model, info = store.load_checkpoint(a.checkpoint)
     if info["quant"] != "none":
         raise ConfigError(f"{a.checkpoint} is already quantized ({info['quant']})")
@@ -168,10 +163,9 @@ def cmd_quantize(a) -> int:
 
 def cmd_evaluate(a) -> int:
     from . import data, measure, prune, store, train
-    from .config import measure_config
     p = load_profile(a.profile, parse_overrides(a.overrides))
-    if a.model is not None and a.model not in MODELS:
-        raise ConfigError(f"unknown model {a.model!r}; valid: {', '.join(MODELS)}")
+    if a.model is not None:
+        check_model(a.model)
     model, info = store.load_checkpoint(a.checkpoint)
     if a.model is not None and info["model"]["name"] != a.model:
         raise ConfigError(f"{a.checkpoint} holds {info['model']['name']}, not {a.model}")

@@ -58,6 +58,14 @@ def check_ratio(value: Any, name: str = "ratio") -> None:
     _number(name, value, 0.0, 1.0, hi_open=True)
 
 
+def check_model(name: Any) -> None:
+    _choice("model", name, MODELS)
+
+
+def check_dataset(name: Any) -> None:
+    _choice("dataset", name, DATASETS)
+
+
 @dataclass(frozen=True)
 class DataConfig:
     dataset: str

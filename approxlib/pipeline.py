@@ -25,7 +25,7 @@ from . import prune as P
 from . import quantize as Q
 from . import store as S
 from . import train as T
-from .config import (MODELS, SECTIONS, ConfigError, ModelConfig, PruneConfig, QuantConfig, config_hash,
+from .config import (SECTIONS, ConfigError, check_model, ModelConfig, PruneConfig, QuantConfig, config_hash,
                      data_config, finetune_config, measure_config, train_config)
 
 # Bump when a stage's code changes what it produces, so stale cache entries are not reused.
@@ -103,8 +103,7 @@ def plan(p: dict, sections: list[str], models: dict[str, list[str]] | None = Non
     ms = {**SECTION_MODELS, **(models or {})}
     for names in ms.values():
         for m in names:
-            if m not in MODELS:
-                raise ConfigError(f"unknown model {m!r}; valid: {', '.join(MODELS)}")
+            check_model(m)
     per_section = {
         "A": [Variant("A", m, ds, x) for m in ms["A"] for x in (0.0, r)],
         "B": [Variant("B", m, ds, x, q) for m in ms["B"]

@@ -20,7 +20,8 @@ from . import pipeline as PL
 from . import plots
 from . import stats
 from . import store as S
-from .config import DATASETS, MODELS, ConfigError, check_ratio, load_profile, parse_value
+from .config import (ConfigError, check_dataset, check_model, check_ratio, load_profile,
+                     parse_value)
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
@@ -89,8 +90,7 @@ class Section:
             raise ConfigError(f"overrides must be a dict of profile parameters, got {overrides!r}")
         ov = dict(overrides or {})
         if dataset is not None:
-            if dataset not in DATASETS:
-                raise ConfigError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
+            check_dataset(dataset)
             ov["dataset_d" if self.letter == "D" else "dataset"] = dataset
         if ratio is not None:
             check_ratio(ratio)
@@ -103,8 +103,7 @@ class Section:
             if not isinstance(names, list) or not names:
                 raise ConfigError(f"models must be a non-empty list, got {models!r}")
             for m in names:
-                if m not in MODELS:
-                    raise ConfigError(f"unknown model {m!r}; valid: {', '.join(MODELS)}")
+                check_model(m)
             self.models = {self.letter: names}
         self.p = load_profile(profile, ov)
         # Relative paths are taken from the repository root, so a notebook opened in JupyterLab

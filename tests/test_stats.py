@@ -1,0 +1,25 @@
+import numpy as np
+import pytest
+
+from approxlib import stats
+
+
+def test_mcnemar_exact_on_known_counts():
+    y = np.zeros(30, dtype=int)
+    a = np.zeros(30, dtype=int)          # right everywhere
+    b = a.copy()
+    b[:10] = 1                           # wrong on 10 images where a is right, never the reverse
+    r = stats.mcnemar(y, a, b)
+    assert (r["only_a"], r["only_b"]) == (10, 0)
+    assert r["p_value"] == pytest.approx(2 * 0.5 ** 10)  # two-sided exact binomial
+    assert stats.mcnemar(y, a, a)["p_value"] == 1.0       # identical predictions: no evidence
+    balanced = b.copy()
+    balanced[10:20] = 1
+    assert stats.mcnemar(y, b, np.where(np.arange(30) < 10, 0, balanced))["p_value"] == 1.0
+
+
+def test_wilson_interval_known_values():
+    lo, hi = stats.wilson(50, 100)
+    assert (lo, hi) == pytest.approx((0.4038, 0.5962), abs=1e-4)  # the textbook Wilson interval
+    lo, hi = stats.wilson(0, 10)
+    assert lo == 0 and hi == pytest.approx(0.2775, abs=1e-4)

@@ -1,11 +1,14 @@
-"""Global L1 unstructured pruning through `torch.nn.utils.prune`, as the original study did."""
+"""Magnitude pruning through `torch.nn.utils.prune`: one-shot global L1 as the original study
+did, and gradual pruning to high sparsity (Zhu & Gupta's cubic schedule) for Deep Compression."""
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 from torch.nn.utils import prune as tprune
 
-from .config import PruneConfig
+from .config import GradualConfig, PruneConfig
 from .models import prunable, weight_of
 
 
@@ -64,6 +67,7 @@ def freeze_masks_(model: nn.Module) -> dict[str, torch.Tensor]:
     masks = {n: m.weight_mask.detach().clone() for n, m in prunable(model)
              if tprune.is_pruned(m) and hasattr(m, "weight_mask")}
     make_permanent_(model)
+    apply_masks_(model, masks)  # w × 0 is −0.0 for negative w; store a plain +0.0
     return masks
 
 
@@ -74,7 +78,7 @@ def apply_masks_(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
         w = modules[name].weight
         if mask.device != w.device:
             mask = masks[name] = mask.to(w.device)
-        w.mul_(mask)
+        w.masked_fill_(mask == 0, 0.0)  # +0.0, never the −0.0 that w × 0 gives for w < 0
 
 
 def prune_and_finetune(model: nn.Module, cfg: PruneConfig, splits, finetune, device="auto",
@@ -86,4 +90,87 @@ def prune_and_finetune(model: nn.Module, cfg: PruneConfig, splits, finetune, dev
     model, hist = T.train(model, splits, finetune, device, desc=desc, progress=progress,
                           after_step=lambda m: apply_masks_(m, masks))
     apply_masks_(model, masks)  # the selected state already holds them; cheap insurance
+    return model, hist
+
+
+# ------------------------------------------------------------------------------ gradual pruning
+
+def _smallest_mask(scores: torch.Tensor, ratio: float) -> torch.Tensor:
+    """1 everywhere but at the round(ratio × n) smallest scores (torch's own rule for `amount`)."""
+    mask = torch.ones_like(scores)
+    k = round(ratio * scores.numel())
+    if k:
+        mask[torch.topk(scores, k, largest=False).indices] = 0
+    return mask
+
+
+@torch.no_grad()
+def magnitude_masks(model: nn.Module, ratio: float, scope: str = "global"
+                    ) -> dict[str, torch.Tensor]:
+    """Masks that zero the smallest-|w| fraction `ratio` of Conv2d/Linear weights, ranked over all
+    layers together (global) or within each layer. Weights already zero rank lowest, so a rising
+    ratio only ever adds to the pruned set.
+
+    Written out rather than calling `torch.nn.utils.prune`, whose `global_unstructured` and
+    `l1_unstructured` flatten with `.view(-1)` and fail on channels_last weights mid-training;
+    the rule (round(ratio × n) smallest |w|, by `topk`) is the same.
+    """
+    layers = prunable(model)
+    if scope == "layer":
+        return {n: _smallest_mask(m.weight.abs().reshape(-1), ratio).view_as(m.weight)
+                for n, m in layers}
+    if scope != "global":
+        raise ValueError(f"unknown pruning scope {scope!r}")
+    scores = torch.cat([m.weight.abs().reshape(-1) for _, m in layers])
+    flat, out, i = _smallest_mask(scores, ratio), {}, 0
+    for n, m in layers:
+        out[n] = flat[i:i + m.weight.numel()].view_as(m.weight)
+        i += m.weight.numel()
+    return out
+
+
+def magnitude_prune_(model: nn.Module, ratio: float, scope: str = "global"
+                     ) -> dict[str, torch.Tensor]:
+    """Zero the weights `magnitude_masks` selects, in place; return the masks."""
+    masks = magnitude_masks(model, ratio, scope)
+    apply_masks_(model, masks)
+    return masks
+
+
+def cubic_sparsity(step: int, ramp_steps: int, final: float, initial: float = 0.0) -> float:
+    """Zhu & Gupta (2017), eq. 1: s_t = s_f + (s_i − s_f)(1 − t/T)^3; fast early, gentle late."""
+    frac = min(1.0, step / max(1, ramp_steps))
+    return final + (initial - final) * (1.0 - frac) ** 3
+
+
+class GradualPruner:
+    """An `after_step` hook for `train.train`: raises the sparsity along the cubic schedule every
+    `cfg.every` steps and keeps pruned weights at zero after every step."""
+
+    def __init__(self, model: nn.Module, cfg: GradualConfig, total_steps: int):
+        self.cfg, self.step = cfg, 0
+        self.ramp_steps = max(1, min(total_steps, round(cfg.ramp * total_steps)))
+        self.masks = magnitude_prune_(model, cfg.initial, cfg.scope) if cfg.initial > 0 else {}
+
+    def __call__(self, model: nn.Module) -> None:
+        self.step += 1
+        if self.step <= self.ramp_steps and (self.step % self.cfg.every == 0
+                                             or self.step == self.ramp_steps):
+            target = cubic_sparsity(self.step, self.ramp_steps, self.cfg.sparsity, self.cfg.initial)
+            self.masks = magnitude_prune_(model, target, self.cfg.scope)
+        else:
+            apply_masks_(model, self.masks)
+
+
+def gradual_prune(model: nn.Module, cfg: GradualConfig, splits, finetune, device="auto",
+                  desc="gradual prune", progress=True) -> tuple[nn.Module, list[dict]]:
+    """Prune gradually while fine-tuning; the checkpoint is picked on the validation split among
+    the epochs that end at the final sparsity only (an earlier, denser epoch would cheat)."""
+    from . import train as T
+    steps = math.ceil(len(splits.train_y) / finetune.batch_size) * finetune.epochs
+    pruner = GradualPruner(model, cfg, steps)
+    first_final = math.ceil(pruner.ramp_steps / math.ceil(len(splits.train_y) / finetune.batch_size))
+    model, hist = T.train(model, splits, finetune, device, desc=desc, progress=progress,
+                          after_step=pruner, select_from=max(1, first_final))
+    apply_masks_(model, pruner.masks)
     return model, hist

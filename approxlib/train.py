@@ -82,12 +82,15 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, **kw) -> float:
 
 def train(model: nn.Module, splits: D.Splits, cfg: TrainConfig, device: str = "auto",
           desc: str = "train", progress: bool = True,
-          after_step: Callable[[nn.Module], None] | None = None) -> tuple[nn.Module, list[dict]]:
+          after_step: Callable[[nn.Module], None] | None = None,
+          select_from: int = 1) -> tuple[nn.Module, list[dict]]:
     """Train, evaluate on the validation split after each epoch, return the best-validation model.
 
     The original kept the epoch with the best *test* accuracy; picking on the test set inflates the
     reported number, so we pick on the validation split and report the test split once.
     `after_step(model)` runs after every optimizer step (pruning re-applies its masks there).
+    Only epochs `select_from` (1-based) onwards are eligible (gradual pruning reaches its final
+    sparsity there).
     Returns the model (on the CPU, fp32) and a per-epoch history.
     """
     dev = pick_device(device)
@@ -106,6 +109,8 @@ def train(model: nn.Module, splits: D.Splits, cfg: TrainConfig, device: str = "a
     train_x, train_y = splits.train_x.to(dev), splits.train_y.to(dev)
 
     best_acc, best_state, history = -1.0, None, []
+    if cfg.epochs and select_from > cfg.epochs:
+        raise ValueError(f"select_from={select_from} is past the last epoch ({cfg.epochs})")
     if cfg.epochs == 0:
         best_state = copy.deepcopy(model.state_dict())
     for epoch in range(cfg.epochs):
@@ -143,7 +148,7 @@ def train(model: nn.Module, splits: D.Splits, cfg: TrainConfig, device: str = "a
         if progress:
             tqdm.write(f"{desc} epoch {epoch + 1}/{cfg.epochs}: loss {loss_sum / seen:.3f} "
                        f"train {correct / seen:.3f} val {val_acc:.3f} ({seen / secs:.0f} img/s)")
-        if val_acc > best_acc:
+        if epoch + 1 >= select_from and val_acc > best_acc:
             best_acc = val_acc
             best_state = copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)

@@ -76,3 +76,54 @@ def test_ratio_outside_range():
         PruneConfig(1.5)
     with pytest.raises(ConfigError):
         PruneConfig(-0.1)
+
+
+# ------------------------------------------------------------------------------ gradual pruning
+
+def test_cubic_schedule_rises_fast_then_flattens():
+    s = [P.cubic_sparsity(t, 100, 0.9) for t in range(0, 101, 10)]
+    assert s[0] == 0 and s[-1] == pytest.approx(0.9) and P.cubic_sparsity(500, 100, 0.9) == 0.9
+    steps = [b - a for a, b in zip(s, s[1:])]
+    assert all(x > 0 for x in steps) and steps == sorted(steps, reverse=True)
+
+
+@pytest.mark.parametrize("scope", ["global", "layer"])
+def test_magnitude_masks_are_exact_and_handle_channels_last(model, scope):
+    model = model.to(memory_format=torch.channels_last)  # what training uses
+    masks = P.magnitude_prune_(model, 0.8, scope)
+    zeros, total = P.global_sparsity(model)
+    if scope == "global":
+        assert zeros == round(0.8 * total)
+    else:
+        for _, m in M.prunable(model):
+            assert int((m.weight == 0).sum()) == round(0.8 * m.weight.numel())
+    # zeros are +0.0 (a negative weight times 0 would be −0.0)
+    for _, m in M.prunable(model):
+        w = m.weight.detach().reshape(-1)
+        assert not torch.any((w == 0) & torch.signbit(w))
+    # a rising ratio keeps every weight already pruned
+    before = {n: (m.weight == 0).clone() for n, m in M.prunable(model)}
+    P.magnitude_prune_(model, 0.9, scope)
+    assert all(torch.all((m.weight == 0)[before[n]]) for n, m in M.prunable(model))
+    assert set(masks) == {n for n, _ in M.prunable(model)}
+
+
+def test_gradual_pruning_reaches_the_target_and_selects_a_final_epoch(data_root):
+    import dataclasses
+    from approxlib import data as D
+    from approxlib.config import DataConfig, GradualConfig, TrainConfig
+    splits = D.load(DataConfig("fashion-mnist", 256, 64), data_root)
+    model = M.build(ModelConfig("mobilenetv2", 10, 1), seed=0)
+    ft = TrainConfig(epochs=3, batch_size=64, lr=0.01, crop_padding=0)
+    pruned, hist = P.gradual_prune(model, GradualConfig(0.7, ramp=0.5, every=1), splits, ft,
+                                   progress=False)
+    zeros, total = P.global_sparsity(pruned)
+    assert zeros == round(0.7 * total)
+    assert len(hist) == 3
+    # 4 steps per epoch, sparsity ramps over steps 1–6: epoch 1 ends below the final sparsity,
+    # so the checkpoint is the best validation epoch among epochs 2 and 3
+    from approxlib import train as T
+    assert T.accuracy(pruned, splits.val_x, splits.val_y) == pytest.approx(
+        max(h["val_acc"] for h in hist[1:]))
+    with pytest.raises(ValueError, match="past the last epoch"):
+        T.train(model, splits, dataclasses.replace(ft, epochs=1), select_from=2, progress=False)

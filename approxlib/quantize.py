@@ -26,4 +26,7 @@ def quantize(model: nn.Module, cfg: QuantConfig) -> nn.Module:
 
 def rebuild(float_model: nn.Module, method: str) -> nn.Module:
     """The empty structure a saved state dict of `method` loads into."""
+    if method == "kmeans":  # weight sharing keeps float weights; only BatchNorm is folded away
+        from .share import fold_batchnorm
+        return fold_batchnorm(float_model)
     return quantize(float_model, QuantConfig(method))

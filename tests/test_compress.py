@@ -1,0 +1,244 @@
+"""The .apx codec: bit-exact round trips, exact accuracy after decoding, and a decoder that
+rejects every damaged file with ApxError (never a crash, a hang or a huge allocation)."""
+import json
+import pickle
+import random
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from approxlib import compress as Z
+from approxlib import models as M
+from approxlib import prune as P
+from approxlib import share as SH
+from approxlib import train as T
+from approxlib.config import CodecConfig, ModelConfig, ShareConfig
+
+MC = ModelConfig("resnet18", 10, 1)
+
+
+def bits(t: torch.Tensor) -> torch.Tensor:
+    return t.view(torch.int32) if t.dtype == torch.float32 else t
+
+
+def same_bits(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return list(sa) == list(sb) and all(torch.equal(bits(sa[k]), bits(sb[k])) for k in sa)
+
+
+@pytest.fixture(scope="module")
+def compressed():
+    """A ResNet-18 as Deep Compression leaves it: BatchNorm folded, 90% pruned, 4-bit shared."""
+    model = SH.fold_batchnorm(M.build(MC, seed=0))
+    P.magnitude_prune_(model, 0.9)
+    SH.share_weights_(model, ShareConfig(4, 4))
+    SH.round_biases_(model)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def apx_bytes(compressed):
+    data, _ = Z.encode(compressed, MC, CodecConfig("huffman"))
+    return data
+
+
+# ------------------------------------------------------------------------------ round trips
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 5000), max_size=400, unique=True), st.integers(1, 12))
+def test_relative_indices_round_trip(positions, index_bits):
+    pos = np.array(sorted(positions), dtype=np.int64)
+    sym = Z.gaps_of(pos, index_bits)
+    assert sym.max(initial=0) < (1 << index_bits)
+    assert np.array_equal(Z.positions_of(sym, index_bits, len(pos), 5001), pos)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 300), max_size=500), st.integers(9, 16))
+def test_fixed_and_huffman_streams_round_trip(symbols, width):
+    s = np.array(symbols, dtype=np.int64)
+    assert np.array_equal(Z.unpack_fixed(Z.pack_fixed(s, width), width, len(s)), s)
+    data, table = Z.huffman_encode(s)
+    assert np.array_equal(Z.huffman_decode(data, table, len(s), 301), s)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.floats(0.0, 1.0), st.integers(1, 300),
+       st.sampled_from(["sparse", "packed", "huffman"]))
+def test_random_tensors_round_trip_bit_exact(seed, density, distinct, codec):
+    """Any float32 values (−0.0, NaN, infinities included) come back bit for bit."""
+    g = torch.Generator().manual_seed(seed)
+    book = torch.randn(distinct, generator=g)
+    book[0] = -0.0
+    if distinct > 2:
+        book[1], book[2] = float("nan"), float("inf")
+    w = book[torch.randint(0, distinct, (7, 5, 3, 3), generator=g)]
+    w[torch.rand(w.shape, generator=g) >= density] = 0.0
+    writer = Z._Writer()
+    rec = Z._encode_sparse(writer, w, CodecConfig(codec, index_bits=3))
+    payload = writer.buf.getvalue()
+    secs = [payload[o:o + n] for o, n, _ in writer.sections]
+    out = Z._decode_tensor({"name": "w", **rec}, tuple(w.shape), torch.float32, secs)
+    assert torch.equal(out.view(torch.int32), w.view(torch.int32))
+
+
+@pytest.mark.parametrize("codec", ["sparse", "packed", "huffman"])
+def test_model_round_trip_is_bit_exact(compressed, codec, tmp_path):
+    Z.save(compressed, tmp_path / "m.apx", CodecConfig(codec), MC)
+    decoded, header = Z.load(tmp_path / "m.apx")
+    assert header["structure"] == "folded" and header["codec"] == codec
+    assert same_bits(compressed, decoded)
+
+
+def test_plain_model_with_batchnorm_round_trips(tmp_path):
+    model = M.build(ModelConfig("mobilenetv2", 10, 1), seed=1).eval()
+    P.magnitude_prune_(model, 0.5)
+    Z.save(model, tmp_path / "m.apx", CodecConfig("sparse"), ModelConfig("mobilenetv2", 10, 1))
+    decoded, header = Z.load(tmp_path / "m.apx")
+    assert header["structure"] == "plain" and same_bits(model, decoded)
+
+
+def test_decoded_accuracy_equals_encoded_accuracy(compressed, fmnist_test, tmp_path):
+    x, y = fmnist_test[0][:1000], fmnist_test[1][:1000]
+    Z.save(compressed, tmp_path / "m.apx", CodecConfig("huffman"), MC)
+    decoded, _ = Z.load(tmp_path / "m.apx")
+    before, after = T.predict(compressed, x), T.predict(decoded, x)
+    assert torch.equal(before, after)
+    assert (before == y).float().mean().item() == (after == y).float().mean().item()
+
+
+def test_huffman_file_is_smaller_and_ratio_is_real_bytes(compressed, tmp_path):
+    sizes = {}
+    for codec in ("sparse", "packed", "huffman"):
+        Z.save(compressed, tmp_path / f"{codec}.apx", CodecConfig(codec), MC)
+        sizes[codec] = (tmp_path / f"{codec}.apx").stat().st_size
+    assert sizes["huffman"] < sizes["packed"] < sizes["sparse"]
+    dense = Z.dense_state_dict_bytes(MC)
+    # 10% of 11.2M weights at 4 bits + gaps cannot take more than ~2 bytes each: well over 15×.
+    assert dense / sizes["huffman"] > 15
+
+
+def test_encoder_refuses_a_model_its_config_does_not_describe(compressed):
+    with pytest.raises(Exception, match="does not match"):
+        Z.encode(compressed, ModelConfig("resnet18", 100, 1), CodecConfig("huffman"))
+
+
+# ----------------------------------------------------------------------------- bad files
+
+def test_fuzz_mutated_truncated_extended_files_raise_only_apx_error(apx_bytes):
+    """Thousands of damaged files in seconds: every one is rejected with ApxError."""
+    rng = random.Random(0)
+    cases = 0
+    for _ in range(1500):
+        data = bytearray(apx_bytes)
+        for _ in range(rng.randint(1, 4)):
+            i = rng.randrange(len(data))
+            data[i] ^= 1 << rng.randrange(8)
+        cases += _rejects(bytes(data))
+    for _ in range(600):
+        cases += _rejects(apx_bytes[:rng.randrange(len(apx_bytes))])
+    for _ in range(300):
+        cases += _rejects(apx_bytes + bytes(rng.randrange(256) for _ in range(rng.randint(1, 64))))
+    assert cases == 2400
+
+
+def _rejects(data: bytes) -> int:
+    with pytest.raises(Z.ApxError):
+        Z.decode(data)
+    return 1
+
+
+def _repack(header: dict, payload: bytes, version: int = Z.FORMAT_VERSION) -> bytes:
+    h = zlib.compress(json.dumps(header).encode())
+    return Z.PREFIX.pack(Z.MAGIC, version, 0, len(h), zlib.crc32(h)) + h + payload
+
+
+def _split(data: bytes) -> tuple[dict, bytes]:
+    _, _, _, hlen, _ = Z.PREFIX.unpack_from(data)
+    header = json.loads(zlib.decompress(data[Z.PREFIX.size:Z.PREFIX.size + hlen]))
+    return header, data[Z.PREFIX.size + hlen:]
+
+
+JUNK = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.text(max_size=5),
+                 st.lists(st.integers(-3, 70000), max_size=4), st.floats(allow_nan=True))
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_fuzz_header_with_valid_checksums_raises_only_apx_error(apx_bytes, data):
+    """A hostile header that passes the checksums still gets a clear error, not a crash or a
+    huge allocation: every count, offset and shape is checked against the architecture."""
+    header, payload = _split(apx_bytes)
+    recs = header["tensors"]
+    rec = recs[data.draw(st.integers(0, len(recs) - 1))]
+    target = data.draw(st.sampled_from(["tensor", "stream", "top", "section"]))
+    if target == "tensor":
+        rec[data.draw(st.sampled_from(sorted(rec)))] = data.draw(JUNK)
+    elif target == "stream" and rec["enc"] == "sparse":
+        stream = rec[data.draw(st.sampled_from(["gaps", "values"]))]
+        stream[data.draw(st.sampled_from(sorted(stream)))] = data.draw(JUNK)
+    elif target == "section":
+        sec = header["sections"][data.draw(st.integers(0, len(header["sections"]) - 1))]
+        sec[data.draw(st.integers(0, 1))] = data.draw(st.integers(-10, 2**40))
+    else:
+        header[data.draw(st.sampled_from(sorted(header)))] = data.draw(JUNK)
+    try:
+        Z.decode(_repack(header, payload))
+    except Z.ApxError:
+        pass  # the documented error; a harmless edit (e.g. meta) may also decode fine
+
+
+def test_future_version_foreign_and_empty_files_are_rejected(apx_bytes, tmp_path):
+    header, payload = _split(apx_bytes)
+    with pytest.raises(Z.ApxError, match="version 2; this approxlib reads version 1"):
+        Z.decode(_repack(header, payload, version=2))
+    with pytest.raises(Z.ApxError, match="bad magic"):
+        Z.decode(b"")
+    ckpt = tmp_path / "m.pt"
+    torch.save({"a": torch.zeros(3)}, ckpt)
+    with pytest.raises(Z.ApxError, match="bad magic"):
+        Z.load(ckpt)
+    with pytest.raises(Z.ApxError, match="not found"):
+        Z.load(tmp_path / "missing.apx")
+
+
+def test_huge_claimed_sizes_are_refused_before_allocating(apx_bytes):
+    header, payload = _split(apx_bytes)
+    rec = next(r for r in header["tensors"] if r["enc"] == "sparse")
+    rec["gaps"]["n"] = 2**40
+    with pytest.raises(Z.ApxError):
+        Z.decode(_repack(header, payload))
+    header, payload = _split(apx_bytes)
+    huge = Z.PREFIX.pack(Z.MAGIC, 1, 0, 2**31, 0) + b"x" * 100
+    with pytest.raises(Z.ApxError, match="truncated or corrupt header"):
+        Z.decode(huge)
+
+
+def test_decoder_never_unpickles(apx_bytes, monkeypatch):
+    def forbidden(*a, **k):
+        raise AssertionError("the .apx decoder must not unpickle")
+    monkeypatch.setattr(pickle, "loads", forbidden)
+    monkeypatch.setattr(pickle, "load", forbidden)
+    monkeypatch.setattr(pickle, "Unpickler", forbidden)
+    monkeypatch.setattr(torch, "load", forbidden)
+    model, _ = Z.decode(apx_bytes)
+    assert isinstance(model, torch.nn.Module)
+
+
+def test_general_purpose_codecs_round_trip():
+    data = bytes(range(256)) * 100 + b"\0" * 5000
+    for codec in ("gzip", "xz", "zstd"):
+        packed = Z.general_compress(data, codec)
+        assert len(packed) < len(data)
+        assert Z.general_decompress(packed, codec) == data
+    with pytest.raises(Z.S.CheckpointError):
+        Z.general_decompress(b"not xz", "xz")
+
+
+def test_prefix_layout_is_documented():
+    assert Z.PREFIX.size == 20 and struct.calcsize("<8sHHII") == 20 and len(Z.MAGIC) == 8

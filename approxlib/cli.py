@@ -5,6 +5,8 @@
     approx prune --checkpoint r18.pt --ratio 0.5 --out r18_p50.pt
     approx quantize --checkpoint r18_p50.pt --out r18_p50_int8.pt
     approx evaluate --checkpoint r18_p50_int8.pt
+    approx compress --checkpoint r18.pt --out r18.apx     # Deep Compression → .apx
+    approx evaluate --checkpoint r18.apx
 
 Every user error (bad name, bad value, missing data or checkpoint) is one line on stderr and exit
 status 2; nothing is written unless the command succeeds.
@@ -70,7 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--checkpoint", type=Path, required=True)
     q.add_argument("--out", type=Path, required=True)
 
-    e = sub.add_parser("evaluate", help="accuracy, size, latency and sparsity of a checkpoint")
+    c = sub.add_parser("compress", help="Deep Compression of a checkpoint: gradual pruning, "
+                       "k-means weight sharing, Huffman coding, written as an .apx file")
+    _common(c)
+    c.add_argument("--checkpoint", type=Path, required=True, help="a dense float checkpoint")
+    c.add_argument("--out", type=Path, required=True, help=".apx file to write")
+    c.add_argument("--sparsity", type=float, default=None,
+                   help="final sparsity in [0, 1) (default: the profile's dc_sparsity)")
+    c.add_argument("--dataset", default=None, help="fine-tuning data (default: the checkpoint's)")
+
+    e = sub.add_parser("evaluate", help="accuracy, size, latency and sparsity of a checkpoint "
+                       "(.pt, or .apx from `approx compress`)")
     _common(e)
     e.add_argument("--checkpoint", type=Path, required=True)
     e.add_argument("--dataset", default=None, help="test data (default: the checkpoint's)")
@@ -161,12 +173,48 @@ def cmd_quantize(a) -> int:
     return 0
 
 
+def cmd_compress(a) -> int:
+    import dataclasses
+
+    from . import compress, data, prune, share, store
+    from .config import CodecConfig, gradual_config, dc_finetune_config, share_config, \
+        share_finetune_config
+    p = load_profile(a.profile, parse_overrides(a.overrides))
+    if a.sparsity is not None:
+        check_ratio(a.sparsity, "sparsity")
+    if a.out.suffix != ".apx":
+        raise ConfigError(f"--out must name an .apx file, got {a.out}")
+    model, info = store.load_checkpoint(a.checkpoint)
+    if info["quant"] != "none":
+        raise ConfigError(f"{a.checkpoint} is quantized ({info['quant']}); compress the float model")
+    mc = ModelConfig(**info["model"])
+    dataset = _checkpoint_dataset(info, a.dataset)
+    splits = data.load(data_config(p, dataset), a.data_dir)
+    gc = gradual_config(p, mc.name)
+    if a.sparsity is not None:
+        gc = dataclasses.replace(gc, sparsity=a.sparsity)
+    model, _ = prune.gradual_prune(model, gc, splits, dc_finetune_config(p), p["device"],
+                                   f"prune gradually to {gc.sparsity:.0%}", not a.quiet)
+    model, _, _ = share.share_and_finetune(model, share_config(p, mc.name), splits,
+                                           share_finetune_config(p), p["device"],
+                                           "codebook fine-tune", not a.quiet)
+    meta = {"source": str(a.checkpoint), "configs": [
+        {"type": "DataConfig", **dataclasses.asdict(data_config(p, dataset))},
+        {"type": "GradualConfig", **dataclasses.asdict(gc)},
+        {"type": "ShareConfig", **dataclasses.asdict(share_config(p, mc.name))}]}
+    compress.save(model, a.out, CodecConfig("huffman", p["dc_index_bits"]), mc, meta)
+    size = a.out.stat().st_size
+    print(f"sparsity {prune.sparsity_of(model):.4f}, {size} bytes "
+          f"({compress.dense_state_dict_bytes(mc) / size:.1f}× smaller than dense float32) → {a.out}")
+    return 0
+
+
 def cmd_evaluate(a) -> int:
-    from . import data, measure, prune, store, train
+    from . import data, measure, pipeline, prune, train
     p = load_profile(a.profile, parse_overrides(a.overrides))
     if a.model is not None:
         check_model(a.model)
-    model, info = store.load_checkpoint(a.checkpoint)
+    model, info = pipeline.load_artifact(a.checkpoint)
     if a.model is not None and info["model"]["name"] != a.model:
         raise ConfigError(f"{a.checkpoint} holds {info['model']['name']}, not {a.model}")
     dataset = _checkpoint_dataset(info, a.dataset)
@@ -199,7 +247,8 @@ def _copy(src: Path, dst: Path) -> None:
 
 
 COMMANDS = {"report": cmd_report, "train": cmd_train, "prune": cmd_prune,
-            "quantize": cmd_quantize, "evaluate": cmd_evaluate, "profiles": cmd_profiles}
+            "quantize": cmd_quantize, "compress": cmd_compress, "evaluate": cmd_evaluate,
+            "profiles": cmd_profiles}
 
 
 def main(argv: list[str] | None = None) -> int:

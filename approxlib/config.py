@@ -21,10 +21,12 @@ MODELS = ("resnet18", "mobilenetv2")
 STEMS = ("imagenet", "cifar")
 SCHEDULES = ("constant", "onecycle", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16")
-PRUNE_METHODS = ("none", "l1-unstructured")
-QUANT_METHODS = ("none", "int8-dynamic")
+PRUNE_METHODS = ("none", "l1-unstructured", "gradual-l1")
+PRUNE_SCOPES = ("global", "layer")
+QUANT_METHODS = ("none", "int8-dynamic", "kmeans")
+CODECS = ("none", "sparse", "packed", "huffman", "gzip", "xz", "zstd")
 DEVICES = ("auto", "cpu", "cuda")
-SECTIONS = ("A", "B", "C", "D", "E")
+SECTIONS = ("A", "B", "C", "D", "E", "F")
 
 
 class ConfigError(ValueError):
@@ -148,6 +150,51 @@ class QuantConfig:
 
 
 @dataclass(frozen=True)
+class GradualConfig:
+    """Gradual magnitude pruning (Zhu & Gupta 2017): sparsity rises from `initial` to `sparsity`
+    along a cubic curve over the first `ramp` fraction of the fine-tuning steps, the masks being
+    recomputed every `every` steps; the remaining steps fine-tune at the final sparsity."""
+    sparsity: float
+    scope: str = "global"
+    ramp: float = 0.67
+    every: int = 10
+    initial: float = 0.0
+
+    def __post_init__(self):
+        check_ratio(self.sparsity, "sparsity")
+        _choice("prune scope", self.scope, PRUNE_SCOPES)
+        _number("ramp", self.ramp, 0.0, 1.0, lo_open=True)
+        _number("every", self.every, 1, 10**6, integer=True)
+        _number("initial sparsity", self.initial, 0.0, self.sparsity)
+
+
+@dataclass(frozen=True)
+class ShareConfig:
+    """Deep Compression's trained quantization: per-layer k-means over the non-zero weights,
+    `bits_conv` / `bits_fc` bits of codebook index per weight, linear centroid initialization;
+    BatchNorm is folded into the convolutions first, and biases are rounded to float16."""
+    bits_conv: int = 4
+    bits_fc: int = 4
+
+    def __post_init__(self):
+        _number("bits_conv", self.bits_conv, 1, 16, integer=True)
+        _number("bits_fc", self.bits_fc, 1, 16, integer=True)
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    """How an artifact is written: our `.apx` format (`sparse`: relative indices + float32
+    values; `packed`: + codebook indices at fixed width; `huffman`: indices and gaps Huffman
+    coded) or a general-purpose compressor over the checkpoint (`gzip`, `xz`, `zstd`)."""
+    codec: str = "huffman"
+    index_bits: int = 8
+
+    def __post_init__(self):
+        _choice("codec", self.codec, CODECS)
+        _number("index_bits", self.index_bits, 1, 16, integer=True)
+
+
+@dataclass(frozen=True)
 class MeasureConfig:
     threads: int = 1
     latency_warmup: int = 10
@@ -233,6 +280,21 @@ def validate_params(p: dict[str, Any]) -> None:
     finetune_config(p)
     PruneConfig(p["ratio"])
     measure_config(p)
+    for key in ("dc_sparsity", "dc_bits_conv", "dc_bits_fc"):
+        if not isinstance(p[key], dict) or set(p[key]) != set(MODELS):
+            raise ConfigError(f"{key} must map each of {', '.join(MODELS)} to a value, "
+                              f"got {p[key]!r}")
+    for m in MODELS:
+        gradual_config(p, m)
+        share_config(p, m)
+    dc_finetune_config(p)
+    share_finetune_config(p)
+    codec_config(p, "huffman")
+    bits = p["dc_bits_curve"]
+    if not isinstance(bits, list) or not bits:
+        raise ConfigError(f"dc_bits_curve must be a non-empty list of bit widths, got {bits!r}")
+    for b in bits:
+        ShareConfig(b, b)
     ModelConfig("resnet18", 10, 3, p["stem"])
 
 
@@ -262,3 +324,26 @@ def finetune_config(p: dict) -> TrainConfig:
 def measure_config(p: dict) -> MeasureConfig:
     return MeasureConfig(p["threads"], p["latency_warmup"], p["latency_min_time"],
                          p["throughput_batch"])
+
+
+def gradual_config(p: dict, model: str) -> GradualConfig:
+    return GradualConfig(sparsity=p["dc_sparsity"][model], scope=p["dc_scope"], ramp=p["dc_ramp"],
+                         every=p["dc_every"])
+
+
+def dc_finetune_config(p: dict) -> TrainConfig:
+    """Gradual pruning trains like the fine-tuning of the other sections, for `dc_epochs`."""
+    return dataclasses.replace(finetune_config(p), epochs=p["dc_epochs"], lr=p["dc_lr"])
+
+
+def share_config(p: dict, model: str) -> ShareConfig:
+    return ShareConfig(p["dc_bits_conv"][model], p["dc_bits_fc"][model])
+
+
+def share_finetune_config(p: dict) -> TrainConfig:
+    return dataclasses.replace(finetune_config(p), epochs=p["dc_share_epochs"],
+                               lr=p["dc_share_lr"])
+
+
+def codec_config(p: dict, codec: str) -> CodecConfig:
+    return CodecConfig(codec, p["dc_index_bits"])

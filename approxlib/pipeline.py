@@ -1,13 +1,18 @@
-"""The study as a graph of cached stages: train → prune + fine-tune → quantize → evaluate.
+"""The study as a graph of cached stages: train → prune + fine-tune → quantize / share → encode
+→ evaluate.
 
-`plan` turns a profile into the model variants each section needs (A–E as in the original);
+`plan` turns a profile into the model variants each section needs (A–E as in the original, F for
+Deep Compression);
 `chain` turns a variant into its stages, each keyed by the hash of its own config chained to its
 upstream key; `run` materializes what is missing and returns one `results.csv` row per variant.
 Variants shared by several sections (B's baseline is C's 0%) are trained once.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
+import hashlib
 import subprocess
 import time
 from dataclasses import dataclass
@@ -18,15 +23,19 @@ import torch
 import torchvision
 from tqdm.auto import tqdm
 
+from . import compress as Z
 from . import data as D
 from . import measure as ME
 from . import models as M
 from . import prune as P
 from . import quantize as Q
+from . import share as SH
 from . import store as S
 from . import train as T
-from .config import (SECTIONS, ConfigError, check_model, ModelConfig, PruneConfig, QuantConfig, config_hash,
-                     data_config, finetune_config, measure_config, train_config)
+from .config import (SECTIONS, ConfigError, ModelConfig, PruneConfig, QuantConfig, ShareConfig,
+                     check_model, codec_config, config_hash, data_config, dc_finetune_config,
+                     finetune_config, gradual_config, measure_config, share_config,
+                     share_finetune_config, train_config)
 
 # Bump when a stage's code changes what it produces, so stale cache entries are not reused.
 CACHE_VERSION = 4
@@ -41,7 +50,11 @@ SECTION_TITLES = {
     "C": "ResNet-18 pruning sweep and per-layer sparsity",
     "D": "ResNet-18 on the 100-class dataset: baseline vs pruned",
     "E": "ResNet-18 vs MobileNetV2",
+    "F": "Real compression: Deep Compression's pipeline and the .apx format",
 }
+# Where each encode stage's artifact lives (general-purpose codecs compress the .pt checkpoint).
+CODEC_SUFFIX = {"sparse": ".apx", "packed": ".apx", "huffman": ".apx", "gzip": ".pt.gz",
+                "xz": ".pt.xz", "zstd": ".pt.zst"}
 
 
 @dataclass(frozen=True)
@@ -51,18 +64,23 @@ class Variant:
     dataset: str
     prune_ratio: float = 0.0
     quant: str = "none"
+    prune: str = "l1-unstructured"  # how a prune_ratio > 0 is reached: one-shot or gradual-l1
+    codec: str = "none"
 
     @property
     def prune_method(self) -> str:
-        return "l1-unstructured" if self.prune_ratio > 0 else "none"
+        return self.prune if self.prune_ratio > 0 else "none"
 
     @property
     def label(self) -> str:
         parts = [self.model, self.dataset]
         if self.prune_ratio > 0:
-            parts.append(f"pruned {self.prune_ratio:.0%}")
+            parts.append(f"pruned {self.prune_ratio:.0%}"
+                         + (" gradually" if self.prune == "gradual-l1" else ""))
         if self.quant != "none":
             parts.append(self.quant)
+        if self.codec != "none":
+            parts.append(self.codec)
         return " ".join(parts) if len(parts) > 2 else " ".join(parts + ["baseline"])
 
 
@@ -90,7 +108,18 @@ def parse_sections(text: str | list | None) -> list[str]:
 
 
 SECTION_MODELS = {"A": ["mobilenetv2"], "B": ["resnet18"], "C": ["resnet18"], "D": ["resnet18"],
-                  "E": ["resnet18", "mobilenetv2"]}
+                  "E": ["resnet18", "mobilenetv2"], "F": ["resnet18", "mobilenetv2"]}
+
+
+def compression_variants(p: dict, model: str, dataset: str) -> list[Variant]:
+    """Section F, Deep Compression's table for one model: dense → pruned (.pt, then what a user
+    would try first on it: gzip / xz / zstd) → sparse-encoded → + weight sharing → + Huffman."""
+    s = float(p["dc_sparsity"][model])
+    pruned = Variant("F", model, dataset, s, prune="gradual-l1")
+    shared = dataclasses.replace(pruned, quant="kmeans")
+    return [Variant("F", model, dataset), pruned,
+            *(dataclasses.replace(pruned, codec=c) for c in ("gzip", "xz", "zstd", "sparse")),
+            dataclasses.replace(shared, codec="packed"), dataclasses.replace(shared, codec="huffman")]
 
 
 def plan(p: dict, sections: list[str], models: dict[str, list[str]] | None = None
@@ -112,6 +141,7 @@ def plan(p: dict, sections: list[str], models: dict[str, list[str]] | None = Non
               for x in sorted({0.0, *map(float, p["ratios"])})],
         "D": [Variant("D", m, p["dataset_d"], x) for m in ms["D"] for x in (0.0, r)],
         "E": [Variant("E", m, ds, x) for m in ms["E"] for x in (0.0, r)],
+        "F": [v for m in ms["F"] for v in compression_variants(p, m, ds)],
     }
     # A ratio of 0 in A/B/D/E would repeat the baseline: drop the duplicates, keep order.
     return [v for s in sections for v in dict.fromkeys(per_section[s])]
@@ -128,14 +158,29 @@ def chain(v: Variant, p: dict) -> Stage:
     tc = train_config(p)
     st = Stage("train", config_hash("train", CACHE_VERSION, data, mc, tc),
                f"train {v.model} on {v.dataset}", (data, mc, tc))
-    if v.prune_ratio > 0:
+    if v.prune_ratio > 0 and v.prune == "gradual-l1":
+        gc, fc = gradual_config(p, v.model), dc_finetune_config(p)
+        if gc.sparsity != v.prune_ratio:
+            gc = dataclasses.replace(gc, sparsity=v.prune_ratio)
+        st = Stage("gradual", config_hash("gradual", CACHE_VERSION, gc, fc, data, st.key),
+                   f"prune {v.model} gradually to {v.prune_ratio:.0%}", (data, mc, gc, fc), st)
+    elif v.prune_ratio > 0:
         pc, fc = PruneConfig(v.prune_ratio), finetune_config(p)
         st = Stage("prune", config_hash("prune", CACHE_VERSION, pc, fc, data, st.key),
                    f"prune {v.model} {v.prune_ratio:.0%} + fine-tune", (data, mc, pc, fc), st)
-    if v.quant != "none":
+    if v.quant == "kmeans":
+        sc, fc = share_config(p, v.model), share_finetune_config(p)
+        st = Stage("share", config_hash("share", CACHE_VERSION, sc, fc, data, st.key),
+                   f"share {v.model} weights (k-means {sc.bits_conv}/{sc.bits_fc} bits)",
+                   (data, mc, sc, fc), st)
+    elif v.quant != "none":
         qc = QuantConfig(v.quant)
         st = Stage("quantize", config_hash("quantize", CACHE_VERSION, qc, st.key),
                    f"quantize {v.model} {v.quant}", (qc,), st)
+    if v.codec != "none":
+        cc = codec_config(p, v.codec)
+        st = Stage("encode", config_hash("encode", CACHE_VERSION, cc, st.key),
+                   f"encode {v.label}", (mc, cc, data), st)
     mcfg = measure_config(p)
     return Stage("evaluate", config_hash("evaluate", CACHE_VERSION, mcfg, data, st.key),
                  f"evaluate {v.label}", (mcfg, data), st)
@@ -149,10 +194,45 @@ def stages(v: Variant, p: dict) -> list[Stage]:
     return out[::-1]
 
 
+def suffix(st: Stage) -> str:
+    return CODEC_SUFFIX[st.configs[1].codec] if st.kind == "encode" else ".pt"
+
+
 def is_cached(st: Stage, store: S.Store) -> bool:
     if st.kind == "evaluate":
         return store.read_json("metrics", st.key) is not None
-    return store.has(st.kind, st.key)
+    return store.has(st.kind, st.key, suffix(st))
+
+
+def load_artifact(path: Path) -> tuple[torch.nn.Module, dict]:
+    """Any artifact a stage writes: a .pt checkpoint, an .apx file or a compressed checkpoint."""
+    path = Path(path)
+    if path.suffix == ".apx":
+        return Z.load(path)
+    codec = {".gz": "gzip", ".xz": "xz", ".zst": "zstd"}.get(path.suffix)
+    if codec is not None:
+        if not path.is_file():
+            raise S.CheckpointError(f"checkpoint not found: {path}")
+        return S.load_checkpoint(path, data=Z.general_decompress(path.read_bytes(), codec))
+    return S.load_checkpoint(path)
+
+
+def fingerprint(model: torch.nn.Module) -> str | None:
+    """Hash of a float model's structure and exact weights (equal fingerprints, equal
+    predictions and latency); None for models holding anything else (quantized packed params)."""
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        if not isinstance(t, torch.Tensor) or t.is_quantized:
+            return None
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:24]
+
+
+@functools.lru_cache(maxsize=None)
+def dense_bytes(mc: ModelConfig) -> int:
+    return Z.dense_state_dict_bytes(mc)
 
 
 # ------------------------------------------------------------------------------------ execution
@@ -184,13 +264,14 @@ class Runner:
         self.p, self.store, self.data_root, self.progress = p, store, data_root, progress
         self.computed: list[str] = []  # stage keys computed (not loaded) in this run
         self.metrics: dict[Variant, dict] = {}  # evaluated variants of this run
+        self.curves: dict[Variant, list[dict]] = {}  # section F: bits-vs-accuracy points
 
     def _splits(self, data_cfg) -> D.Splits:
         return D.load(data_cfg, self.data_root)
 
     def artifact(self, st: Stage) -> Path:
-        """Path of a train/prune/quantize stage's checkpoint, computing it if needed."""
-        path = self.store.path(st.kind, st.key)
+        """Path of a stage's artifact (checkpoint or encoded file), computing it if needed."""
+        path = self.store.path(st.kind, st.key, suffix(st))
         if path.is_file():
             return path
         t0 = time.perf_counter()
@@ -198,19 +279,30 @@ class Runner:
                 "configs": [{"type": type(c).__name__, **dataclasses.asdict(c)}
                             for c in st.configs if dataclasses.is_dataclass(c)],
                 "upstream": st.upstream.key if st.upstream else None, **provenance()}
+        if st.kind == "encode":
+            self._encode(st, path, meta)
+            self.computed.append(st.key)
+            return path
         if st.kind == "train":
             data_cfg, mc, tc = st.configs
             model, hist = T.train(M.build(mc, tc.seed), self._splits(data_cfg), tc, self.p["device"],
                                   desc=st.label, progress=self.progress)
             quant = "none"
             meta["history"] = hist
-        elif st.kind == "prune":
+        elif st.kind in ("prune", "gradual"):
             data_cfg, mc, pc, fc = st.configs
             model, info = S.load_checkpoint(self.artifact(st.upstream), expect=mc)
-            model, hist = P.prune_and_finetune(model, pc, self._splits(data_cfg), fc,
-                                               self.p["device"], st.label, self.progress)
+            prune = P.prune_and_finetune if st.kind == "prune" else P.gradual_prune
+            model, hist = prune(model, pc, self._splits(data_cfg), fc, self.p["device"], st.label,
+                                self.progress)
             quant = "none"
             meta["history"] = hist
+        elif st.kind == "share":
+            data_cfg, mc, sc, fc = st.configs
+            model, info = S.load_checkpoint(self.artifact(st.upstream), expect=mc)
+            model, meta["layers"], meta["history"] = SH.share_and_finetune(
+                model, sc, self._splits(data_cfg), fc, self.p["device"], st.label, self.progress)
+            quant = "kmeans"
         elif st.kind == "quantize":
             (qc,) = st.configs
             model, info = S.load_checkpoint(self.artifact(st.upstream))
@@ -223,14 +315,66 @@ class Runner:
         self.computed.append(st.key)
         return path
 
+    def _encode(self, st: Stage, path: Path, meta: dict) -> None:
+        """Write the encoded artifact; its sidecar JSON keeps timings and per-tensor stats."""
+        mc, cc, _ = st.configs
+        source = self.artifact(st.upstream)
+        # Encode, decode and compare in memory; only a verified file is written (atomically).
+        if cc.codec in Z.APX_CODECS:
+            model, _ = S.load_checkpoint(source, expect=mc)
+            t0 = time.perf_counter()
+            data, stats = Z.encode(model, mc, cc, meta)
+            t1 = time.perf_counter()
+            decoded, _ = Z.decode(data)
+            exact = fingerprint(decoded) == fingerprint(model)
+        else:
+            raw = source.read_bytes()
+            t0 = time.perf_counter()
+            data, stats = Z.general_compress(raw, cc.codec), []
+            t1 = time.perf_counter()
+            exact = Z.general_decompress(data, cc.codec) == raw
+        t2 = time.perf_counter()
+        if not exact:  # the codec's contract; a failure here is a bug, never a result
+            raise RuntimeError(f"{cc.codec} round trip of {source} is not bit-exact")
+        with S.atomic_path(path) as tmp:
+            tmp.write_bytes(data)
+        self.store.write_json("encode", st.key, {
+            **meta, "encode_seconds": t1 - t0, "decode_seconds": t2 - t1,
+            "source_bytes": source.stat().st_size, "bytes": path.stat().st_size,
+            "tensors": stats})
+
     def evaluate(self, st: Stage) -> dict:
-        """Metrics of the artifact upstream of an evaluate stage (cached as JSON)."""
+        """Metrics of the artifact upstream of an evaluate stage (cached as JSON).
+
+        An artifact whose decoded weights are bit-identical to an already-evaluated model's
+        (xz of a checkpoint, the same weights in two encodings) reuses that model's accuracy and
+        latency: the fingerprint covers every weight bit and the structure.
+        """
         cached = self.store.read_json("metrics", st.key)
         if cached is not None:
             return cached
         mcfg, data_cfg = st.configs
         path = self.artifact(st.upstream)
-        model, _ = S.load_checkpoint(path)
+        model, _ = load_artifact(path)
+        fp = fingerprint(model)
+        same_key = f"{fp}-{config_hash(mcfg, data_cfg)}" if fp else None
+        same = self.store.read_json("fingerprints", same_key) if same_key else None
+        if same is not None:
+            metrics = self.store.read_json("metrics", same["metrics"])
+        else:
+            metrics = self._measure(model, mcfg, data_cfg)
+        metrics = {**metrics, "size_bytes": path.stat().st_size, "artifact": str(path),
+                   "artifact_key": st.upstream.key, "fingerprint": fp,
+                   "measured_as": same["metrics"] if same is not None else st.key}
+        if st.upstream.kind == "encode":
+            metrics["encode"] = self.store.read_json("encode", st.upstream.key)
+        self.store.write_json("metrics", st.key, metrics)
+        if same_key and same is None:
+            self.store.write_json("fingerprints", same_key, {"metrics": st.key})
+        self.computed.append(st.key)
+        return metrics
+
+    def _measure(self, model: torch.nn.Module, mcfg, data_cfg) -> dict:
         splits = self._splits(data_cfg)
         t0 = time.perf_counter()
         # The test split is only ever reported; the validation accuracy is what selection may use.
@@ -240,19 +384,37 @@ class Runner:
         params, zeros = ME.count_params(model)
         wz, wt = P.global_sparsity(model)
         timing = ME.latency_ms(model, tuple(splits.test_x.shape[1:]), mcfg)
-        up = self.store.path(st.upstream.kind, st.upstream.key, ".pt")
-        metrics = {
-            "accuracy": acc, "test_images": len(splits.test_y), "size_bytes": path.stat().st_size,
+        return {
+            "accuracy": acc, "test_images": len(splits.test_y),
             "params": params, "zero_params": zeros, "sparsity": wz / wt, **timing,
-            "artifact": str(up), "artifact_key": st.upstream.key,
             "predictions": pred.tolist(),  # per-image, for paired tests (McNemar) in the report
             "layers": ME.layer_sparsity(model).to_dict(orient="records"),
             "val_accuracy": val_acc, "eval_seconds": time.perf_counter() - t0,
             **provenance(),
         }
-        self.store.write_json("metrics", st.key, metrics)
-        self.computed.append(st.key)
-        return metrics
+
+    def bits_curve(self, v: Variant) -> list[dict]:
+        """Accuracy against codebook bits for a gradually pruned model: k-means centroids as
+        they are (no codebook fine-tuning), validation and test accuracy per bit width."""
+        gradual = next(s for s in stages(v, self.p) if s.kind == "gradual")
+        data_cfg = gradual.configs[0]
+        bits = [int(b) for b in self.p["dc_bits_curve"]]
+        key = config_hash("curve", CACHE_VERSION, bits, data_cfg, gradual.key)
+        cached = self.store.read_json("curve", key)
+        if cached is not None:
+            return cached["points"]
+        pruned, _ = S.load_checkpoint(self.artifact(gradual))
+        splits, points = self._splits(data_cfg), []
+        for b in bits:
+            model, rows, _ = SH.share_and_finetune(
+                copy.deepcopy(pruned), ShareConfig(b, b), splits,
+                dataclasses.replace(share_finetune_config(self.p), epochs=0), progress=False)
+            points.append({"bits": b, "val_accuracy": T.accuracy(model, splits.val_x, splits.val_y),
+                           "accuracy": T.accuracy(model, splits.test_x, splits.test_y),
+                           "codebook": max(r["k"] for r in rows)})
+        self.store.write_json("curve", key, {"points": points, "upstream": gradual.key})
+        self.computed.append(key)
+        return points
 
 
 def row(v: Variant, p: dict, m: dict) -> dict:
@@ -260,13 +422,20 @@ def row(v: Variant, p: dict, m: dict) -> dict:
     return {
         "section": v.section, "model": v.model, "dataset": v.dataset, "stem": p["stem"],
         "prune_method": v.prune_method, "prune_ratio": v.prune_ratio, "quant": v.quant,
-        "codec": "none", "seed": p["seed"], "accuracy": m["accuracy"],
+        "codec": v.codec, "seed": p["seed"], "accuracy": m["accuracy"],
         "size_bytes": m["size_bytes"], "latency_ms": m["latency_ms"], "params": m["params"],
         "zero_params": m["zero_params"], "sparsity": m["sparsity"], "artifact": m["artifact"],
+        "compression_ratio": dense_bytes(model_config(p, v.model, v.dataset)) / m["size_bytes"],
         "profile": p["profile"], "val_accuracy": m["val_accuracy"],
         "latency_iqr_ms": m["latency_iqr_ms"], "throughput_img_s": m["throughput_img_s"],
         "threads": m["threads"], "test_images": m["test_images"], "epochs": p["epochs"],
-        "finetune_epochs": p["finetune_epochs"] if v.prune_ratio > 0 else 0,
+        "finetune_epochs": (0 if v.prune_ratio == 0 else p["dc_epochs"] if v.prune == "gradual-l1"
+                            else p["finetune_epochs"]),
+        # bits per stored conv/fc weight: k-means codebook indices, or float32 (dynamic INT8
+        # quantizes the classifier only)
+        "weight_bits": (f"{p['dc_bits_conv'][v.model]}/{p['dc_bits_fc'][v.model]}"
+                        if v.quant == "kmeans"
+                        else "32/8" if v.quant == "int8-dynamic" else "32/32"),
         "schedule": p["schedule"], "train_size": p["train_size"], "artifact_key": m["artifact_key"],
         "git_commit": m["git_commit"], "torch_version": m["torch_version"], "cpu": m["cpu"],
     }
@@ -285,12 +454,23 @@ def run(p: dict, sections: list[str], store: S.Store, out_dir: Path | None = Non
         m = runner.evaluate(chain(v, p))
         rows.append(row(v, p, m))
         metrics[v] = m
+    for v in variants:  # section F's bits-vs-accuracy curve, one per gradually pruned model
+        if v.prune_method == "gradual-l1" and v.quant == "none" and v.codec == "none":
+            bar.set_postfix_str(f"{v.section}: bits curve of {v.label}")
+            runner.curves[v] = runner.bits_curve(v)
     df = pd.DataFrame(rows)
     if out_dir is not None:
         write_results(df, Path(out_dir), sections)
+        if runner.curves:
+            curve = pd.DataFrame([{"model": v.model, "dataset": v.dataset,
+                                   "sparsity": v.prune_ratio, **pt}
+                                  for v, pts in runner.curves.items() for pt in pts])
+            S.write_text(Path(out_dir) / "compression_bits.csv", curve.to_csv(index=False))
         for v, m in metrics.items():
-            if v.section == "C" or v.prune_ratio > 0:
-                name = f"{v.model}_{v.dataset}_p{round(v.prune_ratio * 100):02d}_{v.quant}.csv"
+            if (v.section == "C" or v.prune_ratio > 0) and v.codec == "none":
+                method = "_gradual" if v.prune_method == "gradual-l1" else ""
+                name = (f"{v.model}_{v.dataset}_p{round(v.prune_ratio * 100):02d}{method}_"
+                        f"{v.quant}.csv")
                 S.write_text(Path(out_dir) / "sparsity" / name,
                              pd.DataFrame(m["layers"]).to_csv(index=False))
     return df, runner

@@ -13,11 +13,23 @@ plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "font.size": 9,
                      "axes.spines.top": False, "axes.spines.right": False})
 
 
+MODEL_NAMES = {"resnet18": "ResNet-18", "mobilenetv2": "MobileNetV2"}
+CODEC_NAMES = {"sparse": "sparse .apx", "packed": "packed .apx", "huffman": "Huffman .apx",
+               "gzip": "gzip", "xz": "xz", "zstd": "zstd"}
+
+
 def variant_label(r) -> str:
-    parts = [{"resnet18": "ResNet-18", "mobilenetv2": "MobileNetV2"}.get(r.model, r.model)]
+    parts = [MODEL_NAMES.get(r.model, r.model)]
     parts.append("baseline" if r.prune_ratio == 0 else f"pruned {r.prune_ratio:.0%}")
-    if r.quant != "none":
+    if getattr(r, "prune_method", "") == "gradual-l1":
+        parts[-1] += " (gradual)"
+    if r.quant == "kmeans":
+        parts.append("+ k-means")
+    elif r.quant != "none":
         parts.append("+ INT8")
+    codec = getattr(r, "codec", "none")
+    if codec != "none":
+        parts.append(f"+ {CODEC_NAMES.get(codec, codec)}")
     return " ".join(parts)
 
 
@@ -134,5 +146,86 @@ def models_side_by_side(df: pd.DataFrame) -> plt.Figure:
         ax.set_ylabel(ylabel)
         ax.set_ylim(0, ax.get_ylim()[1] * 1.12)
     axes[0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------------ section F
+
+def compression_stages(stages: pd.DataFrame) -> plt.Figure:
+    """Deep Compression's stages per model: compression ratio (log scale) and accuracy."""
+    models = list(dict.fromkeys(stages.model))
+    names = list(dict.fromkeys(stages.stage))
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.4))
+    width = 0.8 / len(models)
+    palette = ["#4C72B0", "#DD8452"]
+    for j, m in enumerate(models):
+        d = stages[stages.model == m].set_index("stage").reindex(names)
+        xs = [i + j * width for i in range(len(names))]
+        bars = axes[0].bar(xs, d.ratio, width, color=palette[j % 2], label=MODEL_NAMES.get(m, m))
+        axes[0].bar_label(bars, [f"{v:.1f}×" for v in d.ratio], fontsize=7, padding=2)
+        axes[1].errorbar(xs, d.accuracy * 100, yerr=[(d.accuracy - d.acc_lo) * 100,
+                                                     (d.acc_hi - d.accuracy) * 100],
+                         fmt="o", color=palette[j % 2], capsize=3, label=MODEL_NAMES.get(m, m))
+    ticks = [i + width * (len(models) - 1) / 2 for i in range(len(names))]
+    labels = [n.replace(" + ", "\n+ ").replace(", ", ",\n") for n in names]
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("Compression ratio vs dense fp32 (×, log scale)")
+    axes[0].set_ylim(0.8, stages.ratio.max() * 2.5)
+    axes[1].set_ylabel("Top-1 test accuracy (%)")
+    for ax in axes:
+        ax.set_xticks(ticks, labels, fontsize=7)
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def bits_curve(curve: pd.DataFrame, dense: dict, tuned: dict) -> plt.Figure:
+    """Test accuracy against codebook bits (k-means, no fine-tuning), per model; the dense
+    baseline's accuracy and the 1-point budget as lines; the fine-tuned codebook as a star."""
+    models = list(dict.fromkeys(curve.model))
+    fig, axes = plt.subplots(1, len(models), figsize=(4.8 * len(models), 3.2), squeeze=False)
+    for ax, m in zip(axes[0], models):
+        d = curve[curve.model == m].sort_values("bits")
+        ax.plot(d.bits, d.accuracy * 100, "o-", color=COLORS["pruned"],
+                label=f"k-means, pruned {d.sparsity.iloc[0]:.0%}")
+        ax.axhline(dense[m] * 100, color=COLORS["none"], lw=1, label="dense baseline")
+        ax.axhline(dense[m] * 100 - 1, color=COLORS["none"], lw=1, ls="--", label="baseline − 1 pt")
+        if m in tuned:
+            b, acc = tuned[m]
+            ax.plot([b], [acc * 100], "*", ms=12, color=COLORS["int8-dynamic"],
+                    label="+ codebook fine-tuning")
+        ax.set_title(MODEL_NAMES.get(m, m), fontsize=9)
+        ax.set_xlabel("Codebook index bits per weight")
+        ax.set_ylabel("Top-1 test accuracy (%)")
+        ax.set_xticks(sorted(d.bits.unique()))
+        lo = max(0, min(d.accuracy.min() * 100, dense[m] * 100 - 1) - 2)
+        ax.set_ylim(lo, dense[m] * 100 + 1.5)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def layer_bits(layers: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Per layer: sparsity and the stored bits per non-zero weight (relative index + value)."""
+    fig, axes = plt.subplots(len(layers), 1, figsize=(9.5, 3.0 * len(layers)), squeeze=False)
+    for ax, (m, t) in zip(axes[:, 0], layers.items()):
+        x = range(len(t))
+        ax.bar(x, t.index_bits, color="#8172B2", label="relative index (bits / non-zero)")
+        ax.bar(x, t.value_bits, bottom=t.index_bits, color="#55A868",
+               label="codebook index (bits / non-zero)")
+        ax.set_ylabel("Bits per non-zero weight")
+        ax2 = ax.twinx()
+        ax2.plot(x, t.sparsity * 100, "o", ms=3, color=COLORS["pruned"], label="sparsity (%)")
+        ax2.set_ylabel("Zero weights in layer (%)")
+        ax2.set_ylim(0, 100)
+        ax.set_xticks(list(x), t.layer, rotation=90, fontsize=5 if len(t) > 30 else 6)
+        ax.set_title(MODEL_NAMES.get(m, m), fontsize=9)
+        lines = ax.get_legend_handles_labels()
+        lines2 = ax2.get_legend_handles_labels()
+        ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=7, loc="upper left", ncol=3)
+        ax.set_ylim(0, max(1.0, (t.index_bits + t.value_bits).max()) * 1.3)
     fig.tight_layout()
     return fig

@@ -9,6 +9,7 @@ its upstream artifact, so a changed parameter invalidates exactly what depends o
 from __future__ import annotations
 
 import contextlib
+import io
 import dataclasses
 import json
 import os
@@ -74,20 +75,23 @@ def save_checkpoint(model: nn.Module, path: Path, model_cfg: ModelConfig, quant:
     return Path(path).stat().st_size
 
 
-def load_checkpoint(path: Path, expect: ModelConfig | None = None) -> tuple[nn.Module, dict]:
+def load_checkpoint(path: Path, expect: ModelConfig | None = None, data: bytes | None = None
+                    ) -> tuple[nn.Module, dict]:
     """Rebuild the model a checkpoint describes and load its weights (CPU, eval mode).
 
+    `data`, when given, holds the checkpoint's bytes (e.g. decompressed from `path`).
     Raises CheckpointError with one readable line for a missing, truncated or foreign file, or
     one whose architecture differs from `expect`.
     """
     path = Path(path)
-    if not path.is_file():
+    if data is None and not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         with warnings.catch_warnings():
             # Quantized tensors are rebuilt through TypedStorage, which torch warns about.
             warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            obj = torch.load(io.BytesIO(data) if data is not None else path, map_location="cpu",
+                             weights_only=True)
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile,
             ValueError) as e:
         first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__

@@ -26,9 +26,16 @@ def r18(tmp_path_factory):
     return path
 
 
+def _apx_bytes() -> bytes:
+    from approxlib import compress
+    from approxlib.config import CodecConfig
+    mc = ModelConfig("mobilenetv2", 10, 1)
+    return compress.encode(M.build(mc, seed=0), mc, CodecConfig("sparse"))[0]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["report", "--profile", "nope"], "unknown profile 'nope'; valid: smoke, quick, paper"),
-    (["report", "--profile", "smoke", "--sections", "A,Q"], "unknown section 'Q'; valid: A, B, C, D, E"),
+    (["report", "--profile", "smoke", "--sections", "A,Q"], "unknown section 'Q'; valid: A, B, C, D, E, F"),
     (["report", "--profile", "smoke", "--set", "epochz=2"], "unknown parameter 'epochz'; valid:"),
     (["report", "--profile", "smoke", "--set", "ratio=1.5"], "ratio must be in [0.0, 1.0), got 1.5"),
     (["report", "--profile", "smoke", "--set", "dataset=imagenet"], "unknown dataset 'imagenet'; valid:"),
@@ -44,11 +51,18 @@ def r18(tmp_path_factory):
     (["evaluate", "--checkpoint", "{ck}", "--model", "mobilenetv2"], "holds resnet18, not mobilenetv2"),
     (["evaluate", "--checkpoint", "{cut}"], "truncated or not a checkpoint"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
+    (["compress", "--checkpoint", "{ck}", "--out", "{tmp}/x.pt"], "--out must name an .apx file"),
+    (["compress", "--checkpoint", "{ck}", "--out", "{tmp}/x.apx", "--sparsity", "1"],
+     "sparsity must be in [0.0, 1.0), got 1.0"),
+    (["evaluate", "--checkpoint", "{cutapx}"], "truncated or extended file"),
+    (["evaluate", "--checkpoint", "{ck}.apx"], "compressed model not found"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, r18, argv, message):
     cut = tmp_path / "cut.pt"
     cut.write_bytes(r18.read_bytes()[:5000])
-    argv = [a.format(tmp=tmp_path, ck=r18, cut=cut) for a in argv]
+    cutapx = tmp_path / "cut.apx"
+    cutapx.write_bytes(_apx_bytes()[:-10])
+    argv = [a.format(tmp=tmp_path, ck=r18, cut=cut, cutapx=cutapx) for a in argv]
     before = set(tmp_path.rglob("*"))
     code, out, err = run(capsys, *argv)
     assert code == 2
@@ -74,8 +88,20 @@ def test_console_entry_point_and_dry_run(tmp_path):
                           "--dry-run", "--models-dir", str(tmp_path)], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     lines = res.stdout.strip().splitlines()
-    assert lines[-1] == "14 stages, 0 cached, 14 to compute"
+    # A–E: 14 stages; F per model: gradual, share, 6 encodings, 7 evaluations (baseline shared)
+    assert lines[-1] == "44 stages, 0 cached, 44 to compute"
     assert sum(line.startswith("missing  train") for line in lines) == 2
     bad = subprocess.run([sys.executable, "-m", "approxlib", "report", "--profile", "x"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0
+
+
+def test_compress_then_evaluate_the_apx_file(capsys, tmp_path, r18, data_root):
+    out = tmp_path / "r18.apx"
+    code, text, _ = run(capsys, "compress", "--profile", "smoke", "--checkpoint", str(r18),
+                        "--out", str(out), "--sparsity", "0.9", "--data-dir", str(data_root),
+                        "--set", "dc_share_epochs=0", "--quiet")
+    assert code == 0 and text.startswith("sparsity 0.9000") and out.read_bytes()[:4] == b"\x89APX"
+    code, text, _ = run(capsys, "evaluate", "--profile", "smoke", "--checkpoint", str(out),
+                        "--data-dir", str(data_root), "--set", "latency_min_time=0.05")
+    assert code == 0 and '"sparsity": 0.9' in text and f'"size_bytes": {out.stat().st_size}' in text

@@ -18,6 +18,7 @@ def test_results_have_every_variant_and_the_contract_columns(smoke):
     p, store, root, df, runner, _ = smoke
     csv = pd.read_csv(root / "out" / "results.csv")
     assert list(csv.columns[: len(CONTRACT)]) == CONTRACT
+    csv = csv[csv.section != "F"]  # section F has its own test
     got = {(r.section, r.model, r.prune_ratio, r.quant) for r in csv.itertuples()}
     want = {("A", "mobilenetv2", 0.0, "none"), ("A", "mobilenetv2", 0.5, "none"),
             ("B", "resnet18", 0.0, "none"), ("B", "resnet18", 0.5, "none"),
@@ -32,6 +33,7 @@ def test_results_have_every_variant_and_the_contract_columns(smoke):
 
 def test_rows_measure_what_they_claim(smoke):
     _, _, root, df, _, _ = smoke
+    df = df[df.section != "F"]
     for r in df.itertuples():
         assert r.size_bytes == S.Path(r.artifact).stat().st_size
         assert abs(r.sparsity - r.prune_ratio) < 1e-5  # global L1: exactly the ratio
@@ -48,13 +50,15 @@ def test_rows_measure_what_they_claim(smoke):
 
 def test_second_run_computes_nothing(smoke):
     p, store, root, df, runner, data_root = smoke
-    # 2 baselines, 4 prunes (MobileNetV2 50%; ResNet-18 30/50/70%), 1 quantize, and one
-    # evaluation for each of these 7 distinct artifacts (15 rows share them)
-    assert len(runner.computed) == 7 + 7
-    df2, again = PL.run(p, list("ABCDE"), store, root / "out", data_root, progress=False)
+    # A–E: 2 baselines, 4 prunes (MobileNetV2 50%; ResNet-18 30/50/70%), 1 quantize, and one
+    # evaluation for each of these 7 distinct artifacts (15 rows share them). F, per model:
+    # 1 gradual prune, 1 weight sharing, 6 encodings, 7 evaluations (the baseline is shared
+    # with A/E), 1 bits curve.
+    assert len(runner.computed) == 7 + 7 + 2 * (1 + 1 + 6 + 7 + 1)
+    df2, again = PL.run(p, list("ABCDEF"), store, root / "out", data_root, progress=False)
     assert again.computed == []
     pd.testing.assert_frame_equal(df.reset_index(drop=True), df2.reset_index(drop=True))
-    assert all(s["cached"] for s in PL.dry_run(p, list("ABCDE"), store))
+    assert all(s["cached"] for s in PL.dry_run(p, list("ABCDEF"), store))
 
 
 def test_changing_one_parameter_recomputes_only_its_dependents(smoke):
@@ -66,11 +70,44 @@ def test_changing_one_parameter_recomputes_only_its_dependents(smoke):
     df, runner = PL.run(q, ["B"], store, root / "out", data_root, progress=False)
     assert len(runner.computed) == 2 + 2  # prune 50%, quantize; their two evaluations
     csv = pd.read_csv(root / "out" / "results.csv")
-    assert (csv.section == "B").sum() == 3 and len(csv) == 15  # B replaced, others kept
+    assert (csv.section == "B").sum() == 3 and len(csv) == 15 + 16  # B replaced, others kept
 
 
 def test_parse_sections():
     assert PL.parse_sections("a, C") == ["A", "C"]
-    assert PL.parse_sections(None) == list("ABCDE")
-    with pytest.raises(PL.ConfigError, match="unknown section 'Z'; valid: A, B, C, D, E"):
+    assert PL.parse_sections(None) == list("ABCDEF")
+    with pytest.raises(PL.ConfigError, match="unknown section 'Z'; valid: A, B, C, D, E, F"):
         PL.parse_sections("A,Z")
+
+
+def test_section_f_rows_are_real_files_and_exact(smoke):
+    """Deep Compression's stages: every size is a file's bytes, every ratio is computed from
+    them, Huffman coding changes no prediction, and the .apx file decodes to the same accuracy."""
+    from approxlib import compress as Z
+    from approxlib import train as T
+    from approxlib import data as D
+    p, store, root, df, runner, data_root = smoke
+    f = df[df.section == "F"]
+    assert len(f) == 16
+    for m in ("resnet18", "mobilenetv2"):
+        d = f[f.model == m].set_index("codec")
+        dense = PL.dense_bytes(PL.model_config(p, m, "fashion-mnist"))
+        for r in f[f.model == m].itertuples():
+            assert r.size_bytes == S.Path(r.artifact).stat().st_size
+            assert r.compression_ratio == pytest.approx(dense / r.size_bytes)
+        pruned = f[(f.model == m) & (f.prune_ratio > 0)]
+        assert (pruned.prune_method == "gradual-l1").all()
+        assert pruned.sparsity.sub(p["dc_sparsity"][m]).abs().max() < 1e-5
+        assert d.loc["huffman", "size_bytes"] < d.loc["packed", "size_bytes"] < d.loc["sparse", "size_bytes"]
+        assert d.loc["huffman", "size_bytes"] < d[d.index.isin(["gzip", "xz", "zstd"])].size_bytes.min()
+        # lossless codecs: the same weights, so the same predictions
+        assert d.loc["huffman", "accuracy"] == d.loc["packed", "accuracy"]
+        assert d.loc["xz", "accuracy"] == d.loc["sparse", "accuracy"] == d.loc["none"].query(
+            "prune_ratio > 0").accuracy.iloc[0]
+        # decoding the shipped .apx file really gives that accuracy
+        model, header = Z.load(d.loc["huffman", "artifact"])
+        test_x, test_y = D.load_split("fashion-mnist", False, data_root)
+        assert T.accuracy(model, test_x, test_y) == d.loc["huffman", "accuracy"]
+        assert header["structure"] == "folded" and header["codec"] == "huffman"
+    curve = pd.read_csv(root / "out" / "compression_bits.csv")
+    assert sorted(curve.bits.unique()) == sorted(p["dc_bits_curve"]) and len(curve) == 4

@@ -168,7 +168,10 @@ def compression_stages(stages: pd.DataFrame) -> plt.Figure:
                                                      (d.acc_hi - d.accuracy) * 100],
                          fmt="o", color=palette[j % 2], capsize=3, label=MODEL_NAMES.get(m, m))
     ticks = [i + width * (len(models) - 1) / 2 for i in range(len(names))]
-    labels = [n.replace(" + ", "\n+ ").replace(", ", ",\n") for n in names]
+    short = {"dense fp32 (.pt)": "dense\nfp32 .pt", "pruned (.pt)": "pruned\n.pt",
+             "pruned, sparse-encoded": "sparse\n.apx", "+ weight sharing": "+ weight\nsharing",
+             "+ Huffman coding": "+ Huffman\ncoding"}
+    labels = [short.get(n, n) for n in names]
     axes[0].set_yscale("log")
     axes[0].set_ylabel("Compression ratio vs dense fp32 (×, log scale)")
     axes[0].set_ylim(0.8, stages.ratio.max() * 2.5)

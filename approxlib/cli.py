@@ -214,6 +214,9 @@ def cmd_evaluate(a) -> int:
     p = load_profile(a.profile, parse_overrides(a.overrides))
     if a.model is not None:
         check_model(a.model)
+    if a.checkpoint.suffix == ".onnx":
+        raise ConfigError("evaluate takes .pt and .apx files; time an .onnx file with "
+                          "benchmarks/latency.py --artifact")
     model, info = pipeline.load_artifact(a.checkpoint)
     if a.model is not None and info["model"]["name"] != a.model:
         raise ConfigError(f"{a.checkpoint} holds {info['model']['name']}, not {a.model}")

@@ -21,12 +21,13 @@ MODELS = ("resnet18", "mobilenetv2")
 STEMS = ("imagenet", "cifar")
 SCHEDULES = ("constant", "onecycle", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16")
-PRUNE_METHODS = ("none", "l1-unstructured", "gradual-l1")
+PRUNE_METHODS = ("none", "l1-unstructured", "gradual-l1", "channel-l1")
 PRUNE_SCOPES = ("global", "layer")
-QUANT_METHODS = ("none", "int8-dynamic", "kmeans")
+QUANT_METHODS = ("none", "int8-dynamic", "kmeans", "int8-static")
+RUNTIMES = ("pytorch", "onnxruntime")
 CODECS = ("none", "sparse", "packed", "huffman", "gzip", "xz", "zstd")
 DEVICES = ("auto", "cpu", "cuda")
-SECTIONS = ("A", "B", "C", "D", "E", "F")
+SECTIONS = ("A", "B", "C", "D", "E", "F", "G")
 
 
 class ConfigError(ValueError):
@@ -195,6 +196,41 @@ class CodecConfig:
 
 
 @dataclass(frozen=True)
+class ChannelConfig:
+    """Structured pruning (Torch-Pruning): remove `ratio` of the channels of every group,
+    channel counts rounded to multiples of `round_to` (what vectorized kernels like)."""
+    ratio: float
+    round_to: int = 8
+
+    def __post_init__(self):
+        check_ratio(self.ratio, "channel_ratio")
+        _number("round_to", self.round_to, 1, 256, integer=True)
+
+
+@dataclass(frozen=True)
+class StaticQuantConfig:
+    """Post-training static INT8 of every convolution and linear layer, calibrated on the first
+    `calib_images` training images (never the test set); per-channel weights."""
+    runtime: str = "pytorch"
+    calib_images: int = 1024
+
+    def __post_init__(self):
+        _choice("runtime", self.runtime, RUNTIMES)
+        _number("calib_images", self.calib_images, 1, 10**6, integer=True)
+
+
+@dataclass(frozen=True)
+class OnnxConfig:
+    """Export to ONNX for ONNX Runtime, optionally with its own static INT8 (QDQ) quantization."""
+    quant: str = "none"
+    calib_images: int = 1024
+
+    def __post_init__(self):
+        _choice("onnx quant", self.quant, ("none", "int8-static"))
+        _number("calib_images", self.calib_images, 1, 10**6, integer=True)
+
+
+@dataclass(frozen=True)
 class MeasureConfig:
     threads: int = 1
     latency_warmup: int = 10
@@ -290,6 +326,9 @@ def validate_params(p: dict[str, Any]) -> None:
     dc_finetune_config(p)
     share_finetune_config(p)
     codec_config(p, "huffman")
+    ChannelConfig(p["channel_ratio"])
+    channel_finetune_config(p)
+    StaticQuantConfig(calib_images=p["calib_images"])
     bits = p["dc_bits_curve"]
     if not isinstance(bits, list) or not bits:
         raise ConfigError(f"dc_bits_curve must be a non-empty list of bit widths, got {bits!r}")
@@ -347,3 +386,7 @@ def share_finetune_config(p: dict) -> TrainConfig:
 
 def codec_config(p: dict, codec: str) -> CodecConfig:
     return CodecConfig(codec, p["dc_index_bits"])
+
+
+def channel_finetune_config(p: dict) -> TrainConfig:
+    return dataclasses.replace(finetune_config(p), epochs=p["channel_epochs"], lr=p["channel_lr"])

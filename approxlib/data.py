@@ -26,6 +26,7 @@ DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "fashion-mnist": 10}
 IN_CHANNELS = {"cifar10": 3, "cifar100": 3, "fashion-mnist": 1}
+IMAGE_SIZE = {"cifar10": 32, "cifar100": 32, "fashion-mnist": 28}
 
 
 class DatasetMissing(ConfigError):

@@ -25,8 +25,11 @@ def num_threads(n: int):
 
 
 @torch.inference_mode()
-def latency_ms(model: nn.Module, input_shape: tuple[int, ...], cfg: MeasureConfig) -> dict:
+def latency_ms(model, input_shape: tuple[int, ...], cfg: MeasureConfig) -> dict:
     """CPU latency at batch 1 and throughput at `cfg.throughput_batch`, threads fixed.
+
+    `model` is an nn.Module or any callable on a float tensor (an ONNX Runtime session wrapper,
+    whose own thread count is fixed when it is created).
 
     `torch.utils.benchmark.Timer.blocked_autorange` runs the forward pass in blocks until
     `latency_min_time` seconds have passed and reports the median block time per call; we warm
@@ -37,7 +40,8 @@ def latency_ms(model: nn.Module, input_shape: tuple[int, ...], cfg: MeasureConfi
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     from torch.utils import benchmark
 
-    model = model.cpu().eval()
+    if isinstance(model, nn.Module):
+        model = model.cpu().eval()
     x1 = torch.rand(1, *input_shape)
     xb = torch.rand(cfg.throughput_batch, *input_shape)
     with num_threads(cfg.threads):
@@ -52,7 +56,33 @@ def latency_ms(model: nn.Module, input_shape: tuple[int, ...], cfg: MeasureConfi
                                  min_run_time=cfg.latency_min_time)
     return {"latency_ms": t1.median * 1e3, "latency_iqr_ms": t1.iqr * 1e3,
             "latency_runs": t1.number_per_run * len(t1.times),
+            "latency_bs64_ms": tb.median * 1e3, "latency_bs64_iqr_ms": tb.iqr * 1e3,
             "throughput_img_s": cfg.throughput_batch / tb.median, "threads": cfg.threads}
+
+
+def flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Floating-point operations of one image's forward pass (a multiply-add counts as 2), from
+    `torch.utils.flop_counter` on the float model."""
+    from torch.utils.flop_counter import FlopCounterMode
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model.eval()(torch.rand(1, *input_shape))
+    return int(counter.get_total_flops())
+
+
+@torch.no_grad()
+def peak_gflops(threads: int = 1, n: int = 1024, repeats: int = 5) -> float:
+    """This CPU's float32 matrix-multiply rate (GFLOP/s) with `threads` threads: a practical
+    arithmetic ceiling for the same kernels, measured rather than looked up."""
+    import time
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    with num_threads(threads):
+        a @ b
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best / 1e9
 
 
 def count_params(model: nn.Module) -> tuple[int, int]:

@@ -29,16 +29,22 @@ from . import measure as ME
 from . import models as M
 from . import prune as P
 from . import quantize as Q
+from . import runtime as RT
 from . import share as SH
 from . import store as S
+from . import structured as ST
 from . import train as T
-from .config import (SECTIONS, ConfigError, ModelConfig, PruneConfig, QuantConfig, ShareConfig,
+from .config import (SECTIONS, ChannelConfig, ConfigError, ModelConfig, OnnxConfig, PruneConfig,
+                     QuantConfig, ShareConfig, StaticQuantConfig, channel_finetune_config,
                      check_model, codec_config, config_hash, data_config, dc_finetune_config,
                      finetune_config, gradual_config, measure_config, share_config,
                      share_finetune_config, train_config)
 
 # Bump when a stage's code changes what it produces, so stale cache entries are not reused.
 CACHE_VERSION = 4
+# Bump when only the evaluation changes: every variant is re-measured, nothing is retrained.
+# 2: latency is timed before any other forward pass (see Runner._measure).
+EVAL_VERSION = 2
 
 RESULT_COLUMNS = [  # the contract of DESIGN.md, in order; extra columns follow
     "section", "model", "dataset", "stem", "prune_method", "prune_ratio", "quant", "codec", "seed",
@@ -51,6 +57,7 @@ SECTION_TITLES = {
     "D": "ResNet-18 on the 100-class dataset: baseline vs pruned",
     "E": "ResNet-18 vs MobileNetV2",
     "F": "Real compression: Deep Compression's pipeline and the .apx format",
+    "G": "Real CPU speed: static INT8, channel pruning, ONNX Runtime",
 }
 # Where each encode stage's artifact lives (general-purpose codecs compress the .pt checkpoint).
 CODEC_SUFFIX = {"sparse": ".apx", "packed": ".apx", "huffman": ".apx", "gzip": ".pt.gz",
@@ -64,8 +71,9 @@ class Variant:
     dataset: str
     prune_ratio: float = 0.0
     quant: str = "none"
-    prune: str = "l1-unstructured"  # how a prune_ratio > 0 is reached: one-shot or gradual-l1
+    prune: str = "l1-unstructured"  # how a prune_ratio > 0 is reached: one-shot, gradual, channel
     codec: str = "none"
+    runtime: str = "pytorch"  # pytorch (eager) | onnxruntime
 
     @property
     def prune_method(self) -> str:
@@ -76,11 +84,13 @@ class Variant:
         parts = [self.model, self.dataset]
         if self.prune_ratio > 0:
             parts.append(f"pruned {self.prune_ratio:.0%}"
-                         + (" gradually" if self.prune == "gradual-l1" else ""))
+                         + {"gradual-l1": " gradually", "channel-l1": " channels"}.get(self.prune, ""))
         if self.quant != "none":
             parts.append(self.quant)
         if self.codec != "none":
             parts.append(self.codec)
+        if self.runtime != "pytorch":
+            parts.append(self.runtime)
         return " ".join(parts) if len(parts) > 2 else " ".join(parts + ["baseline"])
 
 
@@ -108,7 +118,20 @@ def parse_sections(text: str | list | None) -> list[str]:
 
 
 SECTION_MODELS = {"A": ["mobilenetv2"], "B": ["resnet18"], "C": ["resnet18"], "D": ["resnet18"],
-                  "E": ["resnet18", "mobilenetv2"], "F": ["resnet18", "mobilenetv2"]}
+                  "E": ["resnet18", "mobilenetv2"], "F": ["resnet18", "mobilenetv2"],
+                  "G": ["resnet18", "mobilenetv2"]}
+
+
+def speed_variants(p: dict, model: str, dataset: str) -> list[Variant]:
+    """Section G for one model: dense and channel-pruned, each in PyTorch eager and ONNX Runtime,
+    float32 and static INT8."""
+    out = []
+    for base in (Variant("G", model, dataset),
+                 Variant("G", model, dataset, float(p["channel_ratio"]), prune="channel-l1")):
+        for quant in ("none", "int8-static"):
+            for runtime in ("pytorch", "onnxruntime"):
+                out.append(dataclasses.replace(base, quant=quant, runtime=runtime))
+    return out
 
 
 def compression_variants(p: dict, model: str, dataset: str) -> list[Variant]:
@@ -142,6 +165,7 @@ def plan(p: dict, sections: list[str], models: dict[str, list[str]] | None = Non
         "D": [Variant("D", m, p["dataset_d"], x) for m in ms["D"] for x in (0.0, r)],
         "E": [Variant("E", m, ds, x) for m in ms["E"] for x in (0.0, r)],
         "F": [v for m in ms["F"] for v in compression_variants(p, m, ds)],
+        "G": [v for m in ms["G"] for v in speed_variants(p, m, ds)],
     }
     # A ratio of 0 in A/B/D/E would repeat the baseline: drop the duplicates, keep order.
     return [v for s in sections for v in dict.fromkeys(per_section[s])]
@@ -164,6 +188,11 @@ def chain(v: Variant, p: dict) -> Stage:
             gc = dataclasses.replace(gc, sparsity=v.prune_ratio)
         st = Stage("gradual", config_hash("gradual", CACHE_VERSION, gc, fc, data, st.key),
                    f"prune {v.model} gradually to {v.prune_ratio:.0%}", (data, mc, gc, fc), st)
+    elif v.prune_ratio > 0 and v.prune == "channel-l1":
+        cc, fc = ChannelConfig(v.prune_ratio), channel_finetune_config(p)
+        st = Stage("channel", config_hash("channel", CACHE_VERSION, cc, fc, data, st.key),
+                   f"prune {v.model} channels {v.prune_ratio:.0%} + fine-tune",
+                   (data, mc, cc, fc), st)
     elif v.prune_ratio > 0:
         pc, fc = PruneConfig(v.prune_ratio), finetune_config(p)
         st = Stage("prune", config_hash("prune", CACHE_VERSION, pc, fc, data, st.key),
@@ -173,6 +202,14 @@ def chain(v: Variant, p: dict) -> Stage:
         st = Stage("share", config_hash("share", CACHE_VERSION, sc, fc, data, st.key),
                    f"share {v.model} weights (k-means {sc.bits_conv}/{sc.bits_fc} bits)",
                    (data, mc, sc, fc), st)
+    elif v.runtime == "onnxruntime":
+        oc = OnnxConfig(v.quant, p["calib_images"])
+        st = Stage("onnx", config_hash("onnx", CACHE_VERSION, oc, data, st.key),
+                   f"export {v.label} to ONNX", (data, mc, oc), st)
+    elif v.quant == "int8-static":
+        qc = StaticQuantConfig("pytorch", p["calib_images"])
+        st = Stage("static", config_hash("static", CACHE_VERSION, qc, data, st.key),
+                   f"quantize {v.model} int8-static (FX)", (data, mc, qc), st)
     elif v.quant != "none":
         qc = QuantConfig(v.quant)
         st = Stage("quantize", config_hash("quantize", CACHE_VERSION, qc, st.key),
@@ -182,7 +219,8 @@ def chain(v: Variant, p: dict) -> Stage:
         st = Stage("encode", config_hash("encode", CACHE_VERSION, cc, st.key),
                    f"encode {v.label}", (mc, cc, data), st)
     mcfg = measure_config(p)
-    return Stage("evaluate", config_hash("evaluate", CACHE_VERSION, mcfg, data, st.key),
+    return Stage("evaluate", config_hash("evaluate", CACHE_VERSION, EVAL_VERSION, mcfg, data,
+                                         st.key),
                  f"evaluate {v.label}", (mcfg, data), st)
 
 
@@ -195,6 +233,8 @@ def stages(v: Variant, p: dict) -> list[Stage]:
 
 
 def suffix(st: Stage) -> str:
+    if st.kind == "onnx":
+        return ".onnx"
     return CODEC_SUFFIX[st.configs[1].codec] if st.kind == "encode" else ".pt"
 
 
@@ -204,11 +244,15 @@ def is_cached(st: Stage, store: S.Store) -> bool:
     return store.has(st.kind, st.key, suffix(st))
 
 
-def load_artifact(path: Path) -> tuple[torch.nn.Module, dict]:
+def load_artifact(path: Path, threads: int = 1) -> tuple[torch.nn.Module, dict]:
     """Any artifact a stage writes: a .pt checkpoint, an .apx file or a compressed checkpoint."""
     path = Path(path)
     if path.suffix == ".apx":
         return Z.load(path)
+    if path.suffix == ".onnx":
+        if not path.is_file():
+            raise S.CheckpointError(f"ONNX model not found: {path}")
+        return RT.OrtModel(path, threads), {"model": None, "meta": {}, "quant": "onnx"}
     codec = {".gz": "gzip", ".xz": "xz", ".zst": "zstd"}.get(path.suffix)
     if codec is not None:
         if not path.is_file():
@@ -220,6 +264,8 @@ def load_artifact(path: Path) -> tuple[torch.nn.Module, dict]:
 def fingerprint(model: torch.nn.Module) -> str | None:
     """Hash of a float model's structure and exact weights (equal fingerprints, equal
     predictions and latency); None for models holding anything else (quantized packed params)."""
+    if not isinstance(model, torch.nn.Module):
+        return None
     h = hashlib.sha256()
     for name, t in model.state_dict().items():
         if not isinstance(t, torch.Tensor) or t.is_quantized:
@@ -233,6 +279,11 @@ def fingerprint(model: torch.nn.Module) -> str | None:
 @functools.lru_cache(maxsize=None)
 def dense_bytes(mc: ModelConfig) -> int:
     return Z.dense_state_dict_bytes(mc)
+
+
+@functools.lru_cache(maxsize=None)
+def dense_flops(mc: ModelConfig, dataset: str) -> int:
+    return ME.flops(M.build(mc), (mc.in_channels, D.IMAGE_SIZE[dataset], D.IMAGE_SIZE[dataset]))
 
 
 # ------------------------------------------------------------------------------------ execution
@@ -283,6 +334,12 @@ class Runner:
             self._encode(st, path, meta)
             self.computed.append(st.key)
             return path
+        if st.kind == "onnx":
+            self._onnx(st, path)
+            self.store.write_json("onnx", st.key, {**meta, "seconds": time.perf_counter() - t0})
+            self.computed.append(st.key)
+            return path
+        shapes = None
         if st.kind == "train":
             data_cfg, mc, tc = st.configs
             model, hist = T.train(M.build(mc, tc.seed), self._splits(data_cfg), tc, self.p["device"],
@@ -297,6 +354,21 @@ class Runner:
                                 self.progress)
             quant = "none"
             meta["history"] = hist
+        elif st.kind == "channel":
+            data_cfg, mc, cc, fc = st.configs
+            model, info = S.load_checkpoint(self.artifact(st.upstream), expect=mc)
+            splits = self._splits(data_cfg)
+            meta["params_before"] = sum(p.numel() for p in model.parameters())
+            ST.channel_prune_(model, cc, mc.in_channels)
+            meta["params_after"] = sum(p.numel() for p in model.parameters())
+            model, meta["history"] = T.train(model, splits, fc, self.p["device"], desc=st.label,
+                                             progress=self.progress)
+            quant, shapes = "none", ST.shapes(model)
+        elif st.kind == "static":
+            data_cfg, mc, qc = st.configs
+            model, info = S.load_checkpoint(self.artifact(st.upstream), expect=mc)
+            model = Q.quantize_static(model, self._calibration(data_cfg, qc.calib_images))
+            quant, shapes = "int8-static", info["shapes"]
         elif st.kind == "share":
             data_cfg, mc, sc, fc = st.configs
             model, info = S.load_checkpoint(self.artifact(st.upstream), expect=mc)
@@ -311,9 +383,27 @@ class Runner:
         else:
             raise ValueError(f"not an artifact stage: {st.kind}")
         meta["seconds"] = time.perf_counter() - t0
-        S.save_checkpoint(model, path, mc, quant, meta)
+        S.save_checkpoint(model, path, mc, quant, meta, shapes)
         self.computed.append(st.key)
         return path
+
+    def _calibration(self, data_cfg, n: int) -> torch.Tensor:
+        """The first `n` training images as floats: static INT8 calibration (never test data)."""
+        return D.to_float(self._splits(data_cfg).train_x[:n])
+
+    def _onnx(self, st: Stage, path: Path) -> None:
+        """Export the upstream float model to ONNX; with int8-static, quantize it in ONNX Runtime."""
+        import tempfile
+        data_cfg, mc, oc = st.configs
+        model, _ = S.load_checkpoint(self.artifact(st.upstream), expect=mc)
+        size = self._splits(data_cfg).test_x.shape[-1]
+        if oc.quant == "none":
+            RT.export_onnx(model, path, mc.in_channels, size)
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            fp32 = Path(tmp) / "fp32.onnx"
+            RT.export_onnx(model, fp32, mc.in_channels, size)
+            RT.quantize_onnx(fp32, path, self._calibration(data_cfg, oc.calib_images))
 
     def _encode(self, st: Stage, path: Path, meta: dict) -> None:
         """Write the encoded artifact; its sidecar JSON keeps timings and per-tensor stats."""
@@ -355,14 +445,14 @@ class Runner:
             return cached
         mcfg, data_cfg = st.configs
         path = self.artifact(st.upstream)
-        model, _ = load_artifact(path)
+        model, _ = load_artifact(path, mcfg.threads)
         fp = fingerprint(model)
-        same_key = f"{fp}-{config_hash(mcfg, data_cfg)}" if fp else None
+        same_key = f"{fp}-{config_hash(EVAL_VERSION, mcfg, data_cfg)}" if fp else None
         same = self.store.read_json("fingerprints", same_key) if same_key else None
         if same is not None:
             metrics = self.store.read_json("metrics", same["metrics"])
         else:
-            metrics = self._measure(model, mcfg, data_cfg)
+            metrics = self._measure(model, mcfg, data_cfg, self._float_model(st.upstream))
         metrics = {**metrics, "size_bytes": path.stat().st_size, "artifact": str(path),
                    "artifact_key": st.upstream.key, "fingerprint": fp,
                    "measured_as": same["metrics"] if same is not None else st.key}
@@ -374,21 +464,38 @@ class Runner:
         self.computed.append(st.key)
         return metrics
 
-    def _measure(self, model: torch.nn.Module, mcfg, data_cfg) -> dict:
+    def _float_model(self, st: Stage) -> torch.nn.Module:
+        """The float PyTorch model an artifact was made from (itself when it is one): what
+        parameters, sparsity and FLOPs are counted on for quantized and ONNX artifacts."""
+        while st.kind in ("onnx", "static", "quantize", "encode"):
+            st = st.upstream
+        model, _ = S.load_checkpoint(self.artifact(st))
+        return model
+
+    def _measure(self, model, mcfg, data_cfg, float_model: torch.nn.Module) -> dict:
         splits = self._splits(data_cfg)
+        shape = tuple(splits.test_x.shape[1:])
         t0 = time.perf_counter()
+        # Timed first, on the freshly loaded model: a static-INT8 (FX) model whose first forward
+        # pass is a 2-thread batch of 500 then ran batch 1 on 1 thread 2.2× slower (2.98 vs
+        # 1.38 ms, ResNet-18, measured); the first call settles its kernels. A deployment sets
+        # its thread count once, so the timing must see that configuration first.
+        timing = ME.latency_ms(model, shape, mcfg)
         # The test split is only ever reported; the validation accuracy is what selection may use.
-        pred = T.predict(model, splits.test_x)
+        pred = RT.predict(model, splits.test_x)
         acc = (pred == splits.test_y).float().mean().item()
-        val_acc = T.accuracy(model, splits.val_x, splits.val_y)
-        params, zeros = ME.count_params(model)
-        wz, wt = P.global_sparsity(model)
-        timing = ME.latency_ms(model, tuple(splits.test_x.shape[1:]), mcfg)
+        val_acc = (RT.predict(model, splits.val_x) == splits.val_y).float().mean().item()
+        # Counted on the float model: a statically quantized or ONNX model hides its weights in
+        # packed parameters or a graph, and holds the same ones.
+        counted = float_model
+        params, zeros = ME.count_params(counted)
+        wz, wt = P.global_sparsity(counted)
         return {
             "accuracy": acc, "test_images": len(splits.test_y),
             "params": params, "zero_params": zeros, "sparsity": wz / wt, **timing,
+            "flops": ME.flops(float_model, shape),
             "predictions": pred.tolist(),  # per-image, for paired tests (McNemar) in the report
-            "layers": ME.layer_sparsity(model).to_dict(orient="records"),
+            "layers": ME.layer_sparsity(counted).to_dict(orient="records"),
             "val_accuracy": val_acc, "eval_seconds": time.perf_counter() - t0,
             **provenance(),
         }
@@ -426,11 +533,19 @@ def row(v: Variant, p: dict, m: dict) -> dict:
         "size_bytes": m["size_bytes"], "latency_ms": m["latency_ms"], "params": m["params"],
         "zero_params": m["zero_params"], "sparsity": m["sparsity"], "artifact": m["artifact"],
         "compression_ratio": dense_bytes(model_config(p, v.model, v.dataset)) / m["size_bytes"],
+        "runtime": v.runtime,
+        # cached metrics from before these columns: batch-64 latency is the throughput run's
+        # median block (throughput = batch / median), FLOPs those of the dense architecture
+        "latency_bs64_ms": m.get("latency_bs64_ms",
+                                 p["throughput_batch"] / m["throughput_img_s"] * 1e3),
+        "flops": m.get("flops") or dense_flops(model_config(p, v.model, v.dataset),
+                                               v.dataset),
         "profile": p["profile"], "val_accuracy": m["val_accuracy"],
         "latency_iqr_ms": m["latency_iqr_ms"], "throughput_img_s": m["throughput_img_s"],
         "threads": m["threads"], "test_images": m["test_images"], "epochs": p["epochs"],
-        "finetune_epochs": (0 if v.prune_ratio == 0 else p["dc_epochs"] if v.prune == "gradual-l1"
-                            else p["finetune_epochs"]),
+        "finetune_epochs": (0 if v.prune_ratio == 0 else
+                            {"gradual-l1": p["dc_epochs"], "channel-l1": p["channel_epochs"]}.get(
+                                v.prune, p["finetune_epochs"])),
         # bits per stored conv/fc weight: k-means codebook indices, or float32 (dynamic INT8
         # quantizes the classifier only)
         "weight_bits": (f"{p['dc_bits_conv'][v.model]}/{p['dc_bits_fc'][v.model]}"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")  # headless: papermill, CI and the PDF renderer have no display
 import matplotlib.pyplot as plt  # noqa: E402
@@ -21,12 +22,19 @@ CODEC_NAMES = {"sparse": "sparse .apx", "packed": "packed .apx", "huffman": "Huf
 def variant_label(r) -> str:
     parts = [MODEL_NAMES.get(r.model, r.model)]
     parts.append("baseline" if r.prune_ratio == 0 else f"pruned {r.prune_ratio:.0%}")
-    if getattr(r, "prune_method", "") == "gradual-l1":
+    method = getattr(r, "prune_method", "")
+    if method == "gradual-l1":
         parts[-1] += " (gradual)"
+    elif method == "channel-l1":
+        parts[-1] = f"channels −{r.prune_ratio:.0%}"
     if r.quant == "kmeans":
         parts.append("+ k-means")
+    elif r.quant == "int8-static":
+        parts.append("+ static INT8")
     elif r.quant != "none":
         parts.append("+ INT8")
+    if getattr(r, "runtime", "pytorch") == "onnxruntime":
+        parts.append("(ONNX Runtime)")
     codec = getattr(r, "codec", "none")
     if codec != "none":
         parts.append(f"+ {CODEC_NAMES.get(codec, codec)}")
@@ -230,5 +238,72 @@ def layer_bits(layers: dict[str, pd.DataFrame]) -> plt.Figure:
         lines2 = ax2.get_legend_handles_labels()
         ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=7, loc="upper left", ncol=3)
         ax.set_ylim(0, max(1.0, (t.index_bits + t.value_bits).max()) * 1.3)
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------------ section G
+
+MARKERS = {("none", "pytorch"): "o", ("int8-static", "pytorch"): "s",
+           ("none", "onnxruntime"): "^", ("int8-static", "onnxruntime"): "D"}
+
+
+def pareto(df: pd.DataFrame) -> plt.Figure:
+    """Accuracy against batch-1 latency (log scale), marker = precision × runtime, one colour per
+    model; the Pareto front (no variant both faster and more accurate) joined by a line."""
+    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    palette = ["#4C72B0", "#DD8452"]
+    for j, m in enumerate(dict.fromkeys(df.model)):
+        d = df[df.model == m].sort_values("latency_ms")
+        for r in d.itertuples():
+            ax.errorbar(r.latency_ms, r.accuracy * 100, yerr=_yerr(r),
+                        fmt=MARKERS[(r.quant, r.runtime)], ms=6, capsize=2,
+                        mfc="white" if r.prune_ratio > 0 else palette[j % 2],
+                        color=palette[j % 2])
+        best, front = -1.0, []
+        for r in d.itertuples():
+            if r.accuracy > best:
+                front.append(r)
+                best = r.accuracy
+        ax.plot([r.latency_ms for r in front], [r.accuracy * 100 for r in front], "-",
+                color=palette[j % 2], lw=1, alpha=0.7, label=f"{MODEL_NAMES.get(m, m)} Pareto front")
+    for (q, rt), mk in MARKERS.items():
+        ax.plot([], [], mk, color="0.3", mfc="0.3",
+                label=f"{'INT8' if q != 'none' else 'fp32'}, {'ONNX Runtime' if rt == 'onnxruntime' else 'PyTorch'}")
+    ax.plot([], [], "o", color="0.3", mfc="white", label="hollow: channel-pruned")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel("CPU latency, batch 1 (ms, log scale)")
+    ax.set_ylabel("Top-1 test accuracy (%)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="lower right", ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def speedups(df: pd.DataFrame, batch: int) -> plt.Figure:
+    """Speed-up over dense fp32 eager at batch 1 and batch `batch`, per variant and model."""
+    models = list(dict.fromkeys(df.model))
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6), sharey=True)
+    palette = ["#4C72B0", "#DD8452"]
+    names = list(dict.fromkeys(df.name))
+    width = 0.8 / len(models)
+    for ax, (col, title) in zip(axes, (("speedup", "batch 1"), ("speedup_bs64", f"batch {batch}"))):
+        for j, m in enumerate(models):
+            d = df[df.model == m].set_index("name").reindex(names)
+            bars = ax.barh([i + j * width for i in range(len(names))], d[col], width,
+                           color=palette[j % 2], label=MODEL_NAMES.get(m, m))
+            ax.bar_label(bars, [f"{v:.1f}×" for v in d[col]], fontsize=6, padding=2)
+        ax.axvline(1, color="0.4", lw=0.8)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel(f"Speed-up, {title} (×, log scale)")
+        ax.grid(alpha=0.3, axis="x")
+    axes[0].set_yticks([i + width * (len(models) - 1) / 2 for i in range(len(names))], names,
+                       fontsize=7)
+    axes[0].invert_yaxis()
+    axes[0].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return fig

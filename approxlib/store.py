@@ -65,11 +65,14 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def save_checkpoint(model: nn.Module, path: Path, model_cfg: ModelConfig, quant: str = "none",
-                    meta: dict | None = None) -> int:
-    """Save atomically; return the file's size in bytes."""
+                    meta: dict | None = None, shapes: dict | None = None) -> int:
+    """Save atomically; return the file's size in bytes. `shapes` (structured.shapes) records
+    layer sizes that differ from the architecture's (channel-pruned models)."""
     obj = {"format": FORMAT, "version": VERSION, "model": dataclasses.asdict(model_cfg),
            "quant": quant, "meta": json.loads(json.dumps(meta or {}, default=str)),
            "state_dict": model.state_dict()}
+    if shapes:
+        obj["shapes"] = shapes
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
     return Path(path).stat().st_size
@@ -110,6 +113,12 @@ def load_checkpoint(path: Path, expect: ModelConfig | None = None, data: bytes |
     if expect is not None and cfg != expect:
         raise CheckpointError(f"{path} holds {_describe(cfg)}, expected {_describe(expect)}")
     model = M.build(cfg).eval()
+    if obj.get("shapes"):
+        from .structured import reshape_
+        try:
+            reshape_(model, obj["shapes"])
+        except (TypeError, ValueError, AttributeError) as e:
+            raise CheckpointError(f"{path} has invalid layer sizes: {e}") from None
     if obj["quant"] != "none":
         model = Q.rebuild(model, obj["quant"])
     try:
@@ -119,6 +128,7 @@ def load_checkpoint(path: Path, expect: ModelConfig | None = None, data: bytes |
                               f"{str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else e}"
                               ) from None
     info = {k: obj[k] for k in ("model", "quant", "meta")}
+    info["shapes"] = obj.get("shapes")
     return model, info
 
 

@@ -35,7 +35,7 @@ def _apx_bytes() -> bytes:
 
 @pytest.mark.parametrize("argv, message", [
     (["report", "--profile", "nope"], "unknown profile 'nope'; valid: smoke, quick, paper"),
-    (["report", "--profile", "smoke", "--sections", "A,Q"], "unknown section 'Q'; valid: A, B, C, D, E, F"),
+    (["report", "--profile", "smoke", "--sections", "A,Q"], "unknown section 'Q'; valid: A, B, C, D, E, F, G"),
     (["report", "--profile", "smoke", "--set", "epochz=2"], "unknown parameter 'epochz'; valid:"),
     (["report", "--profile", "smoke", "--set", "ratio=1.5"], "ratio must be in [0.0, 1.0), got 1.5"),
     (["report", "--profile", "smoke", "--set", "dataset=imagenet"], "unknown dataset 'imagenet'; valid:"),
@@ -88,8 +88,9 @@ def test_console_entry_point_and_dry_run(tmp_path):
                           "--dry-run", "--models-dir", str(tmp_path)], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     lines = res.stdout.strip().splitlines()
-    # A–E: 14 stages; F per model: gradual, share, 6 encodings, 7 evaluations (baseline shared)
-    assert lines[-1] == "44 stages, 0 cached, 44 to compute"
+    # A–E: 14 stages; F per model: gradual, share, 6 encodings, 7 evaluations (baseline shared);
+    # G per model: channel prune, 2 static INT8, 4 ONNX exports, 7 evaluations
+    assert lines[-1] == "72 stages, 0 cached, 72 to compute"
     assert sum(line.startswith("missing  train") for line in lines) == 2
     bad = subprocess.run([sys.executable, "-m", "approxlib", "report", "--profile", "x"],
                          capture_output=True, text=True)

@@ -12,7 +12,7 @@ NBS = sorted(NOTEBOOKS.glob("*.ipynb"))
 
 
 def test_one_notebook_per_section_letter_first():
-    assert [p.name[0] for p in NBS] == list("ABCDEF")
+    assert [p.name[0] for p in NBS] == list("ABCDEFG")
     assert all(p.name[1] == "_" for p in NBS)
 
 

@@ -18,7 +18,7 @@ def test_results_have_every_variant_and_the_contract_columns(smoke):
     p, store, root, df, runner, _ = smoke
     csv = pd.read_csv(root / "out" / "results.csv")
     assert list(csv.columns[: len(CONTRACT)]) == CONTRACT
-    csv = csv[csv.section != "F"]  # section F has its own test
+    csv = csv[~csv.section.isin(["F", "G"])]  # sections F and G have their own tests
     got = {(r.section, r.model, r.prune_ratio, r.quant) for r in csv.itertuples()}
     want = {("A", "mobilenetv2", 0.0, "none"), ("A", "mobilenetv2", 0.5, "none"),
             ("B", "resnet18", 0.0, "none"), ("B", "resnet18", 0.5, "none"),
@@ -33,7 +33,7 @@ def test_results_have_every_variant_and_the_contract_columns(smoke):
 
 def test_rows_measure_what_they_claim(smoke):
     _, _, root, df, _, _ = smoke
-    df = df[df.section != "F"]
+    df = df[~df.section.isin(["F", "G"])]
     for r in df.itertuples():
         assert r.size_bytes == S.Path(r.artifact).stat().st_size
         assert abs(r.sparsity - r.prune_ratio) < 1e-5  # global L1: exactly the ratio
@@ -53,12 +53,13 @@ def test_second_run_computes_nothing(smoke):
     # A–E: 2 baselines, 4 prunes (MobileNetV2 50%; ResNet-18 30/50/70%), 1 quantize, and one
     # evaluation for each of these 7 distinct artifacts (15 rows share them). F, per model:
     # 1 gradual prune, 1 weight sharing, 6 encodings, 7 evaluations (the baseline is shared
-    # with A/E), 1 bits curve.
-    assert len(runner.computed) == 7 + 7 + 2 * (1 + 1 + 6 + 7 + 1)
-    df2, again = PL.run(p, list("ABCDEF"), store, root / "out", data_root, progress=False)
+    # with A/E), 1 bits curve. G, per model: 1 channel prune, 2 static INT8 (FX), 4 ONNX
+    # exports, 7 evaluations (the baseline is shared).
+    assert len(runner.computed) == 7 + 7 + 2 * (1 + 1 + 6 + 7 + 1) + 2 * (1 + 2 + 4 + 7)
+    df2, again = PL.run(p, list("ABCDEFG"), store, root / "out", data_root, progress=False)
     assert again.computed == []
     pd.testing.assert_frame_equal(df.reset_index(drop=True), df2.reset_index(drop=True))
-    assert all(s["cached"] for s in PL.dry_run(p, list("ABCDEF"), store))
+    assert all(s["cached"] for s in PL.dry_run(p, list("ABCDEFG"), store))
 
 
 def test_changing_one_parameter_recomputes_only_its_dependents(smoke):
@@ -70,13 +71,13 @@ def test_changing_one_parameter_recomputes_only_its_dependents(smoke):
     df, runner = PL.run(q, ["B"], store, root / "out", data_root, progress=False)
     assert len(runner.computed) == 2 + 2  # prune 50%, quantize; their two evaluations
     csv = pd.read_csv(root / "out" / "results.csv")
-    assert (csv.section == "B").sum() == 3 and len(csv) == 15 + 16  # B replaced, others kept
+    assert (csv.section == "B").sum() == 3 and len(csv) == 15 + 16 + 16  # B replaced, others kept
 
 
 def test_parse_sections():
     assert PL.parse_sections("a, C") == ["A", "C"]
-    assert PL.parse_sections(None) == list("ABCDEF")
-    with pytest.raises(PL.ConfigError, match="unknown section 'Z'; valid: A, B, C, D, E, F"):
+    assert PL.parse_sections(None) == list("ABCDEFG")
+    with pytest.raises(PL.ConfigError, match="unknown section 'Z'; valid: A, B, C, D, E, F, G"):
         PL.parse_sections("A,Z")
 
 
@@ -111,3 +112,30 @@ def test_section_f_rows_are_real_files_and_exact(smoke):
         assert header["structure"] == "folded" and header["codec"] == "huffman"
     curve = pd.read_csv(root / "out" / "compression_bits.csv")
     assert sorted(curve.bits.unique()) == sorted(p["dc_bits_curve"]) and len(curve) == 4
+
+
+def test_section_g_rows_time_every_runtime(smoke):
+    """Section G: every model in PyTorch eager and ONNX Runtime, fp32 and static INT8, dense and
+    channel-pruned; sizes are file bytes, FLOPs fall with channel pruning, INT8 files shrink."""
+    p, store, root, df, runner, data_root = smoke
+    g = df[df.section == "G"]
+    assert len(g) == 16
+    for m in ("resnet18", "mobilenetv2"):
+        d = g[g.model == m]
+        assert set(zip(d.prune_ratio, d.quant, d.runtime)) == {
+            (r, q, rt) for r in (0.0, p["channel_ratio"]) for q in ("none", "int8-static")
+            for rt in ("pytorch", "onnxruntime")}
+        for r in d.itertuples():
+            assert r.size_bytes == S.Path(r.artifact).stat().st_size
+            assert r.latency_ms > 0 and r.latency_bs64_ms > r.latency_ms
+        dense = d[(d.prune_ratio == 0) & (d.quant == "none") & (d.runtime == "pytorch")].iloc[0]
+        ch = d[(d.prune_ratio > 0) & (d.quant == "none") & (d.runtime == "pytorch")].iloc[0]
+        assert ch.flops < dense.flops / 2 and ch.params < dense.params / 2
+        assert ch.prune_method == "channel-l1" and ch.sparsity == 0  # whole channels, no zeros
+        int8 = d[(d.prune_ratio == 0) & (d.quant == "int8-static")]
+        assert (dense.size_bytes / int8.size_bytes > 3.5).all()
+        onnx = d[(d.runtime == "onnxruntime") & (d.quant == "none")]
+        assert all(S.Path(a).suffix == ".onnx" for a in onnx.artifact)
+        # the exported float model predicts what PyTorch predicts on (nearly) every image
+        fp = d[(d.quant == "none")].set_index(["prune_ratio", "runtime"]).accuracy
+        assert abs(fp[(0.0, "onnxruntime")] - fp[(0.0, "pytorch")]) < 0.002

@@ -1,0 +1,99 @@
+"""Deployment runtimes: ONNX export (torch.onnx, dynamo exporter) and ONNX Runtime inference,
+including ONNX Runtime's own static INT8 (QDQ) quantization, behind one `predict` / `forward`
+interface shared with PyTorch models.
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import data as D
+from . import store as S
+
+
+def export_onnx(model: nn.Module, path: Path, in_channels: int, size: int) -> None:
+    """Export a float model with a dynamic batch axis (atomically)."""
+    model = model.cpu().eval()
+    example = torch.rand(2, in_channels, size, size)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(model, (example,), dynamo=True, dynamic_shapes=({0: batch},),
+                                    verbose=False)
+    with S.atomic_path(path) as tmp:
+        program.save(str(tmp))
+
+
+def quantize_onnx(src: Path, dst: Path, calib: torch.Tensor, batch_size: int = 64) -> None:
+    """ONNX Runtime static INT8 in QDQ format: per-channel int8 weights, uint8 activations
+    (the u8s8 layout x86 VNNI kernels want), calibrated on `calib` (training images)."""
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self, name: str):
+            self.batches = iter([{name: calib[i:i + batch_size].numpy()}
+                                 for i in range(0, len(calib), batch_size)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    name = session(src, 1).get_inputs()[0].name
+    root, level = logging.getLogger(), logging.getLogger().level
+    with tempfile.TemporaryDirectory() as tmpdir, S.atomic_path(dst) as tmp:
+        pre = Path(tmpdir) / "pre.onnx"
+        root.setLevel(logging.ERROR)  # the quantization tools log every pass at INFO
+        try:
+            quant_pre_process(str(src), str(pre))
+            quantize_static(str(pre), str(tmp), Reader(name), quant_format=QuantFormat.QDQ,
+                            per_channel=True, weight_type=QuantType.QInt8,
+                            activation_type=QuantType.QUInt8)
+        finally:
+            root.setLevel(level)
+
+
+def session(path: Path, threads: int):
+    """An ONNX Runtime CPU session with its thread count fixed (as PyTorch's is when timed)."""
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own (unexported) exception types
+        raise S.CheckpointError(f"cannot load ONNX model {path}: {str(e).splitlines()[0][:120]}"
+                                ) from None
+
+
+class OrtModel:
+    """An ONNX Runtime session that takes and returns torch tensors, like an nn.Module in eval."""
+
+    def __init__(self, path: Path, threads: int = 1):
+        self.path, self.threads = Path(path), threads
+        self.sess = session(path, threads)
+        self.input = self.sess.get_inputs()[0].name
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+        return torch.from_numpy(self.sess.run(None, {self.input: x})[0])
+
+    def eval(self):
+        return self
+
+
+@torch.no_grad()
+def predict(model, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Predicted class per uint8 image, for a PyTorch model or an OrtModel."""
+    if isinstance(model, nn.Module):
+        model.eval()
+    out = [model(D.to_float(x[i:i + batch_size])).argmax(1) for i in range(0, len(x), batch_size)]
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.long)

@@ -1,0 +1,117 @@
+"""Section G's building blocks: static INT8, channel pruning, ONNX Runtime, latency and FLOPs."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from approxlib import data as D
+from approxlib import measure as ME
+from approxlib import models as M
+from approxlib import quantize as Q
+from approxlib import runtime as RT
+from approxlib import store as S
+from approxlib import structured as ST
+from approxlib.config import ChannelConfig, DataConfig, MeasureConfig, ModelConfig, TrainConfig
+from approxlib import train as T
+
+
+@pytest.fixture(scope="module")
+def trained(data_root):
+    """A ResNet-18 trained for one short epoch on real images, and real held-out images."""
+    splits = D.load(DataConfig("fashion-mnist", 1500, 200), data_root)
+    cfg = TrainConfig(epochs=1, batch_size=64, lr=0.05, schedule="onecycle", warmup=0.3)
+    model, _ = T.train(M.build(ModelConfig("resnet18", 10, 1), seed=0), splits, cfg, "cpu",
+                       progress=False)
+    return model.eval(), splits
+
+
+def snr_db(ref: torch.Tensor, approx: torch.Tensor) -> float:
+    return 10 * math.log10(ref.pow(2).mean().item() / (ref - approx).pow(2).mean().item())
+
+
+def test_static_int8_logits_stay_close_to_float(trained, tmp_path):
+    """Per-channel 8-bit weights and 8-bit activations add roughly −40 to −50 dB of noise per
+    layer; over ResNet-18's 20 quantized layers the logits should keep an SNR well above 20 dB
+    (a wrong scale or a missed calibration gives < 10 dB)."""
+    model, splits = trained
+    calib = D.to_float(splits.train_x[:256])
+    x = D.to_float(splits.test_x[:500])
+    q = Q.quantize_static(model, calib)
+    with torch.no_grad():
+        ref, out = model(x), q(x)
+    assert snr_db(ref, out) > 20
+    # saved as a state dict, rebuilt without pickled modules, identical outputs
+    mc = ModelConfig("resnet18", 10, 1)
+    S.save_checkpoint(q, tmp_path / "q.pt", mc, "int8-static")
+    q2, info = S.load_checkpoint(tmp_path / "q.pt")
+    assert info["quant"] == "int8-static"
+    with torch.no_grad():
+        assert torch.equal(q2(x), out)
+    dense = tmp_path / "f.pt"
+    S.save_checkpoint(model, dense, mc)
+    assert dense.stat().st_size / (tmp_path / "q.pt").stat().st_size > 3.9
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenetv2"])
+def test_channel_pruning_makes_a_smaller_dense_model_that_reloads(name, tmp_path):
+    mc = ModelConfig(name, 10, 1)
+    model = M.build(mc, seed=0).eval()
+    before = sum(p.numel() for p in model.parameters())
+    ST.channel_prune_(model, ChannelConfig(0.5), 1)
+    after = sum(p.numel() for p in model.parameters())
+    # the count follows from the layer sizes alone: recount it from `shapes`
+    recount = 0
+    sizes = ST.shapes(model)
+    mods = dict(model.named_modules())
+    for layer, size in sizes.items():
+        m = mods[layer]
+        if isinstance(m, nn.Conv2d):
+            cin, cout, groups = size
+            recount += cout * (cin // groups) * math.prod(m.kernel_size) + (cout if m.bias is not None else 0)
+        elif isinstance(m, nn.BatchNorm2d):
+            recount += 2 * size[0]
+        else:
+            recount += size[0] * size[1] + size[1]
+    assert after == recount and after < 0.5 * before
+    first, last = ST.stem_and_classifier(model)
+    assert first.in_channels == 1 and last.out_features == 10  # stem input and classes kept
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d) and m.groups > 1:
+            assert m.groups == m.in_channels == m.out_channels  # depthwise stays depthwise
+    x = torch.rand(3, 1, 28, 28)
+    S.save_checkpoint(model, tmp_path / "c.pt", mc, shapes=sizes)
+    again, info = S.load_checkpoint(tmp_path / "c.pt")
+    with torch.no_grad():
+        assert torch.equal(again(x), model(x))
+    assert info["shapes"] == sizes
+
+
+def test_onnx_runtime_matches_pytorch(trained, tmp_path):
+    model, splits = trained
+    RT.export_onnx(model, tmp_path / "m.onnx", 1, 28)
+    ort = RT.OrtModel(tmp_path / "m.onnx")
+    x = D.to_float(splits.test_x[:64])
+    with torch.no_grad():
+        ref = model(x)
+    out = ort(x)
+    assert torch.allclose(out, ref, rtol=1e-4, atol=1e-4)
+    assert torch.equal(RT.predict(ort, splits.test_x[:300]), RT.predict(model, splits.test_x[:300]))
+    # ONNX Runtime's own static INT8 stays close too (same bound and reason as PyTorch's)
+    RT.quantize_onnx(tmp_path / "m.onnx", tmp_path / "q.onnx", D.to_float(splits.train_x[:128]))
+    assert snr_db(ref, RT.OrtModel(tmp_path / "q.onnx")(x)) > 20
+    with pytest.raises(S.CheckpointError, match="cannot load ONNX model"):
+        (tmp_path / "bad.onnx").write_bytes(b"not onnx")
+        RT.OrtModel(tmp_path / "bad.onnx")
+
+
+def test_latency_and_flops_are_sane_on_a_tiny_model():
+    conv = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU())
+    assert ME.flops(conv, (1, 10, 10)) == 2 * 8 * 8 * 8 * 9  # 2 × outputs × kernel taps
+    cfg = MeasureConfig(threads=1, latency_warmup=2, latency_min_time=0.05, throughput_batch=64)
+    t = ME.latency_ms(conv, (1, 10, 10), cfg)
+    assert 0 < t["latency_ms"] < 1000 and 0 < t["latency_bs64_ms"] < 10_000
+    assert t["throughput_img_s"] == pytest.approx(64 / t["latency_bs64_ms"] * 1e3)
+    t2 = ME.latency_ms(lambda x: x * 2, (1, 10, 10), cfg)  # any callable (ONNX Runtime wrapper)
+    assert t2["latency_ms"] > 0
+    assert ME.peak_gflops(1, n=256, repeats=2) > 0.5

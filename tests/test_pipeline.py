@@ -133,7 +133,8 @@ def test_section_g_rows_time_every_runtime(smoke):
         assert ch.flops < dense.flops / 2 and ch.params < dense.params / 2
         assert ch.prune_method == "channel-l1" and ch.sparsity == 0  # whole channels, no zeros
         int8 = d[(d.prune_ratio == 0) & (d.quant == "int8-static")]
-        assert (dense.size_bytes / int8.size_bytes > 3.5).all()
+        # int8 weights + per-channel scales/zero points (MobileNetV2's thin layers pay most)
+        assert (dense.size_bytes / int8.size_bytes > 3.2).all()
         onnx = d[(d.runtime == "onnxruntime") & (d.quant == "none")]
         assert all(S.Path(a).suffix == ".onnx" for a in onnx.artifact)
         # the exported float model predicts what PyTorch predicts on (nearly) every image

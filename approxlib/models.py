@@ -43,6 +43,14 @@ def build(cfg: ModelConfig, seed: int | None = None) -> nn.Module:
     return m
 
 
+def replace_module(model: nn.Module, name: str, module: nn.Module) -> None:
+    """Put `module` at dotted path `name`, in the model's train/eval mode (a fresh module would
+    otherwise be in training mode)."""
+    parent, _, leaf = name.rpartition(".")
+    module.train(model.training)
+    setattr(model.get_submodule(parent) if parent else model, leaf, module)
+
+
 def prunable(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Every Conv2d and Linear (the layers the original prunes and counts for sparsity)."""
     return [(n, m) for n, m in model.named_modules()

@@ -452,7 +452,9 @@ class Runner:
         if same is not None:
             metrics = self.store.read_json("metrics", same["metrics"])
         else:
-            metrics = self._measure(model, mcfg, data_cfg, self._float_model(st.upstream))
+            # a fingerprint means a plain float model: it is its own float source
+            float_model = model if fp else self._float_model(st.upstream)
+            metrics = self._measure(model, mcfg, data_cfg, float_model)
         metrics = {**metrics, "size_bytes": path.stat().st_size, "artifact": str(path),
                    "artifact_key": st.upstream.key, "fingerprint": fp,
                    "measured_as": same["metrics"] if same is not None else st.key}

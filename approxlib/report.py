@@ -143,9 +143,8 @@ class Section:
         aug = ("random crop (pad %d) + flip" % p["crop_padding"]) if p["crop_padding"] else "flip"
         text = (f"{size} training images ({aug}), {p['epochs']} epochs SGD, {sched}, "
                 f"peak lr {p['lr']}, batch {p['batch_size']}, weight decay {p['weight_decay']}; "
-                f"checkpoint picked on {p['val_size']:,} validation images; pruned models "
-                f"fine-tuned {p['finetune_epochs']} epoch(s) at lr {p['finetune_lr']} "
-                f"({p['finetune_schedule']}); {p['stem']} stem; test accuracy on the full "
+                f"checkpoint picked on {p['val_size']:,} validation images; "
+                f"{self.variants_text()}; {p['stem']} stem; test accuracy on the full "
                 f"test split; latency = median batch-1 CPU time, {p['threads']} thread(s)")
         return text
 
@@ -153,8 +152,17 @@ class Section:
         p = self.p
         size = "all" if p["train_size"] is None else f"{p['train_size']:,}"
         return (f"{size} train images, {p['epochs']} epochs SGD ({p['schedule']}, lr {p['lr']}), "
-                f"validation-selected; pruned = + {p['finetune_epochs']} fine-tuning epoch(s) at "
-                f"lr {p['finetune_lr']}; {p['stem']} stem")
+                f"validation-selected; {self.variants_short()}; {p['stem']} stem")
+
+    def variants_text(self) -> str:
+        """How this section's variants are made from the baseline (sections F, G override)."""
+        p = self.p
+        return (f"pruned models fine-tuned {p['finetune_epochs']} epoch(s) at lr "
+                f"{p['finetune_lr']} ({p['finetune_schedule']})")
+
+    def variants_short(self) -> str:
+        p = self.p
+        return f"pruned = + {p['finetune_epochs']} fine-tuning epoch(s) at lr {p['finetune_lr']}"
 
     def caption(self, kind: str, what: str) -> str:
         if kind == "Figure":

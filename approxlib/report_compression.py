@@ -52,22 +52,19 @@ class CompressionSection(Section):
         return PL.Variant("F", r.model, r.dataset, r.prune_ratio, r.quant,
                           r.prune_method if r.prune_ratio > 0 else "l1-unstructured", r.codec)
 
-    def protocol_text(self) -> str:
+    def variants_text(self) -> str:
         p = self.p
-        return (super().protocol_text().split("; pruned models")[0]
-                + f"; compressed models pruned gradually from the trained baseline over "
-                  f"{p['dc_epochs']} epoch(s) (lr {p['dc_lr']}, {p['finetune_schedule']}; mask "
-                  f"update every {p['dc_every']} steps over the first {p['dc_ramp']:.0%} of "
-                  f"them), then codebooks fine-tuned {p['dc_share_epochs']} epoch(s) at lr "
-                  f"{p['dc_share_lr']}; checkpoints picked on the validation split among epochs "
-                  f"at the final sparsity; {p['stem']} stem; test accuracy on the full test "
-                  f"split; latency = median batch-1 CPU time, {p['threads']} thread(s)")
+        return (f"compressed models pruned gradually from the trained baseline over "
+                f"{p['dc_epochs']} epoch(s) (lr {p['dc_lr']}, {p['finetune_schedule']}; mask "
+                f"update every {p['dc_every']} steps over the first {p['dc_ramp']:.0%} of "
+                f"them), then codebooks fine-tuned {p['dc_share_epochs']} epoch(s) at lr "
+                f"{p['dc_share_lr']}; checkpoints picked on the validation split among epochs "
+                f"at the final sparsity")
 
-    def protocol_short(self) -> str:
+    def variants_short(self) -> str:
         p = self.p
-        return (super().protocol_short().split("; pruned")[0]
-                + f"; pruned gradually over {p['dc_epochs']} epoch(s) at lr {p['dc_lr']}, "
-                  f"codebooks fine-tuned {p['dc_share_epochs']} epoch(s)")
+        return (f"pruned gradually over {p['dc_epochs']} epoch(s) at lr {p['dc_lr']}, "
+                f"codebooks fine-tuned {p['dc_share_epochs']} epoch(s)")
 
     def stages(self) -> pd.DataFrame:
         rows = []

@@ -54,20 +54,17 @@ class SpeedSection(Section):
     def dense(self, model: str) -> pd.Series:
         return self.pick(model, 0.0, "none", "pytorch")
 
-    def protocol_text(self) -> str:
+    def variants_text(self) -> str:
         p = self.p
-        return (super().protocol_text().split("; pruned models")[0]
-                + f"; channel-pruned models fine-tuned {p['channel_epochs']} epoch(s) at lr "
-                  f"{p['channel_lr']} ({p['finetune_schedule']}); static INT8 calibrated on the "
-                  f"first {p['calib_images']} training images; {p['stem']} stem; test accuracy "
-                  f"on the full test split; latency = median CPU time, {p['threads']} thread(s)")
+        return (f"channel-pruned models fine-tuned {p['channel_epochs']} epoch(s) at lr "
+                f"{p['channel_lr']} ({p['finetune_schedule']}); static INT8 calibrated on the "
+                f"first {p['calib_images']} training images")
 
-    def protocol_short(self) -> str:
+    def variants_short(self) -> str:
         p = self.p
-        return (super().protocol_short().split("; pruned")[0]
-                + f"; channel-pruned models fine-tuned {p['channel_epochs']} epoch(s) at lr "
-                  f"{p['channel_lr']}; INT8 calibrated on {p['calib_images']} training images; "
-                  f"{p['threads']} thread(s)")
+        return (f"channel-pruned models fine-tuned {p['channel_epochs']} epoch(s) at lr "
+                f"{p['channel_lr']}; INT8 calibrated on {p['calib_images']} training images; "
+                f"{p['threads']} thread(s)")
 
     def header(self) -> None:
         super().header()

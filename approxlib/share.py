@@ -17,7 +17,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .config import ShareConfig
-from .models import prunable
+from .models import prunable, replace_module
 
 # Above this many distinct values a tensor is not shared: the codec stores its values raw.
 MAX_CODEBOOK = 1 << 16
@@ -41,11 +41,6 @@ def conv_bn_pairs(model: nn.Module) -> list[tuple[str, str]]:
     return pairs
 
 
-def _set(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, leaf = name.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, leaf, module)
-
-
 @torch.no_grad()
 def fold_batchnorm(model: nn.Module) -> nn.Module:
     """Fold every BatchNorm into the convolution before it (eval-mode statistics), in place.
@@ -57,8 +52,8 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     model.eval()
     for conv_name, bn_name in conv_bn_pairs(model):
         modules = dict(model.named_modules())
-        _set(model, conv_name, fuse_conv_bn_eval(modules[conv_name], modules[bn_name]))
-        _set(model, bn_name, nn.Identity())
+        replace_module(model, conv_name, fuse_conv_bn_eval(modules[conv_name], modules[bn_name]))
+        replace_module(model, bn_name, nn.Identity())
     return model
 
 

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .config import ChannelConfig, ModelConfig
+from .models import replace_module
 
 
 def stem_and_classifier(model: nn.Module) -> list[nn.Module]:
@@ -45,12 +46,6 @@ def shapes(model: nn.Module) -> dict[str, list[int]]:
     return out
 
 
-def _set(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, leaf = name.rpartition(".")
-    module.train(model.training)  # a new module would otherwise be in training mode
-    setattr(model.get_submodule(parent) if parent else model, leaf, module)
-
-
 def reshape_(model: nn.Module, sizes: dict[str, list[int]]) -> nn.Module:
     """Resize a freshly built model's layers to `sizes` (from `shapes`), in place."""
     modules = dict(model.named_modules())
@@ -58,14 +53,14 @@ def reshape_(model: nn.Module, sizes: dict[str, list[int]]) -> nn.Module:
         m = modules.get(name)
         if isinstance(m, nn.Conv2d) and len(size) == 3:
             if [m.in_channels, m.out_channels, m.groups] != size:
-                _set(model, name, nn.Conv2d(size[0], size[1], m.kernel_size, m.stride, m.padding,
+                replace_module(model, name, nn.Conv2d(size[0], size[1], m.kernel_size, m.stride, m.padding,
                                             m.dilation, size[2], m.bias is not None))
         elif isinstance(m, nn.BatchNorm2d) and len(size) == 1:
             if m.num_features != size[0]:
-                _set(model, name, nn.BatchNorm2d(size[0], m.eps, m.momentum))
+                replace_module(model, name, nn.BatchNorm2d(size[0], m.eps, m.momentum))
         elif isinstance(m, nn.Linear) and len(size) == 2:
             if [m.in_features, m.out_features] != size:
-                _set(model, name, nn.Linear(size[0], size[1], m.bias is not None))
+                replace_module(model, name, nn.Linear(size[0], size[1], m.bias is not None))
         else:
             raise ValueError(f"layer {name!r} with size {size} does not fit this architecture")
     return model

@@ -21,13 +21,17 @@ MODELS = ("resnet18", "mobilenetv2")
 STEMS = ("imagenet", "cifar")
 SCHEDULES = ("constant", "onecycle", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16")
-PRUNE_METHODS = ("none", "l1-unstructured", "gradual-l1", "channel-l1")
+PRUNE_METHODS = ("none", "l1-unstructured", "gradual-l1", "channel-l1",
+                 # section H's baselines (ShrinkBench's) and the sensitivity-guided method
+                 "l1-layerwise", "random-unstructured", "l1-sensitivity")
+CURVE_METHODS = ("l1-unstructured", "l1-layerwise", "random-unstructured", "l1-sensitivity")
+CONTROLS = ("none", "equal-compute")
 PRUNE_SCOPES = ("global", "layer")
 QUANT_METHODS = ("none", "int8-dynamic", "kmeans", "int8-static")
 RUNTIMES = ("pytorch", "onnxruntime")
 CODECS = ("none", "sparse", "packed", "huffman", "gzip", "xz", "zstd")
 DEVICES = ("auto", "cpu", "cuda")
-SECTIONS = ("A", "B", "C", "D", "E", "F", "G")
+SECTIONS = ("A", "B", "C", "D", "E", "F", "G", "H")
 
 
 class ConfigError(ValueError):
@@ -140,6 +144,23 @@ class PruneConfig:
     def __post_init__(self):
         _choice("prune_method", self.method, PRUNE_METHODS)
         check_ratio(self.ratio)
+
+
+@dataclass(frozen=True)
+class SensitivityConfig:
+    """Per-layer sensitivity analysis (as Distiller and NNI do it): prune one layer at a time to
+    each of `ratios` (L1 magnitude), measure accuracy on the first `images` validation images."""
+    ratios: tuple[float, ...] = (0.5, 0.75, 0.9, 0.95, 0.99)
+    images: int = 1000
+
+    def __post_init__(self):
+        if not isinstance(self.ratios, tuple) or not self.ratios:
+            raise ConfigError(f"h_sens_ratios must be a non-empty list, got {self.ratios!r}")
+        for r in self.ratios:
+            check_ratio(r, "each of h_sens_ratios")
+        if list(self.ratios) != sorted(set(self.ratios)):
+            raise ConfigError(f"h_sens_ratios must rise strictly, got {list(self.ratios)}")
+        _number("h_sens_images", self.images, 1, 10**6, integer=True)
 
 
 @dataclass(frozen=True)
@@ -323,18 +344,96 @@ def validate_params(p: dict[str, Any]) -> None:
     for m in MODELS:
         gradual_config(p, m)
         share_config(p, m)
+        channel_finetune_config(p, m)
     dc_finetune_config(p)
     share_finetune_config(p)
     codec_config(p, "huffman")
     ChannelConfig(p["channel_ratio"])
-    channel_finetune_config(p)
     StaticQuantConfig(calib_images=p["calib_images"])
+    _bool("controls", p["controls"])
+    if p["seeds"] is not None:
+        seeds = _list("seeds", p["seeds"])
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ConfigError(f"seeds must be null or a non-empty list of distinct seeds, got "
+                              f"{seeds!r}")
+        for x in seeds:
+            _number("each of seeds", x, 0, 2**31, integer=True)
+    validate_section_h(p)
     bits = p["dc_bits_curve"]
     if not isinstance(bits, list) or not bits:
         raise ConfigError(f"dc_bits_curve must be a non-empty list of bit widths, got {bits!r}")
     for b in bits:
         ShareConfig(b, b)
     ModelConfig("resnet18", 10, 3, p["stem"])
+
+
+# What a section-H protocol may set: how a model is trained and fine-tuned, nothing else.
+PROTOCOL_KEYS = ("epochs", "batch_size", "lr", "schedule", "warmup", "momentum", "nesterov",
+                 "weight_decay", "label_smoothing", "crop_padding", "flip", "finetune_epochs",
+                 "finetune_lr", "finetune_schedule", "finetune_weight_decay")
+
+
+def _list(name: str, value: Any) -> list:
+    if not isinstance(value, list):
+        raise ConfigError(f"{name} must be a list, got {value!r}")
+    return value
+
+
+def validate_section_h(p: dict[str, Any]) -> None:
+    seeds = _list("h_seeds", p["h_seeds"])
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"h_seeds must be a non-empty list of distinct seeds, got {seeds!r}")
+    for s in seeds:
+        _number("each of h_seeds", s, 0, 2**31, integer=True)
+    if p["h_train_size"] is not None:
+        _number("h_train_size", p["h_train_size"], 1, 10**7, integer=True)
+    if p["h_epochs"] is not None:
+        _number("h_epochs", p["h_epochs"], 1, 10_000, integer=True)
+    protocols = p["h_protocols"]
+    if not isinstance(protocols, dict) or not protocols:
+        raise ConfigError(f"h_protocols must map protocol names to parameter overrides, got "
+                          f"{protocols!r}")
+    for name, spec in protocols.items():
+        if not isinstance(spec, dict):
+            raise ConfigError(f"h_protocols.{name} must be a mapping, got {spec!r}")
+        bad = sorted(set(spec) - set(PROTOCOL_KEYS))
+        if bad:
+            raise ConfigError(f"h_protocols.{name} sets {', '.join(bad)}; a protocol may set "
+                              f"{', '.join(PROTOCOL_KEYS)}")
+        q = protocol_params(p, name)
+        train_config(q)
+        finetune_config(q)
+    for m in _list("h_curve_models", p["h_curve_models"]):
+        check_model(m)
+    for r in _list("h_curve_sparsities", p["h_curve_sparsities"]):
+        check_ratio(r, "each of h_curve_sparsities")
+    for m in _list("h_curve_methods", p["h_curve_methods"]):
+        _choice("each of h_curve_methods", m, CURVE_METHODS)
+    sensitivity_config(p)
+    _number("h_latency_min_time", p["h_latency_min_time"], 0.0, 600.0, lo_open=True)
+
+
+def protocol_params(p: dict, protocol: str, seed: int | None = None) -> dict:
+    """The profile as one of section H's runs sees it: the protocol's training settings, H's
+    training subset and epochs, a short latency timing (unstructured pruning does not change latency;
+    sections A–G time it properly) and the run's seed."""
+    if protocol not in p["h_protocols"]:
+        raise ConfigError(f"unknown protocol {protocol!r}; valid: {', '.join(p['h_protocols'])}")
+    q = {**p, **p["h_protocols"][protocol]}
+    if p["h_train_size"] is not None:
+        q["train_size"] = p["h_train_size"]
+    if p["h_epochs"] is not None and "epochs" not in p["h_protocols"][protocol]:
+        q["epochs"] = p["h_epochs"]
+    q["latency_min_time"] = p["h_latency_min_time"]
+    q["latency_warmup"] = min(3, p["latency_warmup"])
+    if seed is not None:
+        q["seed"] = seed
+    return q
+
+
+def sensitivity_config(p: dict) -> SensitivityConfig:
+    return SensitivityConfig(tuple(float(r) for r in _list("h_sens_ratios", p["h_sens_ratios"])),
+                             p["h_sens_images"])
 
 
 def data_config(p: dict, dataset: str) -> DataConfig:
@@ -388,5 +487,17 @@ def codec_config(p: dict, codec: str) -> CodecConfig:
     return CodecConfig(codec, p["dc_index_bits"])
 
 
-def channel_finetune_config(p: dict) -> TrainConfig:
-    return dataclasses.replace(finetune_config(p), epochs=p["channel_epochs"], lr=p["channel_lr"])
+def per_model(p: dict, key: str, model: str) -> Any:
+    """A parameter that is one value for all models or a {model: value} mapping."""
+    value = p[key]
+    if isinstance(value, dict):
+        if set(value) != set(MODELS):
+            raise ConfigError(f"{key} must be one value or map each of {', '.join(MODELS)} to "
+                              f"a value, got {value!r}")
+        return value[model]
+    return value
+
+
+def channel_finetune_config(p: dict, model: str) -> TrainConfig:
+    return dataclasses.replace(finetune_config(p), epochs=per_model(p, "channel_epochs", model),
+                               lr=per_model(p, "channel_lr", model))

@@ -37,14 +37,18 @@ from . import train as T
 from .config import (SECTIONS, ChannelConfig, ConfigError, ModelConfig, OnnxConfig, PruneConfig,
                      QuantConfig, ShareConfig, StaticQuantConfig, channel_finetune_config,
                      check_model, codec_config, config_hash, data_config, dc_finetune_config,
-                     finetune_config, gradual_config, measure_config, share_config,
-                     share_finetune_config, train_config)
+                     finetune_config, gradual_config, measure_config,
+                     protocol_params, sensitivity_config, share_config, share_finetune_config,
+                     train_config)
 
 # Bump when a stage's code changes what it produces, so stale cache entries are not reused.
 CACHE_VERSION = 4
 # Bump when only the evaluation changes: every variant is re-measured, nothing is retrained.
 # 2: latency is timed before any other forward pass (see Runner._measure).
 EVAL_VERSION = 2
+# Bump when only the static INT8 checkpoint's layout changes (calibration is cheap to redo).
+# 2: compact lossless layout (quantize.pack_state).
+STATIC_VERSION = 2
 
 RESULT_COLUMNS = [  # the contract of DESIGN.md, in order; extra columns follow
     "section", "model", "dataset", "stem", "prune_method", "prune_ratio", "quant", "codec", "seed",
@@ -58,6 +62,7 @@ SECTION_TITLES = {
     "E": "ResNet-18 vs MobileNetV2",
     "F": "Real compression: Deep Compression's pipeline and the .apx format",
     "G": "Real CPU speed: static INT8, channel pruning, ONNX Runtime",
+    "H": "Does pruning itself help? Controls, seeds, baselines and sensitivity",
 }
 # Where each encode stage's artifact lives (general-purpose codecs compress the .pt checkpoint).
 CODEC_SUFFIX = {"sparse": ".apx", "packed": ".apx", "huffman": ".apx", "gzip": ".pt.gz",
@@ -74,10 +79,19 @@ class Variant:
     prune: str = "l1-unstructured"  # how a prune_ratio > 0 is reached: one-shot, gradual, channel
     codec: str = "none"
     runtime: str = "pytorch"  # pytorch (eager) | onnxruntime
+    # equal-compute: the dense model fine-tuned exactly as variants pruned by `prune` are
+    control: str = "none"
+    seed: int | None = None  # None: the profile's seed
+    protocol: str = "profile"  # profile | a name in h_protocols (section H)
+    finetune: bool = True  # False: pruned only (section H's curve without fine-tuning)
 
     @property
     def prune_method(self) -> str:
         return self.prune if self.prune_ratio > 0 else "none"
+
+    @property
+    def is_control(self) -> bool:
+        return self.control != "none"
 
     @property
     def label(self) -> str:
@@ -91,6 +105,14 @@ class Variant:
             parts.append(self.codec)
         if self.runtime != "pytorch":
             parts.append(self.runtime)
+        if self.is_control:
+            parts.append(f"dense control of {self.prune}")
+        if not self.finetune:
+            parts.append("not fine-tuned")
+        if self.protocol != "profile":
+            parts.append(f"{self.protocol} protocol")
+        if self.seed is not None:
+            parts.append(f"seed {self.seed}")
         return " ".join(parts) if len(parts) > 2 else " ".join(parts + ["baseline"])
 
 
@@ -119,7 +141,37 @@ def parse_sections(text: str | list | None) -> list[str]:
 
 SECTION_MODELS = {"A": ["mobilenetv2"], "B": ["resnet18"], "C": ["resnet18"], "D": ["resnet18"],
                   "E": ["resnet18", "mobilenetv2"], "F": ["resnet18", "mobilenetv2"],
-                  "G": ["resnet18", "mobilenetv2"]}
+                  "G": ["resnet18", "mobilenetv2"], "H": ["resnet18", "mobilenetv2"]}
+
+
+def control_of(v: Variant) -> Variant:
+    """The equal-compute dense control of a pruned + fine-tuned variant."""
+    return Variant(v.section, v.model, v.dataset, prune=v.prune, control="equal-compute",
+                   seed=v.seed, protocol=v.protocol)
+
+
+def control_variants(p: dict, section: str, model: str, dataset: str) -> list[Variant]:
+    """Section H for one model: per protocol and seed, the baseline, the pruned + fine-tuned model
+    and its equal-compute dense control."""
+    out = []
+    for protocol in p["h_protocols"]:
+        for seed in p["h_seeds"]:
+            pruned = Variant(section, model, dataset, float(p["ratio"]), seed=int(seed),
+                             protocol=protocol)
+            out += [Variant(section, model, dataset, seed=int(seed), protocol=protocol), pruned,
+                    control_of(pruned)]
+    return out
+
+
+def curve_variants(p: dict, section: str, model: str, dataset: str) -> list[Variant]:
+    """Section H's sparsity curve: each method at each sparsity, with and without fine-tuning,
+    under the `tuned` protocol (else the first one), first seed."""
+    protocol = "tuned" if "tuned" in p["h_protocols"] else next(iter(p["h_protocols"]))
+    seed = int(p["h_seeds"][0])
+    return [Variant(section, model, dataset, float(s), prune=method, seed=seed,
+                    protocol=protocol, finetune=ft)
+            for method in p["h_curve_methods"] for s in p["h_curve_sparsities"]
+            for ft in (False, True)]
 
 
 def speed_variants(p: dict, model: str, dataset: str) -> list[Variant]:
@@ -166,7 +218,20 @@ def plan(p: dict, sections: list[str], models: dict[str, list[str]] | None = Non
         "E": [Variant("E", m, ds, x) for m in ms["E"] for x in (0.0, r)],
         "F": [v for m in ms["F"] for v in compression_variants(p, m, ds)],
         "G": [v for m in ms["G"] for v in speed_variants(p, m, ds)],
+        "H": [v for m in ms["H"] for v in control_variants(p, "H", m, ds)]
+             + [v for m in p["h_curve_models"] if m in ms["H"]
+                for v in curve_variants(p, "H", m, ds)],
     }
+    if p["controls"]:  # A–E: each pruned + fine-tuned model's control beside it
+        for s in "ABCDE":
+            per_section[s] += [control_of(v) for v in per_section[s]
+                               if v.prune_ratio > 0 and v.quant == "none"]
+    # A–E over several seeds: the profile's seed keeps seed=None (what the findings compare);
+    # every further seed repeats each variant, its control included.
+    extra = [int(x) for x in (p["seeds"] or []) if int(x) != int(p["seed"])]
+    for s in "ABCDE":
+        per_section[s] += [dataclasses.replace(v, seed=x) for x in extra
+                           for v in per_section[s]]
     # A ratio of 0 in A/B/D/E would repeat the baseline: drop the duplicates, keep order.
     return [v for s in sections for v in dict.fromkeys(per_section[s])]
 
@@ -175,28 +240,57 @@ def model_config(p: dict, model: str, dataset: str) -> ModelConfig:
     return ModelConfig(model, D.NUM_CLASSES[dataset], D.IN_CHANNELS[dataset], p["stem"])
 
 
+def variant_params(p: dict, v: Variant) -> dict:
+    """The profile as this variant sees it (section H's protocols and seeds change it)."""
+    if v.protocol != "profile":
+        return protocol_params(p, v.protocol, v.seed)
+    return p if v.seed is None else {**p, "seed": v.seed}
+
+
+def finetune_of(v: Variant, p: dict):
+    """How a pruned variant of this kind is fine-tuned (and so its control)."""
+    if v.prune == "gradual-l1":
+        return dc_finetune_config(p)
+    if v.prune == "channel-l1":
+        return channel_finetune_config(p, v.model)
+    return finetune_config(p)
+
+
 def chain(v: Variant, p: dict) -> Stage:
     """The evaluate stage of a variant; its `upstream` links lead back to training."""
+    p = variant_params(p, v)
     data = data_config(p, v.dataset)
     mc = model_config(p, v.model, v.dataset)
     tc = train_config(p)
     st = Stage("train", config_hash("train", CACHE_VERSION, data, mc, tc),
                f"train {v.model} on {v.dataset}", (data, mc, tc))
-    if v.prune_ratio > 0 and v.prune == "gradual-l1":
+    if v.is_control:
+        fc = finetune_of(v, p)
+        st = Stage("control", config_hash("control", CACHE_VERSION, fc, data, st.key),
+                   f"fine-tune {v.model} dense as {v.prune} is (control)", (data, mc, fc), st)
+    elif v.prune_ratio > 0 and v.prune == "gradual-l1":
         gc, fc = gradual_config(p, v.model), dc_finetune_config(p)
         if gc.sparsity != v.prune_ratio:
             gc = dataclasses.replace(gc, sparsity=v.prune_ratio)
         st = Stage("gradual", config_hash("gradual", CACHE_VERSION, gc, fc, data, st.key),
                    f"prune {v.model} gradually to {v.prune_ratio:.0%}", (data, mc, gc, fc), st)
     elif v.prune_ratio > 0 and v.prune == "channel-l1":
-        cc, fc = ChannelConfig(v.prune_ratio), channel_finetune_config(p)
+        cc, fc = ChannelConfig(v.prune_ratio), channel_finetune_config(p, v.model)
         st = Stage("channel", config_hash("channel", CACHE_VERSION, cc, fc, data, st.key),
                    f"prune {v.model} channels {v.prune_ratio:.0%} + fine-tune",
                    (data, mc, cc, fc), st)
     elif v.prune_ratio > 0:
-        pc, fc = PruneConfig(v.prune_ratio), finetune_config(p)
+        pc, fc = PruneConfig(v.prune_ratio, v.prune), finetune_config(p)
+        if not v.finetune:
+            fc = dataclasses.replace(fc, epochs=0)
+        if v.prune == "l1-sensitivity":
+            sc = sensitivity_config(p)
+            st = Stage("sensitivity", config_hash("sensitivity", CACHE_VERSION, sc, data, st.key),
+                       f"sensitivity of {v.model}'s layers", (data, mc, sc), st)
+        what = "" if v.prune == "l1-unstructured" else f" ({v.prune})"
         st = Stage("prune", config_hash("prune", CACHE_VERSION, pc, fc, data, st.key),
-                   f"prune {v.model} {v.prune_ratio:.0%} + fine-tune", (data, mc, pc, fc), st)
+                   f"prune {v.model} {v.prune_ratio:.0%}{what}"
+                   + (" + fine-tune" if fc.epochs else ""), (data, mc, pc, fc), st)
     if v.quant == "kmeans":
         sc, fc = share_config(p, v.model), share_finetune_config(p)
         st = Stage("share", config_hash("share", CACHE_VERSION, sc, fc, data, st.key),
@@ -208,7 +302,8 @@ def chain(v: Variant, p: dict) -> Stage:
                    f"export {v.label} to ONNX", (data, mc, oc), st)
     elif v.quant == "int8-static":
         qc = StaticQuantConfig("pytorch", p["calib_images"])
-        st = Stage("static", config_hash("static", CACHE_VERSION, qc, data, st.key),
+        st = Stage("static", config_hash("static", CACHE_VERSION, STATIC_VERSION, qc, data,
+                                           st.key),
                    f"quantize {v.model} int8-static (FX)", (data, mc, qc), st)
     elif v.quant != "none":
         qc = QuantConfig(v.quant)
@@ -235,12 +330,15 @@ def stages(v: Variant, p: dict) -> list[Stage]:
 def suffix(st: Stage) -> str:
     if st.kind == "onnx":
         return ".onnx"
+    if st.kind == "sensitivity":
+        return ".json"
     return CODEC_SUFFIX[st.configs[1].codec] if st.kind == "encode" else ".pt"
 
 
 def is_cached(st: Stage, store: S.Store) -> bool:
-    if st.kind == "evaluate":
-        return store.read_json("metrics", st.key) is not None
+    if st.kind in ("evaluate", "sensitivity"):
+        return store.read_json("metrics" if st.kind == "evaluate" else st.kind,
+                               st.key) is not None
     return store.has(st.kind, st.key, suffix(st))
 
 
@@ -334,6 +432,9 @@ class Runner:
             self._encode(st, path, meta)
             self.computed.append(st.key)
             return path
+        if st.kind == "sensitivity":
+            self.sensitivity(st)
+            return path
         if st.kind == "onnx":
             self._onnx(st, path)
             self.store.write_json("onnx", st.key, {**meta, "seconds": time.perf_counter() - t0})
@@ -346,14 +447,30 @@ class Runner:
                                   desc=st.label, progress=self.progress)
             quant = "none"
             meta["history"] = hist
-        elif st.kind in ("prune", "gradual"):
+        elif st.kind == "prune":
+            data_cfg, mc, pc, fc = st.configs
+            source, ratios = st.upstream, None
+            if source.kind == "sensitivity":  # per-layer ratios from the sensitivity analysis
+                ratios = P.sensitivity_ratios(self.sensitivity(source)["rows"], pc.ratio)
+                meta["layer_ratios"] = ratios
+                source = source.upstream
+            model, info = S.load_checkpoint(self.artifact(source), expect=mc)
+            model, meta["history"] = P.prune_and_finetune(
+                model, pc, self._splits(data_cfg), fc, self.p["device"], st.label, self.progress,
+                layer_ratios=ratios)
+            quant = "none"
+        elif st.kind == "gradual":
             data_cfg, mc, pc, fc = st.configs
             model, info = S.load_checkpoint(self.artifact(st.upstream), expect=mc)
-            prune = P.prune_and_finetune if st.kind == "prune" else P.gradual_prune
-            model, hist = prune(model, pc, self._splits(data_cfg), fc, self.p["device"], st.label,
-                                self.progress)
+            model, meta["history"] = P.gradual_prune(model, pc, self._splits(data_cfg), fc,
+                                                     self.p["device"], st.label, self.progress)
             quant = "none"
-            meta["history"] = hist
+        elif st.kind == "control":
+            data_cfg, mc, fc = st.configs
+            model, info = S.load_checkpoint(self.artifact(st.upstream), expect=mc)
+            model, meta["history"] = T.train(model, self._splits(data_cfg), fc, self.p["device"],
+                                             desc=st.label, progress=self.progress)
+            quant = "none"
         elif st.kind == "channel":
             data_cfg, mc, cc, fc = st.configs
             model, info = S.load_checkpoint(self.artifact(st.upstream), expect=mc)
@@ -386,6 +503,25 @@ class Runner:
         S.save_checkpoint(model, path, mc, quant, meta, shapes)
         self.computed.append(st.key)
         return path
+
+    def sensitivity(self, st: Stage) -> dict:
+        """Section H's per-layer sensitivity of a trained model (cached as JSON): validation
+        accuracy with one layer at a time pruned to each ratio."""
+        cached = self.store.read_json("sensitivity", st.key)
+        if cached is not None:
+            return cached
+        t0 = time.perf_counter()
+        data_cfg, mc, sc = st.configs
+        model, _ = S.load_checkpoint(self.artifact(st.upstream), expect=mc)
+        splits = self._splits(data_cfg)
+        rows = P.layer_sensitivity(model, sc.ratios, splits.val_x[:sc.images],
+                                   splits.val_y[:sc.images], progress=self.progress)
+        out = {"stage": "sensitivity", "key": st.key, "label": st.label,
+               "upstream": st.upstream.key, "images": min(sc.images, len(splits.val_y)),
+               "rows": rows, "seconds": time.perf_counter() - t0, **provenance()}
+        self.store.write_json("sensitivity", st.key, out)
+        self.computed.append(st.key)
+        return out
 
     def _calibration(self, data_cfg, n: int) -> torch.Tensor:
         """The first `n` training images as floats: static INT8 calibration (never test data)."""
@@ -528,6 +664,13 @@ class Runner:
 
 def row(v: Variant, p: dict, m: dict) -> dict:
     """One results.csv row: the contract's columns, then provenance and extras."""
+    p = variant_params(p, v)
+    if v.is_control:
+        extra_epochs = finetune_of(v, p).epochs
+    elif v.prune_ratio == 0 or not v.finetune:
+        extra_epochs = 0
+    else:
+        extra_epochs = finetune_of(v, p).epochs
     return {
         "section": v.section, "model": v.model, "dataset": v.dataset, "stem": p["stem"],
         "prune_method": v.prune_method, "prune_ratio": v.prune_ratio, "quant": v.quant,
@@ -545,9 +688,7 @@ def row(v: Variant, p: dict, m: dict) -> dict:
         "profile": p["profile"], "val_accuracy": m["val_accuracy"],
         "latency_iqr_ms": m["latency_iqr_ms"], "throughput_img_s": m["throughput_img_s"],
         "threads": m["threads"], "test_images": m["test_images"], "epochs": p["epochs"],
-        "finetune_epochs": (0 if v.prune_ratio == 0 else
-                            {"gradual-l1": p["dc_epochs"], "channel-l1": p["channel_epochs"]}.get(
-                                v.prune, p["finetune_epochs"])),
+        "finetune_epochs": extra_epochs, "control": v.control, "protocol": v.protocol,
         # bits per stored conv/fc weight: k-means codebook indices, or float32 (dynamic INT8
         # quantizes the classifier only)
         "weight_bits": (f"{p['dc_bits_conv'][v.model]}/{p['dc_bits_fc'][v.model]}"
@@ -584,7 +725,8 @@ def run(p: dict, sections: list[str], store: S.Store, out_dir: Path | None = Non
                                   for v, pts in runner.curves.items() for pt in pts])
             S.write_text(Path(out_dir) / "compression_bits.csv", curve.to_csv(index=False))
         for v, m in metrics.items():
-            if (v.section == "C" or v.prune_ratio > 0) and v.codec == "none":
+            if ((v.section == "C" or v.prune_ratio > 0) and v.codec == "none"
+                    and v.section != "H" and not v.is_control):
                 method = "_gradual" if v.prune_method == "gradual-l1" else ""
                 name = (f"{v.model}_{v.dataset}_p{round(v.prune_ratio * 100):02d}{method}_"
                         f"{v.quant}.csv")

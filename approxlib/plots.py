@@ -19,12 +19,21 @@ CODEC_NAMES = {"sparse": "sparse .apx", "packed": "packed .apx", "huffman": "Huf
                "gzip": "gzip", "xz": "xz", "zstd": "zstd"}
 
 
+def is_control(r) -> bool:
+    c = getattr(r, "control", "none")
+    return isinstance(c, str) and c != "none"
+
+
 def variant_label(r) -> str:
     parts = [MODEL_NAMES.get(r.model, r.model)]
     parts.append("baseline" if r.prune_ratio == 0 else f"pruned {r.prune_ratio:.0%}")
+    if is_control(r):
+        parts[-1] = "dense control"
     method = getattr(r, "prune_method", "")
     if method == "gradual-l1":
         parts[-1] += " (gradual)"
+    elif method in METHOD_NAMES and method != "l1-unstructured":
+        parts[-1] += f" ({METHOD_NAMES[method]})"
     elif method == "channel-l1":
         parts[-1] = f"channels −{r.prune_ratio:.0%}"
     if r.quant == "kmeans":
@@ -42,6 +51,8 @@ def variant_label(r) -> str:
 
 
 def _color(r) -> str:
+    if is_control(r):
+        return "#8C8C8C"
     if r.quant != "none":
         return COLORS["int8-dynamic"]
     return COLORS["none"] if r.prune_ratio == 0 else COLORS["pruned"]
@@ -94,8 +105,10 @@ def metric_bars(df: pd.DataFrame) -> plt.Figure:
 
 
 def vs_ratio(df: pd.DataFrame) -> plt.Figure:
-    """Accuracy, latency and size against the pruning ratio (section C)."""
-    d = df.sort_values("prune_ratio")
+    """Accuracy, latency and size against the pruning ratio (section C); an equal-compute dense
+    control, where given, as a dashed line on the accuracy axis."""
+    controls = df[[is_control(r) for r in df.itertuples()]]
+    d = df[[not is_control(r) for r in df.itertuples()]].sort_values("prune_ratio")
     x = d.prune_ratio * 100
     fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.1))
     specs = [(d.accuracy * 100, "Top-1 test accuracy (%)"),
@@ -103,6 +116,9 @@ def vs_ratio(df: pd.DataFrame) -> plt.Figure:
              (d.size_bytes / MB, "Size on disk (MB)")]
     for ax, (y, ylabel) in zip(axes, specs):
         ax.plot(x, y, "o-", color=COLORS["pruned"])
+        if ylabel.startswith("Top-1") and len(controls):
+            ax.axhline(100 * controls.accuracy.iloc[0], color="#8C8C8C", ls="--", lw=1,
+                       label="dense control")
         if ylabel.startswith("Top-1") and "acc_lo" in d:
             ax.fill_between(x, d.acc_lo * 100, d.acc_hi * 100, color=COLORS["pruned"],
                             alpha=0.2, label="95% interval")
@@ -135,21 +151,25 @@ def layer_sparsity(layers: dict[float, pd.DataFrame]) -> plt.Figure:
 def models_side_by_side(df: pd.DataFrame) -> plt.Figure:
     """Section E: each model's baseline and pruned variant, per metric."""
     models = list(dict.fromkeys(df.model))
-    ratios = sorted(df.prune_ratio.unique())
+    control = pd.Series([is_control(r) for r in df.itertuples()], index=df.index)
+    groups = sorted({(r.prune_ratio, bool(c)) for r, c in zip(df.itertuples(), control)},
+                    key=lambda g: (g[0], not g[1]))  # baseline, control, pruned
     fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.2))
     specs = [("accuracy", 100, "Top-1 test accuracy (%)"),
              ("latency_ms", 1, "CPU latency, batch 1 (ms)"),
              ("size_bytes", 1 / MB, "Size on disk (MB)")]
-    width = 0.8 / len(ratios)
+    width = 0.8 / len(groups)
     for ax, (col, scale, ylabel) in zip(axes, specs):
-        for j, ratio in enumerate(ratios):
-            vals = [df[(df.model == m) & (df.prune_ratio == ratio)][col].mean() * scale
-                    for m in models]
+        for j, (ratio, ctl) in enumerate(groups):
+            vals = [df[(df.model == m) & (df.prune_ratio == ratio) & (control == ctl)][col].mean()
+                    * scale for m in models]
             bars = ax.bar([i + j * width for i in range(len(models))], vals, width,
-                          color=COLORS["none"] if ratio == 0 else COLORS["pruned"],
-                          label="baseline" if ratio == 0 else f"pruned {ratio:.0%}")
+                          color="#8C8C8C" if ctl else COLORS["none"] if ratio == 0
+                          else COLORS["pruned"],
+                          label="dense control" if ctl else "baseline" if ratio == 0
+                          else f"pruned {ratio:.0%}")
             ax.bar_label(bars, [f"{v:.3g}" for v in vals], fontsize=7, padding=2)
-        ax.set_xticks([i + width * (len(ratios) - 1) / 2 for i in range(len(models))],
+        ax.set_xticks([i + width * (len(groups) - 1) / 2 for i in range(len(models))],
                       [variant_label(df[df.model == m].iloc[0]).split(" ")[0] for m in models])
         ax.set_ylabel(ylabel)
         ax.set_ylim(0, ax.get_ylim()[1] * 1.12)
@@ -305,5 +325,99 @@ def speedups(df: pd.DataFrame, batch: int) -> plt.Figure:
                        fontsize=7)
     axes[0].invert_yaxis()
     axes[0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------------ section H
+
+ROLE_COLORS = {"baseline": COLORS["none"], "control": "#8C8C8C", "pruned": COLORS["pruned"]}
+METHOD_NAMES = {"l1-unstructured": "global magnitude", "l1-layerwise": "layer-wise magnitude",
+                "random-unstructured": "random", "l1-sensitivity": "sensitivity-guided"}
+METHOD_COLORS = {"l1-unstructured": "#DD8452", "l1-layerwise": "#4C72B0",
+                 "random-unstructured": "#8C8C8C", "l1-sensitivity": "#55A868"}
+
+
+def protocol_bars(summary: pd.DataFrame, seeds: pd.DataFrame) -> plt.Figure:
+    """Per model and protocol: baseline, equal-compute control and pruned model, mean top-1 over
+    seeds with 95% intervals (bars) and every seed (dots)."""
+    models = list(dict.fromkeys(summary.model))
+    protocols = list(dict.fromkeys(summary.protocol))
+    roles = ["baseline", "control", "pruned"]
+    fig, axes = plt.subplots(1, len(models), figsize=(4.8 * len(models), 3.4), squeeze=False)
+    width = 0.8 / len(roles)
+    for ax, m in zip(axes[0], models):
+        for j, role in enumerate(roles):
+            xs, ys, err = [], [], [[], []]
+            for i, pr in enumerate(protocols):
+                r = summary[(summary.model == m) & (summary.protocol == pr)
+                            & (summary.role == role)]
+                if r.empty:
+                    continue
+                r = r.iloc[0]
+                xs.append(i + (j - 1) * width)
+                ys.append(100 * r["mean"])
+                lo = r["lo"] if r["lo"] == r["lo"] else r["mean"]  # NaN with one seed
+                hi = r["hi"] if r["hi"] == r["hi"] else r["mean"]
+                err[0].append(100 * (r["mean"] - lo))
+                err[1].append(100 * (hi - r["mean"]))
+                pts = seeds[(seeds.model == m) & (seeds.protocol == pr) & (seeds.role == role)]
+                ax.plot([xs[-1]] * len(pts), 100 * pts.accuracy, "k.", ms=3, zorder=4)
+            ax.bar(xs, ys, width, yerr=err, capsize=3, color=ROLE_COLORS[role],
+                   label={"control": "dense, equal-compute control"}.get(role, role))
+        ax.set_xticks(range(len(protocols)), [f"{p} protocol" for p in protocols])
+        ax.set_ylabel("Top-1 test accuracy (%)")
+        ax.set_title(MODEL_NAMES.get(m, m), fontsize=9)
+        low = 100 * seeds[seeds.model == m].accuracy.min()
+        ax.set_ylim(max(0, low - 8), min(100, 100 * seeds[seeds.model == m].accuracy.max() + 4))
+        ax.grid(alpha=0.3, axis="y")
+    axes[0][0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def sparsity_curve(curve: pd.DataFrame, dense: dict[str, float]) -> plt.Figure:
+    """Top-1 accuracy against compression ratio (log scale) per method, fine-tuned (solid) and
+    not (dashed); the dense model as a horizontal line."""
+    models = list(dict.fromkeys(curve.model))
+    fig, axes = plt.subplots(1, len(models), figsize=(6.2 * len(models), 3.8), squeeze=False)
+    for ax, m in zip(axes[0], models):
+        d = curve[curve.model == m]
+        for method in dict.fromkeys(d.prune_method):
+            for ft, style in ((True, "o-"), (False, "s--")):
+                x = d[(d.prune_method == method) & (d.finetuned == ft)].sort_values("ratio_x")
+                ax.plot(x.ratio_x, 100 * x.accuracy, style, ms=4, color=METHOD_COLORS[method],
+                        alpha=1.0 if ft else 0.6,
+                        label=f"{METHOD_NAMES[method]}{'' if ft else ' (no fine-tuning)'}")
+        ax.axhline(100 * dense[m], color="k", lw=0.8, ls=":", label="dense")
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}×"))
+        ax.set_xlabel("Compression ratio of Conv/Linear weights (1 / (1 − sparsity), log scale)")
+        ax.set_ylabel("Top-1 test accuracy (%)")
+        ax.set_title(MODEL_NAMES.get(m, m), fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=6.5, loc="lower left", ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def sensitivity_heatmap(sens: pd.DataFrame, model: str) -> plt.Figure:
+    """Validation accuracy drop (points) with one layer at a time pruned to each ratio."""
+    t = sens.pivot(index="layer", columns="ratio", values="drop")
+    t = t.loc[list(dict.fromkeys(sens.layer))]  # network order
+    fig, ax = plt.subplots(figsize=(6.4, 0.2 * len(t) + 1.4))
+    vmax = max(1.0, float(t.values.max()))
+    im = ax.imshow(t.values, aspect="auto", cmap="Reds", vmin=0, vmax=vmax)
+    ax.set_xticks(range(t.shape[1]), [f"{r:.0%}" for r in t.columns])
+    ax.set_yticks(range(t.shape[0]), t.index, fontsize=6)
+    for i in range(t.shape[0]):
+        for j in range(t.shape[1]):
+            v = t.values[i, j]
+            ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=5.5,
+                    color="white" if v > 0.6 * vmax else "black")
+    ax.set_xlabel("Fraction of this layer's weights pruned (L1)")
+    ax.set_title(f"{MODEL_NAMES.get(model, model)}: validation accuracy drop (points)",
+                 fontsize=9)
+    fig.colorbar(im, ax=ax, label="Accuracy drop (points)")
     fig.tight_layout()
     return fig

@@ -12,18 +12,136 @@ from .config import GradualConfig, PruneConfig
 from .models import prunable, weight_of
 
 
-def prune_(model: nn.Module, cfg: PruneConfig) -> nn.Module:
-    """Attach global-magnitude masks to every Conv2d and Linear weight, in place.
+def prune_(model: nn.Module, cfg: PruneConfig, seed: int = 0,
+           layer_ratios: dict[str, float] | None = None) -> nn.Module:
+    """Attach pruning masks to every Conv2d and Linear weight, in place, by `cfg.method`:
 
-    `global_unstructured` ranks all these weights together by |w| and zeroes the smallest
-    round(ratio × total); the masks stay attached (weight = weight_orig × mask) so fine-tuning
-    keeps pruned weights at zero. Call `make_permanent_` before saving.
+    - `l1-unstructured` (the original's): `global_unstructured` ranks all these weights together
+      by |w| and zeroes the smallest round(ratio × total);
+    - `l1-layerwise`: the smallest |w| within each layer, every layer at `ratio` (ShrinkBench's
+      layer-wise magnitude baseline);
+    - `random-unstructured`: round(ratio × total) weights drawn uniformly over all layers
+      (ShrinkBench's random baseline), reproducibly from `seed`;
+    - `l1-sensitivity`: the smallest |w| within each layer, layer `n` at `layer_ratios[n]`
+      (from `sensitivity_ratios`).
+
+    The masks stay attached (weight = weight_orig × mask) so fine-tuning keeps pruned weights at
+    zero. Call `make_permanent_` before saving.
     """
-    if cfg.method != "l1-unstructured":
-        raise ValueError(f"prune_ supports l1-unstructured, got {cfg.method!r}")
-    params = [(m, "weight") for _, m in prunable(model)]
-    tprune.global_unstructured(params, pruning_method=tprune.L1Unstructured, amount=cfg.ratio)
+    layers = prunable(model)
+    params = [(m, "weight") for _, m in layers]
+    if cfg.method == "l1-unstructured":
+        tprune.global_unstructured(params, pruning_method=tprune.L1Unstructured, amount=cfg.ratio)
+    elif cfg.method == "random-unstructured":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            tprune.global_unstructured(params, pruning_method=tprune.RandomUnstructured,
+                                       amount=cfg.ratio)
+    elif cfg.method == "l1-layerwise":
+        for _, m in layers:
+            tprune.l1_unstructured(m, "weight", amount=cfg.ratio)
+    elif cfg.method == "l1-sensitivity":
+        if layer_ratios is None or set(layer_ratios) != {n for n, _ in layers}:
+            raise ValueError("l1-sensitivity needs a ratio for every prunable layer")
+        for n, m in layers:
+            tprune.l1_unstructured(m, "weight", amount=float(layer_ratios[n]))
+    else:
+        raise ValueError(f"prune_ does not do {cfg.method!r}")
     return model
+
+
+def prune_layer_(model: nn.Module, name: str, ratio: float) -> None:
+    """Zero the smallest-|w| `ratio` of one layer's weight, in place; no other tensor changes."""
+    m = dict(prunable(model))[name]
+    tprune.l1_unstructured(m, "weight", amount=ratio)
+    tprune.remove(m, "weight")
+    with torch.no_grad():  # w × 0 is −0.0 for negative w; store a plain +0.0
+        m.weight.add_(0.0)
+
+
+@torch.no_grad()
+def layer_sensitivity(model: nn.Module, ratios, x: torch.Tensor, y: torch.Tensor,
+                      score=None, progress: bool = False) -> list[dict]:
+    """Accuracy on (x, y) with one layer at a time pruned to each ratio, the rest untouched
+    (Distiller's and NNI's sensitivity analysis). Rows: layer, weights, ratio, accuracy; the
+    unpruned model is the row with ratio 0 and layer None."""
+    from tqdm.auto import tqdm
+    from . import train as T
+    score = score or (lambda m: T.accuracy(m, x, y))
+    model.eval()
+    rows = [{"layer": None, "weights": 0, "ratio": 0.0, "accuracy": score(model)}]
+    layers = prunable(model)
+    for name, m in tqdm(layers, desc="sensitivity", disable=not progress, leave=False):
+        original = m.weight.detach().clone()
+        for r in ratios:
+            prune_layer_(model, name, float(r))
+            rows.append({"layer": name, "weights": m.weight.numel(), "ratio": float(r),
+                         "accuracy": score(model)})
+            m.weight.copy_(original)
+    return rows
+
+
+def sensitivity_ratios(rows: list[dict], target: float) -> dict[str, float]:
+    """Per-layer ratios that reach overall sparsity `target` while pruning the least sensitive
+    layers most.
+
+    Each layer's accuracy drop is made non-decreasing in the ratio and interpolated linearly
+    between the measured ratios (0 at ratio 0). For a tolerated drop τ a layer gets the largest
+    ratio whose drop is ≤ τ (at most the largest measured ratio); τ is found by bisection so that
+    the weighted mean ratio equals `target`. This is NNI's SensitivityPruner rule with the
+    threshold solved for a sparsity target. Hand-written: NNI's version is tied to its own
+    pruner classes and training loop.
+    """
+    import numpy as np
+    base = next(r["accuracy"] for r in rows if r["layer"] is None)
+    layers: dict[str, dict] = {}
+    for r in rows:
+        if r["layer"] is not None:
+            d = layers.setdefault(r["layer"], {"weights": r["weights"], "pts": []})
+            d["pts"].append((r["ratio"], base - r["accuracy"]))
+    grid = {}
+    for name, d in layers.items():
+        pts = sorted(d["pts"])
+        xs = np.array([0.0] + [p[0] for p in pts])
+        drops = np.maximum.accumulate(np.array([0.0] + [max(0.0, p[1]) for p in pts]))
+        grid[name] = (xs, drops)
+    sizes = np.array([layers[n]["weights"] for n in grid], dtype=float)
+    if target > float((sizes * [xs[-1] for xs, _ in grid.values()]).sum() / sizes.sum()):
+        raise ValueError(f"sparsity {target} is above what the measured ratios reach; measure "
+                         f"sensitivity at higher ratios")
+
+    def ratios_at(tau: float) -> np.ndarray:
+        out = []
+        for xs, drops in grid.values():
+            # the largest x with interpolated drop(x) ≤ tau: walk to the first segment above tau
+            above = np.nonzero(drops > tau)[0]
+            if len(above) == 0:
+                out.append(xs[-1])
+                continue
+            i = above[0]  # drops[i-1] ≤ tau < drops[i] (i ≥ 1, since drops[0] = 0 ≤ tau)
+            x0, x1, d0, d1 = xs[i - 1], xs[i], drops[i - 1], drops[i]
+            out.append(x0 + (x1 - x0) * (tau - d0) / (d1 - d0))
+        return np.array(out)
+
+    def overall(tau: float) -> float:
+        return float((sizes * ratios_at(tau)).sum() / sizes.sum())
+
+    # overall(τ) rises with τ but jumps where a layer's drop is flat (a whole segment becomes
+    # allowed at once). Bracket the target between τ_lo and τ_hi, then blend the two ratio
+    # vectors linearly so that the overall sparsity is exactly the target.
+    if overall(0.0) >= target:
+        r_lo, r_hi = np.zeros(len(grid)), ratios_at(0.0)
+    else:
+        lo, hi = 0.0, max(float(d.max()) for _, d in grid.values())
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if overall(mid) < target else (lo, mid)
+        r_lo, r_hi = ratios_at(lo), ratios_at(hi)
+    o_lo = float((sizes * r_lo).sum() / sizes.sum())
+    o_hi = float((sizes * r_hi).sum() / sizes.sum())
+    lam = 1.0 if o_hi <= o_lo else (target - o_lo) / (o_hi - o_lo)
+    ratios = r_lo + lam * (r_hi - r_lo)
+    return {n: float(x) for n, x in zip(grid, ratios)}
 
 
 def make_permanent_(model: nn.Module) -> nn.Module:
@@ -82,11 +200,16 @@ def apply_masks_(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
 
 
 def prune_and_finetune(model: nn.Module, cfg: PruneConfig, splits, finetune, device="auto",
-                       desc="fine-tune", progress=True) -> tuple[nn.Module, list[dict]]:
-    """Global L1 pruning, then fine-tuning that keeps every pruned weight at exactly zero."""
+                       desc="fine-tune", progress=True,
+                       layer_ratios: dict[str, float] | None = None
+                       ) -> tuple[nn.Module, list[dict]]:
+    """Pruning (`prune_`), then fine-tuning that keeps every pruned weight at exactly zero;
+    `finetune.epochs == 0` prunes only."""
     from . import train as T
-    prune_(model, cfg)
+    prune_(model, cfg, finetune.seed, layer_ratios)
     masks = freeze_masks_(model)
+    if finetune.epochs == 0:
+        return model, []
     model, hist = T.train(model, splits, finetune, device, desc=desc, progress=progress,
                           after_step=lambda m: apply_masks_(m, masks))
     apply_masks_(model, masks)  # the selected state already holds them; cheap insurance

@@ -13,7 +13,10 @@ pickled.
 from __future__ import annotations
 
 import copy
+import json
 import warnings
+import zlib
+from collections import OrderedDict
 
 import torch
 from torch import nn
@@ -65,3 +68,124 @@ def rebuild(float_model: nn.Module, method: str) -> nn.Module:
     if method == "int8-static":
         return quantize_static(float_model, None)
     return quantize(float_model, QuantConfig(method))
+
+
+# ------------------------------------------------------------------ compact INT8 checkpoints
+# torch.save writes every tensor as its own zip entry (~150 bytes of headers each) and a per-channel
+# quantized weight's scales as float64 with int64 zero points: 16 bytes per output channel beside
+# one byte per weight. MobileNetV2 has 17,066 channels over 2.2M weights, so that bookkeeping
+# alone kept its INT8 file at 3.46x smaller than float32 (measured). No library writes a compact
+# layout for torch's quantized state dicts, so this one is hand-written: every tensor goes into one
+# flat tensor per dtype, described by a zlib-compressed JSON layout (loading runs no code). It is
+# lossless: scales are kept as float32 when that is exact (the observers compute them in float32)
+# and all-zero zero points (symmetric weights) are not stored. Rounding the scales to float16
+# would save 2 bytes more per channel, but flipped 1.8% of MobileNetV2's test predictions
+# (measured), so we do not.
+_LAYOUT_MAX = 64 << 20  # bytes a decompressed layout may take (a guard, not a real limit)
+
+
+class PackError(ValueError):
+    """A packed state dict whose layout does not match its data."""
+
+
+def pack_state(sd: dict) -> dict:
+    """A state dict (possibly with quantized tensors and tuples) as {layout, blobs}."""
+    blobs: dict[str, list[torch.Tensor]] = {}
+    sizes: dict[str, int] = {}
+
+    def put(t: torch.Tensor) -> list:
+        t = t.detach().contiguous().reshape(-1)
+        name = str(t.dtype).removeprefix("torch.")
+        offset = sizes.get(name, 0)
+        blobs.setdefault(name, []).append(t)
+        sizes[name] = offset + t.numel()
+        return [name, offset, t.numel()]
+
+    def scales(s: torch.Tensor) -> list:
+        s32 = s.to(torch.float32)
+        return put(s32 if torch.equal(s32.to(s.dtype), s) else s)
+
+    def zero_points(zp: torch.Tensor) -> list | None:
+        if not zp.any():
+            return None
+        return put(zp.to(torch.int8) if bool(((zp >= -128) & (zp <= 127)).all()) else zp)
+
+    def item(v):
+        if isinstance(v, tuple):
+            return {"tuple": [item(x) for x in v]}
+        if isinstance(v, torch.dtype):
+            return {"dtype": str(v).removeprefix("torch.")}
+        if not isinstance(v, torch.Tensor):
+            raise TypeError(f"cannot pack a {type(v).__name__}")
+        shape = list(v.shape)
+        if not v.is_quantized:
+            return {"tensor": put(v), "shape": shape}
+        qtype = str(v.dtype).removeprefix("torch.")
+        if v.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+            return {"qpc": put(v.int_repr()), "qtype": qtype, "shape": shape,
+                    "axis": v.q_per_channel_axis(), "scales": scales(v.q_per_channel_scales()),
+                    "zero_points": zero_points(v.q_per_channel_zero_points())}
+        return {"qpt": put(v.int_repr()), "qtype": qtype, "shape": shape,
+                "scale": float(v.q_scale()), "zero_point": int(v.q_zero_point())}
+
+    layout = {k: item(v) for k, v in sd.items()}
+    # the per-module versions load_state_dict reads (quantized Linear changed its layout at 3)
+    versions = {k: dict(v) for k, v in getattr(sd, "_metadata", {}).items()}
+    text = json.dumps({"tensors": layout, "versions": versions}, separators=(",", ":"))
+    return {"layout": torch.frombuffer(bytearray(zlib.compress(text.encode(), 9)),
+                                       dtype=torch.uint8),
+            "blobs": {name: torch.cat(ts) for name, ts in blobs.items()}}
+
+
+def unpack_state(packed: dict) -> dict:
+    """The state dict `pack_state` packed; PackError if layout and data disagree."""
+    try:
+        inflate = zlib.decompressobj()
+        text = inflate.decompress(packed["layout"].numpy().tobytes(), _LAYOUT_MAX)
+        if inflate.unconsumed_tail or not inflate.eof:
+            raise ValueError("layout is truncated or too large")
+        layout = json.loads(text)
+        blobs = packed["blobs"]
+        sd = OrderedDict((k, _unpack(v, blobs)) for k, v in layout["tensors"].items())
+        sd._metadata = OrderedDict((k, dict(v)) for k, v in layout["versions"].items())
+        return sd
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, IndexError,
+            zlib.error) as e:
+        raise PackError(f"invalid packed state dict: {type(e).__name__}: {e}") from None
+
+
+def _take(ref: list, blobs: dict) -> torch.Tensor:
+    name, offset, n = ref
+    blob = blobs[name]
+    if not (isinstance(offset, int) and isinstance(n, int) and 0 <= offset
+            and offset + n <= blob.numel()):
+        raise ValueError(f"{name} slice {offset}+{n} outside a blob of {blob.numel()}")
+    return blob[offset:offset + n]
+
+
+def _unpack(v: dict, blobs: dict):
+    if "tuple" in v:
+        return tuple(_unpack(x, blobs) for x in v["tuple"])
+    if "dtype" in v:
+        return _dtype(v["dtype"])
+    if "tensor" in v:
+        return _take(v["tensor"], blobs).reshape(v["shape"]).clone()
+    qtype = _dtype(v["qtype"])
+    if qtype not in (torch.qint8, torch.quint8, torch.qint32):
+        raise ValueError(f"not a quantized dtype: {v['qtype']}")
+    if "qpc" in v:
+        q = _take(v["qpc"], blobs).reshape(v["shape"])
+        scales = _take(v["scales"], blobs).to(torch.float64)
+        zps = (torch.zeros(q.shape[int(v["axis"])], dtype=torch.int64)
+               if v["zero_points"] is None else _take(v["zero_points"], blobs).to(torch.int64))
+        return torch._make_per_channel_quantized_tensor(q.clone(), scales, zps, int(v["axis"]))
+    q = _take(v["qpt"], blobs).reshape(v["shape"])
+    return torch._make_per_tensor_quantized_tensor(q.clone(), float(v["scale"]),
+                                                   int(v["zero_point"]))
+
+
+def _dtype(name: str) -> torch.dtype:
+    dtype = getattr(torch, str(name), None)
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"unknown dtype {name!r}")
+    return dtype

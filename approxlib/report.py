@@ -28,7 +28,7 @@ NOTEBOOKS = REPO / "notebooks"
 DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "fashion-mnist": "Fashion-MNIST"}
 MODEL_NAMES = {"resnet18": "ResNet-18", "mobilenetv2": "MobileNetV2"}
 ORIGINAL_DATASET = {"A": "cifar10", "B": "cifar10", "C": "cifar10", "D": "cifar100", "E": "cifar10",
-                    "F": "cifar10", "G": "cifar10"}
+                    "F": "cifar10", "G": "cifar10", "H": "cifar10"}
 
 # The original study's published figures (seed README), keyed (model, dataset, ratio, quant):
 # (top-1 %, size MB, latency ms); None where the README gives no unambiguous number.
@@ -121,8 +121,31 @@ class Section:
         ci = [stats.wilson(round(r.accuracy * r.test_images), r.test_images)
               for r in self.df.itertuples()]
         self.df["acc_lo"], self.df["acc_hi"] = [c[0] for c in ci], [c[1] for c in ci]
+        self.n_seeds = 1
+        if self.letter in "ABCDE" and self.df.seed.nunique() > 1:
+            self._average_seeds()
         self._fig = 0
         self._tab = 0
+
+    def _average_seeds(self) -> None:
+        """Several seeds (profile `seeds`): one row per variant whose accuracy is the mean over
+        seeds and whose interval is the Student-t 95% interval of that mean; the profile seed's
+        run stays the one the paired tests (McNemar) compare."""
+        key = ["model", "dataset", "prune_method", "prune_ratio", "quant", "codec", "control"]
+        self.df_seeds = self.df
+        primary = self.df.seed == int(self.p["seed"])
+        out = self.df[primary].copy()
+        groups = {k: g.accuracy.to_numpy() for k, g in self.df.groupby(key)}
+        cis = [stats.mean_ci(groups[tuple(getattr(r, k) for k in key)])
+               for r in out.itertuples()]
+        out["accuracy_seed"] = out.accuracy
+        out["accuracy"] = [c["mean"] for c in cis]
+        out["acc_sd"] = [c["sd"] for c in cis]
+        out["acc_lo"], out["acc_hi"] = [c["lo"] for c in cis], [c["hi"] for c in cis]
+        out["seeds"] = [c["n"] for c in cis]
+        self.n_seeds = int(out.seeds.min())
+        self.df = out.reset_index(drop=True)
+        self.metrics = {v: m for v, m in self.metrics.items() if v.seed is None}
 
     # ------------------------------------------------------------------------------ captions
     @property
@@ -183,8 +206,10 @@ class Section:
 
     def table(self) -> None:
         d = self.df
+        acc = ("top-1 acc. (%)" if self.n_seeds == 1
+               else f"top-1 mean of {self.n_seeds} seeds (%)")
         t = pd.DataFrame({
-            "variant": d.variant, "top-1 acc. (%)": (d.accuracy * 100).round(2),
+            "variant": d.variant, acc: (d.accuracy * 100).round(2),
             "95% CI (%)": [f"{100 * r.acc_lo:.1f}–{100 * r.acc_hi:.1f}" for r in d.itertuples()],
             "size (MB)": (d.size_bytes / 1e6).round(3),
             "latency (ms)": d.latency_ms.round(3),
@@ -196,8 +221,14 @@ class Section:
             t["published acc. (%)"] = [x[0] if x else None for x in pub]
             t["published size (MB)"] = [x[1] if x else None for x in pub]
             t["published latency (ms)"] = [x[2] if x else None for x in pub]
+        if self.n_seeds > 1:
+            t.insert(2, "sd (points)", (100 * d.acc_sd).round(2))
+            t.insert(4, f"seed {self.p['seed']} (%)", (100 * d.accuracy_seed).round(2))
         _display(t.style.hide(axis="index").format(precision=3, na_rep="–"))
-        _md(self.caption("Table", "Every variant of this section"))
+        _md(self.caption("Table", "Every variant of this section" + (
+            "" if self.n_seeds == 1 else
+            f"; accuracy = mean over {self.n_seeds} seeds with its Student-t 95% interval, size "
+            f"and latency those of seed {self.p['seed']}, whose run the paired tests compare")))
 
     def is_original_protocol(self) -> bool:
         return self.dataset in ("cifar10", "cifar100") and self.p["schedule"] == "constant"
@@ -270,6 +301,27 @@ class Section:
                 f"({_size_words(size_ratio)}). Latency {mb['latency_ms']:.3f} → "
                 f"{mo['latency_ms']:.3f} ms ({100 * lat:+.1f}%, {lat_verdict}).")
 
+    def _seed_lines(self, controlled: list) -> list[str]:
+        """Pruned − baseline and pruned − control, paired by seed, over the profile's seeds."""
+        d = self.df_seeds
+        out = [f"- Over {self.n_seeds} seeds ({', '.join(map(str, sorted(d.seed.unique())))}), "
+               f"paired by seed (mean difference, 95% t-interval):"]
+        for v in controlled:
+            sel = (d.model == v.model) & (d.dataset == v.dataset)
+            acc = {name: d[sel & cond].set_index("seed").accuracy for name, cond in (
+                ("pruned", (d.prune_ratio == v.prune_ratio) & (d.quant == "none")
+                 & (d.control == "none")),
+                ("baseline", (d.prune_ratio == 0) & (d.control == "none")),
+                ("control", d.control != "none"))}
+            parts = []
+            for a, b in (("pruned", "baseline"), ("pruned", "control"), ("control", "baseline")):
+                ci = stats.mean_ci((acc[a] - acc[b]).dropna().to_numpy())
+                parts.append(f"{a} − {b} {100 * ci['mean']:+.2f} points "
+                             f"({100 * ci['lo']:+.2f} to {100 * ci['hi']:+.2f}, "
+                             f"{'within noise' if stats.within_noise(ci) else 'beyond noise'})")
+            out.append(f"  - {plots.variant_label(v)}: " + "; ".join(parts) + ".")
+        return out
+
     def findings(self) -> None:
         """'What the numbers say': every statement is computed from this section's rows."""
         from . import data as D
@@ -300,13 +352,27 @@ class Section:
                     f"size and {ma['latency_ms'] / mb['latency_ms']:.2f}× the batch-1 latency of "
                     f"{MODEL_NAMES[b.model]} on this CPU.")
         pruned = [v for v in self.metrics if v.prune_ratio > 0]
+        controlled = [v for v in pruned if v.quant == "none"
+                      and PL.control_of(v) in self.metrics]
+        for v in controlled:
+            lines.append(self._compare(PL.control_of(v), v, y_cache[v.dataset]))
+        for c in dict.fromkeys(PL.control_of(v) for v in controlled):
+            lines.append(self._compare(PL.Variant(c.section, c.model, c.dataset), c,
+                                       y_cache[c.dataset]))
+        if self.n_seeds > 1:
+            lines += self._seed_lines(controlled)
         if pruned:
             p = self.p
             lines.append(
-                f"- Caution: every pruned model trained {p['finetune_epochs']} more epoch(s) "
-                f"(lr {p['finetune_lr']}, {p['finetune_schedule']}) than its baseline; without "
-                f"an equal-compute dense control, an accuracy gain cannot be credited to pruning "
-                f"rather than to the extra, lower-lr training (the original's confound).")
+                f"- Every pruned model trained {p['finetune_epochs']} more epoch(s) "
+                f"(lr {p['finetune_lr']}, {p['finetune_schedule']}) than its baseline. "
+                + ("The dense control trained the same way without pruning: pruned vs control "
+                   "is what pruning itself does, control vs baseline what the extra training "
+                   "does (section H repeats this over seeds and protocols)."
+                   if controlled else
+                   "Without an equal-compute dense control, an accuracy gain cannot be "
+                   "credited to pruning rather than to the extra, lower-lr training (the "
+                   "original's confound)."))
             same_size = all(abs(self.metrics[v]["size_bytes"] / self.metrics[
                 PL.Variant(v.section, v.model, v.dataset)]["size_bytes"] - 1) < 0.01
                 for v in pruned if v.quant == "none")
@@ -384,14 +450,22 @@ def environment(p: dict, durations: dict[str, float]) -> str:
 
 
 def summary_table(results: pd.DataFrame, sections: list[str]) -> str:
-    key = ["model", "dataset", "prune_method", "prune_ratio", "quant", "codec", "runtime"]
-    d = results[results.section.isin(sections)].drop_duplicates(subset=key)
+    key = ["model", "dataset", "prune_method", "prune_ratio", "quant", "codec", "runtime",
+           "control"]
+    results = results.copy()
+    if "control" not in results:
+        results["control"] = "none"
+    results["control"] = results.control.fillna("none")
+    # section H's many seeded runs are summarized in its own tables
+    d = results[results.section.isin(sections) & (results.section != "H")
+                ].drop_duplicates(subset=key)
     sections_of = results.groupby(key).section.agg(lambda s: ",".join(sorted(set(s))))
     method = {"l1-unstructured": "one-shot", "gradual-l1": "gradual", "channel-l1": "channels"}
     t = pd.DataFrame({
         "model": d.model.map(MODEL_NAMES), "dataset": d.dataset.map(DATASET_NAMES),
         "pruned": [f"{r.prune_ratio:.0%} {method.get(r.prune_method, r.prune_method)}"
-                   if r.prune_ratio > 0 else "–" for r in d.itertuples()],
+                   if r.prune_ratio > 0 else "dense control" if r.control != "none" else "–"
+                   for r in d.itertuples()],
         "quant": d.quant, "codec": d.codec, "runtime": d.runtime.replace({"onnxruntime": "ORT"}),
         "top-1 (%)": (d.accuracy * 100).round(2), "size (MB)": (d.size_bytes / 1e6).round(3),
         "ratio (×)": d.compression_ratio.round(1),
@@ -441,13 +515,15 @@ def render(out: Path, p: dict, sections: list[str], executed: dict[str, Path]) -
         f"A re-run of a course project's study (its sections A–E) with validation-based model "
         f"selection, full-test-split accuracy with 95% intervals, paired significance tests and "
         f"median CPU latencies, and what it left undone (section F: real compression; section "
-        f"G: real CPU speed). "
+        f"G: real CPU speed; section H: equal-compute controls, seeds, baselines and "
+        f"sensitivity). "
         f"Generated by approxlib on "
         f"{dt.date.today().isoformat()}.\n\n**Contents**\n\n{toc}\n"
         f"{len(sections) + 1}. [Appendix: environment](#environment)")
     summary = nbformat.v4.new_markdown_cell(
-        "## Summary\n\nEvery distinct model variant evaluated (top-1 on the full test split; size "
-        "= bytes of the saved checkpoint; latency = median batch-1 CPU forward time).\n\n"
+        "## Summary\n\nEvery distinct model variant of sections A–G (top-1 on the full test "
+        "split; size = bytes of the saved checkpoint; latency = median batch-1 CPU forward "
+        "time; section H's seeded runs are summarized in its own tables).\n\n"
         + summary_table(results, sections))
     appendix = nbformat.v4.new_markdown_cell(environment(p, durations))
     merged = nbformat.v4.new_notebook(cells=[title, summary, *cells, appendix])

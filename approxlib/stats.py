@@ -23,3 +23,24 @@ def wilson(correct: int, total: int, level: float = 0.95) -> tuple[float, float]
     """Wilson score interval of an accuracy (scipy's binomtest)."""
     ci = stats.binomtest(int(correct), int(total)).proportion_ci(level, method="wilson")
     return float(ci.low), float(ci.high)
+
+
+def mean_ci(samples, level: float = 0.95) -> dict:
+    """Mean, sample standard deviation and Student-t interval of the mean over seeds (scipy).
+
+    With one sample there is no spread to estimate: sd and the interval are NaN, never zero.
+    """
+    x = np.asarray(samples, dtype=float)
+    n = len(x)
+    mean = float(x.mean()) if n else float("nan")
+    if n < 2:
+        return {"n": n, "mean": mean, "sd": float("nan"), "lo": float("nan"),
+                "hi": float("nan")}
+    sd = float(x.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / np.sqrt(n)
+    return {"n": n, "mean": mean, "sd": sd, "lo": mean - half, "hi": mean + half}
+
+
+def within_noise(ci: dict) -> bool:
+    """True when a difference's interval contains 0 (or cannot be computed)."""
+    return not (ci["lo"] > 0 or ci["hi"] < 0)

@@ -31,6 +31,7 @@ FORMAT = "approxlib.checkpoint"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 VERSION = 1
+PACKED = ("int8-static",)  # quantizations saved with quantize.pack_state
 
 
 class CheckpointError(ConfigError):
@@ -68,9 +69,12 @@ def save_checkpoint(model: nn.Module, path: Path, model_cfg: ModelConfig, quant:
                     meta: dict | None = None, shapes: dict | None = None) -> int:
     """Save atomically; return the file's size in bytes. `shapes` (structured.shapes) records
     layer sizes that differ from the architecture's (channel-pruned models)."""
+    state = model.state_dict()
     obj = {"format": FORMAT, "version": VERSION, "model": dataclasses.asdict(model_cfg),
            "quant": quant, "meta": json.loads(json.dumps(meta or {}, default=str)),
-           "state_dict": model.state_dict()}
+           # static INT8 weights go into the compact layout of quantize.pack_state
+           "state_dict": Q.pack_state(state) if quant in PACKED else state,
+           "packed": quant in PACKED}
     if shapes:
         obj["shapes"] = shapes
     with atomic_path(path) as tmp:
@@ -121,8 +125,14 @@ def load_checkpoint(path: Path, expect: ModelConfig | None = None, data: bytes |
             raise CheckpointError(f"{path} has invalid layer sizes: {e}") from None
     if obj["quant"] != "none":
         model = Q.rebuild(model, obj["quant"])
+    state = obj["state_dict"]
+    if obj.get("packed"):
+        try:
+            state = Q.unpack_state(state)
+        except Q.PackError as e:
+            raise CheckpointError(f"{path}: {e}") from None
     try:
-        model.load_state_dict(obj["state_dict"])
+        model.load_state_dict(state)
     except RuntimeError as e:
         raise CheckpointError(f"{path} does not match {_describe(cfg)}: "
                               f"{str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else e}"

@@ -38,5 +38,5 @@ def smoke_run(tmp_path_factory, data_root):
     root = tmp_path_factory.mktemp("run")
     p = load_profile("smoke")
     store = S.Store(root / "models")
-    df, runner = PL.run(p, list("ABCDEFG"), store, root / "out", data_root, progress=False)
+    df, runner = PL.run(p, list("ABCDEFGH"), store, root / "out", data_root, progress=False)
     return p, store, root, df, runner, data_root

@@ -40,11 +40,22 @@ def test_overrides_apply_and_parse_yaml_values():
     ({"schedule": "step"}, "unknown schedule 'step'; valid: constant, onecycle, cosine"),
     ({"epochs": 2.5}, "epochs must be an integer"),
     ({"flip": "yes"}, "flip must be true or false"),
+    ({"channel_epochs": {"resnet18": 2}}, "channel_epochs must be one value or map each of"),
+    ({"channel_lr": {"resnet18": 0.1, "mobilenetv2": -1}}, "lr must be"),
 ])
 def test_bad_values_name_the_problem(overrides, message):
     with pytest.raises(C.ConfigError) as e:
         C.load_profile("smoke", overrides)
     assert message in str(e.value)
+
+
+def test_per_model_settings_take_one_value_or_a_mapping():
+    p = C.load_profile("smoke", {"channel_epochs": 3, "channel_lr": {"resnet18": 0.1,
+                                                                      "mobilenetv2": 0.02}})
+    assert C.channel_finetune_config(p, "resnet18").epochs == 3
+    assert C.channel_finetune_config(p, "mobilenetv2").epochs == 3
+    assert C.channel_finetune_config(p, "resnet18").lr == 0.1
+    assert C.channel_finetune_config(p, "mobilenetv2").lr == 0.02
 
 
 def test_unknown_profile_lists_valid_ones():

@@ -37,7 +37,7 @@ def test_lab_lists_the_notebooks(tmp_path):
             time.sleep(0.5)
         assert listing is not None, "JupyterLab did not answer within 60 s"
         names = sorted(c["name"] for c in listing["content"] if c["type"] == "notebook")
-        assert [n[0] for n in names] == list("ABCDEFG")
+        assert [n[0] for n in names] == list("ABCDEFGH")
         lab = requests.get(f"http://127.0.0.1:{port}/lab?token={token}", timeout=5)
         assert lab.status_code == 200 and "JupyterLab" in lab.text
     finally:

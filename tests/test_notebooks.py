@@ -12,7 +12,7 @@ NBS = sorted(NOTEBOOKS.glob("*.ipynb"))
 
 
 def test_one_notebook_per_section_letter_first():
-    assert [p.name[0] for p in NBS] == list("ABCDEFG")
+    assert [p.name[0] for p in NBS] == list("ABCDEFGH")
     assert all(p.name[1] == "_" for p in NBS)
 
 
@@ -65,5 +65,26 @@ def test_list_parameters_accept_papermill_text(tmp_path, smoke_run):
                         kernel_name="python3", progress_bar=False)
     import pandas as pd
     df = pd.read_csv(tmp_path / "rep" / "results.csv")
-    assert sorted(df.prune_ratio) == [0.0, 0.5, 0.9]
+    assert sorted(df[df.control == "none"].prune_ratio) == [0.0, 0.5, 0.9]
     assert df.loc[df.prune_ratio == 0.9, "sparsity"].item() == pytest.approx(0.9, abs=1e-6)
+
+
+def test_seeds_average_a_section_and_pair_its_differences(tmp_path, smoke_run):
+    """`seeds: [0, 1]` repeats section A's variants per seed; its table shows the mean over seeds
+    with a t-interval, and the findings pair pruned, control and baseline by seed."""
+    _, store, _, _, _, data_root = smoke_run
+    out = tmp_path / "a.ipynb"
+    pm.execute_notebook(str(NOTEBOOKS / "A_mobilenetv2_pruning.ipynb"), str(out),
+                        parameters={"profile": "smoke", "overrides": "{seeds: [0, 1]}",
+                                    "models_dir": str(store.root), "data_dir": str(data_root),
+                                    "out": str(tmp_path / "rep")},
+                        kernel_name="python3", progress_bar=False)
+    import nbformat
+    import pandas as pd
+    text = "\n".join(str(o.get("data", {}).get("text/markdown", "")) + str(
+        o.get("data", {}).get("text/html", "")) for c in nbformat.read(out, 4).cells
+        if c.cell_type == "code" for o in c.outputs)
+    assert "top-1 mean of 2 seeds (%)" in text and "paired by seed" in text
+    assert "pruned − control" in text
+    df = pd.read_csv(tmp_path / "rep" / "results.csv")
+    assert sorted(df.seed.unique()) == [0, 1] and len(df) == 2 * 3  # baseline, pruned, control

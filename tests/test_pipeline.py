@@ -18,22 +18,28 @@ def test_results_have_every_variant_and_the_contract_columns(smoke):
     p, store, root, df, runner, _ = smoke
     csv = pd.read_csv(root / "out" / "results.csv")
     assert list(csv.columns[: len(CONTRACT)]) == CONTRACT
-    csv = csv[~csv.section.isin(["F", "G"])]  # sections F and G have their own tests
-    got = {(r.section, r.model, r.prune_ratio, r.quant) for r in csv.itertuples()}
+    assert {"seed", "control", "protocol"} <= set(csv.columns)
+    csv = csv[~csv.section.isin(["F", "G", "H"])]  # sections F, G and H have their own tests
+    got = {(r.section, r.model, r.prune_ratio, r.quant, r.control) for r in csv.itertuples()}
     want = {("A", "mobilenetv2", 0.0, "none"), ("A", "mobilenetv2", 0.5, "none"),
             ("B", "resnet18", 0.0, "none"), ("B", "resnet18", 0.5, "none"),
             ("B", "resnet18", 0.5, "int8-dynamic"),
             *{("C", "resnet18", r, "none") for r in (0.0, 0.3, 0.5, 0.7)},
             ("D", "resnet18", 0.0, "none"), ("D", "resnet18", 0.5, "none"),
             *{("E", m, r, "none") for m in ("resnet18", "mobilenetv2") for r in (0.0, 0.5)}}
+    want = {(*w, "none") for w in want} | {  # each section's equal-compute dense controls
+        (s, m, 0.0, "none", "equal-compute")
+        for s, ms in {"A": ["mobilenetv2"], "B": ["resnet18"], "C": ["resnet18"],
+                      "D": ["resnet18"], "E": ["resnet18", "mobilenetv2"]}.items() for m in ms}
     assert got == want and len(csv) == len(want)
+    assert (csv.seed == 0).all() and (csv.protocol == "profile").all()
     assert csv["accuracy"].between(0, 1).all() and (csv["test_images"] == 10000).all()
     assert (csv["latency_ms"] > 0).all() and (csv["size_bytes"] > 0).all()
 
 
 def test_rows_measure_what_they_claim(smoke):
     _, _, root, df, _, _ = smoke
-    df = df[~df.section.isin(["F", "G"])]
+    df = df[~df.section.isin(["F", "G", "H"])]
     for r in df.itertuples():
         assert r.size_bytes == S.Path(r.artifact).stat().st_size
         assert abs(r.sparsity - r.prune_ratio) < 1e-5  # global L1: exactly the ratio
@@ -42,7 +48,7 @@ def test_rows_measure_what_they_claim(smoke):
     # dense fp32 storage: pruning saves no bytes (the original's finding); INT8 saves the fc only
     assert b.loc["int8-dynamic", "size_bytes"] < b.loc["none", "size_bytes"].max()
     # Shared variants are one artifact: B's baseline is C's 0% and E's ResNet baseline.
-    base = df[(df.model == "resnet18") & (df.prune_ratio == 0)]
+    base = df[(df.model == "resnet18") & (df.prune_ratio == 0) & (df.control == "none")]
     assert base["artifact"].nunique() == 1 and base["accuracy"].nunique() == 1
     layers = pd.read_csv(root / "out" / "sparsity" / "resnet18_fashion-mnist_p70_none.csv")
     assert layers["zeros"].sum() / layers["total"].sum() == pytest.approx(0.7, abs=1e-6)
@@ -54,12 +60,16 @@ def test_second_run_computes_nothing(smoke):
     # evaluation for each of these 7 distinct artifacts (15 rows share them). F, per model:
     # 1 gradual prune, 1 weight sharing, 6 encodings, 7 evaluations (the baseline is shared
     # with A/E), 1 bits curve. G, per model: 1 channel prune, 2 static INT8 (FX), 4 ONNX
-    # exports, 7 evaluations (the baseline is shared).
-    assert len(runner.computed) == 7 + 7 + 2 * (1 + 1 + 6 + 7 + 1) + 2 * (1 + 2 + 4 + 7)
-    df2, again = PL.run(p, list("ABCDEFG"), store, root / "out", data_root, progress=False)
+    # exports, 7 evaluations (the baseline is shared). A–E's two dense controls (one per
+    # model: every pruned model fine-tunes alike) and their evaluations. H: per model,
+    # protocol and seed a baseline, a pruned and a control model and 3 evaluations; ResNet-18's
+    # curve: 1 sensitivity analysis, 15 more pruned models and their evaluations.
+    assert len(runner.computed) == (7 + 7 + 2 * (1 + 1 + 6 + 7 + 1) + 2 * (1 + 2 + 4 + 7)
+                                    + 2 + 2 + 2 * 2 * 2 * (3 + 3) + 1 + 15 + 15)
+    df2, again = PL.run(p, list("ABCDEFGH"), store, root / "out", data_root, progress=False)
     assert again.computed == []
     pd.testing.assert_frame_equal(df.reset_index(drop=True), df2.reset_index(drop=True))
-    assert all(s["cached"] for s in PL.dry_run(p, list("ABCDEFG"), store))
+    assert all(s["cached"] for s in PL.dry_run(p, list("ABCDEFGH"), store))
 
 
 def test_changing_one_parameter_recomputes_only_its_dependents(smoke):
@@ -67,17 +77,18 @@ def test_changing_one_parameter_recomputes_only_its_dependents(smoke):
     q = {**p, "finetune_lr": 0.02}
     todo = {(s["stage"], s["label"]) for s in PL.dry_run(q, ["B"], store) if not s["cached"]}
     assert ("train", "train resnet18 on fashion-mnist") not in todo
-    assert {s for s, _ in todo} == {"prune", "quantize", "evaluate"}
+    assert {s for s, _ in todo} == {"prune", "quantize", "control", "evaluate"}
     df, runner = PL.run(q, ["B"], store, root / "out", data_root, progress=False)
-    assert len(runner.computed) == 2 + 2  # prune 50%, quantize; their two evaluations
+    assert len(runner.computed) == 3 + 3  # prune 50%, quantize, control; their evaluations
     csv = pd.read_csv(root / "out" / "results.csv")
-    assert (csv.section == "B").sum() == 3 and len(csv) == 15 + 16 + 16  # B replaced, others kept
+    assert (csv.section == "B").sum() == 4  # B replaced, others kept
+    assert len(csv) == 21 + 16 + 16 + 39
 
 
 def test_parse_sections():
     assert PL.parse_sections("a, C") == ["A", "C"]
-    assert PL.parse_sections(None) == list("ABCDEFG")
-    with pytest.raises(PL.ConfigError, match="unknown section 'Z'; valid: A, B, C, D, E, F, G"):
+    assert PL.parse_sections(None) == list("ABCDEFGH")
+    with pytest.raises(PL.ConfigError, match="unknown section 'Z'; valid: A, B, C, D, E, F, G, H"):
         PL.parse_sections("A,Z")
 
 
@@ -140,3 +151,36 @@ def test_section_g_rows_time_every_runtime(smoke):
         # the exported float model predicts what PyTorch predicts on (nearly) every image
         fp = d[(d.quant == "none")].set_index(["prune_ratio", "runtime"]).accuracy
         assert abs(fp[(0.0, "onnxruntime")] - fp[(0.0, "pytorch")]) < 0.002
+
+
+def test_section_h_rows_pair_seeds_protocols_and_controls(smoke):
+    """Section H: per model, protocol and seed a baseline, a pruned model and its equal-compute
+    control (fine-tuned alike, not pruned); the curve's methods reach their sparsity."""
+    p, store, root, df, runner, data_root = smoke
+    h = df[df.section == "H"]
+    seeds, protocols = set(p["h_seeds"]), set(p["h_protocols"])
+    for m in ("resnet18", "mobilenetv2"):
+        d = h[(h.model == m) & (h.prune_method.isin(["none", "l1-unstructured"]))
+              & h.prune_ratio.isin([0.0, p["ratio"]])
+              & ((h.protocol != "tuned") | (h.seed != p["h_seeds"][0]) | (h.finetune_epochs > 0)
+                 | (h.prune_ratio == 0))]  # not the curve's unfine-tuned 50% point
+        runs = d[(d.prune_ratio == 0) & (d.control == "none")]
+        assert set(zip(runs.protocol, runs.seed)) == {(pr, s) for pr in protocols for s in seeds}
+        ctl = d[d.control == "equal-compute"]
+        pruned = d[(d.prune_ratio == p["ratio"]) & (d.finetune_epochs > 0)]
+        assert len(ctl) == len(pruned) == len(runs)
+        assert (ctl.sparsity == 0).all() and (ctl.finetune_epochs == pruned.finetune_epochs.iloc[0]).all()
+        assert ctl.artifact.nunique() == len(ctl)  # one control per run, never the baseline
+        assert not set(ctl.artifact) & set(runs.artifact)
+        if p["h_train_size"]:
+            assert (runs.train_size == p["h_train_size"]).all()
+    curve = h[(h.model == "resnet18") & (h.protocol == "tuned") & (h.seed == p["h_seeds"][0])
+              & (h.prune_ratio > 0) & (h.control == "none")]
+    assert set(curve.prune_method) == set(p["h_curve_methods"])
+    for r in curve.itertuples():
+        assert abs(r.sparsity - r.prune_ratio) < 2e-3, (r.prune_method, r.prune_ratio, r.sparsity)
+    assert set(curve.finetune_epochs) == {0, p["finetune_epochs"]}
+    # the two original-protocol runs of one seed share nothing with the tuned ones
+    o = h[(h.protocol == "original") & (h.prune_ratio == 0) & (h.control == "none")]
+    t = h[(h.protocol == "tuned") & (h.prune_ratio == 0) & (h.control == "none")]
+    assert not set(o.artifact) & set(t.artifact)

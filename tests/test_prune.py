@@ -127,3 +127,66 @@ def test_gradual_pruning_reaches_the_target_and_selects_a_final_epoch(data_root)
         max(h["val_acc"] for h in hist[1:]))
     with pytest.raises(ValueError, match="past the last epoch"):
         T.train(model, splits, dataclasses.replace(ft, epochs=1), select_from=2, progress=False)
+
+
+# ------------------------------------------------------------------ section H's methods
+
+@pytest.mark.parametrize("ratio", [0.5, 0.9])
+def test_random_pruning_hits_the_ratio_reproducibly_and_ignores_magnitude(model, ratio):
+    P.prune_(model, PruneConfig(ratio, "random-unstructured"), seed=3)
+    P.make_permanent_(model)
+    zeros, total = P.global_sparsity(model)
+    assert zeros == round(ratio * total)
+    again = M.build(ModelConfig("resnet18", 10, 1, "imagenet"))
+    again.load_state_dict(_fresh_state(), strict=True)
+    P.prune_(again, PruneConfig(ratio, "random-unstructured"), seed=3)
+    P.make_permanent_(again)
+    assert all(torch.equal(a.weight, b.weight)
+               for (_, a), (_, b) in zip(M.prunable(model), M.prunable(again)))
+    # magnitude plays no part: the pruned weights are about as large as the kept ones
+    w = _fresh_state()["fc.weight"].abs()
+    pruned = dict(M.prunable(model))["fc"].weight == 0
+    assert float(w[pruned].mean()) == pytest.approx(float(w[~pruned].mean()), rel=0.2)
+
+
+def _fresh_state():
+    torch.manual_seed(0)
+    return M.build(ModelConfig("resnet18", 10, 1, "imagenet")).state_dict()
+
+
+def test_layerwise_pruning_prunes_every_layer_at_the_ratio(model):
+    P.prune_(model, PruneConfig(0.7, "l1-layerwise"))
+    for _, m in M.prunable(model):
+        assert int((m.weight == 0).sum()) == round(0.7 * m.weight.numel())
+
+
+def test_sensitivity_touches_only_the_named_layer(model):
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    P.prune_layer_(model, "layer2.0.conv1", 0.8)
+    after = model.state_dict()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert changed == ["layer2.0.conv1.weight"]
+    w = after["layer2.0.conv1.weight"]
+    assert int((w == 0).sum()) == round(0.8 * w.numel()) and not torch.signbit(w[w == 0]).any()
+    # the analysis restores every layer after scoring it
+    x, y = torch.rand(16, 1, 32, 32), torch.randint(0, 10, (16,))
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    rows = P.layer_sensitivity(model, [0.5, 0.9], x, y)
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    assert len(rows) == 1 + 2 * len(M.prunable(model)) and rows[0]["layer"] is None
+
+
+def test_sensitivity_ratios_hit_the_target_and_spare_sensitive_layers():
+    rows = [{"layer": None, "weights": 0, "ratio": 0.0, "accuracy": 0.9}]
+    sizes = {"sensitive": 1000, "robust": 10000, "flat": 500}
+    for name, n in sizes.items():
+        for r in (0.5, 0.75, 0.9, 0.95, 0.99):
+            drop = {"sensitive": 0.3 * r ** 2, "robust": max(0.0, r - 0.9), "flat": 0.0}[name]
+            rows.append({"layer": name, "weights": n, "ratio": r, "accuracy": 0.9 - drop})
+    for target in (0.3, 0.5, 0.875, 0.96875):
+        ratios = P.sensitivity_ratios(rows, target)
+        overall = sum(sizes[k] * v for k, v in ratios.items()) / sum(sizes.values())
+        assert overall == pytest.approx(target, abs=1e-6)
+        assert ratios["sensitive"] <= ratios["robust"] <= ratios["flat"] <= 0.99
+    with pytest.raises(ValueError, match="above what the measured ratios reach"):
+        P.sensitivity_ratios(rows, 0.995)

@@ -8,6 +8,11 @@ from pypdf import PdfReader
 
 from approxlib import report
 
+# smoke rows: A–E 15 + their 6 dense controls; F 16; G 16; H: 2 models x 2 protocols x 2 seeds
+# x (baseline, pruned, control) = 24, + ResNet-18's curve: 4 methods x 2 sparsities x 2
+# (fine-tuned or not) = 16, one of which is the tuned seed-0 pruned model already counted
+ROWS = 15 + 6 + 16 + 16 + 24 + 15
+
 
 @pytest.fixture(scope="module")
 def rendered(smoke_run, tmp_path_factory):
@@ -15,7 +20,7 @@ def rendered(smoke_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
     if report.find_chromium() is None and not os.environ.get("CI"):
         pytest.skip("Chromium not installed (make test installs it)")
-    made = report.build("smoke", list("ABCDEFG"), {}, out, store.root, data_root, pdf=True,
+    made = report.build("smoke", list("ABCDEFGH"), {}, out, store.root, data_root, pdf=True,
                         progress=False)
     return out, made
 
@@ -23,10 +28,10 @@ def rendered(smoke_run, tmp_path_factory):
 def test_html_has_every_section_images_summary_and_appendix(rendered):
     out, made = rendered
     html = made["index"].read_text()
-    for s in "ABCDEFG":
+    for s in "ABCDEFGH":
         assert f'id="section-{s}"' in html and f"Section {s}." in html
     figures = html.count('src="data:image/png;base64,')
-    assert figures >= 2 + 2 + 2 + 2 + 2 + 3 + 2  # A–E: 2 each; F: 3; G: 2 — all embedded
+    assert figures >= 2 + 2 + 2 + 2 + 2 + 3 + 2 + 3  # A–E: 2 each; F: 3; G: 2; H: 3 — embedded
     assert 'class="dataframe summary"' in html or 'class="summary"' in html
     assert "Appendix: environment" in html and "git commit" in html
     assert "from approxlib.report import Section" not in html  # code hidden
@@ -42,13 +47,14 @@ def test_pdf_is_valid_and_has_every_section(rendered):
     pdf = made["pdf"]
     assert pdf.read_bytes()[:5] == b"%PDF-"
     text = "\n".join(page.extract_text() for page in PdfReader(pdf).pages)
-    for s in "ABCDEFG":
+    for s in "ABCDEFGH":
         assert f"Section {s}." in text
+    assert "Verdict." in text and "pruning itself contributes" in text
     assert "Appendix: environment" in text
 
 
 def test_executed_notebooks_and_results(rendered):
     out, _ = rendered
-    assert sorted(p.name[0] for p in (out / "notebooks").glob("*.ipynb")) == list("ABCDEFG")
+    assert sorted(p.name[0] for p in (out / "notebooks").glob("*.ipynb")) == list("ABCDEFGH")
     df = pd.read_csv(out / "results.csv")
-    assert sorted(df.section.unique()) == list("ABCDEFG") and len(df) == 15 + 16 + 16
+    assert sorted(df.section.unique()) == list("ABCDEFGH") and len(df) == ROWS

@@ -115,3 +115,60 @@ def test_latency_and_flops_are_sane_on_a_tiny_model():
     t2 = ME.latency_ms(lambda x: x * 2, (1, 10, 10), cfg)  # any callable (ONNX Runtime wrapper)
     assert t2["latency_ms"] > 0
     assert ME.peak_gflops(1, n=256, repeats=2) > 0.5
+
+
+@pytest.fixture(scope="module")
+def mbv2_int8():
+    """An untrained MobileNetV2 (17k channels over 2.2M weights: the per-channel bookkeeping is
+    largest here) statically quantized on random images, and its float original."""
+    torch.manual_seed(0)
+    model = M.build(ModelConfig("mobilenetv2", 10, 1), seed=0).eval()
+    return model, Q.quantize_static(model, torch.rand(64, 1, 32, 32))
+
+
+def test_packed_int8_checkpoint_is_lossless_and_near_a_quarter(mbv2_int8, tmp_path):
+    model, q = mbv2_int8
+    mc = ModelConfig("mobilenetv2", 10, 1)
+    S.save_checkpoint(q, tmp_path / "q.pt", mc, "int8-static")
+    q2, _ = S.load_checkpoint(tmp_path / "q.pt")
+    sd, sd2 = q.state_dict(), q2.state_dict()
+    assert sd.keys() == sd2.keys()
+    for k, v in sd.items():
+        if isinstance(v, torch.Tensor) and v.is_quantized:
+            assert torch.equal(v.int_repr(), sd2[k].int_repr()), k
+            assert torch.equal(v.q_per_channel_scales(), sd2[k].q_per_channel_scales()), k
+            assert torch.equal(v.q_per_channel_zero_points(), sd2[k].q_per_channel_zero_points())
+        elif isinstance(v, torch.Tensor):
+            assert torch.equal(v, sd2[k]), k
+    x = torch.rand(4, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(q(x), q2(x))
+    # torch.save's own layout of the same state dict (float64 scales, int64 zero points) is the
+    # bound to beat; one int8 byte per weight plus float32 scale and bias per channel is the floor
+    plain = tmp_path / "plain.pt"
+    torch.save(sd, plain)
+    packed = (tmp_path / "q.pt").stat().st_size
+    assert packed < 0.92 * plain.stat().st_size
+    weights = sum(v.numel() for v in sd.values() if isinstance(v, torch.Tensor) and v.is_quantized)
+    assert packed < 1.08 * weights
+
+
+def test_packed_layout_damage_is_one_clear_error(mbv2_int8, tmp_path):
+    _, q = mbv2_int8
+    packed = Q.pack_state(q.state_dict())
+    for broken in (
+        {**packed, "layout": packed["layout"][:-5]},                       # truncated layout
+        {**packed, "blobs": {k: v[:-1] for k, v in packed["blobs"].items()}},  # short data
+        {**packed, "blobs": {}},                                           # no data
+        {"layout": torch.zeros(8, dtype=torch.uint8), "blobs": packed["blobs"]},  # not zlib
+    ):
+        with pytest.raises(Q.PackError):
+            Q.unpack_state(broken)
+    mc = ModelConfig("mobilenetv2", 10, 1)
+    path = tmp_path / "q.pt"
+    S.save_checkpoint(q, path, mc, "int8-static")
+    obj = torch.load(path, weights_only=True)
+    obj["state_dict"]["blobs"]["int8"] = obj["state_dict"]["blobs"]["int8"][:100]
+    torch.save(obj, path)
+    with pytest.raises(S.CheckpointError, match="invalid packed state dict"):
+        S.load_checkpoint(path)

@@ -23,3 +23,15 @@ def test_wilson_interval_known_values():
     assert (lo, hi) == pytest.approx((0.4038, 0.5962), abs=1e-4)  # the textbook Wilson interval
     lo, hi = stats.wilson(0, 10)
     assert lo == 0 and hi == pytest.approx(0.2775, abs=1e-4)
+
+
+def test_mean_ci_on_known_samples():
+    # mean 2, sd 1, n 3: half-width t(0.975, 2) * 1 / sqrt(3) = 4.3027 / 1.7321 = 2.4841
+    r = stats.mean_ci([1.0, 2.0, 3.0])
+    assert (r["n"], r["mean"], r["sd"]) == (3, 2.0, 1.0)
+    assert (r["lo"], r["hi"]) == pytest.approx((2 - 2.4841, 2 + 2.4841), abs=1e-4)
+    assert stats.within_noise(r)
+    assert not stats.within_noise(stats.mean_ci([1.0, 1.1, 0.9, 1.05]))  # clearly above 0
+    one = stats.mean_ci([0.5])
+    assert one["mean"] == 0.5 and np.isnan(one["sd"]) and np.isnan(one["lo"])
+    assert stats.within_noise(one)  # one seed is never evidence of a difference

@@ -368,8 +368,10 @@ def protocol_bars(summary: pd.DataFrame, seeds: pd.DataFrame) -> plt.Figure:
         ax.set_xticks(range(len(protocols)), [f"{p} protocol" for p in protocols])
         ax.set_ylabel("Top-1 test accuracy (%)")
         ax.set_title(MODEL_NAMES.get(m, m), fontsize=9)
-        low = 100 * seeds[seeds.model == m].accuracy.min()
-        ax.set_ylim(max(0, low - 8), min(100, 100 * seeds[seeds.model == m].accuracy.max() + 4))
+        sm = summary[summary.model == m]
+        low = 100 * min(seeds[seeds.model == m].accuracy.min(), sm["lo"].min(skipna=True))
+        high = 100 * max(seeds[seeds.model == m].accuracy.max(), sm["hi"].max(skipna=True))
+        ax.set_ylim(max(0, low - 3), min(100, high + 3))
         ax.grid(alpha=0.3, axis="y")
     axes[0][0].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
@@ -380,7 +382,8 @@ def sparsity_curve(curve: pd.DataFrame, dense: dict[str, float]) -> plt.Figure:
     """Top-1 accuracy against compression ratio (log scale) per method, fine-tuned (solid) and
     not (dashed); the dense model as a horizontal line."""
     models = list(dict.fromkeys(curve.model))
-    fig, axes = plt.subplots(1, len(models), figsize=(6.2 * len(models), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(models), figsize=(6.2 * len(models) + 2.6, 3.8),
+                             squeeze=False)
     for ax, m in zip(axes[0], models):
         d = curve[curve.model == m]
         for method in dict.fromkeys(d.prune_method):
@@ -396,7 +399,7 @@ def sparsity_curve(curve: pd.DataFrame, dense: dict[str, float]) -> plt.Figure:
         ax.set_ylabel("Top-1 test accuracy (%)")
         ax.set_title(MODEL_NAMES.get(m, m), fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=6.5, loc="lower left", ncol=2)
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     return fig
 

@@ -64,6 +64,8 @@ SECTION_TITLES = {
     "G": "Real CPU speed: static INT8, channel pruning, ONNX Runtime",
     "H": "Does pruning itself help? Controls, seeds, baselines and sensitivity",
 }
+# Stages that train (a GPU helps): the rest load, transform, export or measure a model.
+TRAINING_STAGES = ("train", "prune", "gradual", "control", "channel", "share")
 # Where each encode stage's artifact lives (general-purpose codecs compress the .pt checkpoint).
 CODEC_SUFFIX = {"sparse": ".apx", "packed": ".apx", "huffman": ".apx", "gzip": ".pt.gz",
                 "xz": ".pt.xz", "zstd": ".pt.zst"}
@@ -222,10 +224,12 @@ def plan(p: dict, sections: list[str], models: dict[str, list[str]] | None = Non
              + [v for m in p["h_curve_models"] if m in ms["H"]
                 for v in curve_variants(p, "H", m, ds)],
     }
-    if p["controls"]:  # A–E: each pruned + fine-tuned model's control beside it
-        for s in "ABCDE":
+    if p["controls"]:  # A–G: each pruned + fine-tuned model's control beside it (F and G:
+        # the float model in PyTorch, before weight sharing, encoding or export)
+        for s in "ABCDEFG":
             per_section[s] += [control_of(v) for v in per_section[s]
-                               if v.prune_ratio > 0 and v.quant == "none"]
+                               if v.prune_ratio > 0 and v.quant == "none" and v.codec == "none"
+                               and v.runtime == "pytorch"]
     # A–E over several seeds: the profile's seed keeps seed=None (what the findings compare);
     # every further seed repeats each variant, its control included.
     extra = [int(x) for x in (p["seeds"] or []) if int(x) != int(p["seed"])]
@@ -420,9 +424,10 @@ class Runner:
 
     def artifact(self, st: Stage) -> Path:
         """Path of a stage's artifact (checkpoint or encoded file), computing it if needed."""
-        path = self.store.path(st.kind, st.key, suffix(st))
-        if path.is_file():
+        path = self.store.fetch(st.kind, st.key, suffix(st))
+        if path is not None:
             return path
+        path = self.store.path(st.kind, st.key, suffix(st))
         t0 = time.perf_counter()
         meta = {"stage": st.kind, "key": st.key, "label": st.label,
                 "configs": [{"type": type(c).__name__, **dataclasses.asdict(c)}
@@ -430,6 +435,7 @@ class Runner:
                 "upstream": st.upstream.key if st.upstream else None, **provenance()}
         if st.kind == "encode":
             self._encode(st, path, meta)
+            self.store.publish(st.kind, st.key, suffix(st))
             self.computed.append(st.key)
             return path
         if st.kind == "sensitivity":
@@ -437,6 +443,7 @@ class Runner:
             return path
         if st.kind == "onnx":
             self._onnx(st, path)
+            self.store.publish(st.kind, st.key, suffix(st))
             self.store.write_json("onnx", st.key, {**meta, "seconds": time.perf_counter() - t0})
             self.computed.append(st.key)
             return path
@@ -501,6 +508,7 @@ class Runner:
             raise ValueError(f"not an artifact stage: {st.kind}")
         meta["seconds"] = time.perf_counter() - t0
         S.save_checkpoint(model, path, mc, quant, meta, shapes)
+        self.store.publish(st.kind, st.key, suffix(st))
         self.computed.append(st.key)
         return path
 
@@ -665,12 +673,8 @@ class Runner:
 def row(v: Variant, p: dict, m: dict) -> dict:
     """One results.csv row: the contract's columns, then provenance and extras."""
     p = variant_params(p, v)
-    if v.is_control:
-        extra_epochs = finetune_of(v, p).epochs
-    elif v.prune_ratio == 0 or not v.finetune:
-        extra_epochs = 0
-    else:
-        extra_epochs = finetune_of(v, p).epochs
+    fine_tuned = v.is_control or (v.prune_ratio > 0 and v.finetune)
+    extra_epochs = finetune_of(v, p).epochs if fine_tuned else 0
     return {
         "section": v.section, "model": v.model, "dataset": v.dataset, "stem": p["stem"],
         "prune_method": v.prune_method, "prune_ratio": v.prune_ratio, "quant": v.quant,

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from . import measure as ME
+from . import pipeline as PL
 from . import plots
 from . import stats
 from .config import per_model
@@ -34,6 +35,7 @@ class SpeedSection(Section):
 
     def __init__(self, *args, **kw):
         super().__init__("G", *args, **kw)
+        self.df = self.df[self.df.control == "none"].reset_index(drop=True)  # controls: findings
         self.models_in = list(dict.fromkeys(self.df.model))
         self.peak = ME.peak_gflops(self.p["threads"])
         d = self.df
@@ -165,6 +167,10 @@ class SpeedSection(Section):
                 f"in the same runtime), batch 1 {ch.speedup:.2f}× in eager. Target ≥ "
                 f"{TARGET_CHANNEL_BS64}× at batch {b} within 1 point: "
                 f"{_verdict(ch.delta >= -0.01, ch.speedup_bs64, ort_bs64)}.")
+            control = PL.control_of(self._variant(ch))
+            if control in self.metrics:  # what channel pruning itself does, at equal compute
+                for a, b in ((control, self._variant(ch)), (self._variant(dense), control)):
+                    lines.append("  " + self._compare(a, b, y))
             fastest = d.loc[d.gflops_s.idxmax()]
             lines.append(
                 f"  - Distance to the arithmetic limit: dense float32 eager runs at "
@@ -176,10 +182,15 @@ class SpeedSection(Section):
                 f"not arithmetic: {dense.latency_bs64_ms / dense.latency_ms:.1f}× the batch-1 time "
                 f"buys {self.p['throughput_batch']}× the images at batch "
                 f"{self.p['throughput_batch']}.")
+        controlled = any(c.is_control for c in self.metrics)
         lines.append(
-            f"- Caution: the channel-pruned models trained more epochs than the dense one "
-            f"({self.channel_finetune()}); equal-compute controls belong to the controls "
-            f"section.")
+            f"- The channel-pruned models trained more epochs than the dense one "
+            f"({self.channel_finetune()}). "
+            + ("Each dense control trained the same epochs without pruning: pruned vs control is "
+               "what channel pruning itself does to accuracy."
+               if controlled else
+               "Caution: without an equal-compute dense control (profile `controls`), their "
+               "accuracy cannot be credited to pruning rather than to that training."))
         _md("**What the numbers say.**\n\n" + "\n".join(lines))
 
     def _paired(self, y: np.ndarray, a: pd.Series, b: pd.Series) -> str:

@@ -90,9 +90,9 @@ def test_console_entry_point_and_dry_run(tmp_path):
     lines = res.stdout.strip().splitlines()
     # A–E: 14 stages; F per model: gradual, share, 6 encodings, 7 evaluations (baseline shared);
     # G per model: channel prune, 2 static INT8, 4 ONNX exports, 7 evaluations; A–E's 2 dense
-    # controls and their evaluations; H: 8 runs (2 models x 2 protocols x 2 seeds) of train,
+    # controls and their evaluations, F's 2 likewise (G's are A–E's on smoke); H: 8 runs (2 models x 2 protocols x 2 seeds) of train,
     # prune, control and 3 evaluations, and the curve's sensitivity, 15 prunes, 15 evaluations
-    assert lines[-1] == "155 stages, 0 cached, 155 to compute"
+    assert lines[-1] == "159 stages, 0 cached, 159 to compute"
     assert sum(line.startswith("missing  train") for line in lines) == 2 + 8
     bad = subprocess.run([sys.executable, "-m", "approxlib", "report", "--profile", "x"],
                          capture_output=True, text=True)

@@ -61,11 +61,13 @@ def test_second_run_computes_nothing(smoke):
     # 1 gradual prune, 1 weight sharing, 6 encodings, 7 evaluations (the baseline is shared
     # with A/E), 1 bits curve. G, per model: 1 channel prune, 2 static INT8 (FX), 4 ONNX
     # exports, 7 evaluations (the baseline is shared). A–E's two dense controls (one per
-    # model: every pruned model fine-tunes alike) and their evaluations. H: per model,
+    # model: every pruned model fine-tunes alike), F's two (gradual pruning fine-tunes
+    # differently; G's channel pruning fine-tunes as A–E's do on smoke, so its controls are
+    # theirs, cached once), and their evaluations. H: per model,
     # protocol and seed a baseline, a pruned and a control model and 3 evaluations; ResNet-18's
     # curve: 1 sensitivity analysis, 15 more pruned models and their evaluations.
     assert len(runner.computed) == (7 + 7 + 2 * (1 + 1 + 6 + 7 + 1) + 2 * (1 + 2 + 4 + 7)
-                                    + 2 + 2 + 2 * 2 * 2 * (3 + 3) + 1 + 15 + 15)
+                                    + 2 + 2 + 2 * 2 + 2 * 2 * 2 * (3 + 3) + 1 + 15 + 15)
     df2, again = PL.run(p, list("ABCDEFGH"), store, root / "out", data_root, progress=False)
     assert again.computed == []
     pd.testing.assert_frame_equal(df.reset_index(drop=True), df2.reset_index(drop=True))
@@ -74,7 +76,7 @@ def test_second_run_computes_nothing(smoke):
 
 def test_changing_one_parameter_recomputes_only_its_dependents(smoke):
     p, store, root, _, _, data_root = smoke
-    q = {**p, "finetune_lr": 0.02}
+    q = {**p, "finetune_lr": 0.03}  # (0.02 is smoke's dc_lr: F's control would be reused)
     todo = {(s["stage"], s["label"]) for s in PL.dry_run(q, ["B"], store) if not s["cached"]}
     assert ("train", "train resnet18 on fashion-mnist") not in todo
     assert {s for s, _ in todo} == {"prune", "quantize", "control", "evaluate"}
@@ -82,7 +84,7 @@ def test_changing_one_parameter_recomputes_only_its_dependents(smoke):
     assert len(runner.computed) == 3 + 3  # prune 50%, quantize, control; their evaluations
     csv = pd.read_csv(root / "out" / "results.csv")
     assert (csv.section == "B").sum() == 4  # B replaced, others kept
-    assert len(csv) == 21 + 16 + 16 + 39
+    assert len(csv) == 21 + 18 + 18 + 39
 
 
 def test_parse_sections():
@@ -100,7 +102,11 @@ def test_section_f_rows_are_real_files_and_exact(smoke):
     from approxlib import data as D
     p, store, root, df, runner, data_root = smoke
     f = df[df.section == "F"]
-    assert len(f) == 16
+    assert len(f) == 18
+    control = f[f.control != "none"]  # dense, fine-tuned as long as the gradual pruning ran
+    assert len(control) == 2 and (control.sparsity < 0.01).all()
+    assert (control.finetune_epochs == p["dc_epochs"]).all()
+    f = f[f.control == "none"]
     for m in ("resnet18", "mobilenetv2"):
         d = f[f.model == m].set_index("codec")
         dense = PL.dense_bytes(PL.model_config(p, m, "fashion-mnist"))
@@ -130,7 +136,15 @@ def test_section_g_rows_time_every_runtime(smoke):
     channel-pruned; sizes are file bytes, FLOPs fall with channel pruning, INT8 files shrink."""
     p, store, root, df, runner, data_root = smoke
     g = df[df.section == "G"]
-    assert len(g) == 16
+    assert len(g) == 18
+    control = g[g.control != "none"].set_index("model")  # dense, fine-tuned like channel pruning
+    assert len(control) == 2 and (control.prune_ratio == 0).all()
+    for m in ("resnet18", "mobilenetv2"):
+        ch = g[(g.model == m) & (g.prune_ratio > 0) & (g.quant == "none")
+               & (g.runtime == "pytorch")].iloc[0]
+        assert control.loc[m, "finetune_epochs"] == ch.finetune_epochs > 0
+        assert control.loc[m, "params"] > 2 * ch.params
+    g = g[g.control == "none"]
     for m in ("resnet18", "mobilenetv2"):
         d = g[g.model == m]
         assert set(zip(d.prune_ratio, d.quant, d.runtime)) == {

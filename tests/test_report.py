@@ -8,10 +8,10 @@ from pypdf import PdfReader
 
 from approxlib import report
 
-# smoke rows: A–E 15 + their 6 dense controls; F 16; G 16; H: 2 models x 2 protocols x 2 seeds
+# smoke rows: A–E 15 + their 6 dense controls; F 16 + 2 controls; G 16 + 2 controls; H: 2 models x 2 protocols x 2 seeds
 # x (baseline, pruned, control) = 24, + ResNet-18's curve: 4 methods x 2 sparsities x 2
 # (fine-tuned or not) = 16, one of which is the tuned seed-0 pruned model already counted
-ROWS = 15 + 6 + 16 + 16 + 24 + 15
+ROWS = 15 + 6 + 18 + 18 + 24 + 15
 
 
 @pytest.fixture(scope="module")

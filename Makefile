@@ -14,7 +14,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[report,test]'
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[report,test,cluster]'
 	touch $@
 
 # Debian packages, where we may install them: Fashion-MNIST offline (elsewhere torchvision

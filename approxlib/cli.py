@@ -35,7 +35,9 @@ def _common(p: argparse.ArgumentParser, profile_default: str = "quick") -> None:
                    help=f"parameter set from profiles.yaml ({', '.join(profile_names())})")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one profile parameter (repeatable), e.g. --set epochs=3")
-    p.add_argument("--models-dir", default="models", type=Path, help="artifact cache folder")
+    p.add_argument("--models-dir", default="models",
+                   help="artifact cache: a folder, or an fsspec URL every worker reaches "
+                        "(s3://bucket/approx, file:///shared/approx)")
     p.add_argument("--data-dir", default=None, type=Path, help="dataset folder (default: data/)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -54,6 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-pdf", action="store_true", help="render index.html only")
     r.add_argument("--stages-only", action="store_true",
                    help="compute results.csv without executing the notebooks")
+    r.add_argument("--executor", default="local", choices=("local", "dask"),
+                   help="where the stages run: this process (default), or a Dask cluster")
+    r.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: Dask's "
+                        "scheduler-address setting / DASK_SCHEDULER_ADDRESS, else a local "
+                        "cluster on this machine)")
+    r.add_argument("--workers", type=int, default=None,
+                   help="worker processes of the local Dask cluster (default: CPUs / --threads)")
+    r.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads per stage (default: torch's default here); results "
+                        "equal across executors at equal --threads")
 
     t = sub.add_parser("train", help="train one baseline (cached) and copy its checkpoint")
     _common(t)
@@ -117,18 +130,43 @@ def cmd_report(a) -> int:
         print(f"{len(todo)} stages, {len(todo) - missing} cached, {missing} to compute")
         return 0
     out = a.out or Path("reports") / a.profile
+    cluster = _cluster_options(a)
     t0 = time.perf_counter()
     if a.stages_only:
-        df, runner = pipeline.run(p, sections, st, out, a.data_dir, progress=not a.quiet)
-        print(f"{len(df)} rows → {out / 'results.csv'}; {len(runner.computed)} stages computed "
-              f"in {time.perf_counter() - t0:.0f} s")
+        if a.executor == "dask":
+            from . import cluster as CL
+            df, runner = CL.run(p, sections, a.models_dir, out, a.data_dir,
+                                progress=not a.quiet, **cluster)
+        else:
+            df, runner = pipeline.run(p, sections, st, out, a.data_dir, progress=not a.quiet)
+        print(f"{len(df)} rows → {out / 'results.csv'}; stages done in "
+              f"{time.perf_counter() - t0:.0f} s")
         return 0
     from . import report
     made = report.build(a.profile, sections, parse_overrides(a.overrides), out, a.models_dir,
-                        a.data_dir, pdf=not a.no_pdf, progress=not a.quiet)
+                        a.data_dir, pdf=not a.no_pdf, progress=not a.quiet,
+                        executor=a.executor, cluster=cluster)
     print(f"stages {made['stages_s']:.0f} s, total {made['total_s']:.0f} s → {made['index']}"
           + (f", {made['pdf']}" if "pdf" in made else "") + f", {made['results']}")
     return 0
+
+
+def _cluster_options(a) -> dict:
+    """--threads for either executor; --scheduler and --workers for Dask only."""
+    import torch
+    for name in ("workers", "threads"):
+        value = getattr(a, name)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{name} must be at least 1, got {value}")
+    if a.executor == "local":
+        if a.scheduler or a.workers:
+            raise ConfigError("--scheduler and --workers need --executor dask")
+        if a.threads:
+            torch.set_num_threads(a.threads)
+        return {}
+    if a.scheduler and a.workers:
+        raise ConfigError("--workers sizes a local cluster; a --scheduler's cluster has its own")
+    return {"address": a.scheduler, "workers": a.workers, "threads": a.threads}
 
 
 def cmd_train(a) -> int:

@@ -50,6 +50,11 @@ def _from_repo(path) -> Path:
     return path if path.is_absolute() else REPO / path
 
 
+def _store_root(models_dir) -> str | Path:
+    """An artifact store: a folder (relative to the repository) or an fsspec URL, as given."""
+    return str(models_dir) if "://" in str(models_dir) else _from_repo(models_dir)
+
+
 def _display(*objs) -> None:
     from IPython.display import display
     display(*objs)
@@ -110,7 +115,7 @@ class Section:
         # Relative paths are taken from the repository root, so a notebook opened in JupyterLab
         # (whose working directory is notebooks/) finds the same cache as the CLI.
         self.out = _from_repo(out or Path("reports") / profile)
-        self.store = S.Store(_from_repo(models_dir))
+        self.store = S.Store(_store_root(models_dir))
         self.data_dir = _from_repo(data_dir or os.environ.get("APPROX_DATA", "data"))
         t0 = time.perf_counter()
         self.df, runner = PL.run(self.p, [self.letter], self.store, self.out, self.data_dir,
@@ -402,7 +407,8 @@ def execute(profile: str, sections: list[str], overrides: dict, out: Path,
     from tqdm.auto import tqdm
     done = {}
     params = {"profile": profile, "overrides": overrides, "out": str(out.resolve()),
-              "models_dir": str(Path(models_dir).resolve()),
+              "models_dir": (str(models_dir) if "://" in str(models_dir)
+                             else str(Path(models_dir).resolve())),
               "data_dir": str(Path(data_dir).resolve()) if data_dir else None}
     for letter, nb in tqdm(notebook_paths(sections).items(), desc="notebooks",
                            disable=not progress):
@@ -563,12 +569,20 @@ def to_pdf(index: Path, pdf: Path, timeout: int = 180) -> Path:
     return pdf
 
 
-def build(profile: str, sections: list[str], overrides: dict, out: Path, models_dir: Path,
-          data_dir: Path | None, pdf: bool = True, progress: bool = True) -> dict:
-    """`approx report`: stages (cached) → notebooks (papermill) → index.html → report.pdf."""
+def build(profile: str, sections: list[str], overrides: dict, out: Path, models_dir: Path | str,
+          data_dir: Path | None, pdf: bool = True, progress: bool = True,
+          executor: str = "local", cluster: dict | None = None) -> dict:
+    """`approx report`: stages (cached) → notebooks (papermill) → index.html → report.pdf.
+
+    `executor="dask"` computes the stages on a Dask cluster first (`cluster`: the keyword
+    arguments of `cluster.run`: address, workers, threads); the notebooks then read the cache."""
     p = load_profile(profile, overrides)
     t0 = time.perf_counter()
-    PL.run(p, sections, S.Store(models_dir), out, data_dir, progress=progress)
+    if executor == "dask":
+        from . import cluster as CL
+        CL.run(p, sections, str(models_dir), out, data_dir, progress=progress, **(cluster or {}))
+    else:
+        PL.run(p, sections, S.Store(models_dir), out, data_dir, progress=progress)
     t_stages = time.perf_counter() - t0
     executed = execute(profile, sections, overrides, out, models_dir, data_dir, progress)
     index = render(out, p, sections, executed)

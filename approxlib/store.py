@@ -147,20 +147,73 @@ def _describe(cfg: ModelConfig) -> str:
 
 
 class Store:
-    """The artifact cache under one folder: `<root>/<kind>/<key>.pt|.json`."""
+    """The artifact cache: `<root>/<kind>/<key>.pt|.json`.
 
-    def __init__(self, root: Path | str = "models"):
-        self.root = Path(root)
+    `root` is a folder, or any fsspec URL (`s3://bucket/approx`, `gcs://...`, `file:///shared`)
+    that every worker of a cluster can reach. A URL's artifacts are computed into a local cache
+    folder (`cache`, default ~/.cache/approx-cnn/<hash of the URL>), then published: uploaded under
+    a temporary name and moved into place, so a reader sees the whole file or none. Reads fetch
+    into the local cache first (torch, ONNX Runtime and our decoders want local files).
+    """
+
+    def __init__(self, root: Path | str = "models", cache: Path | str | None = None):
+        self.url = str(root)
+        self.fs = None
+        if "://" in self.url:
+            import hashlib
+
+            import fsspec
+            try:
+                self.fs, self.remote = fsspec.core.url_to_fs(self.url)
+            except (ImportError, ValueError) as e:  # unknown protocol or its package missing
+                raise ConfigError(f"cannot use artifact store {self.url}: {e}") from None
+            self.remote = self.remote.rstrip("/")
+            default = (Path.home() / ".cache" / "approx-cnn"
+                       / hashlib.sha256(self.url.encode()).hexdigest()[:16])
+            self.root = Path(cache or default)
+        else:
+            self.root = Path(root)
 
     def path(self, kind: str, key: str, suffix: str = ".pt") -> Path:
+        """The artifact's local file (for a URL store, its place in the local cache)."""
         return self.root / kind / f"{key}{suffix}"
 
+    def _remote(self, kind: str, key: str, suffix: str) -> str:
+        return f"{self.remote}/{kind}/{key}{suffix}"
+
     def has(self, kind: str, key: str, suffix: str = ".pt") -> bool:
-        return self.path(kind, key, suffix).is_file()
+        return (self.path(kind, key, suffix).is_file()
+                or (self.fs is not None and self.fs.isfile(self._remote(kind, key, suffix))))
+
+    def fetch(self, kind: str, key: str, suffix: str = ".pt") -> Path | None:
+        """The artifact's local file, downloaded first if only the store has it; None if absent."""
+        path = self.path(kind, key, suffix)
+        if path.is_file():
+            return path
+        if self.fs is None or not self.fs.isfile(self._remote(kind, key, suffix)):
+            return None
+        with atomic_path(path) as tmp:
+            self.fs.get_file(self._remote(kind, key, suffix), str(tmp))
+        return path
+
+    def publish(self, kind: str, key: str, suffix: str = ".pt") -> None:
+        """Make a locally written artifact visible to every worker (no-op for a folder)."""
+        if self.fs is None:
+            return
+        import uuid
+        final = self._remote(kind, key, suffix)
+        tmp = f"{self.remote}/{kind}/.{key}{suffix}.{uuid.uuid4().hex}.tmp"
+        self.fs.makedirs(f"{self.remote}/{kind}", exist_ok=True)
+        try:
+            self.fs.put_file(str(self.path(kind, key, suffix)), tmp)
+            self.fs.mv(tmp, final)
+        finally:
+            if self.fs.exists(tmp):
+                self.fs.rm(tmp)
 
     def read_json(self, kind: str, key: str) -> dict | None:
-        p = self.path(kind, key, ".json")
-        if not p.is_file():
+        p = self.fetch(kind, key, ".json")
+        if p is None:
             return None
         try:
             return json.loads(p.read_text())
@@ -169,3 +222,4 @@ class Store:
 
     def write_json(self, kind: str, key: str, obj: dict) -> None:
         write_json(self.path(kind, key, ".json"), obj)
+        self.publish(kind, key, ".json")

@@ -1,0 +1,207 @@
+"""The report's stages as tasks on a Dask cluster (`approx report --executor dask`).
+
+Why Dask (distributed) rather than Ray: it is pure Python and pip-installable anywhere our torch
+wheel is, a local cluster starts in seconds on loopback (what the tests need), and the same client
+code reaches SSH, HPC (dask-jobqueue), Kubernetes and cloud clusters; its scheduler already gives
+what this needs: dependencies between futures, per-task abstract resources, retries, re-running
+the tasks of a worker that died, and a live dashboard.
+
+The work is the graph `pipeline.chain` builds: every stage is one task keyed by its content hash,
+so the scheduler runs a stage once however many variants (or concurrent clients) need it, and a
+stage already in the artifact store is not submitted at all. Tasks write through `store.Store`:
+atomic local writes, and for an fsspec URL an upload under a temporary name then a move, so a
+killed worker leaves no half-written artifact and its task simply runs again elsewhere.
+
+Two phases keep latency honest: every model-producing stage first, in parallel; then the
+evaluations, which time CPU latency, one at a time per host (a cluster-wide lock named after the
+host), so no timing shares its machine with training. When everything is in the store,
+`pipeline.run` assembles results.csv from the cache exactly as a local run does; notebooks are
+unchanged and read the same cache.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from . import pipeline as PL
+from . import store as S
+from .config import ConfigError
+
+EXECUTORS = ("local", "dask")
+
+
+def _dask():
+    try:
+        import distributed
+    except ImportError:
+        raise ConfigError("the dask executor needs Dask: pip install 'approx-cnn[cluster]' "
+                          "(or pip install 'dask[distributed]')") from None
+    return distributed
+
+
+def graph(p: dict, sections: list[str], store: S.Store, models: dict | None = None
+          ) -> tuple[list[PL.Stage], list[PL.Stage], list[PL.Variant]]:
+    """The stages still missing from the store: model-producing ones in dependency order, the
+    evaluations, and the variants whose bits curve (section F) must be computed."""
+    seen, build, evals = set(), [], []
+    variants = PL.plan(p, sections, models)
+    for v in variants:
+        for st in PL.stages(v, p):
+            if st.key in seen or PL.is_cached(st, store):
+                continue
+            seen.add(st.key)
+            (evals if st.kind == "evaluate" else build).append(st)
+    curves = [v for v in variants if v.prune_method == "gradual-l1" and v.quant == "none"
+              and v.codec == "none"]
+    return build, evals, curves
+
+
+def _runner(p: dict, store_url: str, cache: str | None, data_root, threads: int) -> PL.Runner:
+    # Results depend on the thread count (float sums are split differently): every task uses the
+    # same one, the client's unless --threads says otherwise, so a cluster run equals a local one.
+    torch.set_num_threads(threads)
+    return PL.Runner(p, S.Store(store_url, cache), data_root, progress=False)
+
+
+def run_stage(p: dict, st: PL.Stage, store_url: str, cache: str | None, data_root,
+              threads: int, after=None) -> str:
+    """One task: materialize one stage (its upstream ones are in the store: `after` held their
+    futures). Evaluations hold this host's lock, so their timings run alone on the machine."""
+    runner = _runner(p, store_url, cache, data_root, threads)
+    if st.kind == "evaluate":
+        import distributed
+        lock = (distributed.Lock(f"approx-evaluate@{socket.gethostname()}")
+                if _in_worker() else contextlib.nullcontext())
+        with lock:
+            runner.evaluate(st)
+    elif st.kind == "sensitivity":
+        runner.sensitivity(st)
+    else:
+        runner.artifact(st)
+    return st.key
+
+
+def run_curve(p: dict, v: PL.Variant, store_url: str, cache: str | None, data_root,
+              threads: int, after=None) -> str:
+    _runner(p, store_url, cache, data_root, threads).bits_curve(v)
+    return v.label
+
+
+def _in_worker() -> bool:
+    try:
+        from distributed import get_worker
+        get_worker()
+        return True
+    except (ImportError, ValueError):
+        return False
+
+
+def resources(st: PL.Stage, p: dict, threads: int) -> dict:
+    """What a task needs of a worker: its CPU threads, and a GPU for training on CUDA."""
+    need = {"cpus": threads}
+    if st.kind in PL.TRAINING_STAGES and str(p["device"]).startswith("cuda"):
+        need["gpus"] = 1
+    return need
+
+
+@contextlib.contextmanager
+def client(address: str | None = None, workers: int | None = None, threads: int = 1,
+           dashboard: bool = False):
+    """A client of the cluster at `address` (else Dask's `scheduler-address` setting or
+    DASK_SCHEDULER_ADDRESS), or of a local cluster on loopback with `workers` processes, each
+    offering `threads` CPUs as the `cpus` resource."""
+    distributed = _dask()
+    import dask
+    address = address or dask.config.get("scheduler-address", None)
+    if address:
+        try:
+            c = distributed.Client(address, timeout="20s")
+        except OSError as e:
+            raise ConfigError(f"cannot reach the Dask scheduler at {address}: {e}") from None
+        try:
+            _check_workers(c, threads)
+            yield c
+        finally:
+            c.close()
+        return
+    n = workers or max(1, (os.cpu_count() or 1) // threads)
+    with distributed.LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address="127.0.0.1:8787" if dashboard else None,
+            resources={"cpus": threads}, silence_logs=logging.ERROR) as cluster, \
+            distributed.Client(cluster) as c:
+        yield c
+
+
+def _check_workers(c, threads: int) -> None:
+    """Tasks ask for `cpus`: workers that do not offer enough would leave them waiting forever."""
+    c.wait_for_workers(1, timeout=60)
+    offered = [w.get("resources", {}).get("cpus", 0)
+               for w in c.scheduler_info()["workers"].values()]
+    if max(offered, default=0) < threads:
+        raise ConfigError(f"no Dask worker offers {threads} cpus; start workers with "
+                          f"`dask worker ADDRESS --nthreads 1 --resources cpus={threads}` "
+                          f"or pass a smaller --threads")
+
+
+def execute(c, p: dict, sections: list[str], store_url: str, data_root, threads: int,
+            cache: str | None = None, models: dict | None = None, progress: bool = True,
+            retries: int = 2) -> int:
+    """Compute every missing stage of `sections` on the cluster; return how many ran."""
+    import distributed
+    store = S.Store(store_url, cache)
+    build, evals, curves = graph(p, sections, store, models)
+    data_root = str(data_root) if data_root is not None else None
+    if progress and c.dashboard_link:
+        print(f"Dask dashboard: {c.dashboard_link}")
+    futures: dict[str, object] = {}
+
+    def submit(fn, item, key, after, res):
+        return c.submit(fn, p, item, store_url, cache, data_root, threads, after, key=key,
+                        resources=res, retries=retries, pure=False)
+
+    for st in build:  # in dependency order: an upstream future always exists first
+        up = futures.get(st.upstream.key) if st.upstream is not None else None
+        futures[st.key] = submit(run_stage, st, f"{st.kind}-{st.key}", up,
+                                 resources(st, p, threads))
+    curve_futures = []
+    for v in curves:
+        gradual = next(s for s in PL.stages(v, p) if s.kind == "gradual")
+        curve_futures.append(submit(run_curve, v, f"curve-{gradual.key}",
+                                    futures.get(gradual.key), {"cpus": threads}))
+    phase1 = list(futures.values()) + curve_futures
+    _wait(distributed, phase1, "stages", progress)
+    # Phase 2 only after every model exists: nothing trains while latency is timed.
+    phase2 = [submit(run_stage, st, f"evaluate-{st.key}", None, resources(st, p, threads))
+              for st in evals]
+    _wait(distributed, phase2, "evaluations", progress)
+    return len(phase1) + len(phase2)
+
+
+def _wait(distributed, futures: list, what: str, progress: bool) -> None:
+    bar = tqdm(total=len(futures), desc=f"cluster: {what}", disable=not progress)
+    try:
+        for f in distributed.as_completed(futures):
+            f.result()  # re-raises the task's error (after its retries) here, with its message
+            bar.update()
+    finally:
+        bar.close()
+
+
+def run(p: dict, sections: list[str], store_url: str | Path, out_dir: Path | None,
+        data_root=None, progress: bool = True, models: dict | None = None,
+        address: str | None = None, workers: int | None = None, threads: int | None = None,
+        cache: str | None = None):
+    """`pipeline.run` with the stages computed on a Dask cluster first; same return value."""
+    threads = threads or torch.get_num_threads()
+    with client(address, workers, threads, dashboard=progress) as c:
+        execute(c, p, sections, str(store_url), data_root, threads, cache, models, progress)
+    torch.set_num_threads(threads)
+    return PL.run(p, sections, S.Store(store_url, cache), out_dir, data_root, progress=False,
+                  models=models)

@@ -1,0 +1,113 @@
+"""The Dask executor and the fsspec artifact store (issue: scale out)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import torch
+
+from approxlib import cluster as CL
+from approxlib import pipeline as PL
+from approxlib import store as S
+from approxlib.models import build
+from approxlib.config import ModelConfig
+
+
+def test_url_store_publishes_whole_files_and_fetches_them_elsewhere(tmp_path):
+    url = f"file://{tmp_path / 'shared'}"
+    a = S.Store(url, cache=tmp_path / "cache-a")
+    mc = ModelConfig("resnet18", 10, 1, "imagenet")
+    path = a.path("train", "k1")
+    S.save_checkpoint(build(mc, 0), path, mc)
+    assert not S.Store(url, cache=tmp_path / "cache-b").has("train", "k1")  # not yet published
+    a.publish("train", "k1")
+    a.write_json("metrics", "k1", {"accuracy": 0.5})
+    shared = sorted(p.relative_to(tmp_path / "shared").as_posix()
+                    for p in (tmp_path / "shared").rglob("*"))
+    assert shared == ["metrics", "metrics/k1.json", "train", "train/k1.pt"]  # no temp files
+    b = S.Store(url, cache=tmp_path / "cache-b")  # another worker: an empty local cache
+    assert b.has("train", "k1") and b.read_json("metrics", "k1") == {"accuracy": 0.5}
+    got = b.fetch("train", "k1")
+    assert got == tmp_path / "cache-b" / "train" / "k1.pt"
+    assert got.read_bytes() == path.read_bytes()
+    S.load_checkpoint(got, expect=mc)
+    assert b.fetch("train", "missing") is None and b.read_json("metrics", "missing") is None
+    with pytest.raises(S.ConfigError, match="cannot use artifact store"):
+        S.Store("nosuchprotocol://bucket/x")
+
+
+def test_cli_rejects_cluster_options_without_dask_executor(tmp_path):
+    for args, msg in ((["--scheduler", "tcp://127.0.0.1:1"], "need --executor dask"),
+                      (["--executor", "dask", "--threads", "0"], "at least 1"),
+                      (["--executor", "ray"], "invalid choice")):
+        res = subprocess.run([sys.executable, "-m", "approxlib", "report", "--profile", "smoke",
+                              "--models-dir", str(tmp_path), *args],
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 2 and msg in res.stderr and res.stderr.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def _executing(dask_worker):
+    return [str(ts.key) for ts in dask_worker.state.executing]
+
+
+def _kill_first_training_worker(c, killed: list, deadline: float) -> None:
+    """Kill (SIGKILL) the first worker seen running a training stage: a crash mid-task."""
+    while time.monotonic() < deadline and not killed:
+        try:
+            for addr, keys in c.run(_executing).items():
+                train = [k for k in keys if k.startswith("train-")]
+                if train:
+                    pid = c.run(os.getpid, workers=[addr])[addr]
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(train[0])
+                    return
+        except Exception:  # a worker restarting between the two calls: look again
+            pass
+        time.sleep(0.2)
+
+
+def test_dask_cluster_equals_local_run_despite_a_killed_worker(smoke_run, tmp_path):
+    """A–E of the smoke profile on a 2-worker local cluster (loopback), artifacts in an fsspec
+    store: one worker is killed while it trains; the run completes, every artifact loads, and
+    every model equals the local run's bit for bit (same weights, same predictions)."""
+    pytest.importorskip("distributed")
+    p, _, _, local_df, local_runner, data_root = smoke_run
+    sections = list("ABCDE")
+    url = f"file://{tmp_path / 'shared'}"
+    threads = torch.get_num_threads()  # as the local run: results depend on the thread count
+    killed: list[str] = []
+    t0 = time.monotonic()
+    with CL.client(workers=2, threads=threads) as c:
+        killer = threading.Thread(target=_kill_first_training_worker,
+                                  args=(c, killed, time.monotonic() + 120), daemon=True)
+        killer.start()
+        ran = CL.execute(c, p, sections, url, data_root, threads, cache=str(tmp_path / "cache"),
+                         progress=False)
+        killer.join()
+    assert time.monotonic() - t0 < 600
+    assert killed, "no training task was seen running"
+    # 2 trainings, 4 prunes, 1 dynamic INT8, 2 dense controls; 9 evaluations
+    assert ran == 9 + 9
+    store = S.Store(url, cache=tmp_path / "cache")
+    assert all(s["cached"] for s in PL.dry_run(p, sections, store))
+    shared = tmp_path / "shared"
+    assert not [f for f in shared.rglob("*") if f.name.endswith(".tmp")]
+    for f in shared.rglob("*.pt"):  # whole, loadable checkpoints only
+        S.load_checkpoint(f)
+    for f in shared.rglob("*.json"):
+        json.loads(f.read_text())
+    df, runner = PL.run(p, sections, store, tmp_path / "out", data_root, progress=False)
+    assert runner.computed == []  # everything came from the cluster's store
+    local = local_df[local_df.section.isin(sections)].reset_index(drop=True)
+    cols = ["section", "model", "prune_ratio", "quant", "control", "accuracy", "val_accuracy",
+            "params", "zero_params", "sparsity"]
+    assert df[cols].equals(local[cols])
+    for v, m in runner.metrics.items():
+        mine = local_runner.metrics[v]
+        assert m["fingerprint"] == mine["fingerprint"]  # every weight bit (None for INT8)
+        assert m["predictions"] == mine["predictions"]

@@ -52,7 +52,7 @@ def _from_repo(path) -> Path:
 
 def _store_root(models_dir) -> str | Path:
     """An artifact store: a folder (relative to the repository) or an fsspec URL, as given."""
-    return str(models_dir) if "://" in str(models_dir) else _from_repo(models_dir)
+    return str(models_dir) if S.is_url(models_dir) else _from_repo(models_dir)
 
 
 def _display(*objs) -> None:
@@ -306,6 +306,18 @@ class Section:
                 f"({_size_words(size_ratio)}). Latency {mb['latency_ms']:.3f} → "
                 f"{mo['latency_ms']:.3f} ms ({100 * lat:+.1f}%, {lat_verdict}).")
 
+    def _drop_controls(self) -> None:
+        """Sections whose tables and figures show compressed variants only (F, G): the dense
+        controls stay in `metrics`, for `_control_lines`."""
+        self.df = self.df[self.df.control == "none"].reset_index(drop=True)
+
+    def _control_lines(self, dense: PL.Variant, pruned: PL.Variant, y: np.ndarray) -> list[str]:
+        """Pruned vs its equal-compute control, control vs baseline (none without a control)."""
+        control = PL.control_of(pruned)
+        if control not in self.metrics:
+            return []
+        return ["  " + self._compare(a, b, y) for a, b in ((control, pruned), (dense, control))]
+
     def _seed_lines(self, controlled: list) -> list[str]:
         """Pruned − baseline and pruned − control, paired by seed, over the profile's seeds."""
         d = self.df_seeds
@@ -407,8 +419,7 @@ def execute(profile: str, sections: list[str], overrides: dict, out: Path,
     from tqdm.auto import tqdm
     done = {}
     params = {"profile": profile, "overrides": overrides, "out": str(out.resolve()),
-              "models_dir": (str(models_dir) if "://" in str(models_dir)
-                             else str(Path(models_dir).resolve())),
+              "models_dir": str(models_dir) if S.is_url(models_dir) else str(Path(models_dir).resolve()),
               "data_dir": str(Path(data_dir).resolve()) if data_dir else None}
     for letter, nb in tqdm(notebook_paths(sections).items(), desc="notebooks",
                            disable=not progress):

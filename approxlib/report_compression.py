@@ -29,7 +29,7 @@ class CompressionSection(Section):
 
     def __init__(self, *args, **kw):
         super().__init__("F", *args, **kw)
-        self.df = self.df[self.df.control == "none"].reset_index(drop=True)  # controls: findings
+        self._drop_controls()
         self.models_in = list(dict.fromkeys(self.df.model))
         self.curves = self._load_curves()
 
@@ -222,11 +222,7 @@ class CompressionSection(Section):
                 f"accuracy is {'identical' if same else 'DIFFERENT'} ({_fmt_pct(ours.accuracy)} "
                 f"vs {_fmt_pct(packed.accuracy)}). Encoding took {enc['encode_seconds']:.2f} s, "
                 f"decoding {enc['decode_seconds']:.2f} s on this CPU.")
-            control = PL.control_of(self._variant(pruned))
-            if control in self.metrics:  # what pruning itself does, at equal compute
-                for a, b in ((control, self._variant(pruned)),
-                             (self._variant(dense), control)):
-                    lines.append("  " + self._compare(a, b, y))
+            lines += self._control_lines(self._variant(dense), self._variant(pruned), y)
             gain = pruned.accuracy - dense.accuracy
             lines.append(
                 f"  - Pruning to {pruned.sparsity:.1%} changed top-1 by {100 * gain:+.2f} points "

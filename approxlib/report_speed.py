@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 
 from . import measure as ME
-from . import pipeline as PL
 from . import plots
 from . import stats
 from .config import per_model
@@ -35,7 +34,7 @@ class SpeedSection(Section):
 
     def __init__(self, *args, **kw):
         super().__init__("G", *args, **kw)
-        self.df = self.df[self.df.control == "none"].reset_index(drop=True)  # controls: findings
+        self._drop_controls()
         self.models_in = list(dict.fromkeys(self.df.model))
         self.peak = ME.peak_gflops(self.p["threads"])
         d = self.df
@@ -167,10 +166,7 @@ class SpeedSection(Section):
                 f"in the same runtime), batch 1 {ch.speedup:.2f}× in eager. Target ≥ "
                 f"{TARGET_CHANNEL_BS64}× at batch {b} within 1 point: "
                 f"{_verdict(ch.delta >= -0.01, ch.speedup_bs64, ort_bs64)}.")
-            control = PL.control_of(self._variant(ch))
-            if control in self.metrics:  # what channel pruning itself does, at equal compute
-                for a, b in ((control, self._variant(ch)), (self._variant(dense), control)):
-                    lines.append("  " + self._compare(a, b, y))
+            lines += self._control_lines(self._variant(dense), self._variant(ch), y)
             fastest = d.loc[d.gflops_s.idxmax()]
             lines.append(
                 f"  - Distance to the arithmetic limit: dense float32 eager runs at "

@@ -146,6 +146,11 @@ def _describe(cfg: ModelConfig) -> str:
     return f"{cfg.name} ({cfg.in_channels} channels, {cfg.num_classes} classes, {cfg.stem} stem)"
 
 
+def is_url(root) -> bool:
+    """An artifact store given as an fsspec URL (s3://…, file://…) rather than a folder."""
+    return "://" in str(root)
+
+
 class Store:
     """The artifact cache: `<root>/<kind>/<key>.pt|.json`.
 
@@ -159,7 +164,7 @@ class Store:
     def __init__(self, root: Path | str = "models", cache: Path | str | None = None):
         self.url = str(root)
         self.fs = None
-        if "://" in self.url:
+        if is_url(self.url):
             import hashlib
 
             import fsspec

@@ -28,28 +28,46 @@ anything is allocated. A truncated, extended, bit-flipped, future-version or for
 """
 from __future__ import annotations
 
+import contextlib
+import copy
+import functools
+import gzip
 import io
 import json
+import lzma
 import math
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
+import zstandard
+from bitarray import bitarray
+from bitarray.util import canonical_decode, canonical_huffman
 from torch import nn
 
 from . import models as M
 from . import store as S
 from .config import CodecConfig, ConfigError, ModelConfig
+from .share import fold_batchnorm, has_batchnorm
 
 MAGIC = b"\x89APX\r\n\x1a\n"
 FORMAT_VERSION = 1
 PREFIX = struct.Struct("<8sHHII")
-MAX_HEADER = 32 << 20          # compressed or not; a ResNet-18 header is ~10 kB
+# Issue 14: every size is bounded before it is read or allocated. Headers measured: ResNet-18,
+# shared + Huffman, 10 kB compressed / 32 kB of JSON; the largest, MobileNetV2 with unshared
+# weights Huffman coded, 1.3 MB / 3.1 MB. Hostile JSON costs up to ~25 bytes of memory per byte
+# of text (nested empty lists, measured): 8 MiB of it parses to ~180 MiB in ~1.2 s.
+MAX_HEADER = 4 << 20           # compressed header bytes, checked before they are read
+MAX_HEADER_TEXT = 8 << 20      # its JSON text; `encode` refuses to write more
+MAX_INT_DIGITS = 18            # every integer in a header fits int64 (json alone allows 4300)
 MAX_FILE = 4 << 30
+MAX_OUTPUT = 256 << 20         # general_decompress when the architecture is unknown
 MAX_CODEBOOK = 1 << 16         # more distinct values than this: values stored raw
+CHUNK = 1 << 20                # symbols decoded per numpy step (bounds the temporaries)
 APX_CODECS = ("sparse", "packed", "huffman")
 RAW_DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2"), "int64": np.dtype("<i8")}
 TORCH_DTYPES = {"float32": torch.float32, "int64": torch.int64}
@@ -71,21 +89,27 @@ def pack_fixed(symbols: np.ndarray, width: int) -> bytes:
 
 
 def unpack_fixed(buf: bytes, width: int, n: int) -> np.ndarray:
+    """The symbols of a `pack_fixed` stream (width ≤ 32), as uint16 up to 16 bits: numpy
+    re-packs each symbol's bits into whole bytes, so memory stays ~width + 4 bytes a symbol."""
     need = math.ceil(n * width / 8)
     if len(buf) != need:
         raise ApxError(f"fixed-width stream holds {len(buf)} bytes, expected {need}")
+    dtype = np.uint16 if width <= 16 else np.uint32
     if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    bits = np.unpackbits(np.frombuffer(buf, dtype=np.uint8))[:n * width].reshape(n, width)
-    weights = (1 << np.arange(width - 1, -1, -1, dtype=np.int64))
-    return bits.astype(np.int64) @ weights
+        return np.zeros(0, dtype=dtype)
+    bits = np.unpackbits(np.frombuffer(buf, dtype=np.uint8), count=n * width).reshape(n, width)
+    rows = np.packbits(bits, axis=1)  # each symbol left-aligned in 1, 2, 3 or 4 bytes
+    del bits
+    if rows.shape[1] == 3:
+        rows = np.pad(rows, ((0, 0), (0, 1)))
+    nbytes = rows.shape[1]
+    big = rows.view({1: ">u1", 2: ">u2", 4: ">u4"}[nbytes]).ravel()
+    return (big >> (8 * nbytes - width)).astype(dtype)
 
 
 def huffman_encode(symbols: np.ndarray) -> tuple[bytes, dict]:
     """Canonical Huffman code of the symbols (bitarray's C coder); the table is the code-length
     counts and the symbols in canonical order, which is all a decoder needs."""
-    from bitarray import bitarray
-    from bitarray.util import canonical_huffman
     if len(symbols) == 0:
         return b"", {"count": [], "symbol": [], "nbits": 0}
     values, freq = np.unique(symbols, return_counts=True)
@@ -96,31 +120,33 @@ def huffman_encode(symbols: np.ndarray) -> tuple[bytes, dict]:
 
 
 def huffman_decode(buf: bytes, table: dict, n: int, alphabet: int) -> np.ndarray:
-    from bitarray import bitarray
-    from bitarray.util import canonical_decode
     count, order, nbits = table["count"], table["symbol"], table["nbits"]
+    dtype = np.uint16 if alphabet <= 1 << 16 else np.uint32
     if n == 0:
         if nbits or buf:
             raise ApxError("an empty Huffman stream carries data")
-        return np.zeros(0, dtype=np.int64)
-    if not (isinstance(count, list) and isinstance(order, list) and 0 < len(count) <= 64
-            and 0 < len(order) <= alphabet and all(isinstance(c, int) for c in count)
+        return np.zeros(0, dtype=dtype)
+    # Every code is 1 to 63 bits long (count[i] codes of i bits), so n ≤ nbits bounds the
+    # output by the stream's own size before anything is allocated.
+    if not (isinstance(count, list) and isinstance(order, list) and 1 < len(count) <= 64
+            and 0 < len(order) <= alphabet and count[0] == 0
+            and all(isinstance(c, int) and 0 <= c <= len(order) for c in count)
             and all(isinstance(s, int) and 0 <= s < alphabet for s in order)
             and len(set(order)) == len(order) and isinstance(nbits, int)
-            and math.ceil(nbits / 8) == len(buf)):
+            and n <= nbits and math.ceil(nbits / 8) == len(buf)):
         raise ApxError("malformed Huffman table")
     bits = bitarray(endian="big")
     bits.frombytes(buf)
     del bits[nbits:]
     try:
-        out = np.fromiter(canonical_decode(bits, count, order), dtype=np.int64, count=n)
+        out = np.fromiter(canonical_decode(bits, count, order), dtype=dtype, count=n)
     except ValueError as e:  # invalid table, or fewer symbols than promised
         raise ApxError(f"corrupt Huffman stream: {e}") from None
     # Every code length is known from the table: the symbols must use up exactly nbits.
-    lengths = np.repeat(np.arange(len(count)), count)
-    length_of = np.zeros(alphabet, dtype=np.int64)
+    lengths = np.repeat(np.arange(len(count), dtype=np.uint8), count)
+    length_of = np.zeros(alphabet, dtype=np.uint8)
     length_of[np.asarray(order, dtype=np.int64)] = lengths
-    if int(length_of[out].sum()) != nbits:
+    if int(length_of[out].sum(dtype=np.int64)) != nbits:
         raise ApxError("Huffman stream longer than its symbol count")
     return out
 
@@ -140,15 +166,23 @@ def gaps_of(positions: np.ndarray, index_bits: int) -> np.ndarray:
 
 
 def positions_of(symbols: np.ndarray, index_bits: int, nnz: int, numel: int) -> np.ndarray:
+    """The positions `gaps_of` encoded, computed CHUNK symbols at a time so the int64
+    temporaries stay small however long the stream (int32 positions where they fit)."""
     escape = (1 << index_bits) - 1
-    is_esc = symbols == escape
-    if int((~is_esc).sum()) != nnz:
+    if int(np.count_nonzero(symbols != escape)) != nnz:
         raise ApxError("relative indices do not match the non-zero count")
-    ends = np.cumsum(np.where(is_esc, escape, symbols + 1))
-    pos = ends[~is_esc] - 1
-    if nnz and (pos[-1] >= numel):
-        raise ApxError("relative indices run past the tensor")
-    return pos
+    out = np.empty(nnz, dtype=np.int32 if numel < 1 << 31 else np.int64)
+    end, k = -1, 0
+    for start in range(0, len(symbols), CHUNK):
+        s = symbols[start:start + CHUNK].astype(np.int64)
+        is_esc = s == escape
+        ends = end + np.cumsum(np.where(is_esc, escape, s + 1))  # every step ≥ 1: increasing
+        pos = ends[~is_esc]
+        if len(pos) and pos[-1] >= numel:
+            raise ApxError("relative indices run past the tensor")
+        out[k:k + len(pos)] = pos
+        k, end = k + len(pos), int(ends[-1])
+    return out
 
 
 # ------------------------------------------------------------------------------- encoding
@@ -205,11 +239,11 @@ def _encode_sparse(w: _Writer, t: torch.Tensor, cfg: CodecConfig) -> dict:
 def encode(model: nn.Module, model_cfg: ModelConfig, cfg: CodecConfig,
            meta: dict | None = None) -> tuple[bytes, list[dict]]:
     """The .apx bytes of a model, and one stats row per tensor (bytes, bits per non-zero)."""
-    from .share import has_batchnorm
     if cfg.codec not in APX_CODECS:
         raise ConfigError(f"codec {cfg.codec!r} is not an .apx codec; valid: {', '.join(APX_CODECS)}")
     structure = "plain" if has_batchnorm(model) else "folded"
-    expected = {k: tuple(v.shape) for k, v in skeleton(model_cfg, structure).state_dict().items()}
+    expected = {k: tuple(v.shape)
+                for k, v in skeleton(model_cfg, structure, "meta").state_dict().items()}
     state = model.state_dict()
     got = {k: tuple(v.shape) for k, v in state.items()}
     if got != expected:
@@ -238,7 +272,12 @@ def encode(model: nn.Module, model_cfg: ModelConfig, cfg: CodecConfig,
     header = {"format": "approxlib.apx", "model": asdict(model_cfg), "structure": structure,
               "codec": cfg.codec, "tensors": tensors, "sections": w.sections,
               "payload_bytes": len(payload), "meta": json.loads(json.dumps(meta or {}, default=str))}
-    hbytes = zlib.compress(json.dumps(header, separators=(",", ":")).encode(), 9)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    hbytes = zlib.compress(text, 9)
+    if len(text) > MAX_HEADER_TEXT or len(hbytes) > MAX_HEADER:
+        raise ConfigError(f"the .apx header would take {len(text) >> 20} MiB, more than a reader "
+                          f"accepts ({MAX_HEADER_TEXT >> 20} MiB): share the weights first, or "
+                          f"use codec 'sparse'")
     prefix = PREFIX.pack(MAGIC, FORMAT_VERSION, 0, len(hbytes), zlib.crc32(hbytes))
     return prefix + hbytes + payload, stats
 
@@ -254,42 +293,123 @@ def save(model: nn.Module, path: Path, cfg: CodecConfig, model_cfg: ModelConfig,
 
 # ------------------------------------------------------------------------------- decoding
 
-def skeleton(model_cfg: ModelConfig, structure: str) -> nn.Module:
-    """The empty model an .apx file decodes into (BatchNorm folded away for `folded`)."""
-    from .share import fold_batchnorm
-    model = M.build(model_cfg).eval()
-    return fold_batchnorm(model) if structure == "folded" else model
+def skeleton(model_cfg: ModelConfig, structure: str, device: str | None = None) -> nn.Module:
+    """The empty model an .apx file decodes into (BatchNorm folded away for `folded`). On the
+    `meta` device it holds shapes but no memory: what a header claims is checked against it."""
+    with torch.device(device) if device else contextlib.nullcontext():
+        model = M.build(model_cfg).eval()
+        return fold_batchnorm(model) if structure == "folded" else model
 
 
-def _header(data: bytes) -> tuple[dict, memoryview]:
-    if len(data) < PREFIX.size or data[:8] != MAGIC:
+@functools.lru_cache(maxsize=8)
+def _meta_skeleton(model_cfg: ModelConfig, structure: str) -> nn.Module:
+    """Cached: folding BatchNorm on the meta device takes ~0.1-0.3 s. Never mutate it."""
+    return skeleton(model_cfg, structure, "meta")
+
+
+def _prefix(buf: bytes) -> tuple[int, int]:
+    """(header length, header CRC) from the fixed prefix, the first bytes read: a foreign,
+    future-version or oversized file is refused before anything else is read."""
+    if len(buf) < PREFIX.size or buf[:8] != MAGIC:
         raise ApxError("not an .apx file (bad magic number)")
-    _, version, flags, hlen, hcrc = PREFIX.unpack_from(data)
+    _, version, flags, hlen, hcrc = PREFIX.unpack_from(buf)
     if version != FORMAT_VERSION:
         raise ApxError(f"format version {version}; this approxlib reads version {FORMAT_VERSION}")
-    if flags != 0 or hlen > MAX_HEADER or PREFIX.size + hlen > len(data):
+    if flags != 0 or hlen > MAX_HEADER:
         raise ApxError("truncated or corrupt header")
-    raw = data[PREFIX.size:PREFIX.size + hlen]
+    return hlen, hcrc
+
+
+def _header_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_INT_DIGITS:
+        raise ApxError(f"header holds a {len(digits)}-digit integer (at most {MAX_INT_DIGITS})")
+    return int(digits)
+
+
+def _parse_header(raw: bytes, hcrc: int) -> dict:
+    """The header's JSON, inflated to at most MAX_HEADER_TEXT bytes, integers int64-sized."""
     if zlib.crc32(raw) != hcrc:
         raise ApxError("header checksum mismatch (the file is damaged)")
     try:
         d = zlib.decompressobj()
-        text = d.decompress(raw, MAX_HEADER)
-        if d.unconsumed_tail or not d.eof:
-            raise ApxError("header too large or truncated")
-        header = json.loads(text)
-    except (zlib.error, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        text = d.decompress(raw, MAX_HEADER_TEXT)
+        if d.unconsumed_tail or d.unused_data or not d.eof:
+            raise ApxError(f"header truncated or over {MAX_HEADER_TEXT >> 20} MiB of JSON")
+        header = json.loads(text, parse_int=_header_int)
+    except ApxError:
+        raise
+    except (zlib.error, ValueError, RecursionError) as e:  # ValueError: bad UTF-8 or JSON
         raise ApxError(f"unreadable header: {type(e).__name__}") from None
     if not isinstance(header, dict) or header.get("format") != "approxlib.apx":
         raise ApxError("header does not describe an approxlib model")
-    return header, memoryview(data)[PREFIX.size + hlen:]
+    return header
+
+
+def _short(x) -> str:
+    s = repr(x)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def _match(recs: list, expected: dict, what: str) -> None:
+    """Every tensor record names, in order, a tensor of the architecture with its shape."""
+    if not isinstance(recs, list):
+        raise ApxError("the header's tensor list is not a list")
+    for i, (name, ref) in enumerate(expected.items()):
+        if i >= len(recs):
+            raise ApxError(f"tensor {name} of {what} is missing")
+        rec = recs[i]
+        if rec["name"] != name:
+            raise ApxError(f"tensor {i} is {_short(rec['name'])}; {what} has {name} there")
+        if rec["shape"] != list(ref.shape) or rec["dtype"] != str(ref.dtype)[6:]:
+            raise ApxError(f"tensor {name} is {_short(rec['dtype'])} {_short(rec['shape'])}; "
+                           f"{what} has {str(ref.dtype)[6:]} {list(ref.shape)}")
+    if len(recs) > len(expected):
+        raise ApxError(f"{len(recs) - len(expected)} tensors more than {what} has")
+
+
+def _payload_bound(expected: dict) -> int:
+    """Most payload bytes the architecture can need: per element 1 value and ≤ 2 gap symbols of
+    ≤ 64 bits each (a code table has ≤ 64 lengths), plus a full codebook per tensor."""
+    return sum(24 * t.numel() + 4 * MAX_CODEBOOK + 8 for t in expected.values())
+
+
+@contextlib.contextmanager
+def _malformed():
+    """A header field of the wrong type or size surfaces as one ApxError line."""
+    try:
+        yield
+    except ApxError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError,
+            ConfigError) as e:
+        raise ApxError(f"malformed header ({type(e).__name__}: {str(e)[:80]})") from None
+
+
+def _plan(header: dict, expect: ModelConfig | None) -> nn.Module:
+    """The meta-device skeleton the header describes, once every tensor's name, shape and type
+    and the payload's size are checked against it: a lying header allocates nothing."""
+    with _malformed():
+        cfg = ModelConfig(**header["model"])
+        if expect is not None and cfg != expect:
+            raise ApxError(f"holds {S._describe(cfg)}, expected {S._describe(expect)}")
+        structure = header["structure"]
+        if structure not in ("plain", "folded"):
+            raise ApxError(f"unknown model structure {_short(structure)}")
+        model = _meta_skeleton(cfg, structure)
+        expected = model.state_dict()
+        _match(header["tensors"], expected, f"the {structure} {cfg.name} architecture")
+        size, bound = header["payload_bytes"], _payload_bound(expected)
+        if not (isinstance(size, int) and 0 <= size <= bound):
+            raise ApxError(f"payload of {_short(size)} bytes; the {structure} {cfg.name} "
+                           f"architecture needs at most {bound}")
+    return model
 
 
 def _sections(header: dict, payload: memoryview) -> list[bytes]:
     secs = header["sections"]
     if header["payload_bytes"] != len(payload):
-        raise ApxError(f"payload is {len(payload)} bytes, header says {header['payload_bytes']} "
-                       f"(truncated or extended file)")
+        raise ApxError(f"payload is {len(payload)} bytes, header says "
+                       f"{_short(header['payload_bytes'])} (truncated or extended file)")
     out, pos = [], 0
     for off, length, crc in secs:
         if off != pos or not 0 <= length <= len(payload) - pos:
@@ -315,127 +435,200 @@ def _decode_stream(spec: dict, secs: list[bytes], alphabet: int, limit: int) -> 
         if n and out.max() >= alphabet:
             raise ApxError("fixed-width symbol out of range")
         return out
-    raise ApxError(f"unknown stream coding {spec['coding']!r}")
+    raise ApxError(f"unknown stream coding {_short(spec['coding'])}")
 
 
-def _decode_tensor(rec: dict, shape: tuple, dtype: torch.dtype, secs: list[bytes]) -> torch.Tensor:
-    numel = math.prod(shape)
-    if rec["enc"] == "raw":
-        stored = RAW_DTYPES.get(rec["stored"])
-        buf = secs[rec["data"]]
-        if stored is None or len(buf) != numel * stored.itemsize:
-            raise ApxError(f"raw tensor {rec['name']} has the wrong size or type")
-        if (stored == RAW_DTYPES["int64"]) != (dtype == torch.int64):
-            raise ApxError(f"raw tensor {rec['name']} has the wrong type")
-        arr = np.frombuffer(buf, dtype=stored).astype(np.int64 if dtype == torch.int64 else np.float32)
-        return torch.from_numpy(arr.copy()).reshape(shape)
-    if rec["enc"] != "sparse" or dtype != torch.float32:
-        raise ApxError(f"unknown encoding {rec['enc']!r}")
-    nnz, ib = rec["nnz"], rec["index_bits"]
-    if not (isinstance(nnz, int) and 0 <= nnz <= numel and isinstance(ib, int) and 1 <= ib <= 16):
-        raise ApxError(f"tensor {rec['name']}: bad non-zero count or index width")
-    max_gaps = nnz + numel // ((1 << ib) - 1) + 1
-    positions = positions_of(_decode_stream(rec["gaps"], secs, 1 << ib, max_gaps), ib, nnz, numel)
-    if nnz and np.any(np.diff(positions) <= 0):
-        raise ApxError("relative indices are not increasing")
+def _decode_raw(rec: dict, numel: int, dtype: torch.dtype, secs: list[bytes]) -> np.ndarray:
+    stored = RAW_DTYPES.get(rec["stored"])
+    buf = secs[rec["data"]]
+    if stored is None or len(buf) != numel * stored.itemsize:
+        raise ApxError(f"raw tensor {rec['name']} has the wrong size or type")
+    if (stored == RAW_DTYPES["int64"]) != (dtype == torch.int64):
+        raise ApxError(f"raw tensor {rec['name']} has the wrong type")
+    return np.frombuffer(buf, dtype=stored).astype(np.int64 if dtype == torch.int64 else np.float32)
+
+
+def _sparse_values(rec: dict, secs: list[bytes], nnz: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(the non-zero values' bit patterns, None) or (a codebook, one code per non-zero)."""
     values = rec["values"]
     if values.get("coding") == "raw":
         buf = secs[values["data"]]
         if len(buf) != 4 * nnz:
             raise ApxError(f"tensor {rec['name']}: value section has the wrong size")
-        vals = np.frombuffer(buf, dtype="<u4")
+        table, codes = np.frombuffer(buf, dtype="<u4"), None
     else:
         k = rec["codebook"]["k"]
         book_buf = secs[rec["codebook"]["data"]]
         if not (isinstance(k, int) and 1 <= k <= MAX_CODEBOOK) or len(book_buf) != 4 * k:
             raise ApxError(f"tensor {rec['name']}: bad codebook")
-        book = np.frombuffer(book_buf, dtype="<u4")
-        vals = book[_decode_stream(values, secs, k, nnz)] if nnz else book[:0]
-        if len(vals) != nnz:
+        table, codes = np.frombuffer(book_buf, dtype="<u4"), _decode_stream(values, secs, k, nnz)
+        if len(codes) != nnz:
             raise ApxError(f"tensor {rec['name']}: value count differs from the non-zero count")
-    if np.any(vals == 0):
+    if np.any(table == 0):
         raise ApxError(f"tensor {rec['name']}: a stored value is +0.0")
-    flat = np.zeros(numel, dtype=np.uint32)
-    flat[positions] = vals
+    return table, codes
+
+
+def _decode_tensor(rec: dict, shape: tuple, dtype: torch.dtype, secs: list[bytes]) -> torch.Tensor:
+    numel = math.prod(shape)
+    if rec["enc"] == "raw":
+        return torch.from_numpy(_decode_raw(rec, numel, dtype, secs)).reshape(shape)
+    if rec["enc"] != "sparse" or dtype != torch.float32:
+        raise ApxError(f"unknown encoding {_short(rec['enc'])}")
+    nnz, ib = rec["nnz"], rec["index_bits"]
+    if not (isinstance(nnz, int) and 0 <= nnz <= numel and isinstance(ib, int) and 1 <= ib <= 16):
+        raise ApxError(f"tensor {rec['name']}: bad non-zero count or index width")
+    max_gaps = nnz + numel // ((1 << ib) - 1) + 1
+    positions = positions_of(_decode_stream(rec["gaps"], secs, 1 << ib, max_gaps), ib, nnz, numel)
+    table, codes = _sparse_values(rec, secs, nnz)
+    flat = np.zeros(numel, dtype=np.uint32)  # calloc: pages no weight lands on cost nothing
+    for i in range(0, nnz, CHUNK):
+        part = slice(i, i + CHUNK)
+        flat[positions[part]] = table[part] if codes is None else table[codes[part]]
     return torch.from_numpy(flat.view(np.float32)).reshape(shape)
 
 
-def decode(data: bytes) -> tuple[nn.Module, dict]:
-    """The model an .apx byte string holds (CPU, eval mode), and its header."""
+def _build(header: dict, secs: list[bytes], skeleton_: nn.Module) -> nn.Module:
+    """Decode every tensor and assign it into a copy of the checked meta-device skeleton (the
+    decoded tensors become the model's: no second copy is allocated)."""
+    model = copy.deepcopy(skeleton_)
+    with _malformed():
+        state = {name: _decode_tensor(rec, tuple(ref.shape), ref.dtype, secs)
+                 for rec, (name, ref) in zip(header["tensors"], model.state_dict().items())}
+    model.load_state_dict(state, assign=True)
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
+        raise ApxError("the header leaves some of the model's tensors undefined")
+    return model.eval()
+
+
+def decode(data: bytes, expect: ModelConfig | None = None) -> tuple[nn.Module, dict]:
+    """The model an .apx byte string holds (CPU, eval mode), and its header. `expect`, when
+    given, is the architecture it must hold."""
     if len(data) > MAX_FILE:
         raise ApxError("file larger than any model this format holds")
-    header, payload = _header(data)
-    try:
-        secs = _sections(header, payload)
-        cfg = ModelConfig(**header["model"])
-        structure = header["structure"]
-        if structure not in ("plain", "folded"):
-            raise ApxError(f"unknown model structure {structure!r}")
-        model = skeleton(cfg, structure)
-        expected = model.state_dict()
-        recs = header["tensors"]
-        if [r["name"] for r in recs] != list(expected):
-            raise ApxError(f"tensors do not match the {structure} {cfg.name} architecture")
-        state = {}
-        for rec in recs:
-            ref = expected[rec["name"]]
-            if list(rec["shape"]) != list(ref.shape) or rec["dtype"] != str(ref.dtype)[6:]:
-                raise ApxError(f"tensor {rec['name']} has shape {rec['shape']}, the "
-                               f"architecture {list(ref.shape)}")
-            state[rec["name"]] = _decode_tensor(rec, tuple(ref.shape), ref.dtype, secs)
-    except ApxError:
-        raise
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError,
-            ConfigError) as e:
-        raise ApxError(f"malformed header ({type(e).__name__}: {str(e)[:80]})") from None
-    model.load_state_dict(state)
-    return model, header
+    hlen, hcrc = _prefix(data[:PREFIX.size])
+    if PREFIX.size + hlen > len(data):
+        raise ApxError("truncated or corrupt header")
+    header = _parse_header(data[PREFIX.size:PREFIX.size + hlen], hcrc)
+    with _malformed():  # checksums first: they refuse a damaged file in microseconds
+        secs = _sections(header, memoryview(data)[PREFIX.size + hlen:])
+    return _build(header, secs, _plan(header, expect)), header
 
 
-def load(path: Path) -> tuple[nn.Module, dict]:
-    """Read an .apx file: (model, header). Raises ApxError with one line for a bad file."""
+def _read(f, size: int, expect: ModelConfig | None) -> tuple[nn.Module, dict]:
+    """`decode` from an open file, reading each part only once the parts before it passed."""
+    hlen, hcrc = _prefix(f.read(PREFIX.size))
+    if PREFIX.size + hlen > size:
+        raise ApxError("truncated or corrupt header")
+    header = _parse_header(f.read(hlen), hcrc)
+    model = _plan(header, expect)
+    rest = size - PREFIX.size - hlen
+    if header["payload_bytes"] != rest:
+        raise ApxError(f"payload is {rest} bytes, header says {_short(header['payload_bytes'])} "
+                       f"(truncated or extended file)")
+    with _malformed():
+        secs = _sections(header, memoryview(f.read(rest)))
+    return _build(header, secs, model), header
+
+
+def load(path: Path, expect: ModelConfig | None = None) -> tuple[nn.Module, dict]:
+    """Read an .apx file: (model, header). Raises ApxError with one line for a bad file, or one
+    that does not hold `expect` (when given)."""
     path = Path(path)
     if not path.is_file():
         raise ApxError(f"compressed model not found: {path}")
-    if path.stat().st_size > MAX_FILE:
-        raise ApxError(f"{path}: larger than any model this format holds")
     try:
-        return decode(path.read_bytes())
+        size = path.stat().st_size
+        if size > MAX_FILE:
+            raise ApxError("larger than any model this format holds")
+        with path.open("rb") as f:
+            return _read(f, size, expect)
     except ApxError as e:
         raise ApxError(f"{path}: {e}") from None
+    except OSError as e:
+        raise ApxError(f"cannot read {path}: {e.strerror or e}") from None
 
 
 # --------------------------------------------------------------- general-purpose baselines
 
+GENERAL_CODECS = ("gzip", "xz", "zstd")
+
+
 def general_compress(data: bytes, codec: str) -> bytes:
     """What a user would try first on a checkpoint, at each tool's strongest common setting."""
-    import gzip
-    import lzma
     if codec == "gzip":
         return gzip.compress(data, compresslevel=9, mtime=0)
     if codec == "xz":
         return lzma.compress(data, preset=9 | lzma.PRESET_EXTREME)
     if codec == "zstd":
-        import zstandard
         return zstandard.ZstdCompressor(level=19).compress(data)
     raise ValueError(f"not a general-purpose codec: {codec!r}")
 
 
-def general_decompress(data: bytes, codec: str, limit: int = MAX_FILE) -> bytes:
-    import gzip
-    import lzma
+def _file_pieces(reader) -> Iterator[bytes]:
+    """gzip's and lzma's file readers inflate at most CHUNK bytes a read (members and streams
+    back to back, checksums and truncation checked by the library)."""
+    with reader:
+        while piece := reader.read(CHUNK):
+            yield piece
 
-    import zstandard
-    try:
-        if codec == "gzip":
-            return gzip.decompress(data)
-        if codec == "xz":
-            return lzma.decompress(data)
-        if codec == "zstd":
-            return zstandard.ZstdDecompressor().decompress(data, max_output_size=limit)
-    except (OSError, EOFError, lzma.LZMAError, ValueError, zstandard.ZstdError) as e:
-        raise S.CheckpointError(f"cannot decompress ({codec}): {e}") from None
+
+def _zstd_pieces(data: bytes) -> Iterator[bytes]:
+    """python-zstandard's decompressobj has no output limit and its stream_reader takes a
+    truncated frame for a whole one, so the input goes in in 256-byte slices (a zstd block of
+    ≥ 4 bytes holds ≤ 128 KiB: ≤ 8 MiB out per slice, 8 MiB measured on zeros) and every frame
+    must reach its end."""
+    view, pos = memoryview(data), 0
+    while pos < len(view):
+        d = zstandard.ZstdDecompressor().decompressobj()
+        while not d.eof and pos < len(view):
+            yield d.decompress(view[pos:pos + 256])
+            pos = min(pos + 256, len(view))
+        if not d.eof:
+            raise EOFError("the zstd data is truncated")
+        pos -= len(d.unused_data)
+
+
+def _pieces(data: bytes, codec: str) -> Iterator[bytes]:
+    if codec == "gzip":
+        return _file_pieces(gzip.GzipFile(fileobj=io.BytesIO(data)))
+    if codec == "xz":
+        return _file_pieces(lzma.LZMAFile(io.BytesIO(data)))
+    if codec == "zstd":
+        return _zstd_pieces(data)
     raise ValueError(f"not a general-purpose codec: {codec!r}")
+
+
+def general_decompress(data: bytes, codec: str, limit: int = MAX_OUTPUT) -> bytes:
+    """`data` decompressed as a stream that stops as soon as the output passes `limit` bytes
+    (issue 14: a 190 KiB .xz once inflated to 3.2 GiB); CheckpointError, one line, otherwise."""
+    out = io.BytesIO()
+    try:
+        for piece in _pieces(data, codec):
+            if out.tell() + len(piece) > limit:
+                break
+            out.write(piece)
+        else:
+            return out.getvalue()
+    except (OSError, EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError) as e:
+        raise S.CheckpointError(f"cannot decompress ({codec}): {str(e)[:120]}") from None
+    raise S.CheckpointError(f"{codec} data decompresses to more than {_mib(limit)}, the most "
+                            f"this checkpoint can hold (a damaged file or a decompression bomb)")
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.0f} MiB" if n >= 1 << 20 else f"{n} bytes"
+
+
+def checkpoint_limit(model_cfg: ModelConfig | None = None) -> int:
+    """Most bytes a checkpoint of `model_cfg` may decompress to: twice its dense float32
+    tensors (shapes from a meta-device build, nothing allocated) plus 16 MiB for the zip
+    container and meta; MAX_OUTPUT when the architecture is not known."""
+    if model_cfg is None:
+        return MAX_OUTPUT
+    with torch.device("meta"):
+        tensors = M.build(model_cfg).state_dict().values()
+    return 2 * sum(t.numel() * t.element_size() for t in tensors) + (16 << 20)
 
 
 def dense_state_dict_bytes(model_cfg: ModelConfig) -> int:

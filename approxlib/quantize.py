@@ -81,7 +81,10 @@ def rebuild(float_model: nn.Module, method: str) -> nn.Module:
 # and all-zero zero points (symmetric weights) are not stored. Rounding the scales to float16
 # would save 2 bytes more per channel, but flipped 1.8% of MobileNetV2's test predictions
 # (measured), so we do not.
-_LAYOUT_MAX = 64 << 20  # bytes a decompressed layout may take (a guard, not a real limit)
+# Bytes of JSON a layout may inflate to, checked before parsing. MobileNetV2's is 26 kB and
+# ResNet-18's 10 kB (measured, 100 classes); hostile JSON costs up to ~25 bytes of memory a byte
+# of text (issue 14: a layout under the old 64 MiB cap took GiBs), so 1 MiB keeps one < 30 MiB.
+_LAYOUT_MAX = 1 << 20
 
 
 class PackError(ValueError):
@@ -138,20 +141,33 @@ def pack_state(sd: dict) -> dict:
 
 
 def unpack_state(packed: dict) -> dict:
-    """The state dict `pack_state` packed; PackError if layout and data disagree."""
+    """The state dict `pack_state` packed; PackError (one line) if layout and data disagree.
+    Every tensor is a slice of a blob, so nothing larger than the file is allocated."""
     try:
+        blobs = _parts(packed)
         inflate = zlib.decompressobj()
         text = inflate.decompress(packed["layout"].numpy().tobytes(), _LAYOUT_MAX)
         if inflate.unconsumed_tail or not inflate.eof:
-            raise ValueError("layout is truncated or too large")
+            raise ValueError(f"layout is truncated or over {_LAYOUT_MAX >> 20} MiB")
         layout = json.loads(text)
-        blobs = packed["blobs"]
         sd = OrderedDict((k, _unpack(v, blobs)) for k, v in layout["tensors"].items())
         sd._metadata = OrderedDict((k, dict(v)) for k, v in layout["versions"].items())
         return sd
     except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, IndexError,
-            zlib.error) as e:
-        raise PackError(f"invalid packed state dict: {type(e).__name__}: {e}") from None
+            OverflowError, RecursionError, zlib.error) as e:
+        raise PackError(f"invalid packed state dict: {type(e).__name__}: {str(e)[:120]}"
+                        ) from None
+
+
+def _parts(packed) -> dict:
+    """The blobs of a {layout: uint8 tensor, blobs: {dtype name: flat tensor}} dict."""
+    if not (isinstance(packed, dict) and isinstance(packed.get("layout"), torch.Tensor)
+            and packed["layout"].dtype == torch.uint8 and packed["layout"].dim() == 1
+            and isinstance(packed.get("blobs"), dict)
+            and all(isinstance(b, torch.Tensor) and b.dim() == 1
+                    for b in packed["blobs"].values())):
+        raise ValueError("not a {layout, blobs} dict of flat tensors")
+    return packed["blobs"]
 
 
 def _take(ref: list, blobs: dict) -> torch.Tensor:
@@ -176,7 +192,9 @@ def _unpack(v: dict, blobs: dict):
     if "qpc" in v:
         q = _take(v["qpc"], blobs).reshape(v["shape"])
         scales = _take(v["scales"], blobs).to(torch.float64)
-        zps = (torch.zeros(q.shape[int(v["axis"])], dtype=torch.int64)
+        if q.dim() == 0 or len(scales) != q.shape[int(v["axis"])]:
+            raise ValueError(f"{len(scales)} scales for a {list(q.shape)} weight")
+        zps = (torch.zeros_like(scales, dtype=torch.int64)  # as many as the blob held scales
                if v["zero_points"] is None else _take(v["zero_points"], blobs).to(torch.int64))
         return torch._make_per_channel_quantized_tensor(q.clone(), scales, zps, int(v["axis"]))
     q = _take(v["qpt"], blobs).reshape(v["shape"])

@@ -35,35 +35,63 @@ def channel_prune_(model: nn.Module, cfg: ChannelConfig, in_channels: int) -> nn
 
 def shapes(model: nn.Module) -> dict[str, list[int]]:
     """The size of every Conv2d / BatchNorm2d / Linear, as plain JSON-able lists."""
-    out = {}
-    for name, m in model.named_modules():
-        if isinstance(m, nn.Conv2d):
-            out[name] = [m.in_channels, m.out_channels, m.groups]
-        elif isinstance(m, nn.BatchNorm2d):
-            out[name] = [m.num_features]
-        elif isinstance(m, nn.Linear):
-            out[name] = [m.in_features, m.out_features]
-    return out
+    return {name: size for name, m in model.named_modules()
+            if (size := _size_of(m)) is not None}
 
 
 def reshape_(model: nn.Module, sizes: dict[str, list[int]]) -> nn.Module:
-    """Resize a freshly built model's layers to `sizes` (from `shapes`), in place."""
+    """Resize a freshly built model's layers to `sizes` (from `shapes`), in place.
+
+    The sizes come from a checkpoint, so each is checked before a layer is built (issue 14: one
+    entry of 1280×200,000 allocated 1 GiB): whole numbers ≥ 1, never larger than the layer the
+    architecture has (channel pruning only removes), groups dividing the channels.
+    """
+    if not isinstance(sizes, dict):
+        raise ValueError(f"layer sizes are a {type(sizes).__name__}, not a dict")
     modules = dict(model.named_modules())
     for name, size in sizes.items():
-        m = modules.get(name)
-        if isinstance(m, nn.Conv2d) and len(size) == 3:
-            if [m.in_channels, m.out_channels, m.groups] != size:
-                replace_module(model, name, nn.Conv2d(size[0], size[1], m.kernel_size, m.stride, m.padding,
-                                            m.dilation, size[2], m.bias is not None))
-        elif isinstance(m, nn.BatchNorm2d) and len(size) == 1:
-            if m.num_features != size[0]:
-                replace_module(model, name, nn.BatchNorm2d(size[0], m.eps, m.momentum))
-        elif isinstance(m, nn.Linear) and len(size) == 2:
-            if [m.in_features, m.out_features] != size:
-                replace_module(model, name, nn.Linear(size[0], size[1], m.bias is not None))
-        else:
-            raise ValueError(f"layer {name!r} with size {size} does not fit this architecture")
+        m = modules.get(name) if isinstance(name, str) else None
+        current = _size_of(m)
+        size = list(size) if isinstance(size, (list, tuple)) else size
+        if current is None or not _fits(size, current):
+            limit = f" (at most {current})" if current else ""
+            raise ValueError(f"layer {_short(name)} with size {_short(size)} does not fit this "
+                             f"architecture{limit}")
+        if size != current:
+            replace_module(model, name, _resized(m, size))
     return model
+
+
+def _short(x) -> str:
+    s = repr(x)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def _size_of(m: nn.Module | None) -> list[int] | None:
+    """A layer's size as `shapes` records it; None for a module `shapes` never records."""
+    if isinstance(m, nn.Conv2d):
+        return [m.in_channels, m.out_channels, m.groups]
+    if isinstance(m, nn.BatchNorm2d):
+        return [m.num_features]
+    if isinstance(m, nn.Linear):
+        return [m.in_features, m.out_features]
+    return None
+
+
+def _fits(size, current: list[int]) -> bool:
+    if not (isinstance(size, list) and len(size) == len(current)
+            and all(type(v) is int and 1 <= v <= c for v, c in zip(size, current))):
+        return False
+    return len(size) != 3 or (size[0] % size[2] == 0 and size[1] % size[2] == 0)
+
+
+def _resized(m: nn.Module, size: list[int]) -> nn.Module:
+    if isinstance(m, nn.Conv2d):
+        return nn.Conv2d(size[0], size[1], m.kernel_size, m.stride, m.padding, m.dilation,
+                         size[2], m.bias is not None)
+    if isinstance(m, nn.BatchNorm2d):
+        return nn.BatchNorm2d(size[0], m.eps, m.momentum)
+    return nn.Linear(size[0], size[1], m.bias is not None)
 
 
 def dense_like(cfg: ModelConfig, sizes: dict | None) -> nn.Module:

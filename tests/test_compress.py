@@ -242,3 +242,49 @@ def test_general_purpose_codecs_round_trip():
 
 def test_prefix_layout_is_documented():
     assert Z.PREFIX.size == 20 and struct.calcsize("<8sHHII") == 20 and len(Z.MAGIC) == 8
+
+
+# ------------------------------------------------------------------ issue 14: bounded decoding
+
+def test_header_integers_sizes_and_expectations_are_checked_first(apx_bytes, tmp_path):
+    header, payload = _split(apx_bytes)
+    text = b'{"format":"approxlib.apx","payload_bytes":' + b"9" * 5000 + b"}"
+    h = zlib.compress(text)
+    with pytest.raises(Z.ApxError, match="5000-digit integer") as e:
+        Z.decode(Z.PREFIX.pack(Z.MAGIC, 1, 0, len(h), zlib.crc32(h)) + h)
+    assert "\n" not in str(e.value)
+    header["payload_bytes"] = 10**12  # more than ResNet-18 can need: refused before reading
+    (tmp_path / "big.apx").write_bytes(_repack(header, payload))
+    with pytest.raises(Z.ApxError, match="architecture needs at most"):
+        Z.load(tmp_path / "big.apx")
+    (tmp_path / "ok.apx").write_bytes(apx_bytes)
+    with pytest.raises(Z.ApxError, match="holds resnet18 .* expected resnet18 .*100 classes"):
+        Z.load(tmp_path / "ok.apx", expect=ModelConfig("resnet18", 100, 1))
+    assert same_bits(Z.load(tmp_path / "ok.apx", expect=MC)[0], Z.decode(apx_bytes)[0])
+
+
+def test_a_file_over_the_bound_is_refused_unread(tmp_path):
+    sparse = tmp_path / "huge.apx"
+    with sparse.open("wb") as f:
+        f.truncate(Z.MAX_FILE + 1)  # a hole: no disk, but read_bytes would take 4 GiB
+    with pytest.raises(Z.ApxError, match="larger than any model"):
+        Z.load(sparse)
+
+
+def test_encoder_refuses_a_header_no_reader_accepts(compressed, monkeypatch):
+    monkeypatch.setattr(Z, "MAX_HEADER_TEXT", 1000)
+    with pytest.raises(Z.ConfigError, match="more than a reader accepts"):
+        Z.encode(compressed, MC, CodecConfig("huffman"))
+
+
+def test_huffman_count_beyond_its_bits_is_refused_before_allocating():
+    data, table = Z.huffman_encode(np.array([1, 2, 2, 3]))
+    with pytest.raises(Z.ApxError, match="malformed Huffman table"):
+        Z.huffman_decode(data, table, 10**12, 4)  # a code is ≥ 1 bit: n ≤ nbits
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 32), st.lists(st.integers(0, 2**32 - 1), max_size=300))
+def test_fixed_width_streams_of_every_width_round_trip(width, values):
+    s = np.array(values, dtype=np.int64) % (1 << width)
+    assert np.array_equal(Z.unpack_fixed(Z.pack_fixed(s, width), width, len(s)), s)

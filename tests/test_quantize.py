@@ -1,3 +1,6 @@
+import zlib
+
+import pytest
 import torch
 from torch import nn
 
@@ -42,3 +45,22 @@ def test_quantized_checkpoint_reloads_with_weights_only(tmp_path):
     float_size = S.save_checkpoint(model, tmp_path / "f.pt", cfg)
     assert size < float_size  # only the 512×10 classifier shrinks: 3 bytes per weight
     assert float_size - size < 512 * 10 * 4
+
+
+def test_packed_layout_is_bounded_and_type_checked():
+    """Issue 14: a 64 MiB layout JSON took 2.4 GiB; it is capped (1 MiB) before parsing."""
+    def packed(text: bytes, blobs=None) -> dict:
+        layout = torch.frombuffer(bytearray(zlib.compress(text)), dtype=torch.uint8)
+        return {"layout": layout, "blobs": {} if blobs is None else blobs}
+    huge = b'{"tensors":{},"versions":{},"pad":[' + b"[]," * (1 << 20) + b"[]]}"
+    for bad in (packed(huge), packed(b'{"tensors":{"a":{"tensor":["int8",0,' + b"9" * 5000
+                                      + b']}},"versions":{}}'),
+                {"layout": [1, 2], "blobs": {}}, ["not", "a", "dict"],
+                packed(b'{"tensors":{},"versions":{}}', blobs={"int8": "text"}),
+                packed(b'{"tensors":{"w":{"qpc":["int8",0,8],"qtype":"qint8","shape":[4,2],'
+                       b'"axis":0,"scales":["float32",0,2],"zero_points":null}},"versions":{}}',
+                       blobs={"int8": torch.zeros(8, dtype=torch.int8),
+                              "float32": torch.ones(2)})):
+        with pytest.raises(Q.PackError) as e:
+            Q.unpack_state(bad)
+        assert "\n" not in str(e.value)

@@ -7,26 +7,37 @@
     approx evaluate --checkpoint r18_p50_int8.pt
     approx compress --checkpoint r18.pt --out r18.apx     # Deep Compression → .apx
     approx evaluate --checkpoint r18.apx
+    approx verify --models-dir models                     # what a run would recompute
 
-Every user error (bad name, bad value, missing data or checkpoint) is one line on stderr and exit
-status 2; nothing is written unless the command succeeds.
+Every user error (bad name, bad value, missing data or checkpoint, an output path that cannot be
+written, a full or read-only disk) is one line on stderr and exit status 2; nothing is written
+unless the command succeeds. A bug still shows its traceback (exit 1).
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from .config import (DATASETS, MODELS, ConfigError, ModelConfig, PruneConfig, QuantConfig,
-                     check_dataset, check_model, check_ratio, data_config, finetune_config,
-                     load_profile, measure_config, parse_overrides, profile_names)
+                     check_dataset, check_model, check_ratio, data_config,
+                     finetune_config, load_profile, measure_config, parse_overrides,
+                     profile_names)
+
+
+MAX_THREADS = 1024  # --threads, --workers: as the profile's `threads` (config.MeasureConfig)
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2 (argparse's default prints the usage too)
+        if len(message) > 300:  # it quotes the bad value, which may be 5000 digits long
+            message = message[:299] + "…"
         raise ConfigError(message)
 
 
@@ -103,7 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--layers", action="store_true", help="print the per-layer sparsity table")
 
     sub.add_parser("profiles", help="list the profiles and what they are for")
+    _verify_parser(sub)
     return ap
+
+
+def _verify_parser(sub) -> None:
+    v = sub.add_parser("verify", help="check every entry of an artifact store against its "
+                       "recorded digest; list what a run would recompute (moves nothing)")
+    v.add_argument("--models-dir", default="models", help="the artifact store (a folder, or "
+                   "the local cache folder of a URL store)")
+    v.add_argument("--all", action="store_true", help="list intact entries too")
 
 
 def _checkpoint_dataset(info: dict, given: str | None) -> str:
@@ -116,10 +136,95 @@ def _checkpoint_dataset(info: dict, given: str | None) -> str:
     raise ConfigError("the checkpoint does not name its dataset; pass --dataset")
 
 
+# ------------------------------------------------------------------------ output locations
+# Checked at the top of each command, before any work: `--models-dir` below a file used to fail
+# only after training, and a read-only --out after the whole report (issue 14).
+
+def _writable_folder(folder: Path, option: str, given) -> None:
+    """`folder` may not exist yet (its parents are made when written), but its nearest existing
+    ancestor must be a folder we can create a file in; the probe file is removed at once."""
+    base = folder
+    try:
+        while not (base.exists() or base.is_symlink()) and base.parent != base:
+            base = base.parent
+        if not base.is_dir():
+            raise ConfigError(f"{option} {given}: {base} is a file, not a folder; "
+                              f"choose another path")
+        fd, probe = tempfile.mkstemp(dir=base, prefix=".approx-write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ConfigError(f"{option} {given}: cannot write in {base} ({e.strerror or e}); "
+                          f"choose a folder you can write to") from None
+
+
+def check_writable_dir(path, option: str = "--out") -> None:
+    """A folder this command writes into: creatable, not a file, writable."""
+    _writable_folder(Path(path), option, path)
+
+
+def check_writable_file(path, option: str = "--out") -> None:
+    """A file this command writes: not an existing folder, and its folder writable."""
+    path = Path(path)
+    try:
+        is_dir = path.is_dir()
+    except OSError as e:
+        raise ConfigError(f"{option} {path}: {e.strerror or e}") from None
+    if is_dir or path.name in ("", ".", ".."):
+        raise ConfigError(f"{option} {path} is a folder; name the file to write")
+    _writable_folder(path.parent, option, path)
+
+
+def check_store(models_dir: str) -> None:
+    """`--models-dir`: a writable folder, or an fsspec URL whose filesystem can be built and whose
+    root (or, for a new store, its parent) is reachable now rather than after training."""
+    from . import store
+    if not store.is_url(models_dir):
+        check_writable_dir(models_dir, "--models-dir")
+        return
+    import fsspec
+    from fsspec.implementations.local import LocalFileSystem
+    try:
+        fs, root = fsspec.core.url_to_fs(models_dir)
+        if isinstance(fs, LocalFileSystem):  # file://: a folder like any other
+            _writable_folder(Path(root), "--models-dir", models_dir)
+        elif fs.exists(root):
+            if not fs.isdir(root):
+                raise ConfigError(f"--models-dir {models_dir} is a file, not a folder")
+        elif not fs.exists(fs._parent(root)):
+            raise ConfigError(f"--models-dir {models_dir}: neither the store nor its parent "
+                              f"{fs._parent(root)} exists; create it first")
+    except ConfigError:
+        raise
+    except (ImportError, ValueError) as e:  # unknown protocol, its package missing, a bad URL
+        raise ConfigError(f"--models-dir {models_dir}: cannot use this store: "
+                          f"{_one_line(e)}") from None
+    except OSError as e:  # unreachable host, no permission, bucket missing
+        raise ConfigError(f"--models-dir {models_dir}: cannot reach the store: "
+                          f"{_one_line(e)}") from None
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+# -------------------------------------------------------------------------------- commands
+
+def _check_sections(text: str) -> None:
+    """An empty --sections is a mistake (a variable left unset), not "all sections"."""
+    if not text.strip(" ,"):
+        raise ConfigError(f"--sections is empty ({text!r}); name sections like A,C, or all")
+
+
 def cmd_report(a) -> int:
     from . import pipeline, store
     p = load_profile(a.profile, parse_overrides(a.overrides))
+    _check_sections(a.sections)
     sections = pipeline.parse_sections(a.sections)
+    _check_cluster_options(a)
+    out = a.out or Path("reports") / a.profile
+    check_writable_dir(out, "--out" if a.out else "the report folder")
+    check_store(a.models_dir)
     st = store.Store(a.models_dir)
     if a.dry_run:
         todo = pipeline.dry_run(p, sections, st)
@@ -129,7 +234,6 @@ def cmd_report(a) -> int:
         missing = sum(not s["cached"] for s in todo)
         print(f"{len(todo)} stages, {len(todo) - missing} cached, {missing} to compute")
         return 0
-    out = a.out or Path("reports") / a.profile
     cluster = _cluster_options(a)
     t0 = time.perf_counter()
     if a.stages_only:
@@ -140,7 +244,9 @@ def cmd_report(a) -> int:
         else:
             df, runner = pipeline.run(p, sections, st, out, a.data_dir, progress=not a.quiet)
         print(f"{len(df)} rows → {out / 'results.csv'}; stages done in "
-              f"{time.perf_counter() - t0:.0f} s")
+              f"{time.perf_counter() - t0:.0f} s"
+              + (f"; computed {len(runner.computed)} stages here" if a.executor == "local"
+                 else ""))
         return 0
     from . import report
     made = report.build(a.profile, sections, parse_overrides(a.overrides), out, a.models_dir,
@@ -151,32 +257,43 @@ def cmd_report(a) -> int:
     return 0
 
 
-def _cluster_options(a) -> dict:
-    """--threads for either executor; --scheduler and --workers for Dask only."""
-    import torch
+def _check_cluster_options(a) -> None:
+    """--threads for either executor; --scheduler and --workers for Dask only (before
+    --dry-run returns: a dry run answers whether the real run would start)."""
     for name in ("workers", "threads"):
         value = getattr(a, name)
         if value is not None and value < 1:
             raise ConfigError(f"--{name} must be at least 1, got {value}")
+        if value is not None and value > MAX_THREADS:
+            raise ConfigError(f"--{name} must be at most {MAX_THREADS}, got {value}")
     if a.executor == "local":
         if a.scheduler or a.workers:
             raise ConfigError("--scheduler and --workers need --executor dask")
+    elif a.scheduler and a.workers:
+        raise ConfigError("--workers sizes a local cluster; a --scheduler's cluster has its own")
+
+
+def _cluster_options(a) -> dict:
+    """Apply the checked options: torch's threads here, or Dask's keyword arguments."""
+    import torch
+    if a.executor == "local":
         if a.threads:
             torch.set_num_threads(a.threads)
         return {}
-    if a.scheduler and a.workers:
-        raise ConfigError("--workers sizes a local cluster; a --scheduler's cluster has its own")
     return {"address": a.scheduler, "workers": a.workers, "threads": a.threads}
 
 
 def cmd_train(a) -> int:
-    from . import pipeline, store
+    from . import data, pipeline, store
     p = load_profile(a.profile, parse_overrides(a.overrides))
     check_model(a.model)
     dataset = a.dataset or p["dataset"]
     check_dataset(dataset)
-    runner = pipeline.Runner(p, store.Store(a.models_dir), a.data_dir, not a.quiet)
+    check_writable_file(a.out)
+    check_store(a.models_dir)
     st = pipeline.stages(pipeline.Variant("-", a.model, dataset), p)[0]
+    data.load(st.configs[0], a.data_dir)  # a missing dataset fails before the store is touched
+    runner = pipeline.Runner(p, store.Store(a.models_dir), a.data_dir, not a.quiet)
     _copy(runner.artifact(st), a.out)
     return 0
 
@@ -185,6 +302,7 @@ def cmd_prune(a) -> int:
     from . import data, prune, store
     check_ratio(a.ratio)
     p = load_profile(a.profile, parse_overrides(a.overrides))
+    check_writable_file(a.out)
     model, info = store.load_checkpoint(a.checkpoint)
     if info["quant"] != "none":
         raise ConfigError(f"{a.checkpoint} is quantized ({info['quant']}); prune the float model")
@@ -201,6 +319,7 @@ def cmd_prune(a) -> int:
 
 def cmd_quantize(a) -> int:
     from . import quantize, store
+    check_writable_file(a.out)
     model, info = store.load_checkpoint(a.checkpoint)
     if info["quant"] != "none":
         raise ConfigError(f"{a.checkpoint} is already quantized ({info['quant']})")
@@ -222,6 +341,7 @@ def cmd_compress(a) -> int:
         check_ratio(a.sparsity, "sparsity")
     if a.out.suffix != ".apx":
         raise ConfigError(f"--out must name an .apx file, got {a.out}")
+    check_writable_file(a.out)
     model, info = store.load_checkpoint(a.checkpoint)
     if info["quant"] != "none":
         raise ConfigError(f"{a.checkpoint} is quantized ({info['quant']}); compress the float model")
@@ -287,9 +407,45 @@ def _copy(src: Path, dst: Path) -> None:
     print(f"{src} → {dst}")
 
 
+def cmd_verify(a) -> int:
+    """Exit 0 when every entry is intact, 1 when a run would recompute something."""
+    from . import pipeline, store
+    if store.is_url(a.models_dir) or not Path(a.models_dir).is_dir():
+        raise ConfigError(f"--models-dir {a.models_dir} is not a folder (for a URL store, "
+                          f"verify its local cache folder)")
+    entries = pipeline.verify_store(store.Store(a.models_dir))
+    bad = [e for e in entries if e["problem"]]
+    for e in entries if a.all else bad:
+        print(f"{'ok      ' if not e['problem'] else 'recompute'}  {e['path']}"
+              + (f"  ({e['problem']})" if e["problem"] else ""))
+    print(f"{len(entries)} entries, {len(entries) - len(bad)} intact, {len(bad)} to recompute")
+    return 1 if bad else 0
+
+
 COMMANDS = {"report": cmd_report, "train": cmd_train, "prune": cmd_prune,
             "quantize": cmd_quantize, "compress": cmd_compress, "evaluate": cmd_evaluate,
-            "profiles": cmd_profiles}
+            "profiles": cmd_profiles, "verify": cmd_verify}
+
+
+# What to do about the OS errors a run can meet while writing (the path comes with the error).
+_OS_ADVICE = {errno.ENOSPC: "free some space or choose another --out / --models-dir",
+              errno.EDQUOT: "free some space or choose another --out / --models-dir",
+              errno.EROFS: "the file system is read-only: choose another --out / --models-dir",
+              errno.EACCES: "choose a folder you can write to",
+              errno.EPERM: "choose a folder you can write to",
+              errno.ENOTDIR: "a folder on the path is a file: choose another path",
+              errno.EISDIR: "a folder is in the way of a file: choose another path"}
+
+
+def os_error_line(e: OSError) -> str:
+    """An OSError as one line: what happened, to which path, and what to do."""
+    line = e.strerror or _one_line(e)
+    paths = [str(p) for p in (e.filename, e.filename2) if p is not None]
+    if paths:
+        line += f": {' → '.join(paths)}"
+    if e.errno in _OS_ADVICE:
+        line += f" ({_OS_ADVICE[e.errno]})"
+    return " ".join(line.split())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -297,7 +453,10 @@ def main(argv: list[str] | None = None) -> int:
         a = build_parser().parse_args(argv)
         return COMMANDS[a.command](a)
     except ConfigError as e:
-        print(f"approx: error: {e}", file=sys.stderr)
+        print(f"approx: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a disk filling up or a store going away mid-run: not a bug
+        print(f"approx: error: {os_error_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("approx: interrupted", file=sys.stderr)

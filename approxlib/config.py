@@ -7,14 +7,18 @@ something it uses changes.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import json
+import math
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
 import yaml
+from yaml.events import AliasEvent
 
 DATASETS = ("cifar10", "cifar100", "fashion-mnist")
 MODELS = ("resnet18", "mobilenetv2")
@@ -38,27 +42,45 @@ class ConfigError(ValueError):
     """A user-facing configuration problem: the CLI prints it as one line and exits with 2."""
 
 
+def _show(value: Any, limit: int = 80) -> str:
+    """A value as an error message shows it: one short line. (An int of over 4300 digits cannot
+    even be turned into text, Python's guard against quadratic conversions; issue 14.)"""
+    if isinstance(value, int) and value.bit_length() > 200:
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+    try:
+        text = repr(value)
+    except ValueError:  # a container holding such an int
+        return f"a {type(value).__name__} holding an integer too long to show"
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ConfigError(f"unknown {name} {value!r}; valid: {', '.join(choices)}")
+        raise ConfigError(f"unknown {name} {_show(value)}; valid: {', '.join(choices)}")
 
 
 def _number(name: str, value: Any, lo: float, hi: float, *, lo_open=False, hi_open=False,
             integer=False) -> None:
+    """The one check every numeric parameter goes through. NaN fails no comparison, so a NaN
+    ratio passed the range test and pruned nothing (issue 14): non-finite values are refused
+    here, before the range test, and every bound is finite so huge integers are refused too."""
     kinds = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds):
         kind = "an integer" if integer else "a number"
-        raise ConfigError(f"{name} must be {kind}, got {value!r}")
+        raise ConfigError(f"{name} must be {kind}, got {_show(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {_show(value)}")
     below = value <= lo if lo_open else value < lo
     above = value >= hi if hi_open else value > hi
     if below or above:
         interval = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
-        raise ConfigError(f"{name} must be in {interval}, got {value!r}")
+        raise ConfigError(f"{name} must be in {interval}, got {_show(value)}")
 
 
 def _bool(name: str, value: Any) -> None:
     if not isinstance(value, bool):
-        raise ConfigError(f"{name} must be true or false, got {value!r}")
+        raise ConfigError(f"{name} must be true or false, got {_show(value)}")
 
 
 def check_ratio(value: Any, name: str = "ratio") -> None:
@@ -155,7 +177,7 @@ class SensitivityConfig:
 
     def __post_init__(self):
         if not isinstance(self.ratios, tuple) or not self.ratios:
-            raise ConfigError(f"h_sens_ratios must be a non-empty list, got {self.ratios!r}")
+            raise ConfigError(f"h_sens_ratios must be a non-empty list, got {_show(self.ratios)}")
         for r in self.ratios:
             check_ratio(r, "each of h_sens_ratios")
         if list(self.ratios) != sorted(set(self.ratios)):
@@ -287,36 +309,101 @@ def profile_names() -> list[str]:
     return list(_profiles_file()["profiles"])
 
 
-def parse_value(text: str) -> Any:
-    """`--set` values are YAML scalars/lists: `0.5`, `true`, `null`, `[0, 0.5, 0.9]`, `cifar10`."""
+# A parameter given as text (`--set`, a notebook's list or dict parameter) is at most this long
+# (the longest real one, an h_protocols mapping, is ~400 characters) and nested at most this deep.
+MAX_VALUE_CHARS = 10_000
+MAX_DEPTH = 16
+
+
+class _PlainLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases, nested at most MAX_DEPTH deep. Aliases let a few hundred
+    characters expand past 3 GiB (a "billion laughs" bomb, issue 14), and PyYAML composes nested
+    nodes recursively (a deep `[[[…]]]` overflows the stack); no parameter needs either."""
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise ConfigError("YAML anchors and aliases (&name, *name) are not accepted")
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise ConfigError(f"nested more than {MAX_DEPTH} levels deep")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def check_plain(name: str, value: Any, depth: int = 0) -> None:
+    """Parameters are plain data, as a profile holds them: strings, numbers, booleans, null, and
+    lists and string-keyed mappings of those. Anything else (bytes from `!!binary`, dates, sets,
+    int keys) used to pass validation and crash papermill after every stage had run (issue 14)."""
+    if depth > MAX_DEPTH:
+        raise ConfigError(f"{name} is nested more than {MAX_DEPTH} levels deep")
+    if value is None or isinstance(value, (str, int, float)):  # bool is an int
+        return
+    if isinstance(value, list):
+        for x in value:
+            check_plain(name, x, depth + 1)
+        return
+    if isinstance(value, dict):
+        for k, x in value.items():
+            if not isinstance(k, str):
+                raise ConfigError(f"{name}: mapping keys must be strings, got {_show(k)} "
+                                  f"({type(k).__name__}); quote it")
+            check_plain(f"{name}.{k}", x, depth + 1)
+        return
+    raise ConfigError(f"{name}: a {type(value).__name__} value ({_show(value)}) is not accepted; "
+                      f"use numbers, strings, true/false, null, lists and mappings")
+
+
+def parse_value(text: str, name: str = "parameter value") -> Any:
+    """`--set` values are YAML scalars/lists: `0.5`, `true`, `null`, `[0, 0.5, 0.9]`, `cifar10`.
+
+    Text that is not YAML stays a string (the parameter's own check then names it); plain data
+    only (see check_plain), no anchors or aliases, at most MAX_VALUE_CHARS characters."""
+    if len(text) > MAX_VALUE_CHARS:
+        raise ConfigError(f"{name} is {len(text)} characters long; at most {MAX_VALUE_CHARS}")
     try:
-        return yaml.safe_load(text)
+        value = yaml.load(text, Loader=_PlainLoader)
+    except ConfigError as e:
+        raise ConfigError(f"{name}: {e}") from None
+    except yaml.constructor.ConstructorError as e:  # !!python/…, !custom, bad !!binary
+        raise ConfigError(f"{name}: cannot read {_show(text)}: "
+                          f"{' '.join(str(e.problem).split())}") from None
     except yaml.YAMLError:
         return text
+    except ValueError as e:  # an integer of over 4300 digits; a date like 2024-13-45
+        reason = " ".join(str(e).split(":")[0].split())  # not the advice to call sys.set_int_…
+        raise ConfigError(f"{name}: cannot read {_show(text)}: {reason}") from None
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        raise ConfigError(f"{name}: {_show(text)} reads as a date; quote it to pass text")
+    check_plain(name, value)
+    return value
 
 
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
     out = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set expects key=value, got {pair!r}")
-        out[key.strip()] = parse_value(value)
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {_show(pair)}")
+        out[key.strip()] = parse_value(value, f"--set {key.strip()}")
     return out
 
 
 def load_profile(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The profile's flat parameters (defaults + profile + overrides), validated."""
     doc = _profiles_file()
-    if name not in doc["profiles"]:
-        raise ConfigError(f"unknown profile {name!r}; valid: {', '.join(profile_names())}")
+    if not isinstance(name, str) or name not in doc["profiles"]:
+        raise ConfigError(f"unknown profile {_show(name)}; valid: {', '.join(profile_names())}")
     params = dict(doc["defaults"])
     spec = dict(doc["profiles"][name])
     description = spec.pop("description", "")
     params.update(spec)
     for key, value in (overrides or {}).items():
         if key not in params:
-            raise ConfigError(f"unknown parameter {key!r}; valid: {', '.join(sorted(params))}")
+            raise ConfigError(f"unknown parameter {_show(key)}; valid: {', '.join(sorted(params))}")
+        check_plain(key, value)
         params[key] = value
     params["profile"] = name
     params["description"] = " ".join(str(description).split())
@@ -329,7 +416,7 @@ def validate_params(p: dict[str, Any]) -> None:
     _choice("dataset_d", p["dataset_d"], DATASETS)
     _choice("device", p["device"], DEVICES)
     if not isinstance(p["ratios"], list) or not p["ratios"]:
-        raise ConfigError(f"ratios must be a non-empty list of numbers, got {p['ratios']!r}")
+        raise ConfigError(f"ratios must be a non-empty list of numbers, got {_show(p['ratios'])}")
     for r in p["ratios"]:
         check_ratio(r, "each of ratios")
     data_config(p, p["dataset"])
@@ -340,7 +427,7 @@ def validate_params(p: dict[str, Any]) -> None:
     for key in ("dc_sparsity", "dc_bits_conv", "dc_bits_fc"):
         if not isinstance(p[key], dict) or set(p[key]) != set(MODELS):
             raise ConfigError(f"{key} must map each of {', '.join(MODELS)} to a value, "
-                              f"got {p[key]!r}")
+                              f"got {_show(p[key])}")
     for m in MODELS:
         gradual_config(p, m)
         share_config(p, m)
@@ -352,16 +439,12 @@ def validate_params(p: dict[str, Any]) -> None:
     StaticQuantConfig(calib_images=p["calib_images"])
     _bool("controls", p["controls"])
     if p["seeds"] is not None:
-        seeds = _list("seeds", p["seeds"])
-        if not seeds or len(set(seeds)) != len(seeds):
-            raise ConfigError(f"seeds must be null or a non-empty list of distinct seeds, got "
-                              f"{seeds!r}")
-        for x in seeds:
-            _number("each of seeds", x, 0, 2**31, integer=True)
+        _seeds("seeds", p["seeds"])
     validate_section_h(p)
     bits = p["dc_bits_curve"]
     if not isinstance(bits, list) or not bits:
-        raise ConfigError(f"dc_bits_curve must be a non-empty list of bit widths, got {bits!r}")
+        raise ConfigError(f"dc_bits_curve must be a non-empty list of bit widths, got "
+                          f"{_show(bits)}")
     for b in bits:
         ShareConfig(b, b)
     ModelConfig("resnet18", 10, 3, p["stem"])
@@ -375,16 +458,25 @@ PROTOCOL_KEYS = ("epochs", "batch_size", "lr", "schedule", "warmup", "momentum",
 
 def _list(name: str, value: Any) -> list:
     if not isinstance(value, list):
-        raise ConfigError(f"{name} must be a list, got {value!r}")
+        raise ConfigError(f"{name} must be a list, got {_show(value)}")
     return value
 
 
-def validate_section_h(p: dict[str, Any]) -> None:
-    seeds = _list("h_seeds", p["h_seeds"])
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"h_seeds must be a non-empty list of distinct seeds, got {seeds!r}")
+def _seeds(name: str, value: Any) -> None:
+    """A non-empty list of distinct seeds (each checked first: a list item is unhashable)."""
+    seeds = _list(name, value)
     for s in seeds:
-        _number("each of h_seeds", s, 0, 2**31, integer=True)
+        _number(f"each of {name}", s, 0, 2**31, integer=True)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{name} must be a non-empty list of distinct seeds, got {_show(seeds)}")
+
+
+# Protocol names label tables, figures and variants; "profile" means "no protocol" (Variant).
+PROTOCOL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
+
+
+def validate_section_h(p: dict[str, Any]) -> None:
+    _seeds("h_seeds", p["h_seeds"])
     if p["h_train_size"] is not None:
         _number("h_train_size", p["h_train_size"], 1, 10**7, integer=True)
     if p["h_epochs"] is not None:
@@ -392,10 +484,13 @@ def validate_section_h(p: dict[str, Any]) -> None:
     protocols = p["h_protocols"]
     if not isinstance(protocols, dict) or not protocols:
         raise ConfigError(f"h_protocols must map protocol names to parameter overrides, got "
-                          f"{protocols!r}")
+                          f"{_show(protocols)}")
     for name, spec in protocols.items():
+        if not isinstance(name, str) or not PROTOCOL_NAME.fullmatch(name) or name == "profile":
+            raise ConfigError(f"h_protocols: protocol name {_show(name)} must be a letter and up "
+                              f"to 31 letters, digits, _ or -, and not 'profile'")
         if not isinstance(spec, dict):
-            raise ConfigError(f"h_protocols.{name} must be a mapping, got {spec!r}")
+            raise ConfigError(f"h_protocols.{name} must be a mapping, got {_show(spec)}")
         bad = sorted(set(spec) - set(PROTOCOL_KEYS))
         if bad:
             raise ConfigError(f"h_protocols.{name} sets {', '.join(bad)}; a protocol may set "
@@ -418,7 +513,8 @@ def protocol_params(p: dict, protocol: str, seed: int | None = None) -> dict:
     training subset and epochs, a short latency timing (unstructured pruning does not change latency;
     sections A–G time it properly) and the run's seed."""
     if protocol not in p["h_protocols"]:
-        raise ConfigError(f"unknown protocol {protocol!r}; valid: {', '.join(p['h_protocols'])}")
+        raise ConfigError(f"unknown protocol {_show(protocol)}; valid: "
+                          f"{', '.join(p['h_protocols'])}")
     q = {**p, **p["h_protocols"][protocol]}
     if p["h_train_size"] is not None:
         q["train_size"] = p["h_train_size"]
@@ -432,8 +528,10 @@ def protocol_params(p: dict, protocol: str, seed: int | None = None) -> dict:
 
 
 def sensitivity_config(p: dict) -> SensitivityConfig:
-    return SensitivityConfig(tuple(float(r) for r in _list("h_sens_ratios", p["h_sens_ratios"])),
-                             p["h_sens_images"])
+    ratios = _list("h_sens_ratios", p["h_sens_ratios"])
+    for r in ratios:  # before float(), which would take "nan" or "0.5" given as text
+        check_ratio(r, "each of h_sens_ratios")
+    return SensitivityConfig(tuple(float(r) for r in ratios), p["h_sens_images"])
 
 
 def data_config(p: dict, dataset: str) -> DataConfig:
@@ -493,7 +591,7 @@ def per_model(p: dict, key: str, model: str) -> Any:
     if isinstance(value, dict):
         if set(value) != set(MODELS):
             raise ConfigError(f"{key} must be one value or map each of {', '.join(MODELS)} to "
-                              f"a value, got {value!r}")
+                              f"a value, got {_show(value)}")
         return value[model]
     return value
 

@@ -20,8 +20,8 @@ from . import pipeline as PL
 from . import plots
 from . import stats
 from . import store as S
-from .config import (ConfigError, check_dataset, check_model, check_ratio, load_profile,
-                     parse_value)
+from .config import (ConfigError, check_dataset, check_model, check_ratio, config_hash,
+                     load_profile, parse_value)
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
@@ -114,7 +114,10 @@ class Section:
         self.p = load_profile(profile, ov)
         # Relative paths are taken from the repository root, so a notebook opened in JupyterLab
         # (whose working directory is notebooks/) finds the same cache as the CLI.
-        self.out = _from_repo(out or Path("reports") / profile)
+        # A notebook run by hand (no `out`) never changes a published report's results.csv: it
+        # writes to a folder named by its parameters. `approx report` passes `out`.
+        self.out = _from_repo(out or Path("reports") / profile / "explore" / config_hash(
+            self.letter, model, models, dataset, ratio, ratios, ov, models_dir, str(data_dir)))
         self.store = S.Store(_store_root(models_dir))
         self.data_dir = _from_repo(data_dir or os.environ.get("APPROX_DATA", "data"))
         t0 = time.perf_counter()
@@ -441,6 +444,18 @@ def execute(profile: str, sections: list[str], overrides: dict, out: Path,
     return done
 
 
+# Characters that markdown would read as markup inside a line (a `|` splits a table row, a
+# backtick closes a code span, `*` and `_` emphasize, `[`…`](` links, `:` autolinks a URL), as
+# character references; html.escape takes care of `<`, `>`, `&` and quotes.
+_MARKDOWN = str.maketrans({c: f"&#{ord(c)};" for c in "\\`*_{}[]()+-.!|~:"})
+
+
+def _literal(value) -> str:
+    """`value` as text a markdown cell shows exactly as is, on one line (issue 14: parameters
+    and environment strings reach the report; none may inject markup)."""
+    return html.escape(" ".join(str(value).split())).translate(_MARKDOWN)
+
+
 def environment(p: dict, durations: dict[str, float]) -> str:
     import matplotlib
     import nbconvert
@@ -460,8 +475,9 @@ def environment(p: dict, durations: dict[str, float]) -> str:
             ("training device", p["device"] if p["device"] != "auto" else
              ("cuda" if torch.cuda.is_available() else "cpu"))]
     rows += [(f"section {k} notebook wall time", f"{v:.1f} s") for k, v in durations.items()]
-    body = "\n".join(f"| {k} | {html.escape(str(v))} |" for k, v in rows)
-    params = ", ".join(f"`{k}={v}`" for k, v in p.items() if k not in ("profile", "description"))
+    body = "\n".join(f"| {_literal(k)} | {_literal(v)} |" for k, v in rows)
+    params = ", ".join(f"<code>{_literal(f'{k}={v}')}</code>" for k, v in p.items()
+                       if k not in ("profile", "description"))
     return (f'<a id="environment"></a>\n\n## Appendix: environment\n\n| | |\n|---|---|\n{body}\n\n'
             f"Profile parameters: {params}.")
 
@@ -489,7 +505,7 @@ def summary_table(results: pd.DataFrame, sections: list[str]) -> str:
         "latency (ms)": d.latency_ms.round(2), "sparsity (%)": (d.sparsity * 100).round(1),
         "sections": [sections_of[tuple(getattr(r, k) for k in key)] for r in d.itertuples()],
     })
-    return t.to_html(index=False, border=0, classes="summary")
+    return t.to_html(index=False, border=0, classes="summary", escape=True)  # values as text
 
 
 PRINT_CSS = """
@@ -528,7 +544,7 @@ def render(out: Path, p: dict, sections: list[str], executed: dict[str, Path]) -
     title = nbformat.v4.new_markdown_cell(
         f"# Approximate computing for CNNs: pruning, quantization and compression of ResNet-18 "
         f"and MobileNetV2\n\n"
-        f"Profile **{p['profile']}**: {p['description']}\n\n"
+        f"Profile **{_literal(p['profile'])}**: {_literal(p['description'])}\n\n"
         f"A re-run of a course project's study (its sections A–E) with validation-based model "
         f"selection, full-test-split accuracy with 95% intervals, paired significance tests and "
         f"median CPU latencies, and what it left undone (section F: real compression; section "

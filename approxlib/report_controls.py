@@ -242,7 +242,7 @@ class ControlsSection(Section):
             + (f"it is below zero beyond noise in "
                f"{', '.join(MODEL_NAMES[r['model']] + ' (' + r['protocol'] + ')' for r in real_loss)}; "
                if real_loss else "")
-            + f"the extra fine-tuning alone moves the baseline by "
+            + "the extra fine-tuning alone moves the baseline by "
             + ", ".join(f"{_pts(r)} ({MODEL_NAMES[r['model']]}, {r['protocol']})"
                         for r in big_lr.to_dict("records"))
             + ". A gain from 'pruning' that the dense control matches is the learning-rate "

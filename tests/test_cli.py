@@ -1,14 +1,25 @@
 """Bad input: one clear line on stderr, exit status 2, no traceback, nothing written."""
+import contextlib
+import errno
+import io
+import json
+import math
+import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from approxlib import models as M
 from approxlib import store as S
 from approxlib.cli import main
 from approxlib.config import ModelConfig
+from test_config import FLOAT_PATHS, SMOKE, _with
 
 
 def run(capsys, *argv):
@@ -108,3 +119,182 @@ def test_compress_then_evaluate_the_apx_file(capsys, tmp_path, r18, data_root):
     code, text, _ = run(capsys, "evaluate", "--profile", "smoke", "--checkpoint", str(out),
                         "--data-dir", str(data_root), "--set", "latency_min_time=0.05")
     assert code == 0 and '"sparsity": 0.9' in text and f'"size_bytes": {out.stat().st_size}' in text
+
+
+# ---------------------------------------------------------------- issue 14: never trust a value
+
+def _flow(value) -> str:
+    """`value` as the YAML flow text a user would type after --set key=."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if value != value else ".inf" if value > 0 else "-.inf"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_flow(x)}" for k, x in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_flow(x) for x in value) + "]"
+    return json.dumps(value)
+
+
+def _quiet_main(argv):
+    """main() with its output captured (hypothesis reruns a test; capsys is per test)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+@settings(max_examples=60, deadline=None)
+@given(path=st.sampled_from(FLOAT_PATHS), bad=st.sampled_from([math.nan, math.inf, -math.inf]))
+def test_any_float_parameter_given_nan_or_inf_by_set_exits_2(tmp_path_factory, path, bad):
+    models = tmp_path_factory.mktemp("m")
+    key = path[0]
+    arg = f"{key}={_flow(_with(SMOKE[key], path[1:], bad))}"
+    code, out, err = _quiet_main(["report", "--profile", "smoke", "--set", arg, "--dry-run",
+                                  "--models-dir", str(models)])
+    assert code == 2 and out == "", (arg, out)
+    assert err.count("\n") == 1 and err.startswith("approx: error: "), err
+    assert "finite" in err or "must be in" in err, (arg, err)
+
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(9))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--set", "ratio=.nan"], "ratio must be a finite number, got nan"),
+    (["--set", "ratios=[.nan]"], "each of ratios must be a finite number, got nan"),
+    (["--set", "lr=-.inf"], "lr must be a finite number, got -inf"),
+    (["--set", "dc_sparsity={resnet18: .nan, mobilenetv2: 0.5}"], "sparsity must be a finite"),
+    (["--set", "epochs=" + "9" * 5000], "Exceeds the limit (4300 digits)"),
+    (["--set", "epochs=" + "9" * 4000], "epochs must be in [0, 10000], got an integer of about"),
+    (["--set", "batch_size=1000000"], "batch_size must be in [1, 65536]"),
+    (["--set", "h_seeds=" + BOMB], "anchors and aliases"),
+    (["--set", "ratios=&a [0.5, *a]"], "anchors and aliases"),
+    (["--set", "h_protocols={!!binary aGVsbG8=: {lr: 0.1}}"], "mapping keys must be strings"),
+    (["--set", "h_protocols={1: {lr: 0.1}}"], "mapping keys must be strings, got 1 (int)"),
+    (["--set", "dataset=!!binary Y2lmYXIxMA=="], "a bytes value"),
+    (["--set", "dataset=2024-01-31"], "reads as a date"),
+    (["--set", "ratios=" + "[" * 100 + "]" * 100], "nested more than 16 levels deep"),
+    (["--set", "dataset=" + "x" * 20_000], "at most 10000"),
+    (["--sections", ""], "--sections is empty"),
+    (["--sections", " "], "--sections is empty"),
+    (["--threads", "0"], "--threads must be at least 1, got 0"),
+    (["--threads", "100000"], "--threads must be at most 1024"),
+    (["--threads", "9" * 5000], "invalid int value"),
+    (["--workers", "2"], "--scheduler and --workers need --executor dask"),
+    (["--out", "{file}"], "is a file, not a folder"),
+    (["--out", "{file}/report"], "is a file, not a folder"),
+    (["--models-dir", "{file}/models"], "is a file, not a folder"),
+    (["--models-dir", "file://{file}/models"], "is a file, not a folder"),
+    (["--models-dir", "nosuchprotocol://bucket/approx"], "cannot use this store"),
+    (["--models-dir", "memory://no-such-bucket/approx"], "neither the store nor its parent"),
+])
+def test_report_checks_everything_before_dry_run_returns(capsys, tmp_path, argv, message):
+    (tmp_path / "file").write_text("not a folder")
+    argv = [a.replace("{file}", str(tmp_path / "file")) for a in argv]
+    before = set(tmp_path.rglob("*"))
+    t0 = time.perf_counter()
+    code, out, err = run(capsys, "report", "--profile", "smoke", "--dry-run",
+                         "--models-dir", str(tmp_path / "m"), *argv)
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err.count("\n") == 1 and err.startswith("approx: error: ") and message in err, err
+    assert len(err) < 400
+    assert time.perf_counter() - t0 < 30
+    assert set(tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("command", [
+    ["train", "--profile", "smoke", "--model", "resnet18"],
+    ["prune", "--profile", "smoke", "--checkpoint", "{ck}", "--ratio", "0.5"],
+    ["quantize", "--checkpoint", "{ck}"],
+    ["compress", "--profile", "smoke", "--checkpoint", "{ck}"],
+])
+@pytest.mark.parametrize("where, message", [
+    ("{tmp}/folder.apx", "is a folder; name the file to write"),
+    ("{tmp}/file/x.apx", "is a file, not a folder"),
+    ("{tmp}/file/deeper/x.apx", "is a file, not a folder"),
+])
+def test_unwritable_out_fails_before_any_work(capsys, tmp_path, r18, data_root, command, where,
+                                              message):
+    (tmp_path / "folder.apx").mkdir()
+    (tmp_path / "file").write_text("not a folder")
+    argv = [a.format(ck=r18) for a in command] + ["--out", where.format(tmp=tmp_path)]
+    if command[0] != "quantize":  # the commands that train could start to
+        argv += ["--data-dir", str(data_root), "--quiet", "--models-dir", str(tmp_path / "m")]
+    before = set(tmp_path.rglob("*"))
+    t0 = time.perf_counter()
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == "" and err.count("\n") == 1 and message in err, err
+    assert time.perf_counter() - t0 < 10  # training even the smoke baseline takes longer
+    assert set(tmp_path.rglob("*")) == before  # no models/ folder, no lock, no temp file
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a mode-0555 folder")
+def test_read_only_out_folder_fails_before_any_work(capsys, tmp_path, r18):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        code, out, err = run(capsys, "quantize", "--checkpoint", str(r18),
+                             "--out", str(ro / "q.pt"))
+    finally:
+        ro.chmod(0o755)
+    assert code == 2 and "cannot write in" in err and "Permission denied" in err
+    assert list(ro.iterdir()) == []
+
+
+def test_read_only_file_system_is_one_line(capsys, tmp_path, r18, monkeypatch):
+    # Tests run as root, whom mode bits do not stop: the kernel's answer on a read-only mount
+    # (EROFS from creating the probe file) is given by a stand-in instead.
+    import approxlib.cli as cli
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), kwargs.get("dir"))
+    monkeypatch.setattr(cli.tempfile, "mkstemp", read_only)
+    code, out, err = run(capsys, "quantize", "--checkpoint", str(r18), "--out",
+                         str(tmp_path / "new" / "q.pt"))
+    assert code == 2 and err.count("\n") == 1
+    assert f"--out {tmp_path / 'new' / 'q.pt'}: cannot write in {tmp_path}" in err
+    assert "Read-only file system" in err and not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("code_, text, expect", [
+    (errno.ENOSPC, "No space left on device", "free some space"),
+    (errno.EDQUOT, "Disk quota exceeded", "free some space"),
+    (errno.EACCES, "Permission denied", "choose a folder you can write to"),
+])
+def test_os_error_during_the_work_is_one_line(capsys, tmp_path, r18, monkeypatch, code_, text,
+                                              expect):
+    # The disk fills up while the checkpoint is written: one line naming the file, exit 2, and
+    # the atomic write leaves nothing behind.
+    def full_disk(obj, f, *args, **kwargs):
+        Path(f).write_bytes(b"partial")
+        raise OSError(code_, text, str(f))
+    monkeypatch.setattr(torch, "save", full_disk)
+    code, out, err = run(capsys, "quantize", "--checkpoint", str(r18), "--out",
+                         str(tmp_path / "q.pt"))
+    assert code == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"approx: error: {text}: {tmp_path}") and expect in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupt_is_130_and_a_bug_keeps_its_traceback(capsys, tmp_path, r18, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(torch, "save", interrupted)
+    code, _, err = run(capsys, "quantize", "--checkpoint", str(r18),
+                       "--out", str(tmp_path / "q.pt"))
+    assert code == 130 and err == "approx: interrupted\n"
+
+    def bug(*args, **kwargs):
+        raise TypeError("a bug")
+    monkeypatch.setattr(torch, "save", bug)
+    with pytest.raises(TypeError, match="a bug"):  # not swallowed into one line
+        main(["quantize", "--checkpoint", str(r18), "--out", str(tmp_path / "q.pt")])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_os_error_line_names_both_paths_and_stays_one_line():
+    from approxlib.cli import os_error_line
+    e = OSError(errno.EXDEV, "Invalid cross-device link", "/a/x.tmp", None, "/b/x")
+    assert os_error_line(e) == "Invalid cross-device link: /a/x.tmp → /b/x"
+    assert os_error_line(FileNotFoundError("bucket/key\nnot found")) == "bucket/key not found"

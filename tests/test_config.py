@@ -1,4 +1,8 @@
+import math
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from approxlib import config as C
 
@@ -70,3 +74,144 @@ def test_config_hash_is_stable_and_sensitive():
     assert C.config_hash(a, "up1") != C.config_hash(a, "up2")
     # Pinned: a change here silently invalidates every user's cache, so it must be deliberate.
     assert C.config_hash(C.PruneConfig(0.5), "x") == "ace1b334eed684a2"
+
+
+# ---------------------------------------------------------------- issue 14: never trust a value
+
+def _float_paths(value, path=()):
+    """Every place a float sits in a parameter value: ('lr',), ('dc_sparsity', 'resnet18') …"""
+    if isinstance(value, float):
+        yield path
+    elif isinstance(value, dict):
+        for k, x in value.items():
+            yield from _float_paths(x, path + (k,))
+    elif isinstance(value, list):
+        for i, x in enumerate(value):
+            yield from _float_paths(x, path + (i,))
+
+
+def _with(value, path, new):
+    """A copy of `value` with the item at `path` replaced by `new`."""
+    if not path:
+        return new
+    copy = list(value) if isinstance(value, list) else dict(value)
+    copy[path[0]] = _with(value[path[0]], path[1:], new)
+    return copy
+
+
+SMOKE = C.load_profile("smoke")
+FLOAT_PATHS = [(k, *path) for k, v in SMOKE.items() for path in _float_paths(v)]
+
+
+def test_every_float_parameter_is_found():
+    # lr, ratio, ratios[i], dc_sparsity[model], channel_lr[model], h_protocols.*.lr, h_* lists …
+    assert len({p[0] for p in FLOAT_PATHS}) >= 15
+    assert ("dc_sparsity", "resnet18") in FLOAT_PATHS and ("h_sens_ratios", 0) in FLOAT_PATHS
+
+
+@settings(max_examples=200, deadline=None)
+@given(path=st.sampled_from(FLOAT_PATHS),
+       bad=st.sampled_from([math.nan, math.inf, -math.inf]))
+def test_no_float_parameter_takes_nan_or_inf(path, bad):
+    # NaN fails every comparison, so `ratio=.nan` used to pass the range check and prune nothing.
+    key = path[0]
+    with pytest.raises(C.ConfigError, match="must be a finite number|must be in"):
+        C.load_profile("smoke", {key: _with(SMOKE[key], path[1:], bad)})
+
+
+def test_nan_is_refused_by_every_config_dataclass():
+    for build in (lambda x: C.TrainConfig(epochs=1, lr=x), lambda x: C.PruneConfig(x),
+                  lambda x: C.GradualConfig(sparsity=0.5, ramp=x),
+                  lambda x: C.MeasureConfig(latency_min_time=x),
+                  lambda x: C.SensitivityConfig(ratios=(0.5, x))):
+        for x in (math.nan, math.inf, -math.inf):
+            with pytest.raises(C.ConfigError):
+                build(x)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"epochs": 10**5000}, "epochs must be in [0, 10000], got an integer of about 5001 digits"),
+    ({"seeds": [0, 2**40]}, "each of seeds must be in [0, 2147483648]"),
+    ({"seeds": [[1], [1]]}, "each of seeds must be an integer, got [1]"),  # not a TypeError
+    ({"h_seeds": [{}]}, "each of h_seeds must be an integer"),
+    ({"batch_size": 10**6}, "batch_size must be in [1, 65536]"),
+    ({"h_sens_images": 10**9}, "h_sens_images must be in [1, 1000000]"),
+    ({"h_sens_ratios": ["nan"]}, "each of h_sens_ratios must be a number, got 'nan'"),
+    ({"h_protocols": {1: {"lr": 0.1}}}, "h_protocols: mapping keys must be strings, got 1"),
+    ({"h_protocols": {b"x": {"lr": 0.1}}}, "mapping keys must be strings, got b'x' (bytes)"),
+    ({"h_protocols": {"profile": {"lr": 0.1}}}, "protocol name 'profile' must be"),
+    ({"h_protocols": {"a<b>": {"lr": 0.1}}}, "protocol name 'a<b>' must be"),
+    ({"ratios": (0.5,)}, "ratios: a tuple value ((0.5,)) is not accepted"),
+    ({"dataset": b"cifar10"}, "dataset: a bytes value"),
+])
+def test_integers_are_bounded_and_values_plain(overrides, message):
+    with pytest.raises(C.ConfigError) as e:
+        C.load_profile("smoke", overrides)
+    assert message in str(e.value) and len(str(e.value)) < 300 and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("&a [0.5, *a]", "anchors and aliases"),
+    ("[&a 0.5]", "anchors and aliases"),
+    # the "billion laughs": a few hundred characters that would expand to ~10^9 items
+    ("a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+        f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+        f"*{chr(97 + i)}]\n" for i in range(9)), "anchors and aliases"),
+    ("1" * 5000, "Exceeds the limit (4300 digits)"),
+    ("x" * (C.MAX_VALUE_CHARS + 1), f"at most {C.MAX_VALUE_CHARS}"),
+    ("[" * 40 + "]" * 40, "nested more than 16 levels deep"),  # PyYAML recurses: no stack overflow
+    ("{!!binary aGVsbG8=: 1}", "mapping keys must be strings, got b'hello' (bytes)"),
+    ("{1: 0.5}", "mapping keys must be strings, got 1 (int)"),
+    ("!!binary aGVsbG8=", "a bytes value"),
+    ("2024-01-31", "reads as a date; quote it"),
+    ("[2024-01-31]", "a date value"),
+    ("2024-13-45", "month must be in 1..12"),
+    ("!!set {a, b}", "a set value"),
+    ("!!python/object/apply:os.system [true]", "cannot read"),
+])
+def test_yaml_values_are_plain_data(text, message):
+    with pytest.raises(C.ConfigError) as e:
+        C.parse_value(text, "--set x")
+    line = str(e.value)
+    assert line.startswith("--set x") and message in line and "\n" not in line and len(line) < 300
+
+
+def test_yaml_values_still_parse():
+    assert C.parse_value("[0, 0.5, 0.9]") == [0, 0.5, 0.9]
+    assert C.parse_value("{original: {lr: 0.1}}") == {"original": {"lr": 0.1}}
+    assert C.parse_value("cifar10") == "cifar10" and C.parse_value("null") is None
+    assert C.parse_value("'2024-01-31'") == "2024-01-31"
+    assert C.parse_value("[0.3, 0.5") == "[0.3, 0.5"  # not YAML: the parameter's check names it
+    assert C.parse_value("imagefolder:/data/x") == "imagefolder:/data/x"
+
+
+_plain = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
+                                                                max_size=3),
+    max_leaves=10)
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.sampled_from(sorted(set(SMOKE) - {"profile", "description"})), value=_plain)
+def test_any_plain_value_is_accepted_or_refused_in_one_line(key, value):
+    # Whatever a user passes, the answer is a valid profile or a ConfigError: never a TypeError,
+    # an OverflowError or a value that slips through unchecked.
+    try:
+        p = C.load_profile("smoke", {key: value})
+    except C.ConfigError as e:
+        assert "\n" not in str(e) and len(str(e)) < 400
+        return
+    assert C.config_hash(C.train_config(p), C.finetune_config(p))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="[]{}:,&*!-.|>#'\" \n0123456789eabnlu", max_size=40) | st.text(max_size=40))
+def test_parse_value_returns_plain_data_or_a_config_error(text):
+    try:
+        value = C.parse_value(text)
+    except C.ConfigError as e:
+        assert "\n" not in str(e)
+        return
+    C.check_plain("x", value)

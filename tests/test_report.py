@@ -58,3 +58,14 @@ def test_executed_notebooks_and_results(rendered):
     assert sorted(p.name[0] for p in (out / "notebooks").glob("*.ipynb")) == list("ABCDEFGH")
     df = pd.read_csv(out / "results.csv")
     assert sorted(df.section.unique()) == list("ABCDEFGH") and len(df) == ROWS
+
+
+def test_text_reaching_the_report_is_shown_literally():
+    """Parameters and environment strings go into markdown cells: no markup gets through."""
+    import html
+
+    from approxlib import report
+    raw = "<script>alert(1)</script> *b* _i_ [a](http://x) `c` | d \n e"
+    shown = report._literal(raw)
+    assert not set(shown) & set("<>*_[]`|\n")
+    assert html.unescape(shown) == " ".join(raw.split())

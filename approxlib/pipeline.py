@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import filelock
 import pandas as pd
 import torch
 import torchvision
@@ -69,6 +70,40 @@ TRAINING_STAGES = ("train", "prune", "gradual", "control", "channel", "share")
 # Where each encode stage's artifact lives (general-purpose codecs compress the .pt checkpoint).
 CODEC_SUFFIX = {"sparse": ".apx", "packed": ".apx", "huffman": ".apx", "gzip": ".pt.gz",
                 "xz": ".pt.xz", "zstd": ".pt.zst"}
+
+NUM = (int, float)
+
+
+def _fields(**types):
+    """A cached JSON entry's check: each named field present, of one of its types."""
+    return lambda obj: all(isinstance(obj.get(k), t) for k, t in types.items())
+
+
+def _metrics_ok(m: dict) -> bool:
+    return (_fields(accuracy=NUM, val_accuracy=NUM, size_bytes=int, params=int, zero_params=int,
+                    sparsity=NUM, latency_ms=NUM, latency_iqr_ms=NUM, throughput_img_s=NUM,
+                    threads=int, test_images=int, predictions=list, layers=list, artifact=str,
+                    artifact_key=str, git_commit=str, torch_version=str, cpu=str)(m)
+            and 0 <= m["accuracy"] <= 1 and 0 <= m["sparsity"] <= 1
+            and len(m["predictions"]) == m["test_images"]
+            and all(isinstance(x, int) for x in m["predictions"]))
+
+
+# What a cached JSON entry must hold to be used; anything else is set aside and recomputed.
+JSON_CHECKS = {
+    "metrics": _metrics_ok,
+    "fingerprints": _fields(metrics=str),
+    "sensitivity": _fields(rows=list, key=str, images=int),
+    "curve": lambda c: (isinstance(c.get("points"), list) and all(
+        _fields(bits=int, accuracy=NUM, val_accuracy=NUM, codebook=int)(pt)
+        for pt in c["points"] if isinstance(pt, dict)) and all(isinstance(pt, dict)
+                                                             for pt in c["points"])),
+    "encode": _fields(bytes=int, source_bytes=int, tensors=list, encode_seconds=NUM,
+                      decode_seconds=NUM),
+    "onnx": _fields(seconds=NUM),
+}
+# Stages whose artifact comes with a JSON record that later stages read.
+RECORDED = ("encode", "onnx")
 
 
 @dataclass(frozen=True)
@@ -128,7 +163,7 @@ class Stage:
 
 
 def parse_sections(text: str | list | None) -> list[str]:
-    if text is None or text == "" or text == "all":
+    if text is None or text == "all":
         return list(SECTIONS)
     items = text if isinstance(text, list) else str(text).split(",")
     out = []
@@ -323,6 +358,13 @@ def chain(v: Variant, p: dict) -> Stage:
                  f"evaluate {v.label}", (mcfg, data), st)
 
 
+def model_config_of(st: Stage) -> ModelConfig:
+    """The architecture a stage's artifacts hold: its training stage's model config."""
+    while st.kind != "train":
+        st = st.upstream
+    return st.configs[1]
+
+
 def stages(v: Variant, p: dict) -> list[Stage]:
     out, st = [], chain(v, p)
     while st is not None:
@@ -341,16 +383,21 @@ def suffix(st: Stage) -> str:
 
 def is_cached(st: Stage, store: S.Store) -> bool:
     if st.kind in ("evaluate", "sensitivity"):
-        return store.read_json("metrics" if st.kind == "evaluate" else st.kind,
-                               st.key) is not None
-    return store.has(st.kind, st.key, suffix(st))
+        kind = "metrics" if st.kind == "evaluate" else st.kind
+        return store.has(kind, st.key, ".json", JSON_CHECKS[kind])
+    return store.has(st.kind, st.key, suffix(st)) and (
+        st.kind not in RECORDED or store.has(st.kind, st.key, ".json", JSON_CHECKS[st.kind]))
 
 
-def load_artifact(path: Path, threads: int = 1) -> tuple[torch.nn.Module, dict]:
-    """Any artifact a stage writes: a .pt checkpoint, an .apx file or a compressed checkpoint."""
+def load_artifact(path: Path, threads: int = 1, expect: ModelConfig | None = None
+                  ) -> tuple[torch.nn.Module, dict]:
+    """Any artifact a stage writes: a .pt checkpoint, an .apx file or a compressed checkpoint.
+
+    `expect`, when known, is the architecture it must hold; it also sets how far a compressed
+    checkpoint may inflate (compress.checkpoint_limit: 256 MiB without it)."""
     path = Path(path)
     if path.suffix == ".apx":
-        return Z.load(path)
+        return Z.load(path, expect)
     if path.suffix == ".onnx":
         if not path.is_file():
             raise S.CheckpointError(f"ONNX model not found: {path}")
@@ -359,8 +406,12 @@ def load_artifact(path: Path, threads: int = 1) -> tuple[torch.nn.Module, dict]:
     if codec is not None:
         if not path.is_file():
             raise S.CheckpointError(f"checkpoint not found: {path}")
-        return S.load_checkpoint(path, data=Z.general_decompress(path.read_bytes(), codec))
-    return S.load_checkpoint(path)
+        limit = Z.checkpoint_limit(expect)
+        if path.stat().st_size > limit:  # compressed, it can only be smaller than the limit
+            raise S.CheckpointError(f"{path}: larger than any checkpoint of this architecture")
+        data = Z.general_decompress(path.read_bytes(), codec, limit)
+        return S.load_checkpoint(path, expect, data=data)
+    return S.load_checkpoint(path, expect)
 
 
 def fingerprint(model: torch.nn.Module) -> str | None:
@@ -418,15 +469,32 @@ class Runner:
         self.computed: list[str] = []  # stage keys computed (not loaded) in this run
         self.metrics: dict[Variant, dict] = {}  # evaluated variants of this run
         self.curves: dict[Variant, list[dict]] = {}  # section F: bits-vs-accuracy points
+        store.remove_stale_temps()  # what killed writers left behind
 
     def _splits(self, data_cfg) -> D.Splits:
         return D.load(data_cfg, self.data_root)
 
     def artifact(self, st: Stage) -> Path:
-        """Path of a stage's artifact (checkpoint or encoded file), computing it if needed."""
-        path = self.store.fetch(st.kind, st.key, suffix(st))
+        """Path of a stage's verified artifact (checkpoint or encoded file), computing it if
+        needed. A run sharing the store that is computing it already is waited for."""
+        path = self._present(st)
         if path is not None:
             return path
+        if st.upstream is not None:  # upstream first: hold no lock while it is computed
+            self.artifact(st.upstream)
+        with self.store.lock(st.kind, st.key):
+            return self._present(st) or self._compute(st)
+
+    def _present(self, st: Stage) -> Path | None:
+        """The stage's verified artifact, if it and its JSON record (encode, onnx) are intact."""
+        path = self.store.fetch(st.kind, st.key, suffix(st))
+        if (path is not None and st.kind in RECORDED
+                and self.store.read_json(st.kind, st.key, JSON_CHECKS[st.kind]) is None):
+            self.store.set_aside(path, f"its {st.kind} record is missing or damaged")
+            return None
+        return path
+
+    def _compute(self, st: Stage) -> Path:
         path = self.store.path(st.kind, st.key, suffix(st))
         t0 = time.perf_counter()
         meta = {"stage": st.kind, "key": st.key, "label": st.label,
@@ -515,9 +583,14 @@ class Runner:
     def sensitivity(self, st: Stage) -> dict:
         """Section H's per-layer sensitivity of a trained model (cached as JSON): validation
         accuracy with one layer at a time pruned to each ratio."""
-        cached = self.store.read_json("sensitivity", st.key)
+        cached = self.store.read_json("sensitivity", st.key, JSON_CHECKS["sensitivity"])
         if cached is not None:
             return cached
+        with self.store.lock("sensitivity", st.key):
+            return (self.store.read_json("sensitivity", st.key, JSON_CHECKS["sensitivity"])
+                    or self._sensitivity(st))
+
+    def _sensitivity(self, st: Stage) -> dict:
         t0 = time.perf_counter()
         data_cfg, mc, sc = st.configs
         model, _ = S.load_checkpoint(self.artifact(st.upstream), expect=mc)
@@ -566,7 +639,7 @@ class Runner:
             t0 = time.perf_counter()
             data, stats = Z.general_compress(raw, cc.codec), []
             t1 = time.perf_counter()
-            exact = Z.general_decompress(data, cc.codec) == raw
+            exact = Z.general_decompress(data, cc.codec, limit=len(raw)) == raw
         t2 = time.perf_counter()
         if not exact:  # the codec's contract; a failure here is a bug, never a result
             raise RuntimeError(f"{cc.codec} round trip of {source} is not bit-exact")
@@ -584,18 +657,35 @@ class Runner:
         (xz of a checkpoint, the same weights in two encodings) reuses that model's accuracy and
         latency: the fingerprint covers every weight bit and the structure.
         """
-        cached = self.store.read_json("metrics", st.key)
+        cached = self._cached_metrics(st)
         if cached is not None:
             return cached
+        done = len(self.computed)
+        self.artifact(st.upstream)
+        remade = st.upstream.key in self.computed[done:]  # old metrics describe the old file
+        with self.store.lock("metrics", st.key):
+            return (None if remade else self._cached_metrics(st)) or self._evaluate(st)
+
+    def _cached_metrics(self, st: Stage) -> dict | None:
+        """Metrics whose artifact is still there and intact: results.csv names the artifact a
+        user would ship, so metrics of a damaged or deleted one are measured again."""
+        cached = self.store.read_json("metrics", st.key, JSON_CHECKS["metrics"])
+        if cached is None or self._present(st.upstream) is None:
+            return None
+        return cached
+
+    def _evaluate(self, st: Stage) -> dict:
         mcfg, data_cfg = st.configs
         path = self.artifact(st.upstream)
-        model, _ = load_artifact(path, mcfg.threads)
+        model, _ = load_artifact(path, mcfg.threads, expect=model_config_of(st))
         fp = fingerprint(model)
         same_key = f"{fp}-{config_hash(EVAL_VERSION, mcfg, data_cfg)}" if fp else None
-        same = self.store.read_json("fingerprints", same_key) if same_key else None
-        if same is not None:
-            metrics = self.store.read_json("metrics", same["metrics"])
-        else:
+        same = (self.store.read_json("fingerprints", same_key, JSON_CHECKS["fingerprints"])
+                if same_key else None)
+        metrics = (self.store.read_json("metrics", same["metrics"], JSON_CHECKS["metrics"])
+                   if same is not None else None)
+        if metrics is None:  # no twin, or its metrics are gone: measure this one
+            same = None
             # a fingerprint means a plain float model: it is its own float source
             float_model = model if fp else self._float_model(st.upstream)
             metrics = self._measure(model, mcfg, data_cfg, float_model)
@@ -603,7 +693,8 @@ class Runner:
                    "artifact_key": st.upstream.key, "fingerprint": fp,
                    "measured_as": same["metrics"] if same is not None else st.key}
         if st.upstream.kind == "encode":
-            metrics["encode"] = self.store.read_json("encode", st.upstream.key)
+            metrics["encode"] = self.store.read_json("encode", st.upstream.key,
+                                                     JSON_CHECKS["encode"])
         self.store.write_json("metrics", st.key, metrics)
         if same_key and same is None:
             self.store.write_json("fingerprints", same_key, {"metrics": st.key})
@@ -653,9 +744,15 @@ class Runner:
         data_cfg = gradual.configs[0]
         bits = [int(b) for b in self.p["dc_bits_curve"]]
         key = config_hash("curve", CACHE_VERSION, bits, data_cfg, gradual.key)
-        cached = self.store.read_json("curve", key)
+        cached = self.store.read_json("curve", key, JSON_CHECKS["curve"])
         if cached is not None:
             return cached["points"]
+        with self.store.lock("curve", key):
+            cached = self.store.read_json("curve", key, JSON_CHECKS["curve"])
+            return cached["points"] if cached else self._bits_curve(gradual, bits, key)
+
+    def _bits_curve(self, gradual: Stage, bits: list[int], key: str) -> list[dict]:
+        data_cfg = gradual.configs[0]
         pruned, _ = S.load_checkpoint(self.artifact(gradual))
         splits, points = self._splits(data_cfg), []
         for b in bits:
@@ -742,14 +839,37 @@ def run(p: dict, sections: list[str], store: S.Store, out_dir: Path | None = Non
 def write_results(df: pd.DataFrame, out_dir: Path, sections: list[str]) -> Path:
     """Replace the rows of `sections` in out_dir/results.csv, keep the others (atomic)."""
     path = Path(out_dir) / "results.csv"
-    if path.is_file():
-        old = pd.read_csv(path)
-        old = old[~old["section"].isin(sections)]
-        df = pd.concat([old, df], ignore_index=True)
-    extra = [c for c in df.columns if c not in RESULT_COLUMNS]
-    df = df[RESULT_COLUMNS + extra].sort_values("section", kind="stable")
-    S.write_text(path, df.to_csv(index=False))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Under a lock: two runs writing one folder each keep the other's rows.
+    with filelock.FileLock(path.with_name(".results.csv.lock"), is_singleton=True):
+        if path.is_file():
+            old = pd.read_csv(path)
+            old = old[~old["section"].isin(sections)]
+            df = pd.concat([old, df], ignore_index=True)
+        extra = [c for c in df.columns if c not in RESULT_COLUMNS]
+        df = df[RESULT_COLUMNS + extra].sort_values("section", kind="stable")
+        S.write_text(path, df.to_csv(index=False))
     return path
+
+
+def verify_store(store: S.Store) -> list[dict]:
+    """Every local entry of a store, and why a run would not trust it (None: intact). Nothing
+    is moved; a run sets each untrusted entry aside and recomputes it, and re-measures the
+    metrics of an artifact it recomputes."""
+    out = []
+    for kind, f in store.entries():
+        why = store.verify(f)
+        if why is None and f.suffix == ".json":
+            obj = S.read_json_entry(f, JSON_CHECKS.get(kind))
+            why = obj if isinstance(obj, str) else None
+        out.append({"kind": kind, "key": f.name.split(".")[0], "path": f, "problem": why})
+    bad = {e["key"] for e in out if e["problem"]}
+    for e in out:  # metrics of a damaged artifact are measured again with it
+        if e["kind"] == "metrics" and not e["problem"]:
+            m = S.read_json_entry(e["path"])
+            if isinstance(m, dict) and m.get("artifact_key") in bad:
+                e["problem"] = f"its artifact {m['artifact_key']} is damaged (re-measured)"
+    return out
 
 
 def dry_run(p: dict, sections: list[str], store: S.Store) -> list[dict]:

@@ -9,17 +9,25 @@ its upstream artifact, so a changed parameter invalidates exactly what depends o
 from __future__ import annotations
 
 import contextlib
-import io
 import dataclasses
+import datetime
+import hashlib
+import io
 import json
+import logging
+import math
 import os
 import pickle
+import socket
 import tempfile
+import time
+import uuid
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+import filelock
 import torch
 from torch import nn
 
@@ -38,12 +46,22 @@ class CheckpointError(ConfigError):
     """A checkpoint that is missing, unreadable or of the wrong kind."""
 
 
+LOG = logging.getLogger("approxlib")
+HOST = socket.gethostname().replace("~", "-")
+# Temp files name their writer (host, pid), so a later run can remove those of dead writers.
+TEMP_SUFFIX = ".tmp"
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path):
-    """Yield a temp path beside `path`; on success rename it over `path` (all or nothing)."""
+    """Yield a temp path beside `path`; on success rename it over `path` (all or nothing).
+
+    The file and then its folder are fsynced, so after a crash the rename is either on disk
+    with the whole file or not at all."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}~{HOST}~{os.getpid()}~",
+                               suffix=TEMP_SUFFIX)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -51,9 +69,46 @@ def atomic_path(path: Path):
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; published files are world-readable
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def remove_stale_temps(root: Path, max_age_s: float = 3600.0) -> list[Path]:
+    """Delete temp files that no live writer owns: this host's whose process is gone, and any
+    older than `max_age_s` (other hosts' and those named before writers were recorded).
+
+    A SIGKILL during a save leaves its temp file; nothing else would ever remove it."""
+    root, removed, now = Path(root), [], time.time()
+    if not root.is_dir():
+        return removed
+    for f in root.rglob(f".*{TEMP_SUFFIX}"):
+        parts = f.name[: -len(TEMP_SUFFIX)].rsplit("~", 3)
+        with contextlib.suppress(FileNotFoundError):
+            mine = len(parts) == 4 and parts[1] == HOST and parts[2].isdigit()
+            if (mine and not _pid_alive(int(parts[2]))) or now - f.stat().st_mtime > max_age_s:
+                f.unlink()
+                removed.append(f)
+    return removed
 
 
 def write_text(path: Path, text: str) -> None:
@@ -82,64 +137,217 @@ def save_checkpoint(model: nn.Module, path: Path, model_cfg: ModelConfig, quant:
     return Path(path).stat().st_size
 
 
+# Issue 14: a checkpoint's bytes are checked before torch reads them, and its tensors' shapes
+# before a model is built. torch.save writes an uncompressed zip; torch.load would also inflate
+# deflated entries (a 0.25 MB file held 256 MiB, measured) and checks no CRC. Its weights-only
+# unpickler runs at ~1 MiB of pickle a second (measured), and data.pkl is 16 kB for ResNet-18,
+# 44 kB for MobileNetV2 (100 classes, 30 epochs of history).
+MAX_PICKLE = 1 << 20
+META_QUANTS = ("none", "kmeans")  # rebuilt on the meta device; int8 ones need real weights
+
+
 def load_checkpoint(path: Path, expect: ModelConfig | None = None, data: bytes | None = None
                     ) -> tuple[nn.Module, dict]:
     """Rebuild the model a checkpoint describes and load its weights (CPU, eval mode).
 
     `data`, when given, holds the checkpoint's bytes (e.g. decompressed from `path`).
-    Raises CheckpointError with one readable line for a missing, truncated or foreign file, or
-    one whose architecture differs from `expect`.
+    Raises CheckpointError with one readable line for a missing, truncated, damaged or foreign
+    file, one whose tensors do not fit the architecture it names, or one whose architecture
+    differs from `expect`. Nothing is allocated on the file's word: its zip container is checked
+    first, then its tensors' names and shapes against the architecture built on the meta device.
     """
     path = Path(path)
     if data is None and not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    obj = _read_checkpoint(path, data)
+    cfg, quant = _checkpoint_fields(path, obj)
+    if expect is not None and cfg != expect:
+        raise CheckpointError(f"{path} holds {_describe(cfg)}, expected {_describe(expect)}")
+    state = _state_of(path, obj)
+    reference = _reference(path, cfg, quant, obj.get("shapes"))
+    _check_classes(path, cfg, state, reference)
+    if quant in META_QUANTS:
+        _compare(path, cfg, state, reference.state_dict())
+        model = _assign(path, cfg, reference, state)
+    else:
+        model = _rebuilt(path, cfg, quant, obj.get("shapes"), state, reference)
+    info = {k: obj[k] for k in ("model", "quant", "meta")}
+    info["shapes"] = obj.get("shapes")
+    return model, info
+
+
+def _read_checkpoint(path: Path, data: bytes | None) -> Any:
+    """torch.load(weights_only=True) of a checkpoint whose zip container passed _check_zip."""
     try:
+        _check_zip(path, io.BytesIO(data) if data is not None else path,
+                   len(data) if data is not None else path.stat().st_size)
         with warnings.catch_warnings():
             # Quantized tensors are rebuilt through TypedStorage, which torch warns about.
             warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
-            obj = torch.load(io.BytesIO(data) if data is not None else path, map_location="cpu",
-                             weights_only=True)
+            warnings.filterwarnings("ignore", message="Validating sparse tensor invariants")
+            return torch.load(io.BytesIO(data) if data is not None else path, map_location="cpu",
+                              weights_only=True)
+    except CheckpointError:
+        raise
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile,
-            ValueError) as e:
+            ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
+            NotImplementedError, RecursionError) as e:
         first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"cannot read checkpoint {path} (truncated or not a checkpoint): "
                               f"{first}") from None
+
+
+def _check_zip(path: Path, source, size: int) -> None:
+    """Stored entries only, sizes within the file, data.pkl ≤ MAX_PICKLE, every CRC right
+    (zipfile reads the entries in 1 MiB chunks, so this costs no memory)."""
+    with zipfile.ZipFile(source) as z:
+        infos = z.infolist()
+        for info in infos:
+            if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+                raise CheckpointError(f"{path}: zip entry {info.filename[-60:]} is compressed "
+                                      f"(torch.save never compresses; refused as a possible bomb)")
+            if info.filename.endswith("/data.pkl") and info.file_size > MAX_PICKLE:
+                raise CheckpointError(f"{path}: its pickle is {info.file_size} bytes, over the "
+                                      f"{MAX_PICKLE >> 20} MiB a checkpoint needs")
+        if sum(i.file_size for i in infos) > size:
+            raise CheckpointError(f"{path}: its zip entries claim more bytes than the file has")
+        bad = z.testzip()
+        if bad is not None:
+            raise CheckpointError(f"{path}: zip entry {bad[-60:]} fails its CRC (damaged file)")
+
+
+def _checkpoint_fields(path: Path, obj: Any) -> tuple[ModelConfig, str]:
+    """The model config and quantization of a loaded checkpoint dict, every field type-checked."""
+    from .config import QUANT_METHODS
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an approxlib checkpoint (save one with "
                               f"`approx train` or approxlib.store.save_checkpoint)")
     if obj.get("version") != VERSION:
-        raise CheckpointError(f"{path} has checkpoint version {obj.get('version')!r}; this "
-                              f"approxlib reads version {VERSION}")
+        raise CheckpointError(f"{path} has checkpoint version {str(obj.get('version'))[:20]!r}; "
+                              f"this approxlib reads version {VERSION}")
+    for key, kind in (("model", dict), ("quant", str), ("meta", dict), ("state_dict", dict)):
+        if not isinstance(obj.get(key), kind):
+            found = "no" if key not in obj else f"a {type(obj[key]).__name__} as its"
+            raise CheckpointError(f"{path} has {found} {key!r} (a {kind.__name__} in every "
+                                  f"approxlib checkpoint)")
+    if obj["quant"] not in QUANT_METHODS:
+        raise CheckpointError(f"{path} has unknown quantization {obj['quant'][:40]!r}; "
+                              f"valid: {', '.join(QUANT_METHODS)}")
+    if not isinstance(obj.get("packed", False), bool):
+        raise CheckpointError(f"{path} has a 'packed' flag that is not true or false")
     try:
-        cfg = ModelConfig(**obj["model"])
-    except (TypeError, ConfigError) as e:
-        raise CheckpointError(f"{path} has an invalid model description: {e}") from None
-    if expect is not None and cfg != expect:
-        raise CheckpointError(f"{path} holds {_describe(cfg)}, expected {_describe(expect)}")
-    model = M.build(cfg).eval()
-    if obj.get("shapes"):
-        from .structured import reshape_
-        try:
-            reshape_(model, obj["shapes"])
-        except (TypeError, ValueError, AttributeError) as e:
-            raise CheckpointError(f"{path} has invalid layer sizes: {e}") from None
-    if obj["quant"] != "none":
-        model = Q.rebuild(model, obj["quant"])
+        return ModelConfig(**obj["model"]), obj["quant"]
+    except (TypeError, ValueError) as e:  # ValueError: ConfigError, a 5000-digit number
+        raise CheckpointError(f"{path} has an invalid model description: "
+                              f"{str(e).splitlines()[0][:120]}") from None
+
+
+def _state_of(path: Path, obj: dict) -> dict:
+    """The state dict (unpacked), checked to hold named tensors whose data the file contains:
+    a tensor whose strides repeat a small storage (stride 0) is refused before it is copied."""
     state = obj["state_dict"]
     if obj.get("packed"):
         try:
             state = Q.unpack_state(state)
         except Q.PackError as e:
             raise CheckpointError(f"{path}: {e}") from None
+    for name, value in state.items():
+        if not isinstance(name, str):
+            raise CheckpointError(f"{path}: its state_dict has a {type(name).__name__} key")
+        for t in value if isinstance(value, tuple) else (value,):
+            if isinstance(t, torch.dtype) or (t is None and isinstance(value, tuple)):
+                continue
+            if not isinstance(t, torch.Tensor):
+                raise CheckpointError(f"{path}: state_dict entry {name} is a "
+                                      f"{type(t).__name__}, not a tensor")
+            if t.layout != torch.strided or t.device.type != "cpu":
+                raise CheckpointError(f"{path}: tensor {name} is {t.layout} on {t.device}, not "
+                                      f"a dense CPU tensor")
+            if t.numel() * t.element_size() > t.untyped_storage().nbytes():
+                raise CheckpointError(f"{path}: tensor {name} claims {list(t.shape)} over "
+                                      f"{t.untyped_storage().nbytes()} bytes of data")
+    return state
+
+
+def _reference(path: Path, cfg: ModelConfig, quant: str, shapes: Any) -> nn.Module:
+    """The architecture on the meta device (shapes, no memory): channel-pruned `shapes` applied
+    (they may only shrink a layer), BatchNorm folded for `kmeans`."""
+    from .structured import reshape_
+    with torch.device("meta"):
+        model = M.build(cfg).eval()
+        if shapes:
+            try:
+                reshape_(model, shapes)
+            except (TypeError, ValueError, AttributeError) as e:
+                raise CheckpointError(f"{path} has invalid layer sizes: {e}") from None
+        return Q.rebuild(model, quant) if quant in META_QUANTS else model
+
+
+def _check_classes(path: Path, cfg: ModelConfig, state: dict, reference: nn.Module) -> None:
+    """The class count the checkpoint claims is the one its classifier holds (float or int8)."""
+    name, fc = [(n, m) for n, m in reference.named_modules() if isinstance(m, nn.Linear)][-1]
+    weight = state.get(f"{name}.weight")
+    packed = state.get(f"{name}._packed_params._packed_params")
+    if weight is None and isinstance(packed, tuple) and packed:
+        weight = packed[0]
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 2:
+        raise CheckpointError(f"{path} has no classifier weight {name}.weight")
+    if weight.shape[0] != cfg.num_classes:
+        raise CheckpointError(f"{path} claims {cfg.num_classes} classes; its classifier {name} "
+                              f"holds {weight.shape[0]}")
+    if list(weight.shape) != list(fc.weight.shape):
+        raise CheckpointError(f"{path} does not match {_describe(cfg)}: classifier {name} is "
+                              f"{list(weight.shape)}, the architecture's {list(fc.weight.shape)}")
+
+
+def _compare(path: Path, cfg: ModelConfig, state: dict, ref: dict) -> None:
+    """Same tensor names, shapes and kinds as the meta architecture; names the first mismatch."""
+    for name, r in ref.items():
+        t = state.get(name)
+        if t is None:
+            raise CheckpointError(f"{path} does not match {_describe(cfg)}: it lacks {name}")
+        if not isinstance(t, torch.Tensor) or t.shape != r.shape or (
+                t.dtype != r.dtype and not (t.is_floating_point() and r.is_floating_point())):
+            got = (f"{t.dtype} {list(t.shape)}" if isinstance(t, torch.Tensor)
+                   else type(t).__name__)
+            raise CheckpointError(f"{path} does not match {_describe(cfg)}: {name} is {got}, "
+                                  f"the architecture's {r.dtype} {list(r.shape)}")
+    extra = [n for n in state if n not in ref]
+    if extra:
+        raise CheckpointError(f"{path} does not match {_describe(cfg)}: unexpected tensor "
+                              f"{extra[0][:80]}")
+
+
+def _assign(path: Path, cfg: ModelConfig, reference: nn.Module, state: dict) -> nn.Module:
+    """The checked tensors become the meta model's own (converted only where the dtype differs):
+    no second copy of the weights, no random initialization."""
+    ref = reference.state_dict()
+    state = {k: v if v.dtype == ref[k].dtype else v.to(ref[k].dtype) for k, v in state.items()}
+    reference.load_state_dict(state, assign=True)
+    if any(t.is_meta for t in (*reference.parameters(), *reference.buffers())):
+        raise CheckpointError(f"{path} does not match {_describe(cfg)}: tensors left undefined")
+    return reference.eval()
+
+
+def _rebuilt(path: Path, cfg: ModelConfig, quant: str, shapes: Any, state: dict,
+             reference: nn.Module) -> nn.Module:
+    """An int8 model: the float model (its sizes checked on `reference`) quantized to the
+    structure the state dict loads into; tensors both share must have the same shapes."""
+    from .structured import reshape_
+    ref = reference.state_dict()
+    for name, t in state.items():
+        if isinstance(t, torch.Tensor) and name in ref and t.shape != ref[name].shape:
+            raise CheckpointError(f"{path} does not match {_describe(cfg)}: {name} is "
+                                  f"{list(t.shape)}, the architecture's {list(ref[name].shape)}")
+    model = M.build(cfg).eval()
+    model = Q.rebuild(reshape_(model, shapes) if shapes else model, quant)
     try:
         model.load_state_dict(state)
-    except RuntimeError as e:
+    except (RuntimeError, TypeError, ValueError) as e:
+        lines = str(e).splitlines()
         raise CheckpointError(f"{path} does not match {_describe(cfg)}: "
-                              f"{str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else e}"
-                              ) from None
-    info = {k: obj[k] for k in ("model", "quant", "meta")}
-    info["shapes"] = obj.get("shapes")
-    return model, info
+                              f"{(lines[1] if len(lines) > 1 else str(e)).strip()[:160]}") from None
+    return model
 
 
 def _describe(cfg: ModelConfig) -> str:
@@ -151,22 +359,75 @@ def is_url(root) -> bool:
     return "://" in str(root)
 
 
+DIGEST = ".sha256"  # sidecar of every artifact: its SHA-256 and size, written before it appears
+MAX_JSON = 64 << 20  # bytes: our largest JSON (metrics with 10,000 predictions) is ~0.2 MB
+
+
+def digest_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _finite(x: Any) -> bool:
+    """No NaN or infinity anywhere in a parsed JSON value."""
+    if isinstance(x, float):
+        return math.isfinite(x)
+    if isinstance(x, dict):
+        return all(_finite(v) for v in x.values())
+    if isinstance(x, list):
+        return all(_finite(v) for v in x)
+    return True
+
+
+def parse_json(raw: bytes) -> Any:
+    """Strict JSON: UTF-8, finite numbers, Python's integer-digit limit; ValueError otherwise."""
+    try:
+        obj = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    return obj
+
+
+def read_json_entry(path: Path, check: Callable[[Any], bool] | None = None) -> dict | str:
+    """A JSON entry as a dict, or the reason it cannot be used (a string)."""
+    try:
+        if path.stat().st_size > MAX_JSON:
+            return f"JSON entry larger than {MAX_JSON >> 20} MiB"
+        obj = parse_json(path.read_bytes())
+    except (OSError, ValueError) as e:
+        return f"unreadable JSON entry ({str(e)[:80]})"
+    if not isinstance(obj, dict) or not _finite(obj) or (check and not check(obj)):
+        return "JSON entry without the expected fields"
+    return obj
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number")
+
+
 class Store:
-    """The artifact cache: `<root>/<kind>/<key>.pt|.json`.
+    """The artifact cache: `<root>/<kind>/<key>.pt|.json|…`, each beside its digest sidecar.
 
     `root` is a folder, or any fsspec URL (`s3://bucket/approx`, `gcs://...`, `file:///shared`)
     that every worker of a cluster can reach. A URL's artifacts are computed into a local cache
     folder (`cache`, default ~/.cache/approx-cnn/<hash of the URL>), then published: uploaded under
     a temporary name and moved into place, so a reader sees the whole file or none. Reads fetch
     into the local cache first (torch, ONNX Runtime and our decoders want local files).
+
+    Nothing is trusted that was not verified: `publish` records each artifact's SHA-256 in
+    `<file>.sha256` (written first), `fetch` checks it, and an entry that is damaged, has no
+    digest or (JSON) fails its check is moved to `<root>/damaged/` with one warning and reported
+    missing, so its stage is recomputed. `lock` serializes the computation of one stage between
+    processes (runs sharing a store compute each stage once).
     """
 
     def __init__(self, root: Path | str = "models", cache: Path | str | None = None):
         self.url = str(root)
         self.fs = None
         if is_url(self.url):
-            import hashlib
-
             import fsspec
             try:
                 self.fs, self.remote = fsspec.core.url_to_fs(self.url)
@@ -178,6 +439,7 @@ class Store:
             self.root = Path(cache or default)
         else:
             self.root = Path(root)
+        self._verified: dict[Path, tuple] = {}  # path -> (size, mtime_ns, inode) when checked
 
     def path(self, kind: str, key: str, suffix: str = ".pt") -> Path:
         """The artifact's local file (for a URL store, its place in the local cache)."""
@@ -186,45 +448,140 @@ class Store:
     def _remote(self, kind: str, key: str, suffix: str) -> str:
         return f"{self.remote}/{kind}/{key}{suffix}"
 
-    def has(self, kind: str, key: str, suffix: str = ".pt") -> bool:
-        return (self.path(kind, key, suffix).is_file()
-                or (self.fs is not None and self.fs.isfile(self._remote(kind, key, suffix))))
+    def has(self, kind: str, key: str, suffix: str = ".pt",
+            check: Callable[[Any], bool] | None = None) -> bool:
+        """Whether a run would use the entry: a local one verified (and, for JSON, `check`ed),
+        a remote one present with its digest. Moves nothing (`approx report --dry-run`)."""
+        path = self.path(kind, key, suffix)
+        if path.is_file() and self.verify(path) is None:
+            return suffix != ".json" or isinstance(read_json_entry(path, check), dict)
+        return self.fs is not None and all(
+            self.fs.isfile(self._remote(kind, key, suffix + s)) for s in ("", DIGEST))
 
     def fetch(self, kind: str, key: str, suffix: str = ".pt") -> Path | None:
-        """The artifact's local file, downloaded first if only the store has it; None if absent."""
+        """The artifact's verified local file, downloaded first if only the store has it; None
+        if absent or damaged (a damaged copy is moved aside, with a warning)."""
         path = self.path(kind, key, suffix)
         if path.is_file():
-            return path
+            if self._check(path):
+                return path
+            if self.fs is None:
+                return None
         if self.fs is None or not self.fs.isfile(self._remote(kind, key, suffix)):
             return None
-        with atomic_path(path) as tmp:
-            self.fs.get_file(self._remote(kind, key, suffix), str(tmp))
-        return path
+        for s in (DIGEST, ""):  # the digest first: whatever arrives is checked against it
+            if self.fs.isfile(self._remote(kind, key, suffix + s)):
+                with atomic_path(Path(f"{path}{s}")) as tmp:
+                    self.fs.get_file(self._remote(kind, key, suffix + s), str(tmp))
+        if self._check(path):
+            return path
+        self._set_aside_remote(kind, key, suffix)
+        return None
+
+    def verify(self, path: Path) -> str | None:
+        """Why a local entry cannot be trusted (None: its bytes are the recorded ones)."""
+        side = Path(f"{path}{DIGEST}")
+        try:
+            st = path.stat()
+            if self._verified.get(path) == (st.st_size, st.st_mtime_ns, st.st_ino):
+                return None
+            recorded = side.read_text(encoding="ascii").split()
+        except FileNotFoundError:
+            return "no recorded digest" if path.exists() else "missing"
+        except (OSError, UnicodeDecodeError) as e:
+            return f"unreadable digest ({e})"
+        if len(recorded) != 2 or not recorded[1].isdigit():
+            return "unreadable digest"
+        if int(recorded[1]) != st.st_size:
+            return f"{st.st_size} bytes, {recorded[1]} recorded (truncated or replaced)"
+        if digest_file(path) != recorded[0]:
+            return "SHA-256 differs from the recorded one (damaged)"
+        self._verified[path] = (st.st_size, st.st_mtime_ns, st.st_ino)
+        return None
+
+    def _check(self, path: Path) -> bool:
+        problem = self.verify(path)
+        if problem is None:
+            return True
+        if problem != "missing":
+            self.set_aside(path, problem)
+        return False
+
+    def set_aside(self, path: Path, why: str) -> Path:
+        """Move a local entry that cannot be trusted (and its digest) under `<root>/damaged/`:
+        kept for inspection, never used again."""
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+        rel = Path(path).relative_to(self.root)
+        target = self.root / "damaged" / rel.parent / f"{rel.name}.{stamp}-{uuid.uuid4().hex[:6]}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(path, target)
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(f"{path}{DIGEST}", f"{target}{DIGEST}")
+        self._verified.pop(Path(path), None)
+        LOG.warning("approx: warning: %s: %s; moved to %s, recomputing", path, why, target)
+        return target
+
+    def _set_aside_remote(self, kind: str, key: str, suffix: str) -> None:
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+        for s in (suffix, suffix + DIGEST):
+            src = self._remote(kind, key, s)
+            if self.fs.exists(src):
+                self.fs.makedirs(f"{self.remote}/damaged/{kind}", exist_ok=True)
+                self.fs.mv(src, f"{self.remote}/damaged/{kind}/{key}{s}.{stamp}")
 
     def publish(self, kind: str, key: str, suffix: str = ".pt") -> None:
-        """Make a locally written artifact visible to every worker (no-op for a folder)."""
+        """Record a locally written artifact's digest and, for a URL store, upload both (the
+        digest first, each under a temporary name moved into place)."""
+        path = self.path(kind, key, suffix)
+        write_text(Path(f"{path}{DIGEST}"), f"{digest_file(path)} {path.stat().st_size}\n")
         if self.fs is None:
             return
-        import uuid
-        final = self._remote(kind, key, suffix)
-        tmp = f"{self.remote}/{kind}/.{key}{suffix}.{uuid.uuid4().hex}.tmp"
         self.fs.makedirs(f"{self.remote}/{kind}", exist_ok=True)
-        try:
-            self.fs.put_file(str(self.path(kind, key, suffix)), tmp)
-            self.fs.mv(tmp, final)
-        finally:
-            if self.fs.exists(tmp):
-                self.fs.rm(tmp)
+        for s in (DIGEST, ""):
+            final = self._remote(kind, key, suffix + s)
+            tmp = f"{self.remote}/{kind}/.{key}{suffix}{s}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
+            try:
+                self.fs.put_file(f"{path}{s}", tmp)
+                self.fs.mv(tmp, final)
+            finally:
+                if self.fs.exists(tmp):
+                    self.fs.rm(tmp)
 
-    def read_json(self, kind: str, key: str) -> dict | None:
+    def read_json(self, kind: str, key: str, check: Callable[[Any], bool] | None = None
+                  ) -> dict | None:
+        """A verified JSON entry; None when absent, or damaged, unparsable or failing `check`
+        (then moved aside: a damaged entry is recomputed, not trusted)."""
         p = self.fetch(kind, key, ".json")
         if p is None:
             return None
-        try:
-            return json.loads(p.read_text())
-        except json.JSONDecodeError:
-            return None  # a damaged entry is recomputed, not trusted
+        obj = read_json_entry(p, check)
+        if isinstance(obj, str):
+            self.set_aside(p, obj)
+            return None
+        return obj
 
     def write_json(self, kind: str, key: str, obj: dict) -> None:
         write_json(self.path(kind, key, ".json"), obj)
         self.publish(kind, key, ".json")
+
+    def lock(self, kind: str, key: str) -> filelock.FileLock:
+        """An inter-process lock for computing one entry (re-entrant within a thread)."""
+        path = self.root / ".locks" / f"{kind}-{key}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return filelock.FileLock(path, is_singleton=True)
+
+    def entries(self):
+        """Every local entry (kind, file), skipping digests, temp files, locks and set-aside
+        copies."""
+        if not self.root.is_dir():
+            return
+        for kind in sorted(d for d in self.root.iterdir() if d.is_dir()):
+            if kind.name in ("damaged", ".locks"):
+                continue
+            for f in sorted(kind.iterdir()):
+                if f.is_file() and not f.name.startswith(".") and not f.name.endswith(DIGEST):
+                    yield kind.name, f
+
+    def remove_stale_temps(self) -> list[Path]:
+        return remove_stale_temps(self.root)

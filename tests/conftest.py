@@ -37,6 +37,8 @@ def smoke_run(tmp_path_factory, data_root):
     from approxlib.config import load_profile
     root = tmp_path_factory.mktemp("run")
     p = load_profile("smoke")
-    store = S.Store(root / "models")
+    # APPROX_TEST_STORE=DIR keeps the smoke store between local runs (a filled one computes
+    # nothing); CI leaves it unset and computes everything.
+    store = S.Store(os.environ.get("APPROX_TEST_STORE") or root / "models")
     df, runner = PL.run(p, list("ABCDEFGH"), store, root / "out", data_root, progress=False)
     return p, store, root, df, runner, data_root

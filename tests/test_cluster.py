@@ -28,7 +28,8 @@ def test_url_store_publishes_whole_files_and_fetches_them_elsewhere(tmp_path):
     a.write_json("metrics", "k1", {"accuracy": 0.5})
     shared = sorted(p.relative_to(tmp_path / "shared").as_posix()
                     for p in (tmp_path / "shared").rglob("*"))
-    assert shared == ["metrics", "metrics/k1.json", "train", "train/k1.pt"]  # no temp files
+    assert shared == ["metrics", "metrics/k1.json", "metrics/k1.json.sha256", "train",
+                      "train/k1.pt", "train/k1.pt.sha256"]  # digests beside, no temp files
     b = S.Store(url, cache=tmp_path / "cache-b")  # another worker: an empty local cache
     assert b.has("train", "k1") and b.read_json("metrics", "k1") == {"accuracy": 0.5}
     got = b.fetch("train", "k1")

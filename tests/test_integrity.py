@@ -1,0 +1,258 @@
+"""The cache never trusts a damaged byte (issue 14): every entry is verified against the digest
+recorded when it was written; damaged entries are set aside and recomputed to the same results;
+concurrent runs and killed writers lose nothing and leave nothing behind."""
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from approxlib import cli
+from approxlib import pipeline as PL
+from approxlib import store as S
+
+SAME = ["section", "model", "prune_ratio", "quant", "codec", "runtime", "control", "protocol",
+        "seed", "accuracy", "val_accuracy", "params", "zero_params", "sparsity", "size_bytes"]
+
+
+def _rewrite(path: Path, data: bytes) -> None:
+    """Replace a file's bytes through a new inode (the copied store hard-links the shared one)."""
+    path.unlink()
+    path.write_bytes(data)
+
+
+def _flip(path: Path) -> None:
+    b = bytearray(path.read_bytes())
+    b[len(b) // 2] ^= 0x10
+    _rewrite(path, bytes(b))
+
+
+def _truncate(path: Path) -> None:
+    _rewrite(path, path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.fixture
+def copied(smoke_run, tmp_path):
+    """A private copy of the smoke run's store (hard links: cheap), the profile and its rows."""
+    p, store, root, df, runner, data_root = smoke_run
+    shutil.copytree(store.root, tmp_path / "models", copy_function=os.link,
+                    ignore=shutil.ignore_patterns(".locks", "damaged"))
+    return p, S.Store(tmp_path / "models"), df, data_root, tmp_path
+
+
+def _one(store: S.Store, kind: str, pattern: str) -> Path:
+    found = sorted((store.root / kind).glob(pattern))
+    assert found, f"the smoke store has no {kind}/{pattern}"
+    return found[0]
+
+
+def test_every_kind_of_damage_is_set_aside_and_recomputed_to_the_same_results(copied, caplog):
+    p, store, df, data_root, tmp = copied
+    smoke_runner = PL.Runner(p, S.Store(Path(df.artifact[0]).parents[1]), data_root, False)
+    damage = {  # one entry of every kind, each damaged another way
+        _one(store, "train", "*.pt"): _flip,
+        _one(store, "prune", "*.pt"): _truncate,
+        _one(store, "quantize", "*.pt"): _flip,
+        _one(store, "static", "*.pt"): _truncate,
+        _one(store, "onnx", "*.onnx"): _flip,
+        _one(store, "encode", "*.apx"): _flip,
+        _one(store, "encode", "*.pt.xz"): _truncate,
+        _one(store, "sensitivity", "*.json"): lambda f: _rewrite(f, b""),
+        _one(store, "curve", "*.json"): lambda f: _rewrite(f, b"{}"),
+    }
+    metrics = sorted((store.root / "metrics").glob("*.json"))
+    twin = next(f for f in sorted((store.root / "fingerprints").glob("*.json"))
+                if json.loads(f.read_text())["metrics"] == metrics[0].stem)
+    damage[twin] = lambda f: _rewrite(f, b"\xff\xfe{")  # read when metrics[0] is measured again
+    bad_json = [b'{"accuracy": 0.5', b"", b"{}", b"\xff\xfe\x00", b'{"a": 1' + b"0" * 5000 + b"}",
+                b"[1, 2]", b'{"accuracy": NaN}']
+    for f, text in zip(metrics, bad_json):  # damaged metrics JSON of every shape the issue saw
+        damage[f] = lambda f, text=text: _rewrite(f, text)
+    digest_gone = _one(store, "control", "*.pt")
+    Path(f"{digest_gone}{S.DIGEST}").unlink()  # an artifact whose digest was never written
+    for f, how in damage.items():
+        how(f)
+    dry = PL.dry_run(p, list("ABCDEFGH"), store)
+    missing = {s["key"] for s in dry if not s["cached"]}  # the dry run sees them, moves nothing
+    assert {f.name.split(".")[0] for f in damage
+            if f.parent.name not in ("curve", "fingerprints")} | {digest_gone.stem} <= missing
+    assert not (store.root / "damaged").exists()
+    problems = [e for e in PL.verify_store(store) if e["problem"]]
+    assert {e["path"] for e in problems} >= set(damage) | {digest_gone}
+
+    sens = [s for v in PL.plan(p, ["H"]) for s in PL.stages(v, p) if s.kind == "sensitivity"]
+    with caplog.at_level(logging.WARNING, logger="approxlib"):
+        again, runner = PL.run(p, list("ABCDEFGH"), store, tmp / "out", data_root,
+                               progress=False)
+        for s in sens:  # what section H's report reads besides the rows
+            assert runner.sensitivity(s)["rows"] == smoke_runner.sensitivity(s)["rows"]
+    warned = [r.getMessage() for r in caplog.records if "recomputing" in r.getMessage()]
+    assert len(warned) >= len(damage) + 1 and all("\n" not in w for w in warned)
+    moved = [f for f in (store.root / "damaged").rglob("*") if f.is_file()
+             and not f.name.endswith(S.DIGEST)]
+    assert len(moved) >= len(damage) + 1  # kept for inspection, not deleted
+    assert len(runner.computed) >= len(damage)
+    pd.testing.assert_frame_equal(again[SAME].reset_index(drop=True),
+                                  df[SAME].reset_index(drop=True))
+    assert not [e for e in PL.verify_store(store) if e["problem"]]  # whole again
+    _, runner = PL.run(p, list("ABCDEFGH"), store, None, data_root, progress=False)
+    assert runner.computed == []
+
+
+def test_cached_metrics_of_a_deleted_artifact_are_measured_again(copied):
+    p, store, df, data_root, tmp = copied
+    row = df[(df.section == "B") & (df.quant == "int8-dynamic")].iloc[0]
+    artifact = Path(row.artifact)
+    (store.root / artifact.relative_to(artifact.parents[1])).unlink()
+    again, runner = PL.run(p, ["B"], store, None, data_root, progress=False)
+    assert len(runner.computed) == 2  # the quantized checkpoint and its evaluation
+    assert again[SAME].equals(df[df.section == "B"][SAME].reset_index(drop=True))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(cut=st.integers(0, 400), flip=st.integers(0, 400), bit=st.integers(0, 7),
+       how=st.sampled_from(["truncate", "flip", "append", "digest"]))
+def test_no_damaged_json_is_ever_returned(tmp_path, cut, flip, bit, how):
+    store = S.Store(tmp_path / f"s{cut}-{flip}-{bit}-{how}")
+    obj = {"accuracy": 0.25, "points": [1, 2, 3], "label": "x" * 200}
+    store.write_json("metrics", "k", obj)
+    path = store.path("metrics", "k", ".json")
+    raw = path.read_bytes()
+    if how == "truncate":
+        changed = raw[: cut % len(raw)]
+    elif how == "flip":
+        b = bytearray(raw)
+        b[flip % len(raw)] ^= 1 << bit
+        changed = bytes(b)
+    elif how == "append":
+        changed = raw + b" "
+    else:
+        changed = raw
+        Path(f"{path}{S.DIGEST}").write_text(f"{'0' * 64} {len(raw)}\n")
+    path.write_bytes(changed)
+    got = store.read_json("metrics", "k")
+    assert got is None  # any change of a byte, or of its digest, is caught
+    assert not path.exists() and any((store.root / "damaged").rglob("k.json.*"))
+
+
+def test_killed_writers_leave_no_temp_file_after_the_next_start(tmp_path):
+    folder = tmp_path / "models" / "train"
+    code = ("import sys, torch\nfrom approxlib import store as S\n"
+            "print('ready', flush=True)\n"
+            "while True:\n"
+            "    with S.atomic_path(sys.argv[1]) as tmp:\n"
+            "        torch.save(torch.zeros(2 ** 24), tmp)\n")
+    left = []
+    for i in range(3):
+        proc = subprocess.Popen([sys.executable, "-c", code, str(folder / f"k{i}.pt")],
+                                stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 30
+        while not list(folder.glob(f".k{i}.pt~*.tmp")) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        left += list(folder.glob(".*.tmp"))
+    assert left, "no kill landed during a save"
+    store = S.Store(tmp_path / "models")
+    PL.Runner({}, store, progress=False)  # a run starting on the store cleans up
+    assert not list(folder.glob(".*.tmp"))
+    for f in folder.iterdir():  # a save that finished before its kill is whole
+        assert S.torch.load(f).numel() == 2 ** 24
+
+
+def test_a_live_writers_temp_file_is_kept(tmp_path):
+    live = tmp_path / f".a.pt~{S.HOST}~{os.getpid()}~x1.tmp"
+    dead = tmp_path / f".a.pt~{S.HOST}~{2 ** 22 + 12345}~x2.tmp"  # above Linux's pid_max default
+    other = tmp_path / ".a.pt~elsewhere~1~x3.tmp"
+    for f in (live, dead, other):
+        f.write_bytes(b"x")
+    assert S.remove_stale_temps(tmp_path) == [dead]
+    os.utime(other, (time.time() - 7200, time.time() - 7200))
+    assert S.remove_stale_temps(tmp_path) == [other]  # another host's, hours old
+    assert live.exists()
+
+
+def test_concurrent_result_writers_lose_no_row(tmp_path):
+    code = ("import sys, pandas as pd\nfrom approxlib import pipeline as PL\n"
+            "s = sys.argv[2]\n"
+            "for i in range(15):\n"
+            "    cols = {c: [0] for c in PL.RESULT_COLUMNS}\n"
+            "    df = pd.DataFrame({**cols, 'section': [s], 'accuracy': [i]})\n"
+            "    PL.write_results(df, sys.argv[1], [s])\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path), s]) for s in "ABCD"]
+    assert [p.wait() for p in procs] == [0] * 4
+    got = pd.read_csv(tmp_path / "results.csv")
+    assert sorted(got.section) == list("ABCD") and (got.accuracy == 14).all()
+
+
+def test_concurrent_runs_train_each_stage_once_and_lose_no_row(tmp_path, data_root):
+    """Two `approx report --stages-only` on one store and one --out: B and C share the
+    ResNet-18 baseline and its 50% pruning; each stage is computed by exactly one of them."""
+    base = [sys.executable, "-m", "approxlib", "report", "--profile", "smoke", "--stages-only",
+            "--quiet", "--models-dir", str(tmp_path / "models"), "--out", str(tmp_path / "out"),
+            "--data-dir", str(data_root), "--set", "controls=false", "--threads", "1"]
+    procs = [subprocess.Popen(base + ["--sections", s], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for s in ("B", "C")]
+    outs = [p.communicate(timeout=900) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    computed = [int(o.split("computed ")[1].split()[0]) for o, _ in outs]
+    from approxlib.config import load_profile
+    p = load_profile("smoke", {"controls": False})
+    distinct = {s["key"] for s in PL.dry_run(p, ["B", "C"], S.Store(tmp_path / "models"))}
+    assert sum(computed) == len(distinct)  # nothing computed twice
+    csv = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert sorted(csv.section.unique()) == ["B", "C"]
+    assert len(csv) == len(PL.plan(p, ["B", "C"]))
+
+
+def test_verify_command_reports_what_a_run_would_recompute(copied, capsys):
+    _, store, _, _, _ = copied
+    assert cli.main(["verify", "--models-dir", str(store.root)]) == 0
+    assert "0 to recompute" in capsys.readouterr().out
+    _flip(_one(store, "train", "*.pt"))
+    assert cli.main(["verify", "--models-dir", str(store.root)]) == 1
+    out = capsys.readouterr().out
+    assert "SHA-256 differs" in out and "is damaged (re-measured)" in out  # its metrics too
+    assert out.splitlines()[-1].endswith(", 2 to recompute")
+    assert not (store.root / "damaged").exists()  # verify moves nothing
+
+
+def test_json_entries_refuse_nan_and_huge_numbers(tmp_path):
+    f = tmp_path / "m.json"
+    for raw in (b'{"a": NaN}', b'{"a": Infinity}', b'{"a": 1' + b"0" * 5000 + b"}",
+                b"[" * 100000 + b"]" * 100000):
+        f.write_bytes(raw)
+        assert isinstance(S.read_json_entry(f), str)
+    f.write_text(json.dumps({"a": 1.5}))
+    assert S.read_json_entry(f) == {"a": 1.5}
+
+
+def test_a_notebook_run_by_hand_never_changes_the_published_results(smoke_run):
+    from approxlib import report
+    _, store, _, _, _, data_root = smoke_run
+    published = report.REPO / "reports" / "smoke" / "results.csv"
+    before = published.read_bytes() if published.is_file() else None
+    made = []
+    try:
+        for ratios in ([0, 0.5], [0, 0.5], [0, 0.7]):
+            sec = report.Section("C", "smoke", ratios=ratios, models_dir=str(store.root),
+                                 data_dir=str(data_root))
+            made.append(sec.out)
+            assert sec.out.parent == report.REPO / "reports" / "smoke" / "explore"
+            assert sorted(pd.read_csv(sec.out / "results.csv").prune_ratio.unique()) == ratios
+        assert made[0] == made[1] != made[2]  # a folder per set of parameters
+    finally:
+        for d in made:
+            shutil.rmtree(d, ignore_errors=True)
+    assert (published.read_bytes() if published.is_file() else None) == before

@@ -50,6 +50,9 @@ EVAL_VERSION = 2
 # Bump when only the static INT8 checkpoint's layout changes (calibration is cheap to redo).
 # 2: compact lossless layout (quantize.pack_state).
 STATIC_VERSION = 2
+# Bump when only the ONNX export or ORT quantization changes.
+# 2: 7-bit weights, so u8s8 does not saturate on CPUs without VNNI (runtime.quantize_onnx).
+ONNX_VERSION = 2
 
 RESULT_COLUMNS = [  # the contract of DESIGN.md, in order; extra columns follow
     "section", "model", "dataset", "stem", "prune_method", "prune_ratio", "quant", "codec", "seed",
@@ -337,7 +340,7 @@ def chain(v: Variant, p: dict) -> Stage:
                    (data, mc, sc, fc), st)
     elif v.runtime == "onnxruntime":
         oc = OnnxConfig(v.quant, p["calib_images"])
-        st = Stage("onnx", config_hash("onnx", CACHE_VERSION, oc, data, st.key),
+        st = Stage("onnx", config_hash("onnx", CACHE_VERSION, ONNX_VERSION, oc, data, st.key),
                    f"export {v.label} to ONNX", (data, mc, oc), st)
     elif v.quant == "int8-static":
         qc = StaticQuantConfig("pytorch", p["calib_images"])

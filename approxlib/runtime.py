@@ -33,7 +33,13 @@ def export_onnx(model: nn.Module, path: Path, in_channels: int, size: int) -> No
 
 def quantize_onnx(src: Path, dst: Path, calib: torch.Tensor, batch_size: int = 64) -> None:
     """ONNX Runtime static INT8 in QDQ format: per-channel int8 weights, uint8 activations
-    (the u8s8 layout x86 VNNI kernels want), calibrated on `calib` (training images)."""
+    (the u8s8 layout x86 kernels want), calibrated on `calib` (training images).
+
+    Weights use 7 bits (`reduce_range`): on CPUs without VNNI (AVX2 only, e.g. the AMD EPYC this
+    was measured on) ORT's u8s8 kernels sum pairs of u8×s8 products in int16, which saturates
+    with full-range weights. Measured on a 1-epoch ResNet-18: logit SNR 14.9 dB with 8-bit
+    weights vs 35.6 dB with 7 (36.6 dB when the same QDQ graph is run unfused). One layout for
+    every machine, so the cached artifact does not depend on where it was made."""
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -55,7 +61,7 @@ def quantize_onnx(src: Path, dst: Path, calib: torch.Tensor, batch_size: int = 6
             quant_pre_process(str(src), str(pre))
             quantize_static(str(pre), str(tmp), Reader(name), quant_format=QuantFormat.QDQ,
                             per_channel=True, weight_type=QuantType.QInt8,
-                            activation_type=QuantType.QUInt8)
+                            activation_type=QuantType.QUInt8, reduce_range=True)
         finally:
             root.setLevel(level)
 

@@ -292,7 +292,7 @@ def cmd_train(a) -> int:
     check_writable_file(a.out)
     check_store(a.models_dir)
     st = pipeline.stages(pipeline.Variant("-", a.model, dataset), p)[0]
-    data.load(st.configs[0], a.data_dir)  # a missing dataset fails before the store is touched
+    data.load(st.step.data, a.data_dir)  # a missing dataset fails before the store is touched
     runner = pipeline.Runner(p, store.Store(a.models_dir), a.data_dir, not a.quiet)
     _copy(runner.artifact(st), a.out)
     return 0

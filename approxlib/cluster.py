@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from . import pipeline as PL
 from . import store as S
 from .config import ConfigError
+from .steps import Gradual
 
 EXECUTORS = ("local", "dask")
 
@@ -56,7 +57,7 @@ def graph(p: dict, sections: list[str], store: S.Store, models: dict | None = No
             if st.key in seen or PL.is_cached(st, store):
                 continue
             seen.add(st.key)
-            (evals if st.kind == "evaluate" else build).append(st)
+            (evals if st.step.timed else build).append(st)
     curves = [v for v in variants if v.prune_method == "gradual-l1" and v.quant == "none"
               and v.codec == "none"]
     return build, evals, curves
@@ -74,16 +75,12 @@ def run_stage(p: dict, st: PL.Stage, store_url: str, cache: str | None, data_roo
     """One task: materialize one stage (its upstream ones are in the store: `after` held their
     futures). Evaluations hold this host's lock, so their timings run alone on the machine."""
     runner = _runner(p, store_url, cache, data_root, threads)
-    if st.kind == "evaluate":
+    lock = contextlib.nullcontext()
+    if st.step.timed and _in_worker():
         import distributed
-        lock = (distributed.Lock(f"approx-evaluate@{socket.gethostname()}")
-                if _in_worker() else contextlib.nullcontext())
-        with lock:
-            runner.evaluate(st)
-    elif st.kind == "sensitivity":
-        runner.sensitivity(st)
-    else:
-        runner.artifact(st)
+        lock = distributed.Lock(f"approx-evaluate@{socket.gethostname()}")
+    with lock:
+        runner.materialize(st)
     return st.key
 
 
@@ -105,7 +102,7 @@ def _in_worker() -> bool:
 def resources(st: PL.Stage, p: dict, threads: int) -> dict:
     """What a task needs of a worker: its CPU threads, and a GPU for training on CUDA."""
     need = {"cpus": threads}
-    if st.kind in PL.TRAINING_STAGES and str(p["device"]).startswith("cuda"):
+    if st.step.trains and str(p["device"]).startswith("cuda"):
         need["gpus"] = 1
     return need
 
@@ -172,7 +169,7 @@ def execute(c, p: dict, sections: list[str], store_url: str, data_root, threads:
                                  resources(st, p, threads))
     curve_futures = []
     for v in curves:
-        gradual = next(s for s in PL.stages(v, p) if s.kind == "gradual")
+        gradual = next(s for s in PL.stages(v, p) if isinstance(s.step, Gradual))
         curve_futures.append(submit(run_curve, v, f"curve-{gradual.key}",
                                     futures.get(gradual.key), {"cpus": threads}))
     phase1 = list(futures.values()) + curve_futures

@@ -25,17 +25,12 @@ MODELS = ("resnet18", "mobilenetv2")
 STEMS = ("imagenet", "cifar")
 SCHEDULES = ("constant", "onecycle", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16")
-PRUNE_METHODS = ("none", "l1-unstructured", "gradual-l1", "channel-l1",
-                 # section H's baselines (ShrinkBench's) and the sensitivity-guided method
-                 "l1-layerwise", "random-unstructured", "l1-sensitivity")
-CURVE_METHODS = ("l1-unstructured", "l1-layerwise", "random-unstructured", "l1-sensitivity")
 CONTROLS = ("none", "equal-compute")
 PRUNE_SCOPES = ("global", "layer")
 QUANT_METHODS = ("none", "int8-dynamic", "kmeans", "int8-static")
 RUNTIMES = ("pytorch", "onnxruntime")
 CODECS = ("none", "sparse", "packed", "huffman", "gzip", "xz", "zstd")
 DEVICES = ("auto", "cpu", "cuda")
-SECTIONS = ("A", "B", "C", "D", "E", "F", "G", "H")
 
 
 class ConfigError(ValueError):
@@ -158,13 +153,24 @@ class TrainConfig:
         _number("seed", self.seed, 0, 2**31, integer=True)
 
 
+def check_prune_method(method, what: str = "prune_method") -> None:
+    """A one-shot pruning method: a scoring rule and a spread (prune.score_and_spread)."""
+    from .prune import score_and_spread  # prune imports this module: the check is lazy
+    if not isinstance(method, str):
+        raise ConfigError(f"{what} must be a method name, got {_show(method)}")
+    try:
+        score_and_spread(method)
+    except ValueError as e:
+        raise ConfigError(f"{what}: {e}") from None
+
+
 @dataclass(frozen=True)
 class PruneConfig:
     ratio: float
     method: str = "l1-unstructured"
 
     def __post_init__(self):
-        _choice("prune_method", self.method, PRUNE_METHODS)
+        check_prune_method(self.method)
         check_ratio(self.ratio)
 
 
@@ -503,7 +509,7 @@ def validate_section_h(p: dict[str, Any]) -> None:
     for r in _list("h_curve_sparsities", p["h_curve_sparsities"]):
         check_ratio(r, "each of h_curve_sparsities")
     for m in _list("h_curve_methods", p["h_curve_methods"]):
-        _choice("each of h_curve_methods", m, CURVE_METHODS)
+        check_prune_method(m, "each of h_curve_methods")
     sensitivity_config(p)
     _number("h_latency_min_time", p["h_latency_min_time"], 0.0, 600.0, lo_open=True)
 

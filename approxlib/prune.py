@@ -4,49 +4,83 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import prune as tprune
+from tqdm.auto import tqdm
 
+from . import train as T
 from .config import GradualConfig, PruneConfig
 from .models import prunable, weight_of
+
+# How weights are scored is separate from how the sparsity is spread over layers, as
+# Torch-Pruning separates `Importance` from its pruner. A score is a `torch.nn.utils.prune`
+# method (torch's own extension point: its `compute_mask` ranks one tensor and masks the
+# lowest `amount`); a spread decides how many weights each layer loses. A new scoring rule is
+# one such class registered with `score("name")`; it is then usable as `name-global`,
+# `name-layerwise` or `name-sensitivity` in the profile.
+SCORES: dict[str, type[tprune.BasePruningMethod]] = {
+    "l1": tprune.L1Unstructured,  # smallest |w|
+    "random": tprune.RandomUnstructured,  # uniformly at random (ShrinkBench's baseline)
+}
+SPREADS = ("global", "layerwise", "sensitivity")
+# The profile's method names: score and spread (the first names are kept: cache keys hold them).
+METHODS = {"l1-unstructured": ("l1", "global"), "random-unstructured": ("random", "global"),
+           "l1-layerwise": ("l1", "layerwise"), "l1-sensitivity": ("l1", "sensitivity")}
+
+
+def score(name: str):
+    """Register a `torch.nn.utils.prune.BasePruningMethod` subclass as a scoring rule."""
+    def register(cls: type[tprune.BasePruningMethod]) -> type[tprune.BasePruningMethod]:
+        if name in SCORES or "-" in name:
+            raise ValueError(f"score {name!r} is taken or has a '-'")
+        SCORES[name] = cls
+        return cls
+    return register
+
+
+def score_and_spread(method: str) -> tuple[str, str]:
+    """A one-shot method's scoring rule and spread: `l1-unstructured` or `<score>-<spread>`."""
+    if method in METHODS:
+        return METHODS[method]
+    name, _, spread = method.rpartition("-")
+    if name not in SCORES or spread not in SPREADS:
+        raise ValueError(f"unknown pruning method {method!r}: valid are {', '.join(METHODS)} "
+                         f"and <score>-<spread> with score in {', '.join(SCORES)} and spread in "
+                         f"{', '.join(SPREADS)}")
+    return name, spread
 
 
 def prune_(model: nn.Module, cfg: PruneConfig, seed: int = 0,
            layer_ratios: dict[str, float] | None = None) -> nn.Module:
-    """Attach pruning masks to every Conv2d and Linear weight, in place, by `cfg.method`:
+    """Attach pruning masks to every Conv2d and Linear weight, in place, by `cfg.method`'s score
+    and spread:
 
-    - `l1-unstructured` (the original's): `global_unstructured` ranks all these weights together
-      by |w| and zeroes the smallest round(ratio × total);
-    - `l1-layerwise`: the smallest |w| within each layer, every layer at `ratio` (ShrinkBench's
-      layer-wise magnitude baseline);
-    - `random-unstructured`: round(ratio × total) weights drawn uniformly over all layers
-      (ShrinkBench's random baseline), reproducibly from `seed`;
-    - `l1-sensitivity`: the smallest |w| within each layer, layer `n` at `layer_ratios[n]`
-      (from `sensitivity_ratios`).
+    - `global` (the original's `l1-unstructured`): `global_unstructured` ranks all these weights
+      together and masks the lowest-scored round(ratio × total);
+    - `layerwise`: within each layer, every layer at `ratio` (ShrinkBench's layer-wise baseline);
+    - `sensitivity`: within each layer, layer `n` at `layer_ratios[n]` (`sensitivity_ratios`).
 
-    The masks stay attached (weight = weight_orig × mask) so fine-tuning keeps pruned weights at
-    zero. Call `make_permanent_` before saving.
+    Scores that draw random numbers draw them reproducibly from `seed`. The masks stay attached
+    (weight = weight_orig × mask) so fine-tuning keeps pruned weights at zero. Call
+    `make_permanent_` before saving.
     """
-    layers = prunable(model)
-    params = [(m, "weight") for _, m in layers]
-    if cfg.method == "l1-unstructured":
-        tprune.global_unstructured(params, pruning_method=tprune.L1Unstructured, amount=cfg.ratio)
-    elif cfg.method == "random-unstructured":
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            tprune.global_unstructured(params, pruning_method=tprune.RandomUnstructured,
-                                       amount=cfg.ratio)
-    elif cfg.method == "l1-layerwise":
-        for _, m in layers:
-            tprune.l1_unstructured(m, "weight", amount=cfg.ratio)
-    elif cfg.method == "l1-sensitivity":
-        if layer_ratios is None or set(layer_ratios) != {n for n, _ in layers}:
-            raise ValueError("l1-sensitivity needs a ratio for every prunable layer")
-        for n, m in layers:
-            tprune.l1_unstructured(m, "weight", amount=float(layer_ratios[n]))
-    else:
-        raise ValueError(f"prune_ does not do {cfg.method!r}")
+    name, spread = score_and_spread(cfg.method)
+    method, layers = SCORES[name], prunable(model)
+    ratios = {n: cfg.ratio for n, _ in layers}
+    if spread == "sensitivity":
+        if layer_ratios is None or set(layer_ratios) != set(ratios):
+            raise ValueError(f"{cfg.method} needs a ratio for every prunable layer")
+        ratios = {n: float(r) for n, r in layer_ratios.items()}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if spread == "global":
+            tprune.global_unstructured([(m, "weight") for _, m in layers],
+                                       pruning_method=method, amount=cfg.ratio)
+        else:
+            for n, m in layers:
+                method.apply(m, "weight", amount=ratios[n])
     return model
 
 
@@ -65,8 +99,6 @@ def layer_sensitivity(model: nn.Module, ratios, x: torch.Tensor, y: torch.Tensor
     """Accuracy on (x, y) with one layer at a time pruned to each ratio, the rest untouched
     (Distiller's and NNI's sensitivity analysis). Rows: layer, weights, ratio, accuracy; the
     unpruned model is the row with ratio 0 and layer None."""
-    from tqdm.auto import tqdm
-    from . import train as T
     score = score or (lambda m: T.accuracy(m, x, y))
     model.eval()
     rows = [{"layer": None, "weights": 0, "ratio": 0.0, "accuracy": score(model)}]
@@ -92,7 +124,6 @@ def sensitivity_ratios(rows: list[dict], target: float) -> dict[str, float]:
     threshold solved for a sparsity target. Hand-written: NNI's version is tied to its own
     pruner classes and training loop.
     """
-    import numpy as np
     base = next(r["accuracy"] for r in rows if r["layer"] is None)
     layers: dict[str, dict] = {}
     for r in rows:
@@ -205,7 +236,6 @@ def prune_and_finetune(model: nn.Module, cfg: PruneConfig, splits, finetune, dev
                        ) -> tuple[nn.Module, list[dict]]:
     """Pruning (`prune_`), then fine-tuning that keeps every pruned weight at exactly zero;
     `finetune.epochs == 0` prunes only."""
-    from . import train as T
     prune_(model, cfg, finetune.seed, layer_ratios)
     masks = freeze_masks_(model)
     if finetune.epochs == 0:
@@ -289,7 +319,6 @@ def gradual_prune(model: nn.Module, cfg: GradualConfig, splits, finetune, device
                   desc="gradual prune", progress=True) -> tuple[nn.Module, list[dict]]:
     """Prune gradually while fine-tuning; the checkpoint is picked on the validation split among
     the epochs that end at the final sparsity only (an earlier, denser epoch would cheat)."""
-    from . import train as T
     steps = math.ceil(len(splits.train_y) / finetune.batch_size) * finetune.epochs
     pruner = GradualPruner(model, cfg, steps)
     first_final = math.ceil(pruner.ramp_steps / math.ceil(len(splits.train_y) / finetune.batch_size))

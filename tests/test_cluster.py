@@ -13,8 +13,8 @@ import torch
 from approxlib import cluster as CL
 from approxlib import pipeline as PL
 from approxlib import store as S
-from approxlib.models import build
 from approxlib.config import ModelConfig
+from approxlib.models import build
 
 
 def test_url_store_publishes_whole_files_and_fetches_them_elsewhere(tmp_path):
@@ -92,8 +92,8 @@ def test_dask_cluster_equals_local_run_despite_a_killed_worker(smoke_run, tmp_pa
         killer.join()
     assert time.monotonic() - t0 < 600
     assert killed, "no training task was seen running"
-    # 2 trainings, 4 prunes, 1 dynamic INT8, 2 dense controls; 9 evaluations
-    assert ran == 9 + 9
+    # every distinct stage of A–E once (the store started empty)
+    assert ran == len({st.key for v in PL.plan(p, sections) for st in PL.stages(v, p)})
     store = S.Store(url, cache=tmp_path / "cache")
     assert all(s["cached"] for s in PL.dry_run(p, sections, store))
     shared = tmp_path / "shared"

@@ -190,3 +190,48 @@ def test_sensitivity_ratios_hit_the_target_and_spare_sensitive_layers():
         assert ratios["sensitive"] <= ratios["robust"] <= ratios["flat"] <= 0.99
     with pytest.raises(ValueError, match="above what the measured ratios reach"):
         P.sensitivity_ratios(rows, 0.995)
+
+
+# ------------------------------------------------- scoring rules and spreads, kept apart
+
+class Largest(tprune.BasePruningMethod):
+    """A deliberately bad rule, easy to check: mask the largest |w| instead of the smallest."""
+    PRUNING_TYPE = "unstructured"
+
+    def __init__(self, amount):
+        self.amount = amount
+
+    def compute_mask(self, t, default_mask):
+        k = round(self.amount * t.nelement())
+        mask = default_mask.clone()
+        if k:
+            mask.view(-1)[torch.topk(t.abs().view(-1), k).indices] = 0
+        return mask
+
+
+@pytest.fixture
+def largest():
+    P.score("largest")(Largest)
+    yield
+    del P.SCORES["largest"]
+
+
+def test_a_new_scoring_rule_is_one_class_usable_with_every_spread(model, largest):
+    fc = dict(M.prunable(model))["fc"].weight.detach().abs().clone()
+    P.prune_(model, PruneConfig(0.5, "largest-layerwise"))
+    P.make_permanent_(model)
+    w = dict(M.prunable(model))["fc"].weight
+    assert int((w == 0).sum()) == round(0.5 * w.numel())
+    assert fc[w == 0].min() >= fc[w != 0].max()  # the largest half went
+    assert P.score_and_spread("largest-global") == ("largest", "global")
+    with pytest.raises(ConfigError, match="unknown pruning method 'largest-random'"):
+        PruneConfig(0.5, "largest-random")
+
+
+def test_the_first_method_names_are_a_score_and_a_spread():
+    assert P.score_and_spread("l1-unstructured") == ("l1", "global")
+    assert P.score_and_spread("random-unstructured") == ("random", "global")
+    assert P.score_and_spread("l1-sensitivity") == ("l1", "sensitivity")
+    assert P.score_and_spread("random-layerwise") == ("random", "layerwise")
+    with pytest.raises(ValueError, match="taken"):
+        P.score("l1")(Largest)

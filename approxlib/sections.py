@@ -1,0 +1,231 @@
+"""What the study computes: the model variants, and each report section as a registered spec.
+
+A `Variant` names one model as a results row shows it (model, dataset, how it is pruned,
+quantized, encoded and run, its seed and protocol); `pipeline.recipe` turns it into steps.
+A `Spec` is one section: its title, its models, the variants it shows for a profile, and what the
+original study used. `plan` gathers the variants of the sections asked for. A new section is a
+spec registered here, a report class and a notebook; no code tests a section's letter.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .config import ConfigError, check_model
+
+
+@dataclass(frozen=True)
+class Variant:
+    section: str
+    model: str
+    dataset: str
+    prune_ratio: float = 0.0
+    quant: str = "none"
+    prune: str = "l1-unstructured"  # how a prune_ratio > 0 is reached: one-shot, gradual, channel
+    codec: str = "none"
+    runtime: str = "pytorch"  # pytorch (eager) | onnxruntime
+    # equal-compute: the dense model fine-tuned exactly as variants pruned by `prune` are
+    control: str = "none"
+    seed: int | None = None  # None: the profile's seed
+    protocol: str = "profile"  # profile | a name in h_protocols (section H)
+    finetune: bool = True  # False: pruned only (section H's curve without fine-tuning)
+
+    @property
+    def prune_method(self) -> str:
+        return self.prune if self.prune_ratio > 0 else "none"
+
+    @property
+    def is_control(self) -> bool:
+        return self.control != "none"
+
+    @property
+    def label(self) -> str:
+        parts = [self.model, self.dataset]
+        if self.prune_ratio > 0:
+            parts.append(f"pruned {self.prune_ratio:.0%}"
+                         + {"gradual-l1": " gradually", "channel-l1": " channels"}.get(self.prune, ""))
+        if self.quant != "none":
+            parts.append(self.quant)
+        if self.codec != "none":
+            parts.append(self.codec)
+        if self.runtime != "pytorch":
+            parts.append(self.runtime)
+        if self.is_control:
+            parts.append(f"dense control of {self.prune}")
+        if not self.finetune:
+            parts.append("not fine-tuned")
+        if self.protocol != "profile":
+            parts.append(f"{self.protocol} protocol")
+        if self.seed is not None:
+            parts.append(f"seed {self.seed}")
+        return " ".join(parts) if len(parts) > 2 else " ".join(parts + ["baseline"])
+
+
+def control_of(v: Variant) -> Variant:
+    """The equal-compute dense control of a pruned + fine-tuned variant."""
+    return Variant(v.section, v.model, v.dataset, prune=v.prune, control="equal-compute",
+                   seed=v.seed, protocol=v.protocol)
+
+
+def control_variants(p: dict, section: str, model: str, dataset: str) -> list[Variant]:
+    """Section H for one model: per protocol and seed, the baseline, the pruned + fine-tuned model
+    and its equal-compute dense control."""
+    out = []
+    for protocol in p["h_protocols"]:
+        for seed in p["h_seeds"]:
+            pruned = Variant(section, model, dataset, float(p["ratio"]), seed=int(seed),
+                             protocol=protocol)
+            out += [Variant(section, model, dataset, seed=int(seed), protocol=protocol), pruned,
+                    control_of(pruned)]
+    return out
+
+
+def curve_variants(p: dict, section: str, model: str, dataset: str) -> list[Variant]:
+    """Section H's sparsity curve: each method at each sparsity, with and without fine-tuning,
+    under the `tuned` protocol (else the first one), first seed."""
+    protocol = "tuned" if "tuned" in p["h_protocols"] else next(iter(p["h_protocols"]))
+    seed = int(p["h_seeds"][0])
+    return [Variant(section, model, dataset, float(s), prune=method, seed=seed,
+                    protocol=protocol, finetune=ft)
+            for method in p["h_curve_methods"] for s in p["h_curve_sparsities"]
+            for ft in (False, True)]
+
+
+def speed_variants(p: dict, section: str, model: str, dataset: str) -> list[Variant]:
+    """Section G for one model: dense and channel-pruned, each in PyTorch eager and ONNX Runtime,
+    float32 and static INT8."""
+    out = []
+    for base in (Variant(section, model, dataset),
+                 Variant(section, model, dataset, float(p["channel_ratio"]), prune="channel-l1")):
+        for quant in ("none", "int8-static"):
+            for runtime in ("pytorch", "onnxruntime"):
+                out.append(dataclasses.replace(base, quant=quant, runtime=runtime))
+    return out
+
+
+def compression_variants(p: dict, section: str, model: str, dataset: str
+                         ) -> list[Variant]:
+    """Section F, Deep Compression's table for one model: dense → pruned (.pt, then what a user
+    would try first on it: gzip / xz / zstd) → sparse-encoded → + weight sharing → + Huffman."""
+    s = float(p["dc_sparsity"][model])
+    pruned = Variant(section, model, dataset, s, prune="gradual-l1")
+    shared = dataclasses.replace(pruned, quant="kmeans")
+    return [Variant(section, model, dataset), pruned,
+            *(dataclasses.replace(pruned, codec=c) for c in ("gzip", "xz", "zstd", "sparse")),
+            dataclasses.replace(shared, codec="packed"), dataclasses.replace(shared, codec="huffman")]
+
+
+
+def _versus(ratios: Callable[[dict], list[tuple[float, str]]]):
+    """Variants of each model at (prune ratio, quant) pairs read off the profile."""
+    def variants(p: dict, section: str, models: list[str], dataset: str) -> list[Variant]:
+        return [Variant(section, m, dataset, x, q) for m in models for x, q in ratios(p)]
+    return variants
+
+
+def _per_model(each: Callable[[dict, str, str, str], list[Variant]]):
+    def variants(p: dict, section: str, models: list[str], dataset: str) -> list[Variant]:
+        return [v for m in models for v in each(p, section, m, dataset)]
+    return variants
+
+
+def _controls_and_curves(p: dict, section: str, models: list[str], dataset: str
+                         ) -> list[Variant]:
+    return ([v for m in models for v in control_variants(p, section, m, dataset)]
+            + [v for m in p["h_curve_models"] if m in models
+               for v in curve_variants(p, section, m, dataset)])
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One report section."""
+    letter: str
+    title: str
+    models: tuple[str, ...]
+    # (profile, letter, models, dataset) -> the variants it shows
+    variants: Callable[[dict, str, list[str], str], list[Variant]]
+    original_dataset: str = "cifar10"  # what the original study used (a stand-in is named)
+    dataset_key: str = "dataset"  # the profile parameter that sets its dataset
+    controls: bool = True  # profile `controls`: each pruned model's equal-compute control beside it
+    seeds: bool = False  # profile `seeds`: every variant repeated per seed
+    summarized: bool = True  # in the report's summary table (else: its own tables summarize it)
+    layer_csvs: str = "pruned"  # per-layer sparsity CSVs written for: pruned | all | none
+
+
+SECTIONS: dict[str, Spec] = {}
+
+
+def register(spec: Spec) -> Spec:
+    if spec.letter in SECTIONS:
+        raise ValueError(f"section {spec.letter!r} registered twice")
+    SECTIONS[spec.letter] = spec
+    return spec
+
+
+def _ratio(p: dict) -> float:
+    return float(p["ratio"])
+
+
+for _spec in (
+    Spec("A", "MobileNetV2: baseline vs pruned", ("mobilenetv2",),
+         _versus(lambda p: [(0.0, "none"), (_ratio(p), "none")]), seeds=True),
+    Spec("B", "ResNet-18: baseline, pruned, pruned + INT8", ("resnet18",),
+         _versus(lambda p: [(0.0, "none"), (_ratio(p), "none"), (_ratio(p), "int8-dynamic")]),
+         seeds=True),
+    Spec("C", "ResNet-18 pruning sweep and per-layer sparsity", ("resnet18",),
+         _versus(lambda p: [(x, "none") for x in sorted({0.0, *map(float, p["ratios"])})]),
+         seeds=True, layer_csvs="all"),
+    Spec("D", "ResNet-18 on the 100-class dataset: baseline vs pruned", ("resnet18",),
+         _versus(lambda p: [(0.0, "none"), (_ratio(p), "none")]), original_dataset="cifar100",
+         dataset_key="dataset_d", seeds=True),
+    Spec("E", "ResNet-18 vs MobileNetV2", ("resnet18", "mobilenetv2"),
+         _versus(lambda p: [(0.0, "none"), (_ratio(p), "none")]), seeds=True),
+    Spec("F", "Real compression: Deep Compression's pipeline and the .apx format",
+         ("resnet18", "mobilenetv2"), _per_model(compression_variants)),
+    Spec("G", "Real CPU speed: static INT8, channel pruning, ONNX Runtime",
+         ("resnet18", "mobilenetv2"), _per_model(speed_variants)),
+    Spec("H", "Does pruning itself help? Controls, seeds, baselines and sensitivity",
+         ("resnet18", "mobilenetv2"), _controls_and_curves, controls=False, summarized=False,
+         layer_csvs="none"),
+):
+    register(_spec)
+
+
+def parse_sections(text: str | list | None) -> list[str]:
+    if text is None or text == "all":
+        return list(SECTIONS)
+    items = text if isinstance(text, list) else str(text).split(",")
+    out = []
+    for s in items:
+        s = str(s).strip().upper()
+        if s not in SECTIONS:
+            raise ConfigError(f"unknown section {s!r}; valid: {', '.join(SECTIONS)}")
+        if s not in out:
+            out.append(s)
+    return out
+
+
+def plan(p: dict, sections: list[str], models: dict[str, list[str]] | None = None
+         ) -> list[Variant]:
+    """The variants each section shows, in order, each once per section.
+
+    `models` replaces a section's model list (a notebook's `model` parameter), e.g.
+    {"A": ["resnet18"]}."""
+    extra = [int(x) for x in (p["seeds"] or []) if int(x) != int(p["seed"])]
+    out = []
+    for letter in sections:
+        spec = SECTIONS[letter]
+        ms = (models or {}).get(letter, list(spec.models))
+        for m in ms:
+            check_model(m)
+        vs = spec.variants(p, letter, ms, p[spec.dataset_key])
+        if p["controls"] and spec.controls:  # the float model in PyTorch, before weight
+            # sharing, encoding or export
+            vs += [control_of(v) for v in vs if v.prune_ratio > 0 and v.quant == "none"
+                   and v.codec == "none" and v.runtime == "pytorch"]
+        if spec.seeds:  # the profile's seed keeps seed=None (what the findings compare);
+            # every further seed repeats each variant, its control included
+            vs += [dataclasses.replace(v, seed=x) for x in extra for v in vs]
+        out += dict.fromkeys(vs)  # a ratio of 0 would repeat the baseline: once, in order
+    return out

@@ -1,0 +1,453 @@
+"""Each kind of stage as one small registered class: its configs, cache key, artifact suffix,
+whether it trains, its label and how it runs.
+
+A variant's stages are a recipe: a tuple of steps, folded into a chain where each stage's key is
+the hash of its step's configs chained to its upstream key (`pipeline.chain`). The runner
+(`pipeline.Runner`) only dispatches: it verifies, locks, and saves what `run` returns. A new kind
+of stage is one class here, registered with `@register`, the way Torch-Pruning makes a new
+criterion one `Importance` class.
+
+`run(ctx, st, path, meta)` gets the runner as `ctx` (its `load`, `artifact`, `splits`,
+`calibration`, `store`, `device`, `progress`) and either returns a `Checkpoint` to be saved at `path` with `meta`, or
+writes `path` itself (encoded files, ONNX) and returns None.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+
+from . import compress
+from . import models
+from . import prune
+from . import quantize
+from . import runtime
+from . import share
+from . import store
+from . import structured
+from . import train
+from .config import (ChannelConfig, CodecConfig, DataConfig, GradualConfig, MeasureConfig,
+                     ModelConfig, OnnxConfig, PruneConfig, QuantConfig, SensitivityConfig,
+                     ShareConfig, StaticQuantConfig, TrainConfig, config_hash)
+
+# Bump when a stage's code changes what it produces, so stale cache entries are not reused.
+# A step's own `version` (in its key after this one) is bumped when only that step changes.
+CACHE_VERSION = 4
+
+REGISTRY: dict[str, type["Step"]] = {}
+
+
+def register(cls: type["Step"]) -> type["Step"]:
+    """Make a step kind known by its `kind` (what the store's folder and the dry run show)."""
+    if cls.kind in REGISTRY:
+        raise ValueError(f"step kind {cls.kind!r} registered twice")
+    REGISTRY[cls.kind] = cls
+    return cls
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What a model-producing step returns: saved as a checkpoint with the stage's metadata."""
+    model: torch.nn.Module
+    model_config: ModelConfig
+    quant: str = "none"
+    shapes: dict | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    """One kind of stage. Subclasses are frozen dataclasses whose fields are their configs, in
+    the order they are hashed into the key and recorded in the artifact's metadata."""
+    kind: ClassVar[str]
+    version: ClassVar[int | None] = None  # the step's own code version (None: none yet)
+    trains: ClassVar[bool] = False  # runs an optimizer (a GPU helps)
+    float_model: ClassVar[bool] = True  # its artifact is a float PyTorch model (counted on)
+    json_kind: ClassVar[str | None] = None  # its result is a JSON entry of this kind, no file
+    record: ClassVar[bool] = False  # writes a JSON record of its own kind beside its artifact
+    timed: ClassVar[bool] = False  # measures latency: must run alone on its machine
+
+    @property
+    def suffix(self) -> str:
+        return ".pt"
+
+    def configs(self) -> tuple:
+        return tuple(getattr(self, f.name) for f in dataclasses.fields(self))
+
+    def key(self, upstream: str | None) -> str:
+        own = () if self.version is None else (self.version,)
+        up = () if upstream is None else (upstream,)
+        return config_hash(self.kind, CACHE_VERSION, *own, *self.hashed(), *up)
+
+    def hashed(self) -> tuple:
+        """The configs in the order the key hashes them (kept as they were: cached stages
+        keep their keys)."""
+        return self.configs()
+
+    def label(self, v) -> str:
+        raise NotImplementedError
+
+    def run(self, ctx, st, path: Path, meta: dict) -> Checkpoint | None:
+        raise NotImplementedError
+
+
+@register
+@dataclass(frozen=True)
+class Train(Step):
+    """Train a freshly initialized model."""
+    kind = "train"
+    trains = True
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+
+    def label(self, v) -> str:
+        return f"train {v.model} on {v.dataset}"
+
+    def run(self, ctx, st, path, meta):
+        model, meta["history"] = train.train(
+            models.build(self.model, self.train.seed), ctx.splits(self.data), self.train,
+            ctx.device, desc=st.label, progress=ctx.progress)
+        return Checkpoint(model, self.model)
+
+
+@register
+@dataclass(frozen=True)
+class Control(Step):
+    """The equal-compute dense control: fine-tuned exactly as its pruned twin, unpruned."""
+    kind = "control"
+    trains = True
+    data: DataConfig
+    model: ModelConfig
+    finetune: TrainConfig
+
+    def hashed(self):
+        return self.finetune, self.data
+
+    def label(self, v) -> str:
+        return f"fine-tune {v.model} dense as {v.prune} is (control)"
+
+    def run(self, ctx, st, path, meta):
+        model, _ = ctx.load(st.upstream, self.model)
+        model, meta["history"] = train.train(model, ctx.splits(self.data), self.finetune,
+                                             ctx.device, desc=st.label, progress=ctx.progress)
+        return Checkpoint(model, self.model)
+
+
+@register
+@dataclass(frozen=True)
+class Gradual(Step):
+    """Gradual magnitude pruning during fine-tuning (Zhu & Gupta's cubic schedule)."""
+    kind = "gradual"
+    trains = True
+    data: DataConfig
+    model: ModelConfig
+    gradual: GradualConfig
+    finetune: TrainConfig
+
+    def hashed(self):
+        return self.gradual, self.finetune, self.data
+
+    def label(self, v) -> str:
+        return f"prune {v.model} gradually to {v.prune_ratio:.0%}"
+
+    def run(self, ctx, st, path, meta):
+        model, _ = ctx.load(st.upstream, self.model)
+        model, meta["history"] = prune.gradual_prune(
+            model, self.gradual, ctx.splits(self.data), self.finetune, ctx.device, st.label,
+            ctx.progress)
+        return Checkpoint(model, self.model)
+
+
+@register
+@dataclass(frozen=True)
+class Channel(Step):
+    """Structured pruning (whole channels, Torch-Pruning) + fine-tuning: a smaller dense model."""
+    kind = "channel"
+    trains = True
+    data: DataConfig
+    model: ModelConfig
+    channel: ChannelConfig
+    finetune: TrainConfig
+
+    def hashed(self):
+        return self.channel, self.finetune, self.data
+
+    def label(self, v) -> str:
+        return f"prune {v.model} channels {v.prune_ratio:.0%} + fine-tune"
+
+    def run(self, ctx, st, path, meta):
+        model, _ = ctx.load(st.upstream, self.model)
+        splits = ctx.splits(self.data)
+        meta["params_before"] = sum(p.numel() for p in model.parameters())
+        structured.channel_prune_(model, self.channel, self.model.in_channels)
+        meta["params_after"] = sum(p.numel() for p in model.parameters())
+        model, meta["history"] = train.train(model, splits, self.finetune, ctx.device,
+                                             desc=st.label, progress=ctx.progress)
+        return Checkpoint(model, self.model, shapes=structured.shapes(model))
+
+
+@register
+@dataclass(frozen=True)
+class Sensitivity(Step):
+    """Per-layer sensitivity of a trained model (a JSON entry, read by the pruning after it)."""
+    kind = "sensitivity"
+    json_kind = "sensitivity"
+    data: DataConfig
+    model: ModelConfig
+    sensitivity: SensitivityConfig
+
+    @property
+    def suffix(self) -> str:
+        return ".json"
+
+    def hashed(self):
+        return self.sensitivity, self.data
+
+    def label(self, v) -> str:
+        return f"sensitivity of {v.model}'s layers"
+
+    def measure(self, ctx, st) -> dict:
+        """Validation accuracy with one layer at a time pruned to each ratio."""
+        t0 = time.perf_counter()
+        model, _ = ctx.load(st.upstream, self.model)
+        splits, sc = ctx.splits(self.data), self.sensitivity
+        rows = prune.layer_sensitivity(model, sc.ratios, splits.val_x[:sc.images],
+                                       splits.val_y[:sc.images], progress=ctx.progress)
+        return {"stage": self.kind, "key": st.key, "label": st.label,
+                "upstream": st.upstream.key, "images": min(sc.images, len(splits.val_y)),
+                "rows": rows, "seconds": time.perf_counter() - t0}
+
+    def run(self, ctx, st, path, meta):
+        ctx.sensitivity(st)
+
+
+@register
+@dataclass(frozen=True)
+class Prune(Step):
+    """One-shot unstructured pruning (a `PruneConfig` method) + fine-tuning (0 epochs: none).
+    After a sensitivity stage, each layer gets the ratio its sensitivity allows."""
+    kind = "prune"
+    trains = True
+    data: DataConfig
+    model: ModelConfig
+    prune: PruneConfig
+    finetune: TrainConfig
+
+    def hashed(self):
+        return self.prune, self.finetune, self.data
+
+    def label(self, v) -> str:
+        what = "" if v.prune == "l1-unstructured" else f" ({v.prune})"
+        return (f"prune {v.model} {v.prune_ratio:.0%}{what}"
+                + (" + fine-tune" if self.finetune.epochs else ""))
+
+    def run(self, ctx, st, path, meta):
+        source, ratios = st.upstream, None
+        if source.step.json_kind == "sensitivity":
+            ratios = prune.sensitivity_ratios(ctx.sensitivity(source)["rows"], self.prune.ratio)
+            meta["layer_ratios"] = ratios
+            source = source.upstream
+        model, _ = ctx.load(source, self.model)
+        model, meta["history"] = prune.prune_and_finetune(
+            model, self.prune, ctx.splits(self.data), self.finetune, ctx.device, st.label,
+            ctx.progress, layer_ratios=ratios)
+        return Checkpoint(model, self.model)
+
+
+@register
+@dataclass(frozen=True)
+class Share(Step):
+    """Weight sharing: k-means codebooks per layer, then codebook fine-tuning."""
+    kind = "share"
+    trains = True
+    data: DataConfig
+    model: ModelConfig
+    share: ShareConfig
+    finetune: TrainConfig
+
+    def hashed(self):
+        return self.share, self.finetune, self.data
+
+    def label(self, v) -> str:
+        return (f"share {v.model} weights (k-means {self.share.bits_conv}/"
+                f"{self.share.bits_fc} bits)")
+
+    def run(self, ctx, st, path, meta):
+        model, _ = ctx.load(st.upstream, self.model)
+        model, meta["layers"], meta["history"] = share.share_and_finetune(
+            model, self.share, ctx.splits(self.data), self.finetune, ctx.device, st.label,
+            ctx.progress)
+        return Checkpoint(model, self.model, "kmeans")
+
+
+@register
+@dataclass(frozen=True)
+class Static(Step):
+    """PyTorch's post-training static INT8 (FX), calibrated on training images."""
+    kind = "static"
+    # 2: compact lossless layout (quantize.pack_state).
+    version = 2
+    float_model = False
+    data: DataConfig
+    model: ModelConfig
+    quant: StaticQuantConfig
+
+    def hashed(self):
+        return self.quant, self.data
+
+    def label(self, v) -> str:
+        return f"quantize {v.model} int8-static (FX)"
+
+    def run(self, ctx, st, path, meta):
+        model, info = ctx.load(st.upstream, self.model)
+        model = quantize.quantize_static(model, ctx.calibration(self.data,
+                                                                self.quant.calib_images))
+        return Checkpoint(model, self.model, "int8-static", info["shapes"])
+
+
+@register
+@dataclass(frozen=True)
+class Quantize(Step):
+    """PyTorch's dynamic quantization (a `QuantConfig` method)."""
+    kind = "quantize"
+    float_model = False
+    quant: QuantConfig
+
+    def label(self, v) -> str:
+        return f"quantize {v.model} {self.quant.method}"
+
+    def run(self, ctx, st, path, meta):
+        model, info = ctx.load(st.upstream)
+        return Checkpoint(quantize.quantize(model, self.quant), ModelConfig(**info["model"]),
+                          self.quant.method)
+
+
+@register
+@dataclass(frozen=True)
+class Onnx(Step):
+    """Export to ONNX; with int8-static, ONNX Runtime's own static INT8 (QDQ)."""
+    kind = "onnx"
+    # 2: 7-bit weights, so u8s8 does not saturate on CPUs without VNNI (runtime.quantize_onnx).
+    version = 2
+    float_model = False
+    record = True
+    data: DataConfig
+    model: ModelConfig
+    onnx: OnnxConfig
+
+    @property
+    def suffix(self) -> str:
+        return ".onnx"
+
+    def hashed(self):
+        return self.onnx, self.data
+
+    def label(self, v) -> str:
+        return f"export {v.label} to ONNX"
+
+    def run(self, ctx, st, path, meta):
+        t0 = time.perf_counter()
+        model, _ = ctx.load(st.upstream, self.model)
+        size = ctx.splits(self.data).test_x.shape[-1]
+        if self.onnx.quant == "none":
+            runtime.export_onnx(model, path, self.model.in_channels, size)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                fp32 = Path(tmp) / "fp32.onnx"
+                runtime.export_onnx(model, fp32, self.model.in_channels, size)
+                runtime.quantize_onnx(fp32, path, ctx.calibration(self.data,
+                                                                  self.onnx.calib_images))
+        ctx.store.write_json(self.kind, st.key, {**meta, "seconds": time.perf_counter() - t0})
+
+
+@register
+@dataclass(frozen=True)
+class Encode(Step):
+    """Write the upstream checkpoint with a codec (.apx, or gzip/xz/zstd over the .pt); the
+    round trip is checked bit-exact in memory before the file is written."""
+    kind = "encode"
+    float_model = False
+    record = True
+    model: ModelConfig
+    codec: CodecConfig
+    data: DataConfig
+
+    @property
+    def suffix(self) -> str:
+        return ".apx" if self.codec.codec in compress.APX_CODECS else f".pt{self.extension}"
+
+    @property
+    def extension(self) -> str:
+        return {"gzip": ".gz", "xz": ".xz", "zstd": ".zst"}[self.codec.codec]
+
+    def hashed(self):
+        return (self.codec,)
+
+    def label(self, v) -> str:
+        return f"encode {v.label}"
+
+    def run(self, ctx, st, path, meta):
+        source = ctx.artifact(st.upstream)
+        cc = self.codec
+        if cc.codec in compress.APX_CODECS:
+            model, _ = store.load_checkpoint(source, expect=self.model)
+            t0 = time.perf_counter()
+            data, stats = compress.encode(model, self.model, cc, meta)
+            t1 = time.perf_counter()
+            decoded, _ = compress.decode(data)
+            exact = fingerprint(decoded) == fingerprint(model)
+        else:
+            raw = source.read_bytes()
+            t0 = time.perf_counter()
+            data, stats = compress.general_compress(raw, cc.codec), []
+            t1 = time.perf_counter()
+            exact = compress.general_decompress(data, cc.codec, limit=len(raw)) == raw
+        t2 = time.perf_counter()
+        if not exact:  # the codec's contract; a failure here is a bug, never a result
+            raise RuntimeError(f"{cc.codec} round trip of {source} is not bit-exact")
+        with store.atomic_path(path) as tmp:
+            tmp.write_bytes(data)
+        ctx.store.write_json(self.kind, st.key, {
+            **meta, "encode_seconds": t1 - t0, "decode_seconds": t2 - t1,
+            "source_bytes": source.stat().st_size, "bytes": path.stat().st_size,
+            "tensors": stats})
+
+
+@register
+@dataclass(frozen=True)
+class Evaluate(Step):
+    """Measure the upstream artifact: accuracy, size, latency, sparsity (a `metrics` entry)."""
+    kind = "evaluate"
+    # 2: latency is timed before any other forward pass (see Runner._measure).
+    version = 2
+    json_kind = "metrics"
+    timed = True
+    measure: MeasureConfig
+    data: DataConfig
+
+    def label(self, v) -> str:
+        return f"evaluate {v.label}"
+
+    def run(self, ctx, st, path, meta):
+        ctx.evaluate(st)
+
+
+def fingerprint(model: torch.nn.Module) -> str | None:
+    """Hash of a float model's structure and exact weights (equal fingerprints, equal
+    predictions and latency); None for models holding anything else (quantized packed params)."""
+    if not isinstance(model, torch.nn.Module):
+        return None
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        if not isinstance(t, torch.Tensor) or t.is_quantized:
+            return None
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:24]

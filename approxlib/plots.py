@@ -8,50 +8,16 @@ matplotlib.use("Agg")  # headless: papermill, CI and the PDF renderer have no di
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from . import names  # noqa: E402
+
 MB = 1e6
 COLORS = {"none": "#4C72B0", "pruned": "#DD8452", "int8-dynamic": "#55A868"}
 plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "font.size": 9,
                      "axes.spines.top": False, "axes.spines.right": False})
 
 
-MODEL_NAMES = {"resnet18": "ResNet-18", "mobilenetv2": "MobileNetV2"}
-CODEC_NAMES = {"sparse": "sparse .apx", "packed": "packed .apx", "huffman": "Huffman .apx",
-               "gzip": "gzip", "xz": "xz", "zstd": "zstd"}
-
-
-def is_control(r) -> bool:
-    c = getattr(r, "control", "none")
-    return isinstance(c, str) and c != "none"
-
-
-def variant_label(r) -> str:
-    parts = [MODEL_NAMES.get(r.model, r.model)]
-    parts.append("baseline" if r.prune_ratio == 0 else f"pruned {r.prune_ratio:.0%}")
-    if is_control(r):
-        parts[-1] = "dense control"
-    method = getattr(r, "prune_method", "")
-    if method == "gradual-l1":
-        parts[-1] += " (gradual)"
-    elif method in METHOD_NAMES and method != "l1-unstructured":
-        parts[-1] += f" ({METHOD_NAMES[method]})"
-    elif method == "channel-l1":
-        parts[-1] = f"channels −{r.prune_ratio:.0%}"
-    if r.quant == "kmeans":
-        parts.append("+ k-means")
-    elif r.quant == "int8-static":
-        parts.append("+ static INT8")
-    elif r.quant != "none":
-        parts.append("+ INT8")
-    if getattr(r, "runtime", "pytorch") == "onnxruntime":
-        parts.append("(ONNX Runtime)")
-    codec = getattr(r, "codec", "none")
-    if codec != "none":
-        parts.append(f"+ {CODEC_NAMES.get(codec, codec)}")
-    return " ".join(parts)
-
-
 def _color(r) -> str:
-    if is_control(r):
+    if names.is_control(r):
         return "#8C8C8C"
     if r.quant != "none":
         return COLORS["int8-dynamic"]
@@ -72,7 +38,7 @@ def acc_vs_size(df: pd.DataFrame) -> plt.Figure:
     for rank, r in enumerate(df.sort_values("accuracy", ascending=False).itertuples()):
         ax.errorbar(r.size_bytes / MB, r.accuracy * 100, yerr=_yerr(r), fmt="o", ms=7,
                     color=_color(r), capsize=3, zorder=3)
-        ax.annotate(variant_label(r), (r.size_bytes / MB, r.accuracy * 100), fontsize=8,
+        ax.annotate(names.variant_label(r), (r.size_bytes / MB, r.accuracy * 100), fontsize=8,
                     xytext=(8, 10 - 13 * rank), textcoords="offset points",
                     arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5})
     ax.set_xlabel("Size on disk (MB)")
@@ -88,7 +54,7 @@ def acc_vs_size(df: pd.DataFrame) -> plt.Figure:
 def metric_bars(df: pd.DataFrame) -> plt.Figure:
     """Accuracy, batch-1 latency and size side by side, one bar per variant."""
     fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.3))
-    labels = [variant_label(r).replace(" ", "\n", 1).replace(" + ", "\n+ ") for r in df.itertuples()]
+    labels = [names.variant_label(r).replace(" ", "\n", 1).replace(" + ", "\n+ ") for r in df.itertuples()]
     colors = [_color(r) for r in df.itertuples()]
     specs = [("accuracy", 100, "Top-1 test accuracy (%)", "{:.1f}"),
              ("latency_ms", 1, "CPU latency, batch 1 (ms)", "{:.2f}"),
@@ -107,8 +73,8 @@ def metric_bars(df: pd.DataFrame) -> plt.Figure:
 def vs_ratio(df: pd.DataFrame) -> plt.Figure:
     """Accuracy, latency and size against the pruning ratio (section C); an equal-compute dense
     control, where given, as a dashed line on the accuracy axis."""
-    controls = df[[is_control(r) for r in df.itertuples()]]
-    d = df[[not is_control(r) for r in df.itertuples()]].sort_values("prune_ratio")
+    controls = df[[names.is_control(r) for r in df.itertuples()]]
+    d = df[[not names.is_control(r) for r in df.itertuples()]].sort_values("prune_ratio")
     x = d.prune_ratio * 100
     fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.1))
     specs = [(d.accuracy * 100, "Top-1 test accuracy (%)"),
@@ -151,7 +117,7 @@ def layer_sparsity(layers: dict[float, pd.DataFrame]) -> plt.Figure:
 def models_side_by_side(df: pd.DataFrame) -> plt.Figure:
     """Section E: each model's baseline and pruned variant, per metric."""
     models = list(dict.fromkeys(df.model))
-    control = pd.Series([is_control(r) for r in df.itertuples()], index=df.index)
+    control = pd.Series([names.is_control(r) for r in df.itertuples()], index=df.index)
     groups = sorted({(r.prune_ratio, bool(c)) for r, c in zip(df.itertuples(), control)},
                     key=lambda g: (g[0], not g[1]))  # baseline, control, pruned
     fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.2))
@@ -170,7 +136,7 @@ def models_side_by_side(df: pd.DataFrame) -> plt.Figure:
                           else f"pruned {ratio:.0%}")
             ax.bar_label(bars, [f"{v:.3g}" for v in vals], fontsize=7, padding=2)
         ax.set_xticks([i + width * (len(groups) - 1) / 2 for i in range(len(models))],
-                      [variant_label(df[df.model == m].iloc[0]).split(" ")[0] for m in models])
+                      [names.variant_label(df[df.model == m].iloc[0]).split(" ")[0] for m in models])
         ax.set_ylabel(ylabel)
         ax.set_ylim(0, ax.get_ylim()[1] * 1.12)
     axes[0].legend(fontsize=7, loc="lower right")
@@ -183,23 +149,23 @@ def models_side_by_side(df: pd.DataFrame) -> plt.Figure:
 def compression_stages(stages: pd.DataFrame) -> plt.Figure:
     """Deep Compression's stages per model: compression ratio (log scale) and accuracy."""
     models = list(dict.fromkeys(stages.model))
-    names = list(dict.fromkeys(stages.stage))
+    order = list(dict.fromkeys(stages.stage))
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.4))
     width = 0.8 / len(models)
     palette = ["#4C72B0", "#DD8452"]
     for j, m in enumerate(models):
-        d = stages[stages.model == m].set_index("stage").reindex(names)
-        xs = [i + j * width for i in range(len(names))]
-        bars = axes[0].bar(xs, d.ratio, width, color=palette[j % 2], label=MODEL_NAMES.get(m, m))
+        d = stages[stages.model == m].set_index("stage").reindex(order)
+        xs = [i + j * width for i in range(len(order))]
+        bars = axes[0].bar(xs, d.ratio, width, color=palette[j % 2], label=names.model(m))
         axes[0].bar_label(bars, [f"{v:.1f}×" for v in d.ratio], fontsize=7, padding=2)
         axes[1].errorbar(xs, d.accuracy * 100, yerr=[(d.accuracy - d.acc_lo) * 100,
                                                      (d.acc_hi - d.accuracy) * 100],
-                         fmt="o", color=palette[j % 2], capsize=3, label=MODEL_NAMES.get(m, m))
-    ticks = [i + width * (len(models) - 1) / 2 for i in range(len(names))]
+                         fmt="o", color=palette[j % 2], capsize=3, label=names.model(m))
+    ticks = [i + width * (len(models) - 1) / 2 for i in range(len(order))]
     short = {"dense fp32 (.pt)": "dense\nfp32 .pt", "pruned (.pt)": "pruned\n.pt",
              "pruned, sparse-encoded": "sparse\n.apx", "+ weight sharing": "+ weight\nsharing",
              "+ Huffman coding": "+ Huffman\ncoding"}
-    labels = [short.get(n, n) for n in names]
+    labels = [short.get(n, n) for n in order]
     axes[0].set_yscale("log")
     axes[0].set_ylabel("Compression ratio vs dense fp32 (×, log scale)")
     axes[0].set_ylim(0.8, stages.ratio.max() * 2.5)
@@ -227,7 +193,7 @@ def bits_curve(curve: pd.DataFrame, dense: dict, tuned: dict) -> plt.Figure:
             b, acc = tuned[m]
             ax.plot([b], [acc * 100], "*", ms=12, color=COLORS["int8-dynamic"],
                     label="+ codebook fine-tuning")
-        ax.set_title(MODEL_NAMES.get(m, m), fontsize=9)
+        ax.set_title(names.model(m), fontsize=9)
         ax.set_xlabel("Codebook index bits per weight")
         ax.set_ylabel("Top-1 test accuracy (%)")
         ax.set_xticks(sorted(d.bits.unique()))
@@ -253,7 +219,7 @@ def layer_bits(layers: dict[str, pd.DataFrame]) -> plt.Figure:
         ax2.set_ylabel("Zero weights in layer (%)")
         ax2.set_ylim(0, 100)
         ax.set_xticks(list(x), t.layer, rotation=90, fontsize=5 if len(t) > 30 else 6)
-        ax.set_title(MODEL_NAMES.get(m, m), fontsize=9)
+        ax.set_title(names.model(m), fontsize=9)
         lines = ax.get_legend_handles_labels()
         lines2 = ax2.get_legend_handles_labels()
         ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=7, loc="upper left", ncol=3)
@@ -286,7 +252,7 @@ def pareto(df: pd.DataFrame) -> plt.Figure:
                 front.append(r)
                 best = r.accuracy
         ax.plot([r.latency_ms for r in front], [r.accuracy * 100 for r in front], "-",
-                color=palette[j % 2], lw=1, alpha=0.7, label=f"{MODEL_NAMES.get(m, m)} Pareto front")
+                color=palette[j % 2], lw=1, alpha=0.7, label=f"{names.model(m)} Pareto front")
     for (q, rt), mk in MARKERS.items():
         ax.plot([], [], mk, color="0.3", mfc="0.3",
                 label=f"{'INT8' if q != 'none' else 'fp32'}, {'ONNX Runtime' if rt == 'onnxruntime' else 'PyTorch'}")
@@ -307,13 +273,13 @@ def speedups(df: pd.DataFrame, batch: int) -> plt.Figure:
     models = list(dict.fromkeys(df.model))
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6), sharey=True)
     palette = ["#4C72B0", "#DD8452"]
-    names = list(dict.fromkeys(df.name))
+    order = list(dict.fromkeys(df.name))
     width = 0.8 / len(models)
     for ax, (col, title) in zip(axes, (("speedup", "batch 1"), ("speedup_bs64", f"batch {batch}"))):
         for j, m in enumerate(models):
-            d = df[df.model == m].set_index("name").reindex(names)
-            bars = ax.barh([i + j * width for i in range(len(names))], d[col], width,
-                           color=palette[j % 2], label=MODEL_NAMES.get(m, m))
+            d = df[df.model == m].set_index("name").reindex(order)
+            bars = ax.barh([i + j * width for i in range(len(order))], d[col], width,
+                           color=palette[j % 2], label=names.model(m))
             ax.bar_label(bars, [f"{v:.1f}×" for v in d[col]], fontsize=6, padding=2)
         ax.axvline(1, color="0.4", lw=0.8)
         ax.set_xscale("log")
@@ -321,7 +287,7 @@ def speedups(df: pd.DataFrame, batch: int) -> plt.Figure:
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel(f"Speed-up, {title} (×, log scale)")
         ax.grid(alpha=0.3, axis="x")
-    axes[0].set_yticks([i + width * (len(models) - 1) / 2 for i in range(len(names))], names,
+    axes[0].set_yticks([i + width * (len(models) - 1) / 2 for i in range(len(order))], order,
                        fontsize=7)
     axes[0].invert_yaxis()
     axes[0].legend(fontsize=7, loc="lower right")
@@ -332,8 +298,6 @@ def speedups(df: pd.DataFrame, batch: int) -> plt.Figure:
 # ------------------------------------------------------------------------------ section H
 
 ROLE_COLORS = {"baseline": COLORS["none"], "control": "#8C8C8C", "pruned": COLORS["pruned"]}
-METHOD_NAMES = {"l1-unstructured": "global magnitude", "l1-layerwise": "layer-wise magnitude",
-                "random-unstructured": "random", "l1-sensitivity": "sensitivity-guided"}
 METHOD_COLORS = {"l1-unstructured": "#DD8452", "l1-layerwise": "#4C72B0",
                  "random-unstructured": "#8C8C8C", "l1-sensitivity": "#55A868"}
 
@@ -367,7 +331,7 @@ def protocol_bars(summary: pd.DataFrame, seeds: pd.DataFrame) -> plt.Figure:
                    label={"control": "dense, equal-compute control"}.get(role, role))
         ax.set_xticks(range(len(protocols)), [f"{p} protocol" for p in protocols])
         ax.set_ylabel("Top-1 test accuracy (%)")
-        ax.set_title(MODEL_NAMES.get(m, m), fontsize=9)
+        ax.set_title(names.model(m), fontsize=9)
         sm = summary[summary.model == m]
         low = 100 * min(seeds[seeds.model == m].accuracy.min(), sm["lo"].min(skipna=True))
         high = 100 * max(seeds[seeds.model == m].accuracy.max(), sm["hi"].max(skipna=True))
@@ -391,13 +355,13 @@ def sparsity_curve(curve: pd.DataFrame, dense: dict[str, float]) -> plt.Figure:
                 x = d[(d.prune_method == method) & (d.finetuned == ft)].sort_values("ratio_x")
                 ax.plot(x.ratio_x, 100 * x.accuracy, style, ms=4, color=METHOD_COLORS[method],
                         alpha=1.0 if ft else 0.6,
-                        label=f"{METHOD_NAMES[method]}{'' if ft else ' (no fine-tuning)'}")
+                        label=f"{names.method(method)}{'' if ft else ' (no fine-tuning)'}")
         ax.axhline(100 * dense[m], color="k", lw=0.8, ls=":", label="dense")
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}×"))
         ax.set_xlabel("Compression ratio of Conv/Linear weights (1 / (1 − sparsity), log scale)")
         ax.set_ylabel("Top-1 test accuracy (%)")
-        ax.set_title(MODEL_NAMES.get(m, m), fontsize=9)
+        ax.set_title(names.model(m), fontsize=9)
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
@@ -419,7 +383,7 @@ def sensitivity_heatmap(sens: pd.DataFrame, model: str) -> plt.Figure:
             ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=5.5,
                     color="white" if v > 0.6 * vmax else "black")
     ax.set_xlabel("Fraction of this layer's weights pruned (L1)")
-    ax.set_title(f"{MODEL_NAMES.get(model, model)}: validation accuracy drop (points)",
+    ax.set_title(f"{names.model(model)}: validation accuracy drop (points)",
                  fontsize=9)
     fig.colorbar(im, ax=ax, label="Accuracy drop (points)")
     fig.tight_layout()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import io
 import os
 import platform
 import shutil
@@ -13,22 +14,38 @@ import tempfile
 import time
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
+import nbconvert
+import nbformat
 import numpy as np
 import pandas as pd
+import papermill as pm
+import torch
+import torchvision
+from IPython.display import Image, Markdown, display
+from nbconvert import HTMLExporter
+from tqdm.auto import tqdm
 
+from . import cluster as CL
+from . import data as D
+from . import analysis, names, plots, stats
 from . import pipeline as PL
-from . import plots
-from . import stats
 from . import store as S
-from .config import (ConfigError, check_dataset, check_model, check_ratio, config_hash,
-                     load_profile, parse_value)
+from .config import (
+    ConfigError,
+    check_dataset,
+    check_model,
+    check_ratio,
+    config_hash,
+    load_profile,
+    parse_value,
+)
+from .measure import hardware
+from .sections import SECTIONS, parse_sections
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
-DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "fashion-mnist": "Fashion-MNIST"}
-MODEL_NAMES = {"resnet18": "ResNet-18", "mobilenetv2": "MobileNetV2"}
-ORIGINAL_DATASET = {"A": "cifar10", "B": "cifar10", "C": "cifar10", "D": "cifar100", "E": "cifar10",
-                    "F": "cifar10", "G": "cifar10", "H": "cifar10"}
 
 # The original study's published figures (seed README), keyed (model, dataset, ratio, quant):
 # (top-1 %, size MB, latency ms); None where the README gives no unambiguous number.
@@ -56,12 +73,10 @@ def _store_root(models_dir) -> str | Path:
 
 
 def _display(*objs) -> None:
-    from IPython.display import display
     display(*objs)
 
 
 def _md(text: str) -> None:
-    from IPython.display import Markdown
     _display(Markdown(text))
 
 
@@ -87,7 +102,8 @@ class Section:
                  ratio: float | None = None, ratios: list | None = None,
                  overrides: dict | None = None, out: str | None = None,
                  models_dir: str = "models", data_dir: str | None = None):
-        self.letter = PL.parse_sections(letter)[0]
+        self.letter = parse_sections(letter)[0]
+        self.spec = SECTIONS[self.letter]
         # `papermill -p ratios '[0, 0.5]'` passes text; list and dict parameters accept YAML text
         # (what `-y` or `--set` would give). Scalars are never re-parsed: a wrong type stays wrong.
         ratios, models, overrides = (parse_value(x) if isinstance(x, str) else x
@@ -97,7 +113,7 @@ class Section:
         ov = dict(overrides or {})
         if dataset is not None:
             check_dataset(dataset)
-            ov["dataset_d" if self.letter == "D" else "dataset"] = dataset
+            ov[self.spec.dataset_key] = dataset
         if ratio is not None:
             check_ratio(ratio)
             ov["ratio"] = ratio
@@ -105,12 +121,12 @@ class Section:
             ov["ratios"] = ratios
         self.models = None
         if model is not None or models is not None:
-            names = [model] if model is not None else models
-            if not isinstance(names, list) or not names:
+            chosen = [model] if model is not None else models
+            if not isinstance(chosen, list) or not chosen:
                 raise ConfigError(f"models must be a non-empty list, got {models!r}")
-            for m in names:
+            for m in chosen:
                 check_model(m)
-            self.models = {self.letter: names}
+            self.models = {self.letter: chosen}
         self.p = load_profile(profile, ov)
         # Relative paths are taken from the repository root, so a notebook opened in JupyterLab
         # (whose working directory is notebooks/) finds the same cache as the CLI.
@@ -125,12 +141,16 @@ class Section:
                                  progress=False, models=self.models)
         self.seconds = time.perf_counter() - t0
         self.metrics = runner.metrics
-        self.df["variant"] = [plots.variant_label(r) for r in self.df.itertuples()]
+        # each row carries its variant (run's rows and metrics are in one order): what tables
+        # and findings look its metrics up by, never rebuilt from the row's columns
+        assert len(self.metrics) == len(self.df)
+        self.df["variant_id"] = list(self.metrics)
+        self.df["variant"] = [names.variant_label(r) for r in self.df.itertuples()]
         ci = [stats.wilson(round(r.accuracy * r.test_images), r.test_images)
               for r in self.df.itertuples()]
         self.df["acc_lo"], self.df["acc_hi"] = [c[0] for c in ci], [c[1] for c in ci]
         self.n_seeds = 1
-        if self.letter in "ABCDE" and self.df.seed.nunique() > 1:
+        if self.spec.seeds and self.df.seed.nunique() > 1:
             self._average_seeds()
         self._fig = 0
         self._tab = 0
@@ -161,10 +181,10 @@ class Section:
         return self.df.dataset.iloc[0]
 
     def dataset_text(self) -> str:
-        name = DATASET_NAMES[self.dataset]
-        orig = ORIGINAL_DATASET[self.letter]
+        name = names.dataset(self.dataset)
+        orig = self.spec.original_dataset
         if self.dataset != orig:
-            name += f" (stand-in for the original's {DATASET_NAMES[orig]})"
+            name += f" (stand-in for the original's {names.dataset(orig)})"
         return name
 
     def protocol_text(self) -> str:
@@ -207,7 +227,7 @@ class Section:
 
     # ------------------------------------------------------------------------------- content
     def header(self) -> None:
-        title = PL.SECTION_TITLES[self.letter]
+        title = self.spec.title
         _md(f'<a id="section-{self.letter}"></a>\n\n## Section {self.letter}. {title}\n\n'
             f"Dataset: **{self.dataset_text()}**; profile **{self.p['profile']}** "
             f"({self.p['description']})\n\nProtocol: {self.protocol_text()}.")
@@ -243,10 +263,7 @@ class Section:
 
     def _figure(self, fig, what: str) -> None:
         """Show a figure as an embedded PNG (works under any matplotlib backend) + caption."""
-        import io
 
-        import matplotlib.pyplot as plt
-        from IPython.display import Image
         buf = io.BytesIO()
         fig.savefig(buf, format="png", bbox_inches="tight")
         plt.close(fig)
@@ -287,6 +304,11 @@ class Section:
                      "Per-layer sparsity at each global pruning ratio")
 
     # ------------------------------------------------------------------------------ findings
+    @staticmethod
+    def _variant(r) -> PL.Variant:
+        """The variant a row of this section's tables shows."""
+        return r.variant_id
+
     def _pred(self, v: PL.Variant) -> np.ndarray:
         return np.asarray(self.metrics[v]["predictions"])
 
@@ -301,7 +323,7 @@ class Section:
         lat_noise = (mb["latency_iqr_ms"] + mo["latency_iqr_ms"]) / mb["latency_ms"]
         lat_verdict = "within timing noise" if abs(lat) <= max(lat_noise, 0.03) else (
             "faster" if lat < 0 else "slower")
-        return (f"- **{plots.variant_label(other)}** vs **{plots.variant_label(base)}**: top-1 "
+        return (f"- **{names.variant_label(other)}** vs **{names.variant_label(base)}**: top-1 "
                 f"{_fmt_pct(mb['accuracy'])} → {_fmt_pct(mo['accuracy'])} "
                 f"({delta:+.2f} points; McNemar p = {test['p_value']:.3g} on "
                 f"{test['only_a'] + test['only_b']} images where they disagree: {verdict}). "
@@ -339,12 +361,19 @@ class Section:
                 parts.append(f"{a} − {b} {100 * ci['mean']:+.2f} points "
                              f"({100 * ci['lo']:+.2f} to {100 * ci['hi']:+.2f}, "
                              f"{'within noise' if stats.within_noise(ci) else 'beyond noise'})")
-            out.append(f"  - {plots.variant_label(v)}: " + "; ".join(parts) + ".")
+            out.append(f"  - {names.variant_label(v)}: " + "; ".join(parts) + ".")
         return out
+
+    def _baselines(self, a: PL.Variant, b: PL.Variant) -> str:
+        ma, mb = self.metrics[a], self.metrics[b]
+        return (f"- Baselines: {names.model(a.model)} {_fmt_pct(ma['accuracy'])} vs "
+                f"{names.model(b.model)} {_fmt_pct(mb['accuracy'])}; "
+                f"{names.model(a.model)} is {ma['size_bytes'] / mb['size_bytes']:.1f}× the "
+                f"size and {ma['latency_ms'] / mb['latency_ms']:.2f}× the batch-1 latency of "
+                f"{names.model(b.model)} on this CPU.")
 
     def findings(self) -> None:
         """'What the numbers say': every statement is computed from this section's rows."""
-        from . import data as D
         lines = []
         y_cache = {}
         for v in self.metrics:
@@ -360,17 +389,9 @@ class Section:
             float_v = PL.Variant(v.section, v.model, v.dataset, v.prune_ratio)
             if float_v in self.metrics:
                 lines.append(self._compare(float_v, v, y_cache[v.dataset]))
-        if self.letter == "E":
-            models = list(dict.fromkeys(v.model for v in self.metrics))
-            if len(models) == 2:
-                a, b = (PL.Variant("E", m, self.dataset) for m in models)
-                ma, mb = self.metrics[a], self.metrics[b]
-                lines.append(
-                    f"- Baselines: {MODEL_NAMES[a.model]} {_fmt_pct(ma['accuracy'])} vs "
-                    f"{MODEL_NAMES[b.model]} {_fmt_pct(mb['accuracy'])}; "
-                    f"{MODEL_NAMES[a.model]} is {ma['size_bytes'] / mb['size_bytes']:.1f}× the "
-                    f"size and {ma['latency_ms'] / mb['latency_ms']:.2f}× the batch-1 latency of "
-                    f"{MODEL_NAMES[b.model]} on this CPU.")
+        baselines = [v for v in self.metrics if v == PL.Variant(v.section, v.model, v.dataset)]
+        if len(baselines) == 2:  # two architectures side by side: their baselines compared
+            lines.append(self._baselines(*baselines))
         pruned = [v for v in self.metrics if v.prune_ratio > 0]
         controlled = [v for v in pruned if v.quant == "none"
                       and PL.control_of(v) in self.metrics]
@@ -418,8 +439,6 @@ def notebook_paths(sections: list[str]) -> dict[str, Path]:
 def execute(profile: str, sections: list[str], overrides: dict, out: Path,
             models_dir: Path, data_dir: Path | None, progress: bool = True) -> dict[str, Path]:
     """Run each section's notebook with papermill into out/notebooks/ (atomically)."""
-    import papermill as pm
-    from tqdm.auto import tqdm
     done = {}
     params = {"profile": profile, "overrides": overrides, "out": str(out.resolve()),
               "models_dir": str(models_dir) if S.is_url(models_dir) else str(Path(models_dir).resolve()),
@@ -457,17 +476,11 @@ def _literal(value) -> str:
 
 
 def environment(p: dict, durations: dict[str, float]) -> str:
-    import matplotlib
-    import nbconvert
-    import papermill
-    import torch
-    import torchvision
-    from .measure import hardware
     hw = hardware()
     rows = [("profile", p["profile"]), ("git commit", PL.git_commit()),
             ("rendered", dt.datetime.now().strftime("%Y-%m-%d %H:%M")),
             ("python", platform.python_version()), ("torch", torch.__version__),
-            ("torchvision", torchvision.__version__), ("papermill", papermill.__version__),
+            ("torchvision", torchvision.__version__), ("papermill", pm.__version__),
             ("nbconvert", nbconvert.__version__), ("matplotlib", matplotlib.__version__),
             ("numpy", np.__version__), ("pandas", pd.__version__),
             ("CPU", f"{hw['cpu']} ({hw['cpu_count']} logical cores)"), ("GPU", hw["gpu"]),
@@ -490,12 +503,12 @@ def summary_table(results: pd.DataFrame, sections: list[str]) -> str:
         results["control"] = "none"
     results["control"] = results.control.fillna("none")
     # section H's many seeded runs are summarized in its own tables
-    d = results[results.section.isin(sections) & (results.section != "H")
+    d = results[results.section.isin([s for s in sections if SECTIONS[s].summarized])
                 ].drop_duplicates(subset=key)
     sections_of = results.groupby(key).section.agg(lambda s: ",".join(sorted(set(s))))
     method = {"l1-unstructured": "one-shot", "gradual-l1": "gradual", "channel-l1": "channels"}
     t = pd.DataFrame({
-        "model": d.model.map(MODEL_NAMES), "dataset": d.dataset.map(DATASET_NAMES),
+        "model": d.model.map(names.model), "dataset": d.dataset.map(names.dataset),
         "pruned": [f"{r.prune_ratio:.0%} {method.get(r.prune_method, r.prune_method)}"
                    if r.prune_ratio > 0 else "dense control" if r.control != "none" else "–"
                    for r in d.itertuples()],
@@ -524,8 +537,6 @@ table.summary { font-size: 10px; }
 
 def render(out: Path, p: dict, sections: list[str], executed: dict[str, Path]) -> Path:
     """Merge the executed notebooks into out/index.html (code hidden, images embedded)."""
-    import nbformat
-    from nbconvert import HTMLExporter
     results = pd.read_csv(out / "results.csv")
     durations, cells = {}, []
     for letter in sections:
@@ -539,7 +550,7 @@ def render(out: Path, p: dict, sections: list[str], executed: dict[str, Path]) -
             if tags & {"parameters", "injected-parameters", "remove-in-report"}:
                 continue
             cells.append(c)
-    toc = "\n".join(f"{i + 1}. [Section {s}. {PL.SECTION_TITLES[s]}](#section-{s})"
+    toc = "\n".join(f"{i + 1}. [Section {s}. {SECTIONS[s].title}](#section-{s})"
                     for i, s in enumerate(sections))
     title = nbformat.v4.new_markdown_cell(
         f"# Approximate computing for CNNs: pruning, quantization and compression of ResNet-18 "
@@ -553,13 +564,17 @@ def render(out: Path, p: dict, sections: list[str], executed: dict[str, Path]) -
         f"Generated by approxlib on "
         f"{dt.date.today().isoformat()}.\n\n**Contents**\n\n{toc}\n"
         f"{len(sections) + 1}. [Appendix: environment](#environment)")
+    found = analysis.findings(results[results.section.isin(sections)], float(p["ratio"]))
+    findings = nbformat.v4.new_markdown_cell(
+        "## Findings\n\n" + "\n".join(f"- {text} ([Section {s}](#section-{s}))"
+                                       for s, text in found))
     summary = nbformat.v4.new_markdown_cell(
         "## Summary\n\nEvery distinct model variant of sections A–G (top-1 on the full test "
         "split; size = bytes of the saved checkpoint; latency = median batch-1 CPU forward "
         "time; section H's seeded runs are summarized in its own tables).\n\n"
         + summary_table(results, sections))
     appendix = nbformat.v4.new_markdown_cell(environment(p, durations))
-    merged = nbformat.v4.new_notebook(cells=[title, summary, *cells, appendix])
+    merged = nbformat.v4.new_notebook(cells=[title, findings, summary, *cells, appendix])
     merged.metadata["title"] = f"approx-cnn report ({p['profile']})"
     exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True)
@@ -606,7 +621,6 @@ def build(profile: str, sections: list[str], overrides: dict, out: Path, models_
     p = load_profile(profile, overrides)
     t0 = time.perf_counter()
     if executor == "dask":
-        from . import cluster as CL
         CL.run(p, sections, str(models_dir), out, data_dir, progress=progress, **(cluster or {}))
     else:
         PL.run(p, sections, S.Store(models_dir), out, data_dir, progress=progress)

@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from . import data as D
+from . import analysis, names, plots, stats
 from . import pipeline as PL
-from . import plots
 from . import prune as P
-from . import stats
 from .config import sensitivity_config
-from .report import MODEL_NAMES, Section, _display, _md
+from .report import Section, _display, _md
 
 ROLE_NAMES = {"baseline": "baseline", "control": "dense control (+ fine-tuning)",
               "pruned": "pruned + fine-tuned"}
@@ -26,10 +26,7 @@ class ControlsSection(Section):
         d = self.df
         self.ratio = float(self.p["ratio"])
         d["finetuned"] = d.finetune_epochs > 0
-        d["role"] = np.select(
-            [d.control != "none", d.prune_ratio == 0,
-             (d.prune_method == "l1-unstructured") & (d.prune_ratio == self.ratio) & d.finetuned],
-            ["control", "baseline", "pruned"], default="curve")
+        d["role"] = analysis.roles(d, self.ratio)
         self.models_in = list(dict.fromkeys(d.model))
         seeds = [int(s) for s in self.p["h_seeds"]]
         self.seeds_df = d[d.role.isin(["baseline", "control", "pruned"]) & d.seed.isin(seeds)]
@@ -83,22 +80,12 @@ class ControlsSection(Section):
 
     def differences(self) -> pd.DataFrame:
         """Per model and protocol: paired (by seed) accuracy differences, mean and 95% CI."""
-        d = self.seeds_df.pivot_table(index=["model", "protocol", "seed"], columns="role",
-                                      values="accuracy")
-        rows = []
-        for (m, pr), g in d.groupby(level=[0, 1], sort=False):
-            for name, a, b in (("pruned − control", "pruned", "control"),
-                               ("pruned − baseline", "pruned", "baseline"),
-                               ("control − baseline", "control", "baseline")):
-                diff = (g[a] - g[b]).dropna()
-                rows.append({"model": m, "protocol": pr, "difference": name,
-                             **stats.mean_ci(diff.values)})
-        return pd.DataFrame(rows)
+        return analysis.paired_differences(self.seeds_df)
 
     def table_protocols(self) -> None:
         s = self.summary()
         t = pd.DataFrame({
-            "model": s.model.map(MODEL_NAMES), "protocol": s.protocol,
+            "model": s.model.map(names.model), "protocol": s.protocol,
             "variant": s.role.map(ROLE_NAMES), "seeds": s.n,
             "top-1 mean (%)": (100 * s["mean"]).round(2), "sd (points)": (100 * s.sd).round(2),
             "95% CI (%)": [_interval(r) for r in s.itertuples()],
@@ -109,7 +96,7 @@ class ControlsSection(Section):
                          f"and 95% t-interval of the mean"))
         d = self.differences()
         t = pd.DataFrame({
-            "model": d.model.map(MODEL_NAMES), "protocol": d.protocol,
+            "model": d.model.map(names.model), "protocol": d.protocol,
             "difference": d.difference, "seeds": d.n,
             "mean (points)": (100 * d["mean"]).round(2),
             "95% CI (points)": [_interval(r, signed=True) for r in d.itertuples()],
@@ -158,9 +145,9 @@ class ControlsSection(Section):
         t = c.pivot_table(index=["model", "finetuned", "prune_ratio"], columns="prune_method",
                           values="accuracy", sort=False) * 100
         t = t[[m for m in self.p["h_curve_methods"] if m in t.columns]]
-        t.columns = [plots.METHOD_NAMES[m] for m in t.columns]
+        t.columns = [names.method(m) for m in t.columns]
         t = t.reset_index()
-        t.insert(0, "model", t.pop("model").map(MODEL_NAMES))
+        t.insert(0, "model", t.pop("model").map(names.model))
         t["fine-tuned"] = t.pop("finetuned").map({True: "yes", False: "no"})
         t["compression (×)"] = (1 / (1 - t.pop("prune_ratio"))).round(1)
         _display(t.style.hide(axis="index").format(precision=2))
@@ -171,10 +158,10 @@ class ControlsSection(Section):
     def sensitivity(self, model: str) -> pd.DataFrame:
         """The cached per-layer sensitivity rows of a curve model, with accuracy drops."""
         if model not in self._sens:
-            v = PL.Variant("H", model, self.dataset, float(self.p["h_curve_sparsities"][0]),
-                           prune="l1-sensitivity", seed=self.curve_seed,
-                           protocol=self.curve_protocol)
-            st = next(s for s in PL.stages(v, self.p) if s.kind == "sensitivity")
+            v = PL.Variant(self.letter, model, self.dataset,
+                           float(self.p["h_curve_sparsities"][0]), prune="l1-sensitivity",
+                           seed=self.curve_seed, protocol=self.curve_protocol)
+            st = next(s for s in PL.stages(v, self.p) if s.step.json_kind == "sensitivity")
             runner = PL.Runner(self.p, self.store, self.data_dir, progress=False)
             rows = runner.sensitivity(st)["rows"]
             base = next(r["accuracy"] for r in rows if r["layer"] is None)
@@ -192,7 +179,7 @@ class ControlsSection(Section):
         sc = sensitivity_config(self.p)
         for m in self._sens_models():
             self._figure(plots.sensitivity_heatmap(self.sensitivity(m), m),
-                         f"{MODEL_NAMES[m]}: validation accuracy drop with one layer at a time "
+                         f"{names.model(m)}: validation accuracy drop with one layer at a time "
                          f"pruned (first {sc.images:,} validation images)")
 
     def table_layer_ratios(self) -> None:
@@ -203,7 +190,7 @@ class ControlsSection(Section):
                 ratios = P.sensitivity_ratios(t.attrs["rows"], float(s))
                 layers[f"@{float(s):.1%}"] = [round(100 * ratios[n], 1) for n in layers.layer]
             _display(layers.style.hide(axis="index").format(precision=1))
-            _md(self.caption("Table", f"{MODEL_NAMES[m]}: the sensitivity-guided method's "
+            _md(self.caption("Table", f"{names.model(m)}: the sensitivity-guided method's "
                              f"per-layer pruning ratios (%) at each overall sparsity"))
 
     # -------------------------------------------------------------------------- verdict
@@ -227,7 +214,7 @@ class ControlsSection(Section):
                     f"then fine-tuning changes top-1 by {_pts(pb)} against the baseline, the "
                     f"same fine-tuning without pruning by {_pts(cb)}, so pruning itself "
                     f"contributes **{_pts(pc)}** ({_noise(pc)})")
-            lines.append(f"- **{MODEL_NAMES[m]}** ({int(diffs[diffs.model == m].n.max())} seeds, "
+            lines.append(f"- **{names.model(m)}** ({int(diffs[diffs.model == m].n.max())} seeds, "
                          f"{self.ratio:.0%} global L1): " + "; ".join(parts) + ".")
         gains = diffs[diffs.difference == "pruned − control"]
         real_gain = [r for r in gains.to_dict("records") if r["lo"] > 0]
@@ -238,12 +225,12 @@ class ControlsSection(Section):
             + ("in no model and protocol is pruned − control above zero beyond noise; "
                if not real_gain else
                f"pruned − control is above zero beyond noise in "
-               f"{', '.join(MODEL_NAMES[r['model']] + ' (' + r['protocol'] + ')' for r in real_gain)}; ")
+               f"{', '.join(names.model(r['model']) + ' (' + r['protocol'] + ')' for r in real_gain)}; ")
             + (f"it is below zero beyond noise in "
-               f"{', '.join(MODEL_NAMES[r['model']] + ' (' + r['protocol'] + ')' for r in real_loss)}; "
+               f"{', '.join(names.model(r['model']) + ' (' + r['protocol'] + ')' for r in real_loss)}; "
                if real_loss else "")
             + "the extra fine-tuning alone moves the baseline by "
-            + ", ".join(f"{_pts(r)} ({MODEL_NAMES[r['model']]}, {r['protocol']})"
+            + ", ".join(f"{_pts(r)} ({names.model(r['model'])}, {r['protocol']})"
                         for r in big_lr.to_dict("records"))
             + ". A gain from 'pruning' that the dense control matches is the learning-rate "
               "schedule, not pruning.")
@@ -253,7 +240,6 @@ class ControlsSection(Section):
     def _curve_verdict(self) -> list[str]:
         if self.curve.empty or "l1-sensitivity" not in set(self.curve.prune_method):
             return []
-        from . import data as D
         y = D.load_split(self.dataset, False, self.data_dir)[1].numpy()
         out = []
         for m in dict.fromkeys(self.curve.model):
@@ -282,7 +268,7 @@ class ControlsSection(Section):
                     f"{len(points)} points ({len(real)} beyond noise)" if wins else
                     f"sensitivity-guided ratios do not beat global magnitude at any of the "
                     f"{len(points)} points")
-            out.append(f"- **{MODEL_NAMES[m]} sparsity curve** ({self.curve_protocol} protocol, "
+            out.append(f"- **{names.model(m)} sparsity curve** ({self.curve_protocol} protocol, "
                        f"seed {self.curve_seed}, one run per point): {head}. "
                        + "; ".join(points) + ".")
             rnd = c[c.prune_method == "random-unstructured"]
@@ -295,9 +281,6 @@ class ControlsSection(Section):
                            f"information, as ShrinkBench's baseline is meant to show.")
         return out
 
-    def _variant(self, r) -> PL.Variant:
-        return PL.Variant("H", r.model, r.dataset, r.prune_ratio, prune=r.prune_method,
-                          seed=int(r.seed), protocol=r.protocol, finetune=bool(r.finetuned))
 
 
 def _interval(r, signed: bool = False) -> str:

@@ -1,17 +1,16 @@
 """End to end: the smoke report through papermill, nbconvert and Chromium."""
 import os
 import re
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
 from pypdf import PdfReader
 
+from approxlib import pipeline as PL
 from approxlib import report
-
-# smoke rows: A–E 15 + their 6 dense controls; F 16 + 2 controls; G 16 + 2 controls; H: 2 models x 2 protocols x 2 seeds
-# x (baseline, pruned, control) = 24, + ResNet-18's curve: 4 methods x 2 sparsities x 2
-# (fine-tuned or not) = 16, one of which is the tuned seed-0 pruned model already counted
-ROWS = 15 + 6 + 18 + 18 + 24 + 15
+from approxlib.config import load_profile
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +38,8 @@ def test_html_has_every_section_images_summary_and_appendix(rendered):
     assert "Traceback" not in text and "Error" not in text
     assert html.count("profile `smoke`") + html.count("profile <code>smoke</code>") >= 10
     assert "What the numbers say" in html and "McNemar p =" in html
+    findings = html[html.index(">Findings<"):html.index(">Summary<")]  # first, before the table
+    assert findings.count('href="#section-') >= 4 and "pruned − control" in findings
     assert "stand-in for the original" in html  # D on Fashion-MNIST says so
 
 
@@ -57,7 +58,21 @@ def test_executed_notebooks_and_results(rendered):
     out, _ = rendered
     assert sorted(p.name[0] for p in (out / "notebooks").glob("*.ipynb")) == list("ABCDEFGH")
     df = pd.read_csv(out / "results.csv")
-    assert sorted(df.section.unique()) == list("ABCDEFGH") and len(df) == ROWS
+    p = load_profile("smoke")
+    assert sorted(df.section.unique()) == list("ABCDEFGH")
+    assert len(df) == len(PL.plan(p, list("ABCDEFGH")))  # one row per variant the plan names
+
+
+def test_executed_notebooks_run_again_under_nbval(rendered):
+    """nbval (lax: errors fail, outputs are not compared) re-runs every executed smoke notebook,
+    its injected parameters included: each runs top to bottom from the cache alone."""
+    out, _ = rendered
+    notebooks = sorted(str(p) for p in (out / "notebooks").glob("*.ipynb"))
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "--nbval-lax", "--rootdir", str(out), *notebooks],
+                         capture_output=True, text=True, timeout=1200, cwd=out)
+    assert res.returncode == 0, res.stdout[-3000:]
+    assert re.search(r"\b(\d+) passed", res.stdout)
 
 
 def test_text_reaching_the_report_is_shown_literally():

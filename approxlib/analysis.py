@@ -1,0 +1,183 @@
+"""Analyses behind the report's tables and sentences, as pure functions over results
+DataFrames (the columns of `results.csv`), each tested on small frames with known values.
+Report classes format what these return; `benchmarks/targets.py` checks project targets on them.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import names, stats
+
+
+def variant_name(r) -> str:
+    """Section G's short name of a row: "dense fp32 eager", "channels −50% INT8 ORT"."""
+    prune = f"channels −{r.prune_ratio:.0%}" if r.prune_ratio > 0 else "dense"
+    quant = "INT8" if r.quant == "int8-static" else "fp32"
+    run = "ORT" if r.runtime == "onnxruntime" else "eager"
+    return f"{prune} {quant} {run}"
+
+
+def pick(d: pd.DataFrame, model: str, ratio: float, quant: str, runtime: str) -> pd.Series:
+    """The one row of `model` at that pruning ratio, quantization and runtime."""
+    hit = d[(d.model == model) & (d.prune_ratio == ratio) & (d.quant == quant)
+            & (d.runtime == runtime)]
+    if len(hit) != 1:
+        raise KeyError(f"{len(hit)} rows of {model} at {ratio}, {quant}, {runtime}")
+    return hit.iloc[0]
+
+
+def speedups(d: pd.DataFrame) -> pd.DataFrame:
+    """Section G's rows (controls excluded) with what each variant gains over its model's dense
+    float32 PyTorch eager row: accuracy `delta` (fraction), batch-1 `speedup`, `speedup_ort`
+    (over dense float32 ONNX Runtime), `speedup_bs64` (at the throughput batch), `smaller`
+    (size ratio), and `gflops_s` (achieved at batch 1)."""
+    d = d.copy()
+    d["name"] = [variant_name(r) for r in d.itertuples()]
+    for m in dict.fromkeys(d.model):
+        rows = d.model == m
+        dense = pick(d, m, 0.0, "none", "pytorch")
+        ort = pick(d, m, 0.0, "none", "onnxruntime")
+        d.loc[rows, "delta"] = d.accuracy[rows] - dense.accuracy
+        d.loc[rows, "speedup"] = dense.latency_ms / d.latency_ms[rows]
+        d.loc[rows, "speedup_ort"] = ort.latency_ms / d.latency_ms[rows]
+        d.loc[rows, "speedup_bs64"] = dense.latency_bs64_ms / d.latency_bs64_ms[rows]
+        d.loc[rows, "smaller"] = dense.size_bytes / d.size_bytes[rows]
+    d["gflops_s"] = d.flops / (d.latency_ms / 1e3) / 1e9
+    return d
+
+
+def fastest_within(d: pd.DataFrame, model: str, points: float = 1.0) -> pd.Series:
+    """The lowest batch-1 latency row of `model` whose accuracy is at most `points` below its
+    dense model's (`d` from `speedups`)."""
+    ok = d[(d.model == model) & (d.delta >= -points / 100)]
+    return ok.loc[ok.latency_ms.idxmin()]
+
+
+# ------------------------------------------------------------------- controls (section H)
+
+def roles(d: pd.DataFrame, ratio: float) -> pd.Series:
+    """Each row's part in the equal-compute comparison: `control`, `baseline`, `pruned` (global
+    L1 at `ratio`, fine-tuned) or `curve` (the sparsity curve's other points)."""
+    finetuned = d.finetune_epochs > 0
+    return pd.Series(np.select(
+        [d.control != "none", d.prune_ratio == 0,
+         (d.prune_method == "l1-unstructured") & (d.prune_ratio == ratio) & finetuned],
+        ["control", "baseline", "pruned"], default="curve"), index=d.index)
+
+
+def paired_differences(d: pd.DataFrame) -> pd.DataFrame:
+    """Per model and protocol, accuracy differences paired by seed (`role` from `roles`): pruned −
+    control, pruned − baseline, control − baseline, each as stats.mean_ci (fractions)."""
+    wide = d.pivot_table(index=["model", "protocol", "seed"], columns="role", values="accuracy")
+    rows = []
+    for (m, pr), g in wide.groupby(level=[0, 1], sort=False):
+        for name, a, b in (("pruned − control", "pruned", "control"),
+                           ("pruned − baseline", "pruned", "baseline"),
+                           ("control − baseline", "control", "baseline")):
+            diff = (g[a] - g[b]).dropna() if a in g and b in g else pd.Series(dtype=float)
+            rows.append({"model": m, "protocol": pr, "difference": name,
+                         **stats.mean_ci(diff.values)})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------- the report's findings
+
+
+def _points(x: float) -> str:
+    return f"{100 * x:+.1f}"
+
+
+def _span(values) -> str:
+    lo, hi = min(values), max(values)
+    return _points(lo) if abs(hi - lo) < 5e-4 else f"{_points(lo)} to {_points(hi)}"
+
+
+def _plain(d: pd.DataFrame) -> pd.Series:
+    """Rows of float PyTorch models as trained, no encoding, at the profile's protocol."""
+    return ((d.quant == "none") & (d.codec == "none") & (d.runtime == "pytorch")
+            & (d.protocol == "profile"))
+
+
+def pruning_finding(d: pd.DataFrame) -> tuple[str, str] | None:
+    """One-shot global L1 pruning + fine-tuning against the dense baseline and control."""
+    plain = d[_plain(d) & (d.seed == d.seed.min())]
+    pruned = plain[(plain.prune_method == "l1-unstructured") & (plain.control == "none")]
+    if pruned.empty:
+        return None
+    key = ["section", "model", "dataset"]
+    base = plain[(plain.prune_ratio == 0) & (plain.control == "none")].set_index(key).accuracy
+    ctl = plain[plain.control != "none"].set_index(key).accuracy
+    at = pruned.set_index(key)
+    vs_base = (at.accuracy - base.reindex(at.index)).dropna()
+    vs_ctl = (at.accuracy - ctl.reindex(at.index)).dropna()
+    ratios = ", ".join(f"{r:.0%}" for r in sorted(pruned.prune_ratio.unique()))
+    text = (f"**Pruning.** Pruned to {ratios} of their weights (global L1) and fine-tuned, "
+            f"{len(at)} models scored {_span(vs_base)} points of top-1 against their dense "
+            f"baselines (mean {_points(vs_base.mean())})")
+    if len(vs_ctl):
+        text += (f" and {_span(vs_ctl)} against dense controls fine-tuned for as long (mean "
+                 f"{_points(vs_ctl.mean())}): the first compares extra training plus pruning "
+                 f"with neither, the second isolates pruning")
+    return pruned.section.iloc[0], text + "."
+
+
+def compression_finding(d: pd.DataFrame) -> tuple[str, str] | None:
+    """The smallest lossless-coded file of each model against its dense float32 checkpoint."""
+    coded = d[d.codec == "huffman"]
+    if coded.empty:
+        return None
+    parts = []
+    for r in coded.itertuples():
+        dense = d[(d.section == r.section) & (d.model == r.model) & _plain(d)
+                  & (d.prune_ratio == 0) & (d.control == "none")]
+        if len(dense):
+            parts.append(f"{names.model(r.model)} {r.compression_ratio:.1f}× "
+                         f"({_points(r.accuracy - dense.accuracy.iloc[0])} points)")
+    return coded.section.iloc[0], ("**Compression.** Gradual pruning, weight sharing and "
+                                   "Huffman coding stored " + ", ".join(parts)
+                                   + " smaller than the dense float32 checkpoint.")
+
+
+def speed_finding(d: pd.DataFrame) -> tuple[str, str] | None:
+    """The fastest variant within 1 point of dense, per model, in the runtime comparison."""
+    ort = d[d.runtime == "onnxruntime"]
+    if ort.empty:
+        return None
+    section = ort.section.iloc[0]
+    g = speedups(d[(d.section == section) & (d.control == "none")])
+    parts = []
+    for m in dict.fromkeys(g.model):
+        best = fastest_within(g, m, 1.0)
+        parts.append(f"{names.model(m)} {best.speedup:.1f}× ({best['name']}, "
+                     f"{best.latency_ms:.2f} ms)")
+    return section, ("**CPU speed.** At batch 1 the fastest variant within 1 point of dense "
+                     "float32 PyTorch was " + ", ".join(parts) + " faster.")
+
+
+def controls_finding(d: pd.DataFrame, ratio: float) -> tuple[str, str] | None:
+    """Pruned − control over seeds, per model and protocol: does pruning itself help?"""
+    h = d[d.protocol != "profile"].copy()
+    if h.empty:
+        return None
+    h["role"] = roles(h, ratio)
+    diff = paired_differences(h[h.role != "curve"])
+    diff = diff[diff.difference == "pruned − control"]
+    parts = [f"{names.model(r.model)} {r.protocol} {_points(r.mean)} "
+             f"({_points(r.lo)} to {_points(r.hi)})" for r in diff.itertuples()]
+    real = [r for r in diff.itertuples() if not stats.within_noise(r._asdict())]
+    verdict = ("every interval contains zero: no effect of pruning itself is detectable"
+               if not real else f"{len(real)} of {len(diff)} intervals exclude zero")
+    return h.section.iloc[0], (f"**Controls.** Over {int(diff.n.max())} seeds, pruned − "
+                               f"control (points, 95% interval): " + "; ".join(parts)
+                               + f"; {verdict}.")
+
+
+def findings(d: pd.DataFrame, ratio: float) -> list[tuple[str, str]]:
+    """The report's opening findings as (section letter to link, sentence), from the rows alone
+    (each kind of comparison is recognized by its rows, never by a section's letter)."""
+    d = d.copy()
+    d["control"] = d.control.fillna("none") if "control" in d else "none"
+    found = [pruning_finding(d), compression_finding(d), speed_finding(d),
+             controls_finding(d, ratio)]
+    return [f for f in found if f is not None]

@@ -1,0 +1,56 @@
+"""Display names: how models, datasets, methods and codecs are written in the report, its tables
+and its figures. The one place for them; a name not listed is shown as it is spelled in the
+profile (a torchvision model added through the profile needs no entry here)."""
+from __future__ import annotations
+
+MODELS = {"resnet18": "ResNet-18", "mobilenetv2": "MobileNetV2"}
+DATASETS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "fashion-mnist": "Fashion-MNIST"}
+PRUNE_METHODS = {"l1-unstructured": "global magnitude", "l1-layerwise": "layer-wise magnitude",
+                 "random-unstructured": "random", "l1-sensitivity": "sensitivity-guided",
+                 "gradual-l1": "gradual", "channel-l1": "channels"}
+QUANTS = {"kmeans": "k-means", "int8-static": "static INT8", "int8-dynamic": "INT8"}
+CODECS = {"sparse": "sparse .apx", "packed": "packed .apx", "huffman": "Huffman .apx",
+          "gzip": "gzip", "xz": "xz", "zstd": "zstd"}
+RUNTIMES = {"onnxruntime": "ONNX Runtime", "pytorch": "PyTorch"}
+
+
+def model(name: str) -> str:
+    return MODELS.get(name, name)
+
+
+def dataset(name: str) -> str:
+    return DATASETS.get(name, name)
+
+
+def method(name: str) -> str:
+    return PRUNE_METHODS.get(name, name)
+
+
+def codec(name: str) -> str:
+    return CODECS.get(name, name)
+
+
+def is_control(r) -> bool:
+    c = getattr(r, "control", "none")
+    return isinstance(c, str) and c != "none"
+
+
+def variant_label(r) -> str:
+    """A results row as a reader names it, e.g. "ResNet-18 pruned 50% + static INT8"."""
+    parts = [model(r.model)]
+    parts.append("baseline" if r.prune_ratio == 0 else f"pruned {r.prune_ratio:.0%}")
+    if is_control(r):
+        parts[-1] = "dense control"
+    prune = getattr(r, "prune_method", "")
+    if prune == "channel-l1":
+        parts[-1] = f"channels −{r.prune_ratio:.0%}"
+    elif prune in PRUNE_METHODS and prune != "l1-unstructured":
+        parts[-1] += f" ({method(prune)})"
+    if r.quant != "none":
+        parts.append(f"+ {QUANTS.get(r.quant, r.quant)}")
+    if getattr(r, "runtime", "pytorch") != "pytorch":
+        parts.append(f"({RUNTIMES.get(r.runtime, r.runtime)})")
+    codec_ = getattr(r, "codec", "none")
+    if codec_ != "none":
+        parts.append(f"+ {codec(codec_)}")
+    return " ".join(parts)

@@ -1,0 +1,99 @@
+"""analysis: section G's speed-ups and picks on a small frame with known values."""
+import pandas as pd
+import pytest
+
+from approxlib import analysis
+
+
+def frame():
+    rows = []
+    for ratio, quant, runtime, acc, ms, ms64, size, flops in [
+            (0.0, "none", "pytorch", 0.90, 4.0, 64.0, 40e6, 2e9),
+            (0.0, "none", "onnxruntime", 0.90, 2.0, 32.0, 40e6, 2e9),
+            (0.0, "int8-static", "pytorch", 0.897, 1.0, 16.0, 10e6, 2e9),
+            (0.5, "none", "onnxruntime", 0.885, 0.5, 8.0, 10e6, 5e8),
+            (0.5, "int8-static", "onnxruntime", 0.80, 0.25, 4.0, 2.5e6, 5e8)]:
+        rows.append(dict(model="resnet18", prune_ratio=ratio, quant=quant, runtime=runtime,
+                         accuracy=acc, latency_ms=ms, latency_bs64_ms=ms64, size_bytes=size,
+                         flops=flops))
+    return pd.DataFrame(rows)
+
+
+def test_speedups_are_against_the_dense_eager_and_dense_ort_rows():
+    d = analysis.speedups(frame())
+    assert list(d.speedup) == [1.0, 2.0, 4.0, 8.0, 16.0]
+    assert list(d.speedup_ort) == [0.5, 1.0, 2.0, 4.0, 8.0]
+    assert list(d.speedup_bs64) == [1.0, 2.0, 4.0, 8.0, 16.0]
+    assert list(d.smaller) == [1.0, 1.0, 4.0, 4.0, 16.0]
+    assert d.delta.round(4).tolist() == [0.0, 0.0, -0.003, -0.015, -0.1]
+    assert d.gflops_s[0] == pytest.approx(2e9 / 4e-3 / 1e9)  # 500 GFLOP/s
+    assert d.name.tolist()[3:] == ["channels −50% fp32 ORT", "channels −50% INT8 ORT"]
+
+
+def test_the_fastest_within_a_point_skips_faster_but_worse_variants():
+    d = analysis.speedups(frame())
+    assert analysis.fastest_within(d, "resnet18", 1.0)["name"] == "dense INT8 eager"
+    assert analysis.fastest_within(d, "resnet18", 2.0)["name"] == "channels −50% fp32 ORT"
+    assert analysis.fastest_within(d, "resnet18", 20.0).speedup == 16.0
+
+
+def test_pick_needs_exactly_one_row():
+    with pytest.raises(KeyError, match="0 rows"):
+        analysis.pick(frame(), "resnet18", 0.3, "none", "pytorch")
+
+
+def controls_frame():
+    """Two seeds of one model and protocol: baseline, pruned 50% + fine-tuned, its control, and
+    a curve point (30%, not fine-tuned)."""
+    rows = []
+    for seed, (base, pruned, control) in {0: (0.80, 0.84, 0.85), 1: (0.82, 0.85, 0.88)}.items():
+        for ratio, method, ctl, ft, acc in [(0.0, "none", "none", 0, base),
+                                            (0.5, "l1-unstructured", "none", 2, pruned),
+                                            (0.0, "none", "equal-compute", 2, control),
+                                            (0.3, "l1-unstructured", "none", 0, 0.5)]:
+            rows.append(dict(model="resnet18", protocol="tuned", seed=seed, prune_ratio=ratio,
+                             prune_method=method, control=ctl, finetune_epochs=ft, accuracy=acc))
+    return pd.DataFrame(rows)
+
+
+def test_roles_and_paired_differences_by_seed():
+    d = controls_frame()
+    d["role"] = analysis.roles(d, 0.5)
+    assert d.role.tolist()[:4] == ["baseline", "pruned", "control", "curve"]
+    diff = analysis.paired_differences(d[d.role != "curve"]).set_index("difference")
+    assert diff.loc["pruned − control", "mean"] == pytest.approx(-0.02)  # −0.01 and −0.03
+    assert diff.loc["pruned − baseline", "mean"] == pytest.approx(0.035)  # 0.04 and 0.03
+    assert diff.loc["control − baseline", "mean"] == pytest.approx(0.055)
+    # two seeds, sd 0.01414: t(0.975, 1) = 12.706 → half-width 12.706 × 0.01414 / √2 = 0.127
+    row = diff.loc["pruned − control"]
+    assert row["n"] == 2 and row["hi"] - row["mean"] == pytest.approx(0.12706, abs=1e-4)
+
+
+def study_frame():
+    """A one-shot pruning section (baseline 80%, pruned 84%, control 86%), a compression
+    section (dense 80% → Huffman-coded 79.5%, 40×) and section H's controls_frame."""
+    plain = dict(quant="none", codec="none", runtime="pytorch", protocol="profile", seed=0,
+                 model="resnet18", dataset="fashion-mnist", finetune_epochs=0)
+    rows = [dict(plain, section="B", prune_ratio=0.0, prune_method="none", control="none",
+                 accuracy=0.80),
+            dict(plain, section="B", prune_ratio=0.5, prune_method="l1-unstructured",
+                 control="none", accuracy=0.84),
+            dict(plain, section="B", prune_ratio=0.0, prune_method="none",
+                 control="equal-compute", accuracy=0.86),
+            dict(plain, section="F", prune_ratio=0.0, prune_method="none", control="none",
+                 accuracy=0.80, compression_ratio=1.0),
+            dict(plain, section="F", prune_ratio=0.9, prune_method="gradual-l1", quant="kmeans",
+                 codec="huffman", control="none", accuracy=0.795, compression_ratio=40.0)]
+    h = controls_frame().assign(section="H", quant="none", codec="none", runtime="pytorch",
+                                dataset="fashion-mnist")
+    return pd.concat([pd.DataFrame(rows), h], ignore_index=True)
+
+
+def test_findings_come_from_the_rows_and_link_their_sections():
+    found = dict(analysis.findings(study_frame(), 0.5))
+    assert set(found) == {"B", "F", "H"}  # no ONNX Runtime rows: no speed finding
+    assert "scored +4.0 points of top-1 against their dense baselines" in found["B"]
+    assert "and -2.0 against dense controls" in found["B"]
+    assert "ResNet-18 40.0× (-0.5 points)" in found["F"]
+    assert "Over 2 seeds" in found["H"] and "ResNet-18 tuned -2.0 (" in found["H"]
+    assert "every interval contains zero" in found["H"]  # −1 and −3 points: t-interval ∋ 0

@@ -1,0 +1,31 @@
+"""Display names: one module, known values, and a fallback for names it does not list."""
+from types import SimpleNamespace
+
+from approxlib import names
+
+
+def row(**kw):
+    base = dict(model="resnet18", prune_ratio=0.0, quant="none", prune_method="none",
+                control="none", runtime="pytorch", codec="none")
+    return SimpleNamespace(**{**base, **kw})
+
+
+def test_rows_are_named_as_a_reader_names_them():
+    assert names.variant_label(row()) == "ResNet-18 baseline"
+    assert names.variant_label(row(prune_ratio=0.5, prune_method="l1-unstructured",
+                                   quant="int8-static")) == "ResNet-18 pruned 50% + static INT8"
+    assert names.variant_label(row(prune_ratio=0.5, prune_method="gradual-l1", quant="kmeans",
+                                   codec="huffman")) == \
+        "ResNet-18 pruned 50% (gradual) + k-means + Huffman .apx"
+    assert names.variant_label(row(model="mobilenetv2", prune_ratio=0.25,
+                                   prune_method="channel-l1", runtime="onnxruntime")) == \
+        "MobileNetV2 channels −25% (ONNX Runtime)"
+    assert names.variant_label(row(control="equal-compute")) == "ResNet-18 dense control"
+    assert names.variant_label(row(prune_ratio=0.7, prune_method="random-unstructured",
+                                   quant="int8-dynamic")) == "ResNet-18 pruned 70% (random) + INT8"
+
+
+def test_a_name_not_listed_is_shown_as_spelled():
+    assert names.model("efficientnet_b0") == "efficientnet_b0"
+    assert names.dataset("imagefolder") == "imagefolder"
+    assert names.variant_label(row(model="vit_b_16")) == "vit_b_16 baseline"

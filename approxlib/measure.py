@@ -4,11 +4,13 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import time
 from contextlib import contextmanager
 
 import pandas as pd
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from .config import MeasureConfig
 from .models import prunable, weight_of
@@ -37,9 +39,9 @@ def latency_ms(model, input_shape: tuple[int, ...], cfg: MeasureConfig) -> dict:
     """
     # Importing torch.utils.benchmark probes for a CUDA toolkit and warns on machines that have
     # nvcc but no GPU; that warning is noise for a CPU measurement.
+    # So it is imported here, after the warning is silenced, not at the top.
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     from torch.utils import benchmark
-
     if isinstance(model, nn.Module):
         model = model.cpu().eval()
     x1 = torch.rand(1, *input_shape)
@@ -63,7 +65,6 @@ def latency_ms(model, input_shape: tuple[int, ...], cfg: MeasureConfig) -> dict:
 def flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     """Floating-point operations of one image's forward pass (a multiply-add counts as 2), from
     `torch.utils.flop_counter` on the float model."""
-    from torch.utils.flop_counter import FlopCounterMode
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model.eval()(torch.rand(1, *input_shape))
     return int(counter.get_total_flops())
@@ -73,7 +74,6 @@ def flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
 def peak_gflops(threads: int = 1, n: int = 1024, repeats: int = 5) -> float:
     """This CPU's float32 matrix-multiply rate (GFLOP/s) with `threads` threads: a practical
     arithmetic ceiling for the same kernels, measured rather than looked up."""
-    import time
     a, b = torch.rand(n, n), torch.rand(n, n)
     with num_threads(threads):
         a @ b

@@ -20,8 +20,11 @@ from collections import OrderedDict
 
 import torch
 from torch import nn
+from torch.ao.quantization import get_default_qconfig_mapping
+from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
 from .config import QuantConfig
+from .share import fold_batchnorm
 
 
 def quantize(model: nn.Module, cfg: QuantConfig) -> nn.Module:
@@ -48,8 +51,6 @@ def quantize_static(model: nn.Module, calib: torch.Tensor | None, batch_size: in
                     ) -> nn.Module:
     """Static INT8 (FX, x86) of a float model; `calib` = float images whose activation ranges
     set the scales (None: an uncalibrated skeleton for `rebuild`)."""
-    from torch.ao.quantization import get_default_qconfig_mapping
-    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
     model = copy.deepcopy(model).cpu().eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the deprecation note above; observers of a skeleton
@@ -63,7 +64,6 @@ def quantize_static(model: nn.Module, calib: torch.Tensor | None, batch_size: in
 def rebuild(float_model: nn.Module, method: str) -> nn.Module:
     """The empty structure a saved state dict of `method` loads into."""
     if method == "kmeans":  # weight sharing keeps float weights; only BatchNorm is folded away
-        from .share import fold_batchnorm
         return fold_batchnorm(float_model)
     if method == "int8-static":
         return quantize_static(float_model, None)

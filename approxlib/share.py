@@ -12,10 +12,12 @@ import warnings
 import numpy as np
 import torch
 import torch.fx
+from sklearn.cluster import KMeans
 from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from . import train as T
 from .config import ShareConfig
 from .models import prunable, replace_module
 
@@ -71,7 +73,6 @@ def kmeans_1d(values: np.ndarray, bits: int, seed: int = 0) -> tuple[np.ndarray,
     """(centroids float32, label per value): scikit-learn's k-means with the paper's linear
     initialization (centroids spaced evenly between min and max, which keeps the rare large
     weights represented; the paper found it best)."""
-    from sklearn.cluster import KMeans
     k = min(1 << bits, len(np.unique(values)))
     if k <= 1:
         c = np.unique(values).astype(np.float32)
@@ -170,7 +171,6 @@ def share_and_finetune(model: nn.Module, cfg: ShareConfig, splits, finetune, dev
     Returns (model, per-layer rows, training history). With `finetune.epochs == 0` the
     codebooks are the k-means centroids as they are.
     """
-    from . import train as T
     model = fold_batchnorm(model.cpu())
     rows = share_weights_(model, cfg, trainable=finetune.epochs > 0)
     hist: list[dict] = []

@@ -33,7 +33,8 @@ from torch import nn
 
 from . import models as M
 from . import quantize as Q
-from .config import ConfigError, ModelConfig
+from .config import QUANT_METHODS, ConfigError, ModelConfig
+from .structured import reshape_
 
 FORMAT = "approxlib.checkpoint"
 _UMASK = os.umask(0)
@@ -218,7 +219,6 @@ def _check_zip(path: Path, source, size: int) -> None:
 
 def _checkpoint_fields(path: Path, obj: Any) -> tuple[ModelConfig, str]:
     """The model config and quantization of a loaded checkpoint dict, every field type-checked."""
-    from .config import QUANT_METHODS
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an approxlib checkpoint (save one with "
                               f"`approx train` or approxlib.store.save_checkpoint)")
@@ -272,7 +272,6 @@ def _state_of(path: Path, obj: dict) -> dict:
 def _reference(path: Path, cfg: ModelConfig, quant: str, shapes: Any) -> nn.Module:
     """The architecture on the meta device (shapes, no memory): channel-pruned `shapes` applied
     (they may only shrink a layer), BatchNorm folded for `kmeans`."""
-    from .structured import reshape_
     with torch.device("meta"):
         model = M.build(cfg).eval()
         if shapes:
@@ -333,7 +332,6 @@ def _rebuilt(path: Path, cfg: ModelConfig, quant: str, shapes: Any, state: dict,
              reference: nn.Module) -> nn.Module:
     """An int8 model: the float model (its sizes checked on `reference`) quantized to the
     structure the state dict loads into; tensors both share must have the same shapes."""
-    from .structured import reshape_
     ref = reference.state_dict()
     for name, t in state.items():
         if isinstance(t, torch.Tensor) and name in ref and t.shape != ref[name].shape:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import models as M
 from .config import ChannelConfig, ModelConfig
 from .models import replace_module
 
@@ -23,6 +24,8 @@ def stem_and_classifier(model: nn.Module) -> list[nn.Module]:
 
 def channel_prune_(model: nn.Module, cfg: ChannelConfig, in_channels: int) -> nn.Module:
     """Remove `cfg.ratio` of the channels of every prunable group, in place."""
+    # Imported here, not at the top: importing it loads torch.utils.cpp_extension, which logs a
+    # CUDA warning on CPU-only machines; every checkpoint read imports this module.
     import torch_pruning as tp
     example = torch.rand(1, in_channels, 32, 32)
     pruner = tp.pruner.MetaPruner(
@@ -95,6 +98,5 @@ def _resized(m: nn.Module, size: list[int]) -> nn.Module:
 
 
 def dense_like(cfg: ModelConfig, sizes: dict | None) -> nn.Module:
-    from . import models as M
     model = M.build(cfg)
     return reshape_(model, sizes) if sizes else model

@@ -15,14 +15,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import data as D
-from .config import TrainConfig
+from .config import ConfigError, TrainConfig
 
 
 def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        from .config import ConfigError
         raise ConfigError("device 'cuda' requested but no CUDA device is available; valid: auto, cpu")
     return torch.device(name)
 

@@ -36,9 +36,13 @@ report: setup system
 test: setup system
 	$(BIN)/python -m pytest -q
 
+# JupyterLab refuses to run as root without --allow-root (containers run as root): pass it
+# only then. LAB_ARGS adds options, e.g. LAB_ARGS="--no-browser --port=8899".
+LAB_ARGS  ?=
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: setup
 	$(BIN)/python -m ipykernel install --sys-prefix --name approx-cnn --display-name "approx-cnn (.venv)"
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG) $(LAB_ARGS)
 
 clean-cache:
 	rm -rf models/ reports/

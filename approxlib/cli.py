@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train one baseline (cached) and copy its checkpoint")
     _common(t)
-    t.add_argument("--model", required=True, help=f"one of {', '.join(MODELS)}")
+    t.add_argument("--model", required=True,
+                   help=f"{' or '.join(MODELS)} (the original's), or any name `approx models` lists")
     t.add_argument("--dataset", default=None, help=f"one of {', '.join(DATASETS)}")
     t.add_argument("--out", type=Path, required=True, help="checkpoint file to write")
 
@@ -114,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--layers", action="store_true", help="print the per-layer sparsity table")
 
     sub.add_parser("profiles", help="list the profiles and what they are for")
+    sub.add_parser("models", help="list the model names a profile's `models` may use")
     _verify_parser(sub)
     return ap
 
@@ -400,6 +402,13 @@ def cmd_profiles(a) -> int:
     return 0
 
 
+def cmd_models(a) -> int:
+    from .models import available
+    for name in available():
+        print(name)
+    return 0
+
+
 def _copy(src: Path, dst: Path) -> None:
     from .store import atomic_path
     with atomic_path(dst) as tmp:
@@ -424,7 +433,7 @@ def cmd_verify(a) -> int:
 
 COMMANDS = {"report": cmd_report, "train": cmd_train, "prune": cmd_prune,
             "quantize": cmd_quantize, "compress": cmd_compress, "evaluate": cmd_evaluate,
-            "profiles": cmd_profiles, "verify": cmd_verify}
+            "profiles": cmd_profiles, "verify": cmd_verify, "models": cmd_models}
 
 
 # What to do about the OS errors a run can meet while writing (the path comes with the error).

@@ -21,7 +21,7 @@ import yaml
 from yaml.events import AliasEvent
 
 DATASETS = ("cifar10", "cifar100", "fashion-mnist")
-MODELS = ("resnet18", "mobilenetv2")
+MODELS = ("resnet18", "mobilenetv2")  # the original study's; any torchvision classifier builds
 STEMS = ("imagenet", "cifar")
 SCHEDULES = ("constant", "onecycle", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -83,7 +83,12 @@ def check_ratio(value: Any, name: str = "ratio") -> None:
 
 
 def check_model(name: Any) -> None:
-    _choice("model", name, MODELS)
+    """Any classification model torchvision lists (models.available), or our aliases."""
+    from .models import available  # models imports this module: the check is lazy
+    if not isinstance(name, str) or name not in available():
+        raise ConfigError(f"unknown model {_show(name)}: not a torchvision classification model "
+                          f"(e.g. {', '.join(MODELS)}, mobilenet_v3_small; `approx models` "
+                          f"lists them)")
 
 
 def check_dataset(name: Any) -> None:
@@ -113,7 +118,7 @@ class ModelConfig:
     stem: str = "imagenet"
 
     def __post_init__(self):
-        _choice("model", self.name, MODELS)
+        check_model(self.name)
         _choice("stem", self.stem, STEMS)
         _number("num_classes", self.num_classes, 2, 100_000, integer=True)
         _number("in_channels", self.in_channels, 1, 64, integer=True)
@@ -430,14 +435,20 @@ def validate_params(p: dict[str, Any]) -> None:
     finetune_config(p)
     PruneConfig(p["ratio"])
     measure_config(p)
-    for key in ("dc_sparsity", "dc_bits_conv", "dc_bits_fc"):
-        if not isinstance(p[key], dict) or set(p[key]) != set(MODELS):
-            raise ConfigError(f"{key} must map each of {', '.join(MODELS)} to a value, "
-                              f"got {_show(p[key])}")
-    for m in MODELS:
-        gradual_config(p, m)
-        share_config(p, m)
-        channel_finetune_config(p, m)
+    if p["models"] is not None:
+        for m in _list("models", p["models"]):
+            check_model(m)
+        if not p["models"]:
+            raise ConfigError("models must name at least one model, or be null")
+    for key in PER_MODEL:
+        _per_model_keys(p, key)
+    defaults = {k: v["default"] for k, v in p.items()  # the `default` values, checked too
+                if k in PER_MODEL and isinstance(v, dict) and "default" in v}
+    for q, m in [(p, m) for m in (*MODELS, *(p["models"] or []))] + [({**p, **defaults},
+                                                                      MODELS[0])]:
+        gradual_config(q, m)
+        share_config(q, m)
+        channel_finetune_config(q, m)
     dc_finetune_config(p)
     share_finetune_config(p)
     codec_config(p, "huffman")
@@ -569,7 +580,8 @@ def measure_config(p: dict) -> MeasureConfig:
 
 
 def gradual_config(p: dict, model: str) -> GradualConfig:
-    return GradualConfig(sparsity=p["dc_sparsity"][model], scope=p["dc_scope"], ramp=p["dc_ramp"],
+    return GradualConfig(sparsity=per_model(p, "dc_sparsity", model), scope=p["dc_scope"],
+                         ramp=p["dc_ramp"],
                          every=p["dc_every"])
 
 
@@ -579,7 +591,7 @@ def dc_finetune_config(p: dict) -> TrainConfig:
 
 
 def share_config(p: dict, model: str) -> ShareConfig:
-    return ShareConfig(p["dc_bits_conv"][model], p["dc_bits_fc"][model])
+    return ShareConfig(per_model(p, "dc_bits_conv", model), per_model(p, "dc_bits_fc", model))
 
 
 def share_finetune_config(p: dict) -> TrainConfig:
@@ -591,15 +603,30 @@ def codec_config(p: dict, codec: str) -> CodecConfig:
     return CodecConfig(codec, p["dc_index_bits"])
 
 
-def per_model(p: dict, key: str, model: str) -> Any:
-    """A parameter that is one value for all models or a {model: value} mapping."""
+# Parameters that may differ per model: one value, or {model: value, ..., default: value}.
+PER_MODEL = ("dc_sparsity", "dc_bits_conv", "dc_bits_fc", "channel_epochs", "channel_lr")
+
+
+def _per_model_keys(p: dict, key: str) -> None:
     value = p[key]
     if isinstance(value, dict):
-        if set(value) != set(MODELS):
-            raise ConfigError(f"{key} must be one value or map each of {', '.join(MODELS)} to "
-                              f"a value, got {_show(value)}")
+        for k in value:
+            if k != "default":
+                check_model(k)
+
+
+def per_model(p: dict, key: str, model: str) -> Any:
+    """A parameter that is one value for all models or a {model: value} mapping, where
+    `default` covers the models it does not name."""
+    value = p[key]
+    if not isinstance(value, dict):
+        return value
+    if model in value:
         return value[model]
-    return value
+    if "default" in value:
+        return value["default"]
+    raise ConfigError(f"{key} has no value for {model}: add `{model}: ...` or `default: ...` "
+                      f"(now {_show(value)})")
 
 
 def channel_finetune_config(p: dict, model: str) -> TrainConfig:

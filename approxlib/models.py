@@ -1,11 +1,28 @@
-"""torchvision's ResNet-18 and MobileNetV2 for any input channels, class count and stem."""
+"""Any torchvision classification model, for any input channels, class count and stem.
+
+ResNet-18 and MobileNetV2 are the original study's; every name `torchvision.models` lists
+(`available()`) builds the same way, through `get_model`: the classifier sized by
+`num_classes` (torchvision's own argument, wherever the classifier sits), the first convolution
+rebuilt for the input channels, and the `cifar` stem where it applies.
+"""
 from __future__ import annotations
+
+import functools
 
 import torch
 from torch import nn
 from torchvision import models as tvm
 
-from .config import ModelConfig
+from .config import ConfigError, ModelConfig
+
+# The study's names for torchvision's (cache keys and results hold them).
+ALIASES = {"mobilenetv2": "mobilenet_v2"}
+
+
+@functools.cache
+def available() -> tuple[str, ...]:
+    """Every model name `build` takes: torchvision's classification models and our aliases."""
+    return (*ALIASES, *tvm.list_models(module=tvm))
 
 
 def build(cfg: ModelConfig, seed: int | None = None) -> nn.Module:
@@ -15,32 +32,65 @@ def build(cfg: ModelConfig, seed: int | None = None) -> nn.Module:
 
     stem='imagenet' keeps torchvision's stem (ResNet: 7×7 stride 2 + max-pool; MobileNetV2: 3×3
     stride 2), which shrinks a 32×32 input 4× (ResNet) / 2× (MobileNetV2) at once, as the original
-    study did. stem='cifar' is the usual small-image adaptation: 3×3 stride 1, no max-pool.
-    Only the first convolution's input channels change for 1-channel data, so the ImageNet stem
-    stays what the original measured.
+    study did. stem='cifar' is the usual small-image adaptation: the first convolution 3×3 stride
+    1, and a max-pool right after it removed. It does not apply to patch embeddings (a first
+    convolution whose stride equals its kernel: ViT, Swin, ConvNeXt). Only the first
+    convolution's input channels change for 1-channel data, so the ImageNet stem stays what the
+    original measured.
     """
     if seed is not None:
         torch.manual_seed(seed)
-    if cfg.name == "resnet18":
-        m = tvm.resnet18(num_classes=cfg.num_classes)
-        if cfg.stem == "cifar":
-            m.conv1 = nn.Conv2d(cfg.in_channels, 64, 3, 1, 1, bias=False)
-            m.maxpool = nn.Identity()
-        elif cfg.in_channels != 3:
-            m.conv1 = nn.Conv2d(cfg.in_channels, 64, 7, 2, 3, bias=False)
-    elif cfg.name == "mobilenetv2":
-        m = tvm.mobilenet_v2(num_classes=cfg.num_classes)
-        first = m.features[0][0]
-        stride = 1 if cfg.stem == "cifar" else 2
-        if stride != 1 or cfg.in_channels != 3:
-            m.features[0][0] = nn.Conv2d(cfg.in_channels, first.out_channels, 3, stride, 1, bias=False)
-    else:  # ModelConfig validates names; this guards direct misuse
-        raise ValueError(f"unknown model {cfg.name!r}")
-    if cfg.name == "resnet18" and (cfg.stem == "cifar" or cfg.in_channels != 3):
-        nn.init.kaiming_normal_(m.conv1.weight, mode="fan_out", nonlinearity="relu")
-    if cfg.name == "mobilenetv2" and (cfg.stem == "cifar" or cfg.in_channels != 3):
-        nn.init.kaiming_normal_(m.features[0][0].weight, mode="fan_out")
+    m = tvm.get_model(ALIASES.get(cfg.name, cfg.name), weights=None,
+                      num_classes=cfg.num_classes)
+    _adapt_stem(m, cfg)
     return m
+
+
+def _adapt_stem(m: nn.Module, cfg: ModelConfig) -> None:
+    """Rebuild the first convolution for `cfg.in_channels` and the stem (see `build`)."""
+    found = [(n, c) for n, c in m.named_modules() if isinstance(c, (nn.Conv2d, nn.MaxPool2d))]
+    name, conv = found[0]
+    cifar = cfg.stem == "cifar"
+    if cifar and conv.stride == conv.kernel_size and conv.stride[0] > 2:
+        raise ConfigError(f"stem 'cifar' does not apply to {cfg.name}: its first convolution is "
+                          f"a {conv.kernel_size[0]}×{conv.kernel_size[0]} patch embedding; use "
+                          f"stem: imagenet")
+    if not cifar and cfg.in_channels == conv.in_channels:
+        return
+    kernel, stride, padding = conv.kernel_size, conv.stride, conv.padding
+    if cifar:
+        kernel, stride, padding = (3, 1, 1) if kernel[0] > 3 else (kernel, 1, padding)
+        after = found[1] if len(found) > 1 else (None, None)
+        if isinstance(after[1], nn.MaxPool2d):  # the stem's pooling, before any other conv
+            replace_module(m, after[0], nn.Identity())
+    new = nn.Conv2d(cfg.in_channels, conv.out_channels, kernel, stride, padding,
+                    dilation=conv.dilation, groups=conv.groups, bias=conv.bias is not None)
+    nn.init.kaiming_normal_(new.weight, mode="fan_out", nonlinearity="relu")
+    if new.bias is not None:
+        nn.init.zeros_(new.bias)
+    replace_module(m, name, new)
+
+
+@functools.cache
+def check_input(cfg: ModelConfig, size: int) -> None:
+    """One clear line when the architecture cannot classify `size`×`size` images (a forward
+    pass on the meta device: shapes only, no memory, no time)."""
+    try:
+        with torch.device("meta"):
+            model = build(cfg).eval()
+    except NotImplementedError:  # an initializer that reads values (RegNet): build it for real
+        with torch.random.fork_rng(devices=[]):  # leaving the caller's random state as it was
+            model = build(cfg).eval()
+    x = torch.empty(2, cfg.in_channels, size, size, device=next(model.parameters()).device)
+    try:
+        with torch.no_grad():
+            out = model(x)
+    except (RuntimeError, ValueError, AssertionError) as e:
+        raise ConfigError(f"{cfg.name} cannot take {size}×{size} images: "
+                          f"{str(e).splitlines()[0][:160]}") from None
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, cfg.num_classes):
+        raise ConfigError(f"{cfg.name} does not return one score per class for {size}×{size} "
+                          f"images")
 
 
 def replace_module(model: nn.Module, name: str, module: nn.Module) -> None:

@@ -32,15 +32,48 @@ from . import runtime as RT
 from . import share as SH
 from . import store as S
 from . import train as T
-from .config import (ChannelConfig, ModelConfig, OnnxConfig, PruneConfig,
-                     QuantConfig, ShareConfig, StaticQuantConfig, channel_finetune_config,
-                     codec_config, config_hash, data_config, dc_finetune_config,
-                     finetune_config, gradual_config, measure_config,
-                     protocol_params, sensitivity_config, share_config, share_finetune_config,
-                     train_config)
+from .config import (
+    ChannelConfig,
+    ModelConfig,
+    OnnxConfig,
+    PruneConfig,
+    QuantConfig,
+    ShareConfig,
+    StaticQuantConfig,
+    channel_finetune_config,
+    codec_config,
+    config_hash,
+    data_config,
+    dc_finetune_config,
+    finetune_config,
+    gradual_config,
+    measure_config,
+    per_model,
+    protocol_params,
+    sensitivity_config,
+    share_config,
+    share_finetune_config,
+    train_config,
+)
 from .sections import SECTIONS, Variant, control_of, parse_sections, plan  # noqa: F401
-from .steps import (CACHE_VERSION, Channel, Checkpoint, Control, Encode, Evaluate, Gradual,
-                    Onnx, Prune, Quantize, Sensitivity, Share, Static, Step, Train, fingerprint)
+from .steps import (
+    CACHE_VERSION,
+    Channel,
+    Checkpoint,
+    Control,
+    Encode,
+    Evaluate,
+    Gradual,
+    Onnx,
+    Prune,
+    Quantize,
+    Sensitivity,
+    Share,
+    Static,
+    Step,
+    Train,
+    fingerprint,
+)
 
 RESULT_COLUMNS = [  # the contract of DESIGN.md, in order; extra columns follow
     "section", "model", "dataset", "stem", "prune_method", "prune_ratio", "quant", "codec", "seed",
@@ -93,7 +126,10 @@ class Stage:
 
 
 def model_config(p: dict, model: str, dataset: str) -> ModelConfig:
-    return ModelConfig(model, D.NUM_CLASSES[dataset], D.IN_CHANNELS[dataset], p["stem"])
+    """The architecture for a dataset, checked to classify its images (one line if not)."""
+    mc = ModelConfig(model, D.NUM_CLASSES[dataset], D.IN_CHANNELS[dataset], p["stem"])
+    M.check_input(mc, D.IMAGE_SIZE[dataset])
+    return mc
 
 
 def variant_params(p: dict, v: Variant) -> dict:
@@ -471,7 +507,8 @@ def row(v: Variant, p: dict, m: dict) -> dict:
         "finetune_epochs": extra_epochs, "control": v.control, "protocol": v.protocol,
         # bits per stored conv/fc weight: k-means codebook indices, or float32 (dynamic INT8
         # quantizes the classifier only)
-        "weight_bits": (f"{p['dc_bits_conv'][v.model]}/{p['dc_bits_fc'][v.model]}"
+        "weight_bits": (f"{per_model(p, 'dc_bits_conv', v.model)}/"
+                        f"{per_model(p, 'dc_bits_fc', v.model)}"
                         if v.quant == "kmeans"
                         else "32/8" if v.quant == "int8-dynamic" else "32/32"),
         "schedule": p["schedule"], "train_size": p["train_size"], "artifact_key": m["artifact_key"],

@@ -11,6 +11,20 @@ import pandas as pd  # noqa: E402
 from . import names  # noqa: E402
 
 MB = 1e6
+
+
+def _log_ticks(ax, which: str = "x") -> None:
+    """A log axis labelled at 1, 2 and 5 × each power of ten (plain numbers), so values can be
+    read off it; matplotlib's default labels only the powers of ten."""
+    getattr(ax, f"set_{which}scale")("log")
+    axis = getattr(ax, f"{which}axis")
+    axis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1, 2, 5)))
+    axis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    axis.set_minor_locator(matplotlib.ticker.LogLocator(base=10, subs="auto"))
+    axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+# One colour per model, in the order models appear (the first two as before; any number works).
+MODEL_COLORS = ["#4C72B0", "#DD8452", "#55A868", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C",
+                "#CCB974", "#64B5CD", "#C44E52"]
 COLORS = {"none": "#4C72B0", "pruned": "#DD8452", "int8-dynamic": "#55A868"}
 plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "font.size": 9,
                      "axes.spines.top": False, "axes.spines.right": False})
@@ -136,7 +150,7 @@ def models_side_by_side(df: pd.DataFrame) -> plt.Figure:
                           else f"pruned {ratio:.0%}")
             ax.bar_label(bars, [f"{v:.3g}" for v in vals], fontsize=7, padding=2)
         ax.set_xticks([i + width * (len(groups) - 1) / 2 for i in range(len(models))],
-                      [names.variant_label(df[df.model == m].iloc[0]).split(" ")[0] for m in models])
+                      [names.model(m) for m in models])
         ax.set_ylabel(ylabel)
         ax.set_ylim(0, ax.get_ylim()[1] * 1.12)
     axes[0].legend(fontsize=7, loc="lower right")
@@ -152,21 +166,21 @@ def compression_stages(stages: pd.DataFrame) -> plt.Figure:
     order = list(dict.fromkeys(stages.stage))
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.4))
     width = 0.8 / len(models)
-    palette = ["#4C72B0", "#DD8452"]
+    palette = MODEL_COLORS
     for j, m in enumerate(models):
         d = stages[stages.model == m].set_index("stage").reindex(order)
         xs = [i + j * width for i in range(len(order))]
-        bars = axes[0].bar(xs, d.ratio, width, color=palette[j % 2], label=names.model(m))
+        bars = axes[0].bar(xs, d.ratio, width, color=palette[j % len(palette)], label=names.model(m))
         axes[0].bar_label(bars, [f"{v:.1f}×" for v in d.ratio], fontsize=7, padding=2)
         axes[1].errorbar(xs, d.accuracy * 100, yerr=[(d.accuracy - d.acc_lo) * 100,
                                                      (d.acc_hi - d.accuracy) * 100],
-                         fmt="o", color=palette[j % 2], capsize=3, label=names.model(m))
+                         fmt="o", color=palette[j % len(palette)], capsize=3, label=names.model(m))
     ticks = [i + width * (len(models) - 1) / 2 for i in range(len(order))]
     short = {"dense fp32 (.pt)": "dense\nfp32 .pt", "pruned (.pt)": "pruned\n.pt",
              "pruned, sparse-encoded": "sparse\n.apx", "+ weight sharing": "+ weight\nsharing",
              "+ Huffman coding": "+ Huffman\ncoding"}
     labels = [short.get(n, n) for n in order]
-    axes[0].set_yscale("log")
+    _log_ticks(axes[0], "y")
     axes[0].set_ylabel("Compression ratio vs dense fp32 (×, log scale)")
     axes[0].set_ylim(0.8, stages.ratio.max() * 2.5)
     axes[1].set_ylabel("Top-1 test accuracy (%)")
@@ -238,28 +252,26 @@ def pareto(df: pd.DataFrame) -> plt.Figure:
     """Accuracy against batch-1 latency (log scale), marker = precision × runtime, one colour per
     model; the Pareto front (no variant both faster and more accurate) joined by a line."""
     fig, ax = plt.subplots(figsize=(7.5, 3.8))
-    palette = ["#4C72B0", "#DD8452"]
+    palette = MODEL_COLORS
     for j, m in enumerate(dict.fromkeys(df.model)):
         d = df[df.model == m].sort_values("latency_ms")
         for r in d.itertuples():
             ax.errorbar(r.latency_ms, r.accuracy * 100, yerr=_yerr(r),
                         fmt=MARKERS[(r.quant, r.runtime)], ms=6, capsize=2,
-                        mfc="white" if r.prune_ratio > 0 else palette[j % 2],
-                        color=palette[j % 2])
+                        mfc="white" if r.prune_ratio > 0 else palette[j % len(palette)],
+                        color=palette[j % len(palette)])
         best, front = -1.0, []
         for r in d.itertuples():
             if r.accuracy > best:
                 front.append(r)
                 best = r.accuracy
         ax.plot([r.latency_ms for r in front], [r.accuracy * 100 for r in front], "-",
-                color=palette[j % 2], lw=1, alpha=0.7, label=f"{names.model(m)} Pareto front")
+                color=palette[j % len(palette)], lw=1, alpha=0.7, label=f"{names.model(m)} Pareto front")
     for (q, rt), mk in MARKERS.items():
         ax.plot([], [], mk, color="0.3", mfc="0.3",
                 label=f"{'INT8' if q != 'none' else 'fp32'}, {'ONNX Runtime' if rt == 'onnxruntime' else 'PyTorch'}")
     ax.plot([], [], "o", color="0.3", mfc="white", label="hollow: channel-pruned")
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    _log_ticks(ax)
     ax.set_xlabel("CPU latency, batch 1 (ms, log scale)")
     ax.set_ylabel("Top-1 test accuracy (%)")
     ax.grid(alpha=0.3, which="both")
@@ -272,26 +284,25 @@ def speedups(df: pd.DataFrame, batch: int) -> plt.Figure:
     """Speed-up over dense fp32 eager at batch 1 and batch `batch`, per variant and model."""
     models = list(dict.fromkeys(df.model))
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6), sharey=True)
-    palette = ["#4C72B0", "#DD8452"]
+    palette = MODEL_COLORS
     order = list(dict.fromkeys(df.name))
     width = 0.8 / len(models)
     for ax, (col, title) in zip(axes, (("speedup", "batch 1"), ("speedup_bs64", f"batch {batch}"))):
         for j, m in enumerate(models):
             d = df[df.model == m].set_index("name").reindex(order)
             bars = ax.barh([i + j * width for i in range(len(order))], d[col], width,
-                           color=palette[j % 2], label=names.model(m))
+                           color=palette[j % len(palette)], label=names.model(m))
             ax.bar_label(bars, [f"{v:.1f}×" for v in d[col]], fontsize=6, padding=2)
         ax.axvline(1, color="0.4", lw=0.8)
-        ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        _log_ticks(ax)
         ax.set_xlabel(f"Speed-up, {title} (×, log scale)")
         ax.grid(alpha=0.3, axis="x")
     axes[0].set_yticks([i + width * (len(models) - 1) / 2 for i in range(len(order))], order,
                        fontsize=7)
     axes[0].invert_yaxis()
-    axes[0].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()  # above the bars, never on them
+    fig.legend(handles, labels, fontsize=7, loc="upper center", ncol=len(models), frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
     return fig
 
 

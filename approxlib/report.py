@@ -199,21 +199,11 @@ class Section:
                 f"test split; latency = median batch-1 CPU time, {p['threads']} thread(s)")
         return text
 
-    def protocol_short(self) -> str:
-        p = self.p
-        size = "all" if p["train_size"] is None else f"{p['train_size']:,}"
-        return (f"{size} train images, {p['epochs']} epochs SGD ({p['schedule']}, lr {p['lr']}), "
-                f"validation-selected; {self.variants_short()}; {p['stem']} stem")
-
     def variants_text(self) -> str:
         """How this section's variants are made from the baseline (sections F, G override)."""
         p = self.p
         return (f"pruned models fine-tuned {p['finetune_epochs']} epoch(s) at lr "
                 f"{p['finetune_lr']} ({p['finetune_schedule']})")
-
-    def variants_short(self) -> str:
-        p = self.p
-        return f"pruned = + {p['finetune_epochs']} fine-tuning epoch(s) at lr {p['finetune_lr']}"
 
     def caption(self, kind: str, what: str) -> str:
         if kind == "Figure":
@@ -222,12 +212,12 @@ class Section:
         else:
             self._tab += 1
             n = self._tab
-        return (f"*{kind} {self.letter}{n}. {what}. Dataset: {self.dataset_text()}; profile "
-                f"`{self.p['profile']}`; protocol: {self.protocol_short()}.*")
+        # the section's header states the dataset and protocol once; a caption says what it shows
+        return f"*{kind} {self.letter}{n}. {what}.*"
 
     # ------------------------------------------------------------------------------- content
     def header(self) -> None:
-        title = self.spec.title
+        title = self.spec.heading(dict.fromkeys(self.df.model))
         _md(f'<a id="section-{self.letter}"></a>\n\n## Section {self.letter}. {title}\n\n'
             f"Dataset: **{self.dataset_text()}**; profile **{self.p['profile']}** "
             f"({self.p['description']})\n\nProtocol: {self.protocol_text()}.")
@@ -390,8 +380,8 @@ class Section:
             if float_v in self.metrics:
                 lines.append(self._compare(float_v, v, y_cache[v.dataset]))
         baselines = [v for v in self.metrics if v == PL.Variant(v.section, v.model, v.dataset)]
-        if len(baselines) == 2:  # two architectures side by side: their baselines compared
-            lines.append(self._baselines(*baselines))
+        for other in baselines[1:]:  # architectures side by side: each against the first
+            lines.append(self._baselines(baselines[0], other))
         pruned = [v for v in self.metrics if v.prune_ratio > 0]
         controlled = [v for v in pruned if v.quant == "none"
                       and PL.control_of(v) in self.metrics]
@@ -550,7 +540,9 @@ def render(out: Path, p: dict, sections: list[str], executed: dict[str, Path]) -
             if tags & {"parameters", "injected-parameters", "remove-in-report"}:
                 continue
             cells.append(c)
-    toc = "\n".join(f"{i + 1}. [Section {s}. {SECTIONS[s].title}](#section-{s})"
+    toc = "\n".join(f"{i + 1}. [Section {s}. "
+                     f"{SECTIONS[s].heading(dict.fromkeys(results[results.section == s].model))}"
+                     f"](#section-{s})"
                     for i, s in enumerate(sections))
     title = nbformat.v4.new_markdown_cell(
         f"# Approximate computing for CNNs: pruning, quantization and compression of ResNet-18 "

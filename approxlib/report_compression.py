@@ -8,6 +8,7 @@ import pandas as pd
 from . import data as D
 from . import names, plots, stats
 from . import store as S
+from .config import per_model
 from .pipeline import Runner
 from .report import Section, _display, _fmt_pct, _md
 
@@ -53,11 +54,6 @@ class CompressionSection(Section):
                 f"{p['dc_share_lr']}; checkpoints picked on the validation split among epochs "
                 f"at the final sparsity")
 
-    def variants_short(self) -> str:
-        p = self.p
-        return (f"pruned gradually over {p['dc_epochs']} epoch(s) at lr {p['dc_lr']}, "
-                f"codebooks fine-tuned {p['dc_share_epochs']} epoch(s)")
-
     def stages(self) -> pd.DataFrame:
         rows = []
         for m in self.models_in:
@@ -77,8 +73,10 @@ class CompressionSection(Section):
     def header(self) -> None:
         super().header()
         p = self.p
-        sp = ", ".join(f"{names.model(m)} {p['dc_sparsity'][m]:.0%}" for m in self.models_in)
-        bits = ", ".join(f"{names.model(m)} {p['dc_bits_conv'][m]}/{p['dc_bits_fc'][m]}"
+        sp = ", ".join(f"{names.model(m)} {per_model(p, 'dc_sparsity', m):.0%}"
+                       for m in self.models_in)
+        bits = ", ".join(f"{names.model(m)} {per_model(p, 'dc_bits_conv', m)}/"
+                         f"{per_model(p, 'dc_bits_fc', m)}"
                          for m in self.models_in)
         _md(f"Deep Compression (Han, Mao & Dally, ICLR 2016) on our models: gradual magnitude "
             f"pruning ({p['dc_scope']}, Zhu & Gupta's cubic schedule) to {sp} sparsity, "

@@ -50,13 +50,6 @@ class ControlsSection(Section):
                 f"{self.ratio:.0%} global L1 + {p['finetune_epochs']} fine-tuning epoch(s); "
                 f"control = the same fine-tuning without pruning")
 
-    def variants_short(self) -> str:
-        p = self.p
-        return (f"section H: {p['h_train_size'] or p['train_size'] or 'all'} train images, "
-                f"{p['h_epochs'] or p['epochs']} + {p['finetune_epochs']} epochs, "
-                f"seeds {', '.join(map(str, p['h_seeds']))}, protocols "
-                f"{', '.join(p['h_protocols'])}")
-
     def header(self) -> None:
         super().header()
         _md("The original study's headline, *pruning raises accuracy by up to 15 points*, "

@@ -39,11 +39,6 @@ class SpeedSection(Section):
                 f"{self.channel_finetune()}; static INT8 calibrated on the "
                 f"first {p['calib_images']} training images")
 
-    def variants_short(self) -> str:
-        p = self.p
-        return (f"channel-pruned models fine-tuned: {self.channel_finetune()}; INT8 calibrated "
-                f"on {p['calib_images']} training images; {p['threads']} thread(s)")
-
     def header(self) -> None:
         super().header()
         p = self.p

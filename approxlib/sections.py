@@ -12,7 +12,8 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .config import ConfigError, check_model
+from . import names
+from .config import ConfigError, check_model, per_model
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def compression_variants(p: dict, section: str, model: str, dataset: str
                          ) -> list[Variant]:
     """Section F, Deep Compression's table for one model: dense → pruned (.pt, then what a user
     would try first on it: gzip / xz / zstd) → sparse-encoded → + weight sharing → + Huffman."""
-    s = float(p["dc_sparsity"][model])
+    s = float(per_model(p, "dc_sparsity", model))
     pruned = Variant(section, model, dataset, s, prune="gradual-l1")
     shared = dataclasses.replace(pruned, quant="kmeans")
     return [Variant(section, model, dataset), pruned,
@@ -141,7 +142,7 @@ def _controls_and_curves(p: dict, section: str, models: list[str], dataset: str
 class Spec:
     """One report section."""
     letter: str
-    title: str
+    title: str  # "{models}" is replaced by the names of the models it shows
     models: tuple[str, ...]
     # (profile, letter, models, dataset) -> the variants it shows
     variants: Callable[[dict, str, list[str], str], list[Variant]]
@@ -151,6 +152,10 @@ class Spec:
     seeds: bool = False  # profile `seeds`: every variant repeated per seed
     summarized: bool = True  # in the report's summary table (else: its own tables summarize it)
     layer_csvs: str = "pruned"  # per-layer sparsity CSVs written for: pruned | all | none
+    join: str = ", "  # between model names in the title
+
+    def heading(self, models) -> str:
+        return self.title.format(models=self.join.join(names.model(m) for m in models))
 
 
 SECTIONS: dict[str, Spec] = {}
@@ -168,19 +173,19 @@ def _ratio(p: dict) -> float:
 
 
 for _spec in (
-    Spec("A", "MobileNetV2: baseline vs pruned", ("mobilenetv2",),
+    Spec("A", "{models}: baseline vs pruned", ("mobilenetv2",),
          _versus(lambda p: [(0.0, "none"), (_ratio(p), "none")]), seeds=True),
-    Spec("B", "ResNet-18: baseline, pruned, pruned + INT8", ("resnet18",),
+    Spec("B", "{models}: baseline, pruned, pruned + INT8", ("resnet18",),
          _versus(lambda p: [(0.0, "none"), (_ratio(p), "none"), (_ratio(p), "int8-dynamic")]),
          seeds=True),
-    Spec("C", "ResNet-18 pruning sweep and per-layer sparsity", ("resnet18",),
+    Spec("C", "{models} pruning sweep and per-layer sparsity", ("resnet18",),
          _versus(lambda p: [(x, "none") for x in sorted({0.0, *map(float, p["ratios"])})]),
          seeds=True, layer_csvs="all"),
-    Spec("D", "ResNet-18 on the 100-class dataset: baseline vs pruned", ("resnet18",),
+    Spec("D", "{models} on the 100-class dataset: baseline vs pruned", ("resnet18",),
          _versus(lambda p: [(0.0, "none"), (_ratio(p), "none")]), original_dataset="cifar100",
          dataset_key="dataset_d", seeds=True),
-    Spec("E", "ResNet-18 vs MobileNetV2", ("resnet18", "mobilenetv2"),
-         _versus(lambda p: [(0.0, "none"), (_ratio(p), "none")]), seeds=True),
+    Spec("E", "{models}", ("resnet18", "mobilenetv2"),
+         _versus(lambda p: [(0.0, "none"), (_ratio(p), "none")]), seeds=True, join=" vs "),
     Spec("F", "Real compression: Deep Compression's pipeline and the .apx format",
          ("resnet18", "mobilenetv2"), _per_model(compression_variants)),
     Spec("G", "Real CPU speed: static INT8, channel pruning, ONNX Runtime",
@@ -216,7 +221,7 @@ def plan(p: dict, sections: list[str], models: dict[str, list[str]] | None = Non
     out = []
     for letter in sections:
         spec = SECTIONS[letter]
-        ms = (models or {}).get(letter, list(spec.models))
+        ms = (models or {}).get(letter) or p["models"] or list(spec.models)
         for m in ms:
             check_model(m)
         vs = spec.variants(p, letter, ms, p[spec.dataset_key])

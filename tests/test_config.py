@@ -44,7 +44,8 @@ def test_overrides_apply_and_parse_yaml_values():
     ({"schedule": "step"}, "unknown schedule 'step'; valid: constant, onecycle, cosine"),
     ({"epochs": 2.5}, "epochs must be an integer"),
     ({"flip": "yes"}, "flip must be true or false"),
-    ({"channel_epochs": {"resnet18": 2}}, "channel_epochs must be one value or map each of"),
+    ({"channel_epochs": {"resnet18": 2}}, "channel_epochs has no value for mobilenetv2"),
+    ({"dc_sparsity": {"resnet18": 0.9, "vgg": 0.5, "default": 0.8}}, "unknown model 'vgg'"),
     ({"channel_lr": {"resnet18": 0.1, "mobilenetv2": -1}}, "lr must be"),
 ])
 def test_bad_values_name_the_problem(overrides, message):

@@ -29,5 +29,30 @@ def test_stems():
 
 
 def test_bad_model_names():
-    with pytest.raises(ConfigError, match="unknown model 'vgg'; valid: resnet18, mobilenetv2"):
+    with pytest.raises(ConfigError, match="unknown model 'vgg': not a torchvision classification"):
         ModelConfig("vgg", 10, 3)
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v3_small", "shufflenet_v2_x0_5", "efficientnet_b0",
+                                  "regnet_x_400mf", "densenet121"])
+def test_any_torchvision_classifier_builds_for_the_data(name):
+    """Channels, classes and the cifar stem on architectures the study never named."""
+    for stem, size in (("imagenet", 32), ("cifar", 28)):
+        cfg = ModelConfig(name, 7, 1, stem)
+        M.check_input(cfg, size)
+        m = M.build(cfg, seed=0).eval()
+        first = next(c for c in m.modules() if isinstance(c, nn.Conv2d))
+        assert first.in_channels == 1
+        assert stem == "imagenet" or first.stride == (1, 1)
+        with torch.no_grad():
+            assert m(torch.rand(2, 1, size, size)).shape == (2, 7)
+    again = M.build(ModelConfig(name, 7, 1, "cifar"), seed=0)  # the seed fixes the init
+    assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(),
+                                                 again.state_dict().values()))
+
+
+def test_what_cannot_work_is_one_line():
+    with pytest.raises(ConfigError, match="stem 'cifar' does not apply to vit_b_16"):
+        M.build(ModelConfig("vit_b_16", 10, 3, "cifar"))
+    with pytest.raises(ConfigError, match="inception_v3 cannot take 28×28 images"):
+        M.check_input(ModelConfig("inception_v3", 10, 1), 28)

@@ -36,7 +36,7 @@ def test_html_has_every_section_images_summary_and_appendix(rendered):
     assert "from approxlib.report import Section" not in html  # code hidden
     text = re.sub(r"<(style|script)\b.*?</\1>", "", html, flags=re.S)  # page chrome, not content
     assert "Traceback" not in text and "Error" not in text
-    assert html.count("profile `smoke`") + html.count("profile <code>smoke</code>") >= 10
+    assert html.count("profile <strong>smoke</strong>") == 8  # each section's header, once
     assert "What the numbers say" in html and "McNemar p =" in html
     findings = html[html.index(">Findings<"):html.index(">Summary<")]  # first, before the table
     assert findings.count('href="#section-') >= 4 and "pruned − control" in findings

@@ -181,3 +181,43 @@ def findings(d: pd.DataFrame, ratio: float) -> list[tuple[str, str]]:
     found = [pruning_finding(d), compression_finding(d), speed_finding(d),
              controls_finding(d, ratio)]
     return [f for f in found if f is not None]
+
+
+# ------------------------------------------------------------------ compression (section F)
+
+# Deep Compression's stages in order: (name, quant, codec, pruned?)
+COMPRESSION_STAGES = [
+    ("dense fp32 (.pt)", "none", "none", False),
+    ("pruned (.pt)", "none", "none", True),
+    ("pruned, sparse-encoded", "none", "sparse", True),
+    ("+ weight sharing", "kmeans", "packed", True),
+    ("+ Huffman coding", "kmeans", "huffman", True),
+]
+
+
+def stage_row(d: pd.DataFrame, model: str, stage: str) -> pd.Series:
+    """The row of `model` at one of `COMPRESSION_STAGES` (controls excluded from `d`)."""
+    _, quant, codec, pruned = next(s for s in COMPRESSION_STAGES if s[0] == stage)
+    hit = d[(d.model == model) & (d.quant == quant) & (d.codec == codec)
+            & ((d.prune_ratio > 0) == pruned)]
+    if len(hit) != 1:
+        raise KeyError(f"{len(hit)} rows of {model} at stage {stage!r}")
+    return hit.iloc[0]
+
+
+def compression_stages(d: pd.DataFrame) -> pd.DataFrame:
+    """Per model and stage: accuracy (with its interval columns), change against dense
+    (`delta`, fraction), size, compression ratio, sparsity, and stored bits per non-zero
+    weight (8 × bytes / non-zero parameters)."""
+    rows = []
+    for m in dict.fromkeys(d.model):
+        dense = stage_row(d, m, COMPRESSION_STAGES[0][0])
+        for name, *_ in COMPRESSION_STAGES:
+            r = stage_row(d, m, name)
+            rows.append({"model": m, "stage": name, "accuracy": r.accuracy,
+                         "acc_lo": r.acc_lo, "acc_hi": r.acc_hi,
+                         "delta": r.accuracy - dense.accuracy, "size_bytes": r.size_bytes,
+                         "ratio": r.compression_ratio, "sparsity": r.sparsity,
+                         "bits_per_nonzero": 8 * r.size_bytes / max(1, r.params - r.zero_params),
+                         "weight_bits": r.weight_bits})
+    return pd.DataFrame(rows)

@@ -6,19 +6,13 @@ import numpy as np
 import pandas as pd
 
 from . import data as D
-from . import names, plots, stats
+from . import analysis, names, plots, stats
 from . import store as S
 from .config import per_model
 from .pipeline import Runner
 from .report import Section, _display, _fmt_pct, _md
 
-STAGES = [  # (stage name, quant, codec) in Deep Compression's order
-    ("dense fp32 (.pt)", "none", "none"),
-    ("pruned (.pt)", "none", "none"),
-    ("pruned, sparse-encoded", "none", "sparse"),
-    ("+ weight sharing", "kmeans", "packed"),
-    ("+ Huffman coding", "kmeans", "huffman"),
-]
+STAGES = analysis.COMPRESSION_STAGES
 
 
 class CompressionSection(Section):
@@ -40,10 +34,7 @@ class CompressionSection(Section):
         return pd.DataFrame(rows)
 
     def _row(self, model: str, stage: str) -> pd.Series:
-        _, quant, codec = next(s for s in STAGES if s[0] == stage)
-        d = self.df[(self.df.model == model) & (self.df.quant == quant) & (self.df.codec == codec)]
-        d = d[d.prune_ratio == 0] if stage.startswith("dense") else d[d.prune_ratio > 0]
-        return d.iloc[0]
+        return analysis.stage_row(self.df, model, stage)
 
     def variants_text(self) -> str:
         p = self.p
@@ -55,19 +46,7 @@ class CompressionSection(Section):
                 f"at the final sparsity")
 
     def stages(self) -> pd.DataFrame:
-        rows = []
-        for m in self.models_in:
-            dense = self._row(m, STAGES[0][0])
-            for name, _, _ in STAGES:
-                r = self._row(m, name)
-                nnz = r.params - r.zero_params
-                rows.append({"model": m, "stage": name, "accuracy": r.accuracy,
-                             "acc_lo": r.acc_lo, "acc_hi": r.acc_hi,
-                             "delta": r.accuracy - dense.accuracy, "size_bytes": r.size_bytes,
-                             "ratio": r.compression_ratio, "sparsity": r.sparsity,
-                             "bits_per_nonzero": 8 * r.size_bytes / max(1, nnz),
-                             "weight_bits": r.weight_bits})
-        return pd.DataFrame(rows)
+        return analysis.compression_stages(self.df)
 
     # ------------------------------------------------------------------------------ content
     def header(self) -> None:

@@ -97,3 +97,24 @@ def test_findings_come_from_the_rows_and_link_their_sections():
     assert "ResNet-18 40.0× (-0.5 points)" in found["F"]
     assert "Over 2 seeds" in found["H"] and "ResNet-18 tuned -2.0 (" in found["H"]
     assert "every interval contains zero" in found["H"]  # −1 and −3 points: t-interval ∋ 0
+
+
+def test_compression_stages_ratios_deltas_and_bits_per_nonzero():
+    rows = []
+    for ratio, quant, codec, size, acc, params, zeros in [
+            (0.0, "none", "none", 40_000_000, 0.90, 10_000_000, 0),
+            (0.9, "none", "none", 40_000_000, 0.91, 10_000_000, 9_000_000),
+            (0.9, "none", "sparse", 5_000_000, 0.91, 10_000_000, 9_000_000),
+            (0.9, "kmeans", "packed", 1_000_000, 0.905, 10_000_000, 9_000_000),
+            (0.9, "kmeans", "huffman", 800_000, 0.905, 10_000_000, 9_000_000)]:
+        rows.append(dict(model="m", prune_ratio=ratio, quant=quant, codec=codec, size_bytes=size,
+                         accuracy=acc, acc_lo=acc - 0.01, acc_hi=acc + 0.01, params=params,
+                         zero_params=zeros, sparsity=zeros / params,
+                         compression_ratio=40_000_000 / size, weight_bits="32/32"))
+    t = analysis.compression_stages(pd.DataFrame(rows))
+    assert t.stage.tolist() == [s[0] for s in analysis.COMPRESSION_STAGES]
+    assert t.ratio.tolist() == [1.0, 1.0, 8.0, 40.0, 50.0]
+    assert t.delta.round(4).tolist() == [0.0, 0.01, 0.01, 0.005, 0.005]
+    assert t.bits_per_nonzero.tolist() == [32.0, 320.0, 40.0, 8.0, 6.4]  # 8 × bytes / 1M
+    with pytest.raises(KeyError, match="0 rows of m at stage"):
+        analysis.stage_row(pd.DataFrame(rows[:2]), "m", "+ Huffman coding")

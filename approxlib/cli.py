@@ -57,27 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="approx", description="Approximate computing for CNNs: pruning, "
                  "quantization, size, latency and sparsity, reproducibly.")
     sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    r = sub.add_parser("report", help="compute every section's variants and write results")
-    _common(r)
-    r.add_argument("--out", type=Path, default=None, help="output folder (default reports/PROFILE)")
-    r.add_argument("--sections", default="all", help="comma-separated subset, e.g. A,C")
-    r.add_argument("--dry-run", action="store_true",
-                   help="list the stages the profile needs and which are cached; compute nothing")
-    r.add_argument("--no-pdf", action="store_true", help="render index.html only")
-    r.add_argument("--stages-only", action="store_true",
-                   help="compute results.csv without executing the notebooks")
-    r.add_argument("--executor", default="local", choices=("local", "dask"),
-                   help="where the stages run: this process (default), or a Dask cluster")
-    r.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: Dask's "
-                        "scheduler-address setting / DASK_SCHEDULER_ADDRESS, else a local "
-                        "cluster on this machine)")
-    r.add_argument("--workers", type=int, default=None,
-                   help="worker processes of the local Dask cluster (default: CPUs / --threads)")
-    r.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads per stage (default: torch's default here); results "
-                        "equal across executors at equal --threads")
+    _report_parser(sub)
 
     t = sub.add_parser("train", help="train one baseline (cached) and copy its checkpoint")
     _common(t)
@@ -118,6 +98,29 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("models", help="list the model names a profile's `models` may use")
     _verify_parser(sub)
     return ap
+
+
+def _report_parser(sub) -> None:
+    r = sub.add_parser("report", help="compute every section's variants and write results")
+    _common(r)
+    r.add_argument("--out", type=Path, default=None, help="output folder (default reports/PROFILE)")
+    r.add_argument("--sections", default="all", help="comma-separated subset, e.g. A,C")
+    r.add_argument("--dry-run", action="store_true",
+                   help="list the stages the profile needs and which are cached; compute nothing")
+    r.add_argument("--no-pdf", action="store_true", help="render index.html only")
+    r.add_argument("--stages-only", action="store_true",
+                   help="compute results.csv without executing the notebooks")
+    r.add_argument("--executor", default="local", choices=("local", "dask"),
+                   help="where the stages run: this process (default), or a Dask cluster")
+    r.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: Dask's "
+                        "scheduler-address setting / DASK_SCHEDULER_ADDRESS, else a local "
+                        "cluster on this machine)")
+    r.add_argument("--workers", type=int, default=None,
+                   help="worker processes of the local Dask cluster (default: CPUs / --threads)")
+    r.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads per stage (default: torch's default here); results "
+                        "equal across executors at equal --threads")
 
 
 def _verify_parser(sub) -> None:

@@ -99,9 +99,10 @@ def _plain(d: pd.DataFrame) -> pd.Series:
             & (d.protocol == "profile"))
 
 
-def pruning_finding(d: pd.DataFrame) -> tuple[str, str] | None:
-    """One-shot global L1 pruning + fine-tuning against the dense baseline and control."""
-    plain = d[_plain(d) & (d.seed == d.seed.min())]
+def pruning_finding(d: pd.DataFrame, seed: int) -> tuple[str, str] | None:
+    """One-shot global L1 pruning + fine-tuning against the dense baseline and control (the
+    profile's seed: the runs the sections' paired tests compare)."""
+    plain = d[_plain(d) & (d.seed == seed)]
     pruned = plain[(plain.prune_method == "l1-unstructured") & (plain.control == "none")]
     if pruned.empty:
         return None
@@ -112,9 +113,10 @@ def pruning_finding(d: pd.DataFrame) -> tuple[str, str] | None:
     vs_base = (at.accuracy - base.reindex(at.index)).dropna()
     vs_ctl = (at.accuracy - ctl.reindex(at.index)).dropna()
     ratios = ", ".join(f"{r:.0%}" for r in sorted(pruned.prune_ratio.unique()))
-    text = (f"**Pruning.** Pruned to {ratios} of their weights (global L1) and fine-tuned, "
-            f"{len(at)} models scored {_span(vs_base)} points of top-1 against their dense "
-            f"baselines (mean {_points(vs_base.mean())})")
+    n = pruned.artifact_key.nunique() if "artifact_key" in pruned else len(pruned)
+    text = (f"**Pruning.** With {ratios} of their weights removed (global L1) and fine-tuned, "
+            f"{n} pruned model{'s' * (n != 1)} scored {_span(vs_base)} points of top-1 against "
+            f"their dense baselines (mean {_points(vs_base.mean())})")
     if len(vs_ctl):
         text += (f" and {_span(vs_ctl)} against dense controls fine-tuned for as long (mean "
                  f"{_points(vs_ctl.mean())}): the first compares extra training plus pruning "
@@ -163,6 +165,11 @@ def controls_finding(d: pd.DataFrame, ratio: float) -> tuple[str, str] | None:
     h["role"] = roles(h, ratio)
     diff = paired_differences(h[h.role != "curve"])
     diff = diff[diff.difference == "pruned − control"]
+    if diff.n.max() < 2:
+        return h.section.iloc[0], ("**Controls.** Pruned − control (points, one seed, so no "
+                                   "interval): " + "; ".join(
+                                       f"{names.model(r.model)} {r.protocol} {_points(r.mean)}"
+                                       for r in diff.itertuples()) + ".")
     parts = [f"{names.model(r.model)} {r.protocol} {_points(r.mean)} "
              f"({_points(r.lo)} to {_points(r.hi)})" for r in diff.itertuples()]
     real = [r for r in diff.itertuples() if not stats.within_noise(r._asdict())]
@@ -173,12 +180,12 @@ def controls_finding(d: pd.DataFrame, ratio: float) -> tuple[str, str] | None:
                                + f"; {verdict}.")
 
 
-def findings(d: pd.DataFrame, ratio: float) -> list[tuple[str, str]]:
+def findings(d: pd.DataFrame, ratio: float, seed: int) -> list[tuple[str, str]]:
     """The report's opening findings as (section letter to link, sentence), from the rows alone
     (each kind of comparison is recognized by its rows, never by a section's letter)."""
     d = d.copy()
     d["control"] = d.control.fillna("none") if "control" in d else "none"
-    found = [pruning_finding(d), compression_finding(d), speed_finding(d),
+    found = [pruning_finding(d, seed), compression_finding(d), speed_finding(d),
              controls_finding(d, ratio)]
     return [f for f in found if f is not None]
 

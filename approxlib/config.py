@@ -257,7 +257,8 @@ class ChannelConfig:
     round_to: int = 8
 
     def __post_init__(self):
-        check_ratio(self.ratio, "channel_ratio")
+        _number("channel_ratio", self.ratio, 0.0, 1.0, lo_open=True, hi_open=True)  # 0 would
+        # repeat the dense model under a pruned name
         _number("round_to", self.round_to, 1, 256, integer=True)
 
 

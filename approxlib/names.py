@@ -44,7 +44,7 @@ def variant_label(r) -> str:
     prune = getattr(r, "prune_method", "")
     if prune == "channel-l1":
         parts[-1] = f"channels −{r.prune_ratio:.0%}"
-    elif prune in PRUNE_METHODS and prune != "l1-unstructured":
+    elif prune not in ("", "none", "l1-unstructured"):
         parts[-1] += f" ({method(prune)})"
     if r.quant != "none":
         parts.append(f"+ {QUANTS.get(r.quant, r.quant)}")

@@ -170,7 +170,8 @@ def compression_stages(stages: pd.DataFrame) -> plt.Figure:
     for j, m in enumerate(models):
         d = stages[stages.model == m].set_index("stage").reindex(order)
         xs = [i + j * width for i in range(len(order))]
-        bars = axes[0].bar(xs, d.ratio, width, color=palette[j % len(palette)], label=names.model(m))
+        bars = axes[0].bar(xs, d.ratio, width, color=palette[j % len(palette)],
+                           label=names.model(m))
         axes[0].bar_label(bars, [f"{v:.1f}×" for v in d.ratio], fontsize=7, padding=2)
         axes[1].errorbar(xs, d.accuracy * 100, yerr=[(d.accuracy - d.acc_lo) * 100,
                                                      (d.acc_hi - d.accuracy) * 100],
@@ -361,10 +362,11 @@ def sparsity_curve(curve: pd.DataFrame, dense: dict[str, float]) -> plt.Figure:
                              squeeze=False)
     for ax, m in zip(axes[0], models):
         d = curve[curve.model == m]
-        for method in dict.fromkeys(d.prune_method):
+        for j, method in enumerate(dict.fromkeys(d.prune_method)):
+            color = METHOD_COLORS.get(method, MODEL_COLORS[-1 - j % 5])  # a new method: its own
             for ft, style in ((True, "o-"), (False, "s--")):
                 x = d[(d.prune_method == method) & (d.finetuned == ft)].sort_values("ratio_x")
-                ax.plot(x.ratio_x, 100 * x.accuracy, style, ms=4, color=METHOD_COLORS[method],
+                ax.plot(x.ratio_x, 100 * x.accuracy, style, ms=4, color=color,
                         alpha=1.0 if ft else 0.6,
                         label=f"{names.method(method)}{'' if ft else ' (no fine-tuning)'}")
         ax.axhline(100 * dense[m], color="k", lw=0.8, ls=":", label="dense")

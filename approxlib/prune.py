@@ -45,6 +45,9 @@ def score_and_spread(method: str) -> tuple[str, str]:
     if method in METHODS:
         return METHODS[method]
     name, _, spread = method.rpartition("-")
+    same = next((m for m, pair in METHODS.items() if pair == (name, spread)), None)
+    if same is not None:  # one name per method: its cache key and label stay one
+        raise ValueError(f"{method} is {same}: use that name")
     if name not in SCORES or spread not in SPREADS:
         raise ValueError(f"unknown pruning method {method!r}: valid are {', '.join(METHODS)} "
                          f"and <score>-<spread> with score in {', '.join(SCORES)} and spread in "

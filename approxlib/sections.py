@@ -114,7 +114,8 @@ def compression_variants(p: dict, section: str, model: str, dataset: str
     shared = dataclasses.replace(pruned, quant="kmeans")
     return [Variant(section, model, dataset), pruned,
             *(dataclasses.replace(pruned, codec=c) for c in ("gzip", "xz", "zstd", "sparse")),
-            dataclasses.replace(shared, codec="packed"), dataclasses.replace(shared, codec="huffman")]
+            dataclasses.replace(shared, codec="packed"),
+            dataclasses.replace(shared, codec="huffman")]
 
 
 

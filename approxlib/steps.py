@@ -8,8 +8,8 @@ of stage is one class here, registered with `@register`, the way Torch-Pruning m
 criterion one `Importance` class.
 
 `run(ctx, st, path, meta)` gets the runner as `ctx` (its `load`, `artifact`, `splits`,
-`calibration`, `store`, `device`, `progress`) and either returns a `Checkpoint` to be saved at `path` with `meta`, or
-writes `path` itself (encoded files, ONNX) and returns None.
+`calibration`, `store`, `device`, `progress`) and either returns a `Checkpoint` to be saved at
+`path` with `meta`, or writes `path` itself (encoded files, ONNX) and returns None.
 """
 from __future__ import annotations
 

@@ -90,13 +90,17 @@ def study_frame():
 
 
 def test_findings_come_from_the_rows_and_link_their_sections():
-    found = dict(analysis.findings(study_frame(), 0.5))
+    found = dict(analysis.findings(study_frame(), 0.5, 0))
     assert set(found) == {"B", "F", "H"}  # no ONNX Runtime rows: no speed finding
-    assert "scored +4.0 points of top-1 against their dense baselines" in found["B"]
+    assert "With 50% of their weights removed" in found["B"]
+    assert "1 pruned model scored +4.0 points of top-1 against their dense baselines" in found["B"]
     assert "and -2.0 against dense controls" in found["B"]
     assert "ResNet-18 40.0× (-0.5 points)" in found["F"]
     assert "Over 2 seeds" in found["H"] and "ResNet-18 tuned -2.0 (" in found["H"]
     assert "every interval contains zero" in found["H"]  # −1 and −3 points: t-interval ∋ 0
+    one_seed = study_frame().query("seed == 0")
+    assert "one seed, so no interval" in dict(analysis.findings(one_seed, 0.5, 0))["H"]
+    assert "B" not in dict(analysis.findings(study_frame(), 0.5, 1))  # not the profile's seed
 
 
 def test_compression_stages_ratios_deltas_and_bits_per_nonzero():

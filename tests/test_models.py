@@ -34,7 +34,7 @@ def test_bad_model_names():
 
 
 @pytest.mark.parametrize("name", ["mobilenet_v3_small", "shufflenet_v2_x0_5", "efficientnet_b0",
-                                  "regnet_x_400mf", "densenet121"])
+                                  "googlenet", "regnet_x_400mf", "densenet121"])
 def test_any_torchvision_classifier_builds_for_the_data(name):
     """Channels, classes and the cifar stem on architectures the study never named."""
     for stem, size in (("imagenet", 32), ("cifar", 28)):
@@ -46,9 +46,13 @@ def test_any_torchvision_classifier_builds_for_the_data(name):
         assert stem == "imagenet" or first.stride == (1, 1)
         with torch.no_grad():
             assert m(torch.rand(2, 1, size, size)).shape == (2, 7)
-    again = M.build(ModelConfig(name, 7, 1, "cifar"), seed=0)  # the seed fixes the init
-    assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(),
-                                                 again.state_dict().values()))
+            out = m.train()(torch.rand(2, 1, size, size))  # trained: one tensor, no aux heads
+            assert isinstance(out, torch.Tensor) and out.shape == (2, 7)
+        m.eval()
+    cfg = ModelConfig(name, 7, 1, "cifar")  # the seed fixes the init
+    one, two = M.build(cfg, seed=0), M.build(cfg, seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(one.state_dict().values(),
+                                                 two.state_dict().values()))
 
 
 def test_what_cannot_work_is_one_line():

@@ -29,3 +29,5 @@ def test_a_name_not_listed_is_shown_as_spelled():
     assert names.model("efficientnet_b0") == "efficientnet_b0"
     assert names.dataset("imagefolder") == "imagefolder"
     assert names.variant_label(row(model="vit_b_16")) == "vit_b_16 baseline"
+    assert names.variant_label(row(prune_ratio=0.5, prune_method="largest-layerwise")) == \
+        "ResNet-18 pruned 50% (largest-layerwise)"

@@ -233,5 +233,7 @@ def test_the_first_method_names_are_a_score_and_a_spread():
     assert P.score_and_spread("random-unstructured") == ("random", "global")
     assert P.score_and_spread("l1-sensitivity") == ("l1", "sensitivity")
     assert P.score_and_spread("random-layerwise") == ("random", "layerwise")
+    with pytest.raises(ValueError, match="l1-global is l1-unstructured: use that name"):
+        P.score_and_spread("l1-global")
     with pytest.raises(ValueError, match="taken"):
         P.score("l1")(Largest)

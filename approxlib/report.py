@@ -459,6 +459,11 @@ def execute(profile: str, sections: list[str], overrides: dict, out: Path,
 _MARKDOWN = str.maketrans({c: f"&#{ord(c)};" for c in "\\`*_{}[]()+-.!|~:"})
 
 
+def _and(items: list[str]) -> str:
+    """"A", "A and B", "A, B and C"."""
+    return " and ".join(items) if len(items) < 3 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
 def _literal(value) -> str:
     """`value` as text a markdown cell shows exactly as is, on one line (issue 14: parameters
     and environment strings reach the report; none may inject markup)."""
@@ -545,8 +550,8 @@ def render(out: Path, p: dict, sections: list[str], executed: dict[str, Path]) -
                      f"](#section-{s})"
                     for i, s in enumerate(sections))
     title = nbformat.v4.new_markdown_cell(
-        f"# Approximate computing for CNNs: pruning, quantization and compression of ResNet-18 "
-        f"and MobileNetV2\n\n"
+        f"# Approximate computing for CNNs: pruning, quantization and compression of "
+        f"{_and([names.model(m) for m in dict.fromkeys(results.model)])}\n\n"
         f"Profile **{_literal(p['profile'])}**: {_literal(p['description'])}\n\n"
         f"A re-run of a course project's study (its sections A–E) with validation-based model "
         f"selection, full-test-split accuracy with 95% intervals, paired significance tests and "

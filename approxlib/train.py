@@ -6,6 +6,7 @@ airbench: uint8 tensors, batched augmentation on the device, channels_last, bf16
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -27,16 +28,15 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def use_bf16(precision: str, device: torch.device, model: nn.Module) -> bool:
-    """Whether to autocast to bf16.
+    """Whether to autocast to bf16: only when asked (`precision: bf16`); auto is fp32.
 
-    auto: on CUDA only. On this project's CPUs bf16 autocast was measured slower than fp32 in the
-    training loop: ResNet-18, 2-core Xeon with AMX-BF16, channels_last, batch 128: fp32 572/593
-    img/s vs bf16 533/541 (two runs each); MobileNetV2 811 → 443 (slow depthwise bf16 kernels).
-    `precision: bf16` still forces it.
+    Measured slower where this study trains (batch 128, benchmarks/gpu_train.py and
+    train_throughput.py): on an H200 at 32×32, ResNet-18 15,556 → 12,241 img/s and MobileNetV2
+    6,365 → 5,373 (the steps are too small to pay for the casts); on a 2-core Xeon with
+    AMX-BF16, ResNet-18 572 → 533 and MobileNetV2 811 → 443. It pays for large images on a GPU:
+    ResNet-18 at 224×224 on the H200 7,953 → 10,484 img/s (MobileNetV3-Small: 6,063 → 4,945).
     """
-    if precision != "auto":
-        return precision == "bf16"
-    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return precision == "bf16"
 
 
 def seed_everything(seed: int) -> None:
@@ -112,43 +112,62 @@ def train(model: nn.Module, splits: D.Splits, cfg: TrainConfig, device: str = "a
         raise ValueError(f"select_from={select_from} is past the last epoch ({cfg.epochs})")
     if cfg.epochs == 0:
         best_state = copy.deepcopy(model.state_dict())
+    step = functools.partial(_step, model, opt, sched, loss_fn, cfg, gen, bf16, after_step)
     for epoch in range(cfg.epochs):
         model.train()
         order = torch.randperm(n, generator=gen).to(dev)
-        seen = correct = 0
-        loss_sum = 0.0
-        t0 = time.perf_counter()
-        bar = tqdm(range(steps_per_epoch), desc=f"{desc} {epoch + 1}/{cfg.epochs}",
+        batches = (order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+                   for i in range(steps_per_epoch))
+        bar = tqdm(batches, total=steps_per_epoch, desc=f"{desc} {epoch + 1}/{cfg.epochs}",
                    disable=not progress, leave=False, mininterval=1.0)
-        for step in bar:
-            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            xb = D.augment(train_x[idx], cfg.crop_padding, cfg.flip, gen)
-            xb = D.to_float(xb).contiguous(memory_format=torch.channels_last)
-            yb = train_y[idx]
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-                logits = model(xb)
-                loss = loss_fn(logits.float(), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if after_step is not None:
-                after_step(model)
-            sched.step()
-            seen += len(yb)
-            loss_sum += loss.item() * len(yb)
-            correct += (logits.argmax(1) == yb).sum().item()
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", refresh=False)
-        secs = time.perf_counter() - t0
+        loss_sum, correct, secs = _epoch(step, train_x, train_y, bar, progress)
         val_acc = accuracy(model, splits.val_x, splits.val_y, device=dev)
-        history.append({"epoch": epoch + 1, "train_loss": loss_sum / seen,
-                        "train_acc": correct / seen, "val_acc": val_acc,
-                        "lr_end": opt.param_groups[0]["lr"], "seconds": secs,
-                        "img_per_s": seen / secs})
+        history.append({"epoch": epoch + 1, "train_loss": loss_sum / n, "train_acc": correct / n,
+                        "val_acc": val_acc, "lr_end": opt.param_groups[0]["lr"],
+                        "seconds": secs, "img_per_s": n / secs})
         if progress:
-            tqdm.write(f"{desc} epoch {epoch + 1}/{cfg.epochs}: loss {loss_sum / seen:.3f} "
-                       f"train {correct / seen:.3f} val {val_acc:.3f} ({seen / secs:.0f} img/s)")
+            tqdm.write(f"{desc} epoch {epoch + 1}/{cfg.epochs}: loss {loss_sum / n:.3f} "
+                       f"train {correct / n:.3f} val {val_acc:.3f} ({n / secs:.0f} img/s)")
         if epoch + 1 >= select_from and val_acc > best_acc:
             best_acc = val_acc
             best_state = copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
     return model.cpu().to(memory_format=torch.contiguous_format), history
+
+
+def _epoch(step, train_x, train_y, batches, progress: bool) -> tuple[float, float, float]:
+    """One pass over `batches` (index tensors); returns (summed loss, correct count, seconds).
+
+    The sums stay on the device: reading them every step (`.item()`) would stall a GPU's queue,
+    so the progress bar reads them every 50 steps only.
+    """
+    dev = train_x.device
+    seen, correct, loss_sum = 0, torch.zeros((), device=dev), torch.zeros((), device=dev)
+    t0 = time.perf_counter()
+    for i, idx in enumerate(batches):
+        loss, right = step(train_x[idx], train_y[idx])
+        seen += len(idx)
+        loss_sum += loss * len(idx)
+        correct += right
+        if progress and i % 50 == 0:
+            batches.set_postfix(loss=f"{loss_sum.item() / seen:.3f}",
+                                acc=f"{correct.item() / seen:.3f}", refresh=False)
+    loss_sum, correct = loss_sum.item(), correct.item()  # waits for the last step
+    return loss_sum, correct, time.perf_counter() - t0
+
+
+def _step(model, opt, sched, loss_fn, cfg: TrainConfig, gen, bf16: bool, after_step,
+          x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on a uint8 batch; returns the (detached) loss and the correct count."""
+    xb = D.augment(x, cfg.crop_padding, cfg.flip, gen)
+    xb = D.to_float(xb).contiguous(memory_format=torch.channels_last)
+    with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=bf16):
+        logits = model(xb)
+        loss = loss_fn(logits.float(), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    if after_step is not None:
+        after_step(model)
+    sched.step()
+    return loss.detach(), (logits.argmax(1) == y).sum()

@@ -25,10 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from .config import (DATASETS, MODELS, ConfigError, ModelConfig, PruneConfig, QuantConfig,
+from .config import (MODELS, ConfigError, ModelConfig, PruneConfig, QuantConfig,
                      check_dataset, check_model, check_ratio, data_config,
                      finetune_config, load_profile, measure_config, parse_overrides,
-                     profile_names)
+                     profile_label, profile_names)
 
 
 MAX_THREADS = 1024  # --threads, --workers: as the profile's `threads` (config.MeasureConfig)
@@ -43,7 +43,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _common(p: argparse.ArgumentParser, profile_default: str = "quick") -> None:
     p.add_argument("--profile", default=profile_default,
-                   help=f"parameter set from profiles.yaml ({', '.join(profile_names())})")
+                   help=f"parameter set from profiles.yaml ({', '.join(profile_names())}) or "
+                        f"a .yaml file of your own (`base: quick` and the keys it changes)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one profile parameter (repeatable), e.g. --set epochs=3")
     p.add_argument("--models-dir", default="models",
@@ -63,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(t)
     t.add_argument("--model", required=True,
                    help=f"{' or '.join(MODELS)} (the original's), or any name `approx models` lists")
-    t.add_argument("--dataset", default=None, help=f"one of {', '.join(DATASETS)}")
+    t.add_argument("--dataset", default=None,
+                   help="fashion-mnist, cifar10, cifar100 or imagefolder:PATH (default: the "
+                        "profile's)")
     t.add_argument("--out", type=Path, required=True, help="checkpoint file to write")
 
     pr = sub.add_parser("prune", help="global L1 pruning + fine-tuning of a checkpoint")
@@ -104,7 +107,9 @@ def _report_parser(sub) -> None:
     r = sub.add_parser("report", help="compute every section's variants and write results")
     _common(r)
     r.add_argument("--out", type=Path, default=None, help="output folder (default reports/PROFILE)")
-    r.add_argument("--sections", default="all", help="comma-separated subset, e.g. A,C")
+    r.add_argument("--sections", default=None,
+                   help="comma-separated subset, e.g. A,C, or all (default: all; for your own "
+                        "images or weights C, F, G, H)")
     r.add_argument("--dry-run", action="store_true",
                    help="list the stages the profile needs and which are cached; compute nothing")
     r.add_argument("--no-pdf", action="store_true", help="render index.html only")
@@ -217,7 +222,7 @@ def _one_line(e: BaseException) -> str:
 
 def _check_sections(text: str) -> None:
     """An empty --sections is a mistake (a variable left unset), not "all sections"."""
-    if not text.strip(" ,"):
+    if text is not None and not text.strip(" ,"):
         raise ConfigError(f"--sections is empty ({text!r}); name sections like A,C, or all")
 
 
@@ -225,9 +230,9 @@ def cmd_report(a) -> int:
     from . import pipeline, store
     p = load_profile(a.profile, parse_overrides(a.overrides))
     _check_sections(a.sections)
-    sections = pipeline.parse_sections(a.sections)
+    sections = pipeline.parse_sections(a.sections, p)
     _check_cluster_options(a)
-    out = a.out or Path("reports") / a.profile
+    out = a.out or Path("reports") / profile_label(a.profile)
     check_writable_dir(out, "--out" if a.out else "the report folder")
     check_store(a.models_dir)
     st = store.Store(a.models_dir)
@@ -384,7 +389,7 @@ def cmd_evaluate(a) -> int:
     if a.model is not None and info["model"]["name"] != a.model:
         raise ConfigError(f"{a.checkpoint} holds {info['model']['name']}, not {a.model}")
     dataset = _checkpoint_dataset(info, a.dataset)
-    x, y = data.load_split(dataset, False, a.data_dir)
+    x, y = data.source(dataset, p["image_size"]).split("test", a.data_dir)
     if x.shape[1] != info["model"]["in_channels"]:
         raise ConfigError(f"{a.checkpoint} expects {info['model']['in_channels']}-channel "
                           f"images; {dataset} has {x.shape[1]}")

@@ -15,12 +15,12 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import yaml
 from yaml.events import AliasEvent
 
-DATASETS = ("cifar10", "cifar100", "fashion-mnist")
 MODELS = ("resnet18", "mobilenetv2")  # the original study's; any torchvision classifier builds
 STEMS = ("imagenet", "cifar")
 SCHEDULES = ("constant", "onecycle", "cosine")
@@ -92,7 +92,9 @@ def check_model(name: Any) -> None:
 
 
 def check_dataset(name: Any) -> None:
-    _choice("dataset", name, DATASETS)
+    """A dataset data.source knows: a built-in name or a kind with its argument."""
+    from .data import source  # data imports this module: the check is lazy
+    source(name)
 
 
 @dataclass(frozen=True)
@@ -101,9 +103,14 @@ class DataConfig:
     train_size: int | None
     val_size: int
     seed: int = 0
+    # Hashed only when set, so the keys of runs made before these fields existed still hold.
+    image_size: int | None = dataclasses.field(default=None, metadata={"hash": "if set"})
+    contents: str | None = dataclasses.field(default=None, metadata={"hash": "if set"})
 
     def __post_init__(self):
-        _choice("dataset", self.dataset, DATASETS)
+        check_dataset(self.dataset)
+        if self.image_size is not None:
+            _number("image_size", self.image_size, 8, 4096, integer=True)
         if self.train_size is not None:
             _number("train_size", self.train_size, 1, 10**7, integer=True)
         _number("val_size", self.val_size, 1, 10**6, integer=True)
@@ -303,7 +310,10 @@ def config_hash(*parts: Any) -> str:
     """Stable short hash of dataclasses / plain values (canonical JSON, sorted keys)."""
     def plain(x):
         if dataclasses.is_dataclass(x):
-            return {"__type__": type(x).__name__, **dataclasses.asdict(x)}
+            unset = {f.name for f in dataclasses.fields(x)
+                     if f.metadata.get("hash") == "if set" and getattr(x, f.name) is None}
+            fields = {k: v for k, v in dataclasses.asdict(x).items() if k not in unset}
+            return {"__type__": type(x).__name__, **fields}
         return x
     blob = json.dumps([plain(p) for p in parts], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -403,14 +413,56 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def load_profile(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The profile's flat parameters (defaults + profile + overrides), validated."""
+def is_profile_file(name: Any) -> bool:
+    return isinstance(name, str) and name.endswith((".yaml", ".yml"))
+
+
+def profile_label(name: str) -> str:
+    """What names a profile's report folder: its name, or its file's name without `.yaml`."""
+    return Path(name).stem if is_profile_file(name) else name
+
+
+MAX_PROFILE_BYTES = 1 << 20
+
+
+def _profile_spec(name: str) -> dict[str, Any]:
+    """A built-in profile's own keys, or a profile file's: `base: NAME` (a built-in profile it
+    starts from; none = the defaults alone), `description`, and parameters."""
     doc = _profiles_file()
-    if not isinstance(name, str) or name not in doc["profiles"]:
-        raise ConfigError(f"unknown profile {_show(name)}; valid: {', '.join(profile_names())}")
-    params = dict(doc["defaults"])
-    spec = dict(doc["profiles"][name])
+    if not is_profile_file(name):
+        if not isinstance(name, str) or name not in doc["profiles"]:
+            raise ConfigError(f"unknown profile {_show(name)}; valid: "
+                              f"{', '.join(profile_names())}, or a file ending in .yaml")
+        return dict(doc["profiles"][name])
+    path = Path(name)
+    if not path.is_file() or path.stat().st_size > MAX_PROFILE_BYTES:
+        raise ConfigError(f"profile file {name} not found (or over 1 MiB)")
+    try:
+        spec = yaml.load(path.read_text(encoding="utf-8", errors="replace"), Loader=_PlainLoader)
+    except (yaml.YAMLError, ValueError) as e:  # ConfigError (aliases, depth) is a ValueError
+        raise ConfigError(f"cannot read profile file {name}: "
+                          f"{' '.join(str(e).split())[:160]}") from None
+    if not isinstance(spec, dict) or not all(isinstance(k, str) for k in spec):
+        raise ConfigError(f"profile file {name} must hold `key: value` lines")
+    base = spec.pop("base", None)
+    if base is not None:
+        if base not in doc["profiles"]:
+            raise ConfigError(f"{name}: unknown base {_show(base)}; valid: "
+                              f"{', '.join(profile_names())}")
+        spec = {**doc["profiles"][base], "description": "", **spec}
+    return spec
+
+
+def load_profile(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The profile's flat parameters (defaults + profile + overrides), validated. `name` is a
+    built-in profile or a YAML file of your own (`mine.yaml`)."""
+    params = dict(_profiles_file()["defaults"])
+    spec = _profile_spec(name)
     description = spec.pop("description", "")
+    for key in spec:
+        if key not in params:
+            raise ConfigError(f"{name}: unknown parameter {_show(key)}; valid: "
+                              f"{', '.join(sorted(params))}")
     params.update(spec)
     for key, value in (overrides or {}).items():
         if key not in params:
@@ -425,7 +477,7 @@ def load_profile(name: str, overrides: dict[str, Any] | None = None) -> dict[str
 
 def validate_params(p: dict[str, Any]) -> None:
     """Build every config a profile implies, so that a bad value fails before any work starts."""
-    _choice("dataset_d", p["dataset_d"], DATASETS)
+    check_dataset(p["dataset_d"])
     _choice("device", p["device"], DEVICES)
     if not isinstance(p["ratios"], list) or not p["ratios"]:
         raise ConfigError(f"ratios must be a non-empty list of numbers, got {_show(p['ratios'])}")
@@ -553,7 +605,7 @@ def sensitivity_config(p: dict) -> SensitivityConfig:
 
 
 def data_config(p: dict, dataset: str) -> DataConfig:
-    return DataConfig(dataset, p["train_size"], p["val_size"], p["seed"])
+    return DataConfig(dataset, p["train_size"], p["val_size"], p["seed"], p["image_size"])
 
 
 def train_config(p: dict) -> TrainConfig:
@@ -605,7 +657,7 @@ def codec_config(p: dict, codec: str) -> CodecConfig:
 
 
 # Parameters that may differ per model: one value, or {model: value, ..., default: value}.
-PER_MODEL = ("dc_sparsity", "dc_bits_conv", "dc_bits_fc", "channel_epochs", "channel_lr")
+PER_MODEL = ("dc_sparsity", "dc_bits_conv", "dc_bits_fc", "channel_epochs", "channel_lr", "init")
 
 
 def _per_model_keys(p: dict, key: str) -> None:

@@ -6,16 +6,19 @@ load+process uint8 than preprocessed fp16"): no PIL, no DataLoader workers.
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import gzip
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torchvision import datasets as tvd
+from torchvision.transforms.v2 import functional as tvf
 
 from .config import ConfigError, DataConfig
 
@@ -24,16 +27,13 @@ from .config import ConfigError, DataConfig
 # torchvision looks and load with download=False; torchvision checks the unpacked files only.
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
-NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "fashion-mnist": 10}
-IN_CHANNELS = {"cifar10": 3, "cifar100": 3, "fashion-mnist": 1}
-IMAGE_SIZE = {"cifar10": 32, "cifar100": 32, "fashion-mnist": 28}
 
 
 class DatasetMissing(ConfigError):
     """The dataset is not on disk and could not be downloaded."""
 
 
-@dataclass
+@dataclasses.dataclass
 class Splits:
     """Train / validation / test tensors: x uint8 (N, C, H, W), y int64 (N,)."""
     train_x: torch.Tensor
@@ -44,6 +44,147 @@ class Splits:
     test_y: torch.Tensor
     num_classes: int
     in_channels: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """One dataset: its classes, channels and image size, and its parts as uint8 tensors.
+
+    A new kind of dataset is one subclass, registered by name (`register`) or by a prefix whose
+    argument follows a colon (`register_kind`, e.g. `imagefolder:PATH`). `image_size` resizes
+    every image to that square (None: as stored)."""
+    image_size: int | None = None
+    classes: ClassVar[int]
+    channels: ClassVar[int]
+    native: ClassVar[int]  # stored image size (square)
+    parts: ClassVar[tuple[str, ...]] = ("train", "test")  # "val" too: no carve-out needed
+    builtin: ClassVar[bool] = True  # one of the datasets the original study's sections use
+
+    @property
+    def size(self) -> int:
+        return self.image_size or self.native
+
+    @property
+    def contents(self) -> str | None:
+        """Digest of the files it reads (None: torchvision checks its own files)."""
+        return None
+
+    def read(self, part: str, root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    @classmethod
+    def parse(cls, arg: str, image_size: int | None) -> Source:
+        """The source a `prefix:arg` dataset name stands for (kinds registered by prefix)."""
+        raise NotImplementedError
+
+    @classmethod
+    def stamp(cls, arg: str) -> str | None:
+        """A cheap summary of the files a `prefix:arg` source reads (sizes, times), which
+        changes when they do."""
+        return None
+
+    def labels(self, part: str, root: Path | None = None, download: bool = True) -> torch.Tensor:
+        return self.split(part, root, download)[1]
+
+    def split(self, part: str, root: Path | None = None, download: bool = True
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One part as (uint8 N×C×H×W, int64 N), resized to `image_size`."""
+        x, y = self.read(part, Path(root or default_root()), download and downloads_allowed())
+        if self.image_size and tuple(x.shape[-2:]) != (self.image_size,) * 2:
+            x = resize_tensor(x, self.image_size)
+        return x, y
+
+
+SOURCES: dict[str, type[Source]] = {}  # by name
+KINDS: dict[str, type[Source]] = {}  # by prefix: `prefix:argument`, built with the argument
+
+
+def register(name: str):
+    def add(cls):
+        SOURCES[name] = cls
+        return cls
+    return add
+
+
+def register_kind(prefix: str):
+    def add(cls):
+        KINDS[prefix] = cls
+        return cls
+    return add
+
+
+def source(name: str, image_size: int | None = None) -> Source:
+    """The dataset a profile's `dataset` names; one line naming the valid ones if none."""
+    if isinstance(name, str) and name in SOURCES:
+        return SOURCES[name](image_size)
+    prefix, colon, arg = name.partition(":") if isinstance(name, str) else ("", "", "")
+    if colon and prefix in KINDS and arg:
+        return _kind(prefix, arg, image_size, KINDS[prefix].stamp(arg))
+    valid = [*SOURCES, *(f"{k}:PATH" for k in KINDS)]
+    raise ConfigError(f"unknown dataset {str(name)[:80]!r}; valid: {', '.join(valid)}")
+
+
+@functools.lru_cache(maxsize=16)
+def _kind(prefix: str, arg: str, image_size: int | None, stamp: str | None) -> Source:
+    """One instance per argument and state of its files (`stamp`), so what it scans of its
+    files is scanned once, and again when they change."""
+    return KINDS[prefix].parse(arg, image_size)
+
+
+def names() -> list[str]:
+    return [*SOURCES, *(f"{k}:PATH" for k in KINDS)]
+
+
+def resize_tensor(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Shorter side to `size`, then the centre square (torchvision's Resize + CenterCrop)."""
+    x = tvf.resize(x, size, antialias=True)
+    return tvf.center_crop(x, [size, size])
+
+
+@register("fashion-mnist")
+@dataclasses.dataclass(frozen=True)
+class FashionMNIST(Source):
+    classes, channels, native = 10, 1, 28
+
+    def read(self, part, root, download):
+        local = _place_debian_fashion_mnist(root)
+        try:
+            ds = tvd.FashionMNIST(root, train=part == "train", download=download and not local)
+        except (RuntimeError, OSError) as e:  # URLError is an OSError
+            raise DatasetMissing(
+                f"fashion-mnist not found in {root}/FashionMNIST ({_why(download, e)}); install "
+                f"Debian's dataset-fashion-mnist or allow the download") from None
+        return ds.data.unsqueeze(1).contiguous(), ds.targets.long()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Cifar(Source):
+    channels, native = 3, 32
+    dataset: ClassVar[type] = tvd.CIFAR10
+
+    def read(self, part, root, download):
+        cls = self.dataset
+        try:
+            ds = cls(root, train=part == "train", download=download)
+        except (RuntimeError, OSError) as e:
+            raise DatasetMissing(
+                f"{cls.__name__.lower()} not found in {root}/{cls.base_folder} "
+                f"({_why(download, e)}); place {Path(cls.filename).name} in {root}/ or allow "
+                f"the download") from None
+        x = torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))
+        return x, torch.tensor(ds.targets, dtype=torch.long)
+
+
+@register("cifar10")
+@dataclasses.dataclass(frozen=True)
+class Cifar10(_Cifar):
+    classes, dataset = 10, tvd.CIFAR10
+
+
+@register("cifar100")
+@dataclasses.dataclass(frozen=True)
+class Cifar100(_Cifar):
+    classes, dataset = 100, tvd.CIFAR100
 
 
 def downloads_allowed() -> bool:
@@ -72,35 +213,17 @@ def _place_debian_fashion_mnist(root: Path) -> bool:
     return True
 
 
+def identify(cfg: DataConfig) -> DataConfig:
+    """The config with its files' digest where the dataset has one, so that changed images
+    give new cache keys (torchvision's datasets check their own files and keep none)."""
+    contents = source(cfg.dataset, cfg.image_size).contents
+    return cfg if contents is None else dataclasses.replace(cfg, contents=contents)
+
+
 def load_split(name: str, train: bool, root: Path | None = None,
                download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """One split of a dataset as (uint8 N×C×H×W, int64 N)."""
-    root = Path(root or default_root())
-    download = download and downloads_allowed()
-    if name == "fashion-mnist":
-        local = _place_debian_fashion_mnist(root)
-        try:
-            ds = tvd.FashionMNIST(root, train=train, download=download and not local)
-        except Exception as e:  # torchvision raises RuntimeError / URLError / OSError
-            raise DatasetMissing(
-                f"fashion-mnist not found in {root}/FashionMNIST ({_why(download, e)}); install "
-                f"Debian's dataset-fashion-mnist or allow the download") from None
-        x = ds.data.unsqueeze(1).contiguous()
-        y = ds.targets.long()
-    elif name in ("cifar10", "cifar100"):
-        cls = tvd.CIFAR10 if name == "cifar10" else tvd.CIFAR100
-        try:
-            ds = cls(root, train=train, download=download)
-        except Exception as e:
-            archive = Path(cls.filename).name
-            raise DatasetMissing(
-                f"{name} not found in {root}/{cls.base_folder} ({_why(download, e)}); place "
-                f"{archive} in {root}/ or allow the download") from None
-        x = torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))
-        y = torch.tensor(ds.targets, dtype=torch.long)
-    else:
-        raise ConfigError(f"unknown dataset {name!r}; valid: {', '.join(NUM_CLASSES)}")
-    return x, y
+    """The training or test part of a dataset as (uint8 N×C×H×W, int64 N), as stored."""
+    return source(name).split("train" if train else "test", root, download)
 
 
 def _why(download: bool, e: Exception) -> str:
@@ -139,24 +262,34 @@ _CACHE: dict[tuple, Splits] = {}
 
 
 def load(cfg: DataConfig, root: Path | None = None, download: bool = True) -> Splits:
-    """Validation carved from the training split first, then the (optional) training subset."""
+    """Validation from the dataset's own part if it has one, else carved from the training
+    part (class-balanced, seeded); then the (optional) training subset."""
     key = (cfg, str(root or default_root()))
     if key in _CACHE:
         return _CACHE[key]
-    train_x, train_y = load_split(cfg.dataset, True, root, download)
-    test_x, test_y = load_split(cfg.dataset, False, root, download)
+    src = source(cfg.dataset, cfg.image_size)
+    if cfg.contents is not None and src.contents != cfg.contents:
+        raise ConfigError(f"{cfg.dataset} changed after this run was planned; run it again")
+    train_x, train_y = src.split("train", root, download)
+    test_x, test_y = src.split("test", root, download)
     g = torch.Generator().manual_seed(cfg.seed)
-    if cfg.val_size >= len(train_y):
-        raise ConfigError(f"val_size {cfg.val_size} must be below the {len(train_y)} training images")
-    val_idx = balanced_indices(train_y, cfg.val_size, g)
-    rest = len(train_y) - cfg.val_size
+    if "val" in src.parts:
+        val_x, val_y = src.split("val", root, download)
+        val_idx = None
+    else:
+        if cfg.val_size >= len(train_y):
+            raise ConfigError(f"val_size {cfg.val_size} must be below the {len(train_y)} "
+                              f"training images")
+        val_idx = balanced_indices(train_y, cfg.val_size, g)
+        val_x, val_y = train_x[val_idx], train_y[val_idx]
+    rest = len(train_y) - (0 if val_idx is None else len(val_idx))
     n_train = rest if cfg.train_size is None else cfg.train_size
     if n_train > rest:
         raise ConfigError(f"train_size {n_train} exceeds the {rest} training images left after "
                           f"the validation split")
     train_idx = balanced_indices(train_y, n_train, g, exclude=val_idx)
-    splits = Splits(train_x[train_idx], train_y[train_idx], train_x[val_idx], train_y[val_idx],
-                    test_x, test_y, NUM_CLASSES[cfg.dataset], IN_CHANNELS[cfg.dataset])
+    splits = Splits(train_x[train_idx], train_y[train_idx], val_x, val_y, test_x, test_y,
+                    src.classes, src.channels)
     _CACHE[key] = splits
     return splits
 
@@ -187,3 +320,6 @@ def augment(x: torch.Tensor, padding: int, flip: bool, generator: torch.Generato
 def to_float(x: torch.Tensor) -> torch.Tensor:
     """uint8 → float in [0, 1]. No mean/std normalization, as the original (BatchNorm copes)."""
     return x.float().div_(255)
+
+
+from . import folder  # noqa: F401  registers `imagefolder:` (it builds on this module)

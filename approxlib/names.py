@@ -3,6 +3,8 @@ and its figures. The one place for them; a name not listed is shown as it is spe
 profile (a torchvision model added through the profile needs no entry here)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 MODELS = {"resnet18": "ResNet-18", "mobilenetv2": "MobileNetV2"}
 DATASETS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "fashion-mnist": "Fashion-MNIST"}
 PRUNE_METHODS = {"l1-unstructured": "global magnitude", "l1-layerwise": "layer-wise magnitude",
@@ -19,7 +21,11 @@ def model(name: str) -> str:
 
 
 def dataset(name: str) -> str:
-    return DATASETS.get(name, name)
+    """A dataset's name; one of a kind with an argument (`imagefolder:PATH`) by its folder."""
+    kind, colon, arg = name.partition(":")
+    if name in DATASETS or not colon:
+        return DATASETS.get(name, name)
+    return f"{Path(arg).name or arg} ({kind})"
 
 
 def method(name: str) -> str:
@@ -38,7 +44,9 @@ def is_control(r) -> bool:
 def variant_label(r) -> str:
     """A results row as a reader names it, e.g. "ResNet-18 pruned 50% + static INT8"."""
     parts = [model(r.model)]
-    parts.append("baseline" if r.prune_ratio == 0 else f"pruned {r.prune_ratio:.0%}")
+    given = isinstance(getattr(r, "init", ""), str) and getattr(r, "init", "")
+    parts.append(("given" if given else "baseline") if r.prune_ratio == 0
+                 else f"pruned {r.prune_ratio:.0%}")
     if is_control(r):
         parts[-1] = "dense control"
     prune = getattr(r, "prune_method", "")

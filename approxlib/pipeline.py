@@ -34,6 +34,7 @@ from . import store as S
 from . import train as T
 from .config import (
     ChannelConfig,
+    ConfigError,
     ModelConfig,
     OnnxConfig,
     PruneConfig,
@@ -63,6 +64,7 @@ from .steps import (
     Control,
     Encode,
     Evaluate,
+    Given,
     Gradual,
     Onnx,
     Prune,
@@ -127,8 +129,9 @@ class Stage:
 
 def model_config(p: dict, model: str, dataset: str) -> ModelConfig:
     """The architecture for a dataset, checked to classify its images (one line if not)."""
-    mc = ModelConfig(model, D.NUM_CLASSES[dataset], D.IN_CHANNELS[dataset], p["stem"])
-    M.check_input(mc, D.IMAGE_SIZE[dataset])
+    src = D.source(dataset, p["image_size"])
+    mc = ModelConfig(model, src.classes, src.channels, p["stem"])
+    M.check_input(mc, src.size)
     return mc
 
 
@@ -183,12 +186,28 @@ def quant_steps(v: Variant, p: dict, data, mc: ModelConfig) -> list[Step]:
     return []
 
 
+def first_step(v: Variant, p: dict, data, mc: ModelConfig) -> Step:
+    """Where a variant's weights come from: the profile's `init` file for this model, or
+    training from scratch (always for section H's protocols, which compare trainings)."""
+    init = per_model(p, "init", mc.name) if v.protocol == "profile" else None
+    if init is None:
+        return Train(data, mc, train_config(p))
+    return Given(mc, _file_digest(str(init)), str(init))
+
+
+@functools.lru_cache(maxsize=64)
+def _file_digest(path: str) -> str:
+    if not Path(path).is_file():
+        raise ConfigError(f"init: weights not found: {path}")
+    return S.digest_file(Path(path))
+
+
 def recipe(v: Variant, p: dict) -> tuple[Step, ...]:
     """A variant's steps, from training to evaluation."""
     p = variant_params(p, v)
-    data, mc = data_config(p, v.dataset), model_config(p, v.model, v.dataset)
+    data, mc = D.identify(data_config(p, v.dataset)), model_config(p, v.model, v.dataset)
     codec = [Encode(mc, codec_config(p, v.codec), data)] if v.codec != "none" else []
-    return (Train(data, mc, train_config(p)), *prune_steps(v, p, data, mc),
+    return (first_step(v, p, data, mc), *prune_steps(v, p, data, mc),
             *quant_steps(v, p, data, mc), *codec, Evaluate(measure_config(p), data))
 
 
@@ -254,8 +273,8 @@ def dense_bytes(mc: ModelConfig) -> int:
 
 
 @functools.lru_cache(maxsize=None)
-def dense_flops(mc: ModelConfig, dataset: str) -> int:
-    return ME.flops(M.build(mc), (mc.in_channels, D.IMAGE_SIZE[dataset], D.IMAGE_SIZE[dataset]))
+def dense_flops(mc: ModelConfig, size: int) -> int:
+    return ME.flops(M.build(mc), (mc.in_channels, size, size))
 
 
 # ------------------------------------------------------------------------------------ execution
@@ -487,6 +506,7 @@ def row(v: Variant, p: dict, m: dict) -> dict:
     p = variant_params(p, v)
     fine_tuned = v.is_control or (v.prune_ratio > 0 and v.finetune)
     extra_epochs = finetune_of(v, p).epochs if fine_tuned else 0
+    init = per_model(p, "init", v.model) if v.protocol == "profile" else None
     return {
         "section": v.section, "model": v.model, "dataset": v.dataset, "stem": p["stem"],
         "prune_method": v.prune_method, "prune_ratio": v.prune_ratio, "quant": v.quant,
@@ -500,10 +520,11 @@ def row(v: Variant, p: dict, m: dict) -> dict:
         "latency_bs64_ms": m.get("latency_bs64_ms",
                                  p["throughput_batch"] / m["throughput_img_s"] * 1e3),
         "flops": m.get("flops") or dense_flops(model_config(p, v.model, v.dataset),
-                                               v.dataset),
+                                               D.source(v.dataset, p["image_size"]).size),
         "profile": p["profile"], "val_accuracy": m["val_accuracy"],
         "latency_iqr_ms": m["latency_iqr_ms"], "throughput_img_s": m["throughput_img_s"],
-        "threads": m["threads"], "test_images": m["test_images"], "epochs": p["epochs"],
+        "threads": m["threads"], "test_images": m["test_images"],
+        "epochs": 0 if init else p["epochs"], "init": Path(init).name if init else "",
         "finetune_epochs": extra_epochs, "control": v.control, "protocol": v.protocol,
         # bits per stored conv/fc weight: k-means codebook indices, or float32 (dynamic INT8
         # quantizes the classifier only)

@@ -38,8 +38,10 @@ from .config import (
     check_model,
     check_ratio,
     config_hash,
+    is_profile_file,
     load_profile,
     parse_value,
+    profile_label,
 )
 from .measure import hardware
 from .sections import SECTIONS, parse_sections
@@ -132,7 +134,7 @@ class Section:
         # (whose working directory is notebooks/) finds the same cache as the CLI.
         # A notebook run by hand (no `out`) never changes a published report's results.csv: it
         # writes to a folder named by its parameters. `approx report` passes `out`.
-        self.out = _from_repo(out or Path("reports") / profile / "explore" / config_hash(
+        self.out = _from_repo(out or Path("reports") / profile_label(profile) / "explore" / config_hash(
             self.letter, model, models, dataset, ratio, ratios, ov, models_dir, str(data_dir)))
         self.store = S.Store(_store_root(models_dir))
         self.data_dir = _from_repo(data_dir or os.environ.get("APPROX_DATA", "data"))
@@ -183,7 +185,7 @@ class Section:
     def dataset_text(self) -> str:
         name = names.dataset(self.dataset)
         orig = self.spec.original_dataset
-        if self.dataset != orig:
+        if self.dataset != orig and D.source(self.dataset).builtin:
             name += f" (stand-in for the original's {names.dataset(orig)})"
         return name
 
@@ -192,9 +194,14 @@ class Section:
         sched = "constant lr" if p["schedule"] == "constant" else f"{p['schedule']} schedule"
         size = "all" if p["train_size"] is None else f"{p['train_size']:,}"
         aug = ("random crop (pad %d) + flip" % p["crop_padding"]) if p["crop_padding"] else "flip"
-        text = (f"{size} training images ({aug}), {p['epochs']} epochs SGD, {sched}, "
-                f"peak lr {p['lr']}, batch {p['batch_size']}, weight decay {p['weight_decay']}; "
-                f"checkpoint picked on {p['val_size']:,} validation images; "
+        given = sorted({f"{names.model(r.model)} from {r.init}" for r in self.df.itertuples()
+                        if isinstance(r.init, str) and r.init})
+        trained = (f"{p['epochs']} epochs SGD, {sched}, peak lr {p['lr']}, batch "
+                   f"{p['batch_size']}, weight decay {p['weight_decay']}; checkpoint picked on "
+                   f"{p['val_size']:,} validation images")
+        text = (f"{size} training images ({aug}), " + (
+                    f"baseline weights given ({', '.join(given)}), not trained here" if given
+                    else trained) + "; "
                 f"{self.variants_text()}; {p['stem']} stem; test accuracy on the full "
                 f"test split; latency = median batch-1 CPU time, {p['threads']} thread(s)")
         return text
@@ -368,7 +375,7 @@ class Section:
         y_cache = {}
         for v in self.metrics:
             if v.dataset not in y_cache:
-                y_cache[v.dataset] = D.load_split(v.dataset, False, self.data_dir)[1].numpy()
+                y_cache[v.dataset] = D.source(v.dataset).labels("test", self.data_dir).numpy()
         for v in self.metrics:
             if v.prune_ratio == 0 and v.quant == "none":
                 continue
@@ -430,6 +437,8 @@ def execute(profile: str, sections: list[str], overrides: dict, out: Path,
             models_dir: Path, data_dir: Path | None, progress: bool = True) -> dict[str, Path]:
     """Run each section's notebook with papermill into out/notebooks/ (atomically)."""
     done = {}
+    if is_profile_file(profile):  # the kernels resolve it from another working directory
+        profile = str(Path(profile).resolve())
     params = {"profile": profile, "overrides": overrides, "out": str(out.resolve()),
               "models_dir": str(models_dir) if S.is_url(models_dir) else str(Path(models_dir).resolve()),
               "data_dir": str(Path(data_dir).resolve()) if data_dir else None}

@@ -149,7 +149,7 @@ class CompressionSection(Section):
 
     # ----------------------------------------------------------------------------- findings
     def findings(self) -> None:
-        y = D.load_split(self.dataset, False, self.data_dir)[1].numpy()
+        y = D.source(self.dataset).labels("test", self.data_dir).numpy()
         lines = []
         for m in self.models_in:
             dense, pruned = self._row(m, STAGES[0][0]), self._row(m, "pruned (.pt)")

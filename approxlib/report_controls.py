@@ -233,7 +233,7 @@ class ControlsSection(Section):
     def _curve_verdict(self) -> list[str]:
         if self.curve.empty or "l1-sensitivity" not in set(self.curve.prune_method):
             return []
-        y = D.load_split(self.dataset, False, self.data_dir)[1].numpy()
+        y = D.source(self.dataset).labels("test", self.data_dir).numpy()
         out = []
         for m in dict.fromkeys(self.curve.model):
             c = self.curve[self.curve.model == m]

@@ -81,7 +81,7 @@ class SpeedSection(Section):
                      f"{self.p['throughput_batch']}")
 
     def findings(self) -> None:
-        y = D.load_split(self.dataset, False, self.data_dir)[1].numpy()
+        y = D.source(self.dataset).labels("test", self.data_dir).numpy()
         lines = []
         for m in self.models_in:
             d = self.df[self.df.model == m]

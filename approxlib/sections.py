@@ -154,6 +154,8 @@ class Spec:
     summarized: bool = True  # in the report's summary table (else: its own tables summarize it)
     layer_csvs: str = "pruned"  # per-layer sparsity CSVs written for: pruned | all | none
     join: str = ", "  # between model names in the title
+    original: bool = False  # one of the original study's fixed comparisons (not run by default
+    # for your own data or weights: the general sections cover them)
 
     def heading(self, models) -> str:
         return self.title.format(models=self.join.join(names.model(m) for m in models))
@@ -175,18 +177,19 @@ def _ratio(p: dict) -> float:
 
 for _spec in (
     Spec("A", "{models}: baseline vs pruned", ("mobilenetv2",),
-         _versus(lambda p: [(0.0, "none"), (_ratio(p), "none")]), seeds=True),
+         _versus(lambda p: [(0.0, "none"), (_ratio(p), "none")]), seeds=True, original=True),
     Spec("B", "{models}: baseline, pruned, pruned + INT8", ("resnet18",),
          _versus(lambda p: [(0.0, "none"), (_ratio(p), "none"), (_ratio(p), "int8-dynamic")]),
-         seeds=True),
+         seeds=True, original=True),
     Spec("C", "{models} pruning sweep and per-layer sparsity", ("resnet18",),
          _versus(lambda p: [(x, "none") for x in sorted({0.0, *map(float, p["ratios"])})]),
          seeds=True, layer_csvs="all"),
     Spec("D", "{models} on the 100-class dataset: baseline vs pruned", ("resnet18",),
          _versus(lambda p: [(0.0, "none"), (_ratio(p), "none")]), original_dataset="cifar100",
-         dataset_key="dataset_d", seeds=True),
+         dataset_key="dataset_d", seeds=True, original=True),
     Spec("E", "{models}", ("resnet18", "mobilenetv2"),
-         _versus(lambda p: [(0.0, "none"), (_ratio(p), "none")]), seeds=True, join=" vs "),
+         _versus(lambda p: [(0.0, "none"), (_ratio(p), "none")]), seeds=True, join=" vs ",
+         original=True),
     Spec("F", "Real compression: Deep Compression's pipeline and the .apx format",
          ("resnet18", "mobilenetv2"), _per_model(compression_variants)),
     Spec("G", "Real CPU speed: static INT8, channel pruning, ONNX Runtime",
@@ -198,7 +201,18 @@ for _spec in (
     register(_spec)
 
 
-def parse_sections(text: str | list | None) -> list[str]:
+def own_study(p: dict) -> bool:
+    """Whether a profile studies your own images or weights rather than the original's."""
+    from .data import source  # data imports config, which this module's callers import first
+    return p["init"] is not None or not source(p["dataset"]).builtin
+
+
+def parse_sections(text: str | list | None, p: dict | None = None) -> list[str]:
+    """Section letters from `A,C` or a list; `all` is every section. None: the sections that
+    apply to the profile `p` (for your own data or weights, those that are not the original
+    study's fixed comparisons; else all)."""
+    if text is None and p is not None and own_study(p):
+        return [letter for letter, spec in SECTIONS.items() if not spec.original]
     if text is None or text == "all":
         return list(SECTIONS)
     items = text if isinstance(text, list) else str(text).split(",")

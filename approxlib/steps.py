@@ -118,6 +118,29 @@ class Train(Step):
 
 @register
 @dataclass(frozen=True)
+class Given(Step):
+    """Weights someone already trained (a torchvision state dict or an approxlib checkpoint),
+    checked against the architecture, in place of training a baseline."""
+    kind = "given"
+    model: ModelConfig
+    digest: str  # SHA-256 of the file: other weights, another key; a moved file, the same
+    path: str
+
+    def hashed(self):
+        return self.model, self.digest
+
+    def label(self, v) -> str:
+        return f"read {v.model} from {Path(self.path).name}"
+
+    def run(self, ctx, st, path, meta):
+        if store.digest_file(Path(self.path)) != self.digest:
+            raise store.CheckpointError(f"{self.path} changed after this run was planned; "
+                                        f"run it again")
+        return Checkpoint(store.load_weights(Path(self.path), self.model), self.model)
+
+
+@register
+@dataclass(frozen=True)
 class Control(Step):
     """The equal-compute dense control: fine-tuned exactly as its pruned twin, unpruned."""
     kind = "control"

@@ -177,6 +177,28 @@ def load_checkpoint(path: Path, expect: ModelConfig | None = None, data: bytes |
     return model, info
 
 
+def load_weights(path: Path, cfg: ModelConfig) -> nn.Module:
+    """A float model of architecture `cfg` from a file someone trained: an approxlib checkpoint
+    or a plain state dict (`torch.save(model.state_dict(), path)`), read as safely as a
+    checkpoint (zip checked, weights only); one line naming the first tensor that does not fit."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"weights not found: {path}")
+    obj = _read_checkpoint(path, None)
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        model, info = load_checkpoint(path, expect=cfg)
+        if info["quant"] != "none" or info["shapes"]:
+            raise CheckpointError(f"{path} holds a {info['quant']} or channel-pruned model; "
+                                  f"start from a dense float one")
+        return model
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict")
+    state = _state_of(path, {"state_dict": obj})
+    reference = _reference(path, cfg, "none", None)
+    _compare(path, cfg, state, reference.state_dict())
+    return _assign(path, cfg, reference, state)
+
+
 def _read_checkpoint(path: Path, data: bytes | None) -> Any:
     """torch.load(weights_only=True) of a checkpoint whose zip container passed _check_zip."""
     try:

@@ -39,7 +39,7 @@ def test_overrides_apply_and_parse_yaml_values():
     ({"ratio": [0.5]}, "ratio must be a number, got [0.5]"),
     ({"ratios": [0.3, 1.2]}, "each of ratios must be in [0.0, 1.0)"),
     ({"ratios": 0.5}, "ratios must be a non-empty list"),
-    ({"dataset": "mnist"}, "unknown dataset 'mnist'; valid: cifar10, cifar100, fashion-mnist"),
+    ({"dataset": "mnist"}, "unknown dataset 'mnist'; valid: fashion-mnist, cifar10, cifar100, imagefolder:PATH"),
     ({"stem": "big"}, "unknown stem 'big'; valid: imagenet, cifar"),
     ({"schedule": "step"}, "unknown schedule 'step'; valid: constant, onecycle, cosine"),
     ({"epochs": 2.5}, "epochs must be an integer"),

@@ -1,0 +1,245 @@
+"""Your own images: `dataset: imagefolder:PATH`, torchvision's ImageFolder layout.
+
+`PATH/train/<class>/*.png` and `PATH/test/<class>/*.png` (and `PATH/val/<class>/...` when there is
+one; else validation is carved from train as for every dataset). Each part is decoded once into
+the uint8 tensors the trainer uses for every dataset, so training speed does not depend on the
+image format, and cached beside the data (`PATH/.approx-cache/`, or under the data root where
+PATH is read-only), named by the digest of the part's files: a changed image is a new cache
+entry, and a damaged cache file is decoded again. torchvision lists the files and classes
+(`find_classes`, `make_dataset`); Pillow decodes them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torchvision.datasets import folder as tvfolder
+from tqdm.auto import tqdm
+
+from . import data as D
+from . import store as S
+from .config import ConfigError
+
+log = logging.getLogger(__name__)
+GRAY = {"1", "L", "LA", "I", "I;16", "F"}  # modes decoded to one channel (else RGB)
+CACHE = ".approx-cache"
+MAX_PIXELS = 1 << 26  # one image's pixels; larger is refused as a possible decompression bomb
+
+
+class FolderError(ConfigError):
+    """An image folder that cannot be used as a dataset (one line says why)."""
+
+
+@D.register_kind("imagefolder")
+@dataclasses.dataclass(frozen=True)
+class ImageFolder(D.Source):
+    path: str = ""
+    builtin = False
+
+    @classmethod
+    def parse(cls, arg: str, image_size: int | None) -> ImageFolder:
+        return cls(image_size=image_size, path=arg)
+
+    @classmethod
+    def stamp(cls, arg: str) -> str:
+        """Every file's name, size and modification time (stat only, no reading)."""
+        h = hashlib.sha256()
+        for dirpath, dirnames, filenames in os.walk(Path(arg).expanduser()):
+            dirnames[:] = sorted(d for d in dirnames if d != CACHE)
+            for f in sorted(filenames):
+                st = os.stat(os.path.join(dirpath, f))
+                h.update(f"{dirpath}/{f}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        return h.hexdigest()
+
+    @functools.cached_property
+    def _memo(self) -> dict:
+        return {}
+
+    @property
+    def root(self) -> Path:
+        return Path(self.path).expanduser()
+
+    @functools.cached_property
+    def parts(self) -> tuple[str, ...]:
+        if not (self.root / "train").is_dir() or not (self.root / "test").is_dir():
+            raise FolderError(f"image folder {self.root} needs train/ and test/ folders, one "
+                              f"subfolder of images per class in each")
+        return ("train", "test", "val") if (self.root / "val").is_dir() else ("train", "test")
+
+    @functools.cached_property
+    def class_names(self) -> list[str]:
+        parts = self.parts  # checks the folder's layout first
+        names = self._files(parts[0])[1]
+        for part in parts[1:]:
+            other = self._files(part)[1]
+            if other != names:
+                extra = sorted(set(other) ^ set(names))[:3]
+                raise FolderError(f"{self.root / part} has other classes than "
+                                  f"{self.root / 'train'} (differing: {', '.join(extra)})")
+        return names
+
+    @property
+    def classes(self) -> int:
+        if len(self.class_names) < 2:
+            raise FolderError(f"{self.root / 'train'} has {len(self.class_names)} class folder; "
+                              f"a classifier needs at least 2")
+        return len(self.class_names)
+
+    @functools.cached_property
+    def _headers(self) -> tuple[int, tuple[int, int]]:
+        """(channels, the one image size) from every image's header (nothing decoded)."""
+        modes, sizes = set(), {}
+        for part in self.parts:
+            for f, _ in self._files(part)[0]:
+                mode, size = _header(f)
+                modes.add(mode)
+                sizes.setdefault(size, f)
+        if self.image_size is None and len(sizes) > 1:
+            (a, fa), (b, fb) = list(sizes.items())[:2]
+            raise FolderError(f"images of different sizes in {self.root} ({_wh(a)} {fa.name}, "
+                              f"{_wh(b)} {fb.name}); set image_size to resize them")
+        return (1 if modes <= GRAY else 3), next(iter(sizes))
+
+    @property
+    def channels(self) -> int:
+        return self._headers[0]
+
+    @property
+    def size(self) -> int:
+        if self.image_size:
+            return self.image_size
+        w, h = self._headers[1]
+        if w != h:
+            raise FolderError(f"the images in {self.root} are {w}×{h}, not square; set "
+                              f"image_size to resize and centre-crop them")
+        return w
+
+    @functools.cached_property
+    def contents(self) -> str:
+        h = hashlib.sha256()
+        for part in self.parts:
+            h.update(self._digest(part).encode())
+        return h.hexdigest()[:16]
+
+    def read(self, part, root, download):
+        if part not in self.parts:
+            raise FolderError(f"image folder {self.root} has no {part}/ folder")
+        return self._cached(part, root)
+
+    def labels(self, part, root=None, download=True) -> torch.Tensor:
+        """The part's labels from its folder names (nothing decoded)."""
+        return torch.tensor([y for _, y in self._files(part)[0]], dtype=torch.long)
+
+    def _files(self, part: str) -> tuple[list[tuple[Path, int]], list[str]]:
+        if ("files", part) not in self._memo:
+            self._memo["files", part] = self._list(part)
+        return self._memo["files", part]
+
+    def _list(self, part: str) -> tuple[list[tuple[Path, int]], list[str]]:
+        where = self.root / part
+        try:
+            names, index = tvfolder.find_classes(str(where))
+            samples = tvfolder.make_dataset(str(where), index, tvfolder.IMG_EXTENSIONS)
+        except FileNotFoundError as e:  # no class folder, or a class without images
+            raise FolderError(f"{where}: {str(e).splitlines()[0][:200]}") from None
+        return [(Path(f), y) for f, y in sorted(samples)], names
+
+    def _digest(self, part: str) -> str:
+        """Digest of a part's file names, class folders and bytes."""
+        if ("digest", part) in self._memo:
+            return self._memo["digest", part]
+        h = hashlib.sha256()
+        files = self._files(part)[0]
+        for f, y in tqdm(files, desc=f"hash {self.root.name}/{part}", leave=False,
+                         disable=len(files) < 5000, mininterval=1.0):
+            h.update(f"{f.relative_to(self.root)}|{y}|".encode())
+            h.update(hashlib.sha256(f.read_bytes()).digest())
+        self._memo["digest", part] = h.hexdigest()
+        return self._memo["digest", part]
+
+    def _cached(self, part: str, data_root: Path) -> tuple[torch.Tensor, torch.Tensor]:
+        name = f"{part}-{self._digest(part)[:24]}-{self.channels}x{self.size}.npz"
+        places = [self.root / CACHE / name, data_root / "imagefolder" / name]
+        for path in places:
+            got = _read_cache(path, len(self._files(part)[0]), self.channels, self.size)
+            if got is not None:
+                return got
+        x, y = self._decode(part)
+        for path in places:  # beside the data if it may be written there
+            try:
+                _write_cache(path, x, y)
+                break
+            except OSError as e:
+                log.info("cannot cache %s at %s: %s", part, path, e)
+        return x, y
+
+    def _decode(self, part: str) -> tuple[torch.Tensor, torch.Tensor]:
+        files = self._files(part)[0]
+        x = np.empty((len(files), self.channels, self.size, self.size), dtype=np.uint8)
+        mode = "L" if self.channels == 1 else "RGB"
+        for i, (f, _) in enumerate(tqdm(files, desc=f"decode {self.root.name}/{part}",
+                                        leave=False, mininterval=1.0)):
+            x[i] = _decode_one(f, mode, self.image_size)
+        return torch.from_numpy(x), self.labels(part)
+
+
+def _wh(size: tuple[int, int]) -> str:
+    return f"{size[0]}×{size[1]}"
+
+
+def _header(f: Path) -> tuple[str, tuple[int, int]]:
+    """An image's mode and size, read from its header."""
+    try:
+        with Image.open(f) as im:
+            if im.size[0] * im.size[1] > MAX_PIXELS:
+                raise FolderError(f"{f} is {_wh(im.size)} pixels, over the {MAX_PIXELS} allowed")
+            return im.mode, im.size
+    except (UnidentifiedImageError, OSError) as e:
+        raise FolderError(f"cannot read image {f}: {str(e).splitlines()[0][:120]}") from None
+
+
+def _decode_one(f: Path, mode: str, size: int | None) -> np.ndarray:
+    """One image as uint8 C×H×W: converted, and resized + centre-cropped to `size` if given."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(f) as im:
+                im = im.convert(mode)
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombWarning) as e:
+        raise FolderError(f"cannot decode image {f}: {str(e).splitlines()[0][:120]}") from None
+    a = torch.from_numpy(np.array(im).reshape(im.size[1], im.size[0], -1)).permute(2, 0, 1)
+    if size is not None:
+        a = D.resize_tensor(a, size)
+    return a.numpy()
+
+
+def _read_cache(path: Path, n: int, channels: int, size: int):
+    """The cached tensors if the file is whole (its digest matches) and of the expected shape."""
+    digest = path.with_name(path.name + ".sha256")
+    if not path.is_file() or not digest.is_file():
+        return None
+    if S.digest_file(path) != digest.read_text().strip():
+        log.warning("image cache %s is damaged; decoding the images again", path)
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            x, y = z["x"], z["y"]
+    except (OSError, ValueError, KeyError):
+        return None
+    if x.dtype != np.uint8 or x.shape != (n, channels, size, size) or y.shape != (n,):
+        return None
+    return torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+
+
+def _write_cache(path: Path, x: torch.Tensor, y: torch.Tensor) -> None:
+    with S.atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, x=x.numpy(), y=y.numpy())
+    S.write_text(path.with_name(path.name + ".sha256"), S.digest_file(path))

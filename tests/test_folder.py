@@ -1,0 +1,202 @@
+"""Your own images and weights: `imagefolder:PATH` datasets and `init:` weights (issue 16).
+
+The folder holds real Fashion-MNIST images written as RGB PNGs of 32×32, 10 classes."""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from PIL import Image
+from torchvision import transforms as tvt
+
+from approxlib import data as D
+from approxlib import folder as F
+from approxlib import pipeline as PL
+from approxlib import store as S
+from approxlib.config import ConfigError, DataConfig, load_profile
+
+TRAIN, TEST = 40, 12  # images per class
+
+
+def _write(root: Path, x: torch.Tensor, y: torch.Tensor, per_class: int, part: str) -> None:
+    for c in range(10):
+        d = root / part / f"class{c}"
+        d.mkdir(parents=True, exist_ok=True)
+        for i in torch.nonzero(y == c).flatten()[:per_class].tolist():
+            img = Image.fromarray(x[i, 0].numpy()).resize((32, 32), Image.BILINEAR)
+            img.convert("RGB").save(d / f"{i}.png")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, data_root) -> Path:
+    root = tmp_path_factory.mktemp("images") / "fashion"
+    x, y = D.load_split("fashion-mnist", True, data_root)
+    _write(root, x, y, TRAIN, "train")
+    xt, yt = D.load_split("fashion-mnist", False, data_root)
+    _write(root, xt, yt, TEST, "test")
+    return root
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    import shutil
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(F.CACHE))
+    return dst
+
+
+def test_folder_decodes_to_the_pixels_of_its_pngs(folder):
+    src = D.source(f"imagefolder:{folder}")
+    assert (src.classes, src.channels, src.size, src.builtin) == (10, 3, 32, False)
+    x, y = src.split("test")
+    assert x.dtype == torch.uint8 and x.shape == (10 * TEST, 3, 32, 32)
+    first = min((folder / "test").glob("*/*.png"))
+    expect = np.asarray(Image.open(first).convert("RGB")).transpose(2, 0, 1)
+    assert torch.equal(x[0], torch.from_numpy(expect.copy()))
+    assert y.tolist() == sorted(y.tolist()) and set(y.tolist()) == set(range(10))
+    assert torch.equal(src.labels("test"), y)
+
+
+def test_splits_carve_validation_from_train_or_use_val(folder, tmp_path):
+    s = D.load(DataConfig(f"imagefolder:{folder}", None, 50, 0))
+    assert len(s.val_y) == 50 and len(s.train_y) == 10 * TRAIN - 50
+    assert (s.num_classes, s.in_channels) == (10, 3)
+    assert torch.bincount(s.val_y).tolist() == [5] * 10  # class-balanced
+    own = _copy(folder, tmp_path / "withval")
+    (own / "test").rename(own / "val")
+    _copy(folder / "test", own / "test")
+    s = D.load(DataConfig(f"imagefolder:{own}", None, 50, 0))
+    assert len(s.val_y) == 10 * TEST and len(s.train_y) == 10 * TRAIN
+
+
+def test_cache_is_used_verified_and_rebuilt_when_damaged(folder, tmp_path, monkeypatch, caplog):
+    own = _copy(folder, tmp_path / "own")
+    src = F.ImageFolder(path=str(own))
+    x, _ = src.split("test")
+    cached = list((own / F.CACHE).glob("test-*.npz"))
+    assert len(cached) == 1 and cached[0].with_name(cached[0].name + ".sha256").is_file()
+    fresh = F.ImageFolder(path=str(own))
+    monkeypatch.setattr(F, "_decode_one", lambda *a: pytest.fail("decoded despite the cache"))
+    assert torch.equal(fresh.split("test")[0], x)
+    monkeypatch.undo()
+    data = bytearray(cached[0].read_bytes())
+    data[-100] ^= 0xFF
+    cached[0].write_bytes(bytes(data))
+    assert torch.equal(F.ImageFolder(path=str(own)).split("test")[0], x)
+    assert "damaged" in caplog.text
+
+
+def test_changed_image_changes_the_contents_digest(folder, tmp_path):
+    own = _copy(folder, tmp_path / "own")
+    before = F.ImageFolder(path=str(own)).contents
+    png = min((own / "train" / "class3").glob("*.png"))
+    Image.new("RGB", (32, 32), (7, 7, 7)).save(png)
+    assert F.ImageFolder(path=str(own)).contents != before
+    assert D.identify(DataConfig("fashion-mnist", 10, 10)).contents is None
+
+
+def _expect_error(path: Path, match: str, image_size=None) -> None:
+    src = F.ImageFolder(image_size=image_size, path=str(path))
+    with pytest.raises(ConfigError, match=match):
+        src.classes, src.channels, src.size, src.split("train")
+
+
+def test_bad_folders_get_one_line(folder, tmp_path):
+    _expect_error(tmp_path / "nothing", "needs train/ and test/ folders")
+    own = _copy(folder, tmp_path / "empty")
+    (own / "train" / "class9").mkdir(exist_ok=True)
+    for f in (own / "train" / "class9").glob("*.png"):
+        f.unlink()
+    _expect_error(own, r"Found no valid file for the classes class9")
+    own = _copy(folder, tmp_path / "mixed")
+    Image.new("RGB", (40, 40)).save(own / "train" / "class0" / "big.png")
+    _expect_error(own, r"images of different sizes .* set image_size")
+    assert F.ImageFolder(image_size=24, path=str(own)).split("train")[0].shape[1:] == (3, 24, 24)
+    own = _copy(folder, tmp_path / "broken")
+    (own / "test" / "class1" / "notes.png").write_text("not an image")
+    _expect_error(own, r"cannot read image .*notes\.png")
+    own = _copy(folder, tmp_path / "classes")
+    (own / "test" / "class0").rename(own / "test" / "zero")
+    _expect_error(own, r"other classes than")
+
+
+def test_grayscale_images_give_one_channel(folder, tmp_path):
+    own = tmp_path / "gray"
+    for f in folder.glob("*/*/*.png"):
+        target = own / f.relative_to(folder)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.open(f).convert("L").save(target)
+    src = F.ImageFolder(path=str(own))
+    assert src.channels == 1 and src.split("test")[0].shape[1] == 1
+
+
+def _plain_torchvision(folder: Path, path: Path) -> float:
+    """What a user does without approxlib: train, save the state dict, measure test accuracy."""
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=10)
+    train = torchvision.datasets.ImageFolder(folder / "train", transform=tvt.ToTensor())
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    for _ in range(3):
+        for xb, yb in torch.utils.data.DataLoader(train, batch_size=32, shuffle=True):
+            loss = torch.nn.functional.cross_entropy(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    torch.save(model.state_dict(), path)
+    test = torchvision.datasets.ImageFolder(folder / "test", transform=tvt.ToTensor())
+    model.eval()
+    with torch.no_grad():
+        right = sum((model(xb).argmax(1) == yb).sum().item()
+                    for xb, yb in torch.utils.data.DataLoader(test, batch_size=64))
+    return right / len(test)
+
+
+def test_given_state_dict_is_evaluated_as_plain_torchvision_does(folder, tmp_path, data_root):
+    weights = tmp_path / "mine.pt"
+    expected = _plain_torchvision(folder, weights)
+    assert expected > 0.2  # a model that learned something, so equal accuracy means something
+    p = load_profile("smoke", {"dataset": f"imagefolder:{folder}", "val_size": 50,
+                               "train_size": None, "models": ["resnet18"], "init": str(weights),
+                               "ratios": [0.5], "controls": False})
+    df, _ = PL.run(p, ["C"], S.Store(tmp_path / "models"), tmp_path / "out", data_root,
+                   progress=False)
+    base = df[df.prune_ratio == 0].iloc[0]
+    assert round(base.accuracy * base.test_images) == round(expected * 10 * TEST)
+    assert base.init == "mine.pt" and base.epochs == 0
+    stages = PL.dry_run(p, ["C"], S.Store(tmp_path / "models"))
+    assert {s["stage"] for s in stages} >= {"given"} and "train" not in {s["stage"] for s in stages}
+
+
+def test_weights_that_do_not_fit_name_the_tensor(tmp_path):
+    from approxlib.config import ModelConfig
+    path = tmp_path / "r18.pt"
+    torch.save(torchvision.models.resnet18(num_classes=7).state_dict(), path)
+    with pytest.raises(S.CheckpointError, match=r"fc.weight is torch.float32 \[7, 512\]"):
+        S.load_weights(path, ModelConfig("resnet18", 10, 3))
+    torch.save({"model": torch.nn.Linear(2, 2)}, tmp_path / "pickled.pt")
+    with pytest.raises(S.CheckpointError, match="cannot read checkpoint"):
+        S.load_weights(tmp_path / "pickled.pt", ModelConfig("resnet18", 10, 3))
+    ok = S.load_weights(path, ModelConfig("resnet18", 7, 3))
+    assert torch.equal(ok.fc.weight, torch.load(path)["fc.weight"])
+
+
+def test_report_for_a_third_architecture_on_the_folder(folder, tmp_path, data_root):
+    """Every section that applies to your own images, for mobilenet_v3_small, rendered."""
+    from approxlib import report
+    profile = tmp_path / "mine.yaml"
+    profile.write_text(f"base: smoke\ndataset: imagefolder:{folder}\nval_size: 50\n"
+                       f"train_size: null\n"
+                       f"models: [mobilenet_v3_small]\nh_curve_models: [mobilenet_v3_small]\n")
+    p = load_profile(str(profile))
+    sections = PL.parse_sections(None, p)
+    assert sections == ["C", "F", "G", "H"]
+    store = os.environ.get("APPROX_TEST_STORE_FOLDER") or tmp_path / "models"
+    made = report.build(str(profile), sections, {}, tmp_path / "out", store, data_root,
+                        pdf=False, progress=False)
+    html = made["index"].read_text()
+    for letter in sections:
+        assert f'id="section-{letter}"' in html
+    assert 'id="section-A"' not in html
+    assert "mobilenet_v3_small" in html and "fashion (imagefolder)" in html
+    assert "stand-in" not in html

@@ -47,11 +47,21 @@ def speedups(d: pd.DataFrame) -> pd.DataFrame:
     return d
 
 
-def fastest_within(d: pd.DataFrame, model: str, points: float = 1.0) -> pd.Series:
-    """The lowest batch-1 latency row of `model` whose accuracy is at most `points` below its
-    dense model's (`d` from `speedups`)."""
-    ok = d[(d.model == model) & (d.delta >= -points / 100)]
-    return ok.loc[ok.latency_ms.idxmin()]
+def best_dense_accuracy(d: pd.DataFrame, model: str) -> float:
+    """The accuracy "within N points of dense" is measured against: the best dense model at
+    equal compute, i.e. the dense float32 PyTorch baseline or an equal-compute dense control of
+    `model`, whichever is more accurate (`d`: one section's rows, controls included)."""
+    base = pick(d[d.control == "none"], model, 0.0, "none", "pytorch").accuracy
+    controls = d[(d.model == model) & (d.control != "none")].accuracy
+    return float(max(base, controls.max()) if len(controls) else base)
+
+
+def fastest_within(d: pd.DataFrame, model: str, reference: float,
+                   points: float = 1.0) -> pd.Series | None:
+    """The lowest batch-1 latency row of `model` whose accuracy is at most `points` below
+    `reference` (best_dense_accuracy); None when no row is."""
+    ok = d[(d.model == model) & (d.accuracy >= reference - points / 100)]
+    return None if ok.empty else ok.loc[ok.latency_ms.idxmin()]
 
 
 # ------------------------------------------------------------------- controls (section H)
@@ -151,14 +161,10 @@ def speed_finding(d: pd.DataFrame) -> tuple[str, str] | None:
     g = speedups(d[(d.section == section) & (d.control == "none")])
     parts = []
     for m in dict.fromkeys(g.model):
-        dense = pick(g, m, 0.0, "none", "pytorch").accuracy
-        controls = d[(d.section == section) & (d.model == m) & (d.control != "none")].accuracy
-        best = max(dense, controls.max()) if len(controls) else dense
-        ok = g[(g.model == m) & (g.accuracy >= best - 0.01)]
-        if ok.empty:
+        fast = fastest_within(g, m, best_dense_accuracy(d[d.section == section], m))
+        if fast is None:
             parts.append(f"{names.model(m)}: no variant")
             continue
-        fast = ok.loc[ok.latency_ms.idxmin()]
         parts.append(f"{names.model(m)} {fast.speedup:.1f}× ({fast['name']}, "
                      f"{fast.latency_ms:.2f} ms)")
     return section, ("**CPU speed.** At batch 1, the fastest variant within 1 point of the best "

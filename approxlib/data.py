@@ -119,9 +119,21 @@ def source(name: str, image_size: int | None = None) -> Source:
         return SOURCES[name](image_size)
     prefix, colon, arg = name.partition(":") if isinstance(name, str) else ("", "", "")
     if colon and prefix in KINDS and arg:
-        return _kind(prefix, arg, image_size, KINDS[prefix].stamp(arg))
+        if (prefix, arg) not in _STAMPS:
+            _STAMPS[prefix, arg] = KINDS[prefix].stamp(arg)
+        return _kind(prefix, arg, image_size, _STAMPS[prefix, arg])
     valid = [*SOURCES, *(f"{k}:PATH" for k in KINDS)]
     raise ConfigError(f"unknown dataset {str(name)[:80]!r}; valid: {', '.join(valid)}")
+
+
+_STAMPS: dict[tuple[str, str], str | None] = {}  # taken once per run (see refresh)
+
+
+def refresh() -> None:
+    """Look at the files of `prefix:arg` datasets again: each run starts with this, so a file
+    changed between runs (in a notebook session, say) gives a new digest and new cache keys.
+    (A stamp of 70,000 PNGs takes 0.7 s: once per run, not once per variant.)"""
+    _STAMPS.clear()
 
 
 @functools.lru_cache(maxsize=16)

@@ -541,6 +541,7 @@ def run(p: dict, sections: list[str], store: S.Store, out_dir: Path | None = Non
         data_root: Path | None = None, progress: bool = True,
         models: dict[str, list[str]] | None = None) -> tuple[pd.DataFrame, Runner]:
     """Compute (or load) every variant of `sections`; write results.csv + sparsity CSVs."""
+    D.refresh()
     runner = Runner(p, store, data_root, progress)
     rows, metrics = [], runner.metrics
     variants = plan(p, sections, models)

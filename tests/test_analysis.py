@@ -32,9 +32,19 @@ def test_speedups_are_against_the_dense_eager_and_dense_ort_rows():
 
 def test_the_fastest_within_a_point_skips_faster_but_worse_variants():
     d = analysis.speedups(frame())
-    assert analysis.fastest_within(d, "resnet18", 1.0)["name"] == "dense INT8 eager"
-    assert analysis.fastest_within(d, "resnet18", 2.0)["name"] == "channels −50% fp32 ORT"
-    assert analysis.fastest_within(d, "resnet18", 20.0).speedup == 16.0
+    assert analysis.fastest_within(d, "resnet18", 0.90, 1.0)["name"] == "dense INT8 eager"
+    assert analysis.fastest_within(d, "resnet18", 0.90, 2.0)["name"] == "channels −50% fp32 ORT"
+    assert analysis.fastest_within(d, "resnet18", 0.90, 20.0).speedup == 16.0
+    assert analysis.fastest_within(d, "resnet18", 0.95, 1.0) is None
+
+
+def test_the_best_dense_model_is_the_baseline_or_its_control():
+    d = frame().assign(control="none")
+    assert analysis.best_dense_accuracy(d, "resnet18") == 0.90
+    control = d.iloc[[0]].assign(control="equal-compute", accuracy=0.908)
+    assert analysis.best_dense_accuracy(pd.concat([d, control]), "resnet18") == 0.908
+    worse = d.iloc[[0]].assign(control="equal-compute", accuracy=0.85)
+    assert analysis.best_dense_accuracy(pd.concat([d, worse]), "resnet18") == 0.90
 
 
 def test_pick_needs_exactly_one_row():

@@ -95,6 +95,19 @@ def test_changed_image_changes_the_contents_digest(folder, tmp_path):
     assert D.identify(DataConfig("fashion-mnist", 10, 10)).contents is None
 
 
+def test_a_folder_is_looked_at_again_at_each_run(folder, tmp_path):
+    own = _copy(folder, tmp_path / "own")
+    name = f"imagefolder:{own}"
+    D.refresh()
+    first = D.source(name)
+    assert D.source(name) is first  # one scan per run, not per variant
+    before = first.contents
+    Image.new("RGB", (32, 32), (9, 9, 9)).save(min((own / "test" / "class5").glob("*.png")))
+    assert D.source(name).contents == before  # within a run: the files as planned
+    D.refresh()  # what pipeline.run does first
+    assert D.source(name).contents != before
+
+
 def _expect_error(path: Path, match: str, image_size=None) -> None:
     src = F.ImageFolder(image_size=image_size, path=str(path))
     with pytest.raises(ConfigError, match=match):

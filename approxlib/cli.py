@@ -136,6 +136,14 @@ def _verify_parser(sub) -> None:
     v.add_argument("--all", action="store_true", help="list intact entries too")
 
 
+def _checkpoint_size(p: dict, info: dict) -> dict:
+    """The profile with the image size the checkpoint was trained at, unless --set names one."""
+    for c in info["meta"].get("configs", []):
+        if c.get("type") == "DataConfig" and c.get("image_size") and p["image_size"] is None:
+            return {**p, "image_size": c["image_size"]}
+    return p
+
+
 def _checkpoint_dataset(info: dict, given: str | None) -> str:
     if given is not None:
         check_dataset(given)
@@ -299,6 +307,9 @@ def cmd_train(a) -> int:
     check_model(a.model)
     dataset = a.dataset or p["dataset"]
     check_dataset(dataset)
+    if p["init"] is not None:
+        raise ConfigError("approx train trains from scratch; drop init (a report starts from "
+                          "init's weights without training)")
     check_writable_file(a.out)
     check_store(a.models_dir)
     st = pipeline.stages(pipeline.Variant("-", a.model, dataset), p)[0]
@@ -316,7 +327,7 @@ def cmd_prune(a) -> int:
     model, info = store.load_checkpoint(a.checkpoint)
     if info["quant"] != "none":
         raise ConfigError(f"{a.checkpoint} is quantized ({info['quant']}); prune the float model")
-    dataset = _checkpoint_dataset(info, a.dataset)
+    dataset, p = _checkpoint_dataset(info, a.dataset), _checkpoint_size(p, info)
     splits = data.load(data_config(p, dataset), a.data_dir)
     model, hist = prune.prune_and_finetune(model, PruneConfig(a.ratio), splits,
                                            finetune_config(p), p["device"],
@@ -356,7 +367,7 @@ def cmd_compress(a) -> int:
     if info["quant"] != "none":
         raise ConfigError(f"{a.checkpoint} is quantized ({info['quant']}); compress the float model")
     mc = ModelConfig(**info["model"])
-    dataset = _checkpoint_dataset(info, a.dataset)
+    dataset, p = _checkpoint_dataset(info, a.dataset), _checkpoint_size(p, info)
     splits = data.load(data_config(p, dataset), a.data_dir)
     gc = gradual_config(p, mc.name)
     if a.sparsity is not None:
@@ -388,7 +399,7 @@ def cmd_evaluate(a) -> int:
     model, info = pipeline.load_artifact(a.checkpoint)
     if a.model is not None and info["model"]["name"] != a.model:
         raise ConfigError(f"{a.checkpoint} holds {info['model']['name']}, not {a.model}")
-    dataset = _checkpoint_dataset(info, a.dataset)
+    dataset, p = _checkpoint_dataset(info, a.dataset), _checkpoint_size(p, info)
     x, y = data.source(dataset, p["image_size"]).split("test", a.data_dir)
     if x.shape[1] != info["model"]["in_channels"]:
         raise ConfigError(f"{a.checkpoint} expects {info['model']['in_channels']}-channel "

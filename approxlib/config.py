@@ -419,7 +419,10 @@ def is_profile_file(name: Any) -> bool:
 
 def profile_label(name: str) -> str:
     """What names a profile's report folder: its name, or its file's name without `.yaml`."""
-    return Path(name).stem if is_profile_file(name) else name
+    if not is_profile_file(name):
+        return name
+    stem = Path(name).stem  # never a built-in profile's folder
+    return f"{stem}-file" if stem in profile_names() else stem
 
 
 MAX_PROFILE_BYTES = 1 << 20
@@ -439,14 +442,14 @@ def _profile_spec(name: str) -> dict[str, Any]:
         raise ConfigError(f"profile file {name} not found (or over 1 MiB)")
     try:
         spec = yaml.load(path.read_text(encoding="utf-8", errors="replace"), Loader=_PlainLoader)
-    except (yaml.YAMLError, ValueError) as e:  # ConfigError (aliases, depth) is a ValueError
+    except (yaml.YAMLError, ValueError, OSError) as e:  # ConfigError (aliases, depth) is a ValueError
         raise ConfigError(f"cannot read profile file {name}: "
                           f"{' '.join(str(e).split())[:160]}") from None
     if not isinstance(spec, dict) or not all(isinstance(k, str) for k in spec):
         raise ConfigError(f"profile file {name} must hold `key: value` lines")
     base = spec.pop("base", None)
     if base is not None:
-        if base not in doc["profiles"]:
+        if not isinstance(base, str) or base not in doc["profiles"]:
             raise ConfigError(f"{name}: unknown base {_show(base)}; valid: "
                               f"{', '.join(profile_names())}")
         spec = {**doc["profiles"][base], "description": "", **spec}
@@ -463,6 +466,7 @@ def load_profile(name: str, overrides: dict[str, Any] | None = None) -> dict[str
         if key not in params:
             raise ConfigError(f"{name}: unknown parameter {_show(key)}; valid: "
                               f"{', '.join(sorted(params))}")
+        check_plain(key, spec[key])
     params.update(spec)
     for key, value in (overrides or {}).items():
         if key not in params:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gzip
+import hashlib
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -225,6 +227,16 @@ def _place_debian_fashion_mnist(root: Path) -> bool:
     return True
 
 
+def file_label(name: str) -> str:
+    """A dataset's name fit for a file name: as it is, or `kind-folder-hash` for `kind:PATH`
+    (a path would make folders, or climb out of the report's)."""
+    if re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        return name
+    kind, _, arg = name.partition(":")
+    tail = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(arg).name)[:40]
+    return f"{kind}-{tail}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
 def identify(cfg: DataConfig) -> DataConfig:
     """The config with its files' digest where the dataset has one, so that changed images
     give new cache keys (torchvision's datasets check their own files and keep none)."""
@@ -280,6 +292,9 @@ def load(cfg: DataConfig, root: Path | None = None, download: bool = True) -> Sp
     if key in _CACHE:
         return _CACHE[key]
     src = source(cfg.dataset, cfg.image_size)
+    if cfg.contents is not None and src.contents != cfg.contents:
+        refresh()  # a long-lived process (a Dask worker) took its stamp before the change
+        src = source(cfg.dataset, cfg.image_size)
     if cfg.contents is not None and src.contents != cfg.contents:
         raise ConfigError(f"{cfg.dataset} changed after this run was planned; run it again")
     train_x, train_y = src.split("train", root, download)

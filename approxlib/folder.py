@@ -29,7 +29,12 @@ from . import store as S
 from .config import ConfigError
 
 log = logging.getLogger(__name__)
-GRAY = {"1", "L", "LA", "I", "I;16", "F"}  # modes decoded to one channel (else RGB)
+GRAY = {"1", "L", "LA"}  # 8-bit modes decoded to one channel
+COLOUR = {"P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"}  # decoded to RGB
+# Formats are named, never guessed from the bytes: Pillow would open a `.png` holding PostScript
+# as EPS and run Ghostscript on it. These are the formats of torchvision's IMG_EXTENSIONS.
+FORMATS = ["PNG", "JPEG", "BMP", "PPM", "TIFF", "WEBP"]
+MAX_BYTES = 16 << 30  # a part's decoded tensor; larger needs a smaller image_size
 CACHE = ".approx-cache"
 MAX_PIXELS = 1 << 26  # one image's pixels; larger is refused as a possible decompression bomb
 
@@ -52,10 +57,14 @@ class ImageFolder(D.Source):
     def stamp(cls, arg: str) -> str:
         """Every file's name, size and modification time (stat only, no reading)."""
         h = hashlib.sha256()
-        for dirpath, dirnames, filenames in os.walk(Path(arg).expanduser()):
+        for dirpath, dirnames, filenames in os.walk(Path(arg).expanduser(), followlinks=True):
             dirnames[:] = sorted(d for d in dirnames if d != CACHE)
             for f in sorted(filenames):
-                st = os.stat(os.path.join(dirpath, f))
+                try:  # as make_dataset, through symbolic links
+                    st = os.stat(os.path.join(dirpath, f))
+                except OSError as e:
+                    raise FolderError(f"cannot read {os.path.join(dirpath, f)}: "
+                                      f"{e.strerror}") from None
                 h.update(f"{dirpath}/{f}|{st.st_size}|{st.st_mtime_ns}\n".encode())
         return h.hexdigest()
 
@@ -161,7 +170,10 @@ class ImageFolder(D.Source):
         for f, y in tqdm(files, desc=f"hash {self.root.name}/{part}", leave=False,
                          disable=len(files) < 5000, mininterval=1.0):
             h.update(f"{f.relative_to(self.root)}|{y}|".encode())
-            h.update(hashlib.sha256(f.read_bytes()).digest())
+            try:
+                h.update(hashlib.sha256(f.read_bytes()).digest())
+            except OSError as e:
+                raise FolderError(f"cannot read {f}: {e.strerror}") from None
         self._memo["digest", part] = h.hexdigest()
         return self._memo["digest", part]
 
@@ -183,6 +195,10 @@ class ImageFolder(D.Source):
 
     def _decode(self, part: str) -> tuple[torch.Tensor, torch.Tensor]:
         files = self._files(part)[0]
+        if len(files) * self.channels * self.size ** 2 > MAX_BYTES:
+            raise FolderError(f"{self.root / part}: {len(files)} images of {self.channels}×"
+                              f"{self.size}×{self.size} exceed {MAX_BYTES >> 30} GiB; set a "
+                              f"smaller image_size")
         x = np.empty((len(files), self.channels, self.size, self.size), dtype=np.uint8)
         mode = "L" if self.channels == 1 else "RGB"
         for i, (f, _) in enumerate(tqdm(files, desc=f"decode {self.root.name}/{part}",
@@ -198,11 +214,16 @@ def _wh(size: tuple[int, int]) -> str:
 def _header(f: Path) -> tuple[str, tuple[int, int]]:
     """An image's mode and size, read from its header."""
     try:
-        with Image.open(f) as im:
+        with Image.open(f, formats=FORMATS) as im:
             if im.size[0] * im.size[1] > MAX_PIXELS:
                 raise FolderError(f"{f} is {_wh(im.size)} pixels, over the {MAX_PIXELS} allowed")
+            if im.mode not in GRAY | COLOUR:
+                raise FolderError(f"{f} has {im.mode} pixels (16-bit or float); save it as 8-bit "
+                                  f"grayscale or RGB")
             return im.mode, im.size
-    except (UnidentifiedImageError, OSError) as e:
+    except FolderError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
         raise FolderError(f"cannot read image {f}: {str(e).splitlines()[0][:120]}") from None
 
 
@@ -211,9 +232,10 @@ def _decode_one(f: Path, mode: str, size: int | None) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(f) as im:
+            with Image.open(f, formats=FORMATS) as im:
                 im = im.convert(mode)
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombWarning) as e:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombWarning,
+            Image.DecompressionBombError) as e:
         raise FolderError(f"cannot decode image {f}: {str(e).splitlines()[0][:120]}") from None
     a = torch.from_numpy(np.array(im).reshape(im.size[1], im.size[0], -1)).permute(2, 0, 1)
     if size is not None:
@@ -240,6 +262,9 @@ def _read_cache(path: Path, n: int, channels: int, size: int):
 
 
 def _write_cache(path: Path, x: torch.Tensor, y: torch.Tensor) -> None:
-    with S.atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, x=x.numpy(), y=y.numpy())
-    S.write_text(path.with_name(path.name + ".sha256"), S.digest_file(path))
+    """The digest is written first (as the store does): a reader never finds a file without
+    one, and a file that lost a race with another writer fails its check and is decoded again."""
+    with S.atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, x=x.numpy(), y=y.numpy())
+        S.write_text(path.with_name(path.name + ".sha256"), S.digest_file(tmp))

@@ -192,13 +192,23 @@ def first_step(v: Variant, p: dict, data, mc: ModelConfig) -> Step:
     init = per_model(p, "init", mc.name) if v.protocol == "profile" else None
     if init is None:
         return Train(data, mc, train_config(p))
-    return Given(mc, _file_digest(str(init)), str(init))
+    path = Path(str(init))
+    try:
+        st = path.stat()
+    except OSError:
+        raise ConfigError(f"init: weights not found: {path}") from None
+    return Given(mc, _checked_digest(str(path), st.st_size, st.st_mtime_ns, mc), str(path))
 
 
 @functools.lru_cache(maxsize=64)
-def _file_digest(path: str) -> str:
-    if not Path(path).is_file():
-        raise ConfigError(f"init: weights not found: {path}")
+def _checked_digest(path: str, size: int, mtime_ns: int, mc: ModelConfig) -> str:
+    """The file's SHA-256, once its tensors are known to fit `mc` (so a file that fits one of
+    the profile's models but not another fails before anything trains, in one line). Cached
+    per size and modification time: a replaced file is read again."""
+    try:
+        S.load_weights(Path(path), mc)
+    except S.CheckpointError as e:
+        raise ConfigError(f"init for {mc.name}: {e}") from None
     return S.digest_file(Path(path))
 
 
@@ -568,7 +578,8 @@ def run(p: dict, sections: list[str], store: S.Store, out_dir: Path | None = Non
             if ((which == "all" or (which == "pruned" and v.prune_ratio > 0))
                     and v.codec == "none" and not v.is_control):
                 method = "_gradual" if v.prune_method == "gradual-l1" else ""
-                name = (f"{v.model}_{v.dataset}_p{round(v.prune_ratio * 100):02d}{method}_"
+                name = (f"{v.model}_{D.file_label(v.dataset)}_p{round(v.prune_ratio * 100):02d}"
+                        f"{method}_"
                         f"{v.quant}.csv")
                 S.write_text(Path(out_dir) / "sparsity" / name,
                              pd.DataFrame(m["layers"]).to_csv(index=False))

@@ -194,7 +194,8 @@ class Section:
         sched = "constant lr" if p["schedule"] == "constant" else f"{p['schedule']} schedule"
         size = "all" if p["train_size"] is None else f"{p['train_size']:,}"
         aug = ("random crop (pad %d) + flip" % p["crop_padding"]) if p["crop_padding"] else "flip"
-        given = sorted({f"{names.model(r.model)} from {r.init}" for r in self.df.itertuples()
+        given = sorted({f"{names.model(r.model)} from {_literal(r.init)}"
+                        for r in self.df.itertuples()
                         if isinstance(r.init, str) and r.init})
         trained = (f"{p['epochs']} epochs SGD, {sched}, peak lr {p['lr']}, batch "
                    f"{p['batch_size']}, weight decay {p['weight_decay']}; checkpoint picked on "
@@ -226,8 +227,9 @@ class Section:
     def header(self) -> None:
         title = self.spec.heading(dict.fromkeys(self.df.model))
         _md(f'<a id="section-{self.letter}"></a>\n\n## Section {self.letter}. {title}\n\n'
-            f"Dataset: **{self.dataset_text()}**; profile **{self.p['profile']}** "
-            f"({self.p['description']})\n\nProtocol: {self.protocol_text()}.")
+            f"Dataset: **{_literal(self.dataset_text())}**; profile "
+            f"**{_literal(profile_label(self.p['profile']))}** "
+            f"({_literal(self.p['description'])})\n\nProtocol: {self.protocol_text()}.")
 
     def table(self) -> None:
         d = self.df
@@ -481,7 +483,7 @@ def _literal(value) -> str:
 
 def environment(p: dict, durations: dict[str, float]) -> str:
     hw = hardware()
-    rows = [("profile", p["profile"]), ("git commit", PL.git_commit()),
+    rows = [("profile", profile_label(p["profile"])), ("git commit", PL.git_commit()),
             ("rendered", dt.datetime.now().strftime("%Y-%m-%d %H:%M")),
             ("python", platform.python_version()), ("torch", torch.__version__),
             ("torchvision", torchvision.__version__), ("papermill", pm.__version__),
@@ -561,7 +563,7 @@ def render(out: Path, p: dict, sections: list[str], executed: dict[str, Path]) -
     title = nbformat.v4.new_markdown_cell(
         f"# Approximate computing for CNNs: pruning, quantization and compression of "
         f"{_and([names.model(m) for m in dict.fromkeys(results.model)])}\n\n"
-        f"Profile **{_literal(p['profile'])}**: {_literal(p['description'])}\n\n"
+        f"Profile **{_literal(profile_label(p['profile']))}**: {_literal(p['description'])}\n\n"
         f"A re-run of a course project's study (its sections A–E) with validation-based model "
         f"selection, full-test-split accuracy with 95% intervals, paired significance tests and "
         f"median CPU latencies, and what it left undone (section F: real compression; section "
@@ -585,7 +587,7 @@ def render(out: Path, p: dict, sections: list[str], executed: dict[str, Path]) -
            if own else "") + ").\n\n" + summary_table(results, sections))
     appendix = nbformat.v4.new_markdown_cell(environment(p, durations))
     merged = nbformat.v4.new_notebook(cells=[title, findings, summary, *cells, appendix])
-    merged.metadata["title"] = f"approx-cnn report ({p['profile']})"
+    merged.metadata["title"] = f"approx-cnn report ({profile_label(p['profile'])})"
     exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(merged)

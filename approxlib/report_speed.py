@@ -88,23 +88,7 @@ class SpeedSection(Section):
             d = self.df[self.df.model == m]
             dense = self.dense(m)
             ort = self.pick(m, 0.0, "none", "onnxruntime")
-            bar = analysis.best_dense_accuracy(self.with_controls, m)
-            best = analysis.fastest_within(self.df, m, bar)
-            if best is None:
-                lines.append(f"- **{names.model(m)}**: no variant is within 1 point of the best "
-                             f"dense model at equal compute ({_fmt_pct(bar)}).")
-                continue
-            pb = self._paired(y, dense, best)
-            lines.append(
-                f"- **{names.model(m)}**: the fastest variant within 1 point of the best dense "
-                f"model at equal compute ({_fmt_pct(bar)}, the baseline or its dense control) "
-                f"is **{best['name']}**: {best.latency_ms:.3f} ms at batch 1, "
-                f"**{best.speedup:.1f}×** faster than dense float32 PyTorch eager "
-                f"({dense.latency_ms:.3f} ms) and "
-                f"**{best.speedup_ort:.2f}×** faster than dense float32 ONNX Runtime "
-                f"({ort.latency_ms:.3f} ms), at "
-                f"{_fmt_pct(best.accuracy)} ({100 * best.delta:+.2f} points against the "
-                f"baseline, {pb}).")
+            lines.append(self._fastest_line(m, y, dense, ort))
             for runtime in ("pytorch", "onnxruntime"):
                 q = self.pick(m, 0.0, "int8-static", runtime)
                 lines.append(
@@ -145,6 +129,22 @@ class SpeedSection(Section):
                "Caution: without an equal-compute dense control (profile `controls`), their "
                "accuracy cannot be credited to pruning rather than to that training."))
         _md("**What the numbers say.**\n\n" + "\n".join(lines))
+
+    def _fastest_line(self, m: str, y: np.ndarray, dense: pd.Series, ort: pd.Series) -> str:
+        """The fastest variant within 1 point of the best dense model at equal compute."""
+        bar = analysis.best_dense_accuracy(self.with_controls, m)
+        best = analysis.fastest_within(self.df, m, bar)
+        if best is None:
+            return (f"- **{names.model(m)}**: no variant is within 1 point of the best dense "
+                    f"model at equal compute ({_fmt_pct(bar)}, the baseline or its dense control).")
+        return (f"- **{names.model(m)}**: the fastest variant within 1 point of the best dense "
+                f"model at equal compute ({_fmt_pct(bar)}, the baseline or its dense control) "
+                f"is **{best['name']}**: {best.latency_ms:.3f} ms at batch 1, "
+                f"**{best.speedup:.1f}×** faster than dense float32 PyTorch eager "
+                f"({dense.latency_ms:.3f} ms) and **{best.speedup_ort:.2f}×** faster than dense "
+                f"float32 ONNX Runtime ({ort.latency_ms:.3f} ms), at {_fmt_pct(best.accuracy)} "
+                f"({100 * best.delta:+.2f} points against the baseline, "
+                f"{self._paired(y, dense, best)}).")
 
     def _paired(self, y: np.ndarray, a: pd.Series, b: pd.Series) -> str:
         pa = np.asarray(self.metrics[self._variant(a)]["predictions"])

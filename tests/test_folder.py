@@ -213,3 +213,51 @@ def test_report_for_a_third_architecture_on_the_folder(folder, tmp_path, data_ro
     assert 'id="section-A"' not in html
     assert "mobilenet_v3_small" in html and "fashion (imagefolder)" in html
     assert "stand-in" not in html
+
+
+def test_images_are_opened_only_in_image_formats_and_8_bit(folder, tmp_path):
+    own = _copy(folder, tmp_path / "eps")
+    # Pillow guesses formats from the bytes: this would open as EPS and run Ghostscript
+    (own / "test" / "class2" / "eps.png").write_bytes(
+        b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 32 32\nshowpage\n")
+    _expect_error(own, r"cannot read image .*eps\.png")
+    own = _copy(folder, tmp_path / "deep")
+    Image.fromarray(np.full((32, 32), 1000, dtype=np.uint16)).save(
+        own / "train" / "class4" / "deep.png")
+    _expect_error(own, r"deep\.png has I;16 pixels \(16-bit or float\)")
+
+
+def test_file_names_of_a_folder_dataset_stay_in_their_folder(folder):
+    name = f"imagefolder:{folder}/../../x"
+    label = D.file_label(name)
+    assert "/" not in label and ":" not in label and label.startswith("imagefolder-x-")
+    assert D.file_label("fashion-mnist") == "fashion-mnist"
+
+
+def test_init_that_does_not_fit_a_model_fails_before_training(folder, tmp_path):
+    weights = tmp_path / "r18.pt"
+    torch.save(torchvision.models.resnet18(num_classes=10).state_dict(), weights)
+    p = load_profile("smoke", {"dataset": f"imagefolder:{folder}", "val_size": 50,
+                               "train_size": None, "models": ["resnet18", "mobilenetv2"],
+                               "init": str(weights)})
+    with pytest.raises(ConfigError, match=r"init for mobilenetv2: .* does not match"):
+        PL.dry_run(p, ["C"], S.Store(tmp_path / "models"))
+    p = load_profile("smoke", {"dataset": f"imagefolder:{folder}", "val_size": 50,
+                               "train_size": None, "models": ["resnet18", "mobilenetv2"],
+                               "init": {"resnet18": str(weights), "default": None}})
+    kinds = {s["stage"] for s in PL.dry_run(p, ["C"], S.Store(tmp_path / "models"))}
+    assert {"given", "train"} <= kinds  # resnet18 given, mobilenetv2 trained
+
+
+def test_profile_files_are_checked_like_profiles(tmp_path):
+    from approxlib.config import load_profile as load
+    from approxlib.config import profile_label
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("base: [quick]\n")
+    with pytest.raises(ConfigError, match="unknown base"):
+        load(str(bad))
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="key: value"):
+        load(str(bad))
+    assert profile_label(str(tmp_path / "quick.yaml")) == "quick-file"
+    assert profile_label(str(tmp_path / "mine.yml")) == "mine"

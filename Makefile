@@ -6,9 +6,23 @@ PROFILE ?= quick
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup system report test lab clean-cache
+NNC_VENV ?= .venv-nnc
+NNC_STAMP := $(NNC_VENV)/.installed
+
+.PHONY: setup system nncodec report test lab clean-cache
 
 setup: $(STAMP)
+
+# Section F's reference codec, MPEG NNC's reference software (Fraunhofer's NNCodec, C++ built
+# here, ~4 min). It pins numpy<2, which the main virtualenv does not: its own environment,
+# run as a subprocess (approxlib/nncodec.py). Skip it with --set nncodec_qps=[].
+nncodec: $(NNC_STAMP)
+
+$(NNC_STAMP):
+	$(PYTHON) -m venv $(NNC_VENV)
+	$(NNC_VENV)/bin/pip install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1 'numpy<2'
+	$(NNC_VENV)/bin/pip install -q --disable-pip-version-check nncodec==2.1.3
+	touch $@
 
 # torch/torchvision first and pinned: an unpinned resolve pulls a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -30,10 +44,10 @@ system:
 	  echo "note: please install $(strip $(DEB_NEEDED)) (Debian/Ubuntu packages) for offline data and the PDF"; \
 	fi
 
-report: setup system
+report: setup system nncodec
 	$(BIN)/approx report --profile $(PROFILE)
 
-test: setup system
+test: setup system nncodec
 	$(BIN)/python -m pytest -q
 
 # JupyterLab refuses to run as root without --allow-root (containers run as root): pass it

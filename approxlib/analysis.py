@@ -227,6 +227,69 @@ def stage_row(d: pd.DataFrame, model: str, stage: str) -> pd.Series:
     return hit.iloc[0]
 
 
+def against_standard(d: pd.DataFrame, tolerance: float = 0.001) -> pd.DataFrame:
+    """Per model, the .apx file (Huffman stage) against NNCodec's settings (`codec` "nncodec",
+    one row per `qp`): NNCodec's smallest file whose test accuracy is at least the .apx file's
+    minus `tolerance` (fraction), and `larger` = .apx bytes / that file's bytes (> 1: .apx is
+    larger). No NNCodec setting that accurate: `nnc_bytes`, `qp` and `larger` are NaN."""
+    rows = []
+    for m in dict.fromkeys(d.model):
+        nnc = d[(d.model == m) & (d.codec == "nncodec")]
+        if nnc.empty:
+            continue
+        apx = stage_row(d, m, "+ Huffman coding")
+        ok = nnc[nnc.accuracy >= apx.accuracy - tolerance]
+        best = ok.loc[ok.size_bytes.idxmin()] if len(ok) else None
+        rows.append({"model": m, "apx_bytes": apx.size_bytes, "apx_accuracy": apx.accuracy,
+                     "settings": len(nnc),
+                     "nnc_bytes": best.size_bytes if best is not None else np.nan,
+                     "nnc_accuracy": best.accuracy if best is not None else np.nan,
+                     "qp": best.qp if best is not None else np.nan,
+                     "larger": apx.size_bytes / best.size_bytes if best is not None else np.nan})
+    return pd.DataFrame(rows)
+
+
+def pareto_front(cost, gain) -> np.ndarray:
+    """Which points no other point dominates (cost ≤ and gain ≥, one of them strictly): the
+    trade-offs worth considering. Ties in both are all kept."""
+    cost, gain = np.asarray(cost, dtype=float), np.asarray(gain, dtype=float)
+    better = ((cost[None, :] <= cost[:, None]) & (gain[None, :] >= gain[:, None])
+              & ((cost[None, :] < cost[:, None]) | (gain[None, :] > gain[:, None])))
+    return ~better.any(axis=1)
+
+
+def compression_points(d: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """Per model, every file of section F's trade-off between size and accuracy: the .apx file
+    at each codebook width of the bits curve (k-means, no fine-tuning; `curves` has `model`,
+    `bits`, `bytes`, `accuracy`), the fine-tuned .apx file, and each NNCodec setting; with its
+    compression `ratio` and whether it is on the model's Pareto front (`front`)."""
+    out = []
+    for m in dict.fromkeys(d.model):
+        ours = stage_row(d, m, "+ Huffman coding")
+        dense = ours.size_bytes * ours.compression_ratio  # the dense state dict's bytes
+        c = curves[curves.model == m] if len(curves) else curves
+        rows = [{"model": m, "file": f".apx, k-means {int(r.bits)} bits", "kind": "curve",
+                 "bytes": r.bytes, "accuracy": r.accuracy} for r in c.itertuples()]
+        rows.append({"model": m, "file": f".apx, {ours.weight_bits} bits, fine-tuned",
+                     "kind": "apx", "bytes": ours.size_bytes, "accuracy": ours.accuracy})
+        rows += [{"model": m, "file": f"NNCodec qp {int(r.qp)}", "kind": "nncodec",
+                  "bytes": r.size_bytes, "accuracy": r.accuracy}
+                 for r in d[(d.model == m) & (d.codec == "nncodec")].itertuples()]
+        t = pd.DataFrame(rows)
+        t["ratio"] = dense / t.bytes
+        t["front"] = pareto_front(t.bytes, t.accuracy)
+        out.append(t)
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+
+
+def largest_ratio_within(points: pd.DataFrame, model: str, reference: float,
+                         budget: float = 1.0) -> pd.Series | None:
+    """The most compressed file of `model` (compression_points) whose accuracy is at most
+    `budget` points below `reference` (the best dense accuracy at equal compute); None if none."""
+    ok = points[(points.model == model) & (points.accuracy >= reference - budget / 100)]
+    return None if ok.empty else ok.loc[ok.ratio.idxmax()]
+
+
 def compression_stages(d: pd.DataFrame) -> pd.DataFrame:
     """Per model and stage: accuracy (with its interval columns), change against dense
     (`delta`, fraction), size, compression ratio, sparsity, and stored bits per non-zero

@@ -257,6 +257,18 @@ class CodecConfig:
 
 
 @dataclass(frozen=True)
+class NncConfig:
+    """NNCodec (MPEG NNC, ISO/IEC 15938-17) at one quantization parameter: a uniform step of
+    2^(qp / 2^qp_density) before DeepCABAC coding; a lower qp, finer steps, a larger file."""
+    qp: int
+    qp_density: int = 2
+
+    def __post_init__(self):
+        _number("each of nncodec_qps", self.qp, -100, 0, integer=True)
+        _number("nncodec qp_density", self.qp_density, 0, 5, integer=True)
+
+
+@dataclass(frozen=True)
 class ChannelConfig:
     """Structured pruning (Torch-Pruning): remove `ratio` of the channels of every group,
     channel counts rounded to multiples of `round_to` (what vectorized kernels like)."""
@@ -521,6 +533,11 @@ def validate_params(p: dict[str, Any]) -> None:
                           f"{_show(bits)}")
     for b in bits:
         ShareConfig(b, b)
+    qps = _list("nncodec_qps", p["nncodec_qps"])
+    for q in qps:
+        NncConfig(q)
+    if len(set(qps)) != len(qps):
+        raise ConfigError(f"nncodec_qps must be distinct, got {_show(qps)}")
     ModelConfig("resnet18", 10, 3, p["stem"])
 
 

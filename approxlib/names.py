@@ -12,7 +12,7 @@ PRUNE_METHODS = {"l1-unstructured": "global magnitude", "l1-layerwise": "layer-w
                  "gradual-l1": "gradual", "channel-l1": "channels"}
 QUANTS = {"kmeans": "k-means", "int8-static": "static INT8", "int8-dynamic": "INT8"}
 CODECS = {"sparse": "sparse .apx", "packed": "packed .apx", "huffman": "Huffman .apx",
-          "gzip": "gzip", "xz": "xz", "zstd": "zstd"}
+          "gzip": "gzip", "xz": "xz", "zstd": "zstd", "nncodec": "NNCodec (MPEG NNC)"}
 RUNTIMES = {"onnxruntime": "ONNX Runtime", "pytorch": "PyTorch"}
 
 

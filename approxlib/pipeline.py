@@ -27,6 +27,7 @@ from . import compress as Z
 from . import data as D
 from . import measure as ME
 from . import models as M
+from . import nncodec as NC
 from . import prune as P
 from . import runtime as RT
 from . import share as SH
@@ -36,6 +37,7 @@ from .config import (
     ChannelConfig,
     ConfigError,
     ModelConfig,
+    NncConfig,
     OnnxConfig,
     PruneConfig,
     QuantConfig,
@@ -66,6 +68,7 @@ from .steps import (
     Evaluate,
     Given,
     Gradual,
+    Nnc,
     Onnx,
     Prune,
     Quantize,
@@ -105,13 +108,14 @@ JSON_CHECKS = {
     "fingerprints": _fields(metrics=str),
     "sensitivity": _fields(rows=list, key=str, images=int),
     "curve": lambda c: (isinstance(c.get("points"), list) and all(
-        _fields(bits=int, accuracy=NUM, val_accuracy=NUM, codebook=int)(pt)
+        _fields(bits=int, accuracy=NUM, val_accuracy=NUM, codebook=int, bytes=int)(pt)
         for pt in c["points"] if isinstance(pt, dict)) and all(isinstance(pt, dict)
                                                              for pt in c["points"])),
     "encode": _fields(bytes=int, source_bytes=int, tensors=list, encode_seconds=NUM,
                       decode_seconds=NUM),
     "onnx": _fields(seconds=NUM),
 }
+JSON_CHECKS["nncodec"] = JSON_CHECKS["encode"]
 
 
 @dataclass(frozen=True)
@@ -216,9 +220,19 @@ def recipe(v: Variant, p: dict) -> tuple[Step, ...]:
     """A variant's steps, from training to evaluation."""
     p = variant_params(p, v)
     data, mc = D.identify(data_config(p, v.dataset)), model_config(p, v.model, v.dataset)
-    codec = [Encode(mc, codec_config(p, v.codec), data)] if v.codec != "none" else []
     return (first_step(v, p, data, mc), *prune_steps(v, p, data, mc),
-            *quant_steps(v, p, data, mc), *codec, Evaluate(measure_config(p), data))
+            *quant_steps(v, p, data, mc), *codec_steps(v, p, data, mc),
+            Evaluate(measure_config(p), data))
+
+
+def codec_steps(v: Variant, p: dict, data, mc: ModelConfig) -> list[Step]:
+    """How a variant is written: an .apx or general-purpose codec, or NNCodec at its qp."""
+    if v.codec == "none":
+        return []
+    if v.codec == "nncodec":
+        NC.check_available()
+        return [Nnc(mc, NncConfig(v.qp))]
+    return [Encode(mc, codec_config(p, v.codec), data)]
 
 
 def chain(v: Variant, p: dict) -> Stage:
@@ -261,6 +275,10 @@ def load_artifact(path: Path, threads: int = 1, expect: ModelConfig | None = Non
     path = Path(path)
     if path.suffix == ".apx":
         return Z.load(path, expect)
+    if path.suffix == ".nnc":
+        if expect is None:
+            raise S.CheckpointError(f"{path}: an NNCodec bitstream needs its architecture")
+        return NC.load(path, expect)
     if path.suffix == ".onnx":
         if not path.is_file():
             raise S.CheckpointError(f"ONNX model not found: {path}")
@@ -438,9 +456,9 @@ class Runner:
         metrics = {**metrics, "size_bytes": path.stat().st_size, "artifact": str(path),
                    "artifact_key": st.upstream.key, "fingerprint": fp,
                    "measured_as": same["metrics"] if same is not None else st.key}
-        if isinstance(st.upstream.step, Encode):
-            metrics["encode"] = self.store.read_json("encode", st.upstream.key,
-                                                     JSON_CHECKS["encode"])
+        if st.upstream.step.encodes:
+            kind = st.upstream.kind
+            metrics["encode"] = self.store.read_json(kind, st.upstream.key, JSON_CHECKS[kind])
         self.store.write_json("metrics", st.key, metrics)
         if same_key and same is None:
             self.store.write_json("fingerprints", same_key, {"metrics": st.key})
@@ -488,7 +506,8 @@ class Runner:
         gradual = next(s for s in stages(v, self.p) if isinstance(s.step, Gradual))
         data_cfg = gradual.step.data
         bits = [int(b) for b in self.p["dc_bits_curve"]]
-        key = config_hash("curve", CACHE_VERSION, bits, data_cfg, gradual.key)
+        # 2: each point's .apx (Huffman) bytes
+        key = config_hash("curve", CACHE_VERSION, 2, bits, data_cfg, gradual.key)
         cached = self.store.read_json("curve", key, JSON_CHECKS["curve"])
         if cached is not None:
             return cached["points"]
@@ -503,9 +522,10 @@ class Runner:
             model, rows, _ = SH.share_and_finetune(
                 copy.deepcopy(pruned), ShareConfig(b, b), splits,
                 dataclasses.replace(share_finetune_config(self.p), epochs=0), progress=False)
+            data, _ = Z.encode(model, gradual.step.model, codec_config(self.p, "huffman"))
             points.append({"bits": b, "val_accuracy": T.accuracy(model, splits.val_x, splits.val_y),
                            "accuracy": T.accuracy(model, splits.test_x, splits.test_y),
-                           "codebook": max(r["k"] for r in rows)})
+                           "codebook": max(r["k"] for r in rows), "bytes": len(data)})
         self.store.write_json("curve", key, {"points": points, "upstream": gradual.key})
         self.computed.append(key)
         return points
@@ -541,7 +561,9 @@ def row(v: Variant, p: dict, m: dict) -> dict:
         "weight_bits": (f"{per_model(p, 'dc_bits_conv', v.model)}/"
                         f"{per_model(p, 'dc_bits_fc', v.model)}"
                         if v.quant == "kmeans"
-                        else "32/8" if v.quant == "int8-dynamic" else "32/32"),
+                        else "32/8" if v.quant == "int8-dynamic"
+                        else f"qp {v.qp}" if v.qp is not None else "32/32"),
+        "qp": v.qp,
         "schedule": p["schedule"], "train_size": p["train_size"], "artifact_key": m["artifact_key"],
         "git_commit": m["git_commit"], "torch_version": m["torch_version"], "cpu": m["cpu"],
     }

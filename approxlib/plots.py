@@ -8,7 +8,7 @@ matplotlib.use("Agg")  # headless: papermill, CI and the PDF renderer have no di
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from . import names  # noqa: E402
+from . import analysis, names  # noqa: E402
 
 MB = 1e6
 
@@ -220,6 +220,46 @@ def bits_curve(curve: pd.DataFrame, dense: dict, tuned: dict) -> plt.Figure:
     return fig
 
 
+KIND_STYLE = {"curve": ("o", ".apx, k-means codebook (no fine-tuning), by bits"),
+              "apx": ("*", ".apx, fine-tuned codebook (the file section F ships)"),
+              "nncodec": ("s", "NNCodec (MPEG NNC), by qp")}
+
+
+def ratio_accuracy(points: pd.DataFrame, dense: dict, published: list[tuple]) -> plt.Figure:
+    """Per model: test accuracy against compression ratio (log scale) of every file section F
+    wrote, the Pareto front joined, the dense model and its 1-point budget as lines, and the
+    published ratios (other models and datasets: labelled, not comparable in accuracy) as
+    vertical lines."""
+    models = list(dict.fromkeys(points.model))
+    fig, axes = plt.subplots(1, len(models), figsize=(4.8 * len(models), 4.2), squeeze=False)
+    for ax, m in zip(axes[0], models):
+        d = points[points.model == m]
+        for j, (kind, (mk, label)) in enumerate(KIND_STYLE.items()):
+            k = d[d.kind == kind]
+            ax.plot(k.ratio, k.accuracy * 100, mk, ms=11 if mk == "*" else 6, ls="none",
+                    color=MODEL_COLORS[j], label=label)
+        front = d[d.front].sort_values("ratio")
+        ax.plot(front.ratio, front.accuracy * 100, "-", color="0.4", lw=1, label="Pareto front")
+        ax.axhline(dense[m] * 100, color=COLORS["none"], lw=1, label="dense baseline")
+        ax.axhline(dense[m] * 100 - 1, color=COLORS["none"], lw=1, ls="--",
+                   label="baseline − 1 pt")
+        for who, what, ratio in published:
+            ax.axvline(ratio, color="0.6", lw=0.8, ls=":")
+            ax.annotate(f"{who} ({what}) {ratio:g}×", (ratio, 0.02), xycoords=("data", "axes fraction"),
+                        rotation=90, fontsize=6, color="0.4", ha="right", va="bottom")
+        _log_ticks(ax)
+        ax.set_title(names.model(m), fontsize=9)
+        ax.set_xlabel("Compression ratio vs dense float32 (×, log scale)")
+        ax.set_ylabel("Top-1 test accuracy (%)")
+        ax.set_ylim(max(0, min(d.accuracy.min() * 100, dense[m] * 100 - 1) - 2),
+                    max(d.accuracy.max(), dense[m]) * 100 + 1.5)
+        ax.grid(alpha=0.3, which="both")
+    fig.legend(*axes[0][0].get_legend_handles_labels(), fontsize=7, ncol=3,
+               loc="lower center", frameon=False)
+    fig.tight_layout(rect=(0, 0.14, 1, 1))
+    return fig
+
+
 def layer_bits(layers: dict[str, pd.DataFrame]) -> plt.Figure:
     """Per layer: sparsity and the stored bits per non-zero weight (relative index + value)."""
     fig, axes = plt.subplots(len(layers), 1, figsize=(9.5, 3.0 * len(layers)), squeeze=False)
@@ -261,12 +301,8 @@ def pareto(df: pd.DataFrame) -> plt.Figure:
                         fmt=MARKERS[(r.quant, r.runtime)], ms=6, capsize=2,
                         mfc="white" if r.prune_ratio > 0 else palette[j % len(palette)],
                         color=palette[j % len(palette)])
-        best, front = -1.0, []
-        for r in d.itertuples():
-            if r.accuracy > best:
-                front.append(r)
-                best = r.accuracy
-        ax.plot([r.latency_ms for r in front], [r.accuracy * 100 for r in front], "-",
+        front = d[analysis.pareto_front(d.latency_ms, d.accuracy)]
+        ax.plot(front.latency_ms, front.accuracy * 100, "-",
                 color=palette[j % len(palette)], lw=1, alpha=0.7, label=f"{names.model(m)} Pareto front")
     for (q, rt), mk in MARKERS.items():
         ax.plot([], [], mk, color="0.3", mfc="0.3",

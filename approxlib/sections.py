@@ -31,6 +31,7 @@ class Variant:
     seed: int | None = None  # None: the profile's seed
     protocol: str = "profile"  # profile | a name in h_protocols (section H)
     finetune: bool = True  # False: pruned only (section H's curve without fine-tuning)
+    qp: int | None = None  # the quantization parameter of a codec that has one (NNCodec)
 
     @property
     def prune_method(self) -> str:
@@ -49,7 +50,7 @@ class Variant:
         if self.quant != "none":
             parts.append(self.quant)
         if self.codec != "none":
-            parts.append(self.codec)
+            parts.append(self.codec if self.qp is None else f"{self.codec} qp {self.qp}")
         if self.runtime != "pytorch":
             parts.append(self.runtime)
         if self.is_control:
@@ -108,14 +109,16 @@ def speed_variants(p: dict, section: str, model: str, dataset: str) -> list[Vari
 def compression_variants(p: dict, section: str, model: str, dataset: str
                          ) -> list[Variant]:
     """Section F, Deep Compression's table for one model: dense → pruned (.pt, then what a user
-    would try first on it: gzip / xz / zstd) → sparse-encoded → + weight sharing → + Huffman."""
+    would try first on it: gzip / xz / zstd) → sparse-encoded → + weight sharing → + Huffman;
+    and the standard's codec (NNCodec) on the same pruned model at each of `nncodec_qps`."""
     s = float(per_model(p, "dc_sparsity", model))
     pruned = Variant(section, model, dataset, s, prune="gradual-l1")
     shared = dataclasses.replace(pruned, quant="kmeans")
     return [Variant(section, model, dataset), pruned,
             *(dataclasses.replace(pruned, codec=c) for c in ("gzip", "xz", "zstd", "sparse")),
             dataclasses.replace(shared, codec="packed"),
-            dataclasses.replace(shared, codec="huffman")]
+            dataclasses.replace(shared, codec="huffman"),
+            *(dataclasses.replace(pruned, codec="nncodec", qp=int(q)) for q in p["nncodec_qps"])]
 
 
 

@@ -25,6 +25,7 @@ import torch
 
 from . import compress
 from . import models
+from . import nncodec
 from . import prune
 from . import quantize
 from . import runtime
@@ -33,7 +34,7 @@ from . import store
 from . import structured
 from . import train
 from .config import (ChannelConfig, CodecConfig, DataConfig, GradualConfig, MeasureConfig,
-                     ModelConfig, OnnxConfig, PruneConfig, QuantConfig, SensitivityConfig,
+                     ModelConfig, NncConfig, OnnxConfig, PruneConfig, QuantConfig, SensitivityConfig,
                      ShareConfig, StaticQuantConfig, TrainConfig, config_hash)
 
 # Bump when a stage's code changes what it produces, so stale cache entries are not reused.
@@ -71,6 +72,8 @@ class Step:
     json_kind: ClassVar[str | None] = None  # its result is a JSON entry of this kind, no file
     record: ClassVar[bool] = False  # writes a JSON record of its own kind beside its artifact
     timed: ClassVar[bool] = False  # measures latency: must run alone on its machine
+    encodes: ClassVar[bool] = False  # writes a file format: its record (bytes, seconds) is
+    # shown with the metrics of the file
 
     @property
     def suffix(self) -> str:
@@ -397,6 +400,7 @@ class Encode(Step):
     kind = "encode"
     float_model = False
     record = True
+    encodes = True
     model: ModelConfig
     codec: CodecConfig
     data: DataConfig
@@ -440,6 +444,36 @@ class Encode(Step):
             **meta, "encode_seconds": t1 - t0, "decode_seconds": t2 - t1,
             "source_bytes": source.stat().st_size, "bytes": path.stat().st_size,
             "tensors": stats})
+
+
+@register
+@dataclass(frozen=True)
+class Nnc(Step):
+    """NNCodec, MPEG's standard codec for neural networks, on the upstream float model (BatchNorm
+    folded, as .apx stores it); its bitstream is the artifact, decoded by NNCodec to evaluate."""
+    kind = "nncodec"
+    float_model = False
+    record = True
+    encodes = True
+    model: ModelConfig
+    nnc: NncConfig
+
+    @property
+    def suffix(self) -> str:
+        return ".nnc"
+
+    def label(self, v) -> str:
+        return f"encode {v.label}"
+
+    def run(self, ctx, st, path, meta):
+        model, _ = ctx.load(st.upstream, self.model)
+        result = nncodec.encode(model, path, self.nnc.qp, self.nnc.qp_density)
+        _, info = nncodec.load(path, self.model)  # one that does not decode is a bug
+        ctx.store.write_json(self.kind, st.key, {
+            **meta, "encode_seconds": result["encode_seconds"],
+            "decode_seconds": info["meta"]["decode_seconds"],
+            "source_bytes": ctx.artifact(st.upstream).stat().st_size, "bytes": result["bytes"],
+            "tensors": []})
 
 
 @register

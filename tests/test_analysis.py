@@ -1,4 +1,5 @@
 """analysis: section G's speed-ups and picks on a small frame with known values."""
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -143,3 +144,48 @@ def test_the_speed_finding_measures_against_the_best_dense_model_at_equal_comput
     control = g.iloc[[0]].assign(control="equal-compute", accuracy=0.908)
     raised = dict(analysis.findings(pd.concat([g, control]), 0.5, 0))["G"]
     assert "ResNet-18 2.0× (dense fp32 ORT, 2.00 ms)" in raised  # the bar is now 89.8%
+
+
+def test_the_apx_file_is_measured_against_the_smallest_equally_accurate_nncodec_file():
+    rows = [dict(model="m", prune_ratio=0.9, quant="kmeans", codec="huffman", size_bytes=1000,
+                 accuracy=0.900, qp=np.nan)]
+    for qp, size, acc in [(-38, 1500, 0.9005), (-32, 1200, 0.8992), (-26, 800, 0.8985),
+                          (-20, 500, 0.70)]:
+        rows.append(dict(model="m", prune_ratio=0.9, quant="none", codec="nncodec",
+                         size_bytes=size, accuracy=acc, qp=qp))
+    rows.append(dict(model="n", prune_ratio=0.9, quant="kmeans", codec="huffman",
+                     size_bytes=1000, accuracy=0.95, qp=np.nan))
+    rows.append(dict(model="n", prune_ratio=0.9, quant="none", codec="nncodec",
+                     size_bytes=900, accuracy=0.90, qp=-38))
+    t = analysis.against_standard(pd.DataFrame(rows)).set_index("model")
+    # -26 misses by 0.15 points and -20 by far: -32 (1,200 bytes) is the smallest within 0.1
+    assert t.loc["m", "qp"] == -32 and t.loc["m", "nnc_bytes"] == 1200
+    assert t.loc["m", "larger"] == pytest.approx(1000 / 1200) and t.loc["m", "settings"] == 4
+    assert np.isnan(t.loc["n", "larger"]) and np.isnan(t.loc["n", "qp"])
+    assert analysis.against_standard(pd.DataFrame(rows[:1])).empty
+
+
+def test_the_pareto_front_keeps_exactly_the_undominated_points():
+    cost = [1, 2, 2, 3, 4, 4]
+    gain = [0.5, 0.7, 0.6, 0.7, 0.9, 0.9]
+    # (2, .6) loses to (2, .7); (3, .7) to (2, .7); the tie (4, .9) twice stays
+    assert analysis.pareto_front(cost, gain).tolist() == [True, True, False, False, True, True]
+
+
+def test_compression_points_put_curve_apx_and_nncodec_files_on_one_front():
+    huff = dict(model="m", prune_ratio=0.9, quant="kmeans", codec="huffman", size_bytes=1000,
+                compression_ratio=40.0, accuracy=0.90, weight_bits="4/4", qp=np.nan)
+    nnc = [dict(huff, quant="none", codec="nncodec", size_bytes=s, accuracy=a, qp=q,
+                weight_bits="qp") for s, a, q in [(800, 0.91, -26), (2000, 0.95, -38)]]
+    curves = pd.DataFrame({"model": "m", "bits": [2, 4], "bytes": [500, 1000],
+                           "accuracy": [0.80, 0.89]})
+    t = analysis.compression_points(pd.DataFrame([huff, *nnc]), curves).set_index("file")
+    assert t.loc["NNCodec qp -26", "ratio"] == 40_000 / 800
+    # the 4-bit curve point and the fine-tuned file (1000 bytes) lose to NNCodec's 800 bytes
+    assert t.front.to_dict() == {".apx, k-means 2 bits": True, ".apx, k-means 4 bits": False,
+                                 ".apx, 4/4 bits, fine-tuned": False, "NNCodec qp -26": True,
+                                 "NNCodec qp -38": True}
+    pts = t.reset_index()
+    assert analysis.largest_ratio_within(pts, "m", 0.915).file == "NNCodec qp -26"  # 0.91 ok
+    assert analysis.largest_ratio_within(pts, "m", 0.925) .file == "NNCodec qp -38"
+    assert analysis.largest_ratio_within(pts, "m", 0.97) is None

@@ -102,7 +102,7 @@ def test_section_f_rows_are_real_files_and_exact(smoke):
     from approxlib import data as D
     p, store, root, df, runner, data_root = smoke
     f = df[df.section == "F"]
-    assert len(f) == 18
+    assert len(f) == 18 + 2 * len(p["nncodec_qps"])
     control = f[f.control != "none"]  # dense, fine-tuned as long as the gradual pruning ran
     assert len(control) == 2 and (control.sparsity < 0.01).all()
     assert (control.finetune_epochs == p["dc_epochs"]).all()
@@ -120,6 +120,9 @@ def test_section_f_rows_are_real_files_and_exact(smoke):
         assert d.loc["huffman", "size_bytes"] < d[d.index.isin(["gzip", "xz", "zstd"])].size_bytes.min()
         # lossless codecs: the same weights, so the same predictions
         assert d.loc["huffman", "accuracy"] == d.loc["packed", "accuracy"]
+        # the standard's codec coded the same pruned model: a real bitstream, a sparse file's size
+        nnc = d.loc[["nncodec"]]
+        assert (nnc.qp == p["nncodec_qps"]).all() and (nnc.size_bytes < d.loc["sparse", "size_bytes"]).all()
         assert d.loc["xz", "accuracy"] == d.loc["sparse", "accuracy"] == d.loc["none"].query(
             "prune_ratio > 0").accuracy.iloc[0]
         # decoding the shipped .apx file really gives that accuracy

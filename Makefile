@@ -16,7 +16,7 @@ setup: $(STAMP)
 # Section F's reference codec, MPEG NNC's reference software (Fraunhofer's NNCodec, C++ built
 # here, ~4 min). It pins numpy<2, which the main virtualenv does not: its own environment,
 # run as a subprocess (approxlib/nncodec.py). Skip it with --set nncodec_qps=[].
-nncodec: $(NNC_STAMP)
+nncodec: system $(NNC_STAMP)
 
 $(NNC_STAMP):
 	$(PYTHON) -m venv $(NNC_VENV)
@@ -32,10 +32,11 @@ $(STAMP): pyproject.toml
 	touch $@
 
 # Debian packages, where we may install them: Fashion-MNIST offline (elsewhere torchvision
-# downloads it on first use) and Chromium, which prints the report to PDF. CIFAR cannot be
+# downloads it on first use), Chromium, which prints the report to PDF, and g++ (NNCodec is C++). CIFAR cannot be
 # fetched here: see README, "Data".
 DEB_NEEDED = $(if $(wildcard /usr/share/datasets/fashion-mnist),,dataset-fashion-mnist) \
-             $(if $(shell command -v chromium 2>/dev/null),,chromium)
+             $(if $(shell command -v chromium 2>/dev/null),,chromium) \
+             $(if $(shell command -v g++ 2>/dev/null),,g++)
 system:
 	@if [ -n "$(strip $(DEB_NEEDED))" ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	  echo "installing Debian packages: $(strip $(DEB_NEEDED))"; \

@@ -229,16 +229,17 @@ def stage_row(d: pd.DataFrame, model: str, stage: str) -> pd.Series:
 
 def against_standard(d: pd.DataFrame, tolerance: float = 0.001) -> pd.DataFrame:
     """Per model, the .apx file (Huffman stage) against NNCodec's settings (`codec` "nncodec",
-    one row per `qp`): NNCodec's smallest file whose test accuracy is at least the .apx file's
-    minus `tolerance` (fraction), and `larger` = .apx bytes / that file's bytes (> 1: .apx is
-    larger). No NNCodec setting that accurate: `nnc_bytes`, `qp` and `larger` are NaN."""
+    one row per `qp`): NNCodec's smallest file whose validation accuracy is at least the .apx
+    file's minus `tolerance` (fraction; picked on validation, its test accuracy reported), and
+    `larger` = .apx bytes / that file's bytes (> 1: .apx is larger). No NNCodec setting that
+    accurate: `nnc_bytes`, `qp` and `larger` are NaN."""
     rows = []
     for m in dict.fromkeys(d.model):
         nnc = d[(d.model == m) & (d.codec == "nncodec")]
         if nnc.empty:
             continue
         apx = stage_row(d, m, "+ Huffman coding")
-        ok = nnc[nnc.accuracy >= apx.accuracy - tolerance]
+        ok = nnc[nnc.val_accuracy >= apx.val_accuracy - tolerance]
         best = ok.loc[ok.size_bytes.idxmin()] if len(ok) else None
         rows.append({"model": m, "apx_bytes": apx.size_bytes, "apx_accuracy": apx.accuracy,
                      "settings": len(nnc),
@@ -246,7 +247,8 @@ def against_standard(d: pd.DataFrame, tolerance: float = 0.001) -> pd.DataFrame:
                      "nnc_accuracy": best.accuracy if best is not None else np.nan,
                      "qp": best.qp if best is not None else np.nan,
                      "larger": apx.size_bytes / best.size_bytes if best is not None else np.nan})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["model", "apx_bytes", "apx_accuracy", "settings",
+                                       "nnc_bytes", "nnc_accuracy", "qp", "larger"])
 
 
 def pareto_front(cost, gain) -> np.ndarray:
@@ -261,19 +263,22 @@ def pareto_front(cost, gain) -> np.ndarray:
 def compression_points(d: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     """Per model, every file of section F's trade-off between size and accuracy: the .apx file
     at each codebook width of the bits curve (k-means, no fine-tuning; `curves` has `model`,
-    `bits`, `bytes`, `accuracy`), the fine-tuned .apx file, and each NNCodec setting; with its
-    compression `ratio` and whether it is on the model's Pareto front (`front`)."""
+    `bits`, `bytes`, `accuracy`, `val_accuracy`), the fine-tuned .apx file, and each NNCodec
+    setting; with its compression `ratio` and whether it is on the model's Pareto front
+    (`front`, over test accuracy: what the figure shows)."""
     out = []
     for m in dict.fromkeys(d.model):
         ours = stage_row(d, m, "+ Huffman coding")
         dense = ours.size_bytes * ours.compression_ratio  # the dense state dict's bytes
         c = curves[curves.model == m] if len(curves) else curves
         rows = [{"model": m, "file": f".apx, k-means {int(r.bits)} bits", "kind": "curve",
-                 "bytes": r.bytes, "accuracy": r.accuracy} for r in c.itertuples()]
+                 "bytes": r.bytes, "accuracy": r.accuracy, "val_accuracy": r.val_accuracy}
+                for r in c.itertuples()]
         rows.append({"model": m, "file": f".apx, {ours.weight_bits} bits, fine-tuned",
-                     "kind": "apx", "bytes": ours.size_bytes, "accuracy": ours.accuracy})
+                     "kind": "apx", "bytes": ours.size_bytes, "accuracy": ours.accuracy,
+                     "val_accuracy": ours.val_accuracy})
         rows += [{"model": m, "file": f"NNCodec qp {int(r.qp)}", "kind": "nncodec",
-                  "bytes": r.size_bytes, "accuracy": r.accuracy}
+                  "bytes": r.size_bytes, "accuracy": r.accuracy, "val_accuracy": r.val_accuracy}
                  for r in d[(d.model == m) & (d.codec == "nncodec")].itertuples()]
         t = pd.DataFrame(rows)
         t["ratio"] = dense / t.bytes
@@ -284,9 +289,10 @@ def compression_points(d: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
 
 def largest_ratio_within(points: pd.DataFrame, model: str, reference: float,
                          budget: float = 1.0) -> pd.Series | None:
-    """The most compressed file of `model` (compression_points) whose accuracy is at most
-    `budget` points below `reference` (the best dense accuracy at equal compute); None if none."""
-    ok = points[(points.model == model) & (points.accuracy >= reference - budget / 100)]
+    """The most compressed file of `model` (compression_points) whose validation accuracy is at
+    most `budget` points below `reference` (the best dense model's validation accuracy at equal
+    compute): picked on validation, never on test; None if none."""
+    ok = points[(points.model == model) & (points.val_accuracy >= reference - budget / 100)]
     return None if ok.empty else ok.loc[ok.ratio.idxmax()]
 
 

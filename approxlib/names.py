@@ -3,6 +3,8 @@ and its figures. The one place for them; a name not listed is shown as it is spe
 profile (a torchvision model added through the profile needs no entry here)."""
 from __future__ import annotations
 
+import pandas as pd
+
 from pathlib import Path
 
 MODELS = {"resnet18": "ResNet-18", "mobilenetv2": "MobileNetV2"}
@@ -60,5 +62,6 @@ def variant_label(r) -> str:
         parts.append(f"({RUNTIMES.get(r.runtime, r.runtime)})")
     codec_ = getattr(r, "codec", "none")
     if codec_ != "none":
-        parts.append(f"+ {codec(codec_)}")
+        qp = getattr(r, "qp", None)
+        parts.append(f"+ {codec(codec_)}" + ("" if qp is None or pd.isna(qp) else f" qp {int(qp)}"))
     return " ".join(parts)

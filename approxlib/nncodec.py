@@ -6,8 +6,9 @@ NNCodec pins numpy < 2, so it lives in its own virtualenv (`make nncodec` builds
 `APPROX_NNCODEC_PYTHON` names another interpreter) and runs as a subprocess
 (`nncodec_worker.py`); weights cross as .npz files read with allow_pickle=False. What is coded is
 the float model with BatchNorm folded into the convolutions — the structure `.apx` stores — so
-the two files hold the same tensors. NNCodec quantizes uniformly (step 2^(qp / 2^qp_density));
-zeros stay zeros, so the sparsity pattern survives.
+the two files hold the same tensors. NNCodec quantizes uniformly (step 2^(qp / 2^qp_density))
+with dependent quantization, which may give a few pruned weights (~1% here) a non-zero level: the
+decoded model's sparsity is measured, not assumed.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from .config import ConfigError, ModelConfig
 from .share import fold_batchnorm
 
 WORKER = Path(__file__).with_name("nncodec_worker.py")
+RESULT = "approx-nncodec-result: "  # the worker's result line (the same text there)
 VENV = Path(__file__).resolve().parent.parent / ".venv-nnc"
 TIMEOUT = 1800  # seconds for one call; ResNet-18 encodes in ~6 s here
 
@@ -49,12 +51,22 @@ def _run(*args: str) -> dict:
     # One thread: the caller may be timing something else. -I: isolated, so the worker's
     # folder (which holds this module, also named nncodec) is not on its import path.
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([str(python()), "-I", str(WORKER), *args], capture_output=True,
-                          text=True, timeout=TIMEOUT, env=env)
+    try:
+        proc = subprocess.run([str(python()), "-I", str(WORKER), *args], capture_output=True,
+                              text=True, timeout=TIMEOUT, env=env)
+    except subprocess.TimeoutExpired:
+        raise S.CheckpointError(f"NNCodec {args[0]} took more than {TIMEOUT} s") from None
+    except OSError as e:
+        raise S.CheckpointError(f"NNCodec could not start ({python()}): {e}") from None
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["no message"])[-1]
         raise S.CheckpointError(f"NNCodec {args[0]} failed: {tail}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT)]
+    try:
+        return json.loads(lines[-1][len(RESULT):])
+    except (IndexError, ValueError):
+        raise S.CheckpointError(f"NNCodec {args[0]} gave no result (is {python()} the "
+                                f"NNCodec environment?)") from None
 
 
 def float_state(model: nn.Module) -> dict[str, np.ndarray]:
@@ -68,13 +80,16 @@ def float_state(model: nn.Module) -> dict[str, np.ndarray]:
     return {k: v.detach().contiguous().numpy() for k, v in state.items()}
 
 
-def encode(model: nn.Module, path: Path, qp: int, qp_density: int) -> dict:
-    """Write NNCodec's bitstream of `model` at `path` (atomically); its bytes and seconds."""
+def encode(model: nn.Module, path: Path, qp: int, qp_density: int, expect: ModelConfig
+           ) -> dict:
+    """Write NNCodec's bitstream of `model` at `path`, atomically and only once NNCodec has
+    decoded it into `expect`'s architecture; its bytes and encode/decode seconds."""
     with tempfile.TemporaryDirectory() as tmp, S.atomic_path(path) as out:
         weights = Path(tmp) / "weights.npz"
         np.savez(weights, **float_state(model))
         result = _run("encode", str(weights), str(out), str(qp), str(qp_density))
-    return {**result, "bytes": path.stat().st_size}
+        _, info = load(out, expect)
+    return {**result, **info["meta"], "bytes": path.stat().st_size}
 
 
 def load(path: Path, expect: ModelConfig) -> tuple[nn.Module, dict]:

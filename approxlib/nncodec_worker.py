@@ -10,27 +10,18 @@ numpy < 2, which the main environment does not, so nothing here imports approxli
 alone, as NNCodec's own codebook mode does, decodes them and checks the round trip: the bytes
 DeepCABAC spends on exactly the symbols an .apx file Huffman-codes.
 
-Each writes its output atomically (a temporary file renamed) and prints one JSON line last: the
+Each writes its output to the path it is given (the caller makes that path a temporary one and
+renames it: the caller owns atomicity) and prints its result as one JSON line after RESULT: the
 seconds NNCodec itself took. Arrays are read with allow_pickle=False: nothing loaded runs code.
 """
 import json
-import os
 import sys
-import tempfile
 import time
 
 import numpy as np
 
 
-def _atomic(path: str, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".part")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+RESULT = "approx-nncodec-result: "
 
 
 def encode(src: str, out: str, qp: int, qp_density: int) -> dict:
@@ -42,10 +33,8 @@ def encode(src: str, out: str, qp: int, qp_density: int) -> dict:
                       return_bitstream=True, verbose=False)
     seconds = time.perf_counter() - t0
 
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            f.write(bytes(bs))
-    _atomic(out, write)
+    with open(out, "wb") as f:
+        f.write(bytes(bs))
     return {"encode_seconds": seconds, "bytes": len(bs)}
 
 
@@ -57,10 +46,8 @@ def decode(src: str, out: str) -> dict:
     params = nnc.decompress(bs, verbose=False)
     seconds = time.perf_counter() - t0
 
-    def write(tmp):
-        with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name
-            np.savez(f, **{k: np.asarray(v, dtype=np.float32) for k, v in params.items()})
-    _atomic(out, write)
+    with open(out, "wb") as f:  # a file object: np.savez would append ".npz" to a name
+        np.savez(f, **{k: np.asarray(v, dtype=np.float32) for k, v in params.items()})
     return {"decode_seconds": seconds}
 
 
@@ -102,7 +89,7 @@ def main(argv: list[str]) -> int:
     else:
         print(__doc__, file=sys.stderr)
         return 2
-    print(json.dumps(result))
+    print(RESULT + json.dumps(result), flush=True)
     return 0
 
 

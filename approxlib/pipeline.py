@@ -577,10 +577,12 @@ def run(p: dict, sections: list[str], store: S.Store, out_dir: Path | None = Non
     runner = Runner(p, store, data_root, progress)
     rows, metrics = [], runner.metrics
     variants = plan(p, sections, models)
-    bar = tqdm(variants, desc=f"{p['profile']}: variants", disable=not progress)
-    for v in bar:
+    chains = [chain(v, p) for v in variants]  # every recipe checked before anything trains
+    bar = tqdm(list(zip(variants, chains)), desc=f"{p['profile']}: variants",
+               disable=not progress)
+    for v, st in bar:
         bar.set_postfix_str(f"{v.section}: {v.label}")
-        m = runner.evaluate(chain(v, p))
+        m = runner.evaluate(st)
         rows.append(row(v, p, m))
         metrics[v] = m
     for v in variants:  # section F's bits-vs-accuracy curve, one per gradually pruned model
@@ -588,6 +590,8 @@ def run(p: dict, sections: list[str], store: S.Store, out_dir: Path | None = Non
             bar.set_postfix_str(f"{v.section}: bits curve of {v.label}")
             runner.curves[v] = runner.bits_curve(v)
     df = pd.DataFrame(rows)
+    if "qp" in df:  # integers, empty where a codec has none (not -26.0 beside NaN)
+        df["qp"] = df["qp"].astype("Int64")
     if out_dir is not None:
         write_results(df, Path(out_dir), sections)
         if runner.curves:

@@ -220,33 +220,34 @@ def bits_curve(curve: pd.DataFrame, dense: dict, tuned: dict) -> plt.Figure:
     return fig
 
 
-KIND_STYLE = {"curve": ("o", ".apx, k-means codebook (no fine-tuning), by bits"),
-              "apx": ("*", ".apx, fine-tuned codebook (the file section F ships)"),
-              "nncodec": ("s", "NNCodec (MPEG NNC), by qp")}
+KIND_STYLE = {"curve": ("o", "#8172B3", ".apx, k-means codebook (no fine-tuning), by bits"),
+              "apx": ("*", "#DD8452", ".apx, fine-tuned codebook (the file section F ships)"),
+              "nncodec": ("s", "#55A868", "NNCodec (MPEG NNC), by qp")}
 
 
 def ratio_accuracy(points: pd.DataFrame, dense: dict, published: list[tuple]) -> plt.Figure:
     """Per model: test accuracy against compression ratio (log scale) of every file section F
-    wrote, the Pareto front joined, the dense model and its 1-point budget as lines, and the
+    wrote, the Pareto front joined, the best dense model's accuracy (`dense`) and its 1-point
+    budget as lines, and the
     published ratios (other models and datasets: labelled, not comparable in accuracy) as
     vertical lines."""
     models = list(dict.fromkeys(points.model))
     fig, axes = plt.subplots(1, len(models), figsize=(4.8 * len(models), 4.2), squeeze=False)
     for ax, m in zip(axes[0], models):
         d = points[points.model == m]
-        for j, (kind, (mk, label)) in enumerate(KIND_STYLE.items()):
+        for kind, (mk, color, label) in KIND_STYLE.items():
             k = d[d.kind == kind]
-            ax.plot(k.ratio, k.accuracy * 100, mk, ms=11 if mk == "*" else 6, ls="none",
-                    color=MODEL_COLORS[j], label=label)
+            if len(k):
+                ax.plot(k.ratio, k.accuracy * 100, mk, ms=11 if mk == "*" else 6, ls="none",
+                        color=color, label=label)
         front = d[d.front].sort_values("ratio")
         ax.plot(front.ratio, front.accuracy * 100, "-", color="0.4", lw=1, label="Pareto front")
-        ax.axhline(dense[m] * 100, color=COLORS["none"], lw=1, label="dense baseline")
-        ax.axhline(dense[m] * 100 - 1, color=COLORS["none"], lw=1, ls="--",
-                   label="baseline − 1 pt")
+        ax.axhline(dense[m] * 100, color=COLORS["none"], lw=1, label="best dense model")
+        ax.axhline(dense[m] * 100 - 1, color=COLORS["none"], lw=1, ls="--", label="− 1 point")
         for who, what, ratio in published:
             ax.axvline(ratio, color="0.6", lw=0.8, ls=":")
-            ax.annotate(f"{who} ({what}) {ratio:g}×", (ratio, 0.02), xycoords=("data", "axes fraction"),
-                        rotation=90, fontsize=6, color="0.4", ha="right", va="bottom")
+            ax.annotate(f"{who} ({what}) {ratio:g}×", (ratio, 0.02),
+                        xycoords=("data", "axes fraction"), rotation=90, fontsize=6, color="0.4", ha="right", va="bottom")
         _log_ticks(ax)
         ax.set_title(names.model(m), fontsize=9)
         ax.set_xlabel("Compression ratio vs dense float32 (×, log scale)")

@@ -502,12 +502,15 @@ def environment(p: dict, durations: dict[str, float]) -> str:
 
 
 def summary_table(results: pd.DataFrame, sections: list[str]) -> str:
-    key = ["model", "dataset", "prune_method", "prune_ratio", "quant", "codec", "runtime",
+    key = ["model", "dataset", "prune_method", "prune_ratio", "quant", "codec", "qp", "runtime",
            "control"]
     results = results.copy()
     if "control" not in results:
         results["control"] = "none"
     results["control"] = results.control.fillna("none")
+    # one row per NNCodec setting (groupby drops NaN keys: "" where a codec has no qp)
+    results["qp"] = results.qp.map(lambda q: "" if pd.isna(q) else f"{int(q)}") \
+        if "qp" in results else ""
     # section H's many seeded runs are summarized in its own tables
     d = results[results.section.isin([s for s in sections if SECTIONS[s].summarized])
                 ].drop_duplicates(subset=key)
@@ -518,7 +521,9 @@ def summary_table(results: pd.DataFrame, sections: list[str]) -> str:
         "pruned": [f"{r.prune_ratio:.0%} {method.get(r.prune_method, r.prune_method)}"
                    if r.prune_ratio > 0 else "dense control" if r.control != "none" else "–"
                    for r in d.itertuples()],
-        "quant": d.quant, "codec": d.codec, "runtime": d.runtime.replace({"onnxruntime": "ORT"}),
+        "quant": d.quant,
+        "codec": [f"{r.codec} qp {r.qp}" if r.qp else r.codec for r in d.itertuples()],
+        "runtime": d.runtime.replace({"onnxruntime": "ORT"}),
         "top-1 (%)": (d.accuracy * 100).round(2), "size (MB)": (d.size_bytes / 1e6).round(3),
         "ratio (×)": d.compression_ratio.round(1),
         "latency (ms)": d.latency_ms.round(2), "sparsity (%)": (d.sparsity * 100).round(1),

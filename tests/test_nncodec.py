@@ -30,8 +30,9 @@ def sparse_model():
 def test_a_bitstream_decodes_to_the_folded_model_within_its_quantization_step(
         tmp_path, sparse_model):
     path = tmp_path / "m.nnc"
-    result = nncodec.encode(sparse_model, path, qp=-38, qp_density=2)
+    result = nncodec.encode(sparse_model, path, qp=-38, qp_density=2, expect=MC)
     assert result["bytes"] == path.stat().st_size > 0 and result["encode_seconds"] > 0
+    assert result["decode_seconds"] > 0
     decoded, info = nncodec.load(path, MC)
     folded = nncodec.float_state(sparse_model)
     state = decoded.state_dict()
@@ -52,19 +53,27 @@ def test_a_bitstream_decodes_to_the_folded_model_within_its_quantization_step(
         agree = (decoded(x).argmax(1) == sparse_model.eval()(x).argmax(1)).float().mean()
     assert agree >= 0.9
     # a coarser step, a smaller file
-    coarse = nncodec.encode(sparse_model, tmp_path / "c.nnc", qp=-20, qp_density=2)
+    coarse = nncodec.encode(sparse_model, tmp_path / "c.nnc", qp=-20, qp_density=2, expect=MC)
     assert coarse["bytes"] < result["bytes"]
 
 
 @needs_nncodec
 def test_a_damaged_bitstream_is_one_line(tmp_path, sparse_model):
     path = tmp_path / "m.nnc"
-    nncodec.encode(sparse_model, path, qp=-26, qp_density=2)
+    nncodec.encode(sparse_model, path, qp=-26, qp_density=2, expect=MC)
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(CheckpointError, match="NNCodec"):
         nncodec.load(path, MC)
     with pytest.raises(CheckpointError, match="not found"):
         nncodec.load(tmp_path / "missing.nnc", MC)
+
+
+def test_an_interpreter_that_is_not_nncodec_is_one_line(monkeypatch, tmp_path, sparse_model):
+    import sys
+    monkeypatch.setenv("APPROX_NNCODEC_PYTHON", sys.executable)  # no nncodec module here
+    with pytest.raises(CheckpointError, match="NNCodec encode failed"):
+        nncodec.encode(sparse_model, tmp_path / "m.nnc", qp=-26, qp_density=2, expect=MC)
+    assert not list(tmp_path.iterdir())  # nothing half-written
 
 
 def test_a_missing_environment_is_one_line_before_anything_runs(monkeypatch, tmp_path):

@@ -452,6 +452,9 @@ class Nnc(Step):
     """NNCodec, MPEG's standard codec for neural networks, on the upstream float model (BatchNorm
     folded, as .apx stores it); its bitstream is the artifact, decoded by NNCodec to evaluate."""
     kind = "nncodec"
+    # 1: nncodec 2.1.3 (the Makefile's pin) at its defaults (dependent quantization, parameter
+    # optimization); bump when either changes, so old bitstreams are not reused.
+    version = 1
     float_model = False
     record = True
     encodes = True

@@ -12,6 +12,7 @@ decoded model's sparsity is measured, not assumed.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -26,6 +27,7 @@ from torch import nn
 from . import store as S
 from .compress import skeleton
 from .config import ConfigError, ModelConfig
+from .models import prunable
 from .share import fold_batchnorm
 
 WORKER = Path(__file__).with_name("nncodec_worker.py")
@@ -71,7 +73,6 @@ def _run(*args: str) -> dict:
 
 def float_state(model: nn.Module) -> dict[str, np.ndarray]:
     """The tensors NNCodec codes: the model with BatchNorm folded, all float32."""
-    import copy
     folded = fold_batchnorm(copy.deepcopy(model).cpu())
     state = folded.state_dict()
     odd = [k for k, v in state.items() if v.dtype != torch.float32]
@@ -119,7 +120,6 @@ def codebook_indices(model: nn.Module) -> tuple[dict[str, np.ndarray], dict[str,
     """Per prunable weight of a weight-shared model: its values as signed indices into its sorted
     distinct values, 0 where the weight is pruned (as NNCodec's codebook mode orders them), and
     the number of non-zero distinct values (the codebook a file must also store)."""
-    from .models import prunable
     indices, sizes = {}, {}
     for name, m in prunable(model):
         w = m.weight.detach().cpu().numpy()

@@ -106,9 +106,14 @@ class DataConfig:
     # Hashed only when set, so the keys of runs made before these fields existed still hold.
     image_size: int | None = dataclasses.field(default=None, metadata={"hash": "if set"})
     contents: str | None = dataclasses.field(default=None, metadata={"hash": "if set"})
+    # At most this many test images (class-balanced, seeded): a smoke run's evaluations were
+    # two thirds of its time on the full 10,000-image split (measured, 638 of 994 s).
+    test_size: int | None = dataclasses.field(default=None, metadata={"hash": "if set"})
 
     def __post_init__(self):
         check_dataset(self.dataset)
+        if self.test_size is not None:
+            _number("test_size", self.test_size, 1, 10**7, integer=True)
         if self.image_size is not None:
             _number("image_size", self.image_size, 8, 4096, integer=True)
         if self.train_size is not None:
@@ -626,7 +631,8 @@ def sensitivity_config(p: dict) -> SensitivityConfig:
 
 
 def data_config(p: dict, dataset: str) -> DataConfig:
-    return DataConfig(dataset, p["train_size"], p["val_size"], p["seed"], p["image_size"])
+    return DataConfig(dataset, p["train_size"], p["val_size"], p["seed"], p["image_size"],
+                      test_size=p["test_size"])
 
 
 def train_config(p: dict) -> TrainConfig:

@@ -287,7 +287,8 @@ _CACHE: dict[tuple, Splits] = {}
 
 def load(cfg: DataConfig, root: Path | None = None, download: bool = True) -> Splits:
     """Validation from the dataset's own part if it has one, else carved from the training
-    part (class-balanced, seeded); then the (optional) training subset."""
+    part (class-balanced, seeded); then the (optional) training subset, and the (optional) test
+    subset, drawn after both so that neither changes with it."""
     key = (cfg, str(root or default_root()))
     if key in _CACHE:
         return _CACHE[key]
@@ -315,6 +316,9 @@ def load(cfg: DataConfig, root: Path | None = None, download: bool = True) -> Sp
         raise ConfigError(f"train_size {n_train} exceeds the {rest} training images left after "
                           f"the validation split")
     train_idx = balanced_indices(train_y, n_train, g, exclude=val_idx)
+    if cfg.test_size is not None and cfg.test_size < len(test_y):
+        keep = balanced_indices(test_y, cfg.test_size, g).sort().values
+        test_x, test_y = test_x[keep], test_y[keep]
     splits = Splits(train_x[train_idx], train_y[train_idx], val_x, val_y, test_x, test_y,
                     src.classes, src.channels)
     _CACHE[key] = splits

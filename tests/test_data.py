@@ -7,7 +7,7 @@ import torch
 from torchvision import datasets as tvd
 
 from approxlib import data as D
-from approxlib.config import DataConfig
+from approxlib.config import ConfigError, DataConfig
 
 
 def test_fashion_mnist_is_real_and_uint8(data_root):
@@ -32,6 +32,22 @@ def test_splits_are_balanced_seeded_and_disjoint(data_root):
     assert torch.equal(again.train_x, s.train_x)
     other = D.load(DataConfig("fashion-mnist", 1000, 300, seed=4), data_root)
     assert not torch.equal(other.train_x, s.train_x)
+
+
+def test_test_subset_is_balanced_and_leaves_train_and_val_alone(data_root):
+    full = D.load(DataConfig("fashion-mnist", 1000, 300, seed=3), data_root)
+    sub = D.load(DataConfig("fashion-mnist", 1000, 300, seed=3, test_size=2000), data_root)
+    assert len(sub.test_y) == 2000 and torch.bincount(sub.test_y).tolist() == [200] * 10
+    assert torch.equal(sub.train_x, full.train_x) and torch.equal(sub.val_x, full.val_x)
+    # each kept image is one of the test split's, in the split's order
+    rows = {x.numpy().tobytes(): i for i, x in enumerate(full.test_x)}
+    where = [rows[x.numpy().tobytes()] for x in sub.test_x]
+    assert where == sorted(where) and len(set(where)) == 2000
+    # asking for more than the split holds keeps the whole split
+    assert len(D.load(DataConfig("fashion-mnist", 1000, 300, 3, test_size=10**6), data_root)
+               .test_y) == 10000
+    with pytest.raises(ConfigError, match="test_size"):
+        DataConfig("fashion-mnist", 1000, 300, test_size=0)
 
 
 def test_balanced_indices_excludes_and_spreads_remainder():

@@ -228,6 +228,37 @@ def _one_line(e: BaseException) -> str:
 
 # -------------------------------------------------------------------------------- commands
 
+def _dry_run(p: dict, sections: list[str], st, data_dir) -> int:
+    """List the stages and which are cached; price the missing ones from this store's records."""
+    from . import pipeline
+    todo = pipeline.dry_run(p, sections, st)
+    for s in todo:
+        print(f"{'cached ' if s['cached'] else 'missing'}  {s['stage']:<9} {s['key']}  "
+              f"{s['label']}")
+    missing = sum(not s["cached"] for s in todo)
+    if missing:
+        print(_estimate(p, sections, st, data_dir, todo))
+    print(f"{len(todo)} stages, {len(todo) - missing} cached, {missing} to compute")
+    return 0
+
+
+def _estimate(p: dict, sections: list[str], st, data_dir, todo: list[dict]) -> str:
+    """One line: what the missing stages should take here, priced by `accounting.estimate`."""
+    from . import accounting
+    rec = accounting.recorded(st)
+    if rec.empty:
+        return "estimate: no timing records in this models folder to estimate from"
+    plan = accounting.table(p, sections, st, data_root=data_dir, planned=True)
+    need = plan[plan.key.isin([s["key"] for s in todo if not s["cached"]])]
+    est = accounting.estimate(need, rec)
+    known = est.notna()
+    total = est[known].sum()
+    return (f"estimate: {total / 60:.1f} min ({total:.0f} s) for {int(known.sum())} of the "
+            f"{len(need)} missing stages, from the {len(rec)} entries recorded in this models "
+            f"folder" + (f"; {int((~known).sum())} unlike anything recorded"
+                         if (~known).any() else ""))
+
+
 def _check_sections(text: str) -> None:
     """An empty --sections is a mistake (a variable left unset), not "all sections"."""
     if text is not None and not text.strip(" ,"):
@@ -235,7 +266,7 @@ def _check_sections(text: str) -> None:
 
 
 def cmd_report(a) -> int:
-    from . import pipeline, store
+    from . import accounting, pipeline, store
     p = load_profile(a.profile, parse_overrides(a.overrides))
     _check_sections(a.sections)
     sections = pipeline.parse_sections(a.sections, p)
@@ -245,15 +276,9 @@ def cmd_report(a) -> int:
     check_store(a.models_dir)
     st = store.Store(a.models_dir)
     if a.dry_run:
-        todo = pipeline.dry_run(p, sections, st)
-        for s in todo:
-            print(f"{'cached ' if s['cached'] else 'missing'}  {s['stage']:<9} {s['key']}  "
-                  f"{s['label']}")
-        missing = sum(not s["cached"] for s in todo)
-        print(f"{len(todo)} stages, {len(todo) - missing} cached, {missing} to compute")
-        return 0
+        return _dry_run(p, sections, st, a.data_dir)
     cluster = _cluster_options(a)
-    t0 = time.perf_counter()
+    t0, since = time.perf_counter(), time.time()
     if a.stages_only:
         if a.executor == "dask":
             from . import cluster as CL
@@ -261,6 +286,7 @@ def cmd_report(a) -> int:
                                 progress=not a.quiet, **cluster)
         else:
             df, runner = pipeline.run(p, sections, st, out, a.data_dir, progress=not a.quiet)
+        accounting.write(p, sections, st, out, since, a.data_dir)
         print(f"{len(df)} rows → {out / 'results.csv'}; stages done in "
               f"{time.perf_counter() - t0:.0f} s"
               + (f"; computed {len(runner.computed)} stages here" if a.executor == "local"

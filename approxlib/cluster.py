@@ -58,8 +58,7 @@ def graph(p: dict, sections: list[str], store: S.Store, models: dict | None = No
                 continue
             seen.add(st.key)
             (evals if st.step.timed else build).append(st)
-    curves = [v for v in variants if v.prune_method == "gradual-l1" and v.quant == "none"
-              and v.codec == "none"]
+    curves = [v for v in variants if PL.has_curve(v)]
     return build, evals, curves
 
 

@@ -106,7 +106,8 @@ class DataConfig:
     # Hashed only when set, so the keys of runs made before these fields existed still hold.
     image_size: int | None = dataclasses.field(default=None, metadata={"hash": "if set"})
     contents: str | None = dataclasses.field(default=None, metadata={"hash": "if set"})
-    # At most this many test images (class-balanced, seeded): a smoke run's evaluations were
+    # At most this many test images (class-balanced, the same images for every seed: see
+    # data.test_indices): a smoke run's evaluations were
     # two thirds of its time on the full 10,000-image split (measured, 638 of 994 s).
     test_size: int | None = dataclasses.field(default=None, metadata={"hash": "if set"})
 

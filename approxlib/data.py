@@ -282,13 +282,29 @@ def balanced_indices(y: torch.Tensor, n: int, generator: torch.Generator,
     return picked[torch.randperm(len(picked), generator=generator)]
 
 
+def test_indices(y: torch.Tensor, test_size: int | None) -> torch.Tensor | None:
+    """The test images a profile keeps (None: all), in the split's order. Class-balanced and
+    the same for every seed: every model of a run, whatever its seed, is scored on the same
+    images, so paired tests (McNemar) compare like with like."""
+    if test_size is None or test_size >= len(y):
+        return None
+    return balanced_indices(y, test_size, torch.Generator().manual_seed(0)).sort().values
+
+
+def test_labels(cfg: DataConfig, root: Path | None = None) -> torch.Tensor:
+    """The labels of the test images a run scores (what its stored predictions line up with)."""
+    y = source(cfg.dataset).labels("test", root)  # labels need no resizing
+    keep = test_indices(y, cfg.test_size)
+    return y if keep is None else y[keep]
+
+
 _CACHE: dict[tuple, Splits] = {}
 
 
 def load(cfg: DataConfig, root: Path | None = None, download: bool = True) -> Splits:
     """Validation from the dataset's own part if it has one, else carved from the training
-    part (class-balanced, seeded); then the (optional) training subset, and the (optional) test
-    subset, drawn after both so that neither changes with it."""
+    part (class-balanced, seeded); then the (optional) training subset; and the (optional)
+    test subset (`test_indices`)."""
     key = (cfg, str(root or default_root()))
     if key in _CACHE:
         return _CACHE[key]
@@ -316,8 +332,8 @@ def load(cfg: DataConfig, root: Path | None = None, download: bool = True) -> Sp
         raise ConfigError(f"train_size {n_train} exceeds the {rest} training images left after "
                           f"the validation split")
     train_idx = balanced_indices(train_y, n_train, g, exclude=val_idx)
-    if cfg.test_size is not None and cfg.test_size < len(test_y):
-        keep = balanced_indices(test_y, cfg.test_size, g).sort().values
+    keep = test_indices(test_y, cfg.test_size)
+    if keep is not None:
         test_x, test_y = test_x[keep], test_y[keep]
     splits = Splits(train_x[train_idx], train_y[train_idx], val_x, val_y, test_x, test_y,
                     src.classes, src.channels)
@@ -348,8 +364,19 @@ def augment(x: torch.Tensor, padding: int, flip: bool, generator: torch.Generato
     return x
 
 
+# Images converted for a model in this process: every training step, prediction and calibration
+# batch passes through `to_float` (latency runs use random inputs), so stage accounting reads
+# the work of a stage as the difference of this count around it.
+_IMAGES = [0]
+
+
+def images_seen() -> int:
+    return _IMAGES[0]
+
+
 def to_float(x: torch.Tensor) -> torch.Tensor:
     """uint8 → float in [0, 1]. No mean/std normalization, as the original (BatchNorm copes)."""
+    _IMAGES[0] += len(x)
     return x.float().div_(255)
 
 

@@ -9,6 +9,7 @@ Variants shared by several sections (B's baseline is C's 0%) are trained once.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import functools
@@ -114,6 +115,8 @@ JSON_CHECKS = {
     "encode": _fields(bytes=int, source_bytes=int, tensors=list, encode_seconds=NUM,
                       decode_seconds=NUM),
     "onnx": _fields(seconds=NUM),
+    # stage accounting: one per computed stage, evaluation and curve (`Runner._account`)
+    "timing": _fields(kind=str, model=str, seconds=NUM, images=int, threads=int, finished=NUM),
 }
 JSON_CHECKS["nncodec"] = JSON_CHECKS["encode"]
 
@@ -335,6 +338,7 @@ class Runner:
         self.computed: list[str] = []  # stage keys computed (not loaded) in this run
         self.metrics: dict[Variant, dict] = {}  # evaluated variants of this run
         self.curves: dict[Variant, list[dict]] = {}  # section F: bits-vs-accuracy points
+        self._accounting: list[list] = []  # open `_account` entries, innermost last
         store.remove_stale_temps()  # what killed writers left behind
 
     @property
@@ -381,7 +385,38 @@ class Runner:
             return None
         return path
 
+    @contextlib.contextmanager
+    def _account(self, kind: str, key: str, model: str):
+        """Record what computing an entry cost (wall seconds, images through a model, threads)
+        as its `timing` entry: the report's time table and --dry-run's estimates read them.
+        Exclusive: an entry computed inside another (a damaged upstream remade while loading)
+        is counted in its own record only."""
+        t0, n0 = time.perf_counter(), D.images_seen()
+        inner = [0.0, 0]  # seconds and images of entries accounted inside this one
+        self._accounting.append(inner)
+        try:
+            yield
+        finally:
+            self._accounting.pop()
+        seconds, images = time.perf_counter() - t0, D.images_seen() - n0
+        if self._accounting:
+            self._accounting[-1][0] += seconds - inner[0]
+            self._accounting[-1][1] += images - inner[1]
+        record = {"kind": kind, "model": model, "seconds": seconds - inner[0],
+                  "images": images - inner[1], "threads": torch.get_num_threads(),
+                  "finished": time.time()}
+        try:  # the entry itself is stored: a lost record costs an estimate, not the run
+            self.store.write_json("timing", key, record)
+        except OSError as e:
+            S.LOG.warning("no timing record for %s %s: %s", kind, key, e)
+
     def _compute(self, st: Stage) -> Path:
+        if st.step.json_kind:  # accounted where its entry is written (sensitivity, metrics)
+            return self._compute_step(st)
+        with self._account(st.kind, st.key, model_config_of(st).name):
+            return self._compute_step(st)
+
+    def _compute_step(self, st: Stage) -> Path:
         """Run the stage's step; save the model it returns, publish the file it wrote."""
         path = self.store.path(st.kind, st.key, st.step.suffix)
         t0 = time.perf_counter()
@@ -409,8 +444,9 @@ class Runner:
             cached = self.store.read_json("sensitivity", st.key, JSON_CHECKS["sensitivity"])
             if cached is not None:
                 return cached
-            out = {**st.step.measure(self, st), **provenance()}
-            self.store.write_json("sensitivity", st.key, out)
+            with self._account(st.kind, st.key, model_config_of(st).name):
+                out = {**st.step.measure(self, st), **provenance()}
+                self.store.write_json("sensitivity", st.key, out)
             self.computed.append(st.key)
             return out
 
@@ -428,7 +464,11 @@ class Runner:
         self.artifact(st.upstream)
         remade = st.upstream.key in self.computed[done:]  # old metrics describe the old file
         with self.store.lock("metrics", st.key):
-            return (None if remade else self._cached_metrics(st)) or self._evaluate(st)
+            cached = None if remade else self._cached_metrics(st)
+            if cached is not None:
+                return cached
+            with self._account(st.kind, st.key, model_config_of(st).name):
+                return self._evaluate(st)
 
     def _cached_metrics(self, st: Stage) -> dict | None:
         """Metrics whose artifact is still there and intact: results.csv names the artifact a
@@ -503,17 +543,16 @@ class Runner:
     def bits_curve(self, v: Variant) -> list[dict]:
         """Accuracy against codebook bits for a gradually pruned model: k-means centroids as
         they are (no codebook fine-tuning), validation and test accuracy per bit width."""
-        gradual = next(s for s in stages(v, self.p) if isinstance(s.step, Gradual))
-        data_cfg = gradual.step.data
-        bits = [int(b) for b in self.p["dc_bits_curve"]]
-        # 2: each point's .apx (Huffman) bytes
-        key = config_hash("curve", CACHE_VERSION, 2, bits, data_cfg, gradual.key)
+        gradual, bits, key = curve_key(v, self.p)
         cached = self.store.read_json("curve", key, JSON_CHECKS["curve"])
         if cached is not None:
             return cached["points"]
         with self.store.lock("curve", key):
             cached = self.store.read_json("curve", key, JSON_CHECKS["curve"])
-            return cached["points"] if cached else self._bits_curve(gradual, bits, key)
+            if cached:
+                return cached["points"]
+            with self._account("curve", key, gradual.step.model.name):
+                return self._bits_curve(gradual, bits, key)
 
     def _bits_curve(self, gradual: Stage, bits: list[int], key: str) -> list[dict]:
         pruned, _ = self.load(gradual)
@@ -529,6 +568,20 @@ class Runner:
         self.store.write_json("curve", key, {"points": points, "upstream": gradual.key})
         self.computed.append(key)
         return points
+
+
+def has_curve(v: Variant) -> bool:
+    """Section F's bits-vs-accuracy curve hangs off each plain gradually pruned variant."""
+    return v.prune_method == "gradual-l1" and v.quant == "none" and v.codec == "none"
+
+
+def curve_key(v: Variant, p: dict) -> tuple[Stage, list[int], str]:
+    """The gradual-pruning stage a curve starts from, its bit widths and its cache key."""
+    gradual = next(s for s in stages(v, p) if isinstance(s.step, Gradual))
+    bits = [int(b) for b in p["dc_bits_curve"]]
+    # 2: each point's .apx (Huffman) bytes
+    return gradual, bits, config_hash("curve", CACHE_VERSION, 2, bits, gradual.step.data,
+                                      gradual.key)
 
 
 def row(v: Variant, p: dict, m: dict) -> dict:
@@ -586,7 +639,7 @@ def run(p: dict, sections: list[str], store: S.Store, out_dir: Path | None = Non
         rows.append(row(v, p, m))
         metrics[v] = m
     for v in variants:  # section F's bits-vs-accuracy curve, one per gradually pruned model
-        if v.prune_method == "gradual-l1" and v.quant == "none" and v.codec == "none":
+        if has_curve(v):
             bar.set_postfix_str(f"{v.section}: bits curve of {v.label}")
             runner.curves[v] = runner.bits_curve(v)
     df = pd.DataFrame(rows)

@@ -9,7 +9,7 @@ from . import data as D
 from . import analysis, names, plots, stats
 from . import pipeline as PL
 from . import store as S
-from .config import per_model
+from .config import data_config, per_model
 from .pipeline import Runner
 from .report import Section, _display, _fmt_pct, _md
 
@@ -238,7 +238,7 @@ class CompressionSection(Section):
                 f"{how} it."]
 
     def findings(self) -> None:
-        y = D.source(self.dataset).labels("test", self.data_dir).numpy()
+        y = D.test_labels(data_config(self.p, self.dataset), self.data_dir).numpy()
         lines = []
         for m in self.models_in:
             dense, pruned = self._row(m, STAGES[0][0]), self._row(m, "pruned (.pt)")

@@ -11,7 +11,7 @@ from . import data as D
 from . import analysis, names, plots, stats
 from . import pipeline as PL
 from . import prune as P
-from .config import sensitivity_config
+from .config import data_config, sensitivity_config
 from .report import Section, _display, _md
 
 ROLE_NAMES = {"baseline": "baseline", "control": "dense control (+ fine-tuning)",
@@ -233,7 +233,7 @@ class ControlsSection(Section):
     def _curve_verdict(self) -> list[str]:
         if self.curve.empty or "l1-sensitivity" not in set(self.curve.prune_method):
             return []
-        y = D.source(self.dataset).labels("test", self.data_dir).numpy()
+        y = D.test_labels(data_config(self.p, self.dataset), self.data_dir).numpy()
         out = []
         for m in dict.fromkeys(self.curve.model):
             c = self.curve[self.curve.model == m]

@@ -8,7 +8,7 @@ import pandas as pd
 from . import data as D
 from . import measure as ME
 from . import analysis, names, plots, stats
-from .config import per_model
+from .config import data_config, per_model
 from .report import Section, _display, _fmt_pct, _md
 
 
@@ -82,7 +82,7 @@ class SpeedSection(Section):
                      f"{self.p['throughput_batch']}")
 
     def findings(self) -> None:
-        y = D.source(self.dataset).labels("test", self.data_dir).numpy()
+        y = D.test_labels(data_config(self.p, self.dataset), self.data_dir).numpy()
         lines = []
         for m in self.models_in:
             d = self.df[self.df.model == m]

@@ -72,6 +72,7 @@ def _kill_first_training_worker(c, killed: list, deadline: float) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_dask_cluster_equals_local_run_despite_a_killed_worker(smoke_run, tmp_path):
     """A–E of the smoke profile on a 2-worker local cluster (loopback), artifacts in an fsspec
     store: one worker is killed while it trains; the run completes, every artifact loads, and

@@ -43,6 +43,11 @@ def test_test_subset_is_balanced_and_leaves_train_and_val_alone(data_root):
     rows = {x.numpy().tobytes(): i for i, x in enumerate(full.test_x)}
     where = [rows[x.numpy().tobytes()] for x in sub.test_x]
     assert where == sorted(where) and len(set(where)) == 2000
+    # the same images for every seed (paired tests across seeds), and the labels alone say which
+    other = D.load(DataConfig("fashion-mnist", 1000, 300, seed=4, test_size=2000), data_root)
+    assert torch.equal(other.test_x, sub.test_x)
+    assert torch.equal(D.test_labels(DataConfig("fashion-mnist", 10, 10, test_size=2000),
+                                     data_root), sub.test_y)
     # asking for more than the split holds keeps the whole split
     assert len(D.load(DataConfig("fashion-mnist", 1000, 300, 3, test_size=10**6), data_root)
                .test_y) == 10000

@@ -194,6 +194,7 @@ def test_weights_that_do_not_fit_name_the_tensor(tmp_path):
     assert torch.equal(ok.fc.weight, torch.load(path)["fc.weight"])
 
 
+@pytest.mark.slow
 def test_report_for_a_third_architecture_on_the_folder(folder, tmp_path, data_root):
     """Every section that applies to your own images, for mobilenet_v3_small, rendered."""
     from approxlib import report

@@ -55,6 +55,7 @@ def _one(store: S.Store, kind: str, pattern: str) -> Path:
     return found[0]
 
 
+@pytest.mark.slow
 def test_every_kind_of_damage_is_set_aside_and_recomputed_to_the_same_results(copied, caplog):
     p, store, df, data_root, tmp = copied
     smoke_runner = PL.Runner(p, S.Store(Path(df.artifact[0]).parents[1]), data_root, False)
@@ -196,6 +197,7 @@ def test_concurrent_result_writers_lose_no_row(tmp_path):
     assert sorted(got.section) == list("ABCD") and (got.accuracy == 14).all()
 
 
+@pytest.mark.slow
 def test_concurrent_runs_train_each_stage_once_and_lose_no_row(tmp_path, data_root):
     """Two `approx report --stages-only` on one store and one --out: B and C share the
     ResNet-18 baseline and its 50% pruning; each stage is computed by exactly one of them."""

@@ -37,7 +37,7 @@ def test_results_have_every_variant_and_the_contract_columns(smoke):
                       "D": ["resnet18"], "E": ["resnet18", "mobilenetv2"]}.items() for m in ms}
     assert got == want and len(csv) == len(want)
     assert (csv.seed == 0).all() and (csv.protocol == "profile").all()
-    assert csv["accuracy"].between(0, 1).all() and (csv["test_images"] == 10000).all()
+    assert csv["accuracy"].between(0, 1).all() and (csv["test_images"] == p["test_size"]).all()
     assert (csv["latency_ms"] > 0).all() and (csv["size_bytes"] > 0).all()
 
 
@@ -100,6 +100,7 @@ def test_section_f_rows_are_real_files_and_exact(smoke):
     from approxlib import compress as Z
     from approxlib import train as T
     from approxlib import data as D
+    from approxlib.config import data_config
     p, store, root, df, runner, data_root = smoke
     f = df[df.section == "F"]
     assert len(f) == 18 + 2 * len(p["nncodec_qps"])
@@ -130,8 +131,8 @@ def test_section_f_rows_are_real_files_and_exact(smoke):
             "prune_ratio > 0").accuracy.iloc[0]
         # decoding the shipped .apx file really gives that accuracy
         model, header = Z.load(d.loc["huffman", "artifact"])
-        test_x, test_y = D.load_split("fashion-mnist", False, data_root)
-        assert T.accuracy(model, test_x, test_y) == d.loc["huffman", "accuracy"]
+        splits = D.load(data_config(p, "fashion-mnist"), data_root)  # the images it was scored on
+        assert T.accuracy(model, splits.test_x, splits.test_y) == d.loc["huffman", "accuracy"]
         assert header["structure"] == "folded" and header["codec"] == "huffman"
     curve = pd.read_csv(root / "out" / "compression_bits.csv")
     assert sorted(curve.bits.unique()) == sorted(p["dc_bits_curve"]) and len(curve) == 4

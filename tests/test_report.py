@@ -12,6 +12,7 @@ from approxlib import pipeline as PL
 from approxlib import report
 from approxlib.config import load_profile
 
+pytestmark = pytest.mark.slow  # the smoke report rendered again: notebooks, HTML, PDF
 
 @pytest.fixture(scope="module")
 def rendered(smoke_run, tmp_path_factory):
@@ -41,6 +42,12 @@ def test_html_has_every_section_images_summary_and_appendix(rendered):
     findings = html[html.index(">Findings<"):html.index(">Summary<")]  # first, before the table
     assert findings.count('href="#section-') >= 4 and "pruned − control" in findings
     assert "stand-in for the original" in html  # D on Fashion-MNIST says so
+    # where the time went: every entry of the plan, from the records the runs left
+    stages = pd.read_csv(out / "stages.csv")
+    assert "Appendix: where the time went" in html and 'href="#time"' in html
+    assert f"This run needed {len(stages)} cached entries" in html
+    assert "Per stage kind" in html and "Per section that first needs it" in html
+    assert stages.seconds.notna().all() and not stages.computed.any()  # all from the cache
 
 
 def test_pdf_is_valid_and_has_every_section(rendered):
@@ -51,7 +58,7 @@ def test_pdf_is_valid_and_has_every_section(rendered):
     for s in "ABCDEFGH":
         assert f"Section {s}." in text
     assert "Verdict." in text and "pruning itself contributes" in text
-    assert "Appendix: environment" in text
+    assert "Appendix: environment" in text and "Appendix: where the time went" in text
 
 
 def test_executed_notebooks_and_results(rendered):

@@ -1,0 +1,134 @@
+"""Where a run's time goes: every entry the sections need (stages, evaluations, curves), what
+computing it cost here, and what a missing one should cost.
+
+The runner records each computed entry's wall seconds, images through a model and threads as a
+`timing` entry in the store (`pipeline.Runner._account`). `table` lists them for a plan; `summary`
+(a pure function, tested on known values) sums them per stage kind or section for the report's
+appendix; `estimate` prices the missing entries from this store's recorded rates, for
+`approx report --dry-run`.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from . import data
+from . import pipeline
+from . import store
+from .config import ConfigError, DataConfig, MeasureConfig, TrainConfig
+
+COLUMNS = ["section", "kind", "model", "key", "label", "seconds", "images", "threads", "computed",
+           "planned_images"]
+
+
+def entries(p: dict, sections: list[str]) -> list[dict]:
+    """Every distinct entry of the plan, in execution order, with the section that first needs
+    it (a stage several sections share is counted once, where it is first used)."""
+    seen, out = set(), []
+    for v in pipeline.plan(p, sections):
+        here = [(st.kind, st.key, pipeline.model_config_of(st).name, st.label, st.step)
+                for st in pipeline.stages(v, p)]
+        if pipeline.has_curve(v):
+            gradual, _, key = pipeline.curve_key(v, p)
+            here.append(("curve", key, gradual.step.model.name, f"bits curve of {v.label}", None))
+        for kind, key, model, label, step in here:
+            if key not in seen:
+                seen.add(key)
+                out.append({"section": v.section, "kind": kind, "model": model, "key": key,
+                            "label": label, "step": step})
+    return out
+
+
+def table(p: dict, sections: list[str], st: store.Store, since: float | None = None,
+          data_root=None, planned: bool = False) -> pd.DataFrame:
+    """The plan's entries with their recorded cost; `computed`: recorded at or after `since`
+    (this run), whichever process computed it (a Dask worker writes the same record; its clock
+    is trusted). `planned`: also the images each will put through a model (loads the data)."""
+    rows = []
+    for e in entries(p, sections):
+        t = st.read_json("timing", e["key"], pipeline.JSON_CHECKS["timing"]) or {}
+        rows.append({**{k: e[k] for k in COLUMNS[:5]}, "seconds": t.get("seconds", np.nan),
+                     "images": t.get("images", np.nan), "threads": t.get("threads", np.nan),
+                     "computed": since is not None and t.get("finished", -1.0) >= since,
+                     "planned_images": planned_images(e["step"], data_root) if planned
+                     else np.nan})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def planned_images(step, data_root=None) -> float:
+    """Images a step will put through a model, from its configs: every training config's epochs
+    over the training and validation images, a measurement's test and validation images. NaN
+    where its configs do not say (encoding, export, sensitivity) or the data is not there."""
+    if step is None:
+        return np.nan
+    configs = [getattr(step, f.name) for f in dataclasses.fields(step)]
+    data_cfg = next((c for c in configs if isinstance(c, DataConfig)), None)
+    trains = [c for c in configs if isinstance(c, TrainConfig)]
+    measures = [c for c in configs if isinstance(c, MeasureConfig)]
+    if data_cfg is None or not (trains or measures):
+        return np.nan
+    try:
+        s = data.load(data_cfg, data_root, download=False)
+    except ConfigError:
+        return np.nan
+    n_train, n_val, n_test = len(s.train_y), len(s.val_y), len(s.test_y)
+    return float(sum(c.epochs * (n_train + n_val) for c in trains)
+                 + len(measures) * (n_test + n_val))
+
+
+def summary(df: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Entries, computed entries and recorded seconds per `by` (kind or section), with images
+    per second where images were counted; sorted by seconds, largest first."""
+    computed = df.computed.astype(bool)
+    d = df.assign(computed=computed, seconds=df.seconds.fillna(0.0), images=df.images.fillna(0),
+                  computed_seconds=df.seconds.fillna(0.0).where(computed, 0.0))
+    g = d.groupby(by, sort=False)
+    out = pd.DataFrame({"entries": g.size(), "computed": g.computed.sum(),
+                        "seconds": g.seconds.sum(), "computed seconds": g.computed_seconds.sum(),
+                        "images": g.images.sum()})
+    out["images/s"] = (out.images / out.seconds).where(out.images > 0)
+    return out.sort_values("seconds", ascending=False)
+
+
+def estimate(todo: pd.DataFrame, recorded: pd.DataFrame) -> pd.Series:
+    """Seconds each entry of `todo` should take, from `recorded` (entries with seconds): the
+    images-per-second rate of the same kind and model times its planned images where both are
+    known, else the median seconds of the same kind and model, else of the same kind; NaN
+    when nothing like it was recorded."""
+    rec = recorded.dropna(subset=["seconds"])
+    counted = rec[rec.images > 0]
+    rate = counted.groupby(["kind", "model"]).images.sum() / \
+        counted.groupby(["kind", "model"]).seconds.sum()
+    by_model = rec.groupby(["kind", "model"]).seconds.median()
+    by_kind = rec.groupby("kind").seconds.median()
+
+    def one(r) -> float:
+        k = (r.kind, r.model)
+        if k in rate.index and not pd.isna(r.planned_images):
+            return r.planned_images / rate[k]
+        if k in by_model.index:
+            return by_model[k]
+        return by_kind.get(r.kind, np.nan)
+    return pd.Series([one(r) for r in todo.itertuples()], index=todo.index, dtype=float)
+
+
+def recorded(st: store.Store) -> pd.DataFrame:
+    """Every timing record in a store (this machine's rates, whatever profile made them)."""
+    rows = []
+    folder = st.root / "timing"  # this machine's copy (a URL store: what it fetched)
+    for f in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        t = store.read_json_entry(f, pipeline.JSON_CHECKS["timing"])
+        if isinstance(t, dict):
+            rows.append(t)
+    return pd.DataFrame(rows, columns=["kind", "model", "seconds", "images", "threads",
+                                       "finished"])
+
+
+def write(p: dict, sections: list[str], st: store.Store, out, since: float,
+          data_root=None) -> pd.DataFrame:
+    """out/stages.csv: the run's entries and their cost (the report's appendix reads it)."""
+    df = table(p, sections, st, since, data_root)
+    store.write_text(out / "stages.csv", df.to_csv(index=False))
+    return df

@@ -1,0 +1,94 @@
+"""Stage accounting: the pure functions on known values, and the records a real run leaves."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from approxlib import accounting as AC
+
+
+def frame(rows):
+    return pd.DataFrame(rows, columns=AC.COLUMNS)
+
+
+def test_summary_sums_per_kind_with_rates_and_this_runs_share():
+    df = frame([
+        ["A", "train", "resnet18", "k1", "", 100.0, 5000, 2, True, np.nan],
+        ["A", "evaluate", "resnet18", "k2", "", 4.0, 2000, 2, True, np.nan],
+        ["C", "train", "mobilenetv2", "k3", "", 50.0, 5000, 2, False, np.nan],
+        ["C", "encode", "resnet18", "k4", "", 6.0, 0, 2, True, np.nan],
+        ["C", "onnx", "resnet18", "k5", "", np.nan, np.nan, np.nan, False, np.nan],
+    ])
+    k = AC.summary(df, "kind")
+    assert list(k.index) == ["train", "encode", "evaluate", "onnx"]  # by seconds
+    assert k.loc["train"].tolist()[:5] == [2, 1, 150.0, 100.0, 10000]
+    assert k.loc["train", "images/s"] == pytest.approx(10000 / 150)
+    assert math.isnan(k.loc["encode", "images/s"])  # no images counted: no rate
+    assert k.loc["onnx", "seconds"] == 0 and k.loc["onnx", "entries"] == 1
+    s = AC.summary(df, "section")
+    assert s.loc["A", "seconds"] == 104.0 and s.loc["C", "computed seconds"] == 6.0
+    assert s.computed.sum() == 3
+
+
+def test_estimate_uses_rates_then_medians_then_the_kind():
+    rec = pd.DataFrame({"kind": ["train", "train", "evaluate", "encode", "encode"],
+                        "model": ["resnet18", "resnet18", "resnet18", "resnet18", "resnet18"],
+                        "seconds": [10.0, 30.0, 2.0, 5.0, 9.0],
+                        "images": [1000, 3000, 0, 0, 0]})
+    todo = frame([
+        ["A", "train", "resnet18", "a", "", np.nan, np.nan, np.nan, False, 8000.0],
+        ["A", "evaluate", "resnet18", "b", "", np.nan, np.nan, np.nan, False, 12000.0],
+        ["A", "encode", "mobilenetv2", "c", "", np.nan, np.nan, np.nan, False, np.nan],
+        ["A", "train", "mobilenetv2", "d", "", np.nan, np.nan, np.nan, False, 8000.0],
+        ["A", "onnx", "resnet18", "e", "", np.nan, np.nan, np.nan, False, np.nan],
+    ])
+    est = AC.estimate(todo, rec).tolist()
+    assert est[0] == pytest.approx(80.0)  # 4000 images in 40 s: 100 img/s
+    assert est[1] == 2.0  # no images counted: the median of its kind and model
+    assert est[2] == 7.0  # another model: the median of its kind
+    assert est[3] == 20.0  # no rate for this model: median of train (10, 30)
+    assert math.isnan(est[4])  # nothing like it recorded
+
+
+def test_a_run_records_every_entry_it_computes(smoke_run):
+    p, store, root, df, runner, data_root = smoke_run
+    t = AC.table(p, list("ABCDEFGH"), store, data_root=data_root, planned=True)
+    # D and E reuse A's and B's models on the smoke data: no entry of their own
+    assert t.key.is_unique and set("ABCFGH") <= set(t.section) <= set("ABCDEFGH")
+    # every entry the plan needs has its cost on record (the shared run computed them all,
+    # or a kept APPROX_TEST_STORE did)
+    assert t.seconds.notna().all() and (t.seconds > 0).all(), t[t.seconds.isna()].label.tolist()
+    train = t[t.kind == "train"]
+    # a baseline puts its epochs of training and validation images through the model
+    assert (train.images == train.planned_images).all()
+    ev = t[t.kind == "evaluate"]
+    # its test and validation images; none where a bit-identical twin's metrics were reused
+    assert ((ev.images == ev.planned_images) | (ev.images == 0)).all()
+    assert (ev.images > 0).sum() > len(ev) / 2
+    assert set(t.kind) >= {"train", "prune", "evaluate", "encode", "onnx", "curve"}
+    rec = AC.recorded(store)
+    assert len(rec) >= len(t) and set(rec.kind) >= set(t.kind)
+
+
+def test_dry_run_prices_what_is_missing(smoke_run, capsys):
+    from approxlib import cli
+    p, store, root, df, runner, data_root = smoke_run
+    args = ["report", "--profile", "smoke", "--sections", "A", "--models-dir", str(store.root),
+            "--data-dir", str(data_root), "--dry-run"]
+    assert cli.main(args) == 0
+    assert "estimate" not in capsys.readouterr().out  # all cached: nothing to price
+    # longer fine-tuning: the baseline is cached, its pruned model, control and their
+    # evaluations are not
+    assert cli.main(args + ["--set", "finetune_epochs=3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    missing = [line for line in out if line.startswith("missing")]
+    assert 0 < len(missing) < len(out) - 2
+    last = out[-2]  # before the count line
+    assert last.startswith("estimate: ") and "unlike anything" not in last, last
+    assert f"for {len(missing)} of the {len(missing)} missing stages" in last
+    seconds = float(last.split("(")[1].split()[0])
+    # fine-tuning 3 epochs instead of 1, at the rates the smoke run recorded: more than the
+    # recorded cost of the one-epoch stages they replace
+    t = AC.table(p, ["A"], store)
+    assert seconds > t[t.kind.isin(["prune", "control"])].seconds.sum()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -379,17 +378,21 @@ class Onnx(Step):
 
     def run(self, ctx, st, path, meta):
         t0 = time.perf_counter()
-        model, _ = ctx.load(st.upstream, self.model)
-        size = ctx.splits(self.data).test_x.shape[-1]
         if self.onnx.quant == "none":
+            model, _ = ctx.load(st.upstream, self.model)
+            size = ctx.splits(self.data).test_x.shape[-1]
             runtime.export_onnx(model, path, self.model.in_channels, size)
-        else:
-            with tempfile.TemporaryDirectory() as tmp:
-                fp32 = Path(tmp) / "fp32.onnx"
-                runtime.export_onnx(model, fp32, self.model.in_channels, size)
-                runtime.quantize_onnx(fp32, path, ctx.calibration(self.data,
-                                                                  self.onnx.calib_images))
+        else:  # quantize the float export of the same model: the float variant's own stage
+            # (issue 19: it was exported a second time, 5-19 s a model; the graph is the same)
+            runtime.quantize_onnx(ctx.artifact(self.float_export(st)), path,
+                                  ctx.calibration(self.data, self.onnx.calib_images))
         ctx.store.write_json(self.kind, st.key, {**meta, "seconds": time.perf_counter() - t0})
+
+    def float_export(self, st):
+        """The stage exporting the same upstream model without quantization."""
+        step = dataclasses.replace(self, onnx=dataclasses.replace(self.onnx, quant="none"))
+        return dataclasses.replace(st, step=step, key=step.key(st.upstream.key),
+                                   label=st.label.replace(" int8-static", ""))
 
 
 @register

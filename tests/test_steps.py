@@ -97,3 +97,26 @@ def test_a_new_kind_of_stage_is_one_class(smoke_run, tmp_path):
     assert info["meta"]["stage"] == "zero-bias-test" and not model.fc.bias.any()
     assert m["artifact_key"] == zero.key and 0 <= m["accuracy"] <= 1
     assert PL.is_cached(zero, mine) and PL.is_cached(ev, mine)
+
+
+def test_static_int8_onnx_quantizes_the_float_variants_export(smoke_run, tmp_path):
+    """Section G's ORT INT8 variant starts from the float ONNX variant's file: one export per
+    model, not two (issue 19)."""
+    p, store, root, df, runner, data_root = smoke_run
+    g = [v for v in PL.plan(p, ["G"]) if v.runtime == "onnxruntime" and v.prune_ratio == 0]
+    fp32 = next(PL.chain(v, p).upstream for v in g if v.quant == "none")
+    int8 = next(PL.chain(v, p).upstream for v in g if v.quant == "int8-static")
+    assert int8.step.float_export(int8).key == fp32.key and int8.upstream == fp32.upstream
+    mine = S.Store(tmp_path / "models")  # the baseline copied in: both exports computed here
+    trained = store.path(int8.upstream.kind, int8.upstream.key)
+    for src in (trained, Path(f"{trained}{S.DIGEST}")):
+        dst = mine.root / int8.upstream.kind / src.name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src, dst)
+    mine_runner = PL.Runner(p, mine, data_root, progress=False)
+    mine_runner.artifact(int8)
+    assert mine_runner.computed == [fp32.key, int8.key]  # the float export, then its INT8
+    assert mine.path("onnx", fp32.key, ".onnx").read_bytes() == store.path(
+        "onnx", fp32.key, ".onnx").read_bytes()  # the float variant's own file, bit for bit
+    mine_runner.artifact(fp32)
+    assert mine_runner.computed == [fp32.key, int8.key]  # and it is not exported again

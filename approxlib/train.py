@@ -121,15 +121,21 @@ def train(model: nn.Module, splits: D.Splits, cfg: TrainConfig, device: str = "a
         bar = tqdm(batches, total=steps_per_epoch, desc=f"{desc} {epoch + 1}/{cfg.epochs}",
                    disable=not progress, leave=False, mininterval=1.0)
         loss_sum, correct, secs = _epoch(step, train_x, train_y, bar, progress)
-        val_acc = accuracy(model, splits.val_x, splits.val_y, device=dev)
+        eligible = epoch + 1 >= select_from
+        # No validation pass where it cannot change the pick (issue 19: a 1-epoch fine-tuning
+        # is kept whatever it scores; an epoch before `select_from` is never kept). The
+        # evaluation step measures the kept model's validation accuracy all the same.
+        decided = not eligible or (best_state is None and epoch + 1 == cfg.epochs)
+        val_acc = None if decided else accuracy(model, splits.val_x, splits.val_y, device=dev)
         history.append({"epoch": epoch + 1, "train_loss": loss_sum / n, "train_acc": correct / n,
                         "val_acc": val_acc, "lr_end": opt.param_groups[0]["lr"],
                         "seconds": secs, "img_per_s": n / secs})
         if progress:
+            val = "–" if val_acc is None else f"{val_acc:.3f}"
             tqdm.write(f"{desc} epoch {epoch + 1}/{cfg.epochs}: loss {loss_sum / n:.3f} "
-                       f"train {correct / n:.3f} val {val_acc:.3f} ({n / secs:.0f} img/s)")
-        if epoch + 1 >= select_from and val_acc > best_acc:
-            best_acc = val_acc
+                       f"train {correct / n:.3f} val {val} ({n / secs:.0f} img/s)")
+        if eligible and (decided or val_acc > best_acc):
+            best_acc = best_acc if val_acc is None else val_acc
             best_state = copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
     return model.cpu().to(memory_format=torch.contiguous_format), history

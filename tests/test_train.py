@@ -59,3 +59,22 @@ def test_bf16_choice():
     mbv2 = M.build(ModelConfig("mobilenetv2", 10, 1))
     assert T.use_bf16("fp32", cpu, r18) is False and T.use_bf16("bf16", cpu, mbv2) is True
     assert T.use_bf16("auto", cpu, r18) is False  # measured slower than fp32 on our CPUs
+
+
+@pytest.mark.parametrize("epochs, select_from, val_passes", [(1, 1, 0), (2, 1, 2), (3, 2, 2),
+                                                             (3, 3, 0)])
+def test_no_validation_pass_where_the_pick_is_decided(small, epochs, select_from, val_passes):
+    """A single eligible epoch is kept whatever it scores, and an ineligible one never is: no
+    validation pass for either; the kept model is then the last step's."""
+    sub = D.Splits(small.train_x[:256], small.train_y[:256], small.val_x[:64], small.val_y[:64],
+                   small.test_x, small.test_y, 10, 1)
+    cfg = TrainConfig(epochs=epochs, batch_size=64, lr=0.01)
+    last = {}
+    n0 = D.images_seen()
+    model, hist = T.train(M.build(ModelConfig("resnet18", 10, 1)), sub, cfg, "cpu",
+                          progress=False, select_from=select_from,
+                          after_step=lambda m: last.update(m.state_dict()))
+    assert D.images_seen() - n0 == epochs * 256 + val_passes * 64
+    assert sum(h["val_acc"] is not None for h in hist) == val_passes
+    if val_passes == 0:
+        assert all(torch.equal(v, last[k].cpu()) for k, v in model.state_dict().items())

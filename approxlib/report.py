@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -94,57 +95,94 @@ def _fmt_pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-class Section:
-    """One report section: computes (or loads from the cache) its variants and shows them.
+@dataclass
+class SectionRun:
+    """What a section shows, computed (or read from the cache) by `run_section`: its rows, each
+    row's metrics, section F's bits curves and section H's sensitivity tables. The section
+    classes only format it."""
+    letter: str
+    p: dict
+    df: pd.DataFrame
+    metrics: dict  # Variant → its metrics, in the rows' order
+    curves: dict  # Variant → bits-curve points (section F's gradually pruned variants)
+    sensitivity: dict  # sensitivity stage key → its cached table (section H)
+    out: Path
+    data_dir: Path
+    seconds: float
+
+
+def run_section(letter: str, profile: str = "quick", model: str | None = None,
+                models: list | None = None, dataset: str | None = None,
+                ratio: float | None = None, ratios: list | None = None,
+                overrides: dict | None = None, out: str | None = None,
+                models_dir: str = "models", data_dir: str | None = None) -> SectionRun:
+    """Compute (or load from the cache) one section's variants.
 
     Parameters mirror a notebook's parameters cell; None means "the profile's value".
     Bad values raise ConfigError with the same message the CLI prints.
     """
+    letter = parse_sections(letter)[0]
+    ov, chosen = _section_overrides(SECTIONS[letter], model, models, dataset, ratio, ratios,
+                                    overrides)
+    p = load_profile(profile, ov)
+    # Relative paths are taken from the repository root, so a notebook opened in JupyterLab
+    # (whose working directory is notebooks/) finds the same cache as the CLI.
+    # A notebook run by hand (no `out`) never changes a published report's results.csv: it
+    # writes to a folder named by its parameters. `approx report` passes `out`.
+    out = _from_repo(out or Path("reports") / profile_label(profile) / "explore" / config_hash(
+        letter, model, models, dataset, ratio, ratios, ov, models_dir, str(data_dir)))
+    store = S.Store(_store_root(models_dir))
+    data_dir = _from_repo(data_dir or os.environ.get("APPROX_DATA", "data"))
+    t0 = time.perf_counter()
+    df, runner = PL.run(p, [letter], store, out, data_dir, progress=False,
+                        models={letter: chosen} if chosen else None)
+    sensitivity = {st.key: runner.sensitivity(st) for v in runner.metrics
+                   for st in PL.stages(v, p) if st.step.json_kind == "sensitivity"}
+    return SectionRun(letter, p, df, runner.metrics, runner.curves, sensitivity, out, data_dir,
+                      time.perf_counter() - t0)
 
-    def __init__(self, letter: str, profile: str = "quick", model: str | None = None,
-                 models: list | None = None, dataset: str | None = None,
-                 ratio: float | None = None, ratios: list | None = None,
-                 overrides: dict | None = None, out: str | None = None,
-                 models_dir: str = "models", data_dir: str | None = None):
-        self.letter = parse_sections(letter)[0]
-        self.spec = SECTIONS[self.letter]
-        # `papermill -p ratios '[0, 0.5]'` passes text; list and dict parameters accept YAML text
-        # (what `-y` or `--set` would give). Scalars are never re-parsed: a wrong type stays wrong.
-        ratios, models, overrides = (parse_value(x) if isinstance(x, str) else x
-                                     for x in (ratios, models, overrides))
-        if overrides is not None and not isinstance(overrides, dict):
-            raise ConfigError(f"overrides must be a dict of profile parameters, got {overrides!r}")
-        ov = dict(overrides or {})
-        if dataset is not None:
-            check_dataset(dataset)
-            ov[self.spec.dataset_key] = dataset
-        if ratio is not None:
-            check_ratio(ratio)
-            ov["ratio"] = ratio
-        if ratios is not None:
-            ov["ratios"] = ratios
-        self.models = None
-        if model is not None or models is not None:
-            chosen = [model] if model is not None else models
-            if not isinstance(chosen, list) or not chosen:
-                raise ConfigError(f"models must be a non-empty list, got {models!r}")
-            for m in chosen:
-                check_model(m)
-            self.models = {self.letter: chosen}
-        self.p = load_profile(profile, ov)
-        # Relative paths are taken from the repository root, so a notebook opened in JupyterLab
-        # (whose working directory is notebooks/) finds the same cache as the CLI.
-        # A notebook run by hand (no `out`) never changes a published report's results.csv: it
-        # writes to a folder named by its parameters. `approx report` passes `out`.
-        self.out = _from_repo(out or Path("reports") / profile_label(profile) / "explore" / config_hash(
-            self.letter, model, models, dataset, ratio, ratios, ov, models_dir, str(data_dir)))
-        self.store = S.Store(_store_root(models_dir))
-        self.data_dir = _from_repo(data_dir or os.environ.get("APPROX_DATA", "data"))
-        t0 = time.perf_counter()
-        self.df, runner = PL.run(self.p, [self.letter], self.store, self.out, self.data_dir,
-                                 progress=False, models=self.models)
-        self.seconds = time.perf_counter() - t0
-        self.metrics = runner.metrics
+
+def _section_overrides(spec, model, models, dataset, ratio, ratios, overrides
+                       ) -> tuple[dict, list | None]:
+    """The profile overrides a notebook's parameters make, checked, and its chosen models."""
+    # `papermill -p ratios '[0, 0.5]'` passes text; list and dict parameters accept YAML text
+    # (what `-y` or `--set` would give). Scalars are never re-parsed: a wrong type stays wrong.
+    ratios, models, overrides = (parse_value(x) if isinstance(x, str) else x
+                                 for x in (ratios, models, overrides))
+    if overrides is not None and not isinstance(overrides, dict):
+        raise ConfigError(f"overrides must be a dict of profile parameters, got {overrides!r}")
+    ov = dict(overrides or {})
+    if dataset is not None:
+        check_dataset(dataset)
+        ov[spec.dataset_key] = dataset
+    if ratio is not None:
+        check_ratio(ratio)
+        ov["ratio"] = ratio
+    if ratios is not None:
+        ov["ratios"] = ratios
+    chosen = None
+    if model is not None or models is not None:
+        chosen = [model] if model is not None else models
+        if not isinstance(chosen, list) or not chosen:
+            raise ConfigError(f"models must be a non-empty list, got {models!r}")
+        for m in chosen:
+            check_model(m)
+    return ov, chosen
+
+
+class Section:
+    """One report section: shows what `run_section` computed (tables, figures, generated text).
+    It formats and never runs the pipeline. Subclasses name the one section they show."""
+    letter: str | None = None
+
+    def __init__(self, run: SectionRun):
+        if self.letter is not None and run.letter != self.letter:
+            raise ConfigError(f"{type(self).__name__} shows section {self.letter}, "
+                              f"not {run.letter}")
+        self.letter, self.spec, self.p = run.letter, SECTIONS[run.letter], run.p
+        self.out, self.data_dir, self.seconds = run.out, run.data_dir, run.seconds
+        self.run = run
+        self.df, self.metrics = run.df.copy(), dict(run.metrics)
         # each row carries its variant (run's rows and metrics are in one order): what tables
         # and findings look its metrics up by, never rebuilt from the row's columns
         assert len(self.metrics) == len(self.df)

@@ -10,7 +10,6 @@ from . import analysis, names, plots, stats
 from . import pipeline as PL
 from . import store as S
 from .config import data_config, per_model
-from .pipeline import Runner
 from .report import Section, _display, _fmt_pct, _md
 
 STAGES = analysis.COMPRESSION_STAGES
@@ -24,20 +23,14 @@ PUBLISHED = [("Deep Compression", "VGG-16, ImageNet", 49.0),
 class CompressionSection(Section):
     """Section F. Everything shown is computed from this run's rows and cached artifacts."""
 
-    def __init__(self, *args, **kw):
-        super().__init__("F", *args, **kw)
+    letter = "F"
+
+    def __init__(self, run):
+        super().__init__(run)
         self._drop_controls()
         self.models_in = list(dict.fromkeys(self.df.model))
-        self.curves = self._load_curves()
-
-    def _load_curves(self) -> pd.DataFrame:
-        runner = Runner(self.p, self.store, self.data_dir, progress=False)
-        rows = []
-        for v in self.metrics:
-            if v.prune_method == "gradual-l1" and v.quant == "none" and v.codec == "none":
-                rows += [{"model": v.model, "sparsity": v.prune_ratio, **pt}
-                         for pt in runner.bits_curve(v)]
-        return pd.DataFrame(rows)
+        self.curves = pd.DataFrame([{"model": v.model, "sparsity": v.prune_ratio, **pt}
+                                    for v, pts in run.curves.items() for pt in pts])
 
     def _row(self, model: str, stage: str) -> pd.Series:
         return analysis.stage_row(self.df, model, stage)

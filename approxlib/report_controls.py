@@ -21,8 +21,10 @@ ROLE_NAMES = {"baseline": "baseline", "control": "dense control (+ fine-tuning)"
 class ControlsSection(Section):
     """Section H. Every number is computed from this run's rows and cached artifacts."""
 
-    def __init__(self, *args, **kw):
-        super().__init__("H", *args, **kw)
+    letter = "H"
+
+    def __init__(self, run):
+        super().__init__(run)
         d = self.df
         self.ratio = float(self.p["ratio"])
         d["finetuned"] = d.finetune_epochs > 0
@@ -155,8 +157,7 @@ class ControlsSection(Section):
                            float(self.p["h_curve_sparsities"][0]), prune="l1-sensitivity",
                            seed=self.curve_seed, protocol=self.curve_protocol)
             st = next(s for s in PL.stages(v, self.p) if s.step.json_kind == "sensitivity")
-            runner = PL.Runner(self.p, self.store, self.data_dir, progress=False)
-            rows = runner.sensitivity(st)["rows"]
+            rows = self.run.sensitivity[st.key]["rows"]
             base = next(r["accuracy"] for r in rows if r["layer"] is None)
             t = pd.DataFrame([r for r in rows if r["layer"] is not None])
             t["drop"] = 100 * (base - t.accuracy)

@@ -15,8 +15,10 @@ from .report import Section, _display, _fmt_pct, _md
 class SpeedSection(Section):
     """Section G. Every variant is timed in the same process run of the stages."""
 
-    def __init__(self, *args, **kw):
-        super().__init__("G", *args, **kw)
+    letter = "G"
+
+    def __init__(self, run):
+        super().__init__(run)
         self.with_controls = self.df
         self._drop_controls()
         self.models_in = list(dict.fromkeys(self.df.model))

@@ -248,8 +248,9 @@ def test_a_notebook_run_by_hand_never_changes_the_published_results(smoke_run):
     made = []
     try:
         for ratios in ([0, 0.5], [0, 0.5], [0, 0.7]):
-            sec = report.Section("C", "smoke", ratios=ratios, models_dir=str(store.root),
-                                 data_dir=str(data_root))
+            sec = report.Section(report.run_section("C", "smoke", ratios=ratios,
+                                                    models_dir=str(store.root),
+                                                    data_dir=str(data_root)))
             made.append(sec.out)
             assert sec.out.parent == report.REPO / "reports" / "smoke" / "explore"
             assert sorted(pd.read_csv(sec.out / "results.csv").prune_ratio.unique()) == ratios

@@ -27,6 +27,9 @@ def test_committed_without_outputs_and_parameterized(path):
     # thin: one import, every other code cell is a single call
     assert sum("import" in "".join(c["source"]) for c in code) == 1
     assert all(len("".join(c["source"]).strip().splitlines()) == 1 for c in code[2:])
+    # the pipeline runs in run_section; the section class only formats what it returned
+    setup = "".join(code[1]["source"])
+    assert f'run = run_section("{path.name[0]}", ' in setup and "Section(run)" in setup
 
 
 def cli_message(capsys, *argv) -> str:

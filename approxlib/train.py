@@ -79,6 +79,13 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, **kw) -> float:
     return (predict(model, x, **kw) == y).float().mean().item()
 
 
+def validation_passes(epochs: int, select_from: int = 1) -> int:
+    """How many validation passes `train` makes: one per eligible epoch, or none when a single
+    epoch is eligible (it is kept whatever it scores)."""
+    eligible = max(0, epochs - select_from + 1)
+    return eligible if eligible > 1 else 0
+
+
 def train(model: nn.Module, splits: D.Splits, cfg: TrainConfig, device: str = "auto",
           desc: str = "train", progress: bool = True,
           after_step: Callable[[nn.Module], None] | None = None,

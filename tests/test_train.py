@@ -76,5 +76,6 @@ def test_no_validation_pass_where_the_pick_is_decided(small, epochs, select_from
                           after_step=lambda m: last.update(m.state_dict()))
     assert D.images_seen() - n0 == epochs * 256 + val_passes * 64
     assert sum(h["val_acc"] is not None for h in hist) == val_passes
+    assert T.validation_passes(epochs, select_from) == val_passes  # what accounting plans with
     if val_passes == 0:
         assert all(torch.equal(v, last[k].cpu()) for k, v in model.state_dict().items())

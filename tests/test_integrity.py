@@ -70,9 +70,10 @@ def test_every_kind_of_damage_is_set_aside_and_recomputed_to_the_same_results(co
         _one(store, "sensitivity", "*.json"): lambda f: _rewrite(f, b""),
         _one(store, "curve", "*.json"): lambda f: _rewrite(f, b"{}"),
     }
-    metrics = sorted((store.root / "metrics").glob("*.json"))
-    twin = next(f for f in sorted((store.root / "fingerprints").glob("*.json"))
-                if json.loads(f.read_text())["metrics"] == metrics[0].stem)
+    # a fingerprint and the metrics it points to (a float model's), first among those damaged
+    twin = sorted((store.root / "fingerprints").glob("*.json"))[0]
+    first = store.root / "metrics" / f"{json.loads(twin.read_text())['metrics']}.json"
+    metrics = [first] + [f for f in sorted((store.root / "metrics").glob("*.json")) if f != first]
     damage[twin] = lambda f: _rewrite(f, b"\xff\xfe{")  # read when metrics[0] is measured again
     bad_json = [b'{"accuracy": 0.5', b"", b"{}", b"\xff\xfe\x00", b'{"a": 1' + b"0" * 5000 + b"}",
                 b"[1, 2]", b'{"accuracy": NaN}']

@@ -70,10 +70,14 @@ def test_every_kind_of_damage_is_set_aside_and_recomputed_to_the_same_results(co
         _one(store, "sensitivity", "*.json"): lambda f: _rewrite(f, b""),
         _one(store, "curve", "*.json"): lambda f: _rewrite(f, b"{}"),
     }
-    # a fingerprint and the metrics it points to (a float model's), first among those damaged
-    twin = sorted((store.root / "fingerprints").glob("*.json"))[0]
+    # a fingerprint and the metrics it points to (a float model's of this plan), first among
+    # those damaged
+    planned = {s.key for v in PL.plan(p, list("ABCDEFGH")) for s in PL.stages(v, p)}
+    twin = next(f for f in sorted((store.root / "fingerprints").glob("*.json"))
+                if json.loads(f.read_text())["metrics"] in planned)
     first = store.root / "metrics" / f"{json.loads(twin.read_text())['metrics']}.json"
-    metrics = [first] + [f for f in sorted((store.root / "metrics").glob("*.json")) if f != first]
+    metrics = [first] + [f for f in sorted((store.root / "metrics").glob("*.json"))
+                         if f != first and f.stem in planned]
     damage[twin] = lambda f: _rewrite(f, b"\xff\xfe{")  # read when metrics[0] is measured again
     bad_json = [b'{"accuracy": 0.5', b"", b"{}", b"\xff\xfe\x00", b'{"a": 1' + b"0" * 5000 + b"}",
                 b"[1, 2]", b'{"accuracy": NaN}']

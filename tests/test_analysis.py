@@ -39,13 +39,21 @@ def test_the_fastest_within_a_point_skips_faster_but_worse_variants():
     assert analysis.fastest_within(d, "resnet18", 0.95, 1.0) is None
 
 
-def test_the_best_dense_model_is_the_baseline_or_its_control():
-    d = frame().assign(control="none")
+def test_the_best_dense_model_is_picked_on_validation_not_test():
+    d = frame().assign(control="none", val_accuracy=0.89)
     assert analysis.best_dense_accuracy(d, "resnet18") == 0.90
-    control = d.iloc[[0]].assign(control="equal-compute", accuracy=0.908)
+    assert analysis.reference_name(analysis.best_dense(d, "resnet18")) == "the baseline"
+    control = d.iloc[[0]].assign(control="equal-compute", accuracy=0.908, val_accuracy=0.895)
     assert analysis.best_dense_accuracy(pd.concat([d, control]), "resnet18") == 0.908
-    worse = d.iloc[[0]].assign(control="equal-compute", accuracy=0.85)
-    assert analysis.best_dense_accuracy(pd.concat([d, worse]), "resnet18") == 0.90
+    assert analysis.reference_name(analysis.best_dense(pd.concat([d, control]), "resnet18")
+                                   ) == "its dense control"
+    # more accurate on test but not on validation: the baseline stays the reference
+    lucky = d.iloc[[0]].assign(control="equal-compute", accuracy=0.95, val_accuracy=0.88)
+    assert analysis.best_dense_accuracy(pd.concat([d, lucky]), "resnet18") == 0.90
+    # a pruned architecture trained from scratch is a control but not a dense model
+    scratch = d.iloc[[3]].assign(control="scratch-e", runtime="pytorch", accuracy=0.99,
+                                 val_accuracy=0.99)
+    assert analysis.best_dense_accuracy(pd.concat([d, scratch]), "resnet18") == 0.90
 
 
 def test_pick_needs_exactly_one_row():
@@ -137,11 +145,11 @@ def test_compression_stages_ratios_deltas_and_bits_per_nonzero():
 
 def test_the_speed_finding_measures_against_the_best_dense_model_at_equal_compute():
     g = frame().assign(section="G", control="none", codec="none", protocol="profile", seed=0,
-                       dataset="fashion-mnist")
+                       dataset="fashion-mnist", val_accuracy=0.89)
     g["prune_method"] = ["channel-l1" if r > 0 else "none" for r in g.prune_ratio]
     alone = dict(analysis.findings(g, 0.5, 0))["G"]
     assert "ResNet-18 4.0× (dense INT8 eager, 1.00 ms)" in alone  # 89.7% ≥ 90% − 1 point
-    control = g.iloc[[0]].assign(control="equal-compute", accuracy=0.908)
+    control = g.iloc[[0]].assign(control="equal-compute", accuracy=0.908, val_accuracy=0.9)
     raised = dict(analysis.findings(pd.concat([g, control]), 0.5, 0))["G"]
     assert "ResNet-18 2.0× (dense fp32 ORT, 2.00 ms)" in raised  # the bar is now 89.8%
 

@@ -11,17 +11,24 @@ from . import names, stats
 
 
 def variant_name(r) -> str:
-    """Section G's short name of a row: "dense fp32 eager", "channels −50% INT8 ORT"."""
+    """Section G's short name of a row: "dense fp32 eager", "channels −50% INT8 ORT",
+    "channels −50% KD QAT-INT8 eager"."""
     prune = f"channels −{r.prune_ratio:.0%}" if r.prune_ratio > 0 else "dense"
-    quant = "INT8" if r.quant == "int8-static" else "fp32"
+    kd = " KD" if names.distilled(r) else ""
+    quant = {"int8-static": "INT8", "int8-qat": "QAT-INT8"}.get(r.quant, "fp32")
     run = "ORT" if r.runtime == "onnxruntime" else "eager"
-    return f"{prune} {quant} {run}"
+    return f"{prune}{kd} {quant} {run}"
 
 
-def pick(d: pd.DataFrame, model: str, ratio: float, quant: str, runtime: str) -> pd.Series:
-    """The one row of `model` at that pruning ratio, quantization and runtime."""
+def pick(d: pd.DataFrame, model: str, ratio: float, quant: str, runtime: str,
+         kd: bool = False, control: str = "none") -> pd.Series:
+    """The one row of `model` at that pruning ratio, quantization and runtime (by default the
+    one fine-tuned without distillation, not a control)."""
+    distilled = pd.Series([names.distilled(r) for r in d.itertuples()], index=d.index,
+                          dtype=bool)
+    controls = d.control if "control" in d else pd.Series("none", index=d.index)
     hit = d[(d.model == model) & (d.prune_ratio == ratio) & (d.quant == quant)
-            & (d.runtime == runtime)]
+            & (d.runtime == runtime) & (distilled == kd) & (controls == control)]
     if len(hit) != 1:
         raise KeyError(f"{len(hit)} rows of {model} at {ratio}, {quant}, {runtime}")
     return hit.iloc[0]
@@ -77,6 +84,77 @@ def fastest_within(d: pd.DataFrame, model: str, reference: float,
     `reference` (best_dense_accuracy); None when no row is."""
     ok = d[(d.model == model) & (d.accuracy >= reference - points / 100)]
     return None if ok.empty else ok.loc[ok.latency_ms.idxmin()]
+
+
+def recovery_pairs(d: pd.DataFrame, ratio: float) -> pd.DataFrame:
+    """Section G's recovery methods and scratch controls as paired comparisons, per model: what
+    each changes against what it replaces, at channel ratio `ratio` (`d`: the section's rows,
+    controls included). Columns: model, comparison, a / b (the rows' `variant_id`s, b the
+    method), a_acc / b_acc, diff (b − a, fraction). A pair missing a row is left out."""
+    kinds = [  # (comparison, a: (ratio, quant, kd, control), b)
+        ("QAT vs post-training INT8, dense", (0.0, "int8-static", False, "none"),
+         (0.0, "int8-qat", False, "none")),
+        ("QAT vs post-training INT8, channels", (ratio, "int8-static", False, "none"),
+         (ratio, "int8-qat", False, "none")),
+        ("distillation vs plain fine-tuning, channels", (ratio, "none", False, "none"),
+         (ratio, "none", True, "none")),
+        ("distillation vs plain, channels + QAT", (ratio, "int8-qat", False, "none"),
+         (ratio, "int8-qat", True, "none")),
+        ("Scratch-E vs fine-tuned channels", (ratio, "none", False, "none"),
+         (ratio, "none", False, "scratch-e")),
+        ("Scratch-B vs fine-tuned channels", (ratio, "none", False, "none"),
+         (ratio, "none", False, "scratch-b")),
+    ]
+    rows = []
+    for m in dict.fromkeys(d.model):
+        for what, a, b in kinds:
+            try:
+                ra, rb = (pick(d, m, x, q, "pytorch", kd, c) for x, q, kd, c in (a, b))
+            except KeyError:
+                continue
+            rows.append({"model": m, "comparison": what, "a": ra.variant_id,
+                         "b": rb.variant_id, "a_acc": ra.accuracy, "b_acc": rb.accuracy,
+                         "diff": rb.accuracy - ra.accuracy})
+    return pd.DataFrame(rows, columns=["model", "comparison", "a", "b", "a_acc", "b_acc",
+                                       "diff"])
+
+
+def channel_curve(d: pd.DataFrame) -> pd.DataFrame:
+    """Section G's channel-ratio curve: per model, runtime and batch size, each float32 channel-
+    pruned model's MAC reduction and measured speed-up over the dense float32 model in the same
+    runtime (`d`: rows of `speedups`' input, controls and distilled rows excluded)."""
+    rows = []
+    for m in dict.fromkeys(d.model):
+        for runtime in ("pytorch", "onnxruntime"):
+            dense = pick(d, m, 0.0, "none", runtime)
+            sel = d[(d.model == m) & (d.runtime == runtime) & (d.quant == "none")
+                    & (d.prune_ratio > 0)
+                    & ~pd.Series([names.distilled(r) for r in d.itertuples()], index=d.index,
+                                 dtype=bool)]
+            for r in sel.sort_values("prune_ratio").itertuples():
+                rows.append({"model": m, "runtime": runtime, "ratio": r.prune_ratio,
+                             "mac_reduction": dense.flops / r.flops,
+                             "params_reduction": dense.params / r.params,
+                             "speedup_bs1": dense.latency_ms / r.latency_ms,
+                             "speedup_bs64": dense.latency_bs64_ms / r.latency_bs64_ms,
+                             "accuracy": r.accuracy})
+    return pd.DataFrame(rows)
+
+
+def scratch_verdict(scratch: pd.DataFrame) -> str:
+    """Fine-tuned channel pruning against the scratch controls (`recovery_pairs` rows with a `p_value`), in words."""
+    def which(rows) -> str:
+        return " and ".join(r.comparison.split()[0] for r in rows)
+    real = scratch[scratch.p_value < 0.05]
+    beats, loses = real[real["diff"] < 0], real[real["diff"] > 0]
+    tied = scratch[scratch.p_value >= 0.05]
+    parts = ([f"fine-tuned channel pruning beats {which(beats.itertuples())}"] if len(beats)
+             else []) + ([f"{which(loses.itertuples())} beats fine-tuned channel pruning "
+                          f"(the pruned shape trained afresh does better)"] if len(loses)
+                         else []) + ([f"{which(tied.itertuples())} is within noise of it"]
+                                     if len(tied) else [])
+    text = "; ".join(parts)
+    return text[:1].upper() + text[1:] + "."
 
 
 # ------------------------------------------------------------------- controls (section H)

@@ -27,7 +27,7 @@ SCHEDULES = ("constant", "onecycle", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16")
 CONTROLS = ("none", "equal-compute")
 PRUNE_SCOPES = ("global", "layer")
-QUANT_METHODS = ("none", "int8-dynamic", "kmeans", "int8-static")
+QUANT_METHODS = ("none", "int8-dynamic", "kmeans", "int8-static", "int8-qat")
 RUNTIMES = ("pytorch", "onnxruntime")
 CODECS = ("none", "sparse", "packed", "huffman", "gzip", "xz", "zstd")
 DEVICES = ("auto", "cpu", "cuda")
@@ -152,6 +152,11 @@ class TrainConfig:
     flip: bool = True
     precision: str = "auto"
     seed: int = 0
+    # Knowledge distillation from the dense baseline (Hinton et al. 2015): the loss is
+    # (1 − kd_alpha) · cross-entropy + kd_alpha · T² · KL(teacher ‖ student) at temperature T.
+    # None: no distillation (and not hashed, so stages without it keep their keys).
+    kd_alpha: float | None = dataclasses.field(default=None, metadata={"hash": "if set"})
+    kd_temperature: float | None = dataclasses.field(default=None, metadata={"hash": "if set"})
 
     def __post_init__(self):
         _number("epochs", self.epochs, 0, 10_000, integer=True)
@@ -169,6 +174,11 @@ class TrainConfig:
         _bool("flip", self.flip)
         _choice("precision", self.precision, PRECISIONS)
         _number("seed", self.seed, 0, 2**31, integer=True)
+        if (self.kd_alpha is None) != (self.kd_temperature is None):
+            raise ConfigError("kd_alpha and kd_temperature are set together or not at all")
+        if self.kd_alpha is not None:
+            _number("kd_alpha", self.kd_alpha, 0.0, 1.0, lo_open=True)
+            _number("kd_temperature", self.kd_temperature, 0.0, 100.0, lo_open=True)
 
 
 def check_prune_method(method, what: str = "prune_method") -> None:
@@ -272,6 +282,25 @@ class NncConfig:
     def __post_init__(self):
         _number("each of nncodec_qps", self.qp, -100, 0, integer=True)
         _number("nncodec qp_density", self.qp_density, 0, 5, integer=True)
+
+
+@dataclass(frozen=True)
+class ScratchConfig:
+    """The budget of a train-from-scratch control (Liu et al., ICLR 2019): `epochs` (Scratch-E:
+    the epochs of baseline + fine-tuning) or `flops` (Scratch-B: as many more as the pruned
+    model is cheaper per image than the dense one, at most `max_factor` times as many)."""
+    budget: str
+    max_factor: float = 2.0
+
+    def __post_init__(self):
+        _choice("scratch budget", self.budget, ("epochs", "flops"))
+        _number("scratch_b_max", self.max_factor, 1.0, 100.0)
+
+    def epochs(self, base_epochs: int, flops_ratio: float) -> int:
+        """Epochs to train, given Scratch-E's and dense FLOPs / pruned FLOPs per image."""
+        if self.budget == "epochs":
+            return base_epochs
+        return max(base_epochs, round(base_epochs * min(flops_ratio, self.max_factor)))
 
 
 @dataclass(frozen=True)
@@ -528,7 +557,10 @@ def validate_params(p: dict[str, Any]) -> None:
     share_finetune_config(p)
     codec_config(p, "huffman")
     ChannelConfig(p["channel_ratio"])
+    for r in _list("channel_ratios", p["channel_ratios"]):
+        ChannelConfig(r)
     StaticQuantConfig(calib_images=p["calib_images"])
+    validate_recovery(p)
     _bool("controls", p["controls"])
     if p["seeds"] is not None:
         _seeds("seeds", p["seeds"])
@@ -545,6 +577,16 @@ def validate_params(p: dict[str, Any]) -> None:
     if len(set(qps)) != len(qps):
         raise ConfigError(f"nncodec_qps must be distinct, got {_show(qps)}")
     ModelConfig("resnet18", 10, 3, p["stem"])
+
+
+def validate_recovery(p: dict[str, Any]) -> None:
+    """QAT, distillation and the scratch controls (issue 17)."""
+    for key in ("qat", "kd", "scratch"):
+        _bool(key, p[key])
+    distilled(finetune_config(p), p)
+    _number("qat_epochs", p["qat_epochs"], 1, 10_000, integer=True)
+    qat_config(p)
+    ScratchConfig("flops", p["scratch_b_max"])
 
 
 # What a section-H protocol may set: how a model is trained and fine-tuned, nothing else.
@@ -664,6 +706,20 @@ def gradual_config(p: dict, model: str) -> GradualConfig:
     return GradualConfig(sparsity=per_model(p, "dc_sparsity", model), scope=p["dc_scope"],
                          ramp=p["dc_ramp"],
                          every=p["dc_every"])
+
+
+def distilled(cfg: TrainConfig, p: dict) -> TrainConfig:
+    """A fine-tuning `cfg` that distils from the dense baseline with the profile's `kd_alpha`
+    and `kd_temperature` (the one rule every distilled step and its control follow)."""
+    if p["kd_alpha"] is None or p["kd_temperature"] is None:
+        raise ConfigError("kd_alpha and kd_temperature must be numbers (kd: false turns "
+                          "distillation off)")
+    return dataclasses.replace(cfg, kd_alpha=p["kd_alpha"], kd_temperature=p["kd_temperature"])
+
+
+def qat_config(p: dict) -> TrainConfig:
+    """Quantization-aware fine-tuning: the fine-tuning settings at `qat_epochs`, `qat_lr`."""
+    return dataclasses.replace(finetune_config(p), epochs=p["qat_epochs"], lr=p["qat_lr"])
 
 
 def dc_finetune_config(p: dict) -> TrainConfig:

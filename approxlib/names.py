@@ -3,6 +3,7 @@ and its figures. The one place for them; a name not listed is shown as it is spe
 profile (a torchvision model added through the profile needs no entry here)."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from pathlib import Path
@@ -12,7 +13,9 @@ DATASETS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "fashion-mnist": "Fa
 PRUNE_METHODS = {"l1-unstructured": "global magnitude", "l1-layerwise": "layer-wise magnitude",
                  "random-unstructured": "random", "l1-sensitivity": "sensitivity-guided",
                  "gradual-l1": "gradual", "channel-l1": "channels"}
-QUANTS = {"kmeans": "k-means", "int8-static": "static INT8", "int8-dynamic": "INT8"}
+QUANTS = {"kmeans": "k-means", "int8-static": "static INT8", "int8-dynamic": "INT8",
+          "int8-qat": "static INT8 (QAT)"}
+CONTROLS = {"equal-compute": "dense control", "scratch-e": "Scratch-E", "scratch-b": "Scratch-B"}
 CODECS = {"sparse": "sparse .apx", "packed": "packed .apx", "huffman": "Huffman .apx",
           "gzip": "gzip", "xz": "xz", "zstd": "zstd", "nncodec": "NNCodec (MPEG NNC)"}
 RUNTIMES = {"onnxruntime": "ONNX Runtime", "pytorch": "PyTorch"}
@@ -43,19 +46,28 @@ def is_control(r) -> bool:
     return isinstance(c, str) and c != "none"
 
 
+def distilled(r) -> bool:
+    """Whether a results row was fine-tuned by distillation (rows from before the column: no)."""
+    kd = getattr(r, "kd", False)
+    return isinstance(kd, (bool, np.bool_)) and bool(kd)
+
+
 def variant_label(r) -> str:
     """A results row as a reader names it, e.g. "ResNet-18 pruned 50% + static INT8"."""
     parts = [model(r.model)]
     given = isinstance(getattr(r, "init", ""), str) and getattr(r, "init", "")
     parts.append(("given" if given else "baseline") if r.prune_ratio == 0
                  else f"pruned {r.prune_ratio:.0%}")
-    if is_control(r):
-        parts[-1] = "dense control"
     prune = getattr(r, "prune_method", "")
     if prune == "channel-l1":
         parts[-1] = f"channels −{r.prune_ratio:.0%}"
     elif prune not in ("", "none", "l1-unstructured"):
         parts[-1] += f" ({method(prune)})"
+    if is_control(r):
+        parts[-1] = CONTROLS.get(r.control, r.control) + (
+            f" of {parts[-1]}" if r.prune_ratio > 0 else "")
+    if distilled(r):
+        parts.append("+ distillation")
     if r.quant != "none":
         parts.append(f"+ {QUANTS.get(r.quant, r.quant)}")
     if getattr(r, "runtime", "pytorch") != "pytorch":

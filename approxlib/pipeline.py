@@ -42,6 +42,7 @@ from .config import (
     OnnxConfig,
     PruneConfig,
     QuantConfig,
+    ScratchConfig,
     ShareConfig,
     StaticQuantConfig,
     channel_finetune_config,
@@ -49,17 +50,19 @@ from .config import (
     config_hash,
     data_config,
     dc_finetune_config,
+    distilled,
     finetune_config,
     gradual_config,
     measure_config,
     per_model,
     protocol_params,
+    qat_config,
     sensitivity_config,
     share_config,
     share_finetune_config,
     train_config,
 )
-from .sections import SECTIONS, Variant, control_of, parse_sections, plan  # noqa: F401
+from .sections import SCRATCH, SECTIONS, Variant, control_of, parse_sections, plan  # noqa: F401
 from .steps import (
     CACHE_VERSION,
     Channel,
@@ -72,7 +75,9 @@ from .steps import (
     Nnc,
     Onnx,
     Prune,
+    Qat,
     Quantize,
+    Scratch,
     Sensitivity,
     Share,
     Static,
@@ -152,15 +157,25 @@ def variant_params(p: dict, v: Variant) -> dict:
 def finetune_of(v: Variant, p: dict):
     """How a pruned variant of this kind is fine-tuned (and so its control)."""
     if v.prune == "gradual-l1":
-        return dc_finetune_config(p)
-    if v.prune == "channel-l1":
-        return channel_finetune_config(p, v.model)
-    return finetune_config(p)
+        fc = dc_finetune_config(p)
+    elif v.prune == "channel-l1":
+        fc = channel_finetune_config(p, v.model)
+    else:
+        fc = finetune_config(p)
+    return distilled_if(v, fc, p)
+
+
+def distilled_if(v: Variant, cfg, p: dict):
+    """`cfg` distilling from the dense baseline when the variant is a distilled one."""
+    return distilled(cfg, p) if v.kd else cfg
 
 
 def prune_steps(v: Variant, p: dict, data, mc: ModelConfig) -> list[Step]:
-    """How a variant reaches its sparsity (its dense control: fine-tuned as it would be)."""
+    """How a variant reaches its sparsity (its dense control: fine-tuned as it would be; a
+    scratch control: the pruned model's shape, trained afresh)."""
     fc = finetune_of(v, p)
+    if v.control in SCRATCH:
+        return [Channel(data, mc, ChannelConfig(v.prune_ratio), fc), scratch_step(v, p, data, mc)]
     if v.is_control:
         return [Control(data, mc, fc)]
     if v.prune_ratio == 0:
@@ -180,10 +195,23 @@ def prune_steps(v: Variant, p: dict, data, mc: ModelConfig) -> list[Step]:
     return first + [Prune(data, mc, pc, fc)]
 
 
+def scratch_step(v: Variant, p: dict, data, mc: ModelConfig) -> Scratch:
+    """Scratch-E / Scratch-B: the baseline's training for baseline + fine-tuning epochs."""
+    tc = train_config(p)
+    tc = dataclasses.replace(tc, epochs=tc.epochs + finetune_of(v, p).epochs)
+    budget = "epochs" if v.control == "scratch-e" else "flops"
+    return Scratch(data, mc, tc, ScratchConfig(budget, float(p["scratch_b_max"])))
+
+
 def quant_steps(v: Variant, p: dict, data, mc: ModelConfig) -> list[Step]:
     """How a variant's weights are stored or run: shared, exported, quantized (or as they are)."""
     if v.quant == "kmeans":
-        return [Share(data, mc, share_config(p, v.model), share_finetune_config(p))]
+        return [Share(data, mc, share_config(p, v.model),
+                      distilled_if(v, share_finetune_config(p), p))]
+    if v.quant == "int8-qat":
+        if v.runtime != "pytorch":
+            raise ConfigError("int8-qat runs in PyTorch only")
+        return [Qat(data, mc, distilled_if(v, qat_config(p), p))]
     if v.runtime == "onnxruntime":
         return [Onnx(data, mc, OnnxConfig(v.quant, p["calib_images"]))]
     if v.quant == "int8-static":
@@ -355,6 +383,16 @@ class Runner:
     def load(self, st: Stage, expect: ModelConfig | None = None) -> tuple[torch.nn.Module, dict]:
         """The model a stage's checkpoint holds (computed first if missing)."""
         return S.load_checkpoint(self.artifact(st), expect=expect)
+
+    def teacher(self, st: Stage, cfg) -> torch.nn.Module | None:
+        """What a distilling step learns from: the dense model its chain starts with (the
+        trained or given baseline); None when `cfg` does not distil."""
+        if cfg.kd_alpha is None:
+            return None
+        root = st
+        while root.upstream is not None:
+            root = root.upstream
+        return self.load(root, model_config_of(st))[0]
 
     def materialize(self, st: Stage) -> None:
         """Whatever a stage produces: an artifact, or its JSON entry (metrics, sensitivity)."""
@@ -571,8 +609,10 @@ class Runner:
 
 
 def has_curve(v: Variant) -> bool:
-    """Section F's bits-vs-accuracy curve hangs off each plain gradually pruned variant."""
-    return v.prune_method == "gradual-l1" and v.quant == "none" and v.codec == "none"
+    """Section F's bits-vs-accuracy curve hangs off each plain gradually pruned variant (not
+    its distilled twin: one curve per model)."""
+    return (v.prune_method == "gradual-l1" and v.quant == "none" and v.codec == "none"
+            and not v.kd and not v.is_control)
 
 
 def curve_key(v: Variant, p: dict) -> tuple[Stage, list[int], str]:
@@ -587,9 +627,8 @@ def curve_key(v: Variant, p: dict) -> tuple[Stage, list[int], str]:
 def row(v: Variant, p: dict, m: dict) -> dict:
     """One results.csv row: the contract's columns, then provenance and extras."""
     p = variant_params(p, v)
-    fine_tuned = v.is_control or (v.prune_ratio > 0 and v.finetune)
-    extra_epochs = finetune_of(v, p).epochs if fine_tuned else 0
     init = per_model(p, "init", v.model) if v.protocol == "profile" else None
+    epochs, extra_epochs = trained_epochs(v, p, m, init)
     return {
         "section": v.section, "model": v.model, "dataset": v.dataset, "stem": p["stem"],
         "prune_method": v.prune_method, "prune_ratio": v.prune_ratio, "quant": v.quant,
@@ -607,8 +646,9 @@ def row(v: Variant, p: dict, m: dict) -> dict:
         "profile": p["profile"], "val_accuracy": m["val_accuracy"],
         "latency_iqr_ms": m["latency_iqr_ms"], "throughput_img_s": m["throughput_img_s"],
         "threads": m["threads"], "test_images": m["test_images"],
-        "epochs": 0 if init else p["epochs"], "init": Path(init).name if init else "",
+        "epochs": epochs, "init": Path(init).name if init else "",
         "finetune_epochs": extra_epochs, "control": v.control, "protocol": v.protocol,
+        "kd": v.kd,
         # bits per stored conv/fc weight: k-means codebook indices, or float32 (dynamic INT8
         # quantizes the classifier only)
         "weight_bits": (f"{per_model(p, 'dc_bits_conv', v.model)}/"
@@ -620,6 +660,21 @@ def row(v: Variant, p: dict, m: dict) -> dict:
         "schedule": p["schedule"], "train_size": p["train_size"], "artifact_key": m["artifact_key"],
         "git_commit": m["git_commit"], "torch_version": m["torch_version"], "cpu": m["cpu"],
     }
+
+
+def trained_epochs(v: Variant, p: dict, m: dict, init) -> tuple[int, int]:
+    """(training epochs, fine-tuning epochs) of a variant as it was made: none for given
+    weights; a scratch control's own epochs (its budget read off its FLOPs, as its step does);
+    a pruned or control variant's fine-tuning plus any quantization-aware fine-tuning."""
+    if v.control in SCRATCH:
+        step = scratch_step(v, p, None, None)
+        mc = model_config(p, v.model, v.dataset)
+        ratio = dense_flops(mc, D.source(v.dataset, p["image_size"]).size) / m["flops"]
+        return step.scratch.epochs(step.train.epochs, ratio), 0
+    fine_tuned = v.is_control or (v.prune_ratio > 0 and v.finetune)
+    extra = (finetune_of(v, p).epochs if fine_tuned else 0) + (
+        qat_config(p).epochs if v.quant == "int8-qat" else 0)
+    return (0 if init else p["epochs"]), extra
 
 
 def run(p: dict, sections: list[str], store: S.Store, out_dir: Path | None = None,
@@ -652,17 +707,28 @@ def run(p: dict, sections: list[str], store: S.Store, out_dir: Path | None = Non
                                    "sparsity": v.prune_ratio, **pt}
                                   for v, pts in runner.curves.items() for pt in pts])
             S.write_text(Path(out_dir) / "compression_bits.csv", curve.to_csv(index=False))
-        for v, m in metrics.items():
-            which = SECTIONS[v.section].layer_csvs
-            if ((which == "all" or (which == "pruned" and v.prune_ratio > 0))
-                    and v.codec == "none" and not v.is_control):
-                method = "_gradual" if v.prune_method == "gradual-l1" else ""
-                name = (f"{v.model}_{D.file_label(v.dataset)}_p{round(v.prune_ratio * 100):02d}"
-                        f"{method}_"
-                        f"{v.quant}.csv")
-                S.write_text(Path(out_dir) / "sparsity" / name,
-                             pd.DataFrame(m["layers"]).to_csv(index=False))
+        write_layer_csvs(metrics, Path(out_dir) / "sparsity")
     return df, runner
+
+
+def write_layer_csvs(metrics: dict[Variant, dict], folder: Path) -> None:
+    """Per-layer sparsity tables of the variants their section asks for (PyTorch models; an
+    encoded file or an ONNX export holds the same weights)."""
+    for v, m in metrics.items():
+        which = SECTIONS[v.section].layer_csvs
+        if ((which == "all" or (which == "pruned" and v.prune_ratio > 0))
+                and v.codec == "none" and not v.is_control and v.runtime == "pytorch"):
+            S.write_text(folder / layer_csv_name(v), pd.DataFrame(m["layers"]).to_csv(index=False))
+
+
+def layer_csv_name(v: Variant) -> str:
+    """e.g. resnet18_fashion-mnist_p70_none.csv (one-shot global magnitude, as the original
+    named them), resnet18_fashion-mnist_p50_channels_kd_int8-qat.csv; a further seed's
+    variant ends in _seedN."""
+    method = {"l1-unstructured": "", "gradual-l1": "_gradual", "channel-l1": "_channels"}.get(
+        v.prune, f"_{v.prune}") if v.prune_ratio > 0 else ""
+    return (f"{v.model}_{D.file_label(v.dataset)}_p{round(v.prune_ratio * 100):02d}{method}"
+            f"{'_kd' if v.kd else ''}_{v.quant}{'' if v.seed is None else f'_seed{v.seed}'}.csv")
 
 
 def write_results(df: pd.DataFrame, out_dir: Path, sections: list[str]) -> Path:

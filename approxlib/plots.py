@@ -293,7 +293,9 @@ def layer_bits(layers: dict[str, pd.DataFrame]) -> plt.Figure:
 # ------------------------------------------------------------------------------ section G
 
 MARKERS = {("none", "pytorch"): "o", ("int8-static", "pytorch"): "s",
-           ("none", "onnxruntime"): "^", ("int8-static", "onnxruntime"): "D"}
+           ("none", "onnxruntime"): "^", ("int8-static", "onnxruntime"): "D",
+           ("int8-qat", "pytorch"): "P"}
+PRECISION = {"none": "fp32", "int8-static": "INT8", "int8-qat": "QAT INT8"}
 
 
 def pareto(df: pd.DataFrame) -> plt.Figure:
@@ -313,7 +315,7 @@ def pareto(df: pd.DataFrame) -> plt.Figure:
                 color=palette[j % len(palette)], lw=1, alpha=0.7, label=f"{names.model(m)} Pareto front")
     for (q, rt), mk in MARKERS.items():
         ax.plot([], [], mk, color="0.3", mfc="0.3",
-                label=f"{'INT8' if q != 'none' else 'fp32'}, {'ONNX Runtime' if rt == 'onnxruntime' else 'PyTorch'}")
+                label=f"{PRECISION[q]}, {names.RUNTIMES.get(rt, rt)}")
     ax.plot([], [], "o", color="0.3", mfc="white", label="hollow: channel-pruned")
     _log_ticks(ax)
     ax.set_xlabel("CPU latency, batch 1 (ms, log scale)")
@@ -347,6 +349,36 @@ def speedups(df: pd.DataFrame, batch: int) -> plt.Figure:
     handles, labels = axes[0].get_legend_handles_labels()  # above the bars, never on them
     fig.legend(handles, labels, fontsize=7, loc="upper center", ncol=len(models), frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 0.94))
+    return fig
+
+
+def channel_curve(curve: pd.DataFrame, batch: int) -> plt.Figure:
+    """Measured speed-up of each channel-pruned float32 model over its dense model in the same
+    runtime, against how many fewer multiply-adds it does (`analysis.channel_curve`), at batch 1
+    and the throughput batch; the diagonal is a speed-up equal to the MAC reduction."""
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6), sharey=True)
+    styles = {"pytorch": ("o", "-"), "onnxruntime": ("^", "--")}
+    top = max(curve.mac_reduction.max(), curve[["speedup_bs1", "speedup_bs64"]].max().max())
+    for ax, (col, title) in zip(axes, (("speedup_bs1", "batch 1"),
+                                       ("speedup_bs64", f"batch {batch}"))):
+        for j, m in enumerate(dict.fromkeys(curve.model)):
+            for rt, (mk, ls) in styles.items():
+                d = curve[(curve.model == m) & (curve.runtime == rt)].sort_values("mac_reduction")
+                ax.plot([1, *d.mac_reduction], [1, *d[col]], ls, marker=mk, ms=5,
+                        color=MODEL_COLORS[j % len(MODEL_COLORS)],
+                        label=f"{names.model(m)}, {names.RUNTIMES[rt]}")
+                for r in d.itertuples():
+                    ax.annotate(f"−{r.ratio:.0%}", (r.mac_reduction, getattr(r, col)),
+                                fontsize=6, xytext=(3, -8), textcoords="offset points")
+        ax.plot([1, top * 1.1], [1, top * 1.1], color="0.5", lw=0.8, ls=":",
+                label="speed-up = MAC reduction")
+        ax.set_xlabel("MAC reduction (dense / pruned, ×)")
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("Measured speed-up over dense (×)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="upper center", ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.86))
     return fig
 
 

@@ -235,7 +235,7 @@ def apply_masks_(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
 
 def prune_and_finetune(model: nn.Module, cfg: PruneConfig, splits, finetune, device="auto",
                        desc="fine-tune", progress=True,
-                       layer_ratios: dict[str, float] | None = None
+                       layer_ratios: dict[str, float] | None = None, teacher=None
                        ) -> tuple[nn.Module, list[dict]]:
     """Pruning (`prune_`), then fine-tuning that keeps every pruned weight at exactly zero;
     `finetune.epochs == 0` prunes only."""
@@ -244,7 +244,7 @@ def prune_and_finetune(model: nn.Module, cfg: PruneConfig, splits, finetune, dev
     if finetune.epochs == 0:
         return model, []
     model, hist = T.train(model, splits, finetune, device, desc=desc, progress=progress,
-                          after_step=lambda m: apply_masks_(m, masks))
+                          after_step=lambda m: apply_masks_(m, masks), teacher=teacher)
     apply_masks_(model, masks)  # the selected state already holds them; cheap insurance
     return model, hist
 
@@ -319,13 +319,15 @@ class GradualPruner:
 
 
 def gradual_prune(model: nn.Module, cfg: GradualConfig, splits, finetune, device="auto",
-                  desc="gradual prune", progress=True) -> tuple[nn.Module, list[dict]]:
+                  desc="gradual prune", progress=True, teacher=None
+                  ) -> tuple[nn.Module, list[dict]]:
     """Prune gradually while fine-tuning; the checkpoint is picked on the validation split among
     the epochs that end at the final sparsity only (an earlier, denser epoch would cheat)."""
     steps = math.ceil(len(splits.train_y) / finetune.batch_size) * finetune.epochs
     pruner = GradualPruner(model, cfg, steps)
     first_final = math.ceil(pruner.ramp_steps / math.ceil(len(splits.train_y) / finetune.batch_size))
     model, hist = T.train(model, splits, finetune, device, desc=desc, progress=progress,
-                          after_step=pruner, select_from=max(1, first_final))
+                          after_step=pruner, select_from=max(1, first_final),
+                          teacher=teacher)
     apply_masks_(model, pruner.masks)
     return model, hist

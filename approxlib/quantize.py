@@ -8,7 +8,9 @@ x86 backend: per-channel int8 weights, uint8 activations, fused conv+BN+ReLU). F
 torchao's `X86InductorQuantizer` failed on these models ("Input partition has more than one
 output node", measured), while FX works and runs on fbgemm/oneDNN kernels, so we use FX and keep
 the choice in this one module. Quantized models are saved as state dicts and rebuilt here, never
-pickled.
+pickled. Quantization-aware training (`prepare_qat`, then ordinary fine-tuning through fake
+quantization, then `convert_qat`) gives the same INT8 modules as `int8-static`, so a QAT model is
+saved, rebuilt and loaded exactly as a static one.
 """
 from __future__ import annotations
 
@@ -20,8 +22,9 @@ from collections import OrderedDict
 
 import torch
 from torch import nn
-from torch.ao.quantization import get_default_qconfig_mapping
-from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+from torch.ao.quantization import get_default_qat_qconfig_mapping, get_default_qconfig_mapping
+from torch.ao.quantization.observer import ObserverBase
+from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx, prepare_qat_fx
 
 from .config import QuantConfig
 from .share import fold_batchnorm
@@ -59,6 +62,49 @@ def quantize_static(model: nn.Module, calib: torch.Tensor | None, batch_size: in
             for i in range(0, len(calib), batch_size):
                 prepared(calib[i:i + batch_size])
         return convert_fx(prepared)
+
+
+# QAT's default x86 qconfig mapping is the static one with fake quantization in place of the
+# observers, and the same numerics: uint8 activations with reduce_range (0..127, as fbgemm wants),
+# per-channel symmetric int8 weights, and the same x86 backend config, so the same fusions
+# (conv+BN(+ReLU) train as ConvBn(ReLU)2d, with BN folded at conversion) and the same quantized
+# modules. A converted QAT model thus has the static skeleton's graph, module types and state-dict
+# keys; its scales and zero points differ, but they are state-dict entries (loading replaces the
+# skeleton's), so only the structure has to match. The store saves it as "int8-static" and
+# `rebuild` loads it (tests/test_quantize.py: both study models, strict load, same predictions).
+def prepare_qat(model: nn.Module) -> torch.fx.GraphModule:
+    """A copy of a float CPU model with fake quantization (FX, x86) on the weights and activations
+    `quantize_static` quantizes, in train mode: fine-tuned by an ordinary loop, it learns weights
+    that survive INT8 rounding; `convert_qat` then makes it an INT8 model.
+
+    Observers keep updating in eval mode too (fake quantization ignores `.eval()`); use
+    `torch.ao.quantization.disable_observer` to freeze the ranges."""
+    model = copy.deepcopy(model).cpu().train()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the deprecation note above; reduce_range's own note
+        return prepare_qat_fx(model, get_default_qat_qconfig_mapping("x86"), (_example(model),))
+
+
+def convert_qat(prepared: nn.Module) -> nn.Module:
+    """The INT8 model of a `prepare_qat` model (a copy: `convert_fx` rewrites its input's graph),
+    in eval mode; its state dict loads into `rebuild(float_model, "int8-static")`.
+
+    A prepared model that never ran has no ranges: torch converts it all the same, with scale 1
+    on every activation (all-zero logits, measured), so it is refused here instead."""
+    if not _observed(prepared):
+        raise ValueError("convert_qat: the prepared model has not run (no activation ranges); "
+                         "fine-tune it first")
+    prepared = copy.deepcopy(prepared).cpu().eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the deprecation notes (torch.ao, quantized tensors)
+        return convert_fx(prepared).eval()
+
+
+def _observed(prepared: nn.Module) -> bool:
+    """Whether every min/max observer (fixed-range ones have none) has seen data."""
+    mins = [m.min_val for m in prepared.modules() if isinstance(m, ObserverBase)
+            and isinstance(getattr(m, "min_val", None), torch.Tensor)]
+    return all(v.numel() and bool(torch.isfinite(v).all()) for v in mins)
 
 
 def rebuild(float_model: nn.Module, method: str) -> nn.Module:

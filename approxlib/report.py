@@ -574,13 +574,22 @@ def _test_split(results: pd.DataFrame) -> str:
             f"{n[0]:,}–{n[-1]:,} test images" if n else "the test split")
 
 
+def pruned_words(r, method: dict) -> str:
+    """The summary's "pruned" cell: how much and how, which control, whether distilled."""
+    text = (f"{r.prune_ratio:.0%} {method.get(r.prune_method, r.prune_method)}"
+            if r.prune_ratio > 0 else "–")
+    if r.control != "none":
+        control = names.CONTROLS.get(r.control, r.control)
+        text = control if r.prune_ratio == 0 else f"{text}, {control}"
+    return text + (" + KD" if r.kd else "")
+
+
 def summary_table(results: pd.DataFrame, sections: list[str]) -> str:
     key = ["model", "dataset", "prune_method", "prune_ratio", "quant", "codec", "qp", "runtime",
-           "control"]
+           "control", "kd"]
     results = results.copy()
-    if "control" not in results:
-        results["control"] = "none"
-    results["control"] = results.control.fillna("none")
+    results["control"] = results.control.fillna("none") if "control" in results else "none"
+    results["kd"] = [names.distilled(r) for r in results.itertuples()]
     # one row per NNCodec setting (groupby drops NaN keys: "" where a codec has no qp)
     results["qp"] = results.qp.map(lambda q: "" if pd.isna(q) else f"{int(q)}") \
         if "qp" in results else ""
@@ -591,9 +600,7 @@ def summary_table(results: pd.DataFrame, sections: list[str]) -> str:
     method = {"l1-unstructured": "one-shot", "gradual-l1": "gradual", "channel-l1": "channels"}
     t = pd.DataFrame({
         "model": d.model.map(names.model), "dataset": d.dataset.map(names.dataset),
-        "pruned": [f"{r.prune_ratio:.0%} {method.get(r.prune_method, r.prune_method)}"
-                   if r.prune_ratio > 0 else "dense control" if r.control != "none" else "–"
-                   for r in d.itertuples()],
+        "pruned": [pruned_words(r, method) for r in d.itertuples()],
         "quant": d.quant,
         "codec": [f"{r.codec} qp {r.qp}" if r.qp else r.codec for r in d.itertuples()],
         "runtime": d.runtime.replace({"onnxruntime": "ORT"}),

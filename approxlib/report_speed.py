@@ -83,9 +83,57 @@ class SpeedSection(Section):
                      "Speed-up over dense float32 PyTorch eager at batch 1 and at batch "
                      f"{self.p['throughput_batch']}")
 
+    def fig_channels(self) -> None:
+        curve = analysis.channel_curve(self.df)
+        if curve.empty:
+            return
+        self._figure(plots.channel_curve(curve, self.p["throughput_batch"]),
+                     "Speed does not follow FLOPs: each channel-pruned float32 model's measured "
+                     "speed-up over the dense float32 model in the same runtime, against its "
+                     "reduction in multiply-adds (labels: channels removed); on the dotted "
+                     "diagonal latency would fall as fast as the MACs")
+        t = curve.assign(runtime=curve.runtime.map(names.RUNTIMES), model=curve.model.map(
+            names.model))
+        t = t.rename(columns={"ratio": "channels removed", "mac_reduction": "MACs ÷",
+                              "params_reduction": "params ÷", "speedup_bs1": "× bs1",
+                              "speedup_bs64": f"× bs{self.p['throughput_batch']}",
+                              "accuracy": "top-1"})
+        _display(t.style.hide(axis="index").format(precision=2).format(
+            {"channels removed": "{:.0%}", "top-1": "{:.2%}"}))
+        _md(self.caption("Table", "The channel-ratio curve: MAC and parameter reduction against "
+                         "measured speed-up over the dense model in the same runtime"))
+
+    def recovery(self) -> pd.DataFrame:
+        """Each recovery method or scratch control against what it replaces, with McNemar."""
+        t = analysis.recovery_pairs(self.with_controls, float(self.p["channel_ratio"]))
+        y = D.test_labels(data_config(self.p, self.dataset), self.data_dir).numpy()
+        tests = [stats.mcnemar(y, np.asarray(self.metrics[r.a]["predictions"]),
+                               np.asarray(self.metrics[r.b]["predictions"]))
+                 for r in t.itertuples()]
+        return t.assign(p_value=[x["p_value"] for x in tests])
+
+    def table_recovery(self) -> None:
+        t = self.recovery()
+        if t.empty:
+            return
+        out = pd.DataFrame({
+            "model": t.model.map(names.model), "comparison (B vs A)": t.comparison,
+            "A top-1 (%)": (100 * t.a_acc).round(2), "B top-1 (%)": (100 * t.b_acc).round(2),
+            "B − A (pts)": (100 * t["diff"]).round(2), "McNemar p": t.p_value.map("{:.3g}".format),
+            "": ["within noise" if x >= 0.05 else "a real difference" for x in t.p_value]})
+        _display(out.style.hide(axis="index").format(precision=2))
+        _md(self.caption("Table", f"Recovery and controls at {self.p['channel_ratio']:.0%} "
+                         f"channels: quantization-aware training (QAT) against post-training "
+                         f"INT8, distillation from the dense baseline against plain "
+                         f"fine-tuning, and the pruned architecture trained from scratch "
+                         f"(Scratch-E: the epochs of baseline + fine-tuning; Scratch-B: their "
+                         f"FLOPs on the dense model, at most {self.p['scratch_b_max']:g}× "
+                         f"Scratch-E's epochs) against the fine-tuned pruned model; PyTorch "
+                         f"eager, McNemar's exact test on the same test images"))
+
     def findings(self) -> None:
         y = D.test_labels(data_config(self.p, self.dataset), self.data_dir).numpy()
-        lines = []
+        lines, rec = [], self.recovery()
         for m in self.models_in:
             d = self.df[self.df.model == m]
             dense = self.dense(m)
@@ -110,6 +158,7 @@ class SpeedSection(Section):
                 f"eager and **{ort_bs64:.2f}×** in ONNX Runtime (each against the dense model "
                 f"in the same runtime), batch 1 {ch.speedup:.2f}× in eager.")
             lines += self._control_lines(self._variant(dense), self._variant(ch), y)
+            lines += self._recovery_lines(m, rec[rec.model == m])
             fastest = d.loc[d.gflops_s.idxmax()]
             lines.append(
                 f"  - Distance to the arithmetic limit: dense float32 eager runs at "
@@ -131,6 +180,27 @@ class SpeedSection(Section):
                "Caution: without an equal-compute dense control (profile `controls`), their "
                "accuracy cannot be credited to pruning rather than to that training."))
         _md("**What the numbers say.**\n\n" + "\n".join(lines))
+
+    def _recovery_lines(self, m: str, rec: pd.DataFrame) -> list[str]:
+        """QAT and distillation against the best dense model; fine-tuning against scratch."""
+        ref = analysis.best_dense(self.with_controls, m)
+        out = []
+        int8 = self.df[(self.df.model == m) & self.df.quant.isin(["int8-static", "int8-qat"])
+                       & (self.df.runtime == "pytorch")]
+        if (int8.quant == "int8-qat").any():
+            parts = [f"{r['name']} {100 * (r.accuracy - ref.accuracy):+.2f}"
+                     for _, r in int8.sort_values(["prune_ratio", "quant"]).iterrows()]
+            out.append(f"  - INT8 in PyTorch against the best dense model at equal compute "
+                       f"({_fmt_pct(ref.accuracy)}, {analysis.reference_name(ref)}), points: "
+                       + ", ".join(parts) + ".")
+        for r in rec.itertuples():
+            verdict = "within noise" if r.p_value >= 0.05 else "a real difference"
+            out.append(f"  - {r.comparison}: {100 * r.a_acc:.2f}% → {100 * r.b_acc:.2f}% "
+                       f"({100 * r.diff:+.2f} points, McNemar p = {r.p_value:.3g}, {verdict}).")
+        scratch = rec[rec.comparison.str.startswith("Scratch")]
+        if len(scratch):
+            out.append("  - Do the pruned weights matter? " + analysis.scratch_verdict(scratch))
+        return out
 
     def _fastest_line(self, m: str, y: np.ndarray, dense: pd.Series, ort: pd.Series) -> str:
         """The fastest variant within 1 point of the best dense model at equal compute."""
@@ -157,3 +227,4 @@ class SpeedSection(Section):
         t = stats.mcnemar(y, pa, pb)
         return (f"McNemar p = {t['p_value']:.3g}, "
                 f"{'within noise' if t['p_value'] >= 0.05 else 'a real difference'}")
+

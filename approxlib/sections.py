@@ -32,6 +32,7 @@ class Variant:
     protocol: str = "profile"  # profile | a name in h_protocols (section H)
     finetune: bool = True  # False: pruned only (section H's curve without fine-tuning)
     qp: int | None = None  # the quantization parameter of a codec that has one (NNCodec)
+    kd: bool = False  # fine-tuned distilling from the dense baseline (its control too)
 
     @property
     def prune_method(self) -> str:
@@ -40,6 +41,10 @@ class Variant:
     @property
     def is_control(self) -> bool:
         return self.control != "none"
+
+    @property
+    def is_dense_control(self) -> bool:
+        return self.control == "equal-compute"
 
     @property
     def label(self) -> str:
@@ -53,7 +58,11 @@ class Variant:
             parts.append(self.codec if self.qp is None else f"{self.codec} qp {self.qp}")
         if self.runtime != "pytorch":
             parts.append(self.runtime)
-        if self.is_control:
+        if self.kd:
+            parts.append("distilled")
+        if self.control in SCRATCH:
+            parts.append(f"trained from scratch ({SCRATCH[self.control]})")
+        elif self.is_control:
             parts.append(f"dense control of {self.prune}")
         if not self.finetune:
             parts.append("not fine-tuned")
@@ -64,10 +73,15 @@ class Variant:
         return " ".join(parts) if len(parts) > 2 else " ".join(parts + ["baseline"])
 
 
+# The train-from-scratch controls of a channel-pruned model (Liu et al., ICLR 2019): its
+# architecture freshly initialized and trained for the same epochs (E) or the same FLOPs (B).
+SCRATCH = {"scratch-e": "Scratch-E", "scratch-b": "Scratch-B"}
+
+
 def control_of(v: Variant) -> Variant:
-    """The equal-compute dense control of a pruned + fine-tuned variant."""
+    """The equal-compute dense control of a pruned + fine-tuned variant (distilled as it is)."""
     return Variant(v.section, v.model, v.dataset, prune=v.prune, control="equal-compute",
-                   seed=v.seed, protocol=v.protocol)
+                   seed=v.seed, protocol=v.protocol, kd=v.kd)
 
 
 def control_variants(p: dict, section: str, model: str, dataset: str) -> list[Variant]:
@@ -95,14 +109,31 @@ def curve_variants(p: dict, section: str, model: str, dataset: str) -> list[Vari
 
 
 def speed_variants(p: dict, section: str, model: str, dataset: str) -> list[Variant]:
-    """Section G for one model: dense and channel-pruned, each in PyTorch eager and ONNX Runtime,
-    float32 and static INT8."""
+    """Section G for one model: dense and channel-pruned at each ratio, each in PyTorch eager and
+    ONNX Runtime, float32 and static INT8; then what recovers accuracy or controls it at
+    `channel_ratio` (QAT, distillation, the scratch controls), where the profile asks."""
     out = []
+    main = float(p["channel_ratio"])
+    ratios = sorted({main, *map(float, p["channel_ratios"])})
     for base in (Variant(section, model, dataset),
-                 Variant(section, model, dataset, float(p["channel_ratio"]), prune="channel-l1")):
+                 *(Variant(section, model, dataset, r, prune="channel-l1") for r in ratios)):
         for quant in ("none", "int8-static"):
             for runtime in ("pytorch", "onnxruntime"):
                 out.append(dataclasses.replace(base, quant=quant, runtime=runtime))
+    return out + recovery_variants(p, Variant(section, model, dataset, main, prune="channel-l1"))
+
+
+def recovery_variants(p: dict, channel: Variant) -> list[Variant]:
+    """QAT of the dense and the channel-pruned model, the distilled channel-pruned model (and
+    its QAT), and the pruned architecture trained from scratch (not for given weights: their
+    training is unknown)."""
+    dense = dataclasses.replace(channel, prune_ratio=0.0, prune="l1-unstructured")
+    out = [dataclasses.replace(v, quant="int8-qat") for v in (dense, channel)] if p["qat"] else []
+    if p["kd"]:
+        kd = dataclasses.replace(channel, kd=True)
+        out += [kd] + ([dataclasses.replace(kd, quant="int8-qat")] if p["qat"] else [])
+    if p["scratch"] and per_model(p, "init", channel.model) is None:
+        out += [dataclasses.replace(channel, control=c) for c in SCRATCH]
     return out
 
 
@@ -114,11 +145,14 @@ def compression_variants(p: dict, section: str, model: str, dataset: str
     s = float(per_model(p, "dc_sparsity", model))
     pruned = Variant(section, model, dataset, s, prune="gradual-l1")
     shared = dataclasses.replace(pruned, quant="kmeans")
+    distilled = ([dataclasses.replace(pruned, kd=True),
+                  dataclasses.replace(shared, codec="huffman", kd=True)] if p["kd"] else [])
     return [Variant(section, model, dataset), pruned,
             *(dataclasses.replace(pruned, codec=c) for c in ("gzip", "xz", "zstd", "sparse")),
             dataclasses.replace(shared, codec="packed"),
             dataclasses.replace(shared, codec="huffman"),
-            *(dataclasses.replace(pruned, codec="nncodec", qp=int(q)) for q in p["nncodec_qps"])]
+            *(dataclasses.replace(pruned, codec="nncodec", qp=int(q)) for q in p["nncodec_qps"]),
+            *distilled]
 
 
 
@@ -246,7 +280,7 @@ def plan(p: dict, sections: list[str], models: dict[str, list[str]] | None = Non
         if p["controls"] and spec.controls:  # the float model in PyTorch, before weight
             # sharing, encoding or export
             vs += [control_of(v) for v in vs if v.prune_ratio > 0 and v.quant == "none"
-                   and v.codec == "none" and v.runtime == "pytorch"]
+                   and v.codec == "none" and v.runtime == "pytorch" and not v.is_control]
         if spec.seeds:  # the profile's seed keeps seed=None (what the findings compare);
             # every further seed repeats each variant, its control included
             vs += [dataclasses.replace(v, seed=x) for x in extra for v in vs]

@@ -164,7 +164,7 @@ def round_biases_(model: nn.Module, dtype: torch.dtype = torch.float16) -> nn.Mo
 
 
 def share_and_finetune(model: nn.Module, cfg: ShareConfig, splits, finetune, device="auto",
-                       desc="codebook fine-tune", progress=True
+                       desc="codebook fine-tune", progress=True, teacher=None
                        ) -> tuple[nn.Module, list[dict], list[dict]]:
     """Fold BatchNorm, share weights by k-means, fine-tune the codebooks, round the biases.
 
@@ -175,7 +175,8 @@ def share_and_finetune(model: nn.Module, cfg: ShareConfig, splits, finetune, dev
     rows = share_weights_(model, cfg, trainable=finetune.epochs > 0)
     hist: list[dict] = []
     if finetune.epochs > 0:
-        model, hist = T.train(model, splits, finetune, device, desc=desc, progress=progress)
+        model, hist = T.train(model, splits, finetune, device, desc=desc, progress=progress,
+                              teacher=teacher)
         unshare_(model)
     round_biases_(model)
     return model.eval(), rows, hist

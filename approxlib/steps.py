@@ -8,7 +8,7 @@ of stage is one class here, registered with `@register`, the way Torch-Pruning m
 criterion one `Importance` class.
 
 `run(ctx, st, path, meta)` gets the runner as `ctx` (its `load`, `artifact`, `splits`,
-`calibration`, `store`, `device`, `progress`) and either returns a `Checkpoint` to be saved at
+`calibration`, `teacher`, `store`, `device`, `progress`) and either returns a `Checkpoint` to be saved at
 `path` with `meta`, or writes `path` itself (encoded files, ONNX) and returns None.
 """
 from __future__ import annotations
@@ -32,8 +32,9 @@ from . import share
 from . import store
 from . import structured
 from . import train
+from . import measure
 from .config import (ChannelConfig, CodecConfig, DataConfig, GradualConfig, MeasureConfig,
-                     ModelConfig, NncConfig, OnnxConfig, PruneConfig, QuantConfig,
+                     ModelConfig, NncConfig, OnnxConfig, PruneConfig, QuantConfig, ScratchConfig,
                      SensitivityConfig, ShareConfig, StaticQuantConfig, TrainConfig, config_hash)
 
 # Bump when a stage's code changes what it produces, so stale cache entries are not reused.
@@ -160,7 +161,8 @@ class Control(Step):
     def run(self, ctx, st, path, meta):
         model, _ = ctx.load(st.upstream, self.model)
         model, meta["history"] = train.train(model, ctx.splits(self.data), self.finetune,
-                                             ctx.device, desc=st.label, progress=ctx.progress)
+                                             ctx.device, desc=st.label, progress=ctx.progress,
+                                             teacher=ctx.teacher(st, self.finetune))
         return Checkpoint(model, self.model)
 
 
@@ -185,7 +187,7 @@ class Gradual(Step):
         model, _ = ctx.load(st.upstream, self.model)
         model, meta["history"] = prune.gradual_prune(
             model, self.gradual, ctx.splits(self.data), self.finetune, ctx.device, st.label,
-            ctx.progress)
+            ctx.progress, teacher=ctx.teacher(st, self.finetune))
         return Checkpoint(model, self.model)
 
 
@@ -213,8 +215,41 @@ class Channel(Step):
         structured.channel_prune_(model, self.channel, self.model.in_channels)
         meta["params_after"] = sum(p.numel() for p in model.parameters())
         model, meta["history"] = train.train(model, splits, self.finetune, ctx.device,
-                                             desc=st.label, progress=ctx.progress)
+                                             desc=st.label, progress=ctx.progress,
+                                             teacher=ctx.teacher(st, self.finetune))
         return Checkpoint(model, self.model, shapes=structured.shapes(model))
+
+
+@register
+@dataclass(frozen=True)
+class Scratch(Step):
+    """The train-from-scratch control of a channel-pruned model (Liu et al., ICLR 2019): the
+    upstream checkpoint's architecture, freshly initialized with the training seed (torchvision's
+    initialization where a layer kept its size, PyTorch's default where pruning resized it) and
+    trained with the baseline's settings and data order, for `train.epochs` (Scratch-E) or as
+    many more as the budget allows (Scratch-B)."""
+    kind = "scratch"
+    trains = True
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig  # epochs: Scratch-E's, baseline + fine-tuning
+    scratch: ScratchConfig
+
+    def label(self, v) -> str:
+        return f"train {v.model}'s {v.prune_ratio:.0%}-pruned shape from scratch ({self.scratch.budget})"
+
+    def run(self, ctx, st, path, meta):
+        _, info = ctx.load(st.upstream, self.model)
+        torch.manual_seed(self.train.seed)
+        model = structured.dense_like(self.model, info["shapes"])
+        splits = ctx.splits(self.data)
+        shape = (self.model.in_channels, *splits.train_x.shape[-2:])
+        ratio = (measure.flops(models.build(self.model), shape) / measure.flops(model, shape))
+        cfg = dataclasses.replace(self.train, epochs=self.scratch.epochs(self.train.epochs, ratio))
+        meta["epochs"], meta["flops_ratio"] = cfg.epochs, ratio
+        model, meta["history"] = train.train(model, splits, cfg, ctx.device, desc=st.label,
+                                             progress=ctx.progress)
+        return Checkpoint(model, self.model, shapes=info["shapes"])
 
 
 @register
@@ -281,7 +316,7 @@ class Prune(Step):
         model, _ = ctx.load(source, self.model)
         model, meta["history"] = prune.prune_and_finetune(
             model, self.prune, ctx.splits(self.data), self.finetune, ctx.device, st.label,
-            ctx.progress, layer_ratios=ratios)
+            ctx.progress, layer_ratios=ratios, teacher=ctx.teacher(st, self.finetune))
         return Checkpoint(model, self.model)
 
 
@@ -307,7 +342,7 @@ class Share(Step):
         model, _ = ctx.load(st.upstream, self.model)
         model, meta["layers"], meta["history"] = share.share_and_finetune(
             model, self.share, ctx.splits(self.data), self.finetune, ctx.device, st.label,
-            ctx.progress)
+            ctx.progress, teacher=ctx.teacher(st, self.finetune))
         return Checkpoint(model, self.model, "kmeans")
 
 
@@ -334,6 +369,30 @@ class Static(Step):
         model = quantize.quantize_static(model, ctx.calibration(self.data,
                                                                 self.quant.calib_images))
         return Checkpoint(model, self.model, "int8-static", info["shapes"])
+
+
+@register
+@dataclass(frozen=True)
+class Qat(Step):
+    """Quantization-aware fine-tuning (FX fake quantization, x86), then static INT8: the same
+    kind of model as `Static`, with weights trained to survive the rounding."""
+    kind = "qat"
+    trains = True
+    float_model = False
+    data: DataConfig
+    model: ModelConfig
+    finetune: TrainConfig
+
+    def label(self, v) -> str:
+        return f"quantization-aware fine-tune {v.model} to int8-static"
+
+    def run(self, ctx, st, path, meta):
+        model, info = ctx.load(st.upstream, self.model)
+        prepared, meta["history"] = train.train(
+            quantize.prepare_qat(model), ctx.splits(self.data), self.finetune, ctx.device,
+            desc=st.label, progress=ctx.progress, teacher=ctx.teacher(st, self.finetune))
+        return Checkpoint(quantize.convert_qat(prepared), self.model, "int8-static",
+                          info["shapes"])
 
 
 @register

@@ -8,7 +8,9 @@ Each artifact (.pt checkpoint, .onnx, .apx) is loaded and timed here, all with t
 count, batch 1 and batch 64, medians of `torch.utils.benchmark` blocks after warm-up — the
 report's method, in one run, so the ratios compare like with like. Accuracies are not
 re-measured: they come from results.csv (they do not depend on timing) and only decide which
-variants count as "within 1 point" of the dense model.
+variants count as "within 1 point" of the best dense model at equal compute (the baseline or
+its dense control, picked on validation accuracy). The last line gives, per model, the fastest
+such variant's speed-ups and the channel-ratio curve (MAC reduction / measured batch-1 speed-up).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from approxlib import analysis  # noqa: E402
 from approxlib import measure as ME  # noqa: E402
 from approxlib import pipeline as PL  # noqa: E402
 from approxlib.config import MeasureConfig  # noqa: E402
@@ -60,28 +63,45 @@ def main(argv=None) -> int:
     if df.empty:
         print(f"latency.py: error: no section {a.section} rows in {a.results}", file=sys.stderr)
         return 2
-    rows = []
-    for r in df.itertuples():
-        t = time_artifact(r.artifact, shape, cfg)
-        rows.append({"model": r.model, "pruned": r.prune_ratio, "quant": r.quant,
-                     "runtime": r.runtime, "accuracy": r.accuracy, "size_bytes": r.size_bytes,
-                     "bs1_ms": t["latency_ms"], "bs64_ms": t["latency_bs64_ms"],
-                     "report_bs1_ms": r.latency_ms})
-    t = pd.DataFrame(rows)
-    print(t.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
-    for m, d in t.groupby("model", sort=False):
-        base = d[(d.pruned == 0) & (d.quant == "none") & (d.runtime == "pytorch")].iloc[0]
-        ort = d[(d.pruned == 0) & (d.quant == "none") & (d.runtime == "onnxruntime")].iloc[0]
-        ok = d[d.accuracy >= base.accuracy - 0.01]
-        best = ok.loc[ok.bs1_ms.idxmin()]
-        int8 = d[(d.pruned == 0) & (d.quant == "int8-static") & (d.runtime == "pytorch")].iloc[0]
-        ch = d[(d.pruned > 0) & (d.quant == "none") & (d.runtime == "pytorch")].iloc[0]
-        print(f"{m}: fastest_within_1pt={best.quant}/{best.runtime}/pruned{best.pruned:g} "
-              f"speedup_vs_eager={base.bs1_ms / best.bs1_ms:.2f} "
-              f"speedup_vs_ort_fp32={ort.bs1_ms / best.bs1_ms:.2f} "
-              f"int8_static_smaller={base.size_bytes / int8.size_bytes:.2f} "
-              f"channel_bs64_speedup={base.bs64_ms / ch.bs64_ms:.2f} threads={a.threads}")
+    timed = df[df.control.fillna("none") == "none"] if "control" in df else df
+    t = timed.copy()
+    for i, r in zip(timed.index, timed.itertuples()):
+        m = time_artifact(r.artifact, shape, cfg)
+        t.loc[i, "latency_ms"], t.loc[i, "latency_bs64_ms"] = m["latency_ms"], m["latency_bs64_ms"]
+        t.loc[i, "report_bs1_ms"] = r.latency_ms
+    t = analysis.speedups(t)
+    print(t[["model", "name", "accuracy", "size_bytes", "latency_ms", "latency_bs64_ms",
+             "report_bs1_ms", "speedup", "speedup_ort"]].to_string(
+        index=False, float_format=lambda x: f"{x:.4g}"))
+    print(last_line(t, df, a.threads))
     return 0
+
+
+def last_line(t: pd.DataFrame, rows: pd.DataFrame, threads: int) -> str:
+    """Per model: the fastest variant within 1 point of the best dense model at equal compute
+    (picked on validation, over every re-timed variant), its speed-ups, and each channel ratio's
+    MAC reduction against its measured batch-1 speed-up in ONNX Runtime and eager."""
+    parts = []
+    curve = analysis.channel_curve(t)
+    for m in dict.fromkeys(t.model):
+        ref = analysis.best_dense(rows, m)
+        best = analysis.fastest_within(t, m, float(ref.accuracy))
+        int8 = analysis.pick(t, m, 0.0, "int8-static", "pytorch")
+        dense = analysis.pick(t, m, 0.0, "none", "pytorch")
+        head = (f"{m}: reference={analysis.reference_name(ref).replace(' ', '_')} "
+                f"int8_static_smaller={dense.size_bytes / int8.size_bytes:.2f}")
+        if best is None:
+            parts.append(f"{head} fastest_within_1pt=none")
+            continue
+        c = curve[curve.model == m]
+        points = ",".join(f"{r.ratio:g}:{r.mac_reduction:.2f}/{r.speedup_bs1:.2f}"
+                          for r in c[c.runtime == "onnxruntime"].itertuples())
+        eager = ",".join(f"{r.ratio:g}:{r.mac_reduction:.2f}/{r.speedup_bs1:.2f}"
+                         for r in c[c.runtime == "pytorch"].itertuples())
+        parts.append(f"{head} fastest_within_1pt={best['name'].replace(' ', '_')} "
+                     f"speedup_vs_eager={best.speedup:.2f} speedup_vs_ort_fp32={best.speedup_ort:.2f} "
+                     f"channels_macs/ort_bs1={points} channels_macs/eager_bs1={eager}")
+    return "; ".join(parts) + f"; threads={threads}"
 
 
 if __name__ == "__main__":

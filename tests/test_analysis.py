@@ -203,3 +203,51 @@ def test_compression_points_put_curve_apx_and_nncodec_files_on_one_front():
     assert analysis.largest_ratio_within(pts, "m", 0.97) is None
     pts.loc[pts.file == "NNCodec qp -26", "accuracy"] = 0.99  # test accuracy never picks
     assert analysis.largest_ratio_within(pts, "m", 0.925).file == "NNCodec qp -38"
+
+
+def recovery_frame():
+    """One model: dense and 50%-channel rows, PTQ and QAT INT8, a distilled twin, scratch controls."""
+    rows = []
+    for ratio, quant, kd, control, acc in [
+            (0.0, "none", False, "none", 0.90), (0.0, "int8-static", False, "none", 0.886),
+            (0.0, "int8-qat", False, "none", 0.899), (0.5, "none", False, "none", 0.88),
+            (0.5, "int8-static", False, "none", 0.87), (0.5, "int8-qat", False, "none", 0.878),
+            (0.5, "none", True, "none", 0.89), (0.5, "none", False, "scratch-e", 0.86),
+            (0.5, "none", False, "scratch-b", 0.885), (0.0, "none", False, "equal-compute", 0.9)]:
+        rows.append(dict(model="m", prune_ratio=ratio, quant=quant, kd=kd, control=control,
+                         runtime="pytorch", accuracy=acc,
+                         variant_id=f"{ratio}/{quant}/{kd}/{control}"))
+    return pd.DataFrame(rows)
+
+
+def test_recovery_pairs_compare_each_method_with_what_it_replaces():
+    t = analysis.recovery_pairs(recovery_frame(), 0.5).set_index("comparison")
+    assert t.loc["QAT vs post-training INT8, dense", "diff"] == pytest.approx(0.013)
+    assert t.loc["QAT vs post-training INT8, channels", "a"] == "0.5/int8-static/False/none"
+    assert t.loc["distillation vs plain fine-tuning, channels", "diff"] == pytest.approx(0.01)
+    assert t.loc["Scratch-E vs fine-tuned channels", "diff"] == pytest.approx(-0.02)
+    assert t.loc["Scratch-B vs fine-tuned channels", "b"] == "0.5/none/False/scratch-b"
+    # the distilled QAT row is missing: that pair is left out, not invented
+    assert "distillation vs plain, channels + QAT" not in t.index
+    assert len(analysis.recovery_pairs(recovery_frame(), 0.3)) == 1  # the dense QAT pair only
+
+
+def test_the_channel_curve_is_against_the_dense_model_of_the_same_runtime():
+    d = frame().assign(params=[10, 10, 10, 4, 4])
+    more = d.iloc[[3]].assign(runtime="pytorch", latency_ms=1.0, latency_bs64_ms=32.0)
+    c = analysis.channel_curve(pd.concat([d, more], ignore_index=True))
+    ort = c[c.runtime == "onnxruntime"].iloc[0]
+    assert (ort.mac_reduction, ort.speedup_bs1, ort.speedup_bs64) == (4.0, 4.0, 4.0)
+    eager = c[c.runtime == "pytorch"].iloc[0]
+    assert (eager.speedup_bs1, eager.speedup_bs64, eager.params_reduction) == (4.0, 2.0, 2.5)
+    assert len(c) == 2  # INT8 rows are not on the float32 curve
+
+
+def test_the_scratch_verdict_says_who_wins_only_where_the_test_says_so():
+    t = pd.DataFrame({"comparison": ["Scratch-E vs fine-tuned channels",
+                                     "Scratch-B vs fine-tuned channels"],
+                      "diff": [-0.02, 0.01], "p_value": [0.001, 0.2]})
+    assert analysis.scratch_verdict(t) == ("Fine-tuned channel pruning beats Scratch-E; Scratch-B is "
+                                  "within noise of it.")
+    t["p_value"] = [0.3, 0.01]
+    assert analysis.scratch_verdict(t).startswith("Scratch-B beats fine-tuned channel pruning")

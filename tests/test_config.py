@@ -216,3 +216,20 @@ def test_parse_value_returns_plain_data_or_a_config_error(text):
         assert "\n" not in str(e)
         return
     C.check_plain("x", value)
+
+
+def test_scratch_budgets_follow_liu_et_al():
+    assert C.ScratchConfig("epochs").epochs(8, 3.6) == 8  # Scratch-E: the same epochs
+    assert C.ScratchConfig("flops", 2.0).epochs(8, 3.6) == 16  # Scratch-B: capped at 2×
+    assert C.ScratchConfig("flops", 10.0).epochs(8, 3.6) == 29  # equal FLOPs, rounded
+    assert C.ScratchConfig("flops", 2.0).epochs(8, 0.9) == 8  # never fewer than Scratch-E
+    with pytest.raises(C.ConfigError, match="scratch budget"):
+        C.ScratchConfig("time")
+
+
+def test_recovery_keys_are_checked_before_any_work():
+    for key, value, words in (("kd_alpha", 0, "kd_alpha"), ("qat_epochs", 0, "qat_epochs"),
+                              ("scratch_b_max", 0.5, "scratch_b_max"), ("kd", "yes", "kd"),
+                              ("channel_ratios", [0.5, 1.0], "channel_ratio")):
+        with pytest.raises(C.ConfigError, match=words):
+            C.load_profile("smoke", {key: value})

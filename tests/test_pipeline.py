@@ -2,6 +2,7 @@ import os
 
 import pandas as pd
 import pytest
+import torch
 
 from approxlib import pipeline as PL
 from approxlib import store as S
@@ -205,3 +206,42 @@ def test_section_h_rows_pair_seeds_protocols_and_controls(smoke):
     o = h[(h.protocol == "original") & (h.prune_ratio == 0) & (h.control == "none")]
     t = h[(h.protocol == "tuned") & (h.prune_ratio == 0) & (h.control == "none")]
     assert not set(o.artifact) & set(t.artifact)
+
+
+def test_layer_csv_names_never_collide_across_methods_seeds_or_distillation():
+    from approxlib.sections import Variant
+    vs = [Variant("B", "resnet18", "fashion-mnist", 0.5), Variant("G", "resnet18",
+          "fashion-mnist", 0.5, prune="channel-l1"),
+          Variant("G", "resnet18", "fashion-mnist", 0.5, prune="channel-l1", kd=True),
+          Variant("F", "resnet18", "fashion-mnist", 0.5, prune="gradual-l1"),
+          Variant("B", "resnet18", "fashion-mnist", 0.5, seed=1),
+          Variant("G", "resnet18", "fashion-mnist", 0.5, "int8-qat", prune="channel-l1")]
+    names = [PL.layer_csv_name(v) for v in vs]
+    assert len(set(names)) == len(names)
+    assert names[0] == "resnet18_fashion-mnist_p50_none.csv"  # the original's name
+    assert names[2] == "resnet18_fashion-mnist_p50_channels_kd_none.csv"
+
+
+def test_section_g_adds_qat_distillation_and_scratch_controls(smoke):
+    p, store, root, df, runner, _ = smoke
+    g = pd.read_csv(root / "out" / "results.csv")
+    g = g[(g.section == "G") & (g.model == "resnet18")]
+    ratio = p["channel_ratio"]
+    qat = g[g.quant == "int8-qat"]
+    assert sorted(qat.prune_ratio) == [0.0, ratio, ratio] and qat.kd.sum() == 1
+    assert (qat.runtime == "pytorch").all()
+    assert set(g.prune_ratio) == {0.0, ratio, *p["channel_ratios"]}  # the curve
+    kd = g[g.kd & (g.quant == "none")]
+    assert set(kd.control) == {"none", "equal-compute"}  # the distilled model and its control
+    e, b = (g[g.control == c].iloc[0] for c in ("scratch-e", "scratch-b"))
+    ch_epochs = g[(g.prune_ratio == ratio) & (g.control == "none") & ~g.kd
+                  & (g.quant == "none")].finetune_epochs.iloc[0]
+    assert e.epochs == p["epochs"] + ch_epochs and e.finetune_epochs == 0
+    assert e.epochs < b.epochs <= p["scratch_b_max"] * e.epochs  # pruned: fewer FLOPs per image
+    fine = g[(g.prune_ratio == ratio) & (g.control == "none") & ~g.kd & (g.quant == "none")
+             & (g.runtime == "pytorch")].iloc[0]
+    m_fine, info_fine = S.load_checkpoint(S.Path(fine.artifact))
+    m_e, info_e = S.load_checkpoint(S.Path(e.artifact))
+    assert info_e["shapes"] == info_fine["shapes"] and e.params == fine.params
+    w = [next(m.parameters()) for m in (m_fine, m_e)]
+    assert w[0].shape == w[1].shape and not torch.equal(w[0], w[1])  # trained afresh

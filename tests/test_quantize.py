@@ -1,3 +1,4 @@
+import copy
 import zlib
 
 import pytest
@@ -64,3 +65,80 @@ def test_packed_layout_is_bounded_and_type_checked():
         with pytest.raises(Q.PackError) as e:
             Q.unpack_state(bad)
         assert "\n" not in str(e.value)
+
+
+def _fine_tune(prepared: nn.Module, steps: int = 2) -> nn.Module:
+    """A few SGD steps on random images, handled as `train.train` handles a model (channels_last,
+    the best epoch's state dict copied and loaded back, eval, back to the CPU)."""
+    model = prepared.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    model.train()
+    for _ in range(steps):
+        x = torch.rand(8, 1, 32, 32).contiguous(memory_format=torch.channels_last)
+        loss = nn.functional.cross_entropy(model(x), torch.randint(0, 10, (8,)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    model.load_state_dict(copy.deepcopy(model.state_dict()))
+    return model.cpu().to(memory_format=torch.contiguous_format)
+
+
+def _module_types(model: nn.Module) -> dict[str, str]:
+    return {n: f"{type(m).__module__}.{type(m).__qualname__}" for n, m in model.named_modules()}
+
+
+@pytest.fixture(scope="module", params=["resnet18", "mobilenetv2"])
+def qat(request):
+    """(float model, its QAT-fine-tuned INT8 model) for each study model, 1 channel, 32×32."""
+    torch.manual_seed(0)
+    float_model = M.build(ModelConfig(request.param, 10, 1, "imagenet"))
+    prepared = Q.prepare_qat(float_model)
+    assert prepared.training
+    return float_model, Q.convert_qat(_fine_tune(prepared))
+
+
+def test_qat_model_loads_into_the_static_int8_skeleton(qat):
+    """The store saves a QAT model as "int8-static": rebuild's skeleton must be its exact shape."""
+    float_model, converted = qat
+    assert not converted.training
+    skeleton = Q.rebuild(float_model, "int8-static")
+    assert skeleton.code == converted.code  # same graph: same fusions, same quantize points
+    assert _module_types(skeleton) == _module_types(converted)
+    skeleton.load_state_dict(converted.state_dict(), strict=True)
+    x = torch.rand(16, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(skeleton(x), converted(x))
+
+
+def test_qat_model_survives_the_packed_checkpoint(qat):
+    float_model, converted = qat
+    back = Q.rebuild(float_model, "int8-static")
+    back.load_state_dict(Q.unpack_state(Q.pack_state(converted.state_dict())), strict=True)
+    x = torch.rand(16, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(back(x), converted(x))
+
+
+def test_qat_trains_through_fake_quantization():
+    torch.manual_seed(0)
+    float_model = M.build(ModelConfig("resnet18", 10, 1, "imagenet"))
+    prepared = Q.prepare_qat(float_model)
+    layers = [m for m in prepared.modules() if hasattr(m, "weight_fake_quant")]
+    # every convolution (BN folded in: ConvBn2d / ConvBnReLU2d) and the classifier
+    assert len(layers) == sum(isinstance(m, (nn.Conv2d, nn.Linear))
+                              for m in float_model.modules()) == 21
+    with pytest.raises(ValueError, match="has not run"):
+        Q.convert_qat(prepared)  # no ranges yet: torch would give all-zero logits
+    x = torch.rand(8, 1, 32, 32)
+    nn.functional.cross_entropy(prepared(x), torch.randint(0, 10, (8,))).backward()
+    for m in layers:  # the straight-through estimator passes gradients to the float weights
+        assert m.weight.grad is not None and m.weight.grad.abs().sum() > 0
+        assert m.weight_fake_quant.scale.numel() == m.weight.shape[0]  # per-channel ranges
+    # The logits themselves come out of a fake quantizer: on its uint8 grid.
+    prepared.eval()
+    with torch.no_grad():
+        out = prepared(x)
+    last = dict(prepared.named_modules())[prepared.graph.output_node().args[0].target]
+    q = out / last.scale + last.zero_point
+    assert torch.allclose(q, q.round(), atol=1e-3) and not torch.allclose(out, out.round())

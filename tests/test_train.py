@@ -79,3 +79,39 @@ def test_no_validation_pass_where_the_pick_is_decided(small, epochs, select_from
     assert T.validation_passes(epochs, select_from) == val_passes  # what accounting plans with
     if val_passes == 0:
         assert all(torch.equal(v, last[k].cpu()) for k, v in model.state_dict().items())
+
+
+def test_distillation_is_zero_at_the_teacher_and_hintons_kl_elsewhere():
+    s = torch.tensor([[2.0, 0.0, -1.0]])
+    assert T.distillation(s, s.clone(), 4.0).item() == pytest.approx(0.0, abs=1e-7)
+    t = torch.tensor([[0.0, 1.0, 0.0]])
+    p, q = torch.softmax(t / 2, 1), torch.softmax(s / 2, 1)
+    kl = (p * (p.log() - q.log())).sum().item()
+    assert T.distillation(s, t, 2.0).item() == pytest.approx(4 * kl, rel=1e-5)
+
+
+def test_distillation_pulls_the_student_towards_the_teacher(small):
+    """kd_alpha = 1: the student learns only the teacher's outputs, so it agrees with the
+    teacher more than the same training on the labels does; no teacher is a bug, not a default."""
+    sub = D.Splits(small.train_x[:512], small.train_y[:512], small.val_x[:128], small.val_y[:128],
+                   small.test_x, small.test_y, 10, 1)
+    teacher = M.build(ModelConfig("resnet18", 10, 1), seed=3)  # untrained: far from the labels
+    plain = TrainConfig(epochs=1, batch_size=64, lr=0.05, seed=1)
+    kd = TrainConfig(epochs=1, batch_size=64, lr=0.05, seed=1, kd_alpha=1.0, kd_temperature=2.0)
+    with pytest.raises(ValueError, match="no teacher"):
+        T.train(M.build(ModelConfig("resnet18", 10, 1), seed=1), sub, kd, "cpu", progress=False)
+    agree = {}
+    for name, cfg in (("plain", plain), ("kd", kd)):
+        model, _ = T.train(M.build(ModelConfig("resnet18", 10, 1), seed=1), sub, cfg, "cpu",
+                           progress=False, teacher=teacher)
+        x = sub.val_x
+        agree[name] = (T.predict(model, x) == T.predict(teacher, x)).float().mean().item()
+    assert agree["kd"] > agree["plain"]
+
+
+def test_kd_settings_come_in_pairs():
+    from approxlib.config import ConfigError
+    with pytest.raises(ConfigError, match="together"):
+        TrainConfig(epochs=1, kd_alpha=0.5)
+    with pytest.raises(ConfigError, match="kd_alpha"):
+        TrainConfig(epochs=1, kd_alpha=0.0, kd_temperature=4.0)

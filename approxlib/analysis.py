@@ -10,12 +10,17 @@ import pandas as pd
 from . import names, stats
 
 
+def _distilled(d: pd.DataFrame) -> pd.Series:
+    """Which rows were fine-tuned by distillation (`names.distilled`)."""
+    return pd.Series([names.distilled(r) for r in d.itertuples()], index=d.index, dtype=bool)
+
+
 def variant_name(r) -> str:
     """Section G's short name of a row: "dense fp32 eager", "channels −50% INT8 ORT",
     "channels −50% KD QAT-INT8 eager"."""
     prune = f"channels −{r.prune_ratio:.0%}" if r.prune_ratio > 0 else "dense"
     kd = " KD" if names.distilled(r) else ""
-    quant = {"int8-static": "INT8", "int8-qat": "QAT-INT8"}.get(r.quant, "fp32")
+    quant = names.PRECISIONS[r.quant]
     run = "ORT" if r.runtime == "onnxruntime" else "eager"
     return f"{prune}{kd} {quant} {run}"
 
@@ -24,8 +29,7 @@ def pick(d: pd.DataFrame, model: str, ratio: float, quant: str, runtime: str,
          kd: bool = False, control: str = "none") -> pd.Series:
     """The one row of `model` at that pruning ratio, quantization and runtime (by default the
     one fine-tuned without distillation, not a control)."""
-    distilled = pd.Series([names.distilled(r) for r in d.itertuples()], index=d.index,
-                          dtype=bool)
+    distilled = _distilled(d)
     controls = d.control if "control" in d else pd.Series("none", index=d.index)
     hit = d[(d.model == model) & (d.prune_ratio == ratio) & (d.quant == quant)
             & (d.runtime == runtime) & (distilled == kd) & (controls == control)]
@@ -74,8 +78,10 @@ def best_dense_accuracy(d: pd.DataFrame, model: str) -> float:
 
 
 def reference_name(row: pd.Series) -> str:
-    """What `best_dense` picked, in words: "the baseline" or "its dense control"."""
-    return "the baseline" if row.control == "none" else "its dense control"
+    """What `best_dense` picked, in words: "the baseline" or "its (distilled) dense control"."""
+    if row.control == "none":
+        return "the baseline"
+    return "its distilled dense control" if names.distilled(row) else "its dense control"
 
 
 def fastest_within(d: pd.DataFrame, model: str, reference: float,
@@ -89,34 +95,39 @@ def fastest_within(d: pd.DataFrame, model: str, reference: float,
 def recovery_pairs(d: pd.DataFrame, ratio: float) -> pd.DataFrame:
     """Section G's recovery methods and scratch controls as paired comparisons, per model: what
     each changes against what it replaces, at channel ratio `ratio` (`d`: the section's rows,
-    controls included). Columns: model, comparison, a / b (the rows' `variant_id`s, b the
-    method), a_acc / b_acc, diff (b − a, fraction). A pair missing a row is left out."""
-    kinds = [  # (comparison, a: (ratio, quant, kd, control), b)
-        ("QAT vs post-training INT8, dense", (0.0, "int8-static", False, "none"),
+    controls included). Columns: model, kind (qat, kd, scratch), comparison, a / b (the rows'
+    `variant_id`s, b the method), a_acc / b_acc, diff (b − a, fraction). A pair missing a row
+    is left out."""
+    kinds = [  # (kind, comparison, a: (ratio, quant, kd, control), b)
+        ("qat", "QAT vs post-training INT8, dense", (0.0, "int8-static", False, "none"),
          (0.0, "int8-qat", False, "none")),
-        ("QAT vs post-training INT8, channels", (ratio, "int8-static", False, "none"),
+        ("qat", "QAT vs post-training INT8, channels", (ratio, "int8-static", False, "none"),
          (ratio, "int8-qat", False, "none")),
-        ("distillation vs plain fine-tuning, channels", (ratio, "none", False, "none"),
+        ("kd", "distillation vs plain fine-tuning, channels", (ratio, "none", False, "none"),
          (ratio, "none", True, "none")),
-        ("distillation vs plain, channels + QAT", (ratio, "int8-qat", False, "none"),
+        ("kd", "distillation vs plain, channels + QAT", (ratio, "int8-qat", False, "none"),
          (ratio, "int8-qat", True, "none")),
-        ("Scratch-E vs fine-tuned channels", (ratio, "none", False, "none"),
+        ("kd", "distillation vs plain, dense control", (0.0, "none", False, "equal-compute"),
+         (0.0, "none", True, "equal-compute")),
+        ("kd", "distilled channels vs their distilled dense control",
+         (0.0, "none", True, "equal-compute"), (ratio, "none", True, "none")),
+        ("scratch", "Scratch-E vs fine-tuned channels", (ratio, "none", False, "none"),
          (ratio, "none", False, "scratch-e")),
-        ("Scratch-B vs fine-tuned channels", (ratio, "none", False, "none"),
+        ("scratch", "Scratch-B vs fine-tuned channels", (ratio, "none", False, "none"),
          (ratio, "none", False, "scratch-b")),
     ]
     rows = []
     for m in dict.fromkeys(d.model):
-        for what, a, b in kinds:
+        for kind, what, a, b in kinds:
             try:
                 ra, rb = (pick(d, m, x, q, "pytorch", kd, c) for x, q, kd, c in (a, b))
             except KeyError:
                 continue
-            rows.append({"model": m, "comparison": what, "a": ra.variant_id,
+            rows.append({"model": m, "kind": kind, "comparison": what, "a": ra.variant_id,
                          "b": rb.variant_id, "a_acc": ra.accuracy, "b_acc": rb.accuracy,
                          "diff": rb.accuracy - ra.accuracy})
-    return pd.DataFrame(rows, columns=["model", "comparison", "a", "b", "a_acc", "b_acc",
-                                       "diff"])
+    return pd.DataFrame(rows, columns=["model", "kind", "comparison", "a", "b", "a_acc",
+                                       "b_acc", "diff"])
 
 
 def channel_curve(d: pd.DataFrame) -> pd.DataFrame:
@@ -128,9 +139,7 @@ def channel_curve(d: pd.DataFrame) -> pd.DataFrame:
         for runtime in ("pytorch", "onnxruntime"):
             dense = pick(d, m, 0.0, "none", runtime)
             sel = d[(d.model == m) & (d.runtime == runtime) & (d.quant == "none")
-                    & (d.prune_ratio > 0)
-                    & ~pd.Series([names.distilled(r) for r in d.itertuples()], index=d.index,
-                                 dtype=bool)]
+                    & (d.prune_ratio > 0) & ~_distilled(d)]
             for r in sel.sort_values("prune_ratio").itertuples():
                 rows.append({"model": m, "runtime": runtime, "ratio": r.prune_ratio,
                              "mac_reduction": dense.flops / r.flops,
@@ -142,17 +151,24 @@ def channel_curve(d: pd.DataFrame) -> pd.DataFrame:
 
 
 def scratch_verdict(scratch: pd.DataFrame) -> str:
-    """Fine-tuned channel pruning against the scratch controls (`recovery_pairs` rows with a `p_value`), in words."""
-    def which(rows) -> str:
-        return " and ".join(r.comparison.split()[0] for r in rows)
+    """Fine-tuned channel pruning against the scratch controls (`recovery_pairs` rows of kind
+    scratch, with a `p_value`), in words; a difference counts only where McNemar's test finds
+    one."""
+    def which(rows: pd.DataFrame) -> str:
+        return " and ".join(c.split()[0] for c in rows.comparison)
     real = scratch[scratch.p_value < 0.05]
     beats, loses = real[real["diff"] < 0], real[real["diff"] > 0]
     tied = scratch[scratch.p_value >= 0.05]
-    parts = ([f"fine-tuned channel pruning beats {which(beats.itertuples())}"] if len(beats)
-             else []) + ([f"{which(loses.itertuples())} beats fine-tuned channel pruning "
-                          f"(the pruned shape trained afresh does better)"] if len(loses)
-                         else []) + ([f"{which(tied.itertuples())} is within noise of it"]
-                                     if len(tied) else [])
+    parts = []
+    if len(beats):
+        parts.append(f"fine-tuned channel pruning beats {which(beats)}")
+    if len(loses):
+        verb = "beats" if len(loses) == 1 else "beat"
+        parts.append(f"{which(loses)} {verb} fine-tuned channel pruning (the pruned shape "
+                     f"trained afresh does better)")
+    if len(tied):
+        verb = "is" if len(tied) == 1 else "are"
+        parts.append(f"{which(tied)} {verb} within noise of fine-tuned channel pruning")
     text = "; ".join(parts)
     return text[:1].upper() + text[1:] + "."
 
@@ -197,9 +213,10 @@ def _span(values) -> str:
 
 
 def _plain(d: pd.DataFrame) -> pd.Series:
-    """Rows of float PyTorch models as trained, no encoding, at the profile's protocol."""
+    """Rows of float PyTorch models as trained (not distilled), no encoding, at the profile's
+    protocol."""
     return ((d.quant == "none") & (d.codec == "none") & (d.runtime == "pytorch")
-            & (d.protocol == "profile"))
+            & (d.protocol == "profile") & ~_distilled(d))
 
 
 def pruning_finding(d: pd.DataFrame, seed: int) -> tuple[str, str] | None:
@@ -211,7 +228,7 @@ def pruning_finding(d: pd.DataFrame, seed: int) -> tuple[str, str] | None:
         return None
     key = ["section", "model", "dataset"]
     base = plain[(plain.prune_ratio == 0) & (plain.control == "none")].set_index(key).accuracy
-    ctl = plain[plain.control != "none"].set_index(key).accuracy
+    ctl = plain[plain.control == "equal-compute"].set_index(key).accuracy  # one per section
     at = pruned.set_index(key)
     vs_base = (at.accuracy - base.reindex(at.index)).dropna()
     vs_ctl = (at.accuracy - ctl.reindex(at.index)).dropna()
@@ -229,7 +246,7 @@ def pruning_finding(d: pd.DataFrame, seed: int) -> tuple[str, str] | None:
 
 def compression_finding(d: pd.DataFrame) -> tuple[str, str] | None:
     """The smallest lossless-coded file of each model against its dense float32 checkpoint."""
-    coded = d[d.codec == "huffman"]
+    coded = d[(d.codec == "huffman") & ~_distilled(d)]  # the distilled file: section F's text
     if coded.empty:
         return None
     parts = []

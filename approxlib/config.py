@@ -25,7 +25,10 @@ MODELS = ("resnet18", "mobilenetv2")  # the original study's; any torchvision cl
 STEMS = ("imagenet", "cifar")
 SCHEDULES = ("constant", "onecycle", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16")
-CONTROLS = ("none", "equal-compute")
+# A variant's control: none, the equal-compute dense model, or the pruned shape trained from
+# scratch for the same epochs (E) or FLOPs (B) (Liu et al., ICLR 2019).
+CONTROLS = ("none", "equal-compute", "scratch-e", "scratch-b")
+SCRATCH = ("scratch-e", "scratch-b")
 PRUNE_SCOPES = ("global", "layer")
 QUANT_METHODS = ("none", "int8-dynamic", "kmeans", "int8-static", "int8-qat")
 RUNTIMES = ("pytorch", "onnxruntime")
@@ -287,20 +290,24 @@ class NncConfig:
 @dataclass(frozen=True)
 class ScratchConfig:
     """The budget of a train-from-scratch control (Liu et al., ICLR 2019): `epochs` (Scratch-E:
-    the epochs of baseline + fine-tuning) or `flops` (Scratch-B: as many more as the pruned
-    model is cheaper per image than the dense one, at most `max_factor` times as many)."""
+    the epochs of baseline + fine-tuning) or `flops` (Scratch-B: the FLOPs the fine-tuned
+    pipeline spent — training on the dense model, `finetune_epochs` on the pruned one — at most
+    `max_factor` times Scratch-E's epochs)."""
     budget: str
     max_factor: float = 2.0
+    finetune_epochs: int = 0  # of the total: those the pipeline ran on the pruned model
 
     def __post_init__(self):
         _choice("scratch budget", self.budget, ("epochs", "flops"))
         _number("scratch_b_max", self.max_factor, 1.0, 100.0)
+        _number("finetune_epochs", self.finetune_epochs, 0, 10_000, integer=True)
 
-    def epochs(self, base_epochs: int, flops_ratio: float) -> int:
-        """Epochs to train, given Scratch-E's and dense FLOPs / pruned FLOPs per image."""
+    def epochs(self, total: int, flops_ratio: float) -> int:
+        """Epochs to train, given Scratch-E's (`total`) and dense / pruned FLOPs per image."""
         if self.budget == "epochs":
-            return base_epochs
-        return max(base_epochs, round(base_epochs * min(flops_ratio, self.max_factor)))
+            return total
+        same_flops = (total - self.finetune_epochs) * flops_ratio + self.finetune_epochs
+        return max(total, min(round(same_flops), round(self.max_factor * total)))
 
 
 @dataclass(frozen=True)
@@ -583,7 +590,8 @@ def validate_recovery(p: dict[str, Any]) -> None:
     """QAT, distillation and the scratch controls (issue 17)."""
     for key in ("qat", "kd", "scratch"):
         _bool(key, p[key])
-    distilled(finetune_config(p), p)
+    if p["kd"]:
+        distilled(finetune_config(p), p)
     _number("qat_epochs", p["qat_epochs"], 1, 10_000, integer=True)
     qat_config(p)
     ScratchConfig("flops", p["scratch_b_max"])

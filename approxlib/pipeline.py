@@ -36,6 +36,7 @@ from . import store as S
 from . import train as T
 from .config import (
     ChannelConfig,
+    SCRATCH,
     ConfigError,
     ModelConfig,
     NncConfig,
@@ -62,7 +63,7 @@ from .config import (
     share_finetune_config,
     train_config,
 )
-from .sections import SCRATCH, SECTIONS, Variant, control_of, parse_sections, plan  # noqa: F401
+from .sections import SECTIONS, Variant, control_of, parse_sections, plan  # noqa: F401
 from .steps import (
     CACHE_VERSION,
     Channel,
@@ -197,10 +198,10 @@ def prune_steps(v: Variant, p: dict, data, mc: ModelConfig) -> list[Step]:
 
 def scratch_step(v: Variant, p: dict, data, mc: ModelConfig) -> Scratch:
     """Scratch-E / Scratch-B: the baseline's training for baseline + fine-tuning epochs."""
-    tc = train_config(p)
-    tc = dataclasses.replace(tc, epochs=tc.epochs + finetune_of(v, p).epochs)
+    tc, ft = train_config(p), finetune_of(v, p).epochs
+    tc = dataclasses.replace(tc, epochs=tc.epochs + ft)
     budget = "epochs" if v.control == "scratch-e" else "flops"
-    return Scratch(data, mc, tc, ScratchConfig(budget, float(p["scratch_b_max"])))
+    return Scratch(data, mc, tc, ScratchConfig(budget, float(p["scratch_b_max"]), ft))
 
 
 def quant_steps(v: Variant, p: dict, data, mc: ModelConfig) -> list[Step]:

@@ -295,7 +295,6 @@ def layer_bits(layers: dict[str, pd.DataFrame]) -> plt.Figure:
 MARKERS = {("none", "pytorch"): "o", ("int8-static", "pytorch"): "s",
            ("none", "onnxruntime"): "^", ("int8-static", "onnxruntime"): "D",
            ("int8-qat", "pytorch"): "P"}
-PRECISION = {"none": "fp32", "int8-static": "INT8", "int8-qat": "QAT INT8"}
 
 
 def pareto(df: pd.DataFrame) -> plt.Figure:
@@ -310,13 +309,17 @@ def pareto(df: pd.DataFrame) -> plt.Figure:
                         fmt=MARKERS[(r.quant, r.runtime)], ms=6, capsize=2,
                         mfc="white" if r.prune_ratio > 0 else palette[j % len(palette)],
                         color=palette[j % len(palette)])
+            if names.distilled(r):
+                ax.plot(r.latency_ms, r.accuracy * 100, "x", ms=4, color=palette[j % len(palette)])
         front = d[analysis.pareto_front(d.latency_ms, d.accuracy)]
         ax.plot(front.latency_ms, front.accuracy * 100, "-",
                 color=palette[j % len(palette)], lw=1, alpha=0.7, label=f"{names.model(m)} Pareto front")
     for (q, rt), mk in MARKERS.items():
         ax.plot([], [], mk, color="0.3", mfc="0.3",
-                label=f"{PRECISION[q]}, {names.RUNTIMES.get(rt, rt)}")
+                label=f"{names.PRECISIONS[q]}, {names.RUNTIMES.get(rt, rt)}")
     ax.plot([], [], "o", color="0.3", mfc="white", label="hollow: channel-pruned")
+    if any(names.distilled(r) for r in df.itertuples()):
+        ax.plot([], [], "x", color="0.3", label="×: distilled")
     _log_ticks(ax)
     ax.set_xlabel("CPU latency, batch 1 (ms, log scale)")
     ax.set_ylabel("Top-1 test accuracy (%)")
@@ -329,9 +332,10 @@ def pareto(df: pd.DataFrame) -> plt.Figure:
 def speedups(df: pd.DataFrame, batch: int) -> plt.Figure:
     """Speed-up over dense fp32 eager at batch 1 and batch `batch`, per variant and model."""
     models = list(dict.fromkeys(df.model))
-    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6), sharey=True)
-    palette = MODEL_COLORS
     order = list(dict.fromkeys(df.name))
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, max(3.6, 1.0 + 0.17 * len(order) * len(models))),
+                             sharey=True)
+    palette = MODEL_COLORS
     width = 0.8 / len(models)
     for ax, (col, title) in zip(axes, (("speedup", "batch 1"), ("speedup_bs64", f"batch {batch}"))):
         for j, m in enumerate(models):

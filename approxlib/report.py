@@ -585,17 +585,20 @@ def pruned_words(r, method: dict) -> str:
 
 
 def summary_table(results: pd.DataFrame, sections: list[str]) -> str:
+    # one row per distinct model file: sections share a variant's artifact (B's baseline is C's
+    # 0%), while F's and G's dense controls, fine-tuned differently, are two rows
     key = ["model", "dataset", "prune_method", "prune_ratio", "quant", "codec", "qp", "runtime",
-           "control", "kd"]
+           "control", "kd"] + (["artifact_key"] if "artifact_key" in results else [])
     results = results.copy()
     results["control"] = results.control.fillna("none") if "control" in results else "none"
     results["kd"] = [names.distilled(r) for r in results.itertuples()]
     # one row per NNCodec setting (groupby drops NaN keys: "" where a codec has no qp)
     results["qp"] = results.qp.map(lambda q: "" if pd.isna(q) else f"{int(q)}") \
         if "qp" in results else ""
-    # section H's many seeded runs are summarized in its own tables
-    d = results[results.section.isin([s for s in sections if SECTIONS[s].summarized])
-                ].drop_duplicates(subset=key)
+    # section H's many seeded runs are summarized in its own tables; further seeds of A–E in
+    # theirs (the profile's seed comes first)
+    d = results[results.section.isin([s for s in sections if SECTIONS[s].summarized])]
+    d = d[d.seed == d.seed.iloc[0]].drop_duplicates(subset=key) if len(d) else d
     sections_of = results.groupby(key).section.agg(lambda s: ",".join(sorted(set(s))))
     method = {"l1-unstructured": "one-shot", "gradual-l1": "gradual", "channel-l1": "channels"}
     t = pd.DataFrame({

@@ -310,7 +310,7 @@ class CompressionSection(Section):
                 f"and weight sharing by {100 * (ours.accuracy - pruned.accuracy):+.2f} more; the "
                 f"pruned .pt file stays {pruned.size_bytes / dense.size_bytes:.2f}× the dense "
                 f"size, as the original found: zeros cost 32 bits until they are encoded.")
-        controlled = any(c.is_control for c in self.metrics)
+        controlled = any(c.is_dense_control for c in self.metrics)
         lines.append(
             f"- The compressed models trained {self.p['dc_epochs']} + "
             f"{self.p['dc_share_epochs']} more epochs than the dense baseline. "

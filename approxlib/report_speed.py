@@ -170,7 +170,7 @@ class SpeedSection(Section):
                 f"not arithmetic: {dense.latency_bs64_ms / dense.latency_ms:.1f}× the batch-1 time "
                 f"buys {self.p['throughput_batch']}× the images at batch "
                 f"{self.p['throughput_batch']}.")
-        controlled = any(c.is_control for c in self.metrics)
+        controlled = any(c.is_dense_control for c in self.metrics)
         lines.append(
             f"- The channel-pruned models trained more epochs than the dense one "
             f"({self.channel_finetune()}). "
@@ -192,12 +192,14 @@ class SpeedSection(Section):
                      for _, r in int8.sort_values(["prune_ratio", "quant"]).iterrows()]
             out.append(f"  - INT8 in PyTorch against the best dense model at equal compute "
                        f"({_fmt_pct(ref.accuracy)}, {analysis.reference_name(ref)}), points: "
-                       + ", ".join(parts) + ".")
+                       + ", ".join(parts) + f". QAT fine-tunes {self.p['qat_epochs']} more "
+                       f"epoch(s) than post-training INT8 (lr {self.p['qat_lr']}), with no "
+                       f"control of its own.")
         for r in rec.itertuples():
             verdict = "within noise" if r.p_value >= 0.05 else "a real difference"
             out.append(f"  - {r.comparison}: {100 * r.a_acc:.2f}% → {100 * r.b_acc:.2f}% "
                        f"({100 * r.diff:+.2f} points, McNemar p = {r.p_value:.3g}, {verdict}).")
-        scratch = rec[rec.comparison.str.startswith("Scratch")]
+        scratch = rec[rec.kind == "scratch"]
         if len(scratch):
             out.append("  - Do the pruned weights matter? " + analysis.scratch_verdict(scratch))
         return out

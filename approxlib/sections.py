@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import names
-from .config import ConfigError, check_model, per_model
+from .config import SCRATCH, ConfigError, check_model, per_model
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class Variant:
         if self.kd:
             parts.append("distilled")
         if self.control in SCRATCH:
-            parts.append(f"trained from scratch ({SCRATCH[self.control]})")
+            parts.append(f"trained from scratch ({names.CONTROLS[self.control]})")
         elif self.is_control:
             parts.append(f"dense control of {self.prune}")
         if not self.finetune:
@@ -71,11 +71,6 @@ class Variant:
         if self.seed is not None:
             parts.append(f"seed {self.seed}")
         return " ".join(parts) if len(parts) > 2 else " ".join(parts + ["baseline"])
-
-
-# The train-from-scratch controls of a channel-pruned model (Liu et al., ICLR 2019): its
-# architecture freshly initialized and trained for the same epochs (E) or the same FLOPs (B).
-SCRATCH = {"scratch-e": "Scratch-E", "scratch-b": "Scratch-B"}
 
 
 def control_of(v: Variant) -> Variant:

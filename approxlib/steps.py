@@ -224,11 +224,13 @@ class Channel(Step):
 @dataclass(frozen=True)
 class Scratch(Step):
     """The train-from-scratch control of a channel-pruned model (Liu et al., ICLR 2019): the
-    upstream checkpoint's architecture, freshly initialized with the training seed (torchvision's
-    initialization where a layer kept its size, PyTorch's default where pruning resized it) and
+    upstream checkpoint's architecture, freshly initialized with the training seed as the
+    architecture initializes itself (`structured.fresh_like`) and
     trained with the baseline's settings and data order, for `train.epochs` (Scratch-E) or as
     many more as the budget allows (Scratch-B)."""
     kind = "scratch"
+    # 1: torchvision's initialization rule for resized layers (structured.fresh_like)
+    version = 1
     trains = True
     data: DataConfig
     model: ModelConfig
@@ -240,8 +242,7 @@ class Scratch(Step):
 
     def run(self, ctx, st, path, meta):
         _, info = ctx.load(st.upstream, self.model)
-        torch.manual_seed(self.train.seed)
-        model = structured.dense_like(self.model, info["shapes"])
+        model = structured.fresh_like(self.model, info["shapes"], self.train.seed)
         splits = ctx.splits(self.data)
         shape = (self.model.in_channels, *splits.train_x.shape[-2:])
         ratio = (measure.flops(models.build(self.model), shape) / measure.flops(model, shape))

@@ -100,3 +100,28 @@ def _resized(m: nn.Module, size: list[int]) -> nn.Module:
 def dense_like(cfg: ModelConfig, sizes: dict | None) -> nn.Module:
     model = M.build(cfg)
     return reshape_(model, sizes) if sizes else model
+
+
+def fresh_like(cfg: ModelConfig, sizes: dict, seed: int) -> nn.Module:
+    """The pruned architecture `sizes`, freshly initialized from `seed` as the architecture
+    initializes itself (the train-from-scratch control). Layers that keep their size keep the
+    fresh model's torchvision initialization; a resized convolution is drawn at its new shape by
+    He-normal fan-out, torchvision's rule for ResNet, MobileNetV2/V3, VGG, MNASNet and
+    EfficientNet (PyTorch's default would start it 2-5× narrower); a resized BatchNorm starts at
+    1 / 0, as torchvision's do; a resized classifier keeps a slice of the fresh one."""
+    model = M.build(cfg, seed)
+    before = {name: m for name, m in model.named_modules()
+              if name in sizes and _size_of(m) != list(sizes[name])}
+    reshape_(model, sizes)
+    with torch.no_grad():
+        for name, old in before.items():
+            m = model.get_submodule(name)
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                m.weight.copy_(old.weight[:m.out_features, :m.in_features])
+                if m.bias is not None:
+                    m.bias.copy_(old.bias[:m.out_features])
+    return model

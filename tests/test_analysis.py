@@ -247,7 +247,34 @@ def test_the_scratch_verdict_says_who_wins_only_where_the_test_says_so():
     t = pd.DataFrame({"comparison": ["Scratch-E vs fine-tuned channels",
                                      "Scratch-B vs fine-tuned channels"],
                       "diff": [-0.02, 0.01], "p_value": [0.001, 0.2]})
-    assert analysis.scratch_verdict(t) == ("Fine-tuned channel pruning beats Scratch-E; Scratch-B is "
-                                  "within noise of it.")
+    assert analysis.scratch_verdict(t) == ("Fine-tuned channel pruning beats Scratch-E; Scratch-B "
+                                           "is within noise of fine-tuned channel pruning.")
     t["p_value"] = [0.3, 0.01]
     assert analysis.scratch_verdict(t).startswith("Scratch-B beats fine-tuned channel pruning")
+    t["p_value"] = [0.3, 0.4]
+    assert analysis.scratch_verdict(t) == ("Scratch-E and Scratch-B are within noise of "
+                                           "fine-tuned channel pruning.")
+
+
+def test_findings_keep_distilled_rows_and_several_controls_apart():
+    base = dict(model="resnet18", dataset="fashion-mnist", quant="none", codec="none",
+                runtime="pytorch", protocol="profile", seed=0, kd=False, control="none",
+                compression_ratio=1.0)
+    rows = [dict(base, section="B", prune_method="none", prune_ratio=0.0, accuracy=0.90),
+            dict(base, section="B", prune_method="l1-unstructured", prune_ratio=0.5,
+                 accuracy=0.91),
+            dict(base, section="B", prune_method="none", prune_ratio=0.0, accuracy=0.92,
+                 control="equal-compute"),
+            dict(base, section="F", prune_method="none", prune_ratio=0.0, accuracy=0.90),
+            dict(base, section="F", prune_method="none", prune_ratio=0.0, accuracy=0.93,
+                 control="equal-compute"),
+            dict(base, section="F", prune_method="none", prune_ratio=0.0, accuracy=0.94,
+                 control="equal-compute", kd=True),
+            dict(base, section="F", prune_method="gradual-l1", prune_ratio=0.9, quant="kmeans",
+                 codec="huffman", accuracy=0.89, compression_ratio=40.0),
+            dict(base, section="F", prune_method="gradual-l1", prune_ratio=0.9, quant="kmeans",
+                 codec="huffman", accuracy=0.91, compression_ratio=41.0, kd=True)]
+    found = dict(analysis.findings(pd.DataFrame(rows), 0.5, 0))
+    assert "+1.0 points of top-1 against their dense baselines" in found["B"]
+    assert "-1.0 against dense controls" in found["B"]  # B's own control, not F's
+    assert found["F"].count("ResNet-18") == 1 and "40.0×" in found["F"]  # not the KD file

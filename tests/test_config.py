@@ -219,10 +219,11 @@ def test_parse_value_returns_plain_data_or_a_config_error(text):
 
 
 def test_scratch_budgets_follow_liu_et_al():
-    assert C.ScratchConfig("epochs").epochs(8, 3.6) == 8  # Scratch-E: the same epochs
-    assert C.ScratchConfig("flops", 2.0).epochs(8, 3.6) == 16  # Scratch-B: capped at 2×
-    assert C.ScratchConfig("flops", 10.0).epochs(8, 3.6) == 29  # equal FLOPs, rounded
-    assert C.ScratchConfig("flops", 2.0).epochs(8, 0.9) == 8  # never fewer than Scratch-E
+    assert C.ScratchConfig("epochs").epochs(12, 3.6) == 12  # Scratch-E: the same epochs
+    # Scratch-B: 4 dense epochs + 8 fine-tuning epochs on the pruned model = 4 × 3.6 + 8 pruned
+    assert C.ScratchConfig("flops", 10.0, 8).epochs(12, 3.6) == 22  # 22.4, rounded
+    assert C.ScratchConfig("flops", 1.5, 8).epochs(12, 3.6) == 18  # capped at 1.5 × 12
+    assert C.ScratchConfig("flops", 2.0, 0).epochs(8, 0.9) == 8  # never fewer than Scratch-E
     with pytest.raises(C.ConfigError, match="scratch budget"):
         C.ScratchConfig("time")
 

@@ -237,3 +237,28 @@ def test_the_first_method_names_are_a_score_and_a_spread():
         P.score_and_spread("l1-global")
     with pytest.raises(ValueError, match="taken"):
         P.score("l1")(Largest)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenetv2"])
+def test_a_fresh_pruned_shape_starts_as_wide_as_torchvision_starts_it(name):
+    """The scratch control's initialization: a resized convolution drawn by torchvision's rule at
+    its new shape (He normal, fan-out), not PyTorch's narrower default."""
+    from approxlib import structured
+    from approxlib.config import ChannelConfig, ModelConfig
+    mc = ModelConfig(name, 10, 1)
+    pruned = structured.channel_prune_(M.build(mc, 0), ChannelConfig(0.5), 1)
+    sizes = structured.shapes(pruned)
+    fresh = structured.fresh_like(mc, sizes, 3)
+    assert structured.shapes(fresh) == sizes
+    again = structured.fresh_like(mc, sizes, 3)
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(),
+                                                   again.state_dict().values()))
+    dense = dict(M.build(mc, 0).named_modules())
+    for layer_name, m in fresh.named_modules():
+        if isinstance(m, torch.nn.Conv2d) and m.out_channels != dense[layer_name].out_channels \
+                and m.weight.numel() > 10_000:
+            fan_out = m.out_channels * m.kernel_size[0] * m.kernel_size[1]
+            assert m.weight.std().item() == pytest.approx((2 / fan_out) ** 0.5, rel=0.15)
+            break
+    else:
+        pytest.fail("no large resized convolution")

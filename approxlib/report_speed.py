@@ -49,12 +49,19 @@ class SpeedSection(Section):
             f"`torch.onnx.export(dynamo=True)`), in float32 and in static INT8 (PyTorch: FX graph "
             f"mode, x86 backend; ONNX Runtime: its own QDQ quantization), dense and with "
             f"{p['channel_ratio']:.0%} of the channels removed by Torch-Pruning (L1 magnitude, "
-            f"stem and classifier kept, fine-tuned). Latencies are medians of "
+            f"stem and classifier kept, fine-tuned){self._curve_text()}. Latencies are medians of "
             f"`torch.utils.benchmark` blocks after warm-up, batch 1 and batch "
             f"{p['throughput_batch']}, {p['threads']} thread(s) for every runtime, all timed "
             f"in one run. FLOPs per image (a multiply-add = 2) come from "
             f"`torch.utils.flop_counter` on the float model; this CPU's measured float32 "
             f"matrix-multiply rate with {p['threads']} thread(s) is **{self.peak:.0f} GFLOP/s**.")
+
+    def _curve_text(self) -> str:
+        ratios = sorted(set(self.df[self.df.prune_ratio > 0].prune_ratio))
+        if len(ratios) < 2:
+            return ""
+        return (", and at " + ", ".join(f"{r:.0%}" for r in ratios)
+                + " for the curve of MACs against latency")
 
     def table(self) -> None:
         for m in self.models_in:

@@ -104,7 +104,13 @@ def test_section_f_rows_are_real_files_and_exact(smoke):
     from approxlib.config import data_config
     p, store, root, df, runner, data_root = smoke
     f = df[df.section == "F"]
-    assert len(f) == 18 + 2 * len(p["nncodec_qps"])
+    # per model: 9 stages and files, NNCodec's, a dense control; distilled: pruned, Huffman, control
+    assert len(f) == 18 + 2 * len(p["nncodec_qps"]) + 6 * p["kd"]
+    kd = f[f.kd]
+    assert sorted(zip(kd.model, kd.codec, kd.control)) == sorted(
+        (m, c, ctl) for m in ("resnet18", "mobilenetv2")
+        for c, ctl in (("none", "none"), ("huffman", "none"), ("none", "equal-compute")))
+    f = f[~f.kd]
     control = f[f.control != "none"]  # dense, fine-tuned as long as the gradual pruning ran
     assert len(control) == 2 and (control.sparsity < 0.01).all()
     assert (control.finetune_epochs == p["dc_epochs"]).all()
@@ -144,11 +150,15 @@ def test_section_g_rows_time_every_runtime(smoke):
     channel-pruned; sizes are file bytes, FLOPs fall with channel pruning, INT8 files shrink."""
     p, store, root, df, runner, data_root = smoke
     g = df[df.section == "G"]
-    assert len(g) == 18
+    ratios = sorted({p["channel_ratio"], *p["channel_ratios"]})
+    # per model: 4 runtimes × (dense + each ratio), 2 QAT, distilled + its QAT, 2 scratch, and
+    # the dense controls (plain and distilled)
+    assert len(g) == 2 * (4 * (1 + len(ratios)) + 2 + 2 + 2 + 2)
+    g = g[~g.kd & ~g.control.isin(["scratch-e", "scratch-b"]) & (g.quant != "int8-qat")]
     control = g[g.control != "none"].set_index("model")  # dense, fine-tuned like channel pruning
     assert len(control) == 2 and (control.prune_ratio == 0).all()
     for m in ("resnet18", "mobilenetv2"):
-        ch = g[(g.model == m) & (g.prune_ratio > 0) & (g.quant == "none")
+        ch = g[(g.model == m) & (g.prune_ratio == p["channel_ratio"]) & (g.quant == "none")
                & (g.runtime == "pytorch")].iloc[0]
         assert control.loc[m, "finetune_epochs"] == ch.finetune_epochs > 0
         assert control.loc[m, "params"] > 2 * ch.params
@@ -156,13 +166,14 @@ def test_section_g_rows_time_every_runtime(smoke):
     for m in ("resnet18", "mobilenetv2"):
         d = g[g.model == m]
         assert set(zip(d.prune_ratio, d.quant, d.runtime)) == {
-            (r, q, rt) for r in (0.0, p["channel_ratio"]) for q in ("none", "int8-static")
+            (r, q, rt) for r in (0.0, *ratios) for q in ("none", "int8-static")
             for rt in ("pytorch", "onnxruntime")}
         for r in d.itertuples():
             assert r.size_bytes == S.Path(r.artifact).stat().st_size
             assert r.latency_ms > 0 and r.latency_bs64_ms > r.latency_ms
         dense = d[(d.prune_ratio == 0) & (d.quant == "none") & (d.runtime == "pytorch")].iloc[0]
-        ch = d[(d.prune_ratio > 0) & (d.quant == "none") & (d.runtime == "pytorch")].iloc[0]
+        ch = d[(d.prune_ratio == p["channel_ratio"]) & (d.quant == "none")
+               & (d.runtime == "pytorch")].iloc[0]
         assert ch.flops < dense.flops / 2 and ch.params < dense.params / 2
         assert ch.prune_method == "channel-l1" and ch.sparsity == 0  # whole channels, no zeros
         int8 = d[(d.prune_ratio == 0) & (d.quant == "int8-static")]

@@ -1,0 +1,56 @@
+"""Section G's dense INT8 recovery for one model, without the rest of the report: the dense
+float32 baseline, post-training static INT8 and QAT static INT8 in PyTorch, each evaluated
+through the pipeline (cached in the models folder), with McNemar's test between them.
+
+    python benchmarks/recovery.py --profile quick --model mobilenetv2 --models-dir /tmp/qmn
+
+The reference issue 17 asks for (the dense model trained with equal compute) is section G's
+dense control: run the section (`approx report --sections G`) for it.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from approxlib import data as D  # noqa: E402
+from approxlib import pipeline as PL  # noqa: E402
+from approxlib import stats  # noqa: E402
+from approxlib import store as S  # noqa: E402
+from approxlib.config import data_config, load_profile  # noqa: E402
+from approxlib.sections import Variant  # noqa: E402
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--profile", default="quick")
+    ap.add_argument("--model", default="mobilenetv2")
+    ap.add_argument("--models-dir", type=Path, default=Path("models"))
+    a = ap.parse_args(argv)
+    p = load_profile(a.profile)
+    runner = PL.Runner(p, S.Store(a.models_dir), None, progress=False)
+    out = {}
+    for name, quant in (("baseline", "none"), ("post-training INT8", "int8-static"),
+                        ("QAT INT8", "int8-qat")):
+        t = time.perf_counter()
+        m = out[name] = runner.evaluate(PL.chain(Variant("G", a.model, p["dataset"], quant=quant),
+                                                 p))
+        print(f"{name}: test {100 * m['accuracy']:.2f}% val {100 * m['val_accuracy']:.2f}% "
+              f"batch 1 {m['latency_ms']:.3f} ms, {m['size_bytes'] / 1e6:.2f} MB "
+              f"({time.perf_counter() - t:.0f} s)", flush=True)
+    y = D.test_labels(data_config(p, p["dataset"]), None).numpy()
+    names = list(out)
+    for x, z in ((names[0], names[1]), (names[0], names[2]), (names[1], names[2])):
+        r = stats.mcnemar(y, np.asarray(out[x]["predictions"]), np.asarray(out[z]["predictions"]))
+        print(f"{z} - {x}: {100 * (out[z]['accuracy'] - out[x]['accuracy']):+.2f} points, "
+              f"McNemar p = {r['p_value']:.3g}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -263,7 +263,7 @@ class CompressionSection(Section):
         t = stats.mcnemar(y, np.asarray(self.metrics[a]["predictions"]),
                           np.asarray(self.metrics[b]["predictions"]))
         return (f"McNemar p = {t['p_value']:.3g}, "
-                f"{'within noise' if t['p_value'] >= 0.05 else 'a real difference'}")
+                f"{stats.verdict_words(t['p_value'])}")
 
     def findings(self) -> None:
         y = D.test_labels(data_config(self.p, self.dataset), self.data_dir).numpy()
@@ -283,7 +283,7 @@ class CompressionSection(Section):
                 f"{ours.compression_ratio:.1f}×); top-1 {_fmt_pct(dense.accuracy)} → "
                 f"{_fmt_pct(ours.accuracy)} ({-100 * drop:+.2f} points; McNemar p = "
                 f"{test['p_value']:.3g}, "
-                f"{'within noise' if test['p_value'] >= 0.05 else 'a real difference'}).")
+                f"{stats.verdict_words(test['p_value'])}).")
             xz = self.df[(self.df.model == m) & (self.df.codec == "xz")].iloc[0]
             best = self.df[(self.df.model == m) & self.df.codec.isin(["gzip", "xz", "zstd"])]
             best = best.loc[best.size_bytes.idxmin()]

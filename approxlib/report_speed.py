@@ -127,7 +127,7 @@ class SpeedSection(Section):
             "model": t.model.map(names.model), "comparison (B vs A)": t.comparison,
             "A top-1 (%)": (100 * t.a_acc).round(2), "B top-1 (%)": (100 * t.b_acc).round(2),
             "B − A (pts)": (100 * t["diff"]).round(2), "McNemar p": t.p_value.map("{:.3g}".format),
-            "": ["within noise" if x >= 0.05 else "a real difference" for x in t.p_value]})
+            "": [stats.verdict_words(x) for x in t.p_value]})
         _display(out.style.hide(axis="index").format(precision=2))
         _md(self.caption("Table", f"Recovery and controls at {self.p['channel_ratio']:.0%} "
                          f"channels: quantization-aware training (QAT) against post-training "
@@ -203,7 +203,7 @@ class SpeedSection(Section):
                        f"epoch(s) than post-training INT8 (lr {self.p['qat_lr']}), with no "
                        f"control of its own.")
         for r in rec.itertuples():
-            verdict = "within noise" if r.p_value >= 0.05 else "a real difference"
+            verdict = stats.verdict_words(r.p_value)
             out.append(f"  - {r.comparison}: {100 * r.a_acc:.2f}% → {100 * r.b_acc:.2f}% "
                        f"({100 * r.diff:+.2f} points, McNemar p = {r.p_value:.3g}, {verdict}).")
         scratch = rec[rec.kind == "scratch"]
@@ -235,5 +235,5 @@ class SpeedSection(Section):
             return "identical predictions"
         t = stats.mcnemar(y, pa, pb)
         return (f"McNemar p = {t['p_value']:.3g}, "
-                f"{'within noise' if t['p_value'] >= 0.05 else 'a real difference'}")
+                f"{stats.verdict_words(t['p_value'])}")
 

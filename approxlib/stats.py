@@ -44,3 +44,8 @@ def mean_ci(samples, level: float = 0.95) -> dict:
 def within_noise(ci: dict) -> bool:
     """True when a difference's interval contains 0 (or cannot be computed)."""
     return not (ci["lo"] > 0 or ci["hi"] < 0)
+
+
+def verdict_words(p_value: float, alpha: float = 0.05) -> str:
+    """A paired test's verdict as the report words it."""
+    return "within noise" if p_value >= alpha else "a real difference"

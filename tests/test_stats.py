@@ -35,3 +35,8 @@ def test_mean_ci_on_known_samples():
     one = stats.mean_ci([0.5])
     assert one["mean"] == 0.5 and np.isnan(one["sd"]) and np.isnan(one["lo"])
     assert stats.within_noise(one)  # one seed is never evidence of a difference
+
+
+def test_a_paired_test_is_worded_at_the_5_percent_level():
+    assert stats.verdict_words(0.05) == "within noise"
+    assert stats.verdict_words(0.049) == "a real difference"

@@ -9,17 +9,27 @@ layer), against the bytes Huffman spends now:
   at a time with one table per stream (arithmetic/ANS coding without context reaches it);
 - order-1: the conditional entropy given the previous symbol (a bound for a coder with that
   context; the cost of its tables is not counted, so the real gain would be smaller);
+- order-1 + tables: the same with the tables a static coder must store, each context's counts
+  as zlib-compressed JSON (a gap's context is its predecessor in 10 buckets: 1, 2, 3, 4–5, 6–7,
+  8–11, 12–15, 16–31, 32–63, 64+);
+- ANS: real bytes of an order-0 range-ANS coder (the `constriction` library, one table per
+  stream, its counts as zlib-compressed JSON; round trip checked);
 - DeepCABAC: NNCodec's context-adaptive binary arithmetic coder (MPEG NNC) on exactly the same
   symbols (each layer's signed codebook indices, 0 = pruned) plus 4 bytes per codebook value,
   round trip checked (needs `make nncodec`).
 The Huffman tables themselves live in the file's zlib-compressed header and are not counted
 here (the header column gives its bytes): the comparison slightly favours Huffman. The last line
-sums over the files, as name=value pairs.
+sums over the files, as name=value pairs, with what a context-adaptive coder would cost to decode
+through constriction's Python API (one call per symbol: an order-1 model changes with every
+symbol, so no batch call can decode it), in microseconds per symbol, timed on a file's streams.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +37,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from approxlib import compress as Z  # noqa: E402
+from approxlib import compress  # noqa: E402
 from approxlib import nncodec  # noqa: E402
 from approxlib.config import ConfigError  # noqa: E402
 
@@ -50,15 +60,83 @@ def conditional_bits(x: np.ndarray) -> float:
     return entropy_bits(x[:1]) + sum(entropy_bits(g) for g in groups)
 
 
+GAP_BUCKETS = np.array([2, 3, 4, 6, 8, 12, 16, 32, 64])  # upper edges: 1, 2, 3, 4-5, ..., 64+
+
+
+def table_bytes(groups: list[np.ndarray]) -> int:
+    """What storing each group's symbol counts costs: zlib-compressed JSON, as the header is."""
+    counts = [[u.tolist(), c.tolist()] for u, c in (np.unique(g, return_counts=True)
+                                                    for g in groups)]
+    return len(zlib.compress(json.dumps(counts).encode(), 9))
+
+
+def grouped(x: np.ndarray, ctx: np.ndarray) -> list[np.ndarray]:
+    """`x` split by context value (each group keeps its order)."""
+    order = np.argsort(ctx, kind="stable")
+    return np.split(x[order], np.flatnonzero(np.diff(ctx[order])) + 1)
+
+
+def order1_with_tables(x: np.ndarray, ctx: np.ndarray) -> float:
+    """Bits of a static order-1 coder: the first symbol at order 0, each other given its
+    context, plus the tables it must store."""
+    groups = grouped(x[1:], ctx)
+    return (entropy_bits(x[:1]) + sum(entropy_bits(g) for g in groups)
+            + 8 * table_bytes(groups + [x[:1]]))
+
+
+def ans_bits(x: np.ndarray) -> float:
+    """Real bits of an order-0 ANS code of `x` through constriction, its table included; the
+    round trip is checked."""
+    import constriction
+    if len(x) == 0:
+        return 0.0
+    u, inv, c = np.unique(x, return_inverse=True, return_counts=True)
+    model = constriction.stream.model.Categorical(c / c.sum(), perfect=False)
+    coder = constriction.stream.stack.AnsCoder()
+    coder.encode_reverse(inv.astype(np.int32), model)
+    words = coder.get_compressed()
+    back = constriction.stream.stack.AnsCoder(words).decode(model, len(x))
+    assert np.array_equal(u[back], x), "ANS round trip failed"
+    return 32.0 * len(words) + 8 * table_bytes([x])
+
+
+def sequential_decode_us(x: np.ndarray, limit: int = 200_000) -> float:
+    """Microseconds per symbol to decode `x` (its first `limit` symbols) one call at a time
+    with an order-1 model (one table per previous symbol), as a context coder must."""
+    import constriction
+    x = x[:limit].astype(np.int64)
+    u, inv = np.unique(x, return_inverse=True)
+    ctx = np.concatenate([[0], inv[:-1]])
+    table = np.ones((len(u), len(u)))
+    np.add.at(table, (ctx, inv), 1)
+    models = [constriction.stream.model.Categorical(r / r.sum(), perfect=False) for r in table]
+    coder = constriction.stream.stack.AnsCoder()
+    for i in range(len(x) - 1, -1, -1):
+        coder.encode_reverse(inv[i:i + 1].astype(np.int32), models[ctx[i]])
+    dec = constriction.stream.stack.AnsCoder(coder.get_compressed())
+    prev, out = 0, np.empty(len(x), dtype=np.int64)
+    t0 = time.perf_counter()
+    for i in range(len(x)):
+        prev = out[i] = dec.decode(models[prev])
+    seconds = time.perf_counter() - t0
+    assert np.array_equal(out, inv), "order-1 round trip failed"
+    return 1e6 * seconds / len(x)
+
+
+def parsed(path: Path) -> tuple[dict, list[bytes], int]:
+    """A .apx file's header, its payload sections and the compressed header's bytes."""
+    data = path.read_bytes()
+    _, _, _, hlen, hcrc = compress.PREFIX.unpack_from(data)
+    header = compress._parse_header(data[compress.PREFIX.size:compress.PREFIX.size + hlen], hcrc)
+    return header, compress._sections(header, memoryview(data)[compress.PREFIX.size + hlen:]), hlen
+
+
 def streams(path: Path) -> tuple[dict, int, int]:
     """Bits of Huffman, order-0 and order-1 over a file's Huffman streams; the codebook bytes;
     the compressed header's bytes (where the Huffman tables are)."""
-    data = path.read_bytes()
-    _, _, _, hlen, _ = Z.PREFIX.unpack_from(data)
-    header = Z._parse_header(data[Z.PREFIX.size:Z.PREFIX.size + hlen],
-                             Z.PREFIX.unpack_from(data)[4])
-    secs = Z._sections(header, memoryview(data)[Z.PREFIX.size + hlen:])
-    bits, book = {"huffman": 0.0, "order-0": 0.0, "order-1": 0.0}, 0
+    header, secs, hlen = parsed(path)
+    bits = {"huffman": 0.0, "order-0": 0.0, "order-1": 0.0, "order-1 + tables": 0.0, "ANS": 0.0}
+    book = 0
     for rec in header["tensors"]:
         if rec["enc"] != "sparse":
             continue
@@ -70,11 +148,23 @@ def streams(path: Path) -> tuple[dict, int, int]:
                 for k in bits:                   # the same bytes in every column
                     bits[k] += 8 * len(secs[spec["data"]])
                 continue
-            x = Z._decode_stream(spec, secs, alphabet, spec["n"])
+            x = compress._decode_stream(spec, secs, alphabet, spec["n"]).astype(np.int64)
             bits["huffman"] += spec["nbits"]
             bits["order-0"] += entropy_bits(x)
             bits["order-1"] += conditional_bits(x)
+            ctx = np.searchsorted(GAP_BUCKETS, x[:-1], side="right") if part == "gaps" else x[:-1]
+            bits["order-1 + tables"] += order1_with_tables(x, ctx)
+            bits["ANS"] += ans_bits(x)
     return bits, book, hlen
+
+
+def values_of(path: Path) -> np.ndarray:
+    """The largest codebook-index stream of a file (what the decode timing runs on)."""
+    header, secs, _ = parsed(path)
+    recs = [r for r in header["tensors"]
+            if r["enc"] == "sparse" and r["values"].get("coding") == "huffman"]
+    rec = max(recs, key=lambda r: r["values"]["n"])
+    return compress._decode_stream(rec["values"], secs, rec["codebook"]["k"], rec["values"]["n"])
 
 
 def files(args: list[str]) -> list[Path]:
@@ -96,12 +186,16 @@ def main() -> int:
     paths = files(ap.parse_args().inputs)
     try:
         nncodec.check_available()
+        import constriction  # noqa: F401
     except ConfigError as e:
         raise SystemExit(f"entropy.py: error: {e}") from None
+    except ImportError:
+        raise SystemExit("entropy.py: error: needs constriction (.venv/bin/pip install "
+                         "constriction): the ANS coder measured here") from None
     rows = []
     for path in paths:
         bits, book, header = streams(path)
-        model, _ = Z.load(path)
+        model, _ = compress.load(path)
         cabac = nncodec.cabac_bytes(model)
         rows.append({"file": path.name, "model": model.__class__.__name__,
                      **{k: round(v / 8 + book) for k, v in bits.items()},
@@ -110,10 +204,13 @@ def main() -> int:
     t = pd.DataFrame(rows)
     print("bytes of the weight streams (codebooks included) per file:")
     print(t.to_string(index=False))
-    s = t[["huffman", "order-0", "order-1", "deepcabac"]].sum()
-    print(f"huffman_bytes={s['huffman']} order0_vs_huffman={s['order-0'] / s['huffman']:.4f} "
-          f"order1_vs_huffman={s['order-1'] / s['huffman']:.4f} "
-          f"deepcabac_vs_huffman={s['deepcabac'] / s['huffman']:.4f}")
+    cols = ["huffman", "order-0", "order-1", "order-1 + tables", "ANS", "deepcabac"]
+    s = t[cols].sum()
+    us = sequential_decode_us(values_of(paths[0]))
+    print(f"huffman_bytes={s['huffman']} "
+          + " ".join(f"{c.replace(' + ', '_').replace('-', '')}_vs_huffman="
+                     f"{s[c] / s['huffman']:.4f}" for c in cols[1:])
+          + f" order1_decode_us_per_symbol={us:.2f}")
     return 0
 
 

@@ -27,19 +27,17 @@ COLUMNS = ["section", "kind", "model", "key", "label", "seconds", "images", "thr
 def entries(p: dict, sections: list[str]) -> list[dict]:
     """Every distinct entry of the plan, in execution order, with the section that first needs
     it (a stage several sections share is counted once, where it is first used)."""
-    seen, out = set(), []
+    out = [{"section": v.section, "kind": st.kind, "model": pipeline.model_config_of(st).name,
+            "key": st.key, "label": st.label, "step": st.step}
+           for v, st in pipeline.distinct_stages(p, sections)]
+    curves = {}  # after the stages, as the runner computes them
     for v in pipeline.plan(p, sections):
-        here = [(st.kind, st.key, pipeline.model_config_of(st).name, st.label, st.step)
-                for st in pipeline.stages(v, p)]
         if pipeline.has_curve(v):
             gradual, _, key = pipeline.curve_key(v, p)
-            here.append(("curve", key, gradual.step.model.name, f"bits curve of {v.label}", None))
-        for kind, key, model, label, step in here:
-            if key not in seen:
-                seen.add(key)
-                out.append({"section": v.section, "kind": kind, "model": model, "key": key,
-                            "label": label, "step": step})
-    return out
+            curves.setdefault(key, {"section": v.section, "kind": "curve", "key": key,
+                                    "model": gradual.step.model.name,
+                                    "label": f"bits curve of {v.label}", "step": None})
+    return out + list(curves.values())
 
 
 def table(p: dict, sections: list[str], st: store.Store, since: float | None = None,

@@ -277,13 +277,13 @@ def cmd_report(a) -> int:
     st = store.Store(a.models_dir)
     if a.dry_run:
         return _dry_run(p, sections, st, a.data_dir)
-    cluster = _cluster_options(a)
+    dask = _cluster_options(a)
     t0, since = time.perf_counter(), time.time()
     if a.stages_only:
         if a.executor == "dask":
-            from . import cluster as CL
-            df, runner = CL.run(p, sections, a.models_dir, out, a.data_dir,
-                                progress=not a.quiet, **cluster)
+            from . import cluster
+            df, runner = cluster.run(p, sections, a.models_dir, out, a.data_dir,
+                                     progress=not a.quiet, **dask)
         else:
             df, runner = pipeline.run(p, sections, st, out, a.data_dir, progress=not a.quiet)
         accounting.write(p, sections, st, out, since, a.data_dir)
@@ -295,7 +295,7 @@ def cmd_report(a) -> int:
     from . import report
     made = report.build(a.profile, sections, parse_overrides(a.overrides), out, a.models_dir,
                         a.data_dir, pdf=not a.no_pdf, progress=not a.quiet,
-                        executor=a.executor, cluster=cluster)
+                        executor=a.executor, dask=dask)
     print(f"stages {made['stages_s']:.0f} s, total {made['total_s']:.0f} s → {made['index']}"
           + (f", {made['pdf']}" if "pdf" in made else "") + f", {made['results']}")
     return 0

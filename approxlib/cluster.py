@@ -29,8 +29,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from . import pipeline as PL
-from . import store as S
+from . import pipeline
+from . import store
 from .config import ConfigError
 from .steps import Gradual
 
@@ -46,30 +46,30 @@ def _dask():
     return distributed
 
 
-def graph(p: dict, sections: list[str], store: S.Store, models: dict | None = None
-          ) -> tuple[list[PL.Stage], list[PL.Stage], list[PL.Variant]]:
+def graph(p: dict, sections: list[str], artifacts: store.Store, models: dict | None = None
+          ) -> tuple[list[pipeline.Stage], list[pipeline.Stage], list[pipeline.Variant]]:
     """The stages still missing from the store: model-producing ones in dependency order, the
     evaluations, and the variants whose bits curve (section F) must be computed."""
     seen, build, evals = set(), [], []
-    variants = PL.plan(p, sections, models)
+    variants = pipeline.plan(p, sections, models)
     for v in variants:
-        for st in PL.stages(v, p):
-            if st.key in seen or PL.is_cached(st, store):
+        for st in pipeline.stages(v, p):
+            if st.key in seen or pipeline.is_cached(st, artifacts):
                 continue
             seen.add(st.key)
             (evals if st.step.timed else build).append(st)
-    curves = [v for v in variants if PL.has_curve(v)]
+    curves = [v for v in variants if pipeline.has_curve(v)]
     return build, evals, curves
 
 
-def _runner(p: dict, store_url: str, cache: str | None, data_root, threads: int) -> PL.Runner:
+def _runner(p: dict, store_url: str, cache: str | None, data_root, threads: int) -> pipeline.Runner:
     # Results depend on the thread count (float sums are split differently): every task uses the
     # same one, the client's unless --threads says otherwise, so a cluster run equals a local one.
     torch.set_num_threads(threads)
-    return PL.Runner(p, S.Store(store_url, cache), data_root, progress=False)
+    return pipeline.Runner(p, store.Store(store_url, cache), data_root, progress=False)
 
 
-def run_stage(p: dict, st: PL.Stage, store_url: str, cache: str | None, data_root,
+def run_stage(p: dict, st: pipeline.Stage, store_url: str, cache: str | None, data_root,
               threads: int, after=None) -> str:
     """One task: materialize one stage (its upstream ones are in the store: `after` held their
     futures). Evaluations hold this host's lock, so their timings run alone on the machine."""
@@ -83,7 +83,7 @@ def run_stage(p: dict, st: PL.Stage, store_url: str, cache: str | None, data_roo
     return st.key
 
 
-def run_curve(p: dict, v: PL.Variant, store_url: str, cache: str | None, data_root,
+def run_curve(p: dict, v: pipeline.Variant, store_url: str, cache: str | None, data_root,
               threads: int, after=None) -> str:
     _runner(p, store_url, cache, data_root, threads).bits_curve(v)
     return v.label
@@ -98,7 +98,7 @@ def _in_worker() -> bool:
         return False
 
 
-def resources(st: PL.Stage, p: dict, threads: int) -> dict:
+def resources(st: pipeline.Stage, p: dict, threads: int) -> dict:
     """What a task needs of a worker: its CPU threads, and a GPU for training on CUDA."""
     need = {"cpus": threads}
     if st.step.trains and str(p["device"]).startswith("cuda"):
@@ -151,8 +151,8 @@ def execute(c, p: dict, sections: list[str], store_url: str, data_root, threads:
             retries: int = 2) -> int:
     """Compute every missing stage of `sections` on the cluster; return how many ran."""
     import distributed
-    store = S.Store(store_url, cache)
-    build, evals, curves = graph(p, sections, store, models)
+    artifacts = store.Store(store_url, cache)
+    build, evals, curves = graph(p, sections, artifacts, models)
     data_root = str(data_root) if data_root is not None else None
     if progress and c.dashboard_link:
         print(f"Dask dashboard: {c.dashboard_link}")
@@ -168,7 +168,7 @@ def execute(c, p: dict, sections: list[str], store_url: str, data_root, threads:
                                  resources(st, p, threads))
     curve_futures = []
     for v in curves:
-        gradual = next(s for s in PL.stages(v, p) if isinstance(s.step, Gradual))
+        gradual = next(s for s in pipeline.stages(v, p) if isinstance(s.step, Gradual))
         curve_futures.append(submit(run_curve, v, f"curve-{gradual.key}",
                                     futures.get(gradual.key), {"cpus": threads}))
     phase1 = list(futures.values()) + curve_futures
@@ -199,5 +199,5 @@ def run(p: dict, sections: list[str], store_url: str | Path, out_dir: Path | Non
     with client(address, workers, threads, dashboard=progress) as c:
         execute(c, p, sections, str(store_url), data_root, threads, cache, models, progress)
     torch.set_num_threads(threads)
-    return PL.run(p, sections, S.Store(store_url, cache), out_dir, data_root, progress=False,
-                  models=models)
+    return pipeline.run(p, sections, store.Store(store_url, cache), out_dir, data_root,
+                        progress=False, models=models)

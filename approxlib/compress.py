@@ -49,8 +49,8 @@ from bitarray import bitarray
 from bitarray.util import canonical_decode, canonical_huffman
 from torch import nn
 
-from . import models as M
-from . import store as S
+from . import models
+from . import store
 from .config import CodecConfig, ConfigError, ModelConfig
 from .share import fold_batchnorm, has_batchnorm
 
@@ -73,7 +73,7 @@ RAW_DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2"), "int64": n
 TORCH_DTYPES = {"float32": torch.float32, "int64": torch.int64}
 
 
-class ApxError(S.CheckpointError):
+class ApxError(store.CheckpointError):
     """An .apx file that is not ours, damaged, or of a version this code does not read."""
 
 
@@ -249,7 +249,7 @@ def encode(model: nn.Module, model_cfg: ModelConfig, cfg: CodecConfig,
     if got != expected:
         raise ConfigError(f"the model does not match the {structure} {model_cfg.name} structure "
                           f"its config describes")
-    weights = {f"{n}.weight" for n, _ in M.prunable(model)}
+    weights = {f"{n}.weight" for n, _ in models.prunable(model)}
     w, tensors, stats = _Writer(), [], []
     for name, t in state.items():
         start = len(w.sections)
@@ -286,7 +286,7 @@ def save(model: nn.Module, path: Path, cfg: CodecConfig, model_cfg: ModelConfig,
          meta: dict | None = None) -> list[dict]:
     """Write `model` as an .apx file (atomically); return the per-tensor stats."""
     data, stats = encode(model, model_cfg, cfg, meta)
-    with S.atomic_path(Path(path)) as tmp:
+    with store.atomic_path(Path(path)) as tmp:
         tmp.write_bytes(data)
     return stats
 
@@ -297,7 +297,7 @@ def skeleton(model_cfg: ModelConfig, structure: str, device: str | None = None) 
     """The empty model an .apx file decodes into (BatchNorm folded away for `folded`). On the
     `meta` device it holds shapes but no memory: what a header claims is checked against it."""
     with torch.device(device) if device else contextlib.nullcontext():
-        model = M.build(model_cfg).eval()
+        model = models.build(model_cfg).eval()
         return fold_batchnorm(model) if structure == "folded" else model
 
 
@@ -391,7 +391,7 @@ def _plan(header: dict, expect: ModelConfig | None) -> nn.Module:
     with _malformed():
         cfg = ModelConfig(**header["model"])
         if expect is not None and cfg != expect:
-            raise ApxError(f"holds {S._describe(cfg)}, expected {S._describe(expect)}")
+            raise ApxError(f"holds {store._describe(cfg)}, expected {store._describe(expect)}")
         structure = header["structure"]
         if structure not in ("plain", "folded"):
             raise ApxError(f"unknown model structure {_short(structure)}")
@@ -611,9 +611,9 @@ def general_decompress(data: bytes, codec: str, limit: int = MAX_OUTPUT) -> byte
         else:
             return out.getvalue()
     except (OSError, EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError) as e:
-        raise S.CheckpointError(f"cannot decompress ({codec}): {str(e)[:120]}") from None
-    raise S.CheckpointError(f"{codec} data decompresses to more than {_mib(limit)}, the most "
-                            f"this checkpoint can hold (a damaged file or a decompression bomb)")
+        raise store.CheckpointError(f"cannot decompress ({codec}): {str(e)[:120]}") from None
+    raise store.CheckpointError(f"{codec} data decompresses to more than {_mib(limit)}, the most "
+                                f"this checkpoint can hold (a damaged file or a decompression bomb)")
 
 
 def _mib(n: int) -> str:
@@ -627,12 +627,12 @@ def checkpoint_limit(model_cfg: ModelConfig | None = None) -> int:
     if model_cfg is None:
         return MAX_OUTPUT
     with torch.device("meta"):
-        tensors = M.build(model_cfg).state_dict().values()
+        tensors = models.build(model_cfg).state_dict().values()
     return 2 * sum(t.numel() * t.element_size() for t in tensors) + (16 << 20)
 
 
 def dense_state_dict_bytes(model_cfg: ModelConfig) -> int:
     """Bytes of `torch.save(state_dict)` of the dense float32 model: the ratio's numerator."""
     buf = io.BytesIO()
-    torch.save(M.build(model_cfg).state_dict(), buf)
+    torch.save(models.build(model_cfg).state_dict(), buf)
     return buf.tell()

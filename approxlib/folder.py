@@ -24,8 +24,8 @@ from PIL import Image, UnidentifiedImageError
 from torchvision.datasets import folder as tvfolder
 from tqdm.auto import tqdm
 
-from . import data as D
-from . import store as S
+from . import data
+from . import store
 from .config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -43,9 +43,9 @@ class FolderError(ConfigError):
     """An image folder that cannot be used as a dataset (one line says why)."""
 
 
-@D.register_kind("imagefolder")
+@data.register_kind("imagefolder")
 @dataclasses.dataclass(frozen=True)
-class ImageFolder(D.Source):
+class ImageFolder(data.Source):
     path: str = ""
     builtin = False
 
@@ -239,7 +239,7 @@ def _decode_one(f: Path, mode: str, size: int | None) -> np.ndarray:
         raise FolderError(f"cannot decode image {f}: {str(e).splitlines()[0][:120]}") from None
     a = torch.from_numpy(np.array(im).reshape(im.size[1], im.size[0], -1)).permute(2, 0, 1)
     if size is not None:
-        a = D.resize_tensor(a, size)
+        a = data.resize_tensor(a, size)
     return a.numpy()
 
 
@@ -248,7 +248,7 @@ def _read_cache(path: Path, n: int, channels: int, size: int):
     digest = path.with_name(path.name + ".sha256")
     if not path.is_file() or not digest.is_file():
         return None
-    if S.digest_file(path) != digest.read_text().strip():
+    if store.digest_file(path) != digest.read_text().strip():
         log.warning("image cache %s is damaged; decoding the images again", path)
         return None
     try:
@@ -264,7 +264,7 @@ def _read_cache(path: Path, n: int, channels: int, size: int):
 def _write_cache(path: Path, x: torch.Tensor, y: torch.Tensor) -> None:
     """The digest is written first (as the store does): a reader never finds a file without
     one, and a file that lost a race with another writer fails its check and is decoded again."""
-    with S.atomic_path(path) as tmp:
+    with store.atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, x=x.numpy(), y=y.numpy())
-        S.write_text(path.with_name(path.name + ".sha256"), S.digest_file(tmp))
+        store.write_text(path.with_name(path.name + ".sha256"), store.digest_file(tmp))

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import store as S
+from . import store
 from .compress import skeleton
 from .config import ConfigError, ModelConfig
 from .models import prunable
@@ -57,18 +57,18 @@ def _run(*args: str) -> dict:
         proc = subprocess.run([str(python()), "-I", str(WORKER), *args], capture_output=True,
                               text=True, timeout=TIMEOUT, env=env)
     except subprocess.TimeoutExpired:
-        raise S.CheckpointError(f"NNCodec {args[0]} took more than {TIMEOUT} s") from None
+        raise store.CheckpointError(f"NNCodec {args[0]} took more than {TIMEOUT} s") from None
     except OSError as e:
-        raise S.CheckpointError(f"NNCodec could not start ({python()}): {e}") from None
+        raise store.CheckpointError(f"NNCodec could not start ({python()}): {e}") from None
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["no message"])[-1]
-        raise S.CheckpointError(f"NNCodec {args[0]} failed: {tail}")
+        raise store.CheckpointError(f"NNCodec {args[0]} failed: {tail}")
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT)]
     try:
         return json.loads(lines[-1][len(RESULT):])
     except (IndexError, ValueError):
-        raise S.CheckpointError(f"NNCodec {args[0]} gave no result (is {python()} the "
-                                f"NNCodec environment?)") from None
+        raise store.CheckpointError(f"NNCodec {args[0]} gave no result (is {python()} the "
+                                    f"NNCodec environment?)") from None
 
 
 def float_state(model: nn.Module) -> dict[str, np.ndarray]:
@@ -85,7 +85,7 @@ def encode(model: nn.Module, path: Path, qp: int, qp_density: int, expect: Model
            ) -> dict:
     """Write NNCodec's bitstream of `model` at `path`, atomically and only once NNCodec has
     decoded it into `expect`'s architecture; its bytes and encode/decode seconds."""
-    with tempfile.TemporaryDirectory() as tmp, S.atomic_path(path) as out:
+    with tempfile.TemporaryDirectory() as tmp, store.atomic_path(path) as out:
         weights = Path(tmp) / "weights.npz"
         np.savez(weights, **float_state(model))
         result = _run("encode", str(weights), str(out), str(qp), str(qp_density))
@@ -97,7 +97,7 @@ def load(path: Path, expect: ModelConfig) -> tuple[nn.Module, dict]:
     """Decode a bitstream with NNCodec's decoder into the folded `expect` architecture; every
     tensor's name and shape is checked against it before it is loaded."""
     if not Path(path).is_file():
-        raise S.CheckpointError(f"NNCodec bitstream not found: {path}")
+        raise store.CheckpointError(f"NNCodec bitstream not found: {path}")
     model = skeleton(expect, "folded")
     want = model.state_dict()
     with tempfile.TemporaryDirectory() as tmp:
@@ -105,13 +105,13 @@ def load(path: Path, expect: ModelConfig) -> tuple[nn.Module, dict]:
         result = _run("decode", str(path), str(out))
         with np.load(out, allow_pickle=False) as z:
             if sorted(z.files) != sorted(want):
-                raise S.CheckpointError(f"{path}: NNCodec decoded tensors that do not match "
-                                        f"the folded {expect.name}")
+                raise store.CheckpointError(f"{path}: NNCodec decoded tensors that do not match "
+                                            f"the folded {expect.name}")
             state = {k: torch.from_numpy(z[k].astype(np.float32)) for k in z.files}
     bad = next((k for k, v in state.items() if v.shape != want[k].shape), None)
     if bad is not None:
-        raise S.CheckpointError(f"{path}: {bad} decoded as {tuple(state[bad].shape)}, the "
-                                f"architecture has {tuple(want[bad].shape)}")
+        raise store.CheckpointError(f"{path}: {bad} decoded as {tuple(state[bad].shape)}, the "
+                                    f"architecture has {tuple(want[bad].shape)}")
     model.load_state_dict(state)
     return model.eval(), {"model": None, "meta": result, "quant": "nncodec"}
 

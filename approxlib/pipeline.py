@@ -24,16 +24,16 @@ import torch
 import torchvision
 from tqdm.auto import tqdm
 
-from . import compress as Z
-from . import data as D
-from . import measure as ME
-from . import models as M
-from . import nncodec as NC
-from . import prune as P
-from . import runtime as RT
-from . import share as SH
-from . import store as S
-from . import train as T
+from . import compress
+from . import data
+from . import measure
+from . import models
+from . import nncodec
+from . import prune
+from . import runtime
+from . import share
+from . import store
+from . import train
 from .config import (
     ChannelConfig,
     SCRATCH,
@@ -117,7 +117,7 @@ JSON_CHECKS = {
     "curve": lambda c: (isinstance(c.get("points"), list) and all(
         _fields(bits=int, accuracy=NUM, val_accuracy=NUM, codebook=int, bytes=int)(pt)
         for pt in c["points"] if isinstance(pt, dict)) and all(isinstance(pt, dict)
-                                                             for pt in c["points"])),
+                                                               for pt in c["points"])),
     "encode": _fields(bytes=int, source_bytes=int, tensors=list, encode_seconds=NUM,
                       decode_seconds=NUM),
     "onnx": _fields(seconds=NUM),
@@ -142,9 +142,9 @@ class Stage:
 
 def model_config(p: dict, model: str, dataset: str) -> ModelConfig:
     """The architecture for a dataset, checked to classify its images (one line if not)."""
-    src = D.source(dataset, p["image_size"])
+    src = data.source(dataset, p["image_size"])
     mc = ModelConfig(model, src.classes, src.channels, p["stem"])
-    M.check_input(mc, src.size)
+    models.check_input(mc, src.size)
     return mc
 
 
@@ -171,63 +171,63 @@ def distilled_if(v: Variant, cfg, p: dict):
     return distilled(cfg, p) if v.kd else cfg
 
 
-def prune_steps(v: Variant, p: dict, data, mc: ModelConfig) -> list[Step]:
+def prune_steps(v: Variant, p: dict, ds, mc: ModelConfig) -> list[Step]:
     """How a variant reaches its sparsity (its dense control: fine-tuned as it would be; a
     scratch control: the pruned model's shape, trained afresh)."""
     fc = finetune_of(v, p)
     if v.control in SCRATCH:
-        return [Channel(data, mc, ChannelConfig(v.prune_ratio), fc), scratch_step(v, p, data, mc)]
+        return [Channel(ds, mc, ChannelConfig(v.prune_ratio), fc), scratch_step(v, p, ds, mc)]
     if v.is_control:
-        return [Control(data, mc, fc)]
+        return [Control(ds, mc, fc)]
     if v.prune_ratio == 0:
         return []
     if v.prune == "gradual-l1":
         gc = gradual_config(p, v.model)
         if gc.sparsity != v.prune_ratio:
             gc = dataclasses.replace(gc, sparsity=v.prune_ratio)
-        return [Gradual(data, mc, gc, fc)]
+        return [Gradual(ds, mc, gc, fc)]
     if v.prune == "channel-l1":
-        return [Channel(data, mc, ChannelConfig(v.prune_ratio), fc)]
+        return [Channel(ds, mc, ChannelConfig(v.prune_ratio), fc)]
     if not v.finetune:
         fc = dataclasses.replace(fc, epochs=0)
     pc = PruneConfig(v.prune_ratio, v.prune)
-    sensitive = P.score_and_spread(pc.method)[1] == "sensitivity"  # per-layer ratios from it
-    first = [Sensitivity(data, mc, sensitivity_config(p))] if sensitive else []
-    return first + [Prune(data, mc, pc, fc)]
+    sensitive = prune.score_and_spread(pc.method)[1] == "sensitivity"  # per-layer ratios from it
+    first = [Sensitivity(ds, mc, sensitivity_config(p))] if sensitive else []
+    return first + [Prune(ds, mc, pc, fc)]
 
 
-def scratch_step(v: Variant, p: dict, data, mc: ModelConfig) -> Scratch:
+def scratch_step(v: Variant, p: dict, ds, mc: ModelConfig) -> Scratch:
     """Scratch-E / Scratch-B: the baseline's training for baseline + fine-tuning epochs."""
     tc, ft = train_config(p), finetune_of(v, p).epochs
     tc = dataclasses.replace(tc, epochs=tc.epochs + ft)
     budget = "epochs" if v.control == "scratch-e" else "flops"
-    return Scratch(data, mc, tc, ScratchConfig(budget, float(p["scratch_b_max"]), ft))
+    return Scratch(ds, mc, tc, ScratchConfig(budget, float(p["scratch_b_max"]), ft))
 
 
-def quant_steps(v: Variant, p: dict, data, mc: ModelConfig) -> list[Step]:
+def quant_steps(v: Variant, p: dict, ds, mc: ModelConfig) -> list[Step]:
     """How a variant's weights are stored or run: shared, exported, quantized (or as they are)."""
     if v.quant == "kmeans":
-        return [Share(data, mc, share_config(p, v.model),
+        return [Share(ds, mc, share_config(p, v.model),
                       distilled_if(v, share_finetune_config(p), p))]
     if v.quant == "int8-qat":
         if v.runtime != "pytorch":
             raise ConfigError("int8-qat runs in PyTorch only")
-        return [Qat(data, mc, distilled_if(v, qat_config(p), p))]
+        return [Qat(ds, mc, distilled_if(v, qat_config(p), p))]
     if v.runtime == "onnxruntime":
-        return [Onnx(data, mc, OnnxConfig(v.quant, p["calib_images"]))]
+        return [Onnx(ds, mc, OnnxConfig(v.quant, p["calib_images"]))]
     if v.quant == "int8-static":
-        return [Static(data, mc, StaticQuantConfig("pytorch", p["calib_images"]))]
+        return [Static(ds, mc, StaticQuantConfig("pytorch", p["calib_images"]))]
     if v.quant != "none":
         return [Quantize(QuantConfig(v.quant))]
     return []
 
 
-def first_step(v: Variant, p: dict, data, mc: ModelConfig) -> Step:
+def first_step(v: Variant, p: dict, ds, mc: ModelConfig) -> Step:
     """Where a variant's weights come from: the profile's `init` file for this model, or
     training from scratch (always for section H's protocols, which compare trainings)."""
     init = per_model(p, "init", mc.name) if v.protocol == "profile" else None
     if init is None:
-        return Train(data, mc, train_config(p))
+        return Train(ds, mc, train_config(p))
     path = Path(str(init))
     try:
         st = path.stat()
@@ -242,29 +242,29 @@ def _checked_digest(path: str, size: int, mtime_ns: int, mc: ModelConfig) -> str
     the profile's models but not another fails before anything trains, in one line). Cached
     per size and modification time: a replaced file is read again."""
     try:
-        S.load_weights(Path(path), mc)
-    except S.CheckpointError as e:
+        store.load_weights(Path(path), mc)
+    except store.CheckpointError as e:
         raise ConfigError(f"init for {mc.name}: {e}") from None
-    return S.digest_file(Path(path))
+    return store.digest_file(Path(path))
 
 
 def recipe(v: Variant, p: dict) -> tuple[Step, ...]:
     """A variant's steps, from training to evaluation."""
     p = variant_params(p, v)
-    data, mc = D.identify(data_config(p, v.dataset)), model_config(p, v.model, v.dataset)
-    return (first_step(v, p, data, mc), *prune_steps(v, p, data, mc),
-            *quant_steps(v, p, data, mc), *codec_steps(v, p, data, mc),
-            Evaluate(measure_config(p), data))
+    ds, mc = data.identify(data_config(p, v.dataset)), model_config(p, v.model, v.dataset)
+    return (first_step(v, p, ds, mc), *prune_steps(v, p, ds, mc),
+            *quant_steps(v, p, ds, mc), *codec_steps(v, p, ds, mc),
+            Evaluate(measure_config(p), ds))
 
 
-def codec_steps(v: Variant, p: dict, data, mc: ModelConfig) -> list[Step]:
+def codec_steps(v: Variant, p: dict, ds, mc: ModelConfig) -> list[Step]:
     """How a variant is written: an .apx or general-purpose codec, or NNCodec at its qp."""
     if v.codec == "none":
         return []
     if v.codec == "nncodec":
-        NC.check_available()
+        nncodec.check_available()
         return [Nnc(mc, NncConfig(v.qp))]
-    return [Encode(mc, codec_config(p, v.codec), data)]
+    return [Encode(mc, codec_config(p, v.codec), ds)]
 
 
 def chain(v: Variant, p: dict) -> Stage:
@@ -290,12 +290,12 @@ def stages(v: Variant, p: dict) -> list[Stage]:
     return out[::-1]
 
 
-def is_cached(st: Stage, store: S.Store) -> bool:
+def is_cached(st: Stage, cache: store.Store) -> bool:
     step = st.step
     if step.json_kind:
-        return store.has(step.json_kind, st.key, ".json", JSON_CHECKS[step.json_kind])
-    return store.has(st.kind, st.key, step.suffix) and (
-        not step.record or store.has(st.kind, st.key, ".json", JSON_CHECKS[st.kind]))
+        return cache.has(step.json_kind, st.key, ".json", JSON_CHECKS[step.json_kind])
+    return cache.has(st.kind, st.key, step.suffix) and (
+        not step.record or cache.has(st.kind, st.key, ".json", JSON_CHECKS[st.kind]))
 
 
 def load_artifact(path: Path, threads: int = 1, expect: ModelConfig | None = None
@@ -306,35 +306,35 @@ def load_artifact(path: Path, threads: int = 1, expect: ModelConfig | None = Non
     checkpoint may inflate (compress.checkpoint_limit: 256 MiB without it)."""
     path = Path(path)
     if path.suffix == ".apx":
-        return Z.load(path, expect)
+        return compress.load(path, expect)
     if path.suffix == ".nnc":
         if expect is None:
-            raise S.CheckpointError(f"{path}: an NNCodec bitstream needs its architecture")
-        return NC.load(path, expect)
+            raise store.CheckpointError(f"{path}: an NNCodec bitstream needs its architecture")
+        return nncodec.load(path, expect)
     if path.suffix == ".onnx":
         if not path.is_file():
-            raise S.CheckpointError(f"ONNX model not found: {path}")
-        return RT.OrtModel(path, threads), {"model": None, "meta": {}, "quant": "onnx"}
+            raise store.CheckpointError(f"ONNX model not found: {path}")
+        return runtime.OrtModel(path, threads), {"model": None, "meta": {}, "quant": "onnx"}
     codec = {".gz": "gzip", ".xz": "xz", ".zst": "zstd"}.get(path.suffix)
     if codec is not None:
         if not path.is_file():
-            raise S.CheckpointError(f"checkpoint not found: {path}")
-        limit = Z.checkpoint_limit(expect)
+            raise store.CheckpointError(f"checkpoint not found: {path}")
+        limit = compress.checkpoint_limit(expect)
         if path.stat().st_size > limit:  # compressed, it can only be smaller than the limit
-            raise S.CheckpointError(f"{path}: larger than any checkpoint of this architecture")
-        data = Z.general_decompress(path.read_bytes(), codec, limit)
-        return S.load_checkpoint(path, expect, data=data)
-    return S.load_checkpoint(path, expect)
+            raise store.CheckpointError(f"{path}: larger than any checkpoint of this architecture")
+        raw = compress.general_decompress(path.read_bytes(), codec, limit)
+        return store.load_checkpoint(path, expect, data=raw)
+    return store.load_checkpoint(path, expect)
 
 
 @functools.lru_cache(maxsize=None)
 def dense_bytes(mc: ModelConfig) -> int:
-    return Z.dense_state_dict_bytes(mc)
+    return compress.dense_state_dict_bytes(mc)
 
 
 @functools.lru_cache(maxsize=None)
 def dense_flops(mc: ModelConfig, size: int) -> int:
-    return ME.flops(M.build(mc), (mc.in_channels, size, size))
+    return measure.flops(models.build(mc), (mc.in_channels, size, size))
 
 
 # ------------------------------------------------------------------------------------ execution
@@ -355,35 +355,35 @@ def git_commit() -> str:
 
 def provenance() -> dict:
     return {"git_commit": git_commit(), "torch_version": torch.__version__,
-            "torchvision_version": torchvision.__version__, **ME.hardware()}
+            "torchvision_version": torchvision.__version__, **measure.hardware()}
 
 
 class Runner:
     """Materializes stages through the cache. `progress=False` silences the bars (tests)."""
 
-    def __init__(self, p: dict, store: S.Store, data_root: Path | None = None,
+    def __init__(self, p: dict, cache: store.Store, data_root: Path | None = None,
                  progress: bool = True):
-        self.p, self.store, self.data_root, self.progress = p, store, data_root, progress
+        self.p, self.store, self.data_root, self.progress = p, cache, data_root, progress
         self.computed: list[str] = []  # stage keys computed (not loaded) in this run
         self.metrics: dict[Variant, dict] = {}  # evaluated variants of this run
         self.curves: dict[Variant, list[dict]] = {}  # section F: bits-vs-accuracy points
         self._accounting: list[list] = []  # open `_account` entries, innermost last
-        store.remove_stale_temps()  # what killed writers left behind
+        cache.remove_stale_temps()  # what killed writers left behind
 
     @property
     def device(self) -> str:
         return self.p["device"]
 
-    def splits(self, data_cfg) -> D.Splits:
-        return D.load(data_cfg, self.data_root)
+    def splits(self, data_cfg) -> data.Splits:
+        return data.load(data_cfg, self.data_root)
 
     def calibration(self, data_cfg, n: int) -> torch.Tensor:
         """The first `n` training images as floats: static INT8 calibration (never test data)."""
-        return D.to_float(self.splits(data_cfg).train_x[:n])
+        return data.to_float(self.splits(data_cfg).train_x[:n])
 
     def load(self, st: Stage, expect: ModelConfig | None = None) -> tuple[torch.nn.Module, dict]:
         """The model a stage's checkpoint holds (computed first if missing)."""
-        return S.load_checkpoint(self.artifact(st), expect=expect)
+        return store.load_checkpoint(self.artifact(st), expect=expect)
 
     def teacher(self, st: Stage, cfg) -> torch.nn.Module | None:
         """What a distilling step learns from: the dense model its chain starts with (the
@@ -430,14 +430,14 @@ class Runner:
         as its `timing` entry: the report's time table and --dry-run's estimates read them.
         Exclusive: an entry computed inside another (a damaged upstream remade while loading)
         is counted in its own record only."""
-        t0, n0 = time.perf_counter(), D.images_seen()
+        t0, n0 = time.perf_counter(), data.images_seen()
         inner = [0.0, 0]  # seconds and images of entries accounted inside this one
         self._accounting.append(inner)
         try:
             yield
         finally:
             self._accounting.pop()
-        seconds, images = time.perf_counter() - t0, D.images_seen() - n0
+        seconds, images = time.perf_counter() - t0, data.images_seen() - n0
         if self._accounting:
             self._accounting[-1][0] += seconds - inner[0]
             self._accounting[-1][1] += images - inner[1]
@@ -447,7 +447,7 @@ class Runner:
         try:  # the entry itself is stored: a lost record costs an estimate, not the run
             self.store.write_json("timing", key, record)
         except OSError as e:
-            S.LOG.warning("no timing record for %s %s: %s", kind, key, e)
+            store.LOG.warning("no timing record for %s %s: %s", kind, key, e)
 
     def _compute(self, st: Stage) -> Path:
         if st.step.json_kind:  # accounted where its entry is written (sensitivity, metrics)
@@ -468,7 +468,7 @@ class Runner:
             return path
         if isinstance(out, Checkpoint):
             meta["seconds"] = time.perf_counter() - t0
-            S.save_checkpoint(out.model, path, out.model_config, out.quant, meta, out.shapes)
+            store.save_checkpoint(out.model, path, out.model_config, out.quant, meta, out.shapes)
         self.store.publish(st.kind, st.key, st.step.suffix)
         self.computed.append(st.key)
         return path
@@ -559,22 +559,22 @@ class Runner:
         # pass is a 2-thread batch of 500 then ran batch 1 on 1 thread 2.2× slower (2.98 vs
         # 1.38 ms, ResNet-18, measured); the first call settles its kernels. A deployment sets
         # its thread count once, so the timing must see that configuration first.
-        timing = ME.latency_ms(model, shape, mcfg)
+        timing = measure.latency_ms(model, shape, mcfg)
         # The test split is only ever reported; the validation accuracy is what selection may use.
-        pred = RT.predict(model, splits.test_x)
+        pred = runtime.predict(model, splits.test_x)
         acc = (pred == splits.test_y).float().mean().item()
-        val_acc = (RT.predict(model, splits.val_x) == splits.val_y).float().mean().item()
+        val_acc = (runtime.predict(model, splits.val_x) == splits.val_y).float().mean().item()
         # Counted on the float model: a statically quantized or ONNX model hides its weights in
         # packed parameters or a graph, and holds the same ones.
         counted = float_model
-        params, zeros = ME.count_params(counted)
-        wz, wt = P.global_sparsity(counted)
+        params, zeros = measure.count_params(counted)
+        wz, wt = prune.global_sparsity(counted)
         return {
             "accuracy": acc, "test_images": len(splits.test_y),
             "params": params, "zero_params": zeros, "sparsity": wz / wt, **timing,
-            "flops": ME.flops(float_model, shape),
+            "flops": measure.flops(float_model, shape),
             "predictions": pred.tolist(),  # per-image, for paired tests (McNemar) in the report
-            "layers": ME.layer_sparsity(counted).to_dict(orient="records"),
+            "layers": measure.layer_sparsity(counted).to_dict(orient="records"),
             "val_accuracy": val_acc, "eval_seconds": time.perf_counter() - t0,
             **provenance(),
         }
@@ -597,13 +597,14 @@ class Runner:
         pruned, _ = self.load(gradual)
         splits, points = self.splits(gradual.step.data), []
         for b in bits:
-            model, rows, _ = SH.share_and_finetune(
+            model, rows, _ = share.share_and_finetune(
                 copy.deepcopy(pruned), ShareConfig(b, b), splits,
                 dataclasses.replace(share_finetune_config(self.p), epochs=0), progress=False)
-            data, _ = Z.encode(model, gradual.step.model, codec_config(self.p, "huffman"))
-            points.append({"bits": b, "val_accuracy": T.accuracy(model, splits.val_x, splits.val_y),
-                           "accuracy": T.accuracy(model, splits.test_x, splits.test_y),
-                           "codebook": max(r["k"] for r in rows), "bytes": len(data)})
+            blob, _ = compress.encode(model, gradual.step.model, codec_config(self.p, "huffman"))
+            points.append({"bits": b,
+                           "val_accuracy": train.accuracy(model, splits.val_x, splits.val_y),
+                           "accuracy": train.accuracy(model, splits.test_x, splits.test_y),
+                           "codebook": max(r["k"] for r in rows), "bytes": len(blob)})
         self.store.write_json("curve", key, {"points": points, "upstream": gradual.key})
         self.computed.append(key)
         return points
@@ -643,7 +644,7 @@ def row(v: Variant, p: dict, m: dict) -> dict:
         "latency_bs64_ms": m.get("latency_bs64_ms",
                                  p["throughput_batch"] / m["throughput_img_s"] * 1e3),
         "flops": m.get("flops") or dense_flops(model_config(p, v.model, v.dataset),
-                                               D.source(v.dataset, p["image_size"]).size),
+                                               data.source(v.dataset, p["image_size"]).size),
         "profile": p["profile"], "val_accuracy": m["val_accuracy"],
         "latency_iqr_ms": m["latency_iqr_ms"], "throughput_img_s": m["throughput_img_s"],
         "threads": m["threads"], "test_images": m["test_images"],
@@ -670,7 +671,7 @@ def trained_epochs(v: Variant, p: dict, m: dict, init) -> tuple[int, int]:
     if v.control in SCRATCH:
         step = scratch_step(v, p, None, None)
         mc = model_config(p, v.model, v.dataset)
-        ratio = dense_flops(mc, D.source(v.dataset, p["image_size"]).size) / m["flops"]
+        ratio = dense_flops(mc, data.source(v.dataset, p["image_size"]).size) / m["flops"]
         return step.scratch.epochs(step.train.epochs, ratio), 0
     fine_tuned = v.is_control or (v.prune_ratio > 0 and v.finetune)
     extra = (finetune_of(v, p).epochs if fine_tuned else 0) + (
@@ -678,12 +679,12 @@ def trained_epochs(v: Variant, p: dict, m: dict, init) -> tuple[int, int]:
     return (0 if init else p["epochs"]), extra
 
 
-def run(p: dict, sections: list[str], store: S.Store, out_dir: Path | None = None,
+def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None = None,
         data_root: Path | None = None, progress: bool = True,
         models: dict[str, list[str]] | None = None) -> tuple[pd.DataFrame, Runner]:
     """Compute (or load) every variant of `sections`; write results.csv + sparsity CSVs."""
-    D.refresh()
-    runner = Runner(p, store, data_root, progress)
+    data.refresh()
+    runner = Runner(p, cache, data_root, progress)
     rows, metrics = [], runner.metrics
     variants = plan(p, sections, models)
     chains = [chain(v, p) for v in variants]  # every recipe checked before anything trains
@@ -707,7 +708,7 @@ def run(p: dict, sections: list[str], store: S.Store, out_dir: Path | None = Non
             curve = pd.DataFrame([{"model": v.model, "dataset": v.dataset,
                                    "sparsity": v.prune_ratio, **pt}
                                   for v, pts in runner.curves.items() for pt in pts])
-            S.write_text(Path(out_dir) / "compression_bits.csv", curve.to_csv(index=False))
+            store.write_text(Path(out_dir) / "compression_bits.csv", curve.to_csv(index=False))
         write_layer_csvs(metrics, Path(out_dir) / "sparsity")
     return df, runner
 
@@ -719,7 +720,8 @@ def write_layer_csvs(metrics: dict[Variant, dict], folder: Path) -> None:
         which = SECTIONS[v.section].layer_csvs
         if ((which == "all" or (which == "pruned" and v.prune_ratio > 0))
                 and v.codec == "none" and not v.is_control and v.runtime == "pytorch"):
-            S.write_text(folder / layer_csv_name(v), pd.DataFrame(m["layers"]).to_csv(index=False))
+            store.write_text(folder / layer_csv_name(v),
+                             pd.DataFrame(m["layers"]).to_csv(index=False))
 
 
 def layer_csv_name(v: Variant) -> str:
@@ -728,7 +730,7 @@ def layer_csv_name(v: Variant) -> str:
     variant ends in _seedN."""
     method = {"l1-unstructured": "", "gradual-l1": "_gradual", "channel-l1": "_channels"}.get(
         v.prune, f"_{v.prune}") if v.prune_ratio > 0 else ""
-    return (f"{v.model}_{D.file_label(v.dataset)}_p{round(v.prune_ratio * 100):02d}{method}"
+    return (f"{v.model}_{data.file_label(v.dataset)}_p{round(v.prune_ratio * 100):02d}{method}"
             f"{'_kd' if v.kd else ''}_{v.quant}{'' if v.seed is None else f'_seed{v.seed}'}.csv")
 
 
@@ -744,38 +746,43 @@ def write_results(df: pd.DataFrame, out_dir: Path, sections: list[str]) -> Path:
             df = pd.concat([old, df], ignore_index=True)
         extra = [c for c in df.columns if c not in RESULT_COLUMNS]
         df = df[RESULT_COLUMNS + extra].sort_values("section", kind="stable")
-        S.write_text(path, df.to_csv(index=False))
+        store.write_text(path, df.to_csv(index=False))
     return path
 
 
-def verify_store(store: S.Store) -> list[dict]:
+def verify_store(cache: store.Store) -> list[dict]:
     """Every local entry of a store, and why a run would not trust it (None: intact). Nothing
     is moved; a run sets each untrusted entry aside and recomputes it, and re-measures the
     metrics of an artifact it recomputes."""
     out = []
-    for kind, f in store.entries():
-        why = store.verify(f)
+    for kind, f in cache.entries():
+        why = cache.verify(f)
         if why is None and f.suffix == ".json":
-            obj = S.read_json_entry(f, JSON_CHECKS.get(kind))
+            obj = store.read_json_entry(f, JSON_CHECKS.get(kind))
             why = obj if isinstance(obj, str) else None
         out.append({"kind": kind, "key": f.name.split(".")[0], "path": f, "problem": why})
     bad = {e["key"] for e in out if e["problem"]}
     for e in out:  # metrics of a damaged artifact are measured again with it
         if e["kind"] == "metrics" and not e["problem"]:
-            m = S.read_json_entry(e["path"])
+            m = store.read_json_entry(e["path"])
             if isinstance(m, dict) and m.get("artifact_key") in bad:
                 e["problem"] = f"its artifact {m['artifact_key']} is damaged (re-measured)"
     return out
 
 
-def dry_run(p: dict, sections: list[str], store: S.Store) -> list[dict]:
-    """Every distinct stage the sections need, in execution order, with its cache status."""
-    seen, out = set(), []
+def distinct_stages(p: dict, sections: list[str]):
+    """Every distinct stage the sections need, in execution order, with the first variant that
+    needs it (a stage several variants share is listed once): what a dry run lists and the
+    accounting prices."""
+    seen = set()
     for v in plan(p, sections):
         for st in stages(v, p):
-            if st.key in seen:
-                continue
-            seen.add(st.key)
-            out.append({"stage": st.kind, "key": st.key, "label": st.label,
-                        "cached": is_cached(st, store)})
-    return out
+            if st.key not in seen:
+                seen.add(st.key)
+                yield v, st
+
+
+def dry_run(p: dict, sections: list[str], cache: store.Store) -> list[dict]:
+    """Every distinct stage the sections need, in execution order, with its cache status."""
+    return [{"stage": st.kind, "key": st.key, "label": st.label, "cached": is_cached(st, cache)}
+            for _, st in distinct_stages(p, sections)]

@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn.utils import prune as tprune
 from tqdm.auto import tqdm
 
-from . import train as T
+from . import train
 from .config import GradualConfig, PruneConfig
 from .models import prunable, weight_of
 
@@ -102,7 +102,7 @@ def layer_sensitivity(model: nn.Module, ratios, x: torch.Tensor, y: torch.Tensor
     """Accuracy on (x, y) with one layer at a time pruned to each ratio, the rest untouched
     (Distiller's and NNI's sensitivity analysis). Rows: layer, weights, ratio, accuracy; the
     unpruned model is the row with ratio 0 and layer None."""
-    score = score or (lambda m: T.accuracy(m, x, y))
+    score = score or (lambda m: train.accuracy(m, x, y))
     model.eval()
     rows = [{"layer": None, "weights": 0, "ratio": 0.0, "accuracy": score(model)}]
     layers = prunable(model)
@@ -243,8 +243,8 @@ def prune_and_finetune(model: nn.Module, cfg: PruneConfig, splits, finetune, dev
     masks = freeze_masks_(model)
     if finetune.epochs == 0:
         return model, []
-    model, hist = T.train(model, splits, finetune, device, desc=desc, progress=progress,
-                          after_step=lambda m: apply_masks_(m, masks), teacher=teacher)
+    model, hist = train.train(model, splits, finetune, device, desc=desc, progress=progress,
+                              after_step=lambda m: apply_masks_(m, masks), teacher=teacher)
     apply_masks_(model, masks)  # the selected state already holds them; cheap insurance
     return model, hist
 
@@ -326,8 +326,8 @@ def gradual_prune(model: nn.Module, cfg: GradualConfig, splits, finetune, device
     steps = math.ceil(len(splits.train_y) / finetune.batch_size) * finetune.epochs
     pruner = GradualPruner(model, cfg, steps)
     first_final = math.ceil(pruner.ramp_steps / math.ceil(len(splits.train_y) / finetune.batch_size))
-    model, hist = T.train(model, splits, finetune, device, desc=desc, progress=progress,
-                          after_step=pruner, select_from=max(1, first_final),
-                          teacher=teacher)
+    model, hist = train.train(model, splits, finetune, device, desc=desc, progress=progress,
+                              after_step=pruner, select_from=max(1, first_final),
+                              teacher=teacher)
     apply_masks_(model, pruner.masks)
     return model, hist

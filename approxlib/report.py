@@ -29,11 +29,12 @@ from nbconvert import HTMLExporter
 from tqdm.auto import tqdm
 
 from . import accounting
-from . import cluster as CL
-from . import data as D
+from . import cluster
+from . import data
+from . import measure
 from . import analysis, names, plots, stats
-from . import pipeline as PL
-from . import store as S
+from . import pipeline
+from . import store
 from .config import (
     ConfigError,
     check_dataset,
@@ -74,7 +75,7 @@ def _from_repo(path) -> Path:
 
 def _store_root(models_dir) -> str | Path:
     """An artifact store: a folder (relative to the repository) or an fsspec URL, as given."""
-    return str(models_dir) if S.is_url(models_dir) else _from_repo(models_dir)
+    return str(models_dir) if store.is_url(models_dir) else _from_repo(models_dir)
 
 
 def _display(*objs) -> None:
@@ -109,6 +110,9 @@ class SectionRun:
     out: Path
     data_dir: Path
     seconds: float
+    # this CPU's float32 matrix-multiply rate at the profile's threads, measured as the section
+    # ran (the ceiling section G compares its throughputs with)
+    peak_gflops: float = float("nan")
 
 
 def run_section(letter: str, profile: str = "quick", model: str | None = None,
@@ -131,15 +135,16 @@ def run_section(letter: str, profile: str = "quick", model: str | None = None,
     # writes to a folder named by its parameters. `approx report` passes `out`.
     out = _from_repo(out or Path("reports") / profile_label(profile) / "explore" / config_hash(
         letter, model, models, dataset, ratio, ratios, ov, models_dir, str(data_dir)))
-    store = S.Store(_store_root(models_dir))
+    artifacts = store.Store(_store_root(models_dir))
     data_dir = _from_repo(data_dir or os.environ.get("APPROX_DATA", "data"))
     t0 = time.perf_counter()
-    df, runner = PL.run(p, [letter], store, out, data_dir, progress=False,
-                        models={letter: chosen} if chosen else None)
+    df, runner = pipeline.run(p, [letter], artifacts, out, data_dir, progress=False,
+                              models={letter: chosen} if chosen else None)
     sensitivity = {st.key: runner.sensitivity(st) for v in runner.metrics
-                   for st in PL.stages(v, p) if st.step.json_kind == "sensitivity"}
+                   for st in pipeline.stages(v, p) if st.step.json_kind == "sensitivity"}
+    seconds = time.perf_counter() - t0
     return SectionRun(letter, p, df, runner.metrics, runner.curves, sensitivity, out, data_dir,
-                      time.perf_counter() - t0)
+                      seconds, measure.peak_gflops(p["threads"]))
 
 
 def _section_overrides(spec, model, models, dataset, ratio, ratios, overrides
@@ -225,7 +230,7 @@ class Section:
     def dataset_text(self) -> str:
         name = names.dataset(self.dataset)
         orig = self.spec.original_dataset
-        if self.dataset != orig and D.source(self.dataset).builtin:
+        if self.dataset != orig and data.source(self.dataset).builtin:
             name += f" (stand-in for the original's {names.dataset(orig)})"
         return name
 
@@ -344,14 +349,14 @@ class Section:
 
     # ------------------------------------------------------------------------------ findings
     @staticmethod
-    def _variant(r) -> PL.Variant:
+    def _variant(r) -> pipeline.Variant:
         """The variant a row of this section's tables shows."""
         return r.variant_id
 
-    def _pred(self, v: PL.Variant) -> np.ndarray:
+    def _pred(self, v: pipeline.Variant) -> np.ndarray:
         return np.asarray(self.metrics[v]["predictions"])
 
-    def _compare(self, base: PL.Variant, other: PL.Variant, y: np.ndarray) -> str:
+    def _compare(self, base: pipeline.Variant, other: pipeline.Variant, y: np.ndarray) -> str:
         mb, mo = self.metrics[base], self.metrics[other]
         test = stats.mcnemar(y, self._pred(base), self._pred(other))
         delta = 100 * (mo["accuracy"] - mb["accuracy"])
@@ -375,9 +380,10 @@ class Section:
         controls stay in `metrics`, for `_control_lines`."""
         self.df = self.df[self.df.control == "none"].reset_index(drop=True)
 
-    def _control_lines(self, dense: PL.Variant, pruned: PL.Variant, y: np.ndarray) -> list[str]:
+    def _control_lines(self, dense: pipeline.Variant, pruned: pipeline.Variant,
+                       y: np.ndarray) -> list[str]:
         """Pruned vs its equal-compute control, control vs baseline (none without a control)."""
-        control = PL.control_of(pruned)
+        control = pipeline.control_of(pruned)
         if control not in self.metrics:
             return []
         return ["  " + self._compare(a, b, y) for a, b in ((control, pruned), (dense, control))]
@@ -403,7 +409,7 @@ class Section:
             out.append(f"  - {names.variant_label(v)}: " + "; ".join(parts) + ".")
         return out
 
-    def _baselines(self, a: PL.Variant, b: PL.Variant) -> str:
+    def _baselines(self, a: pipeline.Variant, b: pipeline.Variant) -> str:
         ma, mb = self.metrics[a], self.metrics[b]
         return (f"- Baselines: {names.model(a.model)} {_fmt_pct(ma['accuracy'])} vs "
                 f"{names.model(b.model)} {_fmt_pct(mb['accuracy'])}; "
@@ -417,28 +423,29 @@ class Section:
         y_cache = {}
         for v in self.metrics:
             if v.dataset not in y_cache:
-                y_cache[v.dataset] = D.test_labels(data_config(self.p, v.dataset),
-                                                   self.data_dir).numpy()
+                y_cache[v.dataset] = data.test_labels(data_config(self.p, v.dataset),
+                                                      self.data_dir).numpy()
         for v in self.metrics:
             if v.prune_ratio == 0 and v.quant == "none":
                 continue
-            base = PL.Variant(v.section, v.model, v.dataset)
+            base = pipeline.Variant(v.section, v.model, v.dataset)
             lines.append(self._compare(base, v, y_cache[v.dataset]))
         int8 = [v for v in self.metrics if v.quant != "none"]
         for v in int8:
-            float_v = PL.Variant(v.section, v.model, v.dataset, v.prune_ratio)
+            float_v = pipeline.Variant(v.section, v.model, v.dataset, v.prune_ratio)
             if float_v in self.metrics:
                 lines.append(self._compare(float_v, v, y_cache[v.dataset]))
-        baselines = [v for v in self.metrics if v == PL.Variant(v.section, v.model, v.dataset)]
+        baselines = [v for v in self.metrics
+                     if v == pipeline.Variant(v.section, v.model, v.dataset)]
         for other in baselines[1:]:  # architectures side by side: each against the first
             lines.append(self._baselines(baselines[0], other))
         pruned = [v for v in self.metrics if v.prune_ratio > 0]
         controlled = [v for v in pruned if v.quant == "none"
-                      and PL.control_of(v) in self.metrics]
+                      and pipeline.control_of(v) in self.metrics]
         for v in controlled:
-            lines.append(self._compare(PL.control_of(v), v, y_cache[v.dataset]))
-        for c in dict.fromkeys(PL.control_of(v) for v in controlled):
-            lines.append(self._compare(PL.Variant(c.section, c.model, c.dataset), c,
+            lines.append(self._compare(pipeline.control_of(v), v, y_cache[v.dataset]))
+        for c in dict.fromkeys(pipeline.control_of(v) for v in controlled):
+            lines.append(self._compare(pipeline.Variant(c.section, c.model, c.dataset), c,
                                        y_cache[c.dataset]))
         if self.n_seeds > 1:
             lines += self._seed_lines(controlled)
@@ -455,7 +462,7 @@ class Section:
                    "credited to pruning rather than to the extra, lower-lr training (the "
                    "original's confound)."))
             same_size = all(abs(self.metrics[v]["size_bytes"] / self.metrics[
-                PL.Variant(v.section, v.model, v.dataset)]["size_bytes"] - 1) < 0.01
+                pipeline.Variant(v.section, v.model, v.dataset)]["size_bytes"] - 1) < 0.01
                 for v in pruned if v.quant == "none")
             if same_size:
                 lines.append("- Pruned files are as large as dense ones: the checkpoint stores "
@@ -483,7 +490,8 @@ def execute(profile: str, sections: list[str], overrides: dict, out: Path,
     if is_profile_file(profile):  # the kernels resolve it from another working directory
         profile = str(Path(profile).resolve())
     params = {"profile": profile, "overrides": overrides, "out": str(out.resolve()),
-              "models_dir": str(models_dir) if S.is_url(models_dir) else str(Path(models_dir).resolve()),
+              "models_dir": (str(models_dir) if store.is_url(models_dir)
+                             else str(Path(models_dir).resolve())),
               "data_dir": str(Path(data_dir).resolve()) if data_dir else None}
     for letter, nb in tqdm(notebook_paths(sections).items(), desc="notebooks",
                            disable=not progress):
@@ -524,7 +532,7 @@ def _literal(value) -> str:
 
 def environment(p: dict, durations: dict[str, float]) -> str:
     hw = hardware()
-    rows = [("profile", profile_label(p["profile"])), ("git commit", PL.git_commit()),
+    rows = [("profile", profile_label(p["profile"])), ("git commit", pipeline.git_commit()),
             ("rendered", dt.datetime.now().strftime("%Y-%m-%d %H:%M")),
             ("python", platform.python_version()), ("torch", torch.__version__),
             ("torchvision", torchvision.__version__), ("papermill", pm.__version__),
@@ -563,7 +571,7 @@ def time_appendix(out: Path) -> str:
         t["computed seconds"] = t["computed seconds"].round(1)
         t["images/s"] = t["images/s"].round(0)
         text += f"**Per {title}**\n\n" + t.to_html(index=False, border=0, classes="summary",
-                                                    na_rep="–") + "\n\n"
+                                                   na_rep="–") + "\n\n"
     return text
 
 
@@ -645,8 +653,8 @@ def render(out: Path, p: dict, sections: list[str], executed: dict[str, Path]) -
                 continue
             cells.append(c)
     toc = "\n".join(f"{i + 1}. [Section {s}. "
-                     f"{SECTIONS[s].heading(dict.fromkeys(results[results.section == s].model))}"
-                     f"](#section-{s})"
+                    f"{SECTIONS[s].heading(dict.fromkeys(results[results.section == s].model))}"
+                    f"](#section-{s})"
                     for i, s in enumerate(sections))
     title = nbformat.v4.new_markdown_cell(
         f"# Approximate computing for CNNs: pruning, quantization and compression of "
@@ -668,7 +676,7 @@ def render(out: Path, p: dict, sections: list[str], executed: dict[str, Path]) -
                               int(p["seed"]))
     findings = nbformat.v4.new_markdown_cell(
         "## Findings\n\n" + "\n".join(f"- {text} ([Section {s}](#section-{s}))"
-                                       for s, text in found))
+                                      for s, text in found))
     summary = nbformat.v4.new_markdown_cell(
         f"## Summary\n\nEvery distinct model variant of sections {', '.join(shown)} (top-1 on "
         f"{_test_split(results)}; size = bytes of the saved checkpoint; latency = median batch-1 "
@@ -685,7 +693,7 @@ def render(out: Path, p: dict, sections: list[str], executed: dict[str, Path]) -
     body, _ = exporter.from_notebook_node(merged)
     body = body.replace("</head>", PRINT_CSS + "</head>", 1)
     index = out / "index.html"
-    S.write_text(index, body)
+    store.write_text(index, body)
     return index
 
 
@@ -703,7 +711,7 @@ def to_pdf(index: Path, pdf: Path, timeout: int = 180) -> Path:
     if exe is None:
         raise ConfigError("no Chromium found for the PDF; install Debian's `chromium` "
                           "(make report does) or pass --no-pdf")
-    with tempfile.TemporaryDirectory() as profile_dir, S.atomic_path(pdf) as tmp:
+    with tempfile.TemporaryDirectory() as profile_dir, store.atomic_path(pdf) as tmp:
         cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                "--no-first-run", "--disable-background-networking", "--disable-component-update",
                "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={profile_dir}",
@@ -717,19 +725,19 @@ def to_pdf(index: Path, pdf: Path, timeout: int = 180) -> Path:
 
 def build(profile: str, sections: list[str], overrides: dict, out: Path, models_dir: Path | str,
           data_dir: Path | None, pdf: bool = True, progress: bool = True,
-          executor: str = "local", cluster: dict | None = None) -> dict:
+          executor: str = "local", dask: dict | None = None) -> dict:
     """`approx report`: stages (cached) → notebooks (papermill) → index.html → report.pdf.
 
-    `executor="dask"` computes the stages on a Dask cluster first (`cluster`: the keyword
+    `executor="dask"` computes the stages on a Dask cluster first (`dask`: the keyword
     arguments of `cluster.run`: address, workers, threads); the notebooks then read the cache."""
     p = load_profile(profile, overrides)
     t0, since = time.perf_counter(), time.time()
     if executor == "dask":
-        CL.run(p, sections, str(models_dir), out, data_dir, progress=progress, **(cluster or {}))
+        cluster.run(p, sections, str(models_dir), out, data_dir, progress=progress, **(dask or {}))
     else:
-        PL.run(p, sections, S.Store(models_dir), out, data_dir, progress=progress)
+        pipeline.run(p, sections, store.Store(models_dir), out, data_dir, progress=progress)
     t_stages = time.perf_counter() - t0
-    accounting.write(p, sections, S.Store(models_dir), out, since, data_dir)
+    accounting.write(p, sections, store.Store(models_dir), out, since, data_dir)
     executed = execute(profile, sections, overrides, out, models_dir, data_dir, progress)
     index = render(out, p, sections, executed)
     made = {"index": index, "results": out / "results.csv", "stages_s": t_stages}

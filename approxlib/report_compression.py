@@ -7,10 +7,10 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from . import data as D
+from . import data
 from . import analysis, names, plots, stats
-from . import pipeline as PL
-from . import store as S
+from . import pipeline
+from . import store
 from .config import data_config, per_model
 from .report import Section, _display, _fmt_pct, _md
 
@@ -145,7 +145,8 @@ class CompressionSection(Section):
         """The best dense model at equal compute, picked on validation: the baseline or its
         dense control (its `val` and `test` accuracy and which it is)."""
         dense = self.metrics[self._variant(self._row(model, STAGES[0][0]))]
-        control = self.metrics.get(PL.control_of(self._variant(self._row(model, "pruned (.pt)"))))
+        pruned = self._variant(self._row(model, "pruned (.pt)"))
+        control = self.metrics.get(pipeline.control_of(pruned))
         if control is not None and control["val_accuracy"] > dense["val_accuracy"]:
             best, which = control, "its dense control"
         else:
@@ -190,7 +191,7 @@ class CompressionSection(Section):
     def layer_table(self) -> None:
         for m in self.models_in:
             t = self._tensor_stats(m)
-            S.write_text(self.out / f"compression_layers_{m}.csv", t.to_csv(index=False))
+            store.write_text(self.out / f"compression_layers_{m}.csv", t.to_csv(index=False))
         m = self.models_in[0]
         t = self._tensor_stats(m)
         out = pd.DataFrame({
@@ -251,7 +252,7 @@ class CompressionSection(Section):
                 f"{100 * (r.accuracy - ours.accuracy):+.2f} points against the same pipeline "
                 f"without it ({self._mcnemar(y, self._variant(ours), v)})")
         pruned = dataclasses.replace(v, quant="none", codec="none")
-        control = PL.control_of(pruned)
+        control = pipeline.control_of(pruned)
         if control in self.metrics:
             c = self.metrics[control]
             line += (f"; against its dense control distilled the same way "
@@ -266,7 +267,7 @@ class CompressionSection(Section):
                 f"{stats.verdict_words(t['p_value'])}")
 
     def findings(self) -> None:
-        y = D.test_labels(data_config(self.p, self.dataset), self.data_dir).numpy()
+        y = data.test_labels(data_config(self.p, self.dataset), self.data_dir).numpy()
         lines = []
         for m in self.models_in:
             dense, pruned = self._row(m, STAGES[0][0]), self._row(m, "pruned (.pt)")

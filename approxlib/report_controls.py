@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import data as D
+from . import data
 from . import analysis, names, plots, stats
-from . import pipeline as PL
-from . import prune as P
+from . import pipeline
+from . import prune
 from .config import data_config, sensitivity_config
 from .report import Section, _display, _md
 
@@ -153,10 +153,10 @@ class ControlsSection(Section):
     def sensitivity(self, model: str) -> pd.DataFrame:
         """The cached per-layer sensitivity rows of a curve model, with accuracy drops."""
         if model not in self._sens:
-            v = PL.Variant(self.letter, model, self.dataset,
-                           float(self.p["h_curve_sparsities"][0]), prune="l1-sensitivity",
-                           seed=self.curve_seed, protocol=self.curve_protocol)
-            st = next(s for s in PL.stages(v, self.p) if s.step.json_kind == "sensitivity")
+            v = pipeline.Variant(self.letter, model, self.dataset,
+                                 float(self.p["h_curve_sparsities"][0]), prune="l1-sensitivity",
+                                 seed=self.curve_seed, protocol=self.curve_protocol)
+            st = next(s for s in pipeline.stages(v, self.p) if s.step.json_kind == "sensitivity")
             rows = self.run.sensitivity[st.key]["rows"]
             base = next(r["accuracy"] for r in rows if r["layer"] is None)
             t = pd.DataFrame([r for r in rows if r["layer"] is not None])
@@ -181,7 +181,7 @@ class ControlsSection(Section):
             t = self.sensitivity(m)
             layers = t.drop_duplicates("layer")[["layer", "weights"]].reset_index(drop=True)
             for s in self.p["h_curve_sparsities"]:
-                ratios = P.sensitivity_ratios(t.attrs["rows"], float(s))
+                ratios = prune.sensitivity_ratios(t.attrs["rows"], float(s))
                 layers[f"@{float(s):.1%}"] = [round(100 * ratios[n], 1) for n in layers.layer]
             _display(layers.style.hide(axis="index").format(precision=1))
             _md(self.caption("Table", f"{names.model(m)}: the sensitivity-guided method's "
@@ -234,7 +234,7 @@ class ControlsSection(Section):
     def _curve_verdict(self) -> list[str]:
         if self.curve.empty or "l1-sensitivity" not in set(self.curve.prune_method):
             return []
-        y = D.test_labels(data_config(self.p, self.dataset), self.data_dir).numpy()
+        y = data.test_labels(data_config(self.p, self.dataset), self.data_dir).numpy()
         out = []
         for m in dict.fromkeys(self.curve.model):
             c = self.curve[self.curve.model == m]

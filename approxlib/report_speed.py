@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import data as D
-from . import measure as ME
+from . import data
 from . import analysis, names, plots, stats
 from .config import data_config, per_model
 from .report import Section, _display, _fmt_pct, _md
@@ -22,7 +21,7 @@ class SpeedSection(Section):
         self.with_controls = self.df
         self._drop_controls()
         self.models_in = list(dict.fromkeys(self.df.model))
-        self.peak = ME.peak_gflops(self.p["threads"])
+        self.peak = run.peak_gflops
         self.df = analysis.speedups(self.df)
 
     def pick(self, model: str, ratio: float, quant: str, runtime: str) -> pd.Series:
@@ -113,7 +112,7 @@ class SpeedSection(Section):
     def recovery(self) -> pd.DataFrame:
         """Each recovery method or scratch control against what it replaces, with McNemar."""
         t = analysis.recovery_pairs(self.with_controls, float(self.p["channel_ratio"]))
-        y = D.test_labels(data_config(self.p, self.dataset), self.data_dir).numpy()
+        y = data.test_labels(data_config(self.p, self.dataset), self.data_dir).numpy()
         tests = [stats.mcnemar(y, np.asarray(self.metrics[r.a]["predictions"]),
                                np.asarray(self.metrics[r.b]["predictions"]))
                  for r in t.itertuples()]
@@ -139,7 +138,7 @@ class SpeedSection(Section):
                          f"eager, McNemar's exact test on the same test images"))
 
     def findings(self) -> None:
-        y = D.test_labels(data_config(self.p, self.dataset), self.data_dir).numpy()
+        y = data.test_labels(data_config(self.p, self.dataset), self.data_dir).numpy()
         lines, rec = [], self.recovery()
         for m in self.models_in:
             d = self.df[self.df.model == m]

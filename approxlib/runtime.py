@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import data as D
-from . import store as S
+from . import data
+from . import store
 
 
 def export_onnx(model: nn.Module, path: Path, in_channels: int, size: int) -> None:
@@ -27,7 +27,7 @@ def export_onnx(model: nn.Module, path: Path, in_channels: int, size: int) -> No
         warnings.simplefilter("ignore")
         program = torch.onnx.export(model, (example,), dynamo=True, dynamic_shapes=({0: batch},),
                                     verbose=False)
-    with S.atomic_path(path) as tmp:
+    with store.atomic_path(path) as tmp:
         program.save(str(tmp))
 
 
@@ -54,7 +54,7 @@ def quantize_onnx(src: Path, dst: Path, calib: torch.Tensor, batch_size: int = 6
 
     name = session(src, 1).get_inputs()[0].name
     root, level = logging.getLogger(), logging.getLogger().level
-    with tempfile.TemporaryDirectory() as tmpdir, S.atomic_path(dst) as tmp:
+    with tempfile.TemporaryDirectory() as tmpdir, store.atomic_path(dst) as tmp:
         pre = Path(tmpdir) / "pre.onnx"
         root.setLevel(logging.ERROR)  # the quantization tools log every pass at INFO
         try:
@@ -76,7 +76,7 @@ def session(path: Path, threads: int):
     try:
         return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own (unexported) exception types
-        raise S.CheckpointError(f"cannot load ONNX model {path}: {str(e).splitlines()[0][:120]}"
+        raise store.CheckpointError(f"cannot load ONNX model {path}: {str(e).splitlines()[0][:120]}"
                                 ) from None
 
 
@@ -102,5 +102,6 @@ def predict(model, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """Predicted class per uint8 image, for a PyTorch model or an OrtModel."""
     if isinstance(model, nn.Module):
         model.eval()
-    out = [model(D.to_float(x[i:i + batch_size])).argmax(1) for i in range(0, len(x), batch_size)]
+    out = [model(data.to_float(x[i:i + batch_size])).argmax(1)
+           for i in range(0, len(x), batch_size)]
     return torch.cat(out) if out else torch.empty(0, dtype=torch.long)

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from . import train as T
+from . import train
 from .config import ShareConfig
 from .models import prunable, replace_module
 
@@ -175,8 +175,8 @@ def share_and_finetune(model: nn.Module, cfg: ShareConfig, splits, finetune, dev
     rows = share_weights_(model, cfg, trainable=finetune.epochs > 0)
     hist: list[dict] = []
     if finetune.epochs > 0:
-        model, hist = T.train(model, splits, finetune, device, desc=desc, progress=progress,
-                              teacher=teacher)
+        model, hist = train.train(model, splits, finetune, device, desc=desc, progress=progress,
+                                  teacher=teacher)
         unshare_(model)
     round_biases_(model)
     return model.eval(), rows, hist

@@ -31,8 +31,8 @@ import filelock
 import torch
 from torch import nn
 
-from . import models as M
-from . import quantize as Q
+from . import models
+from . import quantize
 from .config import QUANT_METHODS, ConfigError, ModelConfig
 from .structured import reshape_
 
@@ -129,7 +129,7 @@ def save_checkpoint(model: nn.Module, path: Path, model_cfg: ModelConfig, quant:
     obj = {"format": FORMAT, "version": VERSION, "model": dataclasses.asdict(model_cfg),
            "quant": quant, "meta": json.loads(json.dumps(meta or {}, default=str)),
            # static INT8 weights go into the compact layout of quantize.pack_state
-           "state_dict": Q.pack_state(state) if quant in PACKED else state,
+           "state_dict": quantize.pack_state(state) if quant in PACKED else state,
            "packed": quant in PACKED}
     if shapes:
         obj["shapes"] = shapes
@@ -270,8 +270,8 @@ def _state_of(path: Path, obj: dict) -> dict:
     state = obj["state_dict"]
     if obj.get("packed"):
         try:
-            state = Q.unpack_state(state)
-        except Q.PackError as e:
+            state = quantize.unpack_state(state)
+        except quantize.PackError as e:
             raise CheckpointError(f"{path}: {e}") from None
     for name, value in state.items():
         if not isinstance(name, str):
@@ -295,13 +295,13 @@ def _reference(path: Path, cfg: ModelConfig, quant: str, shapes: Any) -> nn.Modu
     """The architecture on the meta device (shapes, no memory): channel-pruned `shapes` applied
     (they may only shrink a layer), BatchNorm folded for `kmeans`."""
     with torch.device("meta"):
-        model = M.build(cfg).eval()
+        model = models.build(cfg).eval()
         if shapes:
             try:
                 reshape_(model, shapes)
             except (TypeError, ValueError, AttributeError) as e:
                 raise CheckpointError(f"{path} has invalid layer sizes: {e}") from None
-        return Q.rebuild(model, quant) if quant in META_QUANTS else model
+        return quantize.rebuild(model, quant) if quant in META_QUANTS else model
 
 
 def _check_classes(path: Path, cfg: ModelConfig, state: dict, reference: nn.Module) -> None:
@@ -359,8 +359,8 @@ def _rebuilt(path: Path, cfg: ModelConfig, quant: str, shapes: Any, state: dict,
         if isinstance(t, torch.Tensor) and name in ref and t.shape != ref[name].shape:
             raise CheckpointError(f"{path} does not match {_describe(cfg)}: {name} is "
                                   f"{list(t.shape)}, the architecture's {list(ref[name].shape)}")
-    model = M.build(cfg).eval()
-    model = Q.rebuild(reshape_(model, shapes) if shapes else model, quant)
+    model = models.build(cfg).eval()
+    model = quantize.rebuild(reshape_(model, shapes) if shapes else model, quant)
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, ValueError) as e:

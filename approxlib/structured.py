@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import models as M
+from . import models
 from .config import ChannelConfig, ModelConfig
 from .models import replace_module
 
@@ -98,7 +98,7 @@ def _resized(m: nn.Module, size: list[int]) -> nn.Module:
 
 
 def dense_like(cfg: ModelConfig, sizes: dict | None) -> nn.Module:
-    model = M.build(cfg)
+    model = models.build(cfg)
     return reshape_(model, sizes) if sizes else model
 
 
@@ -109,7 +109,7 @@ def fresh_like(cfg: ModelConfig, sizes: dict, seed: int) -> nn.Module:
     He-normal fan-out, torchvision's rule for ResNet, MobileNetV2/V3, VGG, MNASNet and
     EfficientNet (PyTorch's default would start it 2-5× narrower); a resized BatchNorm starts at
     1 / 0, as torchvision's do; a resized classifier keeps a slice of the fresh one."""
-    model = M.build(cfg, seed)
+    model = models.build(cfg, seed)
     before = {name: m for name, m in model.named_modules()
               if name in sizes and _size_of(m) != list(sizes[name])}
     reshape_(model, sizes)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import data as D
+from . import data
 from .config import ConfigError, TrainConfig
 
 
@@ -70,7 +70,7 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500,
     device = torch.device(device)
     out = []
     for i in range(0, len(x), batch_size):
-        xb = D.to_float(x[i:i + batch_size].to(device))
+        xb = data.to_float(x[i:i + batch_size].to(device))
         out.append(model(xb).argmax(1).cpu())
     return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
 
@@ -86,7 +86,7 @@ def validation_passes(epochs: int, select_from: int = 1) -> int:
     return eligible if eligible > 1 else 0
 
 
-def train(model: nn.Module, splits: D.Splits, cfg: TrainConfig, device: str = "auto",
+def train(model: nn.Module, splits: data.Splits, cfg: TrainConfig, device: str = "auto",
           desc: str = "train", progress: bool = True,
           after_step: Callable[[nn.Module], None] | None = None,
           select_from: int = 1, teacher: nn.Module | None = None) -> tuple[nn.Module, list[dict]]:
@@ -200,8 +200,8 @@ def _epoch(step, train_x, train_y, batches, progress: bool) -> tuple[float, floa
 def _step(model, opt, sched, loss_fn, cfg: TrainConfig, gen, bf16: bool, after_step,
           x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step on a uint8 batch; returns the (detached) loss and the correct count."""
-    xb = D.augment(x, cfg.crop_padding, cfg.flip, gen)
-    xb = D.to_float(xb).contiguous(memory_format=torch.channels_last)
+    xb = data.augment(x, cfg.crop_padding, cfg.flip, gen)
+    xb = data.to_float(xb).contiguous(memory_format=torch.channels_last)
     with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=bf16):
         logits = model(xb)
         loss = loss_fn(logits.float(), y, xb)

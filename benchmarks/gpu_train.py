@@ -22,9 +22,9 @@ import time
 
 import torch
 
-from approxlib import data as D
-from approxlib import models as M
-from approxlib import train as T
+from approxlib import data
+from approxlib import models
+from approxlib import train
 from approxlib.config import DataConfig, ModelConfig, load_profile, train_config
 
 MODELS = ("resnet18", "mobilenetv2")
@@ -38,22 +38,22 @@ def emit(row: dict, out: str | None) -> None:
 
 
 def random_splits(n_train: int = 45_000, n_val: int = 5_000, classes: int = 10,
-                  size: int = 32) -> D.Splits:
+                  size: int = 32) -> data.Splits:
     g = torch.Generator().manual_seed(0)
 
     def part(n):
         return (torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g),
                 torch.randint(0, classes, (n,), generator=g))
     (tx, ty), (vx, vy) = part(n_train), part(n_val)
-    return D.Splits(tx, ty, vx, vy, vx, vy, classes, 3)
+    return data.Splits(tx, ty, vx, vy, vx, vy, classes, 3)
 
 
-def speed(name: str, precision: str, splits: D.Splits, sync_every_step: bool = False,
+def speed(name: str, precision: str, splits: data.Splits, sync_every_step: bool = False,
           device: str = "cuda") -> dict:
     cfg = train_config({**load_profile("paper"), "epochs": 2, "precision": precision})
-    model = M.build(ModelConfig(name, splits.num_classes, splits.in_channels, "imagenet"))
+    model = models.build(ModelConfig(name, splits.num_classes, splits.in_channels, "imagenet"))
     hook = (lambda m: torch.cuda.synchronize()) if sync_every_step else None
-    _, hist = T.train(model, splits, cfg, device, progress=False, after_step=hook)
+    _, hist = train.train(model, splits, cfg, device, progress=False, after_step=hook)
     return {"part": "speed", "model": name, "precision": precision,
             "sync_every_step": sync_every_step, "images": len(splits.train_y),
             "image_size": splits.train_x.shape[-1],
@@ -62,20 +62,20 @@ def speed(name: str, precision: str, splits: D.Splits, sync_every_step: bool = F
 
 def protocol(name: str, epochs: int, device: str = "cuda") -> dict:
     p = load_profile("paper", {"dataset": "fashion-mnist", "epochs": epochs})
-    splits = D.load(DataConfig("fashion-mnist", None, p["val_size"], p["seed"]))
-    model = M.build(ModelConfig(name, splits.num_classes, splits.in_channels, p["stem"]))
+    splits = data.load(DataConfig("fashion-mnist", None, p["val_size"], p["seed"]))
+    model = models.build(ModelConfig(name, splits.num_classes, splits.in_channels, p["stem"]))
     t0 = time.perf_counter()
-    model, hist = T.train(model, splits, train_config(p), device, progress=False)
+    model, hist = train.train(model, splits, train_config(p), device, progress=False)
     wall = time.perf_counter() - t0
     best = max(range(len(hist)), key=lambda i: hist[i]["val_acc"])
     return {"part": "protocol", "model": name, "dataset": "fashion-mnist", "epochs": epochs,
             "train_images": len(splits.train_y), "wall_s": round(wall, 1),
             "best_epoch": best + 1, "val_acc": round(hist[best]["val_acc"], 4),
-            "test_acc": round(T.accuracy(model, splits.test_x, splits.test_y), 4),
+            "test_acc": round(train.accuracy(model, splits.test_x, splits.test_y), 4),
             "median_img_per_s": round(sorted(h["img_per_s"] for h in hist)[len(hist) // 2])}
 
 
-def speed_part(splits: D.Splits, out: str | None) -> list[dict]:
+def speed_part(splits: data.Splits, out: str | None) -> list[dict]:
     rows = []
     for name in MODELS:
         for precision in ("fp32", "bf16"):

@@ -23,14 +23,14 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from approxlib import analysis  # noqa: E402
-from approxlib import measure as ME  # noqa: E402
-from approxlib import pipeline as PL  # noqa: E402
+from approxlib import measure  # noqa: E402
+from approxlib import pipeline  # noqa: E402
 from approxlib.config import MeasureConfig  # noqa: E402
 
 
 def time_artifact(path: str, shape: tuple[int, ...], cfg: MeasureConfig) -> dict:
-    model, _ = PL.load_artifact(Path(path), cfg.threads)
-    return ME.latency_ms(model, shape, cfg)
+    model, _ = pipeline.load_artifact(Path(path), cfg.threads)
+    return measure.latency_ms(model, shape, cfg)
 
 
 def main(argv=None) -> int:

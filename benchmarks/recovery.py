@@ -18,10 +18,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from approxlib import data as D  # noqa: E402
-from approxlib import pipeline as PL  # noqa: E402
+from approxlib import data  # noqa: E402
+from approxlib import pipeline  # noqa: E402
 from approxlib import stats  # noqa: E402
-from approxlib import store as S  # noqa: E402
+from approxlib import store  # noqa: E402
 from approxlib.config import data_config, load_profile  # noqa: E402
 from approxlib.sections import Variant  # noqa: E402
 
@@ -33,17 +33,17 @@ def main(argv=None) -> int:
     ap.add_argument("--models-dir", type=Path, default=Path("models"))
     a = ap.parse_args(argv)
     p = load_profile(a.profile)
-    runner = PL.Runner(p, S.Store(a.models_dir), None, progress=False)
+    runner = pipeline.Runner(p, store.Store(a.models_dir), None, progress=False)
     out = {}
     for name, quant in (("baseline", "none"), ("post-training INT8", "int8-static"),
                         ("QAT INT8", "int8-qat")):
         t = time.perf_counter()
-        m = out[name] = runner.evaluate(PL.chain(Variant("G", a.model, p["dataset"], quant=quant),
-                                                 p))
+        v = Variant("G", a.model, p["dataset"], quant=quant)
+        m = out[name] = runner.evaluate(pipeline.chain(v, p))
         print(f"{name}: test {100 * m['accuracy']:.2f}% val {100 * m['val_accuracy']:.2f}% "
               f"batch 1 {m['latency_ms']:.3f} ms, {m['size_bytes'] / 1e6:.2f} MB "
               f"({time.perf_counter() - t:.0f} s)", flush=True)
-    y = D.test_labels(data_config(p, p["dataset"]), None).numpy()
+    y = data.test_labels(data_config(p, p["dataset"]), None).numpy()
     names = list(out)
     for x, z in ((names[0], names[1]), (names[0], names[2]), (names[1], names[2])):
         r = stats.mcnemar(y, np.asarray(out[x]["predictions"]), np.asarray(out[z]["predictions"]))

@@ -27,9 +27,9 @@ from torch.utils.data import DataLoader, Subset
 from torchvision import datasets as tvd
 from torchvision import transforms as tvt
 
-from approxlib import data as D
-from approxlib import models as M
-from approxlib import train as T
+from approxlib import data
+from approxlib import models
+from approxlib import train
 from approxlib.config import DataConfig, ModelConfig, load_profile, train_config
 
 
@@ -39,7 +39,7 @@ def reference_run(subset_idx, root, test_x, test_y, epochs, target, threads_work
     ds = Subset(tvd.FashionMNIST(root, train=True, transform=tf), subset_idx.tolist())
     loader = DataLoader(ds, batch_size=128, shuffle=True, num_workers=threads_workers)
     torch.manual_seed(0)
-    model = M.build(ModelConfig("resnet18", 10, 1, "imagenet"))
+    model = models.build(ModelConfig("resnet18", 10, 1, "imagenet"))
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     loss_fn = nn.CrossEntropyLoss()
     train_s, seen, reached_at, accs = 0.0, 0, None, []
@@ -53,7 +53,7 @@ def reference_run(subset_idx, root, test_x, test_y, epochs, target, threads_work
             opt.step()
             seen += len(y)
         train_s += time.perf_counter() - t0
-        acc = T.accuracy(model, test_x, test_y)
+        acc = train.accuracy(model, test_x, test_y)
         accs.append(round(acc, 4))
         if acc >= target and reached_at is None:
             reached_at = train_s
@@ -65,10 +65,10 @@ def approx_run(splits, test_x, test_y, epochs, target):
     cfg = train_config({**load_profile("quick"), "epochs": epochs})
     # Time-to-accuracy needs the test accuracy after every epoch; passing the test split as the
     # per-epoch "validation" split gets exactly that (this benchmark selects nothing).
-    timed = D.Splits(splits.train_x, splits.train_y, test_x, test_y, test_x, test_y, 10, 1)
+    timed = data.Splits(splits.train_x, splits.train_y, test_x, test_y, test_x, test_y, 10, 1)
     torch.manual_seed(0)
-    _, hist = T.train(M.build(ModelConfig("resnet18", 10, 1, "imagenet")), timed, cfg, "cpu",
-                      desc="approxlib", progress=False)
+    _, hist = train.train(models.build(ModelConfig("resnet18", 10, 1, "imagenet")), timed, cfg,
+                          "cpu", desc="approxlib", progress=False)
     train_s, reached_at, seen = 0.0, None, 0
     for h in hist:
         train_s += h["seconds"]
@@ -88,14 +88,14 @@ def main():
     ap.add_argument("--data-dir", default=None)
     a = ap.parse_args()
 
-    splits = D.load(DataConfig("fashion-mnist", a.train_size, 1000, 0), a.data_dir)
-    root = a.data_dir or D.default_root()
+    splits = data.load(DataConfig("fashion-mnist", a.train_size, 1000, 0), a.data_dir)
+    root = a.data_dir or data.default_root()
     # The same images for the reference: recover their indices in the full training split.
-    full_x, _ = D.load_split("fashion-mnist", True, a.data_dir)
+    full_x, _ = data.load_split("fashion-mnist", True, a.data_dir)
     g = torch.Generator().manual_seed(0)
     full_y = tvd.FashionMNIST(root, train=True).targets
-    val_idx = D.balanced_indices(full_y, 1000, g)
-    idx = D.balanced_indices(full_y, a.train_size, g, exclude=val_idx)
+    val_idx = data.balanced_indices(full_y, 1000, g)
+    idx = data.balanced_indices(full_y, a.train_size, g, exclude=val_idx)
     assert torch.equal(full_x[idx], splits.train_x), "reference and approxlib must see the same images"
 
     test_x, test_y = splits.test_x, splits.test_y

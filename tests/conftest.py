@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from approxlib import data as D
+from approxlib import data
 
 # Tests never reach for the network: a missing dataset must fail fast, not try a download.
 os.environ.setdefault("APPROX_OFFLINE", "1")
@@ -15,7 +15,7 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 def data_root(tmp_path_factory) -> Path:
     """A data folder holding the real Fashion-MNIST (from Debian's package, or data/ if present)."""
     root = tmp_path_factory.mktemp("data")
-    if not D._place_debian_fashion_mnist(root):
+    if not data._place_debian_fashion_mnist(root):
         repo_raw = Path("data/FashionMNIST/raw")
         if not repo_raw.is_dir():
             pytest.skip("Fashion-MNIST not available (install Debian's dataset-fashion-mnist)")
@@ -26,13 +26,13 @@ def data_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def fmnist_test(data_root):
-    return D.load_split("fashion-mnist", False, data_root)
+    return data.load_split("fashion-mnist", False, data_root)
 
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory, data_root):
     """The whole smoke profile computed once; its cache is shared by later tests."""
-    from approxlib import pipeline as PL
+    from approxlib import pipeline
     from approxlib import store as S
     from approxlib.config import load_profile
     root = tmp_path_factory.mktemp("run")
@@ -40,5 +40,5 @@ def smoke_run(tmp_path_factory, data_root):
     # APPROX_TEST_STORE=DIR keeps the smoke store between local runs (a filled one computes
     # nothing); CI leaves it unset and computes everything.
     store = S.Store(os.environ.get("APPROX_TEST_STORE") or root / "models")
-    df, runner = PL.run(p, list("ABCDEFGH"), store, root / "out", data_root, progress=False)
+    df, runner = pipeline.run(p, list("ABCDEFGH"), store, root / "out", data_root, progress=False)
     return p, store, root, df, runner, data_root

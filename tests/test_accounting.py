@@ -5,11 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from approxlib import accounting as AC
+from approxlib import accounting
 
 
 def frame(rows):
-    return pd.DataFrame(rows, columns=AC.COLUMNS)
+    return pd.DataFrame(rows, columns=accounting.COLUMNS)
 
 
 def test_summary_sums_per_kind_with_rates_and_this_runs_share():
@@ -20,13 +20,13 @@ def test_summary_sums_per_kind_with_rates_and_this_runs_share():
         ["C", "encode", "resnet18", "k4", "", 6.0, 0, 2, True, np.nan],
         ["C", "onnx", "resnet18", "k5", "", np.nan, np.nan, np.nan, False, np.nan],
     ])
-    k = AC.summary(df, "kind")
+    k = accounting.summary(df, "kind")
     assert list(k.index) == ["train", "encode", "evaluate", "onnx"]  # by seconds
     assert k.loc["train"].tolist()[:5] == [2, 1, 150.0, 100.0, 10000]
     assert k.loc["train", "images/s"] == pytest.approx(10000 / 150)
     assert math.isnan(k.loc["encode", "images/s"])  # no images counted: no rate
     assert k.loc["onnx", "seconds"] == 0 and k.loc["onnx", "entries"] == 1
-    s = AC.summary(df, "section")
+    s = accounting.summary(df, "section")
     assert s.loc["A", "seconds"] == 104.0 and s.loc["C", "computed seconds"] == 6.0
     assert s.computed.sum() == 3
 
@@ -43,7 +43,7 @@ def test_estimate_uses_rates_then_medians_then_the_kind():
         ["A", "train", "mobilenetv2", "d", "", np.nan, np.nan, np.nan, False, 8000.0],
         ["A", "onnx", "resnet18", "e", "", np.nan, np.nan, np.nan, False, np.nan],
     ])
-    est = AC.estimate(todo, rec).tolist()
+    est = accounting.estimate(todo, rec).tolist()
     assert est[0] == pytest.approx(80.0)  # 4000 images in 40 s: 100 img/s
     assert est[1] == 2.0  # no images counted: the median of its kind and model
     assert est[2] == 7.0  # another model: the median of its kind
@@ -53,7 +53,7 @@ def test_estimate_uses_rates_then_medians_then_the_kind():
 
 def test_a_run_records_every_entry_it_computes(smoke_run):
     p, store, root, df, runner, data_root = smoke_run
-    t = AC.table(p, list("ABCDEFGH"), store, data_root=data_root, planned=True)
+    t = accounting.table(p, list("ABCDEFGH"), store, data_root=data_root, planned=True)
     # D and E reuse A's and B's models on the smoke data: no entry of their own
     assert t.key.is_unique and set("ABCFGH") <= set(t.section) <= set("ABCDEFGH")
     # every entry the plan needs has its cost on record (the shared run computed them all,
@@ -67,7 +67,7 @@ def test_a_run_records_every_entry_it_computes(smoke_run):
     assert ((ev.images == ev.planned_images) | (ev.images == 0)).all()
     assert (ev.images > 0).sum() > len(ev) / 2
     assert set(t.kind) >= {"train", "prune", "evaluate", "encode", "onnx", "curve"}
-    rec = AC.recorded(store)
+    rec = accounting.recorded(store)
     assert len(rec) >= len(t) and set(rec.kind) >= set(t.kind)
 
 
@@ -90,5 +90,5 @@ def test_dry_run_prices_what_is_missing(smoke_run, capsys):
     seconds = float(last.split("(")[1].split()[0])
     # fine-tuning 3 epochs instead of 1, at the rates the smoke run recorded: more than the
     # recorded cost of the one-epoch stages they replace
-    t = AC.table(p, ["A"], store)
+    t = accounting.table(p, ["A"], store)
     assert seconds > t[t.kind.isin(["prune", "control"])].seconds.sum()

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from test_config import FLOAT_PATHS, SMOKE, _with
 
 from approxlib import models as M
-from approxlib import pipeline as PL
-from approxlib import store as S
+from approxlib import pipeline
+from approxlib import store
 from approxlib.cli import main
 from approxlib.config import ModelConfig, load_profile
 
@@ -33,8 +33,8 @@ def run(capsys, *argv):
 def r18(tmp_path_factory):
     path = tmp_path_factory.mktemp("ck") / "r18.pt"
     torch.manual_seed(0)
-    S.save_checkpoint(M.build(ModelConfig("resnet18", 10, 1)), path, ModelConfig("resnet18", 10, 1),
-                      meta={"configs": [{"type": "DataConfig", "dataset": "fashion-mnist"}]})
+    store.save_checkpoint(M.build(ModelConfig("resnet18", 10, 1)), path, ModelConfig("resnet18", 10, 1),
+                          meta={"configs": [{"type": "DataConfig", "dataset": "fashion-mnist"}]})
     return path
 
 
@@ -101,7 +101,7 @@ def test_console_entry_point_and_dry_run(tmp_path):
     assert res.returncode == 0, res.stderr
     lines = res.stdout.strip().splitlines()
     p = load_profile("smoke")  # every distinct stage of the plan, each once
-    stages = {st.key: st.kind for v in PL.plan(p, list("ABCDEFGH")) for st in PL.stages(v, p)}
+    stages = {st.key: st.kind for v in pipeline.plan(p, list("ABCDEFGH")) for st in pipeline.stages(v, p)}
     assert lines[-1] == f"{len(stages)} stages, 0 cached, {len(stages)} to compute"
     trainings = sum(kind == "train" for kind in stages.values())
     assert trainings >= 2 and sum(line.startswith("missing  train") for line in lines) == trainings

@@ -10,8 +10,8 @@ import time
 import pytest
 import torch
 
-from approxlib import cluster as CL
-from approxlib import pipeline as PL
+from approxlib import cluster
+from approxlib import pipeline
 from approxlib import store as S
 from approxlib.config import ModelConfig
 from approxlib.models import build
@@ -84,26 +84,26 @@ def test_dask_cluster_equals_local_run_despite_a_killed_worker(smoke_run, tmp_pa
     threads = torch.get_num_threads()  # as the local run: results depend on the thread count
     killed: list[str] = []
     t0 = time.monotonic()
-    with CL.client(workers=2, threads=threads) as c:
+    with cluster.client(workers=2, threads=threads) as c:
         killer = threading.Thread(target=_kill_first_training_worker,
                                   args=(c, killed, time.monotonic() + 120), daemon=True)
         killer.start()
-        ran = CL.execute(c, p, sections, url, data_root, threads, cache=str(tmp_path / "cache"),
-                         progress=False)
+        ran = cluster.execute(c, p, sections, url, data_root, threads, cache=str(tmp_path / "cache"),
+                              progress=False)
         killer.join()
     assert time.monotonic() - t0 < 600
     assert killed, "no training task was seen running"
     # every distinct stage of A–E once (the store started empty)
-    assert ran == len({st.key for v in PL.plan(p, sections) for st in PL.stages(v, p)})
+    assert ran == len({st.key for v in pipeline.plan(p, sections) for st in pipeline.stages(v, p)})
     store = S.Store(url, cache=tmp_path / "cache")
-    assert all(s["cached"] for s in PL.dry_run(p, sections, store))
+    assert all(s["cached"] for s in pipeline.dry_run(p, sections, store))
     shared = tmp_path / "shared"
     assert not [f for f in shared.rglob("*") if f.name.endswith(".tmp")]
     for f in shared.rglob("*.pt"):  # whole, loadable checkpoints only
         S.load_checkpoint(f)
     for f in shared.rglob("*.json"):
         json.loads(f.read_text())
-    df, runner = PL.run(p, sections, store, tmp_path / "out", data_root, progress=False)
+    df, runner = pipeline.run(p, sections, store, tmp_path / "out", data_root, progress=False)
     assert runner.computed == []  # everything came from the cluster's store
     local = local_df[local_df.section.isin(sections)].reset_index(drop=True)
     cols = ["section", "model", "prune_ratio", "quant", "control", "accuracy", "val_accuracy",

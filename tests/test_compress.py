@@ -12,11 +12,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from approxlib import compress as Z
-from approxlib import models as M
-from approxlib import prune as P
-from approxlib import share as SH
-from approxlib import train as T
+from approxlib import compress
+from approxlib import models
+from approxlib import prune
+from approxlib import share
+from approxlib import train
 from approxlib.config import CodecConfig, ModelConfig, ShareConfig
 
 MC = ModelConfig("resnet18", 10, 1)
@@ -34,16 +34,16 @@ def same_bits(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 @pytest.fixture(scope="module")
 def compressed():
     """A ResNet-18 as Deep Compression leaves it: BatchNorm folded, 90% pruned, 4-bit shared."""
-    model = SH.fold_batchnorm(M.build(MC, seed=0))
-    P.magnitude_prune_(model, 0.9)
-    SH.share_weights_(model, ShareConfig(4, 4))
-    SH.round_biases_(model)
+    model = share.fold_batchnorm(models.build(MC, seed=0))
+    prune.magnitude_prune_(model, 0.9)
+    share.share_weights_(model, ShareConfig(4, 4))
+    share.round_biases_(model)
     return model.eval()
 
 
 @pytest.fixture(scope="module")
 def apx_bytes(compressed):
-    data, _ = Z.encode(compressed, MC, CodecConfig("huffman"))
+    data, _ = compress.encode(compressed, MC, CodecConfig("huffman"))
     return data
 
 
@@ -53,18 +53,18 @@ def apx_bytes(compressed):
 @given(st.lists(st.integers(0, 5000), max_size=400, unique=True), st.integers(1, 12))
 def test_relative_indices_round_trip(positions, index_bits):
     pos = np.array(sorted(positions), dtype=np.int64)
-    sym = Z.gaps_of(pos, index_bits)
+    sym = compress.gaps_of(pos, index_bits)
     assert sym.max(initial=0) < (1 << index_bits)
-    assert np.array_equal(Z.positions_of(sym, index_bits, len(pos), 5001), pos)
+    assert np.array_equal(compress.positions_of(sym, index_bits, len(pos), 5001), pos)
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.integers(0, 300), max_size=500), st.integers(9, 16))
 def test_fixed_and_huffman_streams_round_trip(symbols, width):
     s = np.array(symbols, dtype=np.int64)
-    assert np.array_equal(Z.unpack_fixed(Z.pack_fixed(s, width), width, len(s)), s)
-    data, table = Z.huffman_encode(s)
-    assert np.array_equal(Z.huffman_decode(data, table, len(s), 301), s)
+    assert np.array_equal(compress.unpack_fixed(compress.pack_fixed(s, width), width, len(s)), s)
+    data, table = compress.huffman_encode(s)
+    assert np.array_equal(compress.huffman_decode(data, table, len(s), 301), s)
 
 
 @settings(max_examples=40, deadline=None)
@@ -79,35 +79,35 @@ def test_random_tensors_round_trip_bit_exact(seed, density, distinct, codec):
         book[1], book[2] = float("nan"), float("inf")
     w = book[torch.randint(0, distinct, (7, 5, 3, 3), generator=g)]
     w[torch.rand(w.shape, generator=g) >= density] = 0.0
-    writer = Z._Writer()
-    rec = Z._encode_sparse(writer, w, CodecConfig(codec, index_bits=3))
+    writer = compress._Writer()
+    rec = compress._encode_sparse(writer, w, CodecConfig(codec, index_bits=3))
     payload = writer.buf.getvalue()
     secs = [payload[o:o + n] for o, n, _ in writer.sections]
-    out = Z._decode_tensor({"name": "w", **rec}, tuple(w.shape), torch.float32, secs)
+    out = compress._decode_tensor({"name": "w", **rec}, tuple(w.shape), torch.float32, secs)
     assert torch.equal(out.view(torch.int32), w.view(torch.int32))
 
 
 @pytest.mark.parametrize("codec", ["sparse", "packed", "huffman"])
 def test_model_round_trip_is_bit_exact(compressed, codec, tmp_path):
-    Z.save(compressed, tmp_path / "m.apx", CodecConfig(codec), MC)
-    decoded, header = Z.load(tmp_path / "m.apx")
+    compress.save(compressed, tmp_path / "m.apx", CodecConfig(codec), MC)
+    decoded, header = compress.load(tmp_path / "m.apx")
     assert header["structure"] == "folded" and header["codec"] == codec
     assert same_bits(compressed, decoded)
 
 
 def test_plain_model_with_batchnorm_round_trips(tmp_path):
-    model = M.build(ModelConfig("mobilenetv2", 10, 1), seed=1).eval()
-    P.magnitude_prune_(model, 0.5)
-    Z.save(model, tmp_path / "m.apx", CodecConfig("sparse"), ModelConfig("mobilenetv2", 10, 1))
-    decoded, header = Z.load(tmp_path / "m.apx")
+    model = models.build(ModelConfig("mobilenetv2", 10, 1), seed=1).eval()
+    prune.magnitude_prune_(model, 0.5)
+    compress.save(model, tmp_path / "m.apx", CodecConfig("sparse"), ModelConfig("mobilenetv2", 10, 1))
+    decoded, header = compress.load(tmp_path / "m.apx")
     assert header["structure"] == "plain" and same_bits(model, decoded)
 
 
 def test_decoded_accuracy_equals_encoded_accuracy(compressed, fmnist_test, tmp_path):
     x, y = fmnist_test[0][:1000], fmnist_test[1][:1000]
-    Z.save(compressed, tmp_path / "m.apx", CodecConfig("huffman"), MC)
-    decoded, _ = Z.load(tmp_path / "m.apx")
-    before, after = T.predict(compressed, x), T.predict(decoded, x)
+    compress.save(compressed, tmp_path / "m.apx", CodecConfig("huffman"), MC)
+    decoded, _ = compress.load(tmp_path / "m.apx")
+    before, after = train.predict(compressed, x), train.predict(decoded, x)
     assert torch.equal(before, after)
     assert (before == y).float().mean().item() == (after == y).float().mean().item()
 
@@ -115,17 +115,17 @@ def test_decoded_accuracy_equals_encoded_accuracy(compressed, fmnist_test, tmp_p
 def test_huffman_file_is_smaller_and_ratio_is_real_bytes(compressed, tmp_path):
     sizes = {}
     for codec in ("sparse", "packed", "huffman"):
-        Z.save(compressed, tmp_path / f"{codec}.apx", CodecConfig(codec), MC)
+        compress.save(compressed, tmp_path / f"{codec}.apx", CodecConfig(codec), MC)
         sizes[codec] = (tmp_path / f"{codec}.apx").stat().st_size
     assert sizes["huffman"] < sizes["packed"] < sizes["sparse"]
-    dense = Z.dense_state_dict_bytes(MC)
+    dense = compress.dense_state_dict_bytes(MC)
     # 10% of 11.2M weights at 4 bits + gaps cannot take more than ~2 bytes each: well over 15×.
     assert dense / sizes["huffman"] > 15
 
 
 def test_encoder_refuses_a_model_its_config_does_not_describe(compressed):
     with pytest.raises(Exception, match="does not match"):
-        Z.encode(compressed, ModelConfig("resnet18", 100, 1), CodecConfig("huffman"))
+        compress.encode(compressed, ModelConfig("resnet18", 100, 1), CodecConfig("huffman"))
 
 
 # ----------------------------------------------------------------------------- bad files
@@ -148,20 +148,20 @@ def test_fuzz_mutated_truncated_extended_files_raise_only_apx_error(apx_bytes):
 
 
 def _rejects(data: bytes) -> int:
-    with pytest.raises(Z.ApxError):
-        Z.decode(data)
+    with pytest.raises(compress.ApxError):
+        compress.decode(data)
     return 1
 
 
-def _repack(header: dict, payload: bytes, version: int = Z.FORMAT_VERSION) -> bytes:
+def _repack(header: dict, payload: bytes, version: int = compress.FORMAT_VERSION) -> bytes:
     h = zlib.compress(json.dumps(header).encode())
-    return Z.PREFIX.pack(Z.MAGIC, version, 0, len(h), zlib.crc32(h)) + h + payload
+    return compress.PREFIX.pack(compress.MAGIC, version, 0, len(h), zlib.crc32(h)) + h + payload
 
 
 def _split(data: bytes) -> tuple[dict, bytes]:
-    _, _, _, hlen, _ = Z.PREFIX.unpack_from(data)
-    header = json.loads(zlib.decompress(data[Z.PREFIX.size:Z.PREFIX.size + hlen]))
-    return header, data[Z.PREFIX.size + hlen:]
+    _, _, _, hlen, _ = compress.PREFIX.unpack_from(data)
+    header = json.loads(zlib.decompress(data[compress.PREFIX.size:compress.PREFIX.size + hlen]))
+    return header, data[compress.PREFIX.size + hlen:]
 
 
 JUNK = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.text(max_size=5),
@@ -188,35 +188,35 @@ def test_fuzz_header_with_valid_checksums_raises_only_apx_error(apx_bytes, data)
     else:
         header[data.draw(st.sampled_from(sorted(header)))] = data.draw(JUNK)
     try:
-        Z.decode(_repack(header, payload))
-    except Z.ApxError:
+        compress.decode(_repack(header, payload))
+    except compress.ApxError:
         pass  # the documented error; a harmless edit (e.g. meta) may also decode fine
 
 
 def test_future_version_foreign_and_empty_files_are_rejected(apx_bytes, tmp_path):
     header, payload = _split(apx_bytes)
-    with pytest.raises(Z.ApxError, match="version 2; this approxlib reads version 1"):
-        Z.decode(_repack(header, payload, version=2))
-    with pytest.raises(Z.ApxError, match="bad magic"):
-        Z.decode(b"")
+    with pytest.raises(compress.ApxError, match="version 2; this approxlib reads version 1"):
+        compress.decode(_repack(header, payload, version=2))
+    with pytest.raises(compress.ApxError, match="bad magic"):
+        compress.decode(b"")
     ckpt = tmp_path / "m.pt"
     torch.save({"a": torch.zeros(3)}, ckpt)
-    with pytest.raises(Z.ApxError, match="bad magic"):
-        Z.load(ckpt)
-    with pytest.raises(Z.ApxError, match="not found"):
-        Z.load(tmp_path / "missing.apx")
+    with pytest.raises(compress.ApxError, match="bad magic"):
+        compress.load(ckpt)
+    with pytest.raises(compress.ApxError, match="not found"):
+        compress.load(tmp_path / "missing.apx")
 
 
 def test_huge_claimed_sizes_are_refused_before_allocating(apx_bytes):
     header, payload = _split(apx_bytes)
     rec = next(r for r in header["tensors"] if r["enc"] == "sparse")
     rec["gaps"]["n"] = 2**40
-    with pytest.raises(Z.ApxError):
-        Z.decode(_repack(header, payload))
+    with pytest.raises(compress.ApxError):
+        compress.decode(_repack(header, payload))
     header, payload = _split(apx_bytes)
-    huge = Z.PREFIX.pack(Z.MAGIC, 1, 0, 2**31, 0) + b"x" * 100
-    with pytest.raises(Z.ApxError, match="truncated or corrupt header"):
-        Z.decode(huge)
+    huge = compress.PREFIX.pack(compress.MAGIC, 1, 0, 2**31, 0) + b"x" * 100
+    with pytest.raises(compress.ApxError, match="truncated or corrupt header"):
+        compress.decode(huge)
 
 
 def test_decoder_never_unpickles(apx_bytes, monkeypatch):
@@ -226,22 +226,22 @@ def test_decoder_never_unpickles(apx_bytes, monkeypatch):
     monkeypatch.setattr(pickle, "load", forbidden)
     monkeypatch.setattr(pickle, "Unpickler", forbidden)
     monkeypatch.setattr(torch, "load", forbidden)
-    model, _ = Z.decode(apx_bytes)
+    model, _ = compress.decode(apx_bytes)
     assert isinstance(model, torch.nn.Module)
 
 
 def test_general_purpose_codecs_round_trip():
     data = bytes(range(256)) * 100 + b"\0" * 5000
     for codec in ("gzip", "xz", "zstd"):
-        packed = Z.general_compress(data, codec)
+        packed = compress.general_compress(data, codec)
         assert len(packed) < len(data)
-        assert Z.general_decompress(packed, codec) == data
-    with pytest.raises(Z.S.CheckpointError):
-        Z.general_decompress(b"not xz", "xz")
+        assert compress.general_decompress(packed, codec) == data
+    with pytest.raises(compress.S.CheckpointError):
+        compress.general_decompress(b"not xz", "xz")
 
 
 def test_prefix_layout_is_documented():
-    assert Z.PREFIX.size == 20 and struct.calcsize("<8sHHII") == 20 and len(Z.MAGIC) == 8
+    assert compress.PREFIX.size == 20 and struct.calcsize("<8sHHII") == 20 and len(compress.MAGIC) == 8
 
 
 # ------------------------------------------------------------------ issue 14: bounded decoding
@@ -250,41 +250,41 @@ def test_header_integers_sizes_and_expectations_are_checked_first(apx_bytes, tmp
     header, payload = _split(apx_bytes)
     text = b'{"format":"approxlib.apx","payload_bytes":' + b"9" * 5000 + b"}"
     h = zlib.compress(text)
-    with pytest.raises(Z.ApxError, match="5000-digit integer") as e:
-        Z.decode(Z.PREFIX.pack(Z.MAGIC, 1, 0, len(h), zlib.crc32(h)) + h)
+    with pytest.raises(compress.ApxError, match="5000-digit integer") as e:
+        compress.decode(compress.PREFIX.pack(compress.MAGIC, 1, 0, len(h), zlib.crc32(h)) + h)
     assert "\n" not in str(e.value)
     header["payload_bytes"] = 10**12  # more than ResNet-18 can need: refused before reading
     (tmp_path / "big.apx").write_bytes(_repack(header, payload))
-    with pytest.raises(Z.ApxError, match="architecture needs at most"):
-        Z.load(tmp_path / "big.apx")
+    with pytest.raises(compress.ApxError, match="architecture needs at most"):
+        compress.load(tmp_path / "big.apx")
     (tmp_path / "ok.apx").write_bytes(apx_bytes)
-    with pytest.raises(Z.ApxError, match="holds resnet18 .* expected resnet18 .*100 classes"):
-        Z.load(tmp_path / "ok.apx", expect=ModelConfig("resnet18", 100, 1))
-    assert same_bits(Z.load(tmp_path / "ok.apx", expect=MC)[0], Z.decode(apx_bytes)[0])
+    with pytest.raises(compress.ApxError, match="holds resnet18 .* expected resnet18 .*100 classes"):
+        compress.load(tmp_path / "ok.apx", expect=ModelConfig("resnet18", 100, 1))
+    assert same_bits(compress.load(tmp_path / "ok.apx", expect=MC)[0], compress.decode(apx_bytes)[0])
 
 
 def test_a_file_over_the_bound_is_refused_unread(tmp_path):
     sparse = tmp_path / "huge.apx"
     with sparse.open("wb") as f:
-        f.truncate(Z.MAX_FILE + 1)  # a hole: no disk, but read_bytes would take 4 GiB
-    with pytest.raises(Z.ApxError, match="larger than any model"):
-        Z.load(sparse)
+        f.truncate(compress.MAX_FILE + 1)  # a hole: no disk, but read_bytes would take 4 GiB
+    with pytest.raises(compress.ApxError, match="larger than any model"):
+        compress.load(sparse)
 
 
 def test_encoder_refuses_a_header_no_reader_accepts(compressed, monkeypatch):
-    monkeypatch.setattr(Z, "MAX_HEADER_TEXT", 1000)
-    with pytest.raises(Z.ConfigError, match="more than a reader accepts"):
-        Z.encode(compressed, MC, CodecConfig("huffman"))
+    monkeypatch.setattr(compress, "MAX_HEADER_TEXT", 1000)
+    with pytest.raises(compress.ConfigError, match="more than a reader accepts"):
+        compress.encode(compressed, MC, CodecConfig("huffman"))
 
 
 def test_huffman_count_beyond_its_bits_is_refused_before_allocating():
-    data, table = Z.huffman_encode(np.array([1, 2, 2, 3]))
-    with pytest.raises(Z.ApxError, match="malformed Huffman table"):
-        Z.huffman_decode(data, table, 10**12, 4)  # a code is ≥ 1 bit: n ≤ nbits
+    data, table = compress.huffman_encode(np.array([1, 2, 2, 3]))
+    with pytest.raises(compress.ApxError, match="malformed Huffman table"):
+        compress.huffman_decode(data, table, 10**12, 4)  # a code is ≥ 1 bit: n ≤ nbits
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 32), st.lists(st.integers(0, 2**32 - 1), max_size=300))
 def test_fixed_width_streams_of_every_width_round_trip(width, values):
     s = np.array(values, dtype=np.int64) % (1 << width)
-    assert np.array_equal(Z.unpack_fixed(Z.pack_fixed(s, width), width, len(s)), s)
+    assert np.array_equal(compress.unpack_fixed(compress.pack_fixed(s, width), width, len(s)), s)

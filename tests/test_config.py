@@ -4,21 +4,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from approxlib import config as C
+from approxlib import config
 
 
-@pytest.mark.parametrize("name", C.profile_names())
+@pytest.mark.parametrize("name", config.profile_names())
 def test_every_profile_validates(name):
-    p = C.load_profile(name)
+    p = config.load_profile(name)
     assert p["profile"] == name and p["description"]
     # Every stage config a profile implies can be built.
-    C.train_config(p), C.finetune_config(p), C.measure_config(p), C.data_config(p, p["dataset"])
+    config.train_config(p), config.finetune_config(p), config.measure_config(p), config.data_config(p, p["dataset"])
 
 
 def test_profiles_are_the_contract():
-    assert {"smoke", "quick", "paper"} <= set(C.profile_names())
-    assert C.load_profile("quick")["dataset"] == "fashion-mnist"
-    paper = C.load_profile("paper")
+    assert {"smoke", "quick", "paper"} <= set(config.profile_names())
+    assert config.load_profile("quick")["dataset"] == "fashion-mnist"
+    paper = config.load_profile("paper")
     # The original protocol, exactly: constant lr 0.1, 30 + 5 epochs, fine-tune lr 0.01 without wd.
     assert (paper["dataset"], paper["dataset_d"]) == ("cifar10", "cifar100")
     assert (paper["lr"], paper["schedule"], paper["epochs"], paper["batch_size"]) == (0.1, "constant", 30, 128)
@@ -28,7 +28,7 @@ def test_profiles_are_the_contract():
 
 
 def test_overrides_apply_and_parse_yaml_values():
-    p = C.load_profile("smoke", C.parse_overrides(["epochs=3", "ratios=[0, 0.5, 0.9]", "flip=false"]))
+    p = config.load_profile("smoke", config.parse_overrides(["epochs=3", "ratios=[0, 0.5, 0.9]", "flip=false"]))
     assert p["epochs"] == 3 and p["ratios"] == [0, 0.5, 0.9] and p["flip"] is False
 
 
@@ -49,32 +49,32 @@ def test_overrides_apply_and_parse_yaml_values():
     ({"channel_lr": {"resnet18": 0.1, "mobilenetv2": -1}}, "lr must be"),
 ])
 def test_bad_values_name_the_problem(overrides, message):
-    with pytest.raises(C.ConfigError) as e:
-        C.load_profile("smoke", overrides)
+    with pytest.raises(config.ConfigError) as e:
+        config.load_profile("smoke", overrides)
     assert message in str(e.value)
 
 
 def test_per_model_settings_take_one_value_or_a_mapping():
-    p = C.load_profile("smoke", {"channel_epochs": 3, "channel_lr": {"resnet18": 0.1,
-                                                                      "mobilenetv2": 0.02}})
-    assert C.channel_finetune_config(p, "resnet18").epochs == 3
-    assert C.channel_finetune_config(p, "mobilenetv2").epochs == 3
-    assert C.channel_finetune_config(p, "resnet18").lr == 0.1
-    assert C.channel_finetune_config(p, "mobilenetv2").lr == 0.02
+    p = config.load_profile("smoke", {"channel_epochs": 3, "channel_lr": {"resnet18": 0.1,
+                                                                          "mobilenetv2": 0.02}})
+    assert config.channel_finetune_config(p, "resnet18").epochs == 3
+    assert config.channel_finetune_config(p, "mobilenetv2").epochs == 3
+    assert config.channel_finetune_config(p, "resnet18").lr == 0.1
+    assert config.channel_finetune_config(p, "mobilenetv2").lr == 0.02
 
 
 def test_unknown_profile_lists_valid_ones():
-    with pytest.raises(C.ConfigError, match="unknown profile 'nope'; valid: smoke, quick, paper"):
-        C.load_profile("nope")
+    with pytest.raises(config.ConfigError, match="unknown profile 'nope'; valid: smoke, quick, paper"):
+        config.load_profile("nope")
 
 
 def test_config_hash_is_stable_and_sensitive():
-    a = C.TrainConfig(epochs=5, lr=0.2, schedule="onecycle")
-    assert C.config_hash(a) == C.config_hash(C.TrainConfig(epochs=5, lr=0.2, schedule="onecycle"))
-    assert C.config_hash(a) != C.config_hash(C.TrainConfig(epochs=5, lr=0.21, schedule="onecycle"))
-    assert C.config_hash(a, "up1") != C.config_hash(a, "up2")
+    a = config.TrainConfig(epochs=5, lr=0.2, schedule="onecycle")
+    assert config.config_hash(a) == config.config_hash(config.TrainConfig(epochs=5, lr=0.2, schedule="onecycle"))
+    assert config.config_hash(a) != config.config_hash(config.TrainConfig(epochs=5, lr=0.21, schedule="onecycle"))
+    assert config.config_hash(a, "up1") != config.config_hash(a, "up2")
     # Pinned: a change here silently invalidates every user's cache, so it must be deliberate.
-    assert C.config_hash(C.PruneConfig(0.5), "x") == "ace1b334eed684a2"
+    assert config.config_hash(config.PruneConfig(0.5), "x") == "ace1b334eed684a2"
 
 
 # ---------------------------------------------------------------- issue 14: never trust a value
@@ -100,7 +100,7 @@ def _with(value, path, new):
     return copy
 
 
-SMOKE = C.load_profile("smoke")
+SMOKE = config.load_profile("smoke")
 FLOAT_PATHS = [(k, *path) for k, v in SMOKE.items() for path in _float_paths(v)]
 
 
@@ -116,17 +116,17 @@ def test_every_float_parameter_is_found():
 def test_no_float_parameter_takes_nan_or_inf(path, bad):
     # NaN fails every comparison, so `ratio=.nan` used to pass the range check and prune nothing.
     key = path[0]
-    with pytest.raises(C.ConfigError, match="must be a finite number|must be in"):
-        C.load_profile("smoke", {key: _with(SMOKE[key], path[1:], bad)})
+    with pytest.raises(config.ConfigError, match="must be a finite number|must be in"):
+        config.load_profile("smoke", {key: _with(SMOKE[key], path[1:], bad)})
 
 
 def test_nan_is_refused_by_every_config_dataclass():
-    for build in (lambda x: C.TrainConfig(epochs=1, lr=x), lambda x: C.PruneConfig(x),
-                  lambda x: C.GradualConfig(sparsity=0.5, ramp=x),
-                  lambda x: C.MeasureConfig(latency_min_time=x),
-                  lambda x: C.SensitivityConfig(ratios=(0.5, x))):
+    for build in (lambda x: config.TrainConfig(epochs=1, lr=x), lambda x: config.PruneConfig(x),
+                  lambda x: config.GradualConfig(sparsity=0.5, ramp=x),
+                  lambda x: config.MeasureConfig(latency_min_time=x),
+                  lambda x: config.SensitivityConfig(ratios=(0.5, x))):
         for x in (math.nan, math.inf, -math.inf):
-            with pytest.raises(C.ConfigError):
+            with pytest.raises(config.ConfigError):
                 build(x)
 
 
@@ -146,8 +146,8 @@ def test_nan_is_refused_by_every_config_dataclass():
     ({"dataset": b"cifar10"}, "dataset: a bytes value"),
 ])
 def test_integers_are_bounded_and_values_plain(overrides, message):
-    with pytest.raises(C.ConfigError) as e:
-        C.load_profile("smoke", overrides)
+    with pytest.raises(config.ConfigError) as e:
+        config.load_profile("smoke", overrides)
     assert message in str(e.value) and len(str(e.value)) < 300 and "\n" not in str(e.value)
 
 
@@ -160,7 +160,7 @@ def test_integers_are_bounded_and_values_plain(overrides, message):
         f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
         f"*{chr(97 + i)}]\n" for i in range(9)), "anchors and aliases"),
     ("1" * 5000, "Exceeds the limit (4300 digits)"),
-    ("x" * (C.MAX_VALUE_CHARS + 1), f"at most {C.MAX_VALUE_CHARS}"),
+    ("x" * (config.MAX_VALUE_CHARS + 1), f"at most {config.MAX_VALUE_CHARS}"),
     ("[" * 40 + "]" * 40, "nested more than 16 levels deep"),  # PyYAML recurses: no stack overflow
     ("{!!binary aGVsbG8=: 1}", "mapping keys must be strings, got b'hello' (bytes)"),
     ("{1: 0.5}", "mapping keys must be strings, got 1 (int)"),
@@ -172,19 +172,19 @@ def test_integers_are_bounded_and_values_plain(overrides, message):
     ("!!python/object/apply:os.system [true]", "cannot read"),
 ])
 def test_yaml_values_are_plain_data(text, message):
-    with pytest.raises(C.ConfigError) as e:
-        C.parse_value(text, "--set x")
+    with pytest.raises(config.ConfigError) as e:
+        config.parse_value(text, "--set x")
     line = str(e.value)
     assert line.startswith("--set x") and message in line and "\n" not in line and len(line) < 300
 
 
 def test_yaml_values_still_parse():
-    assert C.parse_value("[0, 0.5, 0.9]") == [0, 0.5, 0.9]
-    assert C.parse_value("{original: {lr: 0.1}}") == {"original": {"lr": 0.1}}
-    assert C.parse_value("cifar10") == "cifar10" and C.parse_value("null") is None
-    assert C.parse_value("'2024-01-31'") == "2024-01-31"
-    assert C.parse_value("[0.3, 0.5") == "[0.3, 0.5"  # not YAML: the parameter's check names it
-    assert C.parse_value("imagefolder:/data/x") == "imagefolder:/data/x"
+    assert config.parse_value("[0, 0.5, 0.9]") == [0, 0.5, 0.9]
+    assert config.parse_value("{original: {lr: 0.1}}") == {"original": {"lr": 0.1}}
+    assert config.parse_value("cifar10") == "cifar10" and config.parse_value("null") is None
+    assert config.parse_value("'2024-01-31'") == "2024-01-31"
+    assert config.parse_value("[0.3, 0.5") == "[0.3, 0.5"  # not YAML: the parameter's check names it
+    assert config.parse_value("imagefolder:/data/x") == "imagefolder:/data/x"
 
 
 _plain = st.recursive(
@@ -200,37 +200,37 @@ def test_any_plain_value_is_accepted_or_refused_in_one_line(key, value):
     # Whatever a user passes, the answer is a valid profile or a ConfigError: never a TypeError,
     # an OverflowError or a value that slips through unchecked.
     try:
-        p = C.load_profile("smoke", {key: value})
-    except C.ConfigError as e:
+        p = config.load_profile("smoke", {key: value})
+    except config.ConfigError as e:
         assert "\n" not in str(e) and len(str(e)) < 400
         return
-    assert C.config_hash(C.train_config(p), C.finetune_config(p))
+    assert config.config_hash(config.train_config(p), config.finetune_config(p))
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet="[]{}:,&*!-.|>#'\" \n0123456789eabnlu", max_size=40) | st.text(max_size=40))
 def test_parse_value_returns_plain_data_or_a_config_error(text):
     try:
-        value = C.parse_value(text)
-    except C.ConfigError as e:
+        value = config.parse_value(text)
+    except config.ConfigError as e:
         assert "\n" not in str(e)
         return
-    C.check_plain("x", value)
+    config.check_plain("x", value)
 
 
 def test_scratch_budgets_follow_liu_et_al():
-    assert C.ScratchConfig("epochs").epochs(12, 3.6) == 12  # Scratch-E: the same epochs
+    assert config.ScratchConfig("epochs").epochs(12, 3.6) == 12  # Scratch-E: the same epochs
     # Scratch-B: 4 dense epochs + 8 fine-tuning epochs on the pruned model = 4 × 3.6 + 8 pruned
-    assert C.ScratchConfig("flops", 10.0, 8).epochs(12, 3.6) == 22  # 22.4, rounded
-    assert C.ScratchConfig("flops", 1.5, 8).epochs(12, 3.6) == 18  # capped at 1.5 × 12
-    assert C.ScratchConfig("flops", 2.0, 0).epochs(8, 0.9) == 8  # never fewer than Scratch-E
-    with pytest.raises(C.ConfigError, match="scratch budget"):
-        C.ScratchConfig("time")
+    assert config.ScratchConfig("flops", 10.0, 8).epochs(12, 3.6) == 22  # 22.4, rounded
+    assert config.ScratchConfig("flops", 1.5, 8).epochs(12, 3.6) == 18  # capped at 1.5 × 12
+    assert config.ScratchConfig("flops", 2.0, 0).epochs(8, 0.9) == 8  # never fewer than Scratch-E
+    with pytest.raises(config.ConfigError, match="scratch budget"):
+        config.ScratchConfig("time")
 
 
 def test_recovery_keys_are_checked_before_any_work():
     for key, value, words in (("kd_alpha", 0, "kd_alpha"), ("qat_epochs", 0, "qat_epochs"),
                               ("scratch_b_max", 0.5, "scratch_b_max"), ("kd", "yes", "kd"),
                               ("channel_ratios", [0.5, 1.0], "channel_ratio")):
-        with pytest.raises(C.ConfigError, match=words):
-            C.load_profile("smoke", {key: value})
+        with pytest.raises(config.ConfigError, match=words):
+            config.load_profile("smoke", {key: value})

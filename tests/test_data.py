@@ -6,12 +6,12 @@ import pytest
 import torch
 from torchvision import datasets as tvd
 
-from approxlib import data as D
+from approxlib import data
 from approxlib.config import ConfigError, DataConfig
 
 
 def test_fashion_mnist_is_real_and_uint8(data_root):
-    x, y = D.load_split("fashion-mnist", True, data_root)
+    x, y = data.load_split("fashion-mnist", True, data_root)
     assert x.shape == (60000, 1, 28, 28) and x.dtype == torch.uint8
     assert y.shape == (60000,) and set(y.unique().tolist()) == set(range(10))
     assert torch.bincount(y).tolist() == [6000] * 10  # the real data set is balanced
@@ -19,7 +19,7 @@ def test_fashion_mnist_is_real_and_uint8(data_root):
 
 def test_splits_are_balanced_seeded_and_disjoint(data_root):
     cfg = DataConfig("fashion-mnist", train_size=1000, val_size=300, seed=3)
-    s = D.load(cfg, data_root)
+    s = data.load(cfg, data_root)
     assert len(s.train_y) == 1000 and len(s.val_y) == 300 and len(s.test_y) == 10000
     assert torch.bincount(s.train_y).tolist() == [100] * 10
     assert torch.bincount(s.val_y).tolist() == [30] * 10
@@ -27,16 +27,16 @@ def test_splits_are_balanced_seeded_and_disjoint(data_root):
     tr = {hashlib.md5(x.numpy().tobytes()).hexdigest() for x in s.train_x}
     va = {hashlib.md5(x.numpy().tobytes()).hexdigest() for x in s.val_x}
     assert len(tr & va) <= 2  # Fashion-MNIST has a few exact duplicate images, not index overlap
-    D._CACHE.clear()
-    again = D.load(cfg, data_root)
+    data._CACHE.clear()
+    again = data.load(cfg, data_root)
     assert torch.equal(again.train_x, s.train_x)
-    other = D.load(DataConfig("fashion-mnist", 1000, 300, seed=4), data_root)
+    other = data.load(DataConfig("fashion-mnist", 1000, 300, seed=4), data_root)
     assert not torch.equal(other.train_x, s.train_x)
 
 
 def test_test_subset_is_balanced_and_leaves_train_and_val_alone(data_root):
-    full = D.load(DataConfig("fashion-mnist", 1000, 300, seed=3), data_root)
-    sub = D.load(DataConfig("fashion-mnist", 1000, 300, seed=3, test_size=2000), data_root)
+    full = data.load(DataConfig("fashion-mnist", 1000, 300, seed=3), data_root)
+    sub = data.load(DataConfig("fashion-mnist", 1000, 300, seed=3, test_size=2000), data_root)
     assert len(sub.test_y) == 2000 and torch.bincount(sub.test_y).tolist() == [200] * 10
     assert torch.equal(sub.train_x, full.train_x) and torch.equal(sub.val_x, full.val_x)
     # each kept image is one of the test split's, in the split's order
@@ -44,12 +44,12 @@ def test_test_subset_is_balanced_and_leaves_train_and_val_alone(data_root):
     where = [rows[x.numpy().tobytes()] for x in sub.test_x]
     assert where == sorted(where) and len(set(where)) == 2000
     # the same images for every seed (paired tests across seeds), and the labels alone say which
-    other = D.load(DataConfig("fashion-mnist", 1000, 300, seed=4, test_size=2000), data_root)
+    other = data.load(DataConfig("fashion-mnist", 1000, 300, seed=4, test_size=2000), data_root)
     assert torch.equal(other.test_x, sub.test_x)
-    assert torch.equal(D.test_labels(DataConfig("fashion-mnist", 10, 10, test_size=2000),
-                                     data_root), sub.test_y)
+    assert torch.equal(data.test_labels(DataConfig("fashion-mnist", 10, 10, test_size=2000),
+                                        data_root), sub.test_y)
     # asking for more than the split holds keeps the whole split
-    assert len(D.load(DataConfig("fashion-mnist", 1000, 300, 3, test_size=10**6), data_root)
+    assert len(data.load(DataConfig("fashion-mnist", 1000, 300, 3, test_size=10**6), data_root)
                .test_y) == 10000
     with pytest.raises(ConfigError, match="test_size"):
         DataConfig("fashion-mnist", 1000, 300, test_size=0)
@@ -58,7 +58,7 @@ def test_test_subset_is_balanced_and_leaves_train_and_val_alone(data_root):
 def test_balanced_indices_excludes_and_spreads_remainder():
     y = torch.arange(10).repeat(10)
     g = torch.Generator().manual_seed(0)
-    idx = D.balanced_indices(y, 23, g, exclude=torch.tensor([0, 1, 2]))
+    idx = data.balanced_indices(y, 23, g, exclude=torch.tensor([0, 1, 2]))
     assert len(idx) == 23 and len(set(idx.tolist())) == 23
     assert not {0, 1, 2} & set(idx.tolist())
     counts = torch.bincount(y[idx], minlength=10)
@@ -68,7 +68,7 @@ def test_balanced_indices_excludes_and_spreads_remainder():
 def test_augment_crops_are_windows_of_the_padded_image():
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8)
-    out = D.augment(x, padding=2, flip=False, generator=g)
+    out = data.augment(x, padding=2, flip=False, generator=g)
     assert out.shape == x.shape and out.dtype == torch.uint8
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
     for i in range(16):
@@ -78,8 +78,8 @@ def test_augment_crops_are_windows_of_the_padded_image():
 
 def test_augment_flip_and_identity():
     x = torch.randint(0, 256, (64, 1, 5, 5), dtype=torch.uint8)
-    assert torch.equal(D.augment(x, 0, False, torch.Generator()), x)
-    out = D.augment(x, 0, True, torch.Generator().manual_seed(1))
+    assert torch.equal(data.augment(x, 0, False, torch.Generator()), x)
+    out = data.augment(x, 0, True, torch.Generator().manual_seed(1))
     flipped = [torch.equal(o, xi.flip(2)) and not torch.equal(o, xi) for o, xi in zip(out, x)]
     same = [torch.equal(o, xi) for o, xi in zip(out, x)]
     assert all(f or s for f, s in zip(flipped, same))
@@ -114,16 +114,16 @@ def test_cifar_loads_through_torchvision(tmp_path, monkeypatch, name, cls, class
     monkeypatch.setattr(cls, "train_list", [[n, md5[n]] for n, _ in cls.train_list])
     monkeypatch.setattr(cls, "test_list", [[n, md5[n]] for n, _ in cls.test_list])
     monkeypatch.setattr(cls, "meta", {**cls.meta, "md5": md5[cls.meta["filename"]]})
-    x, y = D.load_split(name, True, tmp_path, download=False)
+    x, y = data.load_split(name, True, tmp_path, download=False)
     n_train = 20 * len(cls.train_list)
     assert x.shape == (n_train, 3, 32, 32) and x.dtype == torch.uint8 and y.dtype == torch.long
     raw = pickle.loads((tmp_path / cls.base_folder / cls.train_list[0][0]).read_bytes())
     # CHW order preserved: the first 1024 bytes of a row are the red plane.
     assert torch.equal(x[0, 0].flatten(), torch.from_numpy(raw["data"][0, :1024]))
-    xt, _ = D.load_split(name, False, tmp_path, download=False)
+    xt, _ = data.load_split(name, False, tmp_path, download=False)
     assert len(xt) == 20
 
 
 def test_missing_cifar_is_a_clear_error(tmp_path):
-    with pytest.raises(D.DatasetMissing, match=r"cifar10 not found in .*downloads are off"):
-        D.load_split("cifar10", True, tmp_path)
+    with pytest.raises(data.DatasetMissing, match=r"cifar10 not found in .*downloads are off"):
+        data.load_split("cifar10", True, tmp_path)

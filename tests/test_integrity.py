@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from approxlib import cli
-from approxlib import pipeline as PL
+from approxlib import pipeline
 from approxlib import store as S
 
 SAME = ["section", "model", "prune_ratio", "quant", "codec", "runtime", "control", "protocol",
@@ -58,7 +58,7 @@ def _one(store: S.Store, kind: str, pattern: str) -> Path:
 @pytest.mark.slow
 def test_every_kind_of_damage_is_set_aside_and_recomputed_to_the_same_results(copied, caplog):
     p, store, df, data_root, tmp = copied
-    smoke_runner = PL.Runner(p, S.Store(Path(df.artifact[0]).parents[1]), data_root, False)
+    smoke_runner = pipeline.Runner(p, S.Store(Path(df.artifact[0]).parents[1]), data_root, False)
     damage = {  # one entry of every kind, each damaged another way
         _one(store, "train", "*.pt"): _flip,
         _one(store, "prune", "*.pt"): _truncate,
@@ -72,7 +72,7 @@ def test_every_kind_of_damage_is_set_aside_and_recomputed_to_the_same_results(co
     }
     # a fingerprint and the metrics it points to (a float model's of this plan), first among
     # those damaged
-    planned = {s.key for v in PL.plan(p, list("ABCDEFGH")) for s in PL.stages(v, p)}
+    planned = {s.key for v in pipeline.plan(p, list("ABCDEFGH")) for s in pipeline.stages(v, p)}
     twin = next(f for f in sorted((store.root / "fingerprints").glob("*.json"))
                 if json.loads(f.read_text())["metrics"] in planned)
     first = store.root / "metrics" / f"{json.loads(twin.read_text())['metrics']}.json"
@@ -87,18 +87,18 @@ def test_every_kind_of_damage_is_set_aside_and_recomputed_to_the_same_results(co
     Path(f"{digest_gone}{S.DIGEST}").unlink()  # an artifact whose digest was never written
     for f, how in damage.items():
         how(f)
-    dry = PL.dry_run(p, list("ABCDEFGH"), store)
+    dry = pipeline.dry_run(p, list("ABCDEFGH"), store)
     missing = {s["key"] for s in dry if not s["cached"]}  # the dry run sees them, moves nothing
     assert {f.name.split(".")[0] for f in damage
             if f.parent.name not in ("curve", "fingerprints")} | {digest_gone.stem} <= missing
     assert not (store.root / "damaged").exists()
-    problems = [e for e in PL.verify_store(store) if e["problem"]]
+    problems = [e for e in pipeline.verify_store(store) if e["problem"]]
     assert {e["path"] for e in problems} >= set(damage) | {digest_gone}
 
-    sens = [s for v in PL.plan(p, ["H"]) for s in PL.stages(v, p) if s.kind == "sensitivity"]
+    sens = [s for v in pipeline.plan(p, ["H"]) for s in pipeline.stages(v, p) if s.kind == "sensitivity"]
     with caplog.at_level(logging.WARNING, logger="approxlib"):
-        again, runner = PL.run(p, list("ABCDEFGH"), store, tmp / "out", data_root,
-                               progress=False)
+        again, runner = pipeline.run(p, list("ABCDEFGH"), store, tmp / "out", data_root,
+                                     progress=False)
         for s in sens:  # what section H's report reads besides the rows
             assert runner.sensitivity(s)["rows"] == smoke_runner.sensitivity(s)["rows"]
     warned = [r.getMessage() for r in caplog.records if "recomputing" in r.getMessage()]
@@ -109,8 +109,8 @@ def test_every_kind_of_damage_is_set_aside_and_recomputed_to_the_same_results(co
     assert len(runner.computed) >= len(damage)
     pd.testing.assert_frame_equal(again[SAME].reset_index(drop=True),
                                   df[SAME].reset_index(drop=True))
-    assert not [e for e in PL.verify_store(store) if e["problem"]]  # whole again
-    _, runner = PL.run(p, list("ABCDEFGH"), store, None, data_root, progress=False)
+    assert not [e for e in pipeline.verify_store(store) if e["problem"]]  # whole again
+    _, runner = pipeline.run(p, list("ABCDEFGH"), store, None, data_root, progress=False)
     assert runner.computed == []
 
 
@@ -119,7 +119,7 @@ def test_cached_metrics_of_a_deleted_artifact_are_measured_again(copied):
     row = df[(df.section == "B") & (df.quant == "int8-dynamic")].iloc[0]
     artifact = Path(row.artifact)
     (store.root / artifact.relative_to(artifact.parents[1])).unlink()
-    again, runner = PL.run(p, ["B"], store, None, data_root, progress=False)
+    again, runner = pipeline.run(p, ["B"], store, None, data_root, progress=False)
     assert len(runner.computed) == 2  # the quantized checkpoint and its evaluation
     assert again[SAME].equals(df[df.section == "B"][SAME].reset_index(drop=True))
 
@@ -171,7 +171,7 @@ def test_killed_writers_leave_no_temp_file_after_the_next_start(tmp_path):
         left += list(folder.glob(".*.tmp"))
     assert left, "no kill landed during a save"
     store = S.Store(tmp_path / "models")
-    PL.Runner({}, store, progress=False)  # a run starting on the store cleans up
+    pipeline.Runner({}, store, progress=False)  # a run starting on the store cleans up
     assert not list(folder.glob(".*.tmp"))
     for f in folder.iterdir():  # a save that finished before its kill is whole
         assert S.torch.load(f).numel() == 2 ** 24
@@ -216,11 +216,11 @@ def test_concurrent_runs_train_each_stage_once_and_lose_no_row(tmp_path, data_ro
     computed = [int(o.split("computed ")[1].split()[0]) for o, _ in outs]
     from approxlib.config import load_profile
     p = load_profile("smoke", {"controls": False})
-    distinct = {s["key"] for s in PL.dry_run(p, ["B", "C"], S.Store(tmp_path / "models"))}
+    distinct = {s["key"] for s in pipeline.dry_run(p, ["B", "C"], S.Store(tmp_path / "models"))}
     assert sum(computed) == len(distinct)  # nothing computed twice
     csv = pd.read_csv(tmp_path / "out" / "results.csv")
     assert sorted(csv.section.unique()) == ["B", "C"]
-    assert len(csv) == len(PL.plan(p, ["B", "C"]))
+    assert len(csv) == len(pipeline.plan(p, ["B", "C"]))
 
 
 def test_verify_command_reports_what_a_run_would_recompute(copied, capsys):

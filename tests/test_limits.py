@@ -25,12 +25,12 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from approxlib import compress as Z
-from approxlib import models as M
-from approxlib import pipeline as PL
-from approxlib import prune as P
-from approxlib import store as S
-from approxlib import structured as ST
+from approxlib import compress
+from approxlib import models
+from approxlib import pipeline
+from approxlib import prune
+from approxlib import store
+from approxlib import structured
 from approxlib.config import CodecConfig, ModelConfig
 
 MC = ModelConfig("mobilenetv2", 10, 1)  # the smallest architecture: a 9 MB checkpoint
@@ -60,10 +60,10 @@ def to_bytes(obj) -> bytes:
 @pytest.fixture(scope="module")
 def model():
     """MobileNetV2 pruned to 90%, its weights on a 1/16 grid: compressible, few distinct values."""
-    m = M.build(MC, seed=0).eval()
-    P.magnitude_prune_(m, 0.9)
+    m = models.build(MC, seed=0).eval()
+    prune.magnitude_prune_(m, 0.9)
     with torch.no_grad():
-        for _, layer in M.prunable(m):
+        for _, layer in models.prunable(m):
             layer.weight.copy_(torch.round(layer.weight * 16) / 16)
     return m
 
@@ -72,12 +72,12 @@ def model():
 def files(model, tmp_path_factory):
     """The real files damage is applied to: a checkpoint, its compressed forms and an .apx."""
     root = tmp_path_factory.mktemp("real")
-    S.save_checkpoint(model, root / "m.pt", MC, meta={"note": "limits"})
+    store.save_checkpoint(model, root / "m.pt", MC, meta={"note": "limits"})
     raw = (root / "m.pt").read_bytes()
     (root / "m.pt.gz").write_bytes(gzip.compress(raw, compresslevel=6, mtime=0))
     (root / "m.pt.xz").write_bytes(lzma.compress(raw, preset=0))
     (root / "m.pt.zst").write_bytes(zstandard.ZstdCompressor(level=3).compress(raw))
-    Z.save(model, root / "m.apx", CodecConfig("huffman"), MC)
+    compress.save(model, root / "m.apx", CodecConfig("huffman"), MC)
     return root
 
 
@@ -88,14 +88,14 @@ def files(model, tmp_path_factory):
 def test_meta_device_build_has_the_real_names_and_shapes(name, stem):
     cfg = ModelConfig(name, 100, 3, stem)
     with torch.device("meta"):
-        meta = M.build(cfg).state_dict()
-    real = M.build(cfg).state_dict()
+        meta = models.build(cfg).state_dict()
+    real = models.build(cfg).state_dict()
     assert all(t.is_meta for t in meta.values())
     assert [(k, v.shape, v.dtype) for k, v in meta.items()] == \
            [(k, v.shape, v.dtype) for k, v in real.items()]
     # a quarter of the way to the issue's 1 GiB budget: what a compressed checkpoint may inflate to
-    assert Z.checkpoint_limit(cfg) < 120 << 20
-    assert Z.checkpoint_limit() == Z.MAX_OUTPUT == 256 << 20
+    assert compress.checkpoint_limit(cfg) < 120 << 20
+    assert compress.checkpoint_limit() == compress.MAX_OUTPUT == 256 << 20
 
 
 # ----------------------------------------------------------------------- crafted checkpoints
@@ -155,13 +155,13 @@ def test_crafted_checkpoint_is_one_line_checkpoint_error(case, files):
     obj = torch.load(files / "m.pt", weights_only=True)
     changed = CRAFTED[case](obj)
     data = to_bytes(changed if case == "not a dict" else obj)
-    with pytest.raises(S.CheckpointError) as e:
-        S.load_checkpoint(files / "crafted.pt", data=data)
+    with pytest.raises(store.CheckpointError) as e:
+        store.load_checkpoint(files / "crafted.pt", data=data)
     assert one_line(e.value), str(e.value)
 
 
 def test_the_untouched_checkpoint_loads_bit_exact_and_trainable(model, files):
-    back, info = S.load_checkpoint(files / "m.pt", expect=MC)
+    back, info = store.load_checkpoint(files / "m.pt", expect=MC)
     assert same_bits(model, back) and info["meta"]["note"] == "limits"
     assert all(p.requires_grad and not p.is_meta for p in back.parameters())
     x = torch.rand(2, 1, 32, 32)
@@ -170,12 +170,12 @@ def test_the_untouched_checkpoint_loads_bit_exact_and_trainable(model, files):
 
 
 def test_a_channel_pruned_size_may_only_shrink():
-    model = M.build(MC)
-    ST.reshape_(model, {"classifier.1": [640, 10], "features.18.1": [640]})
+    model = models.build(MC)
+    structured.reshape_(model, {"classifier.1": [640, 10], "features.18.1": [640]})
     assert model.classifier[1].in_features == 640
     for grow in ({"classifier.1": [1281, 10]}, {"features.18.1": [1281]}):
         with pytest.raises(ValueError, match="does not fit"):
-            ST.reshape_(M.build(MC), grow)
+            structured.reshape_(models.build(MC), grow)
 
 
 def test_deflated_zip_entries_are_refused(files, tmp_path):
@@ -184,28 +184,28 @@ def test_deflated_zip_entries_are_refused(files, tmp_path):
     with zipfile.ZipFile(tmp_path / "d.pt", "w", zipfile.ZIP_DEFLATED) as z:
         for info in src.infolist():
             z.writestr(info.filename, src.read(info.filename))
-    with pytest.raises(S.CheckpointError, match="is compressed"):
-        S.load_checkpoint(tmp_path / "d.pt")
+    with pytest.raises(store.CheckpointError, match="is compressed"):
+        store.load_checkpoint(tmp_path / "d.pt")
 
 
 # -------------------------------------------------------------------- general-purpose codecs
 
-@pytest.mark.parametrize("codec", Z.GENERAL_CODECS)
+@pytest.mark.parametrize("codec", compress.GENERAL_CODECS)
 def test_decompression_stops_at_its_limit(codec):
     data = bytes(range(256)) * 4096  # 1 MiB
-    packed = Z.general_compress(data, codec)
-    assert Z.general_decompress(packed, codec, limit=len(data)) == data
-    with pytest.raises(S.CheckpointError, match="more than"):
-        Z.general_decompress(packed, codec, limit=len(data) - 1)
+    packed = compress.general_compress(data, codec)
+    assert compress.general_decompress(packed, codec, limit=len(data)) == data
+    with pytest.raises(store.CheckpointError, match="more than"):
+        compress.general_decompress(packed, codec, limit=len(data) - 1)
     for bad in (packed[:len(packed) // 2], packed[:-1], b"junk" + packed):
-        with pytest.raises(S.CheckpointError, match="cannot decompress"):
-            Z.general_decompress(bad, codec)
+        with pytest.raises(store.CheckpointError, match="cannot decompress"):
+            compress.general_decompress(bad, codec)
 
 
 def test_concatenated_members_and_frames_decompress_whole():
-    for codec in Z.GENERAL_CODECS:
-        two = Z.general_compress(b"ab" * 1000, codec) + Z.general_compress(b"cd" * 1000, codec)
-        assert Z.general_decompress(two, codec) == b"ab" * 1000 + b"cd" * 1000
+    for codec in compress.GENERAL_CODECS:
+        two = compress.general_compress(b"ab" * 1000, codec) + compress.general_compress(b"cd" * 1000, codec)
+        assert compress.general_decompress(two, codec) == b"ab" * 1000 + b"cd" * 1000
 
 
 # ------------------------------------------------------------------------- random damage
@@ -233,11 +233,11 @@ def test_damaged_apx_file_is_bit_exact_or_apx_error(files, model, data):
     path = files / "damaged.apx"
     path.write_bytes(_damage((files / "m.apx").read_bytes(), data.draw))
     try:
-        decoded, _ = Z.load(path)
-    except Z.ApxError as e:
+        decoded, _ = compress.load(path)
+    except compress.ApxError as e:
         assert one_line(e)
         return
-    assert same_bits(decoded, Z.load(files / "m.apx")[0])
+    assert same_bits(decoded, compress.load(files / "m.apx")[0])
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -245,8 +245,8 @@ def test_damaged_apx_file_is_bit_exact_or_apx_error(files, model, data):
 def test_damaged_checkpoint_is_bit_exact_or_checkpoint_error(files, model, data):
     damaged = _damage((files / "m.pt").read_bytes(), data.draw)
     try:
-        back, _ = S.load_checkpoint(files / "m.pt", data=damaged)
-    except S.CheckpointError as e:
+        back, _ = store.load_checkpoint(files / "m.pt", data=damaged)
+    except store.CheckpointError as e:
         assert one_line(e)
         return
     assert same_bits(model, back)
@@ -258,8 +258,8 @@ def test_damaged_compressed_checkpoint_is_bit_exact_or_checkpoint_error(files, m
     path = files / f"damaged.pt{ext}"
     path.write_bytes(_damage((files / f"m.pt{ext}").read_bytes(), data.draw))
     try:
-        back, _ = PL.load_artifact(path, expect=MC)
-    except S.CheckpointError as e:
+        back, _ = pipeline.load_artifact(path, expect=MC)
+    except store.CheckpointError as e:
         assert one_line(e)
         return
     assert same_bits(model, back)
@@ -288,7 +288,7 @@ def _zstd_bomb(path, files=None):
 def _zip_bomb(path, files=None):
     """A checkpoint whose tensor is 1.25 GiB of zeros in a deflated zip entry: the pickle of a
     123,457-element tensor with that count patched to 320 Mi."""
-    obj = {"format": S.FORMAT, "version": S.VERSION, "model": dataclasses.asdict(MC),
+    obj = {"format": store.FORMAT, "version": store.VERSION, "model": dataclasses.asdict(MC),
            "quant": "none", "meta": {}, "state_dict": {"w": torch.zeros(123457)}, "packed": False}
     src = zipfile.ZipFile(io.BytesIO(to_bytes(obj)))
     n = 320 << 20
@@ -311,18 +311,18 @@ def _apx(text):
     """A maker of an .apx file whose header is text() and nothing else."""
     def make(path, files=None):
         h = zlib.compress(text(), 9)
-        path.write_bytes(Z.PREFIX.pack(Z.MAGIC, Z.FORMAT_VERSION, 0, len(h), zlib.crc32(h)) + h)
+        path.write_bytes(compress.PREFIX.pack(compress.MAGIC, compress.FORMAT_VERSION, 0, len(h), zlib.crc32(h)) + h)
     return make
 
 
 def _apx_claiming_100k_classes(path, files):
     data = (files / "m.apx").read_bytes()
-    _, _, _, hlen, _ = Z.PREFIX.unpack_from(data)
-    header = json.loads(zlib.decompress(data[Z.PREFIX.size:Z.PREFIX.size + hlen]))
+    _, _, _, hlen, _ = compress.PREFIX.unpack_from(data)
+    header = json.loads(zlib.decompress(data[compress.PREFIX.size:compress.PREFIX.size + hlen]))
     header["model"]["num_classes"] = 100_000
     h = zlib.compress(json.dumps(header).encode())
-    path.write_bytes(Z.PREFIX.pack(Z.MAGIC, 1, 0, len(h), zlib.crc32(h)) + h
-                     + data[Z.PREFIX.size + hlen:])
+    path.write_bytes(compress.PREFIX.pack(compress.MAGIC, 1, 0, len(h), zlib.crc32(h)) + h
+                     + data[compress.PREFIX.size + hlen:])
 
 
 def _checkpoint(change):
@@ -356,9 +356,9 @@ def _big_zero_checkpoint_gz(path, files=None):
     100,000 classes (238 MiB), all zeros."""
     cfg = ModelConfig("resnet18", 100_000, 1)
     with torch.device("meta"):
-        shapes = {k: (v.shape, v.dtype) for k, v in M.build(cfg).state_dict().items()}
+        shapes = {k: (v.shape, v.dtype) for k, v in models.build(cfg).state_dict().items()}
     state = {k: torch.zeros(shape, dtype=dtype) for k, (shape, dtype) in shapes.items()}
-    obj = {"format": S.FORMAT, "version": S.VERSION, "model": dataclasses.asdict(cfg),
+    obj = {"format": store.FORMAT, "version": store.VERSION, "model": dataclasses.asdict(cfg),
            "quant": "none", "meta": {}, "packed": False, "state_dict": state}
     with gzip.open(path, "wb", compresslevel=1) as f:
         torch.save(obj, f)
@@ -368,18 +368,18 @@ def _sparse_100k_apx(path, files):
     """A true 100,000-class MobileNetV2 .apx of ~0.5 MB: one classifier weight in every 4 KiB
     page (the decoded 488 MiB classifier is resident), everything else from the small file."""
     data = (files / "m.apx").read_bytes()
-    _, _, _, hlen, _ = Z.PREFIX.unpack_from(data)
-    header = json.loads(zlib.decompress(data[Z.PREFIX.size:Z.PREFIX.size + hlen]))
-    payload = data[Z.PREFIX.size + hlen:]
+    _, _, _, hlen, _ = compress.PREFIX.unpack_from(data)
+    header = json.loads(zlib.decompress(data[compress.PREFIX.size:compress.PREFIX.size + hlen]))
+    payload = data[compress.PREFIX.size + hlen:]
     secs = [payload[o:o + n] for o, n, _ in header["sections"]]
-    w, numel = Z._Writer(), 100_000 * 1280
+    w, numel = compress._Writer(), 100_000 * 1280
     for rec in header["tensors"]:
         if rec["name"] == "classifier.1.weight":
             nnz = numel // 1024
             rec.update(shape=[100_000, 1280], nnz=nnz, index_bits=16,
-                       gaps=Z._stream(w, torch.full((nnz,), 1023).numpy(), "fixed", 16),
+                       gaps=compress._stream(w, torch.full((nnz,), 1023).numpy(), "fixed", 16),
                        codebook={"k": 1, "data": w.add(struct.pack("<f", 0.5))},
-                       values=Z._stream(w, torch.zeros(nnz, dtype=torch.int64).numpy(), "fixed", 1))
+                       values=compress._stream(w, torch.zeros(nnz, dtype=torch.int64).numpy(), "fixed", 1))
         elif rec["name"] == "classifier.1.bias":
             rec.update(shape=[100_000], stored="float16", data=w.add(bytes(2 * 100_000)))
         else:  # the same sections, renumbered in the new payload
@@ -389,7 +389,7 @@ def _sparse_100k_apx(path, files):
     header["model"]["num_classes"] = 100_000
     header.update(sections=w.sections, payload_bytes=w.buf.tell())
     h = zlib.compress(json.dumps(header).encode())
-    path.write_bytes(Z.PREFIX.pack(Z.MAGIC, 1, 0, len(h), zlib.crc32(h)) + h + w.buf.getvalue())
+    path.write_bytes(compress.PREFIX.pack(compress.MAGIC, 1, 0, len(h), zlib.crc32(h)) + h + w.buf.getvalue())
 
 
 def _lists_32mib() -> bytes:
@@ -428,7 +428,7 @@ BOMBS = {
                                           "S.load_checkpoint(p)", "over 4 bytes of data"),
     # Accepted (None): true files at the limits, which must fit the same budget.
     "238 MiB checkpoint in a 1 MB .pt.gz": ("g.pt.gz", _big_zero_checkpoint_gz,
-                                             "PL.load_artifact(p)", None),
+                                            "PL.load_artifact(p)", None),
     "sparse 100,000-class .apx (488 MiB decoded)": ("x.apx", _sparse_100k_apx, "Z.load(p)", None),
     "the 9 MB checkpoint": ("r.pt", _checkpoint(lambda o: None), "S.load_checkpoint(p)", None),
 }

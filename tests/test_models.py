@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from approxlib import models as M
+from approxlib import models
 from approxlib.config import ConfigError, ModelConfig
 
 
@@ -10,19 +10,19 @@ from approxlib.config import ConfigError, ModelConfig
 @pytest.mark.parametrize("stem", ["imagenet", "cifar"])
 @pytest.mark.parametrize("channels, classes, size", [(1, 10, 28), (3, 100, 32)])
 def test_builds_and_runs(name, stem, channels, classes, size):
-    m = M.build(ModelConfig(name, classes, channels, stem)).eval()
+    m = models.build(ModelConfig(name, classes, channels, stem)).eval()
     with torch.no_grad():
         assert m(torch.rand(2, channels, size, size)).shape == (2, classes)
 
 
 def test_stems():
-    imagenet = M.build(ModelConfig("resnet18", 10, 3, "imagenet"))
+    imagenet = models.build(ModelConfig("resnet18", 10, 3, "imagenet"))
     assert imagenet.conv1.kernel_size == (7, 7) and imagenet.conv1.stride == (2, 2)
     assert isinstance(imagenet.maxpool, nn.MaxPool2d)
-    cifar = M.build(ModelConfig("resnet18", 10, 3, "cifar"))
+    cifar = models.build(ModelConfig("resnet18", 10, 3, "cifar"))
     assert cifar.conv1.kernel_size == (3, 3) and cifar.conv1.stride == (1, 1)
     assert isinstance(cifar.maxpool, nn.Identity)
-    assert M.build(ModelConfig("mobilenetv2", 10, 1, "cifar")).features[0][0].stride == (1, 1)
+    assert models.build(ModelConfig("mobilenetv2", 10, 1, "cifar")).features[0][0].stride == (1, 1)
     # ResNet-18 with 10 classes: torchvision's 11.69M minus the 1000-way head, plus a 10-way one.
     n = sum(p.numel() for p in imagenet.parameters())
     assert n == 11_689_512 - 513_000 + 5_130
@@ -39,8 +39,8 @@ def test_any_torchvision_classifier_builds_for_the_data(name):
     """Channels, classes and the cifar stem on architectures the study never named."""
     for stem, size in (("imagenet", 32), ("cifar", 28)):
         cfg = ModelConfig(name, 7, 1, stem)
-        M.check_input(cfg, size)
-        m = M.build(cfg, seed=0).eval()
+        models.check_input(cfg, size)
+        m = models.build(cfg, seed=0).eval()
         first = next(c for c in m.modules() if isinstance(c, nn.Conv2d))
         assert first.in_channels == 1
         assert stem == "imagenet" or first.stride == (1, 1)
@@ -50,13 +50,13 @@ def test_any_torchvision_classifier_builds_for_the_data(name):
             assert isinstance(out, torch.Tensor) and out.shape == (2, 7)
         m.eval()
     cfg = ModelConfig(name, 7, 1, "cifar")  # the seed fixes the init
-    one, two = M.build(cfg, seed=0), M.build(cfg, seed=0)
+    one, two = models.build(cfg, seed=0), models.build(cfg, seed=0)
     assert all(torch.equal(a, b) for a, b in zip(one.state_dict().values(),
                                                  two.state_dict().values()))
 
 
 def test_what_cannot_work_is_one_line():
     with pytest.raises(ConfigError, match="stem 'cifar' does not apply to vit_b_16"):
-        M.build(ModelConfig("vit_b_16", 10, 3, "cifar"))
+        models.build(ModelConfig("vit_b_16", 10, 3, "cifar"))
     with pytest.raises(ConfigError, match="inception_v3 cannot take 28×28 images"):
-        M.check_input(ModelConfig("inception_v3", 10, 1), 28)
+        models.check_input(ModelConfig("inception_v3", 10, 1), 28)

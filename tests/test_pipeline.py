@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
-from approxlib import pipeline as PL
+from approxlib import pipeline
 from approxlib import store as S
 from approxlib.config import ConfigError
 from approxlib.sections import parse_sections
@@ -63,29 +63,29 @@ def test_second_run_computes_nothing(smoke):
     p, store, root, df, runner, data_root = smoke
     # Every distinct stage of the plan once (rows share stages: B's baseline is C's 0%), and one
     # bits curve per gradually pruned model of section F; nothing twice.
-    variants = PL.plan(p, list("ABCDEFGH"))
-    distinct = {st.key for v in variants for st in PL.stages(v, p)}
+    variants = pipeline.plan(p, list("ABCDEFGH"))
+    distinct = {st.key for v in variants for st in pipeline.stages(v, p)}
     curves = {v.model for v in variants if v.prune_method == "gradual-l1"}
     if not os.environ.get("APPROX_TEST_STORE"):  # a kept store computes nothing the first time
         assert len(runner.computed) == len(set(runner.computed)) == len(distinct) + len(curves)
         assert set(runner.computed) >= distinct
-    df2, again = PL.run(p, list("ABCDEFGH"), store, root / "out", data_root, progress=False)
+    df2, again = pipeline.run(p, list("ABCDEFGH"), store, root / "out", data_root, progress=False)
     assert again.computed == []
     pd.testing.assert_frame_equal(df.reset_index(drop=True), df2.reset_index(drop=True))
-    assert all(s["cached"] for s in PL.dry_run(p, list("ABCDEFGH"), store))
+    assert all(s["cached"] for s in pipeline.dry_run(p, list("ABCDEFGH"), store))
 
 
 def test_changing_one_parameter_recomputes_only_its_dependents(smoke):
     p, store, root, _, _, data_root = smoke
     q = {**p, "finetune_lr": 0.03}  # (0.02 is smoke's dc_lr: F's control would be reused)
-    todo = {(s["stage"], s["label"]) for s in PL.dry_run(q, ["B"], store) if not s["cached"]}
+    todo = {(s["stage"], s["label"]) for s in pipeline.dry_run(q, ["B"], store) if not s["cached"]}
     assert ("train", "train resnet18 on fashion-mnist") not in todo
     assert {s for s, _ in todo} == {"prune", "quantize", "control", "evaluate"}
-    df, runner = PL.run(q, ["B"], store, root / "out", data_root, progress=False)
+    df, runner = pipeline.run(q, ["B"], store, root / "out", data_root, progress=False)
     assert len(runner.computed) == 3 + 3  # prune 50%, quantize, control; their evaluations
     csv = pd.read_csv(root / "out" / "results.csv")
     assert (csv.section == "B").sum() == 4  # B replaced, others kept
-    assert len(csv) == len(PL.plan(p, list("ABCDEFGH")))
+    assert len(csv) == len(pipeline.plan(p, list("ABCDEFGH")))
 
 
 def test_parse_sections():
@@ -98,9 +98,9 @@ def test_parse_sections():
 def test_section_f_rows_are_real_files_and_exact(smoke):
     """Deep Compression's stages: every size is a file's bytes, every ratio is computed from
     them, Huffman coding changes no prediction, and the .apx file decodes to the same accuracy."""
-    from approxlib import compress as Z
-    from approxlib import train as T
-    from approxlib import data as D
+    from approxlib import compress
+    from approxlib import train
+    from approxlib import data
     from approxlib.config import data_config
     p, store, root, df, runner, data_root = smoke
     f = df[df.section == "F"]
@@ -117,7 +117,7 @@ def test_section_f_rows_are_real_files_and_exact(smoke):
     f = f[f.control == "none"]
     for m in ("resnet18", "mobilenetv2"):
         d = f[f.model == m].set_index("codec")
-        dense = PL.dense_bytes(PL.model_config(p, m, "fashion-mnist"))
+        dense = pipeline.dense_bytes(pipeline.model_config(p, m, "fashion-mnist"))
         for r in f[f.model == m].itertuples():
             assert r.size_bytes == S.Path(r.artifact).stat().st_size
             assert r.compression_ratio == pytest.approx(dense / r.size_bytes)
@@ -137,9 +137,9 @@ def test_section_f_rows_are_real_files_and_exact(smoke):
         assert d.loc["xz", "accuracy"] == d.loc["sparse", "accuracy"] == d.loc["none"].query(
             "prune_ratio > 0").accuracy.iloc[0]
         # decoding the shipped .apx file really gives that accuracy
-        model, header = Z.load(d.loc["huffman", "artifact"])
-        splits = D.load(data_config(p, "fashion-mnist"), data_root)  # the images it was scored on
-        assert T.accuracy(model, splits.test_x, splits.test_y) == d.loc["huffman", "accuracy"]
+        model, header = compress.load(d.loc["huffman", "artifact"])
+        splits = data.load(data_config(p, "fashion-mnist"), data_root)  # the images it was scored on
+        assert train.accuracy(model, splits.test_x, splits.test_y) == d.loc["huffman", "accuracy"]
         assert header["structure"] == "folded" and header["codec"] == "huffman"
     curve = pd.read_csv(root / "out" / "compression_bits.csv")
     assert sorted(curve.bits.unique()) == sorted(p["dc_bits_curve"]) and len(curve) == 4
@@ -227,7 +227,7 @@ def test_layer_csv_names_never_collide_across_methods_seeds_or_distillation():
           Variant("F", "resnet18", "fashion-mnist", 0.5, prune="gradual-l1"),
           Variant("B", "resnet18", "fashion-mnist", 0.5, seed=1),
           Variant("G", "resnet18", "fashion-mnist", 0.5, "int8-qat", prune="channel-l1")]
-    names = [PL.layer_csv_name(v) for v in vs]
+    names = [pipeline.layer_csv_name(v) for v in vs]
     assert len(set(names)) == len(names)
     assert names[0] == "resnet18_fashion-mnist_p50_none.csv"  # the original's name
     assert names[2] == "resnet18_fashion-mnist_p50_channels_kd_none.csv"

@@ -2,62 +2,62 @@ import pytest
 import torch
 from torch.nn.utils import prune as tprune
 
-from approxlib import models as M
-from approxlib import prune as P
+from approxlib import models
+from approxlib import prune
 from approxlib.config import ConfigError, ModelConfig, PruneConfig
 
 
 @pytest.fixture
 def model():
     torch.manual_seed(0)
-    return M.build(ModelConfig("resnet18", 10, 1, "imagenet"))
+    return models.build(ModelConfig("resnet18", 10, 1, "imagenet"))
 
 
 @pytest.mark.parametrize("ratio", [0.0, 0.3, 0.5, 0.7, 0.95])
 def test_global_sparsity_is_exactly_the_ratio(model, ratio):
-    P.prune_(model, PruneConfig(ratio))
-    zeros, total = P.global_sparsity(model)
+    prune.prune_(model, PruneConfig(ratio))
+    zeros, total = prune.global_sparsity(model)
     assert zeros == round(ratio * total)  # global_unstructured prunes exactly round(ratio × n)
-    P.make_permanent_(model)
-    assert P.global_sparsity(model) == (zeros, total)
-    assert not any(tprune.is_pruned(m) for _, m in M.prunable(model))
+    prune.make_permanent_(model)
+    assert prune.global_sparsity(model) == (zeros, total)
+    assert not any(tprune.is_pruned(m) for _, m in models.prunable(model))
     assert not any("weight_orig" in k or "weight_mask" in k for k in model.state_dict())
 
 
 def test_global_ranking_is_uneven_across_layers(model):
-    P.prune_(model, PruneConfig(0.5))
-    per_layer = [float((m.weight == 0).float().mean()) for _, m in M.prunable(model)]
+    prune.prune_(model, PruneConfig(0.5))
+    per_layer = [float((m.weight == 0).float().mean()) for _, m in models.prunable(model)]
     assert max(per_layer) - min(per_layer) > 0.1  # global, not layer-wise
 
 
 def test_masks_hold_during_training(model):
-    P.prune_(model, PruneConfig(0.6))
-    masks = P.freeze_masks_(model)
-    assert not any(tprune.is_pruned(m) for _, m in M.prunable(model))
-    zeros = P.global_sparsity(model)[0]
+    prune.prune_(model, PruneConfig(0.6))
+    masks = prune.freeze_masks_(model)
+    assert not any(tprune.is_pruned(m) for _, m in models.prunable(model))
+    zeros = prune.global_sparsity(model)[0]
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
-    before = {n: m.weight.detach().clone() for n, m in M.prunable(model)}
+    before = {n: m.weight.detach().clone() for n, m in models.prunable(model)}
     for _ in range(2):
         loss = model(torch.rand(4, 1, 28, 28)).square().mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
-        P.apply_masks_(model, masks)
-    for n, m in M.prunable(model):
+        prune.apply_masks_(model, masks)
+    for n, m in models.prunable(model):
         assert torch.all(m.weight[masks[n] == 0] == 0)
-    assert P.global_sparsity(model)[0] == zeros
-    assert any(not torch.equal(before[n], m.weight) for n, m in M.prunable(model))  # it trained
+    assert prune.global_sparsity(model)[0] == zeros
+    assert any(not torch.equal(before[n], m.weight) for n, m in models.prunable(model))  # it trained
 
 
 def test_mask_after_step_equals_torch_reparametrization():
     """Re-masking after each SGD step gives the same weights as torch's weight_orig × mask."""
     torch.manual_seed(1)
-    ref = M.build(ModelConfig("resnet18", 10, 1)).eval()  # eval: BN stats don't drift
-    ours = M.build(ModelConfig("resnet18", 10, 1)).eval()
+    ref = models.build(ModelConfig("resnet18", 10, 1)).eval()  # eval: BN stats don't drift
+    ours = models.build(ModelConfig("resnet18", 10, 1)).eval()
     ours.load_state_dict(ref.state_dict())
-    P.prune_(ref, PruneConfig(0.5))
-    P.prune_(ours, PruneConfig(0.5))
-    masks = P.freeze_masks_(ours)
+    prune.prune_(ref, PruneConfig(0.5))
+    prune.prune_(ours, PruneConfig(0.5))
+    masks = prune.freeze_masks_(ours)
     opts = [torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9) for m in (ref, ours)]
     x = torch.rand(4, 1, 28, 28)
     for _ in range(3):
@@ -65,9 +65,9 @@ def test_mask_after_step_equals_torch_reparametrization():
             opt.zero_grad()
             m(x).square().mean().backward()
             opt.step()
-        P.apply_masks_(ours, masks)
-    P.make_permanent_(ref)
-    for (n, a), b in zip(M.prunable(ref), (m for _, m in M.prunable(ours))):
+        prune.apply_masks_(ours, masks)
+    prune.make_permanent_(ref)
+    for (n, a), b in zip(models.prunable(ref), (m for _, m in models.prunable(ours))):
         torch.testing.assert_close(a.weight, b.weight, rtol=1e-5, atol=1e-6, msg=n)
 
 
@@ -81,8 +81,8 @@ def test_ratio_outside_range():
 # ------------------------------------------------------------------------------ gradual pruning
 
 def test_cubic_schedule_rises_fast_then_flattens():
-    s = [P.cubic_sparsity(t, 100, 0.9) for t in range(0, 101, 10)]
-    assert s[0] == 0 and s[-1] == pytest.approx(0.9) and P.cubic_sparsity(500, 100, 0.9) == 0.9
+    s = [prune.cubic_sparsity(t, 100, 0.9) for t in range(0, 101, 10)]
+    assert s[0] == 0 and s[-1] == pytest.approx(0.9) and prune.cubic_sparsity(500, 100, 0.9) == 0.9
     steps = [b - a for a, b in zip(s, s[1:])]
     assert all(x > 0 for x in steps) and steps == sorted(steps, reverse=True)
 
@@ -90,79 +90,79 @@ def test_cubic_schedule_rises_fast_then_flattens():
 @pytest.mark.parametrize("scope", ["global", "layer"])
 def test_magnitude_masks_are_exact_and_handle_channels_last(model, scope):
     model = model.to(memory_format=torch.channels_last)  # what training uses
-    masks = P.magnitude_prune_(model, 0.8, scope)
-    zeros, total = P.global_sparsity(model)
+    masks = prune.magnitude_prune_(model, 0.8, scope)
+    zeros, total = prune.global_sparsity(model)
     if scope == "global":
         assert zeros == round(0.8 * total)
     else:
-        for _, m in M.prunable(model):
+        for _, m in models.prunable(model):
             assert int((m.weight == 0).sum()) == round(0.8 * m.weight.numel())
     # zeros are +0.0 (a negative weight times 0 would be −0.0)
-    for _, m in M.prunable(model):
+    for _, m in models.prunable(model):
         w = m.weight.detach().reshape(-1)
         assert not torch.any((w == 0) & torch.signbit(w))
     # a rising ratio keeps every weight already pruned
-    before = {n: (m.weight == 0).clone() for n, m in M.prunable(model)}
-    P.magnitude_prune_(model, 0.9, scope)
-    assert all(torch.all((m.weight == 0)[before[n]]) for n, m in M.prunable(model))
-    assert set(masks) == {n for n, _ in M.prunable(model)}
+    before = {n: (m.weight == 0).clone() for n, m in models.prunable(model)}
+    prune.magnitude_prune_(model, 0.9, scope)
+    assert all(torch.all((m.weight == 0)[before[n]]) for n, m in models.prunable(model))
+    assert set(masks) == {n for n, _ in models.prunable(model)}
 
 
 def test_gradual_pruning_reaches_the_target_and_selects_a_final_epoch(data_root):
     import dataclasses
-    from approxlib import data as D
+    from approxlib import data
     from approxlib.config import DataConfig, GradualConfig, TrainConfig
-    splits = D.load(DataConfig("fashion-mnist", 256, 64), data_root)
-    model = M.build(ModelConfig("mobilenetv2", 10, 1), seed=0)
+    splits = data.load(DataConfig("fashion-mnist", 256, 64), data_root)
+    model = models.build(ModelConfig("mobilenetv2", 10, 1), seed=0)
     ft = TrainConfig(epochs=3, batch_size=64, lr=0.01, crop_padding=0)
-    pruned, hist = P.gradual_prune(model, GradualConfig(0.7, ramp=0.5, every=1), splits, ft,
-                                   progress=False)
-    zeros, total = P.global_sparsity(pruned)
+    pruned, hist = prune.gradual_prune(model, GradualConfig(0.7, ramp=0.5, every=1), splits, ft,
+                                       progress=False)
+    zeros, total = prune.global_sparsity(pruned)
     assert zeros == round(0.7 * total)
     assert len(hist) == 3
     # 4 steps per epoch, sparsity ramps over steps 1–6: epoch 1 ends below the final sparsity,
     # so the checkpoint is the best validation epoch among epochs 2 and 3
-    from approxlib import train as T
-    assert T.accuracy(pruned, splits.val_x, splits.val_y) == pytest.approx(
+    from approxlib import train
+    assert train.accuracy(pruned, splits.val_x, splits.val_y) == pytest.approx(
         max(h["val_acc"] for h in hist[1:]))
     with pytest.raises(ValueError, match="past the last epoch"):
-        T.train(model, splits, dataclasses.replace(ft, epochs=1), select_from=2, progress=False)
+        train.train(model, splits, dataclasses.replace(ft, epochs=1), select_from=2, progress=False)
 
 
 # ------------------------------------------------------------------ section H's methods
 
 @pytest.mark.parametrize("ratio", [0.5, 0.9])
 def test_random_pruning_hits_the_ratio_reproducibly_and_ignores_magnitude(model, ratio):
-    P.prune_(model, PruneConfig(ratio, "random-unstructured"), seed=3)
-    P.make_permanent_(model)
-    zeros, total = P.global_sparsity(model)
+    prune.prune_(model, PruneConfig(ratio, "random-unstructured"), seed=3)
+    prune.make_permanent_(model)
+    zeros, total = prune.global_sparsity(model)
     assert zeros == round(ratio * total)
-    again = M.build(ModelConfig("resnet18", 10, 1, "imagenet"))
+    again = models.build(ModelConfig("resnet18", 10, 1, "imagenet"))
     again.load_state_dict(_fresh_state(), strict=True)
-    P.prune_(again, PruneConfig(ratio, "random-unstructured"), seed=3)
-    P.make_permanent_(again)
+    prune.prune_(again, PruneConfig(ratio, "random-unstructured"), seed=3)
+    prune.make_permanent_(again)
     assert all(torch.equal(a.weight, b.weight)
-               for (_, a), (_, b) in zip(M.prunable(model), M.prunable(again)))
+               for (_, a), (_, b) in zip(models.prunable(model), models.prunable(again)))
     # magnitude plays no part: the pruned weights are about as large as the kept ones
     w = _fresh_state()["fc.weight"].abs()
-    pruned = dict(M.prunable(model))["fc"].weight == 0
+    pruned = dict(models.prunable(model))["fc"].weight == 0
     assert float(w[pruned].mean()) == pytest.approx(float(w[~pruned].mean()), rel=0.2)
 
 
 def _fresh_state():
     torch.manual_seed(0)
-    return M.build(ModelConfig("resnet18", 10, 1, "imagenet")).state_dict()
+    return models.build(ModelConfig("resnet18", 10, 1, "imagenet")).state_dict()
 
 
 def test_layerwise_pruning_prunes_every_layer_at_the_ratio(model):
-    P.prune_(model, PruneConfig(0.7, "l1-layerwise"))
-    for _, m in M.prunable(model):
+    prune.prune_(model, PruneConfig(0.7, "l1-layerwise"))
+    for _, m in models.prunable(model):
         assert int((m.weight == 0).sum()) == round(0.7 * m.weight.numel())
 
 
 def test_sensitivity_touches_only_the_named_layer(model):
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    P.prune_layer_(model, "layer2.0.conv1", 0.8)
+    prune.prune_layer_(model, "layer2.0.conv1", 0.8)
     after = model.state_dict()
     changed = [k for k in before if not torch.equal(before[k], after[k])]
     assert changed == ["layer2.0.conv1.weight"]
@@ -171,9 +171,9 @@ def test_sensitivity_touches_only_the_named_layer(model):
     # the analysis restores every layer after scoring it
     x, y = torch.rand(16, 1, 32, 32), torch.randint(0, 10, (16,))
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    rows = P.layer_sensitivity(model, [0.5, 0.9], x, y)
+    rows = prune.layer_sensitivity(model, [0.5, 0.9], x, y)
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
-    assert len(rows) == 1 + 2 * len(M.prunable(model)) and rows[0]["layer"] is None
+    assert len(rows) == 1 + 2 * len(models.prunable(model)) and rows[0]["layer"] is None
 
 
 def test_sensitivity_ratios_hit_the_target_and_spare_sensitive_layers():
@@ -184,12 +184,12 @@ def test_sensitivity_ratios_hit_the_target_and_spare_sensitive_layers():
             drop = {"sensitive": 0.3 * r ** 2, "robust": max(0.0, r - 0.9), "flat": 0.0}[name]
             rows.append({"layer": name, "weights": n, "ratio": r, "accuracy": 0.9 - drop})
     for target in (0.3, 0.5, 0.875, 0.96875):
-        ratios = P.sensitivity_ratios(rows, target)
+        ratios = prune.sensitivity_ratios(rows, target)
         overall = sum(sizes[k] * v for k, v in ratios.items()) / sum(sizes.values())
         assert overall == pytest.approx(target, abs=1e-6)
         assert ratios["sensitive"] <= ratios["robust"] <= ratios["flat"] <= 0.99
     with pytest.raises(ValueError, match="above what the measured ratios reach"):
-        P.sensitivity_ratios(rows, 0.995)
+        prune.sensitivity_ratios(rows, 0.995)
 
 
 # ------------------------------------------------- scoring rules and spreads, kept apart
@@ -211,32 +211,32 @@ class Largest(tprune.BasePruningMethod):
 
 @pytest.fixture
 def largest():
-    P.score("largest")(Largest)
+    prune.score("largest")(Largest)
     yield
-    del P.SCORES["largest"]
+    del prune.SCORES["largest"]
 
 
 def test_a_new_scoring_rule_is_one_class_usable_with_every_spread(model, largest):
-    fc = dict(M.prunable(model))["fc"].weight.detach().abs().clone()
-    P.prune_(model, PruneConfig(0.5, "largest-layerwise"))
-    P.make_permanent_(model)
-    w = dict(M.prunable(model))["fc"].weight
+    fc = dict(models.prunable(model))["fc"].weight.detach().abs().clone()
+    prune.prune_(model, PruneConfig(0.5, "largest-layerwise"))
+    prune.make_permanent_(model)
+    w = dict(models.prunable(model))["fc"].weight
     assert int((w == 0).sum()) == round(0.5 * w.numel())
     assert fc[w == 0].min() >= fc[w != 0].max()  # the largest half went
-    assert P.score_and_spread("largest-global") == ("largest", "global")
+    assert prune.score_and_spread("largest-global") == ("largest", "global")
     with pytest.raises(ConfigError, match="unknown pruning method 'largest-random'"):
         PruneConfig(0.5, "largest-random")
 
 
 def test_the_first_method_names_are_a_score_and_a_spread():
-    assert P.score_and_spread("l1-unstructured") == ("l1", "global")
-    assert P.score_and_spread("random-unstructured") == ("random", "global")
-    assert P.score_and_spread("l1-sensitivity") == ("l1", "sensitivity")
-    assert P.score_and_spread("random-layerwise") == ("random", "layerwise")
+    assert prune.score_and_spread("l1-unstructured") == ("l1", "global")
+    assert prune.score_and_spread("random-unstructured") == ("random", "global")
+    assert prune.score_and_spread("l1-sensitivity") == ("l1", "sensitivity")
+    assert prune.score_and_spread("random-layerwise") == ("random", "layerwise")
     with pytest.raises(ValueError, match="l1-global is l1-unstructured: use that name"):
-        P.score_and_spread("l1-global")
+        prune.score_and_spread("l1-global")
     with pytest.raises(ValueError, match="taken"):
-        P.score("l1")(Largest)
+        prune.score("l1")(Largest)
 
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenetv2"])
@@ -246,14 +246,14 @@ def test_a_fresh_pruned_shape_starts_as_wide_as_torchvision_starts_it(name):
     from approxlib import structured
     from approxlib.config import ChannelConfig, ModelConfig
     mc = ModelConfig(name, 10, 1)
-    pruned = structured.channel_prune_(M.build(mc, 0), ChannelConfig(0.5), 1)
+    pruned = structured.channel_prune_(models.build(mc, 0), ChannelConfig(0.5), 1)
     sizes = structured.shapes(pruned)
     fresh = structured.fresh_like(mc, sizes, 3)
     assert structured.shapes(fresh) == sizes
     again = structured.fresh_like(mc, sizes, 3)
     assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(),
-                                                   again.state_dict().values()))
-    dense = dict(M.build(mc, 0).named_modules())
+                                                 again.state_dict().values()))
+    dense = dict(models.build(mc, 0).named_modules())
     for layer_name, m in fresh.named_modules():
         if isinstance(m, torch.nn.Conv2d) and m.out_channels != dense[layer_name].out_channels \
                 and m.weight.numel() > 10_000:

@@ -5,19 +5,19 @@ import pytest
 import torch
 from torch import nn
 
-from approxlib import measure as ME
-from approxlib import models as M
-from approxlib import prune as P
-from approxlib import quantize as Q
-from approxlib import store as S
+from approxlib import measure
+from approxlib import models
+from approxlib import prune
+from approxlib import quantize
+from approxlib import store
 from approxlib.config import ModelConfig, PruneConfig, QuantConfig
 
 
 def test_int8_dynamic_quantizes_the_classifier_only():
     torch.manual_seed(0)
     cfg = ModelConfig("resnet18", 10, 1)
-    model = M.build(cfg).eval()
-    q = Q.quantize(model, QuantConfig("int8-dynamic"))
+    model = models.build(cfg).eval()
+    q = quantize.quantize(model, QuantConfig("int8-dynamic"))
     assert type(q.fc).__module__.startswith("torch.ao.nn.quantized")
     assert isinstance(q.conv1, nn.Conv2d)  # convolutions stay fp32, as in the original
     x = torch.rand(8, 1, 28, 28)
@@ -30,20 +30,20 @@ def test_int8_dynamic_quantizes_the_classifier_only():
 def test_quantized_checkpoint_reloads_with_weights_only(tmp_path):
     torch.manual_seed(0)
     cfg = ModelConfig("resnet18", 10, 1)
-    model = P.prune_(M.build(cfg).eval(), PruneConfig(0.5))
-    P.make_permanent_(model)
-    q = Q.quantize(model, QuantConfig("int8-dynamic"))
+    model = prune.prune_(models.build(cfg).eval(), PruneConfig(0.5))
+    prune.make_permanent_(model)
+    q = quantize.quantize(model, QuantConfig("int8-dynamic"))
     path = tmp_path / "q.pt"
-    size = S.save_checkpoint(q, path, cfg, "int8-dynamic")
+    size = store.save_checkpoint(q, path, cfg, "int8-dynamic")
     raw = torch.load(path, weights_only=True)  # no pickled module: plain tensors and values
     assert raw["quant"] == "int8-dynamic"
-    back, info = S.load_checkpoint(path, expect=cfg)
+    back, info = store.load_checkpoint(path, expect=cfg)
     x = torch.rand(4, 1, 28, 28)
     with torch.no_grad():
         assert torch.equal(back(x), q(x))
     # Zeros survive int8 (symmetric scale: zero maps to zero), so sparsity is kept.
-    assert ME.count_params(back)[1] == ME.count_params(q)[1]
-    float_size = S.save_checkpoint(model, tmp_path / "f.pt", cfg)
+    assert measure.count_params(back)[1] == measure.count_params(q)[1]
+    float_size = store.save_checkpoint(model, tmp_path / "f.pt", cfg)
     assert size < float_size  # only the 512×10 classifier shrinks: 3 bytes per weight
     assert float_size - size < 512 * 10 * 4
 
@@ -55,15 +55,15 @@ def test_packed_layout_is_bounded_and_type_checked():
         return {"layout": layout, "blobs": {} if blobs is None else blobs}
     huge = b'{"tensors":{},"versions":{},"pad":[' + b"[]," * (1 << 20) + b"[]]}"
     for bad in (packed(huge), packed(b'{"tensors":{"a":{"tensor":["int8",0,' + b"9" * 5000
-                                      + b']}},"versions":{}}'),
+                                     + b']}},"versions":{}}'),
                 {"layout": [1, 2], "blobs": {}}, ["not", "a", "dict"],
                 packed(b'{"tensors":{},"versions":{}}', blobs={"int8": "text"}),
                 packed(b'{"tensors":{"w":{"qpc":["int8",0,8],"qtype":"qint8","shape":[4,2],'
                        b'"axis":0,"scales":["float32",0,2],"zero_points":null}},"versions":{}}',
                        blobs={"int8": torch.zeros(8, dtype=torch.int8),
                               "float32": torch.ones(2)})):
-        with pytest.raises(Q.PackError) as e:
-            Q.unpack_state(bad)
+        with pytest.raises(quantize.PackError) as e:
+            quantize.unpack_state(bad)
         assert "\n" not in str(e.value)
 
 
@@ -92,17 +92,17 @@ def _module_types(model: nn.Module) -> dict[str, str]:
 def qat(request):
     """(float model, its QAT-fine-tuned INT8 model) for each study model, 1 channel, 32×32."""
     torch.manual_seed(0)
-    float_model = M.build(ModelConfig(request.param, 10, 1, "imagenet"))
-    prepared = Q.prepare_qat(float_model)
+    float_model = models.build(ModelConfig(request.param, 10, 1, "imagenet"))
+    prepared = quantize.prepare_qat(float_model)
     assert prepared.training
-    return float_model, Q.convert_qat(_fine_tune(prepared))
+    return float_model, quantize.convert_qat(_fine_tune(prepared))
 
 
 def test_qat_model_loads_into_the_static_int8_skeleton(qat):
     """The store saves a QAT model as "int8-static": rebuild's skeleton must be its exact shape."""
     float_model, converted = qat
     assert not converted.training
-    skeleton = Q.rebuild(float_model, "int8-static")
+    skeleton = quantize.rebuild(float_model, "int8-static")
     assert skeleton.code == converted.code  # same graph: same fusions, same quantize points
     assert _module_types(skeleton) == _module_types(converted)
     skeleton.load_state_dict(converted.state_dict(), strict=True)
@@ -113,8 +113,8 @@ def test_qat_model_loads_into_the_static_int8_skeleton(qat):
 
 def test_qat_model_survives_the_packed_checkpoint(qat):
     float_model, converted = qat
-    back = Q.rebuild(float_model, "int8-static")
-    back.load_state_dict(Q.unpack_state(Q.pack_state(converted.state_dict())), strict=True)
+    back = quantize.rebuild(float_model, "int8-static")
+    back.load_state_dict(quantize.unpack_state(quantize.pack_state(converted.state_dict())), strict=True)
     x = torch.rand(16, 1, 32, 32)
     with torch.no_grad():
         assert torch.equal(back(x), converted(x))
@@ -122,14 +122,14 @@ def test_qat_model_survives_the_packed_checkpoint(qat):
 
 def test_qat_trains_through_fake_quantization():
     torch.manual_seed(0)
-    float_model = M.build(ModelConfig("resnet18", 10, 1, "imagenet"))
-    prepared = Q.prepare_qat(float_model)
+    float_model = models.build(ModelConfig("resnet18", 10, 1, "imagenet"))
+    prepared = quantize.prepare_qat(float_model)
     layers = [m for m in prepared.modules() if hasattr(m, "weight_fake_quant")]
     # every convolution (BN folded in: ConvBn2d / ConvBnReLU2d) and the classifier
     assert len(layers) == sum(isinstance(m, (nn.Conv2d, nn.Linear))
                               for m in float_model.modules()) == 21
     with pytest.raises(ValueError, match="has not run"):
-        Q.convert_qat(prepared)  # no ranges yet: torch would give all-zero logits
+        quantize.convert_qat(prepared)  # no ranges yet: torch would give all-zero logits
     x = torch.rand(8, 1, 32, 32)
     nn.functional.cross_entropy(prepared(x), torch.randint(0, 10, (8,))).backward()
     for m in layers:  # the straight-through estimator passes gradients to the float weights

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from pypdf import PdfReader
 
-from approxlib import pipeline as PL
+from approxlib import pipeline
 from approxlib import report
 from approxlib.config import load_profile
 
@@ -67,7 +67,7 @@ def test_executed_notebooks_and_results(rendered):
     df = pd.read_csv(out / "results.csv")
     p = load_profile("smoke")
     assert sorted(df.section.unique()) == list("ABCDEFGH")
-    assert len(df) == len(PL.plan(p, list("ABCDEFGH")))  # one row per variant the plan names
+    assert len(df) == len(pipeline.plan(p, list("ABCDEFGH")))  # one row per variant the plan names
 
 
 def test_executed_notebooks_run_again_under_nbval(rendered):

@@ -5,24 +5,24 @@ import pytest
 import torch
 from torch import nn
 
-from approxlib import data as D
-from approxlib import measure as ME
-from approxlib import models as M
-from approxlib import quantize as Q
-from approxlib import runtime as RT
-from approxlib import store as S
-from approxlib import structured as ST
+from approxlib import data
+from approxlib import measure
+from approxlib import models
+from approxlib import quantize
+from approxlib import runtime
+from approxlib import store
+from approxlib import structured
 from approxlib.config import ChannelConfig, DataConfig, MeasureConfig, ModelConfig, TrainConfig
-from approxlib import train as T
+from approxlib import train
 
 
 @pytest.fixture(scope="module")
 def trained(data_root):
     """A ResNet-18 trained for one short epoch on real images, and real held-out images."""
-    splits = D.load(DataConfig("fashion-mnist", 1500, 200), data_root)
+    splits = data.load(DataConfig("fashion-mnist", 1500, 200), data_root)
     cfg = TrainConfig(epochs=1, batch_size=64, lr=0.05, schedule="onecycle", warmup=0.3)
-    model, _ = T.train(M.build(ModelConfig("resnet18", 10, 1), seed=0), splits, cfg, "cpu",
-                       progress=False)
+    model, _ = train.train(models.build(ModelConfig("resnet18", 10, 1), seed=0), splits, cfg, "cpu",
+                           progress=False)
     return model.eval(), splits
 
 
@@ -35,34 +35,34 @@ def test_static_int8_logits_stay_close_to_float(trained, tmp_path):
     layer; over ResNet-18's 20 quantized layers the logits should keep an SNR well above 20 dB
     (a wrong scale or a missed calibration gives < 10 dB)."""
     model, splits = trained
-    calib = D.to_float(splits.train_x[:256])
-    x = D.to_float(splits.test_x[:500])
-    q = Q.quantize_static(model, calib)
+    calib = data.to_float(splits.train_x[:256])
+    x = data.to_float(splits.test_x[:500])
+    q = quantize.quantize_static(model, calib)
     with torch.no_grad():
         ref, out = model(x), q(x)
     assert snr_db(ref, out) > 20
     # saved as a state dict, rebuilt without pickled modules, identical outputs
     mc = ModelConfig("resnet18", 10, 1)
-    S.save_checkpoint(q, tmp_path / "q.pt", mc, "int8-static")
-    q2, info = S.load_checkpoint(tmp_path / "q.pt")
+    store.save_checkpoint(q, tmp_path / "q.pt", mc, "int8-static")
+    q2, info = store.load_checkpoint(tmp_path / "q.pt")
     assert info["quant"] == "int8-static"
     with torch.no_grad():
         assert torch.equal(q2(x), out)
     dense = tmp_path / "f.pt"
-    S.save_checkpoint(model, dense, mc)
+    store.save_checkpoint(model, dense, mc)
     assert dense.stat().st_size / (tmp_path / "q.pt").stat().st_size > 3.9
 
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenetv2"])
 def test_channel_pruning_makes_a_smaller_dense_model_that_reloads(name, tmp_path):
     mc = ModelConfig(name, 10, 1)
-    model = M.build(mc, seed=0).eval()
+    model = models.build(mc, seed=0).eval()
     before = sum(p.numel() for p in model.parameters())
-    ST.channel_prune_(model, ChannelConfig(0.5), 1)
+    structured.channel_prune_(model, ChannelConfig(0.5), 1)
     after = sum(p.numel() for p in model.parameters())
     # the count follows from the layer sizes alone: recount it from `shapes`
     recount = 0
-    sizes = ST.shapes(model)
+    sizes = structured.shapes(model)
     mods = dict(model.named_modules())
     for layer, size in sizes.items():
         m = mods[layer]
@@ -74,14 +74,14 @@ def test_channel_pruning_makes_a_smaller_dense_model_that_reloads(name, tmp_path
         else:
             recount += size[0] * size[1] + size[1]
     assert after == recount and after < 0.5 * before
-    first, last = ST.stem_and_classifier(model)
+    first, last = structured.stem_and_classifier(model)
     assert first.in_channels == 1 and last.out_features == 10  # stem input and classes kept
     for m in model.modules():
         if isinstance(m, nn.Conv2d) and m.groups > 1:
             assert m.groups == m.in_channels == m.out_channels  # depthwise stays depthwise
     x = torch.rand(3, 1, 28, 28)
-    S.save_checkpoint(model, tmp_path / "c.pt", mc, shapes=sizes)
-    again, info = S.load_checkpoint(tmp_path / "c.pt")
+    store.save_checkpoint(model, tmp_path / "c.pt", mc, shapes=sizes)
+    again, info = store.load_checkpoint(tmp_path / "c.pt")
     with torch.no_grad():
         assert torch.equal(again(x), model(x))
     assert info["shapes"] == sizes
@@ -89,32 +89,32 @@ def test_channel_pruning_makes_a_smaller_dense_model_that_reloads(name, tmp_path
 
 def test_onnx_runtime_matches_pytorch(trained, tmp_path):
     model, splits = trained
-    RT.export_onnx(model, tmp_path / "m.onnx", 1, 28)
-    ort = RT.OrtModel(tmp_path / "m.onnx")
-    x = D.to_float(splits.test_x[:64])
+    runtime.export_onnx(model, tmp_path / "m.onnx", 1, 28)
+    ort = runtime.OrtModel(tmp_path / "m.onnx")
+    x = data.to_float(splits.test_x[:64])
     with torch.no_grad():
         ref = model(x)
     out = ort(x)
     assert torch.allclose(out, ref, rtol=1e-4, atol=1e-4)
-    assert torch.equal(RT.predict(ort, splits.test_x[:300]), RT.predict(model, splits.test_x[:300]))
+    assert torch.equal(runtime.predict(ort, splits.test_x[:300]), runtime.predict(model, splits.test_x[:300]))
     # ONNX Runtime's own static INT8 stays close too (same bound and reason as PyTorch's)
-    RT.quantize_onnx(tmp_path / "m.onnx", tmp_path / "q.onnx", D.to_float(splits.train_x[:128]))
-    assert snr_db(ref, RT.OrtModel(tmp_path / "q.onnx")(x)) > 20
-    with pytest.raises(S.CheckpointError, match="cannot load ONNX model"):
+    runtime.quantize_onnx(tmp_path / "m.onnx", tmp_path / "q.onnx", data.to_float(splits.train_x[:128]))
+    assert snr_db(ref, runtime.OrtModel(tmp_path / "q.onnx")(x)) > 20
+    with pytest.raises(store.CheckpointError, match="cannot load ONNX model"):
         (tmp_path / "bad.onnx").write_bytes(b"not onnx")
-        RT.OrtModel(tmp_path / "bad.onnx")
+        runtime.OrtModel(tmp_path / "bad.onnx")
 
 
 def test_latency_and_flops_are_sane_on_a_tiny_model():
     conv = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU())
-    assert ME.flops(conv, (1, 10, 10)) == 2 * 8 * 8 * 8 * 9  # 2 × outputs × kernel taps
+    assert measure.flops(conv, (1, 10, 10)) == 2 * 8 * 8 * 8 * 9  # 2 × outputs × kernel taps
     cfg = MeasureConfig(threads=1, latency_warmup=2, latency_min_time=0.05, throughput_batch=64)
-    t = ME.latency_ms(conv, (1, 10, 10), cfg)
+    t = measure.latency_ms(conv, (1, 10, 10), cfg)
     assert 0 < t["latency_ms"] < 1000 and 0 < t["latency_bs64_ms"] < 10_000
     assert t["throughput_img_s"] == pytest.approx(64 / t["latency_bs64_ms"] * 1e3)
-    t2 = ME.latency_ms(lambda x: x * 2, (1, 10, 10), cfg)  # any callable (ONNX Runtime wrapper)
+    t2 = measure.latency_ms(lambda x: x * 2, (1, 10, 10), cfg)  # any callable (ONNX Runtime wrapper)
     assert t2["latency_ms"] > 0
-    assert ME.peak_gflops(1, n=256, repeats=2) > 0.5
+    assert measure.peak_gflops(1, n=256, repeats=2) > 0.5
 
 
 @pytest.fixture(scope="module")
@@ -122,15 +122,15 @@ def mbv2_int8():
     """An untrained MobileNetV2 (17k channels over 2.2M weights: the per-channel bookkeeping is
     largest here) statically quantized on random images, and its float original."""
     torch.manual_seed(0)
-    model = M.build(ModelConfig("mobilenetv2", 10, 1), seed=0).eval()
-    return model, Q.quantize_static(model, torch.rand(64, 1, 32, 32))
+    model = models.build(ModelConfig("mobilenetv2", 10, 1), seed=0).eval()
+    return model, quantize.quantize_static(model, torch.rand(64, 1, 32, 32))
 
 
 def test_packed_int8_checkpoint_is_lossless_and_near_a_quarter(mbv2_int8, tmp_path):
     model, q = mbv2_int8
     mc = ModelConfig("mobilenetv2", 10, 1)
-    S.save_checkpoint(q, tmp_path / "q.pt", mc, "int8-static")
-    q2, _ = S.load_checkpoint(tmp_path / "q.pt")
+    store.save_checkpoint(q, tmp_path / "q.pt", mc, "int8-static")
+    q2, _ = store.load_checkpoint(tmp_path / "q.pt")
     sd, sd2 = q.state_dict(), q2.state_dict()
     assert sd.keys() == sd2.keys()
     for k, v in sd.items():
@@ -155,20 +155,20 @@ def test_packed_int8_checkpoint_is_lossless_and_near_a_quarter(mbv2_int8, tmp_pa
 
 def test_packed_layout_damage_is_one_clear_error(mbv2_int8, tmp_path):
     _, q = mbv2_int8
-    packed = Q.pack_state(q.state_dict())
+    packed = quantize.pack_state(q.state_dict())
     for broken in (
         {**packed, "layout": packed["layout"][:-5]},                       # truncated layout
         {**packed, "blobs": {k: v[:-1] for k, v in packed["blobs"].items()}},  # short data
         {**packed, "blobs": {}},                                           # no data
         {"layout": torch.zeros(8, dtype=torch.uint8), "blobs": packed["blobs"]},  # not zlib
     ):
-        with pytest.raises(Q.PackError):
-            Q.unpack_state(broken)
+        with pytest.raises(quantize.PackError):
+            quantize.unpack_state(broken)
     mc = ModelConfig("mobilenetv2", 10, 1)
     path = tmp_path / "q.pt"
-    S.save_checkpoint(q, path, mc, "int8-static")
+    store.save_checkpoint(q, path, mc, "int8-static")
     obj = torch.load(path, weights_only=True)
     obj["state_dict"]["blobs"]["int8"] = obj["state_dict"]["blobs"]["int8"][:100]
     torch.save(obj, path)
-    with pytest.raises(S.CheckpointError, match="invalid packed state dict"):
-        S.load_checkpoint(path)
+    with pytest.raises(store.CheckpointError, match="invalid packed state dict"):
+        store.load_checkpoint(path)

@@ -2,7 +2,7 @@
 section, so a torchvision model the study never named is added by profile entries alone."""
 import pytest
 
-from approxlib import pipeline as PL
+from approxlib import pipeline
 from approxlib import report
 from approxlib.config import ConfigError, load_profile
 from approxlib.sections import SECTIONS, Spec, register
@@ -17,15 +17,15 @@ def test_every_spec_has_a_notebook_and_registers_once():
 def test_a_third_model_reaches_every_section_through_the_profile():
     three = ["resnet18", "mobilenetv2", "mobilenet_v3_small"]
     p = load_profile("smoke", {"models": three})
-    variants = PL.plan(p, list(SECTIONS))
+    variants = pipeline.plan(p, list(SECTIONS))
     for letter in SECTIONS:
         shown = {v.model for v in variants if v.section == letter}
         assert shown == set(three), letter
     for v in variants:  # every stage keyed and labelled; its per-model settings from `default`
-        PL.stages(v, p)
+        pipeline.stages(v, p)
     assert SECTIONS["E"].heading(three) == "ResNet-18 vs MobileNetV2 vs mobilenet_v3_small"
     default = load_profile("smoke")  # the built-in study keeps its own models per section
-    assert {v.model for v in PL.plan(default, ["A"])} == {"mobilenetv2"}
+    assert {v.model for v in pipeline.plan(default, ["A"])} == {"mobilenetv2"}
 
 
 def test_bad_models_are_one_line():
@@ -35,4 +35,4 @@ def test_bad_models_are_one_line():
         load_profile("smoke", {"models": []})
     p = load_profile("smoke", {"models": ["vit_b_16"]})
     with pytest.raises(ConfigError, match="vit_b_16 cannot take 28×28 images"):
-        PL.stages(PL.plan(p, ["B"])[0], p)  # before anything trains (dry runs say it too)
+        pipeline.stages(pipeline.plan(p, ["B"])[0], p)  # before anything trains (dry runs say it too)

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from approxlib import pipeline as PL
+from approxlib import pipeline
 from approxlib.sections import SECTIONS
-from approxlib import steps as SP
+from approxlib import steps
 from approxlib import store as S
 from approxlib.config import (DataConfig, MeasureConfig, ModelConfig, PruneConfig,
                               StaticQuantConfig, TrainConfig, load_profile)
@@ -18,10 +18,10 @@ from approxlib.config import (DataConfig, MeasureConfig, ModelConfig, PruneConfi
 def test_chain_is_a_fold_over_the_recipe(profile):
     p = load_profile(profile)
     used = set()
-    for v in PL.plan(p, list(SECTIONS)):
-        recipe, stages = PL.recipe(v, p), PL.stages(v, p)
+    for v in pipeline.plan(p, list(SECTIONS)):
+        recipe, stages = pipeline.recipe(v, p), pipeline.stages(v, p)
         assert [st.step for st in stages] == list(recipe)
-        assert isinstance(recipe[0], SP.Train) and isinstance(recipe[-1], SP.Evaluate)
+        assert isinstance(recipe[0], steps.Train) and isinstance(recipe[-1], steps.Evaluate)
         for up, st in zip([None, *stages], stages):
             assert st.upstream is up
             assert st.key == st.step.key(up.key if up else None)
@@ -29,35 +29,35 @@ def test_chain_is_a_fold_over_the_recipe(profile):
         used |= {st.kind for st in stages}
     if profile == "quick":  # every registered kind is used by the study, none is left over
         # (but `given`, which a profile with `init:` uses instead of `train`: test_folder)
-        assert used == set(SP.REGISTRY) - {"given"}
+        assert used == set(steps.REGISTRY) - {"given"}
 
 
 def test_every_kind_is_one_registered_frozen_class():
-    for kind, cls in SP.REGISTRY.items():
-        assert cls.kind == kind and issubclass(cls, SP.Step)
+    for kind, cls in steps.REGISTRY.items():
+        assert cls.kind == kind and issubclass(cls, steps.Step)
         assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen
-        assert cls.run is not SP.Step.run and cls.label is not SP.Step.label
+        assert cls.run is not steps.Step.run and cls.label is not steps.Step.label
     with pytest.raises(ValueError, match="registered twice"):
-        SP.register(SP.Train)
+        steps.register(steps.Train)
 
 
 def test_keys_do_not_move():
     """The keys the code before steps computed for these configs (config + upstream, chained):
     a store filled then stays valid. Change one only on purpose, and say so in the README."""
     d, m = DataConfig("fashion-mnist", 2000, 500), ModelConfig("resnet18", 10, 1)
-    train = SP.Train(d, m, TrainConfig(2)).key(None)
-    pruned = SP.Prune(d, m, PruneConfig(0.5), TrainConfig(1)).key(train)
+    train = steps.Train(d, m, TrainConfig(2)).key(None)
+    pruned = steps.Prune(d, m, PruneConfig(0.5), TrainConfig(1)).key(train)
     assert (train, pruned) == ("2b86b4439407d60f", "777a2fae90535a2b")
-    assert SP.Evaluate(MeasureConfig(), d).key(pruned) == "fd679b4480885cdd"
-    assert SP.Static(d, m, StaticQuantConfig()).key(train) == "6a68cceb682ddccc"
+    assert steps.Evaluate(MeasureConfig(), d).key(pruned) == "fd679b4480885cdd"
+    assert steps.Static(d, m, StaticQuantConfig()).key(train) == "6a68cceb682ddccc"
 
 
 def test_keys_follow_every_config_and_the_upstream():
     d, m, t = DataConfig("fashion-mnist", 2000, 500), ModelConfig("resnet18", 10, 1), TrainConfig(2)
-    base = SP.Train(d, m, t)
-    others = [SP.Train(dataclasses.replace(d, val_size=400), m, t),
-              SP.Train(d, dataclasses.replace(m, stem="cifar"), t),
-              SP.Train(d, m, dataclasses.replace(t, lr=0.05))]
+    base = steps.Train(d, m, t)
+    others = [steps.Train(dataclasses.replace(d, val_size=400), m, t),
+              steps.Train(d, dataclasses.replace(m, stem="cifar"), t),
+              steps.Train(d, m, dataclasses.replace(t, lr=0.05))]
     keys = {base.key(None), *(s.key(None) for s in others), base.key("abc")}
     assert len(keys) == 5
 
@@ -67,7 +67,7 @@ def test_a_new_kind_of_stage_is_one_class(smoke_run, tmp_path):
     p, store, _, _, _, data_root = smoke_run
 
     @dataclasses.dataclass(frozen=True)
-    class ZeroBias(SP.Step):
+    class ZeroBias(steps.Step):
         kind = "zero-bias-test"
         model: ModelConfig
 
@@ -77,10 +77,10 @@ def test_a_new_kind_of_stage_is_one_class(smoke_run, tmp_path):
         def run(self, ctx, st, path, meta):
             model, _ = ctx.load(st.upstream, self.model)
             torch.nn.init.zeros_(model.fc.bias)
-            return SP.Checkpoint(model, self.model)
+            return steps.Checkpoint(model, self.model)
 
-    v = PL.Variant("B", "resnet18", p["dataset"])
-    train, evaluate = PL.stages(v, p)
+    v = pipeline.Variant("B", "resnet18", p["dataset"])
+    train, evaluate = pipeline.stages(v, p)
     mine = S.Store(tmp_path / "models")  # the trained model copied in, digest included
     trained = store.path("train", train.key)
     for src in (trained, Path(f"{trained}{S.DIGEST}")):
@@ -88,24 +88,24 @@ def test_a_new_kind_of_stage_is_one_class(smoke_run, tmp_path):
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(src, dst)
     step = ZeroBias(train.step.model)
-    zero = PL.Stage(step, step.key(train.key), step.label(v), train)
-    ev = PL.Stage(evaluate.step, evaluate.step.key(zero.key), evaluate.label, zero)
-    runner = PL.Runner(p, mine, data_root, progress=False)
+    zero = pipeline.Stage(step, step.key(train.key), step.label(v), train)
+    ev = pipeline.Stage(evaluate.step, evaluate.step.key(zero.key), evaluate.label, zero)
+    runner = pipeline.Runner(p, mine, data_root, progress=False)
     m = runner.evaluate(ev)
     assert runner.computed == [zero.key, ev.key]  # training was not repeated
     model, info = S.load_checkpoint(mine.path("zero-bias-test", zero.key))
     assert info["meta"]["stage"] == "zero-bias-test" and not model.fc.bias.any()
     assert m["artifact_key"] == zero.key and 0 <= m["accuracy"] <= 1
-    assert PL.is_cached(zero, mine) and PL.is_cached(ev, mine)
+    assert pipeline.is_cached(zero, mine) and pipeline.is_cached(ev, mine)
 
 
 def test_static_int8_onnx_quantizes_the_float_variants_export(smoke_run, tmp_path):
     """Section G's ORT INT8 variant starts from the float ONNX variant's file: one export per
     model, not two (issue 19)."""
     p, store, root, df, runner, data_root = smoke_run
-    g = [v for v in PL.plan(p, ["G"]) if v.runtime == "onnxruntime" and v.prune_ratio == 0]
-    fp32 = next(PL.chain(v, p).upstream for v in g if v.quant == "none")
-    int8 = next(PL.chain(v, p).upstream for v in g if v.quant == "int8-static")
+    g = [v for v in pipeline.plan(p, ["G"]) if v.runtime == "onnxruntime" and v.prune_ratio == 0]
+    fp32 = next(pipeline.chain(v, p).upstream for v in g if v.quant == "none")
+    int8 = next(pipeline.chain(v, p).upstream for v in g if v.quant == "int8-static")
     assert int8.step.float_export(int8).key == fp32.key and int8.upstream == fp32.upstream
     mine = S.Store(tmp_path / "models")  # the baseline copied in: both exports computed here
     trained = store.path(int8.upstream.kind, int8.upstream.key)
@@ -113,7 +113,7 @@ def test_static_int8_onnx_quantizes_the_float_variants_export(smoke_run, tmp_pat
         dst = mine.root / int8.upstream.kind / src.name
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(src, dst)
-    mine_runner = PL.Runner(p, mine, data_root, progress=False)
+    mine_runner = pipeline.Runner(p, mine, data_root, progress=False)
     mine_runner.artifact(int8)
     assert mine_runner.computed == [fp32.key, int8.key]  # the float export, then its INT8
     assert mine.path("onnx", fp32.key, ".onnx").read_bytes() == store.path(

@@ -4,8 +4,8 @@ import pickle
 import pytest
 import torch
 
-from approxlib import models as M
-from approxlib import store as S
+from approxlib import models
+from approxlib import store
 from approxlib.config import ModelConfig
 
 CFG = ModelConfig("resnet18", 10, 1)
@@ -14,15 +14,15 @@ CFG = ModelConfig("resnet18", 10, 1)
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     torch.manual_seed(0)
-    model = M.build(CFG).eval()
+    model = models.build(CFG).eval()
     path = tmp_path_factory.mktemp("ckpt") / "r18.pt"
-    S.save_checkpoint(model, path, CFG, meta={"note": "test"})
+    store.save_checkpoint(model, path, CFG, meta={"note": "test"})
     return model, path
 
 
 def test_round_trip_is_bit_exact(saved):
     model, path = saved
-    back, info = S.load_checkpoint(path, expect=CFG)
+    back, info = store.load_checkpoint(path, expect=CFG)
     assert info["meta"]["note"] == "test" and info["quant"] == "none"
     for (k, a), (_, b) in zip(model.state_dict().items(), back.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
@@ -30,16 +30,16 @@ def test_round_trip_is_bit_exact(saved):
 
 def test_missing_truncated_and_foreign_files(saved, tmp_path):
     _, path = saved
-    with pytest.raises(S.CheckpointError, match="checkpoint not found"):
-        S.load_checkpoint(tmp_path / "nope.pt")
+    with pytest.raises(store.CheckpointError, match="checkpoint not found"):
+        store.load_checkpoint(tmp_path / "nope.pt")
     cut = tmp_path / "cut.pt"
     cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(S.CheckpointError, match="truncated or not a checkpoint"):
-        S.load_checkpoint(cut)
+    with pytest.raises(store.CheckpointError, match="truncated or not a checkpoint"):
+        store.load_checkpoint(cut)
     plain = tmp_path / "sd.pt"
     torch.save({"weight": torch.zeros(2)}, plain)
-    with pytest.raises(S.CheckpointError, match="is not an approxlib checkpoint"):
-        S.load_checkpoint(plain)
+    with pytest.raises(store.CheckpointError, match="is not an approxlib checkpoint"):
+        store.load_checkpoint(plain)
 
 
 def test_loading_never_runs_code(tmp_path):
@@ -51,26 +51,26 @@ def test_loading_never_runs_code(tmp_path):
 
     bad = tmp_path / "evil.pt"
     bad.write_bytes(pickle.dumps(Evil()))
-    with pytest.raises(S.CheckpointError):
-        S.load_checkpoint(bad)
+    with pytest.raises(store.CheckpointError):
+        store.load_checkpoint(bad)
     evil_zip = tmp_path / "evil_zip.pt"  # the same payload inside torch's zip container
     torch.save({"a": Evil()}, evil_zip)
-    with pytest.raises(S.CheckpointError):
-        S.load_checkpoint(evil_zip)
+    with pytest.raises(store.CheckpointError):
+        store.load_checkpoint(evil_zip)
     assert not marker.exists()
 
 
 def test_other_architecture_is_refused(saved):
     _, path = saved
-    with pytest.raises(S.CheckpointError, match="holds resnet18 .* expected mobilenetv2"):
-        S.load_checkpoint(path, expect=ModelConfig("mobilenetv2", 10, 1))
+    with pytest.raises(store.CheckpointError, match="holds resnet18 .* expected mobilenetv2"):
+        store.load_checkpoint(path, expect=ModelConfig("mobilenetv2", 10, 1))
 
 
 def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
     target = tmp_path / "f.txt"
-    S.write_text(target, "old")
+    store.write_text(target, "old")
     with pytest.raises(RuntimeError):
-        with S.atomic_path(target) as tmp:
+        with store.atomic_path(target) as tmp:
             tmp.write_text("half")
             raise RuntimeError("killed mid-write")
     assert target.read_text() == "old"

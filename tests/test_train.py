@@ -1,36 +1,36 @@
 import pytest
 import torch
 
-from approxlib import data as D
-from approxlib import models as M
-from approxlib import train as T
+from approxlib import data
+from approxlib import models
+from approxlib import train
 from approxlib.config import DataConfig, ModelConfig, TrainConfig
 
 
 @pytest.fixture(scope="module")
 def small(data_root):
-    return D.load(DataConfig("fashion-mnist", train_size=1500, val_size=500, seed=0), data_root)
+    return data.load(DataConfig("fashion-mnist", train_size=1500, val_size=500, seed=0), data_root)
 
 
 def test_learns_real_data_above_chance(small):
     torch.manual_seed(0)
     cfg = TrainConfig(epochs=2, batch_size=64, lr=0.05, schedule="onecycle", warmup=0.3,
                       label_smoothing=0.1)
-    model, hist = T.train(M.build(ModelConfig("resnet18", 10, 1)), small, cfg, "cpu",
-                          progress=False)
+    model, hist = train.train(models.build(ModelConfig("resnet18", 10, 1)), small, cfg, "cpu",
+                              progress=False)
     assert len(hist) == 2 and all(h["img_per_s"] > 0 for h in hist)
     best = max(h["val_acc"] for h in hist)
-    assert T.accuracy(model, small.val_x, small.val_y) == pytest.approx(best)  # best epoch kept
-    test_acc = T.accuracy(model, small.test_x[:2000], small.test_y[:2000])
+    assert train.accuracy(model, small.val_x, small.val_y) == pytest.approx(best)  # best epoch kept
+    test_acc = train.accuracy(model, small.test_x[:2000], small.test_y[:2000])
     assert test_acc > 0.5  # chance is 0.1
 
 
 def test_cpu_runs_repeat_exactly(small):
-    sub = D.Splits(small.train_x[:256], small.train_y[:256], small.val_x[:64], small.val_y[:64],
-                   small.test_x, small.test_y, 10, 1)
+    sub = data.Splits(small.train_x[:256], small.train_y[:256], small.val_x[:64], small.val_y[:64],
+                      small.test_x, small.test_y, 10, 1)
     cfg = TrainConfig(epochs=1, batch_size=64, lr=0.05, precision="fp32", seed=7)
-    a, ha = T.train(M.build(ModelConfig("mobilenetv2", 10, 1), seed=7), sub, cfg, "cpu", progress=False)
-    b, hb = T.train(M.build(ModelConfig("mobilenetv2", 10, 1), seed=7), sub, cfg, "cpu", progress=False)
+    a, ha = train.train(models.build(ModelConfig("mobilenetv2", 10, 1), seed=7), sub, cfg, "cpu", progress=False)
+    b, hb = train.train(models.build(ModelConfig("mobilenetv2", 10, 1), seed=7), sub, cfg, "cpu", progress=False)
     assert ha[0]["train_loss"] == hb[0]["train_loss"]
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
 
@@ -40,7 +40,7 @@ def test_schedules(schedule):
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=0.1)
     cfg = TrainConfig(epochs=1, lr=0.1, schedule=schedule, warmup=0.2)
-    sched = T.make_scheduler(opt, cfg, 100)
+    sched = train.make_scheduler(opt, cfg, 100)
     lrs = []
     for _ in range(100):
         lrs.append(opt.param_groups[0]["lr"])
@@ -55,10 +55,10 @@ def test_schedules(schedule):
 
 def test_bf16_choice():
     cpu = torch.device("cpu")
-    r18 = M.build(ModelConfig("resnet18", 10, 1))
-    mbv2 = M.build(ModelConfig("mobilenetv2", 10, 1))
-    assert T.use_bf16("fp32", cpu, r18) is False and T.use_bf16("bf16", cpu, mbv2) is True
-    assert T.use_bf16("auto", cpu, r18) is False  # measured slower than fp32 on our CPUs
+    r18 = models.build(ModelConfig("resnet18", 10, 1))
+    mbv2 = models.build(ModelConfig("mobilenetv2", 10, 1))
+    assert train.use_bf16("fp32", cpu, r18) is False and train.use_bf16("bf16", cpu, mbv2) is True
+    assert train.use_bf16("auto", cpu, r18) is False  # measured slower than fp32 on our CPUs
 
 
 @pytest.mark.parametrize("epochs, select_from, val_passes", [(1, 1, 0), (2, 1, 2), (3, 2, 2),
@@ -66,46 +66,46 @@ def test_bf16_choice():
 def test_no_validation_pass_where_the_pick_is_decided(small, epochs, select_from, val_passes):
     """A single eligible epoch is kept whatever it scores, and an ineligible one never is: no
     validation pass for either; the kept model is then the last step's."""
-    sub = D.Splits(small.train_x[:256], small.train_y[:256], small.val_x[:64], small.val_y[:64],
-                   small.test_x, small.test_y, 10, 1)
+    sub = data.Splits(small.train_x[:256], small.train_y[:256], small.val_x[:64], small.val_y[:64],
+                      small.test_x, small.test_y, 10, 1)
     cfg = TrainConfig(epochs=epochs, batch_size=64, lr=0.01)
     last = {}
-    n0 = D.images_seen()
-    model, hist = T.train(M.build(ModelConfig("resnet18", 10, 1)), sub, cfg, "cpu",
-                          progress=False, select_from=select_from,
-                          after_step=lambda m: last.update(m.state_dict()))
-    assert D.images_seen() - n0 == epochs * 256 + val_passes * 64
+    n0 = data.images_seen()
+    model, hist = train.train(models.build(ModelConfig("resnet18", 10, 1)), sub, cfg, "cpu",
+                              progress=False, select_from=select_from,
+                              after_step=lambda m: last.update(m.state_dict()))
+    assert data.images_seen() - n0 == epochs * 256 + val_passes * 64
     assert sum(h["val_acc"] is not None for h in hist) == val_passes
-    assert T.validation_passes(epochs, select_from) == val_passes  # what accounting plans with
+    assert train.validation_passes(epochs, select_from) == val_passes  # what accounting plans with
     if val_passes == 0:
         assert all(torch.equal(v, last[k].cpu()) for k, v in model.state_dict().items())
 
 
 def test_distillation_is_zero_at_the_teacher_and_hintons_kl_elsewhere():
     s = torch.tensor([[2.0, 0.0, -1.0]])
-    assert T.distillation(s, s.clone(), 4.0).item() == pytest.approx(0.0, abs=1e-7)
+    assert train.distillation(s, s.clone(), 4.0).item() == pytest.approx(0.0, abs=1e-7)
     t = torch.tensor([[0.0, 1.0, 0.0]])
     p, q = torch.softmax(t / 2, 1), torch.softmax(s / 2, 1)
     kl = (p * (p.log() - q.log())).sum().item()
-    assert T.distillation(s, t, 2.0).item() == pytest.approx(4 * kl, rel=1e-5)
+    assert train.distillation(s, t, 2.0).item() == pytest.approx(4 * kl, rel=1e-5)
 
 
 def test_distillation_pulls_the_student_towards_the_teacher(small):
     """kd_alpha = 1: the student learns only the teacher's outputs, so it agrees with the
     teacher more than the same training on the labels does; no teacher is a bug, not a default."""
-    sub = D.Splits(small.train_x[:512], small.train_y[:512], small.val_x[:128], small.val_y[:128],
-                   small.test_x, small.test_y, 10, 1)
-    teacher = M.build(ModelConfig("resnet18", 10, 1), seed=3)  # untrained: far from the labels
+    sub = data.Splits(small.train_x[:512], small.train_y[:512], small.val_x[:128], small.val_y[:128],
+                      small.test_x, small.test_y, 10, 1)
+    teacher = models.build(ModelConfig("resnet18", 10, 1), seed=3)  # untrained: far from the labels
     plain = TrainConfig(epochs=1, batch_size=64, lr=0.05, seed=1)
     kd = TrainConfig(epochs=1, batch_size=64, lr=0.05, seed=1, kd_alpha=1.0, kd_temperature=2.0)
     with pytest.raises(ValueError, match="no teacher"):
-        T.train(M.build(ModelConfig("resnet18", 10, 1), seed=1), sub, kd, "cpu", progress=False)
+        train.train(models.build(ModelConfig("resnet18", 10, 1), seed=1), sub, kd, "cpu", progress=False)
     agree = {}
     for name, cfg in (("plain", plain), ("kd", kd)):
-        model, _ = T.train(M.build(ModelConfig("resnet18", 10, 1), seed=1), sub, cfg, "cpu",
-                           progress=False, teacher=teacher)
+        model, _ = train.train(models.build(ModelConfig("resnet18", 10, 1), seed=1), sub, cfg, "cpu",
+                               progress=False, teacher=teacher)
         x = sub.val_x
-        agree[name] = (T.predict(model, x) == T.predict(teacher, x)).float().mean().item()
+        agree[name] = (train.predict(model, x) == train.predict(teacher, x)).float().mean().item()
     assert agree["kd"] > agree["plain"]
 
 

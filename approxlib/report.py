@@ -111,7 +111,7 @@ class SectionRun:
     data_dir: Path
     seconds: float
     # this CPU's float32 matrix-multiply rate at the profile's threads, measured as the section
-    # ran (the ceiling section G compares its throughputs with)
+    # ran, for a section that compares its throughputs with it (`Spec.roofline`)
     peak_gflops: float = float("nan")
 
 
@@ -143,8 +143,9 @@ def run_section(letter: str, profile: str = "quick", model: str | None = None,
     sensitivity = {st.key: runner.sensitivity(st) for v in runner.metrics
                    for st in pipeline.stages(v, p) if st.step.json_kind == "sensitivity"}
     seconds = time.perf_counter() - t0
+    peak = measure.peak_gflops(p["threads"]) if SECTIONS[letter].roofline else float("nan")
     return SectionRun(letter, p, df, runner.metrics, runner.curves, sensitivity, out, data_dir,
-                      seconds, measure.peak_gflops(p["threads"]))
+                      seconds, peak)
 
 
 def _section_overrides(spec, model, models, dataset, ratio, ratios, overrides

@@ -9,9 +9,11 @@ layer), against the bytes Huffman spends now:
   at a time with one table per stream (arithmetic/ANS coding without context reaches it);
 - order-1: the conditional entropy given the previous symbol (a bound for a coder with that
   context; the cost of its tables is not counted, so the real gain would be smaller);
-- order-1 + tables: the same with the tables a static coder must store, each context's counts
-  as zlib-compressed JSON (a gap's context is its predecessor in 10 buckets: 1, 2, 3, 4–5, 6–7,
-  8–11, 12–15, 16–31, 32–63, 64+);
+- order-1 + tables: what a static coder with one table per context spends, its tables (each
+  context's id and symbol counts, zlib-compressed JSON) included. A codebook index's context is
+  the previous index; a relative index's is the previous one's bucket (0, 1, 2, 3, 4–5, 6–7,
+  8–11, 12–15, 16–31, 32–63, 64 and more zeros skipped, or the escape), not its exact value:
+  one table per exact value would cost more than it saves;
 - ANS: real bytes of an order-0 range-ANS coder (the `constriction` library, one table per
   stream, its counts as zlib-compressed JSON; round trip checked);
 - DeepCABAC: NNCodec's context-adaptive binary arithmetic coder (MPEG NNC) on exactly the same
@@ -20,8 +22,10 @@ layer), against the bytes Huffman spends now:
 The Huffman tables themselves live in the file's zlib-compressed header and are not counted
 here (the header column gives its bytes): the comparison slightly favours Huffman. The last line
 sums over the files, as name=value pairs, with what a context-adaptive coder would cost to decode
-through constriction's Python API (one call per symbol: an order-1 model changes with every
-symbol, so no batch call can decode it), in microseconds per symbol, timed on a file's streams.
+through constriction's Python API: an order-1 model depends on the symbol before, so no batch
+call can decode it, one call per symbol. Timed with static order-1 tables on the first file's
+largest codebook-index stream (up to 200,000 symbols), in microseconds per symbol: a floor for a
+Python-driven context coder (an adaptive one also updates its model per symbol).
 """
 from __future__ import annotations
 
@@ -60,28 +64,39 @@ def conditional_bits(x: np.ndarray) -> float:
     return entropy_bits(x[:1]) + sum(entropy_bits(g) for g in groups)
 
 
-GAP_BUCKETS = np.array([2, 3, 4, 6, 8, 12, 16, 32, 64])  # upper edges: 1, 2, 3, 4-5, ..., 64+
+GAP_EDGES = np.array([1, 2, 3, 4, 6, 8, 12, 16, 32, 64])  # lower edges of the gap buckets
 
 
-def table_bytes(groups: list[np.ndarray]) -> int:
-    """What storing each group's symbol counts costs: zlib-compressed JSON, as the header is."""
-    counts = [[u.tolist(), c.tolist()] for u, c in (np.unique(g, return_counts=True)
-                                                    for g in groups)]
+def gap_context(prev: np.ndarray, escape: int) -> np.ndarray:
+    """A relative index's context: the bucket of the one before it (0 zeros skipped, 1, 2, 3,
+    4–5, …, 64 and more), the escape symbol its own."""
+    return np.where(prev == escape, len(GAP_EDGES) + 1,
+                    np.searchsorted(GAP_EDGES, prev, side="right"))
+
+
+def table_bytes(groups: dict) -> int:
+    """What storing each context's id and symbol counts costs: zlib-compressed JSON, as the
+    header is."""
+    counts = [[int(c), *map(np.ndarray.tolist, np.unique(g, return_counts=True))]
+              for c, g in groups.items()]
     return len(zlib.compress(json.dumps(counts).encode(), 9))
 
 
-def grouped(x: np.ndarray, ctx: np.ndarray) -> list[np.ndarray]:
-    """`x` split by context value (each group keeps its order)."""
+def grouped(x: np.ndarray, ctx: np.ndarray) -> dict:
+    """`x` split by context value: {context: its symbols, in order}."""
     order = np.argsort(ctx, kind="stable")
-    return np.split(x[order], np.flatnonzero(np.diff(ctx[order])) + 1)
+    cuts = np.flatnonzero(np.diff(ctx[order])) + 1
+    return dict(zip(ctx[order][np.r_[0, cuts]].tolist(), np.split(x[order], cuts)))
 
 
 def order1_with_tables(x: np.ndarray, ctx: np.ndarray) -> float:
     """Bits of a static order-1 coder: the first symbol at order 0, each other given its
-    context, plus the tables it must store."""
+    context (`ctx[i]` for `x[i + 1]`), plus the tables it must store."""
+    if len(x) < 2:
+        return entropy_bits(x) + 8 * table_bytes({-1: x})
     groups = grouped(x[1:], ctx)
-    return (entropy_bits(x[:1]) + sum(entropy_bits(g) for g in groups)
-            + 8 * table_bytes(groups + [x[:1]]))
+    return (entropy_bits(x[:1]) + sum(entropy_bits(g) for g in groups.values())
+            + 8 * table_bytes({**groups, -1: x[:1]}))
 
 
 def ans_bits(x: np.ndarray) -> float:
@@ -97,7 +112,7 @@ def ans_bits(x: np.ndarray) -> float:
     words = coder.get_compressed()
     back = constriction.stream.stack.AnsCoder(words).decode(model, len(x))
     assert np.array_equal(u[back], x), "ANS round trip failed"
-    return 32.0 * len(words) + 8 * table_bytes([x])
+    return 32.0 * len(words) + 8 * table_bytes({0: x})
 
 
 def sequential_decode_us(x: np.ndarray, limit: int = 200_000) -> float:
@@ -152,7 +167,7 @@ def streams(path: Path) -> tuple[dict, int, int]:
             bits["huffman"] += spec["nbits"]
             bits["order-0"] += entropy_bits(x)
             bits["order-1"] += conditional_bits(x)
-            ctx = np.searchsorted(GAP_BUCKETS, x[:-1], side="right") if part == "gaps" else x[:-1]
+            ctx = gap_context(x[:-1], alphabet - 1) if part == "gaps" else x[:-1]
             bits["order-1 + tables"] += order1_with_tables(x, ctx)
             bits["ANS"] += ans_bits(x)
     return bits, book, hlen
@@ -163,6 +178,8 @@ def values_of(path: Path) -> np.ndarray:
     header, secs, _ = parsed(path)
     recs = [r for r in header["tensors"]
             if r["enc"] == "sparse" and r["values"].get("coding") == "huffman"]
+    if not recs:
+        raise SystemExit(f"entropy.py: error: {path} has no Huffman-coded codebook indices")
     rec = max(recs, key=lambda r: r["values"]["n"])
     return compress._decode_stream(rec["values"], secs, rec["codebook"]["k"], rec["values"]["n"])
 
@@ -210,7 +227,7 @@ def main() -> int:
     print(f"huffman_bytes={s['huffman']} "
           + " ".join(f"{c.replace(' + ', '_').replace('-', '')}_vs_huffman="
                      f"{s[c] / s['huffman']:.4f}" for c in cols[1:])
-          + f" order1_decode_us_per_symbol={us:.2f}")
+          + f" order1_static_python_decode_us_per_symbol={us:.2f}")
     return 0
 
 

@@ -16,6 +16,7 @@ from approxlib import compress
 from approxlib import models
 from approxlib import prune
 from approxlib import share
+from approxlib import store
 from approxlib import train
 from approxlib.config import CodecConfig, ModelConfig, ShareConfig
 
@@ -236,7 +237,7 @@ def test_general_purpose_codecs_round_trip():
         packed = compress.general_compress(data, codec)
         assert len(packed) < len(data)
         assert compress.general_decompress(packed, codec) == data
-    with pytest.raises(compress.S.CheckpointError):
+    with pytest.raises(store.CheckpointError):
         compress.general_decompress(b"not xz", "xz")
 
 

@@ -22,7 +22,8 @@ from collections import OrderedDict
 
 import torch
 from torch import nn
-from torch.ao.quantization import get_default_qat_qconfig_mapping, get_default_qconfig_mapping
+from torch.ao.quantization import (disable_observer, enable_observer,
+                                   get_default_qat_qconfig_mapping, get_default_qconfig_mapping)
 from torch.ao.quantization.observer import ObserverBase
 from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx, prepare_qat_fx
 
@@ -77,12 +78,26 @@ def prepare_qat(model: nn.Module) -> torch.fx.GraphModule:
     `quantize_static` quantizes, in train mode: fine-tuned by an ordinary loop, it learns weights
     that survive INT8 rounding; `convert_qat` then makes it an INT8 model.
 
-    Observers keep updating in eval mode too (fake quantization ignores `.eval()`); use
-    `torch.ao.quantization.disable_observer` to freeze the ranges."""
+    Its ranges move in train mode only: torch's observers ignore `.eval()`, so a validation
+    pass would fit them to the validation images; here `.eval()` freezes them (`_observe_in_train`)."""
     model = copy.deepcopy(model).cpu().train()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the deprecation note above; reduce_range's own note
-        return prepare_qat_fx(model, get_default_qat_qconfig_mapping("x86"), (_example(model),))
+        prepared = prepare_qat_fx(model, get_default_qat_qconfig_mapping("x86"),
+                                  (_example(model),))
+    return _observe_in_train(prepared)
+
+
+def _observe_in_train(prepared: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """Make `.train(mode)` switch the observers on or off with the mode. FX gives every
+    GraphModule its own class, so patching that class's `train` touches this model only."""
+    cls, base = type(prepared), type(prepared).train
+
+    def train(self, mode: bool = True):
+        base(self, mode)
+        return self.apply(enable_observer if mode else disable_observer)
+    cls.train = train
+    return prepared
 
 
 def convert_qat(prepared: nn.Module) -> nn.Module:

@@ -4,6 +4,7 @@ import zlib
 import pytest
 import torch
 from torch import nn
+from torch.ao.quantization.fake_quantize import FakeQuantizeBase
 
 from approxlib import measure
 from approxlib import models
@@ -142,3 +143,26 @@ def test_qat_trains_through_fake_quantization():
     last = dict(prepared.named_modules())[prepared.graph.output_node().args[0].target]
     q = out / last.scale + last.zero_point
     assert torch.allclose(q, q.round(), atol=1e-3) and not torch.allclose(out, out.round())
+
+
+def test_qat_ranges_move_in_train_mode_only():
+    """A validation pass (eval mode) must not fit the activation ranges to validation images;
+    the next training step moves them again."""
+    torch.manual_seed(0)
+    prepared = quantize.prepare_qat(models.build(ModelConfig("mobilenetv2", 10, 1, "imagenet")))
+    x = torch.rand(8, 1, 32, 32)
+    with torch.no_grad():
+        prepared(x)
+
+    def ranges():
+        return [m.scale.clone() for m in prepared.modules()
+                if isinstance(m, FakeQuantizeBase) and not m.is_per_channel]  # activations
+    before = ranges()
+    prepared.eval()
+    with torch.no_grad():
+        prepared(100 * x)  # far outside what the observers have seen
+    assert all(torch.equal(a, b) for a, b in zip(before, ranges()))
+    assert prepared.train() is prepared
+    with torch.no_grad():
+        prepared(100 * x)
+    assert any(not torch.equal(a, b) for a, b in zip(before, ranges()))

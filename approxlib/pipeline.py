@@ -271,7 +271,8 @@ def chain(v: Variant, p: dict) -> Stage:
     """The evaluate stage of a variant; its `upstream` links lead back to training."""
     st = None
     for step in recipe(v, p):
-        st = Stage(step, step.key(st.key if st else None), step.label(v), st)
+        label = step.label(v) + (", distilled" if step.distils() else "")
+        st = Stage(step, step.key(st.key if st else None), label, st)
     return st
 
 

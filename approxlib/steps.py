@@ -95,6 +95,11 @@ class Step:
     def label(self, v) -> str:
         raise NotImplementedError
 
+    def distils(self) -> bool:
+        """Whether one of its training configs distils from a teacher (its label says so: the
+        stage is otherwise named like its undistilled twin)."""
+        return any(getattr(c, "kd_alpha", None) is not None for c in self.configs())
+
     def run(self, ctx, st, path: Path, meta: dict) -> Checkpoint | None:
         raise NotImplementedError
 

@@ -25,7 +25,9 @@ def test_chain_is_a_fold_over_the_recipe(profile):
         for up, st in zip([None, *stages], stages):
             assert st.upstream is up
             assert st.key == st.step.key(up.key if up else None)
-            assert st.label == st.step.label(v)
+            assert st.label == st.step.label(v) + (", distilled" if st.step.distils() else "")
+        # a distilled stage says so: otherwise it is named like its undistilled twin
+        assert any(st.step.distils() for st in stages) == v.kd
         used |= {st.kind for st in stages}
     if profile == "quick":  # every registered kind is used by the study, none is left over
         # (but `given`, which a profile with `init:` uses instead of `train`: test_folder)

@@ -13,15 +13,20 @@ NNC_STAMP := $(NNC_VENV)/.installed
 
 setup: $(STAMP)
 
-# Section F's reference codec, MPEG NNC's reference software (Fraunhofer's NNCodec, C++ built
-# here, ~4 min). It pins numpy<2, which the main virtualenv does not: its own environment,
-# run as a subprocess (approxlib/nncodec.py). Skip it with --set nncodec_qps=[].
+# Section F's reference codec, MPEG NNC's reference software (Fraunhofer's NNCodec). It pins
+# numpy<2, which the main virtualenv does not: its own environment, run as a subprocess
+# (approxlib/nncodec.py). It borrows torch and the rest from the main virtualenv through a .pth
+# file (its own numpy 1.x comes first on its path) rather than a second 6 GB torch: a fresh
+# clone with two copies ran a CI machine out of disk. pip then notes that ml-dtypes (onnx's, in
+# the main virtualenv) wants numpy 2: NNCodec never imports it. Skip it with --set nncodec_qps=[].
 nncodec: system $(NNC_STAMP)
 
-$(NNC_STAMP):
+$(NNC_STAMP): $(STAMP)
 	$(PYTHON) -m venv $(NNC_VENV)
-	$(NNC_VENV)/bin/pip install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1 'numpy<2'
-	$(NNC_VENV)/bin/pip install -q --disable-pip-version-check nncodec==2.1.3
+	$(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" \
+	  > "$$($(NNC_VENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/approx-main-venv.pth"
+	$(NNC_VENV)/bin/pip install -q --disable-pip-version-check 'numpy<2' nncodec==2.1.3
+	$(NNC_VENV)/bin/python -I -c "from nncodec import nnc"
 	touch $@
 
 # torch/torchvision first and pinned: an unpinned resolve pulls a multi-GB CUDA build.

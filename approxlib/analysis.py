@@ -98,29 +98,34 @@ def recovery_pairs(d: pd.DataFrame, ratio: float) -> pd.DataFrame:
     controls included). Columns: model, kind (qat, kd, scratch), comparison, a / b (the rows'
     `variant_id`s, b the method), a_acc / b_acc, diff (b − a, fraction). A pair missing a row
     is left out."""
-    kinds = [  # (kind, comparison, a: (ratio, quant, kd, control), b)
-        ("qat", "QAT vs post-training INT8, dense", (0.0, "int8-static", False, "none"),
-         (0.0, "int8-qat", False, "none")),
-        ("qat", "QAT vs post-training INT8, channels", (ratio, "int8-static", False, "none"),
-         (ratio, "int8-qat", False, "none")),
-        ("kd", "distillation vs plain fine-tuning, channels", (ratio, "none", False, "none"),
-         (ratio, "none", True, "none")),
-        ("kd", "distillation vs plain, channels + QAT", (ratio, "int8-qat", False, "none"),
-         (ratio, "int8-qat", True, "none")),
-        ("kd", "distillation vs plain, dense control", (0.0, "none", False, "equal-compute"),
-         (0.0, "none", True, "equal-compute")),
+    e, o = "pytorch", "onnxruntime"
+    kinds = [  # (kind, comparison, a: (ratio, quant, runtime, kd, control), b)
+        ("qat", "QAT vs post-training INT8, dense", (0.0, "int8-static", e, False, "none"),
+         (0.0, "int8-qat", e, False, "none")),
+        ("qat", "QAT vs post-training INT8, channels", (ratio, "int8-static", e, False, "none"),
+         (ratio, "int8-qat", e, False, "none")),
+        ("qat", "QAT vs ONNX Runtime's post-training INT8, dense, in ONNX Runtime",
+         (0.0, "int8-static", o, False, "none"), (0.0, "int8-qat", o, False, "none")),
+        ("qat", "QAT vs ONNX Runtime's post-training INT8, channels, in ONNX Runtime",
+         (ratio, "int8-static", o, False, "none"), (ratio, "int8-qat", o, False, "none")),
+        ("kd", "distillation vs plain fine-tuning, channels", (ratio, "none", e, False, "none"),
+         (ratio, "none", e, True, "none")),
+        ("kd", "distillation vs plain, channels + QAT", (ratio, "int8-qat", e, False, "none"),
+         (ratio, "int8-qat", e, True, "none")),
+        ("kd", "distillation vs plain, dense control", (0.0, "none", e, False, "equal-compute"),
+         (0.0, "none", e, True, "equal-compute")),
         ("kd", "distilled channels vs their distilled dense control",
-         (0.0, "none", True, "equal-compute"), (ratio, "none", True, "none")),
-        ("scratch", "Scratch-E vs fine-tuned channels", (ratio, "none", False, "none"),
-         (ratio, "none", False, "scratch-e")),
-        ("scratch", "Scratch-B vs fine-tuned channels", (ratio, "none", False, "none"),
-         (ratio, "none", False, "scratch-b")),
+         (0.0, "none", e, True, "equal-compute"), (ratio, "none", e, True, "none")),
+        ("scratch", "Scratch-E vs fine-tuned channels", (ratio, "none", e, False, "none"),
+         (ratio, "none", e, False, "scratch-e")),
+        ("scratch", "Scratch-B vs fine-tuned channels", (ratio, "none", e, False, "none"),
+         (ratio, "none", e, False, "scratch-b")),
     ]
     rows = []
     for m in dict.fromkeys(d.model):
         for kind, what, a, b in kinds:
             try:
-                ra, rb = (pick(d, m, x, q, "pytorch", kd, c) for x, q, kd, c in (a, b))
+                ra, rb = (pick(d, m, *x) for x in (a, b))
             except KeyError:
                 continue
             rows.append({"model": m, "kind": kind, "comparison": what, "a": ra.variant_id,

@@ -209,10 +209,11 @@ def quant_steps(v: Variant, p: dict, ds, mc: ModelConfig) -> list[Step]:
     if v.quant == "kmeans":
         return [Share(ds, mc, share_config(p, v.model),
                       distilled_if(v, share_finetune_config(p), p))]
-    if v.quant == "int8-qat":
-        if v.runtime != "pytorch":
-            raise ConfigError("int8-qat runs in PyTorch only")
-        return [Qat(ds, mc, distilled_if(v, qat_config(p), p))]
+    if v.quant == "int8-qat":  # in ONNX Runtime: the same integers, exported (runtime.export_onnx)
+        qat = Qat(ds, mc, distilled_if(v, qat_config(p), p))
+        if v.runtime == "onnxruntime":
+            return [qat, Onnx(ds, mc, OnnxConfig("none", p["calib_images"]))]
+        return [qat]
     if v.runtime == "onnxruntime":
         return [Onnx(ds, mc, OnnxConfig(v.quant, p["calib_images"]))]
     if v.quant == "int8-static":

@@ -294,7 +294,7 @@ def layer_bits(layers: dict[str, pd.DataFrame]) -> plt.Figure:
 
 MARKERS = {("none", "pytorch"): "o", ("int8-static", "pytorch"): "s",
            ("none", "onnxruntime"): "^", ("int8-static", "onnxruntime"): "D",
-           ("int8-qat", "pytorch"): "P"}
+           ("int8-qat", "pytorch"): "P", ("int8-qat", "onnxruntime"): "X"}
 
 
 def pareto(df: pd.DataFrame) -> plt.Figure:

@@ -10,15 +10,23 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 from torch import nn
 
 from . import data
+from . import qdq
 from . import store
 
 
 def export_onnx(model: nn.Module, path: Path, in_channels: int, size: int) -> None:
-    """Export a float model with a dynamic batch axis (atomically)."""
+    """Export a model with a dynamic batch axis (atomically): a float model with torch.onnx, a
+    static-INT8 one (post-training or QAT) as the QDQ graph of its own integers (`qdq`)."""
+    if qdq.is_quantized(model):
+        proto = qdq.export(model, in_channels, size)
+        with store.atomic_path(path) as tmp:
+            onnx.save(proto, str(tmp))
+        return
     model = model.cpu().eval()
     example = torch.rand(2, in_channels, size, size)
     batch = torch.export.Dim("batch", min=1, max=4096)

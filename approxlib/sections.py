@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import names
-from .config import SCRATCH, ConfigError, check_model, per_model
+from .config import RUNTIMES, SCRATCH, ConfigError, check_model, per_model
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ def speed_variants(p: dict, section: str, model: str, dataset: str) -> list[Vari
     for base in (Variant(section, model, dataset),
                  *(Variant(section, model, dataset, r, prune="channel-l1") for r in ratios)):
         for quant in ("none", "int8-static"):
-            for runtime in ("pytorch", "onnxruntime"):
+            for runtime in RUNTIMES:
                 out.append(dataclasses.replace(base, quant=quant, runtime=runtime))
     return out + recovery_variants(p, Variant(section, model, dataset, main, prune="channel-l1"))
 
@@ -123,10 +123,13 @@ def recovery_variants(p: dict, channel: Variant) -> list[Variant]:
     its QAT), and the pruned architecture trained from scratch (not for given weights: their
     training is unknown)."""
     dense = dataclasses.replace(channel, prune_ratio=0.0, prune="l1-unstructured")
-    out = [dataclasses.replace(v, quant="int8-qat") for v in (dense, channel)] if p["qat"] else []
+    def qat(v: Variant) -> list[Variant]:  # in both runtimes: ONNX Runtime runs its integers
+        return [dataclasses.replace(v, quant="int8-qat", runtime=r) for r in RUNTIMES
+                ] if p["qat"] else []
+    out = qat(dense) + qat(channel)
     if p["kd"]:
         kd = dataclasses.replace(channel, kd=True)
-        out += [kd] + ([dataclasses.replace(kd, quant="int8-qat")] if p["qat"] else [])
+        out += [kd] + qat(kd)
     if p["scratch"] and per_model(p, "init", channel.model) is None:
         out += [dataclasses.replace(channel, control=c) for c in SCRATCH]
     return out

@@ -217,6 +217,9 @@ def recovery_frame():
         rows.append(dict(model="m", prune_ratio=ratio, quant=quant, kd=kd, control=control,
                          runtime="pytorch", accuracy=acc,
                          variant_id=f"{ratio}/{quant}/{kd}/{control}"))
+    for quant, acc in (("int8-static", 0.884), ("int8-qat", 0.897)):  # dense, in ONNX Runtime
+        rows.append(dict(model="m", prune_ratio=0.0, quant=quant, kd=False, control="none",
+                         runtime="onnxruntime", accuracy=acc, variant_id=f"ort/{quant}"))
     return pd.DataFrame(rows)
 
 
@@ -229,7 +232,11 @@ def test_recovery_pairs_compare_each_method_with_what_it_replaces():
     assert t.loc["Scratch-B vs fine-tuned channels", "b"] == "0.5/none/False/scratch-b"
     # the distilled QAT row is missing: that pair is left out, not invented
     assert "distillation vs plain, channels + QAT" not in t.index
-    assert len(analysis.recovery_pairs(recovery_frame(), 0.3)) == 1  # the dense QAT pair only
+    ort = t.loc["QAT vs ONNX Runtime's post-training INT8, dense, in ONNX Runtime"]
+    assert (ort.a, ort.b) == ("ort/int8-static", "ort/int8-qat")
+    assert ort["diff"] == pytest.approx(0.013)
+    # at 30% only the dense QAT pairs (PyTorch, ONNX Runtime) exist
+    assert len(analysis.recovery_pairs(recovery_frame(), 0.3)) == 2
 
 
 def test_the_channel_curve_is_against_the_dense_model_of_the_same_runtime():

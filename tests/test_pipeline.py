@@ -151,9 +151,9 @@ def test_section_g_rows_time_every_runtime(smoke):
     p, store, root, df, runner, data_root = smoke
     g = df[df.section == "G"]
     ratios = sorted({p["channel_ratio"], *p["channel_ratios"]})
-    # per model: 4 runtimes × (dense + each ratio), 2 QAT, distilled + its QAT, 2 scratch, and
-    # the dense controls (plain and distilled)
-    assert len(g) == 2 * (4 * (1 + len(ratios)) + 2 + 2 + 2 + 2)
+    # per model: 4 runtimes × (dense + each ratio), QAT of dense and channels in 2 runtimes,
+    # distilled + its QAT in 2 runtimes, 2 scratch, and the dense controls (plain and distilled)
+    assert len(g) == 2 * (4 * (1 + len(ratios)) + 4 + 3 + 2 + 2)
     g = g[~g.kd & ~g.control.isin(["scratch-e", "scratch-b"]) & (g.quant != "int8-qat")]
     control = g[g.control != "none"].set_index("model")  # dense, fine-tuned like channel pruning
     assert len(control) == 2 and (control.prune_ratio == 0).all()
@@ -239,8 +239,12 @@ def test_section_g_adds_qat_distillation_and_scratch_controls(smoke):
     g = g[(g.section == "G") & (g.model == "resnet18")]
     ratio = p["channel_ratio"]
     qat = g[g.quant == "int8-qat"]
-    assert sorted(qat.prune_ratio) == [0.0, ratio, ratio] and qat.kd.sum() == 1
-    assert (qat.runtime == "pytorch").all()
+    assert sorted(qat.prune_ratio) == [0.0, 0.0, ratio, ratio, ratio, ratio]
+    assert qat.kd.sum() == 2 and (qat.runtime == "onnxruntime").sum() == 3
+    for _, eager in qat[qat.runtime == "pytorch"].iterrows():  # ONNX Runtime runs QAT's integers
+        ort = qat[(qat.runtime == "onnxruntime") & (qat.prune_ratio == eager.prune_ratio)
+                  & (qat.kd == eager.kd)].iloc[0]
+        assert ort.artifact.endswith(".onnx") and ort.params == eager.params
     assert set(g.prune_ratio) == {0.0, ratio, *p["channel_ratios"]}  # the curve
     kd = g[g.kd & (g.quant == "none")]
     assert set(kd.control) == {"none", "equal-compute"}  # the distilled model and its control

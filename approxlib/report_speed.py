@@ -7,7 +7,7 @@ import pandas as pd
 
 from . import data
 from . import analysis, names, plots, stats
-from .config import data_config, per_model
+from .config import RUNTIMES, data_config, per_model
 from .report import Section, _display, _fmt_pct, _md
 
 
@@ -134,8 +134,9 @@ class SpeedSection(Section):
                          f"fine-tuning, and the pruned architecture trained from scratch "
                          f"(Scratch-E: the epochs of baseline + fine-tuning; Scratch-B: their "
                          f"FLOPs on the dense model, at most {self.p['scratch_b_max']:g}× "
-                         f"Scratch-E's epochs) against the fine-tuned pruned model; PyTorch "
-                         f"eager, McNemar's exact test on the same test images"))
+                         f"Scratch-E's epochs) against the fine-tuned pruned model; in PyTorch "
+                         f"eager unless the comparison names ONNX Runtime; McNemar's exact "
+                         f"test on the same test images"))
 
     def findings(self) -> None:
         y = data.test_labels(data_config(self.p, self.dataset), self.data_dir).numpy()
@@ -191,7 +192,8 @@ class SpeedSection(Section):
         """QAT and distillation against the best dense model; fine-tuning against scratch."""
         ref = analysis.best_dense(self.with_controls, m)
         out = []
-        for runtime, words in names.RUNTIMES.items():
+        for runtime in RUNTIMES:
+            words = names.RUNTIMES[runtime]
             int8 = self.df[(self.df.model == m) & self.df.quant.isin(["int8-static", "int8-qat"])
                            & (self.df.runtime == runtime)]
             if not (int8.quant == "int8-qat").any():
@@ -201,11 +203,14 @@ class SpeedSection(Section):
             out.append(f"  - INT8 in {words} against the best dense model at equal compute "
                        f"({_fmt_pct(ref.accuracy)}, {analysis.reference_name(ref)}), points: "
                        + ", ".join(parts) + ".")
-        if (self.df[self.df.model == m].quant == "int8-qat").any():
+        qat = self.df[(self.df.model == m) & (self.df.quant == "int8-qat")]
+        if len(qat):
+            ort = ("; in ONNX Runtime QAT runs its own integers (exported as a QDQ graph), "
+                   "where post-training INT8 is ONNX Runtime's own calibration"
+                   if (qat.runtime == "onnxruntime").any() else "")
             out.append(f"  - QAT fine-tunes {self.p['qat_epochs']} more epoch(s) than "
-                       f"post-training INT8 (lr {self.p['qat_lr']}), with no control of its own; "
-                       f"in ONNX Runtime it runs its own integers (exported as a QDQ graph), "
-                       f"where post-training INT8 is ONNX Runtime's own calibration.")
+                       f"post-training INT8 (lr {self.p['qat_lr']}), with no control of its "
+                       f"own{ort}.")
         for r in rec.itertuples():
             verdict = stats.verdict_words(r.p_value)
             out.append(f"  - {r.comparison}: {100 * r.a_acc:.2f}% → {100 * r.b_acc:.2f}% "

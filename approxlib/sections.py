@@ -119,13 +119,16 @@ def speed_variants(p: dict, section: str, model: str, dataset: str) -> list[Vari
 
 
 def recovery_variants(p: dict, channel: Variant) -> list[Variant]:
-    """QAT of the dense and the channel-pruned model, the distilled channel-pruned model (and
-    its QAT), and the pruned architecture trained from scratch (not for given weights: their
-    training is unknown)."""
+    """QAT of the dense and the channel-pruned model (in both runtimes: ONNX Runtime runs the
+    exported INT8 model), the distilled channel-pruned model (and its QAT), and the pruned
+    architecture trained from scratch (not for given weights: their training is unknown)."""
     dense = dataclasses.replace(channel, prune_ratio=0.0, prune="l1-unstructured")
-    def qat(v: Variant) -> list[Variant]:  # in both runtimes: ONNX Runtime runs its integers
-        return [dataclasses.replace(v, quant="int8-qat", runtime=r) for r in RUNTIMES
-                ] if p["qat"] else []
+
+    def qat(v: Variant) -> list[Variant]:
+        if not p["qat"]:
+            return []
+        return [dataclasses.replace(v, quant="int8-qat", runtime=r) for r in RUNTIMES]
+
     out = qat(dense) + qat(channel)
     if p["kd"]:
         kd = dataclasses.replace(channel, kd=True)

@@ -421,7 +421,8 @@ class Quantize(Step):
 @register
 @dataclass(frozen=True)
 class Onnx(Step):
-    """Export to ONNX; with int8-static, ONNX Runtime's own static INT8 (QDQ)."""
+    """Export to ONNX (an INT8 upstream, e.g. QAT's, as the QDQ graph of its own integers:
+    `runtime.export_int8`); with int8-static, ONNX Runtime's own static INT8 (QDQ)."""
     kind = "onnx"
     # 2: 7-bit weights, so u8s8 does not saturate on CPUs without VNNI (runtime.quantize_onnx).
     version = 2

@@ -20,23 +20,34 @@ ARCHS = ["resnet18", "mobilenetv2", "mobilenet_v3_small"]  # the third: Hardswis
 
 
 def _trained(name: str, x: torch.Tensor, y: torch.Tensor, model: nn.Module | None = None):
-    """A few SGD steps on real images: a fresh MobileNet answers one constant, which no
-    comparison could fail on. BatchNorm averages those batches (MobileNetV3's momentum, 0.01,
-    would leave its statistics at their initial values)."""
+    """Two passes of SGD over 512 real images, then BatchNorm's statistics re-estimated on them: a
+    fresh MobileNet answers one constant, which no comparison could fail on, and BatchNorm's
+    running averages lag so far behind a few steps that the model stays at chance (MobileNetV3's
+    momentum, 0.01, would leave them at their initial values). Measured here: ResNet-18 66%,
+    MobileNetV2 44% on 256 other images; without the re-estimation both sat near 10%."""
     torch.manual_seed(0)
     model = model or models.build(ModelConfig(name, 10, 1, "imagenet"))
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.momentum = None  # a cumulative average
-            m.reset_running_stats()
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     model.train()
-    for i in range(0, 256, 32):
-        loss = nn.functional.cross_entropy(model(x[i:i + 32]), y[i:i + 32])
+    for i in range(0, 1024, 32):
+        j = i % 512
+        loss = nn.functional.cross_entropy(model(x[j:j + 32]), y[j:j + 32])
         opt.zero_grad()
         loss.backward()
         opt.step()
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.momentum = None  # a cumulative average
+        m.reset_running_stats()
+    with torch.no_grad():
+        for i in range(0, 512 if bns else 0, 64):
+            model(x[i:i + 64])
     return model.eval()
+
+
+def _logits(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+    with torch.no_grad():
+        return model(x).numpy()
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +57,12 @@ def images(fmnist_test):
 
 @pytest.fixture(scope="module", params=ARCHS)
 def ptq(request, images):
-    """(post-training INT8 model calibrated on 256 real images, 256 other real images)."""
+    """(post-training INT8 model calibrated on 256 real images, 256 other real images, the float
+    model's logits on them)."""
     x, y = images
-    return quantize.quantize_static(_trained(request.param, x, y), x[:256]), x[512:]
+    model = _trained(request.param, x, y)
+    ref = _logits(model, x[512:])
+    return quantize.quantize_static(model, x[:256]), x[512:], ref
 
 
 def _fused_ops(path, tmp_path) -> list[str]:
@@ -60,26 +74,30 @@ def _fused_ops(path, tmp_path) -> list[str]:
     return [n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node]
 
 
-def _errors(model: nn.Module, path, x) -> tuple[np.ndarray, float]:
-    """|ONNX Runtime − PyTorch| per output, relative to the spread of PyTorch's outputs (the
-    two requantize differently, and 50 layers add that up), and how often their top-1 agrees."""
+def _close(model: nn.Module, path, x, ref: np.ndarray) -> None:
+    """ONNX Runtime's INT8 outputs are PyTorch's up to rounding, and as faithful to the float
+    model `ref` as PyTorch's own INT8 is. The two engines requantize differently and fifty
+    layers add that up: measured on MobileNetV2, they agree on top-1 for only 0.63-0.98 of
+    images, depending on the model and the machine's kernels, while each stays as close to the
+    float model as the other. A wrong scale, zero point or bias is off by
+    the spread of the outputs itself, and puts ORT far from the float model."""
     with torch.no_grad():
-        ref = model(x).numpy()
-    assert len(np.unique(ref)) > 20  # outputs that vary: a comparison that can fail
+        pt = model(x).numpy()
+    assert len(np.unique(pt)) > 20  # outputs that vary: a comparison that can fail
     out = runtime.OrtModel(path)(x).numpy()
-    return np.abs(out - ref) / ref.std(), float((out.argmax(1) == ref.argmax(1)).mean())
-
-
-def _close(model: nn.Module, path, x) -> None:
-    err, agree = _errors(model, path, x)
-    # measured: medians 0-0.14, 99th percentiles up to 1.13 (MobileNetV3-Small's coarse output
-    # scale: a step is 0.14 of the spread), top-1 agreement 0.957-1; a wrong scale or bias is
-    # off by the spread itself
-    assert np.median(err) <= 0.25 and np.percentile(err, 99) <= 2.0 and agree >= 0.9
+    err = np.abs(out - pt) / pt.std()
+    # measured: medians 0-0.15, 99th percentiles up to 0.80 (here; 1.13 on an earlier machine:
+    # MobileNetV3-Small's coarse output scale makes a step 0.14 of the spread); distance from the
+    # float model 0.011-0.17 for both engines, top-1 agreement with it within 0.02 of each other
+    assert np.median(err) <= 0.25 and np.percentile(err, 99) <= 2.0
+    def off(a):  # median distance from the float model, in its spread; top-1 agreement with it
+        return np.median(np.abs(a - ref)) / ref.std(), float((a.argmax(1) == ref.argmax(1)).mean())
+    (e_pt, a_pt), (e_ort, a_ort) = off(pt), off(out)
+    assert e_ort <= 1.5 * e_pt + 0.05 and a_ort >= a_pt - 0.1, (e_pt, e_ort, a_pt, a_ort)
 
 
 def test_onnx_runtime_runs_the_int8_model_on_integer_kernels(ptq, tmp_path):
-    model, x = ptq
+    model, x, ref = ptq
     path = tmp_path / "m.onnx"
     runtime.export_onnx(model, path, 1, x.shape[-1])
     assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]  # written atomically
@@ -88,18 +106,19 @@ def test_onnx_runtime_runs_the_int8_model_on_integer_kernels(ptq, tmp_path):
     linears = sum(isinstance(m, quantized.Linear) for m in model.modules())
     assert ops.count("QLinearConv") == convs  # every convolution fused into an integer kernel
     assert "Conv" not in ops and ops.count("QGemm") == linears
-    _close(model, path, x)
+    _close(model, path, x, ref)
 
 
 def test_a_qat_model_exports_with_its_learned_ranges(images, tmp_path):
     x, y = images
     prepared = _trained("resnet18", x, y, quantize.prepare_qat(
         models.build(ModelConfig("resnet18", 10, 1, "imagenet"))))
+    ref = _logits(prepared, x[512:])  # fake quantization: the model QAT trained
     model = quantize.convert_qat(prepared)
     path = tmp_path / "qat.onnx"
     runtime.export_onnx(model, path, 1, 28)
     assert onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
-    _close(model, path, x[512:])
+    _close(model, path, x[512:], ref)
 
 
 def test_a_float_model_is_not_taken_for_an_int8_one(ptq):
@@ -114,6 +133,7 @@ def test_per_tensor_weights_export_too(images, tmp_path):
     x, y = images
     m = _trained("", x, y, nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(),
                                          nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8 * 14 * 14, 10)))
+    ref = _logits(m, x[512:])
     qc = QConfig(activation=MinMaxObserver.with_args(quant_min=0, quant_max=127),
                  weight=default_weight_observer)  # per-tensor int8 weights
     with warnings.catch_warnings():
@@ -124,4 +144,4 @@ def test_per_tensor_weights_export_too(images, tmp_path):
     assert q.get_submodule("0").weight().qscheme() == torch.per_tensor_affine
     path = tmp_path / "m.onnx"
     runtime.export_onnx(q, path, 1, 28)
-    _close(q, path, x[512:])
+    _close(q, path, x[512:], ref)

@@ -14,6 +14,7 @@ from approxlib import cluster
 from approxlib import pipeline
 from approxlib import store as S
 from approxlib.config import ModelConfig
+from approxlib.config import load_profile
 from approxlib.models import build
 
 
@@ -72,28 +73,40 @@ def _kill_first_training_worker(c, killed: list, deadline: float) -> None:
         time.sleep(0.2)
 
 
+@pytest.fixture
+def one_thread():
+    """One PyTorch thread per process: two 1-thread workers fill this 2-core machine without
+    oversubscribing it (two 2-thread teams on 2 cores slow PyTorch up to tenfold)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield 1
+    torch.set_num_threads(before)
+
+
 @pytest.mark.slow
-def test_dask_cluster_equals_local_run_despite_a_killed_worker(smoke_run, tmp_path):
-    """A–E of the smoke profile on a 2-worker local cluster (loopback), artifacts in an fsspec
+def test_dask_cluster_equals_local_run_despite_a_killed_worker(data_root, one_thread, tmp_path):
+    """Sections A and B of the smoke profile (every stage kind of A–E: train, prune, control,
+    quantize, evaluate, both models) on a 2-worker local cluster (loopback), artifacts in an fsspec
     store: one worker is killed while it trains; the run completes, every artifact loads, and
-    every model equals the local run's bit for bit (same weights, same predictions)."""
+    every model equals a local run's bit for bit (same weights, same predictions)."""
     pytest.importorskip("distributed")
-    p, _, _, local_df, local_runner, data_root = smoke_run
-    sections = list("ABCDE")
+    p = load_profile("smoke")
+    sections = list("AB")
+    local_df, local_runner = pipeline.run(p, sections, S.Store(tmp_path / "local"), None,
+                                          data_root, progress=False)
     url = f"file://{tmp_path / 'shared'}"
-    threads = torch.get_num_threads()  # as the local run: results depend on the thread count
     killed: list[str] = []
     t0 = time.monotonic()
-    with cluster.client(workers=2, threads=threads) as c:
+    with cluster.client(workers=2, threads=one_thread) as c:
         killer = threading.Thread(target=_kill_first_training_worker,
                                   args=(c, killed, time.monotonic() + 120), daemon=True)
         killer.start()
-        ran = cluster.execute(c, p, sections, url, data_root, threads, cache=str(tmp_path / "cache"),
-                              progress=False)
+        ran = cluster.execute(c, p, sections, url, data_root, one_thread,
+                              cache=str(tmp_path / "cache"), progress=False)
         killer.join()
-    assert time.monotonic() - t0 < 600
+    assert time.monotonic() - t0 < 600  # a hang fails here, not at CI's limit
     assert killed, "no training task was seen running"
-    # every distinct stage of A–E once (the store started empty)
+    # every distinct stage of A and B once (the store started empty)
     assert ran == len({st.key for v in pipeline.plan(p, sections) for st in pipeline.stages(v, p)})
     store = S.Store(url, cache=tmp_path / "cache")
     assert all(s["cached"] for s in pipeline.dry_run(p, sections, store))
@@ -105,7 +118,7 @@ def test_dask_cluster_equals_local_run_despite_a_killed_worker(smoke_run, tmp_pa
         json.loads(f.read_text())
     df, runner = pipeline.run(p, sections, store, tmp_path / "out", data_root, progress=False)
     assert runner.computed == []  # everything came from the cluster's store
-    local = local_df[local_df.section.isin(sections)].reset_index(drop=True)
+    local = local_df.reset_index(drop=True)
     cols = ["section", "model", "prune_ratio", "quant", "control", "accuracy", "val_accuracy",
             "params", "zero_params", "sparsity"]
     assert df[cols].equals(local[cols])

@@ -205,17 +205,20 @@ def test_concurrent_result_writers_lose_no_row(tmp_path):
 @pytest.mark.slow
 def test_concurrent_runs_train_each_stage_once_and_lose_no_row(tmp_path, data_root):
     """Two `approx report --stages-only` on one store and one --out: B and C share the
-    ResNet-18 baseline and its 50% pruning; each stage is computed by exactly one of them."""
+    ResNet-18 baseline and its 50% pruning; each stage is computed by exactly one of them.
+    What is shared, not what is learned, is tested: one epoch on 500 images keeps it short."""
+    small = {"controls": False, "train_size": 500, "epochs": 1, "test_size": 500}
+    sets = [a for k, v in small.items() for a in ("--set", f"{k}={str(v).lower()}")]
     base = [sys.executable, "-m", "approxlib", "report", "--profile", "smoke", "--stages-only",
             "--quiet", "--models-dir", str(tmp_path / "models"), "--out", str(tmp_path / "out"),
-            "--data-dir", str(data_root), "--set", "controls=false", "--threads", "1"]
+            "--data-dir", str(data_root), "--threads", "1", *sets]
     procs = [subprocess.Popen(base + ["--sections", s], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for s in ("B", "C")]
     outs = [p.communicate(timeout=900) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     computed = [int(o.split("computed ")[1].split()[0]) for o, _ in outs]
     from approxlib.config import load_profile
-    p = load_profile("smoke", {"controls": False})
+    p = load_profile("smoke", small)
     distinct = {s["key"] for s in pipeline.dry_run(p, ["B", "C"], S.Store(tmp_path / "models"))}
     assert sum(computed) == len(distinct)  # nothing computed twice
     csv = pd.read_csv(tmp_path / "out" / "results.csv")

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from approxlib import cli
 from approxlib import pipeline
 from approxlib import store as S
+from approxlib.config import load_profile
 
 SAME = ["section", "model", "prune_ratio", "quant", "codec", "runtime", "control", "protocol",
         "seed", "accuracy", "val_accuracy", "params", "zero_params", "sparsity", "size_bytes"]
@@ -217,7 +218,6 @@ def test_concurrent_runs_train_each_stage_once_and_lose_no_row(tmp_path, data_ro
     outs = [p.communicate(timeout=900) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     computed = [int(o.split("computed ")[1].split()[0]) for o, _ in outs]
-    from approxlib.config import load_profile
     p = load_profile("smoke", small)
     distinct = {s["key"] for s in pipeline.dry_run(p, ["B", "C"], S.Store(tmp_path / "models"))}
     assert sum(computed) == len(distinct)  # nothing computed twice

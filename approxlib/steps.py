@@ -488,13 +488,20 @@ class Encode(Step):
     def label(self, v) -> str:
         return f"encode {v.label}"
 
+    # What an .apx header records of its making: the stage, its configs and its source, not the
+    # commit or machine (the sidecar JSON has those), so that the file's bytes, and the size the
+    # report gives, are the same whichever commit or machine wrote it (a commit hash once moved
+    # a file by 8 bytes).
+    header_meta: ClassVar[tuple[str, ...]] = ("stage", "key", "label", "configs", "upstream")
+
     def run(self, ctx, st, path, meta):
         source = ctx.artifact(st.upstream)
         cc = self.codec
         if cc.codec in compress.APX_CODECS:
             model, _ = store.load_checkpoint(source, expect=self.model)
             t0 = time.perf_counter()
-            data, stats = compress.encode(model, self.model, cc, meta)
+            data, stats = compress.encode(model, self.model, cc,
+                                          {k: meta[k] for k in self.header_meta if k in meta})
             t1 = time.perf_counter()
             decoded, _ = compress.decode(data)
             exact = fingerprint(decoded) == fingerprint(model)

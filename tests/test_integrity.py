@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from approxlib import cli
+from approxlib import compress
 from approxlib import pipeline
 from approxlib import store as S
 from approxlib.config import load_profile
@@ -50,9 +51,18 @@ def copied(smoke_run, tmp_path):
     return p, S.Store(tmp_path / "models"), df, data_root, tmp_path
 
 
-def _one(store: S.Store, kind: str, pattern: str) -> Path:
-    found = sorted((store.root / kind).glob(pattern))
-    assert found, f"the smoke store has no {kind}/{pattern}"
+def _planned(p: dict) -> set[str]:
+    """The keys of every stage and bits curve the smoke plan uses."""
+    vs = pipeline.plan(p, list("ABCDEFGH"))
+    return ({s.key for v in vs for s in pipeline.stages(v, p)}
+            | {pipeline.curve_key(v, p)[2] for v in vs if pipeline.has_curve(v)})
+
+
+def _one(store: S.Store, kind: str, pattern: str, planned: set[str]) -> Path:
+    """The first entry of `kind` that the plan uses (a reused test store may hold others)."""
+    found = [f for f in sorted((store.root / kind).glob(pattern))
+             if f.name.split(".")[0] in planned]
+    assert found, f"the smoke store has no planned {kind}/{pattern}"
     return found[0]
 
 
@@ -60,20 +70,20 @@ def _one(store: S.Store, kind: str, pattern: str) -> Path:
 def test_every_kind_of_damage_is_set_aside_and_recomputed_to_the_same_results(copied, caplog):
     p, store, df, data_root, tmp = copied
     smoke_runner = pipeline.Runner(p, S.Store(Path(df.artifact[0]).parents[1]), data_root, False)
+    planned = _planned(p)
     damage = {  # one entry of every kind, each damaged another way
-        _one(store, "train", "*.pt"): _flip,
-        _one(store, "prune", "*.pt"): _truncate,
-        _one(store, "quantize", "*.pt"): _flip,
-        _one(store, "static", "*.pt"): _truncate,
-        _one(store, "onnx", "*.onnx"): _flip,
-        _one(store, "encode", "*.apx"): _flip,
-        _one(store, "encode", "*.pt.xz"): _truncate,
-        _one(store, "sensitivity", "*.json"): lambda f: _rewrite(f, b""),
-        _one(store, "curve", "*.json"): lambda f: _rewrite(f, b"{}"),
+        _one(store, "train", "*.pt", planned): _flip,
+        _one(store, "prune", "*.pt", planned): _truncate,
+        _one(store, "quantize", "*.pt", planned): _flip,
+        _one(store, "static", "*.pt", planned): _truncate,
+        _one(store, "onnx", "*.onnx", planned): _flip,
+        _one(store, "encode", "*.apx", planned): _flip,
+        _one(store, "encode", "*.pt.xz", planned): _truncate,
+        _one(store, "sensitivity", "*.json", planned): lambda f: _rewrite(f, b""),
+        _one(store, "curve", "*.json", planned): lambda f: _rewrite(f, b"{}"),
     }
     # a fingerprint and the metrics it points to (a float model's of this plan), first among
     # those damaged
-    planned = {s.key for v in pipeline.plan(p, list("ABCDEFGH")) for s in pipeline.stages(v, p)}
     twin = next(f for f in sorted((store.root / "fingerprints").glob("*.json"))
                 if json.loads(f.read_text())["metrics"] in planned)
     first = store.root / "metrics" / f"{json.loads(twin.read_text())['metrics']}.json"
@@ -84,7 +94,7 @@ def test_every_kind_of_damage_is_set_aside_and_recomputed_to_the_same_results(co
                 b"[1, 2]", b'{"accuracy": NaN}']
     for f, text in zip(metrics, bad_json):  # damaged metrics JSON of every shape the issue saw
         damage[f] = lambda f, text=text: _rewrite(f, text)
-    digest_gone = _one(store, "control", "*.pt")
+    digest_gone = _one(store, "control", "*.pt", planned)
     Path(f"{digest_gone}{S.DIGEST}").unlink()  # an artifact whose digest was never written
     for f, how in damage.items():
         how(f)
@@ -113,6 +123,17 @@ def test_every_kind_of_damage_is_set_aside_and_recomputed_to_the_same_results(co
     assert not [e for e in pipeline.verify_store(store) if e["problem"]]  # whole again
     _, runner = pipeline.run(p, list("ABCDEFGH"), store, None, data_root, progress=False)
     assert runner.computed == []
+
+
+def test_an_apx_file_records_its_making_but_not_the_commit_or_machine(smoke_run):
+    """So its bytes, and the size the report gives, do not depend on who wrote it."""
+    df = smoke_run[3]
+    files = [Path(a) for a in df.artifact if str(a).endswith(".apx")]
+    assert files
+    for f in files:
+        meta = compress.load(f)[1]["meta"]
+        assert meta["key"] == f.stem and meta["stage"] == "encode" and meta["configs"]
+        assert not {"git_commit", "cpu", "torch_version"} & set(meta)
 
 
 def test_cached_metrics_of_a_deleted_artifact_are_measured_again(copied):
@@ -227,10 +248,10 @@ def test_concurrent_runs_train_each_stage_once_and_lose_no_row(tmp_path, data_ro
 
 
 def test_verify_command_reports_what_a_run_would_recompute(copied, capsys):
-    _, store, _, _, _ = copied
+    p, store, _, _, _ = copied
     assert cli.main(["verify", "--models-dir", str(store.root)]) == 0
     assert "0 to recompute" in capsys.readouterr().out
-    _flip(_one(store, "train", "*.pt"))
+    _flip(_one(store, "train", "*.pt", _planned(p)))
     assert cli.main(["verify", "--models-dir", str(store.root)]) == 1
     out = capsys.readouterr().out
     assert "SHA-256 differs" in out and "is damaged (re-measured)" in out  # its metrics too

@@ -8,6 +8,12 @@ import numpy as np
 import pandas as pd
 
 from . import names, stats
+from .config import SCRATCH
+
+
+def _scratch(d: pd.DataFrame) -> pd.Series:
+    """Which rows are a pruned architecture trained from scratch (Scratch-E / Scratch-B)."""
+    return d.control.isin(SCRATCH) if "control" in d else pd.Series(False, index=d.index)
 
 
 def _distilled(d: pd.DataFrame) -> pd.Series:
@@ -17,9 +23,11 @@ def _distilled(d: pd.DataFrame) -> pd.Series:
 
 def variant_name(r) -> str:
     """Section G's short name of a row: "dense fp32 eager", "channels −50% INT8 ORT",
-    "channels −50% KD QAT-INT8 eager"."""
+    "channels −50% KD QAT-INT8 eager", "channels −50% Scratch-B INT8 ORT"."""
     prune = f"channels −{r.prune_ratio:.0%}" if r.prune_ratio > 0 else "dense"
     kd = " KD" if names.distilled(r) else ""
+    if getattr(r, "control", "none") in SCRATCH:
+        kd += f" {names.CONTROLS[r.control]}"
     quant = names.PRECISIONS[r.quant]
     run = "ORT" if r.runtime == "onnxruntime" else "eager"
     return f"{prune}{kd} {quant} {run}"
@@ -38,8 +46,16 @@ def pick(d: pd.DataFrame, model: str, ratio: float, quant: str, runtime: str,
     return hit.iloc[0]
 
 
+def speed_candidates(d: pd.DataFrame) -> pd.DataFrame:
+    """The rows that are ways to get a fast model: every compressed variant, and the pruned
+    architecture trained from scratch (Liu et al. recommend exactly that); not the dense
+    equal-compute controls, which are the reference."""
+    controls = d.control.fillna("none") if "control" in d else pd.Series("none", index=d.index)
+    return d[controls.isin(("none", *SCRATCH))]
+
+
 def speedups(d: pd.DataFrame) -> pd.DataFrame:
-    """Section G's rows (controls excluded) with what each variant gains over its model's dense
+    """Section G's rows (`speed_candidates`) with what each variant gains over its model's dense
     float32 PyTorch eager row: accuracy `delta` (fraction), batch-1 `speedup`, `speedup_ort`
     (over dense float32 ONNX Runtime), `speedup_bs64` (at the throughput batch), `smaller`
     (size ratio), and `gflops_s` (achieved at batch 1)."""
@@ -144,7 +160,7 @@ def channel_curve(d: pd.DataFrame) -> pd.DataFrame:
         for runtime in ("pytorch", "onnxruntime"):
             dense = pick(d, m, 0.0, "none", runtime)
             sel = d[(d.model == m) & (d.runtime == runtime) & (d.quant == "none")
-                    & (d.prune_ratio > 0) & ~_distilled(d)]
+                    & (d.prune_ratio > 0) & ~_distilled(d) & ~_scratch(d)]
             for r in sel.sort_values("prune_ratio").itertuples():
                 rows.append({"model": m, "runtime": runtime, "ratio": r.prune_ratio,
                              "mac_reduction": dense.flops / r.flops,
@@ -273,7 +289,7 @@ def speed_finding(d: pd.DataFrame) -> tuple[str, str] | None:
     if ort.empty:
         return None
     section = ort.section.iloc[0]
-    g = speedups(d[(d.section == section) & (d.control == "none")])
+    g = speedups(speed_candidates(d[d.section == section]))
     parts = []
     for m in dict.fromkeys(g.model):
         fast = fastest_within(g, m, best_dense_accuracy(d[d.section == section], m))

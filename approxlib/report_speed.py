@@ -19,7 +19,7 @@ class SpeedSection(Section):
     def __init__(self, run):
         super().__init__(run)
         self.with_controls = self.df
-        self._drop_controls()
+        self.df = analysis.speed_candidates(self.df).reset_index(drop=True)
         self.models_in = list(dict.fromkeys(self.df.model))
         self.peak = run.peak_gflops
         self.df = analysis.speedups(self.df)

@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     if df.empty:
         print(f"latency.py: error: no section {a.section} rows in {a.results}", file=sys.stderr)
         return 2
-    timed = df[df.control.fillna("none") == "none"] if "control" in df else df
+    timed = analysis.speed_candidates(df)
     t = timed.copy()
     for i, r in zip(timed.index, timed.itertuples()):
         m = time_artifact(r.artifact, shape, cfg)

@@ -86,7 +86,7 @@ def recovery_g(d: pd.DataFrame, g: pd.DataFrame, m: str, best) -> list[tuple[str
 def section_g(d: pd.DataFrame, channel_ratio: float) -> list[tuple[str, bool]]:
     out = []
     g = d[d.section == "G"]
-    d = analysis.speedups(g[g.control == "none"])
+    d = analysis.speedups(analysis.speed_candidates(g))
     for m in dict.fromkeys(d.model):
         best = analysis.fastest_within(d, m, analysis.best_dense_accuracy(g, m))
         out += recovery_g(d, g, m, best)

@@ -154,6 +154,25 @@ def test_the_speed_finding_measures_against_the_best_dense_model_at_equal_comput
     assert "ResNet-18 2.0× (dense fp32 ORT, 2.00 ms)" in raised  # the bar is now 89.8%
 
 
+def test_the_pruned_shape_trained_from_scratch_is_a_speed_candidate_and_named_so():
+    g = frame().assign(section="G", control="none", codec="none", protocol="profile", seed=0,
+                       dataset="fashion-mnist", val_accuracy=0.89)
+    g["prune_method"] = ["channel-l1" if r > 0 else "none" for r in g.prune_ratio]
+    scratch = g.iloc[[4]].assign(control="scratch-b", accuracy=0.895)  # INT8 ORT, 0.25 ms
+    dense_control = g.iloc[[0]].assign(control="equal-compute", latency_ms=0.1)  # not a candidate
+    d = pd.concat([g, scratch, dense_control], ignore_index=True)
+    cand = analysis.speedups(analysis.speed_candidates(d))
+    assert len(cand) == 6 and "equal-compute" not in set(cand.control)
+    best = analysis.fastest_within(cand, "resnet18", 0.90)
+    assert best["name"] == "channels −50% Scratch-B INT8 ORT" and best.speedup == 16.0
+    assert "ResNet-18 16.0× (channels −50% Scratch-B INT8 ORT, 0.25 ms)" in dict(
+        analysis.findings(d, 0.5, 0))["G"]
+    # the curve of fine-tuned channel pruning leaves the scratch rows out
+    curve = analysis.channel_curve(pd.concat([d, g.iloc[[3]].assign(control="scratch-e")])
+                                   .assign(params=1e6))
+    assert len(curve) == 1
+
+
 def test_the_apx_file_is_measured_against_the_smallest_equally_accurate_nncodec_file():
     rows = [dict(model="m", prune_ratio=0.9, quant="kmeans", codec="huffman", size_bytes=1000,
                  accuracy=0.900, val_accuracy=0.900, qp=np.nan)]

@@ -169,8 +169,9 @@ def test_section_g_rows_time_every_runtime(smoke):
     g = df[df.section == "G"]
     ratios = sorted({p["channel_ratio"], *p["channel_ratios"]})
     # per model: 4 runtimes × (dense + each ratio), QAT of dense and channels in 2 runtimes,
-    # distilled + its QAT in 2 runtimes, 2 scratch, and the dense controls (plain and distilled)
-    assert len(g) == 2 * (4 * (1 + len(ratios)) + 4 + 3 + 2 + 2)
+    # distilled + its QAT in 2 runtimes, 2 scratch (each fp32 eager and INT8 ONNX Runtime), and
+    # the dense controls (plain and distilled)
+    assert len(g) == 2 * (4 * (1 + len(ratios)) + 4 + 3 + 4 + 2)
     g = g[~g.kd & ~g.control.isin(["scratch-e", "scratch-b"]) & (g.quant != "int8-qat")]
     control = g[g.control != "none"].set_index("model")  # dense, fine-tuned like channel pruning
     assert len(control) == 2 and (control.prune_ratio == 0).all()
@@ -265,7 +266,13 @@ def test_section_g_adds_qat_distillation_and_scratch_controls(smoke):
     assert set(g.prune_ratio) == {0.0, ratio, *p["channel_ratios"]}  # the curve
     kd = g[g.kd & (g.quant == "none")]
     assert set(kd.control) == {"none", "equal-compute"}  # the distilled model and its control
-    e, b = (g[g.control == c].iloc[0] for c in ("scratch-e", "scratch-b"))
+    e, b = (g[(g.control == c) & (g.runtime == "pytorch")].iloc[0]
+            for c in ("scratch-e", "scratch-b"))
+    for c, fp32 in (("scratch-e", e), ("scratch-b", b)):  # and as ONNX Runtime INT8
+        int8 = g[(g.control == c) & (g.runtime == "onnxruntime")]
+        assert len(int8) == 1 and (int8.quant == "int8-static").all()
+        assert int8.artifact.iloc[0].endswith(".onnx") and int8.params.iloc[0] == fp32.params
+        assert int8.epochs.iloc[0] == fp32.epochs
     ch_epochs = g[(g.prune_ratio == ratio) & (g.control == "none") & ~g.kd
                   & (g.quant == "none")].finetune_epochs.iloc[0]
     assert e.epochs == p["epochs"] + ch_epochs and e.finetune_epochs == 0

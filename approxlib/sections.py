@@ -121,8 +121,9 @@ def speed_variants(p: dict, section: str, model: str, dataset: str) -> list[Vari
 def recovery_variants(p: dict, channel: Variant) -> list[Variant]:
     """QAT of the dense and the channel-pruned model (in both runtimes: ONNX Runtime runs the
     exported INT8 model), the distilled channel-pruned model (and its QAT), and the pruned
-    architecture trained from scratch, in float32 PyTorch and INT8 ONNX Runtime (the fastest
-    form of the fine-tuned model; not for given weights: their training is unknown)."""
+    architecture trained from scratch, in float32 PyTorch and in ONNX Runtime, float32 and INT8
+    (the fastest form of the fine-tuned model; not for given weights: their training is
+    unknown)."""
     dense = dataclasses.replace(channel, prune_ratio=0.0, prune="l1-unstructured")
 
     def qat(v: Variant) -> list[Variant]:
@@ -135,10 +136,11 @@ def recovery_variants(p: dict, channel: Variant) -> list[Variant]:
         kd = dataclasses.replace(channel, kd=True)
         out += [kd] + qat(kd)
     if p["scratch"] and per_model(p, "init", channel.model) is None:
-        for c in SCRATCH:  # also as INT8 in ONNX Runtime: a way to get the fast model
+        for c in SCRATCH:  # also in ONNX Runtime, float32 (the export INT8 is quantized
+            # from, so every stage is planned and priced) and INT8: a way to get the fast model
             scratch = dataclasses.replace(channel, control=c)
-            out += [scratch, dataclasses.replace(scratch, quant="int8-static",
-                                                 runtime="onnxruntime")]
+            out += [scratch, *(dataclasses.replace(scratch, quant=q, runtime="onnxruntime")
+                               for q in ("none", "int8-static"))]
     return out
 
 

@@ -6,8 +6,9 @@ import torch
 
 from approxlib import pipeline
 from approxlib import store as S
-from approxlib.config import ConfigError
+from approxlib.config import ConfigError, load_profile
 from approxlib.sections import parse_sections
+from approxlib.steps import Onnx
 
 CONTRACT = ["section", "model", "dataset", "stem", "prune_method", "prune_ratio", "quant",
             "codec", "seed", "accuracy", "size_bytes", "latency_ms", "params", "zero_params",
@@ -92,6 +93,18 @@ def test_second_run_computes_nothing(smoke):
     assert all(s["cached"] for s in pipeline.dry_run(p, list("ABCDEFGH"), store))
 
 
+@pytest.mark.parametrize("profile", ["smoke", "quick"])
+def test_every_float_export_an_int8_export_reads_is_a_planned_stage(profile):
+    """ONNX Runtime's INT8 model is quantized from the float export of the same model, a stage
+    of its own: a variant planned in INT8 alone would compute it unplanned and unpriced."""
+    p = load_profile(profile)
+    vs = pipeline.plan(p, list("ABCDEFGH"))
+    planned = {st.key for v in vs for st in pipeline.stages(v, p)}
+    reads = [st for v in vs for st in pipeline.stages(v, p)
+             if isinstance(st.step, Onnx) and st.step.onnx.quant != "none"]
+    assert reads and all(st.step.float_export(st).key in planned for st in reads)
+
+
 def test_changing_one_parameter_recomputes_only_its_dependents(smoke):
     p, store, root, _, _, data_root = smoke
     q = {**p, "finetune_lr": 0.03}  # (0.02 is smoke's dc_lr: F's control would be reused)
@@ -169,9 +182,9 @@ def test_section_g_rows_time_every_runtime(smoke):
     g = df[df.section == "G"]
     ratios = sorted({p["channel_ratio"], *p["channel_ratios"]})
     # per model: 4 runtimes × (dense + each ratio), QAT of dense and channels in 2 runtimes,
-    # distilled + its QAT in 2 runtimes, 2 scratch (each fp32 eager and INT8 ONNX Runtime), and
-    # the dense controls (plain and distilled)
-    assert len(g) == 2 * (4 * (1 + len(ratios)) + 4 + 3 + 4 + 2)
+    # distilled + its QAT in 2 runtimes, 2 scratch (each fp32 eager, fp32 and INT8 ONNX
+    # Runtime), and the dense controls (plain and distilled)
+    assert len(g) == 2 * (4 * (1 + len(ratios)) + 4 + 3 + 6 + 2)
     g = g[~g.kd & ~g.control.isin(["scratch-e", "scratch-b"]) & (g.quant != "int8-qat")]
     control = g[g.control != "none"].set_index("model")  # dense, fine-tuned like channel pruning
     assert len(control) == 2 and (control.prune_ratio == 0).all()
@@ -269,8 +282,10 @@ def test_section_g_adds_qat_distillation_and_scratch_controls(smoke):
     e, b = (g[(g.control == c) & (g.runtime == "pytorch")].iloc[0]
             for c in ("scratch-e", "scratch-b"))
     for c, fp32 in (("scratch-e", e), ("scratch-b", b)):  # and as ONNX Runtime INT8
-        int8 = g[(g.control == c) & (g.runtime == "onnxruntime")]
-        assert len(int8) == 1 and (int8.quant == "int8-static").all()
+        ort = g[(g.control == c) & (g.runtime == "onnxruntime")]
+        assert sorted(ort.quant) == ["int8-static", "none"]
+        assert ort[ort.quant == "none"].accuracy.iloc[0] == pytest.approx(fp32.accuracy, abs=0.01)
+        int8 = ort[ort.quant == "int8-static"]
         assert int8.artifact.iloc[0].endswith(".onnx") and int8.params.iloc[0] == fp32.params
         assert int8.epochs.iloc[0] == fp32.epochs
     ch_epochs = g[(g.prune_ratio == ratio) & (g.control == "none") & ~g.kd

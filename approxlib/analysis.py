@@ -11,9 +11,14 @@ from . import names, stats
 from .config import SCRATCH
 
 
+def _controls(d: pd.DataFrame) -> pd.Series:
+    """Each row's control kind; "none" for every row of a frame without the column."""
+    return d.control.fillna("none") if "control" in d else pd.Series("none", index=d.index)
+
+
 def _scratch(d: pd.DataFrame) -> pd.Series:
     """Which rows are a pruned architecture trained from scratch (Scratch-E / Scratch-B)."""
-    return d.control.isin(SCRATCH) if "control" in d else pd.Series(False, index=d.index)
+    return _controls(d).isin(SCRATCH)
 
 
 def _distilled(d: pd.DataFrame) -> pd.Series:
@@ -25,20 +30,19 @@ def variant_name(r) -> str:
     """Section G's short name of a row: "dense fp32 eager", "channels −50% INT8 ORT",
     "channels −50% KD QAT-INT8 eager", "channels −50% Scratch-B INT8 ORT"."""
     prune = f"channels −{r.prune_ratio:.0%}" if r.prune_ratio > 0 else "dense"
-    kd = " KD" if names.distilled(r) else ""
+    how = " KD" if names.distilled(r) else ""
     if getattr(r, "control", "none") in SCRATCH:
-        kd += f" {names.CONTROLS[r.control]}"
+        how += f" {names.CONTROLS[r.control]}"
     quant = names.PRECISIONS[r.quant]
     run = "ORT" if r.runtime == "onnxruntime" else "eager"
-    return f"{prune}{kd} {quant} {run}"
+    return f"{prune}{how} {quant} {run}"
 
 
 def pick(d: pd.DataFrame, model: str, ratio: float, quant: str, runtime: str,
          kd: bool = False, control: str = "none") -> pd.Series:
     """The one row of `model` at that pruning ratio, quantization and runtime (by default the
     one fine-tuned without distillation, not a control)."""
-    distilled = _distilled(d)
-    controls = d.control if "control" in d else pd.Series("none", index=d.index)
+    distilled, controls = _distilled(d), _controls(d)
     hit = d[(d.model == model) & (d.prune_ratio == ratio) & (d.quant == quant)
             & (d.runtime == runtime) & (distilled == kd) & (controls == control)]
     if len(hit) != 1:
@@ -50,8 +54,7 @@ def speed_candidates(d: pd.DataFrame) -> pd.DataFrame:
     """The rows that are ways to get a fast model: every compressed variant, and the pruned
     architecture trained from scratch (Liu et al. recommend exactly that); not the dense
     equal-compute controls, which are the reference."""
-    controls = d.control.fillna("none") if "control" in d else pd.Series("none", index=d.index)
-    return d[controls.isin(("none", *SCRATCH))]
+    return d[_controls(d).isin(("none", *SCRATCH))]
 
 
 def speedups(d: pd.DataFrame) -> pd.DataFrame:

@@ -288,6 +288,23 @@ class NncConfig:
 
 
 @dataclass(frozen=True)
+class QatConfig:
+    """When a QAT run freezes BatchNorm's statistics and the quantization ranges, as fractions
+    of its steps (`quantize.freeze_schedule`); None: never (ranges and statistics keep moving)."""
+    freeze_bn: float | None = dataclasses.field(default=None, metadata={"hash": "if set"})
+    freeze_ranges: float | None = dataclasses.field(default=None, metadata={"hash": "if set"})
+
+    def __post_init__(self):
+        for name in ("freeze_bn", "freeze_ranges"):
+            if getattr(self, name) is not None:
+                _number(f"qat_{name}", getattr(self, name), 0.0, 1.0)
+
+    @property
+    def used(self) -> bool:
+        return self.freeze_bn is not None or self.freeze_ranges is not None
+
+
+@dataclass(frozen=True)
 class ScratchConfig:
     """The budget of a train-from-scratch control (Liu et al., ICLR 2019): `epochs` (Scratch-E:
     the epochs of baseline + fine-tuning) or `flops` (Scratch-B: the FLOPs the fine-tuned
@@ -594,6 +611,7 @@ def validate_recovery(p: dict[str, Any]) -> None:
         distilled(finetune_config(p), p)
     _number("qat_epochs", p["qat_epochs"], 1, 10_000, integer=True)
     qat_config(p)
+    qat_freeze(p)
     ScratchConfig("flops", p["scratch_b_max"])
 
 
@@ -728,6 +746,11 @@ def distilled(cfg: TrainConfig, p: dict) -> TrainConfig:
 def qat_config(p: dict) -> TrainConfig:
     """Quantization-aware fine-tuning: the fine-tuning settings at `qat_epochs`, `qat_lr`."""
     return dataclasses.replace(finetune_config(p), epochs=p["qat_epochs"], lr=p["qat_lr"])
+
+
+def qat_freeze(p: dict) -> QatConfig:
+    """When QAT freezes BatchNorm and the ranges: `qat_freeze_bn`, `qat_freeze_ranges`."""
+    return QatConfig(p["qat_freeze_bn"], p["qat_freeze_ranges"])
 
 
 def dc_finetune_config(p: dict) -> TrainConfig:

@@ -58,6 +58,7 @@ from .config import (
     per_model,
     protocol_params,
     qat_config,
+    qat_freeze,
     sensitivity_config,
     share_config,
     share_finetune_config,
@@ -210,7 +211,7 @@ def quant_steps(v: Variant, p: dict, ds, mc: ModelConfig) -> list[Step]:
         return [Share(ds, mc, share_config(p, v.model),
                       distilled_if(v, share_finetune_config(p), p))]
     if v.quant == "int8-qat":  # in ONNX Runtime: the same integers, exported (runtime.export_onnx)
-        qat = Qat(ds, mc, distilled_if(v, qat_config(p), p))
+        qat = Qat(ds, mc, distilled_if(v, qat_config(p), p), qat_freeze(p))
         if v.runtime == "onnxruntime":
             return [qat, Onnx(ds, mc, OnnxConfig("none", p["calib_images"]))]
         return [qat]

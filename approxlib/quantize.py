@@ -19,11 +19,13 @@ import json
 import warnings
 import zlib
 from collections import OrderedDict
+from collections.abc import Callable
 
 import torch
 from torch import nn
 from torch.ao.quantization import (disable_observer, enable_observer,
                                    get_default_qat_qconfig_mapping, get_default_qconfig_mapping)
+from torch.ao.nn.intrinsic.qat import freeze_bn_stats
 from torch.ao.quantization.observer import ObserverBase
 from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx, prepare_qat_fx
 
@@ -95,9 +97,32 @@ def _observe_in_train(prepared: torch.fx.GraphModule) -> torch.fx.GraphModule:
 
     def train(self, mode: bool = True):
         base(self, mode)
-        return self.apply(enable_observer if mode else disable_observer)
+        observe = mode and not getattr(self, "ranges_frozen", False)
+        return self.apply(enable_observer if observe else disable_observer)
     cls.train = train
     return prepared
+
+
+def freeze_schedule(steps: int, bn: float | None, ranges: float | None
+                    ) -> Callable[[nn.Module], None]:
+    """An `after_step` hook for `train` that, after the fractions `bn` and `ranges` of a QAT
+    run's `steps`, freezes BatchNorm's running statistics (the fused conv+BN then trains on the
+    statistics inference folds in) and the quantization ranges (weights and activations), so
+    the last steps fine-tune against the INT8 model's own numerics. This is the recipe of
+    PyTorch's QAT tutorial (of 8 epochs: BN frozen after 4, observers after 5); None: never."""
+    at = {name: max(1, round(f * steps)) for name, f in (("bn", bn), ("ranges", ranges))
+          if f is not None}
+    done = 0
+
+    def hook(model: nn.Module) -> None:
+        nonlocal done
+        done += 1
+        if done == at.get("bn"):
+            model.apply(freeze_bn_stats)
+        if done == at.get("ranges"):
+            model.ranges_frozen = True  # `.train()` no longer switches them back on
+            model.apply(disable_observer)
+    return hook
 
 
 def convert_qat(prepared: nn.Module) -> nn.Module:

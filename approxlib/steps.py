@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +35,9 @@ from . import structured
 from . import train
 from . import measure
 from .config import (ChannelConfig, CodecConfig, DataConfig, GradualConfig, MeasureConfig,
-                     ModelConfig, NncConfig, OnnxConfig, PruneConfig, QuantConfig, ScratchConfig,
-                     SensitivityConfig, ShareConfig, StaticQuantConfig, TrainConfig, config_hash)
+                     ModelConfig, NncConfig, OnnxConfig, PruneConfig, QatConfig, QuantConfig,
+                     ScratchConfig, SensitivityConfig, ShareConfig, StaticQuantConfig,
+                     TrainConfig, config_hash)
 
 # Bump when a stage's code changes what it produces, so stale cache entries are not reused.
 # A step's own `version` (in its key after this one) is bumped when only that step changes.
@@ -388,15 +390,23 @@ class Qat(Step):
     data: DataConfig
     model: ModelConfig
     finetune: TrainConfig
+    freeze: QatConfig = QatConfig()
+
+    def hashed(self):  # unfrozen QAT keeps the keys it had before freezing existed
+        return self.configs() if self.freeze.used else self.configs()[:-1]
 
     def label(self, v) -> str:
         return f"quantization-aware fine-tune {v.model} to int8-static"
 
     def run(self, ctx, st, path, meta):
         model, info = ctx.load(st.upstream, self.model)
+        splits = ctx.splits(self.data)
+        steps = self.finetune.epochs * math.ceil(len(splits.train_y) / self.finetune.batch_size)
         prepared, meta["history"] = train.train(
-            quantize.prepare_qat(model), ctx.splits(self.data), self.finetune, ctx.device,
-            desc=st.label, progress=ctx.progress, teacher=ctx.teacher(st, self.finetune))
+            quantize.prepare_qat(model), splits, self.finetune, ctx.device, desc=st.label,
+            progress=ctx.progress, teacher=ctx.teacher(st, self.finetune),
+            after_step=quantize.freeze_schedule(steps, self.freeze.freeze_bn,
+                                                self.freeze.freeze_ranges))
         return Checkpoint(quantize.convert_qat(prepared), self.model, "int8-static",
                           info["shapes"])
 

@@ -166,3 +166,45 @@ def test_qat_ranges_move_in_train_mode_only():
     with torch.no_grad():
         prepared(100 * x)
     assert any(not torch.equal(a, b) for a, b in zip(before, ranges()))
+
+
+def test_qat_freeze_schedule_stops_bn_statistics_and_ranges_at_its_steps():
+    """After `freeze_schedule`'s steps, BatchNorm's running statistics and every range (weights
+    and activations) stay put through further training steps and `.train()` calls."""
+    torch.manual_seed(0)
+    prepared = quantize.prepare_qat(models.build(ModelConfig("mobilenetv2", 10, 1, "imagenet")))
+    hook = quantize.freeze_schedule(10, bn=0.2, ranges=0.3)  # after steps 2 and 3
+    opt = torch.optim.SGD(prepared.parameters(), lr=0.01)
+    bns = [m.bn for m in prepared.modules() if hasattr(m, "freeze_bn")]
+    assert bns  # MobileNetV2's conv+BN pairs train fused
+
+    def stats():
+        return [b.running_mean.clone() for b in bns]
+
+    def ranges():
+        return [m.scale.clone() for m in prepared.modules() if isinstance(m, FakeQuantizeBase)]
+
+    def step(scale=1.0):
+        x = scale * torch.rand(8, 1, 32, 32)
+        loss = nn.functional.cross_entropy(prepared(x), torch.randint(0, 10, (8,)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        hook(prepared)
+    step()
+    moving = stats()
+    step()  # step 2: BN freezes
+    assert any(not torch.equal(a, b) for a, b in zip(moving, stats()))
+    frozen_stats, moving_ranges = stats(), ranges()
+    prepared.eval()
+    prepared.train()
+    step(100.0)  # step 3: ranges still move, then freeze
+    assert all(torch.equal(a, b) for a, b in zip(frozen_stats, stats()))
+    assert any(not torch.equal(a, b) for a, b in zip(moving_ranges, ranges()))
+    frozen_ranges = ranges()
+    prepared.eval()
+    prepared.train()  # must not switch the observers back on
+    step(1000.0)
+    assert all(torch.equal(a, b) for a, b in zip(frozen_ranges, ranges()))
+    assert all(torch.equal(a, b) for a, b in zip(frozen_stats, stats()))
+    assert all(not b.training for b in bns) and prepared.training

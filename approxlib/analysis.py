@@ -28,10 +28,11 @@ def _distilled(d: pd.DataFrame) -> pd.Series:
 
 def variant_name(r) -> str:
     """Section G's short name of a row: "dense fp32 eager", "channels −50% INT8 ORT",
-    "channels −50% KD QAT-INT8 eager", "channels −50% Scratch-B INT8 ORT"."""
+    "channels −50% KD QAT-INT8 eager", "channels −50% Scratch-B INT8 ORT", "dense QAT's float
+    twin fp32 eager"."""
     prune = f"channels −{r.prune_ratio:.0%}" if r.prune_ratio > 0 else "dense"
     how = " KD" if names.distilled(r) else ""
-    if getattr(r, "control", "none") in SCRATCH:
+    if getattr(r, "control", "none") not in ("none", "equal-compute"):  # scratch, QAT's twin
         how += f" {names.CONTROLS[r.control]}"
     quant = names.PRECISIONS[r.quant]
     run = "ORT" if r.runtime == "onnxruntime" else "eager"
@@ -82,13 +83,28 @@ def best_dense(d: pd.DataFrame, model: str) -> pd.Series:
     compute, i.e. the dense float32 PyTorch baseline or an equal-compute dense control of
     `model`, whichever is more accurate on *validation* (picking on test accuracy would be
     test-set model selection). `d`: one section's rows, controls included; a control trained
-    from scratch on a pruned architecture is not dense and never counts."""
+    from scratch on a pruned architecture is not dense and never counts, nor does QAT's float
+    twin (it fine-tunes as QAT does, not as the section's pruned models)."""
     base = pick(d[d.control == "none"], model, 0.0, "none", "pytorch")
-    dense = d[(d.model == model) & (d.control != "none") & (d.prune_ratio == 0)
+    dense = d[(d.model == model) & (d.control == "equal-compute") & (d.prune_ratio == 0)
               & (d.quant == "none") & (d.runtime == "pytorch")]
     if dense.empty or dense.val_accuracy.max() <= base.val_accuracy:
         return base
     return dense.loc[dense.val_accuracy.idxmax()]
+
+
+def int8_reference(d: pd.DataFrame, row: pd.Series) -> pd.Series:
+    """The dense float32 model trained with the compute of a dense INT8 `row`: for post-training
+    INT8 the baseline; for QAT the baseline or QAT's float twin (the same fine-tuning in float32),
+    whichever is more accurate on validation (`d`: the section's rows, controls included)."""
+    base = pick(d[_controls(d) == "none"], row.model, 0.0, "none", "pytorch")
+    if row.quant != "int8-qat":
+        return base
+    try:
+        twin = pick(d, row.model, 0.0, "none", "pytorch", names.distilled(row), "qat-float")
+    except KeyError:
+        return base
+    return twin if twin.val_accuracy > base.val_accuracy else base
 
 
 def best_dense_accuracy(d: pd.DataFrame, model: str) -> float:
@@ -97,9 +113,12 @@ def best_dense_accuracy(d: pd.DataFrame, model: str) -> float:
 
 
 def reference_name(row: pd.Series) -> str:
-    """What `best_dense` picked, in words: "the baseline" or "its (distilled) dense control"."""
+    """What `best_dense` or `int8_reference` picked, in words: "the baseline", "its (distilled)
+    dense control" or "QAT's float twin"."""
     if row.control == "none":
         return "the baseline"
+    if row.control == "qat-float":
+        return "QAT's float twin"
     return "its distilled dense control" if names.distilled(row) else "its dense control"
 
 
@@ -127,6 +146,10 @@ def recovery_pairs(d: pd.DataFrame, ratio: float) -> pd.DataFrame:
          (0.0, "int8-static", o, False, "none"), (0.0, "int8-qat", o, False, "none")),
         ("qat", "QAT vs ONNX Runtime's post-training INT8, channels, in ONNX Runtime",
          (ratio, "int8-static", o, False, "none"), (ratio, "int8-qat", o, False, "none")),
+        ("qat", "QAT vs its float twin (the same fine-tuning in float32), dense",
+         (0.0, "none", e, False, "qat-float"), (0.0, "int8-qat", e, False, "none")),
+        ("qat", "QAT vs its float twin (the same fine-tuning in float32), channels",
+         (ratio, "none", e, False, "qat-float"), (ratio, "int8-qat", e, False, "none")),
         ("kd", "distillation vs plain fine-tuning, channels", (ratio, "none", e, False, "none"),
          (ratio, "none", e, True, "none")),
         ("kd", "distillation vs plain, channels + QAT", (ratio, "int8-qat", e, False, "none"),

@@ -27,7 +27,7 @@ SCHEDULES = ("constant", "onecycle", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16")
 # A variant's control: none, the equal-compute dense model, or the pruned shape trained from
 # scratch for the same epochs (E) or FLOPs (B) (Liu et al., ICLR 2019).
-CONTROLS = ("none", "equal-compute", "scratch-e", "scratch-b")
+CONTROLS = ("none", "equal-compute", "scratch-e", "scratch-b", "qat-float")
 SCRATCH = ("scratch-e", "scratch-b")
 PRUNE_SCOPES = ("global", "layer")
 QUANT_METHODS = ("none", "int8-dynamic", "kmeans", "int8-static", "int8-qat")

@@ -16,7 +16,8 @@ PRUNE_METHODS = {"l1-unstructured": "global magnitude", "l1-layerwise": "layer-w
 QUANTS = {"kmeans": "k-means", "int8-static": "static INT8", "int8-dynamic": "INT8",
           "int8-qat": "static INT8 (QAT)"}
 PRECISIONS = {"none": "fp32", "int8-static": "INT8", "int8-qat": "QAT-INT8"}  # section G, short
-CONTROLS = {"equal-compute": "dense control", "scratch-e": "Scratch-E", "scratch-b": "Scratch-B"}
+CONTROLS = {"equal-compute": "dense control", "scratch-e": "Scratch-E", "scratch-b": "Scratch-B",
+            "qat-float": "QAT's float twin"}
 CODECS = {"sparse": "sparse .apx", "packed": "packed .apx", "huffman": "Huffman .apx",
           "gzip": "gzip", "xz": "xz", "zstd": "zstd", "nncodec": "NNCodec (MPEG NNC)"}
 RUNTIMES = {"onnxruntime": "ONNX Runtime", "pytorch": "PyTorch"}

@@ -78,6 +78,7 @@ from .steps import (
     Onnx,
     Prune,
     Qat,
+    QatFloat,
     Quantize,
     Scratch,
     Sensitivity,
@@ -178,7 +179,7 @@ def prune_steps(v: Variant, p: dict, ds, mc: ModelConfig) -> list[Step]:
     fc = finetune_of(v, p)
     if v.control in SCRATCH:
         return [Channel(ds, mc, ChannelConfig(v.prune_ratio), fc), scratch_step(v, p, ds, mc)]
-    if v.is_control:
+    if v.is_dense_control:
         return [Control(ds, mc, fc)]
     if v.prune_ratio == 0:
         return []
@@ -210,6 +211,8 @@ def quant_steps(v: Variant, p: dict, ds, mc: ModelConfig) -> list[Step]:
     if v.quant == "kmeans":
         return [Share(ds, mc, share_config(p, v.model),
                       distilled_if(v, share_finetune_config(p), p))]
+    if v.control == "qat-float":  # QAT's twin: its fine-tuning, in float32
+        return [QatFloat(ds, mc, distilled_if(v, qat_config(p), p))]
     if v.quant == "int8-qat":  # in ONNX Runtime: the same integers, exported (runtime.export_onnx)
         qat = Qat(ds, mc, distilled_if(v, qat_config(p), p), qat_freeze(p))
         if v.runtime == "onnxruntime":
@@ -676,9 +679,9 @@ def trained_epochs(v: Variant, p: dict, m: dict, init) -> tuple[int, int]:
         mc = model_config(p, v.model, v.dataset)
         ratio = dense_flops(mc, data.source(v.dataset, p["image_size"]).size) / m["flops"]
         return step.scratch.epochs(step.train.epochs, ratio), 0
-    fine_tuned = v.is_control or (v.prune_ratio > 0 and v.finetune)
-    extra = (finetune_of(v, p).epochs if fine_tuned else 0) + (
-        qat_config(p).epochs if v.quant == "int8-qat" else 0)
+    fine_tuned = v.is_dense_control or (v.prune_ratio > 0 and v.finetune)
+    qat = v.quant == "int8-qat" or v.control == "qat-float"  # QAT and its float twin
+    extra = (finetune_of(v, p).epochs if fine_tuned else 0) + (qat_config(p).epochs if qat else 0)
     return (0 if init else p["epochs"]), extra
 
 

@@ -208,9 +208,11 @@ class SpeedSection(Section):
             ort = ("; in ONNX Runtime QAT runs its own integers (exported as a QDQ graph), "
                    "where post-training INT8 is ONNX Runtime's own calibration"
                    if (qat.runtime == "onnxruntime").any() else "")
+            twin = (self.with_controls.control == "qat-float").any()
+            control = ("; its control, QAT's float twin, is the same fine-tuning in float32"
+                       if twin else ", with no control of its own")
             out.append(f"  - QAT fine-tunes {self.p['qat_epochs']} more epoch(s) than "
-                       f"post-training INT8 (lr {self.p['qat_lr']}), with no control of its "
-                       f"own{ort}.")
+                       f"post-training INT8 (lr {self.p['qat_lr']}){control}{ort}.")
         for r in rec.itertuples():
             verdict = stats.verdict_words(r.p_value)
             out.append(f"  - {r.comparison}: {100 * r.a_acc:.2f}% → {100 * r.b_acc:.2f}% "

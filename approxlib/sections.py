@@ -62,6 +62,8 @@ class Variant:
             parts.append("distilled")
         if self.control in SCRATCH:
             parts.append(f"trained from scratch ({names.CONTROLS[self.control]})")
+        elif self.control == "qat-float":
+            parts.append("fine-tuned as QAT, in float32")
         elif self.is_control:
             parts.append(f"dense control of {self.prune}")
         if not self.finetune:
@@ -127,9 +129,11 @@ def recovery_variants(p: dict, channel: Variant) -> list[Variant]:
     dense = dataclasses.replace(channel, prune_ratio=0.0, prune="l1-unstructured")
 
     def qat(v: Variant) -> list[Variant]:
+        """QAT in both runtimes, and (with `controls`, for the undistilled) its float twin."""
         if not p["qat"]:
             return []
-        return [dataclasses.replace(v, quant="int8-qat", runtime=r) for r in RUNTIMES]
+        twin = [dataclasses.replace(v, control="qat-float")] if p["controls"] and not v.kd else []
+        return [dataclasses.replace(v, quant="int8-qat", runtime=r) for r in RUNTIMES] + twin
 
     out = qat(dense) + qat(channel)
     if p["kd"]:

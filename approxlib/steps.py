@@ -175,6 +175,18 @@ class Control(Step):
 
 @register
 @dataclass(frozen=True)
+class QatFloat(Control):
+    """QAT's equal-compute control: the same fine-tuning from the same model (settings, data
+    order, epochs), in float32, so that what QAT's INT8 model loses is measured against a float
+    model trained exactly as long."""
+    kind = "qat-float"
+
+    def label(self, v) -> str:
+        return f"fine-tune {v.model} as QAT does, in float32 (control)"
+
+
+@register
+@dataclass(frozen=True)
 class Gradual(Step):
     """Gradual magnitude pruning during fine-tuning (Zhu & Gupta's cubic schedule)."""
     kind = "gradual"

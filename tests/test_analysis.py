@@ -54,6 +54,9 @@ def test_the_best_dense_model_is_picked_on_validation_not_test():
     scratch = d.iloc[[3]].assign(control="scratch-e", runtime="pytorch", accuracy=0.99,
                                  val_accuracy=0.99)
     assert analysis.best_dense_accuracy(pd.concat([d, scratch]), "resnet18") == 0.90
+    # nor is QAT's float twin (it is trained as long as QAT, not as the pruned models)
+    twin = d.iloc[[0]].assign(control="qat-float", accuracy=0.99, val_accuracy=0.99)
+    assert analysis.best_dense_accuracy(pd.concat([d, twin]), "resnet18") == 0.90
 
 
 def test_pick_needs_exactly_one_row():
@@ -256,6 +259,33 @@ def test_recovery_pairs_compare_each_method_with_what_it_replaces():
     assert ort["diff"] == pytest.approx(0.013)
     # at 30% only the dense QAT pairs (PyTorch, ONNX Runtime) exist
     assert len(analysis.recovery_pairs(recovery_frame(), 0.3)) == 2
+    twins = pd.DataFrame([dict(model="m", prune_ratio=r, quant="none", kd=False,
+                               control="qat-float", runtime="pytorch", accuracy=acc,
+                               variant_id=f"{r}/twin") for r, acc in ((0.0, 0.902), (0.5, 0.875))])
+    t = analysis.recovery_pairs(pd.concat([recovery_frame(), twins]), 0.5).set_index("comparison")
+    dense = t.loc["QAT vs its float twin (the same fine-tuning in float32), dense"]
+    assert (dense.a, dense.b) == ("0.0/twin", "0.0/int8-qat/False/none")
+    assert dense["diff"] == pytest.approx(-0.003)
+    channels = t.loc["QAT vs its float twin (the same fine-tuning in float32), channels"]
+    assert channels["diff"] == pytest.approx(0.003)
+
+
+def test_int8_is_measured_against_the_dense_model_trained_as_long():
+    """Post-training INT8 against the baseline; QAT against the better on validation of the
+    baseline and its float twin; never the section's longer-trained dense control."""
+    d = recovery_frame().assign(val_accuracy=0.89)
+    longer = (d.control == "equal-compute")
+    d.loc[longer, ["accuracy", "val_accuracy"]] = [0.95, 0.95]
+    ptq = analysis.pick(d, "m", 0.0, "int8-static", "pytorch")
+    qat = analysis.pick(d, "m", 0.0, "int8-qat", "pytorch")
+    assert analysis.reference_name(analysis.int8_reference(d, ptq)) == "the baseline"
+    assert analysis.int8_reference(d, qat).accuracy == 0.90  # no twin yet: the baseline
+    twin = d.iloc[[0]].assign(control="qat-float", accuracy=0.905, val_accuracy=0.891)
+    ref = analysis.int8_reference(pd.concat([d, twin]), qat)
+    assert (ref.accuracy, analysis.reference_name(ref)) == (0.905, "QAT's float twin")
+    worse = twin.assign(accuracy=0.99, val_accuracy=0.88)  # better on test only: not picked
+    assert analysis.int8_reference(pd.concat([d, worse]), qat).accuracy == 0.90
+    assert analysis.int8_reference(pd.concat([d, twin]), ptq).accuracy == 0.90
 
 
 def test_the_channel_curve_is_against_the_dense_model_of_the_same_runtime():

@@ -1,3 +1,4 @@
+import dataclasses
 import os
 
 import pandas as pd
@@ -183,9 +184,10 @@ def test_section_g_rows_time_every_runtime(smoke):
     ratios = sorted({p["channel_ratio"], *p["channel_ratios"]})
     # per model: 4 runtimes × (dense + each ratio), QAT of dense and channels in 2 runtimes,
     # distilled + its QAT in 2 runtimes, 2 scratch (each fp32 eager, fp32 and INT8 ONNX
-    # Runtime), and the dense controls (plain and distilled)
-    assert len(g) == 2 * (4 * (1 + len(ratios)) + 4 + 3 + 6 + 2)
-    g = g[~g.kd & ~g.control.isin(["scratch-e", "scratch-b"]) & (g.quant != "int8-qat")]
+    # Runtime), the dense controls (plain and distilled) and QAT's two float twins
+    assert len(g) == 2 * (4 * (1 + len(ratios)) + 4 + 3 + 6 + 2 + 2)
+    g = g[~g.kd & ~g.control.isin(["scratch-e", "scratch-b", "qat-float"])
+          & (g.quant != "int8-qat")]
     control = g[g.control != "none"].set_index("model")  # dense, fine-tuned like channel pruning
     assert len(control) == 2 and (control.prune_ratio == 0).all()
     for m in ("resnet18", "mobilenetv2"):
@@ -262,6 +264,25 @@ def test_layer_csv_names_never_collide_across_methods_seeds_or_distillation():
     assert len(set(names)) == len(names)
     assert names[0] == "resnet18_fashion-mnist_p50_none.csv"  # the original's name
     assert names[2] == "resnet18_fashion-mnist_p50_channels_kd_none.csv"
+
+
+def test_qat_float_twin_fine_tunes_the_same_model_exactly_as_qat_does():
+    """QAT's control: the same upstream stage, the same training settings (so the same data
+    order and epochs), in float32; in the plan whenever QAT and controls are."""
+    from approxlib.sections import plan
+    p = load_profile("smoke")
+    g = [v for v in plan(p, ["G"]) if v.model == "mobilenetv2"]
+    twins = [v for v in g if v.control == "qat-float"]
+    assert sorted(v.prune_ratio for v in twins) == [0.0, p["channel_ratio"]]
+    for twin in twins:
+        qat = dataclasses.replace(twin, control="none", quant="int8-qat")
+        assert qat in g
+        a, b = pipeline.chain(twin, p).upstream, pipeline.chain(qat, p).upstream
+        assert (a.kind, b.kind) == ("qat-float", "qat")
+        assert a.upstream.key == b.upstream.key and a.step.finetune == b.step.finetune
+        assert pipeline.trained_epochs(twin, p, {}, None) == pipeline.trained_epochs(
+            qat, p, {}, None)
+    assert not [v for v in plan({**p, "controls": False}, ["G"]) if v.control == "qat-float"]
 
 
 def test_section_g_adds_qat_distillation_and_scratch_controls(smoke):

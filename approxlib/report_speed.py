@@ -130,7 +130,8 @@ class SpeedSection(Section):
         _display(out.style.hide(axis="index").format(precision=2))
         _md(self.caption("Table", f"Recovery and controls at {self.p['channel_ratio']:.0%} "
                          f"channels: quantization-aware training (QAT) against post-training "
-                         f"INT8, distillation from the dense baseline against plain "
+                         f"INT8 and against its float twin (the same fine-tuning in float32), "
+                         f"distillation from the dense baseline against plain "
                          f"fine-tuning, and the pruned architecture trained from scratch "
                          f"(Scratch-E: the epochs of baseline + fine-tuning; Scratch-B: their "
                          f"FLOPs on the dense model, at most {self.p['scratch_b_max']:g}× "

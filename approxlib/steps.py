@@ -166,11 +166,12 @@ class Control(Step):
         return f"fine-tune {v.model} dense as {v.prune} is (control)"
 
     def run(self, ctx, st, path, meta):
-        model, _ = ctx.load(st.upstream, self.model)
+        model, info = ctx.load(st.upstream, self.model)
         model, meta["history"] = train.train(model, ctx.splits(self.data), self.finetune,
                                              ctx.device, desc=st.label, progress=ctx.progress,
                                              teacher=ctx.teacher(st, self.finetune))
-        return Checkpoint(model, self.model)
+        # the upstream's layer sizes (QAT's twin of a channel-pruned model is not dense)
+        return Checkpoint(model, self.model, shapes=info["shapes"])
 
 
 @register

@@ -298,6 +298,11 @@ def test_section_g_adds_qat_distillation_and_scratch_controls(smoke):
                   & (qat.kd == eager.kd)].iloc[0]
         assert ort.artifact.endswith(".onnx") and ort.params == eager.params
     assert set(g.prune_ratio) == {0.0, ratio, *p["channel_ratios"]}  # the curve
+    twins = g[g.control == "qat-float"]  # QAT's float twins: QAT's shape and epochs, float32
+    assert sorted(twins.prune_ratio) == [0.0, ratio] and (twins.quant == "none").all()
+    for t in twins.itertuples():
+        q = qat[(qat.prune_ratio == t.prune_ratio) & ~qat.kd & (qat.runtime == "pytorch")].iloc[0]
+        assert (t.params, t.finetune_epochs, t.epochs) == (q.params, q.finetune_epochs, q.epochs)
     kd = g[g.kd & (g.quant == "none")]
     assert set(kd.control) == {"none", "equal-compute"}  # the distilled model and its control
     e, b = (g[(g.control == c) & (g.runtime == "pytorch")].iloc[0]

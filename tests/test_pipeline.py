@@ -302,7 +302,9 @@ def test_section_g_adds_qat_distillation_and_scratch_controls(smoke):
     assert sorted(twins.prune_ratio) == [0.0, ratio] and (twins.quant == "none").all()
     for t in twins.itertuples():
         q = qat[(qat.prune_ratio == t.prune_ratio) & ~qat.kd & (qat.runtime == "pytorch")].iloc[0]
-        assert (t.params, t.finetune_epochs, t.epochs) == (q.params, q.finetune_epochs, q.epochs)
+        f = g[(g.prune_ratio == t.prune_ratio) & (g.control == "none") & ~g.kd
+              & (g.quant == "none") & (g.runtime == "pytorch")].iloc[0]
+        assert (t.params, t.finetune_epochs, t.epochs) == (f.params, q.finetune_epochs, q.epochs)
     kd = g[g.kd & (g.quant == "none")]
     assert set(kd.control) == {"none", "equal-compute"}  # the distilled model and its control
     e, b = (g[(g.control == c) & (g.runtime == "pytorch")].iloc[0]

@@ -201,8 +201,9 @@ class SpeedSection(Section):
                 continue
             parts = [f"{r['name']} {100 * (r.accuracy - ref.accuracy):+.2f}"
                      for _, r in int8.sort_values(["prune_ratio", "quant"]).iterrows()]
-            out.append(f"  - INT8 in {words} against the best dense model at equal compute "
-                       f"({_fmt_pct(ref.accuracy)}, {analysis.reference_name(ref)}), points: "
+            out.append(f"  - INT8 in {words} against the best dense model at the channel-pruned "
+                       f"models' compute ({_fmt_pct(ref.accuracy)}, "
+                       f"{analysis.reference_name(ref)}), points: "
                        + ", ".join(parts) + ".")
         qat = self.df[(self.df.model == m) & (self.df.quant == "int8-qat")]
         if len(qat):

@@ -97,7 +97,8 @@ def train(model: nn.Module, splits: data.Splits, cfg: TrainConfig, device: str =
     `after_step(model)` runs after every optimizer step (pruning re-applies its masks there).
     Only epochs `select_from` (1-based) onwards are eligible (gradual pruning reaches its final
     sparsity there). With `cfg.kd_alpha` set, the loss distils from `teacher` (`distillation`).
-    Returns the model (on the CPU, fp32) and a per-epoch history.
+    Returns the model (on the CPU, fp32) and a per-epoch history. `model` itself is trained (on
+    the CPU it is the returned object): pass a copy to keep the original.
     """
     dev = pick_device(device)
     seed_everything(cfg.seed)

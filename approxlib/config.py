@@ -29,6 +29,9 @@ PRECISIONS = ("auto", "fp32", "bf16")
 # scratch for the same epochs (E) or FLOPs (B) (Liu et al., ICLR 2019), or QAT's float twin.
 CONTROLS = ("none", "equal-compute", "scratch-e", "scratch-b", "qat-float")
 SCRATCH = ("scratch-e", "scratch-b")
+# Where the dense model's QAT starts: the baseline, or its equal-compute dense control (the
+# converged model of the dense arm, as the channel-pruned model is of its own).
+QAT_STARTS = ("baseline", "control")
 PRUNE_SCOPES = ("global", "layer")
 QUANT_METHODS = ("none", "int8-dynamic", "kmeans", "int8-static", "int8-qat")
 RUNTIMES = ("pytorch", "onnxruntime")
@@ -610,6 +613,7 @@ def validate_recovery(p: dict[str, Any]) -> None:
     if p["kd"]:
         distilled(finetune_config(p), p)
     _number("qat_epochs", p["qat_epochs"], 1, 10_000, integer=True)
+    _choice("qat_from", p["qat_from"], QAT_STARTS)
     qat_config(p)
     qat_freeze(p)
     ScratchConfig("flops", p["scratch_b_max"])

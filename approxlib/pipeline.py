@@ -179,7 +179,7 @@ def prune_steps(v: Variant, p: dict, ds, mc: ModelConfig) -> list[Step]:
     fc = finetune_of(v, p)
     if v.control in SCRATCH:
         return [Channel(ds, mc, ChannelConfig(v.prune_ratio), fc), scratch_step(v, p, ds, mc)]
-    if v.is_dense_control:
+    if v.is_dense_control or qat_of_control(v, p):
         return [Control(ds, mc, fc)]
     if v.prune_ratio == 0:
         return []
@@ -196,6 +196,13 @@ def prune_steps(v: Variant, p: dict, ds, mc: ModelConfig) -> list[Step]:
     sensitive = prune.score_and_spread(pc.method)[1] == "sensitivity"  # per-layer ratios from it
     first = [Sensitivity(ds, mc, sensitivity_config(p))] if sensitive else []
     return first + [Prune(ds, mc, pc, fc)]
+
+
+def qat_of_control(v: Variant, p: dict) -> bool:
+    """Whether a dense QAT variant (or its float twin) starts from the dense control fine-tuned
+    as its `prune` method's models are (`qat_from: control`), not from the baseline."""
+    qat = v.quant == "int8-qat" or v.control == "qat-float"
+    return qat and v.prune_ratio == 0 and p["qat_from"] == "control"
 
 
 def scratch_step(v: Variant, p: dict, ds, mc: ModelConfig) -> Scratch:
@@ -679,7 +686,8 @@ def trained_epochs(v: Variant, p: dict, m: dict, init) -> tuple[int, int]:
         mc = model_config(p, v.model, v.dataset)
         ratio = dense_flops(mc, data.source(v.dataset, p["image_size"]).size) / m["flops"]
         return step.scratch.epochs(step.train.epochs, ratio), 0
-    fine_tuned = v.is_dense_control or (v.prune_ratio > 0 and v.finetune)
+    fine_tuned = (v.is_dense_control or (v.prune_ratio > 0 and v.finetune)
+                  or qat_of_control(v, p))
     qat = v.quant == "int8-qat" or v.control == "qat-float"  # QAT and its float twin
     extra = (finetune_of(v, p).epochs if fine_tuned else 0) + (qat_config(p).epochs if qat else 0)
     return (0 if init else p["epochs"]), extra

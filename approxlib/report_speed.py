@@ -213,8 +213,12 @@ class SpeedSection(Section):
             twin = (self.with_controls.control == "qat-float").any()
             control = ("; its control, QAT's float twin, is the same fine-tuning in float32"
                        if twin else ", with no control of its own")
-            out.append(f"  - QAT fine-tunes {self.p['qat_epochs']} more epoch(s) than "
-                       f"post-training INT8 (lr {self.p['qat_lr']}){control}{ort}.")
+            start = ("the dense control (so dense QAT against post-training INT8 of the "
+                     "baseline includes the control's epochs)"
+                     if self.p["qat_from"] == "control" else "the baseline")
+            out.append(f"  - QAT fine-tunes the channel-pruned model and {start} "
+                       f"{self.p['qat_epochs']} more epoch(s) (lr {self.p['qat_lr']}){control}"
+                       f"{ort}.")
         for r in rec.itertuples():
             verdict = stats.verdict_words(r.p_value)
             out.append(f"  - {r.comparison}: {100 * r.a_acc:.2f}% → {100 * r.b_acc:.2f}% "

@@ -126,7 +126,9 @@ def recovery_variants(p: dict, channel: Variant) -> list[Variant]:
     architecture trained from scratch, in float32 PyTorch and in ONNX Runtime, float32 and INT8
     (the fastest form of the fine-tuned model; not for given weights: their training is
     unknown)."""
-    dense = dataclasses.replace(channel, prune_ratio=0.0, prune="l1-unstructured")
+    # dense QAT keeps `prune` (no pruning at ratio 0): with `qat_from: control` it starts from
+    # the dense control fine-tuned as the channel-pruned models are
+    dense = dataclasses.replace(channel, prune_ratio=0.0)
 
     def qat(v: Variant) -> list[Variant]:
         """QAT in both runtimes, and (with `controls`, for the undistilled) its float twin."""

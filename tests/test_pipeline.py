@@ -285,6 +285,32 @@ def test_qat_float_twin_fine_tunes_the_same_model_exactly_as_qat_does():
     assert not [v for v in plan({**p, "controls": False}, ["G"]) if v.control == "qat-float"]
 
 
+def test_qat_from_control_starts_the_dense_qat_and_its_twin_at_the_dense_control():
+    """`qat_from: control`: the dense QAT and its twin start from the section's dense control
+    (the same stage, shared), as the channel-pruned QAT starts from its fine-tuned model; the
+    epochs count the control's; `baseline` leaves the keys as they were."""
+    from approxlib.sections import control_of, plan
+    base = load_profile("smoke")
+    for p in (base, {**base, "qat_from": "control"}):
+        g = [v for v in plan(p, ["G"]) if v.model == "resnet18"]
+        qat = next(v for v in g if v.quant == "int8-qat" and v.prune_ratio == 0
+                   and v.runtime == "pytorch")
+        twin = next(v for v in g if v.control == "qat-float" and v.prune_ratio == 0)
+        channel = next(v for v in g if v.prune_ratio > 0 and v.quant == "none" and not v.kd
+                       and v.control == "none" and v.runtime == "pytorch")
+        control = pipeline.chain(control_of(channel), p).upstream
+        starts = [pipeline.chain(x, p).upstream.upstream for x in (qat, twin)]
+        ft = pipeline.finetune_of(channel, p).epochs
+        if p["qat_from"] == "control":
+            assert all(st.key == control.key for st in starts)
+            assert pipeline.trained_epochs(qat, p, {}, None)[1] == ft + p["qat_epochs"]
+        else:
+            assert all(st.kind == "train" for st in starts)
+            assert pipeline.trained_epochs(qat, p, {}, None)[1] == p["qat_epochs"]
+    with pytest.raises(ConfigError, match="qat_from"):
+        load_profile("smoke", {"qat_from": "scratch"})
+
+
 def test_section_g_adds_qat_distillation_and_scratch_controls(smoke):
     p, store, root, df, runner, _ = smoke
     g = pd.read_csv(root / "out" / "results.csv")

@@ -201,8 +201,7 @@ def prune_steps(v: Variant, p: dict, ds, mc: ModelConfig) -> list[Step]:
 def qat_of_control(v: Variant, p: dict) -> bool:
     """Whether a dense QAT variant (or its float twin) starts from the dense control fine-tuned
     as its `prune` method's models are (`qat_from: control`), not from the baseline."""
-    qat = v.quant == "int8-qat" or v.control == "qat-float"
-    return qat and v.prune_ratio == 0 and p["qat_from"] == "control"
+    return v.qat_trained and v.prune_ratio == 0 and p["qat_from"] == "control"
 
 
 def scratch_step(v: Variant, p: dict, ds, mc: ModelConfig) -> Scratch:
@@ -688,8 +687,8 @@ def trained_epochs(v: Variant, p: dict, m: dict, init) -> tuple[int, int]:
         return step.scratch.epochs(step.train.epochs, ratio), 0
     fine_tuned = (v.is_dense_control or (v.prune_ratio > 0 and v.finetune)
                   or qat_of_control(v, p))
-    qat = v.quant == "int8-qat" or v.control == "qat-float"  # QAT and its float twin
-    extra = (finetune_of(v, p).epochs if fine_tuned else 0) + (qat_config(p).epochs if qat else 0)
+    extra = (finetune_of(v, p).epochs if fine_tuned else 0) + (
+        qat_config(p).epochs if v.qat_trained else 0)
     return (0 if init else p["epochs"]), extra
 
 

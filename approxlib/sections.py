@@ -43,6 +43,11 @@ class Variant:
         return self.control != "none"
 
     @property
+    def qat_trained(self) -> bool:
+        """Fine-tuned as QAT is: a QAT variant, or QAT's float twin."""
+        return self.quant == "int8-qat" or self.control == "qat-float"
+
+    @property
     def is_dense_control(self) -> bool:
         return self.control == "equal-compute"
 

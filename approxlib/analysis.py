@@ -417,10 +417,21 @@ def pareto_front(cost, gain) -> np.ndarray:
     return ~better.any(axis=1)
 
 
+def split_grid(d: pd.DataFrame, sparsity: dict[str, float]
+               ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Section F's rows as (the pipeline at each model's `sparsity`, with its dense rows; the
+    size-vs-accuracy grid's models gradually pruned to other sparsities)."""
+    at = d.model.map(sparsity).astype(float)
+    grid = ((d.prune_method == "gradual-l1") & (d.prune_ratio > 0)
+            & ~np.isclose(d.prune_ratio, at))
+    return d[~grid].reset_index(drop=True), d[grid].reset_index(drop=True)
+
+
 def compression_points(d: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     """Per model, every file of section F's trade-off between size and accuracy: the .apx file
-    at each codebook width of the bits curve (k-means, no fine-tuning; `curves` has `model`,
-    `bits`, `bytes`, `accuracy`, `val_accuracy`), the fine-tuned .apx file, and each NNCodec
+    at each sparsity and codebook width of the grid (k-means, no fine-tuning; `curves` has
+    `model`, `sparsity`, `bits`, `bytes`, `accuracy`, `val_accuracy`), the fine-tuned .apx
+    file, and each NNCodec
     setting; with its compression `ratio` and whether it is on the model's Pareto front
     (`front`, over test accuracy: what the figure shows)."""
     out = []
@@ -428,14 +439,17 @@ def compression_points(d: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
         ours = stage_row(d, m, "+ Huffman coding")
         dense = ours.size_bytes * ours.compression_ratio  # the dense state dict's bytes
         c = curves[curves.model == m] if len(curves) else curves
-        rows = [{"model": m, "file": f".apx, k-means {int(r.bits)} bits", "kind": "curve",
-                 "bytes": r.bytes, "accuracy": r.accuracy, "val_accuracy": r.val_accuracy}
+        rows = [{"model": m, "file": f".apx, {r.sparsity:.0%} sparse, k-means {int(r.bits)} bits",
+                 "kind": "curve", "sparsity": r.sparsity, "bits": r.bits, "bytes": r.bytes,
+                 "accuracy": r.accuracy, "val_accuracy": r.val_accuracy}
                 for r in c.itertuples()]
-        rows.append({"model": m, "file": f".apx, {ours.weight_bits} bits, fine-tuned",
+        rows.append({"model": m, "file": (f".apx, {ours.prune_ratio:.0%} sparse, "
+                                          f"{ours.weight_bits} bits, fine-tuned"),
+                     "sparsity": ours.prune_ratio,
                      "kind": "apx", "bytes": ours.size_bytes, "accuracy": ours.accuracy,
                      "val_accuracy": ours.val_accuracy})
         rows += [{"model": m, "file": f"NNCodec qp {int(r.qp)}", "kind": "nncodec",
-                  "bytes": r.size_bytes, "accuracy": r.accuracy, "val_accuracy": r.val_accuracy}
+                  "sparsity": r.prune_ratio, "bytes": r.size_bytes, "accuracy": r.accuracy, "val_accuracy": r.val_accuracy}
                  for r in d[(d.model == m) & (d.codec == "nncodec")].itertuples()]
         t = pd.DataFrame(rows)
         t["ratio"] = dense / t.bytes

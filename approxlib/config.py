@@ -578,6 +578,7 @@ def validate_params(p: dict[str, Any]) -> None:
     for q, m in [(p, m) for m in (*MODELS, *(p["models"] or []))] + [({**p, **defaults},
                                                                       MODELS[0])]:
         gradual_config(q, m)
+        curve_sparsities(q, m)
         share_config(q, m)
         channel_finetune_config(q, m)
     dc_finetune_config(p)
@@ -732,6 +733,16 @@ def measure_config(p: dict) -> MeasureConfig:
                          p["throughput_batch"])
 
 
+def curve_sparsities(p: dict, model: str) -> list[float]:
+    """The final sparsities of section F's size-vs-accuracy grid for `model`: `dc_sparsity` and
+    each of `dc_curve_sparsities` (every one a gradually pruned model, k-means at each of
+    `dc_bits_curve`), in increasing order."""
+    extra = _list(f"dc_curve_sparsities for {model}", per_model(p, "dc_curve_sparsities", model))
+    for s in extra:
+        _number(f"each of dc_curve_sparsities for {model}", s, 0, 1, lo_open=True, hi_open=True)
+    return sorted({float(per_model(p, "dc_sparsity", model)), *map(float, extra)})
+
+
 def gradual_config(p: dict, model: str) -> GradualConfig:
     return GradualConfig(sparsity=per_model(p, "dc_sparsity", model), scope=p["dc_scope"],
                          ramp=p["dc_ramp"],
@@ -776,7 +787,8 @@ def codec_config(p: dict, codec: str) -> CodecConfig:
 
 
 # Parameters that may differ per model: one value, or {model: value, ..., default: value}.
-PER_MODEL = ("dc_sparsity", "dc_bits_conv", "dc_bits_fc", "channel_epochs", "channel_lr", "init")
+PER_MODEL = ("dc_sparsity", "dc_curve_sparsities", "dc_bits_conv", "dc_bits_fc", "channel_epochs",
+             "channel_lr", "init")
 
 
 def _per_model_keys(p: dict, key: str) -> None:

@@ -194,14 +194,18 @@ def compression_stages(stages: pd.DataFrame) -> plt.Figure:
 
 
 def bits_curve(curve: pd.DataFrame, dense: dict, tuned: dict) -> plt.Figure:
-    """Test accuracy against codebook bits (k-means, no fine-tuning), per model; the dense
-    baseline's accuracy and the 1-point budget as lines; the fine-tuned codebook as a star."""
+    """Test accuracy against codebook bits (k-means, no fine-tuning), per model, a line per
+    final sparsity (darker: sparser); the dense baseline's accuracy and the 1-point budget as
+    lines; the fine-tuned codebook as a star."""
     models = list(dict.fromkeys(curve.model))
     fig, axes = plt.subplots(1, len(models), figsize=(4.8 * len(models), 3.2), squeeze=False)
     for ax, m in zip(axes[0], models):
         d = curve[curve.model == m].sort_values("bits")
-        ax.plot(d.bits, d.accuracy * 100, "o-", color=COLORS["pruned"],
-                label=f"k-means, pruned {d.sparsity.iloc[0]:.0%}")
+        levels = sorted(d.sparsity.unique())
+        for i, (s, g) in enumerate(d.groupby("sparsity")):
+            shade = 0.35 + 0.65 * (i + 1) / len(levels)  # one line alone: the full colour
+            ax.plot(g.bits, g.accuracy * 100, "o-", color=COLORS["pruned"], alpha=shade,
+                    label=f"k-means, pruned {s:.0%}")
         ax.axhline(dense[m] * 100, color=COLORS["none"], lw=1, label="dense baseline")
         ax.axhline(dense[m] * 100 - 1, color=COLORS["none"], lw=1, ls="--", label="baseline − 1 pt")
         if m in tuned:
@@ -220,7 +224,7 @@ def bits_curve(curve: pd.DataFrame, dense: dict, tuned: dict) -> plt.Figure:
     return fig
 
 
-KIND_STYLE = {"curve": ("o", "#8172B3", ".apx, k-means codebook (no fine-tuning), by bits"),
+KIND_STYLE = {"curve": ("o", "#8172B3", ".apx, k-means (no fine-tuning), by bits"),
               "apx": ("*", "#DD8452", ".apx, fine-tuned codebook (the file section F ships)"),
               "nncodec": ("s", "#55A868", "NNCodec (MPEG NNC), by qp")}
 
@@ -240,9 +244,17 @@ def ratio_accuracy(points: pd.DataFrame, dense: dict, published: list[tuple]) ->
         lo = max(d.accuracy.min() * 100 - 0.5, dense[m] * 100 - 4)
         for kind, (mk, color, label) in KIND_STYLE.items():
             k = d[d.kind == kind]
-            if len(k):
-                ax.plot(k.ratio, (k.accuracy * 100).clip(lower=lo), mk, ms=11 if mk == "*" else 6,
-                        ls="none", color=color, label=label)
+            # the grid's points: a shade per final sparsity (darker: sparser), bits written
+            groups = list(k.groupby("sparsity")) if kind == "curve" else [(None, k)]
+            for i, (sp, g) in enumerate(groups):
+                ax.plot(g.ratio, (g.accuracy * 100).clip(lower=lo), mk,
+                        ms=11 if mk == "*" else 6, ls="none", color=color,
+                        alpha=0.35 + 0.65 * (i + 1) / len(groups),
+                        label=label if sp is None else f"{label}, {sp:.0%} sparse")
+            if kind == "curve":
+                for r in k.itertuples():
+                    ax.annotate(f"{r.bits:g}", (r.ratio, max(lo, 100 * r.accuracy)), fontsize=5,
+                                xytext=(3, 2), textcoords="offset points", color="0.3")
             for r in k[k.accuracy * 100 < lo].itertuples():
                 ax.annotate(f"{100 * r.accuracy:.1f}% ↓", (r.ratio, lo), fontsize=6,
                             xytext=(0, 5), textcoords="offset points", ha="center")

@@ -33,6 +33,9 @@ class CompressionSection(Section):
         kd = np.array([names.distilled(r) for r in self.df.itertuples()], dtype=bool)
         self.distilled = self.df[kd].reset_index(drop=True)  # its own lines, not the stages
         self.df = self.df[~kd].reset_index(drop=True)
+        # the grid's further sparsities are points of the size-vs-accuracy figures, not stages
+        self.df, self.grid = analysis.split_grid(
+            self.df, {m: per_model(self.p, "dc_sparsity", m) for m in set(self.df.model)})
         self.models_in = list(dict.fromkeys(self.df.model))
         self.curves = pd.DataFrame([{"model": v.model, "sparsity": v.prune_ratio, **pt}
                                     for v, pts in run.curves.items() for pt in pts])
@@ -68,7 +71,18 @@ class CompressionSection(Section):
             f"fine-tuned codebooks, then relative indices "
             f"({p['dc_index_bits']}-bit, with escapes) and Huffman coding in our `.apx` format. "
             f"Ratios are against the dense float32 state dict (`torch.save`); sizes are real "
-            f"file bytes.")
+            f"file bytes." + self._grid_text())
+
+    def _grid_text(self) -> str:
+        """The size-vs-accuracy grid's further sparsities, as this run's rows have them."""
+        if self.grid.empty:
+            return ""
+        each = "; ".join(f"{names.model(m)} {', '.join(f'{s:.0%}' for s in sorted(g.prune_ratio))}"
+                         for m, g in self.grid.groupby("model", sort=False))
+        return (f" For the size-vs-accuracy grid the same gradual pruning also reached {each}; "
+                f"every sparsity's model is coded with k-means at "
+                f"{', '.join(str(b) for b in self.p['dc_bits_curve'])} bits, without codebook "
+                f"fine-tuning.")
 
     def table(self) -> None:
         t = self.stages()
@@ -157,10 +171,10 @@ class CompressionSection(Section):
         points = analysis.compression_points(self.df, self.curves)
         dense = {m: self._reference(m)["test"] for m in self.models_in}
         self._figure(plots.ratio_accuracy(points, dense, PUBLISHED),
-                     "Size against accuracy: every file section F wrote (the .apx file at each "
-                     "codebook width without fine-tuning, the fine-tuned .apx file, NNCodec at "
-                     "each qp where it ran), all of the same gradually pruned model, with the "
-                     "Pareto front; the solid line is the best dense model at equal compute "
+                     "Size against accuracy: every file section F wrote (the .apx file of each "
+                     "gradually pruned model of the grid at each codebook width without "
+                     "fine-tuning, the fine-tuned .apx file, NNCodec at each qp where it ran), "
+                     "with the Pareto front; the solid line is the best dense model at equal compute "
                      "(picked on validation). Dotted lines: published ratios on other models and "
                      "data, for scale")
 
@@ -172,8 +186,9 @@ class CompressionSection(Section):
             bits = int(str(r.weight_bits).split("/")[0])
             tuned[m] = (bits, r.accuracy)
         self._figure(plots.bits_curve(self.curves, dense, tuned),
-                     "Test accuracy against codebook bits (k-means centroids without "
-                     "fine-tuning; the star is the fine-tuned codebook the .apx file stores)")
+                     "Test accuracy against codebook bits at each final sparsity of the grid "
+                     "(k-means centroids without fine-tuning; the star is the fine-tuned "
+                     "codebook the .apx file stores)")
 
     def _tensor_stats(self, model: str) -> pd.DataFrame:
         r = self._row(model, "+ Huffman coding")

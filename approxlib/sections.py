@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import names
-from .config import RUNTIMES, SCRATCH, ConfigError, check_model, per_model
+from .config import RUNTIMES, SCRATCH, ConfigError, check_model, curve_sparsities, per_model
 
 
 @dataclass(frozen=True)
@@ -159,8 +159,12 @@ def compression_variants(p: dict, section: str, model: str, dataset: str
                          ) -> list[Variant]:
     """Section F, Deep Compression's table for one model: dense → pruned (.pt, then what a user
     would try first on it: gzip / xz / zstd) → sparse-encoded → + weight sharing → + Huffman;
-    and the standard's codec (NNCodec) on the same pruned model at each of `nncodec_qps`."""
+    the standard's codec (NNCodec) on the same pruned model at each of `nncodec_qps`; and the
+    model gradually pruned to each further sparsity of the size-vs-accuracy grid (its bits
+    curve is the grid's row)."""
     s = float(per_model(p, "dc_sparsity", model))
+    grid = [Variant(section, model, dataset, x, prune="gradual-l1")
+            for x in curve_sparsities(p, model) if x != s]
     pruned = Variant(section, model, dataset, s, prune="gradual-l1")
     shared = dataclasses.replace(pruned, quant="kmeans")
     distilled = ([dataclasses.replace(pruned, kd=True),
@@ -170,7 +174,7 @@ def compression_variants(p: dict, section: str, model: str, dataset: str
             dataclasses.replace(shared, codec="packed"),
             dataclasses.replace(shared, codec="huffman"),
             *(dataclasses.replace(pruned, codec="nncodec", qp=int(q)) for q in p["nncodec_qps"]),
-            *distilled]
+            *distilled, *grid]
 
 
 

@@ -211,20 +211,38 @@ def test_compression_points_put_curve_apx_and_nncodec_files_on_one_front():
                 qp=np.nan)
     nnc = [dict(huff, quant="none", codec="nncodec", size_bytes=s, accuracy=a, val_accuracy=a,
                 qp=q, weight_bits="qp") for s, a, q in [(800, 0.91, -26), (2000, 0.95, -38)]]
-    curves = pd.DataFrame({"model": "m", "bits": [2, 4], "bytes": [500, 1000],
-                           "accuracy": [0.80, 0.89], "val_accuracy": [0.80, 0.89]})
+    # the grid: the profile's 90% and a sparser 95% model, k-means at 2 and 4 bits
+    curves = pd.DataFrame({"model": "m", "sparsity": [0.9, 0.9, 0.95, 0.95],
+                           "bits": [2, 4, 2, 4], "bytes": [500, 1000, 300, 700],
+                           "accuracy": [0.80, 0.89, 0.70, 0.84],
+                           "val_accuracy": [0.80, 0.89, 0.70, 0.84]})
     t = analysis.compression_points(pd.DataFrame([huff, *nnc]), curves).set_index("file")
     assert t.loc["NNCodec qp -26", "ratio"] == 40_000 / 800
-    # the 4-bit curve point and the fine-tuned file (1000 bytes) lose to NNCodec's 800 bytes
-    assert t.front.to_dict() == {".apx, k-means 2 bits": True, ".apx, k-means 4 bits": False,
-                                 ".apx, 4/4 bits, fine-tuned": False, "NNCodec qp -26": True,
-                                 "NNCodec qp -38": True}
+    assert t.loc[".apx, 95% sparse, k-means 4 bits", "ratio"] == 40_000 / 700
+    # the 90%, 4-bit curve point and the fine-tuned file (1000 bytes) lose to NNCodec's 800
+    # bytes; the 95% model at 2 bits is the smallest file, at 4 bits between two others
+    assert t.front.to_dict() == {
+        ".apx, 90% sparse, k-means 2 bits": True, ".apx, 90% sparse, k-means 4 bits": False,
+        ".apx, 95% sparse, k-means 2 bits": True, ".apx, 95% sparse, k-means 4 bits": True,
+        ".apx, 90% sparse, 4/4 bits, fine-tuned": False, "NNCodec qp -26": True,
+        "NNCodec qp -38": True}
     pts = t.reset_index()
     assert analysis.largest_ratio_within(pts, "m", 0.915).file == "NNCodec qp -26"  # 0.91 ok
     assert analysis.largest_ratio_within(pts, "m", 0.925).file == "NNCodec qp -38"
     assert analysis.largest_ratio_within(pts, "m", 0.97) is None
     pts.loc[pts.file == "NNCodec qp -26", "accuracy"] = 0.99  # test accuracy never picks
     assert analysis.largest_ratio_within(pts, "m", 0.925).file == "NNCodec qp -38"
+
+
+def test_split_grid_keeps_each_models_pipeline_at_its_own_sparsity():
+    rows = [dict(model=m, prune_method=pm, prune_ratio=r, codec=c) for m, pm, r, c in [
+        ("a", "none", 0.0, "none"), ("a", "gradual-l1", 0.9, "none"),
+        ("a", "gradual-l1", 0.9, "huffman"), ("a", "gradual-l1", 0.95, "none"),
+        ("b", "gradual-l1", 0.95, "none"), ("b", "gradual-l1", 0.9, "none"),
+        ("b", "l1-unstructured", 0.5, "none")]]
+    main, grid = analysis.split_grid(pd.DataFrame(rows), {"a": 0.9, "b": 0.95})
+    assert list(zip(grid.model, grid.prune_ratio)) == [("a", 0.95), ("b", 0.9)]
+    assert len(main) == 5 and not ((main.model == "b") & (main.prune_ratio == 0.9)).any()
 
 
 def recovery_frame():

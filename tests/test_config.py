@@ -47,6 +47,10 @@ def test_overrides_apply_and_parse_yaml_values():
     ({"channel_epochs": {"resnet18": 2}}, "channel_epochs has no value for mobilenetv2"),
     ({"dc_sparsity": {"resnet18": 0.9, "vgg": 0.5, "default": 0.8}}, "unknown model 'vgg'"),
     ({"channel_lr": {"resnet18": 0.1, "mobilenetv2": -1}}, "lr must be"),
+    ({"dc_curve_sparsities": [0.5, 1.0]},
+     "each of dc_curve_sparsities for resnet18 must be in (0, 1), got 1.0"),
+    ({"dc_curve_sparsities": {"resnet18": 0.9, "default": []}},
+     "dc_curve_sparsities for resnet18 must be a list, got 0.9"),
 ])
 def test_bad_values_name_the_problem(overrides, message):
     with pytest.raises(config.ConfigError) as e:

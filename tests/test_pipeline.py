@@ -5,11 +5,11 @@ import pandas as pd
 import pytest
 import torch
 
-from approxlib import pipeline
+from approxlib import analysis, pipeline
 from approxlib import store as S
-from approxlib.config import ConfigError, load_profile
+from approxlib.config import ConfigError, curve_sparsities, load_profile
 from approxlib.sections import parse_sections
-from approxlib.steps import Onnx
+from approxlib.steps import Gradual, Onnx
 
 CONTRACT = ["section", "model", "dataset", "stem", "prune_method", "prune_ratio", "quant",
             "codec", "seed", "accuracy", "size_bytes", "latency_ms", "params", "zero_params",
@@ -84,7 +84,7 @@ def test_second_run_computes_nothing(smoke):
     # bits curve per gradually pruned model of section F; nothing twice.
     variants = pipeline.plan(p, list("ABCDEFGH"))
     distinct = {st.key for v in variants for st in pipeline.stages(v, p)}
-    curves = {v.model for v in variants if v.prune_method == "gradual-l1"}
+    curves = {pipeline.curve_key(v, p)[2] for v in variants if pipeline.has_curve(v)}
     if not os.environ.get("APPROX_TEST_STORE"):  # a kept store computes nothing the first time
         assert len(runner.computed) == len(set(runner.computed)) == len(distinct) + len(curves)
         assert set(runner.computed) >= distinct
@@ -126,6 +126,23 @@ def test_parse_sections():
         parse_sections("A,Z")
 
 
+def test_the_grid_adds_a_gradually_pruned_model_and_its_curve_per_further_sparsity():
+    p = load_profile("smoke", {"dc_curve_sparsities": {"resnet18": [0.95, 0.8, 0.9],
+                                                       "default": []}, "kd": False})
+    vs = pipeline.plan(p, ["F"])
+    gradual = [v for v in vs if v.prune == "gradual-l1" and v.quant == v.codec == "none"
+               and not v.is_control]
+    assert [(v.model, v.prune_ratio) for v in gradual] == [
+        ("resnet18", 0.9), ("resnet18", 0.8), ("resnet18", 0.95), ("mobilenetv2", 0.8)]
+    reached = {v.prune_ratio: s.step.gradual.sparsity for v in gradual if v.model == "resnet18"
+               for s in pipeline.stages(v, p) if isinstance(s.step, Gradual)}
+    assert reached == {0.8: 0.8, 0.9: 0.9, 0.95: 0.95}
+    # one equal-compute control per model serves every sparsity: fine-tuned alike
+    assert sorted(v.model for v in vs if v.is_control) == ["mobilenetv2", "resnet18"]
+    curves = {pipeline.curve_key(v, p)[2] for v in vs if pipeline.has_curve(v)}
+    assert len(curves) == 4
+
+
 def test_section_f_rows_are_real_files_and_exact(smoke):
     """Deep Compression's stages: every size is a file's bytes, every ratio is computed from
     them, Huffman coding changes no prediction, and the .apx file decodes to the same accuracy."""
@@ -135,8 +152,10 @@ def test_section_f_rows_are_real_files_and_exact(smoke):
     from approxlib.config import data_config
     p, store, root, df, runner, data_root = smoke
     f = df[df.section == "F"]
-    # per model: 9 stages and files, NNCodec's, a dense control; distilled: pruned, Huffman, control
-    assert len(f) == 18 + 2 * len(p["nncodec_qps"]) + 6 * p["kd"]
+    # per model: 9 stages and files, NNCodec's, a dense control, the grid's further sparsities;
+    # distilled: pruned, Huffman, control
+    grid_sizes = {m: len(curve_sparsities(p, m)) - 1 for m in ("resnet18", "mobilenetv2")}
+    assert len(f) == 18 + 2 * len(p["nncodec_qps"]) + 6 * p["kd"] + sum(grid_sizes.values())
     kd = f[f.kd]
     assert sorted(zip(kd.model, kd.codec, kd.control)) == sorted(
         (m, c, ctl) for m in ("resnet18", "mobilenetv2")
@@ -145,7 +164,10 @@ def test_section_f_rows_are_real_files_and_exact(smoke):
     control = f[f.control != "none"]  # dense, fine-tuned as long as the gradual pruning ran
     assert len(control) == 2 and (control.sparsity < 0.01).all()
     assert (control.finetune_epochs == p["dc_epochs"]).all()
-    f = f[f.control == "none"]
+    f, grid = analysis.split_grid(f[f.control == "none"], p["dc_sparsity"])
+    # the grid: each further sparsity a gradually pruned float model, reached exactly
+    assert grid.groupby("model").size().to_dict() == grid_sizes
+    assert (grid.codec == "none").all() and (grid.sparsity - grid.prune_ratio).abs().max() < 1e-5
     for m in ("resnet18", "mobilenetv2"):
         d = f[f.model == m].set_index("codec")
         dense = pipeline.dense_bytes(pipeline.model_config(p, m, "fashion-mnist"))
@@ -172,8 +194,10 @@ def test_section_f_rows_are_real_files_and_exact(smoke):
         splits = data.load(data_config(p, "fashion-mnist"), data_root)  # the images it was scored on
         assert train.accuracy(model, splits.test_x, splits.test_y) == d.loc["huffman", "accuracy"]
         assert header["structure"] == "folded" and header["codec"] == "huffman"
-    curve = pd.read_csv(root / "out" / "compression_bits.csv")
-    assert sorted(curve.bits.unique()) == sorted(p["dc_bits_curve"]) and len(curve) == 4
+    curve = pd.read_csv(root / "out" / "compression_bits.csv")  # every sparsity × every width
+    assert sorted(zip(curve.model, curve.sparsity, curve.bits)) == sorted(
+        (m, s, b) for m in ("resnet18", "mobilenetv2") for s in curve_sparsities(p, m)
+        for b in p["dc_bits_curve"])
 
 
 def test_section_g_rows_time_every_runtime(smoke):

@@ -6,6 +6,7 @@ import matplotlib.ticker
 
 matplotlib.use("Agg")  # headless: papermill, CI and the PDF renderer have no display
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import analysis, names  # noqa: E402
@@ -202,10 +203,16 @@ def bits_curve(curve: pd.DataFrame, dense: dict, tuned: dict) -> plt.Figure:
     for ax, m in zip(axes[0], models):
         d = curve[curve.model == m].sort_values("bits")
         levels = sorted(d.sparsity.unique())
+        # 6 points below the baseline at most: a collapsed width (k-means at 2 bits) sits on
+        # the bottom edge as ▼ instead of squeezing the readable range
+        lo = max(min(d.accuracy.min() * 100, dense[m] * 100 - 1) - 1, dense[m] * 100 - 6)
         for i, (s, g) in enumerate(d.groupby("sparsity")):
             shade = 0.35 + 0.65 * (i + 1) / len(levels)  # one line alone: the full colour
-            ax.plot(g.bits, g.accuracy * 100, "o-", color=COLORS["pruned"], alpha=shade,
-                    label=f"k-means, pruned {s:.0%}")
+            ax.plot(g.bits, (g.accuracy * 100).clip(lower=lo), "-", color=COLORS["pruned"],
+                    alpha=shade)
+            _clipped(ax, g.bits, g.accuracy * 100, lo, "o", color=COLORS["pruned"],
+                     alpha=shade, label=f"k-means, pruned {s:.0%}")
+        _below_note(ax, d.accuracy * 100, lo)
         ax.axhline(dense[m] * 100, color=COLORS["none"], lw=1, label="dense baseline")
         ax.axhline(dense[m] * 100 - 1, color=COLORS["none"], lw=1, ls="--", label="baseline − 1 pt")
         if m in tuned:
@@ -216,12 +223,30 @@ def bits_curve(curve: pd.DataFrame, dense: dict, tuned: dict) -> plt.Figure:
         ax.set_xlabel("Codebook index bits per weight")
         ax.set_ylabel("Top-1 test accuracy (%)")
         ax.set_xticks(sorted(d.bits.unique()))
-        lo = max(0, min(d.accuracy.min() * 100, dense[m] * 100 - 1) - 2)
-        ax.set_ylim(lo, dense[m] * 100 + 1.5)
+        ax.set_ylim(lo - 0.3, dense[m] * 100 + 1.5)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
+
+
+def _clipped(ax, x, y, lo: float, marker: str, **style) -> None:
+    """Points at or above `lo` as `marker`; those below it on the bottom edge as ▼ (the axis
+    stays on the range that can be read; `_below_note` says how far they fell)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    up = y >= lo - 1e-9  # a point on the edge itself is shown, not counted as below
+    ax.plot(x[up], y[up], marker, ls="none", **style)
+    if (~up).any():
+        ax.plot(x[~up], np.full((~up).sum(), lo), "v", ls="none",
+                **{**style, "ms": 6, "label": None})
+
+
+def _below_note(ax, y, lo: float) -> None:
+    y = np.asarray(y, dtype=float)
+    below = y < lo - 1e-9
+    if below.any():
+        ax.text(0.01, 0.98, f"▼ {below.sum()} below {lo:.1f}% (lowest {y.min():.1f}%)",
+                transform=ax.transAxes, fontsize=6, va="top", ha="left", color="0.3")
 
 
 KIND_STYLE = {"curve": ("o", "#8172B3", ".apx, k-means (no fine-tuning), by bits"),
@@ -240,24 +265,21 @@ def ratio_accuracy(points: pd.DataFrame, dense: dict, published: list[tuple]) ->
     for ax, m in zip(axes[0], models):
         d = points[points.model == m]
         # the axis spans 4 points below the reference: a collapsed file (k-means at 2 bits) is
-        # drawn on the bottom edge with its accuracy written beside it, not stretching the axis
+        # drawn on the bottom edge as ▼, not stretching the axis
         lo = max(d.accuracy.min() * 100 - 0.5, dense[m] * 100 - 4)
         for kind, (mk, color, label) in KIND_STYLE.items():
             k = d[d.kind == kind]
             # the grid's points: a shade per final sparsity (darker: sparser), bits written
             groups = list(k.groupby("sparsity")) if kind == "curve" else [(None, k)]
             for i, (sp, g) in enumerate(groups):
-                ax.plot(g.ratio, (g.accuracy * 100).clip(lower=lo), mk,
-                        ms=11 if mk == "*" else 6, ls="none", color=color,
-                        alpha=0.35 + 0.65 * (i + 1) / len(groups),
-                        label=label if sp is None else f"{label}, {sp:.0%} sparse")
+                _clipped(ax, g.ratio, g.accuracy * 100, lo, mk, ms=11 if mk == "*" else 6,
+                         color=color, alpha=0.35 + 0.65 * (i + 1) / len(groups),
+                         label=label if sp is None else f"{label}, {sp:.0%} sparse")
             if kind == "curve":
                 for r in k.itertuples():
                     ax.annotate(f"{r.bits:g}", (r.ratio, max(lo, 100 * r.accuracy)), fontsize=5,
                                 xytext=(3, 2), textcoords="offset points", color="0.3")
-            for r in k[k.accuracy * 100 < lo].itertuples():
-                ax.annotate(f"{100 * r.accuracy:.1f}% ↓", (r.ratio, lo), fontsize=6,
-                            xytext=(0, 5), textcoords="offset points", ha="center")
+        _below_note(ax, d.accuracy * 100, lo)
         front = d[d.front].sort_values("ratio")
         ax.plot(front.ratio, (front.accuracy * 100).clip(lower=lo), "-", color="0.4", lw=1,
                 label="Pareto front")

@@ -352,3 +352,25 @@ def test_findings_keep_distilled_rows_and_several_controls_apart():
     assert "+1.0 points of top-1 against their dense baselines" in found["B"]
     assert "-1.0 against dense controls" in found["B"]  # B's own control, not F's
     assert found["F"].count("ResNet-18") == 1 and "40.0×" in found["F"]  # not the KD file
+
+
+def test_size_accuracy_figures_keep_collapsed_files_on_the_edge_and_count_them():
+    """A k-means width that collapses (10% top-1) must not stretch the axis over 80 points: it is
+    drawn on the bottom edge as ▼ and the panel says how many fell below and how far."""
+    from approxlib import plots
+    curves = pd.DataFrame({"model": "m", "sparsity": [0.9, 0.9, 0.95, 0.95], "bits": [2, 4, 2, 4],
+                           "bytes": [500, 1000, 300, 700], "accuracy": [0.10, 0.89, 0.87, 0.88],
+                           "val_accuracy": [0.10, 0.89, 0.87, 0.88]})
+    huff = dict(model="m", prune_ratio=0.9, quant="kmeans", codec="huffman", size_bytes=1000,
+                compression_ratio=40.0, accuracy=0.89, val_accuracy=0.89, weight_bits="4/4",
+                qp=np.nan)
+    points = analysis.compression_points(pd.DataFrame([huff]), curves)
+    for fig in (plots.ratio_accuracy(points, {"m": 0.90}, []),
+                plots.bits_curve(curves, {"m": 0.90}, {"m": (4, 0.89)})):
+        ax = fig.axes[0]
+        assert ax.get_ylim()[0] > 80  # the readable range, not 10%
+        notes = [t.get_text() for t in ax.texts if t.get_text().startswith("▼")]
+        assert len(notes) == 1 and "▼ 1 below" in notes[0] and "(lowest 10.0%)" in notes[0]
+        edge = [ln for ln in ax.lines if ln.get_marker() == "v"]
+        assert len(edge) == 1 and edge[0].get_ydata()[0] == pytest.approx(ax.get_ylim()[0] + 0.3)
+        plots.plt.close(fig)

@@ -203,9 +203,11 @@ def bits_curve(curve: pd.DataFrame, dense: dict, tuned: dict) -> plt.Figure:
     for ax, m in zip(axes[0], models):
         d = curve[curve.model == m].sort_values("bits")
         levels = sorted(d.sparsity.unique())
-        # 6 points below the baseline at most: a collapsed width (k-means at 2 bits) sits on
-        # the bottom edge as ▼ instead of squeezing the readable range
-        lo = max(min(d.accuracy.min() * 100, dense[m] * 100 - 1) - 1, dense[m] * 100 - 6)
+        # 6 points below the baseline (or the best point, if lower) at most: a collapsed width
+        # (k-means at 2 bits) sits on the bottom edge as ▼ instead of squeezing the range
+        top = max(d.accuracy.max(), tuned[m][1] if m in tuned else 0) * 100
+        lo = max(min(d.accuracy.min() * 100, dense[m] * 100 - 1) - 1,
+                 min(dense[m] * 100, top) - 6)
         for i, (s, g) in enumerate(d.groupby("sparsity")):
             shade = 0.35 + 0.65 * (i + 1) / len(levels)  # one line alone: the full colour
             ax.plot(g.bits, (g.accuracy * 100).clip(lower=lo), "-", color=COLORS["pruned"],
@@ -217,8 +219,8 @@ def bits_curve(curve: pd.DataFrame, dense: dict, tuned: dict) -> plt.Figure:
         ax.axhline(dense[m] * 100 - 1, color=COLORS["none"], lw=1, ls="--", label="baseline − 1 pt")
         if m in tuned:
             b, acc = tuned[m]
-            ax.plot([b], [acc * 100], "*", ms=12, color=COLORS["int8-dynamic"],
-                    label="+ codebook fine-tuning")
+            _clipped(ax, [b], [acc * 100], lo, "*", ms=12, color=COLORS["int8-dynamic"],
+                     label="+ codebook fine-tuning")
         ax.set_title(names.model(m), fontsize=9)
         ax.set_xlabel("Codebook index bits per weight")
         ax.set_ylabel("Top-1 test accuracy (%)")
@@ -266,7 +268,7 @@ def ratio_accuracy(points: pd.DataFrame, dense: dict, published: list[tuple]) ->
         d = points[points.model == m]
         # the axis spans 4 points below the reference: a collapsed file (k-means at 2 bits) is
         # drawn on the bottom edge as ▼, not stretching the axis
-        lo = max(d.accuracy.min() * 100 - 0.5, dense[m] * 100 - 4)
+        lo = max(d.accuracy.min() * 100 - 0.5, min(dense[m], d.accuracy.max()) * 100 - 4)
         for kind, (mk, color, label) in KIND_STYLE.items():
             k = d[d.kind == kind]
             # the grid's points: a shade per final sparsity (darker: sparser), bits written

@@ -420,10 +420,13 @@ def pareto_front(cost, gain) -> np.ndarray:
 def split_grid(d: pd.DataFrame, sparsity: dict[str, float]
                ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Section F's rows as (the pipeline at each model's `sparsity`, with its dense rows; the
-    size-vs-accuracy grid's models gradually pruned to other sparsities)."""
+    size-vs-accuracy grid's float models gradually pruned to other sparsities)."""
+    missing = set(d.model) - set(sparsity)
+    if missing:
+        raise ValueError(f"no dc_sparsity for {sorted(missing)}")
     at = d.model.map(sparsity).astype(float)
-    grid = ((d.prune_method == "gradual-l1") & (d.prune_ratio > 0)
-            & ~np.isclose(d.prune_ratio, at))
+    grid = ((d.prune_method == "gradual-l1") & (d.quant == "none") & (d.codec == "none")
+            & (d.prune_ratio > 0) & ~np.isclose(d.prune_ratio, at))
     return d[~grid].reset_index(drop=True), d[grid].reset_index(drop=True)
 
 
@@ -443,13 +446,13 @@ def compression_points(d: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
                  "kind": "curve", "sparsity": r.sparsity, "bits": r.bits, "bytes": r.bytes,
                  "accuracy": r.accuracy, "val_accuracy": r.val_accuracy}
                 for r in c.itertuples()]
-        rows.append({"model": m, "file": (f".apx, {ours.prune_ratio:.0%} sparse, "
-                                          f"{ours.weight_bits} bits, fine-tuned"),
-                     "sparsity": ours.prune_ratio,
-                     "kind": "apx", "bytes": ours.size_bytes, "accuracy": ours.accuracy,
+        file = f".apx, {ours.prune_ratio:.0%} sparse, {ours.weight_bits} bits, fine-tuned"
+        rows.append({"model": m, "file": file, "kind": "apx", "sparsity": ours.prune_ratio,
+                     "bytes": ours.size_bytes, "accuracy": ours.accuracy,
                      "val_accuracy": ours.val_accuracy})
         rows += [{"model": m, "file": f"NNCodec qp {int(r.qp)}", "kind": "nncodec",
-                  "sparsity": r.prune_ratio, "bytes": r.size_bytes, "accuracy": r.accuracy, "val_accuracy": r.val_accuracy}
+                  "sparsity": r.prune_ratio, "bytes": r.size_bytes, "accuracy": r.accuracy,
+                  "val_accuracy": r.val_accuracy}
                  for r in d[(d.model == m) & (d.codec == "nncodec")].itertuples()]
         t = pd.DataFrame(rows)
         t["ratio"] = dense / t.bytes

@@ -740,7 +740,14 @@ def curve_sparsities(p: dict, model: str) -> list[float]:
     extra = _list(f"dc_curve_sparsities for {model}", per_model(p, "dc_curve_sparsities", model))
     for s in extra:
         _number(f"each of dc_curve_sparsities for {model}", s, 0, 1, lo_open=True, hi_open=True)
-    return sorted({float(per_model(p, "dc_sparsity", model)), *map(float, extra)})
+    out = sorted({float(per_model(p, "dc_sparsity", model)), *map(float, extra)})
+    # files, labels and per-layer tables name a sparsity by its whole percent
+    for a, b in zip(out, out[1:]):
+        if round(100 * a) == round(100 * b):
+            raise ConfigError(f"dc_curve_sparsities for {model}: {a:g} and {b:g} (dc_sparsity "
+                              f"included) are both {round(100 * a)}%; give sparsities at least "
+                              f"one percent apart")
+    return out
 
 
 def gradual_config(p: dict, model: str) -> GradualConfig:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import matplotlib
+import matplotlib.lines
 import matplotlib.ticker
 
 matplotlib.use("Agg")  # headless: papermill, CI and the PDF renderer have no display
@@ -197,7 +198,7 @@ def compression_stages(stages: pd.DataFrame) -> plt.Figure:
 def bits_curve(curve: pd.DataFrame, dense: dict, tuned: dict) -> plt.Figure:
     """Test accuracy against codebook bits (k-means, no fine-tuning), per model, a line per
     final sparsity (darker: sparser); the dense baseline's accuracy and the 1-point budget as
-    lines; the fine-tuned codebook as a star."""
+    lines; the fine-tuned codebook (`tuned`: model → bits, accuracy, sparsity) as a star."""
     models = list(dict.fromkeys(curve.model))
     fig, axes = plt.subplots(1, len(models), figsize=(4.8 * len(models), 3.2), squeeze=False)
     for ax, m in zip(axes[0], models):
@@ -206,6 +207,7 @@ def bits_curve(curve: pd.DataFrame, dense: dict, tuned: dict) -> plt.Figure:
         # 6 points below the baseline (or the best point, if lower) at most: a collapsed width
         # (k-means at 2 bits) sits on the bottom edge as ▼ instead of squeezing the range
         top = max(d.accuracy.max(), tuned[m][1] if m in tuned else 0) * 100
+        shown = [*d.accuracy * 100, *([tuned[m][1] * 100] if m in tuned else [])]
         lo = max(min(d.accuracy.min() * 100, dense[m] * 100 - 1) - 1,
                  min(dense[m] * 100, top) - 6)
         for i, (s, g) in enumerate(d.groupby("sparsity")):
@@ -214,13 +216,13 @@ def bits_curve(curve: pd.DataFrame, dense: dict, tuned: dict) -> plt.Figure:
                     alpha=shade)
             _clipped(ax, g.bits, g.accuracy * 100, lo, "o", color=COLORS["pruned"],
                      alpha=shade, label=f"k-means, pruned {s:.0%}")
-        _below_note(ax, d.accuracy * 100, lo)
+        _below_note(ax, shown, lo)
         ax.axhline(dense[m] * 100, color=COLORS["none"], lw=1, label="dense baseline")
         ax.axhline(dense[m] * 100 - 1, color=COLORS["none"], lw=1, ls="--", label="baseline − 1 pt")
         if m in tuned:
-            b, acc = tuned[m]
+            b, acc, sparsity = tuned[m]
             _clipped(ax, [b], [acc * 100], lo, "*", ms=12, color=COLORS["int8-dynamic"],
-                     label="+ codebook fine-tuning")
+                     label=f"+ codebook fine-tuning (pruned {sparsity:.0%})")
         ax.set_title(names.model(m), fontsize=9)
         ax.set_xlabel("Codebook index bits per weight")
         ax.set_ylabel("Top-1 test accuracy (%)")
@@ -251,17 +253,47 @@ def _below_note(ax, y, lo: float) -> None:
                 transform=ax.transAxes, fontsize=6, va="top", ha="left", color="0.3")
 
 
-KIND_STYLE = {"curve": ("o", "#8172B3", ".apx, k-means (no fine-tuning), by bits"),
-              "apx": ("*", "#DD8452", ".apx, fine-tuned codebook (the file section F ships)"),
-              "nncodec": ("s", "#55A868", "NNCodec (MPEG NNC), by qp")}
+# How each kind of file is drawn; `grid`: one shade per final sparsity (darker: sparser), the
+# codebook bits written beside each point
+KIND_STYLE = {
+    "curve": {"marker": "o", "color": "#8172B3", "grid": True,
+              "label": ".apx, k-means (no fine-tuning): shade = sparsity, digits = bits"},
+    "apx": {"marker": "*", "color": "#DD8452", "grid": False,
+            "label": ".apx, fine-tuned codebook (the file section F ships)"},
+    "nncodec": {"marker": "s", "color": "#55A868", "grid": False,
+                "label": "NNCodec (MPEG NNC), by qp"},
+}
+
+
+def _files(ax, d: pd.DataFrame, lo: float) -> list:
+    """Every file of one model's panel (KIND_STYLE); returns the handles of its sparsity shades
+    (each model's grid has its own sparsities, so each panel gets its own key)."""
+    shades = []
+    for kind, st in KIND_STYLE.items():
+        k = d[d.kind == kind]
+        if k.empty:  # a kind this run did not make (e.g. `nncodec_qps: []`) is not in the key
+            continue
+        groups = list(k.groupby("sparsity")) if st["grid"] else [(None, k)]
+        for i, (sp, g) in enumerate(groups):
+            alpha = 0.35 + 0.65 * (i + 1) / len(groups)
+            _clipped(ax, g.ratio, g.accuracy * 100, lo, st["marker"],
+                     ms=11 if st["marker"] == "*" else 6, color=st["color"], alpha=alpha,
+                     label=st["label"] if i == len(groups) - 1 else None)
+            if st["grid"]:
+                shades.append(matplotlib.lines.Line2D(
+                    [], [], marker=st["marker"], ls="none", color=st["color"], alpha=alpha,
+                    label=f"{sp:.0%} sparse"))
+        for r in k.itertuples() if st["grid"] else ():
+            ax.annotate(f"{r.bits:g}", (r.ratio, max(lo, 100 * r.accuracy)), fontsize=5,
+                        xytext=(3, 2), textcoords="offset points", color="0.3")
+    return shades
 
 
 def ratio_accuracy(points: pd.DataFrame, dense: dict, published: list[tuple]) -> plt.Figure:
     """Per model: test accuracy against compression ratio (log scale) of every file section F
     wrote, the Pareto front joined, the best dense model's accuracy (`dense`) and its 1-point
-    budget as lines, and the
-    published ratios (other models and datasets: labelled, not comparable in accuracy) as
-    vertical lines."""
+    budget as lines, and the published ratios (other models and datasets: labelled, not
+    comparable in accuracy) as vertical lines."""
     models = list(dict.fromkeys(points.model))
     fig, axes = plt.subplots(1, len(models), figsize=(4.8 * len(models), 4.2), squeeze=False)
     for ax, m in zip(axes[0], models):
@@ -269,18 +301,7 @@ def ratio_accuracy(points: pd.DataFrame, dense: dict, published: list[tuple]) ->
         # the axis spans 4 points below the reference: a collapsed file (k-means at 2 bits) is
         # drawn on the bottom edge as ▼, not stretching the axis
         lo = max(d.accuracy.min() * 100 - 0.5, min(dense[m], d.accuracy.max()) * 100 - 4)
-        for kind, (mk, color, label) in KIND_STYLE.items():
-            k = d[d.kind == kind]
-            # the grid's points: a shade per final sparsity (darker: sparser), bits written
-            groups = list(k.groupby("sparsity")) if kind == "curve" else [(None, k)]
-            for i, (sp, g) in enumerate(groups):
-                _clipped(ax, g.ratio, g.accuracy * 100, lo, mk, ms=11 if mk == "*" else 6,
-                         color=color, alpha=0.35 + 0.65 * (i + 1) / len(groups),
-                         label=label if sp is None else f"{label}, {sp:.0%} sparse")
-            if kind == "curve":
-                for r in k.itertuples():
-                    ax.annotate(f"{r.bits:g}", (r.ratio, max(lo, 100 * r.accuracy)), fontsize=5,
-                                xytext=(3, 2), textcoords="offset points", color="0.3")
+        shades = _files(ax, d, lo)
         _below_note(ax, d.accuracy * 100, lo)
         front = d[d.front].sort_values("ratio")
         ax.plot(front.ratio, (front.accuracy * 100).clip(lower=lo), "-", color="0.4", lw=1,
@@ -290,15 +311,22 @@ def ratio_accuracy(points: pd.DataFrame, dense: dict, published: list[tuple]) ->
         for who, what, ratio in published:
             ax.axvline(ratio, color="0.6", lw=0.8, ls=":")
             ax.annotate(f"{who} ({what}) {ratio:g}×", (ratio, 0.02),
-                        xycoords=("data", "axes fraction"), rotation=90, fontsize=6, color="0.4", ha="right", va="bottom")
+                        xycoords=("data", "axes fraction"), rotation=90, fontsize=6,
+                        color="0.4", ha="right", va="bottom")
+        if len(shades) > 1:
+            ax.legend(handles=shades, fontsize=6, loc="best", title="k-means", title_fontsize=6)
         _log_ticks(ax)
         ax.set_title(names.model(m), fontsize=9)
         ax.set_xlabel("Compression ratio vs dense float32 (×, log scale)")
         ax.set_ylabel("Top-1 test accuracy (%)")
         ax.set_ylim(lo - 0.3, max(d.accuracy.max(), dense[m]) * 100 + 1)
         ax.grid(alpha=0.3, which="both")
-    fig.legend(*axes[0][0].get_legend_handles_labels(), fontsize=7, ncol=3,
-               loc="lower center", frameon=False)
+    key = {}  # every panel's entries, once each (a kind one model lacks is still named)
+    for ax in axes[0]:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            key.setdefault(label, h)
+    fig.legend(list(key.values()), list(key), fontsize=7, ncol=3, loc="lower center",
+               frameon=False)
     fig.tight_layout(rect=(0, 0.14, 1, 1))
     return fig
 

@@ -184,7 +184,7 @@ class CompressionSection(Section):
         for m in self.models_in:
             r = self._row(m, "+ Huffman coding")
             bits = int(str(r.weight_bits).split("/")[0])
-            tuned[m] = (bits, r.accuracy)
+            tuned[m] = (bits, r.accuracy, r.prune_ratio)
         self._figure(plots.bits_curve(self.curves, dense, tuned),
                      "Test accuracy against codebook bits at each final sparsity of the grid "
                      "(k-means centroids without fine-tuning; the star is the fine-tuned "

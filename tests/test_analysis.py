@@ -240,9 +240,12 @@ def test_split_grid_keeps_each_models_pipeline_at_its_own_sparsity():
         ("a", "gradual-l1", 0.9, "huffman"), ("a", "gradual-l1", 0.95, "none"),
         ("b", "gradual-l1", 0.95, "none"), ("b", "gradual-l1", 0.9, "none"),
         ("b", "l1-unstructured", 0.5, "none")]]
+    rows = [dict(r, quant="kmeans" if r["codec"] == "huffman" else "none") for r in rows]
     main, grid = analysis.split_grid(pd.DataFrame(rows), {"a": 0.9, "b": 0.95})
     assert list(zip(grid.model, grid.prune_ratio)) == [("a", 0.95), ("b", 0.9)]
     assert len(main) == 5 and not ((main.model == "b") & (main.prune_ratio == 0.9)).any()
+    with pytest.raises(ValueError, match=r"no dc_sparsity for \['b'\]"):  # never all "grid"
+        analysis.split_grid(pd.DataFrame(rows), {"a": 0.9})
 
 
 def recovery_frame():
@@ -366,7 +369,7 @@ def test_size_accuracy_figures_keep_collapsed_files_on_the_edge_and_count_them()
                 qp=np.nan)
     points = analysis.compression_points(pd.DataFrame([huff]), curves)
     for fig in (plots.ratio_accuracy(points, {"m": 0.90}, []),
-                plots.bits_curve(curves, {"m": 0.90}, {"m": (4, 0.89)})):
+                plots.bits_curve(curves, {"m": 0.90}, {"m": (4, 0.89, 0.9)})):
         ax = fig.axes[0]
         assert ax.get_ylim()[0] > 80  # the readable range, not 10%
         notes = [t.get_text() for t in ax.texts if t.get_text().startswith("▼")]

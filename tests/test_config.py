@@ -51,6 +51,10 @@ def test_overrides_apply_and_parse_yaml_values():
      "each of dc_curve_sparsities for resnet18 must be in (0, 1), got 1.0"),
     ({"dc_curve_sparsities": {"resnet18": 0.9, "default": []}},
      "dc_curve_sparsities for resnet18 must be a list, got 0.9"),
+    ({"dc_curve_sparsities": {"resnet18": [0.951, 0.954], "default": []}},
+     "dc_curve_sparsities for resnet18: 0.951 and 0.954 (dc_sparsity included) are both 95%"),
+    ({"dc_sparsity": 0.9, "dc_curve_sparsities": [0.9001]},
+     "dc_curve_sparsities for resnet18: 0.9 and 0.9001 (dc_sparsity included) are both 90%"),
 ])
 def test_bad_values_name_the_problem(overrides, message):
     with pytest.raises(config.ConfigError) as e:

@@ -7,7 +7,7 @@ import torch
 
 from approxlib import analysis, pipeline
 from approxlib import store as S
-from approxlib.config import ConfigError, curve_sparsities, load_profile
+from approxlib.config import ConfigError, curve_sparsities, load_profile, per_model
 from approxlib.sections import parse_sections
 from approxlib.steps import Gradual, Onnx
 
@@ -164,7 +164,8 @@ def test_section_f_rows_are_real_files_and_exact(smoke):
     control = f[f.control != "none"]  # dense, fine-tuned as long as the gradual pruning ran
     assert len(control) == 2 and (control.sparsity < 0.01).all()
     assert (control.finetune_epochs == p["dc_epochs"]).all()
-    f, grid = analysis.split_grid(f[f.control == "none"], p["dc_sparsity"])
+    f, grid = analysis.split_grid(f[f.control == "none"], {
+        m: per_model(p, "dc_sparsity", m) for m in ("resnet18", "mobilenetv2")})
     # the grid: each further sparsity a gradually pruned float model, reached exactly
     assert grid.groupby("model").size().to_dict() == grid_sizes
     assert (grid.codec == "none").all() and (grid.sparsity - grid.prune_ratio).abs().max() < 1e-5

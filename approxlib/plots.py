@@ -206,10 +206,9 @@ def bits_curve(curve: pd.DataFrame, dense: dict, tuned: dict) -> plt.Figure:
         levels = sorted(d.sparsity.unique())
         # 6 points below the baseline (or the best point, if lower) at most: a collapsed width
         # (k-means at 2 bits) sits on the bottom edge as ▼ instead of squeezing the range
-        top = max(d.accuracy.max(), tuned[m][1] if m in tuned else 0) * 100
         shown = [*d.accuracy * 100, *([tuned[m][1] * 100] if m in tuned else [])]
         lo = max(min(d.accuracy.min() * 100, dense[m] * 100 - 1) - 1,
-                 min(dense[m] * 100, top) - 6)
+                 min(dense[m] * 100, max(shown)) - 6)
         for i, (s, g) in enumerate(d.groupby("sparsity")):
             shade = 0.35 + 0.65 * (i + 1) / len(levels)  # one line alone: the full colour
             ax.plot(g.bits, (g.accuracy * 100).clip(lower=lo), "-", color=COLORS["pruned"],

@@ -398,7 +398,7 @@ def cmd_compress(a) -> int:
     gc = gradual_config(p, mc.name)
     if a.sparsity is not None:
         gc = dataclasses.replace(gc, sparsity=a.sparsity)
-    model, _ = prune.gradual_prune(model, gc, splits, dc_finetune_config(p), p["device"],
+    model, _ = prune.gradual_prune(model, gc, splits, dc_finetune_config(p, mc.name), p["device"],
                                    f"prune gradually to {gc.sparsity:.0%}", not a.quiet)
     model, _, _ = share.share_and_finetune(model, share_config(p, mc.name), splits,
                                            share_finetune_config(p), p["device"],

@@ -581,7 +581,7 @@ def validate_params(p: dict[str, Any]) -> None:
         curve_sparsities(q, m)
         share_config(q, m)
         channel_finetune_config(q, m)
-    dc_finetune_config(p)
+        dc_finetune_config(q, m)
     share_finetune_config(p)
     codec_config(p, "huffman")
     ChannelConfig(p["channel_ratio"])
@@ -775,9 +775,11 @@ def qat_freeze(p: dict) -> QatConfig:
     return QatConfig(p["qat_freeze_bn"], p["qat_freeze_ranges"])
 
 
-def dc_finetune_config(p: dict) -> TrainConfig:
-    """Gradual pruning trains like the fine-tuning of the other sections, for `dc_epochs`."""
-    return dataclasses.replace(finetune_config(p), epochs=p["dc_epochs"], lr=p["dc_lr"])
+def dc_finetune_config(p: dict, model: str) -> TrainConfig:
+    """Gradual pruning trains like the fine-tuning of the other sections, for `dc_epochs` (per
+    model: a higher final sparsity needs a longer run to recover)."""
+    return dataclasses.replace(finetune_config(p), epochs=per_model(p, "dc_epochs", model),
+                               lr=p["dc_lr"])
 
 
 def share_config(p: dict, model: str) -> ShareConfig:
@@ -794,8 +796,8 @@ def codec_config(p: dict, codec: str) -> CodecConfig:
 
 
 # Parameters that may differ per model: one value, or {model: value, ..., default: value}.
-PER_MODEL = ("dc_sparsity", "dc_curve_sparsities", "dc_bits_conv", "dc_bits_fc", "channel_epochs",
-             "channel_lr", "init")
+PER_MODEL = ("dc_sparsity", "dc_curve_sparsities", "dc_epochs", "dc_bits_conv", "dc_bits_fc",
+             "channel_epochs", "channel_lr", "init")
 
 
 def _per_model_keys(p: dict, key: str) -> None:

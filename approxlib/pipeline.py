@@ -160,7 +160,7 @@ def variant_params(p: dict, v: Variant) -> dict:
 def finetune_of(v: Variant, p: dict):
     """How a pruned variant of this kind is fine-tuned (and so its control)."""
     if v.prune == "gradual-l1":
-        fc = dc_finetune_config(p)
+        fc = dc_finetune_config(p, v.model)
     elif v.prune == "channel-l1":
         fc = channel_finetune_config(p, v.model)
     else:

@@ -46,7 +46,7 @@ class CompressionSection(Section):
     def variants_text(self) -> str:
         p = self.p
         return (f"compressed models pruned gradually from the trained baseline over "
-                f"{p['dc_epochs']} epoch(s) (lr {p['dc_lr']}, {p['finetune_schedule']}; mask "
+                f"{self._each('dc_epochs')} epoch(s) (lr {p['dc_lr']}, {p['finetune_schedule']}; mask "
                 f"update every {p['dc_every']} steps over the first {p['dc_ramp']:.0%} of "
                 f"them), then codebooks fine-tuned {p['dc_share_epochs']} epoch(s) at lr "
                 f"{p['dc_share_lr']}; checkpoints picked on the validation split among epochs "
@@ -59,8 +59,7 @@ class CompressionSection(Section):
     def header(self) -> None:
         super().header()
         p = self.p
-        sp = ", ".join(f"{names.model(m)} {per_model(p, 'dc_sparsity', m):.0%}"
-                       for m in self.models_in)
+        sp = self._each("dc_sparsity", "{:.0%}")
         bits = ", ".join(f"{names.model(m)} {per_model(p, 'dc_bits_conv', m)}/"
                          f"{per_model(p, 'dc_bits_fc', m)}"
                          for m in self.models_in)
@@ -72,6 +71,14 @@ class CompressionSection(Section):
             f"({p['dc_index_bits']}-bit, with escapes) and Huffman coding in our `.apx` format. "
             f"Ratios are against the dense float32 state dict (`torch.save`); sizes are real "
             f"file bytes." + self._grid_text())
+
+    def _each(self, key: str, fmt: str = "{}") -> str:
+        """A per-model parameter as the text says it: one value when every model shown has it,
+        else each model's ("ResNet-18 6, MobileNetV2 3")."""
+        values = {m: fmt.format(per_model(self.p, key, m)) for m in self.models_in}
+        if len(set(values.values())) == 1:
+            return next(iter(values.values()))
+        return ", ".join(f"{names.model(m)} {v}" for m, v in values.items())
 
     def _grid_text(self) -> str:
         """The size-vs-accuracy grid's further sparsities, as this run's rows have them."""
@@ -328,9 +335,9 @@ class CompressionSection(Section):
                 f"size, as the original found: zeros cost 32 bits until they are encoded.")
         controlled = any(c.is_dense_control for c in self.metrics)
         lines.append(
-            f"- The compressed models trained {self.p['dc_epochs']} + "
+            f"- The compressed models trained {self._each('dc_epochs')} + "
             f"{self.p['dc_share_epochs']} more epochs than the dense baseline. "
-            + (f"The dense control trained the {self.p['dc_epochs']} gradual-pruning epochs "
+            + (f"The dense control trained the {self._each('dc_epochs')} gradual-pruning epochs "
                f"without pruning: pruned vs control is what pruning itself does, control vs "
                f"baseline what the extra training does (the codebook epochs have no control)."
                if controlled else

@@ -1,10 +1,12 @@
+import dataclasses
 import math
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from approxlib import config
+from approxlib import config, pipeline
+from approxlib.sections import Variant
 
 
 @pytest.mark.parametrize("name", config.profile_names())
@@ -47,6 +49,8 @@ def test_overrides_apply_and_parse_yaml_values():
     ({"channel_epochs": {"resnet18": 2}}, "channel_epochs has no value for mobilenetv2"),
     ({"dc_sparsity": {"resnet18": 0.9, "vgg": 0.5, "default": 0.8}}, "unknown model 'vgg'"),
     ({"channel_lr": {"resnet18": 0.1, "mobilenetv2": -1}}, "lr must be"),
+    ({"dc_epochs": {"resnet18": 2.5, "default": 3}}, "epochs must be an integer"),
+    ({"dc_epochs": {"resnet18": 6}}, "dc_epochs has no value for mobilenetv2"),
     ({"dc_curve_sparsities": [0.5, 1.0]},
      "each of dc_curve_sparsities for resnet18 must be in (0, 1), got 1.0"),
     ({"dc_curve_sparsities": {"resnet18": 0.9, "default": []}},
@@ -69,6 +73,16 @@ def test_per_model_settings_take_one_value_or_a_mapping():
     assert config.channel_finetune_config(p, "mobilenetv2").epochs == 3
     assert config.channel_finetune_config(p, "resnet18").lr == 0.1
     assert config.channel_finetune_config(p, "mobilenetv2").lr == 0.02
+
+
+def test_gradual_pruning_and_its_control_train_each_models_own_epochs():
+    p = config.load_profile("smoke", {"dc_epochs": {"resnet18": 4, "default": 2}})
+    for model, epochs in (("resnet18", 4), ("mobilenetv2", 2), ("mobilenet_v3_small", 2)):
+        assert config.dc_finetune_config(p, model).epochs == epochs
+        pruned = Variant("F", model, "fashion-mnist", 0.8, prune="gradual-l1")
+        control = dataclasses.replace(pruned, prune_ratio=0.0, control="equal-compute")
+        assert pipeline.finetune_of(pruned, p).epochs == epochs
+        assert pipeline.finetune_of(control, p).epochs == epochs
 
 
 def test_unknown_profile_lists_valid_ones():

@@ -398,7 +398,8 @@ def cmd_compress(a) -> int:
     gc = gradual_config(p, mc.name)
     if a.sparsity is not None:
         gc = dataclasses.replace(gc, sparsity=a.sparsity)
-    model, _ = prune.gradual_prune(model, gc, splits, dc_finetune_config(p, mc.name), p["device"],
+    fc = dc_finetune_config(p, mc.name)
+    model, _ = prune.gradual_prune(model, gc, splits, fc, p["device"],
                                    f"prune gradually to {gc.sparsity:.0%}", not a.quiet)
     model, _, _ = share.share_and_finetune(model, share_config(p, mc.name), splits,
                                            share_finetune_config(p), p["device"],
@@ -406,6 +407,7 @@ def cmd_compress(a) -> int:
     meta = {"source": str(a.checkpoint), "configs": [
         {"type": "DataConfig", **dataclasses.asdict(data_config(p, dataset))},
         {"type": "GradualConfig", **dataclasses.asdict(gc)},
+        {"type": "TrainConfig", **dataclasses.asdict(fc)},
         {"type": "ShareConfig", **dataclasses.asdict(share_config(p, mc.name))}]}
     compress.save(model, a.out, CodecConfig("huffman", p["dc_index_bits"]), mc, meta)
     size = a.out.stat().st_size

@@ -38,8 +38,8 @@ import lzma
 import math
 import struct
 import zlib
-from collections.abc import Iterator
-from dataclasses import asdict
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +51,7 @@ from torch import nn
 
 from . import models
 from . import store
-from .config import CodecConfig, ConfigError, ModelConfig
+from .config import APX_CODECS, GENERAL_CODECS, CodecConfig, ConfigError, ModelConfig
 from .share import fold_batchnorm, has_batchnorm
 
 MAGIC = b"\x89APX\r\n\x1a\n"
@@ -68,7 +68,6 @@ MAX_FILE = 4 << 30
 MAX_OUTPUT = 256 << 20         # general_decompress when the architecture is unknown
 MAX_CODEBOOK = 1 << 16         # more distinct values than this: values stored raw
 CHUNK = 1 << 20                # symbols decoded per numpy step (bounds the temporaries)
-APX_CODECS = ("sparse", "packed", "huffman")
 RAW_DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2"), "int64": np.dtype("<i8")}
 TORCH_DTYPES = {"float32": torch.float32, "int64": torch.int64}
 
@@ -551,18 +550,15 @@ def load(path: Path, expect: ModelConfig | None = None) -> tuple[nn.Module, dict
 
 # --------------------------------------------------------------- general-purpose baselines
 
-GENERAL_CODECS = ("gzip", "xz", "zstd")
-
-
-def general_compress(data: bytes, codec: str) -> bytes:
-    """What a user would try first on a checkpoint, at each tool's strongest common setting."""
-    if codec == "gzip":
-        return gzip.compress(data, compresslevel=9, mtime=0)
-    if codec == "xz":
-        return lzma.compress(data, preset=9 | lzma.PRESET_EXTREME)
-    if codec == "zstd":
-        return zstandard.ZstdCompressor(level=19).compress(data)
-    raise ValueError(f"not a general-purpose codec: {codec!r}")
+@dataclass(frozen=True)
+class GeneralCodec:
+    """A general-purpose compressor over the whole checkpoint file: what a user would try first.
+    One entry per tool holds everything about it (file suffix, setting, both directions)."""
+    name: str
+    suffix: str  # appended to the checkpoint's .pt
+    setting: str  # the level used, as the tool's command line spells it
+    compress: Callable[[bytes], bytes]
+    pieces: Callable[[bytes], Iterator[bytes]]  # decompression, a bounded piece at a time
 
 
 def _file_pieces(reader) -> Iterator[bytes]:
@@ -589,14 +585,26 @@ def _zstd_pieces(data: bytes) -> Iterator[bytes]:
         pos -= len(d.unused_data)
 
 
-def _pieces(data: bytes, codec: str) -> Iterator[bytes]:
-    if codec == "gzip":
-        return _file_pieces(gzip.GzipFile(fileobj=io.BytesIO(data)))
-    if codec == "xz":
-        return _file_pieces(lzma.LZMAFile(io.BytesIO(data)))
-    if codec == "zstd":
-        return _zstd_pieces(data)
-    raise ValueError(f"not a general-purpose codec: {codec!r}")
+# Each tool at its strongest common setting.
+GENERAL = {c.name: c for c in (
+    GeneralCodec("gzip", ".gz", "gzip -9", lambda d: gzip.compress(d, compresslevel=9, mtime=0),
+                 lambda d: _file_pieces(gzip.GzipFile(fileobj=io.BytesIO(d)))),
+    GeneralCodec("xz", ".xz", "xz -9e", lambda d: lzma.compress(d, preset=9 | lzma.PRESET_EXTREME),
+                 lambda d: _file_pieces(lzma.LZMAFile(io.BytesIO(d)))),
+    GeneralCodec("zstd", ".zst", "zstd -19",
+                 lambda d: zstandard.ZstdCompressor(level=19).compress(d), _zstd_pieces))}
+
+
+def general_codec(codec: str) -> GeneralCodec:
+    if codec not in GENERAL:
+        raise ValueError(f"not a general-purpose codec: {codec!r}; valid: "
+                         f"{', '.join(GENERAL_CODECS)}")
+    return GENERAL[codec]
+
+
+def general_compress(data: bytes, codec: str) -> bytes:
+    """What a user would try first on a checkpoint, at each tool's strongest common setting."""
+    return general_codec(codec).compress(data)
 
 
 def general_decompress(data: bytes, codec: str, limit: int = MAX_OUTPUT) -> bytes:
@@ -604,7 +612,7 @@ def general_decompress(data: bytes, codec: str, limit: int = MAX_OUTPUT) -> byte
     (issue 14: a 190 KiB .xz once inflated to 3.2 GiB); CheckpointError, one line, otherwise."""
     out = io.BytesIO()
     try:
-        for piece in _pieces(data, codec):
+        for piece in general_codec(codec).pieces(data):
             if out.tell() + len(piece) > limit:
                 break
             out.write(piece)

@@ -35,7 +35,9 @@ QAT_STARTS = ("baseline", "control")
 PRUNE_SCOPES = ("global", "layer")
 QUANT_METHODS = ("none", "int8-dynamic", "kmeans", "int8-static", "int8-qat")
 RUNTIMES = ("pytorch", "onnxruntime")
-CODECS = ("none", "sparse", "packed", "huffman", "gzip", "xz", "zstd")
+APX_CODECS = ("sparse", "packed", "huffman")  # our .apx format's layers (compress.py)
+GENERAL_CODECS = ("gzip", "xz", "zstd")  # over the whole checkpoint (compress.GENERAL)
+CODECS = ("none", *APX_CODECS, *GENERAL_CODECS)
 DEVICES = ("auto", "cpu", "cuda")
 
 

@@ -327,7 +327,7 @@ def load_artifact(path: Path, threads: int = 1, expect: ModelConfig | None = Non
         if not path.is_file():
             raise store.CheckpointError(f"ONNX model not found: {path}")
         return runtime.OrtModel(path, threads), {"model": None, "meta": {}, "quant": "onnx"}
-    codec = {".gz": "gzip", ".xz": "xz", ".zst": "zstd"}.get(path.suffix)
+    codec = {c.suffix: c.name for c in compress.GENERAL.values()}.get(path.suffix)
     if codec is not None:
         if not path.is_file():
             raise store.CheckpointError(f"checkpoint not found: {path}")

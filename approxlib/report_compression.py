@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from . import data
-from . import analysis, names, plots, stats
+from . import analysis, compress, names, plots, stats
 from . import pipeline
 from . import store
 from .config import data_config, per_model
@@ -46,8 +46,8 @@ class CompressionSection(Section):
     def variants_text(self) -> str:
         p = self.p
         return (f"compressed models pruned gradually from the trained baseline over "
-                f"{self._each('dc_epochs')} epoch(s) (lr {p['dc_lr']}, {p['finetune_schedule']}; mask "
-                f"update every {p['dc_every']} steps over the first {p['dc_ramp']:.0%} of "
+                f"{self._each('dc_epochs')} epoch(s) (lr {p['dc_lr']}, {p['finetune_schedule']}; "
+                f"mask update every {p['dc_every']} steps over the first {p['dc_ramp']:.0%} of "
                 f"them), then codebooks fine-tuned {p['dc_share_epochs']} epoch(s) at lr "
                 f"{p['dc_share_lr']}; checkpoints picked on the validation split among epochs "
                 f"at the final sparsity")
@@ -74,11 +74,11 @@ class CompressionSection(Section):
 
     def _each(self, key: str, fmt: str = "{}") -> str:
         """A per-model parameter as the text says it: one value when every model shown has it,
-        else each model's ("ResNet-18 6, MobileNetV2 3")."""
+        else each model's ("6 (ResNet-18), 3 (MobileNetV2)")."""
         values = {m: fmt.format(per_model(self.p, key, m)) for m in self.models_in}
-        if len(set(values.values())) == 1:
-            return next(iter(values.values()))
-        return ", ".join(f"{names.model(m)} {v}" for m, v in values.items())
+        if len(set(values.values())) <= 1:
+            return next(iter(values.values()), "")
+        return ", ".join(f"{v} ({names.model(m)})" for m, v in values.items())
 
     def _grid_text(self) -> str:
         """The size-vs-accuracy grid's further sparsities, as this run's rows have them."""
@@ -111,7 +111,7 @@ class CompressionSection(Section):
         for m in self.models_in:
             pruned = self._row(m, "pruned (.pt)")
             ours = self._row(m, "+ Huffman coding")
-            for codec in ("none", "gzip", "xz", "zstd"):
+            for codec in ("none", *compress.GENERAL_CODECS):
                 r = self.df[(self.df.model == m) & (self.df.quant == "none")
                             & (self.df.prune_ratio == pruned.prune_ratio)
                             & (self.df.codec == codec)].iloc[0]
@@ -122,9 +122,10 @@ class CompressionSection(Section):
                              "ratio (×)": round(r.compression_ratio, 1),
                              ".apx (Huffman) is smaller by (×)": round(r.size_bytes / ours.size_bytes, 2)})
         _display(pd.DataFrame(rows).style.hide(axis="index").format(precision=2))
-        _md(self.caption("Table", "What a user would try first: general-purpose compressors "
-                         "(gzip -9, xz -9e, zstd -19) on the same pruned float32 checkpoint, "
-                         "against our Huffman-coded .apx file"))
+        settings = ", ".join(c.setting for c in compress.GENERAL.values())
+        _md(self.caption("Table", f"What a user would try first: general-purpose compressors "
+                         f"({settings}) on the same pruned float32 checkpoint, against our "
+                         f"Huffman-coded .apx file"))
 
     def standard_table(self) -> None:
         nnc = self.df[self.df.codec == "nncodec"]
@@ -308,10 +309,11 @@ class CompressionSection(Section):
                 f"{test['p_value']:.3g}, "
                 f"{stats.verdict_words(test['p_value'])}).")
             xz = self.df[(self.df.model == m) & (self.df.codec == "xz")].iloc[0]
-            best = self.df[(self.df.model == m) & self.df.codec.isin(["gzip", "xz", "zstd"])]
+            best = self.df[(self.df.model == m) & self.df.codec.isin(compress.GENERAL_CODECS)]
             best = best.loc[best.size_bytes.idxmin()]
             lines.append(
-                f"  - Against xz -9e on the same pruned checkpoint ({xz.size_bytes / 1e3:.0f} kB) "
+                f"  - Against {compress.GENERAL['xz'].setting} on the same pruned checkpoint "
+                f"({xz.size_bytes / 1e3:.0f} kB) "
                 f"the .apx file is {xz.size_bytes / ours.size_bytes:.2f}× smaller; "
                 f"the best general-purpose codec here is {best.codec} "
                 f"({best.size_bytes / 1e3:.0f} kB).")
@@ -335,11 +337,12 @@ class CompressionSection(Section):
                 f"size, as the original found: zeros cost 32 bits until they are encoded.")
         controlled = any(c.is_dense_control for c in self.metrics)
         lines.append(
-            f"- The compressed models trained {self._each('dc_epochs')} + "
-            f"{self.p['dc_share_epochs']} more epochs than the dense baseline. "
-            + (f"The dense control trained the {self._each('dc_epochs')} gradual-pruning epochs "
-               f"without pruning: pruned vs control is what pruning itself does, control vs "
-               f"baseline what the extra training does (the codebook epochs have no control)."
+            f"- The compressed models trained more epochs than the dense baseline: gradual "
+            f"pruning over {self._each('dc_epochs')} epoch(s), then {self.p['dc_share_epochs']} "
+            f"of codebook fine-tuning. "
+            + ("Each dense control trained its model's gradual-pruning epochs "
+               "without pruning: pruned vs control is what pruning itself does, control vs "
+               "baseline what the extra training does (the codebook epochs have no control)."
                if controlled else
                "Caution: without an equal-compute dense control (profile `controls`), an "
                "accuracy change cannot be credited to pruning rather than to that training."))

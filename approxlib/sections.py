@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import names
-from .config import RUNTIMES, SCRATCH, ConfigError, check_model, curve_sparsities, per_model
+from .config import (GENERAL_CODECS, RUNTIMES, SCRATCH, ConfigError, check_model,
+                     curve_sparsities, per_model)
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,7 @@ def compression_variants(p: dict, section: str, model: str, dataset: str
     distilled = ([dataclasses.replace(pruned, kd=True),
                   dataclasses.replace(shared, codec="huffman", kd=True)] if p["kd"] else [])
     return [Variant(section, model, dataset), pruned,
-            *(dataclasses.replace(pruned, codec=c) for c in ("gzip", "xz", "zstd", "sparse")),
+            *(dataclasses.replace(pruned, codec=c) for c in (*GENERAL_CODECS, "sparse")),
             dataclasses.replace(shared, codec="packed"),
             dataclasses.replace(shared, codec="huffman"),
             *(dataclasses.replace(pruned, codec="nncodec", qp=int(q)) for q in p["nncodec_qps"]),

@@ -503,7 +503,7 @@ class Encode(Step):
 
     @property
     def extension(self) -> str:
-        return {"gzip": ".gz", "xz": ".xz", "zstd": ".zst"}[self.codec.codec]
+        return compress.general_codec(self.codec.codec).suffix
 
     def hashed(self):
         return (self.codec,)

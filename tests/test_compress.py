@@ -12,7 +12,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from approxlib import compress
+from approxlib import compress, config
 from approxlib import models
 from approxlib import prune
 from approxlib import share
@@ -233,12 +233,17 @@ def test_decoder_never_unpickles(apx_bytes, monkeypatch):
 
 def test_general_purpose_codecs_round_trip():
     data = bytes(range(256)) * 100 + b"\0" * 5000
-    for codec in ("gzip", "xz", "zstd"):
+    assert tuple(compress.GENERAL) == config.GENERAL_CODECS  # every codec a config accepts
+    for codec in config.GENERAL_CODECS:
         packed = compress.general_compress(data, codec)
         assert len(packed) < len(data)
         assert compress.general_decompress(packed, codec) == data
+    suffixes = [c.suffix for c in compress.GENERAL.values()]
+    assert len(set(suffixes)) == len(suffixes)  # a file's suffix names its codec
     with pytest.raises(store.CheckpointError):
         compress.general_decompress(b"not xz", "xz")
+    with pytest.raises(ValueError, match="valid: gzip, xz, zstd"):
+        compress.general_compress(data, "bzip2")
 
 
 def test_prefix_layout_is_documented():

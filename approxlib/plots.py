@@ -197,14 +197,15 @@ def compression_stages(stages: pd.DataFrame) -> plt.Figure:
 
 def bits_curve(curve: pd.DataFrame, dense: dict, tuned: dict) -> plt.Figure:
     """Test accuracy against codebook bits (k-means, no fine-tuning), per model, a line per
-    final sparsity (darker: sparser); the dense baseline's accuracy and the 1-point budget as
-    lines; the fine-tuned codebook (`tuned`: model → bits, accuracy, sparsity) as a star."""
+    final sparsity (darker: sparser); the best dense model's accuracy (`dense`) and the 1-point
+    budget as lines; the fine-tuned codebook (`tuned`: model → bits, accuracy, sparsity) as a
+    star."""
     models = list(dict.fromkeys(curve.model))
     fig, axes = plt.subplots(1, len(models), figsize=(4.8 * len(models), 3.2), squeeze=False)
     for ax, m in zip(axes[0], models):
         d = curve[curve.model == m].sort_values("bits")
         levels = sorted(d.sparsity.unique())
-        # 6 points below the baseline (or the best point, if lower) at most: a collapsed width
+        # 6 points below the dense model (or the best point, if lower) at most: a collapsed width
         # (k-means at 2 bits) sits on the bottom edge as ▼ instead of squeezing the range
         shown = [*d.accuracy * 100, *([tuned[m][1] * 100] if m in tuned else [])]
         lo = max(min(d.accuracy.min() * 100, dense[m] * 100 - 1) - 1,
@@ -216,8 +217,8 @@ def bits_curve(curve: pd.DataFrame, dense: dict, tuned: dict) -> plt.Figure:
             _clipped(ax, g.bits, g.accuracy * 100, lo, "o", color=COLORS["pruned"],
                      alpha=shade, label=f"k-means, pruned {s:.0%}")
         _below_note(ax, shown, lo)
-        ax.axhline(dense[m] * 100, color=COLORS["none"], lw=1, label="dense baseline")
-        ax.axhline(dense[m] * 100 - 1, color=COLORS["none"], lw=1, ls="--", label="baseline − 1 pt")
+        ax.axhline(dense[m] * 100, color=COLORS["none"], lw=1, label="best dense model")
+        ax.axhline(dense[m] * 100 - 1, color=COLORS["none"], lw=1, ls="--", label="− 1 pt")
         if m in tuned:
             b, acc, sparsity = tuned[m]
             _clipped(ax, [b], [acc * 100], lo, "*", ms=12, color=COLORS["int8-dynamic"],

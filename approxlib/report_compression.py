@@ -187,7 +187,7 @@ class CompressionSection(Section):
                      "data, for scale")
 
     def fig_bits(self) -> None:
-        dense = {m: self._row(m, STAGES[0][0]).accuracy for m in self.models_in}
+        dense = {m: self._reference(m)["test"] for m in self.models_in}
         tuned = {}
         for m in self.models_in:
             r = self._row(m, "+ Huffman coding")
@@ -196,7 +196,8 @@ class CompressionSection(Section):
         self._figure(plots.bits_curve(self.curves, dense, tuned),
                      "Test accuracy against codebook bits at each final sparsity of the grid "
                      "(k-means centroids without fine-tuning; the star is the fine-tuned "
-                     "codebook the .apx file stores)")
+                     "codebook the .apx file stores); the solid line is the best dense model at "
+                     "equal compute (picked on validation)")
 
     def _tensor_stats(self, model: str) -> pd.DataFrame:
         r = self._row(model, "+ Huffman coding")

@@ -201,7 +201,7 @@ def bits_curve(curve: pd.DataFrame, dense: dict, tuned: dict) -> plt.Figure:
     budget as lines; the fine-tuned codebook (`tuned`: model → bits, accuracy, sparsity) as a
     star."""
     models = list(dict.fromkeys(curve.model))
-    fig, axes = plt.subplots(1, len(models), figsize=(4.8 * len(models), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(models), figsize=(4.8 * len(models), 4.0), squeeze=False)
     for ax, m in zip(axes[0], models):
         d = curve[curve.model == m].sort_values("bits")
         levels = sorted(d.sparsity.unique())
@@ -229,7 +229,9 @@ def bits_curve(curve: pd.DataFrame, dense: dict, tuned: dict) -> plt.Figure:
         ax.set_xticks(sorted(d.bits.unique()))
         ax.set_ylim(lo - 0.3, dense[m] * 100 + 1.5)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
+        # under the panel: inside, it covered the star and the lines near the dense model
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2,
+                  frameon=False)
     fig.tight_layout()
     return fig
 

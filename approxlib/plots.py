@@ -251,8 +251,9 @@ def _below_note(ax, y, lo: float) -> None:
     y = np.asarray(y, dtype=float)
     below = y < lo - 1e-9
     if below.any():
-        ax.text(0.01, 0.98, f"▼ {below.sum()} below {lo:.1f}% (lowest {y.min():.1f}%)",
-                transform=ax.transAxes, fontsize=6, va="top", ha="left", color="0.3")
+        # above the panel's top-left corner: inside, a legend placed at "best" covered it
+        ax.text(0.0, 1.01, f"▼ {below.sum()} below {lo:.1f}% (lowest {y.min():.1f}%)",
+                transform=ax.transAxes, fontsize=6, va="bottom", ha="left", color="0.3")
 
 
 # How each kind of file is drawn; `grid`: one shade per final sparsity (darker: sparser), the

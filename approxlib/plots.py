@@ -218,7 +218,7 @@ def bits_curve(curve: pd.DataFrame, dense: dict, tuned: dict) -> plt.Figure:
                      alpha=shade, label=f"k-means, pruned {s:.0%}")
         _below_note(ax, shown, lo)
         ax.axhline(dense[m] * 100, color=COLORS["none"], lw=1, label="best dense model")
-        ax.axhline(dense[m] * 100 - 1, color=COLORS["none"], lw=1, ls="--", label="− 1 pt")
+        ax.axhline(dense[m] * 100 - 1, color=COLORS["none"], lw=1, ls="--", label="− 1 point")
         if m in tuned:
             b, acc, sparsity = tuned[m]
             _clipped(ax, [b], [acc * 100], lo, "*", ms=12, color=COLORS["int8-dynamic"],

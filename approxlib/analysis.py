@@ -430,13 +430,17 @@ def split_grid(d: pd.DataFrame, sparsity: dict[str, float]
     return d[~grid].reset_index(drop=True), d[grid].reset_index(drop=True)
 
 
-def compression_points(d: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+def compression_points(d: pd.DataFrame, curves: pd.DataFrame,
+                       reference_right: dict[str, object] | None = None) -> pd.DataFrame:
     """Per model, every file of section F's trade-off between size and accuracy: the .apx file
     at each sparsity and codebook width of the grid (k-means, no fine-tuning; `curves` has
     `model`, `sparsity`, `bits`, `bytes`, `accuracy`, `val_accuracy`), the fine-tuned .apx
-    file, and each NNCodec
-    setting; with its compression `ratio` and whether it is on the model's Pareto front
-    (`front`, over test accuracy: what the figure shows)."""
+    file, and each NNCodec setting; with its compression `ratio` and whether it is on the
+    model's Pareto front (`front`, over test accuracy: what the figure shows). With
+    `reference_right` (per model, the best dense model's 0/1 per validation image) and a
+    `val_correct` column in `d` and `curves` (the file's own), each file also gets `val_lo`:
+    the one-sided 95% lower bound of its validation accuracy minus the reference's
+    (`stats.paired_lower_bound`), what `largest_ratio_within` picks by."""
     out = []
     for m in dict.fromkeys(d.model):
         ours = stage_row(d, m, "+ Huffman coding")
@@ -444,29 +448,36 @@ def compression_points(d: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
         c = curves[curves.model == m] if len(curves) else curves
         rows = [{"model": m, "file": f".apx, {r.sparsity:.0%} sparse, k-means {int(r.bits)} bits",
                  "kind": "curve", "sparsity": r.sparsity, "bits": r.bits, "bytes": r.bytes,
-                 "accuracy": r.accuracy, "val_accuracy": r.val_accuracy}
+                 "accuracy": r.accuracy, "val_accuracy": r.val_accuracy,
+                 "val_correct": getattr(r, "val_correct", None)}
                 for r in c.itertuples()]
         file = f".apx, {ours.prune_ratio:.0%} sparse, {ours.weight_bits} bits, fine-tuned"
         rows.append({"model": m, "file": file, "kind": "apx", "sparsity": ours.prune_ratio,
                      "bytes": ours.size_bytes, "accuracy": ours.accuracy,
-                     "val_accuracy": ours.val_accuracy})
+                     "val_accuracy": ours.val_accuracy, "val_correct": ours.get("val_correct")})
         rows += [{"model": m, "file": f"NNCodec qp {int(r.qp)}", "kind": "nncodec",
                   "sparsity": r.prune_ratio, "bytes": r.size_bytes, "accuracy": r.accuracy,
-                  "val_accuracy": r.val_accuracy}
+                  "val_accuracy": r.val_accuracy, "val_correct": getattr(r, "val_correct", None)}
                  for r in d[(d.model == m) & (d.codec == "nncodec")].itertuples()]
         t = pd.DataFrame(rows)
         t["ratio"] = dense / t.bytes
         t["front"] = pareto_front(t.bytes, t.accuracy)
-        out.append(t)
+        if reference_right is not None:
+            t["val_lo"] = [stats.paired_lower_bound(reference_right[m], v)["lo"]
+                           for v in t.val_correct]
+        out.append(t.drop(columns="val_correct"))
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 
-def largest_ratio_within(points: pd.DataFrame, model: str, reference: float,
+def largest_ratio_within(points: pd.DataFrame, model: str,
                          budget: float = 1.0) -> pd.Series | None:
-    """The most compressed file of `model` (compression_points) whose validation accuracy is at
-    most `budget` points below `reference` (the best dense model's validation accuracy at equal
-    compute): picked on validation, never on test; None if none."""
-    ok = points[(points.model == model) & (points.val_accuracy >= reference - budget / 100)]
+    """The most compressed file of `model` (compression_points, with `val_lo`) that is at most
+    `budget` points below the best dense model at equal compute on validation with 95%
+    confidence (`val_lo` ≥ −budget): picked on validation, never on test; None if none. Not
+    the point estimate: the first quick run's pick by it (ResNet-18, 95% sparse, 3 bits) was
+    0.85 points below on validation and 1.13 on test; near the budget's edge, the file that
+    looks best on validation is the one most likely flattered by its noise."""
+    ok = points[(points.model == model) & (points.val_lo >= -budget / 100)]
     return None if ok.empty else ok.loc[ok.ratio.idxmax()]
 
 

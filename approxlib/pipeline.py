@@ -108,7 +108,17 @@ def _metrics_ok(m: dict) -> bool:
                     artifact_key=str, git_commit=str, torch_version=str, cpu=str)(m)
             and 0 <= m["accuracy"] <= 1 and 0 <= m["sparsity"] <= 1
             and len(m["predictions"]) == m["test_images"]
-            and all(isinstance(x, int) for x in m["predictions"]))
+            and all(isinstance(x, int) for x in m["predictions"])
+            and _val_correct_ok(m))
+
+
+def _val_correct_ok(m: dict) -> bool:
+    """Per validation image, 1 where the model is right: what a pick on validation needs to
+    know how sure it is (`stats.paired_lower_bound`). Entries from before it are recomputed."""
+    v = m.get("val_correct")
+    return (isinstance(v, list) and len(v) > 0 and all(x in (0, 1) for x in v)
+            and isinstance(m.get("val_accuracy"), NUM)
+            and abs(sum(v) / len(v) - m["val_accuracy"]) < 1e-6)
 
 
 # What a cached JSON entry must hold to be used; anything else is set aside and recomputed.
@@ -116,10 +126,10 @@ JSON_CHECKS = {
     "metrics": _metrics_ok,
     "fingerprints": _fields(metrics=str),
     "sensitivity": _fields(rows=list, key=str, images=int),
-    "curve": lambda c: (isinstance(c.get("points"), list) and all(
-        _fields(bits=int, accuracy=NUM, val_accuracy=NUM, codebook=int, bytes=int)(pt)
-        for pt in c["points"] if isinstance(pt, dict)) and all(isinstance(pt, dict)
-                                                               for pt in c["points"])),
+    "curve": lambda c: isinstance(c.get("points"), list) and all(
+        isinstance(pt, dict) and _val_correct_ok(pt)
+        and _fields(bits=int, accuracy=NUM, val_accuracy=NUM, codebook=int, bytes=int)(pt)
+        for pt in c["points"]),
     "encode": _fields(bytes=int, source_bytes=int, tensors=list, encode_seconds=NUM,
                       decode_seconds=NUM),
     "onnx": _fields(seconds=NUM),
@@ -575,7 +585,7 @@ class Runner:
         # The test split is only ever reported; the validation accuracy is what selection may use.
         pred = runtime.predict(model, splits.test_x)
         acc = (pred == splits.test_y).float().mean().item()
-        val_acc = (runtime.predict(model, splits.val_x) == splits.val_y).float().mean().item()
+        val_right = runtime.predict(model, splits.val_x) == splits.val_y
         # Counted on the float model: a statically quantized or ONNX model hides its weights in
         # packed parameters or a graph, and holds the same ones.
         counted = float_model
@@ -587,7 +597,9 @@ class Runner:
             "flops": measure.flops(float_model, shape),
             "predictions": pred.tolist(),  # per-image, for paired tests (McNemar) in the report
             "layers": measure.layer_sparsity(counted).to_dict(orient="records"),
-            "val_accuracy": val_acc, "eval_seconds": time.perf_counter() - t0,
+            "val_accuracy": val_right.float().mean().item(),
+            "val_correct": val_right.int().tolist(),  # paired bounds for picks on validation
+            "eval_seconds": time.perf_counter() - t0,
             **provenance(),
         }
 
@@ -613,8 +625,9 @@ class Runner:
                 copy.deepcopy(pruned), ShareConfig(b, b), splits,
                 dataclasses.replace(share_finetune_config(self.p), epochs=0), progress=False)
             blob, _ = compress.encode(model, gradual.step.model, codec_config(self.p, "huffman"))
-            points.append({"bits": b,
-                           "val_accuracy": train.accuracy(model, splits.val_x, splits.val_y),
+            val_right = train.predict(model, splits.val_x) == splits.val_y
+            points.append({"bits": b, "val_accuracy": val_right.float().mean().item(),
+                           "val_correct": val_right.int().tolist(),
                            "accuracy": train.accuracy(model, splits.test_x, splits.test_y),
                            "codebook": max(r["k"] for r in rows), "bytes": len(blob)})
         self.store.write_json("curve", key, {"points": points, "upstream": gradual.key})
@@ -721,6 +734,7 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
             curve = pd.DataFrame([{"model": v.model, "dataset": v.dataset,
                                    "sparsity": v.prune_ratio, **pt}
                                   for v, pts in runner.curves.items() for pt in pts])
+            curve = curve.drop(columns="val_correct")  # per image: the store keeps them
             store.write_text(Path(out_dir) / "compression_bits.csv", curve.to_csv(index=False))
         write_layer_csvs(metrics, Path(out_dir) / "sparsity")
     return df, runner

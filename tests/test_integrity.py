@@ -288,3 +288,18 @@ def test_a_notebook_run_by_hand_never_changes_the_published_results(smoke_run):
         for d in made:
             shutil.rmtree(d, ignore_errors=True)
     assert (published.read_bytes() if published.is_file() else None) == before
+
+
+def test_a_cached_answer_without_its_validation_images_is_recomputed():
+    """An evaluation or bits-curve point written before `val_correct` existed (or with one that
+    does not match its validation accuracy) fails its check, so it is recomputed rather than
+    leaving section F's pick without its bound."""
+    from approxlib.pipeline import JSON_CHECKS
+    pt = {"bits": 4, "accuracy": 0.8, "val_accuracy": 0.75, "codebook": 16, "bytes": 900,
+          "val_correct": [1, 1, 1, 0]}
+    assert JSON_CHECKS["curve"]({"points": [pt]})
+    for bad in (None, [], [1, 1, 1, 1], [1, 1, 1, 2], ["1", 1, 1, 0]):
+        assert not JSON_CHECKS["curve"]({"points": [dict(pt, val_correct=bad)]}), bad
+    old = {k: v for k, v in pt.items() if k != "val_correct"}
+    assert not JSON_CHECKS["curve"]({"points": [old]})
+    assert not JSON_CHECKS["curve"]({"points": [pt, "not a point"]})

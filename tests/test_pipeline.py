@@ -200,6 +200,13 @@ def test_section_f_rows_are_real_files_and_exact(smoke):
     assert sorted(zip(curve.model, curve.sparsity, curve.bits)) == sorted(
         (m, s, b) for m in ("resnet18", "mobilenetv2") for s in curve_sparsities(p, m)
         for b in p["dc_bits_curve"])
+    # what a pick on validation needs to know how sure it is: each file's answer per validation
+    # image, in the store (not in the CSV), agreeing with its validation accuracy
+    assert "val_correct" not in curve
+    answers = [*runner.metrics.values(), *(pt for pts in runner.curves.values() for pt in pts)]
+    assert {len(a["val_correct"]) for a in answers} == {p["val_size"]}
+    assert all(sum(a["val_correct"]) / p["val_size"] == pytest.approx(a["val_accuracy"])
+               for a in answers)
 
 
 def test_section_g_rows_time_every_runtime(smoke):

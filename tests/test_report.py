@@ -1,5 +1,6 @@
 """End to end: the smoke report through papermill, nbconvert and Chromium."""
 import os
+import pathlib
 import re
 import subprocess
 import sys
@@ -68,6 +69,24 @@ def test_executed_notebooks_and_results(rendered):
     p = load_profile("smoke")
     assert sorted(df.section.unique()) == list("ABCDEFGH")
     assert len(df) == len(pipeline.plan(p, list("ABCDEFGH")))  # one row per variant the plan names
+    # section F's files with their validation bound, which the project's targets read
+    points = pd.read_csv(out / "compression_points.csv")
+    assert set(points.model) == {"resnet18", "mobilenetv2"} and points.val_lo.notna().all()
+    assert (points.val_lo < 0.5).all() and (points.ratio > 1).all()
+
+
+def test_the_targets_script_reads_the_report(rendered):
+    """benchmarks/targets.py on the smoke report: a line per target, met or missed (smoke's
+    tiny models miss most), never a traceback, and section F's grid found, not 'missing'."""
+    out, _ = rendered
+    res = subprocess.run([sys.executable, "benchmarks/targets.py", "--results",
+                          str(out / "results.csv")], capture_output=True, text=True, timeout=120,
+                         cwd=pathlib.Path(__file__).resolve().parent.parent)
+    assert res.returncode in (0, 1), res.stderr[-2000:]
+    lines = res.stdout.splitlines()
+    assert lines and all(ln.startswith(("met    ", "MISSED ")) for ln in lines)
+    grid = [ln for ln in lines if ln[7:].startswith("F resnet18: ") and "within 1" in ln]
+    assert grid and not any("missing" in ln for ln in grid)
 
 
 def test_executed_notebooks_run_again_under_nbval(rendered):

@@ -18,6 +18,26 @@ def test_mcnemar_exact_on_known_counts():
     assert stats.mcnemar(y, b, np.where(np.arange(30) < 10, 0, balanced))["p_value"] == 1.0
 
 
+def test_paired_lower_bound_on_known_counts():
+    # 1000 images: the reference alone right on 30, the other alone on 10: delta = -0.02,
+    # var = (0.04 - 0.0004) / 1000, one-sided 95%: -0.02 - 1.6449 * 0.0062929 = -0.030351
+    ref = np.ones(1000, dtype=int)
+    other = ref.copy()
+    other[:30] = 0
+    ref[30:40] = 0
+    r = stats.paired_lower_bound(ref, other)
+    assert r["delta"] == pytest.approx(-0.02)
+    assert r["lo"] == pytest.approx(-0.030351, abs=1e-6)
+    assert stats.paired_lower_bound(ref, ref)["lo"] == 0.0  # the same answers: no doubt
+    # the same delta with more disagreement is less certain
+    noisy = other.copy()
+    noisy[100:200], ref2 = 0, ref.copy()
+    ref2[200:300] = 0
+    assert stats.paired_lower_bound(ref2, noisy)["lo"] < r["lo"]
+    with pytest.raises(ValueError, match="unequal"):
+        stats.paired_lower_bound(ref, ref[:10])
+
+
 def test_wilson_interval_known_values():
     lo, hi = stats.wilson(50, 100)
     assert (lo, hi) == pytest.approx((0.4038, 0.5962), abs=1e-4)  # the textbook Wilson interval

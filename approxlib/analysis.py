@@ -471,12 +471,11 @@ def compression_points(d: pd.DataFrame, curves: pd.DataFrame,
 
 def largest_ratio_within(points: pd.DataFrame, model: str,
                          budget: float = 1.0) -> pd.Series | None:
-    """The most compressed file of `model` (compression_points, with `val_lo`) that is at most
-    `budget` points below the best dense model at equal compute on validation with 95%
-    confidence (`val_lo` ≥ −budget): picked on validation, never on test; None if none. Not
-    the point estimate: the first quick run's pick by it (ResNet-18, 95% sparse, 3 bits) was
-    0.85 points below on validation and 1.13 on test; near the budget's edge, the file that
-    looks best on validation is the one most likely flattered by its noise."""
+    """The most compressed file of `model` (compression_points, with `val_lo`) whose one-sided
+    95% paired bound puts it at most `budget` points below the best dense model at equal
+    compute on validation (`val_lo` ≥ −budget): picked on validation, never on test; None if
+    none. Not by the point estimate: near the budget's edge, the file that looks best on
+    validation is the one its noise flattered most (README, logbook "Picked by a bound")."""
     ok = points[(points.model == model) & (points.val_lo >= -budget / 100)]
     return None if ok.empty else ok.loc[ok.ratio.idxmax()]
 

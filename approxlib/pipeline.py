@@ -24,6 +24,7 @@ import torch
 import torchvision
 from tqdm.auto import tqdm
 
+from . import analysis
 from . import compress
 from . import data
 from . import measure
@@ -646,8 +647,8 @@ def curve_key(v: Variant, p: dict) -> tuple[Stage, list[int], str]:
     """The gradual-pruning stage a curve starts from, its bit widths and its cache key."""
     gradual = next(s for s in stages(v, p) if isinstance(s.step, Gradual))
     bits = [int(b) for b in p["dc_bits_curve"]]
-    # 2: each point's .apx (Huffman) bytes
-    return gradual, bits, config_hash("curve", CACHE_VERSION, 2, bits, gradual.step.data,
+    # 2: each point's .apx (Huffman) bytes; 3: its right/wrong per validation image
+    return gradual, bits, config_hash("curve", CACHE_VERSION, 3, bits, gradual.step.data,
                                       gradual.key)
 
 
@@ -736,8 +737,30 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
                                   for v, pts in runner.curves.items() for pt in pts])
             curve = curve.drop(columns="val_correct")  # per image: the store keeps them
             store.write_text(Path(out_dir) / "compression_bits.csv", curve.to_csv(index=False))
+        points = trade_off(df, metrics, runner.curves)
+        if len(points):
+            store.write_text(Path(out_dir) / "compression_points.csv",
+                             points.to_csv(index=False))
         write_layer_csvs(metrics, Path(out_dir) / "sparsity")
     return df, runner
+
+
+def trade_off(df: pd.DataFrame, metrics: dict[Variant, dict],
+              curves: dict[Variant, list[dict]]) -> pd.DataFrame:
+    """Section F's files on the size-vs-accuracy trade-off (`analysis.compression_points`),
+    each with `val_lo`, its paired validation bound against its model's best dense model at
+    equal compute (`analysis.best_dense`). The report's findings and `compression_points.csv`
+    (which benchmarks/targets.py reads) both come from here. `df`'s rows and `metrics` are in
+    one order, as `run` makes them; empty where section F did not run."""
+    d = df.assign(val_correct=[m["val_correct"] for m in metrics.values()])
+    d = d[(d.section == "F") & ~analysis._distilled(d)]
+    if d.empty:
+        return pd.DataFrame()
+    plain = d[d.control == "none"]
+    right = {m: analysis.best_dense(d, m).val_correct for m in dict.fromkeys(plain.model)}
+    curve = pd.DataFrame([{"model": v.model, "sparsity": v.prune_ratio, **pt}
+                          for v, pts in curves.items() for pt in pts])
+    return analysis.compression_points(plain, curve, right)
 
 
 def write_layer_csvs(metrics: dict[Variant, dict], folder: Path) -> None:

@@ -174,20 +174,13 @@ class CompressionSection(Section):
             best, which = control, "its dense control"
         else:
             best, which = dense, "the baseline" + ("" if control is not None else ", no control")
-        return {"val": best["val_accuracy"], "test": best["accuracy"], "which": which,
-                "right": best["val_correct"]}
+        return {"val": best["val_accuracy"], "test": best["accuracy"], "which": which}
 
     @functools.cached_property
     def points(self) -> pd.DataFrame:
-        """Every file of the size-vs-accuracy trade-off, each with how surely it is within
-        reach of its model's best dense model on validation (`val_lo`); also written as the
-        report's `compression_points.csv`, which `benchmarks/targets.py` reads."""
-        right = [self.metrics[self._variant(r)]["val_correct"] for r in self.df.itertuples()]
-        points = analysis.compression_points(
-            self.df.assign(val_correct=right), self.curves,
-            {m: self._reference(m)["right"] for m in self.models_in})
-        store.write_text(self.out / "compression_points.csv", points.to_csv(index=False))
-        return points
+        """Every file of the size-vs-accuracy trade-off, each with its validation bound against
+        its model's best dense model (`val_lo`), as `compression_points.csv` has them."""
+        return pipeline.trade_off(self.run.df, self.run.metrics, self.run.curves)
 
     def fig_tradeoff(self) -> None:
         points = self.points
@@ -252,10 +245,10 @@ class CompressionSection(Section):
                 f"{', '.join(f'{r.file} ({r.ratio:.1f}×)' for r in front.itertuples())}. ")
         against = f"the best dense model at equal compute ({ref['which']}, {_fmt_pct(ref['test'])})"
         if best is None:
-            return [head + f"No file is within 1 point of {against} on validation at 95% "
-                           f"confidence (a one-sided paired bound)."]
+            return [head + f"No file is within 1 point of {against} on validation by its "
+                           f"one-sided 95% paired bound."]
         return [head + f"The most compressed file within 1 point of {against} on validation, "
-                       f"at 95% confidence (a one-sided paired bound, not the estimate), is "
+                       f"by its one-sided 95% paired bound (not the estimate), is "
                        f"{best.file}: **{best.ratio:.1f}×** at {_fmt_pct(best.accuracy)} test "
                        f"({100 * (best.accuracy - ref['test']):+.2f} points; on validation "
                        f"{100 * (best.val_accuracy - ref['val']):+.2f}, bound "

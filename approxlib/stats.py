@@ -24,9 +24,7 @@ def paired_lower_bound(right_ref, right_b, level: float = 0.95) -> dict:
     accuracy `delta` (b − reference, fraction) and its one-sided lower confidence bound `lo`
     at `level`, with the paired standard error (Agresti, Categorical Data Analysis, 10.1.1:
     var = ((only_b + only_ref)/n − delta²)/n). Written here because scipy has no interval for
-    paired proportions. Picking the largest file whose `lo` clears a budget, not whose `delta`
-    does, guards the pick against validation noise: of many files near the budget's edge, the
-    one that looks best on validation is the one most likely to be worse on test."""
+    paired proportions. The bound is per comparison, not simultaneous over many."""
     a, b = np.asarray(right_ref, dtype=bool), np.asarray(right_b, dtype=bool)
     if a.shape != b.shape or a.size == 0:
         raise ValueError(f"paired correctness of unequal or no images: {a.shape} vs {b.shape}")

@@ -583,7 +583,8 @@ class Evaluate(Step):
     """Measure the upstream artifact: accuracy, size, latency, sparsity (a `metrics` entry)."""
     kind = "evaluate"
     # 2: latency is timed before any other forward pass (see Runner._measure).
-    version = 2
+    # 3: each validation image's right/wrong (`val_correct`), for picks by a paired bound.
+    version = 3
     json_kind = "metrics"
     timed = True
     measure: MeasureConfig

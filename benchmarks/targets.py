@@ -16,8 +16,8 @@ plain or distilled, whichever validates best) within 0.1 point of the dense mode
 long (the baseline, or for QAT its float twin if that validates better); distilled Deep Compression of
 ResNet-18 ≥ 56× within 0.3 point of its dense control distilled the same way. Issue 18: over
 section F's files (the size-vs-accuracy grid, the fine-tuned .apx, NNCodec), the most compressed
-within 1 validation point of the best dense model (at 95% confidence, a one-sided paired bound) ≥ 64× (ResNet-18) / 20× (MobileNetV2) and
-within 1 test point of it. Prints one line
+within 1 validation point of the best dense model (by a one-sided 95% paired bound) ≥ 64×
+(ResNet-18) / 20× (MobileNetV2) and within 1 test point of it. Prints one line
 per target; exit status 1 if any is missed.
 """
 from __future__ import annotations
@@ -60,15 +60,15 @@ def section_f(d: pd.DataFrame, points: pd.DataFrame | None) -> list[tuple[str, b
 
 def grid_f(f: pd.DataFrame, points: pd.DataFrame | None, m: str) -> list[tuple[str, bool]]:
     """The most compressed file of the grid, NNCodec's and the fine-tuned .apx within 1 point
-    of the best dense model at equal compute on validation at 95% confidence (picked on
-    validation, reported on test) against issue 18's ratio (`f`: one model's undistilled
-    section F rows, controls included; `points`: the report's compression_points.csv, whose
-    `val_lo` bound needs the per-image validation answers only the store holds)."""
+    of the best dense model at equal compute on validation by a one-sided 95% paired bound
+    (picked on validation, reported on test) against issue 18's ratio (`f`: one model's
+    undistilled section F rows, controls included; `points`: compression_points.csv, whose
+    `val_lo` needs the per-image validation answers only the store holds)."""
     if m not in F_GRID:
         return []
     if points is None:  # never a silent pass
         return [(f"F {m}: the grid's files (compression_points.csv beside results.csv is "
-                 f"missing)", False)]
+                 f"missing: section F has not run into this folder)", False)]
     ref = analysis.best_dense(f, m)
     best = analysis.largest_ratio_within(points, m)
     what = f"the best dense model ({analysis.reference_name(ref)})"

@@ -200,13 +200,29 @@ def test_section_f_rows_are_real_files_and_exact(smoke):
     assert sorted(zip(curve.model, curve.sparsity, curve.bits)) == sorted(
         (m, s, b) for m in ("resnet18", "mobilenetv2") for s in curve_sparsities(p, m)
         for b in p["dc_bits_curve"])
-    # what a pick on validation needs to know how sure it is: each file's answer per validation
-    # image, in the store (not in the CSV), agreeing with its validation accuracy
-    assert "val_correct" not in curve
+
+
+def test_section_f_picks_by_each_files_answers_on_validation(smoke):
+    """What a pick on validation needs to know how sure it is: each evaluation's and each curve
+    point's answer per validation image, in the store (not in the CSVs), agreeing with its
+    validation accuracy; and compression_points.csv, every file with its bound."""
+    p, store, root, df, runner, data_root = smoke
+    assert "val_correct" not in pd.read_csv(root / "out" / "compression_bits.csv")
     answers = [*runner.metrics.values(), *(pt for pts in runner.curves.values() for pt in pts)]
     assert {len(a["val_correct"]) for a in answers} == {p["val_size"]}
     assert all(sum(a["val_correct"]) / p["val_size"] == pytest.approx(a["val_accuracy"])
                for a in answers)
+    points = pd.read_csv(root / "out" / "compression_points.csv")
+    assert set(points.model) == {"resnet18", "mobilenetv2"} and "val_correct" not in points
+    n = {m: len(curve_sparsities(p, m)) * len(p["dc_bits_curve"]) + 1 + len(p["nncodec_qps"])
+         for m in ("resnet18", "mobilenetv2")}
+    assert points.groupby("model").size().to_dict() == n
+    # a bound lies below its estimate (the file's validation accuracy − the best dense model's),
+    # by at most 1.645 paired standard errors: under 0.1 at smoke's 200 validation images
+    f = df[(df.section == "F") & ~analysis._distilled(df)]
+    for m, g in points.groupby("model"):
+        estimate = g.val_accuracy - analysis.best_dense(f, m).val_accuracy
+        assert (g.val_lo <= estimate + 1e-9).all() and (g.val_lo > estimate - 0.1).all()
 
 
 def test_section_g_rows_time_every_runtime(smoke):

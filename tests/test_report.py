@@ -72,7 +72,6 @@ def test_executed_notebooks_and_results(rendered):
     # section F's files with their validation bound, which the project's targets read
     points = pd.read_csv(out / "compression_points.csv")
     assert set(points.model) == {"resnet18", "mobilenetv2"} and points.val_lo.notna().all()
-    assert (points.val_lo < 0.5).all() and (points.ratio > 1).all()
 
 
 def test_the_targets_script_reads_the_report(rendered):
@@ -85,8 +84,10 @@ def test_the_targets_script_reads_the_report(rendered):
     assert res.returncode in (0, 1), res.stderr[-2000:]
     lines = res.stdout.splitlines()
     assert lines and all(ln.startswith(("met    ", "MISSED ")) for ln in lines)
-    grid = [ln for ln in lines if ln[7:].startswith("F resnet18: ") and "within 1" in ln]
-    assert grid and not any("missing" in ln for ln in grid)
+    assert not any("is missing" in ln for ln in lines)
+    for m in ("resnet18", "mobilenetv2"):
+        assert any(ln[7:].startswith((f"F {m}: a file within 1 validation point (95% bound)",
+                                      f"F {m}: most compressed within 1 point")) for ln in lines)
 
 
 def test_executed_notebooks_run_again_under_nbval(rendered):

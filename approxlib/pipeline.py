@@ -732,10 +732,7 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
     if out_dir is not None:
         write_results(df, Path(out_dir), sections)
         if runner.curves:
-            curve = pd.DataFrame([{"model": v.model, "dataset": v.dataset,
-                                   "sparsity": v.prune_ratio, **pt}
-                                  for v, pts in runner.curves.items() for pt in pts])
-            curve = curve.drop(columns="val_correct")  # per image: the store keeps them
+            curve = curve_frame(runner.curves).drop(columns="val_correct")  # the store keeps them
             store.write_text(Path(out_dir) / "compression_bits.csv", curve.to_csv(index=False))
         points = trade_off(df, metrics, runner.curves)
         if len(points):
@@ -758,9 +755,14 @@ def trade_off(df: pd.DataFrame, metrics: dict[Variant, dict],
         return pd.DataFrame()
     plain = d[d.control == "none"]
     right = {m: analysis.best_dense(d, m).val_correct for m in dict.fromkeys(plain.model)}
-    curve = pd.DataFrame([{"model": v.model, "sparsity": v.prune_ratio, **pt}
-                          for v, pts in curves.items() for pt in pts])
-    return analysis.compression_points(plain, curve, right)
+    return analysis.compression_points(plain, curve_frame(curves), right)
+
+
+def curve_frame(curves: dict[Variant, list[dict]]) -> pd.DataFrame:
+    """Section F's bits curves as one frame: a row per point, with its model's `model`,
+    `dataset` and `sparsity`."""
+    return pd.DataFrame([{"model": v.model, "dataset": v.dataset, "sparsity": v.prune_ratio,
+                          **pt} for v, pts in curves.items() for pt in pts])
 
 
 def write_layer_csvs(metrics: dict[Variant, dict], folder: Path) -> None:

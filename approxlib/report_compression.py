@@ -38,8 +38,7 @@ class CompressionSection(Section):
         self.df, self.grid = analysis.split_grid(
             self.df, {m: per_model(self.p, "dc_sparsity", m) for m in set(self.df.model)})
         self.models_in = list(dict.fromkeys(self.df.model))
-        self.curves = pd.DataFrame([{"model": v.model, "sparsity": v.prune_ratio, **pt}
-                                    for v, pts in run.curves.items() for pt in pts])
+        self.curves = pipeline.curve_frame(run.curves)
 
     def _row(self, model: str, stage: str) -> pd.Series:
         return analysis.stage_row(self.df, model, stage)

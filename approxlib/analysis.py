@@ -93,6 +93,12 @@ def best_dense(d: pd.DataFrame, model: str) -> pd.Series:
     return dense.loc[dense.val_accuracy.idxmax()]
 
 
+def compression_reference(d: pd.DataFrame, model: str) -> pd.Series:
+    """Section F's reference: `best_dense` among the rows trained without distillation (the
+    distilled pipeline is compared with its own distilled control, on lines of its own)."""
+    return best_dense(d[~_distilled(d)], model)
+
+
 def int8_reference(d: pd.DataFrame, row: pd.Series) -> pd.Series:
     """The dense float32 model trained with the compute of a dense INT8 `row`: for post-training
     INT8 the baseline; for QAT the baseline or QAT's float twin (the same fine-tuning in float32),

@@ -746,15 +746,16 @@ def trade_off(df: pd.DataFrame, metrics: dict[Variant, dict],
               curves: dict[Variant, list[dict]]) -> pd.DataFrame:
     """Section F's files on the size-vs-accuracy trade-off (`analysis.compression_points`),
     each with `val_lo`, its paired validation bound against its model's best dense model at
-    equal compute (`analysis.best_dense`). The report's findings and `compression_points.csv`
-    (which benchmarks/targets.py reads) both come from here. `df`'s rows and `metrics` are in
-    one order, as `run` makes them; empty where section F did not run."""
+    equal compute (`analysis.compression_reference`). The report's findings and
+    `compression_points.csv` (which benchmarks/targets.py reads) both come from here. `df`'s rows
+    and `metrics` are in one order, as `run` makes them; empty where section F did not run."""
     d = df.assign(val_correct=[m["val_correct"] for m in metrics.values()])
-    d = d[(d.section == "F") & ~analysis._distilled(d)]
-    if d.empty:
+    d = d[d.section == "F"]
+    plain = d[(d.control == "none") & ~analysis._distilled(d)]
+    if plain.empty:
         return pd.DataFrame()
-    plain = d[d.control == "none"]
-    right = {m: analysis.best_dense(d, m).val_correct for m in dict.fromkeys(plain.model)}
+    right = {m: analysis.compression_reference(d, m).val_correct
+             for m in dict.fromkeys(plain.model)}
     return analysis.compression_points(plain, curve_frame(curves), right)
 
 

@@ -30,6 +30,7 @@ class CompressionSection(Section):
 
     def __init__(self, run):
         super().__init__(run)
+        self.with_controls = self.df  # what the reference is picked from
         self._drop_controls()
         kd = np.array([names.distilled(r) for r in self.df.itertuples()], dtype=bool)
         self.distilled = self.df[kd].reset_index(drop=True)  # its own lines, not the stages
@@ -163,17 +164,10 @@ class CompressionSection(Section):
                      "Compression ratio (log scale) and top-1 accuracy (95% intervals) at each "
                      "stage")
 
-    def _reference(self, model: str) -> dict:
-        """The best dense model at equal compute, picked on validation: the baseline or its
-        dense control (its `val` and `test` accuracy and which it is)."""
-        dense = self.metrics[self._variant(self._row(model, STAGES[0][0]))]
-        pruned = self._variant(self._row(model, "pruned (.pt)"))
-        control = self.metrics.get(pipeline.control_of(pruned))
-        if control is not None and control["val_accuracy"] > dense["val_accuracy"]:
-            best, which = control, "its dense control"
-        else:
-            best, which = dense, "the baseline" + ("" if control is not None else ", no control")
-        return {"val": best["val_accuracy"], "test": best["accuracy"], "which": which}
+    def _reference(self, model: str) -> pd.Series:
+        """The best dense model at equal compute, picked on validation: the row `points` bounds
+        every file against (`analysis.compression_reference`)."""
+        return analysis.compression_reference(self.with_controls, model)
 
     @functools.cached_property
     def points(self) -> pd.DataFrame:
@@ -183,17 +177,17 @@ class CompressionSection(Section):
 
     def fig_tradeoff(self) -> None:
         points = self.points
-        dense = {m: self._reference(m)["test"] for m in self.models_in}
+        dense = {m: self._reference(m).accuracy for m in self.models_in}
         self._figure(plots.ratio_accuracy(points, dense, PUBLISHED),
                      "Size against accuracy: every file section F wrote (the .apx file of each "
                      "gradually pruned model of the grid at each codebook width without "
                      "fine-tuning, the fine-tuned .apx file, NNCodec at each qp where it ran), "
-                     "with the Pareto front; the solid line is the best dense model at equal compute "
-                     "(picked on validation). Dotted lines: published ratios on other models and "
+                     "with the Pareto front; the solid line is the best dense model at equal "
+                     "compute (picked on validation). Dotted lines: published ratios on other models and "
                      "data, for scale")
 
     def fig_bits(self) -> None:
-        dense = {m: self._reference(m)["test"] for m in self.models_in}
+        dense = {m: self._reference(m).accuracy for m in self.models_in}
         tuned = {}
         for m in self.models_in:
             r = self._row(m, "+ Huffman coding")
@@ -242,15 +236,16 @@ class CompressionSection(Section):
         front = points[(points.model == model) & points.front].sort_values("ratio")
         head = (f"  - Size against accuracy: the Pareto front holds "
                 f"{', '.join(f'{r.file} ({r.ratio:.1f}×)' for r in front.itertuples())}. ")
-        against = f"the best dense model at equal compute ({ref['which']}, {_fmt_pct(ref['test'])})"
+        against = (f"the best dense model at equal compute ({analysis.reference_name(ref)}, "
+                   f"{_fmt_pct(ref.accuracy)})")
         if best is None:
             return [head + f"No file is within 1 point of {against} on validation by its "
                            f"one-sided 95% paired bound."]
         return [head + f"The most compressed file within 1 point of {against} on validation, "
                        f"by its one-sided 95% paired bound (not the estimate), is "
                        f"{best.file}: **{best.ratio:.1f}×** at {_fmt_pct(best.accuracy)} test "
-                       f"({100 * (best.accuracy - ref['test']):+.2f} points; on validation "
-                       f"{100 * (best.val_accuracy - ref['val']):+.2f}, bound "
+                       f"({100 * (best.accuracy - ref.accuracy):+.2f} points; on validation "
+                       f"{100 * (best.val_accuracy - ref.val_accuracy):+.2f}, bound "
                        f"{100 * best.val_lo:+.2f})."]
 
     def _standard_lines(self, model: str) -> list[str]:

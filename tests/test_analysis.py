@@ -59,6 +59,19 @@ def test_the_best_dense_model_is_picked_on_validation_not_test():
     assert analysis.best_dense_accuracy(pd.concat([d, twin]), "resnet18") == 0.90
 
 
+def test_section_fs_reference_leaves_the_distilled_control_to_the_distilled_pipeline():
+    d = frame().assign(control="none", val_accuracy=0.89, kd=False)
+    control = d.iloc[[0]].assign(control="equal-compute", accuracy=0.905, val_accuracy=0.893)
+    taught = d.iloc[[0]].assign(control="equal-compute", kd=True, accuracy=0.92,
+                                val_accuracy=0.91)
+    both = pd.concat([d, control, taught], ignore_index=True)
+    assert analysis.best_dense(both, "resnet18").accuracy == 0.92  # section G counts it
+    ref = analysis.compression_reference(both, "resnet18")
+    assert (ref.accuracy, analysis.reference_name(ref)) == (0.905, "its dense control")
+    alone = pd.concat([d, taught], ignore_index=True)
+    assert analysis.compression_reference(alone, "resnet18").accuracy == 0.90
+
+
 def test_pick_needs_exactly_one_row():
     with pytest.raises(KeyError, match="0 rows"):
         analysis.pick(frame(), "resnet18", 0.3, "none", "pytorch")

@@ -58,7 +58,7 @@ def table(p: dict, sections: list[str], st: store.Store, since: float | None = N
 
 def planned_images(step, data_root=None) -> float:
     """Images a step will put through a model, from its configs: every training config's epochs
-    over the training images and its validation passes (`train.validation_passes`; epoch
+    (`Step.planned_epochs`) over the training images and its validation passes (`train.validation_passes`; epoch
     selection from the first epoch), a measurement's test and validation images. NaN
     where its configs do not say (encoding, export, sensitivity) or the data is not there."""
     if step is None:
@@ -74,8 +74,8 @@ def planned_images(step, data_root=None) -> float:
     except ConfigError:
         return np.nan
     n_train, n_val, n_test = len(s.train_y), len(s.val_y), len(s.test_y)
-    return float(sum(c.epochs * n_train + train.validation_passes(c.epochs) * n_val
-                     for c in trains)
+    epochs = [step.planned_epochs(c) for c in trains]
+    return float(sum(e * n_train + train.validation_passes(e) * n_val for e in epochs)
                  + len(measures) * (n_test + n_val))
 
 

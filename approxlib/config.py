@@ -329,7 +329,11 @@ class ScratchConfig:
         if self.budget == "epochs":
             return total
         same_flops = (total - self.finetune_epochs) * flops_ratio + self.finetune_epochs
-        return max(total, min(round(same_flops), round(self.max_factor * total)))
+        return max(total, min(round(same_flops), self.most_epochs(total)))
+
+    def most_epochs(self, total: int) -> int:
+        """The most epochs `epochs` can give: Scratch-E's, or Scratch-B's cap."""
+        return total if self.budget == "epochs" else round(self.max_factor * total)
 
 
 @dataclass(frozen=True)

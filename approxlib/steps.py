@@ -102,6 +102,10 @@ class Step:
         stage is otherwise named like its undistilled twin)."""
         return any(getattr(c, "kd_alpha", None) is not None for c in self.configs())
 
+    def planned_epochs(self, cfg) -> int:
+        """The epochs its training config `cfg` will run, as `--dry-run` prices them."""
+        return cfg.epochs
+
     def run(self, ctx, st, path: Path, meta: dict) -> Checkpoint | None:
         raise NotImplementedError
 
@@ -259,6 +263,12 @@ class Scratch(Step):
 
     def label(self, v) -> str:
         return f"train {v.model}'s {v.prune_ratio:.0%}-pruned shape from scratch ({self.scratch.budget})"
+
+    def planned_epochs(self, cfg) -> int:
+        """Scratch-B's epochs follow the pruned model's FLOPs, unknown before it exists: priced
+        at its cap, which it reaches once pruning has halved the FLOPs (any channel ratio above
+        about 0.3)."""
+        return self.scratch.most_epochs(cfg.epochs)
 
     def run(self, ctx, st, path, meta):
         _, info = ctx.load(st.upstream, self.model)

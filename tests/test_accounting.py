@@ -51,6 +51,21 @@ def test_estimate_uses_rates_then_medians_then_the_kind():
     assert math.isnan(est[4])  # nothing like it recorded
 
 
+def test_scratch_b_is_priced_at_its_epoch_cap(data_root):
+    """Scratch-B's epochs follow FLOPs measured on the pruned model, which a dry run may not
+    have: it is priced at scratch_b_max times Scratch-E's, as smoke's 70% channels reach."""
+    from approxlib import pipeline
+    from approxlib.config import load_profile
+    p = load_profile("smoke")
+    steps = {st.step.scratch.budget: st.step for _, st in pipeline.distinct_stages(p, ["G"])
+             if st.kind == "scratch" and st.step.model.name == "resnet18"}
+    total = p["epochs"] + p["finetune_epochs"]  # Scratch-E: baseline + fine-tuning
+    # each epoch: 2,000 training images and one validation pass over 200
+    assert accounting.planned_images(steps["epochs"], data_root) == total * (2000 + 200)
+    cap = round(p["scratch_b_max"] * total)
+    assert accounting.planned_images(steps["flops"], data_root) == cap * (2000 + 200)
+
+
 def test_a_run_records_every_entry_it_computes(smoke_run):
     p, store, root, df, runner, data_root = smoke_run
     t = accounting.table(p, list("ABCDEFGH"), store, data_root=data_root, planned=True)
@@ -62,6 +77,8 @@ def test_a_run_records_every_entry_it_computes(smoke_run):
     train = t[t.kind == "train"]
     # a baseline puts its epochs of training and validation images through the model
     assert (train.images == train.planned_images).all()
+    scratch = t[t.kind == "scratch"]  # Scratch-B included: smoke's pruning reaches its cap
+    assert len(scratch) and (scratch.images == scratch.planned_images).all()
     ev = t[t.kind == "evaluate"]
     # its test and validation images; none where a bit-identical twin's metrics were reused
     assert ((ev.images == ev.planned_images) | (ev.images == 0)).all()

@@ -266,8 +266,8 @@ class Scratch(Step):
 
     def planned_epochs(self, cfg) -> int:
         """Scratch-B's epochs follow the pruned model's FLOPs, unknown before it exists: priced
-        at its cap, which it reaches once pruning has halved the FLOPs (any channel ratio above
-        about 0.3)."""
+        at its cap, an upper bound that 50% channels reach or nearly reach (smoke: 8 of 8
+        epochs; quick's MobileNetV2: 23 of 24)."""
         return self.scratch.most_epochs(cfg.epochs)
 
     def run(self, ctx, st, path, meta):

@@ -86,6 +86,13 @@ def validation_passes(epochs: int, select_from: int = 1) -> int:
     return eligible if eligible > 1 else 0
 
 
+def optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
+    """SGD over every parameter: the original applies weight decay to all of them (BatchNorm
+    included), and so do we."""
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                           nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
+
+
 def train(model: nn.Module, splits: data.Splits, cfg: TrainConfig, device: str = "auto",
           desc: str = "train", progress: bool = True,
           after_step: Callable[[nn.Module], None] | None = None,
@@ -105,10 +112,7 @@ def train(model: nn.Module, splits: data.Splits, cfg: TrainConfig, device: str =
     gen = torch.Generator().manual_seed(cfg.seed)  # order + augmentation: one CPU stream
     model = model.to(dev).to(memory_format=torch.channels_last)
     bf16 = use_bf16(cfg.precision, dev, model)
-    # The original applies weight decay to every parameter (BatchNorm included); so do we.
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr,
-                          momentum=cfg.momentum, nesterov=cfg.nesterov,
-                          weight_decay=cfg.weight_decay)
+    opt = optimizer(model, cfg)
     n = len(splits.train_y)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     sched = make_scheduler(opt, cfg, cfg.epochs * steps_per_epoch)

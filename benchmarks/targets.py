@@ -69,7 +69,7 @@ def grid_f(f: pd.DataFrame, points: pd.DataFrame | None, m: str) -> list[tuple[s
     if points is None:  # never a silent pass
         return [(f"F {m}: the grid's files (compression_points.csv beside results.csv is "
                  f"missing: section F has not run into this folder)", False)]
-    ref = analysis.best_dense(f, m)
+    ref = analysis.compression_reference(f, m)
     best = analysis.largest_ratio_within(points, m)
     what = f"the best dense model ({analysis.reference_name(ref)})"
     if best is None:

@@ -53,13 +53,13 @@ def test_estimate_uses_rates_then_medians_then_the_kind():
 
 def test_scratch_b_is_priced_at_its_epoch_cap(data_root):
     """Scratch-B's epochs follow FLOPs measured on the pruned model, which a dry run may not
-    have: it is priced at scratch_b_max times Scratch-E's, as smoke's 70% channels reach."""
+    have: it is priced at scratch_b_max times Scratch-E's, which smoke's 50% channels reach."""
     from approxlib import pipeline
-    from approxlib.config import load_profile
+    from approxlib.config import load_profile, per_model
     p = load_profile("smoke")
     steps = {st.step.scratch.budget: st.step for _, st in pipeline.distinct_stages(p, ["G"])
              if st.kind == "scratch" and st.step.model.name == "resnet18"}
-    total = p["epochs"] + p["finetune_epochs"]  # Scratch-E: baseline + fine-tuning
+    total = p["epochs"] + per_model(p, "channel_epochs", "resnet18")  # baseline + fine-tuning
     # each epoch: 2,000 training images and one validation pass over 200
     assert accounting.planned_images(steps["epochs"], data_root) == total * (2000 + 200)
     cap = round(p["scratch_b_max"] * total)

@@ -60,8 +60,8 @@ def planned_images(step, data_root=None) -> float:
     """Images a step will put through a model, from its configs: every training config's epochs
     (`Step.planned_epochs`) over the training images and its validation passes
     (`train.validation_passes`; epoch selection from the first epoch), a measurement's test and
-    validation images. NaN
-    where its configs do not say (encoding, export, sensitivity) or the data is not there."""
+    validation images. NaN where its configs do not say (encoding, export, sensitivity) or the
+    data is not there."""
     if step is None:
         return np.nan
     configs = [getattr(step, f.name) for f in dataclasses.fields(step)]

@@ -177,7 +177,10 @@ def _writable_folder(folder: Path, option: str, given) -> None:
 
 
 def check_writable_dir(path, option: str = "--out") -> None:
-    """A folder this command writes into: creatable, not a file, writable."""
+    """A folder this command writes into: named (an empty value, often an unset shell variable,
+    would mean the working directory), creatable, not a file, writable."""
+    if not str(path).strip():
+        raise ConfigError(f"{option} is empty; name a folder")
     _writable_folder(Path(path), option, path)
 
 
@@ -296,7 +299,10 @@ def cmd_report(a) -> int:
     made = report.build(a.profile, sections, parse_overrides(a.overrides), out, a.models_dir,
                         a.data_dir, pdf=not a.no_pdf, progress=not a.quiet,
                         executor=a.executor, dask=dask)
-    print(f"stages {made['stages_s']:.0f} s, total {made['total_s']:.0f} s → {made['index']}"
+    kept = (f" ({len(made['reused'])} of {len(sections)} notebooks reused: inputs unchanged)"
+            if made["reused"] else "")
+    print(f"stages {made['stages_s']:.0f} s, total {made['total_s']:.0f} s{kept} → "
+          f"{made['index']}"
           + (f", {made['pdf']}" if "pdf" in made else "") + f", {made['results']}")
     return 0
 

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from . import accounting
 from . import cluster
 from . import data
+from . import executed
 from . import measure
 from . import analysis, names, plots, stats
 from . import pipeline
@@ -485,18 +486,27 @@ def notebook_paths(sections: list[str]) -> dict[str, Path]:
 
 
 def execute(profile: str, sections: list[str], overrides: dict, out: Path,
-            models_dir: Path, data_dir: Path | None, progress: bool = True) -> dict[str, Path]:
-    """Run each section's notebook with papermill into out/notebooks/ (atomically)."""
-    done = {}
+            models_dir: Path, data_dir: Path | None, progress: bool = True
+            ) -> tuple[dict[str, Path], list[str]]:
+    """Run each section's notebook with papermill into out/notebooks/ (atomically), unless the
+    notebook there was executed from the same inputs (`executed`). Returns the notebooks and
+    the sections whose notebook was reused."""
+    done, reused = {}, []
     if is_profile_file(profile):  # the kernels resolve it from another working directory
         profile = str(Path(profile).resolve())
     params = {"profile": profile, "overrides": overrides, "out": str(out.resolve()),
               "models_dir": (str(models_dir) if store.is_url(models_dir)
                              else str(Path(models_dir).resolve())),
               "data_dir": str(Path(data_dir).resolve()) if data_dir else None}
+    p, cache = load_profile(profile, overrides), store.Store(models_dir)
     for letter, nb in tqdm(notebook_paths(sections).items(), desc="notebooks",
                            disable=not progress):
         target = out / "notebooks" / nb.name
+        done[letter] = target
+        inputs = executed.inputs_digest(nb, letter, params, p, out, cache)
+        if executed.reusable(target, inputs):
+            reused.append(letter)
+            continue
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.stem}.running.ipynb")  # renamed only on success
         try:
@@ -505,13 +515,13 @@ def execute(profile: str, sections: list[str], overrides: dict, out: Path,
             pm.execute_notebook(str(nb), str(tmp), parameters=params, kernel_name="python3",
                                 progress_bar=False, cwd=os.getcwd(),
                                 extra_arguments=["--IPKernelApp.log_level=ERROR"])
+            executed.stamp(tmp, inputs)
             os.replace(tmp, target)
         except pm.PapermillExecutionError as e:
             raise ConfigError(f"section {letter}: {e.evalue}") from None
         finally:
             tmp.unlink(missing_ok=True)
-        done[letter] = target
-    return done
+    return done, reused
 
 
 # Characters that markdown would read as markup inside a line (a `|` splits a table row, a
@@ -531,7 +541,7 @@ def _literal(value) -> str:
     return html.escape(" ".join(str(value).split())).translate(_MARKDOWN)
 
 
-def environment(p: dict, durations: dict[str, float]) -> str:
+def environment(p: dict, durations: dict[str, float], reused=()) -> str:
     hw = hardware()
     rows = [("profile", profile_label(p["profile"])), ("git commit", pipeline.git_commit()),
             ("rendered", dt.datetime.now().strftime("%Y-%m-%d %H:%M")),
@@ -543,7 +553,9 @@ def environment(p: dict, durations: dict[str, float]) -> str:
             ("latency threads", p["threads"]),
             ("training device", p["device"] if p["device"] != "auto" else
              ("cuda" if torch.cuda.is_available() else "cpu"))]
-    rows += [(f"section {k} notebook wall time", f"{v:.1f} s") for k, v in durations.items()]
+    rows += [(f"section {k} notebook wall time",
+              f"{v:.1f} s" + (" (when executed; reused: its inputs are unchanged)"
+                              if k in reused else "")) for k, v in durations.items()]
     body = "\n".join(f"| {_literal(k)} | {_literal(v)} |" for k, v in rows)
     params = ", ".join(f"<code>{_literal(f'{k}={v}')}</code>" for k, v in p.items()
                        if k not in ("profile", "description"))
@@ -638,12 +650,14 @@ table.summary { font-size: 10px; }
 """
 
 
-def render(out: Path, p: dict, sections: list[str], executed: dict[str, Path]) -> Path:
-    """Merge the executed notebooks into out/index.html (code hidden, images embedded)."""
+def render(out: Path, p: dict, sections: list[str], notebooks: dict[str, Path],
+           reused: list[str] = ()) -> Path:
+    """Merge the executed notebooks into out/index.html (code hidden, images embedded);
+    `reused`: the sections whose notebook an earlier run executed from the same inputs."""
     results = pd.read_csv(out / "results.csv")
     durations, cells, spent = {}, [], time_appendix(out)
     for letter in sections:
-        nb = nbformat.read(executed[letter], as_version=4)
+        nb = nbformat.read(notebooks[letter], as_version=4)
         durations[letter] = nb.metadata.get("papermill", {}).get("duration") or 0.0
         for c in nb.cells:
             if c.cell_type == "code":
@@ -684,7 +698,7 @@ def render(out: Path, p: dict, sections: list[str], executed: dict[str, Path]) -
         f"CPU forward time"
         + (f"; the seeded runs of section {', '.join(own)} are summarized in its own tables"
            if own else "") + ").\n\n" + summary_table(results, sections))
-    appendix = nbformat.v4.new_markdown_cell(environment(p, durations))
+    appendix = nbformat.v4.new_markdown_cell(environment(p, durations, reused))
     timing = [nbformat.v4.new_markdown_cell(spent)] if spent else []
     merged = nbformat.v4.new_notebook(cells=[title, findings, summary, *cells, appendix,
                                              *timing])
@@ -739,9 +753,11 @@ def build(profile: str, sections: list[str], overrides: dict, out: Path, models_
         pipeline.run(p, sections, store.Store(models_dir), out, data_dir, progress=progress)
     t_stages = time.perf_counter() - t0
     accounting.write(p, sections, store.Store(models_dir), out, since, data_dir)
-    executed = execute(profile, sections, overrides, out, models_dir, data_dir, progress)
-    index = render(out, p, sections, executed)
-    made = {"index": index, "results": out / "results.csv", "stages_s": t_stages}
+    notebooks, reused = execute(profile, sections, overrides, out, models_dir, data_dir,
+                                progress)
+    index = render(out, p, sections, notebooks, reused)
+    made = {"index": index, "results": out / "results.csv", "stages_s": t_stages,
+            "reused": reused}
     if pdf:
         made["pdf"] = to_pdf(index, out / "report.pdf")
     made["total_s"] = time.perf_counter() - t0

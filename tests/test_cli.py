@@ -188,6 +188,8 @@ BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     (["--out", "{file}"], "is a file, not a folder"),
     (["--out", "{file}/report"], "is a file, not a folder"),
     (["--models-dir", "{file}/models"], "is a file, not a folder"),
+    (["--models-dir", ""], "--models-dir is empty"),
+    (["--out", " "], "--out is empty"),
     (["--models-dir", "file://{file}/models"], "is a file, not a folder"),
     (["--models-dir", "nosuchprotocol://bucket/approx"], "cannot use this store"),
     (["--models-dir", "memory://no-such-bucket/approx"], "neither the store nor its parent"),

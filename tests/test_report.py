@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 
+import nbformat
 import pandas as pd
 import pytest
 from pypdf import PdfReader
@@ -100,6 +101,32 @@ def test_executed_notebooks_run_again_under_nbval(rendered):
                          capture_output=True, text=True, timeout=1200, cwd=out)
     assert res.returncode == 0, res.stdout[-3000:]
     assert re.search(r"\b(\d+) passed", res.stdout)
+
+
+def test_a_second_report_reuses_the_notebooks_whose_inputs_are_unchanged(rendered, smoke_run):
+    """Issue 19's second run: from a filled folder every notebook is reused, not executed
+    again; one edited after its run is executed again and the others still reused. (Last of
+    the tests on `rendered`: it rewrites index.html.)"""
+    out, _ = rendered
+    _, store, _, _, _, data_root = smoke_run
+    results = (out / "results.csv").read_bytes()
+    again = report.build("smoke", list("ABCDEFGH"), {}, out, store.root, data_root, pdf=False,
+                         progress=False)
+    assert again["reused"] == list("ABCDEFGH")
+    assert (out / "results.csv").read_bytes() == results
+    html = again["index"].read_text()
+    assert all(f'id="section-{s}"' in html for s in "ABCDEFGH")
+    assert html.count("reused: its inputs are unchanged") == 8
+    first = sorted((out / "notebooks").glob("A_*.ipynb"))[0]
+    nb = nbformat.read(first, as_version=4)
+    code = next(c for c in nb.cells if c.cell_type == "code" and c.outputs)
+    code.outputs.append(nbformat.v4.new_output("stream", name="stdout", text="EDITED"))
+    nbformat.write(nb, first)
+    third = report.build("smoke", list("ABCDEFGH"), {}, out, store.root, data_root, pdf=False,
+                         progress=False)
+    assert third["reused"] == list("BCDEFGH")
+    assert "EDITED" not in first.read_text() and "EDITED" not in third["index"].read_text()
+    assert third["index"].read_text().count("reused: its inputs are unchanged") == 7
 
 
 def test_text_reaching_the_report_is_shown_literally():

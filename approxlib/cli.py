@@ -41,16 +41,29 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(message)
 
 
+def named_arg(text: str) -> str:
+    """A path option's value, never empty: "" (often an unset shell variable) would otherwise
+    mean the working directory, which would become the store or the report folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty (an unset variable?); name a path")
+    return text
+
+
+def path_arg(text: str) -> Path:
+    return Path(named_arg(text))
+
+
 def _common(p: argparse.ArgumentParser, profile_default: str = "quick") -> None:
     p.add_argument("--profile", default=profile_default,
                    help=f"parameter set from profiles.yaml ({', '.join(profile_names())}) or "
                         f"a .yaml file of your own (`base: quick` and the keys it changes)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one profile parameter (repeatable), e.g. --set epochs=3")
-    p.add_argument("--models-dir", default="models",
+    p.add_argument("--models-dir", default="models", type=named_arg,
                    help="artifact cache: a folder, or an fsspec URL every worker reaches "
                         "(s3://bucket/approx, file:///shared/approx)")
-    p.add_argument("--data-dir", default=None, type=Path, help="dataset folder (default: data/)")
+    p.add_argument("--data-dir", default=None, type=path_arg,
+                   help="dataset folder (default: data/)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -67,24 +80,24 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dataset", default=None,
                    help="fashion-mnist, cifar10, cifar100 or imagefolder:PATH (default: the "
                         "profile's)")
-    t.add_argument("--out", type=Path, required=True, help="checkpoint file to write")
+    t.add_argument("--out", type=path_arg, required=True, help="checkpoint file to write")
 
     pr = sub.add_parser("prune", help="global L1 pruning + fine-tuning of a checkpoint")
     _common(pr)
-    pr.add_argument("--checkpoint", type=Path, required=True)
+    pr.add_argument("--checkpoint", type=path_arg, required=True)
     pr.add_argument("--ratio", type=float, required=True, help="fraction of weights in [0, 1)")
     pr.add_argument("--dataset", default=None, help="fine-tuning data (default: the checkpoint's)")
-    pr.add_argument("--out", type=Path, required=True)
+    pr.add_argument("--out", type=path_arg, required=True)
 
     q = sub.add_parser("quantize", help="dynamic INT8 of the Linear layers (as the original)")
-    q.add_argument("--checkpoint", type=Path, required=True)
-    q.add_argument("--out", type=Path, required=True)
+    q.add_argument("--checkpoint", type=path_arg, required=True)
+    q.add_argument("--out", type=path_arg, required=True)
 
     c = sub.add_parser("compress", help="Deep Compression of a checkpoint: gradual pruning, "
                        "k-means weight sharing, Huffman coding, written as an .apx file")
     _common(c)
-    c.add_argument("--checkpoint", type=Path, required=True, help="a dense float checkpoint")
-    c.add_argument("--out", type=Path, required=True, help=".apx file to write")
+    c.add_argument("--checkpoint", type=path_arg, required=True, help="a dense float checkpoint")
+    c.add_argument("--out", type=path_arg, required=True, help=".apx file to write")
     c.add_argument("--sparsity", type=float, default=None,
                    help="final sparsity in [0, 1) (default: the profile's dc_sparsity)")
     c.add_argument("--dataset", default=None, help="fine-tuning data (default: the checkpoint's)")
@@ -92,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="accuracy, size, latency and sparsity of a checkpoint "
                        "(.pt, or .apx from `approx compress`)")
     _common(e)
-    e.add_argument("--checkpoint", type=Path, required=True)
+    e.add_argument("--checkpoint", type=path_arg, required=True)
     e.add_argument("--dataset", default=None, help="test data (default: the checkpoint's)")
     e.add_argument("--model", default=None, help="fail unless the checkpoint holds this model")
     e.add_argument("--layers", action="store_true", help="print the per-layer sparsity table")
@@ -106,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _report_parser(sub) -> None:
     r = sub.add_parser("report", help="compute every section's variants and write results")
     _common(r)
-    r.add_argument("--out", type=Path, default=None, help="output folder (default reports/PROFILE)")
+    r.add_argument("--out", type=path_arg, default=None,
+                   help="output folder (default reports/PROFILE)")
     r.add_argument("--sections", default=None,
                    help="comma-separated subset, e.g. A,C, or all (default: all; for your own "
                         "images or weights C, F, G, H)")
@@ -131,8 +145,8 @@ def _report_parser(sub) -> None:
 def _verify_parser(sub) -> None:
     v = sub.add_parser("verify", help="check every entry of an artifact store against its "
                        "recorded digest; list what a run would recompute (moves nothing)")
-    v.add_argument("--models-dir", default="models", help="the artifact store (a folder, or "
-                   "the local cache folder of a URL store)")
+    v.add_argument("--models-dir", default="models", type=named_arg,
+                   help="the artifact store (a folder, or the local cache folder of a URL store)")
     v.add_argument("--all", action="store_true", help="list intact entries too")
 
 
@@ -177,10 +191,7 @@ def _writable_folder(folder: Path, option: str, given) -> None:
 
 
 def check_writable_dir(path, option: str = "--out") -> None:
-    """A folder this command writes into: named (an empty value, often an unset shell variable,
-    would mean the working directory), creatable, not a file, writable."""
-    if not str(path).strip():
-        raise ConfigError(f"{option} is empty; name a folder")
+    """A folder this command writes into: creatable, not a file, writable."""
     _writable_folder(Path(path), option, path)
 
 

@@ -8,19 +8,21 @@ again only when either differs: the notebook source, the approxlib source, the p
 the papermill parameters and the profile they resolve to, the section's rows of `results.csv`, the
 digest sidecars of every cache entry the section reads (stages, evaluations, curves, and their
 timing records: an entry computed again changes them) and the CPU. An unreadable or edited
-executed notebook is executed again, never shown.
+executed notebook is executed again, never shown, and so is one whose own output files (section
+F's per-layer tables) are gone.
 
 What a reused notebook keeps from when it ran: the wall time papermill recorded and, for a section
 that measures this CPU's matrix-multiply rate as it runs (`Spec.roofline`), that measurement (the
-CPU is part of the inputs). Data files are not hashed here: the cache keys do not cover them
-either, so changed data files call for a new models folder (README, "Data").
+CPU is part of the inputs). The built-in datasets' files are not hashed here: the cache keys do
+not cover them either, so changed files call for a new models folder (README, "Data"); an image
+folder's digest is part of every key, and so of the sidecars'.
 """
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
 import json
-import os
+import re
 from pathlib import Path
 
 import nbformat
@@ -32,8 +34,6 @@ from .measure import hardware
 
 PACKAGE = Path(__file__).resolve().parent
 VERSION = 1  # of the recorded digests; a new scheme re-executes every notebook once
-PACKAGES = ("torch", "torchvision", "numpy", "pandas", "matplotlib", "nbconvert", "nbformat",
-            "papermill", "ipykernel", "onnxruntime")
 META = "approx"  # the executed notebook's metadata key
 
 
@@ -44,11 +44,21 @@ def _sha256(*parts: bytes) -> str:
     return h.hexdigest()
 
 
-def _version(name: str) -> str:
+def _versions() -> dict[str, str]:
+    """The installed version of every package approxlib requires (pyproject.toml, extras
+    included): a new matplotlib draws other figures, a new scipy other p-values."""
     try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return "absent"
+        wanted = importlib.metadata.requires("approxlib") or []
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        wanted = []
+    found = {}
+    for req in wanted:
+        name = re.match(r"[A-Za-z0-9_.-]+", req).group(0)
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = "absent"
+    return found
 
 
 def source_digest() -> str:
@@ -58,17 +68,17 @@ def source_digest() -> str:
 
 
 def _sidecars(cache: store.Store, keys: set[str]) -> list[str]:
-    """`kind/file.sha256 digest size` of every local cache entry whose key the section uses (a
-    URL store's entries were fetched into its local cache, verified, by the stages)."""
+    """`kind/file` and its recorded digest for every local cache entry whose key the section
+    uses: an entry computed again, set aside or moved changes the list. (A URL store's entries
+    were fetched into its local cache, verified, by the stages.)"""
     found = []
-    if not cache.root.is_dir():
-        return found
-    for kind in sorted(os.scandir(cache.root), key=lambda d: d.name):
-        if not kind.is_dir() or kind.name in ("damaged", ".locks"):
-            continue
-        for f in sorted(os.scandir(kind.path), key=lambda d: d.name):
-            if f.name.endswith(store.DIGEST) and f.name.split(".", 1)[0] in keys:
-                found.append(f"{kind.name}/{f.name} {Path(f.path).read_text().strip()}")
+    for kind, f in cache.entries():
+        if f.name.split(".", 1)[0] in keys:
+            try:
+                recorded = Path(f"{f}{store.DIGEST}").read_bytes()
+            except OSError:  # no sidecar, or moved aside by a run sharing the store
+                recorded = b"none"
+            found.append(f"{kind}/{f.name} {hashlib.sha256(recorded).hexdigest()}")
     return found
 
 
@@ -83,7 +93,7 @@ def inputs_digest(notebook: Path, letter: str, params: dict, p: dict, out: Path,
         rows = df[df.section == letter].to_csv(index=False)
     hw = hardware()
     described = {"version": VERSION, "letter": letter, "params": params, "profile": p,
-                 "packages": {n: _version(n) for n in PACKAGES},
+                 "packages": _versions(),
                  "cpu": [hw["cpu"], hw["cpu_count"], hw["gpu"]]}
     return _sha256(json.dumps(described, sort_keys=True, default=str).encode(),
                    notebook.read_bytes(), source_digest().encode(), rows.encode(),
@@ -91,28 +101,42 @@ def inputs_digest(notebook: Path, letter: str, params: dict, p: dict, out: Path,
 
 
 def _cells_digest(nb) -> str:
+    """What the report shows of an executed notebook: its cells, outputs included."""
     return _sha256(json.dumps(nb.cells, sort_keys=True).encode())
 
 
-def stamp(path: Path, inputs: str) -> None:
-    """Record the inputs' and the cells' digests in the freshly executed notebook at `path`
-    (a temporary file, renamed into place by the caller)."""
+def written_since(out: Path, since: float) -> list[str]:
+    """Files under `out` a notebook wrote (modified at or after `since`), relative to `out`,
+    the executed notebooks and hidden files (locks) aside: a reused notebook's own output files
+    must still be there."""
+    return sorted(str(f.relative_to(out)) for f in out.rglob("*")
+                  if f.is_file() and f.stat().st_mtime >= since
+                  and f.relative_to(out).parts[0] != "notebooks"
+                  and not any(part.startswith(".") for part in f.relative_to(out).parts))
+
+
+def stamp(path: Path, inputs: str, written: list[str]) -> None:
+    """Record the inputs' and the cells' digests and the files it wrote in the freshly executed
+    notebook at `path` (a temporary file, renamed into place by the caller)."""
     nb = nbformat.read(path, as_version=4)
-    nb.metadata[META] = {"version": VERSION, "inputs": inputs, "cells": _cells_digest(nb)}
+    nb.metadata[META] = {"version": VERSION, "inputs": inputs, "cells": _cells_digest(nb),
+                         "written": written}
     nbformat.write(nb, path)
 
 
-def reusable(path: Path, inputs: str) -> bool:
-    """Whether the executed notebook at `path` was made from these inputs and is intact."""
+def reusable(path: Path, inputs: str, out: Path) -> bool:
+    """Whether the executed notebook at `path` was made from these inputs, is intact, and the
+    files it wrote under `out` are still there."""
     if not path.is_file():
         return False
     try:
         nb = nbformat.read(path, as_version=4)
         meta = dict(nb.metadata.get(META) or {})
         cells = _cells_digest(nb)
+        written = [out / str(f) for f in meta.get("written", [])]
     # nbformat raises ValueError, TypeError, AttributeError or KeyError on malformed notebooks,
     # by where the damage is; whichever it is, the notebook is executed again
     except (OSError, ValueError, TypeError, AttributeError, KeyError):
         return False
     return (meta.get("version") == VERSION and meta.get("inputs") == inputs
-            and meta.get("cells") == cells)
+            and meta.get("cells") == cells and all(f.is_file() for f in written))

@@ -497,25 +497,27 @@ def execute(profile: str, sections: list[str], overrides: dict, out: Path,
     params = {"profile": profile, "overrides": overrides, "out": str(out.resolve()),
               "models_dir": (str(models_dir) if store.is_url(models_dir)
                              else str(Path(models_dir).resolve())),
-              "data_dir": str(Path(data_dir).resolve()) if data_dir else None}
+              # the folder this run's stages read (a kernel would take data/ from the repository)
+              "data_dir": str(Path(data_dir or data.default_root()).resolve())}
     p, cache = load_profile(profile, overrides), store.Store(models_dir)
     for letter, nb in tqdm(notebook_paths(sections).items(), desc="notebooks",
                            disable=not progress):
         target = out / "notebooks" / nb.name
         done[letter] = target
         inputs = executed.inputs_digest(nb, letter, params, p, out, cache)
-        if executed.reusable(target, inputs):
+        if executed.reusable(target, inputs, out):
             reused.append(letter)
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.stem}.running.ipynb")  # renamed only on success
+        since = time.time()
         try:
             # The kernel talks to us over loopback only; its "TCP without encryption" log line
             # is noise in a batch run, so the kernel logs errors only.
             pm.execute_notebook(str(nb), str(tmp), parameters=params, kernel_name="python3",
                                 progress_bar=False, cwd=os.getcwd(),
                                 extra_arguments=["--IPKernelApp.log_level=ERROR"])
-            executed.stamp(tmp, inputs)
+            executed.stamp(tmp, inputs, executed.written_since(out, since))
             os.replace(tmp, target)
         except pm.PapermillExecutionError as e:
             raise ConfigError(f"section {letter}: {e.evalue}") from None
@@ -541,7 +543,7 @@ def _literal(value) -> str:
     return html.escape(" ".join(str(value).split())).translate(_MARKDOWN)
 
 
-def environment(p: dict, durations: dict[str, float], reused=()) -> str:
+def environment(p: dict, durations: dict[str, float], reused: tuple | list = ()) -> str:
     hw = hardware()
     rows = [("profile", profile_label(p["profile"])), ("git commit", pipeline.git_commit()),
             ("rendered", dt.datetime.now().strftime("%Y-%m-%d %H:%M")),
@@ -651,7 +653,7 @@ table.summary { font-size: 10px; }
 
 
 def render(out: Path, p: dict, sections: list[str], notebooks: dict[str, Path],
-           reused: list[str] = ()) -> Path:
+           reused: tuple | list = ()) -> Path:
     """Merge the executed notebooks into out/index.html (code hidden, images embedded);
     `reused`: the sections whose notebook an earlier run executed from the same inputs."""
     results = pd.read_csv(out / "results.csv")

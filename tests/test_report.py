@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 from pypdf import PdfReader
 
+from approxlib import accounting
 from approxlib import pipeline
 from approxlib import report
+from approxlib import store as S
 from approxlib.config import load_profile
 
 pytestmark = pytest.mark.slow  # the smoke report rendered again: notebooks, HTML, PDF
@@ -127,6 +129,26 @@ def test_a_second_report_reuses_the_notebooks_whose_inputs_are_unchanged(rendere
     assert third["reused"] == list("BCDEFGH")
     assert "EDITED" not in first.read_text() and "EDITED" not in third["index"].read_text()
     assert third["index"].read_text().count("reused: its inputs are unchanged") == 7
+
+
+def test_the_reuse_digest_covers_every_cache_entry_a_section_reads(smoke_run, tmp_path,
+                                                                   monkeypatch):
+    """A notebook is reused while the digests of its section's plan entries are unchanged
+    (`executed`): so whatever a section's notebook reads from the cache must be one of them."""
+    p, st, _, _, _, data_root = smoke_run
+    seen = []
+    for name in ("fetch", "read_json", "path", "has"):
+        def spy(self, kind, key, *args, _original=getattr(S.Store, name), **kw):
+            seen.append((kind, key))
+            return _original(self, kind, key, *args, **kw)
+        monkeypatch.setattr(S.Store, name, spy)
+    for letter in "ABCDEFGH":
+        seen.clear()
+        report.run_section(letter, "smoke", out=str(tmp_path / letter), models_dir=str(st.root),
+                           data_dir=str(data_root))
+        planned = {e["key"] for e in accounting.entries(p, [letter])}
+        outside = {(kind, key) for kind, key in seen if key not in planned}
+        assert seen and not outside, (letter, sorted(outside)[:5])
 
 
 def test_text_reaching_the_report_is_shown_literally():

@@ -1,4 +1,5 @@
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,22 @@ def smoke_run(tmp_path_factory, data_root):
     store = S.Store(os.environ.get("APPROX_TEST_STORE") or root / "models")
     df, runner = pipeline.run(p, list("ABCDEFGH"), store, root / "out", data_root, progress=False)
     return p, store, root, df, runner, data_root
+
+
+@pytest.fixture
+def store_copy(smoke_run, tmp_path):
+    """A private copy of the smoke run's store in `tmp_path / "models"`, made of hard links
+    (cheap): the store replaces a file only by renaming a new one over it, never writes through
+    an old one, so the shared store keeps what the plan put there (a kept APPROX_TEST_STORE too,
+    run after run). Locks and set-aside files stay behind."""
+    from approxlib import store as S
+
+    def link(src, dst):
+        try:
+            os.link(src, dst)
+        except OSError:  # another file system
+            shutil.copy2(src, dst)
+    dst = tmp_path / "models"
+    shutil.copytree(smoke_run[1].root, dst, copy_function=link,
+                    ignore=shutil.ignore_patterns(".locks", "damaged"))
+    return S.Store(dst)

@@ -43,12 +43,10 @@ def _truncate(path: Path) -> None:
 
 
 @pytest.fixture
-def copied(smoke_run, tmp_path):
-    """A private copy of the smoke run's store (hard links: cheap), the profile and its rows."""
+def copied(smoke_run, store_copy, tmp_path):
+    """A private copy of the smoke run's store, the profile and its rows."""
     p, store, root, df, runner, data_root = smoke_run
-    shutil.copytree(store.root, tmp_path / "models", copy_function=os.link,
-                    ignore=shutil.ignore_patterns(".locks", "damaged"))
-    return p, S.Store(tmp_path / "models"), df, data_root, tmp_path
+    return p, store_copy, df, data_root, tmp_path
 
 
 def _planned(p: dict) -> set[str]:

@@ -107,22 +107,9 @@ def test_every_float_export_an_int8_export_reads_is_a_planned_stage(profile):
     assert reads and all(st.step.float_export(st).key in planned for st in reads)
 
 
-def linked_copy(store: S.Store, dst) -> S.Store:
-    """A copy of a local store made of hard links: the store replaces a file only by renaming a
-    new one over it, never writes through an old one, so the shared smoke store keeps exactly
-    what the plan put there (a kept APPROX_TEST_STORE too, run after run)."""
-    def link(src, dst):
-        try:
-            os.link(src, dst)
-        except OSError:  # another file system
-            shutil.copy2(src, dst)
-    shutil.copytree(store.root, dst, copy_function=link)
-    return S.Store(dst)
-
-
-def test_changing_one_parameter_recomputes_only_its_dependents(smoke, tmp_path):
-    p, shared, root, _, _, data_root = smoke
-    store = linked_copy(shared, tmp_path / "models")
+def test_changing_one_parameter_recomputes_only_its_dependents(smoke, store_copy, tmp_path):
+    p, _, root, _, _, data_root = smoke
+    store = store_copy
     out = tmp_path / "out"  # the shared smoke results stay as the plan made them
     out.mkdir()
     shutil.copy2(root / "out" / "results.csv", out)

@@ -31,13 +31,18 @@ def entries(p: dict, sections: list[str]) -> list[dict]:
             "key": st.key, "label": st.label, "step": st.step}
            for v, st in pipeline.distinct_stages(p, sections)]
     curves = {}  # after the stages, as the runner computes them
-    for v in pipeline.plan(p, sections):
+    variants = pipeline.plan(p, sections)
+    for v in variants:
         if pipeline.has_curve(v):
             gradual, _, key = pipeline.curve_key(v, p)
             curves.setdefault(key, {"section": v.section, "kind": "curve", "key": key,
                                     "model": gradual.step.model.name,
                                     "label": f"bits curve of {v.label}", "step": None})
-    return out + list(curves.values())
+    chains = [pipeline.chain(v, p) for v in variants]
+    timed = [{"section": g.section, "kind": "latency", "key": g.key, "model": g.model,
+              "label": f"time {g.model}'s {len(g.evaluations)} variants in turns", "step": None}
+             for g in pipeline.latency_groups(p, variants, chains)]
+    return out + list(curves.values()) + timed
 
 
 def table(p: dict, sections: list[str], st: store.Store, since: float | None = None,

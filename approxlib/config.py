@@ -682,6 +682,7 @@ def validate_section_h(p: dict[str, Any]) -> None:
         check_prune_method(m, "each of h_curve_methods")
     sensitivity_config(p)
     _number("h_latency_min_time", p["h_latency_min_time"], 0.0, 600.0, lo_open=True)
+    _number("latency_rounds", p["latency_rounds"], 0, 1000, integer=True)
 
 
 def protocol_params(p: dict, protocol: str, seed: int | None = None) -> dict:

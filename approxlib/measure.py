@@ -62,6 +62,62 @@ def latency_ms(model, input_shape: tuple[int, ...], cfg: MeasureConfig) -> dict:
             "throughput_img_s": cfg.throughput_batch / tb.median, "threads": cfg.threads}
 
 
+@torch.inference_mode()
+def interleaved_latency(models: dict, input_shape: tuple[int, ...], cfg: MeasureConfig,
+                        rounds: int) -> dict:
+    """`latency_ms`'s numbers for several models timed in turn, round after round: the speed
+    ratios between them then compare like with like.
+
+    Timed one after another, minutes apart, as each evaluation does, batch-1 latency on this
+    2-core machine drifted by up to 1.5× between identical graphs (three ONNX files of the same
+    pruned MobileNetV2: 0.128, 0.181, 0.206 ms); in rounds, each round giving every model
+    `latency_min_time / rounds` seconds per batch, the same three came within 11% (median of
+    eight rounds). Each figure is the median over rounds of a round's median; its IQR is
+    that of the round medians. `models` maps a name to an nn.Module or a callable; each is
+    warmed up first, at batch 1, with the thread count set (see `Runner._measure`)."""
+    x1 = torch.rand(1, *input_shape)
+    xb = torch.rand(cfg.throughput_batch, *input_shape)
+    budget = cfg.latency_min_time / rounds
+    times: dict = {name: ([], []) for name in models}
+    with num_threads(cfg.threads):
+        for m in models.values():
+            for _ in range(cfg.latency_warmup):
+                m(x1)
+            m(xb)
+        order = list(models)
+        for r in range(rounds):
+            for name in order[r % len(order):] + order[:r % len(order)]:  # each starts a round
+                for x, out in zip((x1, xb), times[name]):
+                    out.append(_median_call(models[name], x, budget))
+    return {name: _summary(b1, bb, cfg) for name, (b1, bb) in times.items()}
+
+
+def _median_call(model, x: torch.Tensor, budget: float) -> float:
+    """Median seconds of single calls over `budget` seconds (at least one call), after one
+    untimed call that brings the model's weights back into the caches the other models used.
+    Written here rather than with `Timer.blocked_autorange`: that sizes its blocks in steps of
+    ten, so a batch-64 pass of 60 ms ran 600 ms blocks where a round had 25 ms (measured: 69 s
+    instead of 12 s for smoke's 29 ResNet-18 variants)."""
+    model(x)
+    times, end = [], time.perf_counter() + budget
+    while True:
+        t0 = time.perf_counter()
+        model(x)
+        t1 = time.perf_counter()
+        times.append(t1 - t0)
+        if t1 >= end:
+            return float(pd.Series(times).median())
+
+
+def _summary(b1: list[float], bb: list[float], cfg: MeasureConfig) -> dict:
+    s1, sb = pd.Series(b1), pd.Series(bb)
+    return {"latency_ms": s1.median() * 1e3,
+            "latency_iqr_ms": (s1.quantile(0.75) - s1.quantile(0.25)) * 1e3,
+            "latency_bs64_ms": sb.median() * 1e3,
+            "latency_bs64_iqr_ms": (sb.quantile(0.75) - sb.quantile(0.25)) * 1e3,
+            "throughput_img_s": cfg.throughput_batch / sb.median(), "rounds": len(b1)}
+
+
 def flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     """Floating-point operations of one image's forward pass (a multiply-add counts as 2), from
     `torch.utils.flop_counter` on the float model."""

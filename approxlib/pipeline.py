@@ -140,6 +140,17 @@ JSON_CHECKS = {
 JSON_CHECKS["nncodec"] = JSON_CHECKS["encode"]
 
 
+def _latency_ok(c: dict) -> bool:
+    t = c.get("timings")
+    return isinstance(t, dict) and len(t) > 0 and all(
+        isinstance(x, dict) and _fields(latency_ms=NUM, latency_iqr_ms=NUM, latency_bs64_ms=NUM,
+                                        throughput_img_s=NUM, rounds=int)(x)
+        and x["latency_ms"] > 0 and x["latency_bs64_ms"] > 0 for x in t.values())
+
+
+JSON_CHECKS["latency"] = _latency_ok  # a section's variants timed in turns (`Runner.interleaved`)
+
+
 @dataclass(frozen=True)
 class Stage:
     """A step of one variant's recipe, keyed by its configs chained to its upstream key."""
@@ -604,6 +615,31 @@ class Runner:
             **provenance(),
         }
 
+    def interleaved(self, g: LatencyGroup) -> dict[str, dict]:
+        """Batch-1 and batch-64 timings of a group's artifacts (by artifact key), timed in
+        turns over `latency_rounds` rounds (`measure.interleaved_latency`); cached as JSON."""
+        check = JSON_CHECKS["latency"]
+        cached = self.store.read_json("latency", g.key, check)
+        if cached is not None:
+            return cached["timings"]
+        with self.store.lock("latency", g.key):
+            cached = self.store.read_json("latency", g.key, check)
+            if cached is not None:
+                return cached["timings"]
+            with self._account("latency", g.key, g.model):
+                mcfg = measure_config(self.p)
+                loaded = {}
+                for st in g.evaluations:  # each verified (remade if damaged) as it is loaded
+                    if st.upstream.key not in loaded:
+                        loaded[st.upstream.key] = load_artifact(
+                            self.artifact(st.upstream), mcfg.threads,
+                            expect=model_config_of(st))[0].eval()
+                timings = measure.interleaved_latency(loaded, g.shape, mcfg,
+                                                      int(self.p["latency_rounds"]))
+                self.store.write_json("latency", g.key, {"timings": timings, **provenance()})
+            self.computed.append(g.key)
+            return timings
+
     def bits_curve(self, v: Variant) -> list[dict]:
         """Accuracy against codebook bits for a gradually pruned model: k-means centroids as
         they are (no codebook fine-tuning), validation and test accuracy per bit width."""
@@ -634,6 +670,37 @@ class Runner:
         self.store.write_json("curve", key, {"points": points, "upstream": gradual.key})
         self.computed.append(key)
         return points
+
+
+@dataclass(frozen=True)
+class LatencyGroup:
+    """One model's variants in a section whose speed ratios are read off one another
+    (`Spec.retimed`): their artifacts timed again in turns, cached under `key`."""
+    section: str
+    model: str
+    key: str
+    evaluations: tuple[Stage, ...]  # each variant's evaluate stage, in plan order
+    shape: tuple[int, ...]
+
+
+def latency_groups(p: dict, variants: list[Variant], chains: list[Stage]) -> list[LatencyGroup]:
+    """The interleaved timings `run` makes (none when `latency_rounds` is 0); the key covers
+    the artifacts, the measurement settings and the rounds."""
+    if not p["latency_rounds"]:
+        return []
+    groups: dict[tuple[str, str], list[Stage]] = {}
+    for v, st in zip(variants, chains):
+        if SECTIONS[v.section].retimed:
+            groups.setdefault((v.section, v.model), []).append(st)
+    out = []
+    for (section, model), evals in groups.items():
+        src = data.source(evals[0].step.data.dataset, p["image_size"])
+        arts = sorted({st.upstream.key for st in evals})
+        key = config_hash("latency", CACHE_VERSION, 1, measure_config(p),
+                          int(p["latency_rounds"]), arts)
+        out.append(LatencyGroup(section, model, key, tuple(evals),
+                                (src.channels, src.size, src.size)))
+    return out
 
 
 def has_curve(v: Variant) -> bool:
@@ -674,6 +741,7 @@ def row(v: Variant, p: dict, m: dict) -> dict:
         "profile": p["profile"], "val_accuracy": m["val_accuracy"],
         "latency_iqr_ms": m["latency_iqr_ms"], "throughput_img_s": m["throughput_img_s"],
         "threads": m["threads"], "test_images": m["test_images"],
+        "latency_rounds": 0,  # rounds of an interleaved timing (`Runner.interleaved`); 0: alone
         "epochs": epochs, "init": Path(init).name if init else "",
         "finetune_epochs": extra_epochs, "control": v.control, "protocol": v.protocol,
         "kd": v.kd,
@@ -688,6 +756,12 @@ def row(v: Variant, p: dict, m: dict) -> dict:
         "schedule": p["schedule"], "train_size": p["train_size"], "artifact_key": m["artifact_key"],
         "git_commit": m["git_commit"], "torch_version": m["torch_version"], "cpu": m["cpu"],
     }
+
+
+# What an interleaved timing replaces in a results row (`latency_rounds`: how many rounds)
+RETIMED = {"latency_ms": "latency_ms", "latency_iqr_ms": "latency_iqr_ms",
+           "latency_bs64_ms": "latency_bs64_ms", "throughput_img_s": "throughput_img_s",
+           "latency_rounds": "rounds"}
 
 
 def trained_epochs(v: Variant, p: dict, m: dict, init) -> tuple[int, int]:
@@ -726,6 +800,12 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
         if has_curve(v):
             bar.set_postfix_str(f"{v.section}: bits curve of {v.label}")
             runner.curves[v] = runner.bits_curve(v)
+    for g in latency_groups(p, variants, chains):  # section G's ratios: timed in turns
+        bar.set_postfix_str(f"{g.section}: {g.model}'s variants timed in turns")
+        timings = runner.interleaved(g)
+        for i, (v, st) in enumerate(zip(variants, chains)):  # not another section's row of
+            if (v.section, v.model) == (g.section, g.model):  # the same model: timed alone
+                rows[i].update({k: timings[st.upstream.key][f] for k, f in RETIMED.items()})
     df = pd.DataFrame(rows)
     if "qp" in df:  # integers, empty where a codec has none (not -26.0 beside NaN)
         df["qp"] = df["qp"].astype("Int64")

@@ -12,7 +12,8 @@ from .report import Section, _display, _fmt_pct, _md
 
 
 class SpeedSection(Section):
-    """Section G. Every variant is timed in the same process run of the stages."""
+    """Section G. Each model's variants are timed together, in turns, after the stages
+    (`pipeline.latency_groups`)."""
 
     letter = "G"
 
@@ -48,12 +49,25 @@ class SpeedSection(Section):
             f"`torch.onnx.export(dynamo=True)`), in float32 and in static INT8 (PyTorch: FX graph "
             f"mode, x86 backend; ONNX Runtime: its own QDQ quantization), dense and with "
             f"{p['channel_ratio']:.0%} of the channels removed by Torch-Pruning (L1 magnitude, "
-            f"stem and classifier kept, fine-tuned){self._curve_text()}. Latencies are medians of "
-            f"`torch.utils.benchmark` blocks after warm-up, batch 1 and batch "
-            f"{p['throughput_batch']}, {p['threads']} thread(s) for every runtime, all timed "
-            f"in one run. FLOPs per image (a multiply-add = 2) come from "
+            f"stem and classifier kept, fine-tuned){self._curve_text()}. {self._timing_text()} "
+            f"FLOPs per image (a multiply-add = 2) come from "
             f"`torch.utils.flop_counter` on the float model; this CPU's measured float32 "
             f"matrix-multiply rate with {p['threads']} thread(s) is **{self.peak:.0f} GFLOP/s**.")
+
+    def _timing_text(self) -> str:
+        """How the latencies were taken, from the rows themselves (`latency_rounds`)."""
+        p = self.p
+        rounds = sorted(set(self.df.get("latency_rounds", pd.Series([0])).fillna(0).astype(int)))
+        if rounds and rounds[0] > 0:
+            return (f"Each model's variants were timed together after every stage had run, in "
+                    f"turns over {', '.join(map(str, rounds))} rounds ({p['latency_min_time']:g} s "
+                    f"per variant and batch in all): a latency is the median over rounds of a "
+                    f"round's median single-call time after warm-up, at batch 1 and batch "
+                    f"{p['throughput_batch']}, {p['threads']} thread(s) for every runtime, so "
+                    f"their ratios compare like with like.")
+        return (f"Latencies are medians of `torch.utils.benchmark` blocks after warm-up, batch 1 "
+                f"and batch {p['throughput_batch']}, {p['threads']} thread(s) for every runtime, "
+                f"each taken when its variant was evaluated.")
 
     def _curve_text(self) -> str:
         ratios = sorted(set(self.df[self.df.prune_ratio > 0].prune_ratio))

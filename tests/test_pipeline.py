@@ -230,6 +230,31 @@ def test_section_f_picks_by_each_files_answers_on_validation(smoke):
         assert (g.val_lo <= estimate + 1e-9).all() and (g.val_lo > estimate - 0.1).all()
 
 
+def test_section_g_is_timed_in_turns(smoke):
+    """Section G's latencies come from one interleaved timing per model (its cached entry),
+    the other sections' from each variant's own evaluation; a malformed entry is not used."""
+    p, store, root, df, runner, data_root = smoke
+    variants = pipeline.plan(p, list("ABCDEFGH"))
+    groups = pipeline.latency_groups(p, variants, [pipeline.chain(v, p) for v in variants])
+    assert {(g.section, g.model) for g in groups} == {("G", "resnet18"), ("G", "mobilenetv2")}
+    assert (df[df.section != "G"].latency_rounds == 0).all()
+    for g in groups:
+        entry = store.read_json("latency", g.key, pipeline.JSON_CHECKS["latency"])
+        rows = df[(df.section == "G") & (df.model == g.model)]
+        assert len(entry["timings"]) == rows.artifact_key.nunique() > 20
+        assert (rows.latency_rounds == p["latency_rounds"]).all()
+        for r in rows.itertuples():
+            t = entry["timings"][r.artifact_key]
+            assert (r.latency_ms, r.latency_bs64_ms) == (t["latency_ms"], t["latency_bs64_ms"])
+            assert r.latency_bs64_ms > r.latency_ms > 0
+    ok = pipeline.JSON_CHECKS["latency"]
+    assert ok(entry)
+    one = next(iter(entry["timings"].values()))
+    for bad in ({}, {"timings": {}}, {"timings": {"k": {**one, "latency_ms": 0.0}}},
+                {"timings": {"k": {**one, "rounds": "8"}}}, {"timings": {"k": 1.0}}):
+        assert not ok(bad)
+
+
 def test_section_g_rows_time_every_runtime(smoke):
     """Section G: every model in PyTorch eager and ONNX Runtime, fp32 and static INT8, dense and
     channel-pruned; sizes are file bytes, FLOPs fall with channel pruning, INT8 files shrink."""

@@ -1,5 +1,6 @@
 """Section G's building blocks: static INT8, channel pruning, ONNX Runtime, latency and FLOPs."""
 import math
+import time
 
 import pytest
 import torch
@@ -115,6 +116,23 @@ def test_latency_and_flops_are_sane_on_a_tiny_model():
     t2 = measure.latency_ms(lambda x: x * 2, (1, 10, 10), cfg)  # any callable (ONNX Runtime wrapper)
     assert t2["latency_ms"] > 0
     assert measure.peak_gflops(1, n=256, repeats=2) > 0.5
+
+
+def test_interleaved_timing_measures_each_model_in_turns():
+    def busy(seconds):  # a model whose every call costs `seconds` of this CPU
+        def call(x):
+            end = time.perf_counter() + seconds
+            while time.perf_counter() < end:
+                pass
+        return call
+    cfg = MeasureConfig(threads=1, latency_warmup=1, latency_min_time=0.08, throughput_batch=8)
+    t = measure.interleaved_latency({"fast": busy(0.001), "slow": busy(0.003)}, (1, 4, 4), cfg,
+                                    rounds=4)
+    assert set(t) == {"fast", "slow"} and t["fast"]["rounds"] == t["slow"]["rounds"] == 4
+    assert 1.0 <= t["fast"]["latency_ms"] < 1.5 and 3.0 <= t["slow"]["latency_ms"] < 4.5
+    assert 2.0 < t["slow"]["latency_bs64_ms"] / t["fast"]["latency_bs64_ms"] < 4.0
+    assert t["fast"]["latency_iqr_ms"] >= 0
+    assert t["fast"]["throughput_img_s"] == pytest.approx(8 / t["fast"]["latency_bs64_ms"] * 1e3)
 
 
 @pytest.fixture(scope="module")

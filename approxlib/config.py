@@ -572,6 +572,7 @@ def validate_params(p: dict[str, Any]) -> None:
     finetune_config(p)
     PruneConfig(p["ratio"])
     measure_config(p)
+    _number("latency_rounds", p["latency_rounds"], 0, 1000, integer=True)  # 0: no timing in turns
     if p["models"] is not None:
         for m in _list("models", p["models"]):
             check_model(m)
@@ -682,7 +683,6 @@ def validate_section_h(p: dict[str, Any]) -> None:
         check_prune_method(m, "each of h_curve_methods")
     sensitivity_config(p)
     _number("h_latency_min_time", p["h_latency_min_time"], 0.0, 600.0, lo_open=True)
-    _number("latency_rounds", p["latency_rounds"], 0, 1000, integer=True)
 
 
 def protocol_params(p: dict, protocol: str, seed: int | None = None) -> dict:

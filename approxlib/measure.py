@@ -65,16 +65,19 @@ def latency_ms(model, input_shape: tuple[int, ...], cfg: MeasureConfig) -> dict:
 @torch.inference_mode()
 def interleaved_latency(models: dict, input_shape: tuple[int, ...], cfg: MeasureConfig,
                         rounds: int) -> dict:
-    """`latency_ms`'s numbers for several models timed in turn, round after round: the speed
+    """`latency_ms`'s numbers for several models timed in turns, round after round: the speed
     ratios between them then compare like with like.
 
-    Timed one after another, minutes apart, as each evaluation does, batch-1 latency on this
-    2-core machine drifted by up to 1.5× between identical graphs (three ONNX files of the same
-    pruned MobileNetV2: 0.128, 0.181, 0.206 ms); in rounds, each round giving every model
-    `latency_min_time / rounds` seconds per batch, the same three came within 11% (median of
-    eight rounds). Each figure is the median over rounds of a round's median; its IQR is
-    that of the round medians. `models` maps a name to an nn.Module or a callable; each is
-    warmed up first, at batch 1, with the thread count set (see `Runner._measure`)."""
+    Timed one after another, minutes apart, as each evaluation does, batch-1 latency on a
+    2-core machine drifts between identical graphs by more than the differences a section
+    compares (README logbook, "Section G timed in turns"). Each round gives every model one
+    untimed call and then `latency_min_time / rounds` seconds of single calls per batch size;
+    a figure is the median over rounds of a round's median, its IQR that of the round
+    medians. `models` maps a name to an nn.Module or a callable; each is warmed up first, at
+    batch 1, with the thread count set (see `Runner._measure`)."""
+    if rounds < 1 or not models:
+        raise ValueError(f"interleaved_latency needs models and rounds >= 1, got "
+                         f"{len(models)} and {rounds}")
     x1 = torch.rand(1, *input_shape)
     xb = torch.rand(cfg.throughput_batch, *input_shape)
     budget = cfg.latency_min_time / rounds
@@ -85,8 +88,9 @@ def interleaved_latency(models: dict, input_shape: tuple[int, ...], cfg: Measure
                 m(x1)
             m(xb)
         order = list(models)
-        for r in range(rounds):
-            for name in order[r % len(order):] + order[:r % len(order)]:  # each starts a round
+        for r in range(rounds):  # the first model of each round spread over the whole list
+            start = r * len(order) // rounds
+            for name in order[start:] + order[:start]:
                 for x, out in zip((x1, xb), times[name]):
                     out.append(_median_call(models[name], x, budget))
     return {name: _summary(b1, bb, cfg) for name, (b1, bb) in times.items()}
@@ -96,8 +100,8 @@ def _median_call(model, x: torch.Tensor, budget: float) -> float:
     """Median seconds of single calls over `budget` seconds (at least one call), after one
     untimed call that brings the model's weights back into the caches the other models used.
     Written here rather than with `Timer.blocked_autorange`: that sizes its blocks in steps of
-    ten, so a batch-64 pass of 60 ms ran 600 ms blocks where a round had 25 ms (measured: 69 s
-    instead of 12 s for smoke's 29 ResNet-18 variants)."""
+    ten, so a batch-64 pass of 60 ms ran 600 ms blocks where a round had 25 ms (smoke's 29
+    ResNet-18 variants: 69 s, against 15 s with this loop)."""
     model(x)
     times, end = [], time.perf_counter() + budget
     while True:

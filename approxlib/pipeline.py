@@ -142,7 +142,8 @@ JSON_CHECKS["nncodec"] = JSON_CHECKS["encode"]
 
 def _latency_ok(c: dict) -> bool:
     t = c.get("timings")
-    return isinstance(t, dict) and len(t) > 0 and all(
+    return isinstance(t, dict) and len(t) > 0 and _fields(
+        cpu=str, git_commit=str, torch_version=str)(c) and all(
         isinstance(x, dict) and _fields(latency_ms=NUM, latency_iqr_ms=NUM, latency_bs64_ms=NUM,
                                         throughput_img_s=NUM, rounds=int)(x)
         and x["latency_ms"] > 0 and x["latency_bs64_ms"] > 0 for x in t.values())
@@ -615,30 +616,40 @@ class Runner:
             **provenance(),
         }
 
-    def interleaved(self, g: LatencyGroup) -> dict[str, dict]:
-        """Batch-1 and batch-64 timings of a group's artifacts (by artifact key), timed in
-        turns over `latency_rounds` rounds (`measure.interleaved_latency`); cached as JSON."""
-        check = JSON_CHECKS["latency"]
-        cached = self.store.read_json("latency", g.key, check)
-        if cached is not None:
-            return cached["timings"]
+    def interleaved(self, g: LatencyGroup) -> dict:
+        """Batch-1 and batch-64 timings of a group's artifacts (`timings`, by artifact key) and
+        where they were taken (provenance), timed in turns over `latency_rounds` rounds
+        (`measure.interleaved_latency`); cached as JSON. An entry is used only if it times every
+        artifact of the group and none of them was remade in this run (its timing described
+        the old file, as an evaluation's metrics would)."""
+        arts = {st.upstream.key for st in g.evaluations}
+
+        def usable():
+            e = self.store.read_json("latency", g.key, JSON_CHECKS["latency"])
+            fresh = e is not None and arts <= set(e["timings"]) and not arts & set(self.computed)
+            return e if fresh else None
+        if (cached := usable()) is not None:
+            return cached
         with self.store.lock("latency", g.key):
-            cached = self.store.read_json("latency", g.key, check)
-            if cached is not None:
-                return cached["timings"]
+            if (cached := usable()) is not None:
+                return cached
             with self._account("latency", g.key, g.model):
-                mcfg = measure_config(self.p)
-                loaded = {}
-                for st in g.evaluations:  # each verified (remade if damaged) as it is loaded
-                    if st.upstream.key not in loaded:
-                        loaded[st.upstream.key] = load_artifact(
-                            self.artifact(st.upstream), mcfg.threads,
-                            expect=model_config_of(st))[0].eval()
-                timings = measure.interleaved_latency(loaded, g.shape, mcfg,
-                                                      int(self.p["latency_rounds"]))
-                self.store.write_json("latency", g.key, {"timings": timings, **provenance()})
+                entry = self._interleaved(g)
             self.computed.append(g.key)
-            return timings
+            return entry
+
+    def _interleaved(self, g: LatencyGroup) -> dict:
+        mcfg, loaded = measure_config(self.p), {}
+        for st in g.evaluations:  # each verified (remade if damaged) as it is loaded
+            if st.upstream.key not in loaded:
+                loaded[st.upstream.key] = load_artifact(
+                    self.artifact(st.upstream), mcfg.threads, expect=model_config_of(st))[0].eval()
+        shape = tuple(self.splits(g.evaluations[0].step.data).test_x.shape[1:])  # as evaluated
+        entry = {"timings": measure.interleaved_latency(loaded, shape, mcfg,
+                                                        int(self.p["latency_rounds"])),
+                 **provenance()}
+        self.store.write_json("latency", g.key, entry)
+        return entry
 
     def bits_curve(self, v: Variant) -> list[dict]:
         """Accuracy against codebook bits for a gradually pruned model: k-means centroids as
@@ -680,7 +691,6 @@ class LatencyGroup:
     model: str
     key: str
     evaluations: tuple[Stage, ...]  # each variant's evaluate stage, in plan order
-    shape: tuple[int, ...]
 
 
 def latency_groups(p: dict, variants: list[Variant], chains: list[Stage]) -> list[LatencyGroup]:
@@ -694,12 +704,10 @@ def latency_groups(p: dict, variants: list[Variant], chains: list[Stage]) -> lis
             groups.setdefault((v.section, v.model), []).append(st)
     out = []
     for (section, model), evals in groups.items():
-        src = data.source(evals[0].step.data.dataset, p["image_size"])
         arts = sorted({st.upstream.key for st in evals})
         key = config_hash("latency", CACHE_VERSION, 1, measure_config(p),
                           int(p["latency_rounds"]), arts)
-        out.append(LatencyGroup(section, model, key, tuple(evals),
-                                (src.channels, src.size, src.size)))
+        out.append(LatencyGroup(section, model, key, tuple(evals)))
     return out
 
 
@@ -758,10 +766,13 @@ def row(v: Variant, p: dict, m: dict) -> dict:
     }
 
 
-# What an interleaved timing replaces in a results row (`latency_rounds`: how many rounds)
+# What an interleaved timing replaces in a results row (column: its field), the variant's metrics
+# too (so the report's comparisons read the same figures): the timings, how many rounds, and
+# where they were taken (a Dask run times them on the machine that runs `approx report`)
 RETIMED = {"latency_ms": "latency_ms", "latency_iqr_ms": "latency_iqr_ms",
            "latency_bs64_ms": "latency_bs64_ms", "throughput_img_s": "throughput_img_s",
-           "latency_rounds": "rounds"}
+           "latency_rounds": "rounds", "cpu": "cpu", "git_commit": "git_commit",
+           "torch_version": "torch_version"}
 
 
 def trained_epochs(v: Variant, p: dict, m: dict, init) -> tuple[int, int]:
@@ -802,10 +813,13 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
             runner.curves[v] = runner.bits_curve(v)
     for g in latency_groups(p, variants, chains):  # section G's ratios: timed in turns
         bar.set_postfix_str(f"{g.section}: {g.model}'s variants timed in turns")
-        timings = runner.interleaved(g)
+        entry = runner.interleaved(g)
         for i, (v, st) in enumerate(zip(variants, chains)):  # not another section's row of
             if (v.section, v.model) == (g.section, g.model):  # the same model: timed alone
-                rows[i].update({k: timings[st.upstream.key][f] for k, f in RETIMED.items()})
+                t = {**entry["timings"][st.upstream.key],
+                     **{k: entry[k] for k in ("cpu", "git_commit", "torch_version")}}
+                rows[i].update({k: t[f] for k, f in RETIMED.items()})
+                metrics[v] = {**metrics[v], **{f: t[f] for f in RETIMED.values()}}
     df = pd.DataFrame(rows)
     if "qp" in df:  # integers, empty where a codec has none (not -26.0 beside NaN)
         df["qp"] = df["qp"].astype("Int64")
@@ -895,11 +909,13 @@ def verify_store(cache: store.Store) -> list[dict]:
             why = obj if isinstance(obj, str) else None
         out.append({"kind": kind, "key": f.name.split(".")[0], "path": f, "problem": why})
     bad = {e["key"] for e in out if e["problem"]}
-    for e in out:  # metrics of a damaged artifact are measured again with it
-        if e["kind"] == "metrics" and not e["problem"]:
+    for e in out:  # metrics and timings of a damaged artifact are measured again with it
+        if e["kind"] in ("metrics", "latency") and not e["problem"]:
             m = store.read_json_entry(e["path"])
-            if isinstance(m, dict) and m.get("artifact_key") in bad:
-                e["problem"] = f"its artifact {m['artifact_key']} is damaged (re-measured)"
+            keys = ({m.get("artifact_key")} | set(m.get("timings") or ())
+                    if isinstance(m, dict) else set())
+            if keys & bad:
+                e["problem"] = f"its artifact {min(keys & bad)} is damaged (re-measured)"
     return out
 
 

@@ -255,6 +255,42 @@ def test_section_g_is_timed_in_turns(smoke):
         assert not ok(bad)
 
 
+def test_a_timing_in_turns_is_redone_when_its_entry_cannot_be_trusted(smoke, store_copy,
+                                                                      monkeypatch):
+    """Reused only while it times every artifact of its group and none was remade in this run;
+    `verify` names it when one of its artifacts is damaged."""
+    p, _, _, _, _, data_root = smoke
+    variants = pipeline.plan(p, ["G"])
+    g = pipeline.latency_groups(p, variants, [pipeline.chain(v, p) for v in variants])[0]
+    calls = []
+
+    def fake(models, shape, cfg, rounds):  # the timing itself is tested in test_runtime
+        calls.append(len(models))
+        return {k: {"latency_ms": 1.0, "latency_iqr_ms": 0.0, "latency_bs64_ms": 2.0,
+                    "throughput_img_s": 32.0, "rounds": rounds} for k in models}
+    monkeypatch.setattr(pipeline.measure, "interleaved_latency", fake)
+    runner = pipeline.Runner(p, store_copy, data_root, progress=False)
+    entry = store_copy.read_json("latency", g.key, pipeline.JSON_CHECKS["latency"])
+    assert runner.interleaved(g) == entry and calls == []  # intact: reused
+    arts = sorted(entry["timings"])
+    store_copy.write_json("latency", g.key,
+                          {**entry, "timings": {k: entry["timings"][k] for k in arts[1:]}})
+    assert sorted(runner.interleaved(g)["timings"]) == arts and calls == [len(arts)]
+    runner.interleaved(g)
+    runner.computed.append(arts[0])  # as if remade in this run: its old timing is stale
+    runner.interleaved(g)
+    assert calls == [len(arts)] * 2
+    path = next(runner.artifact(st.upstream) for st in g.evaluations
+                if st.upstream.key == arts[0])
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0x10
+    path.unlink()  # a hard link to the shared store: write a new file, never through it
+    path.write_bytes(bytes(raw))
+    named = [e for e in pipeline.verify_store(store_copy)
+             if e["kind"] == "latency" and e["key"] == g.key]
+    assert named and "is damaged (re-measured)" in named[0]["problem"]
+
+
 def test_section_g_rows_time_every_runtime(smoke):
     """Section G: every model in PyTorch eager and ONNX Runtime, fp32 and static INT8, dense and
     channel-pruned; sizes are file bytes, FLOPs fall with channel pruning, INT8 files shrink."""

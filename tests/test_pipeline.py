@@ -81,13 +81,18 @@ def test_smoke_models_learn(smoke):
 
 def test_second_run_computes_nothing(smoke):
     p, store, root, df, runner, data_root = smoke
-    # Every distinct stage of the plan once (rows share stages: B's baseline is C's 0%), and one
-    # bits curve per gradually pruned model of section F; nothing twice.
+    # Every distinct stage of the plan once (rows share stages: B's baseline is C's 0%), one
+    # bits curve per gradually pruned model of section F and one timing in turns per model of
+    # section G; nothing twice.
     variants = pipeline.plan(p, list("ABCDEFGH"))
     distinct = {st.key for v in variants for st in pipeline.stages(v, p)}
     curves = {pipeline.curve_key(v, p)[2] for v in variants if pipeline.has_curve(v)}
+    timed = {g.key for g in pipeline.latency_groups(
+        p, variants, [pipeline.chain(v, p) for v in variants])}
+    assert len(timed) == 2
     if not os.environ.get("APPROX_TEST_STORE"):  # a kept store computes nothing the first time
-        assert len(runner.computed) == len(set(runner.computed)) == len(distinct) + len(curves)
+        assert len(runner.computed) == len(set(runner.computed)) == (
+            len(distinct) + len(curves) + len(timed))
         assert set(runner.computed) >= distinct
     df2, again = pipeline.run(p, list("ABCDEFGH"), store, root / "out", data_root, progress=False)
     assert again.computed == []

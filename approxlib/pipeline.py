@@ -685,12 +685,19 @@ class Runner:
 
 @dataclass(frozen=True)
 class LatencyGroup:
-    """One model's variants in a section whose speed ratios are read off one another
-    (`Spec.retimed`): their artifacts timed again in turns, cached under `key`."""
-    section: str
+    """One model's variants on one dataset in the sections whose latencies are compared with
+    one another (`Spec.retimed`): their artifacts timed again together, in turns, cached under
+    `key`. One group per model, not per section: an artifact several sections show (B's
+    baseline is C's 0% and E's baseline) is timed once and reads the same everywhere."""
+    section: str  # the first section that shows it (where the accounting lists it)
     model: str
+    dataset: str
     key: str
     evaluations: tuple[Stage, ...]  # each variant's evaluate stage, in plan order
+
+    def times(self, v: Variant) -> bool:
+        """Whether `v`'s row takes its latencies from this group."""
+        return SECTIONS[v.section].retimed and (v.model, v.dataset) == (self.model, self.dataset)
 
 
 def latency_groups(p: dict, variants: list[Variant], chains: list[Stage]) -> list[LatencyGroup]:
@@ -698,16 +705,17 @@ def latency_groups(p: dict, variants: list[Variant], chains: list[Stage]) -> lis
     the artifacts, the measurement settings and the rounds."""
     if not p["latency_rounds"]:
         return []
-    groups: dict[tuple[str, str], list[Stage]] = {}
+    groups: dict[tuple[str, str], list[tuple[Variant, Stage]]] = {}
     for v, st in zip(variants, chains):
         if SECTIONS[v.section].retimed:
-            groups.setdefault((v.section, v.model), []).append(st)
+            groups.setdefault((v.model, v.dataset), []).append((v, st))
     out = []
-    for (section, model), evals in groups.items():
-        arts = sorted({st.upstream.key for st in evals})
+    for (model, dataset), members in groups.items():
+        arts = sorted({st.upstream.key for _, st in members})
         key = config_hash("latency", CACHE_VERSION, 1, measure_config(p),
                           int(p["latency_rounds"]), arts)
-        out.append(LatencyGroup(section, model, key, tuple(evals)))
+        out.append(LatencyGroup(members[0][0].section, model, dataset, key,
+                                tuple(st for _, st in members)))
     return out
 
 
@@ -811,11 +819,11 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
         if has_curve(v):
             bar.set_postfix_str(f"{v.section}: bits curve of {v.label}")
             runner.curves[v] = runner.bits_curve(v)
-    for g in latency_groups(p, variants, chains):  # section G's ratios: timed in turns
-        bar.set_postfix_str(f"{g.section}: {g.model}'s variants timed in turns")
+    for g in latency_groups(p, variants, chains):  # latencies compared: timed in turns
+        bar.set_postfix_str(f"{g.model}'s variants timed in turns")
         entry = runner.interleaved(g)
-        for i, (v, st) in enumerate(zip(variants, chains)):  # not another section's row of
-            if (v.section, v.model) == (g.section, g.model):  # the same model: timed alone
+        for i, (v, st) in enumerate(zip(variants, chains)):
+            if g.times(v):  # (section H's rows keep the latency of their own evaluation)
                 t = {**entry["timings"][st.upstream.key],
                      **{k: entry[k] for k in ("cpu", "git_commit", "torch_version")}}
                 rows[i].update({k: t[f] for k, f in RETIMED.items()})

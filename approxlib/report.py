@@ -251,7 +251,8 @@ class Section:
                     f"baseline weights given ({', '.join(given)}), not trained here" if given
                     else trained) + "; "
                 f"{self.variants_text()}; {p['stem']} stem; test accuracy on the full "
-                f"test split; latency = median batch-1 CPU time, {p['threads']} thread(s)")
+                f"test split; latency = median batch-1 CPU time, {p['threads']} thread(s), "
+                f"{timing_words(self.df, p)}")
         return text
 
     def variants_text(self) -> str:
@@ -595,6 +596,17 @@ def _test_split(results: pd.DataFrame) -> str:
     n = sorted(set(results.test_images)) if "test_images" in results else []
     return (f"{n[0]:,} test images" if len(n) == 1 else
             f"{n[0]:,}–{n[-1]:,} test images" if n else "the test split")
+
+
+def timing_words(rows: pd.DataFrame, p: dict) -> str:
+    """How the latencies of `rows` were taken, from the rows themselves (`latency_rounds`):
+    timed together in turns after every stage (`pipeline.latency_groups`), or alone."""
+    rounds = sorted(set(rows.get("latency_rounds", pd.Series([0])).fillna(0).astype(int)))
+    if rounds and rounds[0] > 0:
+        return (f"each model's variants timed together after every stage had run, in turns "
+                f"over {', '.join(map(str, rounds))} rounds ({p['latency_min_time']:g} s per "
+                f"variant and batch in all), so that their ratios compare like with like")
+    return "each taken when its variant was evaluated"
 
 
 def pruned_words(r, method: dict) -> str:

@@ -8,12 +8,12 @@ import pandas as pd
 from . import data
 from . import analysis, names, plots, stats
 from .config import RUNTIMES, data_config, per_model
-from .report import Section, _display, _fmt_pct, _md
+from .report import Section, _display, _fmt_pct, _md, timing_words
 
 
 class SpeedSection(Section):
     """Section G. Each model's variants are timed together, in turns, after the stages
-    (`pipeline.latency_groups`)."""
+    (`pipeline.latency_groups`), as in sections A–E."""
 
     letter = "G"
 
@@ -55,19 +55,10 @@ class SpeedSection(Section):
             f"matrix-multiply rate with {p['threads']} thread(s) is **{self.peak:.0f} GFLOP/s**.")
 
     def _timing_text(self) -> str:
-        """How the latencies were taken, from the rows themselves (`latency_rounds`)."""
         p = self.p
-        rounds = sorted(set(self.df.get("latency_rounds", pd.Series([0])).fillna(0).astype(int)))
-        if rounds and rounds[0] > 0:
-            return (f"Each model's variants were timed together after every stage had run, in "
-                    f"turns over {', '.join(map(str, rounds))} rounds ({p['latency_min_time']:g} s "
-                    f"per variant and batch in all): a latency is the median over rounds of a "
-                    f"round's median single-call time after warm-up, at batch 1 and batch "
-                    f"{p['throughput_batch']}, {p['threads']} thread(s) for every runtime, so "
-                    f"their ratios compare like with like.")
-        return (f"Latencies are medians of `torch.utils.benchmark` blocks after warm-up, batch 1 "
-                f"and batch {p['throughput_batch']}, {p['threads']} thread(s) for every runtime, "
-                f"each taken when its variant was evaluated.")
+        return (f"Latencies are medians of timed calls after warm-up at batch 1 and batch "
+                f"{p['throughput_batch']}, {p['threads']} thread(s) for every runtime, "
+                f"{timing_words(self.df, p)}.")
 
     def _curve_text(self) -> str:
         ratios = sorted(set(self.df[self.df.prune_ratio > 0].prune_ratio))

@@ -239,7 +239,10 @@ def test_concurrent_runs_train_each_stage_once_and_lose_no_row(tmp_path, data_ro
     computed = [int(o.split("computed ")[1].split()[0]) for o, _ in outs]
     p = load_profile("smoke", small)
     distinct = {s["key"] for s in pipeline.dry_run(p, ["B", "C"], S.Store(tmp_path / "models"))}
-    assert sum(computed) == len(distinct)  # nothing computed twice
+    # nothing computed twice; each run times its own section's models in turns
+    timed = {g.key for s in ("B", "C") for g in pipeline.latency_groups(
+        p, pipeline.plan(p, [s]), [pipeline.chain(v, p) for v in pipeline.plan(p, [s])])}
+    assert sum(computed) == len(distinct) + len(timed)
     csv = pd.read_csv(tmp_path / "out" / "results.csv")
     assert sorted(csv.section.unique()) == ["B", "C"]
     assert len(csv) == len(pipeline.plan(p, ["B", "C"]))
@@ -249,11 +252,15 @@ def test_verify_command_reports_what_a_run_would_recompute(copied, capsys):
     p, store, _, _, _ = copied
     assert cli.main(["verify", "--models-dir", str(store.root)]) == 0
     assert "0 to recompute" in capsys.readouterr().out
-    _flip(_one(store, "train", "*.pt", _planned(p)))
+    damaged = _one(store, "train", "*.pt", _planned(p))
+    _flip(damaged)
     assert cli.main(["verify", "--models-dir", str(store.root)]) == 1
     out = capsys.readouterr().out
     assert "SHA-256 differs" in out and "is damaged (re-measured)" in out  # its metrics too
-    assert out.splitlines()[-1].endswith(", 2 to recompute")
+    vs = pipeline.plan(p, list("ABCDEFGH"))  # and the timing in turns of its model, if any
+    timed = [g for g in pipeline.latency_groups(p, vs, [pipeline.chain(v, p) for v in vs])
+             if damaged.name.split(".")[0] in {st.upstream.key for st in g.evaluations}]
+    assert out.splitlines()[-1].endswith(f", {2 + len(timed)} to recompute")
     assert not (store.root / "damaged").exists()  # verify moves nothing
 
 

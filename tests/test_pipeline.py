@@ -82,8 +82,8 @@ def test_smoke_models_learn(smoke):
 def test_second_run_computes_nothing(smoke):
     p, store, root, df, runner, data_root = smoke
     # Every distinct stage of the plan once (rows share stages: B's baseline is C's 0%), one
-    # bits curve per gradually pruned model of section F and one timing in turns per model of
-    # section G; nothing twice.
+    # bits curve per gradually pruned model of section F and one timing in turns per model;
+    # nothing twice.
     variants = pipeline.plan(p, list("ABCDEFGH"))
     distinct = {st.key for v in variants for st in pipeline.stages(v, p)}
     curves = {pipeline.curve_key(v, p)[2] for v in variants if pipeline.has_curve(v)}
@@ -235,19 +235,23 @@ def test_section_f_picks_by_each_files_answers_on_validation(smoke):
         assert (g.val_lo <= estimate + 1e-9).all() and (g.val_lo > estimate - 0.1).all()
 
 
-def test_section_g_is_timed_in_turns(smoke):
-    """Section G's latencies come from one interleaved timing per model (its cached entry),
-    the other sections' from each variant's own evaluation; a malformed entry is not used."""
+def test_compared_latencies_are_timed_in_turns(smoke):
+    """The latencies sections A–E and G compare come from one interleaved timing per model (its
+    cached entry); an artifact several sections show reads the same in each. Sections F and H
+    keep each variant's own evaluation; a malformed entry is not used."""
     p, store, root, df, runner, data_root = smoke
     variants = pipeline.plan(p, list("ABCDEFGH"))
     groups = pipeline.latency_groups(p, variants, [pipeline.chain(v, p) for v in variants])
-    assert {(g.section, g.model) for g in groups} == {("G", "resnet18"), ("G", "mobilenetv2")}
-    assert (df[df.section != "G"].latency_rounds == 0).all()
+    assert {(g.model, g.dataset) for g in groups} == {(m, p["dataset"])
+                                                      for m in ("resnet18", "mobilenetv2")}
+    retimed = df.section.isin(list("ABCDEG"))
+    assert (df[~retimed].latency_rounds == 0).all()
+    assert (df[retimed].latency_rounds == p["latency_rounds"]).all()
     for g in groups:
         entry = store.read_json("latency", g.key, pipeline.JSON_CHECKS["latency"])
-        rows = df[(df.section == "G") & (df.model == g.model)]
+        rows = df[retimed & (df.model == g.model)]
         assert len(entry["timings"]) == rows.artifact_key.nunique() > 20
-        assert (rows.latency_rounds == p["latency_rounds"]).all()
+        assert set(rows.section) == {"resnet18": set("BCDEG"), "mobilenetv2": set("AEG")}[g.model]
         for r in rows.itertuples():
             t = entry["timings"][r.artifact_key]
             assert (r.latency_ms, r.latency_bs64_ms) == (t["latency_ms"], t["latency_bs64_ms"])
@@ -265,7 +269,7 @@ def test_a_timing_in_turns_is_redone_when_its_entry_cannot_be_trusted(smoke, sto
     """Reused only while it times every artifact of its group and none was remade in this run;
     `verify` names it when one of its artifacts is damaged."""
     p, _, _, _, _, data_root = smoke
-    variants = pipeline.plan(p, ["G"])
+    variants = pipeline.plan(p, list("ABCDEFGH"))
     g = pipeline.latency_groups(p, variants, [pipeline.chain(v, p) for v in variants])[0]
     calls = []
 

@@ -39,10 +39,12 @@ def entries(p: dict, sections: list[str]) -> list[dict]:
                                     "model": gradual.step.model.name,
                                     "label": f"bits curve of {v.label}", "step": None})
     chains = [pipeline.chain(v, p) for v in variants]
-    timed = [{"section": g.section, "kind": "latency", "key": g.key, "model": g.model,
-              "label": f"time {g.model}'s {len(g.evaluations)} variants in turns", "step": None}
-             for g in pipeline.latency_groups(p, variants, chains)]
-    return out + list(curves.values()) + timed
+    timed = {}  # sections that show the same artifacts share one timing
+    for g in pipeline.latency_groups(p, variants, chains):
+        timed.setdefault(g.key, {"section": g.section, "kind": "latency", "key": g.key,
+                                 "model": g.model, "step": None, "label":
+                                 f"time {g.model}'s {len(g.evaluations)} variants in turns"})
+    return out + list(curves.values()) + list(timed.values())
 
 
 def table(p: dict, sections: list[str], st: store.Store, since: float | None = None,

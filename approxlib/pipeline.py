@@ -620,13 +620,17 @@ class Runner:
         """Batch-1 and batch-64 timings of a group's artifacts (`timings`, by artifact key) and
         where they were taken (provenance), timed in turns over `latency_rounds` rounds
         (`measure.interleaved_latency`); cached as JSON. An entry is used only if it times every
-        artifact of the group and none of them was remade in this run (its timing described
-        the old file, as an evaluation's metrics would)."""
+        artifact of the group and none of them was remade in this run after the entry was made
+        (its timing described the old file, as an evaluation's metrics would); another
+        section's group of the same artifacts made it after them."""
         arts = {st.upstream.key for st in g.evaluations}
 
         def usable():
             e = self.store.read_json("latency", g.key, JSON_CHECKS["latency"])
-            fresh = e is not None and arts <= set(e["timings"]) and not arts & set(self.computed)
+            last = {k: i for i, k in enumerate(self.computed)}  # last time each was made here
+            remade = max((last[k] for k in arts if k in last), default=-1)
+            fresh = (e is not None and arts <= set(e["timings"])
+                     and (remade < 0 or last.get(g.key, -1) > remade))
             return e if fresh else None
         if (cached := usable()) is not None:
             return cached
@@ -685,19 +689,18 @@ class Runner:
 
 @dataclass(frozen=True)
 class LatencyGroup:
-    """One model's variants on one dataset in the sections whose latencies are compared with
-    one another (`Spec.retimed`): their artifacts timed again together, in turns, cached under
-    `key`. One group per model, not per section: an artifact several sections show (B's
-    baseline is C's 0% and E's baseline) is timed once and reads the same everywhere."""
-    section: str  # the first section that shows it (where the accounting lists it)
+    """One model's variants in a section whose latencies are compared with one another
+    (`Spec.retimed`): their artifacts timed again together, in turns, cached under `key`.
+    Per section, so that a notebook run alone reads the figures the report shows; sections
+    that show the same artifacts (D's and E's ResNet-18 on one dataset) share the entry."""
+    section: str
     model: str
-    dataset: str
     key: str
     evaluations: tuple[Stage, ...]  # each variant's evaluate stage, in plan order
 
     def times(self, v: Variant) -> bool:
         """Whether `v`'s row takes its latencies from this group."""
-        return SECTIONS[v.section].retimed and (v.model, v.dataset) == (self.model, self.dataset)
+        return (v.section, v.model) == (self.section, self.model)
 
 
 def latency_groups(p: dict, variants: list[Variant], chains: list[Stage]) -> list[LatencyGroup]:
@@ -705,17 +708,16 @@ def latency_groups(p: dict, variants: list[Variant], chains: list[Stage]) -> lis
     the artifacts, the measurement settings and the rounds."""
     if not p["latency_rounds"]:
         return []
-    groups: dict[tuple[str, str], list[tuple[Variant, Stage]]] = {}
+    groups: dict[tuple[str, str], list[Stage]] = {}
     for v, st in zip(variants, chains):
         if SECTIONS[v.section].retimed:
-            groups.setdefault((v.model, v.dataset), []).append((v, st))
+            groups.setdefault((v.section, v.model), []).append(st)
     out = []
-    for (model, dataset), members in groups.items():
-        arts = sorted({st.upstream.key for _, st in members})
+    for (section, model), evals in groups.items():
+        arts = sorted({st.upstream.key for st in evals})
         key = config_hash("latency", CACHE_VERSION, 1, measure_config(p),
                           int(p["latency_rounds"]), arts)
-        out.append(LatencyGroup(members[0][0].section, model, dataset, key,
-                                tuple(st for _, st in members)))
+        out.append(LatencyGroup(section, model, key, tuple(evals)))
     return out
 
 
@@ -820,10 +822,10 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
             bar.set_postfix_str(f"{v.section}: bits curve of {v.label}")
             runner.curves[v] = runner.bits_curve(v)
     for g in latency_groups(p, variants, chains):  # latencies compared: timed in turns
-        bar.set_postfix_str(f"{g.model}'s variants timed in turns")
+        bar.set_postfix_str(f"{g.section}: {g.model}'s variants timed in turns")
         entry = runner.interleaved(g)
         for i, (v, st) in enumerate(zip(variants, chains)):
-            if g.times(v):  # (section H's rows keep the latency of their own evaluation)
+            if g.times(v):  # (sections F and H keep the latency of their own evaluation)
                 t = {**entry["timings"][st.upstream.key],
                      **{k: entry[k] for k in ("cpu", "git_commit", "torch_version")}}
                 rows[i].update({k: t[f] for k, f in RETIMED.items()})

@@ -258,8 +258,8 @@ def test_verify_command_reports_what_a_run_would_recompute(copied, capsys):
     out = capsys.readouterr().out
     assert "SHA-256 differs" in out and "is damaged (re-measured)" in out  # its metrics too
     vs = pipeline.plan(p, list("ABCDEFGH"))  # and the timing in turns of its model, if any
-    timed = [g for g in pipeline.latency_groups(p, vs, [pipeline.chain(v, p) for v in vs])
-             if damaged.name.split(".")[0] in {st.upstream.key for st in g.evaluations}]
+    timed = {g.key for g in pipeline.latency_groups(p, vs, [pipeline.chain(v, p) for v in vs])
+             if damaged.name.split(".")[0] in {st.upstream.key for st in g.evaluations}}
     assert out.splitlines()[-1].endswith(f", {2 + len(timed)} to recompute")
     assert not (store.root / "damaged").exists()  # verify moves nothing
 

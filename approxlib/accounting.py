@@ -43,7 +43,8 @@ def entries(p: dict, sections: list[str]) -> list[dict]:
     for g in pipeline.latency_groups(p, variants, chains):
         timed.setdefault(g.key, {"section": g.section, "kind": "latency", "key": g.key,
                                  "model": g.model, "step": None, "label":
-                                 f"time {g.model}'s {len(g.evaluations)} variants in turns"})
+                                 f"time section {g.section}'s {len(g.evaluations)} variants "
+                                 f"in turns"})
     return out + list(curves.values()) + list(timed.values())
 
 

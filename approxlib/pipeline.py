@@ -621,8 +621,8 @@ class Runner:
         where they were taken (provenance), timed in turns over `latency_rounds` rounds
         (`measure.interleaved_latency`); cached as JSON. An entry is used only if it times every
         artifact of the group and none of them was remade in this run after the entry was made
-        (its timing described the old file, as an evaluation's metrics would); another
-        section's group of the same artifacts made it after them."""
+        (its timing described the old file, as an evaluation's metrics would): one made in this
+        run by another section with the same artifacts is used."""
         arts = {st.upstream.key for st in g.evaluations}
 
         def usable():
@@ -689,18 +689,24 @@ class Runner:
 
 @dataclass(frozen=True)
 class LatencyGroup:
-    """One model's variants in a section whose latencies are compared with one another
-    (`Spec.retimed`): their artifacts timed again together, in turns, cached under `key`.
-    Per section, so that a notebook run alone reads the figures the report shows; sections
-    that show the same artifacts (D's and E's ResNet-18 on one dataset) share the entry."""
+    """The variants of a section whose latencies are compared with one another
+    (`Spec.retimed`; across models too: E compares ResNet-18 with MobileNetV2): their artifacts
+    timed again together, in turns, cached under `key`. Per section, so that a notebook run
+    alone reads the figures the report shows; sections with the same artifacts share the
+    entry."""
     section: str
-    model: str
+    models: tuple[str, ...]
     key: str
     evaluations: tuple[Stage, ...]  # each variant's evaluate stage, in plan order
 
     def times(self, v: Variant) -> bool:
         """Whether `v`'s row takes its latencies from this group."""
-        return (v.section, v.model) == (self.section, self.model)
+        return v.section == self.section
+
+    @property
+    def model(self) -> str:
+        """Its models as the accounting names them, e.g. resnet18+mobilenetv2."""
+        return "+".join(self.models)
 
 
 def latency_groups(p: dict, variants: list[Variant], chains: list[Stage]) -> list[LatencyGroup]:
@@ -708,16 +714,17 @@ def latency_groups(p: dict, variants: list[Variant], chains: list[Stage]) -> lis
     the artifacts, the measurement settings and the rounds."""
     if not p["latency_rounds"]:
         return []
-    groups: dict[tuple[str, str], list[Stage]] = {}
+    groups: dict[str, list[tuple[Variant, Stage]]] = {}
     for v, st in zip(variants, chains):
         if SECTIONS[v.section].retimed:
-            groups.setdefault((v.section, v.model), []).append(st)
+            groups.setdefault(v.section, []).append((v, st))
     out = []
-    for (section, model), evals in groups.items():
-        arts = sorted({st.upstream.key for st in evals})
+    for section, members in groups.items():
+        arts = sorted({st.upstream.key for _, st in members})
         key = config_hash("latency", CACHE_VERSION, 1, measure_config(p),
                           int(p["latency_rounds"]), arts)
-        out.append(LatencyGroup(section, model, key, tuple(evals)))
+        out.append(LatencyGroup(section, tuple(dict.fromkeys(v.model for v, _ in members)), key,
+                                tuple(st for _, st in members)))
     return out
 
 
@@ -822,10 +829,10 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
             bar.set_postfix_str(f"{v.section}: bits curve of {v.label}")
             runner.curves[v] = runner.bits_curve(v)
     for g in latency_groups(p, variants, chains):  # latencies compared: timed in turns
-        bar.set_postfix_str(f"{g.section}: {g.model}'s variants timed in turns")
+        bar.set_postfix_str(f"{g.section}: its variants timed in turns")
         entry = runner.interleaved(g)
         for i, (v, st) in enumerate(zip(variants, chains)):
-            if g.times(v):  # (sections F and H keep the latency of their own evaluation)
+            if g.times(v):  # (section H keeps the latency of each evaluation)
                 t = {**entry["timings"][st.upstream.key],
                      **{k: entry[k] for k in ("cpu", "git_commit", "torch_version")}}
                 rows[i].update({k: t[f] for k, f in RETIMED.items()})

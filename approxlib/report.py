@@ -603,9 +603,10 @@ def timing_words(rows: pd.DataFrame, p: dict) -> str:
     timed together in turns after every stage (`pipeline.latency_groups`), or alone."""
     rounds = sorted(set(rows.get("latency_rounds", pd.Series([0])).fillna(0).astype(int)))
     if rounds and rounds[0] > 0:
-        return (f"each model's variants timed together after every stage had run, in turns "
+        return (f"the section's variants timed together after every stage had run, in turns "
                 f"over {', '.join(map(str, rounds))} rounds ({p['latency_min_time']:g} s per "
-                f"variant and batch in all), so that their ratios compare like with like")
+                f"variant and batch in all): the median over rounds of each round's median "
+                f"single call, so that their ratios compare like with like")
     return "each taken when its variant was evaluated"
 
 
@@ -709,7 +710,8 @@ def render(out: Path, p: dict, sections: list[str], notebooks: dict[str, Path],
     summary = nbformat.v4.new_markdown_cell(
         f"## Summary\n\nEvery distinct model variant of sections {', '.join(shown)} (top-1 on "
         f"{_test_split(results)}; size = bytes of the saved checkpoint; latency = median batch-1 "
-        f"CPU forward time"
+        f"CPU forward time, as timed with the first section listed (each section's variants "
+        f"are timed together)"
         + (f"; the seeded runs of section {', '.join(own)} are summarized in its own tables"
            if own else "") + ").\n\n" + summary_table(results, sections))
     appendix = nbformat.v4.new_markdown_cell(environment(p, durations, reused))

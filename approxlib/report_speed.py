@@ -8,12 +8,12 @@ import pandas as pd
 from . import data
 from . import analysis, names, plots, stats
 from .config import RUNTIMES, data_config, per_model
-from .report import Section, _display, _fmt_pct, _md, timing_words
+from .report import Section, _display, _fmt_pct, _md
 
 
 class SpeedSection(Section):
-    """Section G. Each model's variants are timed together, in turns, after the stages
-    (`pipeline.latency_groups`), as in sections A–E."""
+    """Section G. Its variants are timed together, in turns, after the stages
+    (`pipeline.latency_groups`), as in sections A–F."""
 
     letter = "G"
 
@@ -49,16 +49,10 @@ class SpeedSection(Section):
             f"`torch.onnx.export(dynamo=True)`), in float32 and in static INT8 (PyTorch: FX graph "
             f"mode, x86 backend; ONNX Runtime: its own QDQ quantization), dense and with "
             f"{p['channel_ratio']:.0%} of the channels removed by Torch-Pruning (L1 magnitude, "
-            f"stem and classifier kept, fine-tuned){self._curve_text()}. {self._timing_text()} "
+            f"stem and classifier kept, fine-tuned){self._curve_text()}. "
             f"FLOPs per image (a multiply-add = 2) come from "
             f"`torch.utils.flop_counter` on the float model; this CPU's measured float32 "
             f"matrix-multiply rate with {p['threads']} thread(s) is **{self.peak:.0f} GFLOP/s**.")
-
-    def _timing_text(self) -> str:
-        p = self.p
-        return (f"Latencies are medians of timed calls after warm-up at batch 1 and batch "
-                f"{p['throughput_batch']}, {p['threads']} thread(s) for every runtime, "
-                f"{timing_words(self.df, p)}.")
 
     def _curve_text(self) -> str:
         ratios = sorted(set(self.df[self.df.prune_ratio > 0].prune_ratio))

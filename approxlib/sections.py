@@ -217,8 +217,8 @@ class Spec:
     original: bool = False  # one of the original study's fixed comparisons (not run by default
     # for your own data or weights: the general sections cover them)
     roofline: bool = False  # compares throughputs with this CPU's measured matrix-multiply rate
-    retimed: bool = True  # its latencies are compared with one another: each model's variants
-    # are timed again together, in turns (`pipeline.latency_groups`, profile `latency_rounds`)
+    retimed: bool = True  # its latencies are compared with one another: its variants are timed
+    # again together, in turns (`pipeline.latency_groups`, profile `latency_rounds`)
 
     def heading(self, models) -> str:
         return self.title.format(models=self.join.join(names.model(m) for m in models))
@@ -254,7 +254,7 @@ for _spec in (
          _versus(lambda p: [(0.0, "none"), (_ratio(p), "none")]), seeds=True, join=" vs ",
          original=True),
     Spec("F", "Real compression: Deep Compression's pipeline and the .apx format",
-         ("resnet18", "mobilenetv2"), _per_model(compression_variants), retimed=False),
+         ("resnet18", "mobilenetv2"), _per_model(compression_variants)),
     Spec("G", "Real CPU speed: static INT8, channel pruning, ONNX Runtime",
          ("resnet18", "mobilenetv2"), _per_model(speed_variants), roofline=True),
     Spec("H", "Does pruning itself help? Controls, seeds, baselines and sensitivity",

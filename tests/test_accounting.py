@@ -69,7 +69,7 @@ def test_scratch_b_is_priced_at_its_epoch_cap(data_root):
 def test_a_run_records_every_entry_it_computes(smoke_run):
     p, store, root, df, runner, data_root = smoke_run
     t = accounting.table(p, list("ABCDEFGH"), store, data_root=data_root, planned=True)
-    # D and E reuse A's and B's models on the smoke data: no entry of their own
+    # D and E reuse A's and B's models on the smoke data: only their timings in turns are theirs
     assert t.key.is_unique and set("ABCFGH") <= set(t.section) <= set("ABCDEFGH")
     # every entry the plan needs has its cost on record (the shared run computed them all,
     # or a kept APPROX_TEST_STORE did)

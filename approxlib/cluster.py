@@ -16,9 +16,10 @@ Two phases keep latency honest: every model-producing stage first, in parallel; 
 evaluations, which time CPU latency, one at a time per host (a cluster-wide lock named after the
 host), so no timing shares its machine with training. When everything is in the store,
 `pipeline.run` assembles results.csv from the cache exactly as a local run does; notebooks are
-unchanged and read the same cache. One measurement is not a task: each model's variants timed
-in turns (`pipeline.latency_groups`) run in `pipeline.run`, on the machine that runs `approx
-report`, once the cluster is done (the rows' `cpu` names that machine).
+unchanged and read the same cache. One measurement is not a task: each section's variants
+timed in turns (`pipeline.latency_groups`; every section but H) run in `pipeline.run`, on the
+machine that runs `approx report`, once the cluster is done (the rows' `cpu` names that
+machine).
 """
 from __future__ import annotations
 

@@ -48,6 +48,16 @@ def entries(p: dict, sections: list[str]) -> list[dict]:
     return out + list(curves.values()) + list(timed.values())
 
 
+def derived(p: dict, sections: list[str], st: store.Store) -> list[dict]:
+    """The plan's entries that are not stages (bits curves, timings in turns), listed as
+    `pipeline.dry_run` lists stages, with whether the store holds them: a dry run lists and
+    prices them too. Moves nothing. (A timing's key covers its artifacts' keys: one whose
+    artifacts a run will make anew is missing under its new key.)"""
+    return [{"stage": e["kind"], "key": e["key"], "label": e["label"],
+             "cached": st.has(e["kind"], e["key"], ".json", pipeline.JSON_CHECKS[e["kind"]])}
+            for e in entries(p, sections) if e["step"] is None]
+
+
 def table(p: dict, sections: list[str], st: store.Store, since: float | None = None,
           data_root=None, planned: bool = False) -> pd.DataFrame:
     """The plan's entries with their recorded cost; `computed`: recorded at or after `since`

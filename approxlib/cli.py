@@ -243,21 +243,22 @@ def _one_line(e: BaseException) -> str:
 # -------------------------------------------------------------------------------- commands
 
 def _dry_run(p: dict, sections: list[str], st, data_dir) -> int:
-    """List the stages and which are cached; price the missing ones from this store's records."""
-    from . import pipeline
-    todo = pipeline.dry_run(p, sections, st)
+    """List the stages, bits curves and timings in turns and which are cached; price the missing
+    ones from this store's records."""
+    from . import accounting, pipeline
+    todo = pipeline.dry_run(p, sections, st) + accounting.derived(p, sections, st)
     for s in todo:
         print(f"{'cached ' if s['cached'] else 'missing'}  {s['stage']:<9} {s['key']}  "
               f"{s['label']}")
     missing = sum(not s["cached"] for s in todo)
     if missing:
         print(_estimate(p, sections, st, data_dir, todo))
-    print(f"{len(todo)} stages, {len(todo) - missing} cached, {missing} to compute")
+    print(f"{len(todo)} entries, {len(todo) - missing} cached, {missing} to compute")
     return 0
 
 
 def _estimate(p: dict, sections: list[str], st, data_dir, todo: list[dict]) -> str:
-    """One line: what the missing stages should take here, priced by `accounting.estimate`."""
+    """One line: what the missing entries should take here, priced by `accounting.estimate`."""
     from . import accounting
     rec = accounting.recorded(st)
     if rec.empty:
@@ -268,7 +269,7 @@ def _estimate(p: dict, sections: list[str], st, data_dir, todo: list[dict]) -> s
     known = est.notna()
     total = est[known].sum()
     return (f"estimate: {total / 60:.1f} min ({total:.0f} s) for {int(known.sum())} of the "
-            f"{len(need)} missing stages, from the {len(rec)} entries recorded in this models "
+            f"{len(need)} missing entries, from the {len(rec)} entries recorded in this models "
             f"folder" + (f"; {int((~known).sum())} unlike anything recorded"
                          if (~known).any() else ""))
 

@@ -103,7 +103,8 @@ def test_dry_run_prices_what_is_missing(smoke_run, capsys):
     assert 0 < len(missing) < len(out) - 2
     last = out[-2]  # before the count line
     assert last.startswith("estimate: ") and "unlike anything" not in last, last
-    assert f"for {len(missing)} of the {len(missing)} missing stages" in last
+    assert f"for {len(missing)} of the {len(missing)} missing entries" in last
+    assert any(line.split()[1] == "latency" for line in missing)  # A's timing, of new models
     seconds = float(last.split("(")[1].split()[0])
     # fine-tuning 3 epochs instead of 1, at the rates the smoke run recorded: more than the
     # recorded cost of the one-epoch stages they replace

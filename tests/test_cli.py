@@ -102,8 +102,14 @@ def test_console_entry_point_and_dry_run(tmp_path):
     assert res.returncode == 0, res.stderr
     lines = res.stdout.strip().splitlines()
     p = load_profile("smoke")  # every distinct stage of the plan, each once
-    stages = {st.key: st.kind for v in pipeline.plan(p, list("ABCDEFGH")) for st in pipeline.stages(v, p)}
-    assert lines[-1] == f"{len(stages)} stages, 0 cached, {len(stages)} to compute"
+    vs = pipeline.plan(p, list("ABCDEFGH"))
+    stages = {st.key: st.kind for v in vs for st in pipeline.stages(v, p)}
+    # and what is not a stage: section F's bits curves, each section's timing in turns
+    curves = {pipeline.curve_key(v, p)[2] for v in vs if pipeline.has_curve(v)}
+    timed = {g.key for g in pipeline.latency_groups(p, vs, [pipeline.chain(v, p) for v in vs])}
+    n = len(stages) + len(curves) + len(timed)
+    assert curves and timed and lines[-1] == f"{n} entries, 0 cached, {n} to compute"
+    assert sum(line.startswith("missing  latency") for line in lines) == len(timed)
     trainings = sum(kind == "train" for kind in stages.values())
     assert trainings >= 2 and sum(line.startswith("missing  train") for line in lines) == trainings
     bad = subprocess.run([sys.executable, "-m", "approxlib", "report", "--profile", "x"],

@@ -46,7 +46,7 @@ class SpeedSection(Section):
         super().header()
         p = self.p
         _md(f"Every model runs in PyTorch eager and in ONNX Runtime (exported with "
-            f"`torch.onnx.export(dynamo=True)`), in float32 and in static INT8 (PyTorch: FX graph "
+            f"torch.onnx's TorchScript exporter), in float32 and in static INT8 (PyTorch: FX graph "
             f"mode, x86 backend; ONNX Runtime: its own QDQ quantization), dense and with "
             f"{p['channel_ratio']:.0%} of the channels removed by Torch-Pruning (L1 magnitude, "
             f"stem and classifier kept, fine-tuned){self._curve_text()}. "

@@ -12,9 +12,10 @@ stage already in the artifact store is not submitted at all. Tasks write through
 atomic local writes, and for an fsspec URL an upload under a temporary name then a move, so a
 killed worker leaves no half-written artifact and its task simply runs again elsewhere.
 
-Two phases keep latency honest: every model-producing stage first, in parallel; then the
-evaluations, which time CPU latency, one at a time per host (a cluster-wide lock named after the
-host), so no timing shares its machine with training. When everything is in the store,
+Two phases keep latency honest: every model-producing stage first, in parallel (with the
+evaluations that time nothing: those of sections timed in turns); then the evaluations that time
+CPU latency (section H's), one at a time per host (a cluster-wide lock named after the host), so
+no timing shares its machine with training. When everything is in the store,
 `pipeline.run` assembles results.csv from the cache exactly as a local run does; notebooks are
 unchanged and read the same cache. One measurement is not a task: each section's variants
 timed in turns (`pipeline.latency_groups`; every section but H) run in `pipeline.run`, on the
@@ -51,8 +52,9 @@ def _dask():
 
 def graph(p: dict, sections: list[str], artifacts: store.Store, models: dict | None = None
           ) -> tuple[list[pipeline.Stage], list[pipeline.Stage], list[pipeline.Variant]]:
-    """The stages still missing from the store: model-producing ones in dependency order, the
-    evaluations, and the variants whose bits curve (section F) must be computed."""
+    """The stages still missing from the store: model-producing ones (and untimed evaluations)
+    in dependency order, the timed evaluations, and the variants whose bits curve (section F)
+    must be computed."""
     seen, build, evals = set(), [], []
     variants = pipeline.plan(p, sections, models)
     for v in variants:

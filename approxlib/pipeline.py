@@ -102,11 +102,18 @@ def _fields(**types):
     return lambda obj: all(isinstance(obj.get(k), t) for k, t in types.items())
 
 
+# What a timed evaluation adds (an untimed one's section times its variants in turns)
+TIMING_FIELDS = ("latency_ms", "latency_iqr_ms", "latency_bs64_ms", "throughput_img_s")
+
+
 def _metrics_ok(m: dict) -> bool:
     return (_fields(accuracy=NUM, val_accuracy=NUM, size_bytes=int, params=int, zero_params=int,
-                    sparsity=NUM, latency_ms=NUM, latency_iqr_ms=NUM, throughput_img_s=NUM,
-                    threads=int, test_images=int, predictions=list, layers=list, artifact=str,
-                    artifact_key=str, git_commit=str, torch_version=str, cpu=str)(m)
+                    sparsity=NUM, threads=int, test_images=int, predictions=list, layers=list,
+                    artifact=str, artifact_key=str, git_commit=str, torch_version=str,
+                    cpu=str)(m)
+            # entries from before `timed` are timed; their batch-64 latency may be missing
+            and (_fields(latency_ms=NUM, latency_iqr_ms=NUM, throughput_img_s=NUM)(m)
+                 if m.get("timed", True) else m["timed"] is False)
             and 0 <= m["accuracy"] <= 1 and 0 <= m["sparsity"] <= 1
             and len(m["predictions"]) == m["test_images"]
             and all(isinstance(x, int) for x in m["predictions"])
@@ -288,7 +295,15 @@ def recipe(v: Variant, p: dict) -> tuple[Step, ...]:
     ds, mc = data.identify(data_config(p, v.dataset)), model_config(p, v.model, v.dataset)
     return (first_step(v, p, ds, mc), *prune_steps(v, p, ds, mc),
             *quant_steps(v, p, ds, mc), *codec_steps(v, p, ds, mc),
-            Evaluate(measure_config(p), ds))
+            Evaluate(measure_config(p), ds, latency=not timed_in_turns(v, p)))
+
+
+def timed_in_turns(v: Variant, p: dict) -> bool:
+    """Whether `v`'s latencies come from its section's variants timed again together
+    (`latency_groups`) rather than from its own evaluation, which then skips timing (a
+    variant of no section, e.g. `approx train`'s, is timed by its evaluation)."""
+    spec = SECTIONS.get(v.section)
+    return bool(p["latency_rounds"]) and spec is not None and spec.retimed
 
 
 def codec_steps(v: Variant, p: dict, ds, mc: ModelConfig) -> list[Step]:
@@ -553,11 +568,11 @@ class Runner:
         return cached
 
     def _evaluate(self, st: Stage) -> dict:
-        mcfg, data_cfg = st.step.measure, st.step.data
+        mcfg = st.step.measure
         path = self.artifact(st.upstream)
         model, _ = load_artifact(path, mcfg.threads, expect=model_config_of(st))
         fp = fingerprint(model)
-        same_key = f"{fp}-{config_hash(st.step.version, mcfg, data_cfg)}" if fp else None
+        same_key = f"{fp}-{config_hash(st.step.version, *st.step.hashed())}" if fp else None
         same = (self.store.read_json("fingerprints", same_key, JSON_CHECKS["fingerprints"])
                 if same_key else None)
         metrics = (self.store.read_json("metrics", same["metrics"], JSON_CHECKS["metrics"])
@@ -566,7 +581,7 @@ class Runner:
             same = None
             # a fingerprint means a plain float model: it is its own float source
             float_model = model if fp else self._float_model(st.upstream)
-            metrics = self._measure(model, mcfg, data_cfg, float_model)
+            metrics = self._measure(model, st.step, float_model)
         metrics = {**metrics, "size_bytes": path.stat().st_size, "artifact": str(path),
                    "artifact_key": st.upstream.key, "fingerprint": fp,
                    "measured_as": same["metrics"] if same is not None else st.key}
@@ -586,15 +601,16 @@ class Runner:
             st = st.upstream
         return self.load(st)[0]
 
-    def _measure(self, model, mcfg, data_cfg, float_model: torch.nn.Module) -> dict:
-        splits = self.splits(data_cfg)
+    def _measure(self, model, step: Evaluate, float_model: torch.nn.Module) -> dict:
+        splits = self.splits(step.data)
         shape = tuple(splits.test_x.shape[1:])
         t0 = time.perf_counter()
         # Timed first, on the freshly loaded model: a static-INT8 (FX) model whose first forward
         # pass is a 2-thread batch of 500 then ran batch 1 on 1 thread 2.2× slower (2.98 vs
         # 1.38 ms, ResNet-18, measured); the first call settles its kernels. A deployment sets
         # its thread count once, so the timing must see that configuration first.
-        timing = measure.latency_ms(model, shape, mcfg)
+        timing = (measure.latency_ms(model, shape, step.measure) if step.timed
+                  else {"threads": step.measure.threads})
         # The test split is only ever reported; the validation accuracy is what selection may use.
         pred = runtime.predict(model, splits.test_x)
         acc = (pred == splits.test_y).float().mean().item()
@@ -612,7 +628,7 @@ class Runner:
             "layers": measure.layer_sparsity(counted).to_dict(orient="records"),
             "val_accuracy": val_right.float().mean().item(),
             "val_correct": val_right.int().tolist(),  # paired bounds for picks on validation
-            "eval_seconds": time.perf_counter() - t0,
+            "eval_seconds": time.perf_counter() - t0, "timed": step.timed,
             **provenance(),
         }
 
@@ -643,14 +659,22 @@ class Runner:
             return entry
 
     def _interleaved(self, g: LatencyGroup) -> dict:
-        mcfg, loaded = measure_config(self.p), {}
+        """Each distinct model timed once: artifacts that decode to the same weights and
+        structure (equal fingerprints in their metrics: xz of a checkpoint, a lossless .apx of
+        it) share the timing of the first, as their evaluations share accuracy (section F:
+        10 of smoke's 28 files)."""
+        mcfg, loaded, same = measure_config(self.p), {}, {}
+        first: dict[str, str] = {}  # fingerprint: the artifact timed for it
         for st in g.evaluations:  # each verified (remade if damaged) as it is loaded
-            if st.upstream.key not in loaded:
-                loaded[st.upstream.key] = load_artifact(
+            art, fp = st.upstream.key, self.evaluate(st).get("fingerprint")
+            same[art] = first.setdefault(fp, art) if fp else art
+            if same[art] == art and art not in loaded:
+                loaded[art] = load_artifact(
                     self.artifact(st.upstream), mcfg.threads, expect=model_config_of(st))[0].eval()
         shape = tuple(self.splits(g.evaluations[0].step.data).test_x.shape[1:])  # as evaluated
-        entry = {"timings": measure.interleaved_latency(loaded, shape, mcfg,
-                                                        int(self.p["latency_rounds"])),
+        timed = measure.interleaved_latency(loaded, shape, mcfg, int(self.p["latency_rounds"]))
+        entry = {"timings": {art: timed[rep] for art, rep in same.items()},
+                 "same_as": {art: rep for art, rep in same.items() if art != rep},
                  **provenance()}
         self.store.write_json("latency", g.key, entry)
         return entry
@@ -712,16 +736,15 @@ class LatencyGroup:
 def latency_groups(p: dict, variants: list[Variant], chains: list[Stage]) -> list[LatencyGroup]:
     """The interleaved timings `run` makes (none when `latency_rounds` is 0); the key covers
     the artifacts, the measurement settings and the rounds."""
-    if not p["latency_rounds"]:
-        return []
     groups: dict[str, list[tuple[Variant, Stage]]] = {}
     for v, st in zip(variants, chains):
-        if SECTIONS[v.section].retimed:
+        if timed_in_turns(v, p):
             groups.setdefault(v.section, []).append((v, st))
     out = []
     for section, members in groups.items():
         arts = sorted({st.upstream.key for _, st in members})
-        key = config_hash("latency", CACHE_VERSION, 1, measure_config(p),
+        # 2: artifacts of one model (equal fingerprints) timed once (`Runner._interleaved`)
+        key = config_hash("latency", CACHE_VERSION, 2, measure_config(p),
                           int(p["latency_rounds"]), arts)
         out.append(LatencyGroup(section, tuple(dict.fromkeys(v.model for v, _ in members)), key,
                                 tuple(st for _, st in members)))
@@ -766,7 +789,8 @@ def row(v: Variant, p: dict, m: dict) -> dict:
         "profile": p["profile"], "val_accuracy": m["val_accuracy"],
         "latency_iqr_ms": m["latency_iqr_ms"], "throughput_img_s": m["throughput_img_s"],
         "threads": m["threads"], "test_images": m["test_images"],
-        "latency_rounds": 0,  # rounds of an interleaved timing (`Runner.interleaved`); 0: alone
+        # rounds of an interleaved timing (`Runner.interleaved`); 0: its evaluation's own
+        "latency_rounds": m.get("rounds", 0),
         "epochs": epochs, "init": Path(init).name if init else "",
         "finetune_epochs": extra_epochs, "control": v.control, "protocol": v.protocol,
         "kd": v.kd,
@@ -783,13 +807,10 @@ def row(v: Variant, p: dict, m: dict) -> dict:
     }
 
 
-# What an interleaved timing replaces in a results row (column: its field), the variant's metrics
-# too (so the report's comparisons read the same figures): the timings, how many rounds, and
-# where they were taken (a Dask run times them on the machine that runs `approx report`)
-RETIMED = {"latency_ms": "latency_ms", "latency_iqr_ms": "latency_iqr_ms",
-           "latency_bs64_ms": "latency_bs64_ms", "throughput_img_s": "throughput_img_s",
-           "latency_rounds": "rounds", "cpu": "cpu", "git_commit": "git_commit",
-           "torch_version": "torch_version"}
+# What an interleaved timing gives a variant's metrics, and so its results row (the report's
+# comparisons read the same figures): the timings, how many rounds, and where they were taken
+# (a Dask run times them on the machine that runs `approx report`)
+RETIMED = (*TIMING_FIELDS, "rounds", "cpu", "git_commit", "torch_version")
 
 
 def trained_epochs(v: Variant, p: dict, m: dict, init) -> tuple[int, int]:
@@ -814,16 +835,14 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
     """Compute (or load) every variant of `sections`; write results.csv + sparsity CSVs."""
     data.refresh()
     runner = Runner(p, cache, data_root, progress)
-    rows, metrics = [], runner.metrics
+    metrics = runner.metrics
     variants = plan(p, sections, models)
     chains = [chain(v, p) for v in variants]  # every recipe checked before anything trains
     bar = tqdm(list(zip(variants, chains)), desc=f"{p['profile']}: variants",
                disable=not progress)
     for v, st in bar:
         bar.set_postfix_str(f"{v.section}: {v.label}")
-        m = runner.evaluate(st)
-        rows.append(row(v, p, m))
-        metrics[v] = m
+        metrics[v] = runner.evaluate(st)
     for v in variants:  # section F's bits-vs-accuracy curve, one per gradually pruned model
         if has_curve(v):
             bar.set_postfix_str(f"{v.section}: bits curve of {v.label}")
@@ -831,13 +850,12 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
     for g in latency_groups(p, variants, chains):  # latencies compared: timed in turns
         bar.set_postfix_str(f"{g.section}: its variants timed in turns")
         entry = runner.interleaved(g)
-        for i, (v, st) in enumerate(zip(variants, chains)):
+        for v, st in zip(variants, chains):
             if g.times(v):  # (section H keeps the latency of each evaluation)
                 t = {**entry["timings"][st.upstream.key],
                      **{k: entry[k] for k in ("cpu", "git_commit", "torch_version")}}
-                rows[i].update({k: t[f] for k, f in RETIMED.items()})
-                metrics[v] = {**metrics[v], **{f: t[f] for f in RETIMED.values()}}
-    df = pd.DataFrame(rows)
+                metrics[v] = {**metrics[v], **{f: t[f] for f in RETIMED}}
+    df = pd.DataFrame([row(v, p, metrics[v]) for v in variants])
     if "qp" in df:  # integers, empty where a codec has none (not -26.0 beside NaN)
         df["qp"] = df["qp"].astype("Int64")
     if out_dir is not None:

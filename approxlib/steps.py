@@ -73,13 +73,17 @@ class Step:
     float_model: ClassVar[bool] = True  # its artifact is a float PyTorch model (counted on)
     json_kind: ClassVar[str | None] = None  # its result is a JSON entry of this kind, no file
     record: ClassVar[bool] = False  # writes a JSON record of its own kind beside its artifact
-    timed: ClassVar[bool] = False  # measures latency: must run alone on its machine
     encodes: ClassVar[bool] = False  # writes a file format: its record (bytes, seconds) is
     # shown with the metrics of the file
 
     @property
     def suffix(self) -> str:
         return ".pt"
+
+    @property
+    def timed(self) -> bool:
+        """Whether it measures latency: then it must run alone on its machine."""
+        return False
 
     def configs(self) -> tuple:
         return tuple(getattr(self, f.name) for f in dataclasses.fields(self))
@@ -591,15 +595,28 @@ class Nnc(Step):
 @register
 @dataclass(frozen=True)
 class Evaluate(Step):
-    """Measure the upstream artifact: accuracy, size, latency, sparsity (a `metrics` entry)."""
+    """Measure the upstream artifact: accuracy, size, latency, sparsity (a `metrics` entry).
+
+    `latency=False` leaves latency out: a section that compares latencies times its variants
+    again together, in turns (`pipeline.latency_groups`), and that timing replaces this one,
+    so taking it here was a second measurement nobody read (smoke: 0.6-0.9 s of an
+    evaluation's 1.5 s; quick: about 2 s). An untimed evaluation need not run alone."""
     kind = "evaluate"
     # 2: latency is timed before any other forward pass (see Runner._measure).
     # 3: each validation image's right/wrong (`val_correct`), for picks by a paired bound.
     version = 3
     json_kind = "metrics"
-    timed = True
     measure: MeasureConfig
     data: DataConfig
+    latency: bool = True
+
+    @property
+    def timed(self) -> bool:
+        return self.latency
+
+    def hashed(self) -> tuple:
+        """A timed evaluation keeps the key it had before `latency` existed."""
+        return (self.measure, self.data) + (() if self.latency else ("untimed",))
 
     def label(self, v) -> str:
         return f"evaluate {v.label}"

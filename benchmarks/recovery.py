@@ -1,6 +1,8 @@
 """Section G's dense INT8 recovery for one model, without the rest of the report: the dense
 float32 baseline, post-training static INT8 and QAT static INT8 in PyTorch, each evaluated
-through the pipeline (cached in the models folder), with McNemar's test between them.
+through the pipeline (cached in the models folder), with McNemar's test between them. Their
+latencies are the report's (section G times its variants together, in turns) or
+`benchmarks/latency.py`'s.
 
     python benchmarks/recovery.py --profile quick --model mobilenetv2 --models-dir /tmp/qmn
 
@@ -41,7 +43,7 @@ def main(argv=None) -> int:
         v = Variant("G", a.model, p["dataset"], quant=quant)
         m = out[name] = runner.evaluate(pipeline.chain(v, p))
         print(f"{name}: test {100 * m['accuracy']:.2f}% val {100 * m['val_accuracy']:.2f}% "
-              f"batch 1 {m['latency_ms']:.3f} ms, {m['size_bytes'] / 1e6:.2f} MB "
+              f"{m['size_bytes'] / 1e6:.2f} MB "
               f"({time.perf_counter() - t:.0f} s)", flush=True)
     y = data.test_labels(data_config(p, p["dataset"]), None).numpy()
     names = list(out)

@@ -256,6 +256,26 @@ def test_compared_latencies_are_timed_in_turns(smoke):
             t = entry["timings"][r.artifact_key]
             assert (r.latency_ms, r.latency_bs64_ms) == (t["latency_ms"], t["latency_bs64_ms"])
             assert r.latency_bs64_ms > r.latency_ms > 0
+    # files that decode to the same model (section F: xz of a checkpoint) are timed once
+    f = next(g for g in groups if g.section == "F")
+    entry = store.read_json("latency", f.key, pipeline.JSON_CHECKS["latency"])
+    fp = {pipeline.chain(v, p).upstream.key: m["fingerprint"]
+          for v, m in runner.metrics.items() if v.section == "F"}
+    assert len(entry["same_as"]) >= 4
+    for art, first in entry["same_as"].items():
+        assert fp[art] == fp[first] is not None and art != first
+        assert entry["timings"][art] == entry["timings"][first]
+    distinct = {fp[a] or a for a in fp}
+    assert len(distinct) == len(fp) - len(entry["same_as"])
+    # an evaluation whose section times its variants in turns times nothing itself
+    for v in variants:
+        m = store.read_json("metrics", pipeline.chain(v, p).key, pipeline.JSON_CHECKS["metrics"])
+        assert m.get("timed", True) == (v.section == "H") == ("latency_ms" in m), v.label
+    untimed = {k: x for k, x in m.items() if k not in pipeline.TIMING_FIELDS}
+    assert pipeline.JSON_CHECKS["metrics"]({**untimed, "timed": False})
+    assert not pipeline.JSON_CHECKS["metrics"]({**untimed, "timed": True})
+    assert not pipeline.JSON_CHECKS["metrics"]({**untimed, "timed": "no"})
+    assert not pipeline.JSON_CHECKS["metrics"]({k: x for k, x in untimed.items() if k != "timed"})
     ok = pipeline.JSON_CHECKS["latency"]
     assert ok(entry)
     one = next(iter(entry["timings"].values()))

@@ -77,7 +77,8 @@ def _runner(p: dict, store_url: str, cache: str | None, data_root, threads: int)
 def run_stage(p: dict, st: pipeline.Stage, store_url: str, cache: str | None, data_root,
               threads: int, after=None) -> str:
     """One task: materialize one stage (its upstream ones are in the store: `after` held their
-    futures). Evaluations hold this host's lock, so their timings run alone on the machine."""
+    futures). Timed evaluations hold this host's lock, so their timings run alone on the
+    machine."""
     runner = _runner(p, store_url, cache, data_root, threads)
     lock = contextlib.nullcontext()
     if st.step.timed and _in_worker():

@@ -299,7 +299,7 @@ def recipe(v: Variant, p: dict) -> tuple[Step, ...]:
 
 
 def timed_in_turns(v: Variant, p: dict) -> bool:
-    """Whether `v`'s latencies come from its section's variants timed again together
+    """Whether `v`'s latencies come from its section's variants timed together
     (`latency_groups`) rather than from its own evaluation, which then skips timing (a
     variant of no section, e.g. `approx train`'s, is timed by its evaluation)."""
     spec = SECTIONS.get(v.section)
@@ -544,7 +544,7 @@ class Runner:
 
         An artifact whose decoded weights are bit-identical to an already-evaluated model's
         (xz of a checkpoint, the same weights in two encodings) reuses that model's accuracy and
-        latency: the fingerprint covers every weight bit and the structure.
+        latency (where timed): the fingerprint covers every weight bit and the structure.
         """
         cached = self._cached_metrics(st)
         if cached is not None:
@@ -665,7 +665,7 @@ class Runner:
         10 of smoke's 28 files)."""
         mcfg, loaded, same = measure_config(self.p), {}, {}
         first: dict[str, str] = {}  # fingerprint: the artifact timed for it
-        for st in g.evaluations:  # each verified (remade if damaged) as it is loaded
+        for st in g.evaluations:  # each verified (remade if damaged) by its cached metrics
             art, fp = st.upstream.key, self.evaluate(st).get("fingerprint")
             same[art] = first.setdefault(fp, art) if fp else art
             if same[art] == art and art not in loaded:
@@ -715,7 +715,7 @@ class Runner:
 class LatencyGroup:
     """The variants of a section whose latencies are compared with one another
     (`Spec.retimed`; across models too: E compares ResNet-18 with MobileNetV2): their artifacts
-    timed again together, in turns, cached under `key`. Per section, so that a notebook run
+    timed together, in turns, cached under `key`. Per section, so that a notebook run
     alone reads the figures the report shows; sections with the same artifacts share the
     entry."""
     section: str

@@ -218,7 +218,7 @@ class Spec:
     # for your own data or weights: the general sections cover them)
     roofline: bool = False  # compares throughputs with this CPU's measured matrix-multiply rate
     retimed: bool = True  # its latencies are compared with one another: its variants are timed
-    # again together, in turns (`pipeline.latency_groups`, profile `latency_rounds`)
+    # together, in turns (`pipeline.latency_groups`, profile `latency_rounds`), not evaluated
 
     def heading(self, models) -> str:
         return self.title.format(models=self.join.join(names.model(m) for m in models))

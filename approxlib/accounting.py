@@ -93,8 +93,8 @@ def planned_images(step, data_root=None) -> float:
     except ConfigError:
         return np.nan
     n_train, n_val, n_test = len(s.train_y), len(s.val_y), len(s.test_y)
-    epochs = [step.planned_epochs(c) for c in trains]
-    return float(sum(e * n_train + train.validation_passes(e) * n_val for e in epochs)
+    epochs = [(step.planned_epochs(c), train.epoch_size(n_train, c)) for c in trains]
+    return float(sum(e * size + train.validation_passes(e) * n_val for e, size in epochs)
                  + len(measures) * (n_test + n_val))
 
 

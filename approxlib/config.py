@@ -165,6 +165,9 @@ class TrainConfig:
     # None: no distillation (and not hashed, so stages without it keep their keys).
     kd_alpha: float | None = dataclasses.field(default=None, metadata={"hash": "if set"})
     kd_temperature: float | None = dataclasses.field(default=None, metadata={"hash": "if set"})
+    # The share of the training split one epoch draws, a fresh random subset each epoch (a short
+    # fine-tuning for smoke runs); None: all of it (and not hashed, as kd_alpha).
+    epoch_fraction: float | None = dataclasses.field(default=None, metadata={"hash": "if set"})
 
     def __post_init__(self):
         _number("epochs", self.epochs, 0, 10_000, integer=True)
@@ -187,6 +190,8 @@ class TrainConfig:
         if self.kd_alpha is not None:
             _number("kd_alpha", self.kd_alpha, 0.0, 1.0, lo_open=True)
             _number("kd_temperature", self.kd_temperature, 0.0, 100.0, lo_open=True)
+        if self.epoch_fraction is not None:
+            _number("finetune_fraction", self.epoch_fraction, 0.0, 1.0, lo_open=True)
 
 
 def check_prune_method(method, what: str = "prune_method") -> None:
@@ -314,26 +319,40 @@ class ScratchConfig:
     """The budget of a train-from-scratch control (Liu et al., ICLR 2019): `epochs` (Scratch-E:
     the epochs of baseline + fine-tuning) or `flops` (Scratch-B: the FLOPs the fine-tuned
     pipeline spent — training on the dense model, `finetune_epochs` on the pruned one — at most
-    `max_factor` times Scratch-E's epochs)."""
+    `max_factor` times Scratch-E's epochs). A fine-tuning whose epochs draw `finetune_fraction`
+    of the training split counts that share of each epoch (Scratch-E rounds to whole epochs)."""
     budget: str
     max_factor: float = 2.0
     finetune_epochs: int = 0  # of the total: those the pipeline ran on the pruned model
+    finetune_fraction: float | None = dataclasses.field(default=None, metadata={"hash": "if set"})
 
     def __post_init__(self):
         _choice("scratch budget", self.budget, ("epochs", "flops"))
         _number("scratch_b_max", self.max_factor, 1.0, 100.0)
         _number("finetune_epochs", self.finetune_epochs, 0, 10_000, integer=True)
+        if self.finetune_fraction is not None:
+            _number("finetune_fraction", self.finetune_fraction, 0.0, 1.0, lo_open=True)
 
     def epochs(self, total: int, flops_ratio: float) -> int:
-        """Epochs to train, given Scratch-E's (`total`) and dense / pruned FLOPs per image."""
+        """Epochs to train, given baseline + fine-tuning epochs (`total`) and dense / pruned
+        FLOPs per image."""
+        same_epochs = self._same_epochs(total)
         if self.budget == "epochs":
-            return total
-        same_flops = (total - self.finetune_epochs) * flops_ratio + self.finetune_epochs
-        return max(total, min(round(same_flops), self.most_epochs(total)))
+            return same_epochs
+        same_flops = (total - self.finetune_epochs) * flops_ratio + self._finetuned()
+        return max(same_epochs, min(round(same_flops), self.most_epochs(total)))
 
     def most_epochs(self, total: int) -> int:
         """The most epochs `epochs` can give: Scratch-E's, or Scratch-B's cap."""
-        return total if self.budget == "epochs" else round(self.max_factor * total)
+        same_epochs = self._same_epochs(total)
+        return same_epochs if self.budget == "epochs" else round(self.max_factor * same_epochs)
+
+    def _finetuned(self) -> float:
+        """Fine-tuning's epochs as whole-split passes."""
+        return self.finetune_epochs * (self.finetune_fraction or 1.0)
+
+    def _same_epochs(self, total: int) -> int:
+        return round(total - self.finetune_epochs + self._finetuned())
 
 
 @dataclass(frozen=True)
@@ -732,6 +751,7 @@ def finetune_config(p: dict) -> TrainConfig:
         schedule=p["finetune_schedule"], warmup=0.0, momentum=p["momentum"], nesterov=False,
         weight_decay=p["finetune_weight_decay"], label_smoothing=0.0,
         crop_padding=p["crop_padding"], flip=p["flip"], precision=p["precision"], seed=p["seed"],
+        epoch_fraction=p["finetune_fraction"],
     )
 
 

@@ -236,10 +236,11 @@ def qat_of_control(v: Variant, p: dict) -> bool:
 
 def scratch_step(v: Variant, p: dict, ds, mc: ModelConfig) -> Scratch:
     """Scratch-E / Scratch-B: the baseline's training for baseline + fine-tuning epochs."""
-    tc, ft = train_config(p), finetune_of(v, p).epochs
-    tc = dataclasses.replace(tc, epochs=tc.epochs + ft)
+    tc, ft = train_config(p), finetune_of(v, p)
+    tc = dataclasses.replace(tc, epochs=tc.epochs + ft.epochs)
     budget = "epochs" if v.control == "scratch-e" else "flops"
-    return Scratch(ds, mc, tc, ScratchConfig(budget, float(p["scratch_b_max"]), ft))
+    return Scratch(ds, mc, tc, ScratchConfig(budget, float(p["scratch_b_max"]), ft.epochs,
+                                             ft.epoch_fraction))
 
 
 def quant_steps(v: Variant, p: dict, ds, mc: ModelConfig) -> list[Step]:

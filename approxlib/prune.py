@@ -344,9 +344,9 @@ def gradual_prune(model: nn.Module, cfg: GradualConfig, splits, finetune, device
                   ) -> tuple[nn.Module, list[dict]]:
     """Prune gradually while fine-tuning; the checkpoint is picked on the validation split among
     the epochs that end at the final sparsity only (an earlier, denser epoch would cheat)."""
-    steps = math.ceil(len(splits.train_y) / finetune.batch_size) * finetune.epochs
-    pruner = GradualPruner(model, cfg, steps)
-    first_final = math.ceil(pruner.ramp_steps / math.ceil(len(splits.train_y) / finetune.batch_size))
+    per_epoch = train.steps_per_epoch(len(splits.train_y), finetune)
+    pruner = GradualPruner(model, cfg, per_epoch * finetune.epochs)
+    first_final = math.ceil(pruner.ramp_steps / per_epoch)
     model, hist = train.train(model, splits, finetune, device, desc=desc, progress=progress,
                               after_step=pruner, select_from=max(1, first_final),
                               teacher=teacher)

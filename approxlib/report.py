@@ -250,9 +250,9 @@ class Section:
         text = (f"{size} training images ({aug}), " + (
                     f"baseline weights given ({', '.join(given)}), not trained here" if given
                     else trained) + "; "
-                f"{self.variants_text()}; {p['stem']} stem; test accuracy on the full "
-                f"test split; latency = median batch-1 CPU time, {p['threads']} thread(s), "
-                f"{timing_words(self.df, p)}")
+                f"{self.variants_text()}{_fraction_words(p)}; {p['stem']} stem; test accuracy "
+                f"on the full test split; latency = median batch-1 CPU time, {p['threads']} "
+                f"thread(s), {timing_words(self.df, p)}")
         return text
 
     def variants_text(self) -> str:
@@ -596,6 +596,12 @@ def _test_split(results: pd.DataFrame) -> str:
     n = sorted(set(results.test_images)) if "test_images" in results else []
     return (f"{n[0]:,} test images" if len(n) == 1 else
             f"{n[0]:,}–{n[-1]:,} test images" if n else "the test split")
+
+
+def _fraction_words(p: dict) -> str:
+    """What a fine-tuning epoch is, where it is not the whole training split."""
+    f = p["finetune_fraction"]
+    return "" if f is None else f" (each fine-tuning epoch a fresh random {f:.0%} of the training images)"
 
 
 def timing_words(rows: pd.DataFrame, p: dict) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -262,7 +261,7 @@ class Scratch(Step):
     trains = True
     data: DataConfig
     model: ModelConfig
-    train: TrainConfig  # epochs: Scratch-E's, baseline + fine-tuning
+    train: TrainConfig  # epochs: baseline + fine-tuning's (`scratch` makes them its budget)
     scratch: ScratchConfig
 
     def label(self, v) -> str:
@@ -428,7 +427,7 @@ class Qat(Step):
     def run(self, ctx, st, path, meta):
         model, info = ctx.load(st.upstream, self.model)
         splits = ctx.splits(self.data)
-        steps = self.finetune.epochs * math.ceil(len(splits.train_y) / self.finetune.batch_size)
+        steps = self.finetune.epochs * train.steps_per_epoch(len(splits.train_y), self.finetune)
         prepared, meta["history"] = train.train(
             quantize.prepare_qat(model), splits, self.finetune, ctx.device, desc=st.label,
             progress=ctx.progress, teacher=ctx.teacher(st, self.finetune),

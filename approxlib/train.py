@@ -86,6 +86,17 @@ def validation_passes(epochs: int, select_from: int = 1) -> int:
     return eligible if eligible > 1 else 0
 
 
+def epoch_size(n: int, cfg: TrainConfig) -> int:
+    """Images one epoch draws from a training split of `n` (`cfg.epoch_fraction` of it, at
+    least one)."""
+    return n if cfg.epoch_fraction is None else max(1, round(n * cfg.epoch_fraction))
+
+
+def steps_per_epoch(n: int, cfg: TrainConfig) -> int:
+    """Optimizer steps of one epoch over a training split of `n` (the last batch may be short)."""
+    return math.ceil(epoch_size(n, cfg) / cfg.batch_size)
+
+
 def optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
     """SGD over every parameter: the original applies weight decay to all of them (BatchNorm
     included), and so do we."""
@@ -113,9 +124,9 @@ def train(model: nn.Module, splits: data.Splits, cfg: TrainConfig, device: str =
     model = model.to(dev).to(memory_format=torch.channels_last)
     bf16 = use_bf16(cfg.precision, dev, model)
     opt = optimizer(model, cfg)
-    n = len(splits.train_y)
-    steps_per_epoch = math.ceil(n / cfg.batch_size)
-    sched = make_scheduler(opt, cfg, cfg.epochs * steps_per_epoch)
+    n, size = len(splits.train_y), epoch_size(len(splits.train_y), cfg)
+    per_epoch = steps_per_epoch(n, cfg)
+    sched = make_scheduler(opt, cfg, cfg.epochs * per_epoch)
     loss_fn = criterion(cfg, teacher, dev)
     train_x, train_y = splits.train_x.to(dev), splits.train_y.to(dev)
 
@@ -127,10 +138,10 @@ def train(model: nn.Module, splits: data.Splits, cfg: TrainConfig, device: str =
     step = functools.partial(_step, model, opt, sched, loss_fn, cfg, gen, bf16, after_step)
     for epoch in range(cfg.epochs):
         model.train()
-        order = torch.randperm(n, generator=gen).to(dev)
+        order = torch.randperm(n, generator=gen)[:size].to(dev)  # a fresh subset each epoch
         batches = (order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-                   for i in range(steps_per_epoch))
-        bar = tqdm(batches, total=steps_per_epoch, desc=f"{desc} {epoch + 1}/{cfg.epochs}",
+                   for i in range(per_epoch))
+        bar = tqdm(batches, total=per_epoch, desc=f"{desc} {epoch + 1}/{cfg.epochs}",
                    disable=not progress, leave=False, mininterval=1.0)
         loss_sum, correct, secs = _epoch(step, train_x, train_y, bar, progress)
         eligible = epoch + 1 >= select_from
@@ -139,13 +150,14 @@ def train(model: nn.Module, splits: data.Splits, cfg: TrainConfig, device: str =
         # evaluation step measures the kept model's validation accuracy all the same.
         decided = not eligible or (best_state is None and epoch + 1 == cfg.epochs)
         val_acc = None if decided else accuracy(model, splits.val_x, splits.val_y, device=dev)
-        history.append({"epoch": epoch + 1, "train_loss": loss_sum / n, "train_acc": correct / n,
-                        "val_acc": val_acc, "lr_end": opt.param_groups[0]["lr"],
-                        "seconds": secs, "img_per_s": n / secs})
+        history.append({"epoch": epoch + 1, "train_loss": loss_sum / size,
+                        "train_acc": correct / size, "val_acc": val_acc,
+                        "lr_end": opt.param_groups[0]["lr"], "seconds": secs,
+                        "img_per_s": size / secs})
         if progress:
             val = "–" if val_acc is None else f"{val_acc:.3f}"
-            tqdm.write(f"{desc} epoch {epoch + 1}/{cfg.epochs}: loss {loss_sum / n:.3f} "
-                       f"train {correct / n:.3f} val {val} ({n / secs:.0f} img/s)")
+            tqdm.write(f"{desc} epoch {epoch + 1}/{cfg.epochs}: loss {loss_sum / size:.3f} "
+                       f"train {correct / size:.3f} val {val} ({size / secs:.0f} img/s)")
         if eligible and (decided or val_acc > best_acc):
             best_acc = best_acc if val_acc is None else val_acc
             best_state = copy.deepcopy(model.state_dict())

@@ -59,7 +59,9 @@ def test_scratch_b_is_priced_at_its_epoch_cap(data_root):
     p = load_profile("smoke")
     steps = {st.step.scratch.budget: st.step for _, st in pipeline.distinct_stages(p, ["G"])
              if st.kind == "scratch" and st.step.model.name == "resnet18"}
-    total = p["epochs"] + per_model(p, "channel_epochs", "resnet18")  # baseline + fine-tuning
+    # baseline + fine-tuning, whose epochs count the share of the split they draw
+    total = round(p["epochs"] + per_model(p, "channel_epochs", "resnet18")
+                  * (p["finetune_fraction"] or 1))
     # each epoch: 2,000 training images and one validation pass over 200
     assert accounting.planned_images(steps["epochs"], data_root) == total * (2000 + 200)
     cap = round(p["scratch_b_max"] * total)
@@ -77,6 +79,10 @@ def test_a_run_records_every_entry_it_computes(smoke_run):
     train = t[t.kind == "train"]
     # a baseline puts its epochs of training and validation images through the model
     assert (train.images == train.planned_images).all()
+    # every fine-tuning too, whose epochs draw smoke's `finetune_fraction` of the split
+    tuned = t[t.kind.isin(["prune", "control", "gradual", "share", "channel", "qat", "qat-float"])]
+    assert p["finetune_fraction"] and (tuned.planned_images > 0).sum() > 30
+    assert (tuned.images == tuned.planned_images).all()
     scratch = t[t.kind == "scratch"]  # Scratch-B included: smoke's pruning reaches its cap
     assert len(scratch) and (scratch.images == scratch.planned_images).all()
     ev = t[t.kind == "evaluate"]

@@ -21,7 +21,7 @@ from approxlib import models as M
 from approxlib import pipeline
 from approxlib import store
 from approxlib.cli import main
-from approxlib.config import ModelConfig, load_profile
+from approxlib.config import ModelConfig, load_profile, per_model
 
 
 def run(capsys, *argv):
@@ -125,7 +125,8 @@ def test_compress_then_evaluate_the_apx_file(capsys, tmp_path, r18, data_root):
     assert code == 0 and text.startswith("sparsity 0.9000") and out.read_bytes()[:4] == b"\x89APX"
     configs = {c["type"]: c for c in compress.load(out)[1]["meta"]["configs"]}
     assert configs["GradualConfig"]["sparsity"] == 0.9  # how the file was made, in its header
-    assert configs["TrainConfig"]["epochs"] == load_profile("smoke")["dc_epochs"]
+    assert configs["TrainConfig"]["epochs"] == per_model(load_profile("smoke"), "dc_epochs",
+                                                         "resnet18")
     code, text, _ = run(capsys, "evaluate", "--profile", "smoke", "--checkpoint", str(out),
                         "--data-dir", str(data_root), "--set", "latency_min_time=0.05")
     assert code == 0 and '"sparsity": 0.9' in text and f'"size_bytes": {out.stat().st_size}' in text

@@ -246,6 +246,12 @@ def test_scratch_budgets_follow_liu_et_al():
     assert config.ScratchConfig("flops", 10.0, 8).epochs(12, 3.6) == 22  # 22.4, rounded
     assert config.ScratchConfig("flops", 1.5, 8).epochs(12, 3.6) == 18  # capped at 1.5 × 12
     assert config.ScratchConfig("flops", 2.0, 0).epochs(8, 0.9) == 8  # never fewer than Scratch-E
+    # fine-tuning epochs of a quarter of the split count a quarter: 4 + 2 × 0.25 = 4.5 epochs,
+    # Scratch-E rounds it (to even: 4); Scratch-B 4 × 3.6 + 0.5 = 14.9, capped at 2 × 4
+    assert config.ScratchConfig("epochs", 2.0, 2, 0.25).epochs(6, 3.6) == 4
+    assert config.ScratchConfig("flops", 10.0, 2, 0.25).epochs(6, 3.6) == 15
+    assert config.ScratchConfig("flops", 2.0, 2, 0.25).epochs(6, 3.6) == 8
+    assert config.ScratchConfig("flops", 2.0, 2, 0.25).most_epochs(6) == 8
     with pytest.raises(config.ConfigError, match="scratch budget"):
         config.ScratchConfig("time")
 
@@ -253,6 +259,9 @@ def test_scratch_budgets_follow_liu_et_al():
 def test_recovery_keys_are_checked_before_any_work():
     for key, value, words in (("kd_alpha", 0, "kd_alpha"), ("qat_epochs", 0, "qat_epochs"),
                               ("scratch_b_max", 0.5, "scratch_b_max"), ("kd", "yes", "kd"),
-                              ("channel_ratios", [0.5, 1.0], "channel_ratio")):
+                              ("channel_ratios", [0.5, 1.0], "channel_ratio"),
+                              ("finetune_fraction", 0, "finetune_fraction"),
+                              ("finetune_fraction", 1.5, "finetune_fraction"),
+                              ("finetune_fraction", "half", "finetune_fraction")):
         with pytest.raises(config.ConfigError, match=words):
             config.load_profile("smoke", {key: value})

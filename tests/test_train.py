@@ -4,7 +4,7 @@ import torch
 from approxlib import data
 from approxlib import models
 from approxlib import train
-from approxlib.config import DataConfig, ModelConfig, TrainConfig
+from approxlib.config import ConfigError, DataConfig, ModelConfig, TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +79,33 @@ def test_no_validation_pass_where_the_pick_is_decided(small, epochs, select_from
     assert train.validation_passes(epochs, select_from) == val_passes  # what accounting plans with
     if val_passes == 0:
         assert all(torch.equal(v, last[k].cpu()) for k, v in model.state_dict().items())
+
+
+def test_an_epoch_fraction_draws_a_fresh_share_of_the_split_each_epoch(small):
+    """epoch_fraction 0.25 of 256 images: 64 an epoch (two batches of 32), a different 64 in
+    each epoch; the validation pass of each of two eligible epochs as before."""
+    sub = data.Splits(small.train_x[:256], small.train_y[:256], small.val_x[:64], small.val_y[:64],
+                      small.test_x, small.test_y, 10, 1)
+    cfg = TrainConfig(epochs=2, batch_size=32, lr=0.01, epoch_fraction=0.25)
+    seen, steps = [], []
+    original = data.augment
+
+    def spy(x, *a, **kw):
+        seen.append(x.clone())
+        return original(x, *a, **kw)
+    n0 = data.images_seen()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(data, "augment", spy)
+        _, hist = train.train(models.build(ModelConfig("resnet18", 10, 1)), sub, cfg, "cpu",
+                              progress=False, after_step=lambda m: steps.append(1))
+    assert data.images_seen() - n0 == 2 * 64 + 2 * 64
+    assert len(steps) == 2 * train.steps_per_epoch(256, cfg) == 4
+    first, second = torch.cat(seen[:2]), torch.cat(seen[2:])
+    assert len(first) == len(second) == 64 and not torch.equal(first, second)
+    assert hist[0]["img_per_s"] > 0 and train.epoch_size(256, cfg) == 64
+    assert train.epoch_size(3, TrainConfig(epochs=1, epoch_fraction=0.1)) == 1  # never empty
+    with pytest.raises(ConfigError, match="finetune_fraction"):
+        TrainConfig(epochs=1, epoch_fraction=0.0)
 
 
 def test_distillation_is_zero_at_the_teacher_and_hintons_kl_elsewhere():

@@ -352,7 +352,9 @@ class ScratchConfig:
         return self.finetune_epochs * (self.finetune_fraction or 1.0)
 
     def _same_epochs(self, total: int) -> int:
-        return round(total - self.finetune_epochs + self._finetuned())
+        """Scratch-E's: the whole-split passes of baseline + fine-tuning, halves rounded up
+        (never fewer than the pipeline's)."""
+        return math.floor(total - self.finetune_epochs + self._finetuned() + 0.5)
 
 
 @dataclass(frozen=True)

@@ -253,8 +253,9 @@ class Scratch(Step):
     """The train-from-scratch control of a channel-pruned model (Liu et al., ICLR 2019): the
     upstream checkpoint's architecture, freshly initialized with the training seed as the
     architecture initializes itself (`structured.fresh_like`) and
-    trained with the baseline's settings and data order, for `train.epochs` (Scratch-E) or as
-    many more as the budget allows (Scratch-B)."""
+    trained with the baseline's settings and data order, for the epochs `scratch` makes of
+    `train.epochs` (Scratch-E: baseline + fine-tuning's) or as many more as the budget allows
+    (Scratch-B)."""
     kind = "scratch"
     # 1: torchvision's initialization rule for resized layers (structured.fresh_like)
     version = 1

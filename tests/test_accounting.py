@@ -60,8 +60,8 @@ def test_scratch_b_is_priced_at_its_epoch_cap(data_root):
     steps = {st.step.scratch.budget: st.step for _, st in pipeline.distinct_stages(p, ["G"])
              if st.kind == "scratch" and st.step.model.name == "resnet18"}
     # baseline + fine-tuning, whose epochs count the share of the split they draw
-    total = round(p["epochs"] + per_model(p, "channel_epochs", "resnet18")
-                  * (p["finetune_fraction"] or 1))
+    total = math.floor(p["epochs"] + per_model(p, "channel_epochs", "resnet18")
+                       * (p["finetune_fraction"] or 1) + 0.5)
     # each epoch: 2,000 training images and one validation pass over 200
     assert accounting.planned_images(steps["epochs"], data_root) == total * (2000 + 200)
     cap = round(p["scratch_b_max"] * total)

@@ -247,11 +247,13 @@ def test_scratch_budgets_follow_liu_et_al():
     assert config.ScratchConfig("flops", 1.5, 8).epochs(12, 3.6) == 18  # capped at 1.5 × 12
     assert config.ScratchConfig("flops", 2.0, 0).epochs(8, 0.9) == 8  # never fewer than Scratch-E
     # fine-tuning epochs of a quarter of the split count a quarter: 4 + 2 × 0.25 = 4.5 epochs,
-    # Scratch-E rounds it (to even: 4); Scratch-B 4 × 3.6 + 0.5 = 14.9, capped at 2 × 4
-    assert config.ScratchConfig("epochs", 2.0, 2, 0.25).epochs(6, 3.6) == 4
+    # Scratch-E rounds half up (5: never fewer than the pipeline's); Scratch-B 4 × 3.6 + 0.5 =
+    # 14.9, rounded, or capped at 2 × 5
+    assert config.ScratchConfig("epochs", 2.0, 2, 0.25).epochs(6, 3.6) == 5
+    assert config.ScratchConfig("epochs", 2.0, 1, 0.25).epochs(5, 3.6) == 4  # 4.25
     assert config.ScratchConfig("flops", 10.0, 2, 0.25).epochs(6, 3.6) == 15
-    assert config.ScratchConfig("flops", 2.0, 2, 0.25).epochs(6, 3.6) == 8
-    assert config.ScratchConfig("flops", 2.0, 2, 0.25).most_epochs(6) == 8
+    assert config.ScratchConfig("flops", 2.0, 2, 0.25).epochs(6, 3.6) == 10
+    assert config.ScratchConfig("flops", 2.0, 2, 0.25).most_epochs(6) == 10
     with pytest.raises(config.ConfigError, match="scratch budget"):
         config.ScratchConfig("time")
 

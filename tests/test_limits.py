@@ -504,4 +504,8 @@ def test_bomb_is_refused_in_budget(measured, name):
         assert "\n" not in message
         assert re.search(expected, message), message
     assert got["mib"] <= BUDGET_MIB, f"{name}: grew {got['mib']:.0f} MiB"
-    assert got["s"] <= BUDGET_S, f"{name}: took {got['s']:.2f} s"
+    # A refusal comes before anything inflates, so it is quick; a true large file decodes in
+    # time that grows with its size (the 488 MiB one: 4-5.2 s on the 2-core AMD EPYC), where a
+    # limit only catches a hang, not a speed
+    limit = BUDGET_S if expected is not None else 6 * BUDGET_S
+    assert got["s"] <= limit, f"{name}: took {got['s']:.2f} s"

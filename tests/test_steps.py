@@ -60,9 +60,10 @@ def test_keys_follow_every_config_and_the_upstream():
     base = steps.Train(d, m, t)
     others = [steps.Train(dataclasses.replace(d, val_size=400), m, t),
               steps.Train(d, dataclasses.replace(m, stem="cifar"), t),
-              steps.Train(d, m, dataclasses.replace(t, lr=0.05))]
+              steps.Train(d, m, dataclasses.replace(t, lr=0.05)),
+              steps.Train(d, m, dataclasses.replace(t, epoch_fraction=0.5))]
     keys = {base.key(None), *(s.key(None) for s in others), base.key("abc")}
-    assert len(keys) == 5
+    assert len(keys) == 6
 
 
 def test_a_new_kind_of_stage_is_one_class(smoke_run, tmp_path):

@@ -601,7 +601,8 @@ def _test_split(results: pd.DataFrame) -> str:
 def _fraction_words(p: dict) -> str:
     """What a fine-tuning epoch is, where it is not the whole training split."""
     f = p["finetune_fraction"]
-    return "" if f is None else f" (each fine-tuning epoch a fresh random {f:.0%} of the training images)"
+    return ("" if f is None
+            else f" (each fine-tuning epoch a fresh random {f:.0%} of the training images)")
 
 
 def timing_words(rows: pd.DataFrame, p: dict) -> str:

@@ -703,13 +703,12 @@ def validate_section_h(p: dict[str, Any]) -> None:
     for m in _list("h_curve_methods", p["h_curve_methods"]):
         check_prune_method(m, "each of h_curve_methods")
     sensitivity_config(p)
-    _number("h_latency_min_time", p["h_latency_min_time"], 0.0, 600.0, lo_open=True)
 
 
 def protocol_params(p: dict, protocol: str, seed: int | None = None) -> dict:
     """The profile as one of section H's runs sees it: the protocol's training settings, H's
-    training subset and epochs, a short latency timing (unstructured pruning does not change latency;
-    sections A–G time it properly) and the run's seed."""
+    training subset and epochs and the run's seed. (Its variants are not timed: section H
+    compares accuracies, and sections A–C time the same unstructured pruning in turns.)"""
     if protocol not in p["h_protocols"]:
         raise ConfigError(f"unknown protocol {_show(protocol)}; valid: "
                           f"{', '.join(p['h_protocols'])}")
@@ -718,8 +717,6 @@ def protocol_params(p: dict, protocol: str, seed: int | None = None) -> dict:
         q["train_size"] = p["h_train_size"]
     if p["h_epochs"] is not None and "epochs" not in p["h_protocols"][protocol]:
         q["epochs"] = p["h_epochs"]
-    q["latency_min_time"] = p["h_latency_min_time"]
-    q["latency_warmup"] = min(3, p["latency_warmup"])
     if seed is not None:
         q["seed"] = seed
     return q

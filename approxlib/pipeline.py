@@ -296,15 +296,23 @@ def recipe(v: Variant, p: dict) -> tuple[Step, ...]:
     ds, mc = data.identify(data_config(p, v.dataset)), model_config(p, v.model, v.dataset)
     return (first_step(v, p, ds, mc), *prune_steps(v, p, ds, mc),
             *quant_steps(v, p, ds, mc), *codec_steps(v, p, ds, mc),
-            Evaluate(measure_config(p), ds, latency=not timed_in_turns(v, p)))
+            Evaluate(measure_config(p), ds, latency=times_itself(v, p)))
 
 
 def timed_in_turns(v: Variant, p: dict) -> bool:
     """Whether `v`'s latencies come from its section's variants timed together
-    (`latency_groups`) rather than from its own evaluation, which then skips timing (a
-    variant of no section, e.g. `approx train`'s, is timed by its evaluation)."""
+    (`latency_groups`) rather than from its own evaluation."""
     spec = SECTIONS.get(v.section)
-    return bool(p["latency_rounds"]) and spec is not None and spec.retimed
+    return bool(p["latency_rounds"]) and spec is not None and spec.timed
+
+
+def times_itself(v: Variant, p: dict) -> bool:
+    """Whether `v`'s evaluation times it: a variant of no section (e.g. `approx train`'s), or of
+    a section that compares latencies when `latency_rounds` is 0. Nothing is timed for a
+    section whose findings are accuracies (`Spec.timed`; section H: 39 timings nobody read,
+    about 40 s of smoke's stages)."""
+    spec = SECTIONS.get(v.section)
+    return spec is None or (spec.timed and not p["latency_rounds"])
 
 
 def codec_steps(v: Variant, p: dict, ds, mc: ModelConfig) -> list[Step]:
@@ -715,7 +723,7 @@ class Runner:
 @dataclass(frozen=True)
 class LatencyGroup:
     """The variants of a section whose latencies are compared with one another
-    (`Spec.retimed`; across models too: E compares ResNet-18 with MobileNetV2): their artifacts
+    (`Spec.timed`; across models too: E compares ResNet-18 with MobileNetV2): their artifacts
     timed together, in turns, cached under `key`. Per section, so that a notebook run
     alone reads the figures the report shows; sections with the same artifacts share the
     entry."""
@@ -773,22 +781,21 @@ def row(v: Variant, p: dict, m: dict) -> dict:
     p = variant_params(p, v)
     init = per_model(p, "init", v.model) if v.protocol == "profile" else None
     epochs, extra_epochs = trained_epochs(v, p, m, init)
+    lat = latencies(m, p)
     return {
         "section": v.section, "model": v.model, "dataset": v.dataset, "stem": p["stem"],
         "prune_method": v.prune_method, "prune_ratio": v.prune_ratio, "quant": v.quant,
         "codec": v.codec, "seed": p["seed"], "accuracy": m["accuracy"],
-        "size_bytes": m["size_bytes"], "latency_ms": m["latency_ms"], "params": m["params"],
+        "size_bytes": m["size_bytes"], "latency_ms": lat["latency_ms"], "params": m["params"],
         "zero_params": m["zero_params"], "sparsity": m["sparsity"], "artifact": m["artifact"],
         "compression_ratio": dense_bytes(model_config(p, v.model, v.dataset)) / m["size_bytes"],
         "runtime": v.runtime,
-        # cached metrics from before these columns: batch-64 latency is the throughput run's
-        # median block (throughput = batch / median), FLOPs those of the dense architecture
-        "latency_bs64_ms": m.get("latency_bs64_ms",
-                                 p["throughput_batch"] / m["throughput_img_s"] * 1e3),
+        "latency_bs64_ms": lat["latency_bs64_ms"],
+        # cached metrics from before this column: the FLOPs of the dense architecture
         "flops": m.get("flops") or dense_flops(model_config(p, v.model, v.dataset),
                                                data.source(v.dataset, p["image_size"]).size),
         "profile": p["profile"], "val_accuracy": m["val_accuracy"],
-        "latency_iqr_ms": m["latency_iqr_ms"], "throughput_img_s": m["throughput_img_s"],
+        "latency_iqr_ms": lat["latency_iqr_ms"], "throughput_img_s": lat["throughput_img_s"],
         "threads": m["threads"], "test_images": m["test_images"],
         # rounds of an interleaved timing (`Runner.interleaved`); 0: its evaluation's own
         "latency_rounds": m.get("rounds", 0),
@@ -812,6 +819,18 @@ def row(v: Variant, p: dict, m: dict) -> dict:
 # comparisons read the same figures): the timings, how many rounds, and where they were taken
 # (a Dask run times them on the machine that runs `approx report`)
 RETIMED = (*TIMING_FIELDS, "rounds", "cpu", "git_commit", "torch_version")
+
+
+def latencies(m: dict, p: dict) -> dict:
+    """A row's latency columns (`TIMING_FIELDS`): its timing in turns or its evaluation's own;
+    empty (None) where nothing was timed (`Spec.timed`). Metrics cached before batch-64 latency
+    was kept give the throughput run's median block (throughput = batch / median)."""
+    if "latency_ms" not in m:
+        return dict.fromkeys(TIMING_FIELDS)
+    return {"latency_ms": m["latency_ms"], "latency_iqr_ms": m["latency_iqr_ms"],
+            "latency_bs64_ms": m.get("latency_bs64_ms",
+                                     p["throughput_batch"] / m["throughput_img_s"] * 1e3),
+            "throughput_img_s": m["throughput_img_s"]}
 
 
 def trained_epochs(v: Variant, p: dict, m: dict, init) -> tuple[int, int]:
@@ -852,7 +871,7 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
         bar.set_postfix_str(f"{g.section}: its variants timed in turns")
         entry = runner.interleaved(g)
         for v, st in zip(variants, chains):
-            if g.times(v):  # (section H keeps the latency of each evaluation)
+            if g.times(v):
                 t = {**entry["timings"][st.upstream.key],
                      **{k: entry[k] for k in ("cpu", "git_commit", "torch_version")}}
                 metrics[v] = {**metrics[v], **{f: t[f] for f in RETIMED}}

@@ -251,8 +251,7 @@ class Section:
                     f"baseline weights given ({', '.join(given)}), not trained here" if given
                     else trained) + "; "
                 f"{self.variants_text()}{_fraction_words(p)}; {p['stem']} stem; test accuracy "
-                f"on the full test split; latency = median batch-1 CPU time, {p['threads']} "
-                f"thread(s), {timing_words(self.df, p)}")
+                f"on the full test split; {latency_words(self.df, p)}")
         return text
 
     def variants_text(self) -> str:
@@ -603,6 +602,14 @@ def _fraction_words(p: dict) -> str:
     f = p["finetune_fraction"]
     return ("" if f is None
             else f" (each fine-tuning epoch a fresh random {f:.0%} of the training images)")
+
+
+def latency_words(rows: pd.DataFrame, p: dict) -> str:
+    """What the latency of `rows` is, or that none was measured (`Spec.timed`)."""
+    if rows.latency_ms.isna().all():
+        return "latency not measured (the section compares accuracies)"
+    return (f"latency = median batch-1 CPU time, {p['threads']} thread(s), "
+            f"{timing_words(rows, p)}")
 
 
 def timing_words(rows: pd.DataFrame, p: dict) -> str:

@@ -217,8 +217,10 @@ class Spec:
     original: bool = False  # one of the original study's fixed comparisons (not run by default
     # for your own data or weights: the general sections cover them)
     roofline: bool = False  # compares throughputs with this CPU's measured matrix-multiply rate
-    retimed: bool = True  # its latencies are compared with one another: its variants are timed
-    # together, in turns (`pipeline.latency_groups`, profile `latency_rounds`), not evaluated
+    # its latencies are compared with one another: its variants are timed together, in turns
+    # (`pipeline.latency_groups`, profile `latency_rounds`); False: its findings are accuracies
+    # and nothing is timed (its results.csv rows leave the latency columns empty)
+    timed: bool = True
 
     def heading(self, models) -> str:
         return self.title.format(models=self.join.join(names.model(m) for m in models))
@@ -259,7 +261,7 @@ for _spec in (
          ("resnet18", "mobilenetv2"), _per_model(speed_variants), roofline=True),
     Spec("H", "Does pruning itself help? Controls, seeds, baselines and sensitivity",
          ("resnet18", "mobilenetv2"), _controls_and_curves, controls=False, summarized=False,
-         layer_csvs="none", retimed=False),
+         layer_csvs="none", timed=False),
 ):
     register(_spec)
 

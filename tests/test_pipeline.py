@@ -239,13 +239,14 @@ def test_section_f_picks_by_each_files_answers_on_validation(smoke):
 
 def test_compared_latencies_are_timed_in_turns(smoke):
     """The latencies sections A–G compare come from one interleaved timing per section (its
-    cached entry), both models together; section H keeps each variant's own evaluation; a
-    malformed entry is not used."""
+    cached entry), both models together; section H, which compares accuracies, times nothing;
+    a malformed entry is not used."""
     p, store, root, df, runner, data_root = smoke
     variants = pipeline.plan(p, list("ABCDEFGH"))
     groups = pipeline.latency_groups(p, variants, [pipeline.chain(v, p) for v in variants])
     assert [g.section for g in groups] == list("ABCDEFG")
     assert (df[df.section == "H"].latency_rounds == 0).all()
+    assert df[df.section == "H"][list(pipeline.TIMING_FIELDS)].isna().all().all()
     assert (df[df.section != "H"].latency_rounds == p["latency_rounds"]).all()
     for g in groups:
         entry = store.read_json("latency", g.key, pipeline.JSON_CHECKS["latency"])
@@ -268,10 +269,14 @@ def test_compared_latencies_are_timed_in_turns(smoke):
         assert entry["timings"][art] == entry["timings"][first]
     distinct = {fp[a] or a for a in fp}
     assert len(distinct) == len(fp) - len(entry["same_as"])
-    # an evaluation whose section times its variants in turns times nothing itself
+    # an evaluation times nothing itself where its section times in turns or not at all...
     for v in variants:
         m = store.read_json("metrics", pipeline.chain(v, p).key, pipeline.JSON_CHECKS["metrics"])
-        assert m.get("timed", True) == (v.section == "H") == ("latency_ms" in m), v.label
+        assert m["timed"] is False and "latency_ms" not in m, v.label
+    # ... and itself where its section would time in turns but `latency_rounds` is 0
+    alone = {**p, "latency_rounds": 0}
+    assert [pipeline.times_itself(v, alone) for v in (variants[0], variants[-1])] == [True, False]
+    assert variants[0].section == "A" and variants[-1].section == "H"
     untimed = {k: x for k, x in m.items() if k not in pipeline.TIMING_FIELDS}
     assert pipeline.JSON_CHECKS["metrics"]({**untimed, "timed": False})
     assert not pipeline.JSON_CHECKS["metrics"]({**untimed, "timed": True})

@@ -197,13 +197,16 @@ def test_weights_that_do_not_fit_name_the_tensor(tmp_path):
 @pytest.mark.slow
 def test_report_for_a_third_architecture_on_the_folder(folder, tmp_path, data_root):
     """Every section that applies to your own images, for mobilenet_v3_small, rendered.
-    Distillation and NNCodec are left out: neither depends on the architecture (the loss and a
-    state dict) and both are tested on the built-in models; QAT and the scratch control, which
-    trace or rebuild the architecture, stay."""
+    Left out is what does not depend on the architecture and is tested on the built-in models:
+    distillation and NNCodec (a loss and a state dict), a second channel ratio, a second
+    protocol and curve methods other than magnitude and sensitivity (the same steps with other
+    numbers). QAT and the scratch control, which trace or rebuild the architecture, stay."""
     from approxlib import report
     profile = tmp_path / "mine.yaml"
     profile.write_text(f"base: smoke\ndataset: imagefolder:{folder}\nval_size: 50\n"
-                       f"train_size: null\nkd: false\nnncodec_qps: []\n"
+                       f"train_size: null\nkd: false\nnncodec_qps: []\nchannel_ratios: []\n"
+                       f"h_protocols: {{tuned: {{}}}}\n"
+                       f"h_curve_methods: [l1-unstructured, l1-sensitivity]\n"
                        f"models: [mobilenet_v3_small]\nh_curve_models: [mobilenet_v3_small]\n")
     p = load_profile(str(profile))
     sections = pipeline.parse_sections(None, p)

@@ -116,8 +116,15 @@ def test_every_kind_of_damage_is_set_aside_and_recomputed_to_the_same_results(co
              and not f.name.endswith(S.DIGEST)]
     assert len(moved) >= len(damage) + 1  # kept for inspection, not deleted
     assert len(runner.computed) >= len(damage)
-    pd.testing.assert_frame_equal(again[SAME].reset_index(drop=True),
-                                  df[SAME].reset_index(drop=True))
+    again, before = again.reset_index(drop=True), df.reset_index(drop=True)
+    exact = [c for c in SAME if c != "size_bytes"]
+    pd.testing.assert_frame_equal(again[exact], before[exact])
+    # A checkpoint made again records its own wall times (provenance in its meta), whose
+    # printed length varies; torch.save pads its records to 64 bytes, so its size may move by
+    # one such block (seen here once, 2026-12-03). Every other file is byte-for-byte.
+    pt = before.artifact.str.endswith(".pt")
+    grown = (again.size_bytes - before.size_bytes).abs()
+    assert (grown[~pt] == 0).all() and (grown[pt] <= 64).all()
     assert not [e for e in pipeline.verify_store(store) if e["problem"]]  # whole again
     _, runner = pipeline.run(p, list("ABCDEFGH"), store, None, data_root, progress=False)
     assert runner.computed == []

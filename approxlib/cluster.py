@@ -13,8 +13,9 @@ atomic local writes, and for an fsspec URL an upload under a temporary name then
 killed worker leaves no half-written artifact and its task simply runs again elsewhere.
 
 Two phases keep latency honest: every model-producing stage first, in parallel (with the
-evaluations that time nothing: those of sections timed in turns); then the evaluations that time
-CPU latency (section H's), one at a time per host (a cluster-wide lock named after the host), so
+evaluations that time nothing: those of sections timed in turns, and section H's, which times
+nothing); then the evaluations that time CPU latency (sections A–G's when `latency_rounds` is
+0), one at a time per host (a cluster-wide lock named after the host), so
 no timing shares its machine with training. When everything is in the store,
 `pipeline.run` assembles results.csv from the cache exactly as a local run does; notebooks are
 unchanged and read the same cache. One measurement is not a task: each section's variants

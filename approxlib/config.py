@@ -557,6 +557,18 @@ def _profile_spec(name: str) -> dict[str, Any]:
     return spec
 
 
+# Parameters an earlier version had: a profile that still sets one is told what became of it.
+REMOVED = {"h_latency_min_time": "section H no longer times latency (it compares accuracies)"}
+
+
+def _known(key, params: dict, where: str = "") -> None:
+    if key in REMOVED:
+        raise ConfigError(f"{where}parameter {_show(key)} was removed: {REMOVED[key]}; delete it")
+    if key not in params:
+        raise ConfigError(f"{where}unknown parameter {_show(key)}; valid: "
+                          f"{', '.join(sorted(params))}")
+
+
 def load_profile(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The profile's flat parameters (defaults + profile + overrides), validated. `name` is a
     built-in profile or a YAML file of your own (`mine.yaml`)."""
@@ -564,14 +576,11 @@ def load_profile(name: str, overrides: dict[str, Any] | None = None) -> dict[str
     spec = _profile_spec(name)
     description = spec.pop("description", "")
     for key in spec:
-        if key not in params:
-            raise ConfigError(f"{name}: unknown parameter {_show(key)}; valid: "
-                              f"{', '.join(sorted(params))}")
+        _known(key, params, f"{name}: ")
         check_plain(key, spec[key])
     params.update(spec)
     for key, value in (overrides or {}).items():
-        if key not in params:
-            raise ConfigError(f"unknown parameter {_show(key)}; valid: {', '.join(sorted(params))}")
+        _known(key, params)
         check_plain(key, value)
         params[key] = value
     params["profile"] = name

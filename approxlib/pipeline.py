@@ -102,7 +102,8 @@ def _fields(**types):
     return lambda obj: all(isinstance(obj.get(k), t) for k, t in types.items())
 
 
-# What a timed evaluation adds (an untimed one's section times its variants in turns)
+# What a timed evaluation adds (an untimed one's section times its variants in turns, or,
+# like section H, compares no latencies)
 TIMING_FIELDS = ("latency_ms", "latency_iqr_ms", "latency_bs64_ms", "throughput_img_s")
 
 
@@ -797,8 +798,9 @@ def row(v: Variant, p: dict, m: dict) -> dict:
         "profile": p["profile"], "val_accuracy": m["val_accuracy"],
         "latency_iqr_ms": lat["latency_iqr_ms"], "throughput_img_s": lat["throughput_img_s"],
         "threads": m["threads"], "test_images": m["test_images"],
-        # rounds of an interleaved timing (`Runner.interleaved`); 0: its evaluation's own
-        "latency_rounds": m.get("rounds", 0),
+        # rounds of an interleaved timing (`Runner.interleaved`); 0: its evaluation's own;
+        # empty where nothing was timed
+        "latency_rounds": m.get("rounds", 0 if "latency_ms" in m else None),
         "epochs": epochs, "init": Path(init).name if init else "",
         "finetune_epochs": extra_epochs, "control": v.control, "protocol": v.protocol,
         "kd": v.kd,
@@ -876,8 +878,9 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
                      **{k: entry[k] for k in ("cpu", "git_commit", "torch_version")}}
                 metrics[v] = {**metrics[v], **{f: t[f] for f in RETIMED}}
     df = pd.DataFrame([row(v, p, metrics[v]) for v in variants])
-    if "qp" in df:  # integers, empty where a codec has none (not -26.0 beside NaN)
-        df["qp"] = df["qp"].astype("Int64")
+    for col in ("qp", "latency_rounds"):  # integers, empty where a codec has none or nothing
+        if col in df:                      # was timed (not -26.0 beside NaN)
+            df[col] = df[col].astype("Int64")
     if out_dir is not None:
         write_results(df, Path(out_dir), sections)
         if runner.curves:

@@ -287,7 +287,7 @@ class Section:
             "95% CI (%)": [f"{100 * r.acc_lo:.1f}–{100 * r.acc_hi:.1f}" for r in d.itertuples()],
             "size (MB)": (d.size_bytes / 1e6).round(3),
             "latency (ms)": d.latency_ms.round(3),
-            "throughput @64 (img/s)": d.throughput_img_s.round(0).astype(int),
+            "throughput @64 (img/s)": d.throughput_img_s.round(0).astype("Int64"),
             "params": d.params, "sparsity (%)": (d.sparsity * 100).round(2),
         })
         if self.is_original_protocol():

@@ -600,7 +600,8 @@ class Evaluate(Step):
     `latency=False` leaves latency out: a section that compares latencies times its variants
     again together, in turns (`pipeline.latency_groups`), and that timing replaces this one,
     so taking it here was a second measurement nobody read (smoke: 0.6-0.9 s of an
-    evaluation's 1.5 s; quick: about 2 s). An untimed evaluation need not run alone."""
+    evaluation's 1.5 s; quick: about 2 s); a section that compares no latencies (H) times
+    nothing (`Spec.timed`). An untimed evaluation need not run alone."""
     kind = "evaluate"
     # 2: latency is timed before any other forward pass (see Runner._measure).
     # 3: each validation image's right/wrong (`val_correct`), for picks by a paired bound.

@@ -36,6 +36,8 @@ def test_overrides_apply_and_parse_yaml_values():
 
 @pytest.mark.parametrize("overrides, message", [
     ({"nosuch": 1}, "unknown parameter 'nosuch'; valid: batch_size"),
+    ({"h_latency_min_time": 0.1}, "parameter 'h_latency_min_time' was removed: section H no "
+                                  "longer times latency (it compares accuracies); delete it"),
     ({"ratio": 1.5}, "ratio must be in [0.0, 1.0), got 1.5"),
     ({"ratio": 1.0}, "ratio must be in [0.0, 1.0)"),
     ({"ratio": [0.5]}, "ratio must be a number, got [0.5]"),

@@ -205,7 +205,7 @@ def test_report_for_a_third_architecture_on_the_folder(folder, tmp_path, data_ro
     profile = tmp_path / "mine.yaml"
     profile.write_text(f"base: smoke\ndataset: imagefolder:{folder}\nval_size: 50\n"
                        f"train_size: null\nkd: false\nnncodec_qps: []\nchannel_ratios: []\n"
-                       f"h_protocols: {{tuned: {{}}}}\n"
+                       f"h_protocols: {{own: {{}}}}\n"
                        f"h_curve_methods: [l1-unstructured, l1-sensitivity]\n"
                        f"models: [mobilenet_v3_small]\nh_curve_models: [mobilenet_v3_small]\n")
     p = load_profile(str(profile))

@@ -878,9 +878,7 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
                      **{k: entry[k] for k in ("cpu", "git_commit", "torch_version")}}
                 metrics[v] = {**metrics[v], **{f: t[f] for f in RETIMED}}
     df = pd.DataFrame([row(v, p, metrics[v]) for v in variants])
-    for col in ("qp", "latency_rounds"):  # integers, empty where a codec has none or nothing
-        if col in df:                      # was timed (not -26.0 beside NaN)
-            df[col] = df[col].astype("Int64")
+    df = _integers(df)
     if out_dir is not None:
         write_results(df, Path(out_dir), sections)
         if runner.curves:
@@ -939,6 +937,13 @@ def layer_csv_name(v: Variant) -> str:
             f"{'_kd' if v.kd else ''}_{v.quant}{'' if v.seed is None else f'_seed{v.seed}'}.csv")
 
 
+def _integers(df: pd.DataFrame) -> pd.DataFrame:
+    """Columns of integers with empty cells (a codec without `qp`, a row never timed) kept as
+    integers: read back beside NaN they turn into floats, and "3" written again as "3.0"
+    would change every row a notebook's reuse digest covers (`executed.inputs_digest`)."""
+    return df.astype({c: "Int64" for c in ("qp", "latency_rounds") if c in df})
+
+
 def write_results(df: pd.DataFrame, out_dir: Path, sections: list[str]) -> Path:
     """Replace the rows of `sections` in out_dir/results.csv, keep the others (atomic)."""
     path = Path(out_dir) / "results.csv"
@@ -949,6 +954,7 @@ def write_results(df: pd.DataFrame, out_dir: Path, sections: list[str]) -> Path:
             old = pd.read_csv(path)
             old = old[~old["section"].isin(sections)]
             df = pd.concat([old, df], ignore_index=True)
+        df = _integers(df)
         extra = [c for c in df.columns if c not in RESULT_COLUMNS]
         df = df[RESULT_COLUMNS + extra].sort_values("section", kind="stable")
         store.write_text(path, df.to_csv(index=False))

@@ -507,3 +507,18 @@ def test_section_g_adds_qat_distillation_and_scratch_controls(smoke):
     assert info_e["shapes"] == info_fine["shapes"] and e.params == fine.params
     w = [next(m.parameters()) for m in (m_fine, m_e)]
     assert w[0].shape == w[1].shape and not torch.equal(w[0], w[1])  # trained afresh
+
+
+def test_results_keep_integer_columns_with_empty_cells_as_integers(tmp_path):
+    """qp (F's codec rows only) and latency_rounds (empty for section H) stay "3", not "3.0",
+    when another section's rows are written: a notebook's reuse digest covers its rows' text."""
+    def rows(section, rounds, qp):
+        return {**dict.fromkeys(pipeline.RESULT_COLUMNS, "x"), "section": section,
+                "latency_rounds": rounds, "qp": qp}
+    pipeline.write_results(pd.DataFrame([rows("A", 3, None), rows("F", 3, -26),
+                                         rows("H", None, None)]), tmp_path, list("AFH"))
+    first = (tmp_path / "results.csv").read_text()
+    for section, rounds in (("A", 3), ("H", None)):
+        pipeline.write_results(pd.DataFrame([rows(section, rounds, None)]), tmp_path, [section])
+    assert (tmp_path / "results.csv").read_text() == first
+    assert first.splitlines()[1].endswith(",3,") and first.splitlines()[2].endswith(",3,-26")

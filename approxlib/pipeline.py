@@ -311,7 +311,7 @@ def times_itself(v: Variant, p: dict) -> bool:
     """Whether `v`'s evaluation times it: a variant of no section (e.g. `approx train`'s), or of
     a section that compares latencies when `latency_rounds` is 0. Nothing is timed for a
     section whose findings are accuracies (`Spec.timed`; section H: 39 timings nobody read,
-    about 40 s of smoke's stages)."""
+    about 30 s of smoke's stages, measured)."""
     spec = SECTIONS.get(v.section)
     return spec is None or (spec.timed and not p["latency_rounds"])
 

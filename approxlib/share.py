@@ -135,8 +135,9 @@ def share_weights_(model: nn.Module, cfg: ShareConfig, trainable: bool = False
             p = SharedWeight(w.shape, positions.to(w.device), codes.to(w.device), codebook)
             parametrize.register_parametrization(m, "weight", p)
             size = torch.bincount(codes, minlength=len(codebook)).clamp_(min=1).float()
+            # the model may move to a GPU after sharing: divide on the gradient's device
             m.parametrizations.weight.original.register_hook(
-                lambda g, size=size.to(w.device): g / size)
+                lambda g, size=size: g / size.to(g.device))
         else:
             new = torch.zeros_like(flat)
             new[positions] = codebook[codes]

@@ -1,0 +1,37 @@
+"""Where a run's time went, from a models folder's timing records: seconds, entries and images
+per second per stage kind and per section, over every entry a profile's sections need.
+
+Unlike `reports/<profile>/stages.csv`, which a run writes at its end, this reads the records
+themselves, so it also sums a run that was stopped part-way (a time limit on a lent machine).
+Run: PYTHONPATH=. python3 benchmarks/stage_summary.py --profile smoke --models-dir models
+"""
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+
+from approxlib import accounting
+from approxlib import pipeline
+from approxlib import store
+from approxlib.config import load_profile, parse_overrides
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="smoke")
+    ap.add_argument("--models-dir", default="models")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    a = ap.parse_args()
+    p = load_profile(a.profile, parse_overrides(a.overrides))
+    df = accounting.table(p, pipeline.parse_sections(None, p), store.Store(a.models_dir),
+                          since=0.0)
+    pd.set_option("display.width", 200)
+    for by in ("kind", "section"):
+        print(accounting.summary(df, by).round(1).to_string())
+    print(f"{df.seconds.sum():.1f} s recorded over {int(df.seconds.notna().sum())} of the "
+          f"{len(df)} entries of {a.profile}")
+
+
+if __name__ == "__main__":
+    main()

@@ -30,7 +30,7 @@ from torch.ao.quantization.observer import ObserverBase
 from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx, prepare_qat_fx
 
 from .config import QuantConfig
-from .share import fold_batchnorm
+from . import share  # a module, not a name: share -> train -> data -> store -> quantize is a cycle
 
 
 def quantize(model: nn.Module, cfg: QuantConfig) -> nn.Module:
@@ -150,7 +150,7 @@ def _observed(prepared: nn.Module) -> bool:
 def rebuild(float_model: nn.Module, method: str) -> nn.Module:
     """The empty structure a saved state dict of `method` loads into."""
     if method == "kmeans":  # weight sharing keeps float weights; only BatchNorm is folded away
-        return fold_batchnorm(float_model)
+        return share.fold_batchnorm(float_model)
     if method == "int8-static":
         return quantize_static(float_model, None)
     return quantize(float_model, QuantConfig(method))

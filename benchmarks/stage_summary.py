@@ -3,18 +3,22 @@ per second per stage kind and per section, over every entry a profile's sections
 
 Unlike `reports/<profile>/stages.csv`, which a run writes at its end, this reads the records
 themselves, so it also sums a run that was stopped part-way (a time limit on a lent machine).
-Run: PYTHONPATH=. python3 benchmarks/stage_summary.py --profile smoke --models-dir models
+Run: python3 benchmarks/stage_summary.py --profile smoke --models-dir models
 """
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import pandas as pd
 
-from approxlib import accounting
-from approxlib import pipeline
-from approxlib import store
-from approxlib.config import load_profile, parse_overrides
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from approxlib import accounting  # noqa: E402
+from approxlib import pipeline  # noqa: E402
+from approxlib import store  # noqa: E402
+from approxlib.config import load_profile, parse_overrides  # noqa: E402
 
 
 def main() -> None:
@@ -24,6 +28,7 @@ def main() -> None:
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     a = ap.parse_args()
     p = load_profile(a.profile, parse_overrides(a.overrides))
+    # since=0: every recorded entry counts as computed (the records are the whole question here)
     df = accounting.table(p, pipeline.parse_sections(None, p), store.Store(a.models_dir),
                           since=0.0)
     pd.set_option("display.width", 200)

@@ -74,13 +74,17 @@ def test_codebook_gradient_is_the_mean_over_the_group():
 def test_codebook_gradient_follows_the_model_to_a_gpu():
     """The pipeline shares on the CPU and trains wherever `device` says: on an H200 the
     mean-gradient hook once divided a CUDA gradient by a CPU tensor and stopped section F."""
-    conv = nn.Conv2d(2, 3, 3, bias=False)
-    model = nn.Sequential(conv)
-    share.share_weights_(model, ShareConfig(2, 2), trainable=True)
-    model.cuda()
-    model(torch.randn(2, 2, 5, 5, device="cuda")).square().sum().backward()
-    grad = conv.parametrizations.weight.original.grad
-    assert grad.device.type == "cuda" and torch.isfinite(grad).all()
+    grads = []
+    for device in ("cpu", "cuda"):
+        torch.manual_seed(0)
+        conv = nn.Conv2d(2, 3, 3, bias=False)
+        model = nn.Sequential(conv)
+        share.share_weights_(model, ShareConfig(2, 2), trainable=True)
+        x = torch.randn(2, 2, 5, 5)
+        model.to(device)(x.to(device)).square().sum().backward()
+        grads.append(conv.parametrizations.weight.original.grad)
+    assert grads[1].device.type == "cuda"
+    assert torch.allclose(grads[1].cpu(), grads[0], rtol=1e-4, atol=1e-6)  # the same mean
 
 
 def test_share_and_finetune_trains_centroids_only(data_root):

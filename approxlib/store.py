@@ -9,8 +9,10 @@ its upstream artifact, so a changed parameter invalidates exactly what depends o
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import datetime
+import functools
 import hashlib
 import io
 import json
@@ -350,6 +352,20 @@ def _assign(path: Path, cfg: ModelConfig, reference: nn.Module, state: dict) -> 
     return reference.eval()
 
 
+@functools.lru_cache(maxsize=4)
+def _int8_skeleton(cfg: ModelConfig, quant: str, shapes_json: str) -> nn.Module:
+    """The int8 structure of `cfg` a state dict loads into, built once per architecture and
+    copied for each load: quantizing a float model through FX took 0.47-0.52 s here, a copy
+    0.05 s (ResNet-18, MobileNetV2; smoke loads 32 int8 checkpoints). Its weights are random and
+    all overwritten. Built with the caller's random state untouched, so whether a load hits this
+    cache never changes what later draws give. `shapes_json`: the shapes (already checked on the
+    meta reference) as sorted JSON, hashable."""
+    shapes = json.loads(shapes_json)
+    with torch.random.fork_rng(devices=[]):  # building and tracing (example inputs) draw
+        model = models.build(cfg).eval()
+        return quantize.rebuild(reshape_(model, shapes) if shapes else model, quant)
+
+
 def _rebuilt(path: Path, cfg: ModelConfig, quant: str, shapes: Any, state: dict,
              reference: nn.Module) -> nn.Module:
     """An int8 model: the float model (its sizes checked on `reference`) quantized to the
@@ -359,8 +375,7 @@ def _rebuilt(path: Path, cfg: ModelConfig, quant: str, shapes: Any, state: dict,
         if isinstance(t, torch.Tensor) and name in ref and t.shape != ref[name].shape:
             raise CheckpointError(f"{path} does not match {_describe(cfg)}: {name} is "
                                   f"{list(t.shape)}, the architecture's {list(ref[name].shape)}")
-    model = models.build(cfg).eval()
-    model = quantize.rebuild(reshape_(model, shapes) if shapes else model, quant)
+    model = copy.deepcopy(_int8_skeleton(cfg, quant, json.dumps(shapes, sort_keys=True)))
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, ValueError) as e:

@@ -208,3 +208,29 @@ def test_qat_freeze_schedule_stops_bn_statistics_and_ranges_at_its_steps():
     assert all(torch.equal(a, b) for a, b in zip(frozen_ranges, ranges()))
     assert all(torch.equal(a, b) for a, b in zip(frozen_stats, stats()))
     assert all(not b.training for b in bns) and prepared.training
+
+
+def test_int8_loads_copy_one_skeleton_and_leave_the_random_state_alone(tmp_path):
+    """Int8 checkpoints load into a copy of one cached skeleton per architecture: each load is
+    its own model with its own weights, and a load draws nothing from the global generator, so
+    whether it hits the cache cannot change what a later draw gives."""
+    cfg = ModelConfig("resnet18", 10, 1)
+    x, calib = torch.rand(4, 1, 28, 28), torch.rand(16, 1, 28, 28)
+    sources, paths = [], []
+    for seed in (0, 1):
+        q = quantize.quantize_static(models.build(cfg, seed=seed).eval(), calib)
+        paths.append(tmp_path / f"q{seed}.pt")
+        store.save_checkpoint(q, paths[-1], cfg, "int8-static")
+        sources.append(q)
+    store._int8_skeleton.cache_clear()
+    state = torch.get_rng_state()
+    loaded = [store.load_checkpoint(p, expect=cfg)[0] for p in paths]
+    assert torch.equal(torch.get_rng_state(), state)
+    assert store._int8_skeleton.cache_info().hits == 1  # the second load copied the first's
+    with torch.no_grad():
+        outs = [m(x) for m in loaded]
+        assert torch.equal(outs[0], sources[0](x)) and torch.equal(outs[1], sources[1](x))
+        assert not torch.equal(outs[0], outs[1])
+    again = store.load_checkpoint(paths[0], expect=cfg)[0]
+    with torch.no_grad():
+        assert torch.equal(again(x), outs[0])  # the first load's weights left the skeleton alone

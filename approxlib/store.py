@@ -296,6 +296,9 @@ def _state_of(path: Path, obj: dict) -> dict:
 def _reference(path: Path, cfg: ModelConfig, quant: str, shapes: Any) -> nn.Module:
     """The architecture on the meta device (shapes, no memory): channel-pruned `shapes` applied
     (they may only shrink a layer), BatchNorm folded for `kmeans`."""
+    if shapes is not None and not isinstance(shapes, dict):  # a falsy tensor would pass `if`
+        raise CheckpointError(f"{path} has invalid layer sizes: a {type(shapes).__name__}, "
+                              f"not a dict")
     with torch.device("meta"):
         model = models.build(cfg).eval()
         if shapes:
@@ -352,34 +355,49 @@ def _assign(path: Path, cfg: ModelConfig, reference: nn.Module, state: dict) -> 
     return reference.eval()
 
 
-@functools.lru_cache(maxsize=4)
-def _int8_skeleton(cfg: ModelConfig, quant: str, shapes_json: str) -> nn.Module:
-    """The int8 structure of `cfg` a state dict loads into, built once per architecture and
-    copied for each load: quantizing a float model through FX took 0.47-0.52 s here, a copy
-    0.05 s (ResNet-18, MobileNetV2; smoke loads 32 int8 checkpoints). Its weights are random and
-    all overwritten. Built with the caller's random state untouched, so whether a load hits this
-    cache never changes what later draws give. `shapes_json`: the shapes (already checked on the
-    meta reference) as sorted JSON, hashable."""
+# Int8 skeletons of architectures up to this many float weights are cached (about 1 byte a weight
+# as int8: 8 cached ResNet-18s hold about 90 MB); larger ones, any torchvision model can be, are
+# built for each load.
+_SKELETON_MAX_WEIGHTS = 30_000_000
+
+
+def _int8_structure(cfg: ModelConfig, quant: str, shapes_json: str) -> nn.Module:
+    """The int8 structure of `cfg` a state dict loads into: a float model (random weights, all
+    overwritten by the load) quantized by `quant`. Built with the caller's random state
+    untouched, so loading never changes what later draws give. `shapes_json`: the shapes,
+    already checked on the meta reference, as sorted JSON (hashable, for the cache)."""
     shapes = json.loads(shapes_json)
     with torch.random.fork_rng(devices=[]):  # building and tracing (example inputs) draw
         model = models.build(cfg).eval()
         return quantize.rebuild(reshape_(model, shapes) if shapes else model, quant)
 
 
+# Static INT8 (and QAT, saved as it) is built through FX: 0.47-0.52 s a structure here against
+# 0.05 s for a copy (ResNet-18, MobileNetV2); smoke loads 32 int8 checkpoints, quick more.
+_int8_skeleton = functools.lru_cache(maxsize=8)(_int8_structure)
+
+
 def _rebuilt(path: Path, cfg: ModelConfig, quant: str, shapes: Any, state: dict,
              reference: nn.Module) -> nn.Module:
-    """An int8 model: the float model (its sizes checked on `reference`) quantized to the
-    structure the state dict loads into; tensors both share must have the same shapes."""
+    """An int8 model: the state dict loaded into the structure `quant` gives the float model
+    (its sizes checked on `reference`): a copy of a cached skeleton for a static-INT8 model of
+    at most `_SKELETON_MAX_WEIGHTS` weights, else built for this load. Tensors both share must
+    have the same shapes."""
     ref = reference.state_dict()
     for name, t in state.items():
         if isinstance(t, torch.Tensor) and name in ref and t.shape != ref[name].shape:
             raise CheckpointError(f"{path} does not match {_describe(cfg)}: {name} is "
                                   f"{list(t.shape)}, the architecture's {list(ref[name].shape)}")
-    model = copy.deepcopy(_int8_skeleton(cfg, quant, json.dumps(shapes, sort_keys=True)))
+    key = (cfg, quant, json.dumps(shapes or {}, sort_keys=True))
+    if quant == "int8-static" and sum(p.numel() for p in reference.parameters()) \
+            <= _SKELETON_MAX_WEIGHTS:
+        model = copy.deepcopy(_int8_skeleton(*key))
+    else:
+        model = _int8_structure(*key)
     try:
         model.load_state_dict(state)
-    except (RuntimeError, TypeError, ValueError) as e:
-        lines = str(e).splitlines()
+    except (RuntimeError, TypeError, ValueError, KeyError) as e:  # KeyError: a quantized
+        lines = str(e).splitlines()  # module reads its own keys, and one may be missing
         raise CheckpointError(f"{path} does not match {_describe(cfg)}: "
                               f"{(lines[1] if len(lines) > 1 else str(e)).strip()[:160]}") from None
     return model

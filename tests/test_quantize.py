@@ -227,10 +227,27 @@ def test_int8_loads_copy_one_skeleton_and_leave_the_random_state_alone(tmp_path)
     loaded = [store.load_checkpoint(p, expect=cfg)[0] for p in paths]
     assert torch.equal(torch.get_rng_state(), state)
     assert store._int8_skeleton.cache_info().hits == 1  # the second load copied the first's
+    skeleton = store._int8_skeleton(cfg, "int8-static", "{}")
     with torch.no_grad():
+        before = skeleton(x)
         outs = [m(x) for m in loaded]
         assert torch.equal(outs[0], sources[0](x)) and torch.equal(outs[1], sources[1](x))
         assert not torch.equal(outs[0], outs[1])
-    again = store.load_checkpoint(paths[0], expect=cfg)[0]
-    with torch.no_grad():
-        assert torch.equal(again(x), outs[0])  # the first load's weights left the skeleton alone
+        store.load_checkpoint(paths[1], expect=cfg)
+        assert torch.equal(skeleton(x), before)  # loads fill copies, never the skeleton
+        assert torch.equal(loaded[0](x), outs[0])  # nor a model loaded before
+
+
+@pytest.mark.parametrize("shapes", [torch.tensor(0), [], 0, "", False])
+def test_int8_checkpoint_with_non_dict_shapes_is_one_checkpoint_error(tmp_path, shapes):
+    """A falsy non-dict `shapes` (a zero tensor passes `if shapes:`) is refused before any
+    structure is built, as every other malformed checkpoint is: one line."""
+    cfg = ModelConfig("mobilenetv2", 10, 1)
+    q = quantize.quantize_static(models.build(cfg, seed=0).eval(), torch.rand(8, 1, 28, 28))
+    store.save_checkpoint(q, tmp_path / "q.pt", cfg, "int8-static")
+    obj = torch.load(tmp_path / "q.pt", weights_only=True)
+    obj["shapes"] = shapes
+    torch.save(obj, tmp_path / "crafted.pt")
+    with pytest.raises(store.CheckpointError, match="invalid layer sizes") as e:
+        store.load_checkpoint(tmp_path / "crafted.pt")
+    assert "\n" not in str(e.value)

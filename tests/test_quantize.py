@@ -238,14 +238,22 @@ def test_int8_loads_copy_one_skeleton_and_leave_the_random_state_alone(tmp_path)
         assert torch.equal(loaded[0](x), outs[0])  # nor a model loaded before
 
 
-@pytest.mark.parametrize("shapes", [torch.tensor(0), [], 0, "", False])
-def test_int8_checkpoint_with_non_dict_shapes_is_one_checkpoint_error(tmp_path, shapes):
-    """A falsy non-dict `shapes` (a zero tensor passes `if shapes:`) is refused before any
-    structure is built, as every other malformed checkpoint is: one line."""
+@pytest.fixture(scope="module")
+def int8_file(tmp_path_factory):
+    """A static-INT8 MobileNetV2 checkpoint (built once for the crafted cases below)."""
     cfg = ModelConfig("mobilenetv2", 10, 1)
     q = quantize.quantize_static(models.build(cfg, seed=0).eval(), torch.rand(8, 1, 28, 28))
-    store.save_checkpoint(q, tmp_path / "q.pt", cfg, "int8-static")
-    obj = torch.load(tmp_path / "q.pt", weights_only=True)
+    path = tmp_path_factory.mktemp("int8") / "q.pt"
+    store.save_checkpoint(q, path, cfg, "int8-static")
+    return path
+
+
+@pytest.mark.parametrize("shapes", [torch.tensor(0), [], 0, "", False])
+def test_int8_checkpoint_with_non_dict_shapes_is_one_checkpoint_error(tmp_path, int8_file,
+                                                                       shapes):
+    """A falsy non-dict `shapes` (a zero tensor passes `if shapes:`) is refused before any
+    structure is built, as every other malformed checkpoint is: one line."""
+    obj = torch.load(int8_file, weights_only=True)
     obj["shapes"] = shapes
     torch.save(obj, tmp_path / "crafted.pt")
     with pytest.raises(store.CheckpointError, match="invalid layer sizes") as e:

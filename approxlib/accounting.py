@@ -21,14 +21,14 @@ from . import train
 from .config import ConfigError, DataConfig, MeasureConfig, TrainConfig
 
 COLUMNS = ["section", "kind", "model", "key", "label", "seconds", "images", "threads", "computed",
-           "planned_images"]
+           "planned_images", "batch"]
 
 
 def entries(p: dict, sections: list[str]) -> list[dict]:
     """Every distinct entry of the plan, in execution order, with the section that first needs
     it (a stage several sections share is counted once, where it is first used)."""
     out = [{"section": v.section, "kind": st.kind, "model": pipeline.model_config_of(st).name,
-            "key": st.key, "label": st.label, "step": st.step}
+            "key": st.key, "label": st.label, "step": st.step, "batch": st.step.train_batch()}
            for v, st in pipeline.distinct_stages(p, sections)]
     curves = {}  # after the stages, as the runner computes them
     variants = pipeline.plan(p, sections)
@@ -37,12 +37,13 @@ def entries(p: dict, sections: list[str]) -> list[dict]:
             gradual, _, key = pipeline.curve_key(v, p)
             curves.setdefault(key, {"section": v.section, "kind": "curve", "key": key,
                                     "model": gradual.step.model.name,
-                                    "label": f"bits curve of {v.label}", "step": None})
+                                    "label": f"bits curve of {v.label}", "step": None,
+                                    "batch": 0})
     chains = [pipeline.chain(v, p) for v in variants]
     timed = {}  # sections that show the same artifacts share one timing
     for g in pipeline.latency_groups(p, variants, chains):
         timed.setdefault(g.key, {"section": g.section, "kind": "latency", "key": g.key,
-                                 "model": g.model, "step": None, "label":
+                                 "model": g.model, "step": None, "batch": 0, "label":
                                  f"time section {g.section}'s {len(g.evaluations)} variants "
                                  f"in turns"})
     return out + list(curves.values()) + list(timed.values())
@@ -62,7 +63,8 @@ def table(p: dict, sections: list[str], st: store.Store, since: float | None = N
           data_root=None, planned: bool = False) -> pd.DataFrame:
     """The plan's entries with their recorded cost; `computed`: recorded at or after `since`
     (this run), whichever process computed it (a Dask worker writes the same record; its clock
-    is trusted). `planned`: also the images each will put through a model (loads the data)."""
+    is trusted). `planned`: also the images each will put through a model (loads the data).
+    `batch`: the batch size it trains at as planned (0: it does not train)."""
     rows = []
     for e in entries(p, sections):
         t = st.read_json("timing", e["key"], pipeline.JSON_CHECKS["timing"]) or {}
@@ -70,7 +72,7 @@ def table(p: dict, sections: list[str], st: store.Store, since: float | None = N
                      "images": t.get("images", np.nan), "threads": t.get("threads", np.nan),
                      "computed": since is not None and t.get("finished", -1.0) >= since,
                      "planned_images": planned_images(e["step"], data_root) if planned
-                     else np.nan})
+                     else np.nan, "batch": e["batch"]})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -112,26 +114,36 @@ def summary(df: pd.DataFrame, by: str) -> pd.DataFrame:
     return out.sort_values("seconds", ascending=False)
 
 
-def estimate(todo: pd.DataFrame, recorded: pd.DataFrame) -> pd.Series:
+def estimate(todo: pd.DataFrame, recorded: pd.DataFrame) -> pd.DataFrame:
     """Seconds each entry of `todo` should take, from `recorded` (entries with seconds): the
-    images-per-second rate of the same kind and model times its planned images where both are
-    known, else the median seconds of the same kind and model, else of the same kind; NaN
-    when nothing like it was recorded."""
+    images-per-second rate of the same kind, model and training batch size times its planned
+    images where both are known, else that of the same kind and model at any batch size, else
+    the median seconds of the same kind and model, else of the same kind; NaN when nothing like
+    it was recorded. `other_batch`: a training entry priced from rates recorded at other batch
+    sizes only (fair on a CPU, which computes at much the same rate; on a GPU, whose small
+    batches wait on kernel launches, several times too slow)."""
     rec = recorded.dropna(subset=["seconds"])
     counted = rec[rec.images > 0]
+    by_batch = counted.dropna(subset=["batch"]).groupby(["kind", "model", "batch"])
+    rate_at = by_batch.images.sum() / by_batch.seconds.sum()
     rate = counted.groupby(["kind", "model"]).images.sum() / \
         counted.groupby(["kind", "model"]).seconds.sum()
     by_model = rec.groupby(["kind", "model"]).seconds.median()
     by_kind = rec.groupby("kind").seconds.median()
 
-    def one(r) -> float:
+    def one(r) -> tuple[float, bool]:
         k = (r.kind, r.model)
-        if k in rate.index and not pd.isna(r.planned_images):
-            return r.planned_images / rate[k]
+        if not pd.isna(r.planned_images):
+            if (*k, r.batch) in rate_at.index:
+                return r.planned_images / rate_at[(*k, r.batch)], False
+            if k in rate.index:
+                return r.planned_images / rate[k], r.batch > 0
         if k in by_model.index:
-            return by_model[k]
-        return by_kind.get(r.kind, np.nan)
-    return pd.Series([one(r) for r in todo.itertuples()], index=todo.index, dtype=float)
+            return by_model[k], False
+        return by_kind.get(r.kind, np.nan), False
+    out = [one(r) for r in todo.itertuples()]
+    return pd.DataFrame(out, index=todo.index, columns=["seconds", "other_batch"]).astype(
+        {"seconds": float, "other_batch": bool})
 
 
 def recorded(st: store.Store) -> pd.DataFrame:
@@ -142,8 +154,8 @@ def recorded(st: store.Store) -> pd.DataFrame:
         t = store.read_json_entry(f, pipeline.JSON_CHECKS["timing"])
         if isinstance(t, dict):
             rows.append(t)
-    return pd.DataFrame(rows, columns=["kind", "model", "seconds", "images", "threads",
-                                       "finished"])
+    return pd.DataFrame(rows, columns=["kind", "model", "seconds", "images", "threads", "batch",
+                                       "finished"])  # batch: NaN in records made before it
 
 
 def write(p: dict, sections: list[str], st: store.Store, out, since: float,

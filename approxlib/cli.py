@@ -266,12 +266,15 @@ def _estimate(p: dict, sections: list[str], st, data_dir, todo: list[dict]) -> s
     plan = accounting.table(p, sections, st, data_root=data_dir, planned=True)
     need = plan[plan.key.isin([s["key"] for s in todo if not s["cached"]])]
     est = accounting.estimate(need, rec)
-    known = est.notna()
-    total = est[known].sum()
+    known = est.seconds.notna()
+    total = est.seconds[known].sum()
+    other = int(est.other_batch.sum())
     return (f"estimate: {total / 60:.1f} min ({total:.0f} s) for {int(known.sum())} of the "
             f"{len(need)} missing entries, from the {len(rec)} entries recorded in this models "
             f"folder" + (f"; {int((~known).sum())} unlike anything recorded"
-                         if (~known).any() else ""))
+                         if (~known).any() else "")
+            + (f"; {other} training entries priced from rates at another batch size (on a GPU"
+               f" far too slow at small batches)" if other else ""))
 
 
 def _check_sections(text: str) -> None:

@@ -484,10 +484,14 @@ class Runner:
             return None
         return path
 
+    def _account_stage(self, st: Stage):
+        return self._account(st.kind, st.key, model_config_of(st).name, st.step.train_batch())
+
     @contextlib.contextmanager
-    def _account(self, kind: str, key: str, model: str):
-        """Record what computing an entry cost (wall seconds, images through a model, threads)
-        as its `timing` entry: the report's time table and --dry-run's estimates read them.
+    def _account(self, kind: str, key: str, model: str, batch: int = 0):
+        """Record what computing an entry cost (wall seconds, images through a model, threads,
+        the batch size it trains at or 0) as its `timing` entry: the report's time table and
+        --dry-run's estimates read them.
         Exclusive: an entry computed inside another (a damaged upstream remade while loading)
         is counted in its own record only."""
         t0, n0 = time.perf_counter(), data.images_seen()
@@ -503,7 +507,7 @@ class Runner:
             self._accounting[-1][1] += images - inner[1]
         record = {"kind": kind, "model": model, "seconds": seconds - inner[0],
                   "images": images - inner[1], "threads": torch.get_num_threads(),
-                  "finished": time.time()}
+                  "batch": batch, "finished": time.time()}
         try:  # the entry itself is stored: a lost record costs an estimate, not the run
             self.store.write_json("timing", key, record)
         except OSError as e:
@@ -512,7 +516,7 @@ class Runner:
     def _compute(self, st: Stage) -> Path:
         if st.step.json_kind:  # accounted where its entry is written (sensitivity, metrics)
             return self._compute_step(st)
-        with self._account(st.kind, st.key, model_config_of(st).name):
+        with self._account_stage(st):
             return self._compute_step(st)
 
     def _compute_step(self, st: Stage) -> Path:
@@ -543,7 +547,7 @@ class Runner:
             cached = self.store.read_json("sensitivity", st.key, JSON_CHECKS["sensitivity"])
             if cached is not None:
                 return cached
-            with self._account(st.kind, st.key, model_config_of(st).name):
+            with self._account_stage(st):
                 out = {**st.step.measure(self, st), **provenance()}
                 self.store.write_json("sensitivity", st.key, out)
             self.computed.append(st.key)
@@ -566,7 +570,7 @@ class Runner:
             cached = None if remade else self._cached_metrics(st)
             if cached is not None:
                 return cached
-            with self._account(st.kind, st.key, model_config_of(st).name):
+            with self._account_stage(st):
                 return self._evaluate(st)
 
     def _cached_metrics(self, st: Stage) -> dict | None:

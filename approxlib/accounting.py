@@ -119,31 +119,33 @@ def estimate(todo: pd.DataFrame, recorded: pd.DataFrame) -> pd.DataFrame:
     images-per-second rate of the same kind, model and training batch size times its planned
     images where both are known, else that of the same kind and model at any batch size, else
     the median seconds of the same kind and model, else of the same kind; NaN when nothing like
-    it was recorded. `other_batch`: a training entry priced from rates recorded at other batch
-    sizes only (fair on a CPU, which computes at much the same rate; on a GPU, whose small
-    batches wait on kernel launches, several times too slow)."""
+    it was recorded. `other_batch`: a training entry priced although nothing of its kind and
+    model was recorded at its batch size (fair on a CPU, which computes at much the same rate
+    whatever the batch; on a GPU, whose small batches wait on kernel launches, off
+    several-fold)."""
     rec = recorded.dropna(subset=["seconds"])
     counted = rec[rec.images > 0]
-    by_batch = counted.dropna(subset=["batch"]).groupby(["kind", "model", "batch"])
+    by_batch = counted.groupby(["kind", "model", "batch"])  # NaN batches (old records) dropped
     rate_at = by_batch.images.sum() / by_batch.seconds.sum()
     rate = counted.groupby(["kind", "model"]).images.sum() / \
         counted.groupby(["kind", "model"]).seconds.sum()
+    seen = set(zip(rec.kind, rec.model, rec.batch))
     by_model = rec.groupby(["kind", "model"]).seconds.median()
     by_kind = rec.groupby("kind").seconds.median()
 
-    def one(r) -> tuple[float, bool]:
+    def one(r) -> float:
         k = (r.kind, r.model)
         if not pd.isna(r.planned_images):
             if (*k, r.batch) in rate_at.index:
-                return r.planned_images / rate_at[(*k, r.batch)], False
+                return r.planned_images / rate_at[(*k, r.batch)]
             if k in rate.index:
-                return r.planned_images / rate[k], r.batch > 0
-        if k in by_model.index:
-            return by_model[k], False
-        return by_kind.get(r.kind, np.nan), False
-    out = [one(r) for r in todo.itertuples()]
-    return pd.DataFrame(out, index=todo.index, columns=["seconds", "other_batch"]).astype(
-        {"seconds": float, "other_batch": bool})
+                return r.planned_images / rate[k]
+        return by_model[k] if k in by_model.index else by_kind.get(r.kind, np.nan)
+    seconds = pd.Series([one(r) for r in todo.itertuples()], index=todo.index, dtype=float)
+    other = [b > 0 and (kind, model, b) not in seen
+             for kind, model, b in zip(todo.kind, todo.model, todo.batch)]
+    return pd.DataFrame({"seconds": seconds, "other_batch": pd.Series(
+        other, index=todo.index, dtype=bool) & seconds.notna()})
 
 
 def recorded(st: store.Store) -> pd.DataFrame:

@@ -273,8 +273,8 @@ def _estimate(p: dict, sections: list[str], st, data_dir, todo: list[dict]) -> s
             f"{len(need)} missing entries, from the {len(rec)} entries recorded in this models "
             f"folder" + (f"; {int((~known).sum())} unlike anything recorded"
                          if (~known).any() else "")
-            + (f"; {other} training entries priced from rates at another batch size (on a GPU"
-               f" far too slow at small batches)" if other else ""))
+            + (f"; {other} training entries priced from another or an unrecorded batch size"
+               f" (on a GPU possibly off several-fold)" if other else ""))
 
 
 def _check_sections(text: str) -> None:

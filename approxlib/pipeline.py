@@ -130,6 +130,14 @@ def _val_correct_ok(m: dict) -> bool:
             and abs(sum(v) / len(v) - m["val_accuracy"]) < 1e-6)
 
 
+def _timing_ok(t: dict) -> bool:
+    """A stage's recorded cost (`Runner._account`). Its training batch size is optional:
+    records made before it was kept still price estimates, at any batch size."""
+    batch = t.get("batch", 0)
+    return (_fields(kind=str, model=str, seconds=NUM, images=int, threads=int, finished=NUM)(t)
+            and isinstance(batch, int) and not isinstance(batch, bool) and batch >= 0)
+
+
 # What a cached JSON entry must hold to be used; anything else is set aside and recomputed.
 JSON_CHECKS = {
     "metrics": _metrics_ok,
@@ -143,7 +151,7 @@ JSON_CHECKS = {
                       decode_seconds=NUM),
     "onnx": _fields(seconds=NUM),
     # stage accounting: one per computed stage, evaluation and curve (`Runner._account`)
-    "timing": _fields(kind=str, model=str, seconds=NUM, images=int, threads=int, finished=NUM),
+    "timing": _timing_ok,
 }
 JSON_CHECKS["nncodec"] = JSON_CHECKS["encode"]
 
@@ -484,7 +492,8 @@ class Runner:
             return None
         return path
 
-    def _account_stage(self, st: Stage):
+    def _account_stage(self, st: Stage) -> contextlib.AbstractContextManager:
+        """`_account` for a stage: its kind, key, model and training batch size."""
         return self._account(st.kind, st.key, model_config_of(st).name, st.step.train_batch())
 
     @contextlib.contextmanager

@@ -69,8 +69,9 @@ def test_training_is_priced_at_its_own_batch_size_where_recorded():
     est = accounting.estimate(todo, rec)
     assert est.seconds.tolist()[:4] == pytest.approx([20.0, 80.0, 30.0, 2.0])  # 400, 100,
     # all three pooled (6000 images in 30 s), 500 img/s
-    assert est.other_batch.tolist() == [False, False, True, False, False]
-    assert est.seconds[4] == 10.0  # no planned images: the median, not a rate, so not flagged
+    # e: no planned images, so the median of its kind and model; none of them at batch 64
+    assert est.seconds[4] == 10.0
+    assert est.other_batch.tolist() == [False, False, True, False, True]
 
 
 def test_scratch_b_is_priced_at_its_epoch_cap(data_root):
@@ -115,7 +116,10 @@ def test_a_run_records_every_entry_it_computes(smoke_run):
     rec = accounting.recorded(store)
     assert len(rec) >= len(t) and set(rec.kind) >= set(t.kind)
     # each records the batch size it trained at, as the plan has it (0: no training)
-    assert (t[t.kind.isin(["train", "prune", "scratch"])].batch == p["batch_size"]).all()
+    assert (t[t.kind.isin(["train", "scratch"])].batch == p["batch_size"]).all()
+    prune = t[t.kind == "prune"]  # section H's curve points before fine-tuning train nothing
+    assert set(prune.batch) == {0, p["batch_size"]}
+    assert ((prune.batch > 0) == (prune.planned_images > 0)).all()
     assert (t[t.kind.isin(["evaluate", "encode", "onnx", "curve", "latency"])].batch == 0).all()
     if not os.environ.get("APPROX_TEST_STORE"):  # computed now, not kept from older code
         assert set(rec[rec.kind == "train"].batch) == {p["batch_size"]}
@@ -138,9 +142,28 @@ def test_dry_run_prices_what_is_missing(smoke_run, capsys):
     last = out[-2]  # before the count line
     assert last.startswith("estimate: ") and "unlike anything" not in last, last
     assert f"for {len(missing)} of the {len(missing)} missing entries" in last
+    if not os.environ.get("APPROX_TEST_STORE"):  # a kept store's older records lack batches
+        assert "batch size" not in last, last  # recorded at smoke's own batch size
+    # another batch size: the training entries are priced, and the line says from what
+    assert cli.main(args + ["--set", "batch_size=64"]) == 0
+    last = capsys.readouterr().out.splitlines()[-2]
+    trained = last.split("; ")[-1]
+    assert trained.endswith("priced from another or an unrecorded batch size (on a GPU "
+                            "possibly off several-fold)"), last
+    assert int(trained.split()[0]) >= 3  # A's baseline, its pruned model and its control
     assert any(line.split()[1] == "latency" for line in missing)  # A's timing, of new models
     seconds = float(last.split("(")[1].split()[0])
     # fine-tuning 3 epochs instead of 1, at the rates the smoke run recorded: more than the
     # recorded cost of the one-epoch stages they replace
     t = accounting.table(p, ["A"], store)
     assert seconds > t[t.kind.isin(["prune", "control"])].seconds.sum()
+
+
+def test_a_timing_record_may_lack_a_batch_size_but_not_hold_a_wrong_one():
+    from approxlib import pipeline
+    ok = pipeline.JSON_CHECKS["timing"]
+    rec = {"kind": "train", "model": "resnet18", "seconds": 1.5, "images": 10, "threads": 2,
+           "finished": 1.0}
+    assert ok(rec) and ok({**rec, "batch": 32}) and ok({**rec, "batch": 0})
+    for bad in ("32", True, -1, 12.5, None):
+        assert not ok({**rec, "batch": bad}), bad

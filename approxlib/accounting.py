@@ -63,11 +63,13 @@ def table(p: dict, sections: list[str], st: store.Store, since: float | None = N
           data_root=None, planned: bool = False) -> pd.DataFrame:
     """The plan's entries with their recorded cost; `computed`: recorded at or after `since`
     (this run), whichever process computed it (a Dask worker writes the same record; its clock
-    is trusted). `planned`: also the images each will put through a model (loads the data).
-    `batch`: the batch size it trains at as planned (0: it does not train)."""
+    is trusted). `planned`: also the images each will put through a model (loads the data),
+    for a dry run, which reads only this machine's records and moves nothing. `batch`: the
+    batch size it trains at as planned (0: it does not train)."""
     rows = []
+    read = st.peek_json if planned else st.read_json
     for e in entries(p, sections):
-        t = st.read_json("timing", e["key"], pipeline.JSON_CHECKS["timing"]) or {}
+        t = read("timing", e["key"], pipeline.JSON_CHECKS["timing"]) or {}
         rows.append({**{k: e[k] for k in COLUMNS[:5]}, "seconds": t.get("seconds", np.nan),
                      "images": t.get("images", np.nan), "threads": t.get("threads", np.nan),
                      "computed": since is not None and t.get("finished", -1.0) >= since,
@@ -153,8 +155,8 @@ def recorded(st: store.Store) -> pd.DataFrame:
     rows = []
     folder = st.root / "timing"  # this machine's copy (a URL store: what it fetched)
     for f in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        t = store.read_json_entry(f, pipeline.JSON_CHECKS["timing"])
-        if isinstance(t, dict):
+        t = st.peek_json("timing", f.stem, pipeline.JSON_CHECKS["timing"])  # its digest holds
+        if t is not None:
             rows.append(t)
     return pd.DataFrame(rows, columns=["kind", "model", "seconds", "images", "threads", "batch",
                                        "finished"])  # batch: NaN in records made before it

@@ -539,8 +539,10 @@ def _profile_spec(name: str) -> dict[str, Any]:
                               f"{', '.join(profile_names())}, or a file ending in .yaml")
         return dict(doc["profiles"][name])
     path = Path(name)
+    if not path.exists():
+        raise ConfigError(f"profile file {name} not found")
     if not path.is_file() or path.stat().st_size > MAX_PROFILE_BYTES:
-        raise ConfigError(f"profile file {name} not found (or over 1 MiB)")
+        raise ConfigError(f"profile file {name} is not a regular file of at most 1 MiB")
     try:
         spec = yaml.load(path.read_text(encoding="utf-8", errors="replace"), Loader=_PlainLoader)
     except (yaml.YAMLError, ValueError, OSError) as e:  # ConfigError (aliases, depth) is a ValueError

@@ -159,6 +159,9 @@ class ImageFolder(data.Source):
             samples = tvfolder.make_dataset(str(where), index, tvfolder.IMG_EXTENSIONS)
         except FileNotFoundError as e:  # no class folder, or a class without images
             raise FolderError(f"{where}: {str(e).splitlines()[0][:200]}") from None
+        odd = next((f for f, _ in samples if not Path(f).is_file()), None)
+        if odd is not None:  # a FIFO would block its read, a device never end
+            raise FolderError(f"{odd} is not a regular file")
         return [(Path(f), y) for f, y in sorted(samples)], names
 
     def _digest(self, part: str) -> str:

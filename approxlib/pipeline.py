@@ -130,12 +130,17 @@ def _val_correct_ok(m: dict) -> bool:
             and abs(sum(v) / len(v) - m["val_accuracy"]) < 1e-6)
 
 
+def _count(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2 ** 53
+
+
 def _timing_ok(t: dict) -> bool:
-    """A stage's recorded cost (`Runner._account`). Its training batch size is optional:
-    records made before it was kept still price estimates, at any batch size."""
-    batch = t.get("batch", 0)
-    return (_fields(kind=str, model=str, seconds=NUM, images=int, threads=int, finished=NUM)(t)
-            and isinstance(batch, int) and not isinstance(batch, bool) and batch >= 0)
+    """A stage's recorded cost (`Runner._account`): seconds (positive, under 30 years),
+    counts. Its training batch size is optional: records made before it still price."""
+    return (_fields(kind=str, model=str, seconds=NUM, finished=NUM)(t)
+            and not isinstance(t["seconds"], bool) and 0 < t["seconds"] < 1e9
+            and _count(t.get("images")) and _count(t.get("threads"))
+            and _count(t.get("batch", 0)))
 
 
 # What a cached JSON entry must hold to be used; anything else is set aside and recomputed.

@@ -278,14 +278,15 @@ def parse_sections(text: str | list | None, p: dict | None = None) -> list[str]:
     study's fixed comparisons; else all)."""
     if text is None and p is not None and own_study(p):
         return [letter for letter, spec in SECTIONS.items() if not spec.original]
-    if text is None or text == "all":
+    if text is None or (isinstance(text, str) and text.strip().lower() == "all"):
         return list(SECTIONS)
     items = text if isinstance(text, list) else str(text).split(",")
     out = []
-    for s in items:
-        s = str(s).strip().upper()
+    for given in items:
+        s = str(given).strip().upper()
         if s not in SECTIONS:
-            raise ConfigError(f"unknown section {s!r}; valid: {', '.join(SECTIONS)}")
+            raise ConfigError(f"unknown section {str(given).strip()!r}; valid: "
+                              f"{', '.join(SECTIONS)}, or all alone")
         if s not in out:
             out.append(s)
     return out

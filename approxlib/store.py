@@ -445,11 +445,16 @@ def parse_json(raw: bytes) -> Any:
 
 
 def read_json_entry(path: Path, check: Callable[[Any], bool] | None = None) -> dict | str:
-    """A JSON entry as a dict, or the reason it cannot be used (a string)."""
+    """A JSON entry as a dict, or the reason it cannot be used (a string). Only a regular file
+    is opened (a FIFO would block, a device never end), and no more than MAX_JSON of it read."""
     try:
-        if path.stat().st_size > MAX_JSON:
+        if not path.is_file():
+            return "not a regular file"
+        with open(path, "rb") as f:
+            raw = f.read(MAX_JSON + 1)
+        if len(raw) > MAX_JSON:
             return f"JSON entry larger than {MAX_JSON >> 20} MiB"
-        obj = parse_json(path.read_bytes())
+        obj = parse_json(raw)
     except (OSError, ValueError) as e:
         return f"unreadable JSON entry ({str(e)[:80]})"
     if not isinstance(obj, dict) or not _finite(obj) or (check and not check(obj)):
@@ -613,6 +618,16 @@ class Store:
             self.set_aside(p, obj)
             return None
         return obj
+
+    def peek_json(self, kind: str, key: str, check: Callable[[Any], bool] | None = None
+                  ) -> dict | None:
+        """This machine's verified copy of a JSON entry, else None; fetches and moves nothing
+        (`approx report --dry-run` reads timing records so)."""
+        path = self.path(kind, key, ".json")
+        if not path.is_file() or self.verify(path) is not None:
+            return None
+        obj = read_json_entry(path, check)
+        return obj if isinstance(obj, dict) else None
 
     def write_json(self, kind: str, key: str, obj: dict) -> None:
         write_json(self.path(kind, key, ".json"), obj)

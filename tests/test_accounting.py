@@ -167,3 +167,26 @@ def test_a_timing_record_may_lack_a_batch_size_but_not_hold_a_wrong_one():
     assert ok(rec) and ok({**rec, "batch": 32}) and ok({**rec, "batch": 0})
     for bad in ("32", True, -1, 12.5, None):
         assert not ok({**rec, "batch": bad}), bad
+    for field, bad in [("seconds", 0), ("seconds", -1000), ("seconds", 1e308),
+                       ("seconds", True), ("images", -5), ("images", True), ("images", 1e23),
+                       ("images", 10 ** 30), ("threads", -1)]:
+        assert not ok({**rec, field: bad}), (field, bad)
+
+
+def test_a_dry_run_moves_no_damaged_record_and_prices_without_it(store_copy, smoke_run, capsys):
+    from approxlib import cli
+    p, data_root = smoke_run[0], smoke_run[5]
+    key = accounting.entries(p, ["A"])[0]["key"]  # A's baseline
+    record = store_copy.path("timing", key, ".json")
+    damaged = record.with_name("new")  # replaced, not written through: the copy is hard links
+    damaged.write_text(record.read_text().replace('"seconds": ', '"seconds": -'))
+    os.replace(damaged, record)
+    # longer fine-tuning: the baseline stays (and its record is read), its pruned model is new
+    args = ["report", "--profile", "smoke", "--sections", "A", "--models-dir",
+            str(store_copy.root), "--data-dir", str(data_root), "--dry-run",
+            "--set", "finetune_epochs=3"]
+    assert cli.main(args) == 0
+    last = capsys.readouterr().out.splitlines()[-2]
+    assert last.startswith("estimate: ") and "-" not in last.split("(")[1], last
+    assert record.exists() and not (store_copy.root / "damaged").exists()
+    assert len(accounting.recorded(store_copy)) == len(accounting.recorded(smoke_run[1])) - 1

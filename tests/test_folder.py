@@ -131,6 +131,9 @@ def test_bad_folders_get_one_line(folder, tmp_path):
     own = _copy(folder, tmp_path / "classes")
     (own / "test" / "class0").rename(own / "test" / "zero")
     _expect_error(own, r"other classes than")
+    own = _copy(folder, tmp_path / "fifo")  # reading it would block for ever
+    os.mkfifo(own / "train" / "class2" / "x.png")
+    _expect_error(own, r"x\.png is not a regular file")
 
 
 def test_grayscale_images_give_one_channel(folder, tmp_path):
@@ -266,5 +269,10 @@ def test_profile_files_are_checked_like_profiles(tmp_path):
     bad.write_text("- a list\n")
     with pytest.raises(ConfigError, match="key: value"):
         load(str(bad))
+    with pytest.raises(ConfigError, match="mine.yaml not found$"):
+        load(str(tmp_path / "mine.yaml"))
+    (tmp_path / "dir.yaml").mkdir()
+    with pytest.raises(ConfigError, match="dir.yaml is not a regular file of at most 1 MiB"):
+        load(str(tmp_path / "dir.yaml"))
     assert profile_label(str(tmp_path / "quick.yaml")) == "quick-file"
     assert profile_label(str(tmp_path / "mine.yml")) == "mine"

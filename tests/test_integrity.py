@@ -282,6 +282,31 @@ def test_json_entries_refuse_nan_and_huge_numbers(tmp_path):
     assert S.read_json_entry(f) == {"a": 1.5}
 
 
+def test_json_entries_are_read_only_from_regular_files_and_bounded(tmp_path, monkeypatch):
+    """A FIFO would block its read and /dev/zero never end: neither is opened."""
+    fifo = tmp_path / "f.json"
+    os.mkfifo(fifo)
+    assert S.read_json_entry(fifo) == "not a regular file"
+    zero = tmp_path / "z.json"
+    zero.symlink_to("/dev/zero")
+    assert S.read_json_entry(zero) == "not a regular file"
+    big = tmp_path / "b.json"
+    big.write_text('{"a": "' + "x" * 300 + '"}')
+    monkeypatch.setattr(S, "MAX_JSON", 100)
+    assert "larger than" in S.read_json_entry(big)
+
+
+def test_peeking_at_a_json_entry_moves_nothing(tmp_path):
+    st = S.Store(tmp_path / "models")
+    st.write_json("timing", "k", {"a": 1})
+    assert st.peek_json("timing", "k") == {"a": 1}
+    assert st.peek_json("timing", "k", lambda o: "b" in o) is None  # fails its check
+    st.path("timing", "k", ".json").write_text('{"a": 2}')  # its digest no longer holds
+    assert st.peek_json("timing", "k") is None
+    assert st.path("timing", "k", ".json").exists() and not (st.root / "damaged").exists()
+    assert st.read_json("timing", "k") is None and (st.root / "damaged").exists()  # a run's read
+
+
 def test_a_notebook_run_by_hand_never_changes_the_published_results(smoke_run):
     from approxlib import report
     _, store, _, _, _, data_root = smoke_run

@@ -136,6 +136,9 @@ def test_parse_sections():
     assert parse_sections(None) == list("ABCDEFGH")
     with pytest.raises(ConfigError, match="unknown section 'Z'; valid: A, B, C, D, E, F, G, H"):
         parse_sections("A,Z")
+    assert parse_sections(" ALL ") == parse_sections("all") == list("ABCDEFGH")
+    with pytest.raises(ConfigError, match="unknown section 'all'; valid: .*, or all alone"):
+        parse_sections("all,A")
 
 
 def test_the_grid_adds_a_gradually_pruned_model_and_its_curve_per_further_sparsity():

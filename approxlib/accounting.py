@@ -120,7 +120,8 @@ def estimate(todo: pd.DataFrame, recorded: pd.DataFrame) -> pd.DataFrame:
     """Seconds each entry of `todo` should take, from `recorded` (entries with seconds): the
     images-per-second rate of the same kind, model and training batch size times its planned
     images where both are known, else that of the same kind and model at any batch size, else
-    the median seconds of the same kind and model, else of the same kind; NaN when nothing like
+    the median seconds of the same kind, model and batch size, else of the same kind and model,
+    else of the same kind; NaN when nothing like
     it was recorded. `other_batch`: a training entry priced although nothing of its kind and
     model was recorded at its batch size (fair on a CPU, which computes at much the same rate
     whatever the batch; on a GPU, whose small batches wait on kernel launches, off
@@ -132,6 +133,7 @@ def estimate(todo: pd.DataFrame, recorded: pd.DataFrame) -> pd.DataFrame:
     rate = counted.groupby(["kind", "model"]).images.sum() / \
         counted.groupby(["kind", "model"]).seconds.sum()
     seen = set(zip(rec.kind, rec.model, rec.batch))
+    at_batch = rec.groupby(["kind", "model", "batch"]).seconds.median()
     by_model = rec.groupby(["kind", "model"]).seconds.median()
     by_kind = rec.groupby("kind").seconds.median()
 
@@ -142,6 +144,8 @@ def estimate(todo: pd.DataFrame, recorded: pd.DataFrame) -> pd.DataFrame:
                 return r.planned_images / rate_at[(*k, r.batch)]
             if k in rate.index:
                 return r.planned_images / rate[k]
+        if (*k, r.batch) in at_batch.index:
+            return at_batch[(*k, r.batch)]
         return by_model[k] if k in by_model.index else by_kind.get(r.kind, np.nan)
     seconds = pd.Series([one(r) for r in todo.itertuples()], index=todo.index, dtype=float)
     other = [b > 0 and (kind, model, b) not in seen
@@ -158,8 +162,7 @@ def recorded(st: store.Store) -> pd.DataFrame:
         t = st.peek_json("timing", f.stem, pipeline.JSON_CHECKS["timing"])  # its digest holds
         if t is not None:
             rows.append(t)
-    return pd.DataFrame(rows, columns=["kind", "model", "seconds", "images", "threads", "batch",
-                                       "finished"])  # batch: NaN in records made before it
+    return pd.DataFrame(rows, columns=list(pipeline.TIMING_RECORD))  # batch: NaN in older records
 
 
 def write(p: dict, sections: list[str], st: store.Store, out, since: float,

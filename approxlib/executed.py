@@ -75,8 +75,8 @@ def _sidecars(cache: store.Store, keys: set[str]) -> list[str]:
     for kind, f in cache.entries():
         if f.name.split(".", 1)[0] in keys:
             try:
-                recorded = Path(f"{f}{store.DIGEST}").read_bytes()
-            except OSError:  # no sidecar, or moved aside by a run sharing the store
+                recorded = store.read_small(Path(f"{f}{store.DIGEST}"), store.SIDECAR_BYTES)
+            except OSError:  # none, not a file, or moved aside by a run sharing the store
                 recorded = b"none"
             found.append(f"{kind}/{f.name} {hashlib.sha256(recorded).hexdigest()}")
     return found

@@ -130,6 +130,10 @@ def _val_correct_ok(m: dict) -> bool:
             and abs(sum(v) / len(v) - m["val_accuracy"]) < 1e-6)
 
 
+# a `timing` entry's fields, as `Runner._account` writes them
+TIMING_RECORD = ("kind", "model", "seconds", "images", "threads", "batch", "finished")
+
+
 def _count(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2 ** 53
 
@@ -519,9 +523,8 @@ class Runner:
         if self._accounting:
             self._accounting[-1][0] += seconds - inner[0]
             self._accounting[-1][1] += images - inner[1]
-        record = {"kind": kind, "model": model, "seconds": seconds - inner[0],
-                  "images": images - inner[1], "threads": torch.get_num_threads(),
-                  "batch": batch, "finished": time.time()}
+        record = dict(zip(TIMING_RECORD, (kind, model, seconds - inner[0], images - inner[1],
+                                          torch.get_num_threads(), batch, time.time())))
         try:  # the entry itself is stored: a lost record costs an estimate, not the run
             self.store.write_json("timing", key, record)
         except OSError as e:

@@ -112,9 +112,9 @@ class Step:
     def train_batch(self) -> int:
         """The batch size it trains at (its first training config that runs an epoch; 0 if it
         does not train, a pruning without fine-tuning too). Recorded with its cost: where a
-        GPU waits on kernel launches, images per second follow the batch size (smoke's batch
-        32 trained at a fifth of quick's 128 rate on an H200), so `--dry-run` prices a
-        training entry from rates recorded at its own batch size."""
+        GPU waits on kernel launches, images per second follow the batch size (README logbook,
+        "The dry run across batch sizes"), so `--dry-run` prices a training entry from rates
+        recorded at its own batch size."""
         return next((c.batch_size for c in self.configs()
                      if isinstance(c, TrainConfig) and self.planned_epochs(c) > 0), 0)
 

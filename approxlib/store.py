@@ -21,6 +21,7 @@ import math
 import os
 import pickle
 import socket
+import stat
 import tempfile
 import time
 import uuid
@@ -413,6 +414,7 @@ def is_url(root) -> bool:
 
 
 DIGEST = ".sha256"  # sidecar of every artifact: its SHA-256 and size, written before it appears
+SIDECAR_BYTES = 256  # a digest sidecar: 64 hex digits, a space, a size, a newline
 MAX_JSON = 64 << 20  # bytes: our largest JSON (metrics with 10,000 predictions) is ~0.2 MB
 
 
@@ -444,17 +446,23 @@ def parse_json(raw: bytes) -> Any:
     return obj
 
 
+def read_small(path: Path, limit: int) -> bytes:
+    """A regular file's bytes, if at most `limit` of them (else OSError; FileNotFoundError if
+    there is none): a FIFO would block the read and a device never end it, and what is read
+    this way (a JSON entry, a digest sidecar) is small."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise OSError(f"{Path(path).name} is not a regular file")
+    with open(path, "rb") as f:
+        raw = f.read(limit + 1)
+    if len(raw) > limit:
+        raise OSError(f"{Path(path).name} is larger than {limit} bytes")
+    return raw
+
+
 def read_json_entry(path: Path, check: Callable[[Any], bool] | None = None) -> dict | str:
-    """A JSON entry as a dict, or the reason it cannot be used (a string). Only a regular file
-    is opened (a FIFO would block, a device never end), and no more than MAX_JSON of it read."""
+    """A JSON entry as a dict, or the reason it cannot be used (a string)."""
     try:
-        if not path.is_file():
-            return "not a regular file"
-        with open(path, "rb") as f:
-            raw = f.read(MAX_JSON + 1)
-        if len(raw) > MAX_JSON:
-            return f"JSON entry larger than {MAX_JSON >> 20} MiB"
-        obj = parse_json(raw)
+        obj = parse_json(read_small(path, MAX_JSON))
     except (OSError, ValueError) as e:
         return f"unreadable JSON entry ({str(e)[:80]})"
     if not isinstance(obj, dict) or not _finite(obj) or (check and not check(obj)):
@@ -541,9 +549,11 @@ class Store:
         side = Path(f"{path}{DIGEST}")
         try:
             st = path.stat()
+            if not stat.S_ISREG(st.st_mode):
+                return "not a regular file"
             if self._verified.get(path) == (st.st_size, st.st_mtime_ns, st.st_ino):
                 return None
-            recorded = side.read_text(encoding="ascii").split()
+            recorded = read_small(side, SIDECAR_BYTES).decode("ascii").split()
         except FileNotFoundError:
             return "no recorded digest" if path.exists() else "missing"
         except (OSError, UnicodeDecodeError) as e:
@@ -552,6 +562,8 @@ class Store:
             return "unreadable digest"
         if int(recorded[1]) != st.st_size:
             return f"{st.st_size} bytes, {recorded[1]} recorded (truncated or replaced)"
+        if path.suffix == ".json" and st.st_size > MAX_JSON:  # not hashed to be refused
+            return f"JSON entry larger than {MAX_JSON >> 20} MiB"
         if digest_file(path) != recorded[0]:
             return "SHA-256 differs from the recorded one (damaged)"
         self._verified[path] = (st.st_size, st.st_mtime_ns, st.st_ino)

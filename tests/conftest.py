@@ -1,5 +1,6 @@
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,16 @@ def store_copy(smoke_run, tmp_path):
     shutil.copytree(smoke_run[1].root, dst, copy_function=link,
                     ignore=shutil.ignore_patterns(".locks", "damaged"))
     return S.Store(dst)
+
+
+@pytest.fixture
+def no_hang():
+    """Fail instead of hanging: reading a FIFO without a writer blocks for ever, and a
+    regression there would stall the suite rather than fail a test."""
+    def stop(*_):
+        raise TimeoutError("blocked for 20 s")
+    old = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(20)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)

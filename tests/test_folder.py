@@ -114,7 +114,7 @@ def _expect_error(path: Path, match: str, image_size=None) -> None:
         src.classes, src.channels, src.size, src.split("train")
 
 
-def test_bad_folders_get_one_line(folder, tmp_path):
+def test_bad_folders_get_one_line(folder, tmp_path, no_hang):
     _expect_error(tmp_path / "nothing", "needs train/ and test/ folders")
     own = _copy(folder, tmp_path / "empty")
     (own / "train" / "class9").mkdir(exist_ok=True)

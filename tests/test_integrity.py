@@ -282,18 +282,40 @@ def test_json_entries_refuse_nan_and_huge_numbers(tmp_path):
     assert S.read_json_entry(f) == {"a": 1.5}
 
 
-def test_json_entries_are_read_only_from_regular_files_and_bounded(tmp_path, monkeypatch):
+def test_json_entries_are_read_only_from_regular_files_and_bounded(tmp_path, monkeypatch,
+                                                                   no_hang):
     """A FIFO would block its read and /dev/zero never end: neither is opened."""
     fifo = tmp_path / "f.json"
     os.mkfifo(fifo)
-    assert S.read_json_entry(fifo) == "not a regular file"
+    assert "not a regular file" in S.read_json_entry(fifo)
     zero = tmp_path / "z.json"
     zero.symlink_to("/dev/zero")
-    assert S.read_json_entry(zero) == "not a regular file"
+    assert "not a regular file" in S.read_json_entry(zero)
     big = tmp_path / "b.json"
     big.write_text('{"a": "' + "x" * 300 + '"}')
     monkeypatch.setattr(S, "MAX_JSON", 100)
     assert "larger than" in S.read_json_entry(big)
+
+
+def test_digest_sidecars_are_read_only_from_regular_files(tmp_path, monkeypatch, no_hang):
+    st = S.Store(tmp_path / "models")
+    st.write_json("timing", "k", {"a": 1})
+    path = st.path("timing", "k", ".json")
+    side = Path(f"{path}{S.DIGEST}")
+    side.unlink()
+    os.mkfifo(side)
+    assert "not a regular file" in st.verify(path)
+    assert st.peek_json("timing", "k") is None and not st.has("timing", "k", ".json")
+    side.unlink()
+    side.symlink_to("/dev/zero")
+    assert "not a regular file" in st.verify(path)
+    side.unlink()
+    side.write_text("0" * 64 + " 9" * 200)  # a sidecar is small
+    assert "larger than" in st.verify(path)
+    st.write_json("timing", "k", {"a": "x" * 300})
+    monkeypatch.setattr(S, "MAX_JSON", 100)  # refused by its size, before it is hashed
+    monkeypatch.setattr(S, "digest_file", lambda p: pytest.fail("hashed"))
+    assert "larger than" in st.verify(path)
 
 
 def test_peeking_at_a_json_entry_moves_nothing(tmp_path):

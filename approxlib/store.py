@@ -136,8 +136,11 @@ def save_checkpoint(model: nn.Module, path: Path, model_cfg: ModelConfig, quant:
            "packed": quant in PACKED}
     if shapes:
         obj["shapes"] = shapes
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        # to a file object: torch names the zip's folder "archive"; given a path it names it
+        # after the file (here the writer's temp name: host, pid, random), so the same model's
+        # size_bytes varied with the machine's host name and the writer's pid
+        torch.save(obj, f)
     return Path(path).stat().st_size
 
 

@@ -20,6 +20,16 @@ def saved(tmp_path_factory):
     return model, path
 
 
+def test_the_same_checkpoint_is_the_same_bytes_whoever_writes_it(saved, tmp_path, monkeypatch):
+    """A file's size is a reported result: it may not depend on its name, the writer's host
+    or pid (torch.save names its zip folder after the path it is given)."""
+    model, path = saved
+    monkeypatch.setattr(store, "HOST", "a-much-longer-host-name-than-before")
+    other = tmp_path / "another" / "name-of-a-different-length.pt"
+    store.save_checkpoint(model, other, CFG, meta={"note": "test"})
+    assert other.read_bytes() == path.read_bytes()
+
+
 def test_round_trip_is_bit_exact(saved):
     model, path = saved
     back, info = store.load_checkpoint(path, expect=CFG)

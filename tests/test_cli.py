@@ -280,9 +280,9 @@ def test_os_error_during_the_work_is_one_line(capsys, tmp_path, r18, monkeypatch
                                               expect):
     # The disk fills up while the checkpoint is written: one line naming the file, exit 2, and
     # the atomic write leaves nothing behind.
-    def full_disk(obj, f, *args, **kwargs):
-        Path(f).write_bytes(b"partial")
-        raise OSError(code_, text, str(f))
+    def full_disk(obj, f, *args, **kwargs):  # the store saves through a file object
+        f.write(b"partial")
+        raise OSError(code_, text, f.name)
     monkeypatch.setattr(torch, "save", full_disk)
     code, out, err = run(capsys, "quantize", "--checkpoint", str(r18), "--out",
                          str(tmp_path / "q.pt"))

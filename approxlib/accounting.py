@@ -121,11 +121,10 @@ def estimate(todo: pd.DataFrame, recorded: pd.DataFrame) -> pd.DataFrame:
     images-per-second rate of the same kind, model and training batch size times its planned
     images where both are known, else that of the same kind and model at any batch size, else
     the median seconds of the same kind, model and batch size, else of the same kind and model,
-    else of the same kind; NaN when nothing like
-    it was recorded. `other_batch`: a training entry priced although nothing of its kind and
-    model was recorded at its batch size (fair on a CPU, which computes at much the same rate
-    whatever the batch; on a GPU, whose small batches wait on kernel launches, off
-    several-fold)."""
+    else of the same kind; NaN when nothing like it was recorded. `other_batch`: a training
+    entry priced although nothing of its kind and model was recorded at its batch size (fair
+    on a CPU, which computes at much the same rate whatever the batch; on a GPU, whose small
+    batches wait on kernel launches, off several-fold)."""
     rec = recorded.dropna(subset=["seconds"])
     counted = rec[rec.images > 0]
     by_batch = counted.groupby(["kind", "model", "batch"])  # NaN batches (old records) dropped

@@ -639,7 +639,7 @@ class Store:
         """This machine's verified copy of a JSON entry, else None; fetches and moves nothing
         (`approx report --dry-run` reads timing records so)."""
         path = self.path(kind, key, ".json")
-        if not path.is_file() or self.verify(path) is not None:
+        if self.verify(path) is not None:  # missing, not a regular file, or damaged
             return None
         obj = read_json_entry(path, check)
         return obj if isinstance(obj, dict) else None

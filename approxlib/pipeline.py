@@ -798,6 +798,21 @@ def curve_key(v: Variant, p: dict) -> tuple[Stage, list[int], str]:
                                       gradual.key)
 
 
+# Bits per stored conv/fc weight of each quantization (k-means: the profile's codebook bits).
+# Dynamic INT8 quantizes the classifier only; static INT8 (post-training or QAT, PyTorch or
+# ONNX Runtime) every conv and linear weight.
+WEIGHT_BITS = {"none": "32/32", "int8-dynamic": "32/8", "int8-static": "8/8", "int8-qat": "8/8"}
+
+
+def weight_bits(v: Variant, p: dict) -> str:
+    """results.csv's `weight_bits`: "conv/fc" bits per stored weight, or a codec's qp."""
+    if v.qp is not None:
+        return f"qp {v.qp}"
+    if v.quant == "kmeans":
+        return f"{per_model(p, 'dc_bits_conv', v.model)}/{per_model(p, 'dc_bits_fc', v.model)}"
+    return WEIGHT_BITS[v.quant]
+
+
 def row(v: Variant, p: dict, m: dict) -> dict:
     """One results.csv row: the contract's columns, then provenance and extras."""
     p = variant_params(p, v)
@@ -825,13 +840,7 @@ def row(v: Variant, p: dict, m: dict) -> dict:
         "epochs": epochs, "init": Path(init).name if init else "",
         "finetune_epochs": extra_epochs, "control": v.control, "protocol": v.protocol,
         "kd": v.kd,
-        # bits per stored conv/fc weight: k-means codebook indices, or float32 (dynamic INT8
-        # quantizes the classifier only)
-        "weight_bits": (f"{per_model(p, 'dc_bits_conv', v.model)}/"
-                        f"{per_model(p, 'dc_bits_fc', v.model)}"
-                        if v.quant == "kmeans"
-                        else "32/8" if v.quant == "int8-dynamic"
-                        else f"qp {v.qp}" if v.qp is not None else "32/32"),
+        "weight_bits": weight_bits(v, p),
         "qp": v.qp,
         "schedule": p["schedule"], "train_size": p["train_size"], "artifact_key": m["artifact_key"],
         "git_commit": m["git_commit"], "torch_version": m["torch_version"], "cpu": m["cpu"],

@@ -8,6 +8,7 @@ from torch.ao.quantization.fake_quantize import FakeQuantizeBase
 
 from approxlib import measure
 from approxlib import models
+from approxlib import pipeline
 from approxlib import prune
 from approxlib import quantize
 from approxlib import store
@@ -259,3 +260,33 @@ def test_int8_checkpoint_with_non_dict_shapes_is_one_checkpoint_error(tmp_path, 
     with pytest.raises(store.CheckpointError, match="invalid layer sizes") as e:
         store.load_checkpoint(tmp_path / "crafted.pt")
     assert "\n" not in str(e.value)
+
+
+def _stored_bits(model: nn.Module) -> dict[str, set[int]]:
+    """Bits per stored weight of the model's conv and linear layers, as its tensors hold them."""
+    bits: dict[str, set[int]] = {}
+    for m in model.modules():
+        w = getattr(m, "weight", None)
+        name = type(m).__name__
+        kind = "conv" if "Conv" in name else "fc" if "Linear" in name else None
+        if w is None or kind is None:
+            continue
+        w = w() if callable(w) else w  # quantized modules unpack their weight
+        bits.setdefault(kind, set()).add(w.element_size() * 8)
+    return bits
+
+
+@pytest.mark.parametrize("quant", ["none", "int8-dynamic", "int8-static"])
+def test_the_weight_bits_column_is_what_each_quantization_stores(quant):
+    """results.csv's `weight_bits` ("conv/fc") against the weights of a model so quantized
+    (static INT8 once read 32/32)."""
+    model = models.build(ModelConfig("resnet18", 10, 1), seed=0).eval()
+    q = (quantize.quantize_static(model, torch.rand(8, 1, 28, 28)) if quant == "int8-static"
+         else quantize.quantize(model, QuantConfig(quant)))
+    conv, fc = pipeline.WEIGHT_BITS[quant].split("/")
+    assert _stored_bits(q) == {"conv": {int(conv)}, "fc": {int(fc)}}
+
+
+def test_the_weight_bits_column_of_qat_is_what_it_stores(qat):
+    conv, fc = pipeline.WEIGHT_BITS["int8-qat"].split("/")
+    assert _stored_bits(qat[1]) == {"conv": {int(conv)}, "fc": {int(fc)}}

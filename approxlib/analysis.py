@@ -35,7 +35,7 @@ def variant_name(r) -> str:
     if getattr(r, "control", "none") not in ("none", "equal-compute"):  # scratch, QAT's twin
         how += f" {names.CONTROLS[r.control]}"
     quant = names.PRECISIONS[r.quant]
-    run = "ORT" if r.runtime == "onnxruntime" else "eager"
+    run = names.RUNTIMES_SHORT.get(r.runtime, r.runtime)
     return f"{prune}{how} {quant} {run}"
 
 
@@ -209,9 +209,9 @@ def scratch_verdict(scratch: pd.DataFrame) -> str:
     one."""
     def which(rows: pd.DataFrame) -> str:
         return " and ".join(c.split()[0] for c in rows.comparison)
-    real = scratch[scratch.p_value < 0.05]
+    real = scratch[scratch.p_value.map(stats.significant).astype(bool)]
     beats, loses = real[real["diff"] < 0], real[real["diff"] > 0]
-    tied = scratch[scratch.p_value >= 0.05]
+    tied = scratch.drop(real.index)
     parts = []
     if len(beats):
         parts.append(f"fine-tuned channel pruning beats {which(beats)}")
@@ -270,6 +270,36 @@ def _plain(d: pd.DataFrame) -> pd.Series:
     protocol."""
     return ((d.quant == "none") & (d.codec == "none") & (d.runtime == "pytorch")
             & (d.protocol == "profile") & ~_distilled(d))
+
+
+CHANCE_MARGIN = 0.02  # top-1 this close to `chance` (or below) is a model that learned nothing
+
+
+def at_chance(d: pd.DataFrame) -> pd.Series:
+    """Rows whose top-1 is within CHANCE_MARGIN of always naming the most frequent test class
+    (results.csv's `chance`; rows without it never count)."""
+    if "chance" not in d:
+        return pd.Series(False, index=d.index)
+    return (d.accuracy <= d.chance + CHANCE_MARGIN).fillna(False).astype(bool)
+
+
+def chance_finding(d: pd.DataFrame) -> tuple[str, str] | None:
+    """A caution first where models scored at chance: every comparison with them is void."""
+    at = d[at_chance(d)]
+    if at.empty:
+        return None
+    base = at[(at.prune_ratio == 0) & (at.control == "none") & _plain(at)]
+    models = ", ".join(names.model(m) for m in dict.fromkeys(base.model))
+    lo, hi = at.chance.min(), at.chance.max()
+    level = f"{100 * lo:.1f}%" if lo == hi else f"{100 * lo:.1f}–{100 * hi:.1f}%"
+    return at.section.iloc[0], (
+        f"**Caution.** {len(at)} of {len(d)} models scored within {100 * CHANCE_MARGIN:.0f} "
+        f"points of chance (always naming the most frequent test class: {level})"
+        + (f", the baseline of {models} among them" if models else "")
+        + f": {'it' if len(at) == 1 else 'they'} learned nothing in this run's budget, and "
+        f"every comparison with {'it' if len(at) == 1 else 'them'} means nothing. A longer run "
+        f"may help, and so may `bn_momentum: 0.1` for an architecture that keeps BatchNorm "
+        f"momentum at 0.01 (torchvision's MobileNetV3 and EfficientNet).")
 
 
 def pruning_finding(d: pd.DataFrame, seed: int) -> tuple[str, str] | None:
@@ -363,8 +393,8 @@ def findings(d: pd.DataFrame, ratio: float, seed: int) -> list[tuple[str, str]]:
     (each kind of comparison is recognized by its rows, never by a section's letter)."""
     d = d.copy()
     d["control"] = d.control.fillna("none") if "control" in d else "none"
-    found = [pruning_finding(d, seed), compression_finding(d), speed_finding(d),
-             controls_finding(d, ratio)]
+    found = [chance_finding(d), pruning_finding(d, seed), compression_finding(d),
+             speed_finding(d), controls_finding(d, ratio)]
     return [f for f in found if f is not None]
 
 

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .config import (MODELS, ConfigError, ModelConfig, PruneConfig, QuantConfig,
+from .config import (EXECUTORS, MODELS, ConfigError, ModelConfig, PruneConfig, QuantConfig,
                      check_dataset, check_model, check_ratio, data_config,
                      finetune_config, load_profile, measure_config, parse_overrides,
                      profile_label, profile_names)
@@ -129,7 +129,7 @@ def _report_parser(sub) -> None:
     r.add_argument("--no-pdf", action="store_true", help="render index.html only")
     r.add_argument("--stages-only", action="store_true",
                    help="compute results.csv without executing the notebooks")
-    r.add_argument("--executor", default="local", choices=("local", "dask"),
+    r.add_argument("--executor", default="local", choices=EXECUTORS,
                    help="where the stages run: this process (default), or a Dask cluster")
     r.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: Dask's "
@@ -532,6 +532,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"approx: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # piped into `head`, which left: nothing went wrong here. As the
+        # Python docs advise, what is left to flush at exit goes nowhere
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a shell reports a command SIGPIPE ended
     except OSError as e:  # a disk filling up or a store going away mid-run: not a bug
         print(f"approx: error: {os_error_line(e)}", file=sys.stderr)
         return 2

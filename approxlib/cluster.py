@@ -37,9 +37,6 @@ from tqdm.auto import tqdm
 from . import pipeline
 from . import store
 from .config import ConfigError
-from .steps import Gradual
-
-EXECUTORS = ("local", "dask")
 
 
 def _dask():
@@ -175,7 +172,7 @@ def execute(c, p: dict, sections: list[str], store_url: str, data_root, threads:
                                  resources(st, p, threads))
     curve_futures = []
     for v in curves:
-        gradual = next(s for s in pipeline.stages(v, p) if isinstance(s.step, Gradual))
+        gradual, _, _ = pipeline.curve_key(v, p)
         curve_futures.append(submit(run_curve, v, f"curve-{gradual.key}",
                                     futures.get(gradual.key), {"cpus": threads}))
     phase1 = list(futures.values()) + curve_futures

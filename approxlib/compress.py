@@ -69,7 +69,6 @@ MAX_OUTPUT = 256 << 20         # general_decompress when the architecture is unk
 MAX_CODEBOOK = 1 << 16         # more distinct values than this: values stored raw
 CHUNK = 1 << 20                # symbols decoded per numpy step (bounds the temporaries)
 RAW_DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2"), "int64": np.dtype("<i8")}
-TORCH_DTYPES = {"float32": torch.float32, "int64": torch.int64}
 
 
 class ApxError(store.CheckpointError):

@@ -36,6 +36,7 @@ PRUNE_SCOPES = ("global", "layer")
 QUANT_METHODS = ("none", "int8-dynamic", "kmeans", "int8-static", "int8-qat")
 RUNTIMES = ("pytorch", "onnxruntime")
 APX_CODECS = ("sparse", "packed", "huffman")  # our .apx format's layers (compress.py)
+EXECUTORS = ("local", "dask")  # `approx report --executor`: this process, or a Dask cluster
 GENERAL_CODECS = ("gzip", "xz", "zstd")  # over the whole checkpoint (compress.GENERAL)
 CODECS = ("none", *APX_CODECS, *GENERAL_CODECS)
 DEVICES = ("auto", "cpu", "cuda")
@@ -168,6 +169,11 @@ class TrainConfig:
     # The share of the training split one epoch draws, a fresh random subset each epoch (a short
     # fine-tuning for smoke runs); None: all of it (and not hashed, as kd_alpha).
     epoch_fraction: float | None = dataclasses.field(default=None, metadata={"hash": "if set"})
+    # Every BatchNorm's momentum while training; None: as the architecture sets it (and not
+    # hashed, as kd_alpha). torchvision's MobileNetV3 and EfficientNet use 0.01, meant for
+    # hundreds of ImageNet epochs: after smoke's 190 steps MobileNetV3-Small's running
+    # statistics still lagged so far that it scored 10.0% on Fashion-MNIST, 69.5% at 0.1.
+    bn_momentum: float | None = dataclasses.field(default=None, metadata={"hash": "if set"})
 
     def __post_init__(self):
         _number("epochs", self.epochs, 0, 10_000, integer=True)
@@ -192,6 +198,8 @@ class TrainConfig:
             _number("kd_temperature", self.kd_temperature, 0.0, 100.0, lo_open=True)
         if self.epoch_fraction is not None:
             _number("finetune_fraction", self.epoch_fraction, 0.0, 1.0, lo_open=True)
+        if self.bn_momentum is not None:
+            _number("bn_momentum", self.bn_momentum, 0.0, 1.0, lo_open=True)
 
 
 def check_prune_method(method, what: str = "prune_method") -> None:
@@ -643,7 +651,7 @@ def validate_params(p: dict[str, Any]) -> None:
         NncConfig(q)
     if len(set(qps)) != len(qps):
         raise ConfigError(f"nncodec_qps must be distinct, got {_show(qps)}")
-    ModelConfig("resnet18", 10, 3, p["stem"])
+    _choice("stem", p["stem"], STEMS)
 
 
 def validate_recovery(p: dict[str, Any]) -> None:
@@ -662,7 +670,7 @@ def validate_recovery(p: dict[str, Any]) -> None:
 # What a section-H protocol may set: how a model is trained and fine-tuned, nothing else.
 PROTOCOL_KEYS = ("epochs", "batch_size", "lr", "schedule", "warmup", "momentum", "nesterov",
                  "weight_decay", "label_smoothing", "crop_padding", "flip", "finetune_epochs",
-                 "finetune_lr", "finetune_schedule", "finetune_weight_decay")
+                 "finetune_lr", "finetune_schedule", "finetune_weight_decay", "bn_momentum")
 
 
 def _list(name: str, value: Any) -> list:
@@ -751,6 +759,7 @@ def train_config(p: dict) -> TrainConfig:
         warmup=p["warmup"], momentum=p["momentum"], nesterov=p["nesterov"],
         weight_decay=p["weight_decay"], label_smoothing=p["label_smoothing"],
         crop_padding=p["crop_padding"], flip=p["flip"], precision=p["precision"], seed=p["seed"],
+        bn_momentum=p["bn_momentum"],
     )
 
 
@@ -761,7 +770,7 @@ def finetune_config(p: dict) -> TrainConfig:
         schedule=p["finetune_schedule"], warmup=0.0, momentum=p["momentum"], nesterov=False,
         weight_decay=p["finetune_weight_decay"], label_smoothing=0.0,
         crop_padding=p["crop_padding"], flip=p["flip"], precision=p["precision"], seed=p["seed"],
-        epoch_fraction=p["finetune_fraction"],
+        epoch_fraction=p["finetune_fraction"], bn_momentum=p["bn_momentum"],
     )
 
 
@@ -843,6 +852,18 @@ def _per_model_keys(p: dict, key: str) -> None:
         for k in value:
             if k != "default":
                 check_model(k)
+
+
+def check_init_models(p: dict, chosen: list[str] = ()) -> None:
+    """Weights given for a model the profile never runs would be silently unused: refused.
+    The profile runs `models` (null: the original study's), and any a notebook `chosen`."""
+    studied = list(dict.fromkeys([*(p["models"] or MODELS), *chosen]))
+    if isinstance(p["init"], dict):
+        for k in p["init"]:
+            if k != "default" and k not in studied:
+                raise ConfigError(f"init gives weights for {k}, which this profile does not run "
+                                  f"(models: {', '.join(studied)}); name it in models, or spell "
+                                  f"it as models does")
 
 
 def per_model(p: dict, key: str, model: str) -> Any:

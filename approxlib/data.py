@@ -88,6 +88,10 @@ class Source:
     def labels(self, part: str, root: Path | None = None, download: bool = True) -> torch.Tensor:
         return self.split(part, root, download)[1]
 
+    def count(self, part: str) -> int | None:
+        """The part's number of images where it is known without reading them (None: not)."""
+        return None
+
     def split(self, part: str, root: Path | None = None, download: bool = True
               ) -> tuple[torch.Tensor, torch.Tensor]:
         """One part as (uint8 N×C×H×W, int64 N), resized to `image_size`."""
@@ -240,8 +244,26 @@ def file_label(name: str) -> str:
 def identify(cfg: DataConfig) -> DataConfig:
     """The config with its files' digest where the dataset has one, so that changed images
     give new cache keys (torchvision's datasets check their own files and keep none)."""
-    contents = source(cfg.dataset, cfg.image_size).contents
+    src = source(cfg.dataset, cfg.image_size)
+    n = src.count("train")
+    if n is not None:  # sizes that do not fit fail here, at planning (a dry run too)
+        split_sizes(cfg, n, "val" in src.parts)
+    contents = src.contents
     return cfg if contents is None else dataclasses.replace(cfg, contents=contents)
+
+
+def split_sizes(cfg: DataConfig, n: int, own_val: bool) -> tuple[int, int]:
+    """(validation images carved from `n` training images, training images kept): none carved
+    where the dataset has its own validation part. ConfigError where there are too few."""
+    if not own_val and cfg.val_size >= n:
+        raise ConfigError(f"val_size {cfg.val_size} must be below the {n} training images (or "
+                          f"give the images a val/ folder)")
+    rest = n - (0 if own_val else cfg.val_size)
+    n_train = rest if cfg.train_size is None else cfg.train_size
+    if n_train > rest:
+        raise ConfigError(f"train_size {n_train} exceeds the {rest} training images left after "
+                          f"the validation split")
+    return n - rest, n_train
 
 
 def load_split(name: str, train: bool, root: Path | None = None,
@@ -317,20 +339,13 @@ def load(cfg: DataConfig, root: Path | None = None, download: bool = True) -> Sp
     train_x, train_y = src.split("train", root, download)
     test_x, test_y = src.split("test", root, download)
     g = torch.Generator().manual_seed(cfg.seed)
+    carve, n_train = split_sizes(cfg, len(train_y), "val" in src.parts)
     if "val" in src.parts:
         val_x, val_y = src.split("val", root, download)
         val_idx = None
     else:
-        if cfg.val_size >= len(train_y):
-            raise ConfigError(f"val_size {cfg.val_size} must be below the {len(train_y)} "
-                              f"training images")
-        val_idx = balanced_indices(train_y, cfg.val_size, g)
+        val_idx = balanced_indices(train_y, carve, g)
         val_x, val_y = train_x[val_idx], train_y[val_idx]
-    rest = len(train_y) - (0 if val_idx is None else len(val_idx))
-    n_train = rest if cfg.train_size is None else cfg.train_size
-    if n_train > rest:
-        raise ConfigError(f"train_size {n_train} exceeds the {rest} training images left after "
-                          f"the validation split")
     train_idx = balanced_indices(train_y, n_train, g, exclude=val_idx)
     keep = test_indices(test_y, cfg.test_size)
     if keep is not None:

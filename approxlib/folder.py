@@ -78,6 +78,9 @@ class ImageFolder(data.Source):
 
     @functools.cached_property
     def parts(self) -> tuple[str, ...]:
+        if not self.root.is_dir():
+            raise FolderError(f"image folder {self.root} not found" if not self.root.exists()
+                              else f"{self.root} is not a folder")
         if not (self.root / "train").is_dir() or not (self.root / "test").is_dir():
             raise FolderError(f"image folder {self.root} needs train/ and test/ folders, one "
                               f"subfolder of images per class in each")
@@ -142,6 +145,9 @@ class ImageFolder(data.Source):
         if part not in self.parts:
             raise FolderError(f"image folder {self.root} has no {part}/ folder")
         return self._cached(part, root)
+
+    def count(self, part: str) -> int | None:
+        return len(self._files(part)[0]) if part in self.parts else None
 
     def labels(self, part, root=None, download=True) -> torch.Tensor:
         """The part's labels from its folder names (nothing decoded)."""

@@ -21,6 +21,7 @@ CONTROLS = {"equal-compute": "dense control", "scratch-e": "Scratch-E", "scratch
 CODECS = {"sparse": "sparse .apx", "packed": "packed .apx", "huffman": "Huffman .apx",
           "gzip": "gzip", "xz": "xz", "zstd": "zstd", "nncodec": "NNCodec (MPEG NNC)"}
 RUNTIMES = {"onnxruntime": "ONNX Runtime", "pytorch": "PyTorch"}
+RUNTIMES_SHORT = {"onnxruntime": "ORT", "pytorch": "eager"}  # tables and section G's names
 
 
 def model(name: str) -> str:

@@ -908,6 +908,7 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
                      **{k: entry[k] for k in ("cpu", "git_commit", "torch_version")}}
                 metrics[v] = {**metrics[v], **{f: t[f] for f in RETIMED}}
     df = pd.DataFrame([row(v, p, metrics[v]) for v in variants])
+    df["chance"] = chance_levels(p, variants, data_root)
     df = _integers(df)
     if out_dir is not None:
         write_results(df, Path(out_dir), sections)
@@ -922,15 +923,30 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
     return df, runner
 
 
+def chance_levels(p: dict, variants: list[Variant], data_root) -> list[float]:
+    """Per variant, the top-1 of always naming its test split's most frequent class: what a
+    model that learned nothing scores (results.csv's `chance`; the report warns of models there)."""
+    levels: dict[tuple, float] = {}
+    out = []
+    for v in variants:
+        cfg = data_config(variant_params(p, v), v.dataset)
+        if (cfg.dataset, cfg.test_size) not in levels:
+            y = data.test_labels(cfg, data_root)
+            levels[cfg.dataset, cfg.test_size] = int(torch.bincount(y).max()) / len(y)
+        out.append(levels[cfg.dataset, cfg.test_size])
+    return out
+
+
 def trade_off(df: pd.DataFrame, metrics: dict[Variant, dict],
               curves: dict[Variant, list[dict]]) -> pd.DataFrame:
-    """Section F's files on the size-vs-accuracy trade-off (`analysis.compression_points`),
-    each with `val_lo`, its paired validation bound against its model's best dense model at
-    equal compute (`analysis.compression_reference`). The report's findings and
-    `compression_points.csv` (which benchmarks/targets.py reads) both come from here. `df`'s rows
-    and `metrics` are in one order, as `run` makes them; empty where section F did not run."""
+    """The files of the sections weighed on the size-vs-accuracy trade-off (section F's;
+    `analysis.compression_points`), each with `val_lo`, its paired validation bound against its
+    model's best dense model at equal compute (`analysis.compression_reference`). The report's
+    findings and `compression_points.csv` (which benchmarks/targets.py reads) both come from
+    here. `df`'s rows and `metrics` are in one order, as `run` makes them; empty where no such
+    section ran."""
     d = df.assign(val_correct=[m["val_correct"] for m in metrics.values()])
-    d = d[d.section == "F"]
+    d = d[d.section.map(lambda s: SECTIONS[s].trade_off).astype(bool)]
     plain = d[(d.control == "none") & ~analysis._distilled(d)]
     if plain.empty:
         return pd.DataFrame()

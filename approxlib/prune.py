@@ -201,12 +201,6 @@ def sparsity_of(model: nn.Module) -> float:
     return zeros / total if total else 0.0
 
 
-def expected_zeros(model: nn.Module, ratio: float) -> int:
-    """How many weights `global_unstructured` prunes: round(ratio × total), as torch computes it."""
-    _, total = global_sparsity(model)
-    return round(ratio * total)
-
-
 
 def freeze_masks_(model: nn.Module) -> dict[str, torch.Tensor]:
     """Make the pruned zeros permanent now and return the masks, to re-apply after each step.

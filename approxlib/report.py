@@ -35,6 +35,7 @@ from . import executed
 from . import measure
 from . import analysis, names, plots, stats
 from . import pipeline
+from . import steps
 from . import store
 from .config import (
     ConfigError,
@@ -137,12 +138,12 @@ def run_section(letter: str, profile: str = "quick", model: str | None = None,
     out = _from_repo(out or Path("reports") / profile_label(profile) / "explore" / config_hash(
         letter, model, models, dataset, ratio, ratios, ov, models_dir, str(data_dir)))
     artifacts = store.Store(_store_root(models_dir))
-    data_dir = _from_repo(data_dir or os.environ.get("APPROX_DATA", "data"))
+    data_dir = _from_repo(data_dir or data.default_root())
     t0 = time.perf_counter()
     df, runner = pipeline.run(p, [letter], artifacts, out, data_dir, progress=False,
                               models={letter: chosen} if chosen else None)
     sensitivity = {st.key: runner.sensitivity(st) for v in runner.metrics
-                   for st in pipeline.stages(v, p) if st.step.json_kind == "sensitivity"}
+                   for st in pipeline.stages(v, p) if isinstance(st.step, steps.Sensitivity)}
     seconds = time.perf_counter() - t0
     peak = measure.peak_gflops(p["threads"]) if SECTIONS[letter].roofline else float("nan")
     return SectionRun(letter, p, df, runner.metrics, runner.curves, sensitivity, out, data_dir,
@@ -305,7 +306,7 @@ class Section:
             f"and latency those of seed {self.p['seed']}, whose run the paired tests compare")))
 
     def is_original_protocol(self) -> bool:
-        return self.dataset in ("cifar10", "cifar100") and self.p["schedule"] == "constant"
+        return self.dataset == self.spec.original_dataset and self.p["schedule"] == "constant"
 
     def _figure(self, fig, what: str) -> None:
         """Show a figure as an embedded PNG (works under any matplotlib backend) + caption."""
@@ -362,8 +363,8 @@ class Section:
         mb, mo = self.metrics[base], self.metrics[other]
         test = stats.mcnemar(y, self._pred(base), self._pred(other))
         delta = 100 * (mo["accuracy"] - mb["accuracy"])
-        verdict = ("within noise" if test["p_value"] >= 0.05
-                   else "a real difference on this test set")
+        verdict = ("a real difference on this test set" if stats.significant(test["p_value"])
+                   else "within noise")
         size_ratio = mb["size_bytes"] / mo["size_bytes"]
         lat = mo["latency_ms"] / mb["latency_ms"] - 1
         lat_noise = (mb["latency_iqr_ms"] + mo["latency_iqr_ms"]) / mb["latency_ms"]
@@ -656,7 +657,7 @@ def summary_table(results: pd.DataFrame, sections: list[str]) -> str:
         "pruned": [pruned_words(r, method) for r in d.itertuples()],
         "quant": d.quant,
         "codec": [f"{r.codec} qp {r.qp}" if r.qp else r.codec for r in d.itertuples()],
-        "runtime": d.runtime.replace({"onnxruntime": "ORT"}),
+        "runtime": d.runtime.replace({"onnxruntime": names.RUNTIMES_SHORT["onnxruntime"]}),
         "top-1 (%)": (d.accuracy * 100).round(2), "size (MB)": (d.size_bytes / 1e6).round(3),
         "ratio (×)": d.compression_ratio.round(1),
         "latency (ms)": d.latency_ms.round(2), "sparsity (%)": (d.sparsity * 100).round(1),
@@ -684,36 +685,8 @@ def render(out: Path, p: dict, sections: list[str], notebooks: dict[str, Path],
     """Merge the executed notebooks into out/index.html (code hidden, images embedded);
     `reused`: the sections whose notebook an earlier run executed from the same inputs."""
     results = pd.read_csv(out / "results.csv")
-    durations, cells, spent = {}, [], time_appendix(out)
-    for letter in sections:
-        nb = nbformat.read(notebooks[letter], as_version=4)
-        durations[letter] = nb.metadata.get("papermill", {}).get("duration") or 0.0
-        for c in nb.cells:
-            if c.cell_type == "code":
-                # progress bars and warnings belong in the log, not in the report
-                c.outputs = [o for o in c.outputs if o.get("name") != "stderr"]
-            tags = set(c.metadata.get("tags", []))
-            if tags & {"parameters", "injected-parameters", "remove-in-report"}:
-                continue
-            cells.append(c)
-    toc = "\n".join(f"{i + 1}. [Section {s}. "
-                    f"{SECTIONS[s].heading(dict.fromkeys(results[results.section == s].model))}"
-                    f"](#section-{s})"
-                    for i, s in enumerate(sections))
-    title = nbformat.v4.new_markdown_cell(
-        f"# Approximate computing for CNNs: pruning, quantization and compression of "
-        f"{_and([names.model(m) for m in dict.fromkeys(results.model)])}\n\n"
-        f"Profile **{_literal(profile_label(p['profile']))}**: {_literal(p['description'])}\n\n"
-        f"A re-run of a course project's study (its sections A–E) with validation-based model "
-        f"selection, test-split accuracy with 95% intervals, paired significance tests and "
-        f"median CPU latencies, and what it left undone (section F: real compression; section "
-        f"G: real CPU speed; section H: equal-compute controls, seeds, baselines and "
-        f"sensitivity). "
-        f"Generated by approxlib on "
-        f"{dt.date.today().isoformat()}.\n\n**Contents**\n\n{toc}\n"
-        f"{len(sections) + 1}. [Appendix: environment](#environment)"
-        + (f"\n{len(sections) + 2}. [Appendix: where the time went](#time)"
-           if spent else ""))
+    spent = time_appendix(out)
+    durations, cells = _section_cells(sections, notebooks)
     shown = [s for s in sections if SECTIONS[s].summarized]
     own = [s for s in sections if not SECTIONS[s].summarized]
     found = analysis.findings(results[results.section.isin(sections)], float(p["ratio"]),
@@ -730,8 +703,8 @@ def render(out: Path, p: dict, sections: list[str], notebooks: dict[str, Path],
            if own else "") + ").\n\n" + summary_table(results, sections))
     appendix = nbformat.v4.new_markdown_cell(environment(p, durations, reused))
     timing = [nbformat.v4.new_markdown_cell(spent)] if spent else []
-    merged = nbformat.v4.new_notebook(cells=[title, findings, summary, *cells, appendix,
-                                             *timing])
+    merged = nbformat.v4.new_notebook(cells=[_title_cell(results, p, sections, bool(spent)),
+                                             findings, summary, *cells, appendix, *timing])
     merged.metadata["title"] = f"approx-cnn report ({profile_label(p['profile'])})"
     exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True)
@@ -740,6 +713,46 @@ def render(out: Path, p: dict, sections: list[str], notebooks: dict[str, Path],
     index = out / "index.html"
     store.write_text(index, body)
     return index
+
+
+def _section_cells(sections: list[str], notebooks: dict[str, Path]
+                   ) -> tuple[dict[str, float], list]:
+    """Each section notebook's papermill duration, and its cells as the report shows them."""
+    durations, cells = {}, []
+    for letter in sections:
+        nb = nbformat.read(notebooks[letter], as_version=4)
+        durations[letter] = nb.metadata.get("papermill", {}).get("duration") or 0.0
+        for c in nb.cells:
+            if c.cell_type == "code":
+                # progress bars and warnings belong in the log, not in the report
+                c.outputs = [o for o in c.outputs if o.get("name") != "stderr"]
+            tags = set(c.metadata.get("tags", []))
+            if tags & {"parameters", "injected-parameters", "remove-in-report"}:
+                continue
+            cells.append(c)
+    return durations, cells
+
+
+def _title_cell(results: pd.DataFrame, p: dict, sections: list[str], timed: bool):
+    """The report's title, what it is, and its contents (the time appendix where `timed`)."""
+    toc = "\n".join(f"{i + 1}. [Section {s}. "
+                    f"{SECTIONS[s].heading(dict.fromkeys(results[results.section == s].model))}"
+                    f"](#section-{s})"
+                    for i, s in enumerate(sections))
+    return nbformat.v4.new_markdown_cell(
+        f"# Approximate computing for CNNs: pruning, quantization and compression of "
+        f"{_and([names.model(m) for m in dict.fromkeys(results.model)])}\n\n"
+        f"Profile **{_literal(profile_label(p['profile']))}**: {_literal(p['description'])}\n\n"
+        f"A re-run of a course project's study (its sections A–E) with validation-based model "
+        f"selection, test-split accuracy with 95% intervals, paired significance tests and "
+        f"median CPU latencies, and what it left undone (section F: real compression; section "
+        f"G: real CPU speed; section H: equal-compute controls, seeds, baselines and "
+        f"sensitivity). "
+        f"Generated by approxlib on "
+        f"{dt.date.today().isoformat()}.\n\n**Contents**\n\n{toc}\n"
+        f"{len(sections) + 1}. [Appendix: environment](#environment)"
+        + (f"\n{len(sections) + 2}. [Appendix: where the time went](#time)"
+           if timed else ""))
 
 
 def find_chromium() -> str | None:

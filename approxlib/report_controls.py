@@ -11,6 +11,7 @@ from . import data
 from . import analysis, names, plots, stats
 from . import pipeline
 from . import prune
+from . import steps
 from .config import data_config, sensitivity_config
 from .report import Section, _display, _md
 
@@ -156,7 +157,7 @@ class ControlsSection(Section):
             v = pipeline.Variant(self.letter, model, self.dataset,
                                  float(self.p["h_curve_sparsities"][0]), prune="l1-sensitivity",
                                  seed=self.curve_seed, protocol=self.curve_protocol)
-            st = next(s for s in pipeline.stages(v, self.p) if s.step.json_kind == "sensitivity")
+            st = next(s for s in pipeline.stages(v, self.p) if isinstance(s.step, steps.Sensitivity))
             rows = self.run.sensitivity[st.key]["rows"]
             base = next(r["accuracy"] for r in rows if r["layer"] is None)
             t = pd.DataFrame([r for r in rows if r["layer"] is not None])
@@ -256,7 +257,7 @@ class ControlsSection(Section):
                             f"points, McNemar p = {p:.2g})")
                     points.append(desc)
                     if d > 0:
-                        wins.append((desc, p < 0.05))
+                        wins.append((desc, stats.significant(p)))
             real = [w for w, sig in wins if sig]
             head = (f"sensitivity-guided ratios beat global magnitude at {len(wins)} of "
                     f"{len(points)} points ({len(real)} beyond noise)" if wins else

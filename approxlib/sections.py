@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import names
-from .config import (GENERAL_CODECS, RUNTIMES, SCRATCH, ConfigError, check_model,
-                     curve_sparsities, per_model)
+from .config import (GENERAL_CODECS, RUNTIMES, SCRATCH, ConfigError, check_init_models,
+                     check_model, curve_sparsities, per_model)
 
 
 @dataclass(frozen=True)
@@ -221,6 +221,9 @@ class Spec:
     # (`pipeline.latency_groups`, profile `latency_rounds`); False: its findings are accuracies
     # and nothing is timed (its results.csv rows leave the latency columns empty)
     timed: bool = True
+    # its files are weighed on the size-vs-accuracy trade-off, each against its model's best
+    # dense model at equal compute (`pipeline.trade_off`, compression_points.csv)
+    trade_off: bool = False
 
     def heading(self, models) -> str:
         return self.title.format(models=self.join.join(names.model(m) for m in models))
@@ -256,7 +259,7 @@ for _spec in (
          _versus(lambda p: [(0.0, "none"), (_ratio(p), "none")]), seeds=True, join=" vs ",
          original=True),
     Spec("F", "Real compression: Deep Compression's pipeline and the .apx format",
-         ("resnet18", "mobilenetv2"), _per_model(compression_variants)),
+         ("resnet18", "mobilenetv2"), _per_model(compression_variants), trade_off=True),
     Spec("G", "Real CPU speed: static INT8, channel pruning, ONNX Runtime",
          ("resnet18", "mobilenetv2"), _per_model(speed_variants), roofline=True),
     Spec("H", "Does pruning itself help? Controls, seeds, baselines and sensitivity",
@@ -298,6 +301,7 @@ def plan(p: dict, sections: list[str], models: dict[str, list[str]] | None = Non
 
     `models` replaces a section's model list (a notebook's `model` parameter), e.g.
     {"A": ["resnet18"]}."""
+    check_init_models(p, [m for ms in (models or {}).values() for m in ms])
     extra = [int(x) for x in (p["seeds"] or []) if int(x) != int(p["seed"])]
     out = []
     for letter in sections:

@@ -61,6 +61,14 @@ def within_noise(ci: dict) -> bool:
     return not (ci["lo"] > 0 or ci["hi"] < 0)
 
 
-def verdict_words(p_value: float, alpha: float = 0.05) -> str:
+ALPHA = 0.05  # the significance level of every paired test the report calls
+
+
+def significant(p_value: float) -> bool:
+    """Whether a paired test's p-value calls a real difference (at `ALPHA`)."""
+    return p_value < ALPHA
+
+
+def verdict_words(p_value: float) -> str:
     """A paired test's verdict as the report words it."""
-    return "within noise" if p_value >= alpha else "a real difference"
+    return "a real difference" if significant(p_value) else "within noise"

@@ -353,7 +353,7 @@ class Prune(Step):
 
     def run(self, ctx, st, path, meta):
         source, ratios = st.upstream, None
-        if source.step.json_kind == "sensitivity":
+        if isinstance(source.step, Sensitivity):
             ratios = prune.sensitivity_ratios(ctx.sensitivity(source)["rows"], self.prune.ratio)
             meta["layer_ratios"] = ratios
             source = source.upstream

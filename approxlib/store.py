@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import pickle
+import re
 import socket
 import stat
 import tempfile
@@ -150,6 +151,8 @@ def save_checkpoint(model: nn.Module, path: Path, model_cfg: ModelConfig, quant:
 # unpickler runs at ~1 MiB of pickle a second (measured), and data.pkl is 16 kB for ResNet-18,
 # 44 kB for MobileNetV2 (100 classes, 30 epochs of history).
 MAX_PICKLE = 1 << 20
+# torch.load(weights_only=True)'s refusal of a pickled class or function, which it names
+UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]{1,200})")
 META_QUANTS = ("none", "kmeans")  # rebuilt on the meta device; int8 ones need real weights
 
 
@@ -221,6 +224,12 @@ def _read_checkpoint(path: Path, data: bytes | None) -> Any:
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile,
             ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
             NotImplementedError, RecursionError) as e:
+        code = UNSAFE_GLOBAL.search(str(e))
+        if code:  # torch's own advice here is to load it unsafely: we never do
+            raise CheckpointError(
+                f"{path} holds pickled code ({code[1]}), e.g. a whole model saved with "
+                f"torch.save(model); loading it would run that code: save "
+                f"model.state_dict() instead") from None
         first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"cannot read checkpoint {path} (truncated or not a checkpoint): "
                               f"{first}") from None

@@ -97,11 +97,6 @@ def _resized(m: nn.Module, size: list[int]) -> nn.Module:
     return nn.Linear(size[0], size[1], m.bias is not None)
 
 
-def dense_like(cfg: ModelConfig, sizes: dict | None) -> nn.Module:
-    model = models.build(cfg)
-    return reshape_(model, sizes) if sizes else model
-
-
 def fresh_like(cfg: ModelConfig, sizes: dict, seed: int) -> nn.Module:
     """The pruned architecture `sizes`, freshly initialized from `seed` as the architecture
     initializes itself (the train-from-scratch control). Layers that keep their size keep the

@@ -122,6 +122,10 @@ def train(model: nn.Module, splits: data.Splits, cfg: TrainConfig, device: str =
     seed_everything(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)  # order + augmentation: one CPU stream
     model = model.to(dev).to(memory_format=torch.channels_last)
+    if cfg.bn_momentum is not None:  # not part of the state dict: set for this training
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.momentum = cfg.bn_momentum
     bf16 = use_bf16(cfg.precision, dev, model)
     opt = optimizer(model, cfg)
     n, size = len(splits.train_y), epoch_size(len(splits.train_y), cfg)

@@ -415,3 +415,20 @@ def test_size_accuracy_figures_keep_collapsed_files_on_the_edge_and_count_them()
         edge = [ln for ln in ax.lines if ln.get_marker() == "v"]
         assert len(edge) == 1 and edge[0].get_ydata()[0] == pytest.approx(ax.get_ylim()[0] + 0.3)
         plots.plt.close(fig)
+
+
+def test_models_at_chance_are_a_caution_before_every_finding():
+    d = study_frame().assign(chance=0.1)
+    assert analysis.findings(d, 0.5, 0)[0][1].startswith("**Pruning.**")  # none at chance
+    # the baseline at 11% (within 2 points of 10%), its pruned twin at 12.5% (not)
+    d.loc[0, "accuracy"], d.loc[1, "accuracy"] = 0.11, 0.125
+    assert analysis.at_chance(d).tolist()[:3] == [True, False, False]
+    section, text = analysis.findings(d, 0.5, 0)[0]
+    assert section == "B" and text.startswith("**Caution.** 1 of 13 models scored within 2 "
+                                              "points of chance (always naming the most "
+                                              "frequent test class: 10.0%), the baseline of "
+                                              "ResNet-18 among them")
+    d.loc[1, "chance"] = 0.125  # another split's level, a pruned model exactly at it
+    assert "2 of 13 models" in analysis.chance_finding(d)[1]
+    assert "10.0–12.5%)" in analysis.chance_finding(d)[1]
+    assert analysis.chance_finding(d.drop(columns="chance")) is None  # rows from before

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -115,6 +114,12 @@ def test_console_entry_point_and_dry_run(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "approxlib", "report", "--profile", "x"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0
+    # piped into a reader that has gone (`| head -1`): no "error: Broken pipe", no traceback
+    gone = subprocess.Popen([sys.executable, "-m", "approxlib", "report", "--profile", "smoke",
+                             "--dry-run", "--models-dir", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    gone.stdout.close()  # before its first line: every write fails
+    assert gone.wait(timeout=120) == 141 and gone.stderr.read() == b""
 
 
 def test_compress_then_evaluate_the_apx_file(capsys, tmp_path, r18, data_root):

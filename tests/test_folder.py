@@ -115,7 +115,11 @@ def _expect_error(path: Path, match: str, image_size=None) -> None:
 
 
 def test_bad_folders_get_one_line(folder, tmp_path, no_hang):
-    _expect_error(tmp_path / "nothing", "needs train/ and test/ folders")
+    _expect_error(tmp_path / "nothing", "image folder .*nothing not found")
+    (tmp_path / "file").write_text("x")
+    _expect_error(tmp_path / "file", "file is not a folder")
+    (tmp_path / "bare").mkdir()
+    _expect_error(tmp_path / "bare", "needs train/ and test/ folders")
     own = _copy(folder, tmp_path / "empty")
     (own / "train" / "class9").mkdir(exist_ok=True)
     for f in (own / "train" / "class9").glob("*.png"):
@@ -191,8 +195,16 @@ def test_weights_that_do_not_fit_name_the_tensor(tmp_path):
     with pytest.raises(S.CheckpointError, match=r"fc.weight is torch.float32 \[7, 512\]"):
         S.load_weights(path, ModelConfig("resnet18", 10, 3))
     torch.save({"model": torch.nn.Linear(2, 2)}, tmp_path / "pickled.pt")
-    with pytest.raises(S.CheckpointError, match="cannot read checkpoint"):
+    with pytest.raises(S.CheckpointError, match=r"pickled code \(torch\.nn\.modules\.linear"):
         S.load_weights(tmp_path / "pickled.pt", ModelConfig("resnet18", 10, 3))
+    # a whole model, as torch.save(model) writes it: one line, no escape codes, and never
+    # torch's advice to load it unsafely
+    torch.save(torchvision.models.resnet18(num_classes=7), tmp_path / "whole.pt")
+    with pytest.raises(S.CheckpointError) as e:
+        S.load_weights(tmp_path / "whole.pt", ModelConfig("resnet18", 7, 3))
+    text = str(e.value)
+    assert "torchvision.models.resnet.ResNet" in text and "model.state_dict()" in text
+    assert "\n" not in text and "\x1b" not in text and "weights_only" not in text
     ok = S.load_weights(path, ModelConfig("resnet18", 7, 3))
     assert torch.equal(ok.fc.weight, torch.load(path)["fc.weight"])
 
@@ -276,3 +288,33 @@ def test_profile_files_are_checked_like_profiles(tmp_path):
         load(str(tmp_path / "dir.yaml"))
     assert profile_label(str(tmp_path / "quick.yaml")) == "quick-file"
     assert profile_label(str(tmp_path / "mine.yml")) == "mine"
+
+
+def test_init_for_a_model_the_profile_does_not_run_is_refused(folder, tmp_path):
+    """Weights named for a model no section runs (another model, or the other spelling of
+    MobileNetV2) were silently unused, that model trained from scratch."""
+    weights = tmp_path / "r18.pt"
+    torch.save(torchvision.models.resnet18(num_classes=10).state_dict(), weights)
+    for models, named in [(["resnet18"], "mobilenet_v3_small"), (None, "mobilenet_v2")]:
+        p = load_profile("smoke", {"models": models, "init": {named: str(weights),
+                                                              "default": None}})
+        with pytest.raises(ConfigError, match=f"init gives weights for {named}, which this "
+                                              "profile does not run"):
+            pipeline.dry_run(p, ["C"], S.Store(tmp_path / "models"))
+    # a notebook's chosen models count as run
+    p = load_profile("smoke", {"init": {"mobilenet_v3_small": str(weights), "default": None}})
+    assert pipeline.plan(p, ["C"], {"C": ["mobilenet_v3_small"]})
+
+
+def test_split_sizes_that_do_not_fit_fail_at_planning(folder, tmp_path, monkeypatch):
+    """A folder with fewer training images than val_size (or train_size) passed the dry run and
+    failed after decoding every image; its file list alone decides it."""
+    folder = _copy(folder, tmp_path / "few")
+    monkeypatch.setattr(F.ImageFolder, "_decode", lambda *a: pytest.fail("decoded"))
+    for ov, match in [({"val_size": 10 * TRAIN}, rf"val_size {10 * TRAIN} must be below the "
+                                                  rf"{10 * TRAIN} training images"),
+                      ({"val_size": 50, "train_size": 10 * TRAIN},
+                       rf"train_size {10 * TRAIN} exceeds the {10 * TRAIN - 50} training")]:
+        p = load_profile("smoke", {"dataset": f"imagefolder:{folder}", **ov})
+        with pytest.raises(ConfigError, match=match):
+            pipeline.dry_run(p, ["C"], S.Store(tmp_path / "models"))

@@ -288,18 +288,26 @@ def chance_finding(d: pd.DataFrame) -> tuple[str, str] | None:
     at = d[at_chance(d)]
     if at.empty:
         return None
+    n, total = _distinct(at), _distinct(d)  # a model shown in several sections is one model
     base = at[(at.prune_ratio == 0) & (at.control == "none") & _plain(at)]
-    models = ", ".join(names.model(m) for m in dict.fromkeys(base.model))
+    ms = [names.model(m) for m in dict.fromkeys(base.model)]
+    which = f"the baseline{'s' * (len(ms) > 1)} of {' and '.join(ms)}"
     lo, hi = at.chance.min(), at.chance.max()
     level = f"{100 * lo:.1f}%" if lo == hi else f"{100 * lo:.1f}–{100 * hi:.1f}%"
+    it = "it" if n == 1 else "them"
     return at.section.iloc[0], (
-        f"**Caution.** {len(at)} of {len(d)} models scored within {100 * CHANCE_MARGIN:.0f} "
-        f"points of chance (always naming the most frequent test class: {level})"
-        + (f", the baseline of {models} among them" if models else "")
-        + f": {'it' if len(at) == 1 else 'they'} learned nothing in this run's budget, and "
-        f"every comparison with {'it' if len(at) == 1 else 'them'} means nothing. A longer run "
-        f"may help, and so may `bn_momentum: 0.1` for an architecture that keeps BatchNorm "
-        f"momentum at 0.01 (torchvision's MobileNetV3 and EfficientNet).")
+        f"**Caution.** {n} of {total} models scored within {100 * CHANCE_MARGIN:.0f} points of "
+        f"chance (always naming the most frequent test class: {level})"
+        + (f": {which}" if ms and n == 1 else f", {which} among them" if ms else "")
+        + f". {'It' if n == 1 else 'They'} learned nothing in this run's budget, and every "
+        f"comparison with {it} means nothing. A longer run may help, and so may "
+        f"`bn_momentum: 0.1` for an architecture that keeps BatchNorm momentum at 0.01 "
+        f"(torchvision's MobileNetV3 and EfficientNet).")
+
+
+def _distinct(d: pd.DataFrame) -> int:
+    """How many distinct models the rows show (one artifact in several sections is one)."""
+    return d.artifact_key.nunique() if "artifact_key" in d else len(d)
 
 
 def pruning_finding(d: pd.DataFrame, seed: int) -> tuple[str, str] | None:

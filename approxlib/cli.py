@@ -19,6 +19,7 @@ import argparse
 import errno
 import json
 import os
+import select
 import shutil
 import sys
 import tempfile
@@ -525,15 +526,31 @@ def os_error_line(e: OSError) -> str:
     return " ".join(line.split())
 
 
+def _stdout_gone() -> bool:
+    """Whether stdout is a pipe whose reader has left (poll reports an error on its end)."""
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & select.POLLERR for _, ev in poll.poll(0))
+    except (OSError, ValueError, AttributeError):  # no file descriptor (a captured stdout)
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         a = build_parser().parse_args(argv)
-        return COMMANDS[a.command](a)
+        code = COMMANDS[a.command](a)
+        sys.stdout.flush()  # a short output sits in the buffer: a closed pipe shows here
+        return code
     except ConfigError as e:
         print(f"approx: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # piped into `head`, which left: nothing went wrong here. As the
-        # Python docs advise, what is left to flush at exit goes nowhere
+    except BrokenPipeError as e:
+        if not _stdout_gone():  # another pipe (a store's socket, a worker): an error
+            print(f"approx: error: {os_error_line(e)}", file=sys.stderr)
+            return 2
+        # piped into `head`, which left: nothing went wrong here. As the Python docs advise,
+        # what is left to flush at exit goes nowhere
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # as a shell reports a command SIGPIPE ended
     except OSError as e:  # a disk filling up or a store going away mid-run: not a bug

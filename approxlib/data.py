@@ -247,17 +247,19 @@ def identify(cfg: DataConfig) -> DataConfig:
     src = source(cfg.dataset, cfg.image_size)
     n = src.count("train")
     if n is not None:  # sizes that do not fit fail here, at planning (a dry run too)
-        split_sizes(cfg, n, "val" in src.parts)
+        split_sizes(cfg, n, "val" in src.parts, _VAL_HINT if not src.builtin else "")
     contents = src.contents
     return cfg if contents is None else dataclasses.replace(cfg, contents=contents)
 
 
-def split_sizes(cfg: DataConfig, n: int, own_val: bool) -> tuple[int, int]:
+_VAL_HINT = " (or give the images a val/ folder)"  # a dataset of your own can have one
+
+
+def split_sizes(cfg: DataConfig, n: int, own_val: bool, hint: str = "") -> tuple[int, int]:
     """(validation images carved from `n` training images, training images kept): none carved
     where the dataset has its own validation part. ConfigError where there are too few."""
     if not own_val and cfg.val_size >= n:
-        raise ConfigError(f"val_size {cfg.val_size} must be below the {n} training images (or "
-                          f"give the images a val/ folder)")
+        raise ConfigError(f"val_size {cfg.val_size} must be below the {n} training images{hint}")
     rest = n - (0 if own_val else cfg.val_size)
     n_train = rest if cfg.train_size is None else cfg.train_size
     if n_train > rest:
@@ -339,7 +341,8 @@ def load(cfg: DataConfig, root: Path | None = None, download: bool = True) -> Sp
     train_x, train_y = src.split("train", root, download)
     test_x, test_y = src.split("test", root, download)
     g = torch.Generator().manual_seed(cfg.seed)
-    carve, n_train = split_sizes(cfg, len(train_y), "val" in src.parts)
+    carve, n_train = split_sizes(cfg, len(train_y), "val" in src.parts,
+                                 _VAL_HINT if not src.builtin else "")
     if "val" in src.parts:
         val_x, val_y = src.split("val", root, download)
         val_idx = None

@@ -278,6 +278,9 @@ class Section:
             f"Dataset: **{_literal(self.dataset_text())}**; profile "
             f"**{_literal(profile_label(self.p['profile']))}** "
             f"({_literal(self.p['description'])})\n\nProtocol: {self.protocol_text()}.")
+        caution = analysis.chance_finding(self.df)  # before any number that would mislead
+        if caution is not None:
+            _md(caution[1])
 
     def table(self) -> None:
         d = self.df

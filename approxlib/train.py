@@ -123,9 +123,7 @@ def train(model: nn.Module, splits: data.Splits, cfg: TrainConfig, device: str =
     gen = torch.Generator().manual_seed(cfg.seed)  # order + augmentation: one CPU stream
     model = model.to(dev).to(memory_format=torch.channels_last)
     if cfg.bn_momentum is not None:  # not part of the state dict: set for this training
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.momentum = cfg.bn_momentum
+        set_bn_momentum_(model, cfg.bn_momentum)
     bf16 = use_bf16(cfg.precision, dev, model)
     opt = optimizer(model, cfg)
     n, size = len(splits.train_y), epoch_size(len(splits.train_y), cfg)
@@ -167,6 +165,13 @@ def train(model: nn.Module, splits: data.Splits, cfg: TrainConfig, device: str =
             best_state = copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
     return model.cpu().to(memory_format=torch.contiguous_format), history
+
+
+def set_bn_momentum_(model: nn.Module, momentum: float) -> None:
+    """Every BatchNorm's running-statistics momentum (fused QAT modules' too)."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.momentum = momentum
 
 
 def criterion(cfg: TrainConfig, teacher: nn.Module | None, device: torch.device):

@@ -426,9 +426,13 @@ def test_models_at_chance_are_a_caution_before_every_finding():
     section, text = analysis.findings(d, 0.5, 0)[0]
     assert section == "B" and text.startswith("**Caution.** 1 of 13 models scored within 2 "
                                               "points of chance (always naming the most "
-                                              "frequent test class: 10.0%), the baseline of "
-                                              "ResNet-18 among them")
+                                              "frequent test class: 10.0%): the baseline of "
+                                              "ResNet-18. It learned nothing")
     d.loc[1, "chance"] = 0.125  # another split's level, a pruned model exactly at it
-    assert "2 of 13 models" in analysis.chance_finding(d)[1]
-    assert "10.0–12.5%)" in analysis.chance_finding(d)[1]
+    two = analysis.chance_finding(d)[1]
+    assert "2 of 13 models" in two and "10.0–12.5%), the baseline of ResNet-18 among them. They" in two
     assert analysis.chance_finding(d.drop(columns="chance")) is None  # rows from before
+    # one artifact shown by two sections is one model (section F's baseline is B's here)
+    d["artifact_key"] = [f"k{i}" for i in range(len(d))]
+    d.loc[3, ["accuracy", "artifact_key"]] = 0.11, "k0"
+    assert "2 of 12 models" in analysis.chance_finding(d)[1]

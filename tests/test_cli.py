@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_config import FLOAT_PATHS, SMOKE, _with
 
+from approxlib import cli
 from approxlib import compress
 from approxlib import models as M
 from approxlib import pipeline
@@ -120,6 +121,24 @@ def test_console_entry_point_and_dry_run(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     gone.stdout.close()  # before its first line: every write fails
     assert gone.wait(timeout=120) == 141 and gone.stderr.read() == b""
+
+
+def test_a_short_output_into_a_closed_pipe_is_silent_and_other_broken_pipes_are_errors(
+        capsys, monkeypatch):
+    """`approx models | true` with stdout block-buffered (no PYTHONUNBUFFERED): the write comes
+    at the flush, after the command returned. A broken pipe that is not stdout's (a store's
+    socket) stays an error line."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    gone = subprocess.Popen([sys.executable, "-m", "approxlib", "models"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    gone.stdout.close()
+    assert gone.wait(timeout=120) == 141 and gone.stderr.read() == b""
+
+    def broken(a):
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+    monkeypatch.setitem(cli.COMMANDS, "models", broken)
+    code, _, err = run(capsys, "models")
+    assert code == 2 and err.startswith("approx: error:") and err.count("\n") == 1
 
 
 def test_compress_then_evaluate_the_apx_file(capsys, tmp_path, r18, data_root):

@@ -283,12 +283,24 @@ def at_chance(d: pd.DataFrame) -> pd.Series:
     return (d.accuracy <= d.chance + CHANCE_MARGIN).fillna(False).astype(bool)
 
 
+def _trained(d: pd.DataFrame) -> pd.Series:
+    """Rows of float models that training alone made: dense ones (baselines, controls) and
+    pruned shapes trained from scratch. At chance, these failed to learn; a pruned, quantized
+    or encoded model at chance is what its compression did (section H's curve prunes to 90%
+    without fine-tuning on purpose)."""
+    control = d.control if "control" in d else pd.Series("none", index=d.index)
+    return ((d.quant == "none") & (d.codec == "none") & (d.runtime == "pytorch")
+            & ((d.prune_ratio == 0) | control.isin(SCRATCH)))
+
+
 def chance_finding(d: pd.DataFrame) -> tuple[str, str] | None:
-    """A caution first where models scored at chance: every comparison with them is void."""
-    at = d[at_chance(d)]
+    """A caution first where trained models scored at chance: every comparison with them is
+    void."""
+    trained = d[_trained(d)]
+    at = trained[at_chance(trained)]
     if at.empty:
         return None
-    n, total = _distinct(at), _distinct(d)  # a model shown in several sections is one model
+    n, total = _distinct(at), _distinct(trained)  # one model in several sections is one
     base = at[(at.prune_ratio == 0) & (at.control == "none") & _plain(at)]
     ms = [names.model(m) for m in dict.fromkeys(base.model)]
     which = f"the baseline{'s' * (len(ms) > 1)} of {' and '.join(ms)}"
@@ -296,10 +308,11 @@ def chance_finding(d: pd.DataFrame) -> tuple[str, str] | None:
     level = f"{100 * lo:.1f}%" if lo == hi else f"{100 * lo:.1f}–{100 * hi:.1f}%"
     it = "it" if n == 1 else "them"
     return at.section.iloc[0], (
-        f"**Caution.** {n} of {total} models scored within {100 * CHANCE_MARGIN:.0f} points of "
-        f"chance (always naming the most frequent test class: {level})"
+        f"**Caution.** {n} of {total} dense or from-scratch models scored within "
+        f"{100 * CHANCE_MARGIN:.0f} points of chance (always naming the most frequent test "
+        f"class: {level})"
         + (f": {which}" if ms and n == 1 else f", {which} among them" if ms else "")
-        + f". {'It' if n == 1 else 'They'} learned nothing in this run's budget, and every "
+        + f". {'It has' if n == 1 else 'They have'} not learned these images, and every "
         f"comparison with {it} means nothing. A longer run may help, and so may "
         f"`bn_momentum: 0.1` for an architecture that keeps BatchNorm momentum at 0.01 "
         f"(torchvision's MobileNetV3 and EfficientNet).")

@@ -420,19 +420,24 @@ def test_size_accuracy_figures_keep_collapsed_files_on_the_edge_and_count_them()
 def test_models_at_chance_are_a_caution_before_every_finding():
     d = study_frame().assign(chance=0.1)
     assert analysis.findings(d, 0.5, 0)[0][1].startswith("**Pruning.**")  # none at chance
-    # the baseline at 11% (within 2 points of 10%), its pruned twin at 12.5% (not)
-    d.loc[0, "accuracy"], d.loc[1, "accuracy"] = 0.11, 0.125
+    # the baseline at 11% (within 2 points of 10%), its control at 12.5% (not)
+    d.loc[0, "accuracy"], d.loc[2, "accuracy"] = 0.11, 0.125
     assert analysis.at_chance(d).tolist()[:3] == [True, False, False]
+    trained = int((d.prune_ratio == 0).sum())  # study_frame: dense float rows only
     section, text = analysis.findings(d, 0.5, 0)[0]
-    assert section == "B" and text.startswith("**Caution.** 1 of 13 models scored within 2 "
-                                              "points of chance (always naming the most "
-                                              "frequent test class: 10.0%): the baseline of "
-                                              "ResNet-18. It learned nothing")
-    d.loc[1, "chance"] = 0.125  # another split's level, a pruned model exactly at it
+    assert section == "B" and text.startswith(
+        f"**Caution.** 1 of {trained} dense or from-scratch models scored within 2 points of "
+        f"chance (always naming the most frequent test class: 10.0%): the baseline of "
+        f"ResNet-18. It has not learned")
+    d.loc[2, "chance"] = 0.125  # another split's level, the control exactly at it
     two = analysis.chance_finding(d)[1]
-    assert "2 of 13 models" in two and "10.0–12.5%), the baseline of ResNet-18 among them. They" in two
+    assert f"2 of {trained} dense" in two
+    assert "10.0–12.5%), the baseline of ResNet-18 among them. They have" in two
     assert analysis.chance_finding(d.drop(columns="chance")) is None  # rows from before
+    # a pruned model at chance is what pruning did, not a failed training
+    d.loc[2, "accuracy"], d.loc[1, "accuracy"] = 0.5, 0.1
+    assert "1 of" in analysis.chance_finding(d)[1]
     # one artifact shown by two sections is one model (section F's baseline is B's here)
     d["artifact_key"] = [f"k{i}" for i in range(len(d))]
-    d.loc[3, ["accuracy", "artifact_key"]] = 0.11, "k0"
-    assert "2 of 12 models" in analysis.chance_finding(d)[1]
+    d.loc[3, "artifact_key"] = "k0"
+    assert f"1 of {trained - 1} dense" in analysis.chance_finding(d)[1]

@@ -46,6 +46,10 @@ def test_html_has_every_section_images_summary_and_appendix(rendered):
     findings = html[html.index(">Findings<"):html.index(">Summary<")]  # first, before the table
     assert findings.count('href="#section-') >= 4 and "pruned − control" in findings
     assert "stand-in for the original" in html  # D on Fashion-MNIST says so
+    # every dense or from-scratch model learned (smoke's baselines reach 70%): no caution, and
+    # results.csv says what chance is
+    results = pd.read_csv(out / "results.csv")
+    assert "Caution." not in html and (results.chance == 0.1).all()
     # where the time went: every entry of the plan, from the records the runs left
     stages = pd.read_csv(out / "stages.csv")
     assert "Appendix: where the time went" in html and 'href="#time"' in html

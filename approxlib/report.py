@@ -249,11 +249,19 @@ class Section:
                    f"{p['batch_size']}, weight decay {p['weight_decay']}; checkpoint picked on "
                    f"{p['val_size']:,} validation images")
         text = (f"{size} training images ({aug}), " + (
-                    f"baseline weights given ({', '.join(given)}), not trained here" if given
-                    else trained) + "; "
+                    f"baseline weights given ({', '.join(given)}), not trained here"
+                    + self._carved_words() if given else trained) + "; "
                 f"{self.variants_text()}{_fraction_words(p)}; {p['stem']} stem; test accuracy "
-                f"on the full test split; {latency_words(self.df, p)}")
+                f"on {_test_split(self.df)}; {latency_words(self.df, p)}")
         return text
+
+    def _carved_words(self) -> str:
+        """Given weights validated on images carved from the training part: they may have
+        trained on them, so validation (which picks references and files) is optimistic."""
+        if "val" in data.source(self.dataset).parts:
+            return ""
+        return (f" (validation: {self.p['val_size']:,} images carved from the training images, "
+                f"which the given weights may have seen, so optimistic; a val/ folder avoids it)")
 
     def variants_text(self) -> str:
         """How this section's variants are made from the baseline (sections F, G override)."""

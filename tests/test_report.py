@@ -164,3 +164,21 @@ def test_text_reaching_the_report_is_shown_literally():
     shown = report._literal(raw)
     assert not set(shown) & set("<>*_[]`|\n")
     assert html.unescape(shown) == " ".join(raw.split())
+
+
+def test_the_protocol_says_how_many_test_images_and_when_validation_is_optimistic():
+    """It said "the full test split" where smoke scores 2,000 images, and nothing where given
+    weights are validated on images carved from the training part they may have seen."""
+    p = load_profile("smoke")
+    row = dict(section="C", model="resnet18", dataset="fashion-mnist", prune_ratio=0.0,
+               prune_method="none", quant="none", codec="none", runtime="pytorch",
+               control="none", kd=False, protocol="profile", seed=0, accuracy=0.8,
+               test_images=2000, latency_ms=float("nan"), qp=None, finetune_epochs=0)
+    for init, carved in [("mine.pt", True), ("", False)]:
+        run = report.SectionRun("C", p, pd.DataFrame([dict(row, init=init)]),
+                                {pipeline.Variant("C", "resnet18", "fashion-mnist"): {}}, {},
+                                {}, pathlib.Path("."), pathlib.Path("data"), 1.0)
+        text = report.Section(run).protocol_text()
+        assert "test accuracy on 2,000 test images;" in text and "full test split" not in text
+        assert ("200 images carved from the training images, which the given weights may have "
+                "seen, so optimistic" in text) == carved

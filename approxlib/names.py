@@ -13,6 +13,11 @@ DATASETS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "fashion-mnist": "Fa
 PRUNE_METHODS = {"l1-unstructured": "global magnitude", "l1-layerwise": "layer-wise magnitude",
                  "random-unstructured": "random", "l1-sensitivity": "sensitivity-guided",
                  "gradual-l1": "gradual", "channel-l1": "channels"}
+# The same methods where that name does not fit: after "pruned 50%" in a variant's label, in a
+# per-layer CSV's name (any other method: "_" + its name), in the summary table's short column
+PRUNE_ADVERBS = {"gradual-l1": " gradually", "channel-l1": " channels"}
+PRUNE_FILES = {"l1-unstructured": "", "gradual-l1": "_gradual", "channel-l1": "_channels"}
+PRUNE_SHORT = {"l1-unstructured": "one-shot", "gradual-l1": "gradual", "channel-l1": "channels"}
 QUANTS = {"kmeans": "k-means", "int8-static": "static INT8", "int8-dynamic": "INT8",
           "int8-qat": "static INT8 (QAT)"}
 PRECISIONS = {"none": "fp32", "int8-static": "INT8", "int8-qat": "QAT-INT8"}  # section G, short

@@ -29,6 +29,7 @@ from . import compress
 from . import data
 from . import measure
 from . import models
+from . import names
 from . import nncodec
 from . import prune
 from . import runtime
@@ -47,6 +48,7 @@ from .config import (
     ScratchConfig,
     ShareConfig,
     StaticQuantConfig,
+    TrainConfig,
     channel_finetune_config,
     codec_config,
     config_hash,
@@ -205,15 +207,60 @@ def variant_params(p: dict, v: Variant) -> dict:
     return p if v.seed is None else {**p, "seed": v.seed}
 
 
+class Pruning:
+    """How the variants of one `prune` method reach their sparsity: the fine-tuning they (and
+    their dense controls) get, and their steps. This base is one-shot pruning, for every
+    method `prune.METHODS` scores and spreads; a method with steps of its own is a subclass
+    registered in PRUNINGS under its name."""
+    curve = False  # its float model gets section F's bits-vs-accuracy curve (`has_curve`)
+
+    def finetune(self, p: dict, model: str) -> TrainConfig:
+        return finetune_config(p)
+
+    def steps(self, v: Variant, p: dict, ds, mc: ModelConfig, fc: TrainConfig) -> list[Step]:
+        if not v.finetune:
+            fc = dataclasses.replace(fc, epochs=0)
+        pc = PruneConfig(v.prune_ratio, v.prune)
+        sensitive = prune.score_and_spread(pc.method)[1] == "sensitivity"  # layer ratios from it
+        first = [Sensitivity(ds, mc, sensitivity_config(p))] if sensitive else []
+        return first + [Prune(ds, mc, pc, fc)]
+
+
+class GradualPruning(Pruning):
+    """Zhu & Gupta's gradual magnitude pruning during fine-tuning (section F)."""
+    curve = True
+
+    def finetune(self, p: dict, model: str) -> TrainConfig:
+        return dc_finetune_config(p, model)
+
+    def steps(self, v, p, ds, mc, fc) -> list[Step]:
+        gc = gradual_config(p, v.model)
+        if gc.sparsity != v.prune_ratio:  # a point of section F's grid
+            gc = dataclasses.replace(gc, sparsity=v.prune_ratio)
+        return [Gradual(ds, mc, gc, fc)]
+
+
+class ChannelPruning(Pruning):
+    """Torch-Pruning's structured L1 channel pruning, then fine-tuning (section G)."""
+
+    def finetune(self, p: dict, model: str) -> TrainConfig:
+        return channel_finetune_config(p, model)
+
+    def steps(self, v, p, ds, mc, fc) -> list[Step]:
+        return [Channel(ds, mc, ChannelConfig(v.prune_ratio), fc)]
+
+
+PRUNINGS: dict[str, Pruning] = {"gradual-l1": GradualPruning(), "channel-l1": ChannelPruning()}
+ONE_SHOT = Pruning()
+
+
+def pruning(v: Variant) -> Pruning:
+    return PRUNINGS.get(v.prune, ONE_SHOT)
+
+
 def finetune_of(v: Variant, p: dict):
     """How a pruned variant of this kind is fine-tuned (and so its control)."""
-    if v.prune == "gradual-l1":
-        fc = dc_finetune_config(p, v.model)
-    elif v.prune == "channel-l1":
-        fc = channel_finetune_config(p, v.model)
-    else:
-        fc = finetune_config(p)
-    return distilled_if(v, fc, p)
+    return distilled_if(v, pruning(v).finetune(p, v.model), p)
 
 
 def distilled_if(v: Variant, cfg, p: dict):
@@ -231,19 +278,7 @@ def prune_steps(v: Variant, p: dict, ds, mc: ModelConfig) -> list[Step]:
         return [Control(ds, mc, fc)]
     if v.prune_ratio == 0:
         return []
-    if v.prune == "gradual-l1":
-        gc = gradual_config(p, v.model)
-        if gc.sparsity != v.prune_ratio:
-            gc = dataclasses.replace(gc, sparsity=v.prune_ratio)
-        return [Gradual(ds, mc, gc, fc)]
-    if v.prune == "channel-l1":
-        return [Channel(ds, mc, ChannelConfig(v.prune_ratio), fc)]
-    if not v.finetune:
-        fc = dataclasses.replace(fc, epochs=0)
-    pc = PruneConfig(v.prune_ratio, v.prune)
-    sensitive = prune.score_and_spread(pc.method)[1] == "sensitivity"  # per-layer ratios from it
-    first = [Sensitivity(ds, mc, sensitivity_config(p))] if sensitive else []
-    return first + [Prune(ds, mc, pc, fc)]
+    return pruning(v).steps(v, p, ds, mc, fc)
 
 
 def qat_of_control(v: Variant, p: dict) -> bool:
@@ -785,7 +820,7 @@ def latency_groups(p: dict, variants: list[Variant], chains: list[Stage]) -> lis
 def has_curve(v: Variant) -> bool:
     """Section F's bits-vs-accuracy curve hangs off each plain gradually pruned variant (not
     its distilled twin: one curve per model)."""
-    return (v.prune_method == "gradual-l1" and v.quant == "none" and v.codec == "none"
+    return (v.prune_ratio > 0 and pruning(v).curve and v.quant == "none" and v.codec == "none"
             and not v.kd and not v.is_control)
 
 
@@ -977,8 +1012,7 @@ def layer_csv_name(v: Variant) -> str:
     """e.g. resnet18_fashion-mnist_p70_none.csv (one-shot global magnitude, as the original
     named them), resnet18_fashion-mnist_p50_channels_kd_int8-qat.csv; a further seed's
     variant ends in _seedN."""
-    method = {"l1-unstructured": "", "gradual-l1": "_gradual", "channel-l1": "_channels"}.get(
-        v.prune, f"_{v.prune}") if v.prune_ratio > 0 else ""
+    method = names.PRUNE_FILES.get(v.prune, f"_{v.prune}") if v.prune_ratio > 0 else ""
     return (f"{v.model}_{data.file_label(v.dataset)}_p{round(v.prune_ratio * 100):02d}{method}"
             f"{'_kd' if v.kd else ''}_{v.quant}{'' if v.seed is None else f'_seed{v.seed}'}.csv")
 

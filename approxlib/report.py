@@ -662,7 +662,7 @@ def summary_table(results: pd.DataFrame, sections: list[str]) -> str:
     d = results[results.section.isin([s for s in sections if SECTIONS[s].summarized])]
     d = d[d.seed == d.seed.iloc[0]].drop_duplicates(subset=key) if len(d) else d
     sections_of = results.groupby(key).section.agg(lambda s: ",".join(sorted(set(s))))
-    method = {"l1-unstructured": "one-shot", "gradual-l1": "gradual", "channel-l1": "channels"}
+    method = names.PRUNE_SHORT
     t = pd.DataFrame({
         "model": d.model.map(names.model), "dataset": d.dataset.map(names.dataset),
         "pruned": [pruned_words(r, method) for r in d.itertuples()],

@@ -57,7 +57,7 @@ class Variant:
         parts = [self.model, self.dataset]
         if self.prune_ratio > 0:
             parts.append(f"pruned {self.prune_ratio:.0%}"
-                         + {"gradual-l1": " gradually", "channel-l1": " channels"}.get(self.prune, ""))
+                         + names.PRUNE_ADVERBS.get(self.prune, ""))
         if self.quant != "none":
             parts.append(self.quant)
         if self.codec != "none":

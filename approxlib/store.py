@@ -235,12 +235,23 @@ def _read_checkpoint(path: Path, data: bytes | None) -> Any:
                               f"{first}") from None
 
 
+# The MS-DOS folder attribute of a zip entry. torch's reader (miniz) takes an entry with it, or
+# whose name ends in "/", for a folder and reads it as zeros, while zipfile reads its bytes and
+# its CRC holds: one flipped bit in the central directory zeroed a BatchNorm's running variance
+# and loaded (found by test_limits' fuzzing, 2026-12-04).
+ZIP_FOLDER = 0x10
+
+
 def _check_zip(path: Path, source, size: int) -> None:
-    """Stored entries only, sizes within the file, data.pkl ≤ MAX_PICKLE, every CRC right
-    (zipfile reads the entries in 1 MiB chunks, so this costs no memory)."""
+    """Stored entries only, none marked a folder, sizes within the file, data.pkl ≤
+    MAX_PICKLE, every CRC right (zipfile reads the entries in 1 MiB chunks, so this costs no
+    memory)."""
     with zipfile.ZipFile(source) as z:
         infos = z.infolist()
         for info in infos:
+            if info.filename.endswith("/") or info.external_attr & ZIP_FOLDER:
+                raise CheckpointError(f"{path}: zip entry {info.filename[-60:]} is marked a "
+                                      f"folder (torch.save writes none: a damaged file)")
             if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
                 raise CheckpointError(f"{path}: zip entry {info.filename[-60:]} is compressed "
                                       f"(torch.save never compresses; refused as a possible bomb)")

@@ -1,5 +1,6 @@
 import os
 import pickle
+import zipfile
 
 import pytest
 import torch
@@ -50,6 +51,21 @@ def test_missing_truncated_and_foreign_files(saved, tmp_path):
     torch.save({"weight": torch.zeros(2)}, plain)
     with pytest.raises(store.CheckpointError, match="is not an approxlib checkpoint"):
         store.load_checkpoint(plain)
+
+
+def test_an_entry_marked_a_folder_is_damage_though_its_crc_holds(saved):
+    """torch's zip reader reads an entry flagged as a folder (MS-DOS attribute 0x10 in the
+    central directory) as zeros; zipfile reads its bytes and its CRC holds. One flipped bit did
+    it to a BatchNorm's running variance, and the model loaded."""
+    _, path = saved
+    raw = bytearray(path.read_bytes())
+    name = next(n for n in zipfile.ZipFile(path).namelist() if "/data/" in n).encode()
+    header = raw.index(b"PK\x01\x02")
+    while raw[header + 46:header + 46 + len(name)] != name:  # this entry's central record
+        header = raw.index(b"PK\x01\x02", header + 4)
+    raw[header + 38] |= 0x10  # external file attributes, low byte: MS-DOS folder
+    with pytest.raises(store.CheckpointError, match="is marked a folder"):
+        store.load_checkpoint(path, data=bytes(raw))
 
 
 def test_loading_never_runs_code(tmp_path):

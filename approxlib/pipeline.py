@@ -32,6 +32,7 @@ from . import models
 from . import names
 from . import nncodec
 from . import prune
+from . import quantize
 from . import runtime
 from . import share
 from . import store
@@ -833,19 +834,16 @@ def curve_key(v: Variant, p: dict) -> tuple[Stage, list[int], str]:
                                       gradual.key)
 
 
-# Bits per stored conv/fc weight of each quantization (k-means: the profile's codebook bits).
-# Dynamic INT8 quantizes the classifier only; static INT8 (post-training or QAT, PyTorch or
-# ONNX Runtime) every conv and linear weight.
-WEIGHT_BITS = {"none": "32/32", "int8-dynamic": "32/8", "int8-static": "8/8", "int8-qat": "8/8"}
-
-
 def weight_bits(v: Variant, p: dict) -> str:
-    """results.csv's `weight_bits`: "conv/fc" bits per stored weight, or a codec's qp."""
+    """results.csv's `weight_bits`: "conv/fc" bits per stored weight (`quantize.Method.bits`;
+    a codebook's from the profile), or a codec's qp. ONNX Runtime's INT8 stores 8-bit weights
+    as PyTorch's does."""
     if v.qp is not None:
         return f"qp {v.qp}"
-    if v.quant == "kmeans":
+    bits = quantize.METHODS[v.quant].bits
+    if bits is None:
         return f"{per_model(p, 'dc_bits_conv', v.model)}/{per_model(p, 'dc_bits_fc', v.model)}"
-    return WEIGHT_BITS[v.quant]
+    return bits
 
 
 def row(v: Variant, p: dict, m: dict) -> dict:

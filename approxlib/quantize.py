@@ -147,13 +147,56 @@ def _observed(prepared: nn.Module) -> bool:
     return all(v.numel() and bool(torch.isfinite(v).all()) for v in mins)
 
 
+class Method:
+    """One `quant` of results.csv and the store: how its weights are stored and rebuilt. This
+    base is float32 as trained; each other kind is a subclass registered in METHODS."""
+    name = "none"
+    bits: str | None = "32/32"  # bits per stored conv/fc weight (None: the codebook's)
+    meta = True  # its structure is built on the meta device (float weights, no memory)
+    packed = False  # its state dict is saved through `pack_state`
+    skeleton = False  # its structure is slow to build (FX): one is cached and copied
+
+    def rebuild(self, float_model: nn.Module) -> nn.Module:
+        """The empty structure a saved state dict of this kind loads into."""
+        return float_model
+
+
+class KMeans(Method):
+    """Weight sharing: float weights drawn from a codebook, BatchNorm folded away."""
+    name, bits = "kmeans", None
+
+    def rebuild(self, float_model):
+        return share.fold_batchnorm(float_model)
+
+
+class Dynamic(Method):
+    """The original's dynamic INT8: the classifier's weights only."""
+    name, bits, meta = "int8-dynamic", "32/8", False
+
+    def rebuild(self, float_model):
+        return quantize(float_model, QuantConfig(self.name))
+
+
+class Static(Method):
+    """Static INT8 (FX): every conv and linear weight, packed compactly."""
+    name, bits, meta, packed, skeleton = "int8-static", "8/8", False, True, True
+
+    def rebuild(self, float_model):
+        return quantize_static(float_model, None)
+
+
+class Qat(Static):
+    """Quantization-aware training converts to static INT8's modules and is stored as it."""
+    name = "int8-qat"
+
+
+METHODS: dict[str, Method] = {m.name: m for m in (Method(), KMeans(), Dynamic(), Static(),
+                                                   Qat())}
+
+
 def rebuild(float_model: nn.Module, method: str) -> nn.Module:
     """The empty structure a saved state dict of `method` loads into."""
-    if method == "kmeans":  # weight sharing keeps float weights; only BatchNorm is folded away
-        return share.fold_batchnorm(float_model)
-    if method == "int8-static":
-        return quantize_static(float_model, None)
-    return quantize(float_model, QuantConfig(method))
+    return METHODS[method].rebuild(float_model)
 
 
 # ------------------------------------------------------------------ compact INT8 checkpoints

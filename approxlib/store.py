@@ -44,7 +44,6 @@ FORMAT = "approxlib.checkpoint"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 VERSION = 1
-PACKED = ("int8-static",)  # quantizations saved with quantize.pack_state
 
 
 class CheckpointError(ConfigError):
@@ -130,11 +129,12 @@ def save_checkpoint(model: nn.Module, path: Path, model_cfg: ModelConfig, quant:
     """Save atomically; return the file's size in bytes. `shapes` (structured.shapes) records
     layer sizes that differ from the architecture's (channel-pruned models)."""
     state = model.state_dict()
+    packed = quantize.METHODS[quant].packed
     obj = {"format": FORMAT, "version": VERSION, "model": dataclasses.asdict(model_cfg),
            "quant": quant, "meta": json.loads(json.dumps(meta or {}, default=str)),
            # static INT8 weights go into the compact layout of quantize.pack_state
-           "state_dict": quantize.pack_state(state) if quant in PACKED else state,
-           "packed": quant in PACKED}
+           "state_dict": quantize.pack_state(state) if packed else state,
+           "packed": packed}
     if shapes:
         obj["shapes"] = shapes
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -153,7 +153,6 @@ def save_checkpoint(model: nn.Module, path: Path, model_cfg: ModelConfig, quant:
 MAX_PICKLE = 1 << 20
 # torch.load(weights_only=True)'s refusal of a pickled class or function, which it names
 UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]{1,200})")
-META_QUANTS = ("none", "kmeans")  # rebuilt on the meta device; int8 ones need real weights
 
 
 def load_checkpoint(path: Path, expect: ModelConfig | None = None, data: bytes | None = None
@@ -176,7 +175,7 @@ def load_checkpoint(path: Path, expect: ModelConfig | None = None, data: bytes |
     state = _state_of(path, obj)
     reference = _reference(path, cfg, quant, obj.get("shapes"))
     _check_classes(path, cfg, state, reference)
-    if quant in META_QUANTS:
+    if quantize.METHODS[quant].meta:  # int8 structures need real weights to build
         _compare(path, cfg, state, reference.state_dict())
         model = _assign(path, cfg, reference, state)
     else:
@@ -330,7 +329,7 @@ def _reference(path: Path, cfg: ModelConfig, quant: str, shapes: Any) -> nn.Modu
                 reshape_(model, shapes)
             except (TypeError, ValueError, AttributeError) as e:
                 raise CheckpointError(f"{path} has invalid layer sizes: {e}") from None
-        return quantize.rebuild(model, quant) if quant in META_QUANTS else model
+        return quantize.rebuild(model, quant) if quantize.METHODS[quant].meta else model
 
 
 def _check_classes(path: Path, cfg: ModelConfig, state: dict, reference: nn.Module) -> None:
@@ -413,7 +412,7 @@ def _rebuilt(path: Path, cfg: ModelConfig, quant: str, shapes: Any, state: dict,
             raise CheckpointError(f"{path} does not match {_describe(cfg)}: {name} is "
                                   f"{list(t.shape)}, the architecture's {list(ref[name].shape)}")
     key = (cfg, quant, json.dumps(shapes or {}, sort_keys=True))
-    if quant == "int8-static" and sum(p.numel() for p in reference.parameters()) \
+    if quantize.METHODS[quant].skeleton and sum(p.numel() for p in reference.parameters()) \
             <= _SKELETON_MAX_WEIGHTS:
         model = copy.deepcopy(_int8_skeleton(*key))
     else:

@@ -8,7 +8,6 @@ from torch.ao.quantization.fake_quantize import FakeQuantizeBase
 
 from approxlib import measure
 from approxlib import models
-from approxlib import pipeline
 from approxlib import prune
 from approxlib import quantize
 from approxlib import store
@@ -283,10 +282,16 @@ def test_the_weight_bits_column_is_what_each_quantization_stores(quant):
     model = models.build(ModelConfig("resnet18", 10, 1), seed=0).eval()
     q = (quantize.quantize_static(model, torch.rand(8, 1, 28, 28)) if quant == "int8-static"
          else quantize.quantize(model, QuantConfig(quant)))
-    conv, fc = pipeline.WEIGHT_BITS[quant].split("/")
+    conv, fc = quantize.METHODS[quant].bits.split("/")
     assert _stored_bits(q) == {"conv": {int(conv)}, "fc": {int(fc)}}
 
 
 def test_the_weight_bits_column_of_qat_is_what_it_stores(qat):
-    conv, fc = pipeline.WEIGHT_BITS["int8-qat"].split("/")
+    conv, fc = quantize.METHODS["int8-qat"].bits.split("/")
     assert _stored_bits(qat[1]) == {"conv": {int(conv)}, "fc": {int(fc)}}
+
+
+def test_every_quantization_a_config_accepts_is_registered():
+    from approxlib.config import QUANT_METHODS
+    assert set(quantize.METHODS) == set(QUANT_METHODS)
+    assert all(m.name == name for name, m in quantize.METHODS.items())

@@ -337,7 +337,7 @@ def pruning_finding(d: pd.DataFrame, seed: int) -> tuple[str, str] | None:
     vs_base = (at.accuracy - base.reindex(at.index)).dropna()
     vs_ctl = (at.accuracy - ctl.reindex(at.index)).dropna()
     ratios = ", ".join(f"{r:.0%}" for r in sorted(pruned.prune_ratio.unique()))
-    n = pruned.artifact_key.nunique() if "artifact_key" in pruned else len(pruned)
+    n = _distinct(pruned)
     text = (f"**Pruning.** With {ratios} of their weights removed (global L1) and fine-tuned, "
             f"{n} pruned model{'s' * (n != 1)} scored {_span(vs_base)} points of top-1 against "
             f"their dense baselines (mean {_points(vs_base.mean())})")

@@ -247,18 +247,17 @@ def identify(cfg: DataConfig) -> DataConfig:
     src = source(cfg.dataset, cfg.image_size)
     n = src.count("train")
     if n is not None:  # sizes that do not fit fail here, at planning (a dry run too)
-        split_sizes(cfg, n, "val" in src.parts, _VAL_HINT if not src.builtin else "")
+        split_sizes(cfg, n, src)
     contents = src.contents
     return cfg if contents is None else dataclasses.replace(cfg, contents=contents)
 
 
-_VAL_HINT = " (or give the images a val/ folder)"  # a dataset of your own can have one
-
-
-def split_sizes(cfg: DataConfig, n: int, own_val: bool, hint: str = "") -> tuple[int, int]:
+def split_sizes(cfg: DataConfig, n: int, src: Source) -> tuple[int, int]:
     """(validation images carved from `n` training images, training images kept): none carved
     where the dataset has its own validation part. ConfigError where there are too few."""
+    own_val = "val" in src.parts
     if not own_val and cfg.val_size >= n:
+        hint = "" if src.builtin else " (or give the images a val/ folder)"  # yours can have one
         raise ConfigError(f"val_size {cfg.val_size} must be below the {n} training images{hint}")
     rest = n - (0 if own_val else cfg.val_size)
     n_train = rest if cfg.train_size is None else cfg.train_size
@@ -341,8 +340,7 @@ def load(cfg: DataConfig, root: Path | None = None, download: bool = True) -> Sp
     train_x, train_y = src.split("train", root, download)
     test_x, test_y = src.split("test", root, download)
     g = torch.Generator().manual_seed(cfg.seed)
-    carve, n_train = split_sizes(cfg, len(train_y), "val" in src.parts,
-                                 _VAL_HINT if not src.builtin else "")
+    carve, n_train = split_sizes(cfg, len(train_y), src)
     if "val" in src.parts:
         val_x, val_y = src.split("val", root, download)
         val_idx = None

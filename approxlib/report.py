@@ -110,7 +110,7 @@ class SectionRun:
     curves: dict  # Variant → bits-curve points (section F's gradually pruned variants)
     sensitivity: dict  # sensitivity stage key → its cached table (section H)
     out: Path
-    data_dir: Path
+    labels: dict  # dataset → the test labels its rows' stored predictions line up with
     seconds: float
     # this CPU's float32 matrix-multiply rate at the profile's threads, measured as the section
     # ran, for a section that compares its throughputs with it (`Spec.roofline`)
@@ -144,9 +144,11 @@ def run_section(letter: str, profile: str = "quick", model: str | None = None,
                               models={letter: chosen} if chosen else None)
     sensitivity = {st.key: runner.sensitivity(st) for v in runner.metrics
                    for st in pipeline.stages(v, p) if isinstance(st.step, steps.Sensitivity)}
+    labels = {d: data.test_labels(data_config(p, d), data_dir).numpy()
+              for d in dict.fromkeys(v.dataset for v in runner.metrics)}
     seconds = time.perf_counter() - t0
     peak = measure.peak_gflops(p["threads"]) if SECTIONS[letter].roofline else float("nan")
-    return SectionRun(letter, p, df, runner.metrics, runner.curves, sensitivity, out, data_dir,
+    return SectionRun(letter, p, df, runner.metrics, runner.curves, sensitivity, out, labels,
                       seconds, peak)
 
 
@@ -188,7 +190,7 @@ class Section:
             raise ConfigError(f"{type(self).__name__} shows section {self.letter}, "
                               f"not {run.letter}")
         self.letter, self.spec, self.p = run.letter, SECTIONS[run.letter], run.p
-        self.out, self.data_dir, self.seconds = run.out, run.data_dir, run.seconds
+        self.out, self.labels, self.seconds = run.out, run.labels, run.seconds
         self.run = run
         self.df, self.metrics = run.df.copy(), dict(run.metrics)
         # each row carries its variant (run's rows and metrics are in one order): what tables
@@ -370,9 +372,21 @@ class Section:
     def _pred(self, v: pipeline.Variant) -> np.ndarray:
         return np.asarray(self.metrics[v]["predictions"])
 
-    def _compare(self, base: pipeline.Variant, other: pipeline.Variant, y: np.ndarray) -> str:
+    def mcnemar(self, a: pipeline.Variant, b: pipeline.Variant) -> dict:
+        """McNemar's test of two variants on the test images both scored: their stored
+        predictions against the labels `run_section` loaded (`stats.mcnemar`)."""
+        return stats.mcnemar(self.labels[a.dataset], self._pred(a), self._pred(b))
+
+    def paired_words(self, a: pipeline.Variant, b: pipeline.Variant) -> str:
+        """"McNemar p = …, <verdict>", or "identical predictions" (no test to run)."""
+        if np.array_equal(self._pred(a), self._pred(b)):
+            return "identical predictions"
+        p = self.mcnemar(a, b)["p_value"]
+        return f"McNemar p = {p:.3g}, {stats.verdict_words(p)}"
+
+    def _compare(self, base: pipeline.Variant, other: pipeline.Variant) -> str:
         mb, mo = self.metrics[base], self.metrics[other]
-        test = stats.mcnemar(y, self._pred(base), self._pred(other))
+        test = self.mcnemar(base, other)
         delta = 100 * (mo["accuracy"] - mb["accuracy"])
         verdict = ("a real difference on this test set" if stats.significant(test["p_value"])
                    else "within noise")
@@ -394,13 +408,12 @@ class Section:
         controls stay in `metrics`, for `_control_lines`."""
         self.df = self.df[self.df.control == "none"].reset_index(drop=True)
 
-    def _control_lines(self, dense: pipeline.Variant, pruned: pipeline.Variant,
-                       y: np.ndarray) -> list[str]:
+    def _control_lines(self, dense: pipeline.Variant, pruned: pipeline.Variant) -> list[str]:
         """Pruned vs its equal-compute control, control vs baseline (none without a control)."""
         control = pipeline.control_of(pruned)
         if control not in self.metrics:
             return []
-        return ["  " + self._compare(a, b, y) for a, b in ((control, pruned), (dense, control))]
+        return ["  " + self._compare(a, b) for a, b in ((control, pruned), (dense, control))]
 
     def _seed_lines(self, controlled: list) -> list[str]:
         """Pruned − baseline and pruned − control, paired by seed, over the profile's seeds."""
@@ -434,21 +447,16 @@ class Section:
     def findings(self) -> None:
         """'What the numbers say': every statement is computed from this section's rows."""
         lines = []
-        y_cache = {}
-        for v in self.metrics:
-            if v.dataset not in y_cache:
-                y_cache[v.dataset] = data.test_labels(data_config(self.p, v.dataset),
-                                                      self.data_dir).numpy()
         for v in self.metrics:
             if v.prune_ratio == 0 and v.quant == "none":
                 continue
             base = pipeline.Variant(v.section, v.model, v.dataset)
-            lines.append(self._compare(base, v, y_cache[v.dataset]))
+            lines.append(self._compare(base, v))
         int8 = [v for v in self.metrics if v.quant != "none"]
         for v in int8:
             float_v = pipeline.Variant(v.section, v.model, v.dataset, v.prune_ratio)
             if float_v in self.metrics:
-                lines.append(self._compare(float_v, v, y_cache[v.dataset]))
+                lines.append(self._compare(float_v, v))
         baselines = [v for v in self.metrics
                      if v == pipeline.Variant(v.section, v.model, v.dataset)]
         for other in baselines[1:]:  # architectures side by side: each against the first
@@ -457,10 +465,9 @@ class Section:
         controlled = [v for v in pruned if v.quant == "none"
                       and pipeline.control_of(v) in self.metrics]
         for v in controlled:
-            lines.append(self._compare(pipeline.control_of(v), v, y_cache[v.dataset]))
+            lines.append(self._compare(pipeline.control_of(v), v))
         for c in dict.fromkeys(pipeline.control_of(v) for v in controlled):
-            lines.append(self._compare(pipeline.Variant(c.section, c.model, c.dataset), c,
-                                       y_cache[c.dataset]))
+            lines.append(self._compare(pipeline.Variant(c.section, c.model, c.dataset), c))
         if self.n_seeds > 1:
             lines += self._seed_lines(controlled)
         if pruned:
@@ -744,6 +751,15 @@ def _section_cells(sections: list[str], notebooks: dict[str, Path]
     return durations, cells
 
 
+def _opening(sections: list[str]) -> str:
+    """What the report is, naming only the added sections (`Spec.beyond`) it shows."""
+    beyond = [f"section {s}: {SECTIONS[s].beyond}" for s in sections if SECTIONS[s].beyond]
+    return ("A re-run of a course project's study (its sections A–E) with validation-based "
+            "model selection, test-split accuracy with 95% intervals, paired significance tests "
+            "and median CPU latencies" + (f", and what it left undone ({'; '.join(beyond)})"
+                                          if beyond else "") + ".")
+
+
 def _title_cell(results: pd.DataFrame, p: dict, sections: list[str], timed: bool):
     """The report's title, what it is, and its contents (the time appendix where `timed`)."""
     toc = "\n".join(f"{i + 1}. [Section {s}. "
@@ -754,12 +770,7 @@ def _title_cell(results: pd.DataFrame, p: dict, sections: list[str], timed: bool
         f"# Approximate computing for CNNs: pruning, quantization and compression of "
         f"{_and([names.model(m) for m in dict.fromkeys(results.model)])}\n\n"
         f"Profile **{_literal(profile_label(p['profile']))}**: {_literal(p['description'])}\n\n"
-        f"A re-run of a course project's study (its sections A–E) with validation-based model "
-        f"selection, test-split accuracy with 95% intervals, paired significance tests and "
-        f"median CPU latencies, and what it left undone (section F: real compression; section "
-        f"G: real CPU speed; section H: equal-compute controls, seeds, baselines and "
-        f"sensitivity). "
-        f"Generated by approxlib on "
+        f"{_opening(sections)} Generated by approxlib on "
         f"{dt.date.today().isoformat()}.\n\n**Contents**\n\n{toc}\n"
         f"{len(sections) + 1}. [Appendix: environment](#environment)"
         + (f"\n{len(sections) + 2}. [Appendix: where the time went](#time)"

@@ -8,11 +8,10 @@ import functools
 import numpy as np
 import pandas as pd
 
-from . import data
 from . import analysis, compress, names, plots, stats
 from . import pipeline
 from . import store
-from .config import data_config, per_model
+from .config import per_model
 from .report import Section, _display, _fmt_pct, _md
 
 STAGES = analysis.COMPRESSION_STAGES
@@ -264,7 +263,7 @@ class CompressionSection(Section):
                 f"{_fmt_pct(r.nnc_accuracy)} vs {_fmt_pct(r.apx_accuracy)}) — the .apx file is "
                 f"{how} it."]
 
-    def _distillation_lines(self, model: str, ours: pd.Series, y: np.ndarray) -> list[str]:
+    def _distillation_lines(self, model: str, ours: pd.Series) -> list[str]:
         """The same pipeline fine-tuned by distillation from the dense baseline: its Huffman
         file against the plain one, and against its own dense control (distilled the same
         way), which is what "within N points of dense at equal compute" compares with."""
@@ -278,31 +277,22 @@ class CompressionSection(Section):
                 f"{self.p['kd_temperature']}) in gradual pruning and codebook fine-tuning: "
                 f"Huffman .apx **{r.compression_ratio:.1f}×** at {_fmt_pct(r.accuracy)}, "
                 f"{100 * (r.accuracy - ours.accuracy):+.2f} points against the same pipeline "
-                f"without it ({self._mcnemar(y, self._variant(ours), v)})")
+                f"without it ({self.paired_words(self._variant(ours), v)})")
         pruned = dataclasses.replace(v, quant="none", codec="none")
         control = pipeline.control_of(pruned)
         if control in self.metrics:
             c = self.metrics[control]
             line += (f"; against its dense control distilled the same way "
                      f"({_fmt_pct(c['accuracy'])}): {100 * (r.accuracy - c['accuracy']):+.2f} "
-                     f"points ({self._mcnemar(y, control, v)})")
+                     f"points ({self.paired_words(control, v)})")
         return [line + "."]
 
-    def _mcnemar(self, y: np.ndarray, a, b) -> str:
-        t = stats.mcnemar(y, np.asarray(self.metrics[a]["predictions"]),
-                          np.asarray(self.metrics[b]["predictions"]))
-        return (f"McNemar p = {t['p_value']:.3g}, "
-                f"{stats.verdict_words(t['p_value'])}")
-
     def findings(self) -> None:
-        y = data.test_labels(data_config(self.p, self.dataset), self.data_dir).numpy()
         lines = []
         for m in self.models_in:
             dense, pruned = self._row(m, STAGES[0][0]), self._row(m, "pruned (.pt)")
             packed, ours = self._row(m, "+ weight sharing"), self._row(m, "+ Huffman coding")
-            pd_, po = (np.asarray(self.metrics[self._variant(r)]["predictions"])
-                       for r in (dense, ours))
-            test = stats.mcnemar(y, pd_, po)
+            test = self.mcnemar(self._variant(dense), self._variant(ours))
             drop = dense.accuracy - ours.accuracy
             lines.append(
                 f"- **{names.model(m)}**: {dense.size_bytes / 1e6:.2f} MB → "
@@ -332,8 +322,8 @@ class CompressionSection(Section):
                 f"decoding {enc['decode_seconds']:.2f} s on this CPU.")
             lines += self._standard_lines(m)
             lines += self._tradeoff_lines(m)
-            lines += self._control_lines(self._variant(dense), self._variant(pruned), y)
-            lines += self._distillation_lines(m, ours, y)
+            lines += self._control_lines(self._variant(dense), self._variant(pruned))
+            lines += self._distillation_lines(m, ours)
             gain = pruned.accuracy - dense.accuracy
             lines.append(
                 f"  - Pruning to {pruned.sparsity:.1%} changed top-1 by {100 * gain:+.2f} points "

@@ -4,15 +4,13 @@ layer-wise magnitude) beside global magnitude on a sparsity curve; per-layer sen
 ratios it suggests; a verdict generated from the numbers."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
-from . import data
 from . import analysis, names, plots, stats
 from . import pipeline
 from . import prune
 from . import steps
-from .config import data_config, sensitivity_config
+from .config import sensitivity_config
 from .report import Section, _display, _md
 
 ROLE_NAMES = {"baseline": "baseline", "control": "dense control (+ fine-tuning)",
@@ -235,7 +233,6 @@ class ControlsSection(Section):
     def _curve_verdict(self) -> list[str]:
         if self.curve.empty or "l1-sensitivity" not in set(self.curve.prune_method):
             return []
-        y = data.test_labels(data_config(self.p, self.dataset), self.data_dir).numpy()
         out = []
         for m in dict.fromkeys(self.curve.model):
             c = self.curve[self.curve.model == m]
@@ -248,9 +245,7 @@ class ControlsSection(Section):
                     if a.empty or b.empty:
                         continue
                     a, b = a.iloc[0], b.iloc[0]
-                    pa = np.asarray(self.metrics[self._variant(a)]["predictions"])
-                    pb = np.asarray(self.metrics[self._variant(b)]["predictions"])
-                    p = stats.mcnemar(y, pb, pa)["p_value"]
+                    p = self.mcnemar(self._variant(b), self._variant(a))["p_value"]
                     d = 100 * (a.accuracy - b.accuracy)
                     desc = (f"{1 / (1 - s):.0f}× {'fine-tuned' if ft else 'not fine-tuned'}: "
                             f"{100 * a.accuracy:.2f}% vs {100 * b.accuracy:.2f}% ({d:+.2f} "

@@ -2,12 +2,10 @@
 channel pruning and ONNX Runtime against dense float32 PyTorch eager, with generated findings."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
-from . import data
 from . import analysis, names, plots, stats
-from .config import RUNTIMES, data_config, per_model
+from .config import RUNTIMES, per_model
 from .report import Section, _display, _fmt_pct, _md
 
 
@@ -111,11 +109,7 @@ class SpeedSection(Section):
     def recovery(self) -> pd.DataFrame:
         """Each recovery method or scratch control against what it replaces, with McNemar."""
         t = analysis.recovery_pairs(self.with_controls, float(self.p["channel_ratio"]))
-        y = data.test_labels(data_config(self.p, self.dataset), self.data_dir).numpy()
-        tests = [stats.mcnemar(y, np.asarray(self.metrics[r.a]["predictions"]),
-                               np.asarray(self.metrics[r.b]["predictions"]))
-                 for r in t.itertuples()]
-        return t.assign(p_value=[x["p_value"] for x in tests])
+        return t.assign(p_value=[self.mcnemar(r.a, r.b)["p_value"] for r in t.itertuples()])
 
     def table_recovery(self) -> None:
         t = self.recovery()
@@ -139,18 +133,17 @@ class SpeedSection(Section):
                          f"test on the same test images"))
 
     def findings(self) -> None:
-        y = data.test_labels(data_config(self.p, self.dataset), self.data_dir).numpy()
         lines, rec = [], self.recovery()
         for m in self.models_in:
             d = self.df[self.df.model == m]
             dense = self.dense(m)
             ort = self.pick(m, 0.0, "none", "onnxruntime")
-            lines.append(self._fastest_line(m, y, dense, ort))
+            lines.append(self._fastest_line(m, dense, ort))
             for runtime in ("pytorch", "onnxruntime"):
                 q = self.pick(m, 0.0, "int8-static", runtime)
                 lines.append(
                     f"  - Static INT8 alone ({'PyTorch FX' if runtime == 'pytorch' else 'ONNX Runtime'}): "
-                    f"{100 * q.delta:+.2f} points ({self._paired(y, dense, q)}), "
+                    f"{100 * q.delta:+.2f} points ({self._paired(dense, q)}), "
                     f"{q.smaller:.2f}× smaller, batch 1 {q.speedup:.2f}× / batch "
                     f"{self.p['throughput_batch']} {q.speedup_bs64:.2f}× vs eager float32.")
             b = self.p["throughput_batch"]
@@ -159,12 +152,12 @@ class SpeedSection(Section):
             ort_bs64 = ort.latency_bs64_ms / ch_ort.latency_bs64_ms
             lines.append(
                 f"  - {self.p['channel_ratio']:.0%} channel pruning: "
-                f"{100 * ch.delta:+.2f} points ({self._paired(y, dense, ch)}), "
+                f"{100 * ch.delta:+.2f} points ({self._paired(dense, ch)}), "
                 f"{dense.flops / ch.flops:.2f}× fewer FLOPs, {dense.params / ch.params:.2f}× fewer "
                 f"parameters; batch {b} **{ch.speedup_bs64:.2f}×** faster than dense in PyTorch "
                 f"eager and **{ort_bs64:.2f}×** in ONNX Runtime (each against the dense model "
                 f"in the same runtime), batch 1 {ch.speedup:.2f}× in eager.")
-            lines += self._control_lines(self._variant(dense), self._variant(ch), y)
+            lines += self._control_lines(self._variant(dense), self._variant(ch))
             lines += self._recovery_lines(m, rec[rec.model == m])
             fastest = d.loc[d.gflops_s.idxmax()]
             lines.append(
@@ -227,7 +220,7 @@ class SpeedSection(Section):
             out.append("  - Do the pruned weights matter? " + analysis.scratch_verdict(scratch))
         return out
 
-    def _fastest_line(self, m: str, y: np.ndarray, dense: pd.Series, ort: pd.Series) -> str:
+    def _fastest_line(self, m: str, dense: pd.Series, ort: pd.Series) -> str:
         """The fastest variant within 1 point of the best dense model at equal compute."""
         ref = analysis.best_dense(self.with_controls, m)
         bar = float(ref.accuracy)
@@ -242,14 +235,8 @@ class SpeedSection(Section):
                 f"({dense.latency_ms:.3f} ms) and **{best.speedup_ort:.2f}×** faster than dense "
                 f"float32 ONNX Runtime ({ort.latency_ms:.3f} ms), at {_fmt_pct(best.accuracy)} "
                 f"({100 * best.delta:+.2f} points against the baseline, "
-                f"{self._paired(y, dense, best)}).")
+                f"{self._paired(dense, best)}).")
 
-    def _paired(self, y: np.ndarray, a: pd.Series, b: pd.Series) -> str:
-        pa = np.asarray(self.metrics[self._variant(a)]["predictions"])
-        pb = np.asarray(self.metrics[self._variant(b)]["predictions"])
-        if np.array_equal(pa, pb):
-            return "identical predictions"
-        t = stats.mcnemar(y, pa, pb)
-        return (f"McNemar p = {t['p_value']:.3g}, "
-                f"{stats.verdict_words(t['p_value'])}")
+    def _paired(self, a: pd.Series, b: pd.Series) -> str:
+        return self.paired_words(self._variant(a), self._variant(b))
 

@@ -224,6 +224,8 @@ class Spec:
     # its files are weighed on the size-vs-accuracy trade-off, each against its model's best
     # dense model at equal compute (`pipeline.trade_off`, compression_points.csv)
     trade_off: bool = False
+    # what it adds to the original study, for the report's opening ("" = one of its sections)
+    beyond: str = ""
 
     def heading(self, models) -> str:
         return self.title.format(models=self.join.join(names.model(m) for m in models))
@@ -259,12 +261,15 @@ for _spec in (
          _versus(lambda p: [(0.0, "none"), (_ratio(p), "none")]), seeds=True, join=" vs ",
          original=True),
     Spec("F", "Real compression: Deep Compression's pipeline and the .apx format",
-         ("resnet18", "mobilenetv2"), _per_model(compression_variants), trade_off=True),
+         ("resnet18", "mobilenetv2"), _per_model(compression_variants), trade_off=True,
+         beyond="real compression"),
     Spec("G", "Real CPU speed: static INT8, channel pruning, ONNX Runtime",
-         ("resnet18", "mobilenetv2"), _per_model(speed_variants), roofline=True),
+         ("resnet18", "mobilenetv2"), _per_model(speed_variants), roofline=True,
+         beyond="real CPU speed"),
     Spec("H", "Does pruning itself help? Controls, seeds, baselines and sensitivity",
          ("resnet18", "mobilenetv2"), _controls_and_curves, controls=False, summarized=False,
-         layer_csvs="none", timed=False),
+         layer_csvs="none", timed=False,
+         beyond="equal-compute controls, seeds, baselines and sensitivity"),
 ):
     register(_spec)
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
 from pypdf import PdfReader
@@ -166,6 +167,29 @@ def test_text_reaching_the_report_is_shown_literally():
     assert html.unescape(shown) == " ".join(raw.split())
 
 
+def test_a_section_pairs_variants_on_the_labels_its_run_carries():
+    """Sections read no data files: `run_section` hands them each dataset's test labels, and
+    every McNemar test in the report pairs two variants' stored predictions against them
+    (known values: 6 images, A right on 0-4, B right on 0-1 and 5: only A 3, only B 1)."""
+    p = load_profile("smoke")
+    a = pipeline.Variant("C", "resnet18", "fashion-mnist")
+    b = pipeline.Variant("C", "resnet18", "fashion-mnist", 0.5)
+    y = np.array([0, 1, 2, 3, 4, 5])
+    preds = {a: [0, 1, 2, 3, 4, 0], b: [0, 1, 0, 0, 0, 5]}
+    row = dict(section="C", model="resnet18", dataset="fashion-mnist", prune_method="none",
+               quant="none", codec="none", runtime="pytorch", control="none", kd=False,
+               protocol="profile", seed=0, test_images=6, latency_ms=float("nan"), qp=None,
+               finetune_epochs=0, init="")
+    df = pd.DataFrame([dict(row, prune_ratio=0.0, accuracy=5 / 6),
+                       dict(row, prune_ratio=0.5, accuracy=3 / 6)])
+    run = report.SectionRun("C", p, df, {v: {"predictions": preds[v]} for v in (a, b)}, {}, {},
+                            pathlib.Path("."), {"fashion-mnist": y}, 1.0)
+    sec = report.Section(run)
+    assert sec.mcnemar(a, b) == {"only_a": 3, "only_b": 1, "p_value": 0.625}
+    assert sec.paired_words(a, b) == "McNemar p = 0.625, within noise"
+    assert sec.paired_words(a, a) == "identical predictions"
+
+
 def test_the_protocol_says_how_many_test_images_and_when_validation_is_optimistic():
     """It said "the full test split" where smoke scores 2,000 images, and nothing where given
     weights are validated on images carved from the training part they may have seen."""
@@ -177,8 +201,16 @@ def test_the_protocol_says_how_many_test_images_and_when_validation_is_optimisti
     for init, carved in [("mine.pt", True), ("", False)]:
         run = report.SectionRun("C", p, pd.DataFrame([dict(row, init=init)]),
                                 {pipeline.Variant("C", "resnet18", "fashion-mnist"): {}}, {},
-                                {}, pathlib.Path("."), pathlib.Path("data"), 1.0)
+                                {}, pathlib.Path("."), {"fashion-mnist": np.zeros(1)}, 1.0)
         text = report.Section(run).protocol_text()
         assert "test accuracy on 2,000 test images;" in text and "full test split" not in text
         assert ("200 images carved from the training images, which the given weights may have "
                 "seen, so optimistic" in text) == carved
+
+
+def test_the_opening_names_only_the_added_sections_the_report_shows():
+    """It listed sections F, G and H as what the report adds even when it showed A alone."""
+    assert "left undone" not in report._opening(["A", "C"])
+    text = report._opening(["A", "G"])
+    assert "section G: real CPU speed" in text and "section F" not in text
+    assert all(f"section {s}:" in report._opening(list("ABCDEFGH")) for s in "FGH")

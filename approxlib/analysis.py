@@ -10,6 +10,17 @@ import pandas as pd
 from . import names, stats
 from .config import SCRATCH
 
+# "Within N points": how far below the best dense model at equal compute a variant may score
+# to count as keeping its accuracy (the report's fastest variant and most compressed file)
+BUDGET_POINTS = 1.0
+# how close to the .apx file's validation accuracy an NNCodec setting must decode to compete
+NNC_TOLERANCE_POINTS = 0.1
+
+
+def points_words(points: float) -> str:
+    """"1 point", "0.1 point", "2 points": a budget as the report's text gives it."""
+    return f"{points:g} point" + ("" if points <= 1 else "s")
+
 
 def _controls(d: pd.DataFrame) -> pd.Series:
     """Each row's control kind; "none" for every row of a frame without the column."""
@@ -129,7 +140,7 @@ def reference_name(row: pd.Series) -> str:
 
 
 def fastest_within(d: pd.DataFrame, model: str, reference: float,
-                   points: float = 1.0) -> pd.Series | None:
+                   points: float = BUDGET_POINTS) -> pd.Series | None:
     """The lowest batch-1 latency row of `model` whose accuracy is at most `points` below
     `reference` (best_dense_accuracy); None when no row is."""
     ok = d[(d.model == model) & (d.accuracy >= reference - points / 100)]
@@ -366,8 +377,8 @@ def compression_finding(d: pd.DataFrame) -> tuple[str, str] | None:
 
 
 def speed_finding(d: pd.DataFrame) -> tuple[str, str] | None:
-    """Per model, the fastest variant within 1 point of the best dense model at equal compute
-    (the dense baseline or its equal-compute control, whichever is more accurate)."""
+    """Per model, the fastest variant within `BUDGET_POINTS` of the best dense model at equal
+    compute (the dense baseline or its equal-compute control, whichever is more accurate)."""
     ort = d[d.runtime == "onnxruntime"]
     if ort.empty:
         return None
@@ -381,7 +392,8 @@ def speed_finding(d: pd.DataFrame) -> tuple[str, str] | None:
             continue
         parts.append(f"{names.model(m)} {fast.speedup:.1f}× ({fast['name']}, "
                      f"{fast.latency_ms:.2f} ms)")
-    return section, ("**CPU speed.** At batch 1, the fastest variant within 1 point of the best "
+    return section, (f"**CPU speed.** At batch 1, the fastest variant within "
+                     f"{points_words(BUDGET_POINTS)} of the best "
                      "dense float32 model at equal compute (the baseline or its dense control), "
                      "against dense float32 PyTorch: " + ", ".join(parts) + ".")
 
@@ -441,7 +453,8 @@ def stage_row(d: pd.DataFrame, model: str, stage: str) -> pd.Series:
     return hit.iloc[0]
 
 
-def against_standard(d: pd.DataFrame, tolerance: float = 0.001) -> pd.DataFrame:
+def against_standard(d: pd.DataFrame, tolerance: float = NNC_TOLERANCE_POINTS / 100
+                     ) -> pd.DataFrame:
     """Per model, the .apx file (Huffman stage) against NNCodec's settings (`codec` "nncodec",
     one row per `qp`): NNCodec's smallest file whose validation accuracy is at least the .apx
     file's minus `tolerance` (fraction; picked on validation, its test accuracy reported), and
@@ -527,7 +540,7 @@ def compression_points(d: pd.DataFrame, curves: pd.DataFrame,
 
 
 def largest_ratio_within(points: pd.DataFrame, model: str,
-                         budget: float = 1.0) -> pd.Series | None:
+                         budget: float = BUDGET_POINTS) -> pd.Series | None:
     """The most compressed file of `model` (compression_points, with `val_lo`) whose one-sided
     95% paired bound puts it at most `budget` points below the best dense model at equal
     compute on validation (`val_lo` ≥ −budget): picked on validation, never on test; None if

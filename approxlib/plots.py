@@ -208,7 +208,7 @@ def bits_curve(curve: pd.DataFrame, dense: dict, tuned: dict) -> plt.Figure:
         # 6 points below the dense model (or the best point, if lower) at most: a collapsed width
         # (k-means at 2 bits) sits on the bottom edge as ▼ instead of squeezing the range
         shown = [*d.accuracy * 100, *([tuned[m][1] * 100] if m in tuned else [])]
-        lo = max(min(d.accuracy.min() * 100, dense[m] * 100 - 1) - 1,
+        lo = max(min(d.accuracy.min() * 100, dense[m] * 100 - analysis.BUDGET_POINTS) - 1,
                  min(dense[m] * 100, max(shown)) - 6)
         for i, (s, g) in enumerate(d.groupby("sparsity")):
             shade = 0.35 + 0.65 * (i + 1) / len(levels)  # one line alone: the full colour
@@ -218,7 +218,7 @@ def bits_curve(curve: pd.DataFrame, dense: dict, tuned: dict) -> plt.Figure:
                      alpha=shade, label=f"k-means, pruned {s:.0%}")
         _below_note(ax, shown, lo)
         ax.axhline(dense[m] * 100, color=COLORS["none"], lw=1, label="best dense model")
-        ax.axhline(dense[m] * 100 - 1, color=COLORS["none"], lw=1, ls="--", label="− 1 point")
+        _budget_line(ax, dense[m])
         if m in tuned:
             b, acc, sparsity = tuned[m]
             _clipped(ax, [b], [acc * 100], lo, "*", ms=12, color=COLORS["int8-dynamic"],
@@ -245,6 +245,12 @@ def _clipped(ax, x, y, lo: float, marker: str, **style) -> None:
     if (~up).any():
         ax.plot(x[~up], np.full((~up).sum(), lo), "v", ls="none",
                 **{**style, "ms": 6, "label": None})
+
+
+def _budget_line(ax, dense: float) -> None:
+    """The dashed line `analysis.BUDGET_POINTS` below the best dense model's accuracy."""
+    ax.axhline(dense * 100 - analysis.BUDGET_POINTS, color=COLORS["none"], lw=1, ls="--",
+               label=f"− {analysis.points_words(analysis.BUDGET_POINTS)}")
 
 
 def _below_note(ax, y, lo: float) -> None:
@@ -310,7 +316,7 @@ def ratio_accuracy(points: pd.DataFrame, dense: dict, published: list[tuple]) ->
         ax.plot(front.ratio, (front.accuracy * 100).clip(lower=lo), "-", color="0.4", lw=1,
                 label="Pareto front")
         ax.axhline(dense[m] * 100, color=COLORS["none"], lw=1, label="best dense model")
-        ax.axhline(dense[m] * 100 - 1, color=COLORS["none"], lw=1, ls="--", label="− 1 point")
+        _budget_line(ax, dense[m])
         for who, what, ratio in published:
             ax.axvline(ratio, color="0.6", lw=0.8, ls=":")
             ax.annotate(f"{who} ({what}) {ratio:g}×", (ratio, 0.02),

@@ -432,7 +432,7 @@ class Section:
                 ci = stats.mean_ci((acc[a] - acc[b]).dropna().to_numpy())
                 parts.append(f"{a} − {b} {100 * ci['mean']:+.2f} points "
                              f"({100 * ci['lo']:+.2f} to {100 * ci['hi']:+.2f}, "
-                             f"{'within noise' if stats.within_noise(ci) else 'beyond noise'})")
+                             f"{stats.interval_words(ci)})")
             out.append(f"  - {names.variant_label(v)}: " + "; ".join(parts) + ".")
         return out
 

@@ -237,10 +237,11 @@ class CompressionSection(Section):
                 f"{', '.join(f'{r.file} ({r.ratio:.1f}×)' for r in front.itertuples())}. ")
         against = (f"the best dense model at equal compute ({analysis.reference_name(ref)}, "
                    f"{_fmt_pct(ref.accuracy)})")
+        within = analysis.points_words(analysis.BUDGET_POINTS)
         if best is None:
-            return [head + f"No file is within 1 point of {against} on validation by its "
+            return [head + f"No file is within {within} of {against} on validation by its "
                            f"one-sided 95% paired bound."]
-        return [head + f"The most compressed file within 1 point of {against} on validation, "
+        return [head + f"The most compressed file within {within} of {against} on validation, "
                        f"by its one-sided 95% paired bound (not the estimate), is "
                        f"{best.file}: **{best.ratio:.1f}×** at {_fmt_pct(best.accuracy)} test "
                        f"({100 * (best.accuracy - ref.accuracy):+.2f} points; on validation "
@@ -252,14 +253,15 @@ class CompressionSection(Section):
         if model not in set(t.model):
             return []
         r = t[t.model == model].iloc[0]
+        within = analysis.points_words(analysis.NNC_TOLERANCE_POINTS)
         if np.isnan(r.larger):
-            return [f"  - None of NNCodec's {r.settings} settings decodes to within 0.1 "
-                    f"validation point of the .apx file: at equal accuracy no standard file "
+            return [f"  - None of NNCodec's {r.settings} settings decodes to within {within} "
+                    f"of the .apx file's validation accuracy: at equal accuracy no standard file "
                     f"here competes with it."]
         how = (f"{100 * (r.larger - 1):.1f}% larger than" if r.larger > 1 else
                f"{100 * (1 - r.larger):.1f}% smaller than")
-        return [f"  - Against the standard: NNCodec's smallest file within 0.1 validation point "
-                f"of the .apx file (qp {int(r.qp)}: {r.nnc_bytes / 1e3:.0f} kB, top-1 "
+        return [f"  - Against the standard: NNCodec's smallest file within {within} of "
+                f"the .apx file's validation accuracy (qp {int(r.qp)}: {r.nnc_bytes / 1e3:.0f} kB, top-1 "
                 f"{_fmt_pct(r.nnc_accuracy)} vs {_fmt_pct(r.apx_accuracy)}) — the .apx file is "
                 f"{how} it."]
 

@@ -206,7 +206,7 @@ class ControlsSection(Section):
                     f"under the **{pr}** protocol (baseline {100 * base['mean']:.2f}%), pruning "
                     f"then fine-tuning changes top-1 by {_pts(pb)} against the baseline, the "
                     f"same fine-tuning without pruning by {_pts(cb)}, so pruning itself "
-                    f"contributes **{_pts(pc)}** ({_noise(pc)})")
+                    f"contributes **{_pts(pc)}** ({stats.interval_words(pc)})")
             lines.append(f"- **{names.model(m)}** ({int(diffs[diffs.model == m].n.max())} seeds, "
                          f"{self.ratio:.0%} global L1): " + "; ".join(parts) + ".")
         gains = diffs[diffs.difference == "pruned − control"]
@@ -286,7 +286,3 @@ def _pts(r: dict) -> str:
         return f"{100 * r['mean']:+.2f} points (one seed, no interval)"
     return (f"{100 * r['mean']:+.2f} points (95% CI {100 * r['lo']:+.2f} to "
             f"{100 * r['hi']:+.2f})")
-
-
-def _noise(r: dict) -> str:
-    return "within noise" if stats.within_noise(r) else "beyond noise"

@@ -221,15 +221,17 @@ class SpeedSection(Section):
         return out
 
     def _fastest_line(self, m: str, dense: pd.Series, ort: pd.Series) -> str:
-        """The fastest variant within 1 point of the best dense model at equal compute."""
+        """The fastest variant within `analysis.BUDGET_POINTS` of the best dense model at
+        equal compute."""
         ref = analysis.best_dense(self.with_controls, m)
         bar = float(ref.accuracy)
         best = analysis.fastest_within(self.df, m, bar)
         against = (f"the best dense model at equal compute ({_fmt_pct(bar)}, "
                    f"{analysis.reference_name(ref)}, picked on validation)")
+        within = analysis.points_words(analysis.BUDGET_POINTS)
         if best is None:
-            return f"- **{names.model(m)}**: no variant is within 1 point of {against}."
-        return (f"- **{names.model(m)}**: the fastest variant within 1 point of {against} "
+            return f"- **{names.model(m)}**: no variant is within {within} of {against}."
+        return (f"- **{names.model(m)}**: the fastest variant within {within} of {against} "
                 f"is **{best['name']}**: {best.latency_ms:.3f} ms at batch 1, "
                 f"**{best.speedup:.1f}×** faster than dense float32 PyTorch eager "
                 f"({dense.latency_ms:.3f} ms) and **{best.speedup_ort:.2f}×** faster than dense "

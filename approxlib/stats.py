@@ -61,6 +61,11 @@ def within_noise(ci: dict) -> bool:
     return not (ci["lo"] > 0 or ci["hi"] < 0)
 
 
+def interval_words(ci: dict) -> str:
+    """An interval's verdict as the report words it (`within_noise`)."""
+    return "within noise" if within_noise(ci) else "beyond noise"
+
+
 ALPHA = 0.05  # the significance level of every paired test the report calls
 
 

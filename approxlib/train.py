@@ -104,6 +104,13 @@ def optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
                            nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
 
 
+def _epoch_line(desc: str, epochs: int, h: dict) -> str:
+    """One epoch of `train`'s history as the progress output prints it."""
+    val = "–" if h["val_acc"] is None else f"{h['val_acc']:.3f}"
+    return (f"{desc} epoch {h['epoch']}/{epochs}: loss {h['train_loss']:.3f} "
+            f"train {h['train_acc']:.3f} val {val} ({h['img_per_s']:.0f} img/s)")
+
+
 def train(model: nn.Module, splits: data.Splits, cfg: TrainConfig, device: str = "auto",
           desc: str = "train", progress: bool = True,
           after_step: Callable[[nn.Module], None] | None = None,
@@ -157,9 +164,7 @@ def train(model: nn.Module, splits: data.Splits, cfg: TrainConfig, device: str =
                         "lr_end": opt.param_groups[0]["lr"], "seconds": secs,
                         "img_per_s": size / secs})
         if progress:
-            val = "–" if val_acc is None else f"{val_acc:.3f}"
-            tqdm.write(f"{desc} epoch {epoch + 1}/{cfg.epochs}: loss {loss_sum / size:.3f} "
-                       f"train {correct / size:.3f} val {val} ({size / secs:.0f} img/s)")
+            tqdm.write(_epoch_line(desc, cfg.epochs, history[-1]))
         if eligible and (decided or val_acc > best_acc):
             best_acc = best_acc if val_acc is None else val_acc
             best_state = copy.deepcopy(model.state_dict())

@@ -441,3 +441,9 @@ def test_models_at_chance_are_a_caution_before_every_finding():
     d["artifact_key"] = [f"k{i}" for i in range(len(d))]
     d.loc[3, "artifact_key"] = "k0"
     assert f"1 of {trained - 1} dense" in analysis.chance_finding(d)[1]
+
+
+def test_a_budget_in_points_is_worded_as_the_report_gives_it():
+    assert [analysis.points_words(x) for x in (1.0, 0.1, 0.5, 2.0, 1.5)] == [
+        "1 point", "0.1 point", "0.5 point", "2 points", "1.5 points"]
+    assert analysis.points_words(analysis.BUDGET_POINTS) == "1 point"

@@ -55,6 +55,8 @@ def test_mean_ci_on_known_samples():
     one = stats.mean_ci([0.5])
     assert one["mean"] == 0.5 and np.isnan(one["sd"]) and np.isnan(one["lo"])
     assert stats.within_noise(one)  # one seed is never evidence of a difference
+    assert [stats.interval_words(x) for x in (r, one, stats.mean_ci([-1.0, -1.1, -0.9]))] == [
+        "within noise", "within noise", "beyond noise"]
 
 
 def test_a_paired_test_is_worded_at_the_5_percent_level():

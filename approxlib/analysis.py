@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from . import names, stats
-from .config import SCRATCH
+from .config import PRUNE_REFERENCE, SCRATCH, SHIPPED_CODEC
 
 # "Within N points": how far below the best dense model at equal compute a variant may score
 # to count as keeping its accuracy (the report's fastest variant and most compressed file)
@@ -245,7 +245,7 @@ def roles(d: pd.DataFrame, ratio: float) -> pd.Series:
     finetuned = d.finetune_epochs > 0
     return pd.Series(np.select(
         [d.control != "none", d.prune_ratio == 0,
-         (d.prune_method == "l1-unstructured") & (d.prune_ratio == ratio) & finetuned],
+         (d.prune_method == PRUNE_REFERENCE) & (d.prune_ratio == ratio) & finetuned],
         ["control", "baseline", "pruned"], default="curve"), index=d.index)
 
 
@@ -338,7 +338,7 @@ def pruning_finding(d: pd.DataFrame, seed: int) -> tuple[str, str] | None:
     """One-shot global L1 pruning + fine-tuning against the dense baseline and control (the
     profile's seed: the runs the sections' paired tests compare)."""
     plain = d[_plain(d) & (d.seed == seed)]
-    pruned = plain[(plain.prune_method == "l1-unstructured") & (plain.control == "none")]
+    pruned = plain[(plain.prune_method == PRUNE_REFERENCE) & (plain.control == "none")]
     if pruned.empty:
         return None
     key = ["section", "model", "dataset"]
@@ -361,7 +361,7 @@ def pruning_finding(d: pd.DataFrame, seed: int) -> tuple[str, str] | None:
 
 def compression_finding(d: pd.DataFrame) -> tuple[str, str] | None:
     """The smallest lossless-coded file of each model against its dense float32 checkpoint."""
-    coded = d[(d.codec == "huffman") & ~_distilled(d)]  # the distilled file: section F's text
+    coded = d[(d.codec == SHIPPED_CODEC) & ~_distilled(d)]  # the distilled file: section F's text
     if coded.empty:
         return None
     parts = []
@@ -439,7 +439,7 @@ COMPRESSION_STAGES = [
     ("pruned (.pt)", "none", "none", True),
     ("pruned, sparse-encoded", "none", "sparse", True),
     ("+ weight sharing", "kmeans", "packed", True),
-    ("+ Huffman coding", "kmeans", "huffman", True),
+    ("+ Huffman coding", "kmeans", SHIPPED_CODEC, True),
 ]
 
 
@@ -566,3 +566,19 @@ def compression_stages(d: pd.DataFrame) -> pd.DataFrame:
                          "bits_per_nonzero": 8 * r.size_bytes / max(1, r.params - r.zero_params),
                          "weight_bits": r.weight_bits})
     return pd.DataFrame(rows)
+
+
+def method_pairs(curve: pd.DataFrame, method: str, reference: str) -> pd.DataFrame:
+    """Section H's sparsity curve, `method` against `reference` at each (model, fine-tuned,
+    sparsity) point both reached: their variants (`a`: method, `b`: reference, for the
+    paired test), accuracies and `diff` = a − b (fraction), in the curve's model order,
+    not fine-tuned first, sparsities rising."""
+    cols = ["model", "finetuned", "prune_ratio"]
+    pick = lambda m: curve[curve.prune_method == m][[*cols, "variant_id", "accuracy"]]  # noqa: E731
+    t = pick(method).merge(pick(reference), on=cols, suffixes=("_a", "_b"))
+    t["model"] = pd.Categorical(t.model, categories=list(dict.fromkeys(curve.model)))
+    t = t.sort_values(cols).reset_index(drop=True)
+    t["model"] = t.model.astype(str)
+    return pd.DataFrame({**{c: t[c] for c in cols}, "a": t.variant_id_a, "b": t.variant_id_b,
+                         "a_acc": t.accuracy_a, "b_acc": t.accuracy_b,
+                         "diff": t.accuracy_a - t.accuracy_b})

@@ -26,8 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .config import (EXECUTORS, MODELS, ConfigError, ModelConfig, PruneConfig, QuantConfig,
-                     check_dataset, check_model, check_ratio, data_config,
+from .config import (EXECUTORS, MODELS, SHIPPED_CODEC, ConfigError, ModelConfig, PruneConfig,
+                     QuantConfig, check_dataset, check_model, check_ratio, data_config,
                      finetune_config, load_profile, measure_config, parse_overrides,
                      profile_label, profile_names)
 
@@ -431,7 +431,7 @@ def cmd_compress(a) -> int:
         {"type": "GradualConfig", **dataclasses.asdict(gc)},
         {"type": "TrainConfig", **dataclasses.asdict(fc)},
         {"type": "ShareConfig", **dataclasses.asdict(share_config(p, mc.name))}]}
-    compress.save(model, a.out, CodecConfig("huffman", p["dc_index_bits"]), mc, meta)
+    compress.save(model, a.out, CodecConfig(SHIPPED_CODEC, p["dc_index_bits"]), mc, meta)
     size = a.out.stat().st_size
     print(f"sparsity {prune.sparsity_of(model):.4f}, {size} bytes "
           f"({compress.dense_state_dict_bytes(mc) / size:.1f}× smaller than dense float32) → {a.out}")

@@ -37,6 +37,7 @@ import json
 import lzma
 import math
 import struct
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -549,8 +550,60 @@ def load(path: Path, expect: ModelConfig | None = None) -> tuple[nn.Module, dict
 
 # --------------------------------------------------------------- general-purpose baselines
 
+class Codec:
+    """How section F writes a checkpoint to one file and reads it back (results.csv `codec`):
+    each kind a subclass, each codec an entry of CODECS. `steps.Encode` and
+    `pipeline.load_artifact` ask the codec, never its name; a new codec is one entry here."""
+    name: str
+    suffix: str
+
+    @property
+    def file_suffix(self) -> str:
+        """How the files it writes end."""
+        return self.suffix
+
+    def write(self, source: Path, mc: ModelConfig, cc: CodecConfig, header: dict
+              ) -> tuple[bytes, list[dict], float, float, bool]:
+        """The file's bytes from the checkpoint at `source`, one stats row per tensor, the
+        seconds to encode and to decode, and whether the round trip is bit-exact."""
+        raise NotImplementedError
+
+    def load(self, path: Path, expect: ModelConfig | None) -> tuple[nn.Module, dict]:
+        """The model a file holds, and its checkpoint or header; CheckpointError (ApxError),
+        one line, for a bad file."""
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
-class GeneralCodec:
+class Apx(Codec):
+    """A layer of our .apx format (`sparse`, `packed`, `huffman`: `encode`, `load`)."""
+    name: str
+    suffix: str = ".apx"
+
+    def write(self, source, mc, cc, header):
+        model, _ = store.load_checkpoint(source, expect=mc)
+        t0 = time.perf_counter()
+        data, stats = encode(model, mc, cc, header)
+        t1 = time.perf_counter()
+        exact = _same_tensors(decode(data)[0], model)
+        return data, stats, t1 - t0, time.perf_counter() - t1, exact
+
+    def load(self, path, expect):
+        return load(path, expect)
+
+
+def _same_tensors(a: nn.Module, b: nn.Module) -> bool:
+    """Equal names, dtypes, shapes and bytes of every tensor (NaN equal to itself)."""
+    sa, sb = a.state_dict(), b.state_dict()
+    return list(sa) == list(sb) and all(
+        x.dtype == y.dtype and x.shape == y.shape and torch.equal(
+            x.detach().contiguous().reshape(-1).view(torch.uint8),
+            y.detach().contiguous().reshape(-1).view(torch.uint8)) for x, y in zip(
+            sa.values(), sb.values()))
+
+
+@dataclass(frozen=True)
+class GeneralCodec(Codec):
     """A general-purpose compressor over the whole checkpoint file: what a user would try first.
     One entry per tool holds everything about it (file suffix, setting, both directions)."""
     name: str
@@ -558,6 +611,27 @@ class GeneralCodec:
     setting: str  # the level used, as the tool's command line spells it
     compress: Callable[[bytes], bytes]
     pieces: Callable[[bytes], Iterator[bytes]]  # decompression, a bounded piece at a time
+
+    @property
+    def file_suffix(self) -> str:
+        return f".pt{self.suffix}"
+
+    def write(self, source, mc, cc, header):
+        raw = source.read_bytes()
+        t0 = time.perf_counter()
+        data = self.compress(raw)
+        t1 = time.perf_counter()
+        exact = general_decompress(data, self.name, limit=len(raw)) == raw
+        return data, [], t1 - t0, time.perf_counter() - t1, exact
+
+    def load(self, path, expect):
+        if not path.is_file():
+            raise store.CheckpointError(f"checkpoint not found: {path}")
+        limit = checkpoint_limit(expect)
+        if path.stat().st_size > limit:  # compressed, it can only be smaller than the limit
+            raise store.CheckpointError(f"{path}: larger than any checkpoint of this architecture")
+        raw = general_decompress(path.read_bytes(), self.name, limit)
+        return store.load_checkpoint(path, expect, data=raw)
 
 
 def _file_pieces(reader) -> Iterator[bytes]:
@@ -592,6 +666,9 @@ GENERAL = {c.name: c for c in (
                  lambda d: _file_pieces(lzma.LZMAFile(io.BytesIO(d)))),
     GeneralCodec("zstd", ".zst", "zstd -19",
                  lambda d: zstandard.ZstdCompressor(level=19).compress(d), _zstd_pieces))}
+
+
+CODECS: dict[str, Codec] = {**{n: Apx(n) for n in APX_CODECS}, **GENERAL}
 
 
 def general_codec(codec: str) -> GeneralCodec:

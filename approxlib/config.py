@@ -36,6 +36,7 @@ PRUNE_SCOPES = ("global", "layer")
 QUANT_METHODS = ("none", "int8-dynamic", "kmeans", "int8-static", "int8-qat")
 RUNTIMES = ("pytorch", "onnxruntime")
 APX_CODECS = ("sparse", "packed", "huffman")  # our .apx format's layers (compress.py)
+SHIPPED_CODEC = "huffman"  # the file section F ships: every layer, Deep Compression's last stage
 EXECUTORS = ("local", "dask")  # `approx report --executor`: this process, or a Dask cluster
 GENERAL_CODECS = ("gzip", "xz", "zstd")  # over the whole checkpoint (compress.GENERAL)
 CODECS = ("none", *APX_CODECS, *GENERAL_CODECS)
@@ -213,10 +214,14 @@ def check_prune_method(method, what: str = "prune_method") -> None:
         raise ConfigError(f"{what}: {e}") from None
 
 
+# The pruning method every other is compared with: the original's global magnitude (L1) pruning
+PRUNE_REFERENCE = "l1-unstructured"
+
+
 @dataclass(frozen=True)
 class PruneConfig:
     ratio: float
-    method: str = "l1-unstructured"
+    method: str = PRUNE_REFERENCE
 
     def __post_init__(self):
         check_prune_method(self.method)
@@ -285,7 +290,7 @@ class CodecConfig:
     """How an artifact is written: our `.apx` format (`sparse`: relative indices + float32
     values; `packed`: + codebook indices at fixed width; `huffman`: indices and gaps Huffman
     coded) or a general-purpose compressor over the checkpoint (`gzip`, `xz`, `zstd`)."""
-    codec: str = "huffman"
+    codec: str = SHIPPED_CODEC
     index_bits: int = 8
 
     def __post_init__(self):
@@ -630,7 +635,7 @@ def validate_params(p: dict[str, Any]) -> None:
         channel_finetune_config(q, m)
         dc_finetune_config(q, m)
     share_finetune_config(p)
-    codec_config(p, "huffman")
+    codec_config(p, SHIPPED_CODEC)
     ChannelConfig(p["channel_ratio"])
     for r in _list("channel_ratios", p["channel_ratios"]):
         ChannelConfig(r)

@@ -40,6 +40,7 @@ from . import train
 from .config import (
     ChannelConfig,
     SCRATCH,
+    SHIPPED_CODEC,
     ConfigError,
     ModelConfig,
     NncConfig,
@@ -418,8 +419,10 @@ def load_artifact(path: Path, threads: int = 1, expect: ModelConfig | None = Non
     `expect`, when known, is the architecture it must hold; it also sets how far a compressed
     checkpoint may inflate (compress.checkpoint_limit: 256 MiB without it)."""
     path = Path(path)
-    if path.suffix == ".apx":
-        return compress.load(path, expect)
+    codec = next((c for c in compress.CODECS.values() if path.name.endswith(c.file_suffix)),
+                 None)
+    if codec is not None:
+        return codec.load(path, expect)
     if path.suffix == ".nnc":
         if expect is None:
             raise store.CheckpointError(f"{path}: an NNCodec bitstream needs its architecture")
@@ -428,15 +431,6 @@ def load_artifact(path: Path, threads: int = 1, expect: ModelConfig | None = Non
         if not path.is_file():
             raise store.CheckpointError(f"ONNX model not found: {path}")
         return runtime.OrtModel(path, threads), {"model": None, "meta": {}, "quant": "onnx"}
-    codec = {c.suffix: c.name for c in compress.GENERAL.values()}.get(path.suffix)
-    if codec is not None:
-        if not path.is_file():
-            raise store.CheckpointError(f"checkpoint not found: {path}")
-        limit = compress.checkpoint_limit(expect)
-        if path.stat().st_size > limit:  # compressed, it can only be smaller than the limit
-            raise store.CheckpointError(f"{path}: larger than any checkpoint of this architecture")
-        raw = compress.general_decompress(path.read_bytes(), codec, limit)
-        return store.load_checkpoint(path, expect, data=raw)
     return store.load_checkpoint(path, expect)
 
 
@@ -767,7 +761,7 @@ class Runner:
             model, rows, _ = share.share_and_finetune(
                 copy.deepcopy(pruned), ShareConfig(b, b), splits,
                 dataclasses.replace(share_finetune_config(self.p), epochs=0), progress=False)
-            blob, _ = compress.encode(model, gradual.step.model, codec_config(self.p, "huffman"))
+            blob, _ = compress.encode(model, gradual.step.model, codec_config(self.p, SHIPPED_CODEC))
             val_right = train.predict(model, splits.val_x) == splits.val_y
             points.append({"bits": b, "val_accuracy": val_right.float().mean().item(),
                            "val_correct": val_right.int().tolist(),

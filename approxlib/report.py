@@ -108,7 +108,7 @@ class SectionRun:
     df: pd.DataFrame
     metrics: dict  # Variant → its metrics, in the rows' order
     curves: dict  # Variant → bits-curve points (section F's gradually pruned variants)
-    sensitivity: dict  # sensitivity stage key → its cached table (section H)
+    sensitivity: dict  # (model, pruning method) → its cached sensitivity table (section H)
     out: Path
     labels: dict  # dataset → the test labels its rows' stored predictions line up with
     seconds: float
@@ -142,7 +142,7 @@ def run_section(letter: str, profile: str = "quick", model: str | None = None,
     t0 = time.perf_counter()
     df, runner = pipeline.run(p, [letter], artifacts, out, data_dir, progress=False,
                               models={letter: chosen} if chosen else None)
-    sensitivity = {st.key: runner.sensitivity(st) for v in runner.metrics
+    sensitivity = {(v.model, v.prune): runner.sensitivity(st) for v in runner.metrics
                    for st in pipeline.stages(v, p) if isinstance(st.step, steps.Sensitivity)}
     labels = {d: data.test_labels(data_config(p, d), data_dir).numpy()
               for d in dict.fromkeys(v.dataset for v in runner.metrics)}
@@ -421,18 +421,11 @@ class Section:
         out = [f"- Over {self.n_seeds} seeds ({', '.join(map(str, sorted(d.seed.unique())))}), "
                f"paired by seed (mean difference, 95% t-interval):"]
         for v in controlled:
-            sel = (d.model == v.model) & (d.dataset == v.dataset)
-            acc = {name: d[sel & cond].set_index("seed").accuracy for name, cond in (
-                ("pruned", (d.prune_ratio == v.prune_ratio) & (d.quant == "none")
-                 & (d.control == "none")),
-                ("baseline", (d.prune_ratio == 0) & (d.control == "none")),
-                ("control", d.control != "none"))}
-            parts = []
-            for a, b in (("pruned", "baseline"), ("pruned", "control"), ("control", "baseline")):
-                ci = stats.mean_ci((acc[a] - acc[b]).dropna().to_numpy())
-                parts.append(f"{a} − {b} {100 * ci['mean']:+.2f} points "
-                             f"({100 * ci['lo']:+.2f} to {100 * ci['hi']:+.2f}, "
-                             f"{stats.interval_words(ci)})")
+            sel = d[(d.model == v.model) & (d.dataset == v.dataset) & (d.quant == "none")]
+            diff = analysis.paired_differences(sel.assign(role=analysis.roles(sel, v.prune_ratio)))
+            parts = [f"{r.difference} {100 * r.mean:+.2f} points ({100 * r.lo:+.2f} to "
+                     f"{100 * r.hi:+.2f}, {stats.interval_words(r._asdict())})"
+                     for r in diff.itertuples()]
             out.append(f"  - {names.variant_label(v)}: " + "; ".join(parts) + ".")
         return out
 

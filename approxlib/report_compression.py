@@ -11,7 +11,7 @@ import pandas as pd
 from . import analysis, compress, names, plots, stats
 from . import pipeline
 from . import store
-from .config import per_model
+from .config import SHIPPED_CODEC, per_model
 from .report import Section, _display, _fmt_pct, _md
 
 STAGES = analysis.COMPRESSION_STAGES
@@ -261,8 +261,8 @@ class CompressionSection(Section):
         how = (f"{100 * (r.larger - 1):.1f}% larger than" if r.larger > 1 else
                f"{100 * (1 - r.larger):.1f}% smaller than")
         return [f"  - Against the standard: NNCodec's smallest file within {within} of "
-                f"the .apx file's validation accuracy (qp {int(r.qp)}: {r.nnc_bytes / 1e3:.0f} kB, top-1 "
-                f"{_fmt_pct(r.nnc_accuracy)} vs {_fmt_pct(r.apx_accuracy)}) — the .apx file is "
+                f"the .apx file's validation accuracy (qp {int(r.qp)}: "
+                f"{r.nnc_bytes / 1e3:.0f} kB, top-1 {_fmt_pct(r.nnc_accuracy)} vs {_fmt_pct(r.apx_accuracy)}) — the .apx file is "
                 f"{how} it."]
 
     def _distillation_lines(self, model: str, ours: pd.Series) -> list[str]:
@@ -270,7 +270,7 @@ class CompressionSection(Section):
         file against the plain one, and against its own dense control (distilled the same
         way), which is what "within N points of dense at equal compute" compares with."""
         kd = self.distilled[(self.distilled.model == model)
-                            & (self.distilled.codec == "huffman")]
+                            & (self.distilled.codec == SHIPPED_CODEC)]
         if kd.empty:
             return []
         r = kd.iloc[0]

@@ -7,10 +7,8 @@ from __future__ import annotations
 import pandas as pd
 
 from . import analysis, names, plots, stats
-from . import pipeline
 from . import prune
-from . import steps
-from .config import sensitivity_config
+from .config import PRUNE_REFERENCE, sensitivity_config
 from .report import Section, _display, _md
 
 ROLE_NAMES = {"baseline": "baseline", "control": "dense control (+ fine-tuning)",
@@ -152,11 +150,7 @@ class ControlsSection(Section):
     def sensitivity(self, model: str) -> pd.DataFrame:
         """The cached per-layer sensitivity rows of a curve model, with accuracy drops."""
         if model not in self._sens:
-            v = pipeline.Variant(self.letter, model, self.dataset,
-                                 float(self.p["h_curve_sparsities"][0]), prune="l1-sensitivity",
-                                 seed=self.curve_seed, protocol=self.curve_protocol)
-            st = next(s for s in pipeline.stages(v, self.p) if isinstance(s.step, steps.Sensitivity))
-            rows = self.run.sensitivity[st.key]["rows"]
+            rows = next(t for (m, _), t in self.run.sensitivity.items() if m == model)["rows"]
             base = next(r["accuracy"] for r in rows if r["layer"] is None)
             t = pd.DataFrame([r for r in rows if r["layer"] is not None])
             t["drop"] = 100 * (base - t.accuracy)
@@ -166,7 +160,7 @@ class ControlsSection(Section):
 
     def _sens_models(self) -> list[str]:
         return [m for m in self.p["h_curve_models"] if m in self.models_in
-                and "l1-sensitivity" in self.p["h_curve_methods"]]
+                and any(k[0] == m for k in self.run.sensitivity)]
 
     def fig_sensitivity(self) -> None:
         sc = sensitivity_config(self.p)
@@ -231,46 +225,46 @@ class ControlsSection(Section):
         _md("**Verdict.**\n\n" + "\n".join(lines))
 
     def _curve_verdict(self) -> list[str]:
-        if self.curve.empty or "l1-sensitivity" not in set(self.curve.prune_method):
+        """Per curve model: each sensitivity-guided method against global magnitude at every
+        point (McNemar), and how far random pruning trails it."""
+        methods = list(dict.fromkeys(self.curve.prune_method))
+        guided = [m for m in methods if prune.score_and_spread(m)[1] == "sensitivity"]
+        rand = [m for m in methods if prune.score_and_spread(m)[0] == "random"]
+        if not guided:
             return []
         out = []
         for m in dict.fromkeys(self.curve.model):
-            c = self.curve[self.curve.model == m]
-            wins, points = [], []
-            for ft in (False, True):
-                for s in sorted(set(c.prune_ratio)):
-                    g = c[(c.finetuned == ft) & (c.prune_ratio == s)]
-                    a = g[g.prune_method == "l1-sensitivity"]
-                    b = g[g.prune_method == "l1-unstructured"]
-                    if a.empty or b.empty:
-                        continue
-                    a, b = a.iloc[0], b.iloc[0]
-                    p = self.mcnemar(self._variant(b), self._variant(a))["p_value"]
-                    d = 100 * (a.accuracy - b.accuracy)
-                    desc = (f"{1 / (1 - s):.0f}× {'fine-tuned' if ft else 'not fine-tuned'}: "
-                            f"{100 * a.accuracy:.2f}% vs {100 * b.accuracy:.2f}% ({d:+.2f} "
-                            f"points, McNemar p = {p:.2g})")
-                    points.append(desc)
-                    if d > 0:
-                        wins.append((desc, stats.significant(p)))
-            real = [w for w, sig in wins if sig]
-            head = (f"sensitivity-guided ratios beat global magnitude at {len(wins)} of "
-                    f"{len(points)} points ({len(real)} beyond noise)" if wins else
-                    f"sensitivity-guided ratios do not beat global magnitude at any of the "
-                    f"{len(points)} points")
-            out.append(f"- **{names.model(m)} sparsity curve** ({self.curve_protocol} protocol, "
-                       f"seed {self.curve_seed}, one run per point): {head}. "
-                       + "; ".join(points) + ".")
-            rnd = c[c.prune_method == "random-unstructured"]
-            glob = c[c.prune_method == "l1-unstructured"]
-            if len(rnd) and len(glob):
-                worst = rnd.merge(glob, on=["prune_ratio", "finetuned"], suffixes=("_r", "_g"))
-                gap = 100 * (worst.accuracy_g - worst.accuracy_r)
-                out.append(f"  - Random pruning trails global magnitude by {gap.min():.1f} to "
-                           f"{gap.max():.1f} points over the curve: magnitude carries "
-                           f"information, as ShrinkBench's baseline is meant to show.")
+            for method in guided:
+                pairs = analysis.method_pairs(self.curve, method, PRUNE_REFERENCE)
+                if (pairs.model == m).any():
+                    out += self._guided_lines(pairs[pairs.model == m], method)
+            for r in rand:
+                pairs = analysis.method_pairs(self.curve, r, PRUNE_REFERENCE)
+                gap = -100 * pairs[pairs.model == m]["diff"]
+                if len(gap):
+                    out.append(f"  - {names.method(r).capitalize()} pruning trails "
+                               f"{names.method(PRUNE_REFERENCE)} by {gap.min():.1f} to "
+                               f"{gap.max():.1f} points over the curve: magnitude carries "
+                               f"information, as ShrinkBench's baseline is meant to show.")
         return out
 
+    def _guided_lines(self, pairs: pd.DataFrame, method: str) -> list[str]:
+        points, wins, real = [], 0, 0
+        for r in pairs.itertuples():
+            p = self.mcnemar(r.b, r.a)["p_value"]
+            d = 100 * r.diff
+            points.append(f"{1 / (1 - r.prune_ratio):.0f}× "
+                          f"{'fine-tuned' if r.finetuned else 'not fine-tuned'}: "
+                          f"{100 * r.a_acc:.2f}% vs {100 * r.b_acc:.2f}% ({d:+.2f} "
+                          f"points, McNemar p = {p:.2g})")
+            wins += d > 0
+            real += d > 0 and stats.significant(p)
+        what = f"{names.method(method)} pruning beats {names.method(PRUNE_REFERENCE)}"
+        head = (f"{what} at {wins} of {len(points)} points ({real} beyond noise)" if wins else
+                f"{what} at none of the {len(points)} points")
+        return [f"- **{names.model(pairs.model.iloc[0])} sparsity curve** "
+                f"({self.curve_protocol} protocol, seed {self.curve_seed}, one run per point): "
+                f"{head}. " + "; ".join(points) + "."]
 
 
 def _interval(r, signed: bool = False) -> str:

@@ -146,18 +146,7 @@ class SpeedSection(Section):
                     f"{100 * q.delta:+.2f} points ({self._paired(dense, q)}), "
                     f"{q.smaller:.2f}× smaller, batch 1 {q.speedup:.2f}× / batch "
                     f"{self.p['throughput_batch']} {q.speedup_bs64:.2f}× vs eager float32.")
-            b = self.p["throughput_batch"]
-            ch = self.pick(m, float(self.p["channel_ratio"]), "none", "pytorch")
-            ch_ort = self.pick(m, float(self.p["channel_ratio"]), "none", "onnxruntime")
-            ort_bs64 = ort.latency_bs64_ms / ch_ort.latency_bs64_ms
-            lines.append(
-                f"  - {self.p['channel_ratio']:.0%} channel pruning: "
-                f"{100 * ch.delta:+.2f} points ({self._paired(dense, ch)}), "
-                f"{dense.flops / ch.flops:.2f}× fewer FLOPs, {dense.params / ch.params:.2f}× fewer "
-                f"parameters; batch {b} **{ch.speedup_bs64:.2f}×** faster than dense in PyTorch "
-                f"eager and **{ort_bs64:.2f}×** in ONNX Runtime (each against the dense model "
-                f"in the same runtime), batch 1 {ch.speedup:.2f}× in eager.")
-            lines += self._control_lines(self._variant(dense), self._variant(ch))
+            lines += self._channel_lines(m, dense)
             lines += self._recovery_lines(m, rec[rec.model == m])
             fastest = d.loc[d.gflops_s.idxmax()]
             lines.append(
@@ -180,6 +169,22 @@ class SpeedSection(Section):
                "Caution: without an equal-compute dense control (profile `controls`), their "
                "accuracy cannot be credited to pruning rather than to that training."))
         _md("**What the numbers say.**\n\n" + "\n".join(lines))
+
+    def _channel_lines(self, m: str, dense: pd.Series) -> list[str]:
+        """The profile's channel ratio: accuracy, and `analysis.channel_curve`'s reductions
+        and speed-ups (each runtime's against its own dense model); then its controls."""
+        ratio, b = float(self.p["channel_ratio"]), self.p["throughput_batch"]
+        ch = self.pick(m, ratio, "none", "pytorch")
+        c = analysis.channel_curve(self.df)
+        c = c[(c.model == m) & (c.ratio == ratio)].set_index("runtime")
+        eager, ort = c.loc["pytorch"], c.loc["onnxruntime"]
+        return [f"  - {ratio:.0%} channel pruning: "
+                f"{100 * ch.delta:+.2f} points ({self._paired(dense, ch)}), "
+                f"{eager.mac_reduction:.2f}× fewer FLOPs, {eager.params_reduction:.2f}× fewer "
+                f"parameters; batch {b} **{eager.speedup_bs64:.2f}×** faster than dense in "
+                f"PyTorch eager and **{ort.speedup_bs64:.2f}×** in ONNX Runtime (each against "
+                f"the dense model in the same runtime), batch 1 {eager.speedup_bs1:.2f}× in "
+                f"eager.", *self._control_lines(self._variant(dense), self._variant(ch))]
 
     def _recovery_lines(self, m: str, rec: pd.DataFrame) -> list[str]:
         """QAT and distillation against the best dense model; fine-tuning against scratch."""

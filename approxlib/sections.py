@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import names
-from .config import (GENERAL_CODECS, RUNTIMES, SCRATCH, ConfigError, check_init_models,
-                     check_model, curve_sparsities, per_model)
+from .config import (GENERAL_CODECS, PRUNE_REFERENCE, RUNTIMES, SCRATCH, SHIPPED_CODEC,
+                     ConfigError, check_init_models, check_model, curve_sparsities, per_model)
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Variant:
     dataset: str
     prune_ratio: float = 0.0
     quant: str = "none"
-    prune: str = "l1-unstructured"  # how a prune_ratio > 0 is reached: one-shot, gradual, channel
+    prune: str = PRUNE_REFERENCE  # how a prune_ratio > 0 is reached: one-shot, gradual, channel
     codec: str = "none"
     runtime: str = "pytorch"  # pytorch (eager) | onnxruntime
     # equal-compute: the dense model fine-tuned exactly as variants pruned by `prune` are
@@ -169,11 +169,11 @@ def compression_variants(p: dict, section: str, model: str, dataset: str
     pruned = Variant(section, model, dataset, s, prune="gradual-l1")
     shared = dataclasses.replace(pruned, quant="kmeans")
     distilled = ([dataclasses.replace(pruned, kd=True),
-                  dataclasses.replace(shared, codec="huffman", kd=True)] if p["kd"] else [])
+                  dataclasses.replace(shared, codec=SHIPPED_CODEC, kd=True)] if p["kd"] else [])
     return [Variant(section, model, dataset), pruned,
             *(dataclasses.replace(pruned, codec=c) for c in (*GENERAL_CODECS, "sparse")),
             dataclasses.replace(shared, codec="packed"),
-            dataclasses.replace(shared, codec="huffman"),
+            dataclasses.replace(shared, codec=SHIPPED_CODEC),
             *(dataclasses.replace(pruned, codec="nncodec", qp=int(q)) for q in p["nncodec_qps"]),
             *distilled, *grid]
 

@@ -36,7 +36,7 @@ from . import measure
 from .config import (ChannelConfig, CodecConfig, DataConfig, GradualConfig, MeasureConfig,
                      ModelConfig, NncConfig, OnnxConfig, PruneConfig, QatConfig, QuantConfig,
                      ScratchConfig, SensitivityConfig, ShareConfig, StaticQuantConfig,
-                     TrainConfig, config_hash)
+                     PRUNE_REFERENCE, TrainConfig, config_hash)
 
 # Bump when a stage's code changes what it produces, so stale cache entries are not reused.
 # A step's own `version` (in its key after this one) is bumped when only that step changes.
@@ -347,7 +347,7 @@ class Prune(Step):
         return self.prune, self.finetune, self.data
 
     def label(self, v) -> str:
-        what = "" if v.prune == "l1-unstructured" else f" ({v.prune})"
+        what = "" if v.prune == PRUNE_REFERENCE else f" ({v.prune})"
         return (f"prune {v.model} {v.prune_ratio:.0%}{what}"
                 + (" + fine-tune" if self.finetune.epochs else ""))
 
@@ -523,11 +523,7 @@ class Encode(Step):
 
     @property
     def suffix(self) -> str:
-        return ".apx" if self.codec.codec in compress.APX_CODECS else f".pt{self.extension}"
-
-    @property
-    def extension(self) -> str:
-        return compress.general_codec(self.codec.codec).suffix
+        return compress.CODECS[self.codec.codec].file_suffix
 
     def hashed(self):
         return (self.codec,)
@@ -544,27 +540,15 @@ class Encode(Step):
     def run(self, ctx, st, path, meta):
         source = ctx.artifact(st.upstream)
         cc = self.codec
-        if cc.codec in compress.APX_CODECS:
-            model, _ = store.load_checkpoint(source, expect=self.model)
-            t0 = time.perf_counter()
-            data, stats = compress.encode(model, self.model, cc,
-                                          {k: meta[k] for k in self.header_meta if k in meta})
-            t1 = time.perf_counter()
-            decoded, _ = compress.decode(data)
-            exact = fingerprint(decoded) == fingerprint(model)
-        else:
-            raw = source.read_bytes()
-            t0 = time.perf_counter()
-            data, stats = compress.general_compress(raw, cc.codec), []
-            t1 = time.perf_counter()
-            exact = compress.general_decompress(data, cc.codec, limit=len(raw)) == raw
-        t2 = time.perf_counter()
+        header = {k: meta[k] for k in self.header_meta if k in meta}
+        data, stats, encode_s, decode_s, exact = compress.CODECS[cc.codec].write(
+            source, self.model, cc, header)
         if not exact:  # the codec's contract; a failure here is a bug, never a result
             raise RuntimeError(f"{cc.codec} round trip of {source} is not bit-exact")
         with store.atomic_path(path) as tmp:
             tmp.write_bytes(data)
         ctx.store.write_json(self.kind, st.key, {
-            **meta, "encode_seconds": t1 - t0, "decode_seconds": t2 - t1,
+            **meta, "encode_seconds": encode_s, "decode_seconds": decode_s,
             "source_bytes": source.stat().st_size, "bytes": path.stat().st_size,
             "tensors": stats})
 

@@ -447,3 +447,20 @@ def test_a_budget_in_points_is_worded_as_the_report_gives_it():
     assert [analysis.points_words(x) for x in (1.0, 0.1, 0.5, 2.0, 1.5)] == [
         "1 point", "0.1 point", "0.5 point", "2 points", "1.5 points"]
     assert analysis.points_words(analysis.BUDGET_POINTS) == "1 point"
+
+
+def test_method_pairs_match_a_method_with_the_reference_point_by_point():
+    """Section H's curve: sensitivity-guided against global magnitude where both ran (the
+    30%-not-fine-tuned point has no reference row: left out), models in curve order."""
+    rows = [("resnet18", True, 0.5, "l1-sensitivity", 0.80), ("resnet18", True, 0.5, "l1-unstructured", 0.78),
+            ("resnet18", False, 0.9, "l1-sensitivity", 0.40), ("resnet18", False, 0.9, "l1-unstructured", 0.45),
+            ("resnet18", False, 0.3, "l1-sensitivity", 0.70), ("resnet18", True, 0.9, "random-unstructured", 0.2),
+            ("alexnet", False, 0.5, "l1-sensitivity", 0.6), ("alexnet", False, 0.5, "l1-unstructured", 0.5)]
+    curve = pd.DataFrame(rows, columns=["model", "finetuned", "prune_ratio", "prune_method", "accuracy"])
+    curve["variant_id"] = [f"v{i}" for i in range(len(curve))]
+    t = analysis.method_pairs(curve, "l1-sensitivity", "l1-unstructured")
+    assert t[["model", "finetuned", "prune_ratio", "a", "b"]].values.tolist() == [
+        ["resnet18", False, 0.9, "v2", "v3"], ["resnet18", True, 0.5, "v0", "v1"],
+        ["alexnet", False, 0.5, "v6", "v7"]]
+    assert t["diff"].tolist() == pytest.approx([-0.05, 0.02, 0.1])
+    assert analysis.method_pairs(curve, "random-unstructured", "l1-unstructured").empty

@@ -246,6 +246,28 @@ def test_general_purpose_codecs_round_trip():
         compress.general_compress(data, "bzip2")
 
 
+def test_every_codec_a_config_accepts_writes_a_file_that_reads_back(tmp_path):
+    """One registry: each codec name a profile may give is a `compress.Codec` whose file
+    ends in a suffix no other codec's ends in, written bit-exact and read back through
+    `pipeline.load_artifact` by that suffix alone."""
+    from approxlib import pipeline
+    assert set(compress.CODECS) == set(config.CODECS) - {"none"}
+    ends = [c.file_suffix for c in compress.CODECS.values()]
+    assert not any(a != b and b.endswith(a) for a in set(ends) for b in set(ends))
+    mc = config.ModelConfig("resnet18", 10, 1)
+    model = models.build(mc, seed=0)
+    source = tmp_path / "m.pt"
+    store.save_checkpoint(model, source, mc, "none", {})
+    for name, codec in compress.CODECS.items():
+        data, _, _, _, exact = codec.write(source, mc, config.CodecConfig(name), {})
+        assert exact, name
+        path = tmp_path / f"m{codec.file_suffix}"
+        path.write_bytes(data)
+        back, _ = pipeline.load_artifact(path, expect=mc)
+        w = dict(back.named_parameters())["fc.weight"]
+        assert torch.equal(w, model.fc.weight), name
+
+
 def test_prefix_layout_is_documented():
     assert compress.PREFIX.size == 20 and struct.calcsize("<8sHHII") == 20 and len(compress.MAGIC) == 8
 

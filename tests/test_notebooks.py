@@ -88,6 +88,8 @@ def test_seeds_average_a_section_and_pair_its_differences(tmp_path, smoke_run):
         o.get("data", {}).get("text/html", "")) for c in nbformat.read(out, 4).cells
         if c.cell_type == "code" for o in c.outputs)
     assert "top-1 mean of 2 seeds (%)" in text and "paired by seed" in text
-    assert "pruned − control" in text
+    line = next(x for x in text.splitlines() if "pruned − control" in x)
+    assert all(f"{d} " in line for d in ("pruned − baseline", "control − baseline")), line
+    assert "nan" not in line and line.count(" noise") == 3, line
     df = pd.read_csv(tmp_path / "rep" / "results.csv")
     assert sorted(df.seed.unique()) == [0, 1] and len(df) == 2 * 3  # baseline, pruned, control

@@ -239,10 +239,11 @@ def scratch_verdict(scratch: pd.DataFrame) -> str:
 
 # ------------------------------------------------------------------- controls (section H)
 
-def roles(d: pd.DataFrame, ratio: float) -> pd.Series:
+def roles(d: pd.DataFrame, ratio: float, finetuned_only: bool = True) -> pd.Series:
     """Each row's part in the equal-compute comparison: `control`, `baseline`, `pruned` (global
-    L1 at `ratio`, fine-tuned) or `curve` (the sparsity curve's other points)."""
-    finetuned = d.finetune_epochs > 0
+    L1 at `ratio`, fine-tuned unless not `finetuned_only`) or `curve` (the sparsity curve's
+    other points, section H's not fine-tuned ones among them)."""
+    finetuned = (d.finetune_epochs > 0) | (not finetuned_only)
     return pd.Series(np.select(
         [d.control != "none", d.prune_ratio == 0,
          (d.prune_method == PRUNE_REFERENCE) & (d.prune_ratio == ratio) & finetuned],
@@ -574,7 +575,9 @@ def method_pairs(curve: pd.DataFrame, method: str, reference: str) -> pd.DataFra
     paired test), accuracies and `diff` = a − b (fraction), in the curve's model order,
     not fine-tuned first, sparsities rising."""
     cols = ["model", "finetuned", "prune_ratio"]
-    pick = lambda m: curve[curve.prune_method == m][[*cols, "variant_id", "accuracy"]]  # noqa: E731
+    def pick(method):  # one row a point (a protocol without fine-tuning has both at False)
+        rows = curve[curve.prune_method == method]
+        return rows[[*cols, "variant_id", "accuracy"]].drop_duplicates(cols)
     t = pick(method).merge(pick(reference), on=cols, suffixes=("_a", "_b"))
     t["model"] = pd.Categorical(t.model, categories=list(dict.fromkeys(curve.model)))
     t = t.sort_values(cols).reset_index(drop=True)

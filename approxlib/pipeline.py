@@ -419,8 +419,7 @@ def load_artifact(path: Path, threads: int = 1, expect: ModelConfig | None = Non
     `expect`, when known, is the architecture it must hold; it also sets how far a compressed
     checkpoint may inflate (compress.checkpoint_limit: 256 MiB without it)."""
     path = Path(path)
-    codec = next((c for c in compress.CODECS.values() if path.name.endswith(c.file_suffix)),
-                 None)
+    codec = next((c for c in compress.CODECS.values() if path.suffix == c.suffix), None)
     if codec is not None:
         return codec.load(path, expect)
     if path.suffix == ".nnc":

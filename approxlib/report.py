@@ -144,9 +144,9 @@ def run_section(letter: str, profile: str = "quick", model: str | None = None,
                               models={letter: chosen} if chosen else None)
     sensitivity = {(v.model, v.prune): runner.sensitivity(st) for v in runner.metrics
                    for st in pipeline.stages(v, p) if isinstance(st.step, steps.Sensitivity)}
+    seconds = time.perf_counter() - t0
     labels = {d: data.test_labels(data_config(p, d), data_dir).numpy()
               for d in dict.fromkeys(v.dataset for v in runner.metrics)}
-    seconds = time.perf_counter() - t0
     peak = measure.peak_gflops(p["threads"]) if SECTIONS[letter].roofline else float("nan")
     return SectionRun(letter, p, df, runner.metrics, runner.curves, sensitivity, out, labels,
                       seconds, peak)
@@ -416,13 +416,15 @@ class Section:
         return ["  " + self._compare(a, b) for a, b in ((control, pruned), (dense, control))]
 
     def _seed_lines(self, controlled: list) -> list[str]:
-        """Pruned − baseline and pruned − control, paired by seed, over the profile's seeds."""
+        """Pruned − control, pruned − baseline and control − baseline, paired by seed, over the
+        profile's seeds (`analysis.paired_differences`)."""
         d = self.df_seeds
         out = [f"- Over {self.n_seeds} seeds ({', '.join(map(str, sorted(d.seed.unique())))}), "
                f"paired by seed (mean difference, 95% t-interval):"]
         for v in controlled:
             sel = d[(d.model == v.model) & (d.dataset == v.dataset) & (d.quant == "none")]
-            diff = analysis.paired_differences(sel.assign(role=analysis.roles(sel, v.prune_ratio)))
+            role = analysis.roles(sel, v.prune_ratio, finetuned_only=False)
+            diff = analysis.paired_differences(sel.assign(role=role))
             parts = [f"{r.difference} {100 * r.mean:+.2f} points ({100 * r.lo:+.2f} to "
                      f"{100 * r.hi:+.2f}, {stats.interval_words(r._asdict())})"
                      for r in diff.itertuples()]

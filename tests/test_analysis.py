@@ -95,6 +95,9 @@ def test_roles_and_paired_differences_by_seed():
     d = controls_frame()
     d["role"] = analysis.roles(d, 0.5)
     assert d.role.tolist()[:4] == ["baseline", "pruned", "control", "curve"]
+    # sections A-E pair their pruned model fine-tuned or not (`finetune_epochs: 0`)
+    assert analysis.roles(d.assign(finetune_epochs=0), 0.5, finetuned_only=False).tolist()[:3] == [
+        "baseline", "pruned", "control"]
     diff = analysis.paired_differences(d[d.role != "curve"]).set_index("difference")
     assert diff.loc["pruned − control", "mean"] == pytest.approx(-0.02)  # −0.01 and −0.03
     assert diff.loc["pruned − baseline", "mean"] == pytest.approx(0.035)  # 0.04 and 0.03
@@ -455,7 +458,8 @@ def test_method_pairs_match_a_method_with_the_reference_point_by_point():
     rows = [("resnet18", True, 0.5, "l1-sensitivity", 0.80), ("resnet18", True, 0.5, "l1-unstructured", 0.78),
             ("resnet18", False, 0.9, "l1-sensitivity", 0.40), ("resnet18", False, 0.9, "l1-unstructured", 0.45),
             ("resnet18", False, 0.3, "l1-sensitivity", 0.70), ("resnet18", True, 0.9, "random-unstructured", 0.2),
-            ("alexnet", False, 0.5, "l1-sensitivity", 0.6), ("alexnet", False, 0.5, "l1-unstructured", 0.5)]
+            ("alexnet", False, 0.5, "l1-sensitivity", 0.6), ("alexnet", False, 0.5, "l1-unstructured", 0.5),
+            ("alexnet", False, 0.5, "l1-unstructured", 0.5)]  # a protocol without fine-tuning: twice
     curve = pd.DataFrame(rows, columns=["model", "finetuned", "prune_ratio", "prune_method", "accuracy"])
     curve["variant_id"] = [f"v{i}" for i in range(len(curve))]
     t = analysis.method_pairs(curve, "l1-sensitivity", "l1-unstructured")

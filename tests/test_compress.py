@@ -254,7 +254,7 @@ def test_every_codec_a_config_accepts_writes_a_file_that_reads_back(tmp_path):
     assert set(compress.CODECS) == set(config.CODECS) - {"none"}
     ends = [c.file_suffix for c in compress.CODECS.values()]
     assert not any(a != b and b.endswith(a) for a in set(ends) for b in set(ends))
-    mc = config.ModelConfig("resnet18", 10, 1)
+    mc = config.ModelConfig("mobilenet_v3_small", 10, 1)  # 1.5M weights: xz -9e in seconds
     model = models.build(mc, seed=0)
     source = tmp_path / "m.pt"
     store.save_checkpoint(model, source, mc, "none", {})
@@ -264,8 +264,7 @@ def test_every_codec_a_config_accepts_writes_a_file_that_reads_back(tmp_path):
         for path in (tmp_path / f"m{codec.file_suffix}", tmp_path / f"n{codec.suffix}"):
             path.write_bytes(data)  # a user's file may end in .gz alone
             back, _ = pipeline.load_artifact(path, expect=mc)
-            w = dict(back.named_parameters())["fc.weight"]
-            assert torch.equal(w, model.fc.weight), (name, path.name)
+            assert compress._same_tensors(back, model), (name, path.name)
 
 
 def test_prefix_layout_is_documented():

@@ -252,7 +252,12 @@ def roles(d: pd.DataFrame, ratio: float, finetuned_only: bool = True) -> pd.Seri
 
 def paired_differences(d: pd.DataFrame) -> pd.DataFrame:
     """Per model and protocol, accuracy differences paired by seed (`role` from `roles`): pruned −
-    control, pruned − baseline, control − baseline, each as stats.mean_ci (fractions)."""
+    control, pruned − baseline, control − baseline, each as stats.mean_ci (fractions). Two rows
+    of one role for one seed are a bug upstream, never averaged into one."""
+    twice = d.duplicated(["model", "protocol", "seed", "role"])
+    if twice.any():
+        raise ValueError(f"{int(twice.sum())} rows repeat a role of a model, protocol and seed: "
+                         f"{d[twice].role.unique().tolist()}")
     wide = d.pivot_table(index=["model", "protocol", "seed"], columns="role", values="accuracy")
     rows = []
     for (m, pr), g in wide.groupby(level=[0, 1], sort=False):

@@ -105,6 +105,9 @@ def test_roles_and_paired_differences_by_seed():
     # two seeds, sd 0.01414: t(0.975, 1) = 12.706 → half-width 12.706 × 0.01414 / √2 = 0.127
     row = diff.loc["pruned − control"]
     assert row["n"] == 2 and row["hi"] - row["mean"] == pytest.approx(0.12706, abs=1e-4)
+    twice = pd.concat([d, d.iloc[[1]]])  # seed 0's pruned row twice: never averaged into one
+    with pytest.raises(ValueError, match="1 rows repeat a role"):
+        analysis.paired_differences(twice[twice.role != "curve"])
 
 
 def study_frame():

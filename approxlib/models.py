@@ -8,6 +8,7 @@ rebuilt for the input channels, and the `cifar` stem where it applies.
 from __future__ import annotations
 
 import functools
+import hashlib
 
 import torch
 from torch import nn
@@ -147,3 +148,18 @@ def weight_of(m: nn.Module) -> torch.Tensor:
     """The float weight of a Conv2d / Linear, or the dequantized weight of a quantized Linear."""
     w = m.weight() if callable(getattr(m, "weight", None)) else m.weight
     return w.dequantize() if w.is_quantized else w.detach()
+
+
+def fingerprint(model: nn.Module) -> str | None:
+    """Hash of a float model's structure and exact weights (equal fingerprints, equal
+    predictions and latency); None for models holding anything else (quantized packed params)."""
+    if not isinstance(model, nn.Module):
+        return None
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        if not isinstance(t, torch.Tensor) or t.is_quantized:
+            return None
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:24]

@@ -91,8 +91,8 @@ from .steps import (
     Static,
     Step,
     Train,
-    fingerprint,
 )
+from .models import fingerprint
 
 RESULT_COLUMNS = [  # the contract of DESIGN.md, in order; extra columns follow
     "section", "model", "dataset", "stem", "prune_method", "prune_ratio", "quant", "codec", "seed",

@@ -14,7 +14,6 @@ criterion one `Importance` class.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -617,18 +616,3 @@ class Evaluate(Step):
 
     def run(self, ctx, st, path, meta):
         ctx.evaluate(st)
-
-
-def fingerprint(model: torch.nn.Module) -> str | None:
-    """Hash of a float model's structure and exact weights (equal fingerprints, equal
-    predictions and latency); None for models holding anything else (quantized packed params)."""
-    if not isinstance(model, torch.nn.Module):
-        return None
-    h = hashlib.sha256()
-    for name, t in model.state_dict().items():
-        if not isinstance(t, torch.Tensor) or t.is_quantized:
-            return None
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:24]

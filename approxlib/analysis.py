@@ -7,8 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import names, stats
-from .config import PRUNE_REFERENCE, SCRATCH, SHIPPED_CODEC
+from . import controls
+from . import names
+from . import stats
+from .config import PRUNE_REFERENCE, SHIPPED_CODEC
 
 # "Within N points": how far below the best dense model at equal compute a variant may score
 # to count as keeping its accuracy (the report's fastest variant and most compressed file)
@@ -22,14 +24,27 @@ def points_words(points: float) -> str:
     return f"{points:g} point" + ("" if points <= 1 else "s")
 
 
-def _controls(d: pd.DataFrame) -> pd.Series:
-    """Each row's control kind; "none" for every row of a frame without the column."""
-    return d.control.fillna("none") if "control" in d else pd.Series("none", index=d.index)
+def controls_of(d: pd.DataFrame) -> pd.Series:
+    """Each row's control kind (a `controls.CONTROLS` key); none for every row of a frame
+    without the column."""
+    none = controls.NONE.key
+    return d.control.fillna(none) if "control" in d else pd.Series(none, index=d.index)
+
+
+def uncontrolled(d: pd.DataFrame) -> pd.Series:
+    """Which rows are no control: the variants themselves (baselines among them)."""
+    return controls_of(d) == controls.NONE.key
+
+
+def _kind(d: pd.DataFrame, what: str) -> pd.Series:
+    """Which rows' control kind has `what` (a `controls.Control` attribute) set."""
+    return pd.Series([bool(getattr(controls.of(k), what)) for k in controls_of(d)], index=d.index,
+                     dtype=bool)
 
 
 def _scratch(d: pd.DataFrame) -> pd.Series:
     """Which rows are a pruned architecture trained from scratch (Scratch-E / Scratch-B)."""
-    return _controls(d).isin(SCRATCH)
+    return _kind(d, "budget")
 
 
 def _distilled(d: pd.DataFrame) -> pd.Series:
@@ -43,20 +58,21 @@ def variant_name(r) -> str:
     twin fp32 eager"."""
     prune = f"channels −{r.prune_ratio:.0%}" if r.prune_ratio > 0 else "dense"
     how = " KD" if names.distilled(r) else ""
-    if getattr(r, "control", "none") not in ("none", "equal-compute"):  # scratch, QAT's twin
-        how += f" {names.CONTROLS[r.control]}"
+    kind = controls.of(getattr(r, "control", None))
+    if not kind.reference:  # a scratch control, QAT's twin; none adds nothing
+        how += f" {kind.label}" if kind.label else ""
     quant = names.PRECISIONS[r.quant]
     run = names.RUNTIMES_SHORT.get(r.runtime, r.runtime)
     return f"{prune}{how} {quant} {run}"
 
 
 def pick(d: pd.DataFrame, model: str, ratio: float, quant: str, runtime: str,
-         kd: bool = False, control: str = "none") -> pd.Series:
+         kd: bool = False, control: str = controls.NONE.key) -> pd.Series:
     """The one row of `model` at that pruning ratio, quantization and runtime (by default the
     one fine-tuned without distillation, not a control)."""
-    distilled, controls = _distilled(d), _controls(d)
+    distilled, kinds = _distilled(d), controls_of(d)
     hit = d[(d.model == model) & (d.prune_ratio == ratio) & (d.quant == quant)
-            & (d.runtime == runtime) & (distilled == kd) & (controls == control)]
+            & (d.runtime == runtime) & (distilled == kd) & (kinds == control)]
     if len(hit) != 1:
         raise KeyError(f"{len(hit)} rows of {model} at {ratio}, {quant}, {runtime}")
     return hit.iloc[0]
@@ -66,7 +82,7 @@ def speed_candidates(d: pd.DataFrame) -> pd.DataFrame:
     """The rows that are ways to get a fast model: every compressed variant, and the pruned
     architecture trained from scratch (Liu et al. recommend exactly that); not the dense
     equal-compute controls, which are the reference."""
-    return d[_controls(d).isin(("none", *SCRATCH))]
+    return d[_kind(d, "candidate")]
 
 
 def speedups(d: pd.DataFrame) -> pd.DataFrame:
@@ -96,8 +112,8 @@ def best_dense(d: pd.DataFrame, model: str) -> pd.Series:
     test-set model selection). `d`: one section's rows, controls included; a control trained
     from scratch on a pruned architecture is not dense and never counts, nor does QAT's float
     twin (it fine-tunes as QAT does, not as the section's pruned models)."""
-    base = pick(d[d.control == "none"], model, 0.0, "none", "pytorch")
-    dense = d[(d.model == model) & (d.control == "equal-compute") & (d.prune_ratio == 0)
+    base = pick(d[uncontrolled(d)], model, 0.0, "none", "pytorch")
+    dense = d[(d.model == model) & _kind(d, "reference") & (d.prune_ratio == 0)
               & (d.quant == "none") & (d.runtime == "pytorch")]
     if dense.empty or dense.val_accuracy.max() <= base.val_accuracy:
         return base
@@ -114,11 +130,12 @@ def int8_reference(d: pd.DataFrame, row: pd.Series) -> pd.Series:
     """The dense float32 model trained with the compute of a dense INT8 `row`: for post-training
     INT8 the baseline; for QAT the baseline or QAT's float twin (the same fine-tuning in float32),
     whichever is more accurate on validation (`d`: the section's rows, controls included)."""
-    base = pick(d[_controls(d) == "none"], row.model, 0.0, "none", "pytorch")
+    base = pick(d[uncontrolled(d)], row.model, 0.0, "none", "pytorch")
     if row.quant != "int8-qat":
         return base
     try:
-        twin = pick(d, row.model, 0.0, "none", "pytorch", names.distilled(row), "qat-float")
+        twin = pick(d, row.model, 0.0, "none", "pytorch", names.distilled(row),
+                    controls.QAT_FLOAT.key)
     except KeyError:
         return base
     return twin if twin.val_accuracy > base.val_accuracy else base
@@ -132,11 +149,12 @@ def best_dense_accuracy(d: pd.DataFrame, model: str) -> float:
 def reference_name(row: pd.Series) -> str:
     """What `best_dense` or `int8_reference` picked, in words: "the baseline", "its (distilled)
     dense control" or "QAT's float twin"."""
-    if row.control == "none":
+    kind = controls.of(row.control)
+    if kind is controls.NONE:
         return "the baseline"
-    if row.control == "qat-float":
-        return "QAT's float twin"
-    return "its distilled dense control" if names.distilled(row) else "its dense control"
+    if not kind.reference:
+        return kind.label
+    return f"its {'distilled ' * names.distilled(row)}{kind.label}"
 
 
 def fastest_within(d: pd.DataFrame, model: str, reference: float,
@@ -154,32 +172,30 @@ def recovery_pairs(d: pd.DataFrame, ratio: float) -> pd.DataFrame:
     `variant_id`s, b the method), a_acc / b_acc, diff (b − a, fraction). A pair missing a row
     is left out."""
     e, o = "pytorch", "onnxruntime"
+    n, twin, dense = controls.NONE.key, controls.QAT_FLOAT.key, controls.DENSE.key
     kinds = [  # (kind, comparison, a: (ratio, quant, runtime, kd, control), b)
-        ("qat", "QAT vs post-training INT8, dense", (0.0, "int8-static", e, False, "none"),
-         (0.0, "int8-qat", e, False, "none")),
-        ("qat", "QAT vs post-training INT8, channels", (ratio, "int8-static", e, False, "none"),
-         (ratio, "int8-qat", e, False, "none")),
+        ("qat", "QAT vs post-training INT8, dense", (0.0, "int8-static", e, False, n),
+         (0.0, "int8-qat", e, False, n)),
+        ("qat", "QAT vs post-training INT8, channels", (ratio, "int8-static", e, False, n),
+         (ratio, "int8-qat", e, False, n)),
         ("qat", "QAT vs ONNX Runtime's post-training INT8, dense, in ONNX Runtime",
-         (0.0, "int8-static", o, False, "none"), (0.0, "int8-qat", o, False, "none")),
+         (0.0, "int8-static", o, False, n), (0.0, "int8-qat", o, False, n)),
         ("qat", "QAT vs ONNX Runtime's post-training INT8, channels, in ONNX Runtime",
-         (ratio, "int8-static", o, False, "none"), (ratio, "int8-qat", o, False, "none")),
+         (ratio, "int8-static", o, False, n), (ratio, "int8-qat", o, False, n)),
         ("qat", "QAT vs its float twin (the same fine-tuning in float32), dense",
-         (0.0, "none", e, False, "qat-float"), (0.0, "int8-qat", e, False, "none")),
+         (0.0, "none", e, False, twin), (0.0, "int8-qat", e, False, n)),
         ("qat", "QAT vs its float twin (the same fine-tuning in float32), channels",
-         (ratio, "none", e, False, "qat-float"), (ratio, "int8-qat", e, False, "none")),
-        ("kd", "distillation vs plain fine-tuning, channels", (ratio, "none", e, False, "none"),
-         (ratio, "none", e, True, "none")),
-        ("kd", "distillation vs plain, channels + QAT", (ratio, "int8-qat", e, False, "none"),
-         (ratio, "int8-qat", e, True, "none")),
-        ("kd", "distillation vs plain, dense control", (0.0, "none", e, False, "equal-compute"),
-         (0.0, "none", e, True, "equal-compute")),
+         (ratio, "none", e, False, twin), (ratio, "int8-qat", e, False, n)),
+        ("kd", "distillation vs plain fine-tuning, channels", (ratio, "none", e, False, n),
+         (ratio, "none", e, True, n)),
+        ("kd", "distillation vs plain, channels + QAT", (ratio, "int8-qat", e, False, n),
+         (ratio, "int8-qat", e, True, n)),
+        ("kd", "distillation vs plain, dense control", (0.0, "none", e, False, dense),
+         (0.0, "none", e, True, dense)),
         ("kd", "distilled channels vs their distilled dense control",
-         (0.0, "none", e, True, "equal-compute"), (ratio, "none", e, True, "none")),
-        ("scratch", "Scratch-E vs fine-tuned channels", (ratio, "none", e, False, "none"),
-         (ratio, "none", e, False, "scratch-e")),
-        ("scratch", "Scratch-B vs fine-tuned channels", (ratio, "none", e, False, "none"),
-         (ratio, "none", e, False, "scratch-b")),
-    ]
+         (0.0, "none", e, True, dense), (ratio, "none", e, True, n)),
+    ] + [("scratch", f"{kind.label} vs fine-tuned channels", (ratio, "none", e, False, n),
+          (ratio, "none", e, False, kind.key)) for kind in map(controls.of, controls.SCRATCH)]
     rows = []
     for m in dict.fromkeys(d.model):
         for kind, what, a, b in kinds:
@@ -245,7 +261,7 @@ def roles(d: pd.DataFrame, ratio: float, finetuned_only: bool = True) -> pd.Seri
     other points, section H's not fine-tuned ones among them)."""
     finetuned = (d.finetune_epochs > 0) | (not finetuned_only)
     return pd.Series(np.select(
-        [d.control != "none", d.prune_ratio == 0,
+        [~uncontrolled(d), d.prune_ratio == 0,
          (d.prune_method == PRUNE_REFERENCE) & (d.prune_ratio == ratio) & finetuned],
         ["control", "baseline", "pruned"], default="curve"), index=d.index)
 
@@ -305,9 +321,8 @@ def _trained(d: pd.DataFrame) -> pd.Series:
     pruned shapes trained from scratch. At chance, these failed to learn; a pruned, quantized
     or encoded model at chance is what its compression did (section H's curve prunes to 90%
     without fine-tuning on purpose)."""
-    control = d.control if "control" in d else pd.Series("none", index=d.index)
     return ((d.quant == "none") & (d.codec == "none") & (d.runtime == "pytorch")
-            & ((d.prune_ratio == 0) | control.isin(SCRATCH)))
+            & ((d.prune_ratio == 0) | _scratch(d)))
 
 
 def chance_finding(d: pd.DataFrame) -> tuple[str, str] | None:
@@ -318,7 +333,7 @@ def chance_finding(d: pd.DataFrame) -> tuple[str, str] | None:
     if at.empty:
         return None
     n, total = _distinct(at), _distinct(trained)  # one model in several sections is one
-    base = at[(at.prune_ratio == 0) & (at.control == "none") & _plain(at)]
+    base = at[(at.prune_ratio == 0) & uncontrolled(at) & _plain(at)]
     ms = [names.model(m) for m in dict.fromkeys(base.model)]
     which = f"the baseline{'s' * (len(ms) > 1)} of {' and '.join(ms)}"
     lo, hi = at.chance.min(), at.chance.max()
@@ -344,12 +359,12 @@ def pruning_finding(d: pd.DataFrame, seed: int) -> tuple[str, str] | None:
     """One-shot global L1 pruning + fine-tuning against the dense baseline and control (the
     profile's seed: the runs the sections' paired tests compare)."""
     plain = d[_plain(d) & (d.seed == seed)]
-    pruned = plain[(plain.prune_method == PRUNE_REFERENCE) & (plain.control == "none")]
+    pruned = plain[(plain.prune_method == PRUNE_REFERENCE) & uncontrolled(plain)]
     if pruned.empty:
         return None
     key = ["section", "model", "dataset"]
-    base = plain[(plain.prune_ratio == 0) & (plain.control == "none")].set_index(key).accuracy
-    ctl = plain[plain.control == "equal-compute"].set_index(key).accuracy  # one per section
+    base = plain[(plain.prune_ratio == 0) & uncontrolled(plain)].set_index(key).accuracy
+    ctl = plain[_kind(plain, "reference")].set_index(key).accuracy  # one per section
     at = pruned.set_index(key)
     vs_base = (at.accuracy - base.reindex(at.index)).dropna()
     vs_ctl = (at.accuracy - ctl.reindex(at.index)).dropna()
@@ -373,7 +388,7 @@ def compression_finding(d: pd.DataFrame) -> tuple[str, str] | None:
     parts = []
     for r in coded.itertuples():
         dense = d[(d.section == r.section) & (d.model == r.model) & _plain(d)
-                  & (d.prune_ratio == 0) & (d.control == "none")]
+                  & (d.prune_ratio == 0) & uncontrolled(d)]
         if len(dense):
             parts.append(f"{names.model(r.model)} {r.compression_ratio:.1f}× "
                          f"({_points(r.accuracy - dense.accuracy.iloc[0])} points)")
@@ -431,7 +446,7 @@ def findings(d: pd.DataFrame, ratio: float, seed: int) -> list[tuple[str, str]]:
     """The report's opening findings as (section letter to link, sentence), from the rows alone
     (each kind of comparison is recognized by its rows, never by a section's letter)."""
     d = d.copy()
-    d["control"] = d.control.fillna("none") if "control" in d else "none"
+    d["control"] = controls_of(d)
     found = [chance_finding(d), pruning_finding(d, seed), compression_finding(d),
              speed_finding(d), controls_finding(d, ratio)]
     return [f for f in found if f is not None]

@@ -25,10 +25,6 @@ MODELS = ("resnet18", "mobilenetv2")  # the original study's; any torchvision cl
 STEMS = ("imagenet", "cifar")
 SCHEDULES = ("constant", "onecycle", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16")
-# A variant's control: none, the equal-compute dense model, the pruned shape trained from
-# scratch for the same epochs (E) or FLOPs (B) (Liu et al., ICLR 2019), or QAT's float twin.
-CONTROLS = ("none", "equal-compute", "scratch-e", "scratch-b", "qat-float")
-SCRATCH = ("scratch-e", "scratch-b")
 # Where the dense model's QAT starts: the baseline, or its equal-compute dense control (the
 # converged model of the dense arm, as the channel-pruned model is of its own).
 QAT_STARTS = ("baseline", "control")

@@ -8,6 +8,8 @@ import pandas as pd
 
 from pathlib import Path
 
+from . import controls
+
 MODELS = {"resnet18": "ResNet-18", "mobilenetv2": "MobileNetV2"}
 DATASETS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "fashion-mnist": "Fashion-MNIST"}
 PRUNE_METHODS = {"l1-unstructured": "global magnitude", "l1-layerwise": "layer-wise magnitude",
@@ -21,8 +23,6 @@ PRUNE_SHORT = {"l1-unstructured": "one-shot", "gradual-l1": "gradual", "channel-
 QUANTS = {"kmeans": "k-means", "int8-static": "static INT8", "int8-dynamic": "INT8",
           "int8-qat": "static INT8 (QAT)"}
 PRECISIONS = {"none": "fp32", "int8-static": "INT8", "int8-qat": "QAT-INT8"}  # section G, short
-CONTROLS = {"equal-compute": "dense control", "scratch-e": "Scratch-E", "scratch-b": "Scratch-B",
-            "qat-float": "QAT's float twin"}
 CODECS = {"sparse": "sparse .apx", "packed": "packed .apx", "huffman": "Huffman .apx",
           "gzip": "gzip", "xz": "xz", "zstd": "zstd", "nncodec": "NNCodec (MPEG NNC)"}
 RUNTIMES = {"onnxruntime": "ONNX Runtime", "pytorch": "PyTorch"}
@@ -50,8 +50,8 @@ def codec(name: str) -> str:
 
 
 def is_control(r) -> bool:
-    c = getattr(r, "control", "none")
-    return isinstance(c, str) and c != "none"
+    """Whether a results row is a control (rows from before the column, or without one: no)."""
+    return controls.of(getattr(r, "control", None)) is not controls.NONE
 
 
 def distilled(r) -> bool:
@@ -72,7 +72,7 @@ def variant_label(r) -> str:
     elif prune not in ("", "none", "l1-unstructured"):
         parts[-1] += f" ({method(prune)})"
     if is_control(r):
-        parts[-1] = CONTROLS.get(r.control, r.control) + (
+        parts[-1] = controls.label(r.control) + (
             f" of {parts[-1]}" if r.prune_ratio > 0 else "")
     if distilled(r):
         parts.append("+ distillation")

@@ -39,7 +39,6 @@ from . import store
 from . import train
 from .config import (
     ChannelConfig,
-    SCRATCH,
     SHIPPED_CODEC,
     ConfigError,
     ModelConfig,
@@ -274,7 +273,7 @@ def prune_steps(v: Variant, p: dict, ds, mc: ModelConfig) -> list[Step]:
     """How a variant reaches its sparsity (its dense control: fine-tuned as it would be; a
     scratch control: the pruned model's shape, trained afresh)."""
     fc = finetune_of(v, p)
-    if v.control in SCRATCH:
+    if v.control_kind.budget:
         return [Channel(ds, mc, ChannelConfig(v.prune_ratio), fc), scratch_step(v, p, ds, mc)]
     if v.is_dense_control or qat_of_control(v, p):
         return [Control(ds, mc, fc)]
@@ -293,8 +292,7 @@ def scratch_step(v: Variant, p: dict, ds, mc: ModelConfig) -> Scratch:
     """Scratch-E / Scratch-B: the baseline's training for baseline + fine-tuning epochs."""
     tc, ft = train_config(p), finetune_of(v, p)
     tc = dataclasses.replace(tc, epochs=tc.epochs + ft.epochs)
-    budget = "epochs" if v.control == "scratch-e" else "flops"
-    return Scratch(ds, mc, tc, ScratchConfig(budget, float(p["scratch_b_max"]), ft.epochs,
+    return Scratch(ds, mc, tc, ScratchConfig(v.control_kind.budget, float(p["scratch_b_max"]), ft.epochs,
                                              ft.epoch_fraction))
 
 
@@ -303,7 +301,7 @@ def quant_steps(v: Variant, p: dict, ds, mc: ModelConfig) -> list[Step]:
     if v.quant == "kmeans":
         return [Share(ds, mc, share_config(p, v.model),
                       distilled_if(v, share_finetune_config(p), p))]
-    if v.control == "qat-float":  # QAT's twin: its fine-tuning, in float32
+    if v.qat_trained and v.quant == "none":  # QAT's float twin: its fine-tuning, in float32
         return [QatFloat(ds, mc, distilled_if(v, qat_config(p), p))]
     if v.quant == "int8-qat":  # in ONNX Runtime: the same integers, exported (runtime.export_onnx)
         qat = Qat(ds, mc, distilled_if(v, qat_config(p), p), qat_freeze(p))
@@ -895,7 +893,7 @@ def trained_epochs(v: Variant, p: dict, m: dict, init) -> tuple[int, int]:
     """(training epochs, fine-tuning epochs) of a variant as it was made: none for given
     weights; a scratch control's own epochs (its budget read off its FLOPs, as its step does);
     a pruned or control variant's fine-tuning plus any quantization-aware fine-tuning."""
-    if v.control in SCRATCH:
+    if v.control_kind.budget:
         step = scratch_step(v, p, None, None)
         mc = model_config(p, v.model, v.dataset)
         ratio = dense_flops(mc, data.source(v.dataset, p["image_size"]).size) / m["flops"]

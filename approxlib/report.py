@@ -33,7 +33,7 @@ from . import cluster
 from . import data
 from . import executed
 from . import measure
-from . import analysis, names, plots, stats
+from . import analysis, controls, names, plots, stats
 from . import pipeline
 from . import steps
 from . import store
@@ -406,7 +406,7 @@ class Section:
     def _drop_controls(self) -> None:
         """Sections whose tables and figures show compressed variants only (F, G): the dense
         controls stay in `metrics`, for `_control_lines`."""
-        self.df = self.df[self.df.control == "none"].reset_index(drop=True)
+        self.df = self.df[analysis.uncontrolled(self.df)].reset_index(drop=True)
 
     def _control_lines(self, dense: pipeline.Variant, pruned: pipeline.Variant) -> list[str]:
         """Pruned vs its equal-compute control, control vs baseline (none without a control)."""
@@ -642,8 +642,8 @@ def pruned_words(r, method: dict) -> str:
     """The summary's "pruned" cell: how much and how, which control, whether distilled."""
     text = (f"{r.prune_ratio:.0%} {method.get(r.prune_method, r.prune_method)}"
             if r.prune_ratio > 0 else "–")
-    if r.control != "none":
-        control = names.CONTROLS.get(r.control, r.control)
+    if names.is_control(r):
+        control = controls.label(r.control)
         text = control if r.prune_ratio == 0 else f"{text}, {control}"
     return text + (" + KD" if r.kd else "")
 
@@ -654,7 +654,7 @@ def summary_table(results: pd.DataFrame, sections: list[str]) -> str:
     key = ["model", "dataset", "prune_method", "prune_ratio", "quant", "codec", "qp", "runtime",
            "control", "kd"] + (["artifact_key"] if "artifact_key" in results else [])
     results = results.copy()
-    results["control"] = results.control.fillna("none") if "control" in results else "none"
+    results["control"] = analysis.controls_of(results)
     results["kd"] = [names.distilled(r) for r in results.itertuples()]
     # one row per NNCodec setting (groupby drops NaN keys: "" where a codec has no qp)
     results["qp"] = results.qp.map(lambda q: "" if pd.isna(q) else f"{int(q)}") \

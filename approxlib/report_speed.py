@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from . import analysis, names, plots, stats
+from . import analysis, controls, names, plots, stats
 from .config import RUNTIMES, per_model
 from .report import Section, _display, _fmt_pct, _md
 
@@ -207,7 +207,7 @@ class SpeedSection(Section):
             ort = ("; in ONNX Runtime QAT runs its own integers (exported as a QDQ graph), "
                    "where post-training INT8 is ONNX Runtime's own calibration"
                    if (qat.runtime == "onnxruntime").any() else "")
-            twin = (self.with_controls.control == "qat-float").any()
+            twin = (self.with_controls.control == controls.QAT_FLOAT.key).any()
             control = ("; its control, QAT's float twin, is the same fine-tuning in float32"
                        if twin else ", with no control of its own")
             start = ("the dense control (so dense QAT against post-training INT8 of the "

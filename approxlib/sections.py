@@ -12,8 +12,9 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import controls
 from . import names
-from .config import (GENERAL_CODECS, PRUNE_REFERENCE, RUNTIMES, SCRATCH, SHIPPED_CODEC,
+from .config import (GENERAL_CODECS, PRUNE_REFERENCE, RUNTIMES, SHIPPED_CODEC,
                      ConfigError, check_init_models, check_model, curve_sparsities, per_model)
 
 
@@ -27,8 +28,7 @@ class Variant:
     prune: str = PRUNE_REFERENCE  # how a prune_ratio > 0 is reached: one-shot, gradual, channel
     codec: str = "none"
     runtime: str = "pytorch"  # pytorch (eager) | onnxruntime
-    # equal-compute: the dense model fine-tuned exactly as variants pruned by `prune` are
-    control: str = "none"
+    control: str = controls.NONE.key  # a `controls.CONTROLS` key: what kind of control it is
     seed: int | None = None  # None: the profile's seed
     protocol: str = "profile"  # profile | a name in h_protocols (section H)
     finetune: bool = True  # False: pruned only (section H's curve without fine-tuning)
@@ -40,17 +40,23 @@ class Variant:
         return self.prune if self.prune_ratio > 0 else "none"
 
     @property
+    def control_kind(self) -> controls.Control:
+        return controls.of(self.control)
+
+    @property
     def is_control(self) -> bool:
-        return self.control != "none"
+        return self.control_kind is not controls.NONE
 
     @property
     def qat_trained(self) -> bool:
         """Fine-tuned as QAT is: a QAT variant, or QAT's float twin."""
-        return self.quant == "int8-qat" or self.control == "qat-float"
+        return self.quant == "int8-qat" or self.control_kind.qat_trained
 
     @property
     def is_dense_control(self) -> bool:
-        return self.control == "equal-compute"
+        """The equal-compute dense control: the dense model fine-tuned exactly as the variants
+        pruned by `prune` are."""
+        return self.control_kind.reference
 
     @property
     def label(self) -> str:
@@ -66,12 +72,8 @@ class Variant:
             parts.append(self.runtime)
         if self.kd:
             parts.append("distilled")
-        if self.control in SCRATCH:
-            parts.append(f"trained from scratch ({names.CONTROLS[self.control]})")
-        elif self.control == "qat-float":
-            parts.append("fine-tuned as QAT, in float32")
-        elif self.is_control:
-            parts.append(f"dense control of {self.prune}")
+        if self.is_control:
+            parts.append(self.control_kind.words(self.prune))
         if not self.finetune:
             parts.append("not fine-tuned")
         if self.protocol != "profile":
@@ -83,7 +85,7 @@ class Variant:
 
 def control_of(v: Variant) -> Variant:
     """The equal-compute dense control of a pruned + fine-tuned variant (distilled as it is)."""
-    return Variant(v.section, v.model, v.dataset, prune=v.prune, control="equal-compute",
+    return Variant(v.section, v.model, v.dataset, prune=v.prune, control=controls.DENSE.key,
                    seed=v.seed, protocol=v.protocol, kd=v.kd)
 
 
@@ -140,7 +142,7 @@ def recovery_variants(p: dict, channel: Variant) -> list[Variant]:
         """QAT in both runtimes, and (with `controls`, for the undistilled) its float twin."""
         if not p["qat"]:
             return []
-        twin = [dataclasses.replace(v, control="qat-float")] if p["controls"] and not v.kd else []
+        twin = [dataclasses.replace(v, control=controls.QAT_FLOAT.key)] if p["controls"] and not v.kd else []
         return [dataclasses.replace(v, quant="int8-qat", runtime=r) for r in RUNTIMES] + twin
 
     out = qat(dense) + qat(channel)
@@ -148,7 +150,7 @@ def recovery_variants(p: dict, channel: Variant) -> list[Variant]:
         kd = dataclasses.replace(channel, kd=True)
         out += [kd] + qat(kd)
     if p["scratch"] and per_model(p, "init", channel.model) is None:
-        for c in SCRATCH:  # also in ONNX Runtime, float32 (the export INT8 is quantized
+        for c in controls.SCRATCH:  # also in ONNX Runtime, float32 (the export INT8 is quantized
             # from, so every stage is planned and priced) and INT8: a way to get the fast model
             scratch = dataclasses.replace(channel, control=c)
             out += [scratch, *(dataclasses.replace(scratch, quant=q, runtime="onnxruntime")

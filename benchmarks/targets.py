@@ -30,7 +30,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from approxlib import analysis  # noqa: E402
+from approxlib import analysis, controls  # noqa: E402
 
 F_RATIO = {"resnet18": 49.0, "mobilenetv2": 15.0}
 F_GRID = {"resnet18": 64.0, "mobilenetv2": 20.0}  # issue 18, over the size-vs-accuracy grid
@@ -40,7 +40,7 @@ def section_f(d: pd.DataFrame, points: pd.DataFrame | None) -> list[tuple[str, b
     out = []
     kd = d[(d.section == "F") & d.kd]
     with_controls = d[(d.section == "F") & ~d.kd]
-    d = with_controls[with_controls.control == "none"]
+    d = with_controls[analysis.uncontrolled(with_controls)]
     for m in dict.fromkeys(d.model):
         out += distilled_f(kd[kd.model == m], m)
         out += grid_f(with_controls[with_controls.model == m], points, m)
@@ -81,7 +81,7 @@ def grid_f(f: pd.DataFrame, points: pd.DataFrame | None, m: str) -> list[tuple[s
 
 
 def distilled_f(kd: pd.DataFrame, m: str) -> list[tuple[str, bool]]:
-    ours, control = kd[kd.codec == "huffman"], kd[kd.control == "equal-compute"]
+    ours, control = kd[kd.codec == "huffman"], kd[kd.control == controls.DENSE.key]
     if m != "resnet18" or ours.empty or control.empty:
         return []
     r, c = ours.iloc[0], control.iloc[0]
@@ -150,7 +150,7 @@ def main() -> int:
                     help="the profile's channel_ratio (section G's main channel-pruned model)")
     a = ap.parse_args()
     d = pd.read_csv(a.results)
-    d["control"] = d.get("control", pd.Series("none", index=d.index)).fillna("none")
+    d["control"] = analysis.controls_of(d)
     d["kd"] = analysis._distilled(d)
     grid = Path(a.results).parent / "compression_points.csv"  # section F's files, where it ran
     points = pd.read_csv(grid) if grid.exists() else None

@@ -9,6 +9,7 @@ import pandas as pd
 
 from . import controls
 from . import names
+from . import runtimes
 from . import stats
 from .config import PRUNE_REFERENCE, SHIPPED_CODEC
 
@@ -62,7 +63,7 @@ def variant_name(r) -> str:
     if not kind.reference:  # a scratch control, QAT's twin; none adds nothing
         how += f" {kind.label}" if kind.label else ""
     quant = names.PRECISIONS[r.quant]
-    run = names.RUNTIMES_SHORT.get(r.runtime, r.runtime)
+    run = runtimes.of(r.runtime).short
     return f"{prune}{how} {quant} {run}"
 
 
@@ -94,8 +95,8 @@ def speedups(d: pd.DataFrame) -> pd.DataFrame:
     d["name"] = [variant_name(r) for r in d.itertuples()]
     for m in dict.fromkeys(d.model):
         rows = d.model == m
-        dense = pick(d, m, 0.0, "none", "pytorch")
-        ort = pick(d, m, 0.0, "none", "onnxruntime")
+        dense = pick(d, m, 0.0, "none", runtimes.REFERENCE)
+        ort = pick(d, m, 0.0, "none", runtimes.ORT.key)
         d.loc[rows, "delta"] = d.accuracy[rows] - dense.accuracy
         d.loc[rows, "speedup"] = dense.latency_ms / d.latency_ms[rows]
         d.loc[rows, "speedup_ort"] = ort.latency_ms / d.latency_ms[rows]
@@ -112,9 +113,9 @@ def best_dense(d: pd.DataFrame, model: str) -> pd.Series:
     test-set model selection). `d`: one section's rows, controls included; a control trained
     from scratch on a pruned architecture is not dense and never counts, nor does QAT's float
     twin (it fine-tunes as QAT does, not as the section's pruned models)."""
-    base = pick(d[uncontrolled(d)], model, 0.0, "none", "pytorch")
+    base = pick(d[uncontrolled(d)], model, 0.0, "none", runtimes.REFERENCE)
     dense = d[(d.model == model) & _kind(d, "reference") & (d.prune_ratio == 0)
-              & (d.quant == "none") & (d.runtime == "pytorch")]
+              & (d.quant == "none") & (d.runtime == runtimes.REFERENCE)]
     if dense.empty or dense.val_accuracy.max() <= base.val_accuracy:
         return base
     return dense.loc[dense.val_accuracy.idxmax()]
@@ -130,11 +131,11 @@ def int8_reference(d: pd.DataFrame, row: pd.Series) -> pd.Series:
     """The dense float32 model trained with the compute of a dense INT8 `row`: for post-training
     INT8 the baseline; for QAT the baseline or QAT's float twin (the same fine-tuning in float32),
     whichever is more accurate on validation (`d`: the section's rows, controls included)."""
-    base = pick(d[uncontrolled(d)], row.model, 0.0, "none", "pytorch")
+    base = pick(d[uncontrolled(d)], row.model, 0.0, "none", runtimes.REFERENCE)
     if row.quant != "int8-qat":
         return base
     try:
-        twin = pick(d, row.model, 0.0, "none", "pytorch", names.distilled(row),
+        twin = pick(d, row.model, 0.0, "none", runtimes.REFERENCE, names.distilled(row),
                     controls.QAT_FLOAT.key)
     except KeyError:
         return base
@@ -171,7 +172,7 @@ def recovery_pairs(d: pd.DataFrame, ratio: float) -> pd.DataFrame:
     controls included). Columns: model, kind (qat, kd, scratch), comparison, a / b (the rows'
     `variant_id`s, b the method), a_acc / b_acc, diff (b − a, fraction). A pair missing a row
     is left out."""
-    e, o = "pytorch", "onnxruntime"
+    e, o = runtimes.REFERENCE, runtimes.ORT.key
     n, twin, dense = controls.NONE.key, controls.QAT_FLOAT.key, controls.DENSE.key
     kinds = [  # (kind, comparison, a: (ratio, quant, runtime, kd, control), b)
         ("qat", "QAT vs post-training INT8, dense", (0.0, "int8-static", e, False, n),
@@ -216,7 +217,7 @@ def channel_curve(d: pd.DataFrame) -> pd.DataFrame:
     runtime (`d`: rows of `speedups`' input, controls and distilled rows excluded)."""
     rows = []
     for m in dict.fromkeys(d.model):
-        for runtime in ("pytorch", "onnxruntime"):
+        for runtime in runtimes.RUNTIMES:
             dense = pick(d, m, 0.0, "none", runtime)
             sel = d[(d.model == m) & (d.runtime == runtime) & (d.quant == "none")
                     & (d.prune_ratio > 0) & ~_distilled(d) & ~_scratch(d)]
@@ -301,7 +302,7 @@ def _span(values) -> str:
 def _plain(d: pd.DataFrame) -> pd.Series:
     """Rows of float PyTorch models as trained (not distilled), no encoding, at the profile's
     protocol."""
-    return ((d.quant == "none") & (d.codec == "none") & (d.runtime == "pytorch")
+    return ((d.quant == "none") & (d.codec == "none") & (d.runtime == runtimes.REFERENCE)
             & (d.protocol == "profile") & ~_distilled(d))
 
 
@@ -321,7 +322,7 @@ def _trained(d: pd.DataFrame) -> pd.Series:
     pruned shapes trained from scratch. At chance, these failed to learn; a pruned, quantized
     or encoded model at chance is what its compression did (section H's curve prunes to 90%
     without fine-tuning on purpose)."""
-    return ((d.quant == "none") & (d.codec == "none") & (d.runtime == "pytorch")
+    return ((d.quant == "none") & (d.codec == "none") & (d.runtime == runtimes.REFERENCE)
             & ((d.prune_ratio == 0) | _scratch(d)))
 
 
@@ -400,7 +401,7 @@ def compression_finding(d: pd.DataFrame) -> tuple[str, str] | None:
 def speed_finding(d: pd.DataFrame) -> tuple[str, str] | None:
     """Per model, the fastest variant within `BUDGET_POINTS` of the best dense model at equal
     compute (the dense baseline or its equal-compute control, whichever is more accurate)."""
-    ort = d[d.runtime == "onnxruntime"]
+    ort = d[d.runtime == runtimes.ORT.key]
     if ort.empty:
         return None
     section = ort.section.iloc[0]

@@ -21,6 +21,8 @@ from typing import Any
 import yaml
 from yaml.events import AliasEvent
 
+from . import runtimes
+
 MODELS = ("resnet18", "mobilenetv2")  # the original study's; any torchvision classifier builds
 STEMS = ("imagenet", "cifar")
 SCHEDULES = ("constant", "onecycle", "cosine")
@@ -30,7 +32,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 QAT_STARTS = ("baseline", "control")
 PRUNE_SCOPES = ("global", "layer")
 QUANT_METHODS = ("none", "int8-dynamic", "kmeans", "int8-static", "int8-qat")
-RUNTIMES = ("pytorch", "onnxruntime")
+RUNTIMES = tuple(runtimes.RUNTIMES)
 APX_CODECS = ("sparse", "packed", "huffman")  # our .apx format's layers (compress.py)
 SHIPPED_CODEC = "huffman"  # the file section F ships: every layer, Deep Compression's last stage
 EXECUTORS = ("local", "dask")  # `approx report --executor`: this process, or a Dask cluster
@@ -383,7 +385,7 @@ class ChannelConfig:
 class StaticQuantConfig:
     """Post-training static INT8 of every convolution and linear layer, calibrated on the first
     `calib_images` training images (never the test set); per-channel weights."""
-    runtime: str = "pytorch"
+    runtime: str = runtimes.EAGER.key  # whose quantizer: PyTorch FX or ONNX Runtime's
     calib_images: int = 1024
 
     def __post_init__(self):

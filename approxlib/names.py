@@ -9,6 +9,7 @@ import pandas as pd
 from pathlib import Path
 
 from . import controls
+from . import runtimes
 
 MODELS = {"resnet18": "ResNet-18", "mobilenetv2": "MobileNetV2"}
 DATASETS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "fashion-mnist": "Fashion-MNIST"}
@@ -25,8 +26,6 @@ QUANTS = {"kmeans": "k-means", "int8-static": "static INT8", "int8-dynamic": "IN
 PRECISIONS = {"none": "fp32", "int8-static": "INT8", "int8-qat": "QAT-INT8"}  # section G, short
 CODECS = {"sparse": "sparse .apx", "packed": "packed .apx", "huffman": "Huffman .apx",
           "gzip": "gzip", "xz": "xz", "zstd": "zstd", "nncodec": "NNCodec (MPEG NNC)"}
-RUNTIMES = {"onnxruntime": "ONNX Runtime", "pytorch": "PyTorch"}
-RUNTIMES_SHORT = {"onnxruntime": "ORT", "pytorch": "eager"}  # tables and section G's names
 
 
 def model(name: str) -> str:
@@ -78,8 +77,9 @@ def variant_label(r) -> str:
         parts.append("+ distillation")
     if r.quant != "none":
         parts.append(f"+ {QUANTS.get(r.quant, r.quant)}")
-    if getattr(r, "runtime", "pytorch") != "pytorch":
-        parts.append(f"({RUNTIMES.get(r.runtime, r.runtime)})")
+    run = getattr(r, "runtime", runtimes.REFERENCE)
+    if run != runtimes.REFERENCE:
+        parts.append(f"({runtimes.label(run)})")
     codec_ = getattr(r, "codec", "none")
     if codec_ != "none":
         qp = getattr(r, "qp", None)

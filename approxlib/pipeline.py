@@ -34,6 +34,7 @@ from . import nncodec
 from . import prune
 from . import quantize
 from . import runtime
+from . import runtimes
 from . import share
 from . import store
 from . import train
@@ -305,13 +306,13 @@ def quant_steps(v: Variant, p: dict, ds, mc: ModelConfig) -> list[Step]:
         return [QatFloat(ds, mc, distilled_if(v, qat_config(p), p))]
     if v.quant == "int8-qat":  # in ONNX Runtime: the same integers, exported (runtime.export_onnx)
         qat = Qat(ds, mc, distilled_if(v, qat_config(p), p), qat_freeze(p))
-        if v.runtime == "onnxruntime":
+        if runtimes.of(v.runtime).exported:
             return [qat, Onnx(ds, mc, OnnxConfig("none", p["calib_images"]))]
         return [qat]
-    if v.runtime == "onnxruntime":
+    if runtimes.of(v.runtime).exported:
         return [Onnx(ds, mc, OnnxConfig(v.quant, p["calib_images"]))]
     if v.quant == "int8-static":
-        return [Static(ds, mc, StaticQuantConfig("pytorch", p["calib_images"]))]
+        return [Static(ds, mc, StaticQuantConfig(runtimes.EAGER.key, p["calib_images"]))]
     if v.quant != "none":
         return [Quantize(QuantConfig(v.quant))]
     return []
@@ -992,7 +993,7 @@ def write_layer_csvs(metrics: dict[Variant, dict], folder: Path) -> None:
     for v, m in metrics.items():
         which = SECTIONS[v.section].layer_csvs
         if ((which == "all" or (which == "pruned" and v.prune_ratio > 0))
-                and v.codec == "none" and not v.is_control and v.runtime == "pytorch"):
+                and v.codec == "none" and not v.is_control and v.runtime == runtimes.REFERENCE):
             store.write_text(folder / layer_csv_name(v),
                              pd.DataFrame(m["layers"]).to_csv(index=False))
 

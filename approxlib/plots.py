@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from . import analysis, names  # noqa: E402
+from . import analysis, names, runtimes  # noqa: E402
 
 MB = 1e6
 
@@ -365,9 +365,10 @@ def layer_bits(layers: dict[str, pd.DataFrame]) -> plt.Figure:
 
 # ------------------------------------------------------------------------------ section G
 
-MARKERS = {("none", "pytorch"): "o", ("int8-static", "pytorch"): "s",
-           ("none", "onnxruntime"): "^", ("int8-static", "onnxruntime"): "D",
-           ("int8-qat", "pytorch"): "P", ("int8-qat", "onnxruntime"): "X"}
+_E, _O = runtimes.EAGER.key, runtimes.ORT.key
+MARKERS = {("none", _E): runtimes.EAGER.marker, ("int8-static", _E): "s",
+           ("none", _O): runtimes.ORT.marker, ("int8-static", _O): "D",
+           ("int8-qat", _E): "P", ("int8-qat", _O): "X"}
 
 
 def pareto(df: pd.DataFrame) -> plt.Figure:
@@ -389,7 +390,7 @@ def pareto(df: pd.DataFrame) -> plt.Figure:
                 color=palette[j % len(palette)], lw=1, alpha=0.7, label=f"{names.model(m)} Pareto front")
     for (q, rt), mk in MARKERS.items():
         ax.plot([], [], mk, color="0.3", mfc="0.3",
-                label=f"{names.PRECISIONS[q]}, {names.RUNTIMES.get(rt, rt)}")
+                label=f"{names.PRECISIONS[q]}, {runtimes.label(rt)}")
     ax.plot([], [], "o", color="0.3", mfc="white", label="hollow: channel-pruned")
     if any(names.distilled(r) for r in df.itertuples()):
         ax.plot([], [], "x", color="0.3", label="×: distilled")
@@ -434,16 +435,16 @@ def channel_curve(curve: pd.DataFrame, batch: int) -> plt.Figure:
     runtime, against how many fewer multiply-adds it does (`analysis.channel_curve`), at batch 1
     and the throughput batch; the diagonal is a speed-up equal to the MAC reduction."""
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6), sharey=True)
-    styles = {"pytorch": ("o", "-"), "onnxruntime": ("^", "--")}
     top = max(curve.mac_reduction.max(), curve[["speedup_bs1", "speedup_bs64"]].max().max())
     for ax, (col, title) in zip(axes, (("speedup_bs1", "batch 1"),
                                        ("speedup_bs64", f"batch {batch}"))):
         for j, m in enumerate(dict.fromkeys(curve.model)):
-            for rt, (mk, ls) in styles.items():
-                d = curve[(curve.model == m) & (curve.runtime == rt)].sort_values("mac_reduction")
-                ax.plot([1, *d.mac_reduction], [1, *d[col]], ls, marker=mk, ms=5,
+            for rt in runtimes.RUNTIMES.values():
+                d = curve[(curve.model == m) & (curve.runtime == rt.key)].sort_values(
+                    "mac_reduction")
+                ax.plot([1, *d.mac_reduction], [1, *d[col]], rt.line, marker=rt.marker, ms=5,
                         color=MODEL_COLORS[j % len(MODEL_COLORS)],
-                        label=f"{names.model(m)}, {names.RUNTIMES[rt]}")
+                        label=f"{names.model(m)}, {rt.label}")
                 for r in d.itertuples():
                     ax.annotate(f"−{r.ratio:.0%}", (r.mac_reduction, getattr(r, col)),
                                 fontsize=6, xytext=(3, -8), textcoords="offset points")

@@ -33,7 +33,7 @@ from . import cluster
 from . import data
 from . import executed
 from . import measure
-from . import analysis, controls, names, plots, stats
+from . import analysis, controls, names, plots, runtimes, stats
 from . import pipeline
 from . import steps
 from . import store
@@ -670,7 +670,8 @@ def summary_table(results: pd.DataFrame, sections: list[str]) -> str:
         "pruned": [pruned_words(r, method) for r in d.itertuples()],
         "quant": d.quant,
         "codec": [f"{r.codec} qp {r.qp}" if r.qp else r.codec for r in d.itertuples()],
-        "runtime": d.runtime.replace({"onnxruntime": names.RUNTIMES_SHORT["onnxruntime"]}),
+        "runtime": d.runtime.replace({r.key: r.short for r in runtimes.RUNTIMES.values()
+                                      if r.exported}),
         "top-1 (%)": (d.accuracy * 100).round(2), "size (MB)": (d.size_bytes / 1e6).round(3),
         "ratio (×)": d.compression_ratio.round(1),
         "latency (ms)": d.latency_ms.round(2), "sparsity (%)": (d.sparsity * 100).round(1),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from . import analysis, controls, names, plots, stats
-from .config import RUNTIMES, per_model
+from . import analysis, controls, names, plots, runtimes, stats
+from .config import per_model
 from .report import Section, _display, _fmt_pct, _md
 
 
@@ -27,7 +27,7 @@ class SpeedSection(Section):
         return analysis.pick(self.df, model, ratio, quant, runtime)
 
     def dense(self, model: str) -> pd.Series:
-        return self.pick(model, 0.0, "none", "pytorch")
+        return self.pick(model, 0.0, "none", runtimes.REFERENCE)
 
     def channel_finetune(self) -> str:
         """How each model's channel-pruned variant was fine-tuned (settings may be per model)."""
@@ -95,7 +95,7 @@ class SpeedSection(Section):
                      "speed-up over the dense float32 model in the same runtime, against its "
                      "reduction in multiply-adds (labels: channels removed); on the dotted "
                      "diagonal latency would fall as fast as the MACs")
-        t = curve.assign(runtime=curve.runtime.map(names.RUNTIMES), model=curve.model.map(
+        t = curve.assign(runtime=curve.runtime.map(runtimes.label), model=curve.model.map(
             names.model))
         t = t.rename(columns={"ratio": "channels removed", "mac_reduction": "MACs ÷",
                               "params_reduction": "params ÷", "speedup_bs1": "× bs1",
@@ -137,12 +137,12 @@ class SpeedSection(Section):
         for m in self.models_in:
             d = self.df[self.df.model == m]
             dense = self.dense(m)
-            ort = self.pick(m, 0.0, "none", "onnxruntime")
+            ort = self.pick(m, 0.0, "none", runtimes.ORT.key)
             lines.append(self._fastest_line(m, dense, ort))
-            for runtime in ("pytorch", "onnxruntime"):
-                q = self.pick(m, 0.0, "int8-static", runtime)
+            for runtime in runtimes.RUNTIMES.values():
+                q = self.pick(m, 0.0, "int8-static", runtime.key)
                 lines.append(
-                    f"  - Static INT8 alone ({'PyTorch FX' if runtime == 'pytorch' else 'ONNX Runtime'}): "
+                    f"  - Static INT8 alone ({runtime.quantizer}): "
                     f"{100 * q.delta:+.2f} points ({self._paired(dense, q)}), "
                     f"{q.smaller:.2f}× smaller, batch 1 {q.speedup:.2f}× / batch "
                     f"{self.p['throughput_batch']} {q.speedup_bs64:.2f}× vs eager float32.")
@@ -174,10 +174,10 @@ class SpeedSection(Section):
         """The profile's channel ratio: accuracy, and `analysis.channel_curve`'s reductions
         and speed-ups (each runtime's against its own dense model); then its controls."""
         ratio, b = float(self.p["channel_ratio"]), self.p["throughput_batch"]
-        ch = self.pick(m, ratio, "none", "pytorch")
+        ch = self.pick(m, ratio, "none", runtimes.REFERENCE)
         c = analysis.channel_curve(self.df)
         c = c[(c.model == m) & (c.ratio == ratio)].set_index("runtime")
-        eager, ort = c.loc["pytorch"], c.loc["onnxruntime"]
+        eager, ort = c.loc[runtimes.REFERENCE], c.loc[runtimes.ORT.key]
         return [f"  - {ratio:.0%} channel pruning: "
                 f"{100 * ch.delta:+.2f} points ({self._paired(dense, ch)}), "
                 f"{eager.mac_reduction:.2f}× fewer FLOPs, {eager.params_reduction:.2f}× fewer "
@@ -190,8 +190,8 @@ class SpeedSection(Section):
         """QAT and distillation against the best dense model; fine-tuning against scratch."""
         ref = analysis.best_dense(self.with_controls, m)
         out = []
-        for runtime in RUNTIMES:
-            words = names.RUNTIMES[runtime]
+        for runtime in runtimes.RUNTIMES:
+            words = runtimes.label(runtime)
             int8 = self.df[(self.df.model == m) & self.df.quant.isin(["int8-static", "int8-qat"])
                            & (self.df.runtime == runtime)]
             if not (int8.quant == "int8-qat").any():
@@ -206,7 +206,7 @@ class SpeedSection(Section):
         if len(qat):
             ort = ("; in ONNX Runtime QAT runs its own integers (exported as a QDQ graph), "
                    "where post-training INT8 is ONNX Runtime's own calibration"
-                   if (qat.runtime == "onnxruntime").any() else "")
+                   if (qat.runtime == runtimes.ORT.key).any() else "")
             twin = (self.with_controls.control == controls.QAT_FLOAT.key).any()
             control = ("; its control, QAT's float twin, is the same fine-tuning in float32"
                        if twin else ", with no control of its own")

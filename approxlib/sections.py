@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from . import controls
 from . import names
+from . import runtimes
 from .config import (GENERAL_CODECS, PRUNE_REFERENCE, RUNTIMES, SHIPPED_CODEC,
                      ConfigError, check_init_models, check_model, curve_sparsities, per_model)
 
@@ -27,7 +28,7 @@ class Variant:
     quant: str = "none"
     prune: str = PRUNE_REFERENCE  # how a prune_ratio > 0 is reached: one-shot, gradual, channel
     codec: str = "none"
-    runtime: str = "pytorch"  # pytorch (eager) | onnxruntime
+    runtime: str = runtimes.REFERENCE  # a `runtimes.RUNTIMES` key
     control: str = controls.NONE.key  # a `controls.CONTROLS` key: what kind of control it is
     seed: int | None = None  # None: the profile's seed
     protocol: str = "profile"  # profile | a name in h_protocols (section H)
@@ -68,7 +69,7 @@ class Variant:
             parts.append(self.quant)
         if self.codec != "none":
             parts.append(self.codec if self.qp is None else f"{self.codec} qp {self.qp}")
-        if self.runtime != "pytorch":
+        if self.runtime != runtimes.REFERENCE:
             parts.append(self.runtime)
         if self.kd:
             parts.append("distilled")
@@ -153,7 +154,7 @@ def recovery_variants(p: dict, channel: Variant) -> list[Variant]:
         for c in controls.SCRATCH:  # also in ONNX Runtime, float32 (the export INT8 is quantized
             # from, so every stage is planned and priced) and INT8: a way to get the fast model
             scratch = dataclasses.replace(channel, control=c)
-            out += [scratch, *(dataclasses.replace(scratch, quant=q, runtime="onnxruntime")
+            out += [scratch, *(dataclasses.replace(scratch, quant=q, runtime=runtimes.ORT.key)
                                for q in ("none", "int8-static"))]
     return out
 
@@ -320,7 +321,7 @@ def plan(p: dict, sections: list[str], models: dict[str, list[str]] | None = Non
         if p["controls"] and spec.controls:  # the float model in PyTorch, before weight
             # sharing, encoding or export
             vs += [control_of(v) for v in vs if v.prune_ratio > 0 and v.quant == "none"
-                   and v.codec == "none" and v.runtime == "pytorch" and not v.is_control]
+                   and v.codec == "none" and v.runtime == runtimes.REFERENCE and not v.is_control]
         if spec.seeds:  # the profile's seed keeps seed=None (what the findings compare);
             # every further seed repeats each variant, its control included
             vs += [dataclasses.replace(v, seed=x) for x in extra for v in vs]

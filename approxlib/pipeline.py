@@ -297,25 +297,63 @@ def scratch_step(v: Variant, p: dict, ds, mc: ModelConfig) -> Scratch:
                                              ft.epoch_fraction))
 
 
-def quant_steps(v: Variant, p: dict, ds, mc: ModelConfig) -> list[Step]:
-    """How a variant's weights are stored or run: shared, exported, quantized (or as they are)."""
-    if v.quant == "kmeans":
+class Quantizing:
+    """How the variants of one `quant` method (a `quantize.METHODS` name) are stored or run
+    after pruning: their steps. This base stores the weights as they are, or quantizes them
+    with `quantize.quantize` (dynamic INT8), in PyTorch; a runtime that runs the exported graph
+    (`runtimes.Runtime.exported`) gets the export instead, quantized by that runtime. A method
+    with steps of its own is a subclass registered in QUANTIZINGS under its name."""
+
+    def steps(self, v: Variant, p: dict, ds, mc: ModelConfig) -> list[Step]:
+        if runtimes.of(v.runtime).exported:
+            return [Onnx(ds, mc, OnnxConfig(v.quant, p["calib_images"]))]
+        return [Quantize(QuantConfig(v.quant))] if v.quant != "none" else []
+
+
+class AsTrained(Quantizing):
+    """Float32 weights; QAT's float twin gets QAT's fine-tuning, in float32."""
+
+    def steps(self, v, p, ds, mc) -> list[Step]:
+        if v.qat_trained:
+            return [QatFloat(ds, mc, distilled_if(v, qat_config(p), p))]
+        return super().steps(v, p, ds, mc)
+
+
+class SharedWeights(Quantizing):
+    """k-means weight sharing with codebook fine-tuning (section F)."""
+
+    def steps(self, v, p, ds, mc) -> list[Step]:
         return [Share(ds, mc, share_config(p, v.model),
                       distilled_if(v, share_finetune_config(p), p))]
-    if v.qat_trained and v.quant == "none":  # QAT's float twin: its fine-tuning, in float32
-        return [QatFloat(ds, mc, distilled_if(v, qat_config(p), p))]
-    if v.quant == "int8-qat":  # in ONNX Runtime: the same integers, exported (runtime.export_onnx)
+
+
+class StaticInt8(Quantizing):
+    """Post-training static INT8: PyTorch FX's, or the exporting runtime's own (base)."""
+
+    def steps(self, v, p, ds, mc) -> list[Step]:
+        if runtimes.of(v.runtime).exported:
+            return super().steps(v, p, ds, mc)
+        return [Static(ds, mc, StaticQuantConfig(runtimes.EAGER.key, p["calib_images"]))]
+
+
+class QatInt8(Quantizing):
+    """Quantization-aware fine-tuning to static INT8; an exporting runtime runs the same
+    integers, exported as they are (`runtime.export_onnx`), not quantized again."""
+
+    def steps(self, v, p, ds, mc) -> list[Step]:
         qat = Qat(ds, mc, distilled_if(v, qat_config(p), p), qat_freeze(p))
         if runtimes.of(v.runtime).exported:
             return [qat, Onnx(ds, mc, OnnxConfig("none", p["calib_images"]))]
         return [qat]
-    if runtimes.of(v.runtime).exported:
-        return [Onnx(ds, mc, OnnxConfig(v.quant, p["calib_images"]))]
-    if v.quant == "int8-static":
-        return [Static(ds, mc, StaticQuantConfig(runtimes.EAGER.key, p["calib_images"]))]
-    if v.quant != "none":
-        return [Quantize(QuantConfig(v.quant))]
-    return []
+
+
+QUANTIZINGS: dict[str, Quantizing] = {"none": AsTrained(), "kmeans": SharedWeights(),
+                                       "int8-static": StaticInt8(), "int8-qat": QatInt8()}
+
+
+def quant_steps(v: Variant, p: dict, ds, mc: ModelConfig) -> list[Step]:
+    """How a variant's weights are stored or run: shared, exported, quantized (or as they are)."""
+    return QUANTIZINGS.get(v.quant, Quantizing()).steps(v, p, ds, mc)
 
 
 def first_step(v: Variant, p: dict, ds, mc: ModelConfig) -> Step:

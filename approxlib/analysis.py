@@ -12,6 +12,7 @@ from . import names
 from . import runtimes
 from . import stats
 from .config import PRUNE_REFERENCE, SHIPPED_CODEC
+from .sections import SECTIONS, Variant
 
 # "Within N points": how far below the best dense model at equal compute a variant may score
 # to count as keeping its accuracy (the report's fastest variant and most compressed file)
@@ -606,3 +607,28 @@ def method_pairs(curve: pd.DataFrame, method: str, reference: str) -> pd.DataFra
     return pd.DataFrame({**{c: t[c] for c in cols}, "a": t.variant_id_a, "b": t.variant_id_b,
                          "a_acc": t.accuracy_a, "b_acc": t.accuracy_b,
                          "diff": t.accuracy_a - t.accuracy_b})
+
+
+def trade_off(df: pd.DataFrame, metrics: dict[Variant, dict],
+              curves: dict[Variant, list[dict]]) -> pd.DataFrame:
+    """The files of the sections weighed on the size-vs-accuracy trade-off (section F's;
+    `compression_points`), each with `val_lo`, its paired validation bound against its
+    model's best dense model at equal compute (`compression_reference`). The report's
+    findings and `compression_points.csv` (which benchmarks/targets.py reads) both come from
+    here. `df`'s rows and `metrics` are in one order, as `run` makes them; empty where no such
+    section ran."""
+    d = df.assign(val_correct=[m["val_correct"] for m in metrics.values()])
+    d = d[d.section.map(lambda s: SECTIONS[s].trade_off).astype(bool)]
+    plain = d[uncontrolled(d) & ~_distilled(d)]
+    if plain.empty:
+        return pd.DataFrame()
+    right = {m: compression_reference(d, m).val_correct
+             for m in dict.fromkeys(plain.model)}
+    return compression_points(plain, curve_frame(curves), right)
+
+
+def curve_frame(curves: dict[Variant, list[dict]]) -> pd.DataFrame:
+    """Section F's bits curves as one frame: a row per point, with its model's `model`,
+    `dataset` and `sparsity`."""
+    return pd.DataFrame([{"model": v.model, "dataset": v.dataset, "sparsity": v.prune_ratio,
+                          **pt} for v, pts in curves.items() for pt in pts])

@@ -293,8 +293,9 @@ def scratch_step(v: Variant, p: dict, ds, mc: ModelConfig) -> Scratch:
     """Scratch-E / Scratch-B: the baseline's training for baseline + fine-tuning epochs."""
     tc, ft = train_config(p), finetune_of(v, p)
     tc = dataclasses.replace(tc, epochs=tc.epochs + ft.epochs)
-    return Scratch(ds, mc, tc, ScratchConfig(v.control_kind.budget, float(p["scratch_b_max"]), ft.epochs,
-                                             ft.epoch_fraction))
+    budget = ScratchConfig(v.control_kind.budget, float(p["scratch_b_max"]), ft.epochs,
+                           ft.epoch_fraction)
+    return Scratch(ds, mc, tc, budget)
 
 
 class Quantizing:
@@ -797,7 +798,8 @@ class Runner:
             model, rows, _ = share.share_and_finetune(
                 copy.deepcopy(pruned), ShareConfig(b, b), splits,
                 dataclasses.replace(share_finetune_config(self.p), epochs=0), progress=False)
-            blob, _ = compress.encode(model, gradual.step.model, codec_config(self.p, SHIPPED_CODEC))
+            blob, _ = compress.encode(model, gradual.step.model,
+                                      codec_config(self.p, SHIPPED_CODEC))
             val_right = train.predict(model, splits.val_x) == splits.val_y
             points.append({"bits": b, "val_accuracy": val_right.float().mean().item(),
                            "val_correct": val_right.int().tolist(),
@@ -976,9 +978,10 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
     if out_dir is not None:
         write_results(df, Path(out_dir), sections)
         if runner.curves:
-            curve = curve_frame(runner.curves).drop(columns="val_correct")  # the store keeps them
+            # the store keeps each point's validation answers; the CSV gives the figures
+            curve = analysis.curve_frame(runner.curves).drop(columns="val_correct")
             store.write_text(Path(out_dir) / "compression_bits.csv", curve.to_csv(index=False))
-        points = trade_off(df, metrics, runner.curves)
+        points = analysis.trade_off(df, metrics, runner.curves)
         if len(points):
             store.write_text(Path(out_dir) / "compression_points.csv",
                              points.to_csv(index=False))
@@ -998,31 +1001,6 @@ def chance_levels(p: dict, variants: list[Variant], data_root) -> list[float]:
             levels[cfg.dataset, cfg.test_size] = int(torch.bincount(y).max()) / len(y)
         out.append(levels[cfg.dataset, cfg.test_size])
     return out
-
-
-def trade_off(df: pd.DataFrame, metrics: dict[Variant, dict],
-              curves: dict[Variant, list[dict]]) -> pd.DataFrame:
-    """The files of the sections weighed on the size-vs-accuracy trade-off (section F's;
-    `analysis.compression_points`), each with `val_lo`, its paired validation bound against its
-    model's best dense model at equal compute (`analysis.compression_reference`). The report's
-    findings and `compression_points.csv` (which benchmarks/targets.py reads) both come from
-    here. `df`'s rows and `metrics` are in one order, as `run` makes them; empty where no such
-    section ran."""
-    d = df.assign(val_correct=[m["val_correct"] for m in metrics.values()])
-    d = d[d.section.map(lambda s: SECTIONS[s].trade_off).astype(bool)]
-    plain = d[(d.control == "none") & ~analysis._distilled(d)]
-    if plain.empty:
-        return pd.DataFrame()
-    right = {m: analysis.compression_reference(d, m).val_correct
-             for m in dict.fromkeys(plain.model)}
-    return analysis.compression_points(plain, curve_frame(curves), right)
-
-
-def curve_frame(curves: dict[Variant, list[dict]]) -> pd.DataFrame:
-    """Section F's bits curves as one frame: a row per point, with its model's `model`,
-    `dataset` and `sparsity`."""
-    return pd.DataFrame([{"model": v.model, "dataset": v.dataset, "sparsity": v.prune_ratio,
-                          **pt} for v, pts in curves.items() for pt in pts])
 
 
 def write_layer_csvs(metrics: dict[Variant, dict], folder: Path) -> None:

@@ -38,7 +38,7 @@ class CompressionSection(Section):
         self.df, self.grid = analysis.split_grid(
             self.df, {m: per_model(self.p, "dc_sparsity", m) for m in set(self.df.model)})
         self.models_in = list(dict.fromkeys(self.df.model))
-        self.curves = pipeline.curve_frame(run.curves)
+        self.curves = analysis.curve_frame(run.curves)
 
     def _row(self, model: str, stage: str) -> pd.Series:
         return analysis.stage_row(self.df, model, stage)
@@ -172,7 +172,7 @@ class CompressionSection(Section):
     def points(self) -> pd.DataFrame:
         """Every file of the size-vs-accuracy trade-off, each with its validation bound against
         its model's best dense model (`val_lo`), as `compression_points.csv` has them."""
-        return pipeline.trade_off(self.run.df, self.run.metrics, self.run.curves)
+        return analysis.trade_off(self.run.df, self.run.metrics, self.run.curves)
 
     def fig_tradeoff(self) -> None:
         points = self.points

@@ -143,7 +143,8 @@ def recovery_variants(p: dict, channel: Variant) -> list[Variant]:
         """QAT in both runtimes, and (with `controls`, for the undistilled) its float twin."""
         if not p["qat"]:
             return []
-        twin = [dataclasses.replace(v, control=controls.QAT_FLOAT.key)] if p["controls"] and not v.kd else []
+        with_twin = p["controls"] and not v.kd
+        twin = [dataclasses.replace(v, control=controls.QAT_FLOAT.key)] if with_twin else []
         return [dataclasses.replace(v, quant="int8-qat", runtime=r) for r in RUNTIMES] + twin
 
     out = qat(dense) + qat(channel)
@@ -225,7 +226,7 @@ class Spec:
     # and nothing is timed (its results.csv rows leave the latency columns empty)
     timed: bool = True
     # its files are weighed on the size-vs-accuracy trade-off, each against its model's best
-    # dense model at equal compute (`pipeline.trade_off`, compression_points.csv)
+    # dense model at equal compute (`analysis.trade_off`, compression_points.csv)
     trade_off: bool = False
     # what it adds to the original study, for the report's opening ("" = one of its sections)
     beyond: str = ""

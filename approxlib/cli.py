@@ -28,8 +28,8 @@ from pathlib import Path
 
 from .config import (EXECUTORS, MODELS, SHIPPED_CODEC, ConfigError, ModelConfig, PruneConfig,
                      QuantConfig, check_dataset, check_model, check_ratio, data_config,
-                     finetune_config, load_profile, measure_config, parse_overrides,
-                     profile_label, profile_names)
+                     finetune_config, for_model, load_profile, measure_config,
+                     parse_overrides, profile_label, profile_names)
 
 
 MAX_THREADS = 1024  # --threads, --workers: as the profile's `threads` (config.MeasureConfig)
@@ -152,7 +152,9 @@ def _verify_parser(sub) -> None:
 
 
 def _checkpoint_size(p: dict, info: dict) -> dict:
-    """The profile with the image size the checkpoint was trained at, unless --set names one."""
+    """The profile as the checkpoint's model sees it (`for_model`), with the image size the
+    checkpoint was trained at, unless --set names one."""
+    p = for_model(p, info["model"]["name"])
     for c in info["meta"].get("configs", []):
         if c.get("type") == "DataConfig" and c.get("image_size") and p["image_size"] is None:
             return {**p, "image_size": c["image_size"]}

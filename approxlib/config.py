@@ -604,6 +604,12 @@ def load_profile(name: str, overrides: dict[str, Any] | None = None) -> dict[str
 
 def validate_params(p: dict[str, Any]) -> None:
     """Build every config a profile implies, so that a bad value fails before any work starts."""
+    for key in PER_MODEL:
+        _per_model_keys(p, key)
+    named = p["models"] if isinstance(p["models"], list) else []  # checked below
+    for m in (*MODELS, *named):  # each model's view of the keys every training reads
+        train_config(for_model(p, m))
+    p = for_model(p, MODELS[0])  # the rest builds the configs of one view
     check_dataset(p["dataset_d"])
     _choice("device", p["device"], DEVICES)
     if not isinstance(p["ratios"], list) or not p["ratios"]:
@@ -621,8 +627,6 @@ def validate_params(p: dict[str, Any]) -> None:
             check_model(m)
         if not p["models"]:
             raise ConfigError("models must name at least one model, or be null")
-    for key in PER_MODEL:
-        _per_model_keys(p, key)
     defaults = {k: v["default"] for k, v in p.items()  # the `default` values, checked too
                 if k in PER_MODEL and isinstance(v, dict) and "default" in v}
     for q, m in [(p, m) for m in (*MODELS, *(p["models"] or []))] + [({**p, **defaults},
@@ -846,7 +850,15 @@ def codec_config(p: dict, codec: str) -> CodecConfig:
 
 # Parameters that may differ per model: one value, or {model: value, ..., default: value}.
 PER_MODEL = ("dc_sparsity", "dc_curve_sparsities", "dc_epochs", "dc_bits_conv", "dc_bits_fc",
-             "channel_epochs", "channel_lr", "init")
+             "channel_epochs", "channel_lr", "init", "bn_momentum")
+# Per-model keys that every training and fine-tuning config reads: resolved for a variant's
+# model before its configs are built (`for_model`), so TrainConfig takes one value
+TRAINING_PER_MODEL = ("bn_momentum",)
+
+
+def for_model(p: dict, model: str) -> dict:
+    """The profile as `model`'s trainings see it: `TRAINING_PER_MODEL` resolved for it."""
+    return {**p, **{k: per_model(p, k, model) for k in TRAINING_PER_MODEL}}
 
 
 def _per_model_keys(p: dict, key: str) -> None:

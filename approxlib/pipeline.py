@@ -58,6 +58,7 @@ from .config import (
     dc_finetune_config,
     distilled,
     finetune_config,
+    for_model,
     gradual_config,
     measure_config,
     per_model,
@@ -203,10 +204,11 @@ def model_config(p: dict, model: str, dataset: str) -> ModelConfig:
 
 
 def variant_params(p: dict, v: Variant) -> dict:
-    """The profile as this variant sees it (section H's protocols and seeds change it)."""
+    """The profile as this variant sees it: section H's protocols and seeds change it, and its
+    model's value of the per-model keys every training reads (`config.for_model`)."""
     if v.protocol != "profile":
-        return protocol_params(p, v.protocol, v.seed)
-    return p if v.seed is None else {**p, "seed": v.seed}
+        return for_model(protocol_params(p, v.protocol, v.seed), v.model)
+    return for_model(p if v.seed is None else {**p, "seed": v.seed}, v.model)
 
 
 class Pruning:
@@ -794,10 +796,11 @@ class Runner:
     def _bits_curve(self, gradual: Stage, bits: list[int], key: str) -> list[dict]:
         pruned, _ = self.load(gradual)
         splits, points = self.splits(gradual.step.data), []
+        p = for_model(self.p, gradual.step.model.name)
         for b in bits:
             model, rows, _ = share.share_and_finetune(
                 copy.deepcopy(pruned), ShareConfig(b, b), splits,
-                dataclasses.replace(share_finetune_config(self.p), epochs=0), progress=False)
+                dataclasses.replace(share_finetune_config(p), epochs=0), progress=False)
             blob, _ = compress.encode(model, gradual.step.model,
                                       codec_config(self.p, SHIPPED_CODEC))
             val_right = train.predict(model, splits.val_x) == splits.val_y

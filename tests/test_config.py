@@ -87,6 +87,35 @@ def test_gradual_pruning_and_its_control_train_each_models_own_epochs():
         assert pipeline.finetune_of(control, p).epochs == epochs
 
 
+def test_bn_momentum_set_for_one_model_leaves_the_others_cache_keys_alone():
+    models = ["resnet18", "mobilenet_v3_small"]
+    plain = config.load_profile("smoke", {"models": models})
+    one = config.load_profile("smoke", {"models": models, "bn_momentum": {
+        "mobilenet_v3_small": 0.1, "default": None}})
+    everyone = config.load_profile("smoke", {"models": models, "bn_momentum": 0.1})
+
+    def keys(p, model):  # a pruned + fine-tuned variant, and a section H run of its own
+        vs = [Variant("A", model, "fashion-mnist", 0.5),
+              Variant("H", model, "fashion-mnist", 0.5, seed=1, protocol="original")]
+        return [s.key for v in vs for s in pipeline.stages(v, p)]
+    assert keys(one, "resnet18") == keys(plain, "resnet18") != keys(everyone, "resnet18")
+    assert keys(one, "mobilenet_v3_small") == keys(everyone, "mobilenet_v3_small")
+    assert keys(one, "mobilenet_v3_small") != keys(plain, "mobilenet_v3_small")
+    train = pipeline.stages(Variant("A", "mobilenet_v3_small", "fashion-mnist", 0.5), one)
+    assert (train[0].step.train.bn_momentum, train[1].step.finetune.bn_momentum) == (0.1, 0.1)
+
+
+@pytest.mark.parametrize("value, message", [
+    ({"mobilenet_v3_small": 0.1}, "bn_momentum has no value for resnet18: add `resnet18: ...` "
+                                  "or `default: ...`"),
+    ({"resnet18": 0.0, "default": None}, "bn_momentum must be"),
+    ({"resnet-18": 0.1, "default": None}, "resnet-18"),
+])
+def test_bad_per_model_bn_momentum_names_the_problem(value, message):
+    with pytest.raises(config.ConfigError, match=message.replace("`", ".").replace("(", ".")):
+        config.load_profile("smoke", {"bn_momentum": value})
+
+
 def test_unknown_profile_lists_valid_ones():
     with pytest.raises(config.ConfigError, match="unknown profile 'nope'; valid: smoke, quick, paper"):
         config.load_profile("nope")

@@ -1,5 +1,6 @@
 """Analyses behind the report's tables and sentences, as pure functions over results
-DataFrames (the columns of `results.csv`), each tested on small frames with known values.
+DataFrames (the columns of `results.csv`) and, for section F's trade-off, the run's metrics and
+bits curves; each tested on small frames with known values.
 Report classes format what these return; `benchmarks/targets.py` checks project targets on them.
 """
 from __future__ import annotations
@@ -64,7 +65,7 @@ def variant_name(r) -> str:
     if not kind.reference:  # a scratch control, QAT's twin; none adds nothing
         how += f" {kind.label}" if kind.label else ""
     quant = names.PRECISIONS[r.quant]
-    run = runtimes.of(r.runtime).short
+    run = runtimes.short(r.runtime)
     return f"{prune}{how} {quant} {run}"
 
 
@@ -197,7 +198,7 @@ def recovery_pairs(d: pd.DataFrame, ratio: float) -> pd.DataFrame:
         ("kd", "distilled channels vs their distilled dense control",
          (0.0, "none", e, True, dense), (ratio, "none", e, True, n)),
     ] + [("scratch", f"{kind.label} vs fine-tuned channels", (ratio, "none", e, False, n),
-          (ratio, "none", e, False, kind.key)) for kind in map(controls.of, controls.SCRATCH)]
+          (ratio, "none", e, False, kind.key)) for kind in map(controls.of, controls.scratch())]
     rows = []
     for m in dict.fromkeys(d.model):
         for kind, what, a, b in kinds:

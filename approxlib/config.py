@@ -32,7 +32,6 @@ PRECISIONS = ("auto", "fp32", "bf16")
 QAT_STARTS = ("baseline", "control")
 PRUNE_SCOPES = ("global", "layer")
 QUANT_METHODS = ("none", "int8-dynamic", "kmeans", "int8-static", "int8-qat")
-RUNTIMES = tuple(runtimes.RUNTIMES)
 APX_CODECS = ("sparse", "packed", "huffman")  # our .apx format's layers (compress.py)
 SHIPPED_CODEC = "huffman"  # the file section F ships: every layer, Deep Compression's last stage
 EXECUTORS = ("local", "dask")  # `approx report --executor`: this process, or a Dask cluster
@@ -389,7 +388,7 @@ class StaticQuantConfig:
     calib_images: int = 1024
 
     def __post_init__(self):
-        _choice("runtime", self.runtime, RUNTIMES)
+        _choice("runtime", self.runtime, tuple(runtimes.RUNTIMES))
         _number("calib_images", self.calib_images, 1, 10**6, integer=True)
 
 

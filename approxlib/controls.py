@@ -5,8 +5,10 @@ label in tables, the words it adds to a variant's label, and what the report doe
 way to get the model (`candidate`, counted for "the fastest variant within 1 point"), the
 equal-compute dense reference (`reference`), fine-tuned as QAT is (`qat_trained`), or trained
 afresh for a budget (`budget`). `pipeline.prune_steps` / `quant_steps` ask the kind how the
-variant is made; nothing else tests a control's name. A new control is a class registered in
-CONTROLS and, where it is made differently, one branch of the recipe that asks for it.
+variant is made, and no code branches on a control's name; code that means one particular
+kind (section G pairs QAT with its float twin) names it by its constant here. A new control is
+a class registered in CONTROLS and, where it is made differently, one branch of the recipe
+that asks for it.
 """
 from __future__ import annotations
 
@@ -67,8 +69,11 @@ SCRATCH_E = ScratchControl("scratch-e", "Scratch-E", "epochs")
 SCRATCH_B = ScratchControl("scratch-b", "Scratch-B", "flops")
 QAT_FLOAT = QatTwin()
 CONTROLS: dict[str, Control] = {c.key: c for c in (NONE, DENSE, SCRATCH_E, SCRATCH_B, QAT_FLOAT)}
-SCRATCH = tuple(c.key for c in CONTROLS.values() if c.budget)  # in the order they are planned
-CANDIDATES = tuple(c.key for c in CONTROLS.values() if c.candidate)
+
+
+def scratch() -> tuple[str, ...]:
+    """The kinds trained from scratch for a budget, in the order section G plans them."""
+    return tuple(k for k, c in CONTROLS.items() if c.budget)
 
 
 def of(key) -> Control:

@@ -1,6 +1,7 @@
 """Display names: how models, datasets, methods and codecs are written in the report, its tables
-and its figures. The one place for them; a name not listed is shown as it is spelled in the
-profile (a torchvision model added through the profile needs no entry here)."""
+and its figures, and a results row's label. A control kind and a runtime carry their own names
+(`controls`, `runtimes`); a name not listed is shown as it is spelled in the profile (a
+torchvision model added through the profile needs no entry here)."""
 from __future__ import annotations
 
 import numpy as np
@@ -50,7 +51,8 @@ def codec(name: str) -> str:
 
 def is_control(r) -> bool:
     """Whether a results row is a control (rows from before the column, or without one: no)."""
-    return controls.of(getattr(r, "control", None)) is not controls.NONE
+    c = getattr(r, "control", None)
+    return isinstance(c, str) and c != controls.NONE.key
 
 
 def distilled(r) -> bool:

@@ -313,15 +313,6 @@ class Quantizing:
         return [Quantize(QuantConfig(v.quant))] if v.quant != "none" else []
 
 
-class AsTrained(Quantizing):
-    """Float32 weights; QAT's float twin gets QAT's fine-tuning, in float32."""
-
-    def steps(self, v, p, ds, mc) -> list[Step]:
-        if v.qat_trained:
-            return [QatFloat(ds, mc, distilled_if(v, qat_config(p), p))]
-        return super().steps(v, p, ds, mc)
-
-
 class SharedWeights(Quantizing):
     """k-means weight sharing with codebook fine-tuning (section F)."""
 
@@ -350,12 +341,15 @@ class QatInt8(Quantizing):
         return [qat]
 
 
-QUANTIZINGS: dict[str, Quantizing] = {"none": AsTrained(), "kmeans": SharedWeights(),
-                                       "int8-static": StaticInt8(), "int8-qat": QatInt8()}
+QUANTIZINGS: dict[str, Quantizing] = {"kmeans": SharedWeights(), "int8-static": StaticInt8(),
+                                       "int8-qat": QatInt8()}
 
 
 def quant_steps(v: Variant, p: dict, ds, mc: ModelConfig) -> list[Step]:
-    """How a variant's weights are stored or run: shared, exported, quantized (or as they are)."""
+    """How a variant's weights are stored or run: shared, exported, quantized (or as they are).
+    A control fine-tuned as QAT is (QAT's float twin) gets that fine-tuning, in float32."""
+    if v.is_control and v.control_kind.qat_trained:
+        return [QatFloat(ds, mc, distilled_if(v, qat_config(p), p))]
     return QUANTIZINGS.get(v.quant, Quantizing()).steps(v, p, ds, mc)
 
 

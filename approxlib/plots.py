@@ -365,10 +365,11 @@ def layer_bits(layers: dict[str, pd.DataFrame]) -> plt.Figure:
 
 # ------------------------------------------------------------------------------ section G
 
-_E, _O = runtimes.EAGER.key, runtimes.ORT.key
-MARKERS = {("none", _E): runtimes.EAGER.marker, ("int8-static", _E): "s",
-           ("none", _O): runtimes.ORT.marker, ("int8-static", _O): "D",
-           ("int8-qat", _E): "P", ("int8-qat", _O): "X"}
+def _legend_markers() -> list[tuple[str, str]]:
+    """Section G's precisions × runtimes in the legend's order: float32 and static INT8 in each
+    runtime, then QAT in each (each runtime's markers: `runtimes.Runtime.marker`)."""
+    return [*((q, rt) for rt in runtimes.RUNTIMES for q in ("none", "int8-static")),
+            *(("int8-qat", rt) for rt in runtimes.RUNTIMES)]
 
 
 def pareto(df: pd.DataFrame) -> plt.Figure:
@@ -380,7 +381,7 @@ def pareto(df: pd.DataFrame) -> plt.Figure:
         d = df[df.model == m].sort_values("latency_ms")
         for r in d.itertuples():
             ax.errorbar(r.latency_ms, r.accuracy * 100, yerr=_yerr(r),
-                        fmt=MARKERS[(r.quant, r.runtime)], ms=6, capsize=2,
+                        fmt=runtimes.of(r.runtime).marker(r.quant), ms=6, capsize=2,
                         mfc="white" if r.prune_ratio > 0 else palette[j % len(palette)],
                         color=palette[j % len(palette)])
             if names.distilled(r):
@@ -388,8 +389,8 @@ def pareto(df: pd.DataFrame) -> plt.Figure:
         front = d[analysis.pareto_front(d.latency_ms, d.accuracy)]
         ax.plot(front.latency_ms, front.accuracy * 100, "-",
                 color=palette[j % len(palette)], lw=1, alpha=0.7, label=f"{names.model(m)} Pareto front")
-    for (q, rt), mk in MARKERS.items():
-        ax.plot([], [], mk, color="0.3", mfc="0.3",
+    for q, rt in _legend_markers():
+        ax.plot([], [], runtimes.of(rt).marker(q), color="0.3", mfc="0.3",
                 label=f"{names.PRECISIONS[q]}, {runtimes.label(rt)}")
     ax.plot([], [], "o", color="0.3", mfc="white", label="hollow: channel-pruned")
     if any(names.distilled(r) for r in df.itertuples()):
@@ -442,7 +443,7 @@ def channel_curve(curve: pd.DataFrame, batch: int) -> plt.Figure:
             for rt in runtimes.RUNTIMES.values():
                 d = curve[(curve.model == m) & (curve.runtime == rt.key)].sort_values(
                     "mac_reduction")
-                ax.plot([1, *d.mac_reduction], [1, *d[col]], rt.line, marker=rt.marker, ms=5,
+                ax.plot([1, *d.mac_reduction], [1, *d[col]], rt.line, marker=rt.marker(), ms=5,
                         color=MODEL_COLORS[j % len(MODEL_COLORS)],
                         label=f"{names.model(m)}, {rt.label}")
                 for r in d.itertuples():

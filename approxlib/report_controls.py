@@ -108,7 +108,7 @@ class ControlsSection(Section):
     def _curve(self) -> pd.DataFrame:
         d = self.df
         c = d[(d.protocol == self.curve_protocol) & (d.seed == self.curve_seed)
-              & (d.prune_ratio > 0) & (d.control == "none")
+              & (d.prune_ratio > 0) & analysis.uncontrolled(d)
               & d.prune_method.isin(self.p["h_curve_methods"])
               & d.model.isin(self.p["h_curve_models"])
               & d.prune_ratio.isin([float(x) for x in self.p["h_curve_sparsities"]])].copy()

@@ -17,12 +17,17 @@ class Runtime:
     short: str  # in tables and section G's variant names: "ORT"
     exported: bool  # runs the model exported to ONNX (`runtime.export_onnx`), not the module
     quantizer: str  # whose post-training static INT8 its INT8 models are
-    marker: str  # its points in figures (matplotlib)
+    markers: str  # its points in figures (matplotlib): float32, static INT8, QAT INT8
     line: str  # its lines in figures
 
+    def marker(self, quant: str = "none") -> str:
+        """Its points' marker for a precision (`quant`); float32's for any other."""
+        order = ("none", "int8-static", "int8-qat")
+        return self.markers[order.index(quant)] if quant in order else self.markers[0]
 
-EAGER = Runtime("pytorch", "PyTorch", "eager", False, "PyTorch FX", "o", "-")
-ORT = Runtime("onnxruntime", "ONNX Runtime", "ORT", True, "ONNX Runtime", "^", "--")
+
+EAGER = Runtime("pytorch", "PyTorch", "eager", False, "PyTorch FX", "osP", "-")
+ORT = Runtime("onnxruntime", "ONNX Runtime", "ORT", True, "ONNX Runtime", "^DX", "--")
 RUNTIMES: dict[str, Runtime] = {r.key: r for r in (EAGER, ORT)}
 # Where every speed-up, size ratio and accuracy difference starts: its dense float32 model
 REFERENCE = EAGER.key
@@ -35,3 +40,8 @@ def of(key: str) -> Runtime:
 def label(key) -> str:
     """A runtime's name in text; an unknown key as it is spelled."""
     return RUNTIMES[key].label if key in RUNTIMES else str(key)
+
+
+def short(key) -> str:
+    """A runtime's name in tables and section G's variant names; an unknown key as spelled."""
+    return RUNTIMES[key].short if key in RUNTIMES else str(key)

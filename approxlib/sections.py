@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from . import controls
 from . import names
 from . import runtimes
-from .config import (GENERAL_CODECS, PRUNE_REFERENCE, RUNTIMES, SHIPPED_CODEC,
+from .config import (GENERAL_CODECS, PRUNE_REFERENCE, SHIPPED_CODEC,
                      ConfigError, check_init_models, check_model, curve_sparsities, per_model)
 
 
@@ -124,7 +124,7 @@ def speed_variants(p: dict, section: str, model: str, dataset: str) -> list[Vari
     for base in (Variant(section, model, dataset),
                  *(Variant(section, model, dataset, r, prune="channel-l1") for r in ratios)):
         for quant in ("none", "int8-static"):
-            for runtime in RUNTIMES:
+            for runtime in runtimes.RUNTIMES:
                 out.append(dataclasses.replace(base, quant=quant, runtime=runtime))
     return out + recovery_variants(p, Variant(section, model, dataset, main, prune="channel-l1"))
 
@@ -145,14 +145,14 @@ def recovery_variants(p: dict, channel: Variant) -> list[Variant]:
             return []
         with_twin = p["controls"] and not v.kd
         twin = [dataclasses.replace(v, control=controls.QAT_FLOAT.key)] if with_twin else []
-        return [dataclasses.replace(v, quant="int8-qat", runtime=r) for r in RUNTIMES] + twin
+        return [dataclasses.replace(v, quant="int8-qat", runtime=r) for r in runtimes.RUNTIMES] + twin
 
     out = qat(dense) + qat(channel)
     if p["kd"]:
         kd = dataclasses.replace(channel, kd=True)
         out += [kd] + qat(kd)
     if p["scratch"] and per_model(p, "init", channel.model) is None:
-        for c in controls.SCRATCH:  # also in ONNX Runtime, float32 (the export INT8 is quantized
+        for c in controls.scratch():  # also in ONNX Runtime, float32 (the export INT8 is quantized
             # from, so every stage is planned and priced) and INT8: a way to get the fast model
             scratch = dataclasses.replace(channel, control=c)
             out += [scratch, *(dataclasses.replace(scratch, quant=q, runtime=runtimes.ORT.key)

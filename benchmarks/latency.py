@@ -23,6 +23,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from approxlib import analysis  # noqa: E402
+from approxlib import runtimes  # noqa: E402
 from approxlib import measure  # noqa: E402
 from approxlib import pipeline  # noqa: E402
 from approxlib.config import MeasureConfig  # noqa: E402
@@ -95,8 +96,8 @@ def last_line(t: pd.DataFrame, rows: pd.DataFrame, threads: int) -> str:
     for m in dict.fromkeys(t.model):
         ref = analysis.best_dense(rows, m)
         best = analysis.fastest_within(t, m, float(ref.accuracy))
-        int8 = analysis.pick(t, m, 0.0, "int8-static", "pytorch")
-        dense = analysis.pick(t, m, 0.0, "none", "pytorch")
+        int8 = analysis.pick(t, m, 0.0, "int8-static", runtimes.REFERENCE)
+        dense = analysis.pick(t, m, 0.0, "none", runtimes.REFERENCE)
         head = (f"{m}: reference={analysis.reference_name(ref).replace(' ', '_')} "
                 f"int8_static_smaller={dense.size_bytes / int8.size_bytes:.2f}")
         if best is None:
@@ -104,9 +105,9 @@ def last_line(t: pd.DataFrame, rows: pd.DataFrame, threads: int) -> str:
             continue
         c = curve[curve.model == m]
         points = ",".join(f"{r.ratio:g}:{r.mac_reduction:.2f}/{r.speedup_bs1:.2f}"
-                          for r in c[c.runtime == "onnxruntime"].itertuples())
+                          for r in c[c.runtime == runtimes.ORT.key].itertuples())
         eager = ",".join(f"{r.ratio:g}:{r.mac_reduction:.2f}/{r.speedup_bs1:.2f}"
-                         for r in c[c.runtime == "pytorch"].itertuples())
+                         for r in c[c.runtime == runtimes.REFERENCE].itertuples())
         parts.append(f"{head} fastest_within_1pt={best['name'].replace(' ', '_')} "
                      f"speedup_vs_eager={best.speedup:.2f} speedup_vs_ort_fp32={best.speedup_ort:.2f} "
                      f"channels_macs/ort_bs1={points} channels_macs/eager_bs1={eager}")

@@ -3,7 +3,7 @@ kind what it is, so a new control is a class, not a name tested in five modules.
 import pandas as pd
 import pytest
 
-from approxlib import analysis, controls, names, pipeline
+from approxlib import analysis, controls, names, pipeline, sections
 from approxlib.config import load_profile
 from approxlib.sections import Variant
 
@@ -11,8 +11,9 @@ from approxlib.sections import Variant
 def test_each_kind_is_registered_once_under_the_key_results_csv_spells():
     assert list(controls.CONTROLS) == ["none", "equal-compute", "scratch-e", "scratch-b",
                                        "qat-float"]
-    assert controls.SCRATCH == ("scratch-e", "scratch-b")
-    assert controls.CANDIDATES == ("none", "scratch-e", "scratch-b")
+    assert controls.scratch() == ("scratch-e", "scratch-b")
+    assert [k for k, c in controls.CONTROLS.items() if c.candidate] == ["none", "scratch-e",
+                                                                         "scratch-b"]
     assert [k for k, c in controls.CONTROLS.items() if c.reference] == ["equal-compute"]
     assert controls.of(float("nan")) is controls.NONE  # a row from before the column
     assert controls.label("scratch-b") == "Scratch-B" and controls.label("odd") == "odd"
@@ -51,6 +52,17 @@ def test_a_new_scratch_control_is_planned_priced_and_named_without_a_name_test(s
                      "control": "scratch-x"})
     assert names.variant_label(row) == "ResNet-18 Scratch-X of channels −50%"
     assert analysis.variant_name(row) == "channels −50% Scratch-X fp32 eager"
+    planned = [v for v in sections.plan(p, ["G"]) if v.control == "scratch-x"]
+    assert {(v.model, v.quant, v.runtime) for v in planned} == {
+        (m, q, r) for m in ("resnet18", "mobilenetv2")
+        for q, r in (("none", "pytorch"), ("none", "onnxruntime"), ("int8-static", "onnxruntime"))}
+    rows = pd.DataFrame({"model": "resnet18", "prune_ratio": 0.5, "quant": "none",
+                         "runtime": "pytorch", "kd": False, "control": ["none", "scratch-x"],
+                         "variant_id": ["fine-tuned", "scratch"], "accuracy": [0.90, 0.88]})
+    pairs = analysis.recovery_pairs(rows, 0.5)
+    assert pairs[["kind", "comparison", "a", "b"]].values.tolist() == [
+        ["scratch", "Scratch-X vs fine-tuned channels", "fine-tuned", "scratch"]]
+    assert pairs["diff"].iloc[0] == pytest.approx(-0.02)
 
 
 def test_what_the_analysis_counts_follows_the_kind(scratch_x):

@@ -3,17 +3,23 @@ so a runtime's name is tested nowhere in the library."""
 import dataclasses
 
 import pandas as pd
+import pytest
 
-from approxlib import analysis, names, pipeline, runtimes
-from approxlib.config import RUNTIMES, load_profile
+from approxlib import analysis, names, pipeline, runtimes, sections
+from approxlib.config import ConfigError, StaticQuantConfig, load_profile
 from approxlib.sections import Variant
 
 
 def test_the_registry_is_what_results_csv_spells_and_the_profile_accepts():
-    assert RUNTIMES == tuple(runtimes.RUNTIMES) == ("pytorch", "onnxruntime")
+    assert tuple(runtimes.RUNTIMES) == ("pytorch", "onnxruntime")
     assert runtimes.REFERENCE == "pytorch"
     assert [r.short for r in runtimes.RUNTIMES.values()] == ["eager", "ORT"]
-    assert runtimes.label("tvm") == "tvm"
+    assert runtimes.label("tvm") == runtimes.short("tvm") == "tvm"
+    assert [runtimes.ORT.marker(q) for q in ("none", "int8-static", "int8-qat", "kmeans")] == \
+        ["^", "D", "X", "^"]
+    StaticQuantConfig(runtime="onnxruntime")
+    with pytest.raises(ConfigError, match="runtime"):
+        StaticQuantConfig(runtime="tvm")
 
 
 def test_a_new_exported_runtime_is_planned_and_named_from_its_entry(monkeypatch):
@@ -29,3 +35,8 @@ def test_a_new_exported_runtime_is_planned_and_named_from_its_entry(monkeypatch)
     assert analysis.variant_name(row) == "dense fp32 ORT-GPU"
     eager = Variant("G", "resnet18", "fashion-mnist")
     assert [s.kind for s in pipeline.stages(eager, p)] == ["train", "evaluate"]
+    planned = {(v.prune_ratio, v.quant) for v in sections.plan(p, ["G"])
+               if v.runtime == gpu.key and v.model == "resnet18" and not v.is_control}
+    assert planned == {(0.0, "none"), (0.0, "int8-static"), (0.0, "int8-qat"), (0.5, "none"),
+                       (0.5, "int8-static"), (0.5, "int8-qat"), (0.7, "none"),
+                       (0.7, "int8-static")}

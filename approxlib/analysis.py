@@ -12,7 +12,7 @@ from . import controls
 from . import names
 from . import runtimes
 from . import stats
-from .config import PRUNE_REFERENCE, SHIPPED_CODEC
+from .config import PRUNE_REFERENCE, SHIPPED_CODEC, STANDARD_CODEC
 from .sections import SECTIONS, Variant
 
 # "Within N points": how far below the best dense model at equal compute a variant may score
@@ -486,7 +486,7 @@ def against_standard(d: pd.DataFrame, tolerance: float = NNC_TOLERANCE_POINTS / 
     accurate: `nnc_bytes`, `qp` and `larger` are NaN."""
     rows = []
     for m in dict.fromkeys(d.model):
-        nnc = d[(d.model == m) & (d.codec == "nncodec")]
+        nnc = d[(d.model == m) & (d.codec == STANDARD_CODEC)]
         if nnc.empty:
             continue
         apx = stage_row(d, m, "+ Huffman coding")
@@ -552,7 +552,7 @@ def compression_points(d: pd.DataFrame, curves: pd.DataFrame,
         rows += [{"model": m, "file": f"NNCodec qp {int(r.qp)}", "kind": "nncodec",
                   "sparsity": r.prune_ratio, "bytes": r.size_bytes, "accuracy": r.accuracy,
                   "val_accuracy": r.val_accuracy, "val_correct": getattr(r, "val_correct", None)}
-                 for r in d[(d.model == m) & (d.codec == "nncodec")].itertuples()]
+                 for r in d[(d.model == m) & (d.codec == STANDARD_CODEC)].itertuples()]
         t = pd.DataFrame(rows)
         t["ratio"] = dense / t.bytes
         t["front"] = pareto_front(t.bytes, t.accuracy)

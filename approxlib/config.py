@@ -34,6 +34,9 @@ PRUNE_SCOPES = ("global", "layer")
 QUANT_METHODS = ("none", "int8-dynamic", "kmeans", "int8-static", "int8-qat")
 APX_CODECS = ("sparse", "packed", "huffman")  # our .apx format's layers (compress.py)
 SHIPPED_CODEC = "huffman"  # the file section F ships: every layer, Deep Compression's last stage
+# MPEG NNC (ISO/IEC 15938-17) through its reference software, NNCodec (nncodec.py): the standard
+# section F measures its files against, at each of `nncodec_qps`
+STANDARD_CODEC = "nncodec"
 EXECUTORS = ("local", "dask")  # `approx report --executor`: this process, or a Dask cluster
 GENERAL_CODECS = ("gzip", "xz", "zstd")  # over the whole checkpoint (compress.GENERAL)
 CODECS = ("none", *APX_CODECS, *GENERAL_CODECS)

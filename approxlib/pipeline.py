@@ -41,6 +41,7 @@ from . import train
 from .config import (
     ChannelConfig,
     SHIPPED_CODEC,
+    STANDARD_CODEC,
     ConfigError,
     ModelConfig,
     NncConfig,
@@ -408,7 +409,7 @@ def codec_steps(v: Variant, p: dict, ds, mc: ModelConfig) -> list[Step]:
     """How a variant is written: an .apx or general-purpose codec, or NNCodec at its qp."""
     if v.codec == "none":
         return []
-    if v.codec == "nncodec":
+    if v.codec == STANDARD_CODEC:
         nncodec.check_available()
         return [Nnc(mc, NncConfig(v.qp))]
     return [Encode(mc, codec_config(p, v.codec), ds)]

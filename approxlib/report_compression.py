@@ -11,7 +11,7 @@ import pandas as pd
 from . import analysis, compress, names, plots, stats
 from . import pipeline
 from . import store
-from .config import SHIPPED_CODEC, per_model
+from .config import SHIPPED_CODEC, STANDARD_CODEC, per_model
 from .report import Section, _display, _fmt_pct, _md
 
 STAGES = analysis.COMPRESSION_STAGES
@@ -128,7 +128,7 @@ class CompressionSection(Section):
                          f"Huffman-coded .apx file"))
 
     def standard_table(self) -> None:
-        nnc = self.df[self.df.codec == "nncodec"]
+        nnc = self.df[self.df.codec == STANDARD_CODEC]
         if nnc.empty:
             _md("*NNCodec was not run (profile key `nncodec_qps` is empty).*")
             return

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from . import controls
 from . import names
 from . import runtimes
-from .config import (GENERAL_CODECS, PRUNE_REFERENCE, SHIPPED_CODEC,
+from .config import (GENERAL_CODECS, PRUNE_REFERENCE, SHIPPED_CODEC, STANDARD_CODEC,
                      ConfigError, check_init_models, check_model, curve_sparsities, per_model)
 
 
@@ -178,7 +178,8 @@ def compression_variants(p: dict, section: str, model: str, dataset: str
             *(dataclasses.replace(pruned, codec=c) for c in (*GENERAL_CODECS, "sparse")),
             dataclasses.replace(shared, codec="packed"),
             dataclasses.replace(shared, codec=SHIPPED_CODEC),
-            *(dataclasses.replace(pruned, codec="nncodec", qp=int(q)) for q in p["nncodec_qps"]),
+            *(dataclasses.replace(pruned, codec=STANDARD_CODEC, qp=int(q))
+              for q in p["nncodec_qps"]),
             *distilled, *grid]
 
 

@@ -62,8 +62,8 @@ def variant_name(r) -> str:
     prune = f"channels −{r.prune_ratio:.0%}" if r.prune_ratio > 0 else "dense"
     how = " KD" if names.distilled(r) else ""
     kind = controls.of(getattr(r, "control", None))
-    if not kind.reference:  # a scratch control, QAT's twin; none adds nothing
-        how += f" {kind.label}" if kind.label else ""
+    if kind.label and not kind.reference:  # a scratch control, QAT's twin
+        how += f" {kind.label}"
     quant = names.PRECISIONS[r.quant]
     run = runtimes.short(r.runtime)
     return f"{prune}{how} {quant} {run}"

@@ -349,7 +349,7 @@ QUANTIZINGS: dict[str, Quantizing] = {"kmeans": SharedWeights(), "int8-static": 
 def quant_steps(v: Variant, p: dict, ds, mc: ModelConfig) -> list[Step]:
     """How a variant's weights are stored or run: shared, exported, quantized (or as they are).
     A control fine-tuned as QAT is (QAT's float twin) gets that fine-tuning, in float32."""
-    if v.is_control and v.control_kind.qat_trained:
+    if v.control_kind.qat_trained:
         return [QatFloat(ds, mc, distilled_if(v, qat_config(p), p))]
     return QUANTIZINGS.get(v.quant, Quantizing()).steps(v, p, ds, mc)
 

@@ -145,15 +145,17 @@ def recovery_variants(p: dict, channel: Variant) -> list[Variant]:
             return []
         with_twin = p["controls"] and not v.kd
         twin = [dataclasses.replace(v, control=controls.QAT_FLOAT.key)] if with_twin else []
-        return [dataclasses.replace(v, quant="int8-qat", runtime=r) for r in runtimes.RUNTIMES] + twin
+        return [*(dataclasses.replace(v, quant="int8-qat", runtime=r) for r in runtimes.RUNTIMES),
+                *twin]
 
     out = qat(dense) + qat(channel)
     if p["kd"]:
         kd = dataclasses.replace(channel, kd=True)
         out += [kd] + qat(kd)
     if p["scratch"] and per_model(p, "init", channel.model) is None:
-        for c in controls.scratch():  # also in ONNX Runtime, float32 (the export INT8 is quantized
-            # from, so every stage is planned and priced) and INT8: a way to get the fast model
+        for c in controls.scratch():  # also in ONNX Runtime, float32 (the export INT8 is
+            # quantized from, so every stage is planned and priced) and INT8: a way to get the
+            # fast model
             scratch = dataclasses.replace(channel, control=c)
             out += [scratch, *(dataclasses.replace(scratch, quant=q, runtime=runtimes.ORT.key)
                                for q in ("none", "int8-static"))]

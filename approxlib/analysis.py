@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from . import controls
+from . import methods
 from . import names
 from . import runtimes
 from . import stats
@@ -519,7 +520,7 @@ def split_grid(d: pd.DataFrame, sparsity: dict[str, float]
     if missing:
         raise ValueError(f"no dc_sparsity for {sorted(missing)}")
     at = d.model.map(sparsity).astype(float)
-    grid = ((d.prune_method == "gradual-l1") & (d.quant == "none") & (d.codec == "none")
+    grid = ((d.prune_method == methods.GRADUAL.key) & (d.quant == "none") & (d.codec == "none")
             & (d.prune_ratio > 0) & ~np.isclose(d.prune_ratio, at))
     return d[~grid].reset_index(drop=True), d[grid].reset_index(drop=True)
 

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 from yaml.events import AliasEvent
 
+from . import methods
 from . import runtimes
 
 MODELS = ("resnet18", "mobilenetv2")  # the original study's; any torchvision classifier builds
@@ -215,7 +216,7 @@ def check_prune_method(method, what: str = "prune_method") -> None:
 
 
 # The pruning method every other is compared with: the original's global magnitude (L1) pruning
-PRUNE_REFERENCE = "l1-unstructured"
+PRUNE_REFERENCE = methods.REFERENCE
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Display names: how models, datasets, methods and codecs are written in the report, its tables
 and its figures, and a results row's label. A control kind and a runtime carry their own names
-(`controls`, `runtimes`); a name not listed is shown as it is spelled in the profile (a
-torchvision model added through the profile needs no entry here)."""
+(`controls`, `runtimes`), and so does a pruning method (`methods`); a name not listed is shown
+as it is spelled in the profile (a torchvision model added through the profile needs no entry
+here)."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,18 +11,11 @@ import pandas as pd
 from pathlib import Path
 
 from . import controls
+from . import methods
 from . import runtimes
 
 MODELS = {"resnet18": "ResNet-18", "mobilenetv2": "MobileNetV2"}
 DATASETS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "fashion-mnist": "Fashion-MNIST"}
-PRUNE_METHODS = {"l1-unstructured": "global magnitude", "l1-layerwise": "layer-wise magnitude",
-                 "random-unstructured": "random", "l1-sensitivity": "sensitivity-guided",
-                 "gradual-l1": "gradual", "channel-l1": "channels"}
-# The same methods where that name does not fit: after "pruned 50%" in a variant's label, in a
-# per-layer CSV's name (any other method: "_" + its name), in the summary table's short column
-PRUNE_ADVERBS = {"gradual-l1": " gradually", "channel-l1": " channels"}
-PRUNE_FILES = {"l1-unstructured": "", "gradual-l1": "_gradual", "channel-l1": "_channels"}
-PRUNE_SHORT = {"l1-unstructured": "one-shot", "gradual-l1": "gradual", "channel-l1": "channels"}
 QUANTS = {"kmeans": "k-means", "int8-static": "static INT8", "int8-dynamic": "INT8",
           "int8-qat": "static INT8 (QAT)"}
 PRECISIONS = {"none": "fp32", "int8-static": "INT8", "int8-qat": "QAT-INT8"}  # section G, short
@@ -42,7 +36,7 @@ def dataset(name: str) -> str:
 
 
 def method(name: str) -> str:
-    return PRUNE_METHODS.get(name, name)
+    return methods.label(name)
 
 
 def codec(name: str) -> str:
@@ -65,13 +59,9 @@ def variant_label(r) -> str:
     """A results row as a reader names it, e.g. "ResNet-18 pruned 50% + static INT8"."""
     parts = [model(r.model)]
     given = isinstance(getattr(r, "init", ""), str) and getattr(r, "init", "")
+    prune = getattr(r, "prune_method", methods.REFERENCE)  # rows from before the column: it
     parts.append(("given" if given else "baseline") if r.prune_ratio == 0
-                 else f"pruned {r.prune_ratio:.0%}")
-    prune = getattr(r, "prune_method", "")
-    if prune == "channel-l1":
-        parts[-1] = f"channels −{r.prune_ratio:.0%}"
-    elif prune not in ("", "none", "l1-unstructured"):
-        parts[-1] += f" ({method(prune)})"
+                 else methods.of(prune).pruned(r.prune_ratio))
     if is_control(r):
         parts[-1] = controls.label(r.control) + (
             f" of {parts[-1]}" if r.prune_ratio > 0 else "")

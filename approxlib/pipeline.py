@@ -28,8 +28,8 @@ from . import analysis
 from . import compress
 from . import data
 from . import measure
+from . import methods
 from . import models
-from . import names
 from . import nncodec
 from . import prune
 from . import quantize
@@ -216,7 +216,8 @@ class Pruning:
     """How the variants of one `prune` method reach their sparsity: the fine-tuning they (and
     their dense controls) get, and their steps. This base is one-shot pruning, for every
     method `prune.METHODS` scores and spreads; a method with steps of its own is a subclass
-    registered in PRUNINGS under its name."""
+    registered in PRUNINGS under its `methods` entry's key (which names it in the report)."""
+    method: methods.Method | None = None  # None: every one-shot method
     curve = False  # its float model gets section F's bits-vs-accuracy curve (`has_curve`)
 
     def finetune(self, p: dict, model: str) -> TrainConfig:
@@ -233,6 +234,7 @@ class Pruning:
 
 class GradualPruning(Pruning):
     """Zhu & Gupta's gradual magnitude pruning during fine-tuning (section F)."""
+    method = methods.GRADUAL
     curve = True
 
     def finetune(self, p: dict, model: str) -> TrainConfig:
@@ -247,6 +249,7 @@ class GradualPruning(Pruning):
 
 class ChannelPruning(Pruning):
     """Torch-Pruning's structured L1 channel pruning, then fine-tuning (section G)."""
+    method = methods.CHANNEL
 
     def finetune(self, p: dict, model: str) -> TrainConfig:
         return channel_finetune_config(p, model)
@@ -255,7 +258,7 @@ class ChannelPruning(Pruning):
         return [Channel(ds, mc, ChannelConfig(v.prune_ratio), fc)]
 
 
-PRUNINGS: dict[str, Pruning] = {"gradual-l1": GradualPruning(), "channel-l1": ChannelPruning()}
+PRUNINGS: dict[str, Pruning] = {p.method.key: p for p in (GradualPruning(), ChannelPruning())}
 ONE_SHOT = Pruning()
 
 
@@ -1016,7 +1019,8 @@ def layer_csv_name(v: Variant) -> str:
     """e.g. resnet18_fashion-mnist_p70_none.csv (one-shot global magnitude, as the original
     named them), resnet18_fashion-mnist_p50_channels_kd_int8-qat.csv; a further seed's
     variant ends in _seedN."""
-    method = names.PRUNE_FILES.get(v.prune, f"_{v.prune}") if v.prune_ratio > 0 else ""
+    suffix = methods.of(v.prune).suffix
+    method = ("" if v.prune_ratio == 0 else f"_{v.prune}" if suffix is None else suffix)
     return (f"{v.model}_{data.file_label(v.dataset)}_p{round(v.prune_ratio * 100):02d}{method}"
             f"{'_kd' if v.kd else ''}_{v.quant}{'' if v.seed is None else f'_seed{v.seed}'}.csv")
 

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from . import analysis, names, runtimes  # noqa: E402
+from . import analysis, methods, names, runtimes  # noqa: E402
 
 MB = 1e6
 
@@ -464,8 +464,6 @@ def channel_curve(curve: pd.DataFrame, batch: int) -> plt.Figure:
 # ------------------------------------------------------------------------------ section H
 
 ROLE_COLORS = {"baseline": COLORS["none"], "control": "#8C8C8C", "pruned": COLORS["pruned"]}
-METHOD_COLORS = {"l1-unstructured": "#DD8452", "l1-layerwise": "#4C72B0",
-                 "random-unstructured": "#8C8C8C", "l1-sensitivity": "#55A868"}
 
 
 def protocol_bars(summary: pd.DataFrame, seeds: pd.DataFrame) -> plt.Figure:
@@ -517,7 +515,7 @@ def sparsity_curve(curve: pd.DataFrame, dense: dict[str, float]) -> plt.Figure:
     for ax, m in zip(axes[0], models):
         d = curve[curve.model == m]
         for j, method in enumerate(dict.fromkeys(d.prune_method)):
-            color = METHOD_COLORS.get(method, MODEL_COLORS[-1 - j % 5])  # a new method: its own
+            color = methods.of(method).color or MODEL_COLORS[-1 - j % 5]  # a new one: its own
             for ft, style in ((True, "o-"), (False, "s--")):
                 x = d[(d.prune_method == method) & (d.finetuned == ft)].sort_values("ratio_x")
                 ax.plot(x.ratio_x, 100 * x.accuracy, style, ms=4, color=color,

@@ -33,7 +33,7 @@ from . import cluster
 from . import data
 from . import executed
 from . import measure
-from . import analysis, controls, names, plots, runtimes, stats
+from . import analysis, controls, methods, names, plots, runtimes, stats
 from . import pipeline
 from . import steps
 from . import store
@@ -638,9 +638,9 @@ def timing_words(rows: pd.DataFrame, p: dict) -> str:
     return "each taken when its variant was evaluated"
 
 
-def pruned_words(r, method: dict) -> str:
+def pruned_words(r) -> str:
     """The summary's "pruned" cell: how much and how, which control, whether distilled."""
-    text = (f"{r.prune_ratio:.0%} {method.get(r.prune_method, r.prune_method)}"
+    text = (f"{r.prune_ratio:.0%} {methods.of(r.prune_method).cell}"
             if r.prune_ratio > 0 else "–")
     if names.is_control(r):
         control = controls.label(r.control)
@@ -664,10 +664,9 @@ def summary_table(results: pd.DataFrame, sections: list[str]) -> str:
     d = results[results.section.isin([s for s in sections if SECTIONS[s].summarized])]
     d = d[d.seed == d.seed.iloc[0]].drop_duplicates(subset=key) if len(d) else d
     sections_of = results.groupby(key).section.agg(lambda s: ",".join(sorted(set(s))))
-    method = names.PRUNE_SHORT
     t = pd.DataFrame({
         "model": d.model.map(names.model), "dataset": d.dataset.map(names.dataset),
-        "pruned": [pruned_words(r, method) for r in d.itertuples()],
+        "pruned": [pruned_words(r) for r in d.itertuples()],
         "quant": d.quant,
         "codec": [f"{r.codec} qp {r.qp}" if r.qp else r.codec for r in d.itertuples()],
         "runtime": d.runtime.replace({r.key: r.short for r in runtimes.RUNTIMES.values()

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import controls
+from . import methods
 from . import names
 from . import runtimes
 from .config import (GENERAL_CODECS, PRUNE_REFERENCE, SHIPPED_CODEC, STANDARD_CODEC,
@@ -64,7 +65,7 @@ class Variant:
         parts = [self.model, self.dataset]
         if self.prune_ratio > 0:
             parts.append(f"pruned {self.prune_ratio:.0%}"
-                         + names.PRUNE_ADVERBS.get(self.prune, ""))
+                         + methods.of(self.prune).adverb)
         if self.quant != "none":
             parts.append(self.quant)
         if self.codec != "none":
@@ -118,15 +119,15 @@ def speed_variants(p: dict, section: str, model: str, dataset: str) -> list[Vari
     """Section G for one model: dense and channel-pruned at each ratio, each in PyTorch eager and
     ONNX Runtime, float32 and static INT8; then what recovers accuracy or controls it at
     `channel_ratio` (QAT, distillation, the scratch controls), where the profile asks."""
-    out = []
+    out, channels = [], methods.CHANNEL.key
     main = float(p["channel_ratio"])
     ratios = sorted({main, *map(float, p["channel_ratios"])})
     for base in (Variant(section, model, dataset),
-                 *(Variant(section, model, dataset, r, prune="channel-l1") for r in ratios)):
+                 *(Variant(section, model, dataset, r, prune=channels) for r in ratios)):
         for quant in ("none", "int8-static"):
             for runtime in runtimes.RUNTIMES:
                 out.append(dataclasses.replace(base, quant=quant, runtime=runtime))
-    return out + recovery_variants(p, Variant(section, model, dataset, main, prune="channel-l1"))
+    return out + recovery_variants(p, Variant(section, model, dataset, main, prune=channels))
 
 
 def recovery_variants(p: dict, channel: Variant) -> list[Variant]:
@@ -170,9 +171,9 @@ def compression_variants(p: dict, section: str, model: str, dataset: str
     model gradually pruned to each further sparsity of the size-vs-accuracy grid (its bits
     curve is the grid's row)."""
     s = float(per_model(p, "dc_sparsity", model))
-    grid = [Variant(section, model, dataset, x, prune="gradual-l1")
+    grid = [Variant(section, model, dataset, x, prune=methods.GRADUAL.key)
             for x in curve_sparsities(p, model) if x != s]
-    pruned = Variant(section, model, dataset, s, prune="gradual-l1")
+    pruned = Variant(section, model, dataset, s, prune=methods.GRADUAL.key)
     shared = dataclasses.replace(pruned, quant="kmeans")
     distilled = ([dataclasses.replace(pruned, kd=True),
                   dataclasses.replace(shared, codec=SHIPPED_CODEC, kd=True)] if p["kd"] else [])

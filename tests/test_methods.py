@@ -1,0 +1,60 @@
+"""Pruning methods: one registered entry each owns how the report writes it; the code that
+prunes (`prune.METHODS`, `pipeline.PRUNINGS`) and the code that writes labels read the entry,
+so no method's name is tested in the library."""
+import dataclasses
+from types import SimpleNamespace
+
+from approxlib import config, methods, names, pipeline, prune, report
+from approxlib.sections import Variant
+
+
+def row(**kw):
+    base = dict(model="resnet18", prune_ratio=0.5, quant="none", prune_method="l1-unstructured",
+                control="none", runtime="pytorch", codec="none", kd=False)
+    return SimpleNamespace(**{**base, **kw})
+
+
+def test_every_method_that_prunes_has_an_entry_and_the_reference_is_the_originals():
+    assert set(prune.METHODS) | set(pipeline.PRUNINGS) <= set(methods.METHODS)
+    assert all(p.method.key == k for k, p in pipeline.PRUNINGS.items())
+    assert config.PRUNE_REFERENCE == methods.REFERENCE == "l1-unstructured"
+    assert prune.score_and_spread(methods.REFERENCE) == ("l1", "global")
+
+
+def test_each_shipped_method_is_written_from_its_entry():
+    v = Variant("G", "resnet18", "fashion-mnist", 0.5, prune=methods.CHANNEL.key)
+    assert v.label == "resnet18 fashion-mnist pruned 50% channels"
+    assert pipeline.layer_csv_name(v) == "resnet18_fashion-mnist_p50_channels_none.csv"
+    assert report.pruned_words(row(prune_method=methods.CHANNEL.key)) == "50% channels"
+    reference = Variant("B", "resnet18", "fashion-mnist", 0.7)
+    assert pipeline.layer_csv_name(reference) == "resnet18_fashion-mnist_p70_none.csv"
+    assert report.pruned_words(row()) == "50% one-shot"
+    assert pipeline.layer_csv_name(dataclasses.replace(reference, prune="l1-layerwise")) == \
+        "resnet18_fashion-mnist_p70_l1-layerwise_none.csv"
+    assert report.pruned_words(row(prune_method="l1-layerwise")) == "50% l1-layerwise"
+    assert methods.of("l1-sensitivity").color == "#55A868"
+
+
+def test_a_new_entry_renames_a_method_everywhere(monkeypatch):
+    renamed = dataclasses.replace(methods.METHODS["random-unstructured"], label="random (uniform)",
+                                  short="random", adverb=" at random", suffix="_rnd")
+    monkeypatch.setitem(methods.METHODS, renamed.key, renamed)
+    v = Variant("H", "resnet18", "fashion-mnist", 0.5, prune=renamed.key)
+    assert v.label == "resnet18 fashion-mnist pruned 50% at random"
+    assert pipeline.layer_csv_name(v) == "resnet18_fashion-mnist_p50_rnd_none.csv"
+    assert names.variant_label(row(prune_method=renamed.key)) == \
+        "ResNet-18 pruned 50% (random (uniform))"
+    assert names.method(renamed.key) == "random (uniform)"
+    assert report.pruned_words(row(prune_method=renamed.key, kd=True)) == "50% random + KD"
+
+
+def test_a_method_from_a_new_score_needs_no_entry(monkeypatch):
+    monkeypatch.setitem(prune.SCORES, "largest", prune.SCORES["l1"])
+    key = "largest-layerwise"
+    config.PruneConfig(0.5, key)  # the profile accepts it
+    v = Variant("H", "resnet18", "fashion-mnist", 0.5, prune=key)
+    assert v.label == "resnet18 fashion-mnist pruned 50%"
+    assert pipeline.layer_csv_name(v) == f"resnet18_fashion-mnist_p50_{key}_none.csv"
+    assert names.variant_label(row(prune_method=key)) == f"ResNet-18 pruned 50% ({key})"
+    assert report.pruned_words(row(prune_method=key)) == f"50% {key}"
+    assert methods.of(key).color is None  # the figure gives it a colour of its own

@@ -11,6 +11,7 @@ import pandas as pd
 from . import controls
 from . import methods
 from . import names
+from . import quants
 from . import runtimes
 from . import stats
 from .config import PRUNE_REFERENCE, SHIPPED_CODEC, STANDARD_CODEC
@@ -60,12 +61,12 @@ def variant_name(r) -> str:
     """Section G's short name of a row: "dense fp32 eager", "channels −50% INT8 ORT",
     "channels −50% KD QAT-INT8 eager", "channels −50% Scratch-B INT8 ORT", "dense QAT's float
     twin fp32 eager"."""
-    prune = f"channels −{r.prune_ratio:.0%}" if r.prune_ratio > 0 else "dense"
+    prune = methods.CHANNEL.pruned(r.prune_ratio) if r.prune_ratio > 0 else "dense"
     how = " KD" if names.distilled(r) else ""
     kind = controls.of(getattr(r, "control", None))
     if kind.label and not kind.reference:  # a scratch control, QAT's twin
         how += f" {kind.label}"
-    quant = names.PRECISIONS[r.quant]
+    quant = quants.of(r.quant).precision
     run = runtimes.short(r.runtime)
     return f"{prune}{how} {quant} {run}"
 
@@ -135,7 +136,7 @@ def int8_reference(d: pd.DataFrame, row: pd.Series) -> pd.Series:
     INT8 the baseline; for QAT the baseline or QAT's float twin (the same fine-tuning in float32),
     whichever is more accurate on validation (`d`: the section's rows, controls included)."""
     base = pick(d[uncontrolled(d)], row.model, 0.0, "none", runtimes.REFERENCE)
-    if row.quant != "int8-qat":
+    if row.quant != quants.QAT.key:
         return base
     try:
         twin = pick(d, row.model, 0.0, "none", runtimes.REFERENCE, names.distilled(row),
@@ -177,29 +178,30 @@ def recovery_pairs(d: pd.DataFrame, ratio: float) -> pd.DataFrame:
     is left out."""
     e, o = runtimes.REFERENCE, runtimes.ORT.key
     n, twin, dense = controls.NONE.key, controls.QAT_FLOAT.key, controls.DENSE.key
+    fp, st, qat = quants.NONE.key, quants.STATIC.key, quants.QAT.key
     kinds = [  # (kind, comparison, a: (ratio, quant, runtime, kd, control), b)
-        ("qat", "QAT vs post-training INT8, dense", (0.0, "int8-static", e, False, n),
-         (0.0, "int8-qat", e, False, n)),
-        ("qat", "QAT vs post-training INT8, channels", (ratio, "int8-static", e, False, n),
-         (ratio, "int8-qat", e, False, n)),
+        ("qat", "QAT vs post-training INT8, dense", (0.0, st, e, False, n),
+         (0.0, qat, e, False, n)),
+        ("qat", "QAT vs post-training INT8, channels", (ratio, st, e, False, n),
+         (ratio, qat, e, False, n)),
         ("qat", "QAT vs ONNX Runtime's post-training INT8, dense, in ONNX Runtime",
-         (0.0, "int8-static", o, False, n), (0.0, "int8-qat", o, False, n)),
+         (0.0, st, o, False, n), (0.0, qat, o, False, n)),
         ("qat", "QAT vs ONNX Runtime's post-training INT8, channels, in ONNX Runtime",
-         (ratio, "int8-static", o, False, n), (ratio, "int8-qat", o, False, n)),
+         (ratio, st, o, False, n), (ratio, qat, o, False, n)),
         ("qat", "QAT vs its float twin (the same fine-tuning in float32), dense",
-         (0.0, "none", e, False, twin), (0.0, "int8-qat", e, False, n)),
+         (0.0, fp, e, False, twin), (0.0, qat, e, False, n)),
         ("qat", "QAT vs its float twin (the same fine-tuning in float32), channels",
-         (ratio, "none", e, False, twin), (ratio, "int8-qat", e, False, n)),
-        ("kd", "distillation vs plain fine-tuning, channels", (ratio, "none", e, False, n),
-         (ratio, "none", e, True, n)),
-        ("kd", "distillation vs plain, channels + QAT", (ratio, "int8-qat", e, False, n),
-         (ratio, "int8-qat", e, True, n)),
-        ("kd", "distillation vs plain, dense control", (0.0, "none", e, False, dense),
-         (0.0, "none", e, True, dense)),
+         (ratio, fp, e, False, twin), (ratio, qat, e, False, n)),
+        ("kd", "distillation vs plain fine-tuning, channels", (ratio, fp, e, False, n),
+         (ratio, fp, e, True, n)),
+        ("kd", "distillation vs plain, channels + QAT", (ratio, qat, e, False, n),
+         (ratio, qat, e, True, n)),
+        ("kd", "distillation vs plain, dense control", (0.0, fp, e, False, dense),
+         (0.0, fp, e, True, dense)),
         ("kd", "distilled channels vs their distilled dense control",
-         (0.0, "none", e, True, dense), (ratio, "none", e, True, n)),
-    ] + [("scratch", f"{kind.label} vs fine-tuned channels", (ratio, "none", e, False, n),
-          (ratio, "none", e, False, kind.key)) for kind in map(controls.of, controls.scratch())]
+         (0.0, fp, e, True, dense), (ratio, fp, e, True, n)),
+    ] + [("scratch", f"{kind.label} vs fine-tuned channels", (ratio, fp, e, False, n),
+          (ratio, fp, e, False, kind.key)) for kind in map(controls.of, controls.scratch())]
     rows = []
     for m in dict.fromkeys(d.model):
         for kind, what, a, b in kinds:
@@ -463,8 +465,8 @@ COMPRESSION_STAGES = [
     ("dense fp32 (.pt)", "none", "none", False),
     ("pruned (.pt)", "none", "none", True),
     ("pruned, sparse-encoded", "none", "sparse", True),
-    ("+ weight sharing", "kmeans", "packed", True),
-    ("+ Huffman coding", "kmeans", SHIPPED_CODEC, True),
+    ("+ weight sharing", quants.KMEANS.key, "packed", True),
+    ("+ Huffman coding", quants.KMEANS.key, SHIPPED_CODEC, True),
 ]
 
 

@@ -26,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from . import quants
 from .config import (EXECUTORS, MODELS, SHIPPED_CODEC, ConfigError, ModelConfig, PruneConfig,
                      QuantConfig, check_dataset, check_model, check_ratio, data_config,
                      finetune_config, for_model, load_profile, measure_config,
@@ -394,8 +395,8 @@ def cmd_quantize(a) -> int:
     model, info = store.load_checkpoint(a.checkpoint)
     if info["quant"] != "none":
         raise ConfigError(f"{a.checkpoint} is already quantized ({info['quant']})")
-    qm = quantize.quantize(model, QuantConfig("int8-dynamic"))
-    size = store.save_checkpoint(qm, a.out, ModelConfig(**info["model"]), "int8-dynamic",
+    qm = quantize.quantize(model, QuantConfig(quants.DYNAMIC.key))
+    size = store.save_checkpoint(qm, a.out, ModelConfig(**info["model"]), quants.DYNAMIC.key,
                                  info["meta"])
     print(f"{size} bytes → {a.out}")
     return 0

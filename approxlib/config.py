@@ -22,6 +22,7 @@ import yaml
 from yaml.events import AliasEvent
 
 from . import methods
+from . import quants
 from . import runtimes
 
 MODELS = ("resnet18", "mobilenetv2")  # the original study's; any torchvision classifier builds
@@ -32,7 +33,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 # converged model of the dense arm, as the channel-pruned model is of its own).
 QAT_STARTS = ("baseline", "control")
 PRUNE_SCOPES = ("global", "layer")
-QUANT_METHODS = ("none", "int8-dynamic", "kmeans", "int8-static", "int8-qat")
+QUANT_METHODS = tuple(quants.QUANTS)
 APX_CODECS = ("sparse", "packed", "huffman")  # our .apx format's layers (compress.py)
 SHIPPED_CODEC = "huffman"  # the file section F ships: every layer, Deep Compression's last stage
 # MPEG NNC (ISO/IEC 15938-17) through its reference software, NNCodec (nncodec.py): the standard
@@ -248,7 +249,7 @@ class SensitivityConfig:
 
 @dataclass(frozen=True)
 class QuantConfig:
-    method: str = "int8-dynamic"
+    method: str = quants.DYNAMIC.key
 
     def __post_init__(self):
         _choice("quant", self.method, QUANT_METHODS)
@@ -403,7 +404,7 @@ class OnnxConfig:
     calib_images: int = 1024
 
     def __post_init__(self):
-        _choice("onnx quant", self.quant, ("none", "int8-static"))
+        _choice("onnx quant", self.quant, (quants.NONE.key, quants.STATIC.key))
         _number("calib_images", self.calib_images, 1, 10**6, integer=True)
 
 

@@ -1,8 +1,8 @@
-"""Display names: how models, datasets, methods and codecs are written in the report, its tables
-and its figures, and a results row's label. A control kind and a runtime carry their own names
-(`controls`, `runtimes`), and so does a pruning method (`methods`); a name not listed is shown
-as it is spelled in the profile (a torchvision model added through the profile needs no entry
-here)."""
+"""Display names: how models, datasets and codecs are written in the report, its tables and its
+figures, and a results row's label. A control kind, a runtime, a pruning method and a
+quantization carry their own names (`controls`, `runtimes`, `methods`, `quants`); a name not
+listed is shown as it is spelled in the profile (a torchvision model added through the profile
+needs no entry here)."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,13 +12,11 @@ from pathlib import Path
 
 from . import controls
 from . import methods
+from . import quants
 from . import runtimes
 
 MODELS = {"resnet18": "ResNet-18", "mobilenetv2": "MobileNetV2"}
 DATASETS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "fashion-mnist": "Fashion-MNIST"}
-QUANTS = {"kmeans": "k-means", "int8-static": "static INT8", "int8-dynamic": "INT8",
-          "int8-qat": "static INT8 (QAT)"}
-PRECISIONS = {"none": "fp32", "int8-static": "INT8", "int8-qat": "QAT-INT8"}  # section G, short
 CODECS = {"sparse": "sparse .apx", "packed": "packed .apx", "huffman": "Huffman .apx",
           "gzip": "gzip", "xz": "xz", "zstd": "zstd", "nncodec": "NNCodec (MPEG NNC)"}
 
@@ -68,7 +66,7 @@ def variant_label(r) -> str:
     if distilled(r):
         parts.append("+ distillation")
     if r.quant != "none":
-        parts.append(f"+ {QUANTS.get(r.quant, r.quant)}")
+        parts.append(f"+ {quants.label(r.quant)}")
     run = getattr(r, "runtime", runtimes.REFERENCE)
     if run != runtimes.REFERENCE:
         parts.append(f"({runtimes.label(run)})")

@@ -33,6 +33,7 @@ from . import models
 from . import nncodec
 from . import prune
 from . import quantize
+from . import quants
 from . import runtime
 from . import runtimes
 from . import share
@@ -309,16 +310,19 @@ class Quantizing:
     after pruning: their steps. This base stores the weights as they are, or quantizes them
     with `quantize.quantize` (dynamic INT8), in PyTorch; a runtime that runs the exported graph
     (`runtimes.Runtime.exported`) gets the export instead, quantized by that runtime. A method
-    with steps of its own is a subclass registered in QUANTIZINGS under its name."""
+    with steps of its own is a subclass registered in QUANTIZINGS under its `quants` entry's
+    key (which names it in the report)."""
+    quant: quants.Quant | None = None  # None: every quantization without steps of its own
 
     def steps(self, v: Variant, p: dict, ds, mc: ModelConfig) -> list[Step]:
         if runtimes.of(v.runtime).exported:
             return [Onnx(ds, mc, OnnxConfig(v.quant, p["calib_images"]))]
-        return [Quantize(QuantConfig(v.quant))] if v.quant != "none" else []
+        return [Quantize(QuantConfig(v.quant))] if v.quant != quants.NONE.key else []
 
 
 class SharedWeights(Quantizing):
     """k-means weight sharing with codebook fine-tuning (section F)."""
+    quant = quants.KMEANS
 
     def steps(self, v, p, ds, mc) -> list[Step]:
         return [Share(ds, mc, share_config(p, v.model),
@@ -327,6 +331,7 @@ class SharedWeights(Quantizing):
 
 class StaticInt8(Quantizing):
     """Post-training static INT8: PyTorch FX's, or the exporting runtime's own (base)."""
+    quant = quants.STATIC
 
     def steps(self, v, p, ds, mc) -> list[Step]:
         if runtimes.of(v.runtime).exported:
@@ -337,16 +342,17 @@ class StaticInt8(Quantizing):
 class QatInt8(Quantizing):
     """Quantization-aware fine-tuning to static INT8; an exporting runtime runs the same
     integers, exported as they are (`runtime.export_onnx`), not quantized again."""
+    quant = quants.QAT
 
     def steps(self, v, p, ds, mc) -> list[Step]:
         qat = Qat(ds, mc, distilled_if(v, qat_config(p), p), qat_freeze(p))
         if runtimes.of(v.runtime).exported:
-            return [qat, Onnx(ds, mc, OnnxConfig("none", p["calib_images"]))]
+            return [qat, Onnx(ds, mc, OnnxConfig(quants.NONE.key, p["calib_images"]))]
         return [qat]
 
 
-QUANTIZINGS: dict[str, Quantizing] = {"kmeans": SharedWeights(), "int8-static": StaticInt8(),
-                                       "int8-qat": QatInt8()}
+QUANTIZINGS: dict[str, Quantizing] = {q.quant.key: q for q in (SharedWeights(), StaticInt8(),
+                                                                QatInt8())}
 
 
 def quant_steps(v: Variant, p: dict, ds, mc: ModelConfig) -> list[Step]:

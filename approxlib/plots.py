@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from . import analysis, methods, names, runtimes  # noqa: E402
+from . import analysis, methods, names, quants, runtimes  # noqa: E402
 
 MB = 1e6
 
@@ -27,7 +27,7 @@ def _log_ticks(ax, which: str = "x") -> None:
 # One colour per model, in the order models appear (the first two as before; any number works).
 MODEL_COLORS = ["#4C72B0", "#DD8452", "#55A868", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C",
                 "#CCB974", "#64B5CD", "#C44E52"]
-COLORS = {"none": "#4C72B0", "pruned": "#DD8452", "int8-dynamic": "#55A868"}
+COLORS = {"none": "#4C72B0", "pruned": "#DD8452", "quantized": "#55A868"}
 plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "font.size": 9,
                      "axes.spines.top": False, "axes.spines.right": False})
 
@@ -36,7 +36,7 @@ def _color(r) -> str:
     if names.is_control(r):
         return "#8C8C8C"
     if r.quant != "none":
-        return COLORS["int8-dynamic"]
+        return COLORS["quantized"]
     return COLORS["none"] if r.prune_ratio == 0 else COLORS["pruned"]
 
 
@@ -221,7 +221,7 @@ def bits_curve(curve: pd.DataFrame, dense: dict, tuned: dict) -> plt.Figure:
         _budget_line(ax, dense[m])
         if m in tuned:
             b, acc, sparsity = tuned[m]
-            _clipped(ax, [b], [acc * 100], lo, "*", ms=12, color=COLORS["int8-dynamic"],
+            _clipped(ax, [b], [acc * 100], lo, "*", ms=12, color=COLORS["quantized"],
                      label=f"+ codebook fine-tuning (pruned {sparsity:.0%})")
         ax.set_title(names.model(m), fontsize=9)
         ax.set_xlabel("Codebook index bits per weight")
@@ -368,8 +368,9 @@ def layer_bits(layers: dict[str, pd.DataFrame]) -> plt.Figure:
 def _legend_markers() -> list[tuple[str, str]]:
     """Section G's precisions × runtimes in the legend's order: float32 and static INT8 in each
     runtime, then QAT in each (each runtime's markers: `runtimes.Runtime.marker`)."""
-    return [*((q, rt) for rt in runtimes.RUNTIMES for q in ("none", "int8-static")),
-            *(("int8-qat", rt) for rt in runtimes.RUNTIMES)]
+    *post_training, qat = quants.PRECISIONS
+    return [*((q, rt) for rt in runtimes.RUNTIMES for q in post_training),
+            *((qat, rt) for rt in runtimes.RUNTIMES)]
 
 
 def pareto(df: pd.DataFrame) -> plt.Figure:
@@ -391,7 +392,7 @@ def pareto(df: pd.DataFrame) -> plt.Figure:
                 color=palette[j % len(palette)], lw=1, alpha=0.7, label=f"{names.model(m)} Pareto front")
     for q, rt in _legend_markers():
         ax.plot([], [], runtimes.of(rt).marker(q), color="0.3", mfc="0.3",
-                label=f"{names.PRECISIONS[q]}, {runtimes.label(rt)}")
+                label=f"{quants.of(q).precision}, {runtimes.label(rt)}")
     ax.plot([], [], "o", color="0.3", mfc="white", label="hollow: channel-pruned")
     if any(names.distilled(r) for r in df.itertuples()):
         ax.plot([], [], "x", color="0.3", label="×: distilled")

@@ -29,6 +29,7 @@ from torch.ao.nn.intrinsic.qat import freeze_bn_stats
 from torch.ao.quantization.observer import ObserverBase
 from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx, prepare_qat_fx
 
+from . import quants
 from .config import QuantConfig
 from . import share  # a module, not a name: share -> train -> data -> store -> quantize is a cycle
 
@@ -37,7 +38,7 @@ def quantize(model: nn.Module, cfg: QuantConfig) -> nn.Module:
     """A dynamically quantized copy of a float CPU model (dynamic quantization runs on the CPU)."""
     if cfg.method == "none":
         return model
-    if cfg.method != "int8-dynamic":
+    if cfg.method != quants.DYNAMIC.key:
         raise ValueError(f"quantize() does int8-dynamic; use quantize_static for {cfg.method!r}")
     with warnings.catch_warnings():
         # torch.ao.quantization is deprecated in favour of torchao, but this *is* the API the
@@ -163,7 +164,7 @@ class Method:
 
 class KMeans(Method):
     """Weight sharing: float weights drawn from a codebook, BatchNorm folded away."""
-    name, bits = "kmeans", None
+    name, bits = quants.KMEANS.key, None
 
     def rebuild(self, float_model):
         return share.fold_batchnorm(float_model)
@@ -171,7 +172,7 @@ class KMeans(Method):
 
 class Dynamic(Method):
     """The original's dynamic INT8: the classifier's weights only."""
-    name, bits, meta = "int8-dynamic", "32/8", False
+    name, bits, meta = quants.DYNAMIC.key, "32/8", False
 
     def rebuild(self, float_model):
         return quantize(float_model, QuantConfig(self.name))
@@ -179,7 +180,7 @@ class Dynamic(Method):
 
 class Static(Method):
     """Static INT8 (FX): every conv and linear weight, packed compactly."""
-    name, bits, meta, packed, skeleton = "int8-static", "8/8", False, True, True
+    name, bits, meta, packed, skeleton = quants.STATIC.key, "8/8", False, True, True
 
     def rebuild(self, float_model):
         return quantize_static(float_model, None)
@@ -187,7 +188,7 @@ class Static(Method):
 
 class Qat(Static):
     """Quantization-aware training converts to static INT8's modules and is stored as it."""
-    name = "int8-qat"
+    name = quants.QAT.key
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (Method(), KMeans(), Dynamic(), Static(),

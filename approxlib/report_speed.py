@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from . import analysis, controls, names, plots, runtimes, stats
+from . import analysis, controls, names, plots, quants, runtimes, stats
 from .config import per_model
 from .report import Section, _display, _fmt_pct, _md
 
@@ -140,7 +140,7 @@ class SpeedSection(Section):
             ort = self.pick(m, 0.0, "none", runtimes.ORT.key)
             lines.append(self._fastest_line(m, dense, ort))
             for runtime in runtimes.RUNTIMES.values():
-                q = self.pick(m, 0.0, "int8-static", runtime.key)
+                q = self.pick(m, 0.0, quants.STATIC.key, runtime.key)
                 lines.append(
                     f"  - Static INT8 alone ({runtime.quantizer}): "
                     f"{100 * q.delta:+.2f} points ({self._paired(dense, q)}), "
@@ -192,9 +192,9 @@ class SpeedSection(Section):
         out = []
         for runtime in runtimes.RUNTIMES:
             words = runtimes.label(runtime)
-            int8 = self.df[(self.df.model == m) & self.df.quant.isin(["int8-static", "int8-qat"])
-                           & (self.df.runtime == runtime)]
-            if not (int8.quant == "int8-qat").any():
+            int8 = self.df[(self.df.model == m) & (self.df.runtime == runtime)
+                           & self.df.quant.isin([quants.STATIC.key, quants.QAT.key])]
+            if not (int8.quant == quants.QAT.key).any():
                 continue
             parts = [f"{r['name']} {100 * (r.accuracy - ref.accuracy):+.2f}"
                      for _, r in int8.sort_values(["prune_ratio", "quant"]).iterrows()]
@@ -202,7 +202,7 @@ class SpeedSection(Section):
                        f"models' compute ({_fmt_pct(ref.accuracy)}, "
                        f"{analysis.reference_name(ref)}), points: "
                        + ", ".join(parts) + ".")
-        qat = self.df[(self.df.model == m) & (self.df.quant == "int8-qat")]
+        qat = self.df[(self.df.model == m) & (self.df.quant == quants.QAT.key)]
         if len(qat):
             ort = ("; in ONNX Runtime QAT runs its own integers (exported as a QDQ graph), "
                    "where post-training INT8 is ONNX Runtime's own calibration"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import quants
+
 
 @dataclass(frozen=True)
 class Runtime:
@@ -22,7 +24,7 @@ class Runtime:
 
     def marker(self, quant: str = "none") -> str:
         """Its points' marker for a precision (`quant`); float32's for any other."""
-        order = ("none", "int8-static", "int8-qat")
+        order = quants.PRECISIONS
         return self.markers[order.index(quant)] if quant in order else self.markers[0]
 
 

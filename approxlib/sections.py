@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from . import controls
 from . import methods
 from . import names
+from . import quants
 from . import runtimes
 from .config import (GENERAL_CODECS, PRUNE_REFERENCE, SHIPPED_CODEC, STANDARD_CODEC,
                      ConfigError, check_init_models, check_model, curve_sparsities, per_model)
@@ -52,7 +53,7 @@ class Variant:
     @property
     def qat_trained(self) -> bool:
         """Fine-tuned as QAT is: a QAT variant, or QAT's float twin."""
-        return self.quant == "int8-qat" or self.control_kind.qat_trained
+        return self.quant == quants.QAT.key or self.control_kind.qat_trained
 
     @property
     def is_dense_control(self) -> bool:
@@ -124,7 +125,7 @@ def speed_variants(p: dict, section: str, model: str, dataset: str) -> list[Vari
     ratios = sorted({main, *map(float, p["channel_ratios"])})
     for base in (Variant(section, model, dataset),
                  *(Variant(section, model, dataset, r, prune=channels) for r in ratios)):
-        for quant in ("none", "int8-static"):
+        for quant in (quants.NONE.key, quants.STATIC.key):
             for runtime in runtimes.RUNTIMES:
                 out.append(dataclasses.replace(base, quant=quant, runtime=runtime))
     return out + recovery_variants(p, Variant(section, model, dataset, main, prune=channels))
@@ -146,8 +147,8 @@ def recovery_variants(p: dict, channel: Variant) -> list[Variant]:
             return []
         with_twin = p["controls"] and not v.kd
         twin = [dataclasses.replace(v, control=controls.QAT_FLOAT.key)] if with_twin else []
-        return [*(dataclasses.replace(v, quant="int8-qat", runtime=r) for r in runtimes.RUNTIMES),
-                *twin]
+        return [*(dataclasses.replace(v, quant=quants.QAT.key, runtime=r)
+                  for r in runtimes.RUNTIMES), *twin]
 
     out = qat(dense) + qat(channel)
     if p["kd"]:
@@ -159,7 +160,7 @@ def recovery_variants(p: dict, channel: Variant) -> list[Variant]:
             # fast model
             scratch = dataclasses.replace(channel, control=c)
             out += [scratch, *(dataclasses.replace(scratch, quant=q, runtime=runtimes.ORT.key)
-                               for q in ("none", "int8-static"))]
+                               for q in (quants.NONE.key, quants.STATIC.key))]
     return out
 
 
@@ -174,7 +175,7 @@ def compression_variants(p: dict, section: str, model: str, dataset: str
     grid = [Variant(section, model, dataset, x, prune=methods.GRADUAL.key)
             for x in curve_sparsities(p, model) if x != s]
     pruned = Variant(section, model, dataset, s, prune=methods.GRADUAL.key)
-    shared = dataclasses.replace(pruned, quant="kmeans")
+    shared = dataclasses.replace(pruned, quant=quants.KMEANS.key)
     distilled = ([dataclasses.replace(pruned, kd=True),
                   dataclasses.replace(shared, codec=SHIPPED_CODEC, kd=True)] if p["kd"] else [])
     return [Variant(section, model, dataset), pruned,
@@ -257,7 +258,7 @@ for _spec in (
     Spec("A", "{models}: baseline vs pruned", ("mobilenetv2",),
          _versus(lambda p: [(0.0, "none"), (_ratio(p), "none")]), seeds=True, original=True),
     Spec("B", "{models}: baseline, pruned, pruned + INT8", ("resnet18",),
-         _versus(lambda p: [(0.0, "none"), (_ratio(p), "none"), (_ratio(p), "int8-dynamic")]),
+         _versus(lambda p: [(0.0, "none"), (_ratio(p), "none"), (_ratio(p), quants.DYNAMIC.key)]),
          seeds=True, original=True),
     Spec("C", "{models} pruning sweep and per-layer sparsity", ("resnet18",),
          _versus(lambda p: [(x, "none") for x in sorted({0.0, *map(float, p["ratios"])})]),

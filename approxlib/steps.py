@@ -26,6 +26,7 @@ from . import models
 from . import nncodec
 from . import prune
 from . import quantize
+from . import quants
 from . import runtime
 from . import share
 from . import store
@@ -386,7 +387,7 @@ class Share(Step):
         model, meta["layers"], meta["history"] = share.share_and_finetune(
             model, self.share, ctx.splits(self.data), self.finetune, ctx.device, st.label,
             ctx.progress, teacher=ctx.teacher(st, self.finetune))
-        return Checkpoint(model, self.model, "kmeans")
+        return Checkpoint(model, self.model, quants.KMEANS.key)
 
 
 @register
@@ -411,7 +412,7 @@ class Static(Step):
         model, info = ctx.load(st.upstream, self.model)
         model = quantize.quantize_static(model, ctx.calibration(self.data,
                                                                 self.quant.calib_images))
-        return Checkpoint(model, self.model, "int8-static", info["shapes"])
+        return Checkpoint(model, self.model, quants.STATIC.key, info["shapes"])
 
 
 @register
@@ -442,7 +443,7 @@ class Qat(Step):
             progress=ctx.progress, teacher=ctx.teacher(st, self.finetune),
             after_step=quantize.freeze_schedule(steps, self.freeze.freeze_bn,
                                                 self.freeze.freeze_ranges))
-        return Checkpoint(quantize.convert_qat(prepared), self.model, "int8-static",
+        return Checkpoint(quantize.convert_qat(prepared), self.model, quants.STATIC.key,
                           info["shapes"])
 
 

@@ -23,6 +23,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from approxlib import analysis  # noqa: E402
+from approxlib import quants  # noqa: E402
 from approxlib import runtimes  # noqa: E402
 from approxlib import measure  # noqa: E402
 from approxlib import pipeline  # noqa: E402
@@ -96,7 +97,7 @@ def last_line(t: pd.DataFrame, rows: pd.DataFrame, threads: int) -> str:
     for m in dict.fromkeys(t.model):
         ref = analysis.best_dense(rows, m)
         best = analysis.fastest_within(t, m, float(ref.accuracy))
-        int8 = analysis.pick(t, m, 0.0, "int8-static", runtimes.REFERENCE)
+        int8 = analysis.pick(t, m, 0.0, quants.STATIC.key, runtimes.REFERENCE)
         dense = analysis.pick(t, m, 0.0, "none", runtimes.REFERENCE)
         head = (f"{m}: reference={analysis.reference_name(ref).replace(' ', '_')} "
                 f"int8_static_smaller={dense.size_bytes / int8.size_bytes:.2f}")

@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from approxlib import data  # noqa: E402
 from approxlib import pipeline  # noqa: E402
+from approxlib import quants  # noqa: E402
 from approxlib import stats  # noqa: E402
 from approxlib import store  # noqa: E402
 from approxlib.config import data_config, load_profile  # noqa: E402
@@ -37,8 +38,8 @@ def main(argv=None) -> int:
     p = load_profile(a.profile)
     runner = pipeline.Runner(p, store.Store(a.models_dir), None, progress=False)
     out = {}
-    for name, quant in (("baseline", "none"), ("post-training INT8", "int8-static"),
-                        ("QAT INT8", "int8-qat")):
+    for name, quant in (("baseline", quants.NONE.key), ("post-training INT8", quants.STATIC.key),
+                        ("QAT INT8", quants.QAT.key)):
         t = time.perf_counter()
         v = Variant("G", a.model, p["dataset"], quant=quant)
         m = out[name] = runner.evaluate(pipeline.chain(v, p))

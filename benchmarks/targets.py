@@ -30,7 +30,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from approxlib import analysis, controls, runtimes  # noqa: E402
+from approxlib import analysis, controls, quants, runtimes  # noqa: E402
 
 F_RATIO = {"resnet18": 49.0, "mobilenetv2": 15.0}
 F_GRID = {"resnet18": 64.0, "mobilenetv2": 20.0}  # issue 18, over the size-vs-accuracy grid
@@ -101,9 +101,9 @@ def recovery_g(d: pd.DataFrame, g: pd.DataFrame, m: str, best) -> list[tuple[str
         out.append((f"G {m}: fastest within 1 point {best.speedup:.1f}x >= {need_eager}x dense "
                     f"eager",
                     best.speedup >= need_eager))
-    int8 = d[(d.model == m) & (d.prune_ratio == 0) & d.quant.isin(["int8-static", "int8-qat"])
-             & (d.runtime == runtimes.REFERENCE)]
-    if m == "mobilenetv2" and (int8.quant == "int8-qat").any():
+    int8 = d[(d.model == m) & (d.prune_ratio == 0) & (d.runtime == runtimes.REFERENCE)
+             & d.quant.isin([quants.STATIC.key, quants.QAT.key])]
+    if m == "mobilenetv2" and (int8.quant == quants.QAT.key).any():
         pick = int8.loc[int8.val_accuracy.idxmax()]  # chosen on validation, reported on test
         same = analysis.int8_reference(g, pick)  # trained as long: baseline or QAT's twin
         delta = 100 * (pick.accuracy - same.accuracy)
@@ -127,7 +127,7 @@ def section_g(d: pd.DataFrame, channel_ratio: float) -> list[tuple[str, bool]]:
                     f"eager", best.speedup >= 10))
         out.append((f"G {m}: {best.speedup_ort:.2f}x >= 2x dense ORT", best.speedup_ort >= 2))
         for runtime in runtimes.RUNTIMES:
-            q = analysis.pick(d, m, 0.0, "int8-static", runtime)
+            q = analysis.pick(d, m, 0.0, quants.STATIC.key, runtime)
             out.append((f"G {m}: static INT8 ({runtime}) {100 * q.delta:+.2f} >= -0.5 points, "
                         f"{q.smaller:.2f}x >= 3.9x smaller",
                         q.delta >= -0.005 and q.smaller >= 3.9))

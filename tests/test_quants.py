@@ -1,0 +1,39 @@
+"""Quantizations: one registered entry each owns how the report writes it; the code that stores
+(`quantize.METHODS`) and makes them (`pipeline.QUANTIZINGS`), the profile's checks, the names,
+the analysis and the figures read the entry."""
+import dataclasses
+
+import pandas as pd
+
+from approxlib import analysis, config, names, pipeline, plots, quantize, quants, runtimes
+
+
+def row(**kw):
+    return pd.Series({"model": "resnet18", "prune_ratio": 0.0, "quant": "none",
+                      "prune_method": "none", "runtime": runtimes.REFERENCE, "codec": "none",
+                      "control": "none", "kd": False, **kw})
+
+
+def test_every_stored_quantization_has_an_entry_and_the_profile_accepts_exactly_those():
+    assert set(quantize.METHODS) == set(quants.QUANTS)
+    assert all(q.quant.key == k for k, q in pipeline.QUANTIZINGS.items())
+    assert config.QUANT_METHODS == tuple(quants.QUANTS)
+    assert quants.PRECISIONS == ("none", "int8-static", "int8-qat")
+    assert [runtimes.EAGER.marker(q) for q in quants.PRECISIONS] == list(runtimes.EAGER.markers)
+    assert plots._legend_markers()[-1] == (quants.QAT.key, runtimes.ORT.key)
+
+
+def test_a_new_entry_renames_a_quantization_everywhere(monkeypatch):
+    renamed = dataclasses.replace(quants.STATIC, label="static INT8 (FX)", precision="S8")
+    monkeypatch.setitem(quants.QUANTS, renamed.key, renamed)
+    assert names.variant_label(row(quant=renamed.key)) == "ResNet-18 baseline + static INT8 (FX)"
+    assert analysis.variant_name(row(quant=renamed.key)) == "dense S8 eager"
+    assert analysis.variant_name(row(quant=renamed.key, prune_ratio=0.5,
+                                     prune_method="channel-l1", runtime=runtimes.ORT.key)) == \
+        "channels −50% S8 ORT"
+
+
+def test_a_quantization_not_listed_is_written_as_spelled():
+    assert names.variant_label(row(quant="int4-awq")) == "ResNet-18 baseline + int4-awq"
+    assert analysis.variant_name(row(quant="int4-awq")) == "dense int4-awq eager"
+    assert runtimes.ORT.marker("int4-awq") == runtimes.ORT.markers[0]

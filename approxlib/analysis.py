@@ -14,7 +14,7 @@ from . import names
 from . import quants
 from . import runtimes
 from . import stats
-from .config import PRUNE_REFERENCE, SHIPPED_CODEC, STANDARD_CODEC
+from .config import SHIPPED_CODEC, STANDARD_CODEC
 from .sections import SECTIONS, Variant
 
 # "Within N points": how far below the best dense model at equal compute a variant may score
@@ -61,12 +61,13 @@ def variant_name(r) -> str:
     """Section G's short name of a row: "dense fp32 eager", "channels −50% INT8 ORT",
     "channels −50% KD QAT-INT8 eager", "channels −50% Scratch-B INT8 ORT", "dense QAT's float
     twin fp32 eager"."""
-    prune = methods.CHANNEL.pruned(r.prune_ratio) if r.prune_ratio > 0 else "dense"
+    how_pruned = methods.of(getattr(r, "prune_method", methods.CHANNEL.key))  # G prunes channels
+    prune = how_pruned.pruned(r.prune_ratio) if r.prune_ratio > 0 else "dense"
     how = " KD" if names.distilled(r) else ""
     kind = controls.of(getattr(r, "control", None))
     if kind.label and not kind.reference:  # a scratch control, QAT's twin
         how += f" {kind.label}"
-    quant = quants.of(r.quant).precision
+    quant = quants.of(r.quant).short
     run = runtimes.short(r.runtime)
     return f"{prune}{how} {quant} {run}"
 
@@ -268,7 +269,7 @@ def roles(d: pd.DataFrame, ratio: float, finetuned_only: bool = True) -> pd.Seri
     finetuned = (d.finetune_epochs > 0) | (not finetuned_only)
     return pd.Series(np.select(
         [~uncontrolled(d), d.prune_ratio == 0,
-         (d.prune_method == PRUNE_REFERENCE) & (d.prune_ratio == ratio) & finetuned],
+         (d.prune_method == methods.REFERENCE) & (d.prune_ratio == ratio) & finetuned],
         ["control", "baseline", "pruned"], default="curve"), index=d.index)
 
 
@@ -365,7 +366,7 @@ def pruning_finding(d: pd.DataFrame, seed: int) -> tuple[str, str] | None:
     """One-shot global L1 pruning + fine-tuning against the dense baseline and control (the
     profile's seed: the runs the sections' paired tests compare)."""
     plain = d[_plain(d) & (d.seed == seed)]
-    pruned = plain[(plain.prune_method == PRUNE_REFERENCE) & uncontrolled(plain)]
+    pruned = plain[(plain.prune_method == methods.REFERENCE) & uncontrolled(plain)]
     if pruned.empty:
         return None
     key = ["section", "model", "dataset"]

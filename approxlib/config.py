@@ -33,7 +33,6 @@ PRECISIONS = ("auto", "fp32", "bf16")
 # converged model of the dense arm, as the channel-pruned model is of its own).
 QAT_STARTS = ("baseline", "control")
 PRUNE_SCOPES = ("global", "layer")
-QUANT_METHODS = tuple(quants.QUANTS)
 APX_CODECS = ("sparse", "packed", "huffman")  # our .apx format's layers (compress.py)
 SHIPPED_CODEC = "huffman"  # the file section F ships: every layer, Deep Compression's last stage
 # MPEG NNC (ISO/IEC 15938-17) through its reference software, NNCodec (nncodec.py): the standard
@@ -216,14 +215,12 @@ def check_prune_method(method, what: str = "prune_method") -> None:
         raise ConfigError(f"{what}: {e}") from None
 
 
-# The pruning method every other is compared with: the original's global magnitude (L1) pruning
-PRUNE_REFERENCE = methods.REFERENCE
 
 
 @dataclass(frozen=True)
 class PruneConfig:
     ratio: float
-    method: str = PRUNE_REFERENCE
+    method: str = methods.REFERENCE
 
     def __post_init__(self):
         check_prune_method(self.method)
@@ -252,7 +249,7 @@ class QuantConfig:
     method: str = quants.DYNAMIC.key
 
     def __post_init__(self):
-        _choice("quant", self.method, QUANT_METHODS)
+        _choice("quant", self.method, quants.keys())
 
 
 @dataclass(frozen=True)

@@ -392,7 +392,7 @@ def pareto(df: pd.DataFrame) -> plt.Figure:
                 color=palette[j % len(palette)], lw=1, alpha=0.7, label=f"{names.model(m)} Pareto front")
     for q, rt in _legend_markers():
         ax.plot([], [], runtimes.of(rt).marker(q), color="0.3", mfc="0.3",
-                label=f"{quants.of(q).precision}, {runtimes.label(rt)}")
+                label=f"{quants.of(q).short}, {runtimes.label(rt)}")
     ax.plot([], [], "o", color="0.3", mfc="white", label="hollow: channel-pruned")
     if any(names.distilled(r) for r in df.itertuples()):
         ax.plot([], [], "x", color="0.3", label="×: distilled")

@@ -151,7 +151,7 @@ def _observed(prepared: nn.Module) -> bool:
 class Method:
     """One `quant` of results.csv and the store: how its weights are stored and rebuilt. This
     base is float32 as trained; each other kind is a subclass registered in METHODS."""
-    name = "none"
+    name = quants.NONE.key
     bits: str | None = "32/32"  # bits per stored conv/fc weight (None: the codebook's)
     meta = True  # its structure is built on the meta device (float weights, no memory)
     packed = False  # its state dict is saved through `pack_state`

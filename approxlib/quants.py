@@ -18,6 +18,11 @@ class Quant:
     label: str  # after "+" in a results row's label: "static INT8"
     precision: str = ""  # section G's short name ("INT8"); "": G does not compare it
 
+    @property
+    def short(self) -> str:
+        """Its name in section G's variant names: its precision, else its key."""
+        return self.precision or self.key
+
 
 NONE = Quant("none", "", "fp32")
 DYNAMIC = Quant("int8-dynamic", "INT8")  # the original's: Linear layers only, at run time
@@ -31,8 +36,14 @@ PRECISIONS = (NONE.key, STATIC.key, QAT.key)
 
 def of(key) -> Quant:
     """A quantization's entry; one not listed named as it is spelled."""
-    return QUANTS[key] if key in QUANTS else Quant(str(key), str(key), str(key))
+    return QUANTS[key] if key in QUANTS else Quant(str(key), str(key))
 
 
 def label(key) -> str:
     return of(key).label
+
+
+def keys() -> tuple[str, ...]:
+    """Every registered quantization's key, read when asked (an entry added after import
+    counts), in the order the profile's errors list them."""
+    return tuple(QUANTS)

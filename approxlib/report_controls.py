@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from . import analysis, names, plots, stats
+from . import analysis, methods, names, plots, stats
 from . import prune
-from .config import PRUNE_REFERENCE, sensitivity_config
+from .config import sensitivity_config
 from .report import Section, _display, _md
 
 ROLE_NAMES = {"baseline": "baseline", "control": "dense control (+ fine-tuning)",
@@ -227,23 +227,23 @@ class ControlsSection(Section):
     def _curve_verdict(self) -> list[str]:
         """Per curve model: each sensitivity-guided method against global magnitude at every
         point (McNemar), and how far random pruning trails it."""
-        methods = list(dict.fromkeys(self.curve.prune_method))
-        guided = [m for m in methods if prune.score_and_spread(m)[1] == "sensitivity"]
-        rand = [m for m in methods if prune.score_and_spread(m)[0] == "random"]
+        shown = list(dict.fromkeys(self.curve.prune_method))
+        guided = [m for m in shown if prune.score_and_spread(m)[1] == "sensitivity"]
+        rand = [m for m in shown if prune.score_and_spread(m)[0] == "random"]
         if not guided:
             return []
         out = []
         for m in dict.fromkeys(self.curve.model):
             for method in guided:
-                pairs = analysis.method_pairs(self.curve, method, PRUNE_REFERENCE)
+                pairs = analysis.method_pairs(self.curve, method, methods.REFERENCE)
                 if (pairs.model == m).any():
                     out += self._guided_lines(pairs[pairs.model == m], method)
             for r in rand:
-                pairs = analysis.method_pairs(self.curve, r, PRUNE_REFERENCE)
+                pairs = analysis.method_pairs(self.curve, r, methods.REFERENCE)
                 gap = -100 * pairs[pairs.model == m]["diff"]
                 if len(gap):
                     out.append(f"  - {names.method(r).capitalize()} pruning trails "
-                               f"{names.method(PRUNE_REFERENCE)} by {gap.min():.1f} to "
+                               f"{names.method(methods.REFERENCE)} by {gap.min():.1f} to "
                                f"{gap.max():.1f} points over the curve: magnitude carries "
                                f"information, as ShrinkBench's baseline is meant to show.")
         return out
@@ -259,7 +259,7 @@ class ControlsSection(Section):
                           f"points, McNemar p = {p:.2g})")
             wins += d > 0
             real += d > 0 and stats.significant(p)
-        what = f"{names.method(method)} pruning beats {names.method(PRUNE_REFERENCE)}"
+        what = f"{names.method(method)} pruning beats {names.method(methods.REFERENCE)}"
         head = (f"{what} at {wins} of {len(points)} points ({real} beyond noise)" if wins else
                 f"{what} at none of the {len(points)} points")
         return [f"- **{names.model(pairs.model.iloc[0])} sparsity curve** "

@@ -17,7 +17,7 @@ from . import methods
 from . import names
 from . import quants
 from . import runtimes
-from .config import (GENERAL_CODECS, PRUNE_REFERENCE, SHIPPED_CODEC, STANDARD_CODEC,
+from .config import (GENERAL_CODECS, SHIPPED_CODEC, STANDARD_CODEC,
                      ConfigError, check_init_models, check_model, curve_sparsities, per_model)
 
 
@@ -28,7 +28,7 @@ class Variant:
     dataset: str
     prune_ratio: float = 0.0
     quant: str = "none"
-    prune: str = PRUNE_REFERENCE  # how a prune_ratio > 0 is reached: one-shot, gradual, channel
+    prune: str = methods.REFERENCE  # how a prune_ratio > 0 is reached: one-shot, gradual, channel
     codec: str = "none"
     runtime: str = runtimes.REFERENCE  # a `runtimes.RUNTIMES` key
     control: str = controls.NONE.key  # a `controls.CONTROLS` key: what kind of control it is

@@ -25,6 +25,7 @@ from . import compress
 from . import models
 from . import nncodec
 from . import prune
+from . import methods
 from . import quantize
 from . import quants
 from . import runtime
@@ -36,7 +37,7 @@ from . import measure
 from .config import (ChannelConfig, CodecConfig, DataConfig, GradualConfig, MeasureConfig,
                      ModelConfig, NncConfig, OnnxConfig, PruneConfig, QatConfig, QuantConfig,
                      ScratchConfig, SensitivityConfig, ShareConfig, StaticQuantConfig,
-                     PRUNE_REFERENCE, TrainConfig, config_hash)
+                     TrainConfig, config_hash)
 
 # Bump when a stage's code changes what it produces, so stale cache entries are not reused.
 # A step's own `version` (in its key after this one) is bumped when only that step changes.
@@ -347,7 +348,7 @@ class Prune(Step):
         return self.prune, self.finetune, self.data
 
     def label(self, v) -> str:
-        what = "" if v.prune == PRUNE_REFERENCE else f" ({v.prune})"
+        what = "" if v.prune == methods.REFERENCE else f" ({v.prune})"
         return (f"prune {v.model} {v.prune_ratio:.0%}{what}"
                 + (" + fine-tune" if self.finetune.epochs else ""))
 
@@ -406,7 +407,7 @@ class Static(Step):
         return self.quant, self.data
 
     def label(self, v) -> str:
-        return f"quantize {v.model} int8-static (FX)"
+        return f"quantize {v.model} {quants.STATIC.key} (FX)"
 
     def run(self, ctx, st, path, meta):
         model, info = ctx.load(st.upstream, self.model)
@@ -432,7 +433,7 @@ class Qat(Step):
         return self.configs() if self.freeze.used else self.configs()[:-1]
 
     def label(self, v) -> str:
-        return f"quantization-aware fine-tune {v.model} to int8-static"
+        return f"quantization-aware fine-tune {v.model} to {quants.STATIC.key}"
 
     def run(self, ctx, st, path, meta):
         model, info = ctx.load(st.upstream, self.model)
@@ -505,7 +506,7 @@ class Onnx(Step):
         """The stage exporting the same upstream model without quantization."""
         step = dataclasses.replace(self, onnx=dataclasses.replace(self.onnx, quant="none"))
         return dataclasses.replace(st, step=step, key=step.key(st.upstream.key),
-                                   label=st.label.replace(" int8-static", ""))
+                                   label=st.label.replace(f" {quants.STATIC.key}", ""))
 
 
 @register

@@ -37,7 +37,8 @@ from torch import nn
 
 from . import models
 from . import quantize
-from .config import QUANT_METHODS, ConfigError, ModelConfig
+from . import quants
+from .config import ConfigError, ModelConfig
 from .structured import reshape_
 
 FORMAT = "approxlib.checkpoint"
@@ -277,9 +278,9 @@ def _checkpoint_fields(path: Path, obj: Any) -> tuple[ModelConfig, str]:
             found = "no" if key not in obj else f"a {type(obj[key]).__name__} as its"
             raise CheckpointError(f"{path} has {found} {key!r} (a {kind.__name__} in every "
                                   f"approxlib checkpoint)")
-    if obj["quant"] not in QUANT_METHODS:
+    if obj["quant"] not in quants.keys():
         raise CheckpointError(f"{path} has unknown quantization {obj['quant'][:40]!r}; "
-                              f"valid: {', '.join(QUANT_METHODS)}")
+                              f"valid: {', '.join(quants.keys())}")
     if not isinstance(obj.get("packed", False), bool):
         raise CheckpointError(f"{path} has a 'packed' flag that is not true or false")
     try:

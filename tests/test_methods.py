@@ -4,7 +4,9 @@ so no method's name is tested in the library."""
 import dataclasses
 from types import SimpleNamespace
 
-from approxlib import config, methods, names, pipeline, prune, report
+import pandas as pd
+
+from approxlib import analysis, config, methods, names, pipeline, prune, report
 from approxlib.sections import Variant
 
 
@@ -17,7 +19,7 @@ def row(**kw):
 def test_every_method_that_prunes_has_an_entry_and_the_reference_is_the_originals():
     assert set(prune.METHODS) | set(pipeline.PRUNINGS) <= set(methods.METHODS)
     assert all(p.method.key == k for k, p in pipeline.PRUNINGS.items())
-    assert config.PRUNE_REFERENCE == methods.REFERENCE == "l1-unstructured"
+    assert methods.REFERENCE == "l1-unstructured" == config.PruneConfig(0.5).method
     assert prune.score_and_spread(methods.REFERENCE) == ("l1", "global")
 
 
@@ -46,6 +48,16 @@ def test_a_new_entry_renames_a_method_everywhere(monkeypatch):
         "ResNet-18 pruned 50% (random (uniform))"
     assert names.method(renamed.key) == "random (uniform)"
     assert report.pruned_words(row(prune_method=renamed.key, kd=True)) == "50% random + KD"
+
+
+def test_section_gs_names_read_the_channel_entry(monkeypatch):
+    renamed = dataclasses.replace(methods.CHANNEL, words="{ratio} of channels removed")
+    monkeypatch.setitem(methods.METHODS, renamed.key, renamed)
+    r = pd.Series(dict(row(prune_method=renamed.key, quant="int8-static",
+                           runtime="onnxruntime").__dict__))
+    assert analysis.variant_name(r) == "50% of channels removed INT8 ORT"
+    assert names.variant_label(r) == \
+        "ResNet-18 50% of channels removed + static INT8 (ONNX Runtime)"
 
 
 def test_a_method_from_a_new_score_needs_no_entry(monkeypatch):

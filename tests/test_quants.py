@@ -4,6 +4,7 @@ the analysis and the figures read the entry."""
 import dataclasses
 
 import pandas as pd
+import pytest
 
 from approxlib import analysis, config, names, pipeline, plots, quantize, quants, runtimes
 
@@ -17,7 +18,6 @@ def row(**kw):
 def test_every_stored_quantization_has_an_entry_and_the_profile_accepts_exactly_those():
     assert set(quantize.METHODS) == set(quants.QUANTS)
     assert all(q.quant.key == k for k, q in pipeline.QUANTIZINGS.items())
-    assert config.QUANT_METHODS == tuple(quants.QUANTS)
     assert quants.PRECISIONS == ("none", "int8-static", "int8-qat")
     assert [runtimes.EAGER.marker(q) for q in quants.PRECISIONS] == list(runtimes.EAGER.markers)
     assert plots._legend_markers()[-1] == (quants.QAT.key, runtimes.ORT.key)
@@ -33,7 +33,18 @@ def test_a_new_entry_renames_a_quantization_everywhere(monkeypatch):
         "channels −50% S8 ORT"
 
 
-def test_a_quantization_not_listed_is_written_as_spelled():
+def test_a_quantization_not_listed_is_written_as_spelled_and_refused_by_the_profile():
     assert names.variant_label(row(quant="int4-awq")) == "ResNet-18 baseline + int4-awq"
     assert analysis.variant_name(row(quant="int4-awq")) == "dense int4-awq eager"
+    assert analysis.variant_name(row(quant=quants.DYNAMIC.key)) == "dense int8-dynamic eager"
     assert runtimes.ORT.marker("int4-awq") == runtimes.ORT.markers[0]
+    with pytest.raises(config.ConfigError, match="int4-awq"):
+        config.QuantConfig("int4-awq")
+
+
+def test_an_entry_registered_after_import_is_accepted(monkeypatch):
+    awq = quants.Quant("int4-awq", "AWQ INT4", "INT4")
+    monkeypatch.setitem(quants.QUANTS, awq.key, awq)
+    assert config.QuantConfig(awq.key).method == awq.key
+    assert names.variant_label(row(quant=awq.key)) == "ResNet-18 baseline + AWQ INT4"
+    assert analysis.variant_name(row(quant=awq.key)) == "dense INT4 eager"

@@ -137,7 +137,7 @@ def int8_reference(d: pd.DataFrame, row: pd.Series) -> pd.Series:
     INT8 the baseline; for QAT the baseline or QAT's float twin (the same fine-tuning in float32),
     whichever is more accurate on validation (`d`: the section's rows, controls included)."""
     base = pick(d[uncontrolled(d)], row.model, 0.0, "none", runtimes.REFERENCE)
-    if row.quant != quants.QAT.key:
+    if not quants.of(row.quant).trained:
         return base
     try:
         twin = pick(d, row.model, 0.0, "none", runtimes.REFERENCE, names.distilled(row),

@@ -216,7 +216,7 @@ def variant_params(p: dict, v: Variant) -> dict:
 class Pruning:
     """How the variants of one `prune` method reach their sparsity: the fine-tuning they (and
     their dense controls) get, and their steps. This base is one-shot pruning, for every
-    method `prune.METHODS` scores and spreads; a method with steps of its own is a subclass
+    method `prune.score_and_spread` scores and spreads; a method with steps of its own is a subclass
     registered in PRUNINGS under its `methods` entry's key (which names it in the report)."""
     method: methods.Method | None = None  # None: every one-shot method
     curve = False  # its float model gets section F's bits-vs-accuracy curve (`has_curve`)

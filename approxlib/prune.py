@@ -10,6 +10,7 @@ from torch import nn
 from torch.nn.utils import prune as tprune
 from tqdm.auto import tqdm
 
+from . import methods
 from . import train
 from .config import GradualConfig, PruneConfig
 from .models import prunable, weight_of
@@ -25,9 +26,8 @@ SCORES: dict[str, type[tprune.BasePruningMethod]] = {
     "random": tprune.RandomUnstructured,  # uniformly at random (ShrinkBench's baseline)
 }
 SPREADS = ("global", "layerwise", "sensitivity")
-# The profile's method names: score and spread (the first names are kept: cache keys hold them).
-METHODS = {"l1-unstructured": ("l1", "global"), "random-unstructured": ("random", "global"),
-           "l1-layerwise": ("l1", "layerwise"), "l1-sensitivity": ("l1", "sensitivity")}
+# The profile's first method names (l1-unstructured, random-unstructured, …) are entries of
+# `methods.METHODS`, each with its score and spread; any other is `<score>-<spread>`.
 
 
 def score(name: str):
@@ -41,15 +41,17 @@ def score(name: str):
 
 
 def score_and_spread(method: str) -> tuple[str, str]:
-    """A one-shot method's scoring rule and spread: `l1-unstructured` or `<score>-<spread>`."""
-    if method in METHODS:
-        return METHODS[method]
+    """A one-shot method's scoring rule and spread: a listed method's (`methods.one_shot`,
+    e.g. `l1-unstructured`) or `<score>-<spread>`."""
+    named = methods.one_shot()
+    if method in named:
+        return named[method]
     name, _, spread = method.rpartition("-")
-    same = next((m for m, pair in METHODS.items() if pair == (name, spread)), None)
+    same = next((m for m, pair in named.items() if pair == (name, spread)), None)
     if same is not None:  # one name per method: its cache key and label stay one
         raise ValueError(f"{method} is {same}: use that name")
     if name not in SCORES or spread not in SPREADS:
-        raise ValueError(f"unknown pruning method {method!r}: valid are {', '.join(METHODS)} "
+        raise ValueError(f"unknown pruning method {method!r}: valid are {', '.join(named)} "
                          f"and <score>-<spread> with score in {', '.join(SCORES)} and spread in "
                          f"{', '.join(SPREADS)}")
     return name, spread

@@ -17,6 +17,9 @@ class Quant:
     key: str
     label: str  # after "+" in a results row's label: "static INT8"
     precision: str = ""  # section G's short name ("INT8"); "": G does not compare it
+    # fine-tuned as it is quantized (QAT): trained as long as its float twin
+    # (`controls.QAT_FLOAT`), which joins the candidates for its equal-compute reference
+    trained: bool = False
 
     @property
     def short(self) -> str:
@@ -28,7 +31,7 @@ NONE = Quant("none", "", "fp32")
 DYNAMIC = Quant("int8-dynamic", "INT8")  # the original's: Linear layers only, at run time
 KMEANS = Quant("kmeans", "k-means")  # Deep Compression's shared weights (section F)
 STATIC = Quant("int8-static", "static INT8", "INT8")
-QAT = Quant("int8-qat", "static INT8 (QAT)", "QAT-INT8")
+QAT = Quant("int8-qat", "static INT8 (QAT)", "QAT-INT8", trained=True)
 QUANTS: dict[str, Quant] = {q.key: q for q in (NONE, DYNAMIC, KMEANS, STATIC, QAT)}
 # Section G's precisions, in the order of a runtime's markers and of the figures' legends
 PRECISIONS = (NONE.key, STATIC.key, QAT.key)

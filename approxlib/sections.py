@@ -53,7 +53,7 @@ class Variant:
     @property
     def qat_trained(self) -> bool:
         """Fine-tuned as QAT is: a QAT variant, or QAT's float twin."""
-        return self.quant == quants.QAT.key or self.control_kind.qat_trained
+        return quants.of(self.quant).trained or self.control_kind.qat_trained
 
     @property
     def is_dense_control(self) -> bool:

@@ -1,5 +1,5 @@
 """Pruning methods: one registered entry each owns how the report writes it; the code that
-prunes (`prune.METHODS`, `pipeline.PRUNINGS`) and the code that writes labels read the entry,
+prunes (`prune.score_and_spread`, `pipeline.PRUNINGS`) and the code that writes labels read the entry,
 so no method's name is tested in the library."""
 import dataclasses
 from types import SimpleNamespace
@@ -17,7 +17,10 @@ def row(**kw):
 
 
 def test_every_method_that_prunes_has_an_entry_and_the_reference_is_the_originals():
-    assert set(prune.METHODS) | set(pipeline.PRUNINGS) <= set(methods.METHODS)
+    assert set(methods.one_shot()) == {"l1-unstructured", "random-unstructured", "l1-layerwise",
+                                       "l1-sensitivity"}
+    assert set(pipeline.PRUNINGS) <= set(methods.METHODS)
+    assert not set(pipeline.PRUNINGS) & set(methods.one_shot())
     assert all(p.method.key == k for k, p in pipeline.PRUNINGS.items())
     assert methods.REFERENCE == "l1-unstructured" == config.PruneConfig(0.5).method
     assert prune.score_and_spread(methods.REFERENCE) == ("l1", "global")

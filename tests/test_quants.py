@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from approxlib import analysis, config, names, pipeline, plots, quantize, quants, runtimes
+from approxlib.sections import Variant
 
 
 def row(**kw):
@@ -48,3 +49,17 @@ def test_an_entry_registered_after_import_is_accepted(monkeypatch):
     assert config.QuantConfig(awq.key).method == awq.key
     assert names.variant_label(row(quant=awq.key)) == "ResNet-18 baseline + AWQ INT4"
     assert analysis.variant_name(row(quant=awq.key)) == "dense INT4 eager"
+
+
+def test_a_quantization_trained_as_it_quantizes_is_held_to_its_float_twin(monkeypatch):
+    int4 = quants.Quant("int4-qat", "INT4 (QAT)", "QAT-INT4", trained=True)
+    monkeypatch.setitem(quants.QUANTS, int4.key, int4)
+    assert Variant("G", "resnet18", "fashion-mnist", quant=int4.key).qat_trained
+    assert not Variant("G", "resnet18", "fashion-mnist", quant=quants.STATIC.key).qat_trained
+    base = dict(model="m", prune_ratio=0.0, quant="none", runtime=runtimes.REFERENCE,
+                codec="none", kd=False, control="none", accuracy=0.90, val_accuracy=0.89)
+    d = pd.DataFrame([base, dict(base, control="qat-float", accuracy=0.905, val_accuracy=0.891),
+                      dict(base, quant=int4.key, accuracy=0.88),
+                      dict(base, quant=quants.STATIC.key, accuracy=0.885)])
+    assert analysis.int8_reference(d, d.iloc[2]).control == "qat-float"
+    assert analysis.int8_reference(d, d.iloc[3]).control == "none"  # post-training: the baseline

@@ -1,6 +1,6 @@
 """Pruning methods: one registered entry each owns how the report writes it; the code that
-prunes (`prune.score_and_spread`, `pipeline.PRUNINGS`) and the code that writes labels read the entry,
-so no method's name is tested in the library."""
+prunes (`prune.score_and_spread`, `pipeline.PRUNINGS`) and the code that writes labels read the
+entry, so no method's name is tested in the library."""
 import dataclasses
 from types import SimpleNamespace
 

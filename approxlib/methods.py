@@ -38,10 +38,6 @@ class Method:
         return self.words.format(ratio=f"{ratio:.0%}", label=self.label)
 
 
-def _unlisted(key: str) -> Method:
-    return Method(key, key)
-
-
 ONE_SHOT = Method("l1-unstructured", "global magnitude", short="one-shot", suffix="",
                   color="#DD8452", words="pruned {ratio}", score="l1", spread="global")
 GRADUAL = Method("gradual-l1", "gradual", short="gradual", adverb=" gradually",
@@ -62,7 +58,7 @@ REFERENCE = ONE_SHOT.key
 
 def of(key: str) -> Method:
     """A method's entry; an unlisted one named as it is spelled."""
-    return METHODS[key] if key in METHODS else _unlisted(str(key))
+    return METHODS[key] if key in METHODS else Method(str(key), str(key))
 
 
 def label(key) -> str:

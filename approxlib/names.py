@@ -57,7 +57,8 @@ def variant_label(r) -> str:
     """A results row as a reader names it, e.g. "ResNet-18 pruned 50% + static INT8"."""
     parts = [model(r.model)]
     given = isinstance(getattr(r, "init", ""), str) and getattr(r, "init", "")
-    prune = getattr(r, "prune_method", methods.REFERENCE)  # rows from before the column: it
+    # rows written before the column existed were all pruned by the reference method
+    prune = getattr(r, "prune_method", methods.REFERENCE)
     parts.append(("given" if given else "baseline") if r.prune_ratio == 0
                  else methods.of(prune).pruned(r.prune_ratio))
     if is_control(r):

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import convgrad
 from . import data
 from .config import ConfigError, TrainConfig
 
@@ -233,7 +234,8 @@ def _step(model, opt, sched, loss_fn, cfg: TrainConfig, gen, bf16: bool, after_s
     """One optimizer step on a uint8 batch; returns the (detached) loss and the correct count."""
     xb = data.augment(x, cfg.crop_padding, cfg.flip, gen)
     xb = data.to_float(xb).contiguous(memory_format=torch.channels_last)
-    with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=bf16):
+    with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=bf16), \
+            convgrad.FastWeightGrads():
         logits = model(xb)
         loss = loss_fn(logits.float(), y, xb)
     opt.zero_grad(set_to_none=True)

@@ -1,0 +1,103 @@
+"""`convgrad`'s weight gradient against oneDNN's, per layer and per training step, in one process.
+
+Per layer: the weight gradient of the small-output convolutions of ResNet-18 and MobileNetV2 on
+28×28 inputs (ImageNet stem), oneDNN's (`convolution_backward`) vs `convgrad.weight_grad`, and
+a 4×4 and a 7×7 layer where oneDNN's wins (why `MAX_PIXELS` is 4). Per step: forward, backward
+and SGD step of each model at batch 32 and 128 on 1×28×28 inputs, without and with
+`convgrad.FastWeightGrads`, alternated so that a disturbance hits both. Medians of --steps
+timed steps. Run alone: a second process on 2 cores slows PyTorch several-fold.
+
+Last line: step_speedup_<model>_b<batch>=… for each model and batch.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from approxlib import convgrad  # noqa: E402
+from approxlib import models  # noqa: E402
+from approxlib.config import ModelConfig  # noqa: E402
+
+# (batch, channels, input size, groups, stride) of 3×3 convolutions at padding 1
+LAYERS = [(32, 512, 1, 1, 1), (32, 256, 2, 1, 1), (32, 960, 1, 960, 1), (32, 576, 2, 576, 2),
+          (128, 512, 1, 1, 1), (32, 128, 4, 1, 1), (32, 144, 7, 144, 1)]
+
+
+def median_ms(f, n: int = 15, skip: int = 3) -> float:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[skip:]) * 1000
+
+
+def layer_row(n, c, size, groups, stride) -> str:
+    x = torch.randn(n, c, size, size).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(c, c // groups, 3, 3)
+    out = (size - 1) // stride + 1
+    g = torch.randn(n, c, out, out).contiguous(memory_format=torch.channels_last)
+    args = ([stride] * 2, [1, 1], [1, 1])
+    ref = median_ms(lambda: torch.ops.aten.convolution_backward(
+        g, x, w, None, *args, False, [0, 0], groups, [False, True, False]))
+    mine = median_ms(lambda: convgrad.weight_grad(g, x, w, stride, 1, 1, groups))
+    return (f"batch {n:3d}, {c:3d} ch {'depthwise' if groups > 1 else 'dense':9s} "
+            f"{size}x{size} -> {out}x{out}: oneDNN {ref:6.2f} ms, convgrad {mine:6.2f} ms "
+            f"({ref / mine:.2f}x)")
+
+
+def step_times(name: str, batch: int, steps: int) -> tuple[float, float]:
+    torch.manual_seed(0)
+    m = models.build(ModelConfig(name, 10, 1)).to(memory_format=torch.channels_last).train()
+    opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    ce = nn.CrossEntropyLoss()
+    x = torch.randn(batch, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (batch,))
+
+    def step(fast: bool):
+        t0 = time.perf_counter()
+        if fast:
+            with convgrad.FastWeightGrads():
+                loss = ce(m(x), y)
+        else:
+            loss = ce(m(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return time.perf_counter() - t0
+    times = {False: [], True: []}
+    for i in range(steps + 3):
+        for fast in (False, True):
+            t = step(fast)
+            if i >= 3:
+                times[fast].append(t)
+    return statistics.median(times[False]), statistics.median(times[True])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=15)
+    a = ap.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    for layer in LAYERS:
+        print(layer_row(*layer), flush=True)
+    last = []
+    for name in ("resnet18", "mobilenetv2"):
+        for batch in (32, 128):
+            ref, fast = step_times(name, batch, a.steps)
+            print(f"{name} batch {batch}: {batch / ref:.0f} -> {batch / fast:.0f} img/s "
+                  f"({ref * 1000:.0f} -> {fast * 1000:.0f} ms a step)", flush=True)
+            last.append(f"step_speedup_{name}_b{batch}={ref / fast:.2f}")
+    print(" ".join(last))
+
+
+if __name__ == "__main__":
+    main()

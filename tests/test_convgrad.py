@@ -1,0 +1,79 @@
+"""The hand-written weight gradient of small-output convolutions equals PyTorch's."""
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from approxlib import convgrad
+from approxlib import models
+from approxlib.config import ModelConfig
+
+# (input N×C×H×W, weight K×C/g×kh×kw, stride, padding, dilation, groups)
+CASES = [
+    ((4, 8, 1, 1), (6, 8, 3, 3), 1, 1, 1, 1),     # ResNet-18's last layers on 28×28 images
+    ((4, 8, 2, 2), (6, 8, 3, 3), 1, 1, 1, 1),
+    ((4, 8, 2, 2), (8, 1, 3, 3), 2, 1, 1, 8),     # depthwise, stride 2
+    ((3, 6, 3, 2), (4, 3, 2, 1), 1, 0, 1, 2),     # grouped, rectangular kernel and input
+    ((2, 4, 5, 5), (4, 4, 3, 3), 2, 2, 2, 1),     # dilation
+    ((2, 4, 1, 1), (5, 4, 1, 1), 1, 0, 1, 1),     # a 1×1 convolution
+]
+
+
+@pytest.mark.parametrize("xs, ws, stride, padding, dilation, groups", CASES)
+def test_weight_grad_equals_autograd(xs, ws, stride, padding, dilation, groups):
+    torch.manual_seed(0)
+    x = torch.randn(xs, dtype=torch.float64)
+    w = torch.randn(ws, dtype=torch.float64, requires_grad=True)
+    out = F.conv2d(x, w, None, stride, padding, dilation, groups)
+    grad = torch.randn_like(out)
+    (expected,) = torch.autograd.grad(out, w, grad)
+    got = convgrad.weight_grad(grad, x, w.detach(), stride, padding, dilation, groups)
+    assert got.shape == w.shape
+    torch.testing.assert_close(got, expected)
+
+
+def grads(model: nn.Module, x: torch.Tensor, fast: bool) -> dict[str, torch.Tensor]:
+    model.zero_grad(set_to_none=True)
+    torch.manual_seed(1)  # the same dropout mask in both passes
+    if fast:
+        with convgrad.FastWeightGrads():
+            out = model(x)
+    else:
+        out = model(x)
+    out.square().sum().backward()
+    return {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenetv2"])
+def test_a_models_gradients_are_unchanged(name):
+    """Every parameter's gradient (input gradients flow through the layers) as PyTorch gives it,
+    on the 28×28 inputs whose last layers have 1×1 outputs."""
+    torch.manual_seed(0)
+    model = models.build(ModelConfig(name, 10, 1)).double().train()
+    x = torch.randn(4, 1, 28, 28, dtype=torch.float64)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    expected = grads(model, x, fast=False)
+    model.load_state_dict(state)  # the first pass moved BatchNorm's running statistics
+    got = grads(model, x, fast=True)
+    for n in expected:
+        torch.testing.assert_close(got[n], expected[n], msg=n)
+
+
+def test_routes_only_small_outputs_that_need_a_gradient():
+    conv = nn.Conv2d(4, 4, 3, padding=1)
+    with convgrad.FastWeightGrads():
+        small = conv(torch.randn(2, 4, 2, 2))
+        large = conv(torch.randn(2, 4, 4, 4))
+        with torch.no_grad():
+            untracked = conv(torch.randn(2, 4, 1, 1))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            autocast = conv(torch.randn(2, 4, 1, 1))
+        keyword = F.conv2d(input=torch.randn(2, 4, 1, 1), weight=conv.weight, padding=1)
+        same = F.conv2d(torch.randn(2, 4, 1, 1), conv.weight, padding="same")
+    assert "SmallConv" in small.grad_fn.name()
+    assert "SmallConv" in keyword.grad_fn.name()
+    for out in (large, autocast, same):
+        assert "SmallConv" not in out.grad_fn.name()
+    assert untracked.grad_fn is None
+    assert convgrad.output_pixels(torch.empty(1, 1, 28, 28), torch.empty(1, 1, 3, 3), 2, 1,
+                                  1) == 14 * 14

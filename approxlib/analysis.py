@@ -100,8 +100,8 @@ def speedups(d: pd.DataFrame) -> pd.DataFrame:
     d["name"] = [variant_name(r) for r in d.itertuples()]
     for m in dict.fromkeys(d.model):
         rows = d.model == m
-        dense = pick(d, m, 0.0, "none", runtimes.REFERENCE)
-        ort = pick(d, m, 0.0, "none", runtimes.ORT.key)
+        dense = pick(d, m, 0.0, quants.NONE.key, runtimes.REFERENCE)
+        ort = pick(d, m, 0.0, quants.NONE.key, runtimes.ORT.key)
         d.loc[rows, "delta"] = d.accuracy[rows] - dense.accuracy
         d.loc[rows, "speedup"] = dense.latency_ms / d.latency_ms[rows]
         d.loc[rows, "speedup_ort"] = ort.latency_ms / d.latency_ms[rows]
@@ -118,9 +118,9 @@ def best_dense(d: pd.DataFrame, model: str) -> pd.Series:
     test-set model selection). `d`: one section's rows, controls included; a control trained
     from scratch on a pruned architecture is not dense and never counts, nor does QAT's float
     twin (it fine-tunes as QAT does, not as the section's pruned models)."""
-    base = pick(d[uncontrolled(d)], model, 0.0, "none", runtimes.REFERENCE)
+    base = pick(d[uncontrolled(d)], model, 0.0, quants.NONE.key, runtimes.REFERENCE)
     dense = d[(d.model == model) & _kind(d, "reference") & (d.prune_ratio == 0)
-              & (d.quant == "none") & (d.runtime == runtimes.REFERENCE)]
+              & (d.quant == quants.NONE.key) & (d.runtime == runtimes.REFERENCE)]
     if dense.empty or dense.val_accuracy.max() <= base.val_accuracy:
         return base
     return dense.loc[dense.val_accuracy.idxmax()]
@@ -136,11 +136,11 @@ def int8_reference(d: pd.DataFrame, row: pd.Series) -> pd.Series:
     """The dense float32 model trained with the compute of a dense INT8 `row`: for post-training
     INT8 the baseline; for QAT the baseline or QAT's float twin (the same fine-tuning in float32),
     whichever is more accurate on validation (`d`: the section's rows, controls included)."""
-    base = pick(d[uncontrolled(d)], row.model, 0.0, "none", runtimes.REFERENCE)
+    base = pick(d[uncontrolled(d)], row.model, 0.0, quants.NONE.key, runtimes.REFERENCE)
     if not quants.of(row.quant).trained:
         return base
     try:
-        twin = pick(d, row.model, 0.0, "none", runtimes.REFERENCE, names.distilled(row),
+        twin = pick(d, row.model, 0.0, quants.NONE.key, runtimes.REFERENCE, names.distilled(row),
                     controls.QAT_FLOAT.key)
     except KeyError:
         return base
@@ -225,7 +225,7 @@ def channel_curve(d: pd.DataFrame) -> pd.DataFrame:
     for m in dict.fromkeys(d.model):
         for runtime in runtimes.RUNTIMES:
             dense = pick(d, m, 0.0, "none", runtime)
-            sel = d[(d.model == m) & (d.runtime == runtime) & (d.quant == "none")
+            sel = d[(d.model == m) & (d.runtime == runtime) & (d.quant == quants.NONE.key)
                     & (d.prune_ratio > 0) & ~_distilled(d) & ~_scratch(d)]
             for r in sel.sort_values("prune_ratio").itertuples():
                 rows.append({"model": m, "runtime": runtime, "ratio": r.prune_ratio,
@@ -308,7 +308,7 @@ def _span(values) -> str:
 def _plain(d: pd.DataFrame) -> pd.Series:
     """Rows of float PyTorch models as trained (not distilled), no encoding, at the profile's
     protocol."""
-    return ((d.quant == "none") & (d.codec == "none") & (d.runtime == runtimes.REFERENCE)
+    return ((d.quant == quants.NONE.key) & (d.codec == "none") & (d.runtime == runtimes.REFERENCE)
             & (d.protocol == "profile") & ~_distilled(d))
 
 
@@ -328,7 +328,7 @@ def _trained(d: pd.DataFrame) -> pd.Series:
     pruned shapes trained from scratch. At chance, these failed to learn; a pruned, quantized
     or encoded model at chance is what its compression did (section H's curve prunes to 90%
     without fine-tuning on purpose)."""
-    return ((d.quant == "none") & (d.codec == "none") & (d.runtime == runtimes.REFERENCE)
+    return ((d.quant == quants.NONE.key) & (d.codec == "none") & (d.runtime == runtimes.REFERENCE)
             & ((d.prune_ratio == 0) | _scratch(d)))
 
 
@@ -523,8 +523,8 @@ def split_grid(d: pd.DataFrame, sparsity: dict[str, float]
     if missing:
         raise ValueError(f"no dc_sparsity for {sorted(missing)}")
     at = d.model.map(sparsity).astype(float)
-    grid = ((d.prune_method == methods.GRADUAL.key) & (d.quant == "none") & (d.codec == "none")
-            & (d.prune_ratio > 0) & ~np.isclose(d.prune_ratio, at))
+    grid = ((d.prune_method == methods.GRADUAL.key) & (d.quant == quants.NONE.key)
+            & (d.codec == "none") & (d.prune_ratio > 0) & ~np.isclose(d.prune_ratio, at))
     return d[~grid].reset_index(drop=True), d[grid].reset_index(drop=True)
 
 

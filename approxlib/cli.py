@@ -376,7 +376,7 @@ def cmd_prune(a) -> int:
     p = load_profile(a.profile, parse_overrides(a.overrides))
     check_writable_file(a.out)
     model, info = store.load_checkpoint(a.checkpoint)
-    if info["quant"] != "none":
+    if info["quant"] != quants.NONE.key:
         raise ConfigError(f"{a.checkpoint} is quantized ({info['quant']}); prune the float model")
     dataset, p = _checkpoint_dataset(info, a.dataset), _checkpoint_size(p, info)
     splits = data.load(data_config(p, dataset), a.data_dir)
@@ -393,7 +393,7 @@ def cmd_quantize(a) -> int:
     from . import quantize, store
     check_writable_file(a.out)
     model, info = store.load_checkpoint(a.checkpoint)
-    if info["quant"] != "none":
+    if info["quant"] != quants.NONE.key:
         raise ConfigError(f"{a.checkpoint} is already quantized ({info['quant']})")
     qm = quantize.quantize(model, QuantConfig(quants.DYNAMIC.key))
     size = store.save_checkpoint(qm, a.out, ModelConfig(**info["model"]), quants.DYNAMIC.key,
@@ -415,7 +415,7 @@ def cmd_compress(a) -> int:
         raise ConfigError(f"--out must name an .apx file, got {a.out}")
     check_writable_file(a.out)
     model, info = store.load_checkpoint(a.checkpoint)
-    if info["quant"] != "none":
+    if info["quant"] != quants.NONE.key:
         raise ConfigError(f"{a.checkpoint} is quantized ({info['quant']}); compress the float model")
     mc = ModelConfig(**info["model"])
     dataset, p = _checkpoint_dataset(info, a.dataset), _checkpoint_size(p, info)

@@ -397,7 +397,7 @@ class StaticQuantConfig:
 @dataclass(frozen=True)
 class OnnxConfig:
     """Export to ONNX for ONNX Runtime, optionally with its own static INT8 (QDQ) quantization."""
-    quant: str = "none"
+    quant: str = quants.NONE.key
     calib_images: int = 1024
 
     def __post_init__(self):

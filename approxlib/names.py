@@ -66,7 +66,7 @@ def variant_label(r) -> str:
             f" of {parts[-1]}" if r.prune_ratio > 0 else "")
     if distilled(r):
         parts.append("+ distillation")
-    if r.quant != "none":
+    if r.quant != quants.NONE.key:
         parts.append(f"+ {quants.label(r.quant)}")
     run = getattr(r, "runtime", runtimes.REFERENCE)
     if run != runtimes.REFERENCE:

@@ -860,8 +860,8 @@ def latency_groups(p: dict, variants: list[Variant], chains: list[Stage]) -> lis
 def has_curve(v: Variant) -> bool:
     """Section F's bits-vs-accuracy curve hangs off each plain gradually pruned variant (not
     its distilled twin: one curve per model)."""
-    return (v.prune_ratio > 0 and pruning(v).curve and v.quant == "none" and v.codec == "none"
-            and not v.kd and not v.is_control)
+    return (v.prune_ratio > 0 and pruning(v).curve and v.quant == quants.NONE.key
+            and v.codec == "none" and not v.kd and not v.is_control)
 
 
 def curve_key(v: Variant, p: dict) -> tuple[Stage, list[int], str]:

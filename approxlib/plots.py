@@ -35,7 +35,7 @@ plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "font.size": 9,
 def _color(r) -> str:
     if names.is_control(r):
         return "#8C8C8C"
-    if r.quant != "none":
+    if r.quant != quants.NONE.key:
         return COLORS["quantized"]
     return COLORS["none"] if r.prune_ratio == 0 else COLORS["pruned"]
 

@@ -36,7 +36,7 @@ from . import share  # a module, not a name: share -> train -> data -> store -> 
 
 def quantize(model: nn.Module, cfg: QuantConfig) -> nn.Module:
     """A dynamically quantized copy of a float CPU model (dynamic quantization runs on the CPU)."""
-    if cfg.method == "none":
+    if cfg.method == quants.NONE.key:
         return model
     if cfg.method != quants.DYNAMIC.key:
         raise ValueError(f"quantize() does int8-dynamic; use quantize_static for {cfg.method!r}")

@@ -35,6 +35,7 @@ from . import executed
 from . import measure
 from . import analysis, controls, methods, names, plots, runtimes, stats
 from . import pipeline
+from . import quants
 from . import steps
 from . import store
 from .config import (
@@ -346,7 +347,7 @@ class Section:
 
     def _layers(self) -> dict[float, pd.DataFrame]:
         return {v.prune_ratio: pd.DataFrame(m["layers"]) for v, m in self.metrics.items()
-                if v.quant == "none" and v.prune_ratio > 0}
+                if v.quant == quants.NONE.key and v.prune_ratio > 0}
 
     def layer_table(self) -> None:
         layers = self._layers()
@@ -422,7 +423,7 @@ class Section:
         out = [f"- Over {self.n_seeds} seeds ({', '.join(map(str, sorted(d.seed.unique())))}), "
                f"paired by seed (mean difference, 95% t-interval):"]
         for v in controlled:
-            sel = d[(d.model == v.model) & (d.dataset == v.dataset) & (d.quant == "none")]
+            sel = d[(d.model == v.model) & (d.dataset == v.dataset) & (d.quant == quants.NONE.key)]
             role = analysis.roles(sel, v.prune_ratio, finetuned_only=False)
             diff = analysis.paired_differences(sel.assign(role=role))
             parts = [f"{r.difference} {100 * r.mean:+.2f} points ({100 * r.lo:+.2f} to "
@@ -443,11 +444,11 @@ class Section:
         """'What the numbers say': every statement is computed from this section's rows."""
         lines = []
         for v in self.metrics:
-            if v.prune_ratio == 0 and v.quant == "none":
+            if v.prune_ratio == 0 and v.quant == quants.NONE.key:
                 continue
             base = pipeline.Variant(v.section, v.model, v.dataset)
             lines.append(self._compare(base, v))
-        int8 = [v for v in self.metrics if v.quant != "none"]
+        int8 = [v for v in self.metrics if v.quant != quants.NONE.key]
         for v in int8:
             float_v = pipeline.Variant(v.section, v.model, v.dataset, v.prune_ratio)
             if float_v in self.metrics:
@@ -457,7 +458,7 @@ class Section:
         for other in baselines[1:]:  # architectures side by side: each against the first
             lines.append(self._baselines(baselines[0], other))
         pruned = [v for v in self.metrics if v.prune_ratio > 0]
-        controlled = [v for v in pruned if v.quant == "none"
+        controlled = [v for v in pruned if v.quant == quants.NONE.key
                       and pipeline.control_of(v) in self.metrics]
         for v in controlled:
             lines.append(self._compare(pipeline.control_of(v), v))
@@ -479,7 +480,7 @@ class Section:
                    "original's confound)."))
             same_size = all(abs(self.metrics[v]["size_bytes"] / self.metrics[
                 pipeline.Variant(v.section, v.model, v.dataset)]["size_bytes"] - 1) < 0.01
-                for v in pruned if v.quant == "none")
+                for v in pruned if v.quant == quants.NONE.key)
             if same_size:
                 lines.append("- Pruned files are as large as dense ones: the checkpoint stores "
                              "every zero as a 32-bit float, as the original found.")

@@ -27,7 +27,7 @@ class SpeedSection(Section):
         return analysis.pick(self.df, model, ratio, quant, runtime)
 
     def dense(self, model: str) -> pd.Series:
-        return self.pick(model, 0.0, "none", runtimes.REFERENCE)
+        return self.pick(model, 0.0, quants.NONE.key, runtimes.REFERENCE)
 
     def channel_finetune(self) -> str:
         """How each model's channel-pruned variant was fine-tuned (settings may be per model)."""
@@ -137,7 +137,7 @@ class SpeedSection(Section):
         for m in self.models_in:
             d = self.df[self.df.model == m]
             dense = self.dense(m)
-            ort = self.pick(m, 0.0, "none", runtimes.ORT.key)
+            ort = self.pick(m, 0.0, quants.NONE.key, runtimes.ORT.key)
             lines.append(self._fastest_line(m, dense, ort))
             for runtime in runtimes.RUNTIMES.values():
                 q = self.pick(m, 0.0, quants.STATIC.key, runtime.key)
@@ -174,7 +174,7 @@ class SpeedSection(Section):
         """The profile's channel ratio: accuracy, and `analysis.channel_curve`'s reductions
         and speed-ups (each runtime's against its own dense model); then its controls."""
         ratio, b = float(self.p["channel_ratio"]), self.p["throughput_batch"]
-        ch = self.pick(m, ratio, "none", runtimes.REFERENCE)
+        ch = self.pick(m, ratio, quants.NONE.key, runtimes.REFERENCE)
         c = analysis.channel_curve(self.df)
         c = c[(c.model == m) & (c.ratio == ratio)].set_index("runtime")
         eager, ort = c.loc[runtimes.REFERENCE], c.loc[runtimes.ORT.key]

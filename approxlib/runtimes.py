@@ -22,7 +22,7 @@ class Runtime:
     markers: str  # its points in figures (matplotlib): float32, static INT8, QAT INT8
     line: str  # its lines in figures
 
-    def marker(self, quant: str = "none") -> str:
+    def marker(self, quant: str = quants.NONE.key) -> str:
         """Its points' marker for a precision (`quant`); float32's for any other."""
         order = quants.PRECISIONS
         return self.markers[order.index(quant)] if quant in order else self.markers[0]

@@ -27,7 +27,7 @@ class Variant:
     model: str
     dataset: str
     prune_ratio: float = 0.0
-    quant: str = "none"
+    quant: str = quants.NONE.key
     prune: str = methods.REFERENCE  # how a prune_ratio > 0 is reached: one-shot, gradual, channel
     codec: str = "none"
     runtime: str = runtimes.REFERENCE  # a `runtimes.RUNTIMES` key
@@ -67,7 +67,7 @@ class Variant:
         if self.prune_ratio > 0:
             parts.append(f"pruned {self.prune_ratio:.0%}"
                          + methods.of(self.prune).adverb)
-        if self.quant != "none":
+        if self.quant != quants.NONE.key:
             parts.append(self.quant)
         if self.codec != "none":
             parts.append(self.codec if self.qp is None else f"{self.codec} qp {self.qp}")
@@ -254,20 +254,25 @@ def _ratio(p: dict) -> float:
     return float(p["ratio"])
 
 
+def _dense_and_pruned(p: dict, *quantized: str) -> list[tuple[float, str]]:
+    """The baseline and the pruned model, then the pruned model quantized each way given."""
+    return [(0.0, quants.NONE.key), *((_ratio(p), q) for q in (quants.NONE.key, *quantized))]
+
+
 for _spec in (
     Spec("A", "{models}: baseline vs pruned", ("mobilenetv2",),
-         _versus(lambda p: [(0.0, "none"), (_ratio(p), "none")]), seeds=True, original=True),
+         _versus(_dense_and_pruned), seeds=True, original=True),
     Spec("B", "{models}: baseline, pruned, pruned + INT8", ("resnet18",),
-         _versus(lambda p: [(0.0, "none"), (_ratio(p), "none"), (_ratio(p), quants.DYNAMIC.key)]),
+         _versus(lambda p: _dense_and_pruned(p, quants.DYNAMIC.key)),
          seeds=True, original=True),
     Spec("C", "{models} pruning sweep and per-layer sparsity", ("resnet18",),
-         _versus(lambda p: [(x, "none") for x in sorted({0.0, *map(float, p["ratios"])})]),
+         _versus(lambda p: [(x, quants.NONE.key) for x in sorted({0.0, *map(float, p["ratios"])})]),
          seeds=True, layer_csvs="all"),
     Spec("D", "{models} on the 100-class dataset: baseline vs pruned", ("resnet18",),
-         _versus(lambda p: [(0.0, "none"), (_ratio(p), "none")]), original_dataset="cifar100",
+         _versus(_dense_and_pruned), original_dataset="cifar100",
          dataset_key="dataset_d", seeds=True, original=True),
     Spec("E", "{models}", ("resnet18", "mobilenetv2"),
-         _versus(lambda p: [(0.0, "none"), (_ratio(p), "none")]), seeds=True, join=" vs ",
+         _versus(_dense_and_pruned), seeds=True, join=" vs ",
          original=True),
     Spec("F", "Real compression: Deep Compression's pipeline and the .apx format",
          ("resnet18", "mobilenetv2"), _per_model(compression_variants), trade_off=True,
@@ -326,7 +331,7 @@ def plan(p: dict, sections: list[str], models: dict[str, list[str]] | None = Non
         vs = spec.variants(p, letter, ms, p[spec.dataset_key])
         if p["controls"] and spec.controls:  # the float model in PyTorch, before weight
             # sharing, encoding or export
-            vs += [control_of(v) for v in vs if v.prune_ratio > 0 and v.quant == "none"
+            vs += [control_of(v) for v in vs if v.prune_ratio > 0 and v.quant == quants.NONE.key
                    and v.codec == "none" and v.runtime == runtimes.REFERENCE and not v.is_control]
         if spec.seeds:  # the profile's seed keeps seed=None (what the findings compare);
             # every further seed repeats each variant, its control included

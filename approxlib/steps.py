@@ -59,7 +59,7 @@ class Checkpoint:
     """What a model-producing step returns: saved as a checkpoint with the stage's metadata."""
     model: torch.nn.Module
     model_config: ModelConfig
-    quant: str = "none"
+    quant: str = quants.NONE.key
     shapes: dict | None = None
 
 
@@ -492,7 +492,7 @@ class Onnx(Step):
 
     def run(self, ctx, st, path, meta):
         t0 = time.perf_counter()
-        if self.onnx.quant == "none":
+        if self.onnx.quant == quants.NONE.key:
             model, _ = ctx.load(st.upstream, self.model)
             size = ctx.splits(self.data).test_x.shape[-1]
             runtime.export_onnx(model, path, self.model.in_channels, size)
@@ -504,7 +504,7 @@ class Onnx(Step):
 
     def float_export(self, st):
         """The stage exporting the same upstream model without quantization."""
-        step = dataclasses.replace(self, onnx=dataclasses.replace(self.onnx, quant="none"))
+        step = dataclasses.replace(self, onnx=dataclasses.replace(self.onnx, quant=quants.NONE.key))
         return dataclasses.replace(st, step=step, key=step.key(st.upstream.key),
                                    label=st.label.replace(f" {quants.STATIC.key}", ""))
 

@@ -125,7 +125,8 @@ def write_json(path: Path, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=str))
 
 
-def save_checkpoint(model: nn.Module, path: Path, model_cfg: ModelConfig, quant: str = "none",
+def save_checkpoint(model: nn.Module, path: Path, model_cfg: ModelConfig,
+                    quant: str = quants.NONE.key,
                     meta: dict | None = None, shapes: dict | None = None) -> int:
     """Save atomically; return the file's size in bytes. `shapes` (structured.shapes) records
     layer sizes that differ from the architecture's (channel-pruned models)."""
@@ -196,7 +197,7 @@ def load_weights(path: Path, cfg: ModelConfig) -> nn.Module:
     obj = _read_checkpoint(path, None)
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         model, info = load_checkpoint(path, expect=cfg)
-        if info["quant"] != "none" or info["shapes"]:
+        if info["quant"] != quants.NONE.key or info["shapes"]:
             raise CheckpointError(f"{path} holds a {info['quant']} or channel-pruned model; "
                                   f"start from a dense float one")
         return model

@@ -667,9 +667,10 @@ class Runner:
         """Metrics whose artifact is still there and intact: results.csv names the artifact a
         user would ship, so metrics of a damaged or deleted one are measured again."""
         cached = self.store.read_json("metrics", st.key, JSON_CHECKS["metrics"])
-        if cached is None or self._present(st.upstream) is None:
+        path = None if cached is None else self._present(st.upstream)
+        if path is None:
             return None
-        return cached
+        return {**cached, "artifact": str(path)}  # where it is now: the folder may have moved
 
     def _evaluate(self, st: Stage) -> dict:
         mcfg = st.step.measure

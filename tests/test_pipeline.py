@@ -2,6 +2,7 @@ import dataclasses
 import math
 import os
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -99,6 +100,18 @@ def test_second_run_computes_nothing(smoke):
     assert again.computed == []
     pd.testing.assert_frame_equal(df.reset_index(drop=True), df2.reset_index(drop=True))
     assert all(s["cached"] for s in pipeline.dry_run(p, list("ABCDEFGH"), store))
+
+
+def test_rows_name_each_artifact_where_it_is_now(smoke, store_copy, tmp_path):
+    """A models folder moved (here: copied) after its entries were computed: results.csv names
+    each file in the folder it is in now, not where it was written."""
+    p, _, _, _, _, data_root = smoke
+    out = tmp_path / "out"
+    out.mkdir()
+    df, runner = pipeline.run(p, ["B"], store_copy, out, data_root, progress=False)
+    assert runner.computed == []
+    paths = [Path(a) for a in df.artifact]
+    assert paths and all(a.is_relative_to(store_copy.root) and a.exists() for a in paths)
 
 
 @pytest.mark.parametrize("profile", ["smoke", "quick"])

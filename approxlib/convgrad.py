@@ -62,7 +62,9 @@ class SmallConv(torch.autograd.Function):
 
 
 def _pair(v) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else tuple(v)
+    """`conv2d`'s spelling of a per-dimension size (an int, a 1-tuple or a pair) as a pair."""
+    v = (v,) if isinstance(v, int) else tuple(v)
+    return v * 2 if len(v) == 1 else v
 
 
 def output_pixels(x: torch.Tensor, weight: torch.Tensor, stride, padding, dilation) -> int:
@@ -94,5 +96,6 @@ class FastWeightGrads(TorchFunctionMode):
         if func is F.conv2d:
             a = {**DEFAULTS, **dict(zip(ARGUMENTS, args)), **kwargs}
             if _applies(a):
+                a.update({k: _pair(a[k]) for k in ("stride", "padding", "dilation")})
                 return SmallConv.apply(*(a[name] for name in ARGUMENTS))
         return func(*args, **kwargs)

@@ -77,3 +77,18 @@ def test_routes_only_small_outputs_that_need_a_gradient():
     assert untracked.grad_fn is None
     assert convgrad.output_pixels(torch.empty(1, 1, 28, 28), torch.empty(1, 1, 3, 3), 2, 1,
                                   1) == 14 * 14
+
+
+def test_one_tuples_count_both_dimensions():
+    """`conv2d` reads padding=(1,) as (1, 1): a 4×4 output is not routed, a 2×2 one is, and
+    its gradients are PyTorch's."""
+    x = torch.randn(2, 2, 3, 3, dtype=torch.float64)
+    w = torch.randn(2, 1, 2, 2, dtype=torch.float64, requires_grad=True)
+    assert convgrad.output_pixels(x, w, (1,), (1,), (1,)) == 16
+    with convgrad.FastWeightGrads():
+        large = F.conv2d(x, w, None, 1, (1,), 1, 2)
+        small = F.conv2d(x, w, None, (2,), (1,), (1,), 2)
+    assert "SmallConv" not in large.grad_fn.name() and "SmallConv" in small.grad_fn.name()
+    (got,) = torch.autograd.grad(small.sum(), w)
+    (expected,) = torch.autograd.grad(F.conv2d(x, w, None, 2, 1, 1, 2).sum(), w)
+    torch.testing.assert_close(got, expected)

@@ -83,7 +83,8 @@ DEFAULTS = {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1}
 def _applies(a: dict) -> bool:
     x, weight = a["input"], a["weight"]
     return (x.dim() == 4 and x.device.type == "cpu" and not isinstance(a["padding"], str)
-            and not torch.is_autocast_enabled("cpu") and torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
+            and not torch.is_autocast_enabled("cpu") and torch.is_grad_enabled()
+            and (x.requires_grad or weight.requires_grad)
             and output_pixels(x, weight, a["stride"], a["padding"], a["dilation"]) <= MAX_PIXELS)
 
 

@@ -27,7 +27,8 @@ from approxlib import models  # noqa: E402
 from approxlib.config import ModelConfig  # noqa: E402
 
 # (batch, channels, input size, groups, stride) of 3×3 convolutions at padding 1
-LAYERS = [(32, 512, 1, 1, 1), (32, 256, 2, 1, 1), (32, 960, 1, 960, 1), (32, 576, 2, 576, 2),
+LAYERS = [(32, 512, 1, 1, 1), (32, 256, 2, 1, 1), (32, 960, 1, 960, 1), (32, 384, 2, 384, 1),
+          (32, 576, 2, 576, 2),
           (128, 512, 1, 1, 1), (32, 128, 4, 1, 1), (32, 144, 7, 144, 1)]
 
 

@@ -13,6 +13,8 @@ CASES = [
     ((4, 8, 1, 1), (6, 8, 3, 3), 1, 1, 1, 1),     # ResNet-18's last layers on 28×28 images
     ((4, 8, 2, 2), (6, 8, 3, 3), 1, 1, 1, 1),
     ((4, 8, 2, 2), (8, 1, 3, 3), 2, 1, 1, 8),     # depthwise, stride 2
+    ((3, 5, 4, 3), (5, 1, 3, 2), (2, 1), (1, 0), (1, 2), 5),  # depthwise, every size its own
+    ((2, 4, 2, 2), (8, 1, 3, 3), 1, 1, 1, 4),     # two output channels per input channel
     ((3, 6, 3, 2), (4, 3, 2, 1), 1, 0, 1, 2),     # grouped, rectangular kernel and input
     ((2, 4, 5, 5), (4, 4, 3, 3), 2, 2, 2, 1),     # dilation
     ((2, 4, 1, 1), (5, 4, 1, 1), 1, 0, 1, 1),     # a 1×1 convolution

@@ -14,7 +14,7 @@ from . import names
 from . import quants
 from . import runtimes
 from . import stats
-from .config import SHIPPED_CODEC, STANDARD_CODEC
+from .config import NO_CODEC, SHIPPED_CODEC, STANDARD_CODEC
 from .sections import SECTIONS, Variant
 
 # "Within N points": how far below the best dense model at equal compute a variant may score
@@ -224,7 +224,7 @@ def channel_curve(d: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for m in dict.fromkeys(d.model):
         for runtime in runtimes.RUNTIMES:
-            dense = pick(d, m, 0.0, "none", runtime)
+            dense = pick(d, m, 0.0, quants.NONE.key, runtime)
             sel = d[(d.model == m) & (d.runtime == runtime) & (d.quant == quants.NONE.key)
                     & (d.prune_ratio > 0) & ~_distilled(d) & ~_scratch(d)]
             for r in sel.sort_values("prune_ratio").itertuples():
@@ -308,7 +308,7 @@ def _span(values) -> str:
 def _plain(d: pd.DataFrame) -> pd.Series:
     """Rows of float PyTorch models as trained (not distilled), no encoding, at the profile's
     protocol."""
-    return ((d.quant == quants.NONE.key) & (d.codec == "none") & (d.runtime == runtimes.REFERENCE)
+    return ((d.quant == quants.NONE.key) & (d.codec == NO_CODEC) & (d.runtime == runtimes.REFERENCE)
             & (d.protocol == "profile") & ~_distilled(d))
 
 
@@ -328,7 +328,7 @@ def _trained(d: pd.DataFrame) -> pd.Series:
     pruned shapes trained from scratch. At chance, these failed to learn; a pruned, quantized
     or encoded model at chance is what its compression did (section H's curve prunes to 90%
     without fine-tuning on purpose)."""
-    return ((d.quant == quants.NONE.key) & (d.codec == "none") & (d.runtime == runtimes.REFERENCE)
+    return ((d.quant == quants.NONE.key) & (d.codec == NO_CODEC) & (d.runtime == runtimes.REFERENCE)
             & ((d.prune_ratio == 0) | _scratch(d)))
 
 
@@ -463,9 +463,9 @@ def findings(d: pd.DataFrame, ratio: float, seed: int) -> list[tuple[str, str]]:
 
 # Deep Compression's stages in order: (name, quant, codec, pruned?)
 COMPRESSION_STAGES = [
-    ("dense fp32 (.pt)", "none", "none", False),
-    ("pruned (.pt)", "none", "none", True),
-    ("pruned, sparse-encoded", "none", "sparse", True),
+    ("dense fp32 (.pt)", quants.NONE.key, NO_CODEC, False),
+    ("pruned (.pt)", quants.NONE.key, NO_CODEC, True),
+    ("pruned, sparse-encoded", quants.NONE.key, "sparse", True),
     ("+ weight sharing", quants.KMEANS.key, "packed", True),
     ("+ Huffman coding", quants.KMEANS.key, SHIPPED_CODEC, True),
 ]
@@ -524,7 +524,7 @@ def split_grid(d: pd.DataFrame, sparsity: dict[str, float]
         raise ValueError(f"no dc_sparsity for {sorted(missing)}")
     at = d.model.map(sparsity).astype(float)
     grid = ((d.prune_method == methods.GRADUAL.key) & (d.quant == quants.NONE.key)
-            & (d.codec == "none") & (d.prune_ratio > 0) & ~np.isclose(d.prune_ratio, at))
+            & (d.codec == NO_CODEC) & (d.prune_ratio > 0) & ~np.isclose(d.prune_ratio, at))
     return d[~grid].reset_index(drop=True), d[grid].reset_index(drop=True)
 
 

@@ -384,7 +384,7 @@ def cmd_prune(a) -> int:
                                            finetune_config(p), p["device"],
                                            f"fine-tune {a.ratio:.0%}", not a.quiet)
     meta = {**info["meta"], "pruned": {"ratio": a.ratio, "history": hist}}
-    store.save_checkpoint(model, a.out, ModelConfig(**info["model"]), "none", meta)
+    store.save_checkpoint(model, a.out, ModelConfig(**info["model"]), quants.NONE.key, meta)
     print(f"sparsity {prune.sparsity_of(model):.4f} → {a.out}")
     return 0
 

@@ -40,7 +40,8 @@ SHIPPED_CODEC = "huffman"  # the file section F ships: every layer, Deep Compres
 STANDARD_CODEC = "nncodec"
 EXECUTORS = ("local", "dask")  # `approx report --executor`: this process, or a Dask cluster
 GENERAL_CODECS = ("gzip", "xz", "zstd")  # over the whole checkpoint (compress.GENERAL)
-CODECS = ("none", *APX_CODECS, *GENERAL_CODECS)
+NO_CODEC = "none"  # the checkpoint as `torch.save` wrote it
+CODECS = (NO_CODEC, *APX_CODECS, *GENERAL_CODECS)
 DEVICES = ("auto", "cpu", "cuda")
 
 

@@ -14,6 +14,7 @@ from . import controls
 from . import methods
 from . import quants
 from . import runtimes
+from .config import NO_CODEC
 
 MODELS = {"resnet18": "ResNet-18", "mobilenetv2": "MobileNetV2"}
 DATASETS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "fashion-mnist": "Fashion-MNIST"}
@@ -71,8 +72,8 @@ def variant_label(r) -> str:
     run = getattr(r, "runtime", runtimes.REFERENCE)
     if run != runtimes.REFERENCE:
         parts.append(f"({runtimes.label(run)})")
-    codec_ = getattr(r, "codec", "none")
-    if codec_ != "none":
+    codec_ = getattr(r, "codec", NO_CODEC)
+    if codec_ != NO_CODEC:
         qp = getattr(r, "qp", None)
         parts.append(f"+ {codec(codec_)}" + ("" if qp is None or pd.isna(qp) else f" qp {int(qp)}"))
     return " ".join(parts)

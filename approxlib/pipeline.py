@@ -41,6 +41,7 @@ from . import store
 from . import train
 from .config import (
     ChannelConfig,
+    NO_CODEC,
     SHIPPED_CODEC,
     STANDARD_CODEC,
     ConfigError,
@@ -416,7 +417,7 @@ def times_itself(v: Variant, p: dict) -> bool:
 
 def codec_steps(v: Variant, p: dict, ds, mc: ModelConfig) -> list[Step]:
     """How a variant is written: an .apx or general-purpose codec, or NNCodec at its qp."""
-    if v.codec == "none":
+    if v.codec == NO_CODEC:
         return []
     if v.codec == STANDARD_CODEC:
         nncodec.check_available()
@@ -862,7 +863,7 @@ def has_curve(v: Variant) -> bool:
     """Section F's bits-vs-accuracy curve hangs off each plain gradually pruned variant (not
     its distilled twin: one curve per model)."""
     return (v.prune_ratio > 0 and pruning(v).curve and v.quant == quants.NONE.key
-            and v.codec == "none" and not v.kd and not v.is_control)
+            and v.codec == NO_CODEC and not v.kd and not v.is_control)
 
 
 def curve_key(v: Variant, p: dict) -> tuple[Stage, list[int], str]:
@@ -1017,7 +1018,7 @@ def write_layer_csvs(metrics: dict[Variant, dict], folder: Path) -> None:
     for v, m in metrics.items():
         which = SECTIONS[v.section].layer_csvs
         if ((which == "all" or (which == "pruned" and v.prune_ratio > 0))
-                and v.codec == "none" and not v.is_control and v.runtime == runtimes.REFERENCE):
+                and v.codec == NO_CODEC and not v.is_control and v.runtime == runtimes.REFERENCE):
             store.write_text(folder / layer_csv_name(v),
                              pd.DataFrame(m["layers"]).to_csv(index=False))
 

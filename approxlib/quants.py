@@ -35,6 +35,9 @@ QAT = Quant("int8-qat", "static INT8 (QAT)", "QAT-INT8", trained=True)
 QUANTS: dict[str, Quant] = {q.key: q for q in (NONE, DYNAMIC, KMEANS, STATIC, QAT)}
 # Section G's precisions, in the order of a runtime's markers and of the figures' legends
 PRECISIONS = (NONE.key, STATIC.key, QAT.key)
+# What section G makes of every trained model with no further training: float32 and its
+# post-training INT8
+POST_TRAINING = (NONE.key, STATIC.key)
 
 
 def of(key) -> Quant:

@@ -12,7 +12,7 @@ from . import analysis, compress, names, plots, stats
 from . import pipeline
 from . import quants
 from . import store
-from .config import SHIPPED_CODEC, STANDARD_CODEC, per_model
+from .config import NO_CODEC, SHIPPED_CODEC, STANDARD_CODEC, per_model
 from .report import Section, _display, _fmt_pct, _md
 
 STAGES = analysis.COMPRESSION_STAGES
@@ -112,12 +112,12 @@ class CompressionSection(Section):
         for m in self.models_in:
             pruned = self._row(m, "pruned (.pt)")
             ours = self._row(m, "+ Huffman coding")
-            for codec in ("none", *compress.GENERAL_CODECS):
+            for codec in (NO_CODEC, *compress.GENERAL_CODECS):
                 r = self.df[(self.df.model == m) & (self.df.quant == quants.NONE.key)
                             & (self.df.prune_ratio == pruned.prune_ratio)
                             & (self.df.codec == codec)].iloc[0]
                 rows.append({"model": names.model(m),
-                             "file": "pruned checkpoint (.pt)" if codec == "none"
+                             "file": "pruned checkpoint (.pt)" if codec == NO_CODEC
                              else f"pruned checkpoint + {codec}",
                              "size (kB)": round(r.size_bytes / 1e3, 1),
                              "ratio (×)": round(r.compression_ratio, 1),
@@ -281,7 +281,7 @@ class CompressionSection(Section):
                 f"Huffman .apx **{r.compression_ratio:.1f}×** at {_fmt_pct(r.accuracy)}, "
                 f"{100 * (r.accuracy - ours.accuracy):+.2f} points against the same pipeline "
                 f"without it ({self.paired_words(self._variant(ours), v)})")
-        pruned = dataclasses.replace(v, quant=quants.NONE.key, codec="none")
+        pruned = dataclasses.replace(v, quant=quants.NONE.key, codec=NO_CODEC)
         control = pipeline.control_of(pruned)
         if control in self.metrics:
             c = self.metrics[control]

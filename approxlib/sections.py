@@ -17,7 +17,7 @@ from . import methods
 from . import names
 from . import quants
 from . import runtimes
-from .config import (GENERAL_CODECS, SHIPPED_CODEC, STANDARD_CODEC,
+from .config import (GENERAL_CODECS, NO_CODEC, SHIPPED_CODEC, STANDARD_CODEC,
                      ConfigError, check_init_models, check_model, curve_sparsities, per_model)
 
 
@@ -29,7 +29,7 @@ class Variant:
     prune_ratio: float = 0.0
     quant: str = quants.NONE.key
     prune: str = methods.REFERENCE  # how a prune_ratio > 0 is reached: one-shot, gradual, channel
-    codec: str = "none"
+    codec: str = NO_CODEC
     runtime: str = runtimes.REFERENCE  # a `runtimes.RUNTIMES` key
     control: str = controls.NONE.key  # a `controls.CONTROLS` key: what kind of control it is
     seed: int | None = None  # None: the profile's seed
@@ -40,7 +40,7 @@ class Variant:
 
     @property
     def prune_method(self) -> str:
-        return self.prune if self.prune_ratio > 0 else "none"
+        return self.prune if self.prune_ratio > 0 else methods.NONE
 
     @property
     def control_kind(self) -> controls.Control:
@@ -69,7 +69,7 @@ class Variant:
                          + methods.of(self.prune).adverb)
         if self.quant != quants.NONE.key:
             parts.append(self.quant)
-        if self.codec != "none":
+        if self.codec != NO_CODEC:
             parts.append(self.codec if self.qp is None else f"{self.codec} qp {self.qp}")
         if self.runtime != runtimes.REFERENCE:
             parts.append(self.runtime)
@@ -125,7 +125,7 @@ def speed_variants(p: dict, section: str, model: str, dataset: str) -> list[Vari
     ratios = sorted({main, *map(float, p["channel_ratios"])})
     for base in (Variant(section, model, dataset),
                  *(Variant(section, model, dataset, r, prune=channels) for r in ratios)):
-        for quant in (quants.NONE.key, quants.STATIC.key):
+        for quant in quants.POST_TRAINING:
             for runtime in runtimes.RUNTIMES:
                 out.append(dataclasses.replace(base, quant=quant, runtime=runtime))
     return out + recovery_variants(p, Variant(section, model, dataset, main, prune=channels))
@@ -160,7 +160,7 @@ def recovery_variants(p: dict, channel: Variant) -> list[Variant]:
             # fast model
             scratch = dataclasses.replace(channel, control=c)
             out += [scratch, *(dataclasses.replace(scratch, quant=q, runtime=runtimes.ORT.key)
-                               for q in (quants.NONE.key, quants.STATIC.key))]
+                               for q in quants.POST_TRAINING)]
     return out
 
 
@@ -332,7 +332,7 @@ def plan(p: dict, sections: list[str], models: dict[str, list[str]] | None = Non
         if p["controls"] and spec.controls:  # the float model in PyTorch, before weight
             # sharing, encoding or export
             vs += [control_of(v) for v in vs if v.prune_ratio > 0 and v.quant == quants.NONE.key
-                   and v.codec == "none" and v.runtime == runtimes.REFERENCE and not v.is_control]
+                   and v.codec == NO_CODEC and v.runtime == runtimes.REFERENCE and not v.is_control]
         if spec.seeds:  # the profile's seed keeps seed=None (what the findings compare);
             # every further seed repeats each variant, its control included
             vs += [dataclasses.replace(v, seed=x) for x in extra for v in vs]

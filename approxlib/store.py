@@ -204,7 +204,7 @@ def load_weights(path: Path, cfg: ModelConfig) -> nn.Module:
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict")
     state = _state_of(path, {"state_dict": obj})
-    reference = _reference(path, cfg, "none", None)
+    reference = _reference(path, cfg, quants.NONE.key, None)
     _compare(path, cfg, state, reference.state_dict())
     return _assign(path, cfg, reference, state)
 

@@ -42,7 +42,7 @@ def depthwise_weight_grad(grad: torch.Tensor, x: torch.Tensor, weight: torch.Ten
                           padding, dilation) -> torch.Tensor:
     """`weight_grad` of a depthwise convolution (one input channel per output channel), one
     kernel tap at a time: the input pixels under that tap times the gradient, summed. With one
-    row per group, `weight_grad`'s batched product ran 5–10× slower than these 9 small sums."""
+    row per group, `weight_grad`'s batched product ran 5–10× slower than a 3×3 kernel's 9 sums."""
     (kh, kw), (oh, ow) = weight.shape[-2:], grad.shape[-2:]
     (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
     x = F.pad(x, (pw, pw, ph, ph))

@@ -54,7 +54,7 @@ METHODS: dict[str, Method] = {m.key: m for m in (
     GRADUAL, CHANNEL)}
 # The pruning method every other is compared with: the original's global magnitude (L1) pruning
 REFERENCE = ONE_SHOT.key
-NONE = "none"  # the `prune_method` of a model nothing pruned
+UNPRUNED = "none"  # the `prune_method` of a model nothing pruned
 
 
 def of(key: str) -> Method:

@@ -59,15 +59,15 @@ NOTEBOOKS = REPO / "notebooks"
 # The original study's published figures (seed README), keyed (model, dataset, ratio, quant):
 # (top-1 %, size MB, latency ms); None where the README gives no unambiguous number.
 PUBLISHED = {
-    ("mobilenetv2", "cifar10", 0.0, "none"): (65.3, 8.769, 4.922),
-    ("mobilenetv2", "cifar10", 0.5, "none"): (80.2, 8.770, 4.818),
-    ("resnet18", "cifar10", 0.0, "none"): (74.5, 42.73, None),
-    ("resnet18", "cifar10", 0.3, "none"): (82.5, 42.73, None),
-    ("resnet18", "cifar10", 0.5, "none"): (81.6, 42.7314, 2.438),
-    ("resnet18", "cifar10", 0.5, "int8-dynamic"): (81.6, 42.7288, 2.605),
-    ("resnet18", "cifar10", 0.7, "none"): (83.0, 42.73, None),
-    ("resnet18", "cifar100", 0.0, "none"): (42.9, 42.73, 2.620),
-    ("resnet18", "cifar100", 0.5, "none"): (56.4, 42.73, 2.589),
+    ("mobilenetv2", "cifar10", 0.0, quants.NONE.key): (65.3, 8.769, 4.922),
+    ("mobilenetv2", "cifar10", 0.5, quants.NONE.key): (80.2, 8.770, 4.818),
+    ("resnet18", "cifar10", 0.0, quants.NONE.key): (74.5, 42.73, None),
+    ("resnet18", "cifar10", 0.3, quants.NONE.key): (82.5, 42.73, None),
+    ("resnet18", "cifar10", 0.5, quants.NONE.key): (81.6, 42.7314, 2.438),
+    ("resnet18", "cifar10", 0.5, quants.DYNAMIC.key): (81.6, 42.7288, 2.605),
+    ("resnet18", "cifar10", 0.7, quants.NONE.key): (83.0, 42.73, None),
+    ("resnet18", "cifar100", 0.0, quants.NONE.key): (42.9, 42.73, 2.620),
+    ("resnet18", "cifar100", 0.5, quants.NONE.key): (56.4, 42.73, 2.589),
 }
 
 

@@ -40,7 +40,7 @@ class Variant:
 
     @property
     def prune_method(self) -> str:
-        return self.prune if self.prune_ratio > 0 else methods.NONE
+        return self.prune if self.prune_ratio > 0 else methods.UNPRUNED
 
     @property
     def control_kind(self) -> controls.Control:

@@ -15,6 +15,9 @@ CASES = [
     ((4, 8, 2, 2), (8, 1, 3, 3), 2, 1, 1, 8),     # depthwise, stride 2
     ((3, 5, 4, 3), (5, 1, 3, 2), (2, 1), (1, 0), (1, 2), 5),  # depthwise, every size its own
     ((2, 4, 2, 2), (8, 1, 3, 3), 1, 1, 1, 4),     # two output channels per input channel
+    ((2, 6, 5, 5), (6, 1, 3, 3), 2, 1, 1, 6),     # depthwise, strided to a 3×3 output
+    ((2, 6, 7, 6), (6, 1, 3, 2), 2, 1, (2, 1), 6),  # depthwise, stride and dilation along H
+    ((3, 5, 3, 3), (5, 1, 1, 1), 1, 0, 1, 5),     # depthwise 1×1
     ((3, 6, 3, 2), (4, 3, 2, 1), 1, 0, 1, 2),     # grouped, rectangular kernel and input
     ((2, 4, 5, 5), (4, 4, 3, 3), 2, 2, 2, 1),     # dilation
     ((2, 4, 1, 1), (5, 4, 1, 1), 1, 0, 1, 1),     # a 1×1 convolution
@@ -32,6 +35,34 @@ def test_weight_grad_equals_autograd(xs, ws, stride, padding, dilation, groups):
     got = convgrad.weight_grad(grad, x, w.detach(), stride, padding, dilation, groups)
     assert got.shape == w.shape
     torch.testing.assert_close(got, expected)
+
+
+def test_depthwise_layers_and_only_they_take_the_per_tap_sums(monkeypatch):
+    taken = []
+    per_tap = convgrad.depthwise_weight_grad
+    monkeypatch.setattr(convgrad, "depthwise_weight_grad",
+                        lambda grad, x, w, *a: taken.append(w.shape) or per_tap(grad, x, w, *a))
+    for xs, ws, stride, padding, dilation, groups in CASES:
+        x, w = torch.randn(xs), torch.randn(ws)
+        grad = torch.randn_like(F.conv2d(x, w, None, stride, padding, dilation, groups))
+        convgrad.weight_grad(grad, x, w, stride, padding, dilation, groups)
+    assert taken == [torch.Size(ws) for xs, ws, *_, groups in CASES
+                     if groups == ws[0] and ws[1] == 1]
+    assert len(taken) == 5
+
+
+def test_float32_channels_last_depthwise_gradient():
+    """As training runs it: float32, channels_last (MobileNetV2's 2×2, 384-channel layer)."""
+    torch.manual_seed(0)
+    x = torch.randn(8, 384, 2, 2).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(384, 1, 3, 3, requires_grad=True)
+    with convgrad.FastWeightGrads():
+        out = F.conv2d(x, w, None, 1, 1, 1, 384)
+    assert "SmallConv" in out.grad_fn.name()
+    grad = torch.randn_like(out)
+    (got,) = torch.autograd.grad(out, w, grad)
+    (expected,) = torch.autograd.grad(F.conv2d(x, w, None, 1, 1, 1, 384), w, grad)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
 def grads(model: nn.Module, x: torch.Tensor, fast: bool) -> dict[str, torch.Tensor]:

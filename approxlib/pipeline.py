@@ -38,7 +38,6 @@ from . import runtime
 from . import runtimes
 from . import share
 from . import store
-from . import train
 from .config import (
     ChannelConfig,
     NO_CODEC,
@@ -809,10 +808,11 @@ class Runner:
                 dataclasses.replace(share_finetune_config(p), epochs=0), progress=False)
             blob, _ = compress.encode(model, gradual.step.model,
                                       codec_config(self.p, SHIPPED_CODEC))
-            val_right = train.predict(model, splits.val_x) == splits.val_y
+            val_right = runtime.predict(model, splits.val_x) == splits.val_y
+            test_right = runtime.predict(model, splits.test_x) == splits.test_y
             points.append({"bits": b, "val_accuracy": val_right.float().mean().item(),
                            "val_correct": val_right.int().tolist(),
-                           "accuracy": train.accuracy(model, splits.test_x, splits.test_y),
+                           "accuracy": test_right.float().mean().item(),
                            "codebook": max(r["k"] for r in rows), "bytes": len(blob)})
         self.store.write_json("curve", key, {"points": points, "upstream": gradual.key})
         self.computed.append(key)

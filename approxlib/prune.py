@@ -15,6 +15,38 @@ from . import train
 from .config import GradualConfig, PruneConfig
 from .models import prunable, weight_of
 
+def smallest(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Where the `k` smallest of the 1-D `scores` are (booleans), ties at the k-th value taken
+    in position order: the selection `torch.topk(largest=False)` makes, which is what
+    `torch.nn.utils.prune`'s L1 rule (round(amount × n) smallest) uses.
+
+    Found with `kthvalue`, a selection rather than topk's partial sort: ranking ResNet-18's
+    11.2M weights took 0.19 s against topk's 0.85 s (half pruned) and 1.35 s (90%) on this
+    CPU (2026-12-05), and gradual pruning ranks them every few dozen steps."""
+    where = torch.zeros_like(scores, dtype=torch.bool)
+    if k <= 0:
+        return where
+    kth = scores.kthvalue(k).values
+    torch.lt(scores, kth, out=where)
+    ties = (scores == kth).nonzero().flatten()
+    where[ties[:k - int(where.sum())]] = True
+    if int(where.sum()) != k:
+        raise ValueError("cannot rank weights that hold NaN")
+    return where
+
+
+class L1Unstructured(tprune.L1Unstructured):
+    """torch's smallest-|w| pruning method (its validation, amounts and masks) with the
+    selection made by `smallest`."""
+
+    def compute_mask(self, t: torch.Tensor, default_mask: torch.Tensor) -> torch.Tensor:
+        k = tprune._compute_nparams_toprune(self.amount, t.nelement())
+        tprune._validate_pruning_amount(k, t.nelement())
+        mask = default_mask.clone(memory_format=torch.contiguous_format)
+        mask.view(-1)[smallest(t.abs().reshape(-1), k)] = 0
+        return mask
+
+
 # How weights are scored is separate from how the sparsity is spread over layers, as
 # Torch-Pruning separates `Importance` from its pruner. A score is a `torch.nn.utils.prune`
 # method (torch's own extension point: its `compute_mask` ranks one tensor and masks the
@@ -22,7 +54,7 @@ from .models import prunable, weight_of
 # one such class registered with `score("name")`; it is then usable as `name-global`,
 # `name-layerwise` or `name-sensitivity` in the profile.
 SCORES: dict[str, type[tprune.BasePruningMethod]] = {
-    "l1": tprune.L1Unstructured,  # smallest |w|
+    "l1": L1Unstructured,  # smallest |w|
     "random": tprune.RandomUnstructured,  # uniformly at random (ShrinkBench's baseline)
 }
 SPREADS = ("global", "layerwise", "sensitivity")
@@ -92,7 +124,7 @@ def prune_(model: nn.Module, cfg: PruneConfig, seed: int = 0,
 def prune_layer_(model: nn.Module, name: str, ratio: float) -> None:
     """Zero the smallest-|w| `ratio` of one layer's weight, in place; no other tensor changes."""
     m = dict(prunable(model))[name]
-    tprune.l1_unstructured(m, "weight", amount=ratio)
+    L1Unstructured.apply(m, "weight", amount=ratio)
     tprune.remove(m, "weight")
     with torch.no_grad():  # w × 0 is −0.0 for negative w; store a plain +0.0
         m.weight.add_(0.0)
@@ -263,11 +295,7 @@ def prune_and_finetune(model: nn.Module, cfg: PruneConfig, splits, finetune, dev
 
 def _smallest_mask(scores: torch.Tensor, ratio: float) -> torch.Tensor:
     """1 everywhere but at the round(ratio × n) smallest scores (torch's own rule for `amount`)."""
-    mask = torch.ones_like(scores)
-    k = round(ratio * scores.numel())
-    if k:
-        mask[torch.topk(scores, k, largest=False).indices] = 0
-    return mask
+    return (~smallest(scores, round(ratio * scores.numel()))).to(scores.dtype)
 
 
 @torch.no_grad()
@@ -279,7 +307,7 @@ def magnitude_masks(model: nn.Module, ratio: float, scope: str = "global"
 
     Written out rather than calling `torch.nn.utils.prune`, whose `global_unstructured` and
     `l1_unstructured` flatten with `.view(-1)` and fail on channels_last weights mid-training;
-    the rule (round(ratio × n) smallest |w|, by `topk`) is the same.
+    the rule (round(ratio × n) smallest |w|, `smallest`) is the same.
     """
     layers = prunable(model)
     if scope == "layer":

@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 from torch.nn.utils import prune as tprune
@@ -85,6 +87,42 @@ def test_cubic_schedule_rises_fast_then_flattens():
     assert s[0] == 0 and s[-1] == pytest.approx(0.9) and prune.cubic_sparsity(500, 100, 0.9) == 0.9
     steps = [b - a for a, b in zip(s, s[1:])]
     assert all(x > 0 for x in steps) and steps == sorted(steps, reverse=True)
+
+
+def test_smallest_selects_what_topk_selects_and_breaks_ties_by_position():
+    g = torch.Generator().manual_seed(0)
+    scores = torch.rand(10_000, generator=g)
+    for k in (0, 1, 2_500, 9_999, 10_000):
+        expected = torch.zeros(10_000, dtype=torch.bool)
+        if k:
+            expected[torch.topk(scores, k, largest=False).indices] = True
+        assert torch.equal(prune.smallest(scores, k), expected)
+    # ties at the k-th value: the first ones in position order, exactly k in all
+    tied = torch.tensor([3.0, 1.0, 2.0, 1.0, 0.0, 1.0, 2.0])
+    assert prune.smallest(tied, 3).tolist() == [False, True, False, True, True, False, False]
+    assert prune.smallest(torch.zeros(5), 2).tolist() == [True, True, False, False, False]
+    # NaN ranks last, as in topk; a selection that must reach into NaNs is an error
+    nan = torch.tensor([1.0, float("nan"), 0.5])
+    assert prune.smallest(nan, 2).tolist() == [True, False, True]
+    with pytest.raises(ValueError, match="NaN"):
+        prune.smallest(nan, 3)
+
+
+@pytest.mark.parametrize("amount", [0.3, 0.7, 5])
+def test_l1_method_masks_as_torchs_own_does(model, amount):
+    ours, theirs = copy.deepcopy(model), copy.deepcopy(model)
+    for m, method in ((ours, prune.L1Unstructured), (theirs, tprune.L1Unstructured)):
+        tprune.global_unstructured([(x, "weight") for _, x in models.prunable(m)],
+                                   pruning_method=method, amount=amount)
+    mine = torch.cat([x.weight_mask.reshape(-1) for _, x in models.prunable(ours)])
+    torchs = torch.cat([x.weight_mask.reshape(-1) for _, x in models.prunable(theirs)])
+    assert mine.sum() == torchs.sum()
+    # they differ only in which of the weights tied at the threshold go (ResNet-18 at 0.3 has
+    # two equal |w| there; torch's topk leaves the order of ties unspecified)
+    w = torch.cat([x.weight_orig.detach().abs().reshape(-1) for _, x in models.prunable(ours)])
+    assert len(set(w[mine != torchs].tolist())) <= 1 and int((mine != torchs).sum()) <= 4
+    with pytest.raises(ValueError, match="amount"):
+        prune.L1Unstructured.apply(models.prunable(ours)[0][1], "weight", amount=1.5)
 
 
 @pytest.mark.parametrize("scope", ["global", "layer"])

@@ -2,7 +2,8 @@
 
 Per layer: the weight gradient of the small-output convolutions of ResNet-18 and MobileNetV2 on
 28×28 inputs (ImageNet stem), oneDNN's (`convolution_backward`) vs `convgrad.weight_grad`, and
-a 4×4 and a 7×7 layer where oneDNN's wins (why `MAX_PIXELS` is 4). Per step: forward, backward
+a 4×4 and a 7×7 layer where oneDNN's wins (why `MAX_PIXELS` is 4); then forward + backward of
+their one-pixel layers, `SmallConv` vs `OnePixelConv`. Per step: forward, backward
 and SGD step of each model at batch 32 and 128 on 1×28×28 inputs, without and with
 `convgrad.FastWeightGrads`, alternated so that a disturbance hits both. Medians of --steps
 timed steps. Run alone: a second process on 2 cores slows PyTorch several-fold.
@@ -55,6 +56,33 @@ def layer_row(n, c, size, groups, stride) -> str:
             f"({ref / mine:.2f}x)")
 
 
+# (batch, in channels, out channels, input size, kernel, stride, groups) of one-pixel outputs,
+# at padding 1 for 3×3 kernels and 0 for 1×1: ResNet-18's last layers, MobileNetV2's last
+ONE_PIXEL = [(32, 512, 512, 1, 3, 1, 1), (32, 256, 512, 2, 3, 2, 1), (32, 256, 512, 2, 1, 2, 1),
+             (32, 960, 960, 1, 3, 1, 960), (32, 320, 1280, 1, 1, 1, 1),
+             (128, 512, 512, 1, 3, 1, 1)]
+
+
+def one_pixel_row(n, c, k, size, kernel, stride, groups) -> str:
+    """Forward and backward of one layer: autograd through `SmallConv` (oneDNN's forward and
+    input gradient, `weight_grad`), as before `OnePixelConv`, against `OnePixelConv`."""
+    x = torch.randn(n, c, size, size).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    w = torch.randn(k, c // groups, kernel, kernel).contiguous(memory_format=torch.channels_last)
+    w.requires_grad_()
+    pad = (kernel // 2,) * 2
+
+    def run(fn):
+        fn(x, w, None, (stride,) * 2, pad, (1, 1), groups).sum().backward()
+        x.grad = w.grad = None
+    ref = median_ms(lambda: run(convgrad.SmallConv.apply))
+    mine = median_ms(lambda: run(lambda x, w, b, s, p, d, g:
+                                 convgrad.OnePixelConv.apply(x, w, b, p, d, g)))
+    return (f"batch {n:3d}, {c:3d}->{k:4d} {'depthwise' if groups > 1 else 'dense':9s} "
+            f"{kernel}x{kernel} on {size}x{size} -> 1x1: SmallConv {ref:6.2f} ms, "
+            f"OnePixelConv {mine:6.2f} ms ({ref / mine:.2f}x)")
+
+
 def step_times(name: str, batch: int, steps: int) -> tuple[float, float]:
     torch.manual_seed(0)
     m = models.build(ModelConfig(name, 10, 1)).to(memory_format=torch.channels_last).train()
@@ -90,6 +118,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for layer in LAYERS:
         print(layer_row(*layer), flush=True)
+    for layer in ONE_PIXEL:
+        print(one_pixel_row(*layer), flush=True)
     last = []
     for name in ("resnet18", "mobilenetv2"):
         for batch in (32, 128):

@@ -104,9 +104,9 @@ def test_routes_only_small_outputs_that_need_a_gradient():
         keyword = F.conv2d(input=torch.randn(2, 4, 1, 1), weight=conv.weight, padding=1)
         same = F.conv2d(torch.randn(2, 4, 1, 1), conv.weight, padding="same")
     assert "SmallConv" in small.grad_fn.name()
-    assert "SmallConv" in keyword.grad_fn.name()
+    assert "OnePixelConv" in keyword.grad_fn.name()
     for out in (large, autocast, same):
-        assert "SmallConv" not in out.grad_fn.name()
+        assert "SmallConv" not in out.grad_fn.name() and "OnePixel" not in out.grad_fn.name()
     assert untracked.grad_fn is None
     assert convgrad.output_pixels(torch.empty(1, 1, 28, 28), torch.empty(1, 1, 3, 3), 2, 1,
                                   1) == 14 * 14
@@ -125,3 +125,47 @@ def test_one_tuples_count_both_dimensions():
     (got,) = torch.autograd.grad(small.sum(), w)
     (expected,) = torch.autograd.grad(F.conv2d(x, w, None, 2, 1, 1, 2).sum(), w)
     torch.testing.assert_close(got, expected)
+
+
+# One-pixel outputs: (input, weight, stride, padding, dilation, groups), each with a bias
+ONE_PIXEL = [
+    ((4, 8, 1, 1), (6, 8, 3, 3), 1, 1, 1, 1),      # ResNet-18's last 3×3 layers: the centre tap
+    ((4, 8, 2, 2), (6, 8, 3, 3), 2, 1, 1, 1),      # ... their strided first one: 4 live taps
+    ((4, 8, 2, 2), (6, 8, 1, 1), 2, 0, 1, 1),      # ... its 1×1 shortcut: one input pixel
+    ((4, 8, 1, 1), (8, 1, 3, 3), 1, 1, 1, 8),      # MobileNetV2's depthwise layer on a 1×1 map
+    ((3, 5, 2, 3), (5, 1, 3, 3), (2, 3), 1, 1, 5),  # depthwise, strides of their own
+    ((2, 4, 3, 3), (5, 4, 3, 3), 1, 0, 1, 1),      # no padding: every tap lives
+    ((2, 4, 3, 3), (3, 4, 3, 3), 3, 2, 2, 1),      # dilation: taps 1 and 2 read pixels 0 and 2
+]
+
+
+@pytest.mark.parametrize("xs, ws, stride, padding, dilation, groups", ONE_PIXEL)
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_one_pixel_convolution_equals_pytorchs(xs, ws, stride, padding, dilation, groups,
+                                               layout):
+    torch.manual_seed(0)
+    x = torch.randn(xs, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_()
+    w = torch.randn(ws, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_()
+    b = torch.randn(ws[0], dtype=torch.float64, requires_grad=True)
+    with convgrad.FastWeightGrads():
+        got = F.conv2d(x, w, b, stride, padding, dilation, groups)
+    assert "OnePixelConv" in got.grad_fn.name()
+    expected = F.conv2d(x, w, b, stride, padding, dilation, groups)
+    torch.testing.assert_close(got, expected)
+    grad = torch.randn_like(expected)
+    for g, e, t in zip(torch.autograd.grad(got, (x, w, b), grad),
+                       torch.autograd.grad(expected, (x, w, b), grad), (x, w, b)):
+        torch.testing.assert_close(g, e)
+        assert g.stride() == t.stride()  # no copy into the parameter's layout afterwards
+
+
+def test_only_dense_and_depthwise_layers_with_a_live_tap_take_the_product():
+    def routed(xs, ws, stride, padding, groups=1):
+        x, w = torch.randn(xs, requires_grad=True), torch.randn(ws)
+        with convgrad.FastWeightGrads():
+            return F.conv2d(x, w, None, stride, padding, 1, groups).grad_fn.name()
+    assert "OnePixelConv" in routed((2, 4, 1, 1), (6, 4, 3, 3), 1, 1)
+    assert "OnePixelConv" in routed((2, 4, 1, 1), (4, 1, 3, 3), 1, 1, groups=4)
+    assert "SmallConv" in routed((2, 4, 1, 1), (6, 2, 3, 3), 1, 1, groups=2)  # grouped
+    assert "SmallConv" in routed((2, 4, 1, 1), (6, 4, 1, 1), 2, 1)  # its one tap reads padding
+    assert "SmallConv" in routed((2, 4, 2, 2), (6, 4, 3, 3), 1, 1)  # four pixels

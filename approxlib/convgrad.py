@@ -9,11 +9,12 @@ another CPU kernel for them, so this module computes that one gradient by hand, 
 product it is (im2col with `unfold`, then `einsum`), or for depthwise layers as one sum per kernel
 tap; the input gradient and the forward pass stay PyTorch's (`SmallConv`). A layer whose output
 is one pixel is, all of it, one matrix product over the kernel taps that land on the input
-(`OnePixelConv`): a 3×3 kernel on a 1×1 map is its centre tap, 9× less work than oneDNN does.
+(`OnePixelConv`): a 3×3 kernel on a 1×1 map is its centre tap, 9× less work than oneDNN does;
+a 1×1 kernel is a linear layer over the channels of each pixel (`pointwise_conv`).
 
 `FastWeightGrads()` is a `TorchFunctionMode`: inside it, `conv2d` calls that need a gradient
-and produce at most `MAX_PIXELS` output pixels go through `OnePixelConv` or `SmallConv`; every
-other call, every model and every state dict is untouched.
+and produce at most `MAX_PIXELS` output pixels go through one of these; every other call,
+every model and every state dict is untouched.
 """
 from __future__ import annotations
 
@@ -170,6 +171,22 @@ def _applies(a: dict) -> bool:
             and output_pixels(x, weight, a["stride"], a["padding"], a["dilation"]) <= MAX_PIXELS)
 
 
+def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias, stride) -> torch.Tensor:
+    """A 1×1 convolution without padding, as the linear layer over channels it is: on
+    channels-last tensors each pixel is a row of the input and of the output, with no copy.
+    On 2×2 maps forward + backward ran 1.5–2.7× faster so than oneDNN's forward and input
+    gradient with `SmallConv`'s weight gradient (MobileNetV2's 64–576-channel layers, batch 32
+    and 128); autograd differentiates it."""
+    x = x[:, :, ::stride[0], ::stride[1]]
+    k, c = weight.shape[:2]
+    return F.linear(x.permute(0, 2, 3, 1), weight.reshape(k, c), bias).permute(0, 3, 1, 2)
+
+
+def _pointwise(a: dict) -> bool:
+    return (a["groups"] == 1 and tuple(a["weight"].shape[-2:]) == (1, 1)
+            and a["padding"] == (0, 0))
+
+
 def _one_pixel(a: dict) -> bool:
     """A single output pixel from a dense or depthwise layer with some tap on the input."""
     x, weight, groups = a["input"], a["weight"], a["groups"]
@@ -182,8 +199,8 @@ def _one_pixel(a: dict) -> bool:
 
 
 class FastWeightGrads(TorchFunctionMode):
-    """Route small-output `conv2d` calls through `OnePixelConv` or `SmallConv` while active (a
-    training step's forward pass)."""
+    """Route small-output `conv2d` calls through `pointwise_conv`, `OnePixelConv` or `SmallConv`
+    while active (a training step's forward pass)."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -191,6 +208,8 @@ class FastWeightGrads(TorchFunctionMode):
             a = {**DEFAULTS, **dict(zip(ARGUMENTS, args)), **kwargs}
             if _applies(a):
                 a.update({k: _pair(a[k]) for k in ("stride", "padding", "dilation")})
+                if _pointwise(a):
+                    return pointwise_conv(a["input"], a["weight"], a["bias"], a["stride"])
                 if _one_pixel(a):
                     return OnePixelConv.apply(a["input"], a["weight"], a["bias"], a["padding"],
                                               a["dilation"], a["groups"])

@@ -3,7 +3,8 @@
 Per layer: the weight gradient of the small-output convolutions of ResNet-18 and MobileNetV2 on
 28×28 inputs (ImageNet stem), oneDNN's (`convolution_backward`) vs `convgrad.weight_grad`, and
 a 4×4 and a 7×7 layer where oneDNN's wins (why `MAX_PIXELS` is 4); then forward + backward of
-their one-pixel layers, `SmallConv` vs `OnePixelConv`. Per step: forward, backward
+their one-pixel layers, `SmallConv` vs `OnePixelConv`, and of 1×1 layers, `SmallConv` vs
+`pointwise_conv`. Per step: forward, backward
 and SGD step of each model at batch 32 and 128 on 1×28×28 inputs, without and with
 `convgrad.FastWeightGrads`, alternated so that a disturbance hits both. Medians of --steps
 timed steps. Run alone: a second process on 2 cores slows PyTorch several-fold.
@@ -58,9 +59,8 @@ def layer_row(n, c, size, groups, stride) -> str:
 
 # (batch, in channels, out channels, input size, kernel, stride, groups) of one-pixel outputs,
 # at padding 1 for 3×3 kernels and 0 for 1×1: ResNet-18's last layers, MobileNetV2's last
-ONE_PIXEL = [(32, 512, 512, 1, 3, 1, 1), (32, 256, 512, 2, 3, 2, 1), (32, 256, 512, 2, 1, 2, 1),
-             (32, 960, 960, 1, 3, 1, 960), (32, 320, 1280, 1, 1, 1, 1),
-             (128, 512, 512, 1, 3, 1, 1)]
+ONE_PIXEL = [(32, 512, 512, 1, 3, 1, 1), (32, 256, 512, 2, 3, 2, 1),
+             (32, 960, 960, 1, 3, 1, 960), (128, 512, 512, 1, 3, 1, 1)]
 
 
 def one_pixel_row(n, c, k, size, kernel, stride, groups) -> str:
@@ -81,6 +81,26 @@ def one_pixel_row(n, c, k, size, kernel, stride, groups) -> str:
     return (f"batch {n:3d}, {c:3d}->{k:4d} {'depthwise' if groups > 1 else 'dense':9s} "
             f"{kernel}x{kernel} on {size}x{size} -> 1x1: SmallConv {ref:6.2f} ms, "
             f"OnePixelConv {mine:6.2f} ms ({ref / mine:.2f}x)")
+
+
+# (batch, in channels, out channels, input size) of MobileNetV2's 1×1 layers on 2×2 maps
+POINTWISE = [(32, 64, 384, 2), (32, 576, 96, 2), (128, 96, 576, 2), (128, 576, 96, 2)]
+
+
+def pointwise_row(n, c, k, size) -> str:
+    """Forward and backward of a 1×1 layer: `SmallConv` against `pointwise_conv`."""
+    x = torch.randn(n, c, size, size).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    w = torch.randn(k, c, 1, 1).contiguous(memory_format=torch.channels_last).requires_grad_()
+
+    def run(fn):
+        fn().sum().backward()
+        x.grad = w.grad = None
+    ref = median_ms(lambda: run(lambda: convgrad.SmallConv.apply(x, w, None, (1, 1), (0, 0),
+                                                                 (1, 1), 1)))
+    mine = median_ms(lambda: run(lambda: convgrad.pointwise_conv(x, w, None, (1, 1))))
+    return (f"batch {n:3d}, {c:3d}->{k:4d} 1x1 on {size}x{size}: SmallConv {ref:6.2f} ms, "
+            f"pointwise_conv {mine:6.2f} ms ({ref / mine:.2f}x)")
 
 
 def step_times(name: str, batch: int, steps: int) -> tuple[float, float]:
@@ -120,6 +140,8 @@ def main() -> None:
         print(layer_row(*layer), flush=True)
     for layer in ONE_PIXEL:
         print(one_pixel_row(*layer), flush=True)
+    for layer in POINTWISE:
+        print(pointwise_row(*layer), flush=True)
     last = []
     for name in ("resnet18", "mobilenetv2"):
         for batch in (32, 128):

@@ -131,7 +131,6 @@ def test_one_tuples_count_both_dimensions():
 ONE_PIXEL = [
     ((4, 8, 1, 1), (6, 8, 3, 3), 1, 1, 1, 1),      # ResNet-18's last 3×3 layers: the centre tap
     ((4, 8, 2, 2), (6, 8, 3, 3), 2, 1, 1, 1),      # ... their strided first one: 4 live taps
-    ((4, 8, 2, 2), (6, 8, 1, 1), 2, 0, 1, 1),      # ... its 1×1 shortcut: one input pixel
     ((4, 8, 1, 1), (8, 1, 3, 3), 1, 1, 1, 8),      # MobileNetV2's depthwise layer on a 1×1 map
     ((3, 5, 2, 3), (5, 1, 3, 3), (2, 3), 1, 1, 5),  # depthwise, strides of their own
     ((2, 4, 3, 3), (5, 4, 3, 3), 1, 0, 1, 1),      # no padding: every tap lives
@@ -169,3 +168,32 @@ def test_only_dense_and_depthwise_layers_with_a_live_tap_take_the_product():
     assert "SmallConv" in routed((2, 4, 1, 1), (6, 2, 3, 3), 1, 1, groups=2)  # grouped
     assert "SmallConv" in routed((2, 4, 1, 1), (6, 4, 1, 1), 2, 1)  # its one tap reads padding
     assert "SmallConv" in routed((2, 4, 2, 2), (6, 4, 3, 3), 1, 1)  # four pixels
+
+
+# 1×1 kernels without padding: (input, weight, stride)
+POINTWISE = [((4, 8, 2, 2), (6, 8, 1, 1), 1),   # MobileNetV2's expansions and projections
+             ((4, 8, 2, 2), (6, 8, 1, 1), 2),   # ResNet-18's last shortcut: one input pixel
+             ((3, 5, 3, 4), (7, 5, 1, 1), (2, 3))]
+
+
+@pytest.mark.parametrize("xs, ws, stride", POINTWISE)
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_pointwise_convolution_is_a_linear_layer_with_pytorchs_gradients(xs, ws, stride, layout,
+                                                                         monkeypatch):
+    taken = []
+    linear = convgrad.pointwise_conv
+    monkeypatch.setattr(convgrad, "pointwise_conv", lambda *a: taken.append(1) or linear(*a))
+    torch.manual_seed(0)
+    x = torch.randn(xs, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_()
+    w = torch.randn(ws, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_()
+    b = torch.randn(ws[0], dtype=torch.float64, requires_grad=True)
+    with convgrad.FastWeightGrads():
+        got = F.conv2d(x, w, b, stride)
+        F.conv2d(x, w, b, 2, padding=1)  # padded: not a linear layer
+    assert taken == [1]
+    expected = F.conv2d(x, w, b, stride)
+    torch.testing.assert_close(got, expected)
+    grad = torch.randn_like(expected)
+    for g, e in zip(torch.autograd.grad(got, (x, w, b), grad),
+                    torch.autograd.grad(expected, (x, w, b), grad)):
+        torch.testing.assert_close(g, e)

@@ -120,7 +120,15 @@ class OnePixelConv(torch.autograd.Function):
         patch, w = x[ctx.window], weight[ctx.taps]
         n, k = x.shape[0], weight.shape[0]
         if ctx.dense:
-            return F.linear(_rows(patch), _rows(w), bias).view(n, k, 1, 1)
+            # Written through a view, returned whole: the next layer may modify it in place
+            # (ReLU in a BatchNorm-folded model), which autograd forbids on a view made here.
+            out = x.new_empty(n, k, 1, 1)
+            rows, weights = _rows(patch), _rows(w).t()
+            if bias is None:
+                torch.mm(rows, weights, out=out.view(n, k))
+            else:
+                torch.addmm(bias, rows, weights, out=out.view(n, k))
+            return out
         out = (patch * w.transpose(0, 1)).sum((2, 3), keepdim=True)  # depthwise: k channels
         return out if bias is None else out + bias.view(1, k, 1, 1)
 

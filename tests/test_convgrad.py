@@ -197,3 +197,16 @@ def test_pointwise_convolution_is_a_linear_layer_with_pytorchs_gradients(xs, ws,
     for g, e in zip(torch.autograd.grad(got, (x, w, b), grad),
                     torch.autograd.grad(expected, (x, w, b), grad)):
         torch.testing.assert_close(g, e)
+
+
+@pytest.mark.parametrize("kernel, groups", [(3, 1), (3, 8), (1, 1)])
+def test_an_in_place_activation_may_follow(kernel, groups):
+    """A BatchNorm-folded model runs ReLU in place on a convolution's output."""
+    torch.manual_seed(0)
+    layers = nn.Sequential(nn.Conv2d(8, 8, kernel, padding=kernel // 2, groups=groups),
+                           nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(8, 2)).double()
+    x = torch.randn(4, 8, 1, 1, dtype=torch.float64)
+    expected = grads(layers, x, fast=False)
+    got = grads(layers, x, fast=True)
+    for n in expected:
+        torch.testing.assert_close(got[n], expected[n], msg=n)

@@ -111,20 +111,26 @@ class OrtModel:
         return self
 
 
-@torch.no_grad()
-@torch.inference_mode()  # no autograd bookkeeping: 5-10% faster here, identical outputs
 def predict(model, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """Predicted class per uint8 image, for a PyTorch model or an OrtModel.
 
     A PyTorch model runs channels-last, as training does, and is left so (set in place, as
-    `eval()` is): oneDNN's float convolutions ran ResNet-18 1.8-1.9x and MobileNetV2 1.5x
-    faster so on smoke's 28x28 models, with the same class for every one of 2,000 images;
-    quantized models keep their own layout and speed (probe, 2026-12-05). Latency is timed
-    on the model as it is stored (`measure`), not here."""
+    `eval()` is; outside inference mode, so its parameters stay ordinary tensors): oneDNN's
+    float convolutions ran ResNet-18 1.8-1.9x and MobileNetV2 1.5x faster so on smoke's 28x28
+    models, with the same class for every one of 2,000 images; quantized models, whose
+    packed weights keep their layout, ran as fast as before (probe, 2026-12-05). Latency is
+    timed on the model as it is stored (`measure`), not here."""
     layout = torch.contiguous_format
     if isinstance(model, nn.Module):
-        model.eval().to(memory_format=torch.channels_last)
+        with torch.no_grad():
+            model.eval().to(memory_format=torch.channels_last)
         layout = torch.channels_last
+    return _classes(model, x, batch_size, layout)
+
+
+@torch.inference_mode()  # no autograd bookkeeping: 5-10% faster here, identical outputs
+def _classes(model, x: torch.Tensor, batch_size: int, layout) -> torch.Tensor:
+    """`predict`'s batches: each image's class, its batch in `layout`."""
     out = [model(data.to_float(x[i:i + batch_size]).contiguous(memory_format=layout)).argmax(1)
            for i in range(0, len(x), batch_size)]
     return torch.cat(out) if out else torch.empty(0, dtype=torch.long)

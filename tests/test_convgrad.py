@@ -135,6 +135,7 @@ ONE_PIXEL = [
     ((3, 5, 2, 3), (5, 1, 3, 3), (2, 3), 1, 1, 5),  # depthwise, strides of their own
     ((2, 4, 3, 3), (5, 4, 3, 3), 1, 0, 1, 1),      # no padding: every tap lives
     ((2, 4, 3, 3), (3, 4, 3, 3), 3, 2, 2, 1),      # dilation: taps 1 and 2 read pixels 0 and 2
+    ((2, 3, 2, 3), (4, 3, 3, 2), (2, 3), (1, 0), 1, 1),  # rectangular kernel, padding, strides
 ]
 
 
@@ -166,7 +167,7 @@ def test_only_dense_and_depthwise_layers_with_a_live_tap_take_the_product():
     assert "OnePixelConv" in routed((2, 4, 1, 1), (6, 4, 3, 3), 1, 1)
     assert "OnePixelConv" in routed((2, 4, 1, 1), (4, 1, 3, 3), 1, 1, groups=4)
     assert "SmallConv" in routed((2, 4, 1, 1), (6, 2, 3, 3), 1, 1, groups=2)  # grouped
-    assert "SmallConv" in routed((2, 4, 1, 1), (6, 4, 1, 1), 2, 1)  # its one tap reads padding
+    assert "SmallConv" in routed((2, 4, 1, 1), (6, 4, 1, 1), 3, 1)  # its one tap reads padding
     assert "SmallConv" in routed((2, 4, 2, 2), (6, 4, 3, 3), 1, 1)  # four pixels
 
 
@@ -210,3 +211,19 @@ def test_an_in_place_activation_may_follow(kernel, groups):
     got = grads(layers, x, fast=True)
     for n in expected:
         torch.testing.assert_close(got[n], expected[n], msg=n)
+
+
+def test_a_kernel_larger_than_its_input_fails_as_outside_the_mode():
+    """Both sides of the output negative multiply to one pixel: still PyTorch's error."""
+    x, w = torch.randn(2, 4, 1, 1, requires_grad=True), torch.randn(6, 4, 3, 3)
+    assert convgrad.output_pixels(x, w, 1, 0, 1) == 0
+    with convgrad.FastWeightGrads(), pytest.raises(RuntimeError, match="[Kk]ernel size"):
+        F.conv2d(x, w)
+
+
+def test_a_pointwise_output_keeps_its_inputs_layout():
+    x, w = torch.randn(2, 4, 2, 2, requires_grad=True), torch.randn(3, 4, 1, 1)
+    with convgrad.FastWeightGrads():
+        plain = F.conv2d(x, w)
+        last = F.conv2d(x.contiguous(memory_format=torch.channels_last), w)
+    assert plain.is_contiguous() and last.is_contiguous(memory_format=torch.channels_last)

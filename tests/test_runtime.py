@@ -190,3 +190,15 @@ def test_packed_layout_damage_is_one_clear_error(mbv2_int8, tmp_path):
     torch.save(obj, path)
     with pytest.raises(store.CheckpointError, match="invalid packed state dict"):
         store.load_checkpoint(path)
+
+
+def test_predict_runs_channels_last_and_leaves_a_model_that_still_trains():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    x = torch.randint(0, 256, (7, 1, 8, 8), dtype=torch.uint8)
+    expected = model(data.to_float(x)).argmax(1)
+    assert torch.equal(runtime.predict(model, x, batch_size=3), expected)
+    assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert not any(p.is_inference() for p in model.parameters())
+    model.train()(torch.rand(2, 1, 8, 8)).sum().backward()  # inference tensors would refuse
+    assert model[0].weight.grad is not None

@@ -221,9 +221,11 @@ def test_a_kernel_larger_than_its_input_fails_as_outside_the_mode():
         F.conv2d(x, w)
 
 
-def test_a_pointwise_output_keeps_its_inputs_layout():
-    x, w = torch.randn(2, 4, 2, 2, requires_grad=True), torch.randn(3, 4, 1, 1)
+@pytest.mark.parametrize("size, stride", [(2, 1), (4, 2)])
+def test_a_pointwise_output_keeps_its_inputs_layout(size, stride):
+    x, w = torch.randn(2, 4, size, size, requires_grad=True), torch.randn(3, 4, 1, 1)
     with convgrad.FastWeightGrads():
-        plain = F.conv2d(x, w)
-        last = F.conv2d(x.contiguous(memory_format=torch.channels_last), w)
+        plain = F.conv2d(x, w, stride=stride)
+        last = F.conv2d(x.contiguous(memory_format=torch.channels_last), w, stride=stride)
+    assert plain.shape[-2:] == (2, 2)
     assert plain.is_contiguous() and last.is_contiguous(memory_format=torch.channels_last)

@@ -15,6 +15,7 @@ from . import train
 from .config import GradualConfig, PruneConfig
 from .models import prunable, weight_of
 
+
 def smallest(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Where the `k` smallest of the 1-D `scores` are (booleans), as `torch.topk(largest=False)`
     selects them for `torch.nn.utils.prune`'s L1 rule (round(amount × n) smallest), NaN last;

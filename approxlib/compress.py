@@ -199,7 +199,8 @@ class _Writer:
 def _encode_raw(w: _Writer, name: str, t: torch.Tensor) -> dict:
     arr = t.detach().cpu().contiguous().numpy()
     if t.dtype == torch.float32:
-        half = arr.astype("<f2")
+        with np.errstate(over="ignore"):  # beyond float16's range: inf, not equal, float32
+            half = arr.astype("<f2")
         exact = np.array_equal(half.astype(np.float32).view(np.uint32), arr.view(np.uint32))
         stored = "float16" if exact else "float32"
     elif t.dtype == torch.int64:

@@ -4,6 +4,7 @@ import json
 import pickle
 import random
 import struct
+import warnings
 import zlib
 
 import numpy as np
@@ -102,6 +103,19 @@ def test_plain_model_with_batchnorm_round_trips(tmp_path):
     compress.save(model, tmp_path / "m.apx", CodecConfig("sparse"), ModelConfig("mobilenetv2", 10, 1))
     decoded, header = compress.load(tmp_path / "m.apx")
     assert header["structure"] == "plain" and same_bits(model, decoded)
+
+
+def test_values_beyond_float16_stay_float32_without_a_warning(tmp_path):
+    """A BatchNorm variance past float16's range (65,504) is stored in float32, bit for bit,
+    and the trial cast that finds out prints no overflow warning to the user."""
+    model = models.build(ModelConfig("mobilenetv2", 10, 1), seed=1).eval()
+    model.features[0][1].running_var.fill_(1e6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        compress.save(model, tmp_path / "m.apx", CodecConfig("sparse"),
+                      ModelConfig("mobilenetv2", 10, 1))
+    decoded, _ = compress.load(tmp_path / "m.apx")
+    assert same_bits(model, decoded)
 
 
 def test_decoded_accuracy_equals_encoded_accuracy(compressed, fmnist_test, tmp_path):

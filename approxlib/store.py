@@ -215,8 +215,11 @@ def _read_checkpoint(path: Path, data: bytes | None) -> Any:
         _check_zip(path, io.BytesIO(data) if data is not None else path,
                    len(data) if data is not None else path.stat().st_size)
         with warnings.catch_warnings():
-            # Quantized tensors are rebuilt through TypedStorage, which torch warns about.
+            # Quantized tensors are rebuilt through TypedStorage and quantized-tensor creation
+            # functions, both of which torch warns about (once per process: a Dask worker's
+            # first int8 load printed the second to the user).
             warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
+            warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor")
             warnings.filterwarnings("ignore", message="Validating sparse tensor invariants")
             return torch.load(io.BytesIO(data) if data is not None else path, map_location="cpu",
                               weights_only=True)

@@ -1,4 +1,6 @@
 import copy
+import subprocess
+import sys
 import zlib
 
 import pytest
@@ -12,6 +14,18 @@ from approxlib import prune
 from approxlib import quantize
 from approxlib import store
 from approxlib.config import ModelConfig, PruneConfig, QuantConfig
+
+
+def test_an_int8_checkpoint_loads_without_torch_warnings(tmp_path):
+    """torch warns once per process when a checkpoint's quantized tensors are rebuilt; a fresh
+    process (a Dask worker, `approx evaluate`) loading one first showed that note to the user."""
+    cfg = ModelConfig("resnet18", 10, 1)
+    q = quantize.quantize(models.build(cfg).eval(), QuantConfig("int8-dynamic"))
+    store.save_checkpoint(q, tmp_path / "q.pt", cfg, "int8-dynamic")
+    load = "import sys; from approxlib import store; store.load_checkpoint(sys.argv[1])"
+    res = subprocess.run([sys.executable, "-c", load, str(tmp_path / "q.pt")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "Warning" not in res.stderr, res.stderr[-2000:]
 
 
 def test_int8_dynamic_quantizes_the_classifier_only():

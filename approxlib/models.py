@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import warnings
 
 import torch
 from torch import nn
@@ -50,11 +51,17 @@ def build(cfg: ModelConfig, seed: int | None = None) -> nn.Module:
 
 def _get_model(name: str, num_classes: int) -> nn.Module:
     """torchvision's model, without auxiliary heads (GoogLeNet, Inception-v3 return a tuple of
-    logits in training mode with them; the trainer wants one tensor)."""
-    try:
-        return tvm.get_model(name, weights=None, num_classes=num_classes, aux_logits=False)
-    except TypeError:  # the model has no auxiliary heads (raised before any weight is drawn)
-        return tvm.get_model(name, weights=None, num_classes=num_classes)
+    logits in training mode with them; the trainer wants one tensor). GoogLeNet and
+    Inception-v3 announce that their default initialization will change in a future
+    torchvision: a note about torchvision's plans, not about the user's run (the pinned
+    torchvision's default is what runs), so it is not shown."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The default weight initialization of",
+                                category=FutureWarning)
+        try:
+            return tvm.get_model(name, weights=None, num_classes=num_classes, aux_logits=False)
+        except TypeError:  # the model has no auxiliary heads (raised before any weight is drawn)
+            return tvm.get_model(name, weights=None, num_classes=num_classes)
 
 
 def _mobilenetv2_as_before(cfg: ModelConfig) -> nn.Module:

@@ -1,3 +1,5 @@
+import warnings
+
 import pytest
 import torch
 from torch import nn
@@ -26,6 +28,14 @@ def test_stems():
     # ResNet-18 with 10 classes: torchvision's 11.69M minus the 1000-way head, plus a 10-way one.
     n = sum(p.numel() for p in imagenet.parameters())
     assert n == 11_689_512 - 513_000 + 5_130
+
+
+def test_torchvision_s_note_on_its_future_initialization_is_not_shown():
+    """GoogLeNet's builder warns that its default initialization will change; a user who names
+    it should not read that on every run (warnings would fail here)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        models.build(ModelConfig("googlenet", 10, 1), seed=0)
 
 
 def test_bad_model_names():

@@ -40,6 +40,8 @@ SHIPPED_CODEC = "huffman"  # the file section F ships: every layer, Deep Compres
 STANDARD_CODEC = "nncodec"
 EXECUTORS = ("local", "dask")  # `approx report --executor`: this process, or a Dask cluster
 GENERAL_CODECS = ("gzip", "xz", "zstd")  # over the whole checkpoint (compress.GENERAL)
+# Their settings besides each tool's strongest (None): `fast`, each tool's quick one (smoke)
+GENERAL_EFFORTS = ("fast",)
 NO_CODEC = "none"  # the checkpoint as `torch.save` wrote it
 CODECS = (NO_CODEC, *APX_CODECS, *GENERAL_CODECS)
 DEVICES = ("auto", "cpu", "cuda")
@@ -292,10 +294,19 @@ class CodecConfig:
     coded) or a general-purpose compressor over the checkpoint (`gzip`, `xz`, `zstd`)."""
     codec: str = SHIPPED_CODEC
     index_bits: int = 8
+    # A general-purpose codec's setting: None, each tool's strongest (and not hashed, so the
+    # files written before this field keep their keys); `fast`, each tool's quick setting.
+    effort: str | None = dataclasses.field(default=None, metadata={"hash": "if set"})
 
     def __post_init__(self):
         _choice("codec", self.codec, CODECS)
         _number("index_bits", self.index_bits, 1, 16, integer=True)
+        if self.effort is not None and self.effort not in GENERAL_EFFORTS:
+            raise ConfigError(f"unknown general_effort {_show(self.effort)}; valid: null (each "
+                              f"tool's strongest setting), {', '.join(GENERAL_EFFORTS)}")
+        if self.effort is not None and self.codec not in GENERAL_CODECS:
+            raise ConfigError(f"general_effort applies to {', '.join(GENERAL_CODECS)}, "
+                              f"not to {self.codec!r}")
 
 
 @dataclass(frozen=True)
@@ -640,6 +651,7 @@ def validate_params(p: dict[str, Any]) -> None:
         dc_finetune_config(q, m)
     share_finetune_config(p)
     codec_config(p, SHIPPED_CODEC)
+    codec_config(p, GENERAL_CODECS[0])
     ChannelConfig(p["channel_ratio"])
     for r in _list("channel_ratios", p["channel_ratios"]):
         ChannelConfig(r)
@@ -847,7 +859,8 @@ def share_finetune_config(p: dict) -> TrainConfig:
 
 
 def codec_config(p: dict, codec: str) -> CodecConfig:
-    return CodecConfig(codec, p["dc_index_bits"])
+    effort = p["general_effort"] if codec in GENERAL_CODECS else None
+    return CodecConfig(codec, p["dc_index_bits"], effort)
 
 
 # Parameters that may differ per model: one value, or {model: value, ..., default: value}.

@@ -123,7 +123,8 @@ class CompressionSection(Section):
                              "ratio (×)": round(r.compression_ratio, 1),
                              ".apx (Huffman) is smaller by (×)": round(r.size_bytes / ours.size_bytes, 2)})
         _display(pd.DataFrame(rows).style.hide(axis="index").format(precision=2))
-        settings = ", ".join(c.setting for c in compress.GENERAL.values())
+        effort = self.p["general_effort"]
+        settings = ", ".join(c.setting(effort) for c in compress.GENERAL.values())
         _md(self.caption("Table", f"What a user would try first: general-purpose compressors "
                          f"({settings}) on the same pruned float32 checkpoint, against our "
                          f"Huffman-coded .apx file"))
@@ -307,10 +308,11 @@ class CompressionSection(Section):
                 f"{test['p_value']:.3g}, "
                 f"{stats.verdict_words(test['p_value'])}).")
             xz = self.df[(self.df.model == m) & (self.df.codec == "xz")].iloc[0]
+            xz_setting = compress.GENERAL["xz"].setting(self.p["general_effort"])
             best = self.df[(self.df.model == m) & self.df.codec.isin(compress.GENERAL_CODECS)]
             best = best.loc[best.size_bytes.idxmin()]
             lines.append(
-                f"  - Against {compress.GENERAL['xz'].setting} on the same pruned checkpoint "
+                f"  - Against {xz_setting} on the same pruned checkpoint "
                 f"({xz.size_bytes / 1e3:.0f} kB) "
                 f"the .apx file is {xz.size_bytes / ours.size_bytes:.2f}× smaller; "
                 f"the best general-purpose codec here is {best.codec} "

@@ -260,6 +260,33 @@ def test_general_purpose_codecs_round_trip():
         compress.general_compress(data, "bzip2")
 
 
+def test_each_general_effort_is_a_setting_of_every_tool_and_keeps_the_default_keys():
+    """`general_effort` (smoke: fast) picks each tool's quick setting: a larger file than the
+    strongest one, read back by the same decoder; unset, it leaves every encode key as before."""
+    data = bytes(range(256)) * 400 + b"\0" * 20000 + bytes(np.random.default_rng(0).integers(
+        0, 4, 200_000, dtype=np.uint8))
+    for codec in compress.GENERAL.values():
+        assert set(codec.levels) == {None, *config.GENERAL_EFFORTS}, codec.name
+        strongest = compress.general_compress(data, codec.name)
+        for effort in config.GENERAL_EFFORTS:
+            quick = compress.general_compress(data, codec.name, effort)
+            assert compress.general_decompress(quick, codec.name) == data
+            assert len(quick) >= len(strongest), (codec.name, effort)
+            assert codec.setting(effort) != codec.setting(), codec.name
+    p = config.load_profile("quick")
+    assert p["general_effort"] is None
+    assert config.codec_config(p, "xz") == config.CodecConfig("xz", p["dc_index_bits"])
+    assert config.config_hash(config.codec_config(p, "xz")) == config.config_hash(
+        config.CodecConfig("xz", p["dc_index_bits"]))
+    fast = config.codec_config({**p, "general_effort": "fast"}, "xz")
+    assert config.config_hash(fast) != config.config_hash(config.codec_config(p, "xz"))
+    assert config.codec_config({**p, "general_effort": "fast"}, "huffman").effort is None
+    with pytest.raises(config.ConfigError, match="valid: null .*fast"):
+        config.load_profile("smoke", {"general_effort": "max"})
+    with pytest.raises(config.ConfigError, match="applies to gzip, xz, zstd"):
+        config.CodecConfig("huffman", 8, "fast")
+
+
 def test_every_codec_a_config_accepts_writes_a_file_that_reads_back(tmp_path):
     """One registry: each codec name a profile may give is a `compress.Codec` whose file
     ends in a suffix no other codec's ends in, written bit-exact and read back through
@@ -272,8 +299,10 @@ def test_every_codec_a_config_accepts_writes_a_file_that_reads_back(tmp_path):
     model = models.build(mc, seed=0)
     source = tmp_path / "m.pt"
     store.save_checkpoint(model, source, mc, "none", {})
-    for name, codec in compress.CODECS.items():
-        data, _, _, _, exact = codec.write(source, mc, config.CodecConfig(name), {})
+    efforts = {n: [None, *(config.GENERAL_EFFORTS if n in config.GENERAL_CODECS else ())]
+               for n in compress.CODECS}
+    for name, codec, effort in [(n, c, e) for n, c in compress.CODECS.items() for e in efforts[n]]:
+        data, _, _, _, exact = codec.write(source, mc, config.CodecConfig(name, 8, effort), {})
         assert exact, name
         for path in (tmp_path / f"m{codec.file_suffix}", tmp_path / f"n{codec.suffix}"):
             path.write_bytes(data)  # a user's file may end in .gz alone

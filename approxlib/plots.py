@@ -108,7 +108,7 @@ def vs_ratio(df: pd.DataFrame) -> plt.Figure:
         ax.set_xlabel("Pruning ratio (% of Conv/Linear weights)")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-        if ylabel.startswith("Size"):
+        if not ylabel.startswith("Top-1"):  # from zero: a 2% latency spread drew a steep V
             ax.set_ylim(0, y.max() * 1.15)
     fig.tight_layout()
     return fig
@@ -137,11 +137,11 @@ def models_side_by_side(df: pd.DataFrame) -> plt.Figure:
     groups = sorted({(r.prune_ratio, bool(c)) for r, c in zip(df.itertuples(), control)},
                     key=lambda g: (g[0], not g[1]))  # baseline, control, pruned
     fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.2))
-    specs = [("accuracy", 100, "Top-1 test accuracy (%)"),
-             ("latency_ms", 1, "CPU latency, batch 1 (ms)"),
-             ("size_bytes", 1 / MB, "Size on disk (MB)")]
+    specs = [("accuracy", 100, "Top-1 test accuracy (%)", "{:.1f}"),
+             ("latency_ms", 1, "CPU latency, batch 1 (ms)", "{:.2f}"),
+             ("size_bytes", 1 / MB, "Size on disk (MB)", "{:.1f}")]
     width = 0.8 / len(groups)
-    for ax, (col, scale, ylabel) in zip(axes, specs):
+    for ax, (col, scale, ylabel, fmt) in zip(axes, specs):
         for j, (ratio, ctl) in enumerate(groups):
             vals = [df[(df.model == m) & (df.prune_ratio == ratio) & (control == ctl)][col].mean()
                     * scale for m in models]
@@ -150,13 +150,15 @@ def models_side_by_side(df: pd.DataFrame) -> plt.Figure:
                           else COLORS["pruned"],
                           label="dense control" if ctl else "baseline" if ratio == 0
                           else f"pruned {ratio:.0%}")
-            ax.bar_label(bars, [f"{v:.3g}" for v in vals], fontsize=7, padding=2)
+            ax.bar_label(bars, [fmt.format(v) for v in vals], fontsize=7, padding=2)
         ax.set_xticks([i + width * (len(groups) - 1) / 2 for i in range(len(models))],
                       [names.model(m) for m in models])
         ax.set_ylabel(ylabel)
         ax.set_ylim(0, ax.get_ylim()[1] * 1.12)
-    axes[0].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    # under the panels: inside, it covered the second model's bars
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=len(groups), frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
 
 
@@ -210,12 +212,10 @@ def bits_curve(curve: pd.DataFrame, dense: dict, tuned: dict) -> plt.Figure:
         shown = [*d.accuracy * 100, *([tuned[m][1] * 100] if m in tuned else [])]
         lo = max(min(d.accuracy.min() * 100, dense[m] * 100 - analysis.BUDGET_POINTS) - 1,
                  min(dense[m] * 100, max(shown)) - 6)
-        for i, (s, g) in enumerate(d.groupby("sparsity")):
-            shade = 0.35 + 0.65 * (i + 1) / len(levels)  # one line alone: the full colour
-            ax.plot(g.bits, (g.accuracy * 100).clip(lower=lo), "-", color=COLORS["pruned"],
-                    alpha=shade)
-            _clipped(ax, g.bits, g.accuracy * 100, lo, "o", color=COLORS["pruned"],
-                     alpha=shade, label=f"k-means, pruned {s:.0%}")
+        for shade, (s, g) in zip(_shades(len(levels)), d.groupby("sparsity")):
+            ax.plot(g.bits, (g.accuracy * 100).clip(lower=lo), "-", color=shade)
+            _clipped(ax, g.bits, g.accuracy * 100, lo, "o", color=shade,
+                     label=f"k-means, pruned {s:.0%}")
         _below_note(ax, shown, lo)
         ax.axhline(dense[m] * 100, color=COLORS["none"], lw=1, label="best dense model")
         _budget_line(ax, dense[m])
@@ -234,6 +234,13 @@ def bits_curve(curve: pd.DataFrame, dense: dict, tuned: dict) -> plt.Figure:
                   frameon=False)
     fig.tight_layout()
     return fig
+
+
+def _shades(n: int) -> list:
+    """`n` colours from light to dark (viridis): one per final sparsity, sparser darker. Alpha
+    steps of one hue (0.57, 0.78, 1.0) could not be told apart in print."""
+    cmap = matplotlib.colormaps["viridis"]
+    return [cmap(x) for x in (np.linspace(0.75, 0.05, n) if n > 1 else [0.35])]
 
 
 def _clipped(ax, x, y, lo: float, marker: str, **style) -> None:
@@ -259,7 +266,7 @@ def _below_note(ax, y, lo: float) -> None:
     if below.any():
         # above the panel's top-left corner: inside, a legend placed at "best" covered it
         ax.text(0.0, 1.01, f"▼ {below.sum()} below {lo:.1f}% (lowest {y.min():.1f}%)",
-                transform=ax.transAxes, fontsize=6, va="bottom", ha="left", color="0.3")
+                transform=ax.transAxes, fontsize=7, va="bottom", ha="left", color="0.3")
 
 
 # How each kind of file is drawn; `grid`: one shade per final sparsity (darker: sparser), the
@@ -283,14 +290,14 @@ def _files(ax, d: pd.DataFrame, lo: float) -> list:
         if k.empty:  # a kind this run did not make (e.g. `nncodec_qps: []`) is not in the key
             continue
         groups = list(k.groupby("sparsity")) if st["grid"] else [(None, k)]
-        for i, (sp, g) in enumerate(groups):
-            alpha = 0.35 + 0.65 * (i + 1) / len(groups)
+        colors = _shades(len(groups)) if st["grid"] else [st["color"]]
+        for i, ((sp, g), color) in enumerate(zip(groups, colors)):
             _clipped(ax, g.ratio, g.accuracy * 100, lo, st["marker"],
-                     ms=11 if st["marker"] == "*" else 6, color=st["color"], alpha=alpha,
+                     ms=11 if st["marker"] == "*" else 6, color=color,
                      label=st["label"] if i == len(groups) - 1 else None)
             if st["grid"]:
                 shades.append(matplotlib.lines.Line2D(
-                    [], [], marker=st["marker"], ls="none", color=st["color"], alpha=alpha,
+                    [], [], marker=st["marker"], ls="none", color=color,
                     label=f"{sp:.0%} sparse"))
         for r in k.itertuples() if st["grid"] else ():
             ax.annotate(f"{r.bits:g}", (r.ratio, max(lo, 100 * r.accuracy)), fontsize=5,
@@ -319,9 +326,10 @@ def ratio_accuracy(points: pd.DataFrame, dense: dict, published: list[tuple]) ->
         _budget_line(ax, dense[m])
         for who, what, ratio in published:
             ax.axvline(ratio, color="0.6", lw=0.8, ls=":")
-            ax.annotate(f"{who} ({what}) {ratio:g}×", (ratio, 0.02),
+            # from the top down: at the bottom they ran over the collapsed files' ▼ marks
+            ax.annotate(f"{who} ({what}) {ratio:g}×", (ratio, 0.98),
                         xycoords=("data", "axes fraction"), rotation=90, fontsize=6,
-                        color="0.4", ha="right", va="bottom")
+                        color="0.4", ha="right", va="top")
         if len(shades) > 1:
             ax.legend(handles=shades, fontsize=6, loc="best", title="k-means", title_fontsize=6)
         _log_ticks(ax)
@@ -342,7 +350,7 @@ def ratio_accuracy(points: pd.DataFrame, dense: dict, published: list[tuple]) ->
 
 def layer_bits(layers: dict[str, pd.DataFrame]) -> plt.Figure:
     """Per layer: sparsity and the stored bits per non-zero weight (relative index + value)."""
-    fig, axes = plt.subplots(len(layers), 1, figsize=(9.5, 3.0 * len(layers)), squeeze=False)
+    fig, axes = plt.subplots(len(layers), 1, figsize=(11, 3.2 * len(layers)), squeeze=False)
     for ax, (m, t) in zip(axes[:, 0], layers.items()):
         x = range(len(t))
         ax.bar(x, t.index_bits, color="#8172B2", label="relative index (bits / non-zero)")
@@ -352,8 +360,11 @@ def layer_bits(layers: dict[str, pd.DataFrame]) -> plt.Figure:
         ax2 = ax.twinx()
         ax2.plot(x, t.sparsity * 100, "o", ms=3, color=COLORS["pruned"], label="sparsity (%)")
         ax2.set_ylabel("Zero weights in layer (%)")
-        ax2.set_ylim(0, 100)
-        ax.set_xticks(list(x), t.layer, rotation=90, fontsize=5 if len(t) > 30 else 6)
+        # both scales end 30% above their data, the legend's band: it once hid the sparsity
+        # dots of the layers pruned to 90-100%
+        ax2.set_ylim(0, 130)
+        ax2.set_yticks(range(0, 101, 20))
+        ax.set_xticks(list(x), t.layer, rotation=90, fontsize=6 if len(t) > 30 else 7)
         ax.set_title(names.model(m), fontsize=9)
         lines = ax.get_legend_handles_labels()
         lines2 = ax2.get_legend_handles_labels()
@@ -376,7 +387,7 @@ def _legend_markers() -> list[tuple[str, str]]:
 def pareto(df: pd.DataFrame) -> plt.Figure:
     """Accuracy against batch-1 latency (log scale), marker = precision × runtime, one colour per
     model; the Pareto front (no variant both faster and more accurate) joined by a line."""
-    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
     palette = MODEL_COLORS
     for j, m in enumerate(dict.fromkeys(df.model)):
         d = df[df.model == m].sort_values("latency_ms")
@@ -400,8 +411,10 @@ def pareto(df: pd.DataFrame) -> plt.Figure:
     ax.set_xlabel("CPU latency, batch 1 (ms, log scale)")
     ax.set_ylabel("Top-1 test accuracy (%)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7, loc="lower right", ncol=2)
-    fig.tight_layout()
+    # below the axes: inside, it covered the slow INT8 points whatever corner it took
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=4, frameon=False)
+    fig.tight_layout(rect=(0, 0.17, 1, 1))
     return fig
 
 
@@ -447,7 +460,9 @@ def channel_curve(curve: pd.DataFrame, batch: int) -> plt.Figure:
                 ax.plot([1, *d.mac_reduction], [1, *d[col]], rt.line, marker=rt.marker(), ms=5,
                         color=MODEL_COLORS[j % len(MODEL_COLORS)],
                         label=f"{names.model(m)}, {rt.label}")
-                for r in d.itertuples():
+                # one runtime's points labelled: both share the ratios, and four labels per
+                # ratio overlapped
+                for r in d.itertuples() if rt is runtimes.EAGER else ():
                     ax.annotate(f"−{r.ratio:.0%}", (r.mac_reduction, getattr(r, col)),
                                 fontsize=6, xytext=(3, -8), textcoords="offset points")
         ax.plot([1, top * 1.1], [1, top * 1.1], color="0.5", lw=0.8, ls=":",
@@ -502,8 +517,10 @@ def protocol_bars(summary: pd.DataFrame, seeds: pd.DataFrame) -> plt.Figure:
         high = 100 * max(seeds[seeds.model == m].accuracy.max(), sm["hi"].max(skipna=True))
         ax.set_ylim(max(0, low - 3), min(100, high + 3))
         ax.grid(alpha=0.3, axis="y")
-    axes[0][0].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    # under the panels: inside, it covered the tuned protocol's bars
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
 

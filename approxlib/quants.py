@@ -20,6 +20,7 @@ class Quant:
     # fine-tuned as it is quantized (QAT): trained as long as its float twin
     # (`controls.QAT_FLOAT`), which joins the candidates for its equal-compute reference
     trained: bool = False
+    note: str = ""  # what a reader must know to read its rows, said once where they appear
 
     @property
     def short(self) -> str:
@@ -28,7 +29,12 @@ class Quant:
 
 
 NONE = Quant("none", "", "fp32")
-DYNAMIC = Quant("int8-dynamic", "INT8")  # the original's: Linear layers only, at run time
+DYNAMIC = Quant(  # the original's: Linear layers only, at run time
+    "int8-dynamic", "INT8",
+    note="INT8 here is PyTorch's dynamic quantization, as the original applied it: it converts "
+         "the Linear layers only (in these models the classifier), so the convolutions, which "
+         "hold nearly all weights and time, stay float32 and size and latency barely move; "
+         "section G quantizes every layer (static INT8).")
 KMEANS = Quant("kmeans", "k-means")  # Deep Compression's shared weights (section F)
 STATIC = Quant("int8-static", "static INT8", "INT8")
 QAT = Quant("int8-qat", "static INT8 (QAT)", "QAT-INT8", trained=True)

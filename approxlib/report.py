@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -32,10 +32,10 @@ from . import accounting
 from . import cluster
 from . import data
 from . import executed
-from . import measure
 from . import analysis, controls, methods, names, plots, runtimes, stats
 from . import pipeline
 from . import quants
+from . import runtime
 from . import steps
 from . import store
 from .config import (
@@ -113,9 +113,10 @@ class SectionRun:
     out: Path
     labels: dict  # dataset → the test labels its rows' stored predictions line up with
     seconds: float
-    # this CPU's float32 matrix-multiply rate at the profile's threads, measured as the section
-    # ran, for a section that compares its throughputs with it (`Spec.roofline`)
-    peak_gflops: float = float("nan")
+    # this CPU's float32 matrix-multiply rate in each runtime at the profile's threads (GFLOP/s,
+    # by runtime key), measured as the section ran, for a section that compares its throughputs
+    # with it (`Spec.roofline`)
+    peak_gflops: dict = field(default_factory=dict)
 
 
 def run_section(letter: str, profile: str = "quick", model: str | None = None,
@@ -148,7 +149,7 @@ def run_section(letter: str, profile: str = "quick", model: str | None = None,
     seconds = time.perf_counter() - t0
     labels = {d: data.test_labels(data_config(p, d), data_dir).numpy()
               for d in dict.fromkeys(v.dataset for v in runner.metrics)}
-    peak = measure.peak_gflops(p["threads"]) if SECTIONS[letter].roofline else float("nan")
+    peak = runtime.matmul_rates(p["threads"]) if SECTIONS[letter].roofline else {}
     return SectionRun(letter, p, df, runner.metrics, runner.curves, sensitivity, out, labels,
                       seconds, peak)
 
@@ -284,12 +285,13 @@ class Section:
 
     # ------------------------------------------------------------------------------- content
     def header(self) -> None:
-        title = self.spec.heading(dict.fromkeys(self.df.model))
+        title = self.spec.heading(dict.fromkeys(self.df.model), self.dataset)
         _md(f'<a id="section-{self.letter}"></a>\n\n## Section {self.letter}. {title}\n\n'
             f"Dataset: **{_literal(self.dataset_text())}**; profile "
             f"**{_literal(profile_label(self.p['profile']))}** "
             f"({_literal(self.p['description'])})\n\nProtocol: {self.protocol_text()}.")
-        caution = analysis.chance_finding(self.df)  # before any number that would mislead
+        # before any number that would mislead
+        caution = analysis.chance_finding(self.df, "in this section")
         if caution is not None:
             _md(caution[1])
 
@@ -383,7 +385,7 @@ class Section:
         if np.array_equal(self._pred(a), self._pred(b)):
             return "identical predictions"
         p = self.mcnemar(a, b)["p_value"]
-        return f"McNemar p = {p:.3g}, {stats.verdict_words(p)}"
+        return f"McNemar {stats.p_words(p)}, {stats.verdict_words(p)}"
 
     def _compare(self, base: pipeline.Variant, other: pipeline.Variant) -> str:
         mb, mo = self.metrics[base], self.metrics[other]
@@ -398,7 +400,7 @@ class Section:
             "faster" if lat < 0 else "slower")
         return (f"- **{names.variant_label(other)}** vs **{names.variant_label(base)}**: top-1 "
                 f"{_fmt_pct(mb['accuracy'])} → {_fmt_pct(mo['accuracy'])} "
-                f"({delta:+.2f} points; McNemar p = {test['p_value']:.3g} on "
+                f"({delta:+.2f} points; McNemar {stats.p_words(test['p_value'])} on "
                 f"{test['only_a'] + test['only_b']} images where they disagree: {verdict}). "
                 f"Size {mb['size_bytes'] / 1e6:.3f} → {mo['size_bytes'] / 1e6:.3f} MB "
                 f"({_size_words(size_ratio)}). Latency {mb['latency_ms']:.3f} → "
@@ -453,6 +455,8 @@ class Section:
             float_v = pipeline.Variant(v.section, v.model, v.dataset, v.prune_ratio)
             if float_v in self.metrics:
                 lines.append(self._compare(float_v, v))
+        lines += [f"- {quants.QUANTS[q].note}" for q in dict.fromkeys(v.quant for v in int8)
+                  if q in quants.QUANTS and quants.QUANTS[q].note]
         baselines = [v for v in self.metrics
                      if v == pipeline.Variant(v.section, v.model, v.dataset)]
         for other in baselines[1:]:  # architectures side by side: each against the first
@@ -758,9 +762,11 @@ def _opening(sections: list[str]) -> str:
 
 def _title_cell(results: pd.DataFrame, p: dict, sections: list[str], timed: bool):
     """The report's title, what it is, and its contents (the time appendix where `timed`)."""
-    toc = "\n".join(f"{i + 1}. [Section {s}. "
-                    f"{SECTIONS[s].heading(dict.fromkeys(results[results.section == s].model))}"
-                    f"](#section-{s})"
+    def heading(s: str) -> str:
+        rows = results[results.section == s]
+        return SECTIONS[s].heading(dict.fromkeys(rows.model),
+                                   rows.dataset.iloc[0] if len(rows) else None)
+    toc = "\n".join(f"{i + 1}. [Section {s}. {heading(s)}](#section-{s})"
                     for i, s in enumerate(sections))
     return nbformat.v4.new_markdown_cell(
         f"# Approximate computing for CNNs: pruning, quantization and compression of "

@@ -235,8 +235,9 @@ class CompressionSection(Section):
         points, ref = self.points, self._reference(model)
         best = analysis.largest_ratio_within(points, model)
         front = points[(points.model == model) & points.front].sort_values("ratio")
-        head = (f"  - Size against accuracy: the Pareto front holds "
-                f"{', '.join(f'{r.file} ({r.ratio:.1f}×)' for r in front.itertuples())}. ")
+        head = ("  - Size against accuracy (test top-1): the Pareto front holds "
+                + ", ".join(f"{r.file} ({r.ratio:.1f}×, {_fmt_pct(r.accuracy)})"
+                            for r in front.itertuples()) + ". ")
         against = (f"the best dense model at equal compute ({analysis.reference_name(ref)}, "
                    f"{_fmt_pct(ref.accuracy)})")
         within = analysis.points_words(analysis.BUDGET_POINTS)
@@ -304,8 +305,8 @@ class CompressionSection(Section):
                 f"(pruning + sparse encoding {self._row(m, 'pruned, sparse-encoded').compression_ratio:.1f}×, "
                 f"+ weight sharing {packed.compression_ratio:.1f}×, + Huffman "
                 f"{ours.compression_ratio:.1f}×); top-1 {_fmt_pct(dense.accuracy)} → "
-                f"{_fmt_pct(ours.accuracy)} ({-100 * drop:+.2f} points; McNemar p = "
-                f"{test['p_value']:.3g}, "
+                f"{_fmt_pct(ours.accuracy)} ({-100 * drop:+.2f} points; McNemar "
+                f"{stats.p_words(test['p_value'])}, "
                 f"{stats.verdict_words(test['p_value'])}).")
             xz = self.df[(self.df.model == m) & (self.df.codec == "xz")].iloc[0]
             xz_setting = compress.GENERAL["xz"].setting(self.p["general_effort"])

@@ -28,7 +28,9 @@ class ControlsSection(Section):
         d["role"] = analysis.roles(d, self.ratio)
         self.models_in = list(dict.fromkeys(d.model))
         seeds = [int(s) for s in self.p["h_seeds"]]
-        self.seeds_df = d[d.role.isin(["baseline", "control", "pruned"]) & d.seed.isin(seeds)]
+        runs = d[d.role.isin(["baseline", "control", "pruned"]) & d.seed.isin(seeds)]
+        self.seeds_df = analysis.learned_runs(runs)
+        self.left_out = runs[~runs.index.isin(self.seeds_df.index)]
         self.curve_protocol = ("tuned" if "tuned" in self.p["h_protocols"]
                                else next(iter(self.p["h_protocols"])))
         self.curve_seed = seeds[0]
@@ -68,24 +70,45 @@ class ControlsSection(Section):
         for (m, pr, role), g in self.seeds_df.groupby(["model", "protocol", "role"], sort=False):
             rows.append({"model": m, "protocol": pr, "role": role,
                          **stats.mean_ci(g.sort_values("seed").accuracy)})
-        return pd.DataFrame(rows)
+        return pd.DataFrame(rows, columns=["model", "protocol", "role", "n", "mean", "sd", "lo",
+                                           "hi"])
 
     def differences(self) -> pd.DataFrame:
         """Per model and protocol: paired (by seed) accuracy differences, mean and 95% CI."""
         return analysis.paired_differences(self.seeds_df)
 
+    def left_out_note(self) -> str:
+        """The runs `analysis.learned_runs` left out, in words ("" when none was)."""
+        if self.left_out.empty:
+            return ""
+        runs = []
+        for (m, pr, seed), g in self.left_out.groupby(["model", "protocol", "seed"], sort=False):
+            accs = ", ".join(f"{ROLE_NAMES[r.role]} {100 * r.accuracy:.1f}%"
+                             for r in g.itertuples())
+            runs.append(f"{names.model(m)}, {pr} protocol, seed {seed} ({accs}; chance "
+                        f"{100 * g.chance.iloc[0]:.1f}%)")
+        return (f"*Left out of the tables, the figure's means and the verdict, because its "
+                f"baseline or dense control did not learn (within "
+                f"{100 * analysis.CHANCE_MARGIN:.0f} points of chance): " + "; ".join(runs)
+                + ". Its rows stay in results.csv.*")
+
     def table_protocols(self) -> None:
+        if self.left_out_note():
+            _md(self.left_out_note())
+        if self.seeds_df.empty:
+            _md("*No run is left to compare.*")
+            return
         s = self.summary()
         t = pd.DataFrame({
             "model": s.model.map(names.model), "protocol": s.protocol,
             "variant": s.role.map(ROLE_NAMES), "seeds": s.n,
             "top-1 mean (%)": (100 * s["mean"]).round(2), "sd (points)": (100 * s.sd).round(2),
-            "95% CI (%)": [_interval(r) for r in s.itertuples()],
+            "95% CI (%)": [_interval(r, clip=True) for r in s.itertuples()],
         })
         _display(t.style.hide(axis="index").format(precision=2, na_rep="–"))
         _md(self.caption("Table", f"Baseline, equal-compute dense control and {self.ratio:.0%} "
                          f"pruned model per protocol: mean top-1 over seeds, standard deviation "
-                         f"and 95% t-interval of the mean"))
+                         f"and 95% t-interval of the mean (cut at 0 and 100%)"))
         d = self.differences()
         t = pd.DataFrame({
             "model": d.model.map(names.model), "protocol": d.protocol,
@@ -100,6 +123,8 @@ class ControlsSection(Section):
                          "t-interval over seeds; 'within noise' when the interval contains 0"))
 
     def fig_protocols(self) -> None:
+        if self.seeds_df.empty:
+            return
         self._figure(plots.protocol_bars(self.summary(), self.seeds_df),
                      "Mean top-1 over seeds with 95% intervals (bars) and each seed (dots): "
                      "baseline, equal-compute dense control, pruned + fine-tuned")
@@ -201,8 +226,15 @@ class ControlsSection(Section):
                     f"then fine-tuning changes top-1 by {_pts(pb)} against the baseline, the "
                     f"same fine-tuning without pruning by {_pts(cb)}, so pruning itself "
                     f"contributes **{_pts(pc)}** ({stats.interval_words(pc)})")
+            if not parts:
+                lines.append(f"- **{names.model(m)}**: in no seed did both the baseline and its "
+                             f"dense control learn, so there is nothing to compare.")
+                continue
             lines.append(f"- **{names.model(m)}** ({int(diffs[diffs.model == m].n.max())} seeds, "
                          f"{self.ratio:.0%} global L1): " + "; ".join(parts) + ".")
+        if diffs.empty:
+            _md("**Verdict.**\n\n" + "\n".join(lines + self._curve_verdict()))
+            return
         gains = diffs[diffs.difference == "pruned − control"]
         real_gain = [r for r in gains.to_dict("records") if r["lo"] > 0]
         real_loss = [r for r in gains.to_dict("records") if r["hi"] < 0]
@@ -219,10 +251,22 @@ class ControlsSection(Section):
             + "the extra fine-tuning alone moves the baseline by "
             + ", ".join(f"{_pts(r)} ({names.model(r['model'])}, {r['protocol']})"
                         for r in big_lr.to_dict("records"))
-            + ". A gain from 'pruning' that the dense control matches is the learning-rate "
-              "schedule, not pruning.")
+            + self._training_effect(big_lr))
         lines += self._curve_verdict()
         _md("**Verdict.**\n\n" + "\n".join(lines))
+
+    @staticmethod
+    def _training_effect(control_gain: pd.DataFrame) -> str:
+        """What control − baseline says, worded by its intervals: a move within seed noise is
+        no evidence that the extra training, rather than chance, moved the baseline."""
+        real = [f"{names.model(r['model'])} ({r['protocol']})"
+                for r in control_gain.to_dict("records") if not stats.within_noise(r)]
+        if not real:
+            return (". No interval excludes zero: over these seeds the extra training's effect "
+                    "cannot be told from seed-to-seed noise.")
+        return (f". Beyond noise in {', '.join(real)}: there, a gain from 'pruning' that the "
+                f"dense control matches is the extra training (its learning-rate schedule), "
+                f"not pruning.")
 
     def _curve_verdict(self) -> list[str]:
         """Per curve model: each sensitivity-guided method against global magnitude at every
@@ -256,7 +300,7 @@ class ControlsSection(Section):
             points.append(f"{1 / (1 - r.prune_ratio):.0f}× "
                           f"{'fine-tuned' if r.finetuned else 'not fine-tuned'}: "
                           f"{100 * r.a_acc:.2f}% vs {100 * r.b_acc:.2f}% ({d:+.2f} "
-                          f"points, McNemar p = {p:.2g})")
+                          f"points, McNemar {stats.p_words(p, 2)})")
             wins += d > 0
             real += d > 0 and stats.significant(p)
         what = f"{names.method(method)} pruning beats {names.method(methods.REFERENCE)}"
@@ -267,10 +311,14 @@ class ControlsSection(Section):
                 f"{head}. " + "; ".join(points) + "."]
 
 
-def _interval(r, signed: bool = False) -> str:
+def _interval(r, signed: bool = False, clip: bool = False) -> str:
+    """A 95% interval in percent or points; `clip`: an accuracy's, cut to 0-100% (a
+    t-interval over three seeds can run past both ends)."""
     lo, hi = (r["lo"], r["hi"]) if isinstance(r, dict) else (r.lo, r.hi)
     if lo != lo:  # NaN: one seed
         return "–"
+    if clip:
+        lo, hi = max(lo, 0.0), min(hi, 1.0)
     f = "{:+.2f}" if signed else "{:.2f}"
     return f"{f.format(100 * lo)} to {f.format(100 * hi)}"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from torch import nn
 from torch.ao.nn.quantized.modules.utils import WeightedQuantizedModule
 
 from . import data
+from . import measure
+from . import runtimes
 from . import store
 
 
@@ -93,6 +96,37 @@ def session(path: Path, threads: int):
     except Exception as e:  # onnxruntime raises its own (unexported) exception types
         raise store.CheckpointError(f"cannot load ONNX model {path}: {str(e).splitlines()[0][:120]}"
                                 ) from None
+
+
+def matmul_gflops(threads: int = 1, n: int = 1024, repeats: int = 5) -> float:
+    """ONNX Runtime's float32 matrix-multiply rate (GFLOP/s) with `threads` threads, as
+    `measure.peak_gflops` is PyTorch's. The two differ by CPU: on an AMD EPYC with AVX-512,
+    PyTorch's MKL ran 107 GFLOP/s and ONNX Runtime's MLAS 237 (2026-12-05), so a ceiling taken
+    from PyTorch alone was exceeded by ONNX Runtime's float32 models."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+    spec = [helper.make_tensor_value_info(x, TensorProto.FLOAT, [n, n]) for x in "abc"]
+    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "matmul",
+                              spec[:2], spec[2:])
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    sess = ort.InferenceSession(helper.make_model(graph).SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"])
+    feed = {x: np.random.default_rng(0).random((n, n), dtype=np.float32) for x in "ab"}
+    sess.run(None, feed)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        sess.run(None, feed)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best / 1e9
+
+
+def matmul_rates(threads: int) -> dict[str, float]:
+    """Each runtime's float32 matrix-multiply rate on this CPU (GFLOP/s), by runtime key: the
+    faster is the practical arithmetic ceiling section G sets its achieved rates against."""
+    return {runtimes.EAGER.key: measure.peak_gflops(threads),
+            runtimes.ORT.key: matmul_gflops(threads)}
 
 
 class OrtModel:

@@ -236,8 +236,10 @@ class Spec:
     # what it adds to the original study, for the report's opening ("" = one of its sections)
     beyond: str = ""
 
-    def heading(self, models) -> str:
-        return self.title.format(models=self.join.join(names.model(m) for m in models))
+    def heading(self, models, dataset: str | None = None) -> str:
+        """The title with its models and dataset (by default the original study's) named."""
+        return self.title.format(models=self.join.join(names.model(m) for m in models),
+                                 dataset=names.dataset(dataset or self.original_dataset))
 
 
 SECTIONS: dict[str, Spec] = {}
@@ -268,7 +270,7 @@ for _spec in (
     Spec("C", "{models} pruning sweep and per-layer sparsity", ("resnet18",),
          _versus(lambda p: [(x, quants.NONE.key) for x in sorted({0.0, *map(float, p["ratios"])})]),
          seeds=True, layer_csvs="all"),
-    Spec("D", "{models} on the 100-class dataset: baseline vs pruned", ("resnet18",),
+    Spec("D", "{models} on {dataset}: baseline vs pruned", ("resnet18",),
          _versus(_dense_and_pruned), original_dataset="cifar100",
          dataset_key="dataset_d", seeds=True, original=True),
     Spec("E", "{models}", ("resnet18", "mobilenetv2"),

@@ -74,6 +74,18 @@ def significant(p_value: float) -> bool:
     return p_value < ALPHA
 
 
+def p_text(p_value: float, digits: int = 3) -> str:
+    """A p-value for a table: exact binomial tails below float64's range come out as 0, which
+    the report must not print as "p = 0"."""
+    return "< 1e-300" if p_value < 1e-300 else f"{p_value:.{digits}g}"
+
+
+def p_words(p_value: float, digits: int = 3) -> str:
+    """"p = 0.0123", or "p < 1e-300" (`p_text`)."""
+    text = p_text(p_value, digits)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
 def verdict_words(p_value: float) -> str:
     """A paired test's verdict as the report words it."""
     return "a real difference" if significant(p_value) else "within noise"

@@ -15,8 +15,8 @@ def frame():
             (0.5, "none", "onnxruntime", 0.885, 0.5, 8.0, 10e6, 5e8),
             (0.5, "int8-static", "onnxruntime", 0.80, 0.25, 4.0, 2.5e6, 5e8)]:
         rows.append(dict(model="resnet18", prune_ratio=ratio, quant=quant, runtime=runtime,
-                         accuracy=acc, latency_ms=ms, latency_bs64_ms=ms64, size_bytes=size,
-                         flops=flops))
+                         accuracy=acc, latency_ms=ms, latency_iqr_ms=0.05 * ms,
+                         latency_bs64_ms=ms64, size_bytes=size, flops=flops))
     return pd.DataFrame(rows)
 
 
@@ -37,6 +37,18 @@ def test_the_fastest_within_a_point_skips_faster_but_worse_variants():
     assert analysis.fastest_within(d, "resnet18", 0.90, 2.0)["name"] == "channels −50% fp32 ORT"
     assert analysis.fastest_within(d, "resnet18", 0.90, 20.0).speedup == 16.0
     assert analysis.fastest_within(d, "resnet18", 0.95, 1.0) is None
+
+
+def test_a_lead_within_the_fastest_rows_interquartile_range_is_a_tie():
+    d = analysis.speedups(frame())
+    best = analysis.fastest_within(d, "resnet18", 0.90, 1.0)  # 1.00 ms, IQR 0.05 ms
+    assert analysis.timing_ties(d, best, 0.90, 1.0).empty
+    near = d.iloc[[1]].assign(latency_ms=1.04, name="near")  # as accurate, 0.04 ms slower
+    far = d.iloc[[1]].assign(latency_ms=1.06, name="far")
+    worse = d.iloc[[1]].assign(latency_ms=1.01, accuracy=0.85, name="worse")
+    more = pd.concat([d, near, far, worse], ignore_index=True)
+    best = analysis.fastest_within(more, "resnet18", 0.90, 1.0)
+    assert analysis.timing_ties(more, best, 0.90, 1.0)["name"].tolist() == ["near"]
 
 
 def test_the_best_dense_model_is_picked_on_validation_not_test():
@@ -122,7 +134,9 @@ def study_frame():
             dict(plain, section="B", prune_ratio=0.0, prune_method="none",
                  control="equal-compute", accuracy=0.86),
             dict(plain, section="F", prune_ratio=0.0, prune_method="none", control="none",
-                 accuracy=0.80, compression_ratio=1.0),
+                 accuracy=0.80, val_accuracy=0.80, compression_ratio=1.0),
+            dict(plain, section="F", prune_ratio=0.0, prune_method="none", control="equal-compute",
+                 accuracy=0.81, val_accuracy=0.82, compression_ratio=1.0),
             dict(plain, section="F", prune_ratio=0.9, prune_method="gradual-l1", quant="kmeans",
                  codec="huffman", control="none", accuracy=0.795, compression_ratio=40.0)]
     h = controls_frame().assign(section="H", quant="none", codec="none", runtime="pytorch",
@@ -136,7 +150,8 @@ def test_findings_come_from_the_rows_and_link_their_sections():
     assert "With 50% of their weights removed" in found["B"]
     assert "1 pruned model scored +4.0 points of top-1 against their dense baselines" in found["B"]
     assert "and -2.0 against dense controls" in found["B"]
-    assert "ResNet-18 40.0× (-0.5 points)" in found["F"]
+    # against the best dense model at equal compute (its control, better on validation)
+    assert "ResNet-18 40.0× (-1.5 points against its dense control)" in found["F"]
     assert "Over 2 seeds" in found["H"] and "ResNet-18 tuned -2.0 (" in found["H"]
     assert "every interval contains zero" in found["H"]  # −1 and −3 points: t-interval ∋ 0
     one_seed = study_frame().query("seed == 0")
@@ -171,6 +186,9 @@ def test_the_speed_finding_measures_against_the_best_dense_model_at_equal_comput
     g["prune_method"] = ["channel-l1" if r > 0 else "none" for r in g.prune_ratio]
     alone = dict(analysis.findings(g, 0.5, 0))["G"]
     assert "ResNet-18 4.0× (dense INT8 eager, 1.00 ms)" in alone  # 89.7% ≥ 90% − 1 point
+    tie = g.iloc[[2]].assign(latency_ms=1.04, prune_ratio=0.3, prune_method="channel-l1")
+    assert "(dense INT8 eager, 1.00 ms; 1 more as fast within the timing's noise)" in dict(
+        analysis.findings(pd.concat([g, tie], ignore_index=True), 0.5, 0))["G"]
     control = g.iloc[[0]].assign(control="equal-compute", accuracy=0.908, val_accuracy=0.9)
     raised = dict(analysis.findings(pd.concat([g, control]), 0.5, 0))["G"]
     assert "ResNet-18 2.0× (dense fp32 ORT, 2.00 ms)" in raised  # the bar is now 89.8%
@@ -395,10 +413,12 @@ def test_findings_keep_distilled_rows_and_several_controls_apart():
                  codec="huffman", accuracy=0.89, compression_ratio=40.0),
             dict(base, section="F", prune_method="gradual-l1", prune_ratio=0.9, quant="kmeans",
                  codec="huffman", accuracy=0.91, compression_ratio=41.0, kd=True)]
-    found = dict(analysis.findings(pd.DataFrame(rows), 0.5, 0))
+    found = dict(analysis.findings(pd.DataFrame(rows).assign(val_accuracy=lambda d: d.accuracy),
+                                   0.5, 0))
     assert "+1.0 points of top-1 against their dense baselines" in found["B"]
     assert "-1.0 against dense controls" in found["B"]  # B's own control, not F's
     assert found["F"].count("ResNet-18") == 1 and "40.0×" in found["F"]  # not the KD file
+    assert "(-4.0 points against its dense control)" in found["F"]  # nor the KD control
 
 
 def test_size_accuracy_figures_keep_collapsed_files_on_the_edge_and_count_them():
@@ -432,12 +452,13 @@ def test_models_at_chance_are_a_caution_before_every_finding():
     trained = int((d.prune_ratio == 0).sum())  # study_frame: dense float rows only
     section, text = analysis.findings(d, 0.5, 0)[0]
     assert section == "B" and text.startswith(
-        f"**Caution.** 1 of {trained} dense or from-scratch models scored within 2 points of "
+        f"**Caution.** 1 of the {trained} dense or from-scratch models in this report scored "
+        f"within 2 points of "
         f"chance (always naming the most frequent test class: 10.0%): the baseline of "
         f"ResNet-18. It has not learned")
     d.loc[2, "chance"] = 0.125  # another split's level, the control exactly at it
     two = analysis.chance_finding(d)[1]
-    assert f"2 of {trained} dense" in two
+    assert f"2 of the {trained} dense" in two
     assert "10.0–12.5%), the baseline of ResNet-18 among them. They have" in two
     assert analysis.chance_finding(d.drop(columns="chance")) is None  # rows from before
     # a pruned model at chance is what pruning did, not a failed training
@@ -446,7 +467,40 @@ def test_models_at_chance_are_a_caution_before_every_finding():
     # one artifact shown by two sections is one model (section F's baseline is B's here)
     d["artifact_key"] = [f"k{i}" for i in range(len(d))]
     d.loc[3, "artifact_key"] = "k0"
-    assert f"1 of {trained - 1} dense" in analysis.chance_finding(d)[1]
+    assert f"1 of the {trained - 1} dense" in analysis.chance_finding(d)[1]
+
+
+def test_section_h_leaves_out_each_seed_whose_baseline_or_control_did_not_learn():
+    d = controls_frame().assign(chance=0.1)
+    d["role"] = analysis.roles(d, 0.5)
+    assert analysis.learned_runs(d).equals(d)  # every run learned
+    d.loc[0, "accuracy"] = 0.11  # seed 0's baseline at chance: the whole run goes
+    kept = analysis.learned_runs(d)
+    assert set(kept.seed) == {1} and len(kept) == 4
+    d.loc[0, "accuracy"], d.loc[6, "accuracy"] = 0.80, 0.105  # seed 1's control
+    assert set(analysis.learned_runs(d).seed) == {0}
+    d.loc[6, "accuracy"], d.loc[5, "accuracy"] = 0.88, 0.10  # a pruned model at chance stays
+    assert analysis.learned_runs(d).equals(d)
+    assert analysis.learned_runs(d.drop(columns="chance")).equals(d.drop(columns="chance"))
+    # the findings: the caution names the run, the controls line counts the seeds left
+    h = study_frame().assign(chance=0.1)
+    h.loc[(h.section == "H") & (h.seed == 0) & (h.prune_ratio == 0) & (h.control == "none"),
+          "accuracy"] = 0.11
+    found = dict(analysis.findings(h, 0.5, 0))
+    caution = analysis.chance_finding(h)[1]
+    assert "the baseline of ResNet-18 (tuned protocol, seed 0)" in caution
+    assert "Section H leaves each seed whose baseline or control did not learn out" in caution
+    assert "one seed, so no interval): ResNet-18 tuned -3.0." in found["H"]  # seed 1 alone
+    both = pd.concat([study_frame(), h[h.section == "H"].assign(protocol="original")],
+                     ignore_index=True).assign(chance=0.1)
+    assert ("Over 2 seeds, pruned − control (points, 95% interval): ResNet-18 original -3.0 "
+            "(no interval, 1 seed); ResNet-18 tuned -2.0 (-14.7 to +10.7)") in dict(
+        analysis.findings(both, 0.5, 0))["H"]
+    h.loc[(h.section == "H") & (h.prune_ratio == 0) & (h.control == "none"), "accuracy"] = 0.1
+    runs = h[h.section == "H"].assign(role=lambda x: analysis.roles(x, 0.5))
+    assert analysis.paired_differences(analysis.learned_runs(runs[runs.role != "curve"])).empty
+    assert "In no seed did both the baseline and its dense control learn" in dict(
+        analysis.findings(h, 0.5, 0))["H"]  # every run left out: said, not a crash
 
 
 def test_a_budget_in_points_is_worded_as_the_report_gives_it():

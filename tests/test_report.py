@@ -47,6 +47,12 @@ def test_html_has_every_section_images_summary_and_appendix(rendered):
     findings = html[html.index(">Findings<"):html.index(">Summary<")]  # first, before the table
     assert findings.count('href="#section-') >= 4 and "pruned − control" in findings
     assert "stand-in for the original" in html  # D on Fashion-MNIST says so
+    assert "Section D. ResNet-18 on Fashion-MNIST" in html  # not "the 100-class dataset"
+    assert "INT8 here is PyTorch's dynamic quantization" in html  # B's INT8 row explained
+    # INT8 against float32 in its own runtime; the runtime's share of the eager ratio apart
+    assert "vs float32 in ONNX Runtime (against eager float32" in html
+    assert "ONNX Runtime" in html[html.index("matrix-multiply rate with"):][:300]
+    assert "McNemar p = 0," not in html and "-0.0)" not in html
     # every dense or from-scratch model learned (smoke's baselines reach 70%): no caution, and
     # results.csv says what chance is
     results = pd.read_csv(out / "results.csv")

@@ -24,6 +24,11 @@ def test_a_third_model_reaches_every_section_through_the_profile():
     for v in variants:  # every stage keyed and labelled; its per-model settings from `default`
         pipeline.stages(v, p)
     assert SECTIONS["E"].heading(three) == "ResNet-18 vs MobileNetV2 vs mobilenet_v3_small"
+    # a section's title names the dataset it ran on (D's said "the 100-class dataset" on
+    # Fashion-MNIST), the original's when none is given
+    assert SECTIONS["D"].heading(["resnet18"], "fashion-mnist") == (
+        "ResNet-18 on Fashion-MNIST: baseline vs pruned")
+    assert "CIFAR-100" in SECTIONS["D"].heading(["resnet18"])
     default = load_profile("smoke")  # the built-in study keeps its own models per section
     assert {v.model for v in pipeline.plan(default, ["A"])} == {"mobilenetv2"}
 

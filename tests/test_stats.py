@@ -62,3 +62,14 @@ def test_mean_ci_on_known_samples():
 def test_a_paired_test_is_worded_at_the_5_percent_level():
     assert stats.verdict_words(0.05) == "within noise"
     assert stats.verdict_words(0.049) == "a real difference"
+
+
+def test_a_p_value_below_floats_range_is_never_printed_as_zero():
+    """Exact binomial tails of thousands of discordant images underflow to 0.0: the report
+    printed "McNemar p = 0"."""
+    y = np.zeros(5000, dtype=int)
+    p = stats.mcnemar(y, y, np.ones(5000, dtype=int))["p_value"]
+    assert stats.p_words(p) == "p < 1e-300" and stats.p_text(p) == "< 1e-300"
+    assert stats.p_words(0.01234) == "p = 0.0123" and stats.p_words(0.01234, 2) == "p = 0.012"
+    from approxlib import analysis
+    assert analysis._points(-0.0004) == "+0.0"  # the findings said "(mean -0.0)"

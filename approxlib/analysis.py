@@ -182,10 +182,10 @@ def timing_ties(d: pd.DataFrame, best: pd.Series, reference: float,
 
 def recovery_pairs(d: pd.DataFrame, ratio: float) -> pd.DataFrame:
     """Section G's recovery methods and scratch controls as paired comparisons, per model: what
-    each changes against what it replaces, at channel ratio `ratio` (`d`: the section's rows,
-    controls included). Columns: model, kind (qat, kd, scratch), comparison, a / b (the rows'
-    `variant_id`s, b the method), a_acc / b_acc, diff (b − a, fraction). A pair missing a row
-    is left out."""
+    each changes against what it replaces, at channel ratio `ratio` (the scratch controls also
+    at every other ratio `d` has them; `d`: the section's rows, controls included). Columns:
+    model, kind (qat, kd, scratch), comparison, ratio (b's), a / b (the rows' `variant_id`s, b
+    the method), a_acc / b_acc, diff (b − a, fraction). A pair missing a row is left out."""
     e, o = runtimes.REFERENCE, runtimes.ORT.key
     n, twin, dense = controls.NONE.key, controls.QAT_FLOAT.key, controls.DENSE.key
     fp, st, qat = quants.NONE.key, quants.STATIC.key, quants.QAT.key
@@ -210,8 +210,12 @@ def recovery_pairs(d: pd.DataFrame, ratio: float) -> pd.DataFrame:
          (0.0, fp, e, True, dense)),
         ("kd", "distilled channels vs their distilled dense control",
          (0.0, fp, e, True, dense), (ratio, fp, e, True, n)),
-    ] + [("scratch", f"{kind.label} vs fine-tuned channels", (ratio, fp, e, False, n),
-          (ratio, fp, e, False, kind.key)) for kind in map(controls.of, controls.scratch())]
+    ]
+    scratch = list(map(controls.of, controls.scratch()))
+    at = sorted({ratio, *d[d.control.isin([k.key for k in scratch])].prune_ratio})
+    kinds += [("scratch", f"{kind.label} vs fine-tuned channels"
+               + ("" if r == ratio else f" at {r:.0%}"), (r, fp, e, False, n),
+               (r, fp, e, False, kind.key)) for r in at for kind in scratch]
     rows = []
     for m in dict.fromkeys(d.model):
         for kind, what, a, b in kinds:
@@ -219,10 +223,10 @@ def recovery_pairs(d: pd.DataFrame, ratio: float) -> pd.DataFrame:
                 ra, rb = (pick(d, m, *x) for x in (a, b))
             except KeyError:
                 continue
-            rows.append({"model": m, "kind": kind, "comparison": what, "a": ra.variant_id,
-                         "b": rb.variant_id, "a_acc": ra.accuracy, "b_acc": rb.accuracy,
-                         "diff": rb.accuracy - ra.accuracy})
-    return pd.DataFrame(rows, columns=["model", "kind", "comparison", "a", "b", "a_acc",
+            rows.append({"model": m, "kind": kind, "comparison": what, "ratio": rb.prune_ratio,
+                         "a": ra.variant_id, "b": rb.variant_id, "a_acc": ra.accuracy,
+                         "b_acc": rb.accuracy, "diff": rb.accuracy - ra.accuracy})
+    return pd.DataFrame(rows, columns=["model", "kind", "comparison", "ratio", "a", "b", "a_acc",
                                        "b_acc", "diff"])
 
 
@@ -248,8 +252,17 @@ def channel_curve(d: pd.DataFrame) -> pd.DataFrame:
 
 def scratch_verdict(scratch: pd.DataFrame) -> str:
     """Fine-tuned channel pruning against the scratch controls (`recovery_pairs` rows of kind
-    scratch, with a `p_value`), in words; a difference counts only where McNemar's test finds
-    one."""
+    scratch, with a `p_value`), in words, ratio by ratio where there are several; a difference
+    counts only where McNemar's test finds one."""
+    ratios = list(dict.fromkeys(scratch.ratio))
+    if len(ratios) == 1:
+        text = _scratch_words(scratch)
+        return text[:1].upper() + text[1:] + "."
+    return " ".join(f"At {r:.0%} of the channels removed: "
+                    f"{_scratch_words(scratch[scratch.ratio == r])}." for r in ratios)
+
+
+def _scratch_words(scratch: pd.DataFrame) -> str:
     def which(rows: pd.DataFrame) -> str:
         return " and ".join(c.split()[0] for c in rows.comparison)
     real = scratch[scratch.p_value.map(stats.significant).astype(bool)]
@@ -265,8 +278,7 @@ def scratch_verdict(scratch: pd.DataFrame) -> str:
     if len(tied):
         verb = "is" if len(tied) == 1 else "are"
         parts.append(f"{which(tied)} {verb} within noise of fine-tuned channel pruning")
-    text = "; ".join(parts)
-    return text[:1].upper() + text[1:] + "."
+    return "; ".join(parts)
 
 
 # ------------------------------------------------------------------- controls (section H)

@@ -686,6 +686,7 @@ def validate_recovery(p: dict[str, Any]) -> None:
     qat_config(p)
     qat_freeze(p)
     ScratchConfig("flops", p["scratch_b_max"])
+    scratch_ratios(p)
 
 
 # What a section-H protocol may set: how a model is trained and fine-tuned, nothing else.
@@ -798,6 +799,24 @@ def finetune_config(p: dict) -> TrainConfig:
 def measure_config(p: dict) -> MeasureConfig:
     return MeasureConfig(p["threads"], p["latency_warmup"], p["latency_min_time"],
                          p["throughput_batch"])
+
+
+def scratch_ratios(p: dict) -> list[float]:
+    """The channel ratios at which section G trains the pruned architecture from scratch
+    (`scratch_ratios`; null: `channel_ratio` alone), each one of the ratios it fine-tunes (a
+    scratch control needs the fine-tuned model it controls)."""
+    if p["scratch_ratios"] is None:
+        return [float(p["channel_ratio"])]
+    tuned = {float(p["channel_ratio"]), *map(float, _list("channel_ratios", p["channel_ratios"]))}
+    given = _list("scratch_ratios", p["scratch_ratios"])
+    for r in given:
+        _number("each of scratch_ratios", r, 0, 1, lo_open=True, hi_open=True)
+    out = sorted({float(r) for r in given})
+    if not out or not set(out) <= tuned:
+        raise ConfigError(f"scratch_ratios must be a non-empty list of section G's channel "
+                          f"ratios ({', '.join(f'{r:g}' for r in sorted(tuned))}), got "
+                          f"{_show(p['scratch_ratios'])}")
+    return out
 
 
 def curve_sparsities(p: dict, model: str) -> list[float]:

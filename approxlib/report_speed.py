@@ -127,8 +127,11 @@ class SpeedSection(Section):
             "B − A (pts)": (100 * t["diff"]).round(2), "McNemar p": t.p_value.map(stats.p_text),
             "": [stats.verdict_words(x) for x in t.p_value]})
         _display(out.style.hide(axis="index").format(precision=2))
+        others = sorted(set(t[t.kind == "scratch"].ratio) - {float(self.p["channel_ratio"])})
+        also = ("" if not others else " (the scratch controls also at "
+                + ", ".join(f"{r:.0%}" for r in others) + ")")
         _md(self.caption("Table", f"Recovery and controls at {self.p['channel_ratio']:.0%} "
-                         f"channels: quantization-aware training (QAT) against post-training "
+                         f"channels{also}: quantization-aware training (QAT) against post-training "
                          f"INT8 and against its float twin (the same fine-tuning in float32), "
                          f"distillation from the dense baseline against plain "
                          f"fine-tuning, and the pruned architecture trained from scratch "

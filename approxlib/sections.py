@@ -18,7 +18,8 @@ from . import names
 from . import quants
 from . import runtimes
 from .config import (GENERAL_CODECS, NO_CODEC, SHIPPED_CODEC, STANDARD_CODEC,
-                     ConfigError, check_init_models, check_model, curve_sparsities, per_model)
+                     ConfigError, check_init_models, check_model, curve_sparsities, per_model,
+                     scratch_ratios)
 
 
 @dataclass(frozen=True)
@@ -118,8 +119,8 @@ def curve_variants(p: dict, section: str, model: str, dataset: str) -> list[Vari
 
 def speed_variants(p: dict, section: str, model: str, dataset: str) -> list[Variant]:
     """Section G for one model: dense and channel-pruned at each ratio, each in PyTorch eager and
-    ONNX Runtime, float32 and static INT8; then what recovers accuracy or controls it at
-    `channel_ratio` (QAT, distillation, the scratch controls), where the profile asks."""
+    ONNX Runtime, float32 and static INT8; then what recovers accuracy at `channel_ratio` (QAT,
+    distillation) and the scratch controls at `scratch_ratios`, where the profile asks."""
     out, channels = [], methods.CHANNEL.key
     main = float(p["channel_ratio"])
     ratios = sorted({main, *map(float, p["channel_ratios"])})
@@ -128,15 +129,30 @@ def speed_variants(p: dict, section: str, model: str, dataset: str) -> list[Vari
         for quant in quants.POST_TRAINING:
             for runtime in runtimes.RUNTIMES:
                 out.append(dataclasses.replace(base, quant=quant, runtime=runtime))
-    return out + recovery_variants(p, Variant(section, model, dataset, main, prune=channels))
+    out += recovery_variants(p, Variant(section, model, dataset, main, prune=channels))
+    for r in scratch_ratios(p):
+        out += scratch_variants(p, Variant(section, model, dataset, r, prune=channels))
+    return out
+
+
+def scratch_variants(p: dict, channel: Variant) -> list[Variant]:
+    """The channel-pruned architecture trained from scratch (Scratch-E, Scratch-B), in float32
+    PyTorch and in ONNX Runtime, float32 (the export INT8 is quantized from, so every stage is
+    planned and priced) and INT8: the fastest form of the fine-tuned model, and a way to get
+    it (not for given weights: their training is unknown)."""
+    if not p["scratch"] or per_model(p, "init", channel.model) is not None:
+        return []
+    out = []
+    for c in controls.scratch():
+        scratch = dataclasses.replace(channel, control=c)
+        out += [scratch, *(dataclasses.replace(scratch, quant=q, runtime=runtimes.ORT.key)
+                           for q in quants.POST_TRAINING)]
+    return out
 
 
 def recovery_variants(p: dict, channel: Variant) -> list[Variant]:
     """QAT of the dense and the channel-pruned model (in both runtimes: ONNX Runtime runs the
-    exported INT8 model), the distilled channel-pruned model (and its QAT), and the pruned
-    architecture trained from scratch, in float32 PyTorch and in ONNX Runtime, float32 and INT8
-    (the fastest form of the fine-tuned model; not for given weights: their training is
-    unknown)."""
+    exported INT8 model), and the distilled channel-pruned model (and its QAT)."""
     # dense QAT keeps `prune` (no pruning at ratio 0): with `qat_from: control` it starts from
     # the dense control fine-tuned as the channel-pruned models are
     dense = dataclasses.replace(channel, prune_ratio=0.0)
@@ -154,13 +170,6 @@ def recovery_variants(p: dict, channel: Variant) -> list[Variant]:
     if p["kd"]:
         kd = dataclasses.replace(channel, kd=True)
         out += [kd] + qat(kd)
-    if p["scratch"] and per_model(p, "init", channel.model) is None:
-        for c in controls.scratch():  # also in ONNX Runtime, float32 (the export INT8 is
-            # quantized from, so every stage is planned and priced) and INT8: a way to get the
-            # fast model
-            scratch = dataclasses.replace(channel, control=c)
-            out += [scratch, *(dataclasses.replace(scratch, quant=q, runtime=runtimes.ORT.key)
-                               for q in quants.POST_TRAINING)]
     return out
 
 

@@ -340,8 +340,23 @@ def test_recovery_pairs_compare_each_method_with_what_it_replaces():
     ort = t.loc["QAT vs ONNX Runtime's post-training INT8, dense, in ONNX Runtime"]
     assert (ort.a, ort.b) == ("ort/int8-static", "ort/int8-qat")
     assert ort["diff"] == pytest.approx(0.013)
-    # at 30% only the dense QAT pairs (PyTorch, ONNX Runtime) exist
-    assert len(analysis.recovery_pairs(recovery_frame(), 0.3)) == 2
+    # at 30% only the dense QAT pairs (PyTorch, ONNX Runtime) exist, and the scratch controls
+    # of every ratio that has them, named by their ratio
+    at30 = analysis.recovery_pairs(recovery_frame(), 0.3)
+    assert at30.comparison.tolist() == [
+        "QAT vs post-training INT8, dense",
+        "QAT vs ONNX Runtime's post-training INT8, dense, in ONNX Runtime",
+        "Scratch-E vs fine-tuned channels at 50%", "Scratch-B vs fine-tuned channels at 50%"]
+    assert at30.ratio.tolist() == [0.0, 0.0, 0.5, 0.5]
+    # `scratch_ratios: [0.5, 0.7]`: the controls at 70% against the fine-tuned model at 70%
+    seventy = pd.DataFrame([dict(model="m", prune_ratio=0.7, quant="none", kd=False, control=c,
+                                 runtime="pytorch", accuracy=acc, variant_id=f"0.7/{c}")
+                            for c, acc in (("none", 0.85), ("scratch-e", 0.84),
+                                           ("scratch-b", 0.87))])
+    t70 = analysis.recovery_pairs(pd.concat([recovery_frame(), seventy]), 0.5)
+    t70 = t70.set_index("comparison")
+    assert t70.loc["Scratch-B vs fine-tuned channels at 70%", "diff"] == pytest.approx(0.02)
+    assert t70.loc["Scratch-E vs fine-tuned channels", "ratio"] == 0.5
     twins = pd.DataFrame([dict(model="m", prune_ratio=r, quant="none", kd=False,
                                control="qat-float", runtime="pytorch", accuracy=acc,
                                variant_id=f"{r}/twin") for r, acc in ((0.0, 0.902), (0.5, 0.875))])
@@ -384,7 +399,7 @@ def test_the_channel_curve_is_against_the_dense_model_of_the_same_runtime():
 
 def test_the_scratch_verdict_says_who_wins_only_where_the_test_says_so():
     t = pd.DataFrame({"comparison": ["Scratch-E vs fine-tuned channels",
-                                     "Scratch-B vs fine-tuned channels"],
+                                     "Scratch-B vs fine-tuned channels"], "ratio": 0.5,
                       "diff": [-0.02, 0.01], "p_value": [0.001, 0.2]})
     assert analysis.scratch_verdict(t) == ("Fine-tuned channel pruning beats Scratch-E; Scratch-B "
                                            "is within noise of fine-tuned channel pruning.")
@@ -393,6 +408,13 @@ def test_the_scratch_verdict_says_who_wins_only_where_the_test_says_so():
     t["p_value"] = [0.3, 0.4]
     assert analysis.scratch_verdict(t) == ("Scratch-E and Scratch-B are within noise of "
                                            "fine-tuned channel pruning.")
+    # two ratios: a verdict for each
+    two = pd.concat([t, t.assign(ratio=0.7, p_value=[0.01, 0.01])], ignore_index=True)
+    assert analysis.scratch_verdict(two) == (
+        "At 50% of the channels removed: Scratch-E and Scratch-B are within noise of fine-tuned "
+        "channel pruning. At 70% of the channels removed: fine-tuned channel pruning beats "
+        "Scratch-E; Scratch-B beats fine-tuned channel pruning (the pruned shape trained afresh "
+        "does better).")
 
 
 def test_findings_keep_distilled_rows_and_several_controls_apart():

@@ -41,3 +41,21 @@ def test_bad_models_are_one_line():
     p = load_profile("smoke", {"models": ["vit_b_16"]})
     with pytest.raises(ConfigError, match="vit_b_16 cannot take 28×28 images"):
         pipeline.stages(pipeline.plan(p, ["B"])[0], p)  # before anything trains (dry runs say it too)
+
+
+def test_scratch_controls_are_planned_at_each_of_scratch_ratios():
+    """Section G trains the pruned shape from scratch at `scratch_ratios` (null: channel_ratio
+    alone), each a ratio it also fine-tunes, so every control has its fine-tuned model."""
+    def scratch_at(p):
+        return sorted({v.prune_ratio for v in pipeline.plan(p, ["G"])
+                       if v.control.startswith("scratch")})
+    assert scratch_at(load_profile("smoke")) == [0.5]
+    quick = load_profile("quick")
+    assert set(quick["scratch_ratios"]) <= {quick["channel_ratio"], *quick["channel_ratios"]}
+    planned = [v for v in pipeline.plan(quick, ["G"]) if v.control.startswith("scratch")]
+    assert sorted({v.prune_ratio for v in planned}) == sorted(quick["scratch_ratios"])
+    assert len(planned) == 2 * 2 * 3 * len(quick["scratch_ratios"])  # models × E/B × 3 forms
+    with pytest.raises(ConfigError, match=r"scratch_ratios must be .*\(0\.5, 0\.7\), got \[0\.3\]"):
+        load_profile("smoke", {"scratch_ratios": [0.3]})
+    with pytest.raises(ConfigError, match="each of scratch_ratios must be in"):
+        load_profile("smoke", {"scratch_ratios": [1.5]})

@@ -212,7 +212,7 @@ def recovery_pairs(d: pd.DataFrame, ratio: float) -> pd.DataFrame:
          (0.0, fp, e, True, dense), (ratio, fp, e, True, n)),
     ]
     scratch = list(map(controls.of, controls.scratch()))
-    at = sorted({ratio, *d[d.control.isin([k.key for k in scratch])].prune_ratio})
+    at = sorted({ratio, *d[controls_of(d).isin([k.key for k in scratch])].prune_ratio})
     kinds += [("scratch", f"{kind.label} vs fine-tuned channels"
                + ("" if r == ratio else f" at {r:.0%}"), (r, fp, e, False, n),
                (r, fp, e, False, kind.key)) for r in at for kind in scratch]
@@ -250,12 +250,12 @@ def channel_curve(d: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def scratch_verdict(scratch: pd.DataFrame) -> str:
+def scratch_verdict(scratch: pd.DataFrame, main: float | None = None) -> str:
     """Fine-tuned channel pruning against the scratch controls (`recovery_pairs` rows of kind
-    scratch, with a `p_value`), in words, ratio by ratio where there are several; a difference
-    counts only where McNemar's test finds one."""
+    scratch, with a `p_value`), in words, naming each ratio unless the only one is `main` (the
+    section's own channel ratio); a difference counts only where McNemar's test finds one."""
     ratios = list(dict.fromkeys(scratch.ratio))
-    if len(ratios) == 1:
+    if ratios == [main] or (main is None and len(ratios) == 1):
         text = _scratch_words(scratch)
         return text[:1].upper() + text[1:] + "."
     return " ".join(f"At {r:.0%} of the channels removed: "
@@ -263,6 +263,7 @@ def scratch_verdict(scratch: pd.DataFrame) -> str:
 
 
 def _scratch_words(scratch: pd.DataFrame) -> str:
+    """One ratio's verdict, unpunctuated: who beats whom where the test says so, else tied."""
     def which(rows: pd.DataFrame) -> str:
         return " and ".join(c.split()[0] for c in rows.comparison)
     real = scratch[scratch.p_value.map(stats.significant).astype(bool)]
@@ -481,9 +482,12 @@ def controls_finding(d: pd.DataFrame, ratio: float) -> tuple[str, str] | None:
     if h.empty:
         return None
     h["role"] = roles(h, ratio)
-    diff = paired_differences(learned_runs(h[h.role != "curve"]))
+    runs = h[h.role != "curve"]
+    diff = paired_differences(learned_runs(runs))
     diff = diff[diff.difference == "pruned − control"]
     if diff.empty:
+        if paired_differences(runs).empty:  # no baseline, control and pruned model to pair
+            return None
         return h.section.iloc[0], ("**Controls.** In no seed did both the baseline and its "
                                    "dense control learn: there is no pruned − control "
                                    "difference to give.")

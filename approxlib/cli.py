@@ -406,8 +406,8 @@ def cmd_compress(a) -> int:
     import dataclasses
 
     from . import compress, data, prune, share, store
-    from .config import CodecConfig, gradual_config, dc_finetune_config, share_config, \
-        share_finetune_config
+    from .config import CodecConfig, config_fields, gradual_config, dc_finetune_config, \
+        share_config, share_finetune_config
     p = load_profile(a.profile, parse_overrides(a.overrides))
     if a.sparsity is not None:
         check_ratio(a.sparsity, "sparsity")
@@ -429,11 +429,9 @@ def cmd_compress(a) -> int:
     model, _, _ = share.share_and_finetune(model, share_config(p, mc.name), splits,
                                            share_finetune_config(p), p["device"],
                                            "codebook fine-tune", not a.quiet)
-    meta = {"source": str(a.checkpoint), "configs": [
-        {"type": "DataConfig", **dataclasses.asdict(data_config(p, dataset))},
-        {"type": "GradualConfig", **dataclasses.asdict(gc)},
-        {"type": "TrainConfig", **dataclasses.asdict(fc)},
-        {"type": "ShareConfig", **dataclasses.asdict(share_config(p, mc.name))}]}
+    meta = {"source": str(a.checkpoint), "configs": [  # as the pipeline's headers record them
+        {"type": type(c).__name__, **config_fields(c)}
+        for c in (data_config(p, dataset), gc, fc, share_config(p, mc.name))]}
     compress.save(model, a.out, CodecConfig(SHIPPED_CODEC, p["dc_index_bits"]), mc, meta)
     size = a.out.stat().st_size
     print(f"sparsity {prune.sparsity_of(model):.4f}, {size} bytes "

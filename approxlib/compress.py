@@ -40,7 +40,7 @@ import struct
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -595,7 +595,8 @@ class Apx(Codec):
 
 @dataclass(frozen=True)
 class Level:
-    """One setting of a general-purpose tool."""
+    """One setting of a general-purpose tool: its command-line spelling, which the report
+    prints beside the sizes, travels with the function that makes them."""
     setting: str  # as the tool's command line spells it
     compress: Callable[[bytes], bytes]
 
@@ -606,10 +607,12 @@ class GeneralCodec(Codec):
     One entry per tool holds everything about it (file suffix, settings, both directions)."""
     name: str
     suffix: str  # appended to the checkpoint's .pt
-    levels: dict[str | None, Level]  # by `CodecConfig.effort`: None, the strongest; "fast"
+    # by `CodecConfig.effort`: None, the strongest; "fast" (a dict: left out of the hash)
+    levels: dict[str | None, Level] = field(hash=False)
     pieces: Callable[[bytes], Iterator[bytes]]  # decompression, a bounded piece at a time
 
     def setting(self, effort: str | None = None) -> str:
+        """How the tool's command line spells the level `effort` names (the report's words)."""
         return self.levels[effort].setting
 
     @property

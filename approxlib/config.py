@@ -431,14 +431,20 @@ class MeasureConfig:
         _number("throughput_batch", self.throughput_batch, 1, 4096, integer=True)
 
 
+def config_fields(x: Any) -> dict[str, Any]:
+    """A config's fields as its key and its files' headers record them: a field marked
+    `"hash": "if set"` is left out while unset (None), so adding one changes no key and no
+    file written before it (an `.apx` header once grew by `"effort": null`)."""
+    unset = {f.name for f in dataclasses.fields(x)
+             if f.metadata.get("hash") == "if set" and getattr(x, f.name) is None}
+    return {k: v for k, v in dataclasses.asdict(x).items() if k not in unset}
+
+
 def config_hash(*parts: Any) -> str:
     """Stable short hash of dataclasses / plain values (canonical JSON, sorted keys)."""
     def plain(x):
         if dataclasses.is_dataclass(x):
-            unset = {f.name for f in dataclasses.fields(x)
-                     if f.metadata.get("hash") == "if set" and getattr(x, f.name) is None}
-            fields = {k: v for k, v in dataclasses.asdict(x).items() if k not in unset}
-            return {"__type__": type(x).__name__, **fields}
+            return {"__type__": type(x).__name__, **config_fields(x)}
         return x
     blob = json.dumps([plain(p) for p in parts], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -802,18 +808,20 @@ def measure_config(p: dict) -> MeasureConfig:
 
 
 def scratch_ratios(p: dict) -> list[float]:
-    """The channel ratios at which section G trains the pruned architecture from scratch
-    (`scratch_ratios`; null: `channel_ratio` alone), each one of the ratios it fine-tunes (a
-    scratch control needs the fine-tuned model it controls)."""
-    if p["scratch_ratios"] is None:
-        return [float(p["channel_ratio"])]
+    """The channel ratios at which section G trains the pruned architecture from scratch:
+    those of `scratch_ratios` (null: `channel_ratio` alone) that section G also fine-tunes (a
+    scratch control needs the fine-tuned model it controls), so trimming `channel_ratios`
+    trims them too; none with `scratch: false`."""
     tuned = {float(p["channel_ratio"]), *map(float, _list("channel_ratios", p["channel_ratios"]))}
-    given = _list("scratch_ratios", p["scratch_ratios"])
+    given = ([p["channel_ratio"]] if p["scratch_ratios"] is None
+             else _list("scratch_ratios", p["scratch_ratios"]))
     for r in given:
         _number("each of scratch_ratios", r, 0, 1, lo_open=True, hi_open=True)
-    out = sorted({float(r) for r in given})
-    if not out or not set(out) <= tuned:
-        raise ConfigError(f"scratch_ratios must be a non-empty list of section G's channel "
+    out = sorted({float(r) for r in given} & tuned)
+    if not p["scratch"]:
+        return []
+    if not out:
+        raise ConfigError(f"scratch_ratios must name at least one of section G's channel "
                           f"ratios ({', '.join(f'{r:g}' for r in sorted(tuned))}), got "
                           f"{_show(p['scratch_ratios'])}")
     return out

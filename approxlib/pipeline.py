@@ -55,6 +55,7 @@ from .config import (
     TrainConfig,
     channel_finetune_config,
     codec_config,
+    config_fields,
     config_hash,
     data_config,
     dc_finetune_config,
@@ -614,7 +615,7 @@ class Runner:
         path = self.store.path(st.kind, st.key, st.step.suffix)
         t0 = time.perf_counter()
         meta = {"stage": st.kind, "key": st.key, "label": st.label,
-                "configs": [{"type": type(c).__name__, **dataclasses.asdict(c)}
+                "configs": [{"type": type(c).__name__, **config_fields(c)}
                             for c in st.step.configs() if dataclasses.is_dataclass(c)],
                 "upstream": st.upstream.key if st.upstream else None, **provenance()}
         out = st.step.run(self, st, path, meta)

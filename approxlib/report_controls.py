@@ -207,53 +207,54 @@ class ControlsSection(Section):
 
     # -------------------------------------------------------------------------- verdict
     def verdict(self) -> None:
-        lines = []
-        diffs = self.differences()
-        summary = self.summary()
-        for m in self.models_in:
-            parts = []
-            for pr in self.p["h_protocols"]:
-                def get(name, frame=diffs, key="difference"):
-                    r = frame[(frame.model == m) & (frame.protocol == pr) & (frame[key] == name)]
-                    return r.iloc[0].to_dict() if len(r) else None
-                pc, pb, cb = (get(x) for x in ("pruned − control", "pruned − baseline",
-                                               "control − baseline"))
-                if pc is None:
-                    continue
-                base = get("baseline", summary, "role")
-                parts.append(
-                    f"under the **{pr}** protocol (baseline {100 * base['mean']:.2f}%), pruning "
-                    f"then fine-tuning changes top-1 by {_pts(pb)} against the baseline, the "
-                    f"same fine-tuning without pruning by {_pts(cb)}, so pruning itself "
-                    f"contributes **{_pts(pc)}** ({stats.interval_words(pc)})")
-            if not parts:
-                lines.append(f"- **{names.model(m)}**: in no seed did both the baseline and its "
-                             f"dense control learn, so there is nothing to compare.")
+        diffs, summary = self.differences(), self.summary()
+        lines = [self._model_verdict(m, diffs, summary) for m in self.models_in]
+        if not diffs.empty:
+            lines.append(self._claim_verdict(diffs))
+        _md("**Verdict.**\n\n" + "\n".join(lines + self._curve_verdict()))
+
+    def _model_verdict(self, m: str, diffs: pd.DataFrame, summary: pd.DataFrame) -> str:
+        """One model's protocols: what pruning + fine-tuning, the fine-tuning alone and pruning
+        itself change, each over the seeds that protocol kept (`analysis.learned_runs`)."""
+        parts = []
+        for pr in self.p["h_protocols"]:
+            def get(name, frame=diffs, key="difference"):
+                r = frame[(frame.model == m) & (frame.protocol == pr) & (frame[key] == name)]
+                return r.iloc[0].to_dict() if len(r) else None
+            pc, pb, cb = (get(x) for x in ("pruned − control", "pruned − baseline",
+                                           "control − baseline"))
+            if pc is None:
                 continue
-            lines.append(f"- **{names.model(m)}** ({int(diffs[diffs.model == m].n.max())} seeds, "
-                         f"{self.ratio:.0%} global L1): " + "; ".join(parts) + ".")
-        if diffs.empty:
-            _md("**Verdict.**\n\n" + "\n".join(lines + self._curve_verdict()))
-            return
-        gains = diffs[diffs.difference == "pruned − control"]
-        real_gain = [r for r in gains.to_dict("records") if r["lo"] > 0]
-        real_loss = [r for r in gains.to_dict("records") if r["hi"] < 0]
+            base = get("baseline", summary, "role")
+            parts.append(
+                f"under the **{pr}** protocol ({int(pc['n'])} seed{'s' * (pc['n'] > 1)}, "
+                f"baseline {100 * base['mean']:.2f}%), pruning then fine-tuning changes top-1 "
+                f"by {_pts(pb)} against the baseline, the same fine-tuning without pruning by "
+                f"{_pts(cb)}, so pruning itself contributes **{_pts(pc)}** "
+                f"({stats.interval_words(pc)})")
+        if not parts:
+            return (f"- **{names.model(m)}**: in no seed did both the baseline and its dense "
+                    f"control learn, so there is nothing to compare.")
+        return (f"- **{names.model(m)}** ({self.ratio:.0%} global L1): " + "; ".join(parts)
+                + ".")
+
+    def _claim_verdict(self, diffs: pd.DataFrame) -> str:
+        """The original's claim against the controls: pruned − control beyond noise anywhere?"""
+        def where(rows) -> str:
+            return ", ".join(f"{names.model(r['model'])} ({r['protocol']})" for r in rows)
+        gains = diffs[diffs.difference == "pruned − control"].to_dict("records")
+        real_gain = [r for r in gains if r["lo"] > 0]
+        real_loss = [r for r in gains if r["hi"] < 0]
         big_lr = diffs[(diffs.difference == "control − baseline")]
-        lines.append(
-            "- **On the original's claim**: "
-            + ("in no model and protocol is pruned − control above zero beyond noise; "
-               if not real_gain else
-               f"pruned − control is above zero beyond noise in "
-               f"{', '.join(names.model(r['model']) + ' (' + r['protocol'] + ')' for r in real_gain)}; ")
-            + (f"it is below zero beyond noise in "
-               f"{', '.join(names.model(r['model']) + ' (' + r['protocol'] + ')' for r in real_loss)}; "
-               if real_loss else "")
-            + "the extra fine-tuning alone moves the baseline by "
-            + ", ".join(f"{_pts(r)} ({names.model(r['model'])}, {r['protocol']})"
-                        for r in big_lr.to_dict("records"))
-            + self._training_effect(big_lr))
-        lines += self._curve_verdict()
-        _md("**Verdict.**\n\n" + "\n".join(lines))
+        return ("- **On the original's claim**: "
+                + ("in no model and protocol is pruned − control above zero beyond noise; "
+                   if not real_gain else
+                   f"pruned − control is above zero beyond noise in {where(real_gain)}; ")
+                + (f"it is below zero beyond noise in {where(real_loss)}; " if real_loss else "")
+                + "the extra fine-tuning alone moves the baseline by "
+                + ", ".join(f"{_pts(r)} ({names.model(r['model'])}, {r['protocol']})"
+                            for r in big_lr.to_dict("records"))
+                + self._training_effect(big_lr))
 
     @staticmethod
     def _training_effect(control_gain: pd.DataFrame) -> str:
@@ -261,6 +262,9 @@ class ControlsSection(Section):
         no evidence that the extra training, rather than chance, moved the baseline."""
         real = [f"{names.model(r['model'])} ({r['protocol']})"
                 for r in control_gain.to_dict("records") if not stats.within_noise(r)]
+        if control_gain.lo.isna().all():
+            return (". With one seed there is no interval: these moves cannot be told from "
+                    "seed-to-seed noise.")
         if not real:
             return (". No interval excludes zero: over these seeds the extra training's effect "
                     "cannot be told from seed-to-seed noise.")

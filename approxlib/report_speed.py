@@ -241,7 +241,8 @@ class SpeedSection(Section):
                        f"({100 * r.diff:+.2f} points, {test}).")
         scratch = rec[rec.kind == "scratch"]
         if len(scratch):
-            out.append("  - Do the pruned weights matter? " + analysis.scratch_verdict(scratch))
+            out.append("  - Do the pruned weights matter? " + analysis.scratch_verdict(
+                scratch, float(self.p["channel_ratio"])))
         return out
 
     def _fastest_line(self, m: str, dense: pd.Series, ort: pd.Series) -> str:

@@ -110,7 +110,10 @@ def matmul_gflops(threads: int = 1, n: int = 1024, repeats: int = 5) -> float:
                               spec[:2], spec[2:])
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-    sess = ort.InferenceSession(helper.make_model(graph).SerializeToString(), opts,
+    # IR and opset pinned: the installed onnx stamps its newest, which an older onnxruntime
+    # (the versions pyproject allows) refuses
+    model = helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", 13)])
+    sess = ort.InferenceSession(model.SerializeToString(), opts,
                                 providers=["CPUExecutionProvider"])
     feed = {x: np.random.default_rng(0).random((n, n), dtype=np.float32) for x in "ab"}
     sess.run(None, feed)

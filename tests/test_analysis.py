@@ -408,6 +408,10 @@ def test_the_scratch_verdict_says_who_wins_only_where_the_test_says_so():
     t["p_value"] = [0.3, 0.4]
     assert analysis.scratch_verdict(t) == ("Scratch-E and Scratch-B are within noise of "
                                            "fine-tuned channel pruning.")
+    # one ratio, not the section's own: named
+    assert analysis.scratch_verdict(t.assign(ratio=0.7), 0.5).startswith(
+        "At 70% of the channels removed: Scratch-E and Scratch-B are within noise")
+    assert analysis.scratch_verdict(t, 0.5).startswith("Scratch-E and Scratch-B")
     # two ratios: a verdict for each
     two = pd.concat([t, t.assign(ratio=0.7, p_value=[0.01, 0.01])], ignore_index=True)
     assert analysis.scratch_verdict(two) == (

@@ -51,11 +51,13 @@ def test_scratch_controls_are_planned_at_each_of_scratch_ratios():
                        if v.control.startswith("scratch")})
     assert scratch_at(load_profile("smoke")) == [0.5]
     quick = load_profile("quick")
-    assert set(quick["scratch_ratios"]) <= {quick["channel_ratio"], *quick["channel_ratios"]}
     planned = [v for v in pipeline.plan(quick, ["G"]) if v.control.startswith("scratch")]
     assert sorted({v.prune_ratio for v in planned}) == sorted(quick["scratch_ratios"])
     assert len(planned) == 2 * 2 * 3 * len(quick["scratch_ratios"])  # models × E/B × 3 forms
-    with pytest.raises(ConfigError, match=r"scratch_ratios must be .*\(0\.5, 0\.7\), got \[0\.3\]"):
+    # trimming the channel curve trims the scratch controls with it (the README's recipe)
+    assert scratch_at(load_profile("quick", {"channel_ratios": []})) == [0.5]
+    assert scratch_at(load_profile("quick", {"scratch": False, "channel_ratios": []})) == []
+    with pytest.raises(ConfigError, match=r"scratch_ratios must name .*\(0\.5, 0\.7\), got \[0\.3\]"):
         load_profile("smoke", {"scratch_ratios": [0.3]})
     with pytest.raises(ConfigError, match="each of scratch_ratios must be in"):
         load_profile("smoke", {"scratch_ratios": [1.5]})

@@ -266,8 +266,8 @@ class SpeedSection(Section):
                 f"**{best.speedup:.1f}×** faster than dense float32 PyTorch eager "
                 f"({dense.latency_ms:.3f} ms) and **{best.speedup_ort:.2f}×** faster than dense "
                 f"float32 ONNX Runtime ({ort.latency_ms:.3f} ms), at {_fmt_pct(best.accuracy)} "
-                f"({100 * best.delta:+.2f} points against the baseline, "
-                f"{self._paired(dense, best)}).")
+                f"({100 * (best.accuracy - ref.accuracy):+.2f} points against "
+                f"{analysis.reference_name(ref)}, {self._paired(ref, best)}).")
 
     def _paired(self, a: pd.Series, b: pd.Series) -> str:
         return self.paired_words(self._variant(a), self._variant(b))

@@ -6,7 +6,8 @@ report's business: a study states what it measured, not what a project hoped for
 
 Section F (issue 4): the Huffman-coded .apx file ≥ 49× (ResNet-18) / 15× (MobileNetV2) smaller
 than the dense float32 checkpoint at ≤ 1 point below its accuracy, and ≥ 3× smaller than xz -9e
-of the same pruned checkpoint. Section G (issue 5): the fastest variant within 1 point ≥ 10×
+of the same pruned checkpoint (xz at the run's `general_effort`: -9e on quick and paper, -3 on
+smoke, whose line is then against a weaker xz). Section G (issue 5): the fastest variant within 1 point ≥ 10×
 faster than dense float32 PyTorch eager and ≥ 2× faster than dense float32 ONNX Runtime at
 batch 1; static INT8 ≤ 0.5 point and ≥ 3.9× smaller; channel pruning ≥ 1.8× at the throughput
 batch within 1 point. Issue 17: against the best dense model at equal compute (picked on

@@ -303,7 +303,7 @@ def paired_differences(d: pd.DataFrame) -> pd.DataFrame:
     if twice.any():
         raise ValueError(f"{int(twice.sum())} rows repeat a role of a model, protocol and seed: "
                          f"{d[twice].role.unique().tolist()}")
-    columns = ["model", "protocol", "difference", "n", "mean", "sd", "lo", "hi"]
+    columns = ["model", "protocol", "difference", *stats.CI_FIELDS]
     if d.empty:  # every run left out (`learned_runs`): no difference to give
         return pd.DataFrame(columns=columns)
     wide = d.pivot_table(index=["model", "protocol", "seed"], columns="role", values="accuracy")
@@ -330,11 +330,15 @@ def _span(values) -> str:
     return _points(lo) if abs(hi - lo) < 5e-4 else f"{_points(lo)} to {_points(hi)}"
 
 
-def _plain(d: pd.DataFrame) -> pd.Series:
-    """Rows of float PyTorch models as trained (not distilled), no encoding, at the profile's
-    protocol."""
+def _as_trained(d: pd.DataFrame) -> pd.Series:
+    """Rows of float PyTorch models as trained (not distilled), no encoding, any protocol."""
     return ((d.quant == quants.NONE.key) & (d.codec == NO_CODEC) & (d.runtime == runtimes.REFERENCE)
-            & (d.protocol == "profile") & ~_distilled(d))
+            & ~_distilled(d))
+
+
+def _plain(d: pd.DataFrame) -> pd.Series:
+    """`_as_trained` rows at the profile's protocol."""
+    return _as_trained(d) & (d.protocol == "profile")
 
 
 CHANCE_MARGIN = 0.02  # top-1 this close to `chance` (or below) is a model that learned nothing
@@ -366,8 +370,7 @@ def chance_finding(d: pd.DataFrame, scope: str = "in this report"
     if at.empty:
         return None
     n, total = _distinct(at), _distinct(trained)  # one model in several sections is one
-    base = at[(at.prune_ratio == 0) & uncontrolled(at) & (at.quant == quants.NONE.key)
-              & (at.codec == NO_CODEC) & (at.runtime == runtimes.REFERENCE) & ~_distilled(at)]
+    base = at[(at.prune_ratio == 0) & uncontrolled(at) & _as_trained(at)]
     ms = list(dict.fromkeys(_run_name(r) for r in base.itertuples()))
     which = f"the baseline{'s' * (len(ms) > 1)} of {' and '.join(ms)}"
     lo, hi = at.chance.min(), at.chance.max()

@@ -155,10 +155,7 @@ def models_side_by_side(df: pd.DataFrame) -> plt.Figure:
                       [names.model(m) for m in models])
         ax.set_ylabel(ylabel)
         ax.set_ylim(0, ax.get_ylim()[1] * 1.12)
-    # under the panels: inside, it covered the second model's bars
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=len(groups), frameon=False)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    _legend_below(fig, *axes[0].get_legend_handles_labels(), len(groups), 0.07)
     return fig
 
 
@@ -234,6 +231,13 @@ def bits_curve(curve: pd.DataFrame, dense: dict, tuned: dict) -> plt.Figure:
                   frameon=False)
     fig.tight_layout()
     return fig
+
+
+def _legend_below(fig, handles, labels, ncol: int, band: float) -> None:
+    """One legend under every panel, the panels laid out above it in `1 - band` of the figure:
+    inside a panel, each legend of this module once covered data whatever corner it took."""
+    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=ncol, frameon=False)
+    fig.tight_layout(rect=(0, band, 1, 1))
 
 
 def _shades(n: int) -> list:
@@ -342,9 +346,7 @@ def ratio_accuracy(points: pd.DataFrame, dense: dict, published: list[tuple]) ->
     for ax in axes[0]:
         for h, label in zip(*ax.get_legend_handles_labels()):
             key.setdefault(label, h)
-    fig.legend(list(key.values()), list(key), fontsize=7, ncol=3, loc="lower center",
-               frameon=False)
-    fig.tight_layout(rect=(0, 0.14, 1, 1))
+    _legend_below(fig, list(key.values()), list(key), 3, 0.14)
     return fig
 
 
@@ -411,10 +413,7 @@ def pareto(df: pd.DataFrame) -> plt.Figure:
     ax.set_xlabel("CPU latency, batch 1 (ms, log scale)")
     ax.set_ylabel("Top-1 test accuracy (%)")
     ax.grid(alpha=0.3, which="both")
-    # below the axes: inside, it covered the slow INT8 points whatever corner it took
-    handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=4, frameon=False)
-    fig.tight_layout(rect=(0, 0.17, 1, 1))
+    _legend_below(fig, *ax.get_legend_handles_labels(), 4, 0.17)
     return fig
 
 
@@ -517,10 +516,7 @@ def protocol_bars(summary: pd.DataFrame, seeds: pd.DataFrame) -> plt.Figure:
         high = 100 * max(seeds[seeds.model == m].accuracy.max(), sm["hi"].max(skipna=True))
         ax.set_ylim(max(0, low - 3), min(100, high + 3))
         ax.grid(alpha=0.3, axis="y")
-    # under the panels: inside, it covered the tuned protocol's bars
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=3, frameon=False)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    _legend_below(fig, *axes[0][0].get_legend_handles_labels(), 3, 0.08)
     return fig
 
 

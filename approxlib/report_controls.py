@@ -70,8 +70,7 @@ class ControlsSection(Section):
         for (m, pr, role), g in self.seeds_df.groupby(["model", "protocol", "role"], sort=False):
             rows.append({"model": m, "protocol": pr, "role": role,
                          **stats.mean_ci(g.sort_values("seed").accuracy)})
-        return pd.DataFrame(rows, columns=["model", "protocol", "role", "n", "mean", "sd", "lo",
-                                           "hi"])
+        return pd.DataFrame(rows, columns=["model", "protocol", "role", *stats.CI_FIELDS])
 
     def differences(self) -> pd.DataFrame:
         """Per model and protocol: paired (by seed) accuracy differences, mean and 95% CI."""

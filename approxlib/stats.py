@@ -40,6 +40,9 @@ def wilson(correct: int, total: int, level: float = 0.95) -> tuple[float, float]
     return float(ci.low), float(ci.high)
 
 
+CI_FIELDS = ("n", "mean", "sd", "lo", "hi")  # what `mean_ci` returns, in a table's order
+
+
 def mean_ci(samples, level: float = 0.95) -> dict:
     """Mean, sample standard deviation and Student-t interval of the mean over seeds (scipy).
 

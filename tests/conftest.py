@@ -1,6 +1,8 @@
+import json
 import os
 import shutil
 import signal
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,19 +12,63 @@ from approxlib import data
 
 # Tests never reach for the network: a missing dataset must fail fast, not try a download.
 os.environ.setdefault("APPROX_OFFLINE", "1")
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# Under pytest-xdist (`make test` runs `-n`) each worker gets one thread, and so do the kernels
+# and commands it starts: two 2-thread teams on 2 cores wait on each other (the suite's tests
+# ran 1.5x slower in all than one after another, some 10x; with one thread each, 1.6x faster).
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if WORKER:
+    os.environ["OMP_NUM_THREADS"] = "1"
+torch.set_num_threads(1 if WORKER else min(2, os.cpu_count() or 1))
+# The store a controller filled for its workers (see pytest_sessionstart)
+SHARED_SMOKE = "APPROX_TEST_SMOKE_SHARED"
+
+
+def _fashion_mnist(root: Path) -> Path | None:
+    """`root` holding the real Fashion-MNIST (from Debian's package, or data/ if present)."""
+    if not data._place_debian_fashion_mnist(root):
+        repo_raw = Path("data/FashionMNIST/raw")
+        if not repo_raw.is_dir():
+            return None
+        (root / "FashionMNIST").mkdir()
+        (root / "FashionMNIST" / "raw").symlink_to(repo_raw.resolve())
+    return root
+
+
+def _smoke(root: Path, store_dir, data_root: Path):
+    from approxlib import pipeline
+    from approxlib import store as S
+    from approxlib.config import load_profile
+    p = load_profile("smoke")
+    store = S.Store(store_dir)
+    df, runner = pipeline.run(p, list("ABCDEFGH"), store, root / "out", data_root, progress=False)
+    return p, store, root, df, runner, data_root
+
+
+def pytest_sessionstart(session):
+    """With workers (`-n`), the controller computes the smoke run once before they start, with
+    every thread its cores give (the run is the suite's longest wait, and training a 2,000-image
+    model on one thread took 1.6x as long), and hands them its store; the workers then only
+    read it. A kept APPROX_TEST_STORE needs no such run."""
+    if WORKER or not getattr(session.config.option, "numprocesses", None) \
+            or os.environ.get("APPROX_TEST_STORE"):
+        return
+    root = Path(tempfile.mkdtemp(prefix="approx-smoke-"))
+    session.config.add_cleanup(lambda: shutil.rmtree(root, ignore_errors=True))
+    (root / "data").mkdir()
+    data_root = _fashion_mnist(root / "data")
+    if data_root is None:
+        return  # the data_root fixture skips what needs it
+    _, _, _, _, runner, _ = _smoke(root, root / "models", data_root)
+    (root / "computed.json").write_text(json.dumps(runner.computed))
+    os.environ[SHARED_SMOKE] = str(root)  # the workers, started next, inherit it
 
 
 @pytest.fixture(scope="session")
 def data_root(tmp_path_factory) -> Path:
     """A data folder holding the real Fashion-MNIST (from Debian's package, or data/ if present)."""
-    root = tmp_path_factory.mktemp("data")
-    if not data._place_debian_fashion_mnist(root):
-        repo_raw = Path("data/FashionMNIST/raw")
-        if not repo_raw.is_dir():
-            pytest.skip("Fashion-MNIST not available (install Debian's dataset-fashion-mnist)")
-        (root / "FashionMNIST").mkdir()
-        (root / "FashionMNIST" / "raw").symlink_to(repo_raw.resolve())
+    root = _fashion_mnist(tmp_path_factory.mktemp("data"))
+    if root is None:
+        pytest.skip("Fashion-MNIST not available (install Debian's dataset-fashion-mnist)")
     return root
 
 
@@ -33,17 +79,18 @@ def fmnist_test(data_root):
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory, data_root):
-    """The whole smoke profile computed once; its cache is shared by later tests."""
-    from approxlib import pipeline
-    from approxlib import store as S
-    from approxlib.config import load_profile
+    """The whole smoke profile computed once; its cache is shared by later tests.
+
+    APPROX_TEST_STORE=DIR keeps the smoke store between local runs (a filled one computes
+    nothing); CI leaves it unset and computes everything, here or, with workers, in the
+    controller (its runner's `computed` then lists what that run computed)."""
     root = tmp_path_factory.mktemp("run")
-    p = load_profile("smoke")
-    # APPROX_TEST_STORE=DIR keeps the smoke store between local runs (a filled one computes
-    # nothing); CI leaves it unset and computes everything.
-    store = S.Store(os.environ.get("APPROX_TEST_STORE") or root / "models")
-    df, runner = pipeline.run(p, list("ABCDEFGH"), store, root / "out", data_root, progress=False)
-    return p, store, root, df, runner, data_root
+    shared = os.environ.get(SHARED_SMOKE)
+    kept = os.environ.get("APPROX_TEST_STORE") or (shared and Path(shared) / "models")
+    run = _smoke(root, kept or root / "models", data_root)
+    if shared and not os.environ.get("APPROX_TEST_STORE"):
+        run[4].computed = json.loads((Path(shared) / "computed.json").read_text())
+    return run
 
 
 @pytest.fixture

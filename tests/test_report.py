@@ -17,7 +17,8 @@ from approxlib import report
 from approxlib import store as S
 from approxlib.config import load_profile
 
-pytestmark = pytest.mark.slow  # the smoke report rendered again: notebooks, HTML, PDF
+# The smoke report rendered again (notebooks, HTML, PDF), once: one worker runs the module
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("rendered")]
 
 @pytest.fixture(scope="module")
 def rendered(smoke_run, tmp_path_factory):

@@ -63,6 +63,12 @@ def pytest_sessionstart(session):
     os.environ[SHARED_SMOKE] = str(root)  # the workers, started next, inherit it
 
 
+def pytest_collection_modifyitems(items):
+    """The slow tests first: workers hand out tests in this order, and a minute-long test
+    started last keeps one worker busy while the others have nothing left."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def data_root(tmp_path_factory) -> Path:
     """A data folder holding the real Fashion-MNIST (from Debian's package, or data/ if present)."""

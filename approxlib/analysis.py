@@ -434,7 +434,7 @@ def pruning_finding(d: pd.DataFrame, seed: int) -> tuple[str, str] | None:
         text += (f" and {_span(vs_ctl)} against dense controls fine-tuned for as long (mean "
                  f"{_points(vs_ctl.mean())}): the first compares extra training plus pruning "
                  f"with neither, the second isolates pruning")
-    return pruned.section.iloc[0], text + "."
+    return "".join(sorted(pruned.section.unique())), text + "."  # every section it pools
 
 
 def compression_finding(d: pd.DataFrame) -> tuple[str, str] | None:
@@ -513,8 +513,9 @@ def controls_finding(d: pd.DataFrame, ratio: float) -> tuple[str, str] | None:
 
 
 def findings(d: pd.DataFrame, ratio: float, seed: int) -> list[tuple[str, str]]:
-    """The report's opening findings as (section letter to link, sentence), from the rows alone
-    (each kind of comparison is recognized by its rows, never by a section's letter)."""
+    """The report's opening findings as (the letters of the sections to link, sentence), from
+    the rows alone (each kind of comparison is recognized by its rows, never by a section's
+    letter)."""
     d = d.copy()
     d["control"] = controls_of(d)
     found = [chance_finding(d), pruning_finding(d, seed), compression_finding(d),

@@ -698,6 +698,12 @@ table.summary { font-size: 10px; }
 """
 
 
+def _section_links(letters: str) -> str:
+    """"Section A" or "Sections A, B and C", each linked to its heading."""
+    links = [f"[{s}](#section-{s})" for s in letters]
+    return f"Section{'s' * (len(links) > 1)} {_and(links)}"
+
+
 def render(out: Path, p: dict, sections: list[str], notebooks: dict[str, Path],
            reused: tuple | list = ()) -> Path:
     """Merge the executed notebooks into out/index.html (code hidden, images embedded);
@@ -710,8 +716,7 @@ def render(out: Path, p: dict, sections: list[str], notebooks: dict[str, Path],
     found = analysis.findings(results[results.section.isin(sections)], float(p["ratio"]),
                               int(p["seed"]))
     findings = nbformat.v4.new_markdown_cell(
-        "## Findings\n\n" + "\n".join(f"- {text} ([Section {s}](#section-{s}))"
-                                      for s, text in found))
+        "## Findings\n\n" + "\n".join(f"- {text} ({_section_links(s)})" for s, text in found))
     summary = nbformat.v4.new_markdown_cell(
         f"## Summary\n\nEvery distinct model variant of sections {', '.join(shown)} (top-1 on "
         f"{_test_split(results)}; size = bytes of the saved checkpoint; latency = median batch-1 "

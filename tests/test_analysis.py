@@ -157,6 +157,12 @@ def test_findings_come_from_the_rows_and_link_their_sections():
     one_seed = study_frame().query("seed == 0")
     assert "one seed, so no interval" in dict(analysis.findings(one_seed, 0.5, 0))["H"]
     assert "B" not in dict(analysis.findings(study_frame(), 0.5, 1))  # not the profile's seed
+    # a second pruning section (its own baseline and pruned model) is pooled, and linked
+    d = study_frame()
+    two = pd.concat([d, d[d.section == "B"].iloc[:2].assign(section="C", model="mobilenetv2")],
+                    ignore_index=True)
+    pooled = dict(analysis.findings(two, 0.5, 0))
+    assert "2 pruned models scored" in pooled["BC"] and "B" not in pooled
 
 
 def test_compression_stages_ratios_deltas_and_bits_per_nonzero():

@@ -17,10 +17,13 @@ from approxlib import report
 from approxlib import store as S
 from approxlib.config import load_profile
 
-# The smoke report rendered again (notebooks, HTML, PDF), once: one worker runs the module
+# The smoke report rendered again (notebooks, HTML, PDF), once: one worker runs the module,
+# and keeps the rendering for the session, since the worker may run other modules' tests
+# between this one's (a module-scoped fixture rendered twice, 2026-12-06)
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("rendered")]
 
-@pytest.fixture(scope="module")
+
+@pytest.fixture(scope="session")
 def rendered(smoke_run, tmp_path_factory):
     p, store, root, df, runner, data_root = smoke_run
     out = tmp_path_factory.mktemp("report")
@@ -39,6 +42,9 @@ def test_html_has_every_section_images_summary_and_appendix(rendered):
     figures = html.count('src="data:image/png;base64,')
     assert figures >= 2 + 2 + 2 + 2 + 2 + 3 + 2 + 3  # A–E: 2 each; F: 3; G: 2; H: 3 — embedded
     assert 'class="dataframe summary"' in html or 'class="summary"' in html
+    # the pruning finding pools sections A-E (each prunes one-shot) and links all five
+    links = ", ".join(f'<a href="#section-{s}">{s}</a>' for s in "ABCD")
+    assert f'(Sections {links} and <a href="#section-E">E</a>)' in html
     assert "Appendix: environment" in html and "git commit" in html
     assert "from approxlib.report import Section" not in html  # code hidden
     text = re.sub(r"<(style|script)\b.*?</\1>", "", html, flags=re.S)  # page chrome, not content
@@ -161,6 +167,12 @@ def test_the_reuse_digest_covers_every_cache_entry_a_section_reads(smoke_run, tm
         planned = {e["key"] for e in accounting.entries(p, [letter])}
         outside = {(kind, key) for kind, key in seen if key not in planned}
         assert seen and not outside, (letter, sorted(outside)[:5])
+
+
+def test_findings_link_every_section_they_pool():
+    assert report._section_links("B") == "Section [B](#section-B)"
+    assert report._section_links("ABC") == ("Sections [A](#section-A), [B](#section-B) and "
+                                            "[C](#section-C)")
 
 
 def test_text_reaching_the_report_is_shown_literally():

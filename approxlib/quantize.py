@@ -270,6 +270,12 @@ def pack_state(sd: dict) -> dict:
             "blobs": {name: torch.cat(ts) for name, ts in blobs.items()}}
 
 
+# torch's note (once per process) that its quantized-tensor creation functions are deprecated:
+# a note for code that calls them, not for a user loading a checkpoint, which rebuilds its
+# tensors with them (benchmarks/latency.py printed it on its first static INT8 model)
+QUANTIZED_DEPRECATION = r"torch\.quantize_per_tensor"
+
+
 def unpack_state(packed: dict) -> dict:
     """The state dict `pack_state` packed; PackError (one line) if layout and data disagree.
     Every tensor is a slice of a blob, so nothing larger than the file is allocated."""
@@ -280,7 +286,9 @@ def unpack_state(packed: dict) -> dict:
         if inflate.unconsumed_tail or not inflate.eof:
             raise ValueError(f"layout is truncated or over {_LAYOUT_MAX >> 20} MiB")
         layout = json.loads(text)
-        sd = OrderedDict((k, _unpack(v, blobs)) for k, v in layout["tensors"].items())
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=QUANTIZED_DEPRECATION)
+            sd = OrderedDict((k, _unpack(v, blobs)) for k, v in layout["tensors"].items())
         sd._metadata = OrderedDict((k, dict(v)) for k, v in layout["versions"].items())
         return sd
     except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, IndexError,

@@ -219,7 +219,7 @@ def _read_checkpoint(path: Path, data: bytes | None) -> Any:
             # functions, both of which torch warns about (once per process: a Dask worker's
             # first int8 load printed the second to the user).
             warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
-            warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor")
+            warnings.filterwarnings("ignore", message=quantize.QUANTIZED_DEPRECATION)
             warnings.filterwarnings("ignore", message="Validating sparse tensor invariants")
             return torch.load(io.BytesIO(data) if data is not None else path, map_location="cpu",
                               weights_only=True)

@@ -16,12 +16,16 @@ from approxlib import store
 from approxlib.config import ModelConfig, PruneConfig, QuantConfig
 
 
-def test_an_int8_checkpoint_loads_without_torch_warnings(tmp_path):
+@pytest.mark.parametrize("method", ["int8-dynamic", "int8-static"])
+def test_an_int8_checkpoint_loads_without_torch_warnings(tmp_path, method):
     """torch warns once per process when a checkpoint's quantized tensors are rebuilt; a fresh
-    process (a Dask worker, `approx evaluate`) loading one first showed that note to the user."""
+    process (a Dask worker, `approx evaluate`, benchmarks/latency.py) loading one first showed
+    that note to the user."""
     cfg = ModelConfig("resnet18", 10, 1)
-    q = quantize.quantize(models.build(cfg).eval(), QuantConfig("int8-dynamic"))
-    store.save_checkpoint(q, tmp_path / "q.pt", cfg, "int8-dynamic")
+    model = models.build(cfg).eval()
+    q = (quantize.quantize(model, QuantConfig(method)) if method == "int8-dynamic"
+         else quantize.quantize_static(model, torch.rand(8, 1, 28, 28)))
+    store.save_checkpoint(q, tmp_path / "q.pt", cfg, method)
     load = "import sys; from approxlib import store; store.load_checkpoint(sys.argv[1])"
     res = subprocess.run([sys.executable, "-c", load, str(tmp_path / "q.pt")],
                          capture_output=True, text=True, timeout=120)

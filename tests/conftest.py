@@ -44,13 +44,22 @@ def _smoke(root: Path, store_dir, data_root: Path):
     return p, store, root, df, runner, data_root
 
 
+def _smoke_selected(config) -> bool:
+    """Whether the paths pytest was given hold a test file that uses the smoke run (the
+    controller does not collect; `-k` may still leave out every such test)."""
+    here = Path(__file__).resolve().parent
+    chosen = [(config.invocation_params.dir / a.split("::")[0]).resolve() for a in config.args]
+    return any("smoke_run" in f.read_text() and any(c == f or c in f.parents for c in chosen)
+               for f in here.glob("test_*.py"))
+
+
 def pytest_sessionstart(session):
     """With workers (`-n`), the controller computes the smoke run once before they start, with
     every thread its cores give (the run is the suite's longest wait, and training a 2,000-image
     model on one thread took 1.6x as long), and hands them its store; the workers then only
     read it. A kept APPROX_TEST_STORE needs no such run."""
     if WORKER or not getattr(session.config.option, "numprocesses", None) \
-            or os.environ.get("APPROX_TEST_STORE"):
+            or os.environ.get("APPROX_TEST_STORE") or not _smoke_selected(session.config):
         return
     root = Path(tempfile.mkdtemp(prefix="approx-smoke-"))
     session.config.add_cleanup(lambda: shutil.rmtree(root, ignore_errors=True))

@@ -54,7 +54,7 @@ report: setup system nncodec
 	$(BIN)/approx report --profile $(PROFILE)
 
 # Tests on TEST_WORKERS processes of one thread each (pytest-xdist; tests/conftest.py computes
-# the shared smoke run first, on every thread): on 2 cores the tests after that run took 403 s
+# the shared smoke run first, on two threads): on 2 cores the tests after that run took 403 s
 # against about 630 s one after another. TEST_WORKERS=0 runs them in this process.
 TEST_WORKERS ?= auto
 test: setup system nncodec

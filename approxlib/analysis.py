@@ -378,7 +378,7 @@ def chance_finding(d: pd.DataFrame, scope: str = "in this report"
     it = "it" if n == 1 else "them"
     seeds = (" Section H leaves each seed whose baseline or control did not learn out of its "
              "differences." if (at.protocol != "profile").any() else "")
-    return at.section.iloc[0], (
+    return "".join(sorted(at.section.unique())), (
         f"**Caution.** {n} of the {total} dense or from-scratch models {scope} scored within "
         f"{100 * CHANCE_MARGIN:.0f} points of chance (always naming the most frequent test "
         f"class: {level})"

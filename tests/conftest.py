@@ -2,9 +2,10 @@ import json
 import os
 import shutil
 import signal
-import tempfile
+import traceback
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -54,21 +55,31 @@ def _smoke_selected(config) -> bool:
 
 
 def pytest_sessionstart(session):
-    """With workers (`-n`), the controller computes the smoke run once before they start, with
-    every thread its cores give (the run is the suite's longest wait, and training a 2,000-image
-    model on one thread took 1.6x as long), and hands them its store; the workers then only
-    read it. A kept APPROX_TEST_STORE needs no such run."""
-    if WORKER or not getattr(session.config.option, "numprocesses", None) \
-            or os.environ.get("APPROX_TEST_STORE") or not _smoke_selected(session.config):
+    """With workers (`-n`), the controller computes the smoke run once before they start, on
+    two threads as the suite run in one process does (the run is the suite's longest wait, and
+    training a 2,000-image model on one thread took 1.6x as long), and hands the workers its
+    models folder, its rows and what it computed; they only read them. A kept
+    APPROX_TEST_STORE needs no such run. A failed run fails the tests that use it, not the
+    session."""
+    cfg = session.config
+    if (WORKER or not getattr(cfg.option, "numprocesses", None) or cfg.option.collectonly
+            or os.environ.get("APPROX_TEST_STORE") or not _smoke_selected(cfg)):
         return
-    root = Path(tempfile.mkdtemp(prefix="approx-smoke-"))
-    session.config.add_cleanup(lambda: shutil.rmtree(root, ignore_errors=True))
+    root = cfg._tmp_path_factory.mktemp("smoke-shared")  # pytest's own temp root and rotation
     (root / "data").mkdir()
     data_root = _fashion_mnist(root / "data")
     if data_root is None:
         return  # the data_root fixture skips what needs it
-    _, _, _, _, runner, _ = _smoke(root, root / "models", data_root)
-    (root / "computed.json").write_text(json.dumps(runner.computed))
+    reporter = cfg.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("computing the smoke run the tests share, before the workers start "
+                            "(about 5 minutes on 2 cores)")
+    try:
+        _, _, _, df, runner, _ = _smoke(root, root / "models", data_root)
+        df.to_pickle(root / "results.pkl")  # written and read by this suite alone
+        (root / "computed.json").write_text(json.dumps(runner.computed))
+    except Exception:
+        (root / "failed.txt").write_text(traceback.format_exc())
     os.environ[SHARED_SMOKE] = str(root)  # the workers, started next, inherit it
 
 
@@ -100,11 +111,15 @@ def smoke_run(tmp_path_factory, data_root):
     nothing); CI leaves it unset and computes everything, here or, with workers, in the
     controller (its runner's `computed` then lists what that run computed)."""
     root = tmp_path_factory.mktemp("run")
-    shared = os.environ.get(SHARED_SMOKE)
-    kept = os.environ.get("APPROX_TEST_STORE") or (shared and Path(shared) / "models")
-    run = _smoke(root, kept or root / "models", data_root)
-    if shared and not os.environ.get("APPROX_TEST_STORE"):
-        run[4].computed = json.loads((Path(shared) / "computed.json").read_text())
+    kept = os.environ.get("APPROX_TEST_STORE")
+    shared = Path(os.environ[SHARED_SMOKE]) if WORKER and SHARED_SMOKE in os.environ else None
+    if shared is not None and (shared / "failed.txt").exists():
+        pytest.fail("the smoke run failed in the controller:\n"
+                    + (shared / "failed.txt").read_text(), pytrace=False)
+    run = _smoke(root, kept or (shared / "models" if shared else root / "models"), data_root)
+    if shared is not None and not kept:  # the controller's rows and what it computed
+        run[4].computed = json.loads((shared / "computed.json").read_text())
+        run = (*run[:3], pd.read_pickle(shared / "results.pkl"), *run[4:])
     return run
 
 
@@ -122,8 +137,9 @@ def store_copy(smoke_run, tmp_path):
         except OSError:  # another file system
             shutil.copy2(src, dst)
     dst = tmp_path / "models"
+    # another worker's write may be under way: its temporary file (.name~host~pid~...) is left
     shutil.copytree(smoke_run[1].root, dst, copy_function=link,
-                    ignore=shutil.ignore_patterns(".locks", "damaged"))
+                    ignore=shutil.ignore_patterns(".locks", "damaged", ".*~*"))
     return S.Store(dst)
 
 

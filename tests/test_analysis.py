@@ -492,6 +492,9 @@ def test_models_at_chance_are_a_caution_before_every_finding():
     two = analysis.chance_finding(d)[1]
     assert f"2 of the {trained} dense" in two
     assert "10.0–12.5%), the baseline of ResNet-18 among them. They have" in two
+    also_f = d.copy()
+    also_f.loc[3, "accuracy"] = 0.1  # section F's dense model too: both sections are linked
+    assert analysis.chance_finding(also_f)[0] == "BF"
     assert analysis.chance_finding(d.drop(columns="chance")) is None  # rows from before
     # a pruned model at chance is what pruning did, not a failed training
     d.loc[2, "accuracy"], d.loc[1, "accuracy"] = 0.5, 0.1

@@ -57,9 +57,10 @@ def test_bad_parameters_fail_in_the_first_code_cell(tmp_path, capsys, params, cl
     assert not (tmp_path / "m").exists()  # failed before any work
 
 
-def test_list_parameters_accept_papermill_text(tmp_path, smoke_run):
-    """The README's command: papermill ... -p ratios '[0, 0.5, 0.9]' passes the list as text."""
-    _, store, _, _, _, data_root = smoke_run
+def test_list_parameters_accept_papermill_text(tmp_path, smoke_run, store_copy):
+    """The README's command: papermill ... -p ratios '[0, 0.5, 0.9]' passes the list as text.
+    (It trains a new ratio: into a copy of the shared store, which other workers read.)"""
+    data_root, store = smoke_run[5], store_copy
     out = tmp_path / "c.ipynb"
     pm.execute_notebook(str(NOTEBOOKS / "C_resnet18_pruning_sweep.ipynb"), str(out),
                         parameters={"profile": "smoke", "ratios": "[0, 0.5, 0.9]",
@@ -72,10 +73,10 @@ def test_list_parameters_accept_papermill_text(tmp_path, smoke_run):
     assert df.loc[df.prune_ratio == 0.9, "sparsity"].item() == pytest.approx(0.9, abs=1e-6)
 
 
-def test_seeds_average_a_section_and_pair_its_differences(tmp_path, smoke_run):
+def test_seeds_average_a_section_and_pair_its_differences(tmp_path, smoke_run, store_copy):
     """`seeds: [0, 1]` repeats section A's variants per seed; its table shows the mean over seeds
     with a t-interval, and the findings pair pruned, control and baseline by seed."""
-    _, store, _, _, _, data_root = smoke_run
+    data_root, store = smoke_run[5], store_copy
     out = tmp_path / "a.ipynb"
     pm.execute_notebook(str(NOTEBOOKS / "A_mobilenetv2_pruning.ipynb"), str(out),
                         parameters={"profile": "smoke", "overrides": "{seeds: [0, 1]}",

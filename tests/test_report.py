@@ -17,10 +17,11 @@ from approxlib import report
 from approxlib import store as S
 from approxlib.config import load_profile
 
-# The smoke report rendered again (notebooks, HTML, PDF), once: one worker runs the module,
-# and keeps the rendering for the session, since the worker may run other modules' tests
-# between this one's (a module-scoped fixture rendered twice, 2026-12-06)
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("rendered")]
+pytestmark = pytest.mark.slow
+# The smoke report rendered again (notebooks, HTML, PDF), once: the tests that read it run on
+# one worker, which keeps the rendering for the session, since it may run other modules' tests
+# between them (a module-scoped fixture rendered twice, 2026-12-06)
+ON_THE_RENDERING_WORKER = pytest.mark.xdist_group("rendered")
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +35,7 @@ def rendered(smoke_run, tmp_path_factory):
     return out, made
 
 
+@ON_THE_RENDERING_WORKER
 def test_html_has_every_section_images_summary_and_appendix(rendered):
     out, made = rendered
     html = made["index"].read_text()
@@ -72,6 +74,7 @@ def test_html_has_every_section_images_summary_and_appendix(rendered):
     assert stages.seconds.notna().all() and not stages.computed.any()  # all from the cache
 
 
+@ON_THE_RENDERING_WORKER
 def test_pdf_is_valid_and_has_every_section(rendered):
     out, made = rendered
     pdf = made["pdf"]
@@ -83,6 +86,7 @@ def test_pdf_is_valid_and_has_every_section(rendered):
     assert "Appendix: environment" in text and "Appendix: where the time went" in text
 
 
+@ON_THE_RENDERING_WORKER
 def test_executed_notebooks_and_results(rendered):
     out, _ = rendered
     assert sorted(p.name[0] for p in (out / "notebooks").glob("*.ipynb")) == list("ABCDEFGH")
@@ -95,6 +99,7 @@ def test_executed_notebooks_and_results(rendered):
     assert set(points.model) == {"resnet18", "mobilenetv2"} and points.val_lo.notna().all()
 
 
+@ON_THE_RENDERING_WORKER
 def test_the_targets_script_reads_the_report(rendered):
     """benchmarks/targets.py on the smoke report: a line per target, met or missed (smoke's
     tiny models miss most), never a traceback, and section F's grid found, not 'missing'."""
@@ -111,6 +116,7 @@ def test_the_targets_script_reads_the_report(rendered):
                                       f"F {m}: most compressed within 1 point")) for ln in lines)
 
 
+@ON_THE_RENDERING_WORKER
 def test_executed_notebooks_run_again_under_nbval(rendered):
     """nbval (lax: errors fail, outputs are not compared) re-runs every executed smoke notebook,
     its injected parameters included: each runs top to bottom from the cache alone."""
@@ -123,6 +129,7 @@ def test_executed_notebooks_run_again_under_nbval(rendered):
     assert re.search(r"\b(\d+) passed", res.stdout)
 
 
+@ON_THE_RENDERING_WORKER
 def test_a_second_report_reuses_the_notebooks_whose_inputs_are_unchanged(rendered, smoke_run):
     """Issue 19's second run: from a filled folder every notebook is reused, not executed
     again; one edited after its run is executed again and the others still reused. (Last of

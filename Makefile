@@ -58,7 +58,7 @@ report: setup system nncodec
 # against about 630 s one after another. TEST_WORKERS=0 runs them in this process.
 TEST_WORKERS ?= auto
 test: setup system nncodec
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 --dist loadgroup
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4
 
 # JupyterLab refuses to run as root without --allow-root (containers run as root): pass it
 # only then. LAB_ARGS adds options, e.g. LAB_ARGS="--no-browser --port=8899".

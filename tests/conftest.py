@@ -14,8 +14,9 @@ from approxlib import data
 # Tests never reach for the network: a missing dataset must fail fast, not try a download.
 os.environ.setdefault("APPROX_OFFLINE", "1")
 # Under pytest-xdist (`make test` runs `-n`) each worker gets one thread, and so do the kernels
-# and commands it starts: two 2-thread teams on 2 cores wait on each other (the suite's tests
-# ran 1.5x slower in all than one after another, some 10x; with one thread each, 1.6x faster).
+# and commands it starts: two 2-thread teams on 2 cores wait on each other (the tests after the
+# smoke run took 600 s, about what one process takes, some of them 10x longer; with one thread
+# each, 403 s).
 WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 if WORKER:
     os.environ["OMP_NUM_THREADS"] = "1"

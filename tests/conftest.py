@@ -2,7 +2,10 @@ import json
 import os
 import shutil
 import signal
-import traceback
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +13,8 @@ import pytest
 import torch
 
 from approxlib import data
+
+import shared_smoke  # tests/, on the path beside this file
 
 # Tests never reach for the network: a missing dataset must fail fast, not try a download.
 os.environ.setdefault("APPROX_OFFLINE", "1")
@@ -21,8 +26,9 @@ WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 if WORKER:
     os.environ["OMP_NUM_THREADS"] = "1"
 torch.set_num_threads(1 if WORKER else min(2, os.cpu_count() or 1))
-# The store a controller filled for its workers (see pytest_sessionstart)
+# The folder of the smoke run the controller started for its workers (see pytest_sessionstart)
 SHARED_SMOKE = "APPROX_TEST_SMOKE_SHARED"
+SMOKE_PROCESS = pytest.StashKey[subprocess.Popen]()
 
 
 def _fashion_mnist(root: Path) -> Path | None:
@@ -36,16 +42,6 @@ def _fashion_mnist(root: Path) -> Path | None:
     return root
 
 
-def _smoke(root: Path, store_dir, data_root: Path):
-    from approxlib import pipeline
-    from approxlib import store as S
-    from approxlib.config import load_profile
-    p = load_profile("smoke")
-    store = S.Store(store_dir)
-    df, runner = pipeline.run(p, list("ABCDEFGH"), store, root / "out", data_root, progress=False)
-    return p, store, root, df, runner, data_root
-
-
 def _smoke_selected(config) -> bool:
     """Whether the paths pytest was given hold a test file that uses the smoke run (the
     controller does not collect; `-k` may still leave out every such test)."""
@@ -56,38 +52,55 @@ def _smoke_selected(config) -> bool:
 
 
 def pytest_sessionstart(session):
-    """With workers (`-n`), the controller computes the smoke run once before they start, on
-    two threads as the suite run in one process does (the run is the suite's longest wait, and
-    training a 2,000-image model on one thread took 1.6x as long), and hands the workers its
-    models folder, its rows and what it computed; they only read them. A kept
-    APPROX_TEST_STORE needs no such run. A failed run fails the tests that use it, not the
-    session."""
+    """With workers (`-n`), the controller starts the smoke run in a process of its own, on one
+    thread (tests/shared_smoke.py says why), and the workers, started next, run the tests that
+    do not need it meanwhile; those that do wait for it and only read its models folder, rows
+    and what it computed. A kept APPROX_TEST_STORE needs no such run. A failed run fails the
+    tests that use it, not the session."""
     cfg = session.config
     if (WORKER or not getattr(cfg.option, "numprocesses", None) or cfg.option.collectonly
             or os.environ.get("APPROX_TEST_STORE") or not _smoke_selected(cfg)):
         return
     root = cfg._tmp_path_factory.mktemp("smoke-shared")  # pytest's own temp root and rotation
     (root / "data").mkdir()
-    data_root = _fashion_mnist(root / "data")
-    if data_root is None:
+    if _fashion_mnist(root / "data") is None:
         return  # the data_root fixture skips what needs it
     reporter = cfg.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.write_line("computing the smoke run the tests share, before the workers start "
-                            "(about 5 minutes on 2 cores)")
-    try:
-        _, _, _, df, runner, _ = _smoke(root, root / "models", data_root)
-        df.to_pickle(root / "results.pkl")  # written and read by this suite alone
-        (root / "computed.json").write_text(json.dumps(runner.computed))
-    except Exception:
-        (root / "failed.txt").write_text(traceback.format_exc())
+        reporter.write_line(f"computing the smoke run the tests share beside them ({root})")
+    with open(root / "log.txt", "wb") as log:
+        proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("shared_smoke.py")),
+                                 str(root)], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    threading.Thread(target=_watch, args=(proc, root), daemon=True).start()
+    cfg.stash[SMOKE_PROCESS] = proc
     os.environ[SHARED_SMOKE] = str(root)  # the workers, started next, inherit it
 
 
+def _watch(proc: subprocess.Popen, root: Path) -> None:
+    """A run killed before it could say so (out of memory, a signal) fails its tests too."""
+    code = proc.wait()
+    if shared_smoke.finished(root) is None:
+        log = (root / "log.txt").read_text(errors="replace")[-3000:]
+        shared_smoke.write(root / shared_smoke.FAILED,
+                           f"its process ended with status {code}:\n{log}")
+
+
+def pytest_sessionfinish(session):
+    """A session ended early (-x, ^C) leaves no smoke run computing behind it."""
+    proc = session.config.stash.get(SMOKE_PROCESS, None)
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
 def pytest_collection_modifyitems(items):
-    """The slow tests first: workers hand out tests in this order, and a minute-long test
-    started last keeps one worker busy while the others have nothing left."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """The tests that need no smoke run first (with workers they run while it is computed),
+    then those that use it; the slow ones first within each: workers hand out tests in this
+    order, and a minute-long test started last keeps one worker busy while the others have
+    nothing left."""
+    items.sort(key=lambda item: ("smoke_run" in getattr(item, "fixturenames", ()),
+                                 item.get_closest_marker("slow") is None))
 
 
 @pytest.fixture(scope="session")
@@ -109,19 +122,30 @@ def smoke_run(tmp_path_factory, data_root):
     """The whole smoke profile computed once; its cache is shared by later tests.
 
     APPROX_TEST_STORE=DIR keeps the smoke store between local runs (a filled one computes
-    nothing); CI leaves it unset and computes everything, here or, with workers, in the
-    controller (its runner's `computed` then lists what that run computed)."""
+    nothing); CI leaves it unset and computes everything, here or, with workers, beside them
+    (its runner's `computed` then lists what that run computed)."""
     root = tmp_path_factory.mktemp("run")
     kept = os.environ.get("APPROX_TEST_STORE")
     shared = Path(os.environ[SHARED_SMOKE]) if WORKER and SHARED_SMOKE in os.environ else None
-    if shared is not None and (shared / "failed.txt").exists():
-        pytest.fail("the smoke run failed in the controller:\n"
-                    + (shared / "failed.txt").read_text(), pytrace=False)
-    run = _smoke(root, kept or (shared / "models" if shared else root / "models"), data_root)
-    if shared is not None and not kept:  # the controller's rows and what it computed
+    if shared is not None and not kept:
+        _wait_for(shared)
+    run = shared_smoke.compute(root, kept or (shared / "models" if shared else root / "models"),
+                               data_root)
+    if shared is not None and not kept:  # the shared run's rows and what it computed
         run[4].computed = json.loads((shared / "computed.json").read_text())
         run = (*run[:3], pd.read_pickle(shared / "results.pkl"), *run[4:])
     return run
+
+
+def _wait_for(shared: Path, limit: float = 3600.0) -> None:
+    """Until the shared smoke run has finished; a failed or hung one fails the test."""
+    deadline = time.monotonic() + limit
+    while (failure := shared_smoke.finished(shared)) is None:
+        if time.monotonic() > deadline:
+            pytest.fail(f"the shared smoke run did not finish in {limit:.0f} s", pytrace=False)
+        time.sleep(0.5)
+    if failure:
+        pytest.fail("the smoke run failed beside the tests:\n" + failure, pytrace=False)
 
 
 @pytest.fixture

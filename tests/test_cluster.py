@@ -83,8 +83,20 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+def _one_process_run(p: dict, sections: list[str], smoke_run, store_copy, tmp_path, threads):
+    """`sections` computed in one process on `threads` threads: the smoke run's entries where
+    it made every one of them so (the parallel suite's shared run has one thread), else
+    computed here (about 40 s for section B)."""
+    keys = {st.key for v in pipeline.plan(p, sections) for st in pipeline.stages(v, p)}
+    records = [store_copy.peek_json("timing", k, pipeline.JSON_CHECKS["timing"]) for k in keys]
+    made_so = all(r is not None and r["threads"] == threads for r in records)
+    store = store_copy if made_so else S.Store(tmp_path / "local")
+    return pipeline.run(p, sections, store, None, smoke_run[5], progress=False)
+
+
 @pytest.mark.slow
-def test_dask_cluster_equals_local_run_despite_a_killed_worker(data_root, one_thread, tmp_path):
+def test_dask_cluster_equals_local_run_despite_a_killed_worker(data_root, one_thread, tmp_path,
+                                                              smoke_run, store_copy):
     """Section B of the smoke profile (every stage kind of A–E: train, prune, control,
     quantize, evaluate; section A adds only MobileNetV2's of the same kinds) on a 2-worker local
     cluster (loopback), artifacts in an fsspec store: one worker is killed while it trains; the
@@ -93,8 +105,8 @@ def test_dask_cluster_equals_local_run_despite_a_killed_worker(data_root, one_th
     pytest.importorskip("distributed")
     p = load_profile("smoke")
     sections = ["B"]
-    local_df, local_runner = pipeline.run(p, sections, S.Store(tmp_path / "local"), None,
-                                          data_root, progress=False)
+    local_df, local_runner = _one_process_run(p, sections, smoke_run, store_copy, tmp_path,
+                                              one_thread)
     url = f"file://{tmp_path / 'shared'}"
     killed: list[str] = []
     t0 = time.monotonic()

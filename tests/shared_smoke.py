@@ -2,10 +2,10 @@
 
 `make test` runs the tests on one-thread pytest-xdist workers. The controller starts this
 script as the session starts (tests/conftest.py) and the workers run the tests that do not need
-its store meanwhile, ordered first: three one-thread processes keep both cores busy, where
-computing the run first on two threads left the workers waiting for it (474 s of stages here,
-2026-12-06) and a two-thread team beside a worker slows both. One thread, as the workers have,
-so a test that retrains an entry of this store gets the same bits.
+its store meanwhile, ordered first. The run's stages go to a local Dask cluster of one-thread
+workers, one per core (approxlib.cluster, which handles their order): one-thread processes
+share the cores without the waits of a two-thread team beside another process (up to 10x), and
+a test that retrains an entry of this store on a one-thread pytest worker gets the same bits.
 
     python tests/shared_smoke.py ROOT     # ROOT/data holds Fashion-MNIST
 
@@ -44,11 +44,29 @@ def write(path: Path, text: str) -> None:
     os.replace(tmp, path)  # a reader never sees half a marker
 
 
+def compute_on_cluster(root: Path, data_root: Path, workers: int):
+    """`compute`'s result, the stages computed on a local Dask cluster of `workers` one-thread
+    processes (approxlib.cluster), the timings in turns here after them; the runner's
+    `computed` lists both, as a run in one process would."""
+    from approxlib import cluster
+    from approxlib import pipeline
+    from approxlib import store as S
+    from approxlib.config import load_profile
+    p, sections, url = load_profile("smoke"), list("ABCDEFGH"), str(root / "models")
+    build, evals, curves = cluster.graph(p, sections, S.Store(url))
+    made = ([st.key for st in build] + [pipeline.curve_key(v, p)[2] for v in curves]
+            + [st.key for st in evals])
+    df, runner = cluster.run(p, sections, url, root / "out", data_root, progress=False,
+                             workers=workers, threads=1)
+    runner.computed = made + runner.computed
+    return df, runner
+
+
 def main(root: Path) -> int:
     import torch
     torch.set_num_threads(1)
     try:
-        _, _, _, df, runner, _ = compute(root, root / "models", root / "data")
+        df, runner = compute_on_cluster(root, root / "data", max(1, os.cpu_count() or 1))
         df.to_pickle(root / "results.pkl")  # written and read by this suite alone
         (root / "computed.json").write_text(json.dumps(runner.computed))
     except BaseException:

@@ -1,4 +1,3 @@
-import json
 import os
 import shutil
 import signal
@@ -53,10 +52,10 @@ def _smoke_selected(config) -> bool:
 
 def pytest_sessionstart(session):
     """With workers (`-n`), the controller starts the smoke run in a process of its own, on one
-    thread (tests/shared_smoke.py says why), and the workers, started next, run the tests that
-    do not need it meanwhile; those that do wait for it and only read its models folder, rows
-    and what it computed. A kept APPROX_TEST_STORE needs no such run. A failed run fails the
-    tests that use it, not the session."""
+    thread, and the workers, started next, run the tests that do not need it meanwhile, then
+    help compute it (tests/shared_smoke.py says why); the tests that use it then only read its
+    models folder, rows and what it computed. A kept APPROX_TEST_STORE needs no such run. A
+    failed run fails the tests that use it, not the session."""
     cfg = session.config
     if (WORKER or not getattr(cfg.option, "numprocesses", None) or cfg.option.collectonly
             or os.environ.get("APPROX_TEST_STORE") or not _smoke_selected(cfg)):
@@ -128,24 +127,33 @@ def smoke_run(tmp_path_factory, data_root):
     kept = os.environ.get("APPROX_TEST_STORE")
     shared = Path(os.environ[SHARED_SMOKE]) if WORKER and SHARED_SMOKE in os.environ else None
     if shared is not None and not kept:
-        _wait_for(shared)
+        keys = _wait_for(shared, data_root)
     run = shared_smoke.compute(root, kept or (shared / "models" if shared else root / "models"),
                                data_root)
     if shared is not None and not kept:  # the shared run's rows and what it computed
-        run[4].computed = json.loads((shared / "computed.json").read_text())
+        run[4].computed = keys
         run = (*run[:3], pd.read_pickle(shared / "results.pkl"), *run[4:])
     return run
 
 
-def _wait_for(shared: Path, limit: float = 3600.0) -> None:
-    """Until the shared smoke run has finished; a failed or hung one fails the test."""
+def _wait_for(shared: Path, data_root: Path, limit: float = 3600.0) -> list[str]:
+    """Until the shared smoke run and its helpers have finished, this worker one of them while
+    the run is under way (tests/shared_smoke.py); what they computed. A failed or hung run
+    fails the test."""
+    if shared_smoke.finished(shared) is None:
+        shared_smoke.help_with(shared, data_root, WORKER, int(WORKER.removeprefix("gw")),
+                               int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
     deadline = time.monotonic() + limit
-    while (failure := shared_smoke.finished(shared)) is None:
+    while True:
+        failure = shared_smoke.finished(shared)
+        if failure:
+            pytest.fail("the smoke run failed beside the tests:\n" + failure, pytrace=False)
+        keys = shared_smoke.computed(shared) if failure == "" else None
+        if keys is not None:
+            return keys
         if time.monotonic() > deadline:
             pytest.fail(f"the shared smoke run did not finish in {limit:.0f} s", pytrace=False)
         time.sleep(0.5)
-    if failure:
-        pytest.fail("the smoke run failed beside the tests:\n" + failure, pytrace=False)
 
 
 @pytest.fixture

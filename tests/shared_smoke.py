@@ -1,16 +1,18 @@
-"""The smoke run the parallel suite shares, computed in a process of its own beside the tests.
+"""The smoke run the parallel suite shares, computed beside the tests.
 
 `make test` runs the tests on one-thread pytest-xdist workers. The controller starts this
-script as the session starts (tests/conftest.py) and the workers run the tests that do not need
-its store meanwhile, ordered first. The run's stages go to a local Dask cluster of one-thread
-workers, one per core (approxlib.cluster, which handles their order): one-thread processes
-share the cores without the waits of a two-thread team beside another process (up to 10x), and
-a test that retrains an entry of this store on a one-thread pytest worker gets the same bits.
+script as the session starts (tests/conftest.py), on one thread, and the workers run the tests
+that do not need its store meanwhile, ordered first. A worker left with nothing but tests that
+need it helps (`help_with`): it runs the same plan on the same store from another section on,
+and the store's locks give each stage to one of them. One-thread processes share the cores
+without the waits of a two-thread team beside another process (up to 10x), and a test that
+retrains an entry of this store on a one-thread worker gets the same bits.
 
     python tests/shared_smoke.py ROOT     # ROOT/data holds Fashion-MNIST
 
 writes ROOT/models (the store), ROOT/results.pkl (the rows), ROOT/computed.json (the keys the run
-computed), then ROOT/done.txt; or ROOT/failed.txt with the traceback."""
+computed), then ROOT/done.txt; or ROOT/failed.txt with the traceback. A helper NAME writes
+ROOT/helper-NAME.started, then ROOT/helper-NAME.json (the keys it computed)."""
 import json
 import os
 import sys
@@ -18,6 +20,7 @@ import traceback
 from pathlib import Path
 
 DONE, FAILED = "done.txt", "failed.txt"
+SECTIONS = list("ABCDEFGH")
 
 
 def compute(root: Path, store_dir, data_root: Path):
@@ -27,7 +30,7 @@ def compute(root: Path, store_dir, data_root: Path):
     from approxlib.config import load_profile
     p = load_profile("smoke")
     store = S.Store(store_dir)
-    df, runner = pipeline.run(p, list("ABCDEFGH"), store, root / "out", data_root, progress=False)
+    df, runner = pipeline.run(p, SECTIONS, store, root / "out", data_root, progress=False)
     return p, store, root, df, runner, data_root
 
 
@@ -41,32 +44,53 @@ def finished(root: Path) -> str | None:
 def write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
-    os.replace(tmp, path)  # a reader never sees half a marker
+    os.replace(tmp, path)  # a reader never sees half a file
 
 
-def compute_on_cluster(root: Path, data_root: Path, workers: int):
-    """`compute`'s result, the stages computed on a local Dask cluster of `workers` one-thread
-    processes (approxlib.cluster), the timings in turns here after them; the runner's
-    `computed` lists both, as a run in one process would."""
-    from approxlib import cluster
+def order(index: int, count: int) -> list[str]:
+    """The sections in the order helper `index` of `count` takes them: each starts at another
+    point of the plan, so they meet a stage another holds late rather than at once."""
+    k = (index + 1) * len(SECTIONS) // (count + 1)
+    return SECTIONS[k:] + SECTIONS[:k]
+
+
+def help_with(root: Path, data_root: Path, name: str, index: int, count: int) -> None:
+    """Compute the run's stages beside it until every one is made (see the module's doc)."""
     from approxlib import pipeline
     from approxlib import store as S
     from approxlib.config import load_profile
-    p, sections, url = load_profile("smoke"), list("ABCDEFGH"), str(root / "models")
-    build, evals, curves = cluster.graph(p, sections, S.Store(url))
-    made = ([st.key for st in build] + [pipeline.curve_key(v, p)[2] for v in curves]
-            + [st.key for st in evals])
-    df, runner = cluster.run(p, sections, url, root / "out", data_root, progress=False,
-                             workers=workers, threads=1)
-    runner.computed = made + runner.computed
-    return df, runner
+    (root / f"helper-{name}.started").touch()
+    done: list[str] | dict = {"failed": "no result"}
+    try:
+        _, runner = pipeline.run(load_profile("smoke"), order(index, count),
+                                 S.Store(root / "models"), None, data_root, progress=False)
+        done = runner.computed
+    except BaseException:
+        done = {"failed": traceback.format_exc()}
+        raise
+    finally:
+        write(root / f"helper-{name}.json", json.dumps(done))
+
+
+def computed(root: Path) -> list[str] | None:
+    """What the run and its helpers computed, once every helper has finished; else None."""
+    keys = json.loads((root / "computed.json").read_text())
+    for started in sorted(root.glob("helper-*.started")):
+        result = started.with_suffix(".json")
+        if not result.exists():
+            return None
+        got = json.loads(result.read_text())
+        if isinstance(got, dict):
+            raise RuntimeError(f"helper {started.stem} failed:\n{got['failed']}")
+        keys += got
+    return keys
 
 
 def main(root: Path) -> int:
     import torch
     torch.set_num_threads(1)
     try:
-        df, runner = compute_on_cluster(root, root / "data", max(1, os.cpu_count() or 1))
+        _, _, _, df, runner, _ = compute(root, root / "models", root / "data")
         df.to_pickle(root / "results.pkl")  # written and read by this suite alone
         (root / "computed.json").write_text(json.dumps(runner.computed))
     except BaseException:

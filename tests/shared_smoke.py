@@ -3,8 +3,8 @@
 `make test` runs the tests on one-thread pytest-xdist workers. The controller starts this
 script as the session starts (tests/conftest.py), on one thread, and the workers run the tests
 that do not need its store meanwhile, ordered first. A worker left with nothing but tests that
-need it helps (`help_with`): it runs the same plan on the same store from another section on,
-and the store's locks give each stage to one of them. One-thread processes share the cores
+need it helps (`help_with`): it computes the same plan's models on the same store in another
+order, and the store's locks give each stage to one of them. One-thread processes share the cores
 without the waits of a two-thread team beside another process (up to 10x), and a test that
 retrains an entry of this store on a one-thread worker gets the same bits.
 
@@ -47,23 +47,31 @@ def write(path: Path, text: str) -> None:
     os.replace(tmp, path)  # a reader never sees half a file
 
 
-def order(index: int, count: int) -> list[str]:
-    """The sections in the order helper `index` of `count` takes them: each starts at another
-    point of the plan, so they meet a stage another holds late rather than at once."""
-    k = (index + 1) * len(SECTIONS) // (count + 1)
-    return SECTIONS[k:] + SECTIONS[:k]
+def route(items: list, index: int, count: int) -> list:
+    """The order helper `index` of `count` takes `items` in: the first backwards from the end,
+    the others forwards from evenly spaced points (the run itself goes forwards from the
+    start), so each meets a stage another holds late rather than at once."""
+    if index == 0:
+        return items[::-1]
+    k = index * len(items) // count
+    return items[k:] + items[:k]
 
 
 def help_with(root: Path, data_root: Path, name: str, index: int, count: int) -> None:
-    """Compute the run's stages beside it until every one is made (see the module's doc)."""
+    """Compute the run's models and evaluations beside it, in this helper's order, until every
+    one is made (its curves and timings in turns are the run's own: they need all the models)."""
     from approxlib import pipeline
     from approxlib import store as S
     from approxlib.config import load_profile
     (root / f"helper-{name}.started").touch()
+    p = load_profile("smoke")
+    runner = pipeline.Runner(p, S.Store(root / "models"), data_root, progress=False)
     done: list[str] | dict = {"failed": "no result"}
     try:
-        _, runner = pipeline.run(load_profile("smoke"), order(index, count),
-                                 S.Store(root / "models"), None, data_root, progress=False)
+        for st in route([pipeline.chain(v, p) for v in pipeline.plan(p, SECTIONS)], index, count):
+            if finished(root) is not None:
+                break
+            runner.evaluate(st)
         done = runner.computed
     except BaseException:
         done = {"failed": traceback.format_exc()}

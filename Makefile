@@ -8,8 +8,10 @@ STAMP   := $(VENV)/.installed
 
 NNC_VENV ?= .venv-nnc
 NNC_STAMP := $(NNC_VENV)/.installed
+NNC_WHEELS := $(NNC_VENV)/wheels
+NNC_BUILT := $(NNC_WHEELS)/.built
 
-.PHONY: setup system nncodec report test lab clean-cache
+.PHONY: setup system nncodec prepare report test lab clean-cache
 
 setup: $(STAMP)
 
@@ -21,11 +23,18 @@ setup: $(STAMP)
 # the main virtualenv) wants numpy 2: NNCodec never imports it. Skip it with --set nncodec_qps=[].
 nncodec: system $(NNC_STAMP)
 
-$(NNC_STAMP): $(STAMP)
+# NNCodec has no binary wheel on PyPI: pip compiles its C++ (73 s here on a cold pip cache, one
+# core), which needs nothing of the main virtualenv: `prepare` builds it while that installs.
+$(NNC_BUILT): | system
 	$(PYTHON) -m venv $(NNC_VENV)
+	$(NNC_VENV)/bin/pip wheel -q --disable-pip-version-check --no-deps nncodec==2.1.3 -w $(NNC_WHEELS)
+	touch $@
+
+$(NNC_STAMP): $(STAMP) $(NNC_BUILT)
 	$(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" \
 	  > "$$($(NNC_VENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/approx-main-venv.pth"
-	$(NNC_VENV)/bin/pip install -q --disable-pip-version-check 'numpy<2' nncodec==2.1.3
+	$(NNC_VENV)/bin/pip install -q --disable-pip-version-check --find-links $(NNC_WHEELS) \
+	  'numpy<2' nncodec==2.1.3
 	$(NNC_VENV)/bin/python -I -c "from nncodec import nnc"
 	touch $@
 
@@ -50,14 +59,20 @@ system:
 	  echo "note: please install $(strip $(DEB_NEEDED)) (Debian/Ubuntu packages) for offline data and the PDF"; \
 	fi
 
-report: setup system nncodec
+# The set-up's two long parts at once: the main virtualenv's install (mostly unpacking PyTorch,
+# one core) and NNCodec's build (after the Debian packages, which bring g++).
+prepare:
+	@$(MAKE) --no-print-directory -j2 $(STAMP) $(NNC_BUILT)
+
+report: prepare nncodec
 	$(BIN)/approx report --profile $(PROFILE)
 
 # Tests on TEST_WORKERS processes of one thread each (pytest-xdist; tests/conftest.py computes
-# the shared smoke run first, on two threads): on 2 cores the tests after that run took 403 s
-# against about 630 s one after another. TEST_WORKERS=0 runs them in this process.
+# the shared smoke run beside them, and workers with nothing else left help it): on 2 cores,
+# 15 min 29 s against 20 min 31 s with the run computed first on two threads (2026-12-06, README).
+# TEST_WORKERS=0 runs them in this process.
 TEST_WORKERS ?= auto
-test: setup system nncodec
+test: prepare nncodec
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4
 
 # JupyterLab refuses to run as root without --allow-root (containers run as root): pass it

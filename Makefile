@@ -61,10 +61,11 @@ system:
 
 # The set-up's two long parts at once: the main virtualenv's install (mostly unpacking PyTorch,
 # one core) and NNCodec's build (after the Debian packages, which bring g++).
+# Everything else of `nncodec` follows in the same sub-make, so `make -j test` sets up once.
 prepare:
-	@$(MAKE) --no-print-directory -j2 $(STAMP) $(NNC_BUILT)
+	@$(MAKE) --no-print-directory -j2 $(NNC_STAMP)
 
-report: prepare nncodec
+report: prepare
 	$(BIN)/approx report --profile $(PROFILE)
 
 # Tests on TEST_WORKERS processes of one thread each (pytest-xdist; tests/conftest.py computes
@@ -72,7 +73,7 @@ report: prepare nncodec
 # 15 min 29 s against 20 min 31 s with the run computed first on two threads (2026-12-06, README).
 # TEST_WORKERS=0 runs them in this process.
 TEST_WORKERS ?= auto
-test: prepare nncodec
+test: prepare
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4
 
 # JupyterLab refuses to run as root without --allow-root (containers run as root): pass it

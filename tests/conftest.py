@@ -20,7 +20,7 @@ os.environ.setdefault("APPROX_OFFLINE", "1")
 # Under pytest-xdist (`make test` runs `-n`) each worker gets one thread, and so do the kernels
 # and commands it starts: two 2-thread teams on 2 cores wait on each other (the tests after the
 # smoke run took 600 s, about what one process takes, some of them 10x longer; with one thread
-# each, 403 s).
+# each, 403 s; README, logbook "Tests on two workers").
 WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 if WORKER:
     os.environ["OMP_NUM_THREADS"] = "1"
@@ -98,7 +98,8 @@ def pytest_collection_modifyitems(items):
     then those that use it; the slow ones first within each: workers hand out tests in this
     order, and a minute-long test started last keeps one worker busy while the others have
     nothing left."""
-    items.sort(key=lambda item: ("smoke_run" in getattr(item, "fixturenames", ()),
+    items.sort(key=lambda item: ("smoke_run" in getattr(item, "fixturenames", ())
+                                 or item.get_closest_marker("smoke_store") is not None,
                                  item.get_closest_marker("slow") is None))
 
 

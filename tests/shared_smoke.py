@@ -60,14 +60,14 @@ def route(items: list, index: int, count: int) -> list:
 def help_with(root: Path, data_root: Path, name: str, index: int, count: int) -> None:
     """Compute the run's models and evaluations beside it, in this helper's order, until every
     one is made (its curves and timings in turns are the run's own: they need all the models)."""
-    from approxlib import pipeline
-    from approxlib import store as S
-    from approxlib.config import load_profile
-    (root / f"helper-{name}.started").touch()
-    p = load_profile("smoke")
-    runner = pipeline.Runner(p, S.Store(root / "models"), data_root, progress=False)
+    write(root / f"helper-{name}.started", str(os.getpid()))  # `computed` sees if it dies
     done: list[str] | dict = {"failed": "no result"}
     try:
+        from approxlib import pipeline
+        from approxlib import store as S
+        from approxlib.config import load_profile
+        p = load_profile("smoke")
+        runner = pipeline.Runner(p, S.Store(root / "models"), data_root, progress=False)
         for st in route([pipeline.chain(v, p) for v in pipeline.plan(p, SECTIONS)], index, count):
             if finished(root) is not None:
                 break
@@ -80,16 +80,28 @@ def help_with(root: Path, data_root: Path, name: str, index: int, count: int) ->
         write(root / f"helper-{name}.json", json.dumps(done))
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not Path(f"/proc/{pid}/status").is_file() or \
+        "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()  # a zombie is gone too
+
+
 def computed(root: Path) -> list[str] | None:
-    """What the run and its helpers computed, once every helper has finished; else None."""
+    """What the run and its helpers computed, once every helper has finished; else None.
+    RuntimeError if a helper failed or died (a killed worker writes nothing)."""
     keys = json.loads((root / "computed.json").read_text())
     for started in sorted(root.glob("helper-*.started")):
         result = started.with_suffix(".json")
         if not result.exists():
+            if not _alive(int(started.read_text() or 0)):
+                raise RuntimeError(f"{started.stem} ended without saying what it computed")
             return None
         got = json.loads(result.read_text())
         if isinstance(got, dict):
-            raise RuntimeError(f"helper {started.stem} failed:\n{got['failed']}")
+            raise RuntimeError(f"{started.stem} failed:\n{got['failed']}")
         keys += got
     return keys
 

@@ -83,20 +83,25 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def _one_process_run(p: dict, sections: list[str], smoke_run, store_copy, tmp_path, threads):
-    """`sections` computed in one process on `threads` threads: the smoke run's entries where
-    it made every one of them so (the parallel suite's shared run has one thread), else
-    computed here (about 40 s for section B)."""
-    keys = {st.key for v in pipeline.plan(p, sections) for st in pipeline.stages(v, p)}
-    records = [store_copy.peek_json("timing", k, pipeline.JSON_CHECKS["timing"]) for k in keys]
-    made_so = all(r is not None and r["threads"] == threads for r in records)
-    store = store_copy if made_so else S.Store(tmp_path / "local")
-    return pipeline.run(p, sections, store, None, smoke_run[5], progress=False)
+def _one_process_run(p: dict, sections: list[str], request, tmp_path, threads: int):
+    """`sections` computed on `threads` threads, each stage in one process: the parallel
+    suite's shared smoke run's entries where it made every one of them so (it has one thread),
+    else computed here (about 40 s for section B; run alone, this test needs no smoke run)."""
+    store = S.Store(tmp_path / "local")
+    if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get("APPROX_TEST_SMOKE_SHARED"):
+        copy = request.getfixturevalue("store_copy")
+        keys = {st.key for v in pipeline.plan(p, sections) for st in pipeline.stages(v, p)}
+        records = [copy.peek_json("timing", k, pipeline.JSON_CHECKS["timing"]) for k in keys]
+        if all(r is not None and r["threads"] == threads for r in records):
+            store = copy
+    return pipeline.run(p, sections, store, None, request.getfixturevalue("data_root"),
+                        progress=False)
 
 
 @pytest.mark.slow
+@pytest.mark.smoke_store
 def test_dask_cluster_equals_local_run_despite_a_killed_worker(data_root, one_thread, tmp_path,
-                                                              smoke_run, store_copy):
+                                                              request):
     """Section B of the smoke profile (every stage kind of A–E: train, prune, control,
     quantize, evaluate; section A adds only MobileNetV2's of the same kinds) on a 2-worker local
     cluster (loopback), artifacts in an fsspec store: one worker is killed while it trains; the
@@ -105,8 +110,7 @@ def test_dask_cluster_equals_local_run_despite_a_killed_worker(data_root, one_th
     pytest.importorskip("distributed")
     p = load_profile("smoke")
     sections = ["B"]
-    local_df, local_runner = _one_process_run(p, sections, smoke_run, store_copy, tmp_path,
-                                              one_thread)
+    local_df, local_runner = _one_process_run(p, sections, request, tmp_path, one_thread)
     url = f"file://{tmp_path / 'shared'}"
     killed: list[str] = []
     t0 = time.monotonic()

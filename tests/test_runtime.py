@@ -135,9 +135,11 @@ def test_interleaved_timing_measures_each_model_in_turns():
                                     rounds=4)
     assert set(t) == {"fast", "slow"} and t["fast"]["rounds"] == t["slow"]["rounds"] == 4
     # a call lasts at least its cost; the upper bounds leave room for another process on the
-    # same core (the parallel suite runs up to two per core: 1.00 and 4.61 ms were seen)
+    # same core, which preempts a longer call more often (the parallel suite runs up to two per
+    # core: 1.00 and 4.61 ms were seen, and 4.5 for the ratio); a swapped or shared measurement
+    # gives a ratio near 1/3 or 1
     assert 1.0 <= t["fast"]["latency_ms"] < 2.5 and 3.0 <= t["slow"]["latency_ms"] < 7.5
-    assert 2.0 < t["slow"]["latency_bs64_ms"] / t["fast"]["latency_bs64_ms"] < 4.0
+    assert 2.0 < t["slow"]["latency_bs64_ms"] / t["fast"]["latency_bs64_ms"] < 6.0
     assert t["fast"]["latency_iqr_ms"] >= 0
     assert t["fast"]["throughput_img_s"] == pytest.approx(8 / t["fast"]["latency_bs64_ms"] * 1e3)
 

@@ -271,8 +271,8 @@ def _read_cache(path: Path, n: int, channels: int, size: int):
 
 
 def _write_cache(path: Path, x: torch.Tensor, y: torch.Tensor) -> None:
-    """The digest is written first (as the store does): a reader never finds a file without
-    one, and a file that lost a race with another writer fails its check and is decoded again."""
+    """The digest is written first: a reader never finds a file without one, and a file that
+    lost a race with another writer fails its check and is decoded again."""
     with store.atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, x=x.numpy(), y=y.numpy())

@@ -556,7 +556,7 @@ class Store:
         if absent or damaged (a damaged copy is moved aside, with a warning)."""
         path = self.path(kind, key, suffix)
         if path.is_file():
-            if self._check(path):
+            if self._check(path, kind, key):
                 return path
             if self.fs is None:
                 return None
@@ -566,7 +566,7 @@ class Store:
             if self.fs.isfile(self._remote(kind, key, suffix + s)):
                 with atomic_path(Path(f"{path}{s}")) as tmp:
                     self.fs.get_file(self._remote(kind, key, suffix + s), str(tmp))
-        if self._check(path):
+        if self._check(path, kind, key):
             return path
         self._set_aside_remote(kind, key, suffix)
         return None
@@ -596,13 +596,29 @@ class Store:
         self._verified[path] = (st.st_size, st.st_mtime_ns, st.st_ino)
         return None
 
-    def _check(self, path: Path) -> bool:
+    def _check(self, path: Path, kind: str, key: str) -> bool:
+        """Whether the entry is intact; one that is not is set aside, but only when no writer
+        holds its lock: a writer renames an entry into place and then records its digest, so
+        in between a reader finds it without one (or, rewritten, with the old one). Such an
+        entry is reported missing, and the reader that goes on to compute it waits for the
+        lock and finds it whole."""
         problem = self.verify(path)
         if problem is None:
             return True
-        if problem != "missing":
-            self.set_aside(path, problem)
-        return False
+        if problem == "missing":
+            return False
+        lock = self.lock(kind, key)
+        try:
+            lock.acquire(timeout=0)  # re-entrant: a reader holding it already gets it
+        except filelock.Timeout:
+            return False
+        try:
+            problem = self.verify(path)  # the writer may have finished meanwhile
+            if problem is not None and problem != "missing":
+                self.set_aside(path, problem)
+            return problem is None
+        finally:
+            lock.release()
 
     def set_aside(self, path: Path, why: str) -> Path:
         """Move a local entry that cannot be trusted (and its digest) under `<root>/damaged/`:
@@ -629,7 +645,8 @@ class Store:
 
     def publish(self, kind: str, key: str, suffix: str = ".pt") -> None:
         """Record a locally written artifact's digest and, for a URL store, upload both (the
-        digest first, each under a temporary name moved into place)."""
+        digest first, each under a temporary name moved into place). The writer holds
+        `lock(kind, key)` from before it writes the file until this returns (see `_check`)."""
         path = self.path(kind, key, suffix)
         write_text(Path(f"{path}{DIGEST}"), f"{digest_file(path)} {path.stat().st_size}\n")
         if self.fs is None:
@@ -669,8 +686,9 @@ class Store:
         return obj if isinstance(obj, dict) else None
 
     def write_json(self, kind: str, key: str, obj: dict) -> None:
-        write_json(self.path(kind, key, ".json"), obj)
-        self.publish(kind, key, ".json")
+        with self.lock(kind, key):  # re-entrant where the caller holds it (a stage's record)
+            write_json(self.path(kind, key, ".json"), obj)
+            self.publish(kind, key, ".json")
 
     def lock(self, kind: str, key: str) -> filelock.FileLock:
         """An inter-process lock for computing one entry (re-entrant within a thread)."""

@@ -341,6 +341,40 @@ def test_peeking_at_a_json_entry_moves_nothing(tmp_path):
     assert st.read_json("timing", "k") is None and (st.root / "damaged").exists()  # a run's read
 
 
+def test_an_entry_whose_writer_holds_its_lock_is_missing_not_damaged(tmp_path):
+    """A writer renames an entry into place and then records its digest: a reader in between
+    finds it without one (or, rewritten, with the old one) and must not set it aside."""
+    import threading
+    st = S.Store(tmp_path / "models")
+    st.write_json("metrics", "k", {"a": 1})
+    path = st.path("metrics", "k", ".json")
+    held, done = threading.Event(), threading.Event()
+
+    def writer():
+        with st.lock("metrics", "k"):
+            S.write_json(path, {"a": 22})  # renamed into place; its digest not yet recorded
+            held.set()
+            done.wait(10)
+            st.publish("metrics", "k", ".json")
+
+    t = threading.Thread(target=writer)
+    t.start()
+    assert held.wait(10)
+    try:
+        assert st.read_json("metrics", "k") is None  # the old digest: missing for now
+        Path(f"{path}{S.DIGEST}").unlink()
+        assert st.fetch("metrics", "k", ".json") is None  # no digest yet: missing for now
+        assert path.exists() and not (st.root / "damaged").exists()
+    finally:
+        done.set()
+        t.join()
+    assert st.read_json("metrics", "k") == {"a": 22}
+    Path(f"{path}{S.DIGEST}").unlink()  # no writer at work: damage, set aside (by a process
+    st = S.Store(st.root)                 # that has not verified it already)
+    assert st.fetch("metrics", "k", ".json") is None and not path.exists()
+    assert (st.root / "damaged" / "metrics").is_dir()
+
+
 def test_a_notebook_run_by_hand_never_changes_the_published_results(smoke_run, store_copy):
     from approxlib import report
     data_root, store = smoke_run[5], store_copy  # ratio 0.7 is new: trained into a copy

@@ -3,6 +3,7 @@ the notebooks, nbconvert + headless Chromium to render one HTML page and one PDF
 """
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import html
 import io
@@ -509,8 +510,12 @@ def execute(profile: str, sections: list[str], overrides: dict, out: Path,
             ) -> tuple[dict[str, Path], list[str]]:
     """Run each section's notebook with papermill into out/notebooks/ (atomically), unless the
     notebook there was executed from the same inputs (`executed`). Returns the notebooks and
-    the sections whose notebook was reused."""
-    done, reused = {}, []
+    the sections whose notebook was reused.
+
+    Kernels run side by side, one per core: each spends most of its time importing and
+    drawing on one thread (the smoke report's eight took 74 s one after another). A section
+    that times this CPU (section G's matrix-multiply ceiling) runs alone, after the others."""
+    done, reused, todo = {}, [], []
     if is_profile_file(profile):  # the kernels resolve it from another working directory
         profile = str(Path(profile).resolve())
     params = {"profile": profile, "overrides": overrides, "out": str(out.resolve()),
@@ -519,30 +524,48 @@ def execute(profile: str, sections: list[str], overrides: dict, out: Path,
               # the folder this run's stages read (a kernel would take data/ from the repository)
               "data_dir": str(Path(data_dir or data.default_root()).resolve())}
     p, cache = load_profile(profile, overrides), store.Store(models_dir)
-    for letter, nb in tqdm(notebook_paths(sections).items(), desc="notebooks",
-                           disable=not progress):
-        target = out / "notebooks" / nb.name
-        done[letter] = target
+    for letter, nb in notebook_paths(sections).items():
+        done[letter] = out / "notebooks" / nb.name
         inputs = executed.inputs_digest(nb, letter, params, p, out, cache)
-        if executed.reusable(target, inputs, out):
+        if executed.reusable(done[letter], inputs, out):
             reused.append(letter)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.stem}.running.ipynb")  # renamed only on success
-        since = time.time()
-        try:
-            # The kernel talks to us over loopback only; its "TCP without encryption" log line
-            # is noise in a batch run, so the kernel logs errors only.
-            pm.execute_notebook(str(nb), str(tmp), parameters=params, kernel_name="python3",
-                                progress_bar=False, cwd=os.getcwd(),
-                                extra_arguments=["--IPKernelApp.log_level=ERROR"])
-            executed.stamp(tmp, inputs, executed.written_since(out, since))
-            os.replace(tmp, target)
-        except pm.PapermillExecutionError as e:
-            raise ConfigError(f"section {letter}: {e.evalue}") from None
-        finally:
-            tmp.unlink(missing_ok=True)
+        else:
+            todo.append((letter, nb, done[letter], inputs))
+    alone = [t for t in todo if SECTIONS[t[0]].roofline]
+    beside = [t for t in todo if t not in alone]
+    kernels = max(1, min(len(beside), len(os.sched_getaffinity(0))))
+    with tqdm(total=len(todo), desc="notebooks", disable=not progress) as bar, \
+            concurrent.futures.ThreadPoolExecutor(kernels) as pool:
+        # papermill is thread-safe but for `cwd`, which every kernel here shares (its #473)
+        for _ in pool.map(lambda t: _execute_one(*t, params, out), beside):
+            bar.update()
+        for t in alone:
+            _execute_one(*t, params, out)
+            bar.update()
     return done, reused
+
+
+def _execute_one(letter: str, nb: Path, target: Path, inputs: str, params: dict,
+                 out: Path) -> None:
+    """One notebook, executed into a temporary file renamed to `target` on success and stamped
+    with its inputs and the files written under `out` while it ran (with kernels side by side,
+    also theirs: a file another kernel wrote in that time makes both run again when it is
+    gone, never neither)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.stem}.running.ipynb")  # renamed only on success
+    since = time.time()
+    try:
+        # The kernel talks to us over loopback only; its "TCP without encryption" log line
+        # is noise in a batch run, so the kernel logs errors only.
+        pm.execute_notebook(str(nb), str(tmp), parameters=params, kernel_name="python3",
+                            progress_bar=False, cwd=os.getcwd(),
+                            extra_arguments=["--IPKernelApp.log_level=ERROR"])
+        executed.stamp(tmp, inputs, executed.written_since(out, since))
+        os.replace(tmp, target)
+    except pm.PapermillExecutionError as e:
+        raise ConfigError(f"section {letter}: {e.evalue}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # Characters that markdown would read as markup inside a line (a `|` splits a table row, a

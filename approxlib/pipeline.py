@@ -513,13 +513,19 @@ class Runner:
     """Materializes stages through the cache. `progress=False` silences the bars (tests)."""
 
     def __init__(self, p: dict, cache: store.Store, data_root: Path | None = None,
-                 progress: bool = True):
+                 progress: bool = True, wait: bool = True):
         self.p, self.store, self.data_root, self.progress = p, cache, data_root, progress
+        # False: a stage another process is computing raises store.Busy instead of being
+        # waited for (a helper goes on to other work and comes back)
+        self.wait = wait
         self.computed: list[str] = []  # stage keys computed (not loaded) in this run
         self.metrics: dict[Variant, dict] = {}  # evaluated variants of this run
         self.curves: dict[Variant, list[dict]] = {}  # section F: bits-vs-accuracy points
         self._accounting: list[list] = []  # open `_account` entries, innermost last
         cache.remove_stale_temps()  # what killed writers left behind
+
+    def _holding(self, kind: str, key: str) -> contextlib.AbstractContextManager:
+        return self.store.holding(kind, key, self.wait)
 
     @property
     def device(self) -> str:
@@ -563,7 +569,7 @@ class Runner:
             return path
         if st.upstream is not None:  # upstream first: hold no lock while it is computed
             self.artifact(st.upstream)
-        with self.store.lock(st.kind, st.key):
+        with self._holding(st.kind, st.key):
             return self._present(st) or self._compute(st)
 
     def _present(self, st: Stage) -> Path | None:
@@ -634,7 +640,7 @@ class Runner:
         cached = self.store.read_json("sensitivity", st.key, JSON_CHECKS["sensitivity"])
         if cached is not None:
             return cached
-        with self.store.lock("sensitivity", st.key):
+        with self._holding("sensitivity", st.key):
             cached = self.store.read_json("sensitivity", st.key, JSON_CHECKS["sensitivity"])
             if cached is not None:
                 return cached
@@ -657,7 +663,7 @@ class Runner:
         done = len(self.computed)
         self.artifact(st.upstream)
         remade = st.upstream.key in self.computed[done:]  # old metrics describe the old file
-        with self.store.lock("metrics", st.key):
+        with self._holding("metrics", st.key):
             cached = None if remade else self._cached_metrics(st)
             if cached is not None:
                 return cached
@@ -756,7 +762,7 @@ class Runner:
             return e if fresh else None
         if (cached := usable()) is not None:
             return cached
-        with self.store.lock("latency", g.key):
+        with self._holding("latency", g.key):
             if (cached := usable()) is not None:
                 return cached
             with self._account("latency", g.key, g.model):
@@ -792,7 +798,7 @@ class Runner:
         cached = self.store.read_json("curve", key, JSON_CHECKS["curve"])
         if cached is not None:
             return cached["points"]
-        with self.store.lock("curve", key):
+        with self._holding("curve", key):
             cached = self.store.read_json("curve", key, JSON_CHECKS["curve"])
             if cached:
                 return cached["points"]

@@ -51,6 +51,10 @@ class CheckpointError(ConfigError):
     """A checkpoint that is missing, unreadable or of the wrong kind."""
 
 
+class Busy(Exception):
+    """An entry another process is computing, met where the caller chose not to wait."""
+
+
 LOG = logging.getLogger("approxlib")
 HOST = socket.gethostname().replace("~", "-")
 # Temp files name their writer (host, pid), so a later run can remove those of dead writers.
@@ -607,18 +611,14 @@ class Store:
             return True
         if problem == "missing":
             return False
-        lock = self.lock(kind, key)
         try:
-            lock.acquire(timeout=0)  # re-entrant: a reader holding it already gets it
-        except filelock.Timeout:
+            with self.holding(kind, key, wait=False):  # re-entrant: a holder gets it
+                problem = self.verify(path)  # the writer may have finished meanwhile
+                if problem is not None and problem != "missing":
+                    self.set_aside(path, problem)
+                return problem is None
+        except Busy:
             return False
-        try:
-            problem = self.verify(path)  # the writer may have finished meanwhile
-            if problem is not None and problem != "missing":
-                self.set_aside(path, problem)
-            return problem is None
-        finally:
-            lock.release()
 
     def set_aside(self, path: Path, why: str) -> Path:
         """Move a local entry that cannot be trusted (and its digest) under `<root>/damaged/`:
@@ -695,6 +695,20 @@ class Store:
         path = self.root / ".locks" / f"{kind}-{key}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
         return filelock.FileLock(path, is_singleton=True)
+
+    @contextlib.contextmanager
+    def holding(self, kind: str, key: str, wait: bool = True):
+        """`lock(kind, key)` held for the block; Busy at once, without waiting, if another
+        process (or thread) holds it and `wait` is false."""
+        lock = self.lock(kind, key)
+        try:
+            lock.acquire(timeout=-1 if wait else 0)
+        except filelock.Timeout:
+            raise Busy(f"{kind} {key} is being computed elsewhere") from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     def entries(self):
         """Every local entry (kind, file), skipping digests, temp files, locks and set-aside

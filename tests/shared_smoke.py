@@ -16,6 +16,7 @@ ROOT/helper-NAME.started, then ROOT/helper-NAME.json (the keys it computed)."""
 import json
 import os
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -59,7 +60,9 @@ def route(items: list, index: int, count: int) -> list:
 
 def help_with(root: Path, data_root: Path, name: str, index: int, count: int) -> None:
     """Compute the run's models and evaluations beside it, in this helper's order, until every
-    one is made (its curves and timings in turns are the run's own: they need all the models)."""
+    one is made (its curves and timings in turns are the run's own: they need all the models).
+    A chain that meets a stage another process holds is skipped and tried again after the
+    others, so a helper never sits waiting while there is work it could do."""
     write(root / f"helper-{name}.started", str(os.getpid()))  # `computed` sees if it dies
     done: list[str] | dict = {"failed": "no result"}
     try:
@@ -67,11 +70,21 @@ def help_with(root: Path, data_root: Path, name: str, index: int, count: int) ->
         from approxlib import store as S
         from approxlib.config import load_profile
         p = load_profile("smoke")
-        runner = pipeline.Runner(p, S.Store(root / "models"), data_root, progress=False)
-        for st in route([pipeline.chain(v, p) for v in pipeline.plan(p, SECTIONS)], index, count):
-            if finished(root) is not None:
-                break
-            runner.evaluate(st)
+        runner = pipeline.Runner(p, S.Store(root / "models"), data_root, progress=False,
+                                 wait=False)
+        todo = route([pipeline.chain(v, p) for v in pipeline.plan(p, SECTIONS)], index, count)
+        while todo and finished(root) is None:
+            busy = []
+            for st in todo:
+                if finished(root) is not None:
+                    break
+                try:
+                    runner.evaluate(st)
+                except S.Busy:
+                    busy.append(st)
+            if len(busy) == len(todo):
+                time.sleep(0.5)  # everything left is under way elsewhere
+            todo = busy
         done = runner.computed
     except BaseException:
         done = {"failed": traceback.format_exc()}

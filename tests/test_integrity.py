@@ -365,6 +365,8 @@ def test_an_entry_whose_writer_holds_its_lock_is_missing_not_damaged(tmp_path):
         Path(f"{path}{S.DIGEST}").unlink()
         assert st.fetch("metrics", "k", ".json") is None  # no digest yet: missing for now
         assert path.exists() and not (st.root / "damaged").exists()
+        with pytest.raises(S.Busy), st.holding("metrics", "k", wait=False):
+            pytest.fail("held by the writer")
     finally:
         done.set()
         t.join()

@@ -2,6 +2,7 @@ import dataclasses
 import math
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -538,3 +539,30 @@ def test_results_keep_integer_columns_with_empty_cells_as_integers(tmp_path):
         pipeline.write_results(pd.DataFrame([rows(section, rounds, None)]), tmp_path, [section])
     assert (tmp_path / "results.csv").read_text() == first
     assert first.splitlines()[1].endswith(",3,") and first.splitlines()[2].endswith(",3,-26")
+
+
+def test_a_runner_that_does_not_wait_meets_a_held_stage_with_busy(tmp_path):
+    """A helper beside the shared smoke run (wait=False) skips a stage another process is
+    computing instead of waiting for it."""
+    p = load_profile("smoke")
+    st = pipeline.chain(pipeline.plan(p, ["A"])[0], p)
+    while st.upstream is not None:
+        st = st.upstream
+    store = S.Store(tmp_path / "models")
+    held, release = threading.Event(), threading.Event()
+
+    def holder():
+        with store.lock(st.kind, st.key):
+            held.set()
+            release.wait(10)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    assert held.wait(10)
+    try:
+        with pytest.raises(S.Busy):
+            pipeline.Runner(p, store, tmp_path, progress=False, wait=False).artifact(st)
+    finally:
+        release.set()
+        t.join()
+    assert not store.path(st.kind, st.key).exists()

@@ -2,9 +2,9 @@
 
 `make test` runs the tests on one-thread pytest-xdist workers. The controller starts this
 script as the session starts (tests/conftest.py), on one thread, and the workers run the tests
-that do not need its store meanwhile, ordered first. A worker left with nothing but tests that
-need it helps (`help_with`): it computes the same plan's models on the same store in another
-order, and the store's locks give each stage to one of them. One-thread processes share the cores
+that do not need its store meanwhile, ordered first. Workers left with nothing but tests that
+need it help (`help_with`), as many as leave the run a core: each computes the same plan's
+models on the same store in another order, and the store's locks give each stage to one of them. One-thread processes share the cores
 without the waits of a two-thread team beside another process (up to 10x), and a test that
 retrains an entry of this store on a one-thread worker gets the same bits.
 

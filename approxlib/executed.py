@@ -23,6 +23,7 @@ import hashlib
 import importlib.metadata
 import json
 import re
+import stat
 from pathlib import Path
 
 import nbformat
@@ -109,10 +110,17 @@ def written_since(out: Path, since: float) -> list[str]:
     """Files under `out` a notebook wrote (modified at or after `since`), relative to `out`,
     the executed notebooks and hidden files (locks) aside: a reused notebook's own output files
     must still be there."""
-    return sorted(str(f.relative_to(out)) for f in out.rglob("*")
-                  if f.is_file() and f.stat().st_mtime >= since
-                  and f.relative_to(out).parts[0] != "notebooks"
-                  and not any(part.startswith(".") for part in f.relative_to(out).parts))
+    found = []
+    for f in out.rglob("*"):
+        parts = f.relative_to(out).parts
+        if parts[0] == "notebooks" or any(part.startswith(".") for part in parts):
+            continue
+        try:  # a kernel beside this one may replace or remove a file meanwhile
+            if stat.S_ISREG((st := f.stat()).st_mode) and st.st_mtime >= since:
+                found.append(str(f.relative_to(out)))
+        except FileNotFoundError:
+            continue
+    return sorted(found)
 
 
 def stamp(path: Path, inputs: str, written: list[str]) -> None:

@@ -563,7 +563,8 @@ class Runner:
 
     def artifact(self, st: Stage) -> Path:
         """Path of a stage's verified artifact (checkpoint or encoded file), computing it if
-        needed. A run sharing the store that is computing it already is waited for."""
+        needed. A run sharing the store that is computing it already is waited for (or, with
+        `wait=False`, met with store.Busy)."""
         path = self._present(st)
         if path is not None:
             return path
@@ -657,18 +658,23 @@ class Runner:
         (xz of a checkpoint, the same weights in two encodings) reuses that model's accuracy and
         latency (where timed): the fingerprint covers every weight bit and the structure.
         """
-        cached = self._cached_metrics(st)
+        cached = None if self._remade(st) else self._cached_metrics(st)
         if cached is not None:
             return cached
-        done = len(self.computed)
         self.artifact(st.upstream)
-        remade = st.upstream.key in self.computed[done:]  # old metrics describe the old file
         with self._holding("metrics", st.key):
-            cached = None if remade else self._cached_metrics(st)
+            cached = None if self._remade(st) else self._cached_metrics(st)
             if cached is not None:
                 return cached
             with self._account_stage(st):
                 return self._evaluate(st)
+
+    def _remade(self, st: Stage) -> bool:
+        """Whether this run made the artifact an evaluation measures after it last measured it
+        (or at all, if it has not): metrics cached before describe the old file. Counted over
+        the whole run, as a helper that met store.Busy comes back to an evaluation later."""
+        last = {k: i for i, k in enumerate(self.computed)}
+        return st.upstream.key in last and last.get(st.key, -1) < last[st.upstream.key]
 
     def _cached_metrics(self, st: Stage) -> dict | None:
         """Metrics whose artifact is still there and intact: results.csv names the artifact a

@@ -513,8 +513,9 @@ def execute(profile: str, sections: list[str], overrides: dict, out: Path,
     the sections whose notebook was reused.
 
     Kernels run side by side, one per core: each spends most of its time importing and
-    drawing on one thread (the smoke report's eight took 74 s one after another). A section
-    that times this CPU (section G's matrix-multiply ceiling) runs alone, after the others."""
+    drawing on one thread (the smoke report's eight took 81 s one after another, 61 s two at a
+    time). A section that times this CPU (section G's matrix-multiply ceiling) runs alone,
+    after the others. The first failure stops the run once the kernels under way finish."""
     done, reused, todo = {}, [], []
     if is_profile_file(profile):  # the kernels resolve it from another working directory
         profile = str(Path(profile).resolve())
@@ -533,16 +534,30 @@ def execute(profile: str, sections: list[str], overrides: dict, out: Path,
             todo.append((letter, nb, done[letter], inputs))
     alone = [t for t in todo if SECTIONS[t[0]].roofline]
     beside = [t for t in todo if t not in alone]
-    kernels = max(1, min(len(beside), len(os.sched_getaffinity(0))))
-    with tqdm(total=len(todo), desc="notebooks", disable=not progress) as bar, \
-            concurrent.futures.ThreadPoolExecutor(kernels) as pool:
-        # papermill is thread-safe but for `cwd`, which every kernel here shares (its #473)
-        for _ in pool.map(lambda t: _execute_one(*t, params, out), beside):
-            bar.update()
+    with tqdm(total=len(todo), desc="notebooks", disable=not progress) as bar:
+        _execute_beside(beside, params, out, bar)
         for t in alone:
             _execute_one(*t, params, out)
             bar.update()
     return done, reused
+
+
+def _execute_beside(todo: list[tuple], params: dict, out: Path, bar) -> None:
+    """`_execute_one` for each of `todo`, one kernel per core; the first failure is raised once
+    the kernels under way have finished, and those not started are not."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    pool = concurrent.futures.ThreadPoolExecutor(max(1, min(len(todo), cores or 1)))
+    try:
+        # papermill is thread-safe but for `cwd`, which every kernel here shares (its #473)
+        pending = {pool.submit(_execute_one, *t, params, out) for t in todo}
+        while pending:
+            finished, pending = concurrent.futures.wait(
+                pending, return_when=concurrent.futures.FIRST_EXCEPTION)
+            for f in finished:
+                f.result()  # raises the kernel's failure
+                bar.update()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _execute_one(letter: str, nb: Path, target: Path, inputs: str, params: dict,

@@ -444,7 +444,7 @@ def is_url(root) -> bool:
     return "://" in str(root)
 
 
-DIGEST = ".sha256"  # sidecar of every artifact: its SHA-256 and size, written before it appears
+DIGEST = ".sha256"  # sidecar of every artifact: its SHA-256 and size, written under its lock
 SIDECAR_BYTES = 256  # a digest sidecar: 64 hex digits, a space, a size, a newline
 MAX_JSON = 64 << 20  # bytes: our largest JSON (metrics with 10,000 predictions) is ~0.2 MB
 
@@ -515,7 +515,7 @@ class Store:
     into the local cache first (torch, ONNX Runtime and our decoders want local files).
 
     Nothing is trusted that was not verified: `publish` records each artifact's SHA-256 in
-    `<file>.sha256` (written first), `fetch` checks it, and an entry that is damaged, has no
+    `<file>.sha256` (uploaded first to a URL store), `fetch` checks it, and an entry that is damaged, has no
     digest or (JSON) fails its check is moved to `<root>/damaged/` with one warning and reported
     missing, so its stage is recomputed. `lock` serializes the computation of one stage between
     processes (runs sharing a store compute each stage once).
@@ -560,20 +560,23 @@ class Store:
         if absent or damaged (a damaged copy is moved aside, with a warning)."""
         path = self.path(kind, key, suffix)
         if path.is_file():
-            if self._check(path, kind, key):
-                return path
-            if self.fs is None:
-                return None
+            intact = self._check(path, kind, key)
+            if intact or intact is None or self.fs is None:  # None: its writer is at work
+                return path if intact else None
         if self.fs is None or not self.fs.isfile(self._remote(kind, key, suffix)):
             return None
-        for s in (DIGEST, ""):  # the digest first: whatever arrives is checked against it
-            if self.fs.isfile(self._remote(kind, key, suffix + s)):
-                with atomic_path(Path(f"{path}{s}")) as tmp:
-                    self.fs.get_file(self._remote(kind, key, suffix + s), str(tmp))
-        if self._check(path, kind, key):
-            return path
-        self._set_aside_remote(kind, key, suffix)
-        return None
+        try:  # downloaded over the local copy and set aside only where no writer is at work
+            with self.holding(kind, key, wait=False):
+                for s in (DIGEST, ""):  # the digest first: what arrives is checked against it
+                    if self.fs.isfile(self._remote(kind, key, suffix + s)):
+                        with atomic_path(Path(f"{path}{s}")) as tmp:
+                            self.fs.get_file(self._remote(kind, key, suffix + s), str(tmp))
+                if self._check(path, kind, key):
+                    return path
+                self._set_aside_remote(kind, key, suffix)
+                return None
+        except Busy:
+            return None
 
     def verify(self, path: Path) -> str | None:
         """Why a local entry cannot be trusted (None: its bytes are the recorded ones)."""
@@ -600,12 +603,12 @@ class Store:
         self._verified[path] = (st.st_size, st.st_mtime_ns, st.st_ino)
         return None
 
-    def _check(self, path: Path, kind: str, key: str) -> bool:
-        """Whether the entry is intact; one that is not is set aside, but only when no writer
-        holds its lock: a writer renames an entry into place and then records its digest, so
-        in between a reader finds it without one (or, rewritten, with the old one). Such an
-        entry is reported missing, and the reader that goes on to compute it waits for the
-        lock and finds it whole."""
+    def _check(self, path: Path, kind: str, key: str) -> bool | None:
+        """True if the entry is intact; False if missing or damaged (then set aside); None if
+        it is not intact while a writer holds its lock: a writer renames an entry into place
+        and then records its digest, so in between a reader finds it without one (or,
+        rewritten, with the old one). Such an entry is reported missing, and the reader that
+        goes on to compute it waits for the lock and finds it whole."""
         problem = self.verify(path)
         if problem is None:
             return True
@@ -618,7 +621,7 @@ class Store:
                     self.set_aside(path, problem)
                 return problem is None
         except Busy:
-            return False
+            return None
 
     def set_aside(self, path: Path, why: str) -> Path:
         """Move a local entry that cannot be trusted (and its digest) under `<root>/damaged/`:

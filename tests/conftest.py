@@ -138,9 +138,9 @@ def smoke_run(tmp_path_factory, data_root):
 
 
 def _wait_for(shared: Path, data_root: Path, limit: float = 3600.0) -> list[str]:
-    """Until the shared smoke run and its helpers have finished, this worker one of them while
-    the run is under way (tests/shared_smoke.py); what they computed. A failed or hung run
-    fails the test."""
+    """Until the shared smoke run and its helpers have finished (this worker one of them while
+    the run is under way, if it is among the first `helpers`: tests/shared_smoke.py); what
+    they computed. A failed or hung run fails the test."""
     # One process per core: the run and as many helpers as leave it a core (on 2 cores, two
     # helpers that skip what another holds made the run finish 10.6 min in, against 9.7 when
     # one of them mostly waited on locks, 2026-12-06); the other workers wait.

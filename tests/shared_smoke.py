@@ -4,9 +4,10 @@
 script as the session starts (tests/conftest.py), on one thread, and the workers run the tests
 that do not need its store meanwhile, ordered first. Workers left with nothing but tests that
 need it help (`help_with`), as many as leave the run a core: each computes the same plan's
-models on the same store in another order, and the store's locks give each stage to one of them. One-thread processes share the cores
-without the waits of a two-thread team beside another process (up to 10x), and a test that
-retrains an entry of this store on a one-thread worker gets the same bits.
+models on the same store in another order, and the store's locks give each stage to one of
+them. One-thread processes share the cores without the waits of a two-thread team beside
+another process (up to 10x), and a test that retrains an entry of this store on a one-thread
+worker gets the same bits.
 
     python tests/shared_smoke.py ROOT     # ROOT/data holds Fashion-MNIST
 

@@ -377,6 +377,59 @@ def test_an_entry_whose_writer_holds_its_lock_is_missing_not_damaged(tmp_path):
     assert (st.root / "damaged" / "metrics").is_dir()
 
 
+def test_a_json_entry_is_published_under_its_own_lock(tmp_path, monkeypatch):
+    """Timing records and fingerprints are written under another stage's lock: Store.write_json
+    takes the entry's own, so a reader beside it never sets the entry aside mid-write."""
+    import threading
+    seen, publish = [], S.Store.publish
+
+    def probed(self, kind, key, suffix=".pt"):
+        def probe():
+            try:
+                with self.holding(kind, key, wait=False):
+                    seen.append("free")
+            except S.Busy:
+                seen.append("held")
+        t = threading.Thread(target=probe)
+        t.start()
+        t.join()
+        publish(self, kind, key, suffix)
+
+    monkeypatch.setattr(S.Store, "publish", probed)
+    S.Store(tmp_path / "models").write_json("timing", "k", {"a": 1})
+    assert seen == ["held"]
+
+
+def test_a_url_store_reader_leaves_an_entry_under_way_alone(tmp_path):
+    """The writer's new file, its digest not yet recorded, is neither overwritten by the remote
+    copy nor is the remote copy moved aside."""
+    import threading
+    url = f"file://{tmp_path / 'remote'}"
+    st = S.Store(url, cache=tmp_path / "cache")
+    st.write_json("metrics", "k", {"a": 1})
+    path = st.path("metrics", "k", ".json")
+    held, release = threading.Event(), threading.Event()
+
+    def writer():
+        with st.lock("metrics", "k"):
+            S.write_json(path, {"a": 22})
+            held.set()
+            release.wait(10)
+            st.publish("metrics", "k", ".json")
+
+    t = threading.Thread(target=writer)
+    t.start()
+    assert held.wait(10)
+    try:
+        assert S.Store(url, cache=tmp_path / "cache").fetch("metrics", "k", ".json") is None
+        assert json.loads(path.read_text()) == {"a": 22}
+        assert not (tmp_path / "remote" / "damaged").exists()
+    finally:
+        release.set()
+        t.join()
+    assert S.Store(url, cache=tmp_path / "cache").read_json("metrics", "k") == {"a": 22}
+
+
 def test_a_notebook_run_by_hand_never_changes_the_published_results(smoke_run, store_copy):
     from approxlib import report
     data_root, store = smoke_run[5], store_copy  # ratio 0.7 is new: trained into a copy

@@ -1,6 +1,7 @@
 """The cache never trusts a damaged byte (issue 14): every entry is verified against the digest
 recorded when it was written; damaged entries are set aside and recomputed to the same results;
 concurrent runs and killed writers lose nothing and leave nothing behind."""
+import contextlib
 import json
 import logging
 import os
@@ -8,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -341,35 +343,42 @@ def test_peeking_at_a_json_entry_moves_nothing(tmp_path):
     assert st.read_json("timing", "k") is None and (st.root / "damaged").exists()  # a run's read
 
 
-def test_an_entry_whose_writer_holds_its_lock_is_missing_not_damaged(tmp_path):
-    """A writer renames an entry into place and then records its digest: a reader in between
-    finds it without one (or, rewritten, with the old one) and must not set it aside."""
-    import threading
-    st = S.Store(tmp_path / "models")
-    st.write_json("metrics", "k", {"a": 1})
+@contextlib.contextmanager
+def _rewriting(st: S.Store, obj: dict):
+    """Inside: a writer thread holds metrics/k's lock, its new file `obj` renamed into place
+    and its digest not yet recorded; on leaving, it publishes the digest."""
     path = st.path("metrics", "k", ".json")
-    held, done = threading.Event(), threading.Event()
+    held, release = threading.Event(), threading.Event()
 
     def writer():
         with st.lock("metrics", "k"):
-            S.write_json(path, {"a": 22})  # renamed into place; its digest not yet recorded
+            S.write_json(path, obj)
             held.set()
-            done.wait(10)
+            release.wait(10)
             st.publish("metrics", "k", ".json")
 
     t = threading.Thread(target=writer)
     t.start()
     assert held.wait(10)
     try:
+        yield path
+    finally:
+        release.set()
+        t.join()
+
+
+def test_an_entry_whose_writer_holds_its_lock_is_missing_not_damaged(tmp_path):
+    """A writer renames an entry into place and then records its digest: a reader in between
+    finds it without one (or, rewritten, with the old one) and must not set it aside."""
+    st = S.Store(tmp_path / "models")
+    st.write_json("metrics", "k", {"a": 1})
+    with _rewriting(st, {"a": 22}) as path:
         assert st.read_json("metrics", "k") is None  # the old digest: missing for now
         Path(f"{path}{S.DIGEST}").unlink()
         assert st.fetch("metrics", "k", ".json") is None  # no digest yet: missing for now
         assert path.exists() and not (st.root / "damaged").exists()
         with pytest.raises(S.Busy), st.holding("metrics", "k", wait=False):
             pytest.fail("held by the writer")
-    finally:
-        done.set()
-        t.join()
     assert st.read_json("metrics", "k") == {"a": 22}
     Path(f"{path}{S.DIGEST}").unlink()  # no writer at work: damage, set aside (by a process
     st = S.Store(st.root)                 # that has not verified it already)
@@ -380,7 +389,6 @@ def test_an_entry_whose_writer_holds_its_lock_is_missing_not_damaged(tmp_path):
 def test_a_json_entry_is_published_under_its_own_lock(tmp_path, monkeypatch):
     """Timing records and fingerprints are written under another stage's lock: Store.write_json
     takes the entry's own, so a reader beside it never sets the entry aside mid-write."""
-    import threading
     seen, publish = [], S.Store.publish
 
     def probed(self, kind, key, suffix=".pt"):
@@ -403,30 +411,13 @@ def test_a_json_entry_is_published_under_its_own_lock(tmp_path, monkeypatch):
 def test_a_url_store_reader_leaves_an_entry_under_way_alone(tmp_path):
     """The writer's new file, its digest not yet recorded, is neither overwritten by the remote
     copy nor is the remote copy moved aside."""
-    import threading
     url = f"file://{tmp_path / 'remote'}"
     st = S.Store(url, cache=tmp_path / "cache")
     st.write_json("metrics", "k", {"a": 1})
-    path = st.path("metrics", "k", ".json")
-    held, release = threading.Event(), threading.Event()
-
-    def writer():
-        with st.lock("metrics", "k"):
-            S.write_json(path, {"a": 22})
-            held.set()
-            release.wait(10)
-            st.publish("metrics", "k", ".json")
-
-    t = threading.Thread(target=writer)
-    t.start()
-    assert held.wait(10)
-    try:
+    with _rewriting(st, {"a": 22}) as path:
         assert S.Store(url, cache=tmp_path / "cache").fetch("metrics", "k", ".json") is None
         assert json.loads(path.read_text()) == {"a": 22}
         assert not (tmp_path / "remote" / "damaged").exists()
-    finally:
-        release.set()
-        t.join()
     assert S.Store(url, cache=tmp_path / "cache").read_json("metrics", "k") == {"a": 22}
 
 

@@ -314,8 +314,8 @@ def cmd_report(a) -> int:
               + (f"; computed {len(runner.computed)} stages here" if a.executor == "local"
                  else ""))
         return 0
-    from . import report
-    made = report.build(a.profile, sections, parse_overrides(a.overrides), out, a.models_dir,
+    from . import publish
+    made = publish.build(a.profile, sections, parse_overrides(a.overrides), out, a.models_dir,
                         a.data_dir, pdf=not a.no_pdf, progress=not a.quiet,
                         executor=a.executor, dask=dask)
     kept = (f" ({len(made['reused'])} of {len(sections)} notebooks reused: inputs unchanged)"

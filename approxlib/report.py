@@ -1,39 +1,21 @@
-"""The report: one `Section` per notebook (tables, figures, generated text), papermill to execute
-the notebooks, nbconvert + headless Chromium to render one HTML page and one PDF.
+"""The report's sections: one `Section` per notebook (tables, figures, generated text), run in
+the notebook's kernel by `run_section`. `publish` executes the notebooks and renders the page.
 """
 from __future__ import annotations
 
-import concurrent.futures
-import datetime as dt
 import html
 import io
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
 import matplotlib.pyplot as plt
-import nbconvert
-import nbformat
 import numpy as np
 import pandas as pd
-import papermill as pm
-import torch
-import torchvision
 from IPython.display import Image, Markdown, display
-from nbconvert import HTMLExporter
-from tqdm.auto import tqdm
 
-from . import accounting
-from . import cluster
 from . import data
-from . import executed
-from . import analysis, controls, methods, names, plots, runtimes, stats
+from . import analysis, controls, methods, names, plots, stats
 from . import pipeline
 from . import quants
 from . import runtime
@@ -46,12 +28,10 @@ from .config import (
     check_ratio,
     config_hash,
     data_config,
-    is_profile_file,
     load_profile,
     parse_value,
     profile_label,
 )
-from .measure import hardware
 from .sections import SECTIONS, parse_sections
 
 REPO = Path(__file__).resolve().parent.parent
@@ -497,92 +477,6 @@ class Section:
 
 # ----------------------------------------------------------------------------- orchestration
 
-def notebook_paths(sections: list[str]) -> dict[str, Path]:
-    found = {p.name[0]: p for p in sorted(NOTEBOOKS.glob("[A-Z]_*.ipynb"))}
-    missing = [s for s in sections if s not in found]
-    if missing:
-        raise ConfigError(f"no notebook for section(s) {', '.join(missing)} in {NOTEBOOKS}")
-    return {s: found[s] for s in sections}
-
-
-def execute(profile: str, sections: list[str], overrides: dict, out: Path,
-            models_dir: Path, data_dir: Path | None, progress: bool = True
-            ) -> tuple[dict[str, Path], list[str]]:
-    """Run each section's notebook with papermill into out/notebooks/ (atomically), unless the
-    notebook there was executed from the same inputs (`executed`). Returns the notebooks and
-    the sections whose notebook was reused.
-
-    Kernels run side by side, one per core: each spends most of its time importing and
-    drawing on one thread (the smoke report's eight took 81 s one after another, 61 s two at a
-    time). A section that times this CPU (section G's matrix-multiply ceiling) runs alone,
-    after the others. The first failure stops the run once the kernels under way finish."""
-    done, reused, todo = {}, [], []
-    if is_profile_file(profile):  # the kernels resolve it from another working directory
-        profile = str(Path(profile).resolve())
-    params = {"profile": profile, "overrides": overrides, "out": str(out.resolve()),
-              "models_dir": (str(models_dir) if store.is_url(models_dir)
-                             else str(Path(models_dir).resolve())),
-              # the folder this run's stages read (a kernel would take data/ from the repository)
-              "data_dir": str(Path(data_dir or data.default_root()).resolve())}
-    p, cache = load_profile(profile, overrides), store.Store(models_dir)
-    for letter, nb in notebook_paths(sections).items():
-        done[letter] = out / "notebooks" / nb.name
-        inputs = executed.inputs_digest(nb, letter, params, p, out, cache)
-        if executed.reusable(done[letter], inputs, out):
-            reused.append(letter)
-        else:
-            todo.append((letter, nb, done[letter], inputs))
-    alone = [t for t in todo if SECTIONS[t[0]].roofline]
-    beside = [t for t in todo if t not in alone]
-    with tqdm(total=len(todo), desc="notebooks", disable=not progress) as bar:
-        _execute_beside(beside, params, out, bar)
-        for t in alone:
-            _execute_one(*t, params, out)
-            bar.update()
-    return done, reused
-
-
-def _execute_beside(todo: list[tuple], params: dict, out: Path, bar) -> None:
-    """`_execute_one` for each of `todo`, one kernel per core; the first failure is raised once
-    the kernels under way have finished, and those not started are not."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    pool = concurrent.futures.ThreadPoolExecutor(max(1, min(len(todo), cores or 1)))
-    try:
-        # papermill is thread-safe but for `cwd`, which every kernel here shares (its #473)
-        pending = {pool.submit(_execute_one, *t, params, out) for t in todo}
-        while pending:
-            finished, pending = concurrent.futures.wait(
-                pending, return_when=concurrent.futures.FIRST_EXCEPTION)
-            for f in finished:
-                f.result()  # raises the kernel's failure
-                bar.update()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _execute_one(letter: str, nb: Path, target: Path, inputs: str, params: dict,
-                 out: Path) -> None:
-    """One notebook, executed into a temporary file renamed to `target` on success and stamped
-    with its inputs and the files written under `out` while it ran (with kernels side by side,
-    also theirs: a file another kernel wrote in that time makes both run again when it is
-    gone, never neither)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.stem}.running.ipynb")  # renamed only on success
-    since = time.time()
-    try:
-        # The kernel talks to us over loopback only; its "TCP without encryption" log line
-        # is noise in a batch run, so the kernel logs errors only.
-        pm.execute_notebook(str(nb), str(tmp), parameters=params, kernel_name="python3",
-                            progress_bar=False, cwd=os.getcwd(),
-                            extra_arguments=["--IPKernelApp.log_level=ERROR"])
-        executed.stamp(tmp, inputs, executed.written_since(out, since))
-        os.replace(tmp, target)
-    except pm.PapermillExecutionError as e:
-        raise ConfigError(f"section {letter}: {e.evalue}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 # Characters that markdown would read as markup inside a line (a `|` splits a table row, a
 # backtick closes a code span, `*` and `_` emphasize, `[`…`](` links, `:` autolinks a URL), as
 # character references; html.escape takes care of `<`, `>`, `&` and quotes.
@@ -598,53 +492,6 @@ def _literal(value) -> str:
     """`value` as text a markdown cell shows exactly as is, on one line (issue 14: parameters
     and environment strings reach the report; none may inject markup)."""
     return html.escape(" ".join(str(value).split())).translate(_MARKDOWN)
-
-
-def environment(p: dict, durations: dict[str, float], reused: tuple | list = ()) -> str:
-    hw = hardware()
-    rows = [("profile", profile_label(p["profile"])), ("git commit", pipeline.git_commit()),
-            ("rendered", dt.datetime.now().strftime("%Y-%m-%d %H:%M")),
-            ("python", platform.python_version()), ("torch", torch.__version__),
-            ("torchvision", torchvision.__version__), ("papermill", pm.__version__),
-            ("nbconvert", nbconvert.__version__), ("matplotlib", matplotlib.__version__),
-            ("numpy", np.__version__), ("pandas", pd.__version__),
-            ("CPU", f"{hw['cpu']} ({hw['cpu_count']} logical cores)"), ("GPU", hw["gpu"]),
-            ("latency threads", p["threads"]),
-            ("training device", p["device"] if p["device"] != "auto" else
-             ("cuda" if torch.cuda.is_available() else "cpu"))]
-    rows += [(f"section {k} notebook wall time",
-              f"{v:.1f} s" + (" (when executed; reused: its inputs are unchanged)"
-                              if k in reused else "")) for k, v in durations.items()]
-    body = "\n".join(f"| {_literal(k)} | {_literal(v)} |" for k, v in rows)
-    params = ", ".join(f"<code>{_literal(f'{k}={v}')}</code>" for k, v in p.items()
-                       if k not in ("profile", "description"))
-    return (f'<a id="environment"></a>\n\n## Appendix: environment\n\n| | |\n|---|---|\n{body}\n\n'
-            f"Profile parameters: {params}.")
-
-
-def time_appendix(out: Path) -> str:
-    """Where the time went: the run's entries per stage kind and per section, computed in this
-    run or read from the cache (their recorded cost is from when they were computed)."""
-    path = out / "stages.csv"
-    if not path.is_file():
-        return ""
-    df = pd.read_csv(path)
-    new = df[df.computed.astype(bool)]
-    text = (f'<a id="time"></a>\n\n## Appendix: where the time went\n\n'
-            f"This run needed {len(df)} cached entries (trained or derived models, encoded files, "
-            f"evaluations, curves): {len(new)} were computed in it, in {new.seconds.sum():,.0f} s, "
-            f"and {len(df) - len(new)} read from the cache, which had recorded "
-            f"{df.seconds[~df.computed.astype(bool)].sum():,.0f} s for them when they were "
-            f"computed. Images: those put through a model (training steps, predictions, "
-            f"calibration), not latency runs.\n\n")
-    for by, title in (("kind", "stage kind"), ("section", "section that first needs it")):
-        t = accounting.summary(df, by).reset_index().rename(columns={by: title})
-        t["seconds"] = t.seconds.round(1)
-        t["computed seconds"] = t["computed seconds"].round(1)
-        t["images/s"] = t["images/s"].round(0)
-        text += f"**Per {title}**\n\n" + t.to_html(index=False, border=0, classes="summary",
-                                                   na_rep="–") + "\n\n"
-    return text
 
 
 def _test_split(results: pd.DataFrame) -> str:
@@ -689,187 +536,3 @@ def pruned_words(r) -> str:
         control = controls.label(r.control)
         text = control if r.prune_ratio == 0 else f"{text}, {control}"
     return text + (" + KD" if r.kd else "")
-
-
-def summary_table(results: pd.DataFrame, sections: list[str]) -> str:
-    # one row per distinct model file: sections share a variant's artifact (B's baseline is C's
-    # 0%), while F's and G's dense controls, fine-tuned differently, are two rows
-    key = ["model", "dataset", "prune_method", "prune_ratio", "quant", "codec", "qp", "runtime",
-           "control", "kd"] + (["artifact_key"] if "artifact_key" in results else [])
-    results = results.copy()
-    results["control"] = analysis.controls_of(results)
-    results["kd"] = [names.distilled(r) for r in results.itertuples()]
-    # one row per NNCodec setting (groupby drops NaN keys: "" where a codec has no qp)
-    results["qp"] = results.qp.map(lambda q: "" if pd.isna(q) else f"{int(q)}") \
-        if "qp" in results else ""
-    # section H's many seeded runs are summarized in its own tables; further seeds of A–E in
-    # theirs (the profile's seed comes first)
-    d = results[results.section.isin([s for s in sections if SECTIONS[s].summarized])]
-    d = d[d.seed == d.seed.iloc[0]].drop_duplicates(subset=key) if len(d) else d
-    sections_of = results.groupby(key).section.agg(lambda s: ",".join(sorted(set(s))))
-    t = pd.DataFrame({
-        "model": d.model.map(names.model), "dataset": d.dataset.map(names.dataset),
-        "pruned": [pruned_words(r) for r in d.itertuples()],
-        "quant": d.quant,
-        "codec": [f"{r.codec} qp {r.qp}" if r.qp else r.codec for r in d.itertuples()],
-        "runtime": d.runtime.replace({r.key: r.short for r in runtimes.RUNTIMES.values()
-                                      if r.exported}),
-        "top-1 (%)": (d.accuracy * 100).round(2), "size (MB)": (d.size_bytes / 1e6).round(3),
-        "ratio (×)": d.compression_ratio.round(1),
-        "latency (ms)": d.latency_ms.round(2), "sparsity (%)": (d.sparsity * 100).round(1),
-        "sections": [sections_of[tuple(getattr(r, k) for k in key)] for r in d.itertuples()],
-    })
-    return t.to_html(index=False, border=0, classes="summary", escape=True)  # values as text
-
-
-PRINT_CSS = """
-<style>
-body { max-width: 1050px; margin: auto; }
-img { max-width: 100%; height: auto; page-break-inside: avoid; break-inside: avoid; }
-table { font-size: 11px; border-collapse: collapse; }
-table.summary td, table.summary th { padding: 2px 6px; border-bottom: 1px solid #ddd; }
-.jp-Cell { break-inside: avoid-page; }
-.jp-OutputArea-output { overflow-x: visible !important; }
-table.summary { font-size: 10px; }
-@media print { body { max-width: none; } .jp-Cell { padding: 0 !important; } }
-</style>
-"""
-
-
-def _section_links(letters: str) -> str:
-    """"Section A" or "Sections A, B and C", each linked to its heading."""
-    links = [f"[{s}](#section-{s})" for s in letters]
-    return f"Section{'s' * (len(links) > 1)} {_and(links)}"
-
-
-def render(out: Path, p: dict, sections: list[str], notebooks: dict[str, Path],
-           reused: tuple | list = ()) -> Path:
-    """Merge the executed notebooks into out/index.html (code hidden, images embedded);
-    `reused`: the sections whose notebook an earlier run executed from the same inputs."""
-    results = pd.read_csv(out / "results.csv")
-    spent = time_appendix(out)
-    durations, cells = _section_cells(sections, notebooks)
-    shown = [s for s in sections if SECTIONS[s].summarized]
-    own = [s for s in sections if not SECTIONS[s].summarized]
-    found = analysis.findings(results[results.section.isin(sections)], float(p["ratio"]),
-                              int(p["seed"]))
-    findings = nbformat.v4.new_markdown_cell(
-        "## Findings\n\n" + "\n".join(f"- {text} ({_section_links(s)})" for s, text in found))
-    summary = nbformat.v4.new_markdown_cell(
-        f"## Summary\n\nEvery distinct model variant of sections {', '.join(shown)} (top-1 on "
-        f"{_test_split(results)}; size = bytes of the saved checkpoint; latency = median batch-1 "
-        f"CPU forward time, as timed with the first section listed (each section's variants "
-        f"are timed together)"
-        + (f"; the seeded runs of section {', '.join(own)} are summarized in its own tables"
-           if own else "") + ").\n\n" + summary_table(results, sections))
-    appendix = nbformat.v4.new_markdown_cell(environment(p, durations, reused))
-    timing = [nbformat.v4.new_markdown_cell(spent)] if spent else []
-    merged = nbformat.v4.new_notebook(cells=[_title_cell(results, p, sections, bool(spent)),
-                                             findings, summary, *cells, appendix, *timing])
-    merged.metadata["title"] = f"approx-cnn report ({profile_label(p['profile'])})"
-    exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
-                            exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(merged)
-    body = body.replace("</head>", PRINT_CSS + "</head>", 1)
-    index = out / "index.html"
-    store.write_text(index, body)
-    return index
-
-
-def _section_cells(sections: list[str], notebooks: dict[str, Path]
-                   ) -> tuple[dict[str, float], list]:
-    """Each section notebook's papermill duration, and its cells as the report shows them."""
-    durations, cells = {}, []
-    for letter in sections:
-        nb = nbformat.read(notebooks[letter], as_version=4)
-        durations[letter] = nb.metadata.get("papermill", {}).get("duration") or 0.0
-        for c in nb.cells:
-            if c.cell_type == "code":
-                # progress bars and warnings belong in the log, not in the report
-                c.outputs = [o for o in c.outputs if o.get("name") != "stderr"]
-            tags = set(c.metadata.get("tags", []))
-            if tags & {"parameters", "injected-parameters", "remove-in-report"}:
-                continue
-            cells.append(c)
-    return durations, cells
-
-
-def _opening(sections: list[str]) -> str:
-    """What the report is, naming only the added sections (`Spec.beyond`) it shows."""
-    beyond = [f"section {s}: {SECTIONS[s].beyond}" for s in sections if SECTIONS[s].beyond]
-    return ("A re-run of a course project's study (its sections A–E) with validation-based "
-            "model selection, test-split accuracy with 95% intervals, paired significance tests "
-            "and median CPU latencies" + (f", and what it left undone ({'; '.join(beyond)})"
-                                          if beyond else "") + ".")
-
-
-def _title_cell(results: pd.DataFrame, p: dict, sections: list[str], timed: bool):
-    """The report's title, what it is, and its contents (the time appendix where `timed`)."""
-    def heading(s: str) -> str:
-        rows = results[results.section == s]
-        return SECTIONS[s].heading(dict.fromkeys(rows.model),
-                                   rows.dataset.iloc[0] if len(rows) else None)
-    toc = "\n".join(f"{i + 1}. [Section {s}. {heading(s)}](#section-{s})"
-                    for i, s in enumerate(sections))
-    return nbformat.v4.new_markdown_cell(
-        f"# Approximate computing for CNNs: pruning, quantization and compression of "
-        f"{_and([names.model(m) for m in dict.fromkeys(results.model)])}\n\n"
-        f"Profile **{_literal(profile_label(p['profile']))}**: {_literal(p['description'])}\n\n"
-        f"{_opening(sections)} Generated by approxlib on "
-        f"{dt.date.today().isoformat()}.\n\n**Contents**\n\n{toc}\n"
-        f"{len(sections) + 1}. [Appendix: environment](#environment)"
-        + (f"\n{len(sections) + 2}. [Appendix: where the time went](#time)"
-           if timed else ""))
-
-
-def find_chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
-def to_pdf(index: Path, pdf: Path, timeout: int = 180) -> Path:
-    """Print the HTML with headless Chromium (Debian's package; works offline)."""
-    exe = find_chromium()
-    if exe is None:
-        raise ConfigError("no Chromium found for the PDF; install Debian's `chromium` "
-                          "(make report does) or pass --no-pdf")
-    with tempfile.TemporaryDirectory() as profile_dir, store.atomic_path(pdf) as tmp:
-        cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-               "--no-first-run", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={profile_dir}",
-               "--no-pdf-header-footer", "--print-to-pdf-no-header",
-               f"--print-to-pdf={tmp}", index.resolve().as_uri()]
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        if res.returncode != 0 or not tmp.exists() or tmp.stat().st_size == 0:
-            raise ConfigError(f"Chromium could not print {index} (exit {res.returncode})")
-    return pdf
-
-
-def build(profile: str, sections: list[str], overrides: dict, out: Path, models_dir: Path | str,
-          data_dir: Path | None, pdf: bool = True, progress: bool = True,
-          executor: str = "local", dask: dict | None = None) -> dict:
-    """`approx report`: stages (cached) → notebooks (papermill) → index.html → report.pdf.
-
-    `executor="dask"` computes the stages on a Dask cluster first (`dask`: the keyword
-    arguments of `cluster.run`: address, workers, threads); the notebooks then read the cache."""
-    p = load_profile(profile, overrides)
-    t0, since = time.perf_counter(), time.time()
-    if executor == "dask":
-        cluster.run(p, sections, str(models_dir), out, data_dir, progress=progress, **(dask or {}))
-    else:
-        pipeline.run(p, sections, store.Store(models_dir), out, data_dir, progress=progress)
-    t_stages = time.perf_counter() - t0
-    accounting.write(p, sections, store.Store(models_dir), out, since, data_dir)
-    notebooks, reused = execute(profile, sections, overrides, out, models_dir, data_dir,
-                                progress)
-    index = render(out, p, sections, notebooks, reused)
-    made = {"index": index, "results": out / "results.csv", "stages_s": t_stages,
-            "reused": reused}
-    if pdf:
-        made["pdf"] = to_pdf(index, out / "report.pdf")
-    made["total_s"] = time.perf_counter() - t0
-    return made
-

@@ -216,7 +216,7 @@ def test_report_for_a_third_architecture_on_the_folder(folder, tmp_path, data_ro
     distillation and NNCodec (a loss and a state dict), a second channel ratio, a second
     protocol and curve methods other than magnitude and sensitivity (the same steps with other
     numbers). QAT and the scratch control, which trace or rebuild the architecture, stay."""
-    from approxlib import report
+    from approxlib import publish
     profile = tmp_path / "mine.yaml"
     profile.write_text(f"base: smoke\ndataset: imagefolder:{folder}\nval_size: 50\n"
                        f"train_size: null\nkd: false\nnncodec_qps: []\nchannel_ratios: []\n"
@@ -227,7 +227,7 @@ def test_report_for_a_third_architecture_on_the_folder(folder, tmp_path, data_ro
     sections = pipeline.parse_sections(None, p)
     assert sections == ["C", "F", "G", "H"]
     store = os.environ.get("APPROX_TEST_STORE_FOLDER") or tmp_path / "models"
-    made = report.build(str(profile), sections, {}, tmp_path / "out", store, data_root,
+    made = publish.build(str(profile), sections, {}, tmp_path / "out", store, data_root,
                         pdf=False, progress=False)
     html = made["index"].read_text()
     for letter in sections:

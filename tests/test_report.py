@@ -15,6 +15,7 @@ from pypdf import PdfReader
 
 from approxlib import accounting
 from approxlib import pipeline
+from approxlib import publish
 from approxlib import report
 from approxlib import store as S
 from approxlib.config import load_profile
@@ -22,7 +23,7 @@ from approxlib.config import load_profile
 pytestmark = pytest.mark.slow  # the smoke report rendered again: notebooks, HTML, PDF
 
 
-PATHS = ("index", "results", "pdf")  # the values of `report.build`'s answer that are files
+PATHS = ("index", "results", "pdf")  # the values of `publish.build`'s answer that are files
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +33,7 @@ def rendered(smoke_run, tmp_path_factory):
     twice, 2026-12-06), so the workers share it as xdist's how-to shares a session fixture:
     the first renders under a lock in the run's common temp folder, the others read it."""
     p, store, root, df, runner, data_root = smoke_run
-    if report.find_chromium() is None and not os.environ.get("CI"):
+    if publish.find_chromium() is None and not os.environ.get("CI"):
         pytest.skip("Chromium not installed (make test installs it)")
     if not os.environ.get("PYTEST_XDIST_WORKER"):  # one process: its own folder
         out = tmp_path_factory.mktemp("report")
@@ -49,7 +50,7 @@ def rendered(smoke_run, tmp_path_factory):
 
 
 def _render(out: pathlib.Path, store, data_root) -> dict:
-    return report.build("smoke", list("ABCDEFGH"), {}, out, store.root, data_root, pdf=True,
+    return publish.build("smoke", list("ABCDEFGH"), {}, out, store.root, data_root, pdf=True,
                         progress=False)
 
 
@@ -149,11 +150,11 @@ def test_a_second_report_reuses_the_notebooks_whose_inputs_are_unchanged(smoke_r
     by tests on other workers meanwhile.)"""
     _, store, _, _, _, data_root = smoke_run
     out, sections = tmp_path / "report", list("DE")
-    first = report.build("smoke", sections, {}, out, store.root, data_root, pdf=False,
+    first = publish.build("smoke", sections, {}, out, store.root, data_root, pdf=False,
                          progress=False)
     assert first["reused"] == []
     results = (out / "results.csv").read_bytes()
-    again = report.build("smoke", sections, {}, out, store.root, data_root, pdf=False,
+    again = publish.build("smoke", sections, {}, out, store.root, data_root, pdf=False,
                          progress=False)
     assert again["reused"] == sections
     assert (out / "results.csv").read_bytes() == results
@@ -165,7 +166,7 @@ def test_a_second_report_reuses_the_notebooks_whose_inputs_are_unchanged(smoke_r
     code = next(c for c in nb.cells if c.cell_type == "code" and c.outputs)
     code.outputs.append(nbformat.v4.new_output("stream", name="stdout", text="EDITED"))
     nbformat.write(nb, edited)
-    third = report.build("smoke", sections, {}, out, store.root, data_root, pdf=False,
+    third = publish.build("smoke", sections, {}, out, store.root, data_root, pdf=False,
                          progress=False)
     assert third["reused"] == ["E"]
     assert "EDITED" not in edited.read_text() and "EDITED" not in third["index"].read_text()
@@ -193,8 +194,8 @@ def test_the_reuse_digest_covers_every_cache_entry_a_section_reads(smoke_run, tm
 
 
 def test_findings_link_every_section_they_pool():
-    assert report._section_links("B") == "Section [B](#section-B)"
-    assert report._section_links("ABC") == ("Sections [A](#section-A), [B](#section-B) and "
+    assert publish._section_links("B") == "Section [B](#section-B)"
+    assert publish._section_links("ABC") == ("Sections [A](#section-A), [B](#section-B) and "
                                             "[C](#section-C)")
 
 
@@ -252,7 +253,7 @@ def test_the_protocol_says_how_many_test_images_and_when_validation_is_optimisti
 
 def test_the_opening_names_only_the_added_sections_the_report_shows():
     """It listed sections F, G and H as what the report adds even when it showed A alone."""
-    assert "left undone" not in report._opening(["A", "C"])
-    text = report._opening(["A", "G"])
+    assert "left undone" not in publish._opening(["A", "C"])
+    text = publish._opening(["A", "G"])
     assert "section G: real CPU speed" in text and "section F" not in text
-    assert all(f"section {s}:" in report._opening(list("ABCDEFGH")) for s in "FGH")
+    assert all(f"section {s}:" in publish._opening(list("ABCDEFGH")) for s in "FGH")

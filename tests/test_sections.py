@@ -3,13 +3,13 @@ section, so a torchvision model the study never named is added by profile entrie
 import pytest
 
 from approxlib import pipeline
-from approxlib import report
+from approxlib import publish
 from approxlib.config import ConfigError, load_profile
 from approxlib.sections import SECTIONS, Spec, register
 
 
 def test_every_spec_has_a_notebook_and_registers_once():
-    assert set(report.notebook_paths(list(SECTIONS))) == set(SECTIONS)
+    assert set(publish.notebook_paths(list(SECTIONS))) == set(SECTIONS)
     with pytest.raises(ValueError, match="registered twice"):
         register(Spec("A", "again", ("resnet18",), lambda p, s, m, d: []))
 

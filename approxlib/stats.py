@@ -47,6 +47,10 @@ def mean_ci(samples, level: float = 0.95) -> dict:
     """Mean, sample standard deviation and Student-t interval of the mean over seeds (scipy).
 
     With one sample there is no spread to estimate: sd and the interval are NaN, never zero.
+    Nor is there when every sample is the same: an accuracy on a finite test split takes
+    discrete values, and two seeds that agree to the image (likely on smoke's 1,000 images)
+    say nothing about what a third would give, so the interval is NaN rather than the
+    zero-width one the t formula gives, which would call any such difference real.
     """
     x = np.asarray(samples, dtype=float)
     n = len(x)
@@ -55,6 +59,8 @@ def mean_ci(samples, level: float = 0.95) -> dict:
         return {"n": n, "mean": mean, "sd": float("nan"), "lo": float("nan"),
                 "hi": float("nan")}
     sd = float(x.std(ddof=1))
+    if np.ptp(x) <= 1e-9:  # equal, but for float rounding (accuracies are k / test images)
+        return {"n": n, "mean": mean, "sd": sd, "lo": float("nan"), "hi": float("nan")}
     half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / np.sqrt(n)
     return {"n": n, "mean": mean, "sd": sd, "lo": mean - half, "hi": mean + half}
 

@@ -57,6 +57,11 @@ def test_mean_ci_on_known_samples():
     assert stats.within_noise(one)  # one seed is never evidence of a difference
     assert [stats.interval_words(x) for x in (r, one, stats.mean_ci([-1.0, -1.1, -0.9]))] == [
         "within noise", "within noise", "beyond noise"]
+    # two seeds that agree exactly: no spread estimated, no zero-width interval calling it real
+    same = stats.mean_ci([0.012, 0.012])
+    assert same["mean"] == 0.012 and same["sd"] == 0 and np.isnan(same["lo"]) and np.isnan(same["hi"])
+    assert stats.within_noise(same)
+    assert np.isnan(stats.mean_ci([0.3 - 0.2, 0.2 - 0.1])["lo"])  # equal but for rounding
 
 
 def test_a_paired_test_is_worded_at_the_5_percent_level():

@@ -98,8 +98,7 @@ def pytest_collection_modifyitems(items):
     then those that use it; the slow ones first within each: workers hand out tests in this
     order, and a minute-long test started last keeps one worker busy while the others have
     nothing left."""
-    items.sort(key=lambda item: ("smoke_run" in getattr(item, "fixturenames", ())
-                                 or item.get_closest_marker("smoke_store") is not None,
+    items.sort(key=lambda item: ("smoke_run" in getattr(item, "fixturenames", ()),
                                  item.get_closest_marker("slow") is None))
 
 

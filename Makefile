@@ -65,8 +65,11 @@ system:
 prepare:
 	@$(MAKE) --no-print-directory -j2 $(NNC_STAMP)
 
+# The stages in WORKERS processes sharing the models folder (approxlib/parallel.py): one per
+# core, at most 4 (each holds its own models and data: 1-2.5 GB); WORKERS=1 runs them in one.
+WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
 report: prepare
-	$(BIN)/approx report --profile $(PROFILE)
+	$(BIN)/approx report --profile $(PROFILE) --workers $(WORKERS)
 
 # Tests on TEST_WORKERS processes of one thread each (pytest-xdist; tests/conftest.py computes
 # the shared smoke run beside them, and workers with nothing else left help it): on 2 cores,

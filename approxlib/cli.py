@@ -138,7 +138,9 @@ def _report_parser(sub) -> None:
                         "scheduler-address setting / DASK_SCHEDULER_ADDRESS, else a local "
                         "cluster on this machine)")
     r.add_argument("--workers", type=int, default=None,
-                   help="worker processes of the local Dask cluster (default: CPUs / --threads)")
+                   help="processes that compute the stages: here, this one and helpers beside "
+                        "it (default 1; `make report` gives one per core, at most 4); with "
+                        "--executor dask, the local cluster's (default: CPUs / --threads)")
     r.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads per stage (default: torch's default here); results "
                         "equal across executors at equal --threads")
@@ -307,7 +309,9 @@ def cmd_report(a) -> int:
             df, runner = cluster.run(p, sections, a.models_dir, out, a.data_dir,
                                      progress=not a.quiet, **dask)
         else:
-            df, runner = pipeline.run(p, sections, st, out, a.data_dir, progress=not a.quiet)
+            from . import parallel
+            df, runner = parallel.run(p, sections, a.models_dir, out, a.data_dir,
+                                      progress=not a.quiet, **dask)
         accounting.write(p, sections, st, out, since, a.data_dir)
         print(f"{len(df)} rows → {out / 'results.csv'}; stages done in "
               f"{time.perf_counter() - t0:.0f} s"
@@ -336,19 +340,17 @@ def _check_cluster_options(a) -> None:
         if value is not None and value > MAX_THREADS:
             raise ConfigError(f"--{name} must be at most {MAX_THREADS}, got {value}")
     if a.executor == "local":
-        if a.scheduler or a.workers:
-            raise ConfigError("--scheduler and --workers need --executor dask")
+        if a.scheduler:
+            raise ConfigError("--scheduler needs --executor dask")
     elif a.scheduler and a.workers:
         raise ConfigError("--workers sizes a local cluster; a --scheduler's cluster has its own")
 
 
 def _cluster_options(a) -> dict:
-    """Apply the checked options: torch's threads here, or Dask's keyword arguments."""
-    import torch
+    """The checked options as keyword arguments: `parallel.run`'s processes and threads, or
+    Dask's."""
     if a.executor == "local":
-        if a.threads:
-            torch.set_num_threads(a.threads)
-        return {}
+        return {"workers": a.workers or 1, "threads": a.threads}
     return {"address": a.scheduler, "workers": a.workers, "threads": a.threads}
 
 

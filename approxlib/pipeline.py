@@ -970,8 +970,11 @@ def trained_epochs(v: Variant, p: dict, m: dict, init) -> tuple[int, int]:
 
 def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None = None,
         data_root: Path | None = None, progress: bool = True,
-        models: dict[str, list[str]] | None = None) -> tuple[pd.DataFrame, Runner]:
-    """Compute (or load) every variant of `sections`; write results.csv + sparsity CSVs."""
+        models: dict[str, list[str]] | None = None, every_stage_made=None
+        ) -> tuple[pd.DataFrame, Runner]:
+    """Compute (or load) every variant of `sections`; write results.csv + sparsity CSVs.
+    `every_stage_made()`, if given, is called once every variant's stages are in the store,
+    before the bits curves and the timings in turns (`parallel` stops its helpers there)."""
     data.refresh()
     runner = Runner(p, cache, data_root, progress)
     metrics = runner.metrics
@@ -982,6 +985,8 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
     for v, st in bar:
         bar.set_postfix_str(f"{v.section}: {v.label}")
         metrics[v] = runner.evaluate(st)
+    if every_stage_made is not None:
+        every_stage_made()
     for v in variants:  # section F's bits-vs-accuracy curve, one per gradually pruned model
         if has_curve(v):
             bar.set_postfix_str(f"{v.section}: bits curve of {v.label}")

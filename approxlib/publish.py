@@ -35,6 +35,7 @@ from . import cluster
 from . import data
 from . import executed
 from . import names
+from . import parallel
 from . import pipeline
 from . import runtimes
 from . import store
@@ -340,13 +341,15 @@ def build(profile: str, sections: list[str], overrides: dict, out: Path, models_
     """`approx report`: stages (cached) → notebooks (papermill) → index.html → report.pdf.
 
     `executor="dask"` computes the stages on a Dask cluster first (`dask`: the keyword
-    arguments of `cluster.run`: address, workers, threads); the notebooks then read the cache."""
+    arguments of `cluster.run`: address, workers, threads), else in this process and
+    `dask["workers"] - 1` helpers beside it (`parallel.run`); the notebooks then read the
+    cache."""
     p = load_profile(profile, overrides)
     t0, since = time.perf_counter(), time.time()
     if executor == "dask":
         cluster.run(p, sections, str(models_dir), out, data_dir, progress=progress, **(dask or {}))
     else:
-        pipeline.run(p, sections, store.Store(models_dir), out, data_dir, progress=progress)
+        parallel.run(p, sections, models_dir, out, data_dir, progress=progress, **(dask or {}))
     t_stages = time.perf_counter() - t0
     accounting.write(p, sections, store.Store(models_dir), out, since, data_dir)
     notebooks, reused = execute(profile, sections, overrides, out, models_dir, data_dir,

@@ -17,7 +17,6 @@ ROOT/helper-NAME.started, then ROOT/helper-NAME.json (the keys it computed)."""
 import json
 import os
 import sys
-import time
 import traceback
 from pathlib import Path
 
@@ -49,44 +48,19 @@ def write(path: Path, text: str) -> None:
     os.replace(tmp, path)  # a reader never sees half a file
 
 
-def route(items: list, index: int, count: int) -> list:
-    """The order helper `index` of `count` takes `items` in: the first backwards from the end,
-    the others forwards from evenly spaced points (the run itself goes forwards from the
-    start), so each meets a stage another holds late rather than at once."""
-    if index == 0:
-        return items[::-1]
-    k = index * len(items) // count
-    return items[k:] + items[:k]
-
-
 def help_with(root: Path, data_root: Path, name: str, index: int, count: int) -> None:
-    """Compute the run's models and evaluations beside it, in this helper's order, until every
-    one is made (its curves and timings in turns are the run's own: they need all the models).
-    A chain that meets a stage another process holds is skipped and tried again after the
-    others, so a helper never sits waiting while there is work it could do."""
+    """Compute the run's models and evaluations beside it (`parallel.help_with`: in this
+    helper's order, skipping what another process holds) until every one is made or the run
+    has finished (its curves and timings in turns are the run's own: they need all the
+    models)."""
     write(root / f"helper-{name}.started", str(os.getpid()))  # `computed` sees if it dies
     done: list[str] | dict = {"failed": "no result"}
     try:
-        from approxlib import pipeline
+        from approxlib import parallel
         from approxlib import store as S
         from approxlib.config import load_profile
-        p = load_profile("smoke")
-        runner = pipeline.Runner(p, S.Store(root / "models"), data_root, progress=False,
-                                 wait=False)
-        todo = route([pipeline.chain(v, p) for v in pipeline.plan(p, SECTIONS)], index, count)
-        while todo and finished(root) is None:
-            busy = []
-            for st in todo:
-                if finished(root) is not None:
-                    break
-                try:
-                    runner.evaluate(st)
-                except S.Busy:
-                    busy.append(st)
-            if len(busy) == len(todo):
-                time.sleep(0.5)  # everything left is under way elsewhere
-            todo = busy
-        done = runner.computed
+        done = parallel.help_with(load_profile("smoke"), SECTIONS, S.Store(root / "models"),
+                                  data_root, index, count, lambda: finished(root) is not None)
     except BaseException:
         done = {"failed": traceback.format_exc()}
         raise

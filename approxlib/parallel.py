@@ -1,0 +1,119 @@
+"""The report's stages in several local processes (`approx report --workers N`).
+
+Why: on a few cores, one process leaves cores idle wherever a stage is single-threaded work
+(loading and checking checkpoints, ONNX exports, k-means, codecs, an evaluation's Python), and
+small-batch training gains little from a second thread: smoke's stages took 390 s in one
+two-thread process and 254 s in two one-thread ones (2-core Xeon, 2026-12-06).
+
+The processes share the models folder through the store's locks: each walks the same plan in
+its own order (`route`) and skips a stage another process holds (`pipeline.Runner(wait=False)`
+raises `store.Busy`), so every stage is computed once. This process computes too (it waits
+where another holds a stage), and once every stage is made it stops the others, then computes
+alone what needs every model (section F's bits curves) and the timings in turns, so no timing
+shares the machine with training. A helper that dies costs time, not results: whatever it left
+undone this process computes itself.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from . import measure
+from . import pipeline
+from . import store
+
+LOG = logging.getLogger("approxlib")
+
+
+def cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+
+
+def route(items: list, index: int, count: int) -> list:
+    """The order helper `index` of `count` takes `items` in: the first backwards from the end,
+    the others forwards from evenly spaced points (the run itself goes forwards from the
+    start), so each meets a stage another holds late rather than at once."""
+    if index == 0:
+        return items[::-1]
+    k = index * len(items) // count
+    return items[k:] + items[:k]
+
+
+def help_with(p: dict, sections: list[str], cache: store.Store, data_root, index: int,
+              count: int, stop) -> list[str]:
+    """Compute the plan's models and evaluations in helper `index`'s order until each is made
+    or `stop()`; a chain that meets a stage another process holds is tried again after the
+    others, so a helper never sits waiting while there is work it could do. Returns the keys
+    it computed."""
+    runner = pipeline.Runner(p, cache, data_root, progress=False, wait=False)
+    todo = route([pipeline.chain(v, p) for v in pipeline.plan(p, sections)], index, count)
+    while todo and not stop():
+        busy = []
+        for st in todo:
+            if stop():
+                break
+            try:
+                runner.evaluate(st)
+            except store.Busy:
+                busy.append(st)
+        if len(busy) == len(todo):
+            time.sleep(0.5)  # everything left is under way elsewhere
+        todo = busy
+    return runner.computed
+
+
+def _helper(p, sections, models_dir, data_root, index, count, threads, stop_event) -> None:
+    """A helper process's body (spawned: importable, its arguments picklable)."""
+    torch.set_num_threads(threads)
+    help_with(p, sections, store.Store(models_dir), data_root, index, count, stop_event.is_set)
+
+
+def run(p: dict, sections: list[str], models_dir, out_dir: Path | None, data_root,
+        progress: bool = True, workers: int = 1, threads: int | None = None
+        ) -> tuple[pd.DataFrame, pipeline.Runner]:
+    """`pipeline.run` with `workers - 1` helper processes beside this one, each process on
+    `threads` torch threads (default: one process keeps torch's setting; several share this
+    machine's cores out)."""
+    cache = store.Store(models_dir)
+    if workers <= 1:
+        with measure.num_threads(threads or torch.get_num_threads()):
+            return pipeline.run(p, sections, cache, out_dir, data_root, progress)
+    threads = threads or max(1, cores() // workers)
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process holding torch's threads
+    stop = ctx.Event()
+    helpers = [ctx.Process(target=_helper, daemon=True,
+                           args=(p, sections, str(models_dir), data_root, i, workers - 1,
+                                 threads, stop)) for i in range(workers - 1)]
+    for h in helpers:
+        h.start()
+
+    def stop_helpers() -> None:
+        stop.set()
+        for h in helpers:
+            h.join()
+        died = [h.exitcode for h in helpers if h.exitcode]
+        if died:
+            LOG.warning("%d helper process(es) ended with status %s; this process computed "
+                        "what they left", len(died), ", ".join(map(str, died)))
+    try:
+        with measure.num_threads(threads):
+            return pipeline.run(p, sections, cache, out_dir, data_root, progress,
+                                every_stage_made=stop_helpers)
+    except BaseException:  # a failure or ^C here: the helpers' work is not wanted
+        for h in helpers:
+            h.terminate()
+        raise
+    finally:
+        stop.set()
+        for h in helpers:
+            h.join(timeout=60)
+            if h.is_alive():
+                h.terminate()

@@ -142,8 +142,8 @@ def _report_parser(sub) -> None:
                         "it (default 1; `make report` gives one per core, at most 4); with "
                         "--executor dask, the local cluster's (default: CPUs / --threads)")
     r.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads per stage (default: torch's default here); results "
-                        "equal across executors at equal --threads")
+                   help="torch CPU threads per stage (default: torch's default here, shared "
+                        "out among --workers); results equal across executors at equal --threads")
 
 
 def _verify_parser(sub) -> None:
@@ -299,9 +299,12 @@ def cmd_report(a) -> int:
     check_writable_dir(out, "--out" if a.out else "the report folder")
     check_store(a.models_dir)
     st = store.Store(a.models_dir)
+    dask = _cluster_options(a)
+    if a.executor == "local":
+        from . import parallel
+        parallel.check(p, sections, dask["workers"])
     if a.dry_run:
         return _dry_run(p, sections, st, a.data_dir)
-    dask = _cluster_options(a)
     t0, since = time.perf_counter(), time.time()
     if a.stages_only:
         if a.executor == "dask":
@@ -315,8 +318,8 @@ def cmd_report(a) -> int:
         accounting.write(p, sections, st, out, since, a.data_dir)
         print(f"{len(df)} rows → {out / 'results.csv'}; stages done in "
               f"{time.perf_counter() - t0:.0f} s"
-              + (f"; computed {len(runner.computed)} stages here" if a.executor == "local"
-                 else ""))
+              + (f"; computed {len(runner.computed)} stages in this process"
+                 if a.executor == "local" else ""))
         return 0
     from . import publish
     made = publish.build(a.profile, sections, parse_overrides(a.overrides), out, a.models_dir,
@@ -331,8 +334,8 @@ def cmd_report(a) -> int:
 
 
 def _check_cluster_options(a) -> None:
-    """--threads for either executor; --scheduler and --workers for Dask only (before
-    --dry-run returns: a dry run answers whether the real run would start)."""
+    """--threads and --workers for either executor, --scheduler for Dask only (before --dry-run
+    returns: a dry run answers whether the real run would start)."""
     for name in ("workers", "threads"):
         value = getattr(a, name)
         if value is not None and value < 1:

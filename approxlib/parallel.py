@@ -24,9 +24,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from . import data
 from . import measure
 from . import pipeline
 from . import store
+from .config import ConfigError
 
 LOG = logging.getLogger("approxlib")
 
@@ -71,9 +73,24 @@ def help_with(p: dict, sections: list[str], cache: store.Store, data_root, index
 
 
 def _helper(p, sections, models_dir, data_root, index, count, threads, stop_event) -> None:
-    """A helper process's body (spawned: importable, its arguments picklable)."""
+    """A helper process's body (spawned: importable, its arguments picklable). It stops when
+    told, or when the run that started it is gone (killed: no `finally` of its ran)."""
     torch.set_num_threads(threads)
-    help_with(p, sections, store.Store(models_dir), data_root, index, count, stop_event.is_set)
+    parent = multiprocessing.parent_process()
+    help_with(p, sections, store.Store(models_dir), data_root, index, count,
+              lambda: stop_event.is_set() or (parent is not None and not parent.is_alive()))
+
+
+def check(p: dict, sections: list[str], workers: int) -> None:
+    """ConfigError unless `workers` processes can compute these sections here: at most one per
+    core (each holds its own data and models), and no evaluation that times its variant
+    itself (`latency_rounds: 0`), which would time it beside the others' training."""
+    if workers > 1 and any(pipeline.times_itself(v, p) for v in pipeline.plan(p, sections)):
+        raise ConfigError("--workers above 1 needs latency_rounds above 0: with 0, each "
+                          "evaluation times its variant beside the other processes' training")
+    if workers > cores():
+        raise ConfigError(f"--workers {workers} is more than the {cores()} cores this process "
+                          f"may use")
 
 
 def run(p: dict, sections: list[str], models_dir, out_dir: Path | None, data_root,
@@ -82,11 +99,15 @@ def run(p: dict, sections: list[str], models_dir, out_dir: Path | None, data_roo
     """`pipeline.run` with `workers - 1` helper processes beside this one, each process on
     `threads` torch threads (default: one process keeps torch's setting; several share this
     machine's cores out)."""
+    check(p, sections, workers)
     cache = store.Store(models_dir)
     if workers <= 1:
         with measure.num_threads(threads or torch.get_num_threads()):
             return pipeline.run(p, sections, cache, out_dir, data_root, progress)
     threads = threads or max(1, cores() // workers)
+    for name in dict.fromkeys(v.dataset for v in pipeline.plan(p, sections)):
+        for train in (True, False):  # fetched here first: two downloads of one file would race
+            data.load_split(name, train, data_root)
     ctx = multiprocessing.get_context("spawn")  # no fork of a process holding torch's threads
     stop = ctx.Event()
     helpers = [ctx.Process(target=_helper, daemon=True,

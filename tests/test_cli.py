@@ -217,6 +217,8 @@ BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     (["--threads", "9" * 5000], "invalid int value"),
     (["--scheduler", "tcp://127.0.0.1:1"], "--scheduler needs --executor dask"),
     (["--workers", "0"], "--workers must be at least 1, got 0"),
+    (["--workers", "1000"], "--workers 1000 is more than the"),
+    (["--workers", "2", "--set", "latency_rounds=0"], "--workers above 1 needs latency_rounds"),
     (["--out", "{file}"], "is a file, not a folder"),
     (["--out", "{file}/report"], "is a file, not a folder"),
     (["--models-dir", "{file}/models"], "is a file, not a folder"),

@@ -299,10 +299,10 @@ def cmd_report(a) -> int:
     check_writable_dir(out, "--out" if a.out else "the report folder")
     check_store(a.models_dir)
     st = store.Store(a.models_dir)
-    dask = _cluster_options(a)
+    options = _executor_options(a)
     if a.executor == "local":
         from . import parallel
-        parallel.check(p, sections, dask["workers"])
+        parallel.check(p, sections, options["workers"])
     if a.dry_run:
         return _dry_run(p, sections, st, a.data_dir)
     t0, since = time.perf_counter(), time.time()
@@ -310,11 +310,11 @@ def cmd_report(a) -> int:
         if a.executor == "dask":
             from . import cluster
             df, runner = cluster.run(p, sections, a.models_dir, out, a.data_dir,
-                                     progress=not a.quiet, **dask)
+                                     progress=not a.quiet, **options)
         else:
             from . import parallel
             df, runner = parallel.run(p, sections, a.models_dir, out, a.data_dir,
-                                      progress=not a.quiet, **dask)
+                                      progress=not a.quiet, **options)
         accounting.write(p, sections, st, out, since, a.data_dir)
         print(f"{len(df)} rows → {out / 'results.csv'}; stages done in "
               f"{time.perf_counter() - t0:.0f} s"
@@ -324,7 +324,7 @@ def cmd_report(a) -> int:
     from . import publish
     made = publish.build(a.profile, sections, parse_overrides(a.overrides), out, a.models_dir,
                         a.data_dir, pdf=not a.no_pdf, progress=not a.quiet,
-                        executor=a.executor, dask=dask)
+                        executor=a.executor, options=options)
     kept = (f" ({len(made['reused'])} of {len(sections)} notebooks reused: inputs unchanged)"
             if made["reused"] else "")
     print(f"stages {made['stages_s']:.0f} s, total {made['total_s']:.0f} s{kept} → "
@@ -349,7 +349,7 @@ def _check_cluster_options(a) -> None:
         raise ConfigError("--workers sizes a local cluster; a --scheduler's cluster has its own")
 
 
-def _cluster_options(a) -> dict:
+def _executor_options(a) -> dict:
     """The checked options as keyword arguments: `parallel.run`'s processes and threads, or
     Dask's."""
     if a.executor == "local":

@@ -93,8 +93,7 @@ def execute(profile: str, sections: list[str], overrides: dict, out: Path,
 def _execute_beside(todo: list[tuple], params: dict, out: Path, bar) -> None:
     """`_execute_one` for each of `todo`, one kernel per core; the first failure is raised once
     the kernels under way have finished, and those not started are not."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    pool = concurrent.futures.ThreadPoolExecutor(max(1, min(len(todo), cores or 1)))
+    pool = concurrent.futures.ThreadPoolExecutor(max(1, min(len(todo), parallel.cores())))
     try:
         # papermill is thread-safe but for `cwd`, which every kernel here shares (its #473)
         pending = {pool.submit(_execute_one, *t, params, out) for t in todo}
@@ -337,19 +336,21 @@ def to_pdf(index: Path, pdf: Path, timeout: int = 180) -> Path:
 
 def build(profile: str, sections: list[str], overrides: dict, out: Path, models_dir: Path | str,
           data_dir: Path | None, pdf: bool = True, progress: bool = True,
-          executor: str = "local", dask: dict | None = None) -> dict:
+          executor: str = "local", options: dict | None = None) -> dict:
     """`approx report`: stages (cached) → notebooks (papermill) → index.html → report.pdf.
 
-    `executor="dask"` computes the stages on a Dask cluster first (`dask`: the keyword
+    `executor="dask"` computes the stages on a Dask cluster first (`options`: the keyword
     arguments of `cluster.run`: address, workers, threads), else in this process and
-    `dask["workers"] - 1` helpers beside it (`parallel.run`); the notebooks then read the
-    cache."""
+    `options["workers"] - 1` helpers beside it (`parallel.run`: workers, threads); the
+    notebooks then read the cache."""
     p = load_profile(profile, overrides)
     t0, since = time.perf_counter(), time.time()
     if executor == "dask":
-        cluster.run(p, sections, str(models_dir), out, data_dir, progress=progress, **(dask or {}))
+        cluster.run(p, sections, str(models_dir), out, data_dir, progress=progress,
+                    **(options or {}))
     else:
-        parallel.run(p, sections, models_dir, out, data_dir, progress=progress, **(dask or {}))
+        parallel.run(p, sections, models_dir, out, data_dir, progress=progress,
+                     **(options or {}))
     t_stages = time.perf_counter() - t0
     accounting.write(p, sections, store.Store(models_dir), out, since, data_dir)
     notebooks, reused = execute(profile, sections, overrides, out, models_dir, data_dir,

@@ -119,7 +119,9 @@ class ControlsSection(Section):
         })
         _display(t.style.hide(axis="index").format(precision=2, na_rep="–"))
         _md(self.caption("Table", "Paired accuracy differences (same seed), mean and 95% "
-                         "t-interval over seeds; 'within noise' when the interval contains 0"))
+                         "t-interval over seeds; 'within noise' when the interval contains 0, or "
+                         "where none can be estimated (–: one seed, or seeds that agree "
+                         "exactly)"))
 
     def fig_protocols(self) -> None:
         if self.seeds_df.empty:

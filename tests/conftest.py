@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from approxlib import data
+from approxlib import parallel
 
 import shared_smoke  # tests/, on the path beside this file
 
@@ -143,7 +144,7 @@ def _wait_for(shared: Path, data_root: Path, limit: float = 3600.0) -> list[str]
     # One process per core: the run and as many helpers as leave it a core (on 2 cores, two
     # helpers that skip what another holds made the run finish 10.6 min in, against 9.7 when
     # one of them mostly waited on locks, 2026-12-06); the other workers wait.
-    helpers = min(len(os.sched_getaffinity(0)) - 1,
+    helpers = min(parallel.cores() - 1,
                   int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
     index = int(WORKER.removeprefix("gw"))
     if shared_smoke.finished(shared) is None and index < helpers:

@@ -174,8 +174,8 @@ JSON_CHECKS["nncodec"] = JSON_CHECKS["encode"]
 
 
 def _latency_ok(c: dict) -> bool:
-    t = c.get("timings")
-    return isinstance(t, dict) and len(t) > 0 and _fields(
+    t, d = c.get("timings"), c.get("digests", {})  # digests: entries since 2026-12-06
+    return isinstance(t, dict) and len(t) > 0 and isinstance(d, dict) and _fields(
         cpu=str, git_commit=str, torch_version=str)(c) and all(
         isinstance(x, dict) and _fields(latency_ms=NUM, latency_iqr_ms=NUM, latency_bs64_ms=NUM,
                                         throughput_img_s=NUM, rounds=int)(x)
@@ -658,12 +658,12 @@ class Runner:
         (xz of a checkpoint, the same weights in two encodings) reuses that model's accuracy and
         latency (where timed): the fingerprint covers every weight bit and the structure.
         """
-        cached = None if self._remade(st) else self._cached_metrics(st)
+        cached = self._cached_metrics(st)
         if cached is not None:
             return cached
         self.artifact(st.upstream)
         with self._holding("metrics", st.key):
-            cached = None if self._remade(st) else self._cached_metrics(st)
+            cached = self._cached_metrics(st)
             if cached is not None:
                 return cached
             with self._account_stage(st):
@@ -672,16 +672,29 @@ class Runner:
     def _remade(self, st: Stage) -> bool:
         """Whether this run made the artifact an evaluation measures after it last measured it
         (or at all, if it has not): metrics cached before describe the old file. Counted over
-        the whole run, as a helper that met store.Busy comes back to an evaluation later."""
+        the whole run, as a helper that met store.Busy comes back to an evaluation later. The
+        rule for metrics that name no digest (written before 2026-12-06): it cannot see what
+        another process made or measured."""
         last = {k: i for i, k in enumerate(self.computed)}
         return st.upstream.key in last and last.get(st.key, -1) < last[st.upstream.key]
 
+    def _digest(self, st: Stage) -> str | None:
+        """The SHA-256 of the stage's verified artifact as it is now (None if absent): what a
+        measurement of it records, and checks before it is used again."""
+        path = self._present(st)
+        return None if path is None else self.store.digest(path)
+
     def _cached_metrics(self, st: Stage) -> dict | None:
-        """Metrics whose artifact is still there and intact: results.csv names the artifact a
-        user would ship, so metrics of a damaged or deleted one are measured again."""
+        """Metrics of the artifact's file as it is now: still there, intact, and the bytes they
+        measured (by its digest; an artifact made again by any process since is measured
+        again unless its bytes are the same). results.csv names the artifact a user would ship,
+        so metrics of a damaged or deleted one are measured again."""
         cached = self.store.read_json("metrics", st.key, JSON_CHECKS["metrics"])
         path = None if cached is None else self._present(st.upstream)
         if path is None:
+            return None
+        measured = cached.get("artifact_sha256")
+        if self._remade(st) if measured is None else measured != self.store.digest(path):
             return None
         return {**cached, "artifact": str(path)}  # where it is now: the folder may have moved
 
@@ -701,7 +714,8 @@ class Runner:
             float_model = model if fp else self._float_model(st.upstream)
             metrics = self._measure(model, st.step, float_model)
         metrics = {**metrics, "size_bytes": path.stat().st_size, "artifact": str(path),
-                   "artifact_key": st.upstream.key, "fingerprint": fp,
+                   "artifact_key": st.upstream.key, "artifact_sha256": self.store.digest(path),
+                   "fingerprint": fp,
                    "measured_as": same["metrics"] if same is not None else st.key}
         if st.upstream.step.encodes:
             kind = st.upstream.kind
@@ -754,18 +768,21 @@ class Runner:
         """Batch-1 and batch-64 timings of a group's artifacts (`timings`, by artifact key) and
         where they were taken (provenance), timed in turns over `latency_rounds` rounds
         (`measure.interleaved_latency`); cached as JSON. An entry is used only if it times every
-        artifact of the group and none of them was remade in this run after the entry was made
-        (its timing described the old file, as an evaluation's metrics would): one made in this
-        run by another section with the same artifacts is used."""
-        arts = {st.upstream.key for st in g.evaluations}
+        artifact of the group as its file is now (the digests it names; an entry without them
+        only if none was remade in this run after it was made), as an evaluation's metrics
+        are: one made in this run by another section with the same artifacts is used."""
+        arts = {st.upstream.key: st.upstream for st in g.evaluations}
+
+        def fresh(e: dict) -> bool:
+            if "digests" in e:
+                return all(e["digests"].get(k) == self._digest(up) for k, up in arts.items())
+            last = {k: i for i, k in enumerate(self.computed)}  # last time each was made here
+            remade = max((last[k] for k in arts if k in last), default=-1)
+            return remade < 0 or last.get(g.key, -1) > remade
 
         def usable():
             e = self.store.read_json("latency", g.key, JSON_CHECKS["latency"])
-            last = {k: i for i, k in enumerate(self.computed)}  # last time each was made here
-            remade = max((last[k] for k in arts if k in last), default=-1)
-            fresh = (e is not None and arts <= set(e["timings"])
-                     and (remade < 0 or last.get(g.key, -1) > remade))
-            return e if fresh else None
+            return e if e is not None and set(arts) <= set(e["timings"]) and fresh(e) else None
         if (cached := usable()) is not None:
             return cached
         with self._holding("latency", g.key):
@@ -793,6 +810,7 @@ class Runner:
         timed = measure.interleaved_latency(loaded, shape, mcfg, int(self.p["latency_rounds"]))
         entry = {"timings": {art: timed[rep] for art, rep in same.items()},
                  "same_as": {art: rep for art, rep in same.items() if art != rep},
+                 "digests": {st.upstream.key: self._digest(st.upstream) for st in g.evaluations},
                  **provenance()}
         self.store.write_json("latency", g.key, entry)
         return entry

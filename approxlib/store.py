@@ -603,6 +603,14 @@ class Store:
         self._verified[path] = (st.st_size, st.st_mtime_ns, st.st_ino)
         return None
 
+    def digest(self, path: Path) -> str | None:
+        """The SHA-256 recorded for an intact local entry, None if it cannot be trusted. A
+        measurement names the file it measured by it: a file made again since, by this process
+        or another, has another digest unless its bytes are the same."""
+        if self.verify(path) is not None:
+            return None
+        return read_small(Path(f"{path}{DIGEST}"), SIDECAR_BYTES).decode("ascii").split()[0]
+
     def _check(self, path: Path, kind: str, key: str) -> bool | None:
         """True if the entry is intact; False if missing or damaged (then set aside); None if
         it is not intact while a writer holds its lock: a writer renames an entry into place

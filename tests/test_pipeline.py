@@ -307,6 +307,32 @@ def test_compared_latencies_are_timed_in_turns(smoke):
         assert not ok(bad)
 
 
+def test_metrics_another_process_took_of_an_artifact_made_here_are_used(smoke, store_copy):
+    """Two processes on one store (the parallel suite's run and its helper, `--workers`): one
+    makes an artifact, the other measures it; the first then uses those metrics rather than
+    measuring it again (seen once in CI: one evaluation computed twice, 2026-12-06). Metrics
+    name the bytes they measured; entries from before that keep the older rule."""
+    p, _, _, _, _, data_root = smoke
+    st = pipeline.chain(pipeline.plan(p, ["B"])[0], p)  # its evaluation
+    maker = pipeline.Runner(p, store_copy, data_root, progress=False)
+    maker.computed.append(st.upstream.key)  # as if this process had made the artifact
+    store_copy.path("metrics", st.key, ".json").unlink()
+    other = pipeline.Runner(p, store_copy, data_root, progress=False)
+    measured = other.evaluate(st)
+    assert other.computed == [st.key] and measured["artifact_sha256"] == store_copy.digest(
+        other.artifact(st.upstream))
+    assert maker.evaluate(st)["accuracy"] == measured["accuracy"] and st.key not in maker.computed
+    store_copy.write_json("metrics", st.key, {**measured, "artifact_sha256": "0" * 64})
+    maker.evaluate(st)  # they measured another file under that name
+    assert maker.computed[-1] == st.key
+    store_copy.write_json("metrics", st.key,
+                          {k: v for k, v in measured.items() if k != "artifact_sha256"})
+    other.evaluate(st)  # from before digests, made in neither run since it was measured
+    maker.computed.append(st.upstream.key)  # made again here after this run measured it
+    maker.evaluate(st)
+    assert other.computed == [st.key] and maker.computed[-1] == st.key
+
+
 def test_a_timing_in_turns_is_redone_when_its_entry_cannot_be_trusted(smoke, store_copy,
                                                                       monkeypatch):
     """Reused only while it times every artifact of its group and none was remade in this run;
@@ -329,11 +355,20 @@ def test_a_timing_in_turns_is_redone_when_its_entry_cannot_be_trusted(smoke, sto
                           {**entry, "timings": {k: entry["timings"][k] for k in arts[1:]}})
     assert sorted(runner.interleaved(g)["timings"]) == arts and calls == [len(arts)]
     runner.interleaved(g)
-    runner.computed.append(arts[0])  # as if remade in this run: its old timing is stale
+    entry = store_copy.read_json("latency", g.key, pipeline.JSON_CHECKS["latency"])
+    store_copy.write_json("latency", g.key,  # it timed another file under that name
+                          {**entry, "digests": {**entry["digests"], arts[0]: "0" * 64}})
     runner.interleaved(g)
     assert calls == [len(arts)] * 2
+    entry = store_copy.read_json("latency", g.key, pipeline.JSON_CHECKS["latency"])
+    store_copy.write_json("latency", g.key,  # an entry from before digests: the older rule
+                          {k: v for k, v in entry.items() if k != "digests"})
+    runner.interleaved(g)
+    runner.computed.append(arts[0])  # as if remade in this run: its old timing is stale
+    runner.interleaved(g)
+    assert calls == [len(arts)] * 3
     twin = dataclasses.replace(g, section="X")  # another section with the same artifacts
-    assert runner.interleaved(twin) == runner.interleaved(g) and calls == [len(arts)] * 2
+    assert runner.interleaved(twin) == runner.interleaved(g) and calls == [len(arts)] * 3
     path = next(runner.artifact(st.upstream) for st in g.evaluations
                 if st.upstream.key == arts[0])
     raw = bytearray(path.read_bytes())

@@ -290,11 +290,11 @@ def _check_sections(text: str) -> None:
 
 
 def cmd_report(a) -> int:
-    from . import accounting, pipeline, store
     p = load_profile(a.profile, parse_overrides(a.overrides))
     _check_sections(a.sections)
+    _check_cluster_options(a)  # before PyTorch's imports: a mistyped option answers at once
+    from . import accounting, pipeline, store
     sections = pipeline.parse_sections(a.sections, p)
-    _check_cluster_options(a)
     out = a.out or Path("reports") / profile_label(a.profile)
     check_writable_dir(out, "--out" if a.out else "the report folder")
     check_store(a.models_dir)

@@ -59,8 +59,9 @@ $(NNC_STAMP): $(NNC_DEPS) $(NNC_BUILT)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	if $(BIN)/pip install -q --disable-pip-version-check uv==0.13.9; then \
+	  set -f && sources="$$($(BIN)/python tools/pip_sources.py)" && \
 	  $(BIN)/uv pip install -q --python $(BIN)/python --index-strategy unsafe-best-match \
-	    $$($(PYTHON) tools/pip_sources.py) -e '.[report,test,cluster]'; \
+	    $$sources -e '.[report,test,cluster]'; \
 	else \
 	  $(BIN)/pip install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1 && \
 	  $(BIN)/pip install -q --disable-pip-version-check -e '.[report,test,cluster]'; \

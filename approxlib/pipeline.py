@@ -775,7 +775,8 @@ class Runner:
 
         def fresh(e: dict) -> bool:
             if "digests" in e:
-                return all(e["digests"].get(k) == self._digest(up) for k, up in arts.items())
+                return all((d := self._digest(up)) is not None and e["digests"].get(k) == d
+                           for k, up in arts.items())
             last = {k: i for i, k in enumerate(self.computed)}  # last time each was made here
             remade = max((last[k] for k in arts if k in last), default=-1)
             return remade < 0 or last.get(g.key, -1) > remade

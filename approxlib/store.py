@@ -536,7 +536,8 @@ class Store:
             self.root = Path(cache or default)
         else:
             self.root = Path(root)
-        self._verified: dict[Path, tuple] = {}  # path -> (size, mtime_ns, inode) when checked
+        # path -> ((size, mtime_ns, inode), SHA-256) when checked
+        self._verified: dict[Path, tuple] = {}
 
     def path(self, kind: str, key: str, suffix: str = ".pt") -> Path:
         """The artifact's local file (for a URL store, its place in the local cache)."""
@@ -585,7 +586,7 @@ class Store:
             st = path.stat()
             if not stat.S_ISREG(st.st_mode):
                 return "not a regular file"
-            if self._verified.get(path) == (st.st_size, st.st_mtime_ns, st.st_ino):
+            if self._verified.get(path, (None,))[0] == (st.st_size, st.st_mtime_ns, st.st_ino):
                 return None
             recorded = read_small(side, SIDECAR_BYTES).decode("ascii").split()
         except FileNotFoundError:
@@ -600,7 +601,7 @@ class Store:
             return f"JSON entry larger than {MAX_JSON >> 20} MiB"
         if digest_file(path) != recorded[0]:
             return "SHA-256 differs from the recorded one (damaged)"
-        self._verified[path] = (st.st_size, st.st_mtime_ns, st.st_ino)
+        self._verified[path] = ((st.st_size, st.st_mtime_ns, st.st_ino), recorded[0])
         return None
 
     def digest(self, path: Path) -> str | None:
@@ -609,7 +610,7 @@ class Store:
         or another, has another digest unless its bytes are the same."""
         if self.verify(path) is not None:
             return None
-        return read_small(Path(f"{path}{DIGEST}"), SIDECAR_BYTES).decode("ascii").split()[0]
+        return self._verified[path][1]  # the one verify checked: no second read to race with
 
     def _check(self, path: Path, kind: str, key: str) -> bool | None:
         """True if the entry is intact; False if missing or damaged (then set aside); None if

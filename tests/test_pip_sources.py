@@ -26,6 +26,12 @@ def test_every_source_once_in_order():
     ]
 
 
+def test_offline_by_configuration_stays_offline():
+    listing = "global.no-index='true'\n:env:.no-index='1'\nglobal.find-links='/opt/wheels'"
+    assert pip_sources.sources(listing) == ["--no-index", "--find-links", "/opt/wheels"]
+    assert pip_sources.sources("global.no-index='false'") == []
+
+
 def test_nothing_configured_gives_no_flags():
     assert pip_sources.sources("") == []
     assert pip_sources.sources("global.timeout='60'\nno equals sign here") == []

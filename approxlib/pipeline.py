@@ -138,6 +138,8 @@ def _val_correct_ok(m: dict) -> bool:
             and abs(sum(v) / len(v) - m["val_accuracy"]) < 1e-6)
 
 
+# Loads of an artifact that another process keeps making again before `Runner._loaded` gives up
+LOAD_TRIES = 3
 # a `timing` entry's fields, as `Runner._account` writes them
 TIMING_RECORD = ("kind", "model", "seconds", "images", "threads", "batch", "finished")
 
@@ -698,10 +700,22 @@ class Runner:
             return None
         return {**cached, "artifact": str(path)}  # where it is now: the folder may have moved
 
+    def _loaded(self, st: Stage, threads: int, expect: ModelConfig | None
+                ) -> tuple[Path, torch.nn.Module, str, int]:
+        """A stage's artifact loaded, with the digest and size of the very bytes loaded: taken
+        before loading and checked after, so a file another process made again meanwhile is
+        loaded again, and a measurement never names a file it did not measure."""
+        for _ in range(LOAD_TRIES):
+            path = self.artifact(st)
+            digest, size = self.store.digest(path), path.stat().st_size
+            model = load_artifact(path, threads, expect=expect)[0]
+            if digest is not None and self.store.digest(path) == digest:
+                return path, model, digest, size
+        raise RuntimeError(f"{path} was replaced {LOAD_TRIES} times while it was loaded")
+
     def _evaluate(self, st: Stage) -> dict:
         mcfg = st.step.measure
-        path = self.artifact(st.upstream)
-        model, _ = load_artifact(path, mcfg.threads, expect=model_config_of(st))
+        path, model, digest, size = self._loaded(st.upstream, mcfg.threads, model_config_of(st))
         fp = fingerprint(model)
         same_key = f"{fp}-{config_hash(st.step.version, *st.step.hashed())}" if fp else None
         same = (self.store.read_json("fingerprints", same_key, JSON_CHECKS["fingerprints"])
@@ -713,8 +727,8 @@ class Runner:
             # a fingerprint means a plain float model: it is its own float source
             float_model = model if fp else self._float_model(st.upstream)
             metrics = self._measure(model, st.step, float_model)
-        metrics = {**metrics, "size_bytes": path.stat().st_size, "artifact": str(path),
-                   "artifact_key": st.upstream.key, "artifact_sha256": self.store.digest(path),
+        metrics = {**metrics, "size_bytes": size, "artifact": str(path),
+                   "artifact_key": st.upstream.key, "artifact_sha256": digest,
                    "fingerprint": fp,
                    "measured_as": same["metrics"] if same is not None else st.key}
         if st.upstream.step.encodes:
@@ -801,18 +815,21 @@ class Runner:
         10 of smoke's 28 files)."""
         mcfg, loaded, same = measure_config(self.p), {}, {}
         first: dict[str, str] = {}  # fingerprint: the artifact timed for it
+        digests: dict[str, str] = {}  # of the bytes evaluated, or loaded here to be timed
         for st in g.evaluations:  # each verified (remade if damaged) by its cached metrics
-            art, fp = st.upstream.key, self.evaluate(st).get("fingerprint")
+            metrics = self.evaluate(st)
+            art, fp = st.upstream.key, metrics.get("fingerprint")
             same[art] = first.setdefault(fp, art) if fp else art
+            digests[art] = metrics.get("artifact_sha256")  # None: measured before 2026-12-06
             if same[art] == art and art not in loaded:
-                loaded[art] = load_artifact(
-                    self.artifact(st.upstream), mcfg.threads, expect=model_config_of(st))[0].eval()
+                _, model, digests[art], _ = self._loaded(st.upstream, mcfg.threads,
+                                                         model_config_of(st))
+                loaded[art] = model.eval()
         shape = tuple(self.splits(g.evaluations[0].step.data).test_x.shape[1:])  # as evaluated
         timed = measure.interleaved_latency(loaded, shape, mcfg, int(self.p["latency_rounds"]))
         entry = {"timings": {art: timed[rep] for art, rep in same.items()},
                  "same_as": {art: rep for art, rep in same.items() if art != rep},
-                 "digests": {st.upstream.key: self._digest(st.upstream) for st in g.evaluations},
-                 **provenance()}
+                 "digests": digests, **provenance()}
         self.store.write_json("latency", g.key, entry)
         return entry
 

@@ -333,6 +333,45 @@ def test_metrics_another_process_took_of_an_artifact_made_here_are_used(smoke, s
     assert other.computed == [st.key] and maker.computed[-1] == st.key
 
 
+def test_an_artifact_made_again_while_it_is_loaded_is_loaded_again(smoke, store_copy,
+                                                                   monkeypatch):
+    """Metrics name the digest of the bytes they measured, taken before loading and checked
+    after: a file another process replaces meanwhile is loaded again, and measured as it is
+    now; one replaced at every load is an error, never metrics of an unknown file."""
+    p, _, _, _, _, data_root = smoke
+    st = next(c for c in (pipeline.chain(v, p) for v in pipeline.plan(p, ["B"]))
+              if c.upstream.kind == "prune")  # a pruned model's evaluation
+    base = st.upstream.upstream  # its baseline: the same architecture
+    assert base.kind == "train"
+    path = store_copy.path(st.upstream.kind, st.upstream.key)
+    old = store_copy.digest(path)
+    texts = [store_copy.path(base.kind, base.key).read_bytes(), path.read_bytes()]
+    real, loads = pipeline.load_artifact, []
+
+    def remade_while_loading(*args, **kwargs):
+        out = real(*args, **kwargs)
+        if len(loads) < replacements:  # another process publishes a new file meanwhile
+            tmp = path.with_name("new.tmp")
+            tmp.write_bytes(texts[len(loads) % 2])
+            os.replace(tmp, path)
+            store_copy.publish(st.upstream.kind, st.upstream.key)
+        loads.append(out)
+        return out
+    monkeypatch.setattr(pipeline, "load_artifact", remade_while_loading)
+    store_copy.path("metrics", st.key, ".json").unlink()
+    replacements = 1
+    measured = pipeline.Runner(p, store_copy, data_root, progress=False).evaluate(st)
+    assert len(loads) == 2 and measured["artifact_sha256"] == store_copy.digest(path) != old
+    assert measured["sparsity"] < 0.01 and measured["size_bytes"] == len(texts[0])  # the dense one
+    store_copy.path("metrics", st.key, ".json").unlink()
+    loads.clear()
+    texts.reverse()  # the same bytes written again are the same file
+    replacements = pipeline.LOAD_TRIES
+    with pytest.raises(RuntimeError, match=f"replaced {pipeline.LOAD_TRIES} times"):
+        pipeline.Runner(p, store_copy, data_root, progress=False).evaluate(st)
+    assert not store_copy.path("metrics", st.key, ".json").exists()
+
+
 def test_a_timing_in_turns_is_redone_when_its_entry_cannot_be_trusted(smoke, store_copy,
                                                                       monkeypatch):
     """Reused only while it times every artifact of its group and none was remade in this run;

@@ -703,15 +703,24 @@ class Runner:
     def _loaded(self, st: Stage, threads: int, expect: ModelConfig | None
                 ) -> tuple[Path, torch.nn.Module, str, int]:
         """A stage's artifact loaded, with the digest and size of the very bytes loaded: taken
-        before loading and checked after, so a file another process made again meanwhile is
-        loaded again, and a measurement never names a file it did not measure."""
+        before loading and checked after, so a file another process made again meanwhile (or
+        set aside, or replaced half-way through a read that then failed) is loaded again, and
+        a measurement never names a file it did not measure."""
         for _ in range(LOAD_TRIES):
-            path = self.artifact(st)
-            digest, size = self.store.digest(path), path.stat().st_size
-            model = load_artifact(path, threads, expect=expect)[0]
-            if digest is not None and self.store.digest(path) == digest:
-                return path, model, digest, size
-        raise RuntimeError(f"{path} was replaced {LOAD_TRIES} times while it was loaded")
+            path = self.artifact(st)  # verified, remade if damaged
+            seen = self.store.identity(path)
+            if seen is None:  # replaced or set aside since: `artifact` looks again
+                continue
+            try:
+                model = load_artifact(path, threads, expect=expect)[0]
+            except (store.CheckpointError, OSError):
+                if self.store.identity(path) == seen:
+                    raise  # the checked bytes themselves do not load
+                continue
+            if self.store.identity(path) == seen:
+                return path, model, *seen
+        raise store.CheckpointError(f"{path} was made again by another process at each of "
+                                    f"{LOAD_TRIES} loads; is another run remaking it?")
 
     def _evaluate(self, st: Stage) -> dict:
         mcfg = st.step.measure
@@ -820,11 +829,12 @@ class Runner:
             metrics = self.evaluate(st)
             art, fp = st.upstream.key, metrics.get("fingerprint")
             same[art] = first.setdefault(fp, art) if fp else art
-            digests[art] = metrics.get("artifact_sha256")  # None: measured before 2026-12-06
             if same[art] == art and art not in loaded:
                 _, model, digests[art], _ = self._loaded(st.upstream, mcfg.threads,
                                                          model_config_of(st))
                 loaded[art] = model.eval()
+            elif art not in digests:  # metrics from before 2026-12-06 name none: as it is now
+                digests[art] = metrics.get("artifact_sha256") or self._digest(st.upstream)
         shape = tuple(self.splits(g.evaluations[0].step.data).test_x.shape[1:])  # as evaluated
         timed = measure.interleaved_latency(loaded, shape, mcfg, int(self.p["latency_rounds"]))
         entry = {"timings": {art: timed[rep] for art, rep in same.items()},

@@ -608,9 +608,16 @@ class Store:
         """The SHA-256 recorded for an intact local entry, None if it cannot be trusted. A
         measurement names the file it measured by it: a file made again since, by this process
         or another, has another digest unless its bytes are the same."""
+        seen = self.identity(path)
+        return None if seen is None else seen[0]
+
+    def identity(self, path: Path) -> tuple[str, int] | None:
+        """(SHA-256, size) of an intact local entry, both from the one check `verify` made (no
+        second read or stat to race with a writer); None if it cannot be trusted."""
         if self.verify(path) is not None:
             return None
-        return self._verified[path][1]  # the one verify checked: no second read to race with
+        (size, _, _), digest = self._verified[path]
+        return digest, size
 
     def _check(self, path: Path, kind: str, key: str) -> bool | None:
         """True if the entry is intact; False if missing or damaged (then set aside); None if

@@ -337,7 +337,8 @@ def test_an_artifact_made_again_while_it_is_loaded_is_loaded_again(smoke, store_
                                                                    monkeypatch):
     """Metrics name the digest of the bytes they measured, taken before loading and checked
     after: a file another process replaces meanwhile is loaded again, and measured as it is
-    now; one replaced at every load is an error, never metrics of an unknown file."""
+    now, as is one whose read failed because it was replaced half-way; one replaced at every
+    load is one line, never metrics of an unknown file."""
     p, _, _, _, _, data_root = smoke
     st = next(c for c in (pipeline.chain(v, p) for v in pipeline.plan(p, ["B"]))
               if c.upstream.kind == "prune")  # a pruned model's evaluation
@@ -346,30 +347,82 @@ def test_an_artifact_made_again_while_it_is_loaded_is_loaded_again(smoke, store_
     path = store_copy.path(st.upstream.kind, st.upstream.key)
     old = store_copy.digest(path)
     texts = [store_copy.path(base.kind, base.key).read_bytes(), path.read_bytes()]
-    real, loads = pipeline.load_artifact, []
+    real, loads, replacing = pipeline.load_artifact, [], {"times": 1, "fail": False}
 
     def remade_while_loading(*args, **kwargs):
-        out = real(*args, **kwargs)
-        if len(loads) < replacements:  # another process publishes a new file meanwhile
+        out = None if replacing["fail"] else real(*args, **kwargs)
+        if len(loads) < replacing["times"]:  # another process publishes a new file meanwhile
             tmp = path.with_name("new.tmp")
             tmp.write_bytes(texts[len(loads) % 2])
             os.replace(tmp, path)
             store_copy.publish(st.upstream.kind, st.upstream.key)
-        loads.append(out)
-        return out
+            loads.append("replaced")
+            if replacing["fail"]:
+                raise S.CheckpointError(f"cannot read checkpoint {path} (truncated or ...)")
+            return out
+        loads.append("loaded")
+        return real(*args, **kwargs) if out is None else out
+
+    def measure():
+        store_copy.path("metrics", st.key, ".json").unlink(missing_ok=True)
+        loads.clear()
+        return pipeline.Runner(p, store_copy, data_root, progress=False).evaluate(st)
     monkeypatch.setattr(pipeline, "load_artifact", remade_while_loading)
-    store_copy.path("metrics", st.key, ".json").unlink()
-    replacements = 1
-    measured = pipeline.Runner(p, store_copy, data_root, progress=False).evaluate(st)
-    assert len(loads) == 2 and measured["artifact_sha256"] == store_copy.digest(path) != old
+    measured = measure()
+    assert loads == ["replaced", "loaded"]
+    assert measured["artifact_sha256"] == store_copy.digest(path) != old
     assert measured["sparsity"] < 0.01 and measured["size_bytes"] == len(texts[0])  # the dense one
-    store_copy.path("metrics", st.key, ".json").unlink()
-    loads.clear()
     texts.reverse()  # the same bytes written again are the same file
-    replacements = pipeline.LOAD_TRIES
-    with pytest.raises(RuntimeError, match=f"replaced {pipeline.LOAD_TRIES} times"):
-        pipeline.Runner(p, store_copy, data_root, progress=False).evaluate(st)
+    replacing["fail"] = True  # the read of a file replaced under it fails: read again
+    measured = measure()
+    assert loads == ["replaced", "loaded"] and measured["artifact_sha256"] == old
+    assert measured["sparsity"] > 0.4 and measured["size_bytes"] == len(texts[0])  # pruned again
+    texts.reverse()
+    replacing.update(times=pipeline.LOAD_TRIES, fail=False)
+    with pytest.raises(S.CheckpointError, match=f"made again by another process at each of "
+                                                f"{pipeline.LOAD_TRIES} loads"):
+        measure()
+    assert loads == ["replaced"] * pipeline.LOAD_TRIES
     assert not store_copy.path("metrics", st.key, ".json").exists()
+    monkeypatch.setattr(pipeline, "load_artifact", real)
+    loads.clear()
+    tmp = path.with_name("new.tmp")  # never written through: a hard link to the shared store
+    tmp.write_bytes(texts[0][:1000])
+    os.replace(tmp, path)
+    store_copy.publish(st.upstream.kind, st.upstream.key)  # intact by its digest, yet cut short
+    with pytest.raises(S.CheckpointError, match=st.upstream.key):
+        pipeline.Runner(p, store_copy, data_root, progress=False).evaluate(st)
+
+
+def test_a_timing_whose_twins_were_measured_before_digests_is_reused(smoke, store_copy,
+                                                                     monkeypatch):
+    """A timing in turns names the digest of every artifact it covers: for one timed as the
+    twin of another (same weights, e.g. xz of a checkpoint) whose metrics predate digests, the
+    file as it is now, so the entry is used again rather than redone at every run."""
+    p, _, _, _, _, data_root = smoke
+    variants = pipeline.plan(p, ["F"])
+    groups = pipeline.latency_groups(p, variants, [pipeline.chain(v, p) for v in variants])
+    g = next(g for g in groups if store_copy.read_json(
+        "latency", g.key, pipeline.JSON_CHECKS["latency"])["same_as"])
+    twins = store_copy.read_json("latency", g.key, pipeline.JSON_CHECKS["latency"])["same_as"]
+    for st in g.evaluations:
+        if st.upstream.key in twins:  # their metrics as written before 2026-12-06
+            m = store_copy.read_json("metrics", st.key, pipeline.JSON_CHECKS["metrics"])
+            store_copy.write_json("metrics", st.key,
+                                  {k: v for k, v in m.items() if k != "artifact_sha256"})
+    store_copy.path("latency", g.key, ".json").unlink()
+    calls = []
+
+    def fake(models, shape, cfg, rounds):  # the timing itself is tested in test_runtime
+        calls.append(len(models))
+        return {k: {"latency_ms": 1.0, "latency_iqr_ms": 0.0, "latency_bs64_ms": 2.0,
+                    "throughput_img_s": 32.0, "rounds": rounds} for k in models}
+    monkeypatch.setattr(pipeline.measure, "interleaved_latency", fake)
+    entry = pipeline.Runner(p, store_copy, data_root, progress=False).interleaved(g)
+    assert len(calls) == 1 and None not in entry["digests"].values()
+    assert set(entry["digests"]) >= set(twins)
+    assert pipeline.Runner(p, store_copy, data_root, progress=False).interleaved(g) == entry
+    assert len(calls) == 1
 
 
 def test_a_timing_in_turns_is_redone_when_its_entry_cannot_be_trusted(smoke, store_copy,

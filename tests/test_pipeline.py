@@ -394,6 +394,19 @@ def test_an_artifact_made_again_while_it_is_loaded_is_loaded_again(smoke, store_
         pipeline.Runner(p, store_copy, data_root, progress=False).evaluate(st)
 
 
+def _fake_timings(monkeypatch) -> list[int]:
+    """Timings in turns replaced by fixed figures (the timing itself is tested in
+    test_runtime); the list it returns gets the number of models of each call."""
+    calls = []
+
+    def fake(models, shape, cfg, rounds):
+        calls.append(len(models))
+        return {k: {"latency_ms": 1.0, "latency_iqr_ms": 0.0, "latency_bs64_ms": 2.0,
+                    "throughput_img_s": 32.0, "rounds": rounds} for k in models}
+    monkeypatch.setattr(pipeline.measure, "interleaved_latency", fake)
+    return calls
+
+
 def test_a_timing_whose_twins_were_measured_before_digests_is_reused(smoke, store_copy,
                                                                      monkeypatch):
     """A timing in turns names the digest of every artifact it covers: for one timed as the
@@ -411,13 +424,7 @@ def test_a_timing_whose_twins_were_measured_before_digests_is_reused(smoke, stor
             store_copy.write_json("metrics", st.key,
                                   {k: v for k, v in m.items() if k != "artifact_sha256"})
     store_copy.path("latency", g.key, ".json").unlink()
-    calls = []
-
-    def fake(models, shape, cfg, rounds):  # the timing itself is tested in test_runtime
-        calls.append(len(models))
-        return {k: {"latency_ms": 1.0, "latency_iqr_ms": 0.0, "latency_bs64_ms": 2.0,
-                    "throughput_img_s": 32.0, "rounds": rounds} for k in models}
-    monkeypatch.setattr(pipeline.measure, "interleaved_latency", fake)
+    calls = _fake_timings(monkeypatch)
     entry = pipeline.Runner(p, store_copy, data_root, progress=False).interleaved(g)
     assert len(calls) == 1 and None not in entry["digests"].values()
     assert set(entry["digests"]) >= set(twins)
@@ -432,13 +439,7 @@ def test_a_timing_in_turns_is_redone_when_its_entry_cannot_be_trusted(smoke, sto
     p, _, _, _, _, data_root = smoke
     variants = pipeline.plan(p, ["G"])
     g = pipeline.latency_groups(p, variants, [pipeline.chain(v, p) for v in variants])[0]
-    calls = []
-
-    def fake(models, shape, cfg, rounds):  # the timing itself is tested in test_runtime
-        calls.append(len(models))
-        return {k: {"latency_ms": 1.0, "latency_iqr_ms": 0.0, "latency_bs64_ms": 2.0,
-                    "throughput_img_s": 32.0, "rounds": rounds} for k in models}
-    monkeypatch.setattr(pipeline.measure, "interleaved_latency", fake)
+    calls = _fake_timings(monkeypatch)
     runner = pipeline.Runner(p, store_copy, data_root, progress=False)
     entry = store_copy.read_json("latency", g.key, pipeline.JSON_CHECKS["latency"])
     assert runner.interleaved(g) == entry and calls == []  # intact: reused

@@ -822,19 +822,16 @@ class Runner:
         structure (equal fingerprints in their metrics: xz of a checkpoint, a lossless .apx of
         it) share the timing of the first, as their evaluations share accuracy (section F:
         10 of smoke's 28 files)."""
-        mcfg, loaded, same = measure_config(self.p), {}, {}
-        first: dict[str, str] = {}  # fingerprint: the artifact timed for it
-        digests: dict[str, str] = {}  # of the bytes evaluated, or loaded here to be timed
-        for st in g.evaluations:  # each verified (remade if damaged) by its cached metrics
-            metrics = self.evaluate(st)
-            art, fp = st.upstream.key, metrics.get("fingerprint")
-            same[art] = first.setdefault(fp, art) if fp else art
-            if same[art] == art and art not in loaded:
-                _, model, digests[art], _ = self._loaded(st.upstream, mcfg.threads,
-                                                         model_config_of(st))
-                loaded[art] = model.eval()
-            elif art not in digests:  # metrics from before 2026-12-06 name none: as it is now
-                digests[art] = metrics.get("artifact_sha256") or self._digest(st.upstream)
+        mcfg = measure_config(self.p)
+        for _ in range(LOAD_TRIES):
+            picked = self._to_time(g, mcfg.threads)
+            if picked is not None:
+                break
+        else:
+            raise store.CheckpointError(
+                f"section {g.section}'s artifacts were made again by another process at each "
+                f"of {LOAD_TRIES} timings; is another run remaking them?")
+        loaded, same, digests = picked
         shape = tuple(self.splits(g.evaluations[0].step.data).test_x.shape[1:])  # as evaluated
         timed = measure.interleaved_latency(loaded, shape, mcfg, int(self.p["latency_rounds"]))
         entry = {"timings": {art: timed[rep] for art, rep in same.items()},
@@ -842,6 +839,28 @@ class Runner:
                  "digests": digests, **provenance()}
         self.store.write_json("latency", g.key, entry)
         return entry
+
+    def _to_time(self, g: LatencyGroup, threads: int) -> tuple[dict, dict, dict] | None:
+        """The models to time (one per fingerprint), which artifact's timing each artifact
+        takes, and the digest of each artifact's bytes; None when a file loaded is not the
+        one its metrics measured (another process made it again since): its metrics, and so
+        its twins, are then measured again by the next call, and a row never pairs the
+        accuracy of one file with the latency of another."""
+        loaded, same, digests = {}, {}, {}
+        first: dict[str, str] = {}  # fingerprint: the artifact timed for it
+        for st in g.evaluations:  # each verified (remade if damaged) by its cached metrics
+            metrics = self.evaluate(st)
+            art, fp = st.upstream.key, metrics.get("fingerprint")
+            same[art] = first.setdefault(fp, art) if fp else art
+            if same[art] == art and art not in loaded:
+                _, model, digests[art], _ = self._loaded(st.upstream, threads,
+                                                         model_config_of(st))
+                if metrics.get("artifact_sha256") not in (None, digests[art]):
+                    return None
+                loaded[art] = model.eval()
+            elif art not in digests:  # metrics from before 2026-12-06 name none: as it is now
+                digests[art] = metrics.get("artifact_sha256") or self._digest(st.upstream)
+        return loaded, same, digests
 
     def bits_curve(self, v: Variant) -> list[dict]:
         """Accuracy against codebook bits for a gradually pruned model: k-means centroids as

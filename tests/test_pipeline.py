@@ -432,6 +432,40 @@ def test_a_timing_whose_twins_were_measured_before_digests_is_reused(smoke, stor
     assert len(calls) == 1
 
 
+def test_a_file_made_again_before_its_timing_is_measured_again_with_it(smoke, store_copy,
+                                                                       monkeypatch):
+    """A timing in turns loads each file after its metrics were read: one another process made
+    again in between (here: other weights) has its metrics measured again before it is timed,
+    so a row never pairs the accuracy of one file with the latency of another."""
+    p, _, _, _, _, data_root = smoke
+    variants = pipeline.plan(p, ["B"])
+    g = pipeline.latency_groups(p, variants, [pipeline.chain(v, p) for v in variants])[0]
+    st = next(e for e in g.evaluations if e.upstream.kind == "prune")
+    base = st.upstream.upstream
+    path = store_copy.path(st.upstream.kind, st.upstream.key)
+    real, swapped = pipeline.load_artifact, []
+
+    def remade_after_its_metrics(where, *args, **kwargs):
+        if Path(where) == path and not swapped:  # another process publishes other weights
+            tmp = path.with_name("new.tmp")
+            tmp.write_bytes(store_copy.path(base.kind, base.key).read_bytes())
+            os.replace(tmp, path)
+            store_copy.publish(st.upstream.kind, st.upstream.key)
+            swapped.append(path)
+        return real(where, *args, **kwargs)
+    store_copy.path("latency", g.key, ".json").unlink()
+    store_copy.path("metrics", st.key, ".json").unlink()  # measured anew: naming its digest
+    runner = pipeline.Runner(p, store_copy, data_root, progress=False)
+    assert runner.evaluate(st)["sparsity"] > 0.4
+    _fake_timings(monkeypatch)
+    monkeypatch.setattr(pipeline, "load_artifact", remade_after_its_metrics)
+    entry = runner.interleaved(g)
+    metrics = store_copy.read_json("metrics", st.key, pipeline.JSON_CHECKS["metrics"])
+    assert swapped and entry["digests"][st.upstream.key] == store_copy.digest(path)
+    assert metrics["artifact_sha256"] == store_copy.digest(path)
+    assert metrics["sparsity"] < 0.01  # measured again: the dense weights now in the file
+
+
 def test_a_timing_in_turns_is_redone_when_its_entry_cannot_be_trusted(smoke, store_copy,
                                                                       monkeypatch):
     """Reused only while it times every artifact of its group and none was remade in this run;

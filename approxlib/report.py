@@ -70,6 +70,19 @@ def _md(text: str) -> None:
     _display(Markdown(text))
 
 
+def _table(t: pd.DataFrame, decimals: dict[str, int] | None = None, default: int = 2,
+           formats: dict[str, str] | None = None) -> None:
+    """Show `t` without its index, each number rounded once, at its column's decimals
+    (`default` unless `decimals` names the column; whole numbers as they are; `formats` for
+    anything else, e.g. percentages): rounding the columns and then printing all of them at
+    one precision showed 0.0752 ms as 0.07 and 3.08 MFLOPs as 3.10."""
+    fmt = {c: "{:d}" if pd.api.types.is_integer_dtype(t[c])
+           else f"{{:.{(decimals or {}).get(c, default)}f}}"
+           for c in t.columns if pd.api.types.is_numeric_dtype(t[c])
+           and not pd.api.types.is_bool_dtype(t[c])}
+    _display(t.style.hide(axis="index").format({**fmt, **(formats or {})}, na_rep="–"))
+
+
 def _size_words(ratio: float) -> str:
     if abs(ratio - 1) < 0.005:
         return f"{ratio:.3f}×: no real change"
@@ -283,10 +296,9 @@ class Section:
         t = pd.DataFrame({
             "variant": d.variant, acc: (d.accuracy * 100).round(2),
             "95% CI (%)": [f"{100 * r.acc_lo:.1f}–{100 * r.acc_hi:.1f}" for r in d.itertuples()],
-            "size (MB)": (d.size_bytes / 1e6).round(3),
-            "latency (ms)": d.latency_ms.round(3),
+            "size (MB)": d.size_bytes / 1e6, "latency (ms)": d.latency_ms,
             "throughput @64 (img/s)": d.throughput_img_s.round(0).astype("Int64"),
-            "params": d.params, "sparsity (%)": (d.sparsity * 100).round(2),
+            "params": d.params, "sparsity (%)": d.sparsity * 100,
         })
         if self.is_original_protocol():
             pub = [PUBLISHED.get((r.model, r.dataset, r.prune_ratio, r.quant)) for r in d.itertuples()]
@@ -294,9 +306,10 @@ class Section:
             t["published size (MB)"] = [x[1] if x else None for x in pub]
             t["published latency (ms)"] = [x[2] if x else None for x in pub]
         if self.n_seeds > 1:
-            t.insert(2, "sd (points)", (100 * d.acc_sd).round(2))
-            t.insert(4, f"seed {self.p['seed']} (%)", (100 * d.accuracy_seed).round(2))
-        _display(t.style.hide(axis="index").format(precision=3, na_rep="–"))
+            t.insert(2, "sd (points)", 100 * d.acc_sd)
+            t.insert(4, f"seed {self.p['seed']} (%)", 100 * d.accuracy_seed)
+        _table(t, {"size (MB)": 3, "latency (ms)": 3, "published size (MB)": 3,
+                   "published latency (ms)": 3})
         _md(self.caption("Table", "Every variant of this section" + (
             "" if self.n_seeds == 1 else
             f"; accuracy = mean over {self.n_seeds} seeds with its Student-t 95% interval, size "
@@ -337,8 +350,8 @@ class Section:
         first = next(iter(layers.values()))
         t = pd.DataFrame({"layer": first.layer, "shape": first["shape"], "weights": first.total})
         for r, d in sorted(layers.items()):
-            t[f"sparsity @ {r:.0%} (%)"] = (d.sparsity * 100).round(1).values
-        _display(t.style.hide(axis="index").format(precision=1))
+            t[f"sparsity @ {r:.0%} (%)"] = (d.sparsity * 100).values
+        _table(t, default=1)
         _md(self.caption("Table", "Per-layer sparsity (zero weights / weights) at each global "
                          "pruning ratio; CSV files with the original's columns are in the "
                          "report's `sparsity/` folder"))
@@ -534,5 +547,8 @@ def pruned_words(r) -> str:
             if r.prune_ratio > 0 else "–")
     if names.is_control(r):
         control = controls.label(r.control)
+        epochs = getattr(r, "finetune_epochs", 0)  # the summary lists several per model
+        if r.prune_ratio == 0 and epochs:
+            control += f" (+{int(epochs)} epoch{'s' * (epochs != 1)})"
         text = control if r.prune_ratio == 0 else f"{text}, {control}"
     return text + (" + KD" if r.kd else "")

@@ -13,7 +13,7 @@ from . import pipeline
 from . import quants
 from . import store
 from .config import NO_CODEC, SHIPPED_CODEC, STANDARD_CODEC, per_model
-from .report import Section, _display, _fmt_pct, _md
+from .report import Section, _fmt_pct, _md, _table
 
 STAGES = analysis.COMPRESSION_STAGES
 # Published ratios reached without accuracy loss, on other models and data (shown as labelled
@@ -96,14 +96,13 @@ class CompressionSection(Section):
         t = self.stages()
         out = pd.DataFrame({
             "model": t.model.map(names.model), "stage": t.stage,
-            "top-1 (%)": (t.accuracy * 100).round(2),
+            "top-1 (%)": t.accuracy * 100,
             "95% CI (%)": [f"{100 * a:.1f}–{100 * b:.1f}" for a, b in zip(t.acc_lo, t.acc_hi)],
-            "Δ vs dense (points)": (t.delta * 100).round(2),
-            "size (kB)": (t.size_bytes / 1e3).round(1), "ratio (×)": t.ratio.round(1),
-            "bits / non-zero weight": t.bits_per_nonzero.round(2),
-            "weight bits (conv/fc)": t.weight_bits, "sparsity (%)": (t.sparsity * 100).round(1),
+            "Δ vs baseline (points)": t.delta * 100, "size (kB)": t.size_bytes / 1e3,
+            "ratio (×)": t.ratio, "bits / non-zero weight": t.bits_per_nonzero,
+            "weight bits (conv/fc)": t.weight_bits, "sparsity (%)": t.sparsity * 100,
         })
-        _display(out.style.hide(axis="index").format(precision=2))
+        _table(out, {"size (kB)": 1, "ratio (×)": 1, "sparsity (%)": 1})
         _md(self.caption("Table", "Deep Compression's stages, each a real file: size, ratio "
                          "against the dense float32 checkpoint, and test accuracy"))
 
@@ -119,10 +118,9 @@ class CompressionSection(Section):
                 rows.append({"model": names.model(m),
                              "file": "pruned checkpoint (.pt)" if codec == NO_CODEC
                              else f"pruned checkpoint + {codec}",
-                             "size (kB)": round(r.size_bytes / 1e3, 1),
-                             "ratio (×)": round(r.compression_ratio, 1),
-                             ".apx (Huffman) is smaller by (×)": round(r.size_bytes / ours.size_bytes, 2)})
-        _display(pd.DataFrame(rows).style.hide(axis="index").format(precision=2))
+                             "size (kB)": r.size_bytes / 1e3, "ratio (×)": r.compression_ratio,
+                             ".apx (Huffman) is smaller by (×)": r.size_bytes / ours.size_bytes})
+        _table(pd.DataFrame(rows), {"size (kB)": 1, "ratio (×)": 1})
         effort = self.p["general_effort"]
         settings = ", ".join(c.setting(effort) for c in compress.GENERAL.values())
         _md(self.caption("Table", f"What a user would try first: general-purpose compressors "
@@ -143,14 +141,12 @@ class CompressionSection(Section):
                     "model": names.model(m),
                     "file": (f".apx (k-means {ours.weight_bits} bits, Huffman)" if r is ours
                              else f"NNCodec qp {int(r.qp)}"),
-                    "top-1 (%)": round(100 * r.accuracy, 2),
-                    "Δ vs .apx (points)": round(100 * (r.accuracy - ours.accuracy), 2),
-                    "size (kB)": round(r.size_bytes / 1e3, 1),
-                    "ratio (×)": round(r.compression_ratio, 1),
-                    "sparsity (%)": round(100 * r.sparsity, 1),
-                    "encode (s)": round(enc["encode_seconds"], 2),
-                    "decode (s)": round(enc["decode_seconds"], 2)})
-        _display(pd.DataFrame(rows).style.hide(axis="index").format(precision=2))
+                    "top-1 (%)": 100 * r.accuracy,
+                    "Δ vs .apx (points)": 100 * (r.accuracy - ours.accuracy),
+                    "size (kB)": r.size_bytes / 1e3, "ratio (×)": r.compression_ratio,
+                    "sparsity (%)": 100 * r.sparsity, "encode (s)": enc["encode_seconds"],
+                    "decode (s)": enc["decode_seconds"]})
+        _table(pd.DataFrame(rows), {"size (kB)": 1, "ratio (×)": 1, "sparsity (%)": 1})
         _md(self.caption("Table", "Against the standard: MPEG's Neural Network Coding "
                          "(ISO/IEC 15938-17, Fraunhofer's NNCodec reference software: uniform "
                          "quantization at step 2^(qp/4), DeepCABAC arithmetic coding) on the same "
@@ -221,11 +217,11 @@ class CompressionSection(Section):
         t = self._tensor_stats(m)
         out = pd.DataFrame({
             "layer": t.layer, "weights": t.numel,
-            "kept (%)": ((1 - t.sparsity) * 100).round(1), "codebook": t.codebook,
-            "index bits/nz": t.index_bits.round(2), "value bits/nz": t.value_bits.round(2),
-            "bytes": t["bytes"], "ratio vs fp32 (×)": (4 * t.numel / t["bytes"]).round(1),
+            "kept (%)": (1 - t.sparsity) * 100, "codebook (entries)": t.codebook,
+            "index bits/nz": t.index_bits, "value bits/nz": t.value_bits,
+            "bytes": t["bytes"], "ratio vs fp32 (×)": 4 * t.numel / t["bytes"],
         })
-        _display(out.style.hide(axis="index").format(precision=2))
+        _table(out, {"kept (%)": 1, "ratio vs fp32 (×)": 1})
         _md(self.caption("Table", f"{names.model(m)} per layer, as in Deep Compression's "
                          f"tables (every model's table is in the report's "
                          f"`compression_layers_<model>.csv`)"))

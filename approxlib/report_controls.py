@@ -9,7 +9,7 @@ import pandas as pd
 from . import analysis, methods, names, plots, stats
 from . import prune
 from .config import sensitivity_config
-from .report import Section, _display, _md
+from .report import Section, _md, _table
 
 ROLE_NAMES = {"baseline": "baseline", "control": "dense control (+ fine-tuning)",
               "pruned": "pruned + fine-tuned"}
@@ -101,10 +101,10 @@ class ControlsSection(Section):
         t = pd.DataFrame({
             "model": s.model.map(names.model), "protocol": s.protocol,
             "variant": s.role.map(ROLE_NAMES), "seeds": s.n,
-            "top-1 mean (%)": (100 * s["mean"]).round(2), "sd (points)": (100 * s.sd).round(2),
+            "top-1 mean (%)": 100 * s["mean"], "sd (points)": 100 * s.sd,
             "95% CI (%)": [_interval(r, clip=True) for r in s.itertuples()],
         })
-        _display(t.style.hide(axis="index").format(precision=2, na_rep="–"))
+        _table(t)
         _md(self.caption("Table", f"Baseline, equal-compute dense control and {self.ratio:.0%} "
                          f"pruned model per protocol: mean top-1 over seeds, standard deviation "
                          f"and 95% t-interval of the mean (cut at 0 and 100%)"))
@@ -112,12 +112,12 @@ class ControlsSection(Section):
         t = pd.DataFrame({
             "model": d.model.map(names.model), "protocol": d.protocol,
             "difference": d.difference, "seeds": d.n,
-            "mean (points)": (100 * d["mean"]).round(2),
+            "mean (points)": 100 * d["mean"],
             "95% CI (points)": [_interval(r, signed=True) for r in d.itertuples()],
             "verdict": ["within noise" if stats.within_noise(r) else "real"
                         for r in d.to_dict("records")],
         })
-        _display(t.style.hide(axis="index").format(precision=2, na_rep="–"))
+        _table(t)
         _md(self.caption("Table", "Paired accuracy differences (same seed), mean and 95% "
                          "t-interval over seeds; 'within noise' when the interval contains 0, or "
                          "where none can be estimated (–: one seed, or seeds that agree "
@@ -167,8 +167,8 @@ class ControlsSection(Section):
         t = t.reset_index()
         t.insert(0, "model", t.pop("model").map(names.model))
         t["fine-tuned"] = t.pop("finetuned").map({True: "yes", False: "no"})
-        t["compression (×)"] = (1 / (1 - t.pop("prune_ratio"))).round(1)
-        _display(t.style.hide(axis="index").format(precision=2))
+        t["compression (×)"] = 1 / (1 - t.pop("prune_ratio"))
+        _table(t, {"compression (×)": 1})
         _md(self.caption("Table", "Top-1 test accuracy (%) of each method at each compression "
                          "ratio, with and without fine-tuning"))
 
@@ -202,7 +202,7 @@ class ControlsSection(Section):
             for s in self.p["h_curve_sparsities"]:
                 ratios = prune.sensitivity_ratios(t.attrs["rows"], float(s))
                 layers[f"@{float(s):.1%}"] = [round(100 * ratios[n], 1) for n in layers.layer]
-            _display(layers.style.hide(axis="index").format(precision=1))
+            _table(layers, default=1)
             _md(self.caption("Table", f"{names.model(m)}: the sensitivity-guided method's "
                              f"per-layer pruning ratios (%) at each overall sparsity"))
 
@@ -289,12 +289,13 @@ class ControlsSection(Section):
                     out += self._guided_lines(pairs[pairs.model == m], method)
             for r in rand:
                 pairs = analysis.method_pairs(self.curve, r, methods.REFERENCE)
-                gap = -100 * pairs[pairs.model == m]["diff"]
+                gap = (-100 * pairs[pairs.model == m]["diff"]).round(1) + 0.0  # no "-0.0"
                 if len(gap):
-                    out.append(f"  - {names.method(r).capitalize()} pruning trails "
-                               f"{names.method(methods.REFERENCE)} by {gap.min():.1f} to "
-                               f"{gap.max():.1f} points over the curve: magnitude carries "
-                               f"information, as ShrinkBench's baseline is meant to show.")
+                    out.append(f"  - {names.method(r).capitalize()} pruning scores "
+                               f"{_gap_words(gap.min(), gap.max())} "
+                               f"{names.method(methods.REFERENCE)} over the curve"
+                               + (": magnitude carries information, as ShrinkBench's baseline "
+                                  "is meant to show." if gap.max() > 0 else "."))
         return out
 
     def _guided_lines(self, pairs: pd.DataFrame, method: str) -> list[str]:
@@ -314,6 +315,16 @@ class ControlsSection(Section):
         return [f"- **{names.model(pairs.model.iloc[0])} sparsity curve** "
                 f"({self.curve_protocol} protocol, seed {self.curve_seed}, one run per point): "
                 f"{head}. " + "; ".join(points) + "."]
+
+
+def _gap_words(lo: float, hi: float) -> str:
+    """How far below (positive) or above (negative) a reference a method scores over a
+    curve, from the smallest to the largest gap in points: "0.0 to 64.7 points below"."""
+    if lo >= 0:
+        return f"{lo:.1f} to {hi:.1f} points below"
+    if hi <= 0:
+        return f"{-hi:.1f} to {-lo:.1f} points above"
+    return f"from {-lo:.1f} points above to {hi:.1f} points below"
 
 
 def _interval(r, signed: bool = False, clip: bool = False) -> str:

@@ -6,7 +6,7 @@ import pandas as pd
 
 from . import analysis, controls, names, plots, quants, runtimes, stats
 from .config import per_model
-from .report import Section, _display, _fmt_pct, _md
+from .report import Section, _fmt_pct, _md, _table
 
 
 class SpeedSection(Section):
@@ -68,14 +68,13 @@ class SpeedSection(Section):
             d = self.df[self.df.model == m]
             b = self.p["throughput_batch"]
             t = pd.DataFrame({
-                "variant": d.name, "top-1 (%)": (d.accuracy * 100).round(2),
-                "Δ (pts)": (d.delta * 100).round(2), "MB": (d.size_bytes / 1e6).round(2),
-                "MFLOPs": (d.flops / 1e6).round(1),
-                "bs1 (ms)": d.latency_ms.round(3), f"bs{b} (ms)": d.latency_bs64_ms.round(2),
-                "× eager bs1": d.speedup.round(2), "× ORT bs1": d.speedup_ort.round(2),
-                f"× eager bs{b}": d.speedup_bs64.round(2), "GFLOP/s": d.gflops_s.round(1),
+                "variant": d.name, "top-1 (%)": d.accuracy * 100,
+                "Δ vs baseline (pts)": d.delta * 100, "MB": d.size_bytes / 1e6, "MFLOPs": d.flops / 1e6,
+                "bs1 (ms)": d.latency_ms, f"bs{b} (ms)": d.latency_bs64_ms,
+                "× eager bs1": d.speedup, "× ORT bs1": d.speedup_ort,
+                f"× eager bs{b}": d.speedup_bs64, "GFLOP/s": d.gflops_s,
             })
-            _display(t.style.hide(axis="index").format(precision=2))
+            _table(t, {"bs1 (ms)": 3, "GFLOP/s": 1})
             _md(self.caption("Table", f"{names.model(m)}: every variant and runtime. Size in MB, "
                              f"FLOPs per image, median latency at batch 1 and {b}, speed-ups "
                              f"(×) against dense float32 PyTorch eager and dense float32 ONNX "
@@ -95,8 +94,7 @@ class SpeedSection(Section):
         if curve.empty:
             return
         self._figure(plots.channel_curve(curve, self.p["throughput_batch"]),
-                     "Speed does not follow FLOPs: each channel-pruned float32 model's measured "
-                     "speed-up over the dense float32 model in the same runtime, against its "
+                     "Each channel-pruned float32 model's measured speed-up over the dense float32 model in the same runtime, against its "
                      "reduction in multiply-adds (labels: channels removed); on the dotted "
                      "diagonal latency would fall as fast as the MACs")
         t = curve.assign(runtime=curve.runtime.map(runtimes.label), model=curve.model.map(
@@ -105,10 +103,7 @@ class SpeedSection(Section):
                               "params_reduction": "params ÷", "speedup_bs1": "× bs1",
                               "speedup_bs64": f"× bs{self.p['throughput_batch']}",
                               "accuracy": "top-1"})
-        # one call: a second `format` gives the columns its dict leaves out the default
-        # formatter again (six decimals), whatever the first set
-        _display(t.style.hide(axis="index").format(
-            {"channels removed": "{:.0%}", "top-1": "{:.2%}"}, precision=2))
+        _table(t, formats={"channels removed": "{:.0%}", "top-1": "{:.2%}"})
         _md(self.caption("Table", "The channel-ratio curve: MAC and parameter reduction against "
                          "measured speed-up over the dense model in the same runtime"))
 
@@ -123,23 +118,26 @@ class SpeedSection(Section):
             return
         out = pd.DataFrame({
             "model": t.model.map(names.model), "comparison (B vs A)": t.comparison,
-            "A top-1 (%)": (100 * t.a_acc).round(2), "B top-1 (%)": (100 * t.b_acc).round(2),
-            "B − A (pts)": (100 * t["diff"]).round(2), "McNemar p": t.p_value.map(stats.p_text),
+            "A top-1 (%)": 100 * t.a_acc, "B top-1 (%)": 100 * t.b_acc,
+            "B − A (pts)": 100 * t["diff"], "McNemar p": t.p_value.map(stats.p_text),
             "": [stats.verdict_words(x) for x in t.p_value]})
-        _display(out.style.hide(axis="index").format(precision=2))
+        _table(out)
         others = sorted(set(t[t.kind == "scratch"].ratio) - {float(self.p["channel_ratio"])})
         also = ("" if not others else " (the scratch controls also at "
                 + ", ".join(f"{r:.0%}" for r in others) + ")")
+        parts = {  # what the table holds, in its order: a caption names no absent row
+            "qat": "quantization-aware training (QAT) against post-training INT8 and against "
+                   "its float twin (the same fine-tuning in float32)",
+            "kd": "distillation from the dense baseline against plain fine-tuning",
+            "scratch": f"the pruned architecture trained from scratch (Scratch-E: the epochs "
+                       f"of baseline + fine-tuning; Scratch-B: their FLOPs on the dense "
+                       f"model, at most {self.p['scratch_b_max']:g}× Scratch-E's epochs) "
+                       f"against the fine-tuned pruned model"}
+        held = [text for kind, text in parts.items() if kind in set(t.kind)]
         _md(self.caption("Table", f"Recovery and controls at {self.p['channel_ratio']:.0%} "
-                         f"channels{also}: quantization-aware training (QAT) against post-training "
-                         f"INT8 and against its float twin (the same fine-tuning in float32), "
-                         f"distillation from the dense baseline against plain "
-                         f"fine-tuning, and the pruned architecture trained from scratch "
-                         f"(Scratch-E: the epochs of baseline + fine-tuning; Scratch-B: their "
-                         f"FLOPs on the dense model, at most {self.p['scratch_b_max']:g}× "
-                         f"Scratch-E's epochs) against the fine-tuned pruned model; in PyTorch "
-                         f"eager unless the comparison names ONNX Runtime; McNemar's exact "
-                         f"test on the same test images"))
+                         f"channels{also}: " + "; ".join(held) + "; in PyTorch eager unless "
+                         "the comparison names ONNX Runtime; McNemar's exact test on the same "
+                         "test images"))
 
     def findings(self) -> None:
         lines, rec = [], self.recovery()
@@ -175,8 +173,9 @@ class SpeedSection(Section):
         _md("**What the numbers say.**\n\n" + "\n".join(lines))
 
     def _int8_line(self, m: str, dense: pd.Series, runtime) -> str:
-        """Static INT8 against float32 in the same runtime: a speed-up against eager float32
-        would credit ONNX Runtime's own float speed to INT8."""
+        """Static INT8 against float32 in the same runtime, for size and speed: a speed-up
+        against eager float32 would credit ONNX Runtime's own float speed to INT8, and a size
+        ratio against the PyTorch checkpoint another file format's."""
         q = self.pick(m, 0.0, quants.STATIC.key, runtime.key)
         fp = self.pick(m, 0.0, quants.NONE.key, runtime.key)
         gain = fp.latency_ms / q.latency_ms
@@ -184,8 +183,8 @@ class SpeedSection(Section):
                  f" (against eager float32 {q.speedup:.2f}×: the runtime's float32 "
                  f"{fp.speedup:.2f}× times INT8's {gain:.2f}×)")
         return (f"  - Static INT8 alone ({runtime.quantizer}): "
-                f"{100 * q.delta:+.2f} points ({self._paired(dense, q)}), {q.smaller:.2f}× "
-                f"smaller, batch 1 {gain:.2f}× / batch {self.p['throughput_batch']} "
+                f"{100 * q.delta:+.2f} points ({self._paired(dense, q)}), "
+                f"{fp.size_bytes / q.size_bytes:.2f}× smaller, batch 1 {gain:.2f}× / batch {self.p['throughput_batch']} "
                 f"{fp.latency_bs64_ms / q.latency_bs64_ms:.2f}× vs float32 in "
                 f"{runtimes.label(runtime.key)}{eager}.")
 

@@ -73,3 +73,16 @@ def test_a_method_from_a_new_score_needs_no_entry(monkeypatch):
     assert names.variant_label(row(prune_method=key)) == f"ResNet-18 pruned 50% ({key})"
     assert report.pruned_words(row(prune_method=key)) == f"50% {key}"
     assert methods.of(key).color is None  # the figure gives it a colour of its own
+
+
+def test_the_summary_tells_dense_controls_apart_by_their_fine_tuning():
+    """A section's summary lists a model's dense controls of different lengths (section F's
+    6 epochs, G's 4 and QAT's float twin): each cell says how long it fine-tuned."""
+    dense = {"prune_ratio": 0.0, "control": "equal-compute"}
+    assert report.pruned_words(row(**dense, finetune_epochs=6)) == "dense control (+6 epochs)"
+    assert report.pruned_words(row(**dense, finetune_epochs=1, kd=True)) == \
+        "dense control (+1 epoch) + KD"
+    assert report.pruned_words(row(prune_ratio=0.0, control="qat-float", finetune_epochs=5)) \
+        == "QAT's float twin (+5 epochs)"
+    assert report.pruned_words(row(prune_method=methods.CHANNEL.key, control="scratch-b",
+                                   finetune_epochs=0)) == "50% channels, Scratch-B"

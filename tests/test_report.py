@@ -257,3 +257,24 @@ def test_the_opening_names_only_the_added_sections_the_report_shows():
     text = publish._opening(["A", "G"])
     assert "section G: real CPU speed" in text and "section F" not in text
     assert all(f"section {s}:" in publish._opening(list("ABCDEFGH")) for s in "FGH")
+
+
+def test_tables_round_each_number_once_at_its_columns_decimals(monkeypatch):
+    """A number is rounded once, at its column's decimals: rounding columns and then printing
+    every column at two decimals showed a 0.0752 ms latency as 0.07 and 3.08 MFLOPs as 3.10."""
+    shown = []
+    monkeypatch.setattr(report, "_display", shown.append)
+    t = pd.DataFrame({"variant": ["a", "b"], "bs1 (ms)": [0.075194, 2.0054],
+                      "MFLOPs": [3.0832, 11.2], "params": [11172042, 7], "top-1": [0.9, None],
+                      "share": [0.5, 0.25]})
+    report._table(t, {"bs1 (ms)": 3}, formats={"share": "{:.0%}"})
+    cells = re.findall(r">([^<>]*)</td>", shown[0].to_html())
+    assert cells == ["a", "0.075", "3.08", "11172042", "0.90", "50%",
+                     "b", "2.005", "11.20", "7", "–", "25%"]
+
+
+def test_a_gap_over_a_curve_is_said_in_words_with_no_minus_zero():
+    from approxlib.report_controls import _gap_words
+    assert _gap_words(0.0, 64.7) == "0.0 to 64.7 points below"
+    assert _gap_words(-2.0, -0.5) == "0.5 to 2.0 points above"
+    assert _gap_words(-1.5, 3.0) == "from 1.5 points above to 3.0 points below"

@@ -5,6 +5,8 @@ listed is shown as it is spelled in the profile (a torchvision model added throu
 needs no entry here)."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -20,6 +22,19 @@ MODELS = {"resnet18": "ResNet-18", "mobilenetv2": "MobileNetV2"}
 DATASETS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "fashion-mnist": "Fashion-MNIST"}
 CODECS = {"sparse": "sparse .apx", "packed": "packed .apx", "huffman": "Huffman .apx",
           "gzip": "gzip", "xz": "xz", "zstd": "zstd", "nncodec": "NNCodec (MPEG NNC)"}
+# The short words the report's names and findings use, spelled out once at its top (a
+# stranger's review found them used pages before the caption that defined them)
+TERMS = {
+    "ORT": "ONNX Runtime",
+    "QAT": "quantization-aware training (INT8 simulated while fine-tuning)",
+    "Scratch-E": "the pruned architecture trained from scratch for the epochs of baseline + "
+                 "fine-tuning (Liu et al., ICLR 2019)",
+    "Scratch-B": "the same architecture trained from scratch for the FLOPs of baseline + "
+                 "fine-tuning",
+    "KD": "knowledge distillation from the dense baseline",
+    "qp": "NNCodec's quantization parameter (uniform step 2^(qp/4))",
+    "one-shot": "pruned once to the ratio, then fine-tuned",
+}
 
 
 def model(name: str) -> str:
@@ -77,3 +92,11 @@ def variant_label(r) -> str:
         qp = getattr(r, "qp", None)
         parts.append(f"+ {codec(codec_)}" + ("" if qp is None or pd.isna(qp) else f" qp {int(qp)}"))
     return " ".join(parts)
+
+
+def terms_used(text: str) -> str:
+    """"Terms: ORT = ONNX Runtime; …" for each of `TERMS` that `text` uses, in TERMS' order;
+    "" when it uses none."""
+    used = [f"{k} = {v}" for k, v in TERMS.items()
+            if re.search(rf"(?<!\w){re.escape(k)}(?!\w)", text)]
+    return "" if not used else "Terms: " + "; ".join(used) + "."

@@ -1065,6 +1065,8 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
                      **{k: entry[k] for k in ("cpu", "git_commit", "torch_version")}}
                 metrics[v] = {**metrics[v], **{f: t[f] for f in RETIMED}}
     df = pd.DataFrame([row(v, p, metrics[v]) for v in variants])
+    df["val_lo"] = analysis.validation_bounds(
+        df.assign(val_correct=[metrics[v]["val_correct"] for v in variants]))
     df["chance"] = chance_levels(p, variants, data_root)
     df = _integers(df)
     if out_dir is not None:

@@ -239,15 +239,18 @@ def render(out: Path, p: dict, sections: list[str], notebooks: dict[str, Path],
     own = [s for s in sections if not SECTIONS[s].summarized]
     found = analysis.findings(results[results.section.isin(sections)], float(p["ratio"]),
                               int(p["seed"]))
+    table = summary_table(results, sections)
+    listed = "\n".join(f"- {text} ({_section_links(s)})" for s, text in found)
+    terms = names.terms_used(listed + table)
     findings = nbformat.v4.new_markdown_cell(
-        "## Findings\n\n" + "\n".join(f"- {text} ({_section_links(s)})" for s, text in found))
+        "## Findings\n\n" + listed + (f"\n\n{terms}" if terms else ""))
     summary = nbformat.v4.new_markdown_cell(
         f"## Summary\n\nEvery distinct model variant of sections {', '.join(shown)} (top-1 on "
         f"{_test_split(results)}; size = bytes of the saved checkpoint; latency = median batch-1 "
         f"CPU forward time, as timed with the first section listed (each section's variants "
         f"are timed together)"
         + (f"; the seeded runs of section {', '.join(own)} are summarized in its own tables"
-           if own else "") + ").\n\n" + summary_table(results, sections))
+           if own else "") + ").\n\n" + table)
     appendix = nbformat.v4.new_markdown_cell(environment(p, durations, reused))
     timing = [nbformat.v4.new_markdown_cell(spent)] if spent else []
     merged = nbformat.v4.new_notebook(cells=[_title_cell(results, p, sections, bool(spent)),

@@ -389,9 +389,8 @@ class Section:
                    else "within noise")
         size_ratio = mb["size_bytes"] / mo["size_bytes"]
         lat = mo["latency_ms"] / mb["latency_ms"] - 1
-        lat_noise = (mb["latency_iqr_ms"] + mo["latency_iqr_ms"]) / mb["latency_ms"]
-        lat_verdict = "within timing noise" if abs(lat) <= max(lat_noise, 0.03) else (
-            "faster" if lat < 0 else "slower")
+        lat_verdict = timing_verdict(mb["latency_ms"], mb["latency_iqr_ms"], mo["latency_ms"],
+                                     mo["latency_iqr_ms"])
         return (f"- **{names.variant_label(other)}** vs **{names.variant_label(base)}**: top-1 "
                 f"{_fmt_pct(mb['accuracy'])} → {_fmt_pct(mo['accuracy'])} "
                 f"({delta:+.2f} points; McNemar {stats.p_words(test['p_value'])} on "
@@ -539,6 +538,16 @@ def timing_words(rows: pd.DataFrame, p: dict) -> str:
                 f"variant and batch in all): the median over rounds of each round's median "
                 f"single call, so that their ratios compare like with like")
     return "each taken when its variant was evaluated"
+
+
+def timing_verdict(base_ms: float, base_iqr: float, ms: float, iqr: float) -> str:
+    """"faster", "slower" or "within timing noise": a change of batch-1 latency no larger than
+    the two timings' interquartile ranges over rounds (relative to the base), or than 3%, is
+    noise."""
+    change = ms / base_ms - 1
+    if abs(change) <= max((base_iqr + iqr) / base_ms, 0.03):
+        return "within timing noise"
+    return "faster" if change < 0 else "slower"
 
 
 def pruned_words(r) -> str:

@@ -96,7 +96,7 @@ def last_line(t: pd.DataFrame, rows: pd.DataFrame, threads: int) -> str:
     curve = analysis.channel_curve(t)
     for m in dict.fromkeys(t.model):
         ref = analysis.best_dense(rows, m)
-        best = analysis.fastest_within(t, m, float(ref.accuracy))
+        best = analysis.fastest_within(t, m)
         int8 = analysis.pick(t, m, 0.0, quants.STATIC.key, runtimes.REFERENCE)
         dense = analysis.pick(t, m, 0.0, "none", runtimes.REFERENCE)
         head = (f"{m}: reference={analysis.reference_name(ref).replace(' ', '_')} "

@@ -119,7 +119,7 @@ def section_g(d: pd.DataFrame, channel_ratio: float) -> list[tuple[str, bool]]:
     g = d[d.section == "G"]
     d = analysis.speedups(analysis.speed_candidates(g))
     for m in dict.fromkeys(d.model):
-        best = analysis.fastest_within(d, m, analysis.best_dense_accuracy(g, m))
+        best = analysis.fastest_within(d, m)
         out += recovery_g(d, g, m, best)
         if best is None:
             out.append((f"G {m}: a variant within 1 point of the best dense model", False))

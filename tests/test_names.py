@@ -31,3 +31,15 @@ def test_a_name_not_listed_is_shown_as_spelled():
     assert names.variant_label(row(model="vit_b_16")) == "vit_b_16 baseline"
     assert names.variant_label(row(prune_ratio=0.5, prune_method="largest-layerwise")) == \
         "ResNet-18 pruned 50% (largest-layerwise)"
+
+
+def test_the_short_words_a_report_uses_are_spelled_out_once():
+    text = ("ResNet-18 39.8× (channels −70% Scratch-B INT8 ORT, 0.08 ms), dense QAT-INT8 eager, "
+            "50% one-shot; NNCodec qp −26")
+    assert names.terms_used(text) == (
+        "Terms: ORT = ONNX Runtime; QAT = quantization-aware training (INT8 simulated while "
+        "fine-tuning); Scratch-B = the same architecture trained from scratch for the FLOPs of baseline + "
+        "fine-tuning; qp = NNCodec's "
+        "quantization parameter (uniform step 2^(qp/4)); one-shot = pruned once to the "
+        "ratio, then fine-tuned.")
+    assert names.terms_used("SORT of a QATAR scratch-board") == ""

@@ -28,8 +28,8 @@ from pathlib import Path
 
 from . import quants
 from .config import (EXECUTORS, MODELS, SHIPPED_CODEC, ConfigError, ModelConfig, PruneConfig,
-                     QuantConfig, check_dataset, check_model, check_ratio, data_config,
-                     finetune_config, for_model, load_profile, measure_config,
+                     QuantConfig, check_dataset, check_image_size, check_model, check_ratio,
+                     data_config, finetune_config, for_model, load_profile, measure_config,
                      parse_overrides, profile_label, profile_names)
 
 
@@ -154,24 +154,41 @@ def _verify_parser(sub) -> None:
     v.add_argument("--all", action="store_true", help="list intact entries too")
 
 
+def _recorded_data(info: dict) -> dict:
+    """The data settings a checkpoint's metadata records ({} if none), checked as a profile's
+    are: a file's metadata is input, and a malformed one was a traceback."""
+    meta = info.get("meta")
+    configs = meta.get("configs", []) if isinstance(meta, dict) else []
+    if not isinstance(configs, list) or not all(isinstance(c, dict) for c in configs):
+        raise ConfigError("the checkpoint's metadata is malformed (its configs are not a list "
+                          "of settings); pass --dataset and --set image_size=...")
+    found = next((c for c in configs if c.get("type") == "DataConfig"), {})
+    recorded = {k: found.get(k) for k in ("dataset", "image_size")}
+    if recorded["dataset"] is not None:
+        check_dataset(recorded["dataset"])
+    if recorded["image_size"] is not None:
+        check_image_size(recorded["image_size"])
+    return recorded
+
+
 def _checkpoint_size(p: dict, info: dict) -> dict:
     """The profile as the checkpoint's model sees it (`for_model`), with the image size the
     checkpoint was trained at, unless --set names one."""
     p = for_model(p, info["model"]["name"])
-    for c in info["meta"].get("configs", []):
-        if c.get("type") == "DataConfig" and c.get("image_size") and p["image_size"] is None:
-            return {**p, "image_size": c["image_size"]}
-    return p
+    if p["image_size"] is not None:
+        return p
+    size = _recorded_data(info)["image_size"]
+    return {**p, "image_size": size} if size else p
 
 
 def _checkpoint_dataset(info: dict, given: str | None) -> str:
     if given is not None:
         check_dataset(given)
         return given
-    for c in info["meta"].get("configs", []):
-        if c.get("type") == "DataConfig":
-            return c["dataset"]
-    raise ConfigError("the checkpoint does not name its dataset; pass --dataset")
+    recorded = _recorded_data(info)["dataset"]
+    if recorded is None:
+        raise ConfigError("the checkpoint does not name its dataset; pass --dataset")
+    return recorded
 
 
 # ------------------------------------------------------------------------ output locations
@@ -456,7 +473,11 @@ def cmd_evaluate(a) -> int:
     if a.model is not None and info["model"]["name"] != a.model:
         raise ConfigError(f"{a.checkpoint} holds {info['model']['name']}, not {a.model}")
     dataset, p = _checkpoint_dataset(info, a.dataset), _checkpoint_size(p, info)
-    x, y = data.source(dataset, p["image_size"]).split("test", a.data_dir)
+    source = data.source(dataset, p["image_size"])
+    if source.classes != info["model"]["num_classes"]:  # scored 8% on 12 classes, no error
+        raise ConfigError(f"{a.checkpoint} names {info['model']['num_classes']} classes; "
+                          f"{dataset} has {source.classes}")
+    x, y = source.split("test", a.data_dir)
     if x.shape[1] != info["model"]["in_channels"]:
         raise ConfigError(f"{a.checkpoint} expects {info['model']['in_channels']}-channel "
                           f"images; {dataset} has {x.shape[1]}")

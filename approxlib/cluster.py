@@ -122,7 +122,7 @@ def client(address: str | None = None, workers: int | None = None, threads: int 
     if address:
         try:
             c = distributed.Client(address, timeout="20s")
-        except OSError as e:
+        except (OSError, ValueError) as e:  # ValueError: not an address ("missing port")
             raise ConfigError(f"cannot reach the Dask scheduler at {address}: {e}") from None
         try:
             _check_workers(c, threads)

@@ -6,6 +6,7 @@ something it uses changes.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -130,7 +131,7 @@ class DataConfig:
         if self.test_size is not None:
             _number("test_size", self.test_size, 1, 10**7, integer=True)
         if self.image_size is not None:
-            _number("image_size", self.image_size, 8, 4096, integer=True)
+            check_image_size(self.image_size)
         if self.train_size is not None:
             _number("train_size", self.train_size, 1, 10**7, integer=True)
         _number("val_size", self.val_size, 1, 10**6, integer=True)
@@ -485,6 +486,25 @@ class _PlainLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
+    def construct_mapping(self, node, deep=False):
+        """A key given twice is an error: PyYAML keeps the last, so `base: smoke` then
+        `base: quick` silently ran quick."""
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, str) and key in seen:
+                raise ConfigError(f"{_show(key)} is given twice")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+# YAML 1.2's floats: PyYAML reads YAML 1.1, where a float needs a dot, so `--set lr=1e-3` was
+# the text "1e-3" and refused as not a number (a stranger's attack on the CLI, 2026-12-06)
+_PlainLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
 
 def check_plain(name: str, value: Any, depth: int = 0) -> None:
     """Parameters are plain data, as a profile holds them: strings, numbers, booleans, null, and
@@ -507,6 +527,11 @@ def check_plain(name: str, value: Any, depth: int = 0) -> None:
         return
     raise ConfigError(f"{name}: a {type(value).__name__} value ({_show(value)}) is not accepted; "
                       f"use numbers, strings, true/false, null, lists and mappings")
+
+
+def check_image_size(value: Any) -> None:
+    """An image size in pixels a model is trained and evaluated at (profile or checkpoint)."""
+    _number("image_size", value, 8, 4096, integer=True)
 
 
 def parse_value(text: str, name: str = "parameter value") -> Any:
@@ -621,6 +646,24 @@ def load_profile(name: str, overrides: dict[str, Any] | None = None) -> dict[str
     return params
 
 
+@contextlib.contextmanager
+def _keys(**fields: str):
+    """A config built from profile keys names a bad value by the key a user sets, not by its
+    own field (`--set finetune_lr=0` said "lr must be ...")."""
+    try:
+        yield
+    except ConfigError as e:
+        field, _, rest = str(e).partition(" ")
+        if field not in fields:
+            raise
+        raise ConfigError(f"{fields[field]} {rest}") from None
+
+
+FINETUNE_KEYS = {"epochs": "finetune_epochs", "lr": "finetune_lr",
+                 "schedule": "finetune_schedule", "weight_decay": "finetune_weight_decay",
+                 "epoch_fraction": "finetune_fraction"}
+
+
 def validate_params(p: dict[str, Any]) -> None:
     """Build every config a profile implies, so that a bad value fails before any work starts."""
     for key in PER_MODEL:
@@ -637,7 +680,8 @@ def validate_params(p: dict[str, Any]) -> None:
         check_ratio(r, "each of ratios")
     data_config(p, p["dataset"])
     train_config(p)
-    finetune_config(p)
+    with _keys(**FINETUNE_KEYS):
+        finetune_config(p)
     PruneConfig(p["ratio"])
     measure_config(p)
     _number("latency_rounds", p["latency_rounds"], 0, 1000, integer=True)  # 0: no timing in turns
@@ -650,17 +694,24 @@ def validate_params(p: dict[str, Any]) -> None:
                 if k in PER_MODEL and isinstance(v, dict) and "default" in v}
     for q, m in [(p, m) for m in (*MODELS, *(p["models"] or []))] + [({**p, **defaults},
                                                                       MODELS[0])]:
-        gradual_config(q, m)
+        with _keys(sparsity="dc_sparsity", scope="dc_scope", ramp="dc_ramp", every="dc_every"):
+            gradual_config(q, m)
         curve_sparsities(q, m)
-        share_config(q, m)
-        channel_finetune_config(q, m)
-        dc_finetune_config(q, m)
-    share_finetune_config(p)
-    codec_config(p, SHIPPED_CODEC)
-    codec_config(p, GENERAL_CODECS[0])
+        with _keys(bits_conv="dc_bits_conv", bits_fc="dc_bits_fc"):
+            share_config(q, m)
+        with _keys(epochs="channel_epochs", lr="channel_lr"):
+            channel_finetune_config(q, m)
+        with _keys(epochs="dc_epochs", lr="dc_lr"):
+            dc_finetune_config(q, m)
+    with _keys(epochs="dc_share_epochs", lr="dc_share_lr"):
+        share_finetune_config(p)
+    with _keys(index_bits="dc_index_bits"):
+        codec_config(p, SHIPPED_CODEC)
+        codec_config(p, GENERAL_CODECS[0])
     ChannelConfig(p["channel_ratio"])
     for r in _list("channel_ratios", p["channel_ratios"]):
-        ChannelConfig(r)
+        with _keys(channel_ratio="each of channel_ratios"):
+            ChannelConfig(r)
     StaticQuantConfig(calib_images=p["calib_images"])
     validate_recovery(p)
     _bool("controls", p["controls"])
@@ -689,7 +740,8 @@ def validate_recovery(p: dict[str, Any]) -> None:
         distilled(finetune_config(p), p)
     _number("qat_epochs", p["qat_epochs"], 1, 10_000, integer=True)
     _choice("qat_from", p["qat_from"], QAT_STARTS)
-    qat_config(p)
+    with _keys(lr="qat_lr"):
+        qat_config(p)
     qat_freeze(p)
     ScratchConfig("flops", p["scratch_b_max"])
     scratch_ratios(p)

@@ -31,6 +31,11 @@ DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
 
+# A split's images in memory, as decoded or while resized (in float32); more needs a smaller
+# image_size (a built-in split resized to 4096 pixels asked for 156 GiB and crashed)
+MAX_BYTES = 16 << 30
+
+
 class DatasetMissing(ConfigError):
     """The dataset is not on disk and could not be downloaded."""
 
@@ -97,6 +102,11 @@ class Source:
         """One part as (uint8 N×C×H×W, int64 N), resized to `image_size`."""
         x, y = self.read(part, Path(root or default_root()), download and downloads_allowed())
         if self.image_size and tuple(x.shape[-2:]) != (self.image_size,) * 2:
+            need = x.shape[0] * x.shape[1] * self.image_size ** 2 * 4  # float32 while resized
+            if need > MAX_BYTES:
+                raise ConfigError(f"{part}: {x.shape[0]} images resized to {self.image_size}×"
+                                  f"{self.image_size} need {need >> 30} GiB, more than "
+                                  f"{MAX_BYTES >> 30} GiB; set a smaller image_size")
             x = resize_tensor(x, self.image_size)
         return x, y
 
@@ -172,6 +182,11 @@ class FashionMNIST(Source):
             raise DatasetMissing(
                 f"fashion-mnist not found in {root}/FashionMNIST ({_why(download, e)}); install "
                 f"Debian's dataset-fashion-mnist or allow the download") from None
+        except (AssertionError, ValueError) as e:  # torchvision's checks of the IDX files
+            raise DatasetMissing(
+                f"fashion-mnist in {root}/FashionMNIST/raw cannot be read (damaged: "
+                f"{str(e)[:80] or 'a wrong header'}); delete that folder to unpack or download "
+                f"it again") from None
         return ds.data.unsqueeze(1).contiguous(), ds.targets.long()
 
 
@@ -225,9 +240,14 @@ def _place_debian_fashion_mnist(root: Path) -> bool:
     raw.mkdir(parents=True, exist_ok=True)
     for n in names:
         fd, tmp = tempfile.mkstemp(dir=raw, prefix=f".{n}.")
-        with gzip.open(DEBIAN_FASHION_MNIST / f"{n}.gz", "rb") as src, os.fdopen(fd, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        os.replace(tmp, raw / n)  # atomic: a killed run never leaves a half-written file
+        try:
+            with (gzip.open(DEBIAN_FASHION_MNIST / f"{n}.gz", "rb") as src,
+                  os.fdopen(fd, "wb") as dst):
+                shutil.copyfileobj(src, dst)
+            os.replace(tmp, raw / n)  # atomic: a killed run never leaves a half-written file
+        except BaseException:  # a folder in the way, a full disk: no temporary file left
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return True
 
 

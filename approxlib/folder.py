@@ -34,7 +34,7 @@ COLOUR = {"P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"}  # de
 # Formats are named, never guessed from the bytes: Pillow would open a `.png` holding PostScript
 # as EPS and run Ghostscript on it. These are the formats of torchvision's IMG_EXTENSIONS.
 FORMATS = ["PNG", "JPEG", "BMP", "PPM", "TIFF", "WEBP"]
-MAX_BYTES = 16 << 30  # a part's decoded tensor; larger needs a smaller image_size
+MAX_BYTES = data.MAX_BYTES  # a part's decoded tensor; larger needs a smaller image_size
 CACHE = ".approx-cache"
 MAX_PIXELS = 1 << 26  # one image's pixels; larger is refused as a possible decompression bomb
 

@@ -157,8 +157,10 @@ def save_checkpoint(model: nn.Module, path: Path, model_cfg: ModelConfig,
 # unpickler runs at ~1 MiB of pickle a second (measured), and data.pkl is 16 kB for ResNet-18,
 # 44 kB for MobileNetV2 (100 classes, 30 epochs of history).
 MAX_PICKLE = 1 << 20
-# torch.load(weights_only=True)'s refusal of a pickled class or function, which it names
-UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]{1,200})")
+# torch.load(weights_only=True)'s refusal of a pickled class or function, which it names:
+# "Unsupported global: GLOBAL x.y", or for a module it blocks (os, posix, subprocess, ...)
+# "Trying to load unsupported GLOBAL posix.system whose module posix is blocked"
+UNSAFE_GLOBAL = re.compile(r"unsupported (?:global: )?GLOBAL ([\w.]{1,200})", re.IGNORECASE)
 
 
 def load_checkpoint(path: Path, expect: ModelConfig | None = None, data: bytes | None = None
@@ -494,10 +496,12 @@ def read_json_entry(path: Path, check: Callable[[Any], bool] | None = None) -> d
     """A JSON entry as a dict, or the reason it cannot be used (a string)."""
     try:
         obj = parse_json(read_small(path, MAX_JSON))
+        if not isinstance(obj, dict) or not _finite(obj) or (check and not check(obj)):
+            return "JSON entry without the expected fields"
     except (OSError, ValueError) as e:
         return f"unreadable JSON entry ({str(e)[:80]})"
-    if not isinstance(obj, dict) or not _finite(obj) or (check and not check(obj)):
-        return "JSON entry without the expected fields"
+    except RecursionError:  # json parses 400 nested lists; checking them recursed too deep
+        return "JSON entry nested too deep"
     return obj
 
 

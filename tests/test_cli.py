@@ -69,19 +69,52 @@ def _apx_bytes() -> bytes:
      "sparsity must be in [0.0, 1.0), got 1.0"),
     (["evaluate", "--checkpoint", "{cutapx}"], "truncated or extended file"),
     (["evaluate", "--checkpoint", "{ck}.apx"], "compressed model not found"),
+    # a checkpoint's metadata is input too, and a pickle that would run code is named as such
+    (["evaluate", "--checkpoint", "{meta}"], "the checkpoint's metadata is malformed"),
+    (["evaluate", "--checkpoint", "{evil}"], "holds pickled code (posix.system)"),
+    (["evaluate", "--checkpoint", "{ck}", "--dataset", "cifar100"],
+     "names 10 classes; cifar100 has 100"),
+    (["evaluate", "--checkpoint", "{ck}", "--set", "image_size=4096"],
+     "images resized to 4096×4096 need 625 GiB"),
 ])
-def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, r18, argv, message):
+def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, r18, argv, message, data_root):
     cut = tmp_path / "cut.pt"
     cut.write_bytes(r18.read_bytes()[:5000])
     cutapx = tmp_path / "cut.apx"
     cutapx.write_bytes(_apx_bytes()[:-10])
-    argv = [a.format(tmp=tmp_path, ck=r18, cut=cut, cutapx=cutapx) for a in argv]
+    meta = tmp_path / "meta.pt"
+    torch.save({**torch.load(r18, weights_only=True), "meta": {"configs": [1]}}, meta)
+    evil = _with_pickle(r18, tmp_path / "evil.pt", Ran(tmp_path / "ran"))
+    argv = [a.format(tmp=tmp_path, ck=r18, cut=cut, cutapx=cutapx, meta=meta, evil=evil)
+            for a in argv] + (["--data-dir", str(data_root)] if argv[0] == "evaluate" else [])
     before = set(tmp_path.rglob("*"))
     code, out, err = run(capsys, *argv)
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("approx: error: ") and message in err, err
     assert "Traceback" not in err and out == ""
-    assert set(tmp_path.rglob("*")) == before  # nothing half-written
+    assert set(tmp_path.rglob("*")) == before  # nothing half-written, no code run
+
+
+class Ran:
+    """A pickled call of os.system that would leave a file behind."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def _with_pickle(src, dst, obj):
+    """A copy of checkpoint `src` whose data.pkl is `obj` pickled."""
+    import pickle
+    import zipfile
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for item in zin.infolist():
+            body = zin.read(item.filename)
+            zout.writestr(item, pickle.dumps(obj, protocol=2)
+                          if item.filename.endswith("/data.pkl") else body)
+    return dst
 
 
 def test_single_stage_commands(capsys, tmp_path, r18, data_root):

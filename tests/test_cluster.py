@@ -143,3 +143,11 @@ def test_dask_cluster_equals_local_run_despite_a_killed_worker(data_root, one_th
         mine = local_runner.metrics[v]
         assert m["fingerprint"] == mine["fingerprint"]  # every weight bit (None for INT8)
         assert m["predictions"] == mine["predictions"]
+
+
+def test_a_scheduler_address_that_is_not_one_is_one_line():
+    """distributed raises ValueError ("missing port number") for text that is no address."""
+    from approxlib.config import ConfigError
+    with pytest.raises(ConfigError, match="cannot reach the Dask scheduler at not a url"):
+        with cluster.client("not a url", None, 1):
+            pass

@@ -50,8 +50,14 @@ def test_overrides_apply_and_parse_yaml_values():
     ({"flip": "yes"}, "flip must be true or false"),
     ({"channel_epochs": {"resnet18": 2}}, "channel_epochs has no value for mobilenetv2"),
     ({"dc_sparsity": {"resnet18": 0.9, "vgg": 0.5, "default": 0.8}}, "unknown model 'vgg'"),
-    ({"channel_lr": {"resnet18": 0.1, "mobilenetv2": -1}}, "lr must be"),
-    ({"dc_epochs": {"resnet18": 2.5, "default": 3}}, "epochs must be an integer"),
+    ({"channel_lr": {"resnet18": 0.1, "mobilenetv2": -1}}, "channel_lr must be"),
+    ({"dc_epochs": {"resnet18": 2.5, "default": 3}}, "dc_epochs must be an integer"),
+    # named by the key a user sets, not by the config field it feeds ("lr must be ...")
+    ({"finetune_lr": 0}, "finetune_lr must be in (0.0, 100.0], got 0"),
+    ({"dc_share_lr": 0}, "dc_share_lr must be"), ({"qat_lr": 0}, "qat_lr must be"),
+    ({"finetune_epochs": -1}, "finetune_epochs must be"), ({"dc_sparsity": 1}, "dc_sparsity must"),
+    ({"dc_bits_conv": 0}, "dc_bits_conv must be"), ({"dc_index_bits": 0}, "dc_index_bits must"),
+    ({"channel_ratios": [0.3, 1]}, "each of channel_ratios must be in (0.0, 1.0), got 1"),
     ({"dc_epochs": {"resnet18": 6}}, "dc_epochs has no value for mobilenetv2"),
     ({"dc_curve_sparsities": [0.5, 1.0]},
      "each of dc_curve_sparsities for resnet18 must be in (0, 1), got 1.0"),
@@ -238,6 +244,20 @@ def test_yaml_values_still_parse():
     assert config.parse_value("'2024-01-31'") == "2024-01-31"
     assert config.parse_value("[0.3, 0.5") == "[0.3, 0.5"  # not YAML: the parameter's check names it
     assert config.parse_value("imagefolder:/data/x") == "imagefolder:/data/x"
+    # YAML 1.2's floats: PyYAML's 1.1 read these as text, and `--set lr=1e-3` was refused
+    assert [config.parse_value(t) for t in ("1e-3", "5E-4", "-2e5", "1.5e3", ".5e1")] == \
+        [0.001, 0.0005, -200000.0, 1500.0, 5.0]
+    assert config.parse_value("e5") == "e5" and config.parse_value("1_0e1") == 100.0
+
+
+def test_a_key_given_twice_is_an_error(tmp_path):
+    """PyYAML keeps the last of two equal keys: `base: smoke` then `base: quick` ran quick."""
+    with pytest.raises(config.ConfigError, match="'a' is given twice"):
+        config.parse_value("{a: 1, a: 2}", "--set x")
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("base: smoke\nbase: quick\n")
+    with pytest.raises(config.ConfigError, match="cannot read profile file .*'base' is given twice"):
+        config.load_profile(str(twice))
 
 
 _plain = st.recursive(

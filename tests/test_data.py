@@ -127,3 +127,31 @@ def test_cifar_loads_through_torchvision(tmp_path, monkeypatch, name, cls, class
 def test_missing_cifar_is_a_clear_error(tmp_path):
     with pytest.raises(data.DatasetMissing, match=r"cifar10 not found in .*downloads are off"):
         data.load_split("cifar10", True, tmp_path)
+
+
+def test_unpacking_into_a_blocked_folder_leaves_no_temporary_file(tmp_path):
+    """A folder where an IDX file goes: one clear error, and no 47 MB temporary file left."""
+    if not all((data.DEBIAN_FASHION_MNIST / f"{n}.gz").exists()
+               for n in (p.split("/")[-1].removesuffix(".gz")
+                         for p, _ in tvd.FashionMNIST.resources)):
+        pytest.skip("needs Debian's dataset-fashion-mnist")
+    raw = tmp_path / "FashionMNIST" / "raw"
+    (raw / "t10k-labels-idx1-ubyte").mkdir(parents=True)
+    with pytest.raises(OSError):
+        data._place_debian_fashion_mnist(tmp_path)
+    assert [f.name for f in raw.iterdir() if f.name.startswith(".")] == []
+
+
+def test_damaged_fashion_mnist_files_are_one_clear_error(data_root, tmp_path):
+    """torchvision asserts on a wrong IDX header and fails int() on an empty file."""
+    raw = tmp_path / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in (data_root / "FashionMNIST" / "raw").iterdir():
+        if not f.name.endswith(".gz"):
+            (raw / f.name).write_bytes(f.read_bytes())
+    (raw / "t10k-images-idx3-ubyte").write_bytes(bytes(range(256)) * 64)
+    with pytest.raises(data.DatasetMissing, match=r"cannot be read \(damaged"):
+        data.load_split("fashion-mnist", False, tmp_path, download=False)
+    (raw / "t10k-images-idx3-ubyte").write_bytes(b"")
+    with pytest.raises(data.DatasetMissing, match=r"cannot be read \(damaged"):
+        data.load_split("fashion-mnist", False, tmp_path, download=False)

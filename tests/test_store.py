@@ -81,9 +81,17 @@ def test_loading_never_runs_code(tmp_path):
         store.load_checkpoint(bad)
     evil_zip = tmp_path / "evil_zip.pt"  # the same payload inside torch's zip container
     torch.save({"a": Evil()}, evil_zip)
-    with pytest.raises(store.CheckpointError):
-        store.load_checkpoint(evil_zip)
+    with pytest.raises(store.CheckpointError, match=r"holds pickled code \(posix\.system\)"):
+        store.load_checkpoint(evil_zip)  # named as code, not as a truncated file
     assert not marker.exists()
+
+
+def test_a_json_entry_nested_too_deep_is_a_reason_not_a_crash(tmp_path):
+    """json parses 400 nested lists; the finite-number check then recursed past the limit
+    (RecursionError out of `approx verify`)."""
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"a": ' + "[" * 400 + "]" * 400 + "}")
+    assert store.read_json_entry(deep) == "JSON entry nested too deep"
 
 
 def test_other_architecture_is_refused(saved):

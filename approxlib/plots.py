@@ -50,8 +50,11 @@ def _yerr(r) -> list | None:
 def acc_vs_size(df: pd.DataFrame) -> plt.Figure:
     """Accuracy (with its 95% interval where given) against size on disk."""
     fig, ax = plt.subplots(figsize=(6.2, 3.4))
-    # Variants of equal size sit on one vertical line: stagger their labels by accuracy rank.
-    for rank, r in enumerate(df.sort_values("accuracy", ascending=False).itertuples()):
+    # Variants of equal size sit on one vertical line: stagger their labels by accuracy rank
+    # among them (ranked over every variant, a small model's labels ran into the x axis)
+    d = df.sort_values("accuracy", ascending=False)
+    ranks = d.groupby((d.size_bytes / MB).round(1), sort=False).cumcount()
+    for rank, r in zip(ranks, d.itertuples()):
         ax.errorbar(r.size_bytes / MB, r.accuracy * 100, yerr=_yerr(r), fmt="o", ms=7,
                     color=_color(r), capsize=3, zorder=3)
         ax.annotate(names.variant_label(r), (r.size_bytes / MB, r.accuracy * 100), fontsize=8,
@@ -213,14 +216,13 @@ def bits_curve(curve: pd.DataFrame, dense: dict, tuned: dict) -> plt.Figure:
             ax.plot(g.bits, (g.accuracy * 100).clip(lower=lo), "-", color=shade)
             _clipped(ax, g.bits, g.accuracy * 100, lo, "o", color=shade,
                      label=f"k-means, pruned {s:.0%}")
-        _below_note(ax, shown, lo)
         ax.axhline(dense[m] * 100, color=COLORS["none"], lw=1, label="best dense model")
         _budget_line(ax, dense[m])
         if m in tuned:
             b, acc, sparsity = tuned[m]
             _clipped(ax, [b], [acc * 100], lo, "*", ms=12, color=COLORS["quantized"],
                      label=f"+ codebook fine-tuning (pruned {sparsity:.0%})")
-        ax.set_title(names.model(m), fontsize=9)
+        _titled(ax, names.model(m), shown, lo)
         ax.set_xlabel("Codebook index bits per weight")
         ax.set_ylabel("Top-1 test accuracy (%)")
         ax.set_xticks(sorted(d.bits.unique()))
@@ -249,7 +251,7 @@ def _shades(n: int) -> list:
 
 def _clipped(ax, x, y, lo: float, marker: str, **style) -> None:
     """Points at or above `lo` as `marker`; those below it on the bottom edge as ▼ (the axis
-    stays on the range that can be read; `_below_note` says how far they fell)."""
+    stays on the range that can be read; `_titled` says how far they fell)."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     up = y >= lo - 1e-9  # a point on the edge itself is shown, not counted as below
     ax.plot(x[up], y[up], marker, ls="none", **style)
@@ -264,13 +266,14 @@ def _budget_line(ax, dense: float) -> None:
                label=f"− {analysis.points_words(analysis.BUDGET_POINTS)}")
 
 
-def _below_note(ax, y, lo: float) -> None:
+def _titled(ax, title: str, y, lo: float) -> None:
+    """The panel's title, with a second line counting the points drawn as ▼ below `lo`: inside
+    the panel a legend placed at "best" covered that note, and beside the title it ran into
+    it (the review of 2026-12-06)."""
     y = np.asarray(y, dtype=float)
     below = y < lo - 1e-9
-    if below.any():
-        # above the panel's top-left corner: inside, a legend placed at "best" covered it
-        ax.text(0.0, 1.01, f"▼ {below.sum()} below {lo:.1f}% (lowest {y.min():.1f}%)",
-                transform=ax.transAxes, fontsize=7, va="bottom", ha="left", color="0.3")
+    note = f"\n▼ {below.sum()} below {lo:.1f}% (lowest {y.min():.1f}%)" if below.any() else ""
+    ax.set_title(title + note, fontsize=9)
 
 
 # How each kind of file is drawn; `grid`: one shade per final sparsity (darker: sparser), the
@@ -322,7 +325,6 @@ def ratio_accuracy(points: pd.DataFrame, dense: dict, published: list[tuple]) ->
         # drawn on the bottom edge as ▼, not stretching the axis
         lo = max(d.accuracy.min() * 100 - 0.5, min(dense[m], d.accuracy.max()) * 100 - 4)
         shades = _files(ax, d, lo)
-        _below_note(ax, d.accuracy * 100, lo)
         front = d[d.front].sort_values("ratio")
         ax.plot(front.ratio, (front.accuracy * 100).clip(lower=lo), "-", color="0.4", lw=1,
                 label="Pareto front")
@@ -337,7 +339,7 @@ def ratio_accuracy(points: pd.DataFrame, dense: dict, published: list[tuple]) ->
         if len(shades) > 1:
             ax.legend(handles=shades, fontsize=6, loc="best", title="k-means", title_fontsize=6)
         _log_ticks(ax)
-        ax.set_title(names.model(m), fontsize=9)
+        _titled(ax, names.model(m), d.accuracy * 100, lo)
         ax.set_xlabel("Compression ratio vs dense float32 (×, log scale)")
         ax.set_ylabel("Top-1 test accuracy (%)")
         ax.set_ylim(lo - 0.3, max(d.accuracy.max(), dense[m]) * 100 + 1)

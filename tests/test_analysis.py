@@ -489,8 +489,8 @@ def test_size_accuracy_figures_keep_collapsed_files_on_the_edge_and_count_them()
                 plots.bits_curve(curves, {"m": 0.90}, {"m": (4, 0.89, 0.9)})):
         ax = fig.axes[0]
         assert ax.get_ylim()[0] > 80  # the readable range, not 10%
-        notes = [t.get_text() for t in ax.texts if t.get_text().startswith("▼")]
-        assert len(notes) == 1 and "▼ 1 below" in notes[0] and "(lowest 10.0%)" in notes[0]
+        title, note = ax.get_title().split("\n")  # under the title, never over it
+        assert title == "m" and "▼ 1 below" in note and "(lowest 10.0%)" in note
         edge = [ln for ln in ax.lines if ln.get_marker() == "v"]
         assert len(edge) == 1 and edge[0].get_ydata()[0] == pytest.approx(ax.get_ylim()[0] + 0.3)
         plots.plt.close(fig)

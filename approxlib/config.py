@@ -456,7 +456,7 @@ def config_hash(*parts: Any) -> str:
 @lru_cache(maxsize=1)
 def _profiles_file() -> dict:
     text = resources.files("approxlib").joinpath("profiles.yaml").read_text()
-    return yaml.safe_load(text)
+    return yaml.load(text, Loader=_PlainLoader)  # read as a user's profile file is
 
 
 def profile_names() -> list[str]:
@@ -488,16 +488,20 @@ class _PlainLoader(yaml.SafeLoader):
 
     def construct_mapping(self, node, deep=False):
         """A key given twice is an error: PyYAML keeps the last, so `base: smoke` then
-        `base: quick` silently ran quick."""
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if isinstance(key, str) and key in seen:
-                raise ConfigError(f"{_show(key)} is given twice")
-            seen.add(key)
+        `base: quick` silently ran quick. Plain string keys only; anything else is left to
+        PyYAML's own checks (an unhashable key, a merge key, a node that is no mapping)."""
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != STR_TAG:
+                    continue
+                if key_node.value in seen:
+                    raise ConfigError(f"{_show(key_node.value)} is given twice")
+                seen.add(key_node.value)
         return super().construct_mapping(node, deep)
 
 
+STR_TAG = "tag:yaml.org,2002:str"
 # YAML 1.2's floats: PyYAML reads YAML 1.1, where a float needs a dot, so `--set lr=1e-3` was
 # the text "1e-3" and refused as not a number (a stranger's attack on the CLI, 2026-12-06)
 _PlainLoader.add_implicit_resolver(
@@ -649,19 +653,38 @@ def load_profile(name: str, overrides: dict[str, Any] | None = None) -> dict[str
 @contextlib.contextmanager
 def _keys(**fields: str):
     """A config built from profile keys names a bad value by the key a user sets, not by its
-    own field (`--set finetune_lr=0` said "lr must be ...")."""
+    own field (`--set finetune_lr=0` said "lr must be ..."): `field must ...` and
+    `unknown field ...` messages."""
     try:
         yield
     except ConfigError as e:
-        field, _, rest = str(e).partition(" ")
-        if field not in fields:
+        words = str(e).split(" ")
+        at = 1 if words[0] == "unknown" and len(words) > 1 else 0
+        if words[at] not in fields:
             raise
-        raise ConfigError(f"{fields[field]} {rest}") from None
+        words[at] = fields[words[at]]
+        raise ConfigError(" ".join(words)) from None
 
 
 FINETUNE_KEYS = {"epochs": "finetune_epochs", "lr": "finetune_lr",
-                 "schedule": "finetune_schedule", "weight_decay": "finetune_weight_decay",
-                 "epoch_fraction": "finetune_fraction"}
+                 "schedule": "finetune_schedule", "weight_decay": "finetune_weight_decay"}
+
+
+def _validate_per_model(p: dict[str, Any]) -> None:
+    """The configs built from per-model keys, for each model's value and the `default`."""
+    defaults = {k: v["default"] for k, v in p.items()  # the `default` values, checked too
+                if k in PER_MODEL and isinstance(v, dict) and "default" in v}
+    for q, m in [(p, m) for m in (*MODELS, *(p["models"] or []))] + [({**p, **defaults},
+                                                                      MODELS[0])]:
+        with _keys(sparsity="dc_sparsity", ramp="dc_ramp", every="dc_every"):
+            gradual_config(q, m)
+        curve_sparsities(q, m)
+        with _keys(bits_conv="dc_bits_conv", bits_fc="dc_bits_fc"):
+            share_config(q, m)
+        with _keys(epochs="channel_epochs", lr="channel_lr"):
+            channel_finetune_config(q, m)
+        with _keys(epochs="dc_epochs", lr="dc_lr"):
+            dc_finetune_config(q, m)
 
 
 def validate_params(p: dict[str, Any]) -> None:
@@ -690,19 +713,7 @@ def validate_params(p: dict[str, Any]) -> None:
             check_model(m)
         if not p["models"]:
             raise ConfigError("models must name at least one model, or be null")
-    defaults = {k: v["default"] for k, v in p.items()  # the `default` values, checked too
-                if k in PER_MODEL and isinstance(v, dict) and "default" in v}
-    for q, m in [(p, m) for m in (*MODELS, *(p["models"] or []))] + [({**p, **defaults},
-                                                                      MODELS[0])]:
-        with _keys(sparsity="dc_sparsity", scope="dc_scope", ramp="dc_ramp", every="dc_every"):
-            gradual_config(q, m)
-        curve_sparsities(q, m)
-        with _keys(bits_conv="dc_bits_conv", bits_fc="dc_bits_fc"):
-            share_config(q, m)
-        with _keys(epochs="channel_epochs", lr="channel_lr"):
-            channel_finetune_config(q, m)
-        with _keys(epochs="dc_epochs", lr="dc_lr"):
-            dc_finetune_config(q, m)
+    _validate_per_model(p)
     with _keys(epochs="dc_share_epochs", lr="dc_share_lr"):
         share_finetune_config(p)
     with _keys(index_bits="dc_index_bits"):

@@ -31,8 +31,8 @@ DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
 
-# A split's images in memory, as decoded or while resized (in float32); more needs a smaller
-# image_size (a built-in split resized to 4096 pixels asked for 156 GiB and crashed)
+# A split's images in memory (uint8, as decoded or resized); more needs a smaller image_size
+# (a built-in split resized to 4096 pixels asked for 156 GiB and crashed)
 MAX_BYTES = 16 << 30
 
 
@@ -102,7 +102,7 @@ class Source:
         """One part as (uint8 N×C×H×W, int64 N), resized to `image_size`."""
         x, y = self.read(part, Path(root or default_root()), download and downloads_allowed())
         if self.image_size and tuple(x.shape[-2:]) != (self.image_size,) * 2:
-            need = x.shape[0] * x.shape[1] * self.image_size ** 2 * 4  # float32 while resized
+            need = x.shape[0] * x.shape[1] * self.image_size ** 2  # torchvision resizes uint8
             if need > MAX_BYTES:
                 raise ConfigError(f"{part}: {x.shape[0]} images resized to {self.image_size}×"
                                   f"{self.image_size} need {need >> 30} GiB, more than "
@@ -241,8 +241,8 @@ def _place_debian_fashion_mnist(root: Path) -> bool:
     for n in names:
         fd, tmp = tempfile.mkstemp(dir=raw, prefix=f".{n}.")
         try:
-            with (gzip.open(DEBIAN_FASHION_MNIST / f"{n}.gz", "rb") as src,
-                  os.fdopen(fd, "wb") as dst):
+            with (os.fdopen(fd, "wb") as dst,  # first: it owns the descriptor from here on
+                  gzip.open(DEBIAN_FASHION_MNIST / f"{n}.gz", "rb") as src):
                 shutil.copyfileobj(src, dst)
             os.replace(tmp, raw / n)  # atomic: a killed run never leaves a half-written file
         except BaseException:  # a folder in the way, a full disk: no temporary file left

@@ -69,7 +69,8 @@ class SpeedSection(Section):
             b = self.p["throughput_batch"]
             t = pd.DataFrame({
                 "variant": d.name, "top-1 (%)": d.accuracy * 100,
-                "Δ vs baseline (pts)": d.delta * 100, "MB": d.size_bytes / 1e6, "MFLOPs": d.flops / 1e6,
+                "Δ vs baseline (pts)": d.delta * 100, "MB": d.size_bytes / 1e6,
+                "MFLOPs": d.flops / 1e6,
                 "bs1 (ms)": d.latency_ms, f"bs{b} (ms)": d.latency_bs64_ms,
                 "× eager bs1": d.speedup, "× ORT bs1": d.speedup_ort,
                 f"× eager bs{b}": d.speedup_bs64, "GFLOP/s": d.gflops_s,
@@ -94,9 +95,10 @@ class SpeedSection(Section):
         if curve.empty:
             return
         self._figure(plots.channel_curve(curve, self.p["throughput_batch"]),
-                     "Each channel-pruned float32 model's measured speed-up over the dense float32 model in the same runtime, against its "
-                     "reduction in multiply-adds (labels: channels removed); on the dotted "
-                     "diagonal latency would fall as fast as the MACs")
+                     "Each channel-pruned float32 model's measured speed-up over the dense "
+                     "float32 model in the same runtime, against its reduction in "
+                     "multiply-adds (labels: channels removed); on the dotted diagonal latency "
+                     "would fall as fast as the MACs")
         t = curve.assign(runtime=curve.runtime.map(runtimes.label), model=curve.model.map(
             names.model))
         t = t.rename(columns={"ratio": "channels removed", "mac_reduction": "MACs ÷",
@@ -184,7 +186,8 @@ class SpeedSection(Section):
                  f"{fp.speedup:.2f}× times INT8's {gain:.2f}×)")
         return (f"  - Static INT8 alone ({runtime.quantizer}): "
                 f"{100 * q.delta:+.2f} points ({self._paired(dense, q)}), "
-                f"{fp.size_bytes / q.size_bytes:.2f}× smaller, batch 1 {gain:.2f}× / batch {self.p['throughput_batch']} "
+                f"{fp.size_bytes / q.size_bytes:.2f}× smaller, batch 1 {gain:.2f}× / batch "
+                f"{self.p['throughput_batch']} "
                 f"{fp.latency_bs64_ms / q.latency_bs64_ms:.2f}× vs float32 in "
                 f"{runtimes.label(runtime.key)}{eager}.")
 
@@ -204,7 +207,8 @@ class SpeedSection(Section):
                 f"{eager.mac_reduction:.2f}× fewer FLOPs, {eager.params_reduction:.2f}× fewer "
                 f"parameters; batch {b} **{eager.speedup_bs64:.2f}×** faster than dense in "
                 f"PyTorch eager and **{ort.speedup_bs64:.2f}×** in ONNX Runtime (each against "
-                f"the dense model in the same runtime), batch 1 {bs1} in eager.", *self._control_lines(self._variant(dense), self._variant(ch))]
+                f"the dense model in the same runtime), batch 1 {bs1} in eager.",
+                *self._control_lines(self._variant(dense), self._variant(ch))]
 
     def _recovery_lines(self, m: str, rec: pd.DataFrame) -> list[str]:
         """QAT and distillation against the best dense model; fine-tuning against scratch."""

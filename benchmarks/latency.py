@@ -7,9 +7,9 @@
 Each artifact (.pt checkpoint, .onnx, .apx) is loaded and timed here, all with the same thread
 count, batch 1 and batch 64, in turns over `--rounds` rounds (`measure.interleaved_latency`,
 the method of the report's section G), so the ratios compare like with like. Accuracies are not
-re-measured: they come from results.csv (they do not depend on timing) and only decide which
-variants count as "within 1 point" of the best dense model at equal compute (the baseline or
-its dense control, picked on validation accuracy). The last line gives, per model, the fastest
+re-measured: they come from results.csv (they do not depend on timing), and its `val_lo`
+column decides which variants count as "within 1 point" of the best dense model at equal
+compute (a one-sided 95% paired bound on validation). The last line gives, per model, the fastest
 such variant's speed-ups and the channel-ratio curve (MAC reduction / measured batch-1 speed-up).
 """
 from __future__ import annotations
@@ -65,6 +65,10 @@ def main(argv=None) -> int:
         print(f"latency.py: error: {a.results} not found; run `approx report` first", file=sys.stderr)
         return 2
     df = pd.read_csv(a.results)
+    if "val_lo" not in df:  # "within 1 point" is decided by it
+        print(f"latency.py: error: {a.results} has no val_lo column (written before "
+              f"2026-12-06); run `approx report` again", file=sys.stderr)
+        return 2
     df = df[df.section == a.section]
     if a.model:
         df = df[df.model == a.model]

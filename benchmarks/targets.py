@@ -150,6 +150,10 @@ def main() -> int:
                     help="the profile's channel_ratio (section G's main channel-pruned model)")
     a = ap.parse_args()
     d = pd.read_csv(a.results)
+    if "val_lo" not in d:  # "within 1 point" is decided by it
+        print(f"targets.py: error: {a.results} has no val_lo column (written before "
+              f"2026-12-06); run `approx report` again", file=sys.stderr)
+        return 2
     d["control"] = analysis.controls_of(d)
     d["kd"] = analysis._distilled(d)
     grid = Path(a.results).parent / "compression_points.csv"  # section F's files, where it ran

@@ -74,8 +74,12 @@ def _apx_bytes() -> bytes:
     (["evaluate", "--checkpoint", "{evil}"], "holds pickled code (posix.system)"),
     (["evaluate", "--checkpoint", "{ck}", "--dataset", "cifar100"],
      "names 10 classes; cifar100 has 100"),
+    (["prune", "--checkpoint", "{ck}", "--dataset", "cifar100", "--ratio", "0.5", "--out",
+      "{tmp}/x.pt"], "names 10 classes; cifar100 has 100"),
+    (["compress", "--checkpoint", "{ck}", "--dataset", "cifar10", "--out", "{tmp}/x.apx"],
+     "expects 1-channel images; cifar10 has 3"),
     (["evaluate", "--checkpoint", "{ck}", "--set", "image_size=4096"],
-     "images resized to 4096×4096 need 625 GiB"),
+     "images resized to 4096×4096 need 156 GiB"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, r18, argv, message, data_root):
     cut = tmp_path / "cut.pt"

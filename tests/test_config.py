@@ -254,6 +254,10 @@ def test_a_key_given_twice_is_an_error(tmp_path):
     """PyYAML keeps the last of two equal keys: `base: smoke` then `base: quick` ran quick."""
     with pytest.raises(config.ConfigError, match="'a' is given twice"):
         config.parse_value("{a: 1, a: 2}", "--set x")
+    for odd in ("{[1]: 2}", "!!map [a]"):  # PyYAML's own checks, still one line each
+        with pytest.raises(config.ConfigError, match="cannot read"):
+            config.parse_value(odd, "--set x")
+    assert config.parse_value("{<<: {a: 1}, b: 2}") == {"a": 1, "b": 2}
     twice = tmp_path / "twice.yaml"
     twice.write_text("base: smoke\nbase: quick\n")
     with pytest.raises(config.ConfigError, match="cannot read profile file .*'base' is given twice"):

@@ -459,11 +459,14 @@ def test_a_file_made_again_before_its_timing_is_measured_again_with_it(smoke, st
     assert runner.evaluate(st)["sparsity"] > 0.4
     _fake_timings(monkeypatch)
     monkeypatch.setattr(pipeline, "load_artifact", remade_after_its_metrics)
-    entry = runner.interleaved(g)
+    df, _ = pipeline.run(p, ["B"], store_copy, None, data_root, progress=False)
+    entry = store_copy.read_json("latency", g.key, pipeline.JSON_CHECKS["latency"])
     metrics = store_copy.read_json("metrics", st.key, pipeline.JSON_CHECKS["metrics"])
     assert swapped and entry["digests"][st.upstream.key] == store_copy.digest(path)
     assert metrics["artifact_sha256"] == store_copy.digest(path)
     assert metrics["sparsity"] < 0.01  # measured again: the dense weights now in the file
+    rows = df[df.artifact_key == st.upstream.key]  # and its row says so beside its timing
+    assert len(rows) and (rows.sparsity < 0.01).all() and (rows.latency_ms == 1.0).all()
 
 
 def test_a_timing_in_turns_is_redone_when_its_entry_cannot_be_trusted(smoke, store_copy,

@@ -237,8 +237,9 @@ def render(out: Path, p: dict, sections: list[str], notebooks: dict[str, Path],
     durations, cells = _section_cells(sections, notebooks)
     shown = [s for s in sections if SECTIONS[s].summarized]
     own = [s for s in sections if not SECTIONS[s].summarized]
+    grid = out / "compression_points.csv"  # section F's files, written by this run
     found = analysis.findings(results[results.section.isin(sections)], float(p["ratio"]),
-                              int(p["seed"]))
+                              int(p["seed"]), pd.read_csv(grid) if grid.is_file() else None)
     table = summary_table(results, sections)
     listed = "\n".join(f"- {text} ({_section_links(s)})" for s, text in found)
     terms = names.terms_used(listed + table)

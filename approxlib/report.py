@@ -235,6 +235,16 @@ class Section:
             name += f" (stand-in for the original's {names.dataset(orig)})"
         return name
 
+    def shared_data_note(self) -> str:
+        """A section with a dataset key of its own (D: `dataset_d`) given the other sections'
+        data trains the same models: its numbers repeat theirs, which the reader should know
+        before comparing them (a review of the report found D's equal to B's)."""
+        if self.spec.dataset_key == "dataset" or self.dataset != self.p["dataset"]:
+            return ""
+        return (f"\n\n*`{self.spec.dataset_key}` is the other sections' dataset here, so this "
+                f"section's models are theirs (the summary's last column names the sections "
+                f"that share each): its numbers repeat them.*")
+
     def protocol_text(self) -> str:
         p = self.p
         sched = "constant lr" if p["schedule"] == "constant" else f"{p['schedule']} schedule"
@@ -283,7 +293,8 @@ class Section:
         _md(f'<a id="section-{self.letter}"></a>\n\n## Section {self.letter}. {title}\n\n'
             f"Dataset: **{_literal(self.dataset_text())}**; profile "
             f"**{_literal(profile_label(self.p['profile']))}** "
-            f"({_literal(self.p['description'])})\n\nProtocol: {self.protocol_text()}.")
+            f"({_literal(self.p['description'])})\n\nProtocol: {self.protocol_text()}."
+            + self.shared_data_note())
         # before any number that would mislead
         caution = analysis.chance_finding(self.df, "in this section")
         if caution is not None:

@@ -472,6 +472,15 @@ def test_findings_keep_distilled_rows_and_several_controls_apart():
     assert "-1.0 against dense controls" in found["B"]  # B's own control, not F's
     assert found["F"].count("ResNet-18") == 1 and "40.0×" in found["F"]  # not the KD file
     assert "(-4.0 points against its dense control)" in found["F"]  # nor the KD control
+    # with section F's files, its verdict too: the most compressed within 1 point on validation
+    points = pd.DataFrame({"model": "resnet18", "file": ["a", "b", "c"], "ratio": [30, 60, 90],
+                           "val_lo": [-0.004, -0.009, -0.02]})
+    found = dict(analysis.findings(pd.DataFrame(rows).assign(val_accuracy=lambda d: d.accuracy),
+                                   0.5, 0, points))
+    assert found["F"].endswith("over every file of the section's grid: ResNet-18 60.0× (b).")
+    none = points.assign(val_lo=-0.5)
+    assert dict(analysis.findings(pd.DataFrame(rows).assign(val_accuracy=lambda d: d.accuracy),
+                                  0.5, 0, none))["F"].endswith("grid: ResNet-18 none.")
 
 
 def test_size_accuracy_figures_keep_collapsed_files_on_the_edge_and_count_them():

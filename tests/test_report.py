@@ -278,3 +278,21 @@ def test_a_gap_over_a_curve_is_said_in_words_with_no_minus_zero():
     assert _gap_words(0.0, 64.7) == "0.0 to 64.7 points below"
     assert _gap_words(-2.0, -0.5) == "0.5 to 2.0 points above"
     assert _gap_words(-1.5, 3.0) == "from 1.5 points above to 3.0 points below"
+
+
+def test_a_section_given_the_other_sections_data_says_its_models_are_theirs():
+    """Section D with its stand-in (Fashion-MNIST for CIFAR-100) trains section B's models:
+    the review found its numbers equal to B's with nothing saying why."""
+    def note(p):
+        d = p["dataset_d"]
+        row = dict(section="D", model="resnet18", dataset=d, prune_ratio=0.0,
+                   prune_method="none", quant="none", codec="none", runtime="pytorch",
+                   control="none", kd=False, protocol="profile", seed=0, accuracy=0.8,
+                   test_images=1000, latency_ms=float("nan"), qp=None, finetune_epochs=0,
+                   init="")
+        run = report.SectionRun("D", p, pd.DataFrame([row]),
+                                {pipeline.Variant("D", "resnet18", d): {}}, {}, {},
+                                pathlib.Path("."), {d: np.zeros(1)}, 1.0)
+        return report.Section(run).shared_data_note()
+    assert "`dataset_d` is the other sections' dataset here" in note(load_profile("smoke"))
+    assert note(load_profile("paper")) == ""  # CIFAR-100 against CIFAR-10: its own models

@@ -804,8 +804,11 @@ def validate_section_h(p: dict[str, Any]) -> None:
             raise ConfigError(f"h_protocols.{name} sets {', '.join(bad)}; a protocol may set "
                               f"{', '.join(PROTOCOL_KEYS)}")
         q = protocol_params(p, name)
-        train_config(q)
-        finetune_config(q)
+        with _keys(**{k: f"h_protocols.{name}.{k}" for k in spec}):  # what the protocol set
+            train_config(q)
+        with _keys(**{f: f"h_protocols.{name}.{k}" for f, k in FINETUNE_KEYS.items()
+                      if k in spec}):
+            finetune_config(q)
     for m in _list("h_curve_models", p["h_curve_models"]):
         check_model(m)
     for r in _list("h_curve_sparsities", p["h_curve_sparsities"]):

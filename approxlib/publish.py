@@ -12,6 +12,7 @@ import concurrent.futures
 import datetime as dt
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
@@ -26,6 +27,7 @@ import pandas as pd
 import papermill as pm
 import torch
 import torchvision
+from bs4 import BeautifulSoup
 from nbconvert import HTMLExporter
 from tqdm.auto import tqdm
 
@@ -208,6 +210,9 @@ def summary_table(results: pd.DataFrame, sections: list[str]) -> str:
     return t.to_html(index=False, border=0, classes="summary", escape=True)  # values as text
 
 
+NO_ALT = "No description has been provided for this image"  # nbconvert's stand-in
+FIGURE = re.compile(r"Figure [A-Z]\d+\.")  # a caption (`report.Section.caption`)
+
 PRINT_CSS = """
 <style>
 body { max-width: 1050px; margin: auto; }
@@ -260,10 +265,23 @@ def render(out: Path, p: dict, sections: list[str], notebooks: dict[str, Path],
     exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(merged)
-    body = body.replace("</head>", PRINT_CSS + "</head>", 1)
+    body = _alt_texts(body).replace("</head>", PRINT_CSS + "</head>", 1)
     index = out / "index.html"
     store.write_text(index, body)
     return index
+
+
+def _alt_texts(body: str) -> str:
+    """Each figure's caption as its image's alternative text: nbconvert's lab template takes
+    none from an output, and wrote "No description has been provided for this image" on
+    every figure a screen reader meets."""
+    soup = BeautifulSoup(body, "html.parser")
+    for img in soup.find_all("img", alt=NO_ALT):
+        caption = img.find_next(
+            lambda tag: tag.name == "em" and FIGURE.match(tag.get_text()) is not None)
+        if caption is not None:
+            img["alt"] = caption.get_text()
+    return str(soup)
 
 
 def _section_cells(sections: list[str], notebooks: dict[str, Path]

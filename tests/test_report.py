@@ -61,6 +61,8 @@ def test_html_has_every_section_images_summary_and_appendix(rendered):
         assert f'id="section-{s}"' in html and f"Section {s}." in html
     figures = html.count('src="data:image/png;base64,')
     assert figures >= 2 + 2 + 2 + 2 + 2 + 3 + 2 + 3  # A–E: 2 each; F: 3; G: 2; H: 3 — embedded
+    alts = re.findall(r'<img alt="([^"]*)"', html)  # each figure described by its caption
+    assert len(alts) == figures and all(re.match(r"Figure [A-H]\d+\. \w", a) for a in alts)
     assert 'class="dataframe summary"' in html or 'class="summary"' in html
     # the pruning finding pools sections A-E (each prunes one-shot) and links all five
     links = ", ".join(f'<a href="#section-{s}">{s}</a>' for s in "ABCD")

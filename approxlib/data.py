@@ -13,7 +13,6 @@ import hashlib
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import ClassVar
 
@@ -237,17 +236,11 @@ def _place_debian_fashion_mnist(root: Path) -> bool:
         return True
     if not all((DEBIAN_FASHION_MNIST / f"{n}.gz").exists() for n in names):
         return False
-    raw.mkdir(parents=True, exist_ok=True)
-    for n in names:
-        fd, tmp = tempfile.mkstemp(dir=raw, prefix=f".{n}.")
-        try:
-            with (os.fdopen(fd, "wb") as dst,  # first: it owns the descriptor from here on
-                  gzip.open(DEBIAN_FASHION_MNIST / f"{n}.gz", "rb") as src):
-                shutil.copyfileobj(src, dst)
-            os.replace(tmp, raw / n)  # atomic: a killed run never leaves a half-written file
-        except BaseException:  # a folder in the way, a full disk: no temporary file left
-            Path(tmp).unlink(missing_ok=True)
-            raise
+    from . import store  # store -> quantize -> share -> train -> data: a cycle at import
+    for n in names:  # all or nothing, and no temporary file left (a folder in the way)
+        with (store.atomic_path(raw / n) as tmp, open(tmp, "wb") as dst,
+              gzip.open(DEBIAN_FASHION_MNIST / f"{n}.gz", "rb") as src):
+            shutil.copyfileobj(src, dst)
     return True
 
 

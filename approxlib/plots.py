@@ -273,7 +273,7 @@ def _titled(ax, title: str, y, lo: float) -> None:
     y = np.asarray(y, dtype=float)
     below = y < lo - 1e-9
     note = f"\n▼ {below.sum()} below {lo:.1f}% (lowest {y.min():.1f}%)" if below.any() else ""
-    ax.set_title(title + note, fontsize=9)
+    ax.set_title(title + note, fontsize=9, pad=10)  # clear of tags above the panel (`_published`)
 
 
 # How each kind of file is drawn; `grid`: one shade per final sparsity (darker: sparser), the
@@ -312,13 +312,28 @@ def _files(ax, d: pd.DataFrame, lo: float) -> list:
     return shades
 
 
+# One line style per published ratio: they are told apart in the key below the panels
+PUBLISHED_STYLES = [":", "-.", (0, (5, 2, 1, 2, 1, 2)), (0, (1, 3))]
+
+
+def _published(ax, published: list[tuple]) -> None:
+    """The published ratios as vertical lines, named in the key and tagged with their ratio just
+    above the panel: their names written along the lines, inside the panel, crossed the files'
+    markers (the review of 2026-12-06)."""
+    for (who, what, ratio), ls in zip(published, PUBLISHED_STYLES * len(published)):
+        ax.axvline(ratio, color="0.5", lw=0.9, ls=ls, label=f"{who} ({what}): {ratio:g}×")
+        ax.annotate(f"{ratio:g}×", (ratio, 1.0), xycoords=("data", "axes fraction"),
+                    xytext=(0, 1), textcoords="offset points", fontsize=6, color="0.4",
+                    ha="center", va="bottom", annotation_clip=False)
+
+
 def ratio_accuracy(points: pd.DataFrame, dense: dict, published: list[tuple]) -> plt.Figure:
     """Per model: test accuracy against compression ratio (log scale) of every file section F
     wrote, the Pareto front joined, the best dense model's accuracy (`dense`) and its 1-point
     budget as lines, and the published ratios (other models and datasets: labelled, not
     comparable in accuracy) as vertical lines."""
     models = list(dict.fromkeys(points.model))
-    fig, axes = plt.subplots(1, len(models), figsize=(4.8 * len(models), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(models), figsize=(4.8 * len(models), 4.6), squeeze=False)
     for ax, m in zip(axes[0], models):
         d = points[points.model == m]
         # the axis spans 4 points below the reference: a collapsed file (k-means at 2 bits) is
@@ -330,12 +345,7 @@ def ratio_accuracy(points: pd.DataFrame, dense: dict, published: list[tuple]) ->
                 label="Pareto front")
         ax.axhline(dense[m] * 100, color=COLORS["none"], lw=1, label="best dense model")
         _budget_line(ax, dense[m])
-        for who, what, ratio in published:
-            ax.axvline(ratio, color="0.6", lw=0.8, ls=":")
-            # from the top down: at the bottom they ran over the collapsed files' ▼ marks
-            ax.annotate(f"{who} ({what}) {ratio:g}×", (ratio, 0.98),
-                        xycoords=("data", "axes fraction"), rotation=90, fontsize=6,
-                        color="0.4", ha="right", va="top")
+        _published(ax, published)
         if len(shades) > 1:
             ax.legend(handles=shades, fontsize=6, loc="best", title="k-means", title_fontsize=6)
         _log_ticks(ax)
@@ -348,7 +358,7 @@ def ratio_accuracy(points: pd.DataFrame, dense: dict, published: list[tuple]) ->
     for ax in axes[0]:
         for h, label in zip(*ax.get_legend_handles_labels()):
             key.setdefault(label, h)
-    _legend_below(fig, list(key.values()), list(key), 3, 0.14)
+    _legend_below(fig, list(key.values()), list(key), 3, 0.19)
     return fig
 
 
@@ -388,34 +398,42 @@ def _legend_markers() -> list[tuple[str, str]]:
             *((qat, rt) for rt in runtimes.RUNTIMES)]
 
 
+def _pareto_panel(ax, d: pd.DataFrame, color: str) -> None:
+    """One model's variants (marker = precision × runtime, hollow = channel-pruned, × =
+    distilled) and its Pareto front."""
+    d = d.sort_values("latency_ms")
+    for r in d.itertuples():
+        ax.errorbar(r.latency_ms, r.accuracy * 100, yerr=_yerr(r),
+                    fmt=runtimes.of(r.runtime).marker(r.quant), ms=6, capsize=2,
+                    mfc="white" if r.prune_ratio > 0 else color, color=color)
+        if names.distilled(r):
+            ax.plot(r.latency_ms, r.accuracy * 100, "x", ms=4, color=color)
+    front = d[analysis.pareto_front(d.latency_ms, d.accuracy)]
+    ax.plot(front.latency_ms, front.accuracy * 100, "-", color=color, lw=1, alpha=0.7,
+            label="Pareto front")
+    _log_ticks(ax)
+    ax.set_xlabel("CPU latency, batch 1 (ms, log scale)")
+    ax.set_ylabel("Top-1 test accuracy (%)")
+    ax.grid(alpha=0.3, which="both")
+
+
 def pareto(df: pd.DataFrame) -> plt.Figure:
-    """Accuracy against batch-1 latency (log scale), marker = precision × runtime, one colour per
-    model; the Pareto front (no variant both faster and more accurate) joined by a line."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.6))
-    palette = MODEL_COLORS
-    for j, m in enumerate(dict.fromkeys(df.model)):
-        d = df[df.model == m].sort_values("latency_ms")
-        for r in d.itertuples():
-            ax.errorbar(r.latency_ms, r.accuracy * 100, yerr=_yerr(r),
-                        fmt=runtimes.of(r.runtime).marker(r.quant), ms=6, capsize=2,
-                        mfc="white" if r.prune_ratio > 0 else palette[j % len(palette)],
-                        color=palette[j % len(palette)])
-            if names.distilled(r):
-                ax.plot(r.latency_ms, r.accuracy * 100, "x", ms=4, color=palette[j % len(palette)])
-        front = d[analysis.pareto_front(d.latency_ms, d.accuracy)]
-        ax.plot(front.latency_ms, front.accuracy * 100, "-",
-                color=palette[j % len(palette)], lw=1, alpha=0.7, label=f"{names.model(m)} Pareto front")
+    """Per model: accuracy against batch-1 latency (log scale), the Pareto front (no variant
+    both faster and more accurate) joined by a line. One panel per model: on one axis both
+    models' 30-odd variants each crowded into 1-3 ms (the review of 2026-12-06)."""
+    models = list(dict.fromkeys(df.model))
+    fig, axes = plt.subplots(1, len(models), figsize=(4.8 * len(models), 4.4), squeeze=False)
+    for j, (ax, m) in enumerate(zip(axes[0], models)):
+        _pareto_panel(ax, df[df.model == m], MODEL_COLORS[j % len(MODEL_COLORS)])
+        ax.set_title(names.model(m), fontsize=9)
+    ax = axes[0][0]  # the key, drawn once for every panel
     for q, rt in _legend_markers():
         ax.plot([], [], runtimes.of(rt).marker(q), color="0.3", mfc="0.3",
                 label=f"{quants.of(q).short}, {runtimes.label(rt)}")
     ax.plot([], [], "o", color="0.3", mfc="white", label="hollow: channel-pruned")
     if any(names.distilled(r) for r in df.itertuples()):
         ax.plot([], [], "x", color="0.3", label="×: distilled")
-    _log_ticks(ax)
-    ax.set_xlabel("CPU latency, batch 1 (ms, log scale)")
-    ax.set_ylabel("Top-1 test accuracy (%)")
-    ax.grid(alpha=0.3, which="both")
-    _legend_below(fig, *ax.get_legend_handles_labels(), 4, 0.17)
+    _legend_below(fig, *ax.get_legend_handles_labels(), 4, 0.12)
     return fig
 
 

@@ -180,8 +180,8 @@ class CompressionSection(Section):
                      "gradually pruned model of the grid at each codebook width without "
                      "fine-tuning, the fine-tuned .apx file, NNCodec at each qp where it ran), "
                      "with the Pareto front; the solid line is the best dense model at equal "
-                     "compute (picked on validation). Dotted lines: published ratios on other "
-                     "models and data, for scale")
+                     "compute (picked on validation). Grey vertical lines, their ratios above the "
+                     "panels: published ratios on other models and data, for scale")
 
     def fig_bits(self) -> None:
         dense = {m: self._reference(m).accuracy for m in self.models_in}

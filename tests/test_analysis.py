@@ -590,3 +590,37 @@ def test_method_pairs_match_a_method_with_the_reference_point_by_point():
         ["alexnet", False, 0.5, "v6", "v7"]]
     assert t["diff"].tolist() == pytest.approx([-0.05, 0.02, 0.1])
     assert analysis.method_pairs(curve, "random-unstructured", "l1-unstructured").empty
+
+
+def test_published_ratios_are_named_in_the_key_and_tagged_above_the_panel():
+    """A published ratio's name written inside the panel crossed the files' markers: it is named
+    in the key below the panels, and only its ratio is written, above the panel's top edge."""
+    from approxlib import plots
+    huff = dict(model="m", prune_ratio=0.9, quant="kmeans", codec="huffman", size_bytes=1000,
+                compression_ratio=40.0, accuracy=0.89, val_accuracy=0.89, weight_bits="4/4",
+                qp=np.nan)
+    points = analysis.compression_points(pd.DataFrame([huff]), pd.DataFrame(
+        columns=["model", "sparsity", "bits", "bytes", "accuracy", "val_accuracy"]))
+    fig = plots.ratio_accuracy(points, {"m": 0.90}, [("Someone", "VGG-16, ImageNet", 49.0)])
+    ax = fig.axes[0]
+    assert [t.get_text() for t in fig.legends[0].get_texts()].count(
+        "Someone (VGG-16, ImageNet): 49×") == 1
+    tags = [t for t in ax.texts if "49" in t.get_text()]
+    assert [t.get_text() for t in tags] == ["49×"] and tags[0].xy[1] == 1.0
+    plots.plt.close(fig)
+
+
+def test_each_model_has_its_own_latency_panel():
+    """Both models' variants on one axis crowded into 1-3 ms: one panel per model, each with
+    only its model's points."""
+    from approxlib import plots
+    rows = [dict(model=m, latency_ms=lat, accuracy=acc, runtime="pytorch", quant="none",
+                 prune_ratio=0.0, kd=False, control="none")
+            for m, pts in (("resnet18", [(1.0, 0.9), (2.0, 0.91)]), ("mobilenetv2", [(3.0, 0.8)]))
+            for lat, acc in pts]
+    fig = plots.pareto(pd.DataFrame(rows))
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["ResNet-18", "MobileNetV2"]
+    drawn = [sorted(x for c in ax.containers for x in c.lines[0].get_xdata()) for ax in panels]
+    assert drawn == [[1.0, 2.0], [3.0]]
+    plots.plt.close(fig)

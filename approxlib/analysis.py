@@ -14,7 +14,7 @@ from . import names
 from . import quants
 from . import runtimes
 from . import stats
-from .config import NO_CODEC, SHIPPED_CODEC, STANDARD_CODEC
+from .config import NO_CODEC, NO_PROTOCOL, SHIPPED_CODEC, STANDARD_CODEC
 from .sections import SECTIONS, Variant
 
 # "Within N points": how far below the best dense model at equal compute a variant may score
@@ -354,7 +354,7 @@ def _as_trained(d: pd.DataFrame) -> pd.Series:
 
 def _plain(d: pd.DataFrame) -> pd.Series:
     """`_as_trained` rows at the profile's protocol."""
-    return _as_trained(d) & (d.protocol == "profile")
+    return _as_trained(d) & (d.protocol == NO_PROTOCOL)
 
 
 CHANCE_MARGIN = 0.02  # top-1 this close to `chance` (or below) is a model that learned nothing
@@ -393,7 +393,7 @@ def chance_finding(d: pd.DataFrame, scope: str = "in this report"
     level = f"{100 * lo:.1f}%" if lo == hi else f"{100 * lo:.1f}–{100 * hi:.1f}%"
     it = "it" if n == 1 else "them"
     seeds = (" Section H leaves each seed whose baseline or control did not learn out of its "
-             "differences." if (at.protocol != "profile").any() else "")
+             "differences." if (at.protocol != NO_PROTOCOL).any() else "")
     return "".join(sorted(at.section.unique())), (
         f"**Caution.** {n} of the {total} dense or from-scratch models {scope} scored within "
         f"{100 * CHANCE_MARGIN:.0f} points of chance (always naming the most frequent test "
@@ -407,7 +407,7 @@ def chance_finding(d: pd.DataFrame, scope: str = "in this report"
 
 def _run_name(r) -> str:
     """A model in words, with section H's protocol and seed where the row has them."""
-    where = "" if r.protocol == "profile" else f" ({r.protocol} protocol, seed {r.seed})"
+    where = "" if r.protocol == NO_PROTOCOL else f" ({r.protocol} protocol, seed {r.seed})"
     return names.model(r.model) + where
 
 
@@ -510,7 +510,7 @@ def speed_finding(d: pd.DataFrame) -> tuple[str, str] | None:
 
 def controls_finding(d: pd.DataFrame, ratio: float) -> tuple[str, str] | None:
     """Pruned − control over seeds, per model and protocol: does pruning itself help?"""
-    h = d[d.protocol != "profile"].copy()
+    h = d[d.protocol != NO_PROTOCOL].copy()
     if h.empty:
         return None
     h["role"] = roles(h, ratio)

@@ -32,7 +32,12 @@ SCHEDULES = ("constant", "onecycle", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16")
 # Where the dense model's QAT starts: the baseline, or its equal-compute dense control (the
 # converged model of the dense arm, as the channel-pruned model is of its own).
-QAT_STARTS = ("baseline", "control")
+QAT_STARTS = ("baseline", "control")  # what dense QAT fine-tunes (`qat_from`)
+
+
+def qat_from_control(p: dict[str, Any]) -> bool:
+    """Whether dense QAT starts from the equal-compute dense control, not the baseline."""
+    return p["qat_from"] == QAT_STARTS[1]
 PRUNE_SCOPES = ("global", "layer")
 APX_CODECS = ("sparse", "packed", "huffman")  # our .apx format's layers (compress.py)
 SHIPPED_CODEC = "huffman"  # the file section F ships: every layer, Deep Compression's last stage
@@ -779,8 +784,15 @@ def _seeds(name: str, value: Any) -> None:
         raise ConfigError(f"{name} must be a non-empty list of distinct seeds, got {_show(seeds)}")
 
 
-# Protocol names label tables, figures and variants; "profile" means "no protocol" (Variant).
+# Protocol names label tables, figures and variants; NO_PROTOCOL, the profile's own settings,
+# is the protocol of every variant outside section H and so no protocol's name.
 PROTOCOL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
+NO_PROTOCOL = "profile"
+
+
+def curve_protocol(p: dict[str, Any]) -> str:
+    """The protocol section H's sparsity curve runs under: `tuned`, else the first one."""
+    return "tuned" if "tuned" in p["h_protocols"] else next(iter(p["h_protocols"]))
 
 
 def validate_section_h(p: dict[str, Any]) -> None:
@@ -794,9 +806,9 @@ def validate_section_h(p: dict[str, Any]) -> None:
         raise ConfigError(f"h_protocols must map protocol names to parameter overrides, got "
                           f"{_show(protocols)}")
     for name, spec in protocols.items():
-        if not isinstance(name, str) or not PROTOCOL_NAME.fullmatch(name) or name == "profile":
+        if not isinstance(name, str) or not PROTOCOL_NAME.fullmatch(name) or name == NO_PROTOCOL:
             raise ConfigError(f"h_protocols: protocol name {_show(name)} must be a letter and up "
-                              f"to 31 letters, digits, _ or -, and not 'profile'")
+                              f"to 31 letters, digits, _ or -, and not {NO_PROTOCOL!r}")
         if not isinstance(spec, dict):
             raise ConfigError(f"h_protocols.{name} must be a mapping, got {_show(spec)}")
         bad = sorted(set(spec) - set(PROTOCOL_KEYS))

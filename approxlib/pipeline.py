@@ -68,6 +68,7 @@ from .config import (
     protocol_params,
     qat_config,
     qat_freeze,
+    qat_from_control,
     sensitivity_config,
     share_config,
     share_finetune_config,
@@ -211,7 +212,7 @@ def model_config(p: dict, model: str, dataset: str) -> ModelConfig:
 def variant_params(p: dict, v: Variant) -> dict:
     """The profile as this variant sees it: section H's protocols and seeds change it, and its
     model's value of the per-model keys every training reads (`config.for_model`)."""
-    if v.protocol != "profile":
+    if not v.in_profile:
         return for_model(protocol_params(p, v.protocol, v.seed), v.model)
     return for_model(p if v.seed is None else {**p, "seed": v.seed}, v.model)
 
@@ -296,7 +297,7 @@ def prune_steps(v: Variant, p: dict, ds, mc: ModelConfig) -> list[Step]:
 def qat_of_control(v: Variant, p: dict) -> bool:
     """Whether a dense QAT variant (or its float twin) starts from the dense control fine-tuned
     as its `prune` method's models are (`qat_from: control`), not from the baseline."""
-    return v.qat_trained and v.prune_ratio == 0 and p["qat_from"] == "control"
+    return v.qat_trained and v.prune_ratio == 0 and qat_from_control(p)
 
 
 def scratch_step(v: Variant, p: dict, ds, mc: ModelConfig) -> Scratch:
@@ -369,7 +370,7 @@ def quant_steps(v: Variant, p: dict, ds, mc: ModelConfig) -> list[Step]:
 def first_step(v: Variant, p: dict, ds, mc: ModelConfig) -> Step:
     """Where a variant's weights come from: the profile's `init` file for this model, or
     training from scratch (always for section H's protocols, which compare trainings)."""
-    init = per_model(p, "init", mc.name) if v.protocol == "profile" else None
+    init = per_model(p, "init", mc.name) if v.in_profile else None
     if init is None:
         return Train(ds, mc, train_config(p))
     path = Path(str(init))
@@ -968,7 +969,7 @@ def weight_bits(v: Variant, p: dict) -> str:
 def row(v: Variant, p: dict, m: dict) -> dict:
     """One results.csv row: the contract's columns, then provenance and extras."""
     p = variant_params(p, v)
-    init = per_model(p, "init", v.model) if v.protocol == "profile" else None
+    init = per_model(p, "init", v.model) if v.in_profile else None
     epochs, extra_epochs = trained_epochs(v, p, m, init)
     lat = latencies(m, p)
     return {

@@ -83,8 +83,11 @@ def _table(t: pd.DataFrame, decimals: dict[str, int] | None = None, default: int
     _display(t.style.hide(axis="index").format({**fmt, **(formats or {})}, na_rep="–"))
 
 
+SAME_SIZE = 0.01  # files whose sizes differ by less than this fraction are as large
+
+
 def _size_words(ratio: float) -> str:
-    if abs(ratio - 1) < 0.005:
+    if abs(ratio - 1) < SAME_SIZE:
         return f"{ratio:.3f}×: no real change"
     return f"{ratio:.2f}× smaller" if ratio > 1 else f"{1 / ratio:.2f}× larger"
 
@@ -396,8 +399,7 @@ class Section:
         mb, mo = self.metrics[base], self.metrics[other]
         test = self.mcnemar(base, other)
         delta = 100 * (mo["accuracy"] - mb["accuracy"])
-        verdict = ("a real difference on this test set" if stats.significant(test["p_value"])
-                   else "within noise")
+        verdict = stats.verdict_words(test["p_value"])
         size_ratio = mb["size_bytes"] / mo["size_bytes"]
         lat = mo["latency_ms"] / mb["latency_ms"] - 1
         lat_verdict = timing_verdict(mb["latency_ms"], mb["latency_iqr_ms"], mo["latency_ms"],
@@ -487,7 +489,7 @@ class Section:
                    "credited to pruning rather than to the extra, lower-lr training (the "
                    "original's confound)."))
             same_size = all(abs(self.metrics[v]["size_bytes"] / self.metrics[
-                pipeline.Variant(v.section, v.model, v.dataset)]["size_bytes"] - 1) < 0.01
+                pipeline.Variant(v.section, v.model, v.dataset)]["size_bytes"] - 1) < SAME_SIZE
                 for v in pruned if v.quant == quants.NONE.key)
             if same_size:
                 lines.append("- Pruned files are as large as dense ones: the checkpoint stores "
@@ -551,13 +553,17 @@ def timing_words(rows: pd.DataFrame, p: dict) -> str:
     return "each taken when its variant was evaluated"
 
 
+TIMING_NOISE = "within timing noise"
+TIMING_FLOOR = 0.03  # a change of latency up to 3% is noise however tight the timings
+
+
 def timing_verdict(base_ms: float, base_iqr: float, ms: float, iqr: float) -> str:
-    """"faster", "slower" or "within timing noise": a change of batch-1 latency no larger than
-    the two timings' interquartile ranges over rounds (relative to the base), or than 3%, is
+    """"faster", "slower" or TIMING_NOISE: a change of batch-1 latency no larger than the two
+    timings' interquartile ranges over rounds (relative to the base), or than TIMING_FLOOR, is
     noise."""
     change = ms / base_ms - 1
-    if abs(change) <= max((base_iqr + iqr) / base_ms, 0.03):
-        return "within timing noise"
+    if abs(change) <= max((base_iqr + iqr) / base_ms, TIMING_FLOOR):
+        return TIMING_NOISE
     return "faster" if change < 0 else "slower"
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 
 from . import analysis, methods, names, plots, stats
 from . import prune
-from .config import sensitivity_config
+from .config import curve_protocol, sensitivity_config
 from .report import Section, _md, _table
 
 ROLE_NAMES = {"baseline": "baseline", "control": "dense control (+ fine-tuning)",
@@ -31,8 +31,7 @@ class ControlsSection(Section):
         runs = d[d.role.isin(["baseline", "control", "pruned"]) & d.seed.isin(seeds)]
         self.seeds_df = analysis.learned_runs(runs)
         self.left_out = runs[~runs.index.isin(self.seeds_df.index)]
-        self.curve_protocol = ("tuned" if "tuned" in self.p["h_protocols"]
-                               else next(iter(self.p["h_protocols"])))
+        self.curve_protocol = curve_protocol(self.p)
         self.curve_seed = seeds[0]
         self.curve = self._curve()
         self._sens: dict[str, pd.DataFrame] = {}
@@ -114,8 +113,7 @@ class ControlsSection(Section):
             "difference": d.difference, "seeds": d.n,
             "mean (points)": 100 * d["mean"],
             "95% CI (points)": [_interval(r, signed=True) for r in d.itertuples()],
-            "verdict": ["within noise" if stats.within_noise(r) else "real"
-                        for r in d.to_dict("records")],
+            "verdict": [stats.interval_words(r) for r in d.to_dict("records")],
         })
         _table(t)
         _md(self.caption("Table", "Paired accuracy differences (same seed), mean and 95% "
@@ -244,7 +242,7 @@ class ControlsSection(Section):
         def where(rows) -> str:
             return ", ".join(f"{names.model(r['model'])} ({r['protocol']})" for r in rows)
         gains = diffs[diffs.difference == "pruned − control"].to_dict("records")
-        real_gain = [r for r in gains if r["lo"] > 0]
+        real_gain = [r for r in gains if r["lo"] > 0]  # beyond noise, above zero
         real_loss = [r for r in gains if r["hi"] < 0]
         big_lr = diffs[(diffs.difference == "control − baseline")]
         return ("- **On the original's claim**: "

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from . import analysis, controls, names, plots, quants, runtimes, stats
-from .config import per_model
-from .report import Section, _fmt_pct, _md, _table, timing_verdict
+from .config import per_model, qat_from_control
+from .report import TIMING_NOISE, Section, _fmt_pct, _md, _table, timing_verdict
 
 
 class SpeedSection(Section):
@@ -201,7 +201,7 @@ class SpeedSection(Section):
         eager, ort = c.loc[runtimes.REFERENCE], c.loc[runtimes.ORT.key]
         noise = timing_verdict(dense.latency_ms, dense.latency_iqr_ms, ch.latency_ms,
                                ch.latency_iqr_ms)
-        bs1 = f"{eager.speedup_bs1:.2f}×" + (f" ({noise})" if noise.startswith("within") else "")
+        bs1 = f"{eager.speedup_bs1:.2f}×" + (f" ({noise})" if noise == TIMING_NOISE else "")
         return [f"  - {ratio:.0%} channel pruning: "
                 f"{100 * ch.delta:+.2f} points ({self._paired(dense, ch)}), "
                 f"{eager.mac_reduction:.2f}× fewer FLOPs, {eager.params_reduction:.2f}× fewer "
@@ -236,7 +236,7 @@ class SpeedSection(Section):
                        if twin else ", with no control of its own")
             start = ("the dense control (so dense QAT against post-training INT8 of the "
                      "baseline includes the control's epochs)"
-                     if self.p["qat_from"] == "control" else "the baseline")
+                     if qat_from_control(self.p) else "the baseline")
             out.append(f"  - QAT fine-tunes the channel-pruned model and {start} "
                        f"{self.p['qat_epochs']} more epoch(s) (lr {self.p['qat_lr']}){control}"
                        f"{ort}.")

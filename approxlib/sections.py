@@ -17,9 +17,9 @@ from . import methods
 from . import names
 from . import quants
 from . import runtimes
-from .config import (GENERAL_CODECS, NO_CODEC, SHIPPED_CODEC, STANDARD_CODEC,
-                     ConfigError, check_init_models, check_model, curve_sparsities, per_model,
-                     scratch_ratios)
+from .config import (GENERAL_CODECS, NO_CODEC, NO_PROTOCOL, SHIPPED_CODEC, STANDARD_CODEC,
+                     ConfigError, check_init_models, check_model, curve_protocol,
+                     curve_sparsities, per_model, scratch_ratios)
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Variant:
     runtime: str = runtimes.REFERENCE  # a `runtimes.RUNTIMES` key
     control: str = controls.NONE.key  # a `controls.CONTROLS` key: what kind of control it is
     seed: int | None = None  # None: the profile's seed
-    protocol: str = "profile"  # profile | a name in h_protocols (section H)
+    protocol: str = NO_PROTOCOL  # or a name in h_protocols (section H)
     finetune: bool = True  # False: pruned only (section H's curve without fine-tuning)
     qp: int | None = None  # the quantization parameter of a codec that has one (NNCodec)
     kd: bool = False  # fine-tuned distilling from the dense baseline (its control too)
@@ -42,6 +42,12 @@ class Variant:
     @property
     def prune_method(self) -> str:
         return self.prune if self.prune_ratio > 0 else methods.UNPRUNED
+
+    @property
+    def in_profile(self) -> bool:
+        """Run with the profile's own settings (its `init` among them), not a section-H
+        protocol, which compares trainings from scratch."""
+        return self.protocol == NO_PROTOCOL
 
     @property
     def control_kind(self) -> controls.Control:
@@ -80,7 +86,7 @@ class Variant:
             parts.append(self.control_kind.words(self.prune))
         if not self.finetune:
             parts.append("not fine-tuned")
-        if self.protocol != "profile":
+        if not self.in_profile:
             parts.append(f"{self.protocol} protocol")
         if self.seed is not None:
             parts.append(f"seed {self.seed}")
@@ -109,10 +115,8 @@ def control_variants(p: dict, section: str, model: str, dataset: str) -> list[Va
 def curve_variants(p: dict, section: str, model: str, dataset: str) -> list[Variant]:
     """Section H's sparsity curve: each method at each sparsity, with and without fine-tuning,
     under the `tuned` protocol (else the first one), first seed."""
-    protocol = "tuned" if "tuned" in p["h_protocols"] else next(iter(p["h_protocols"]))
-    seed = int(p["h_seeds"][0])
-    return [Variant(section, model, dataset, float(s), prune=method, seed=seed,
-                    protocol=protocol, finetune=ft)
+    return [Variant(section, model, dataset, float(s), prune=method, seed=int(p["h_seeds"][0]),
+                    protocol=curve_protocol(p), finetune=ft)
             for method in p["h_curve_methods"] for s in p["h_curve_sparsities"]
             for ft in (False, True)]
 

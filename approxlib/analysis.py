@@ -24,6 +24,12 @@ BUDGET_POINTS = 1.0
 NNC_TOLERANCE_POINTS = 0.1
 
 
+def weight_ratio(sparsity):
+    """Weights per non-zero weight, 1 / (1 − sparsity): section H's "compression" of the pruned
+    layers, which is not a file's bytes (section F's ratio)."""
+    return 1 / (1 - sparsity)
+
+
 def points_words(points: float) -> str:
     """"1 point", "0.1 point", "2 points": a budget as the report's text gives it."""
     return f"{points:g} point" + ("" if points <= 1 else "s")
@@ -473,8 +479,8 @@ def compression_finding(d: pd.DataFrame, points: pd.DataFrame | None = None
             + ", ".join(parts) + " smaller than the dense float32 checkpoint.")
     if points is not None and "val_lo" in points:
         picks = [(m, largest_ratio_within(points, m)) for m in dict.fromkeys(coded.model)]
-        text += (f" The most compressed file within {points_words(BUDGET_POINTS)} of that "
-                 f"model on validation (a one-sided 95% paired bound), over every file of the "
+        text += (f" The most compressed file within {points_words(BUDGET_POINTS)} of the "
+                 f"best dense model at equal compute on validation (a one-sided 95% paired bound), over every file of the "
                  f"section's grid: " + ", ".join(
                      f"{names.model(m)} " + ("none" if best is None
                                              else f"{best.ratio:.1f}× ({best.file})")
@@ -499,13 +505,15 @@ def speed_finding(d: pd.DataFrame) -> tuple[str, str] | None:
             continue
         ties = len(timing_ties(g, fast))
         parts.append(f"{names.model(m)} {fast.speedup:.1f}× ({fast['name']}, "
-                     f"{fast.latency_ms:.2f} ms"
+                     f"{fast.latency_ms:.2f} against {fast.latency_ms * fast.speedup:.2f} ms"
                      + (f"; {ties} more as fast within the timing's noise" if ties else "") + ")")
     return section, (f"**CPU speed.** At batch 1, the fastest variant within "
                      f"{points_words(BUDGET_POINTS)} of the best "
                      "dense float32 model at equal compute (the baseline or its dense control) "
                      "on validation, by a one-sided 95% paired bound, against dense float32 "
-                     "PyTorch: " + ", ".join(parts) + ".")
+                     f"PyTorch timed in turns with it in section {section} (its latency is "
+                     "the second in each parenthesis; the summary's is as the first section "
+                     "timed it): " + ", ".join(parts) + ".")
 
 
 def controls_finding(d: pd.DataFrame, ratio: float) -> tuple[str, str] | None:

@@ -43,7 +43,7 @@ def _dask():
     try:
         import distributed
     except ImportError:
-        raise ConfigError("the dask executor needs Dask: pip install 'approx-cnn[cluster]' "
+        raise ConfigError("the dask executor needs Dask: pip install 'approxlib[cluster]' "
                           "(or pip install 'dask[distributed]')") from None
     return distributed
 

@@ -16,6 +16,7 @@ from . import controls
 from . import methods
 from . import quants
 from . import runtimes
+from . import stats
 from .config import NO_CODEC
 
 MODELS = {"resnet18": "ResNet-18", "mobilenetv2": "MobileNetV2"}
@@ -30,10 +31,13 @@ TERMS = {
     "Scratch-E": "the pruned architecture trained from scratch for the epochs of baseline + "
                  "fine-tuning (Liu et al., ICLR 2019)",
     "Scratch-B": "the same architecture trained from scratch for the FLOPs of baseline + "
-                 "fine-tuning",
+                 "fine-tuning, or fewer where its epochs reach their cap (twice Scratch-E's "
+                 "by default)",
     "KD": "knowledge distillation from the dense baseline",
     "qp": "NNCodec's quantization parameter (uniform step 2^(qp/4))",
     "one-shot": "pruned once to the ratio, then fine-tuned",
+    stats.TIMING_NOISE: "a change of latency no larger than the two timings' interquartile "
+                        f"ranges over rounds, or than {stats.TIMING_FLOOR:.0%}",
 }
 
 

@@ -1,6 +1,8 @@
 """Figures from results DataFrames. Every axis carries its unit; callers add the caption."""
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib
 import matplotlib.lines
 import matplotlib.ticker
@@ -71,9 +73,15 @@ def acc_vs_size(df: pd.DataFrame) -> plt.Figure:
 
 
 def metric_bars(df: pd.DataFrame) -> plt.Figure:
-    """Accuracy, batch-1 latency and size side by side, one bar per variant."""
-    fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.3))
-    labels = [names.variant_label(r).replace(" ", "\n", 1).replace(" + ", "\n+ ") for r in df.itertuples()]
+    """Accuracy, batch-1 latency and size side by side, one bar per variant; the model's name
+    once, as the title, where all bars are one model's (repeated under each bar, the labels
+    ran into each other)."""
+    fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.4))
+    one = df.model.nunique() == 1
+    labels = [textwrap.fill(names.variant_label(r).removeprefix(
+                  f"{names.model(r.model)} " if one else ""), 9) for r in df.itertuples()]
+    if one:
+        fig.suptitle(names.model(df.model.iloc[0]), fontsize=9)
     colors = [_color(r) for r in df.itertuples()]
     specs = [("accuracy", 100, "Top-1 test accuracy (%)", "{:.1f}"),
              ("latency_ms", 1, "CPU latency, batch 1 (ms)", "{:.2f}"),
@@ -197,6 +205,18 @@ def compression_stages(stages: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+# How each kind of file is drawn; `grid`: one shade per final sparsity (darker: sparser), the
+# codebook bits written beside each point
+KIND_STYLE = {
+    "curve": {"marker": "o", "color": "#8172B3", "grid": True,
+              "label": ".apx, k-means (no fine-tuning): shade = sparsity, digits = bits"},
+    "apx": {"marker": "*", "color": "#DD8452", "grid": False,
+            "label": ".apx, fine-tuned codebook (the file section F ships)"},
+    "nncodec": {"marker": "s", "color": "#55A868", "grid": False,
+                "label": "NNCodec (MPEG NNC), by qp"},
+}
+
+
 def bits_curve(curve: pd.DataFrame, dense: dict, tuned: dict) -> plt.Figure:
     """Test accuracy against codebook bits (k-means, no fine-tuning), per model, a line per
     final sparsity (darker: sparser); the best dense model's accuracy (`dense`) and the 1-point
@@ -220,7 +240,8 @@ def bits_curve(curve: pd.DataFrame, dense: dict, tuned: dict) -> plt.Figure:
         _budget_line(ax, dense[m])
         if m in tuned:
             b, acc, sparsity = tuned[m]
-            _clipped(ax, [b], [acc * 100], lo, "*", ms=12, color=COLORS["quantized"],
+            # F3's star: the same file in the same colour
+            _clipped(ax, [b], [acc * 100], lo, "*", ms=12, color=KIND_STYLE["apx"]["color"],
                      label=f"+ codebook fine-tuning (pruned {sparsity:.0%})")
         _titled(ax, names.model(m), shown, lo)
         ax.set_xlabel("Codebook index bits per weight")
@@ -274,18 +295,6 @@ def _titled(ax, title: str, y, lo: float) -> None:
     below = y < lo - 1e-9
     note = f"\n▼ {below.sum()} below {lo:.1f}% (lowest {y.min():.1f}%)" if below.any() else ""
     ax.set_title(title + note, fontsize=9, pad=10)  # clear of tags above the panel (`_published`)
-
-
-# How each kind of file is drawn; `grid`: one shade per final sparsity (darker: sparser), the
-# codebook bits written beside each point
-KIND_STYLE = {
-    "curve": {"marker": "o", "color": "#8172B3", "grid": True,
-              "label": ".apx, k-means (no fine-tuning): shade = sparsity, digits = bits"},
-    "apx": {"marker": "*", "color": "#DD8452", "grid": False,
-            "label": ".apx, fine-tuned codebook (the file section F ships)"},
-    "nncodec": {"marker": "s", "color": "#55A868", "grid": False,
-                "label": "NNCodec (MPEG NNC), by qp"},
-}
 
 
 def _files(ax, d: pd.DataFrame, lo: float) -> list:

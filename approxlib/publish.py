@@ -132,9 +132,20 @@ def _execute_one(letter: str, nb: Path, target: Path, inputs: str, params: dict,
         tmp.unlink(missing_ok=True)
 
 
-def environment(p: dict, durations: dict[str, float], reused: tuple | list = ()) -> str:
+def measured_at(results: pd.DataFrame) -> str:
+    """The commits whose code measured the rows (each row's metrics or timing record), most
+    rows first: a report rendered from a cache shows numbers of older code."""
+    counts = results.git_commit.fillna("unknown").value_counts()
+    return "; ".join(f"{c} ({n} row{'s' * (n != 1)})" for c, n in counts.items())
+
+
+def environment(p: dict, durations: dict[str, float], reused: tuple | list = (),
+                results: pd.DataFrame | None = None) -> str:
     hw = hardware()
-    rows = [("profile", profile_label(p["profile"])), ("git commit", pipeline.git_commit()),
+    measured = [] if results is None else [("git commit of the measurements",
+                                            measured_at(results))]
+    rows = [("profile", profile_label(p["profile"])),
+            ("git commit (rendered)", pipeline.git_commit()), *measured,
             ("rendered", dt.datetime.now().strftime("%Y-%m-%d %H:%M")),
             ("python", platform.python_version()), ("torch", torch.__version__),
             ("torchvision", torchvision.__version__), ("papermill", pm.__version__),
@@ -257,7 +268,7 @@ def render(out: Path, p: dict, sections: list[str], notebooks: dict[str, Path],
         f"are timed together)"
         + (f"; the seeded runs of section {', '.join(own)} are summarized in its own tables"
            if own else "") + ").\n\n" + table)
-    appendix = nbformat.v4.new_markdown_cell(environment(p, durations, reused))
+    appendix = nbformat.v4.new_markdown_cell(environment(p, durations, reused, results))
     timing = [nbformat.v4.new_markdown_cell(spent)] if spent else []
     merged = nbformat.v4.new_notebook(cells=[_title_cell(results, p, sections, bool(spent)),
                                              findings, summary, *cells, appendix, *timing])
@@ -338,12 +349,19 @@ def find_chromium() -> str | None:
     return None
 
 
-def to_pdf(index: Path, pdf: Path, timeout: int = 180) -> Path:
-    """Print the HTML with headless Chromium (Debian's package; works offline)."""
+def chromium() -> str:
+    """The Chromium that prints the PDF; a missing one is a ConfigError, which `build` raises
+    before any stage runs (it once came after the whole study had run)."""
     exe = find_chromium()
     if exe is None:
         raise ConfigError("no Chromium found for the PDF; install Debian's `chromium` "
                           "(make report does) or pass --no-pdf")
+    return exe
+
+
+def to_pdf(index: Path, pdf: Path, timeout: int = 180) -> Path:
+    """Print the HTML with headless Chromium (Debian's package; works offline)."""
+    exe = chromium()
     with tempfile.TemporaryDirectory() as profile_dir, store.atomic_path(pdf) as tmp:
         cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                "--no-first-run", "--disable-background-networking", "--disable-component-update",
@@ -366,6 +384,11 @@ def build(profile: str, sections: list[str], overrides: dict, out: Path, models_
     `options["workers"] - 1` helpers beside it (`parallel.run`: workers, threads); the
     notebooks then read the cache."""
     p = load_profile(profile, overrides)
+    if pdf:
+        chromium()
+    # one spelling of the folder for the stages and the kernels: results.csv's `artifact` paths
+    # were relative after a run that reused every notebook, absolute after one that ran them
+    models_dir = models_dir if store.is_url(models_dir) else Path(models_dir).resolve()
     t0, since = time.perf_counter(), time.time()
     if executor == "dask":
         cluster.run(p, sections, str(models_dir), out, data_dir, progress=progress,

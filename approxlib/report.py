@@ -244,9 +244,10 @@ class Section:
         before comparing them (a review of the report found D's equal to B's)."""
         if self.spec.dataset_key == "dataset" or self.dataset != self.p["dataset"]:
             return ""
-        return (f"\n\n*`{self.spec.dataset_key}` is the other sections' dataset here, so this "
-                f"section's models are theirs (the summary's last column names the sections "
-                f"that share each): its numbers repeat them.*")
+        return (f"\n\n*This profile gives section {self.letter} the other sections' dataset, so "
+                f"its models are theirs (the summary's last column names the sections that "
+                f"share each): its accuracies and sizes repeat theirs; its latencies are timed "
+                f"again, with this section's variants.*")
 
     def protocol_text(self) -> str:
         p = self.p
@@ -402,10 +403,10 @@ class Section:
         verdict = stats.verdict_words(test["p_value"])
         size_ratio = mb["size_bytes"] / mo["size_bytes"]
         lat = mo["latency_ms"] / mb["latency_ms"] - 1
-        lat_verdict = timing_verdict(mb["latency_ms"], mb["latency_iqr_ms"], mo["latency_ms"],
+        lat_verdict = stats.timing_verdict(mb["latency_ms"], mb["latency_iqr_ms"], mo["latency_ms"],
                                      mo["latency_iqr_ms"])
         return (f"- **{names.variant_label(other)}** vs **{names.variant_label(base)}**: top-1 "
-                f"{_fmt_pct(mb['accuracy'])} → {_fmt_pct(mo['accuracy'])} "
+                f"{100 * mb['accuracy']:.2f}% → {100 * mo['accuracy']:.2f}% "  # as the Δ
                 f"({delta:+.2f} points; McNemar {stats.p_words(test['p_value'])} on "
                 f"{test['only_a'] + test['only_b']} images where they disagree: {verdict}). "
                 f"Size {mb['size_bytes'] / 1e6:.3f} → {mo['size_bytes'] / 1e6:.3f} MB "
@@ -538,7 +539,8 @@ def latency_words(rows: pd.DataFrame, p: dict) -> str:
     if rows.latency_ms.isna().all():
         return "latency not measured (the section compares accuracies)"
     return (f"latency = median batch-1 CPU time, {p['threads']} thread(s), "
-            f"{timing_words(rows, p)}")
+            f"{timing_words(rows, p)}; {stats.TIMING_NOISE} = "
+            f"{names.TERMS[stats.TIMING_NOISE]}")
 
 
 def timing_words(rows: pd.DataFrame, p: dict) -> str:
@@ -551,20 +553,6 @@ def timing_words(rows: pd.DataFrame, p: dict) -> str:
                 f"variant and batch in all): the median over rounds of each round's median "
                 f"single call, so that their ratios compare like with like")
     return "each taken when its variant was evaluated"
-
-
-TIMING_NOISE = "within timing noise"
-TIMING_FLOOR = 0.03  # a change of latency up to 3% is noise however tight the timings
-
-
-def timing_verdict(base_ms: float, base_iqr: float, ms: float, iqr: float) -> str:
-    """"faster", "slower" or TIMING_NOISE: a change of batch-1 latency no larger than the two
-    timings' interquartile ranges over rounds (relative to the base), or than TIMING_FLOOR, is
-    noise."""
-    change = ms / base_ms - 1
-    if abs(change) <= max((base_iqr + iqr) / base_ms, TIMING_FLOOR):
-        return TIMING_NOISE
-    return "faster" if change < 0 else "slower"
 
 
 def pruned_words(r) -> str:

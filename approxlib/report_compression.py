@@ -218,7 +218,8 @@ class CompressionSection(Section):
         out = pd.DataFrame({
             "layer": t.layer, "weights": t.numel,
             "kept (%)": (1 - t.sparsity) * 100, "codebook (entries)": t.codebook,
-            "index bits/nz": t.index_bits, "value bits/nz": t.value_bits,
+            "relative index (bits/non-zero)": t.index_bits,
+            "codebook index (bits/non-zero)": t.value_bits,
             "bytes": t["bytes"], "ratio vs fp32 (×)": 4 * t.numel / t["bytes"],
         })
         _table(out, {"kept (%)": 1, "ratio vs fp32 (×)": 1})

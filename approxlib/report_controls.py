@@ -136,7 +136,7 @@ class ControlsSection(Section):
               & d.prune_method.isin(self.p["h_curve_methods"])
               & d.model.isin(self.p["h_curve_models"])
               & d.prune_ratio.isin([float(x) for x in self.p["h_curve_sparsities"]])].copy()
-        c["ratio_x"] = 1 / (1 - c.sparsity)
+        c["ratio_x"] = analysis.weight_ratio(c.sparsity)
         return c
 
     def _dense(self, model: str) -> pd.Series:
@@ -165,10 +165,12 @@ class ControlsSection(Section):
         t = t.reset_index()
         t.insert(0, "model", t.pop("model").map(names.model))
         t["fine-tuned"] = t.pop("finetuned").map({True: "yes", False: "no"})
-        t["compression (×)"] = 1 / (1 - t.pop("prune_ratio"))
-        _table(t, {"compression (×)": 1})
-        _md(self.caption("Table", "Top-1 test accuracy (%) of each method at each compression "
-                         "ratio, with and without fine-tuning"))
+        t["weights / non-zero (×)"] = analysis.weight_ratio(t.pop("prune_ratio"))
+        _table(t, {"weights / non-zero (×)": 1})
+        _md(self.caption("Table", "Top-1 test accuracy (%) of each method at each ratio of "
+                         "weights to non-zero weights in the pruned layers (1 / (1 − "
+                         "sparsity); not file bytes, which section F measures), with and "
+                         "without fine-tuning"))
 
     # ---------------------------------------------------------------------- sensitivity
     def sensitivity(self, model: str) -> pd.DataFrame:
@@ -301,7 +303,7 @@ class ControlsSection(Section):
         for r in pairs.itertuples():
             p = self.mcnemar(r.b, r.a)["p_value"]
             d = 100 * r.diff
-            points.append(f"{1 / (1 - r.prune_ratio):.0f}× "
+            points.append(f"{analysis.weight_ratio(r.prune_ratio):.0f}× "
                           f"{'fine-tuned' if r.finetuned else 'not fine-tuned'}: "
                           f"{100 * r.a_acc:.2f}% vs {100 * r.b_acc:.2f}% ({d:+.2f} "
                           f"points, McNemar {stats.p_words(p, 2)})")

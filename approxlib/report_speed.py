@@ -6,7 +6,7 @@ import pandas as pd
 
 from . import analysis, controls, names, plots, quants, runtimes, stats
 from .config import per_model, qat_from_control
-from .report import TIMING_NOISE, Section, _fmt_pct, _md, _table, timing_verdict
+from .report import Section, _fmt_pct, _md, _table
 
 
 class SpeedSection(Section):
@@ -69,7 +69,8 @@ class SpeedSection(Section):
             b = self.p["throughput_batch"]
             t = pd.DataFrame({
                 "variant": d.name, "top-1 (%)": d.accuracy * 100,
-                "Δ vs baseline (pts)": d.delta * 100, "MB": d.size_bytes / 1e6,
+                "Δ vs baseline (pts)": d.delta * 100, "val. bound (pts)": d.val_lo * 100,
+                "MB": d.size_bytes / 1e6,
                 "MFLOPs": d.flops / 1e6,
                 "bs1 (ms)": d.latency_ms, f"bs{b} (ms)": d.latency_bs64_ms,
                 "× eager bs1": d.speedup, "× ORT bs1": d.speedup_ort,
@@ -79,11 +80,17 @@ class SpeedSection(Section):
             _md(self.caption("Table", f"{names.model(m)}: every variant and runtime. Size in MB, "
                              f"FLOPs per image, median latency at batch 1 and {b}, speed-ups "
                              f"(×) against dense float32 PyTorch eager and dense float32 ONNX "
-                             f"Runtime (ORT), achieved GFLOP/s at batch 1"))
+                             f"Runtime (ORT), achieved GFLOP/s at batch 1. Val. bound: the "
+                             f"one-sided 95% lower bound of validation accuracy minus that of "
+                             f"the best dense model at equal compute, paired over the same "
+                             f"images; the fastest variant within "
+                             f"{analysis.points_words(analysis.BUDGET_POINTS)} is picked among "
+                             f"those at or above −{analysis.BUDGET_POINTS:g}"))
 
     def fig_pareto(self) -> None:
         self._figure(plots.pareto(self.df), "Top-1 accuracy (95% intervals) against batch-1 "
-                     "latency; the line joins the Pareto-optimal variants of each model")
+                     "latency, one panel per model; the line joins its Pareto-optimal variants (none "
+                     "where one variant is both the fastest and the most accurate)")
 
     def fig_speedups(self) -> None:
         self._figure(plots.speedups(self.df, self.p["throughput_batch"]),
@@ -122,7 +129,7 @@ class SpeedSection(Section):
             "model": t.model.map(names.model), "comparison (B vs A)": t.comparison,
             "A top-1 (%)": 100 * t.a_acc, "B top-1 (%)": 100 * t.b_acc,
             "B − A (pts)": 100 * t["diff"], "McNemar p": t.p_value.map(stats.p_text),
-            "": [stats.verdict_words(x) for x in t.p_value]})
+            f"verdict (α = {stats.ALPHA:g})": [stats.verdict_words(x) for x in t.p_value]})
         _table(out)
         others = sorted(set(t[t.kind == "scratch"].ratio) - {float(self.p["channel_ratio"])})
         also = ("" if not others else " (the scratch controls also at "
@@ -139,7 +146,9 @@ class SpeedSection(Section):
         _md(self.caption("Table", f"Recovery and controls at {self.p['channel_ratio']:.0%} "
                          f"channels{also}: " + "; ".join(held) + "; in PyTorch eager unless "
                          "the comparison names ONNX Runtime; McNemar's exact test on the same "
-                         "test images"))
+                         f"test images, each of the {len(t)} at α = {stats.ALPHA:g} on its own "
+                         "(not corrected for their number: about one in twenty true nulls "
+                         "reads as a real difference)"))
 
     def findings(self) -> None:
         lines, rec = [], self.recovery()
@@ -199,9 +208,9 @@ class SpeedSection(Section):
         c = analysis.channel_curve(self.df)
         c = c[(c.model == m) & (c.ratio == ratio)].set_index("runtime")
         eager, ort = c.loc[runtimes.REFERENCE], c.loc[runtimes.ORT.key]
-        noise = timing_verdict(dense.latency_ms, dense.latency_iqr_ms, ch.latency_ms,
+        noise = stats.timing_verdict(dense.latency_ms, dense.latency_iqr_ms, ch.latency_ms,
                                ch.latency_iqr_ms)
-        bs1 = f"{eager.speedup_bs1:.2f}×" + (f" ({noise})" if noise == TIMING_NOISE else "")
+        bs1 = f"{eager.speedup_bs1:.2f}×" + (f" ({noise})" if noise == stats.TIMING_NOISE else "")
         return [f"  - {ratio:.0%} channel pruning: "
                 f"{100 * ch.delta:+.2f} points ({self._paired(dense, ch)}), "
                 f"{eager.mac_reduction:.2f}× fewer FLOPs, {eager.params_reduction:.2f}× fewer "

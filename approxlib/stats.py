@@ -98,3 +98,17 @@ def p_words(p_value: float, digits: int = 3) -> str:
 def verdict_words(p_value: float) -> str:
     """A paired test's verdict as the report words it."""
     return "a real difference" if significant(p_value) else "within noise"
+
+
+TIMING_NOISE = "within timing noise"
+TIMING_FLOOR = 0.03  # a change of latency up to 3% is noise however tight the timings
+
+
+def timing_verdict(base_ms: float, base_iqr: float, ms: float, iqr: float) -> str:
+    """"faster", "slower" or TIMING_NOISE: a change of batch-1 latency no larger than the two
+    timings' interquartile ranges over rounds (relative to the base), or than TIMING_FLOOR, is
+    noise."""
+    change = ms / base_ms - 1
+    if abs(change) <= max((base_iqr + iqr) / base_ms, TIMING_FLOOR):
+        return TIMING_NOISE
+    return "faster" if change < 0 else "slower"

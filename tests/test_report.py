@@ -152,11 +152,12 @@ def test_a_second_report_reuses_the_notebooks_whose_inputs_are_unchanged(smoke_r
     by tests on other workers meanwhile.)"""
     _, store, _, _, _, data_root = smoke_run
     out, sections = tmp_path / "report", list("DE")
-    first = publish.build("smoke", sections, {}, out, store.root, data_root, pdf=False,
+    models = os.path.relpath(store.root)  # as `--models-dir models` gives it
+    first = publish.build("smoke", sections, {}, out, models, data_root, pdf=False,
                          progress=False)
     assert first["reused"] == []
     results = (out / "results.csv").read_bytes()
-    again = publish.build("smoke", sections, {}, out, store.root, data_root, pdf=False,
+    again = publish.build("smoke", sections, {}, out, models, data_root, pdf=False,
                          progress=False)
     assert again["reused"] == sections
     assert (out / "results.csv").read_bytes() == results
@@ -296,5 +297,25 @@ def test_a_section_given_the_other_sections_data_says_its_models_are_theirs():
                                 {pipeline.Variant("D", "resnet18", d): {}}, {}, {},
                                 pathlib.Path("."), {d: np.zeros(1)}, 1.0)
         return report.Section(run).shared_data_note()
-    assert "`dataset_d` is the other sections' dataset here" in note(load_profile("smoke"))
+    assert "gives section D the other sections' dataset, so its models are theirs" in note(
+        load_profile("smoke"))
     assert note(load_profile("paper")) == ""  # CIFAR-100 against CIFAR-10: its own models
+
+
+def test_a_missing_chromium_stops_the_report_before_any_stage(monkeypatch, tmp_path):
+    """Without Chromium the PDF cannot be printed: say so before the study runs, not after."""
+    from approxlib.config import ConfigError
+
+    def ran(*_, **__):
+        raise AssertionError("a stage ran before the missing Chromium was named")
+    monkeypatch.setattr(publish, "find_chromium", lambda: None)
+    monkeypatch.setattr(publish.parallel, "run", ran)
+    with pytest.raises(ConfigError, match="no Chromium found for the PDF"):
+        publish.build("smoke", ["A"], {}, tmp_path / "out", tmp_path / "models", None)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "models").exists()
+
+
+def test_the_appendix_names_the_commits_that_measured_the_rows():
+    """A report rendered from a cache shows numbers measured by older code: name that code."""
+    rows = pd.DataFrame({"git_commit": ["abc", "def", "abc", None]})
+    assert publish.measured_at(rows) == "abc (2 rows); def (1 row); unknown (1 row)"

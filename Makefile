@@ -92,8 +92,10 @@ prepare:
 # The stages in WORKERS processes sharing the models folder (approxlib/parallel.py): one per
 # core, at most 4 (each holds its own models and data: 1-2.5 GB); WORKERS=1 runs them in one.
 WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
+# REPORT_ARGS adds options, e.g. REPORT_ARGS="--no-pdf --set nncodec_qps=[]" without Chromium or g++
+REPORT_ARGS ?=
 report: prepare
-	$(BIN)/approx report --profile $(PROFILE) --workers $(WORKERS)
+	$(BIN)/approx report --profile $(PROFILE) --workers $(WORKERS) $(REPORT_ARGS)
 
 # Tests on TEST_WORKERS processes of one thread each (pytest-xdist; tests/conftest.py computes
 # the shared smoke run beside them, and workers with nothing else left help it): on 2 cores,

@@ -112,3 +112,13 @@ def _serve(prefix: list[str], venv: Path, home: Path) -> None:
         assert lab.status_code == 200 and "JupyterLab" in lab.text
     finally:
         stop(proc)
+
+
+def test_make_report_passes_report_args_through():
+    """Without Chromium or g++, the README's way out is `make report REPORT_ARGS=...`."""
+    made = subprocess.run(["make", "-n", "report", "PROFILE=smoke",
+                           "REPORT_ARGS=--no-pdf --set nncodec_qps=[]"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    assert "approx report --profile smoke --workers" in made.stdout
+    assert made.stdout.rstrip().endswith("--no-pdf --set nncodec_qps=[]")

@@ -5,6 +5,8 @@ Report classes format what these return; `benchmarks/targets.py` checks project 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -14,7 +16,8 @@ from . import names
 from . import quants
 from . import runtimes
 from . import stats
-from .config import NO_CODEC, NO_PROTOCOL, SHIPPED_CODEC, STANDARD_CODEC
+from .config import (NO_CODEC, NO_PROTOCOL, PACKED_CODEC, SHIPPED_CODEC, SPARSE_CODEC,
+                     STANDARD_CODEC)
 from .sections import SECTIONS, Variant
 
 # "Within N points": how far below the best dense model at equal compute a variant may score
@@ -306,6 +309,11 @@ def _scratch_words(scratch: pd.DataFrame) -> str:
 
 # ------------------------------------------------------------------- controls (section H)
 
+# The compared roles of `roles` in the order tables and figures show them, with their names
+ROLE_NAMES = {"baseline": "baseline", "control": "dense, equal-compute control (+ fine-tuning)",
+              "pruned": "pruned + fine-tuned"}
+
+
 def roles(d: pd.DataFrame, ratio: float, finetuned_only: bool = True) -> pd.Series:
     """Each row's part in the equal-compute comparison: `control`, `baseline`, `pruned` (global
     L1 at `ratio`, fine-tuned unless not `finetuned_only`) or `curve` (the sparsity curve's
@@ -564,22 +572,35 @@ def findings(d: pd.DataFrame, ratio: float, seed: int, points: pd.DataFrame | No
 # ------------------------------------------------------------------ compression (section F)
 
 # Deep Compression's stages in order: (name, quant, codec, pruned?)
-COMPRESSION_STAGES = [
-    ("dense fp32 (.pt)", quants.NONE.key, NO_CODEC, False),
-    ("pruned (.pt)", quants.NONE.key, NO_CODEC, True),
-    ("pruned, sparse-encoded", quants.NONE.key, "sparse", True),
-    ("+ weight sharing", quants.KMEANS.key, "packed", True),
-    ("+ Huffman coding", quants.KMEANS.key, SHIPPED_CODEC, True),
-]
+@dataclass(frozen=True)
+class CompressionStage:
+    """One of Deep Compression's stages as section F shows it: its label in tables, its short
+    label under a figure's bars, and the row of `results.csv` that holds it."""
+    label: str
+    short: str
+    quant: str
+    codec: str
+    pruned: bool
 
 
-def stage_row(d: pd.DataFrame, model: str, stage: str) -> pd.Series:
+DENSE_FILE = CompressionStage("dense fp32 (.pt)", "dense\nfp32 .pt", quants.NONE.key, NO_CODEC,
+                              False)
+PRUNED_FILE = CompressionStage("pruned (.pt)", "pruned\n.pt", quants.NONE.key, NO_CODEC, True)
+SPARSE_FILE = CompressionStage("pruned, sparse-encoded", "sparse\n.apx", quants.NONE.key,
+                               SPARSE_CODEC, True)
+SHARED_FILE = CompressionStage("+ weight sharing", "+ weight\nsharing", quants.KMEANS.key,
+                               PACKED_CODEC, True)
+SHIPPED_FILE = CompressionStage("+ Huffman coding", "+ Huffman\ncoding", quants.KMEANS.key,
+                                SHIPPED_CODEC, True)
+COMPRESSION_STAGES = [DENSE_FILE, PRUNED_FILE, SPARSE_FILE, SHARED_FILE, SHIPPED_FILE]
+
+
+def stage_row(d: pd.DataFrame, model: str, stage: CompressionStage) -> pd.Series:
     """The row of `model` at one of `COMPRESSION_STAGES` (controls excluded from `d`)."""
-    _, quant, codec, pruned = next(s for s in COMPRESSION_STAGES if s[0] == stage)
-    hit = d[(d.model == model) & (d.quant == quant) & (d.codec == codec)
-            & ((d.prune_ratio > 0) == pruned)]
+    hit = d[(d.model == model) & (d.quant == stage.quant) & (d.codec == stage.codec)
+            & ((d.prune_ratio > 0) == stage.pruned)]
     if len(hit) != 1:
-        raise KeyError(f"{len(hit)} rows of {model} at stage {stage!r}")
+        raise KeyError(f"{len(hit)} rows of {model} at stage {stage.label!r}")
     return hit.iloc[0]
 
 
@@ -595,7 +616,7 @@ def against_standard(d: pd.DataFrame, tolerance: float = NNC_TOLERANCE_POINTS / 
         nnc = d[(d.model == m) & (d.codec == STANDARD_CODEC)]
         if nnc.empty:
             continue
-        apx = stage_row(d, m, "+ Huffman coding")
+        apx = stage_row(d, m, SHIPPED_FILE)
         ok = nnc[nnc.val_accuracy >= apx.val_accuracy - tolerance]
         best = ok.loc[ok.size_bytes.idxmin()] if len(ok) else None
         rows.append({"model": m, "apx_bytes": apx.size_bytes, "apx_accuracy": apx.accuracy,
@@ -643,7 +664,7 @@ def compression_points(d: pd.DataFrame, curves: pd.DataFrame,
     (`stats.paired_lower_bound`), what `largest_ratio_within` picks by."""
     out = []
     for m in dict.fromkeys(d.model):
-        ours = stage_row(d, m, "+ Huffman coding")
+        ours = stage_row(d, m, SHIPPED_FILE)
         dense = ours.size_bytes * ours.compression_ratio  # the dense state dict's bytes
         c = curves[curves.model == m] if len(curves) else curves
         rows = [{"model": m, "file": f".apx, {r.sparsity:.0%} sparse, k-means {int(r.bits)} bits",
@@ -686,10 +707,10 @@ def compression_stages(d: pd.DataFrame) -> pd.DataFrame:
     weight (8 × bytes / non-zero parameters)."""
     rows = []
     for m in dict.fromkeys(d.model):
-        dense = stage_row(d, m, COMPRESSION_STAGES[0][0])
-        for name, *_ in COMPRESSION_STAGES:
-            r = stage_row(d, m, name)
-            rows.append({"model": m, "stage": name, "accuracy": r.accuracy,
+        dense = stage_row(d, m, DENSE_FILE)
+        for stage in COMPRESSION_STAGES:
+            r = stage_row(d, m, stage)
+            rows.append({"model": m, "stage": stage.label, "accuracy": r.accuracy,
                          "acc_lo": r.acc_lo, "acc_hi": r.acc_hi,
                          "delta": r.accuracy - dense.accuracy, "size_bytes": r.size_bytes,
                          "ratio": r.compression_ratio, "sparsity": r.sparsity,

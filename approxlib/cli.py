@@ -330,7 +330,7 @@ def cmd_report(a) -> int:
     p = load_profile(a.profile, parse_overrides(a.overrides))
     _check_sections(a.sections)
     _check_cluster_options(a)  # before PyTorch's imports: a mistyped option answers at once
-    from . import accounting, pipeline, store
+    from . import pipeline, store
     sections = pipeline.parse_sections(a.sections, p)
     out = a.out or Path("reports") / profile_label(a.profile)
     check_writable_dir(out, "--out" if a.out else "the report folder")
@@ -342,23 +342,16 @@ def cmd_report(a) -> int:
         parallel.check(p, sections, options["workers"])
     if a.dry_run:
         return _dry_run(p, sections, st, a.data_dir)
-    t0, since = time.perf_counter(), time.time()
+    t0 = time.perf_counter()
+    from . import publish
     if a.stages_only:
-        if a.executor == "dask":
-            from . import cluster
-            df, runner = cluster.run(p, sections, a.models_dir, out, a.data_dir,
-                                     progress=not a.quiet, **options)
-        else:
-            from . import parallel
-            df, runner = parallel.run(p, sections, a.models_dir, out, a.data_dir,
-                                      progress=not a.quiet, **options)
-        accounting.write(p, sections, st, out, since, a.data_dir)
+        df, runner = publish.stages(p, sections, a.models_dir, out, a.data_dir,
+                                    not a.quiet, a.executor, options)
         print(f"{len(df)} rows → {out / 'results.csv'}; stages done in "
               f"{time.perf_counter() - t0:.0f} s"
               + (f"; computed {len(runner.computed)} stages in this process"
                  if a.executor == "local" else ""))
         return 0
-    from . import publish
     made = publish.build(a.profile, sections, parse_overrides(a.overrides), out, a.models_dir,
                         a.data_dir, pdf=not a.no_pdf, progress=not a.quiet,
                         executor=a.executor, options=options)
@@ -453,7 +446,7 @@ def cmd_compress(a) -> int:
     p = load_profile(a.profile, parse_overrides(a.overrides))
     if a.sparsity is not None:
         check_ratio(a.sparsity, "sparsity")
-    if a.out.suffix != ".apx":
+    if a.out.suffix != compress.CODECS[SHIPPED_CODEC].suffix:
         raise ConfigError(f"--out must name an .apx file, got {a.out}")
     check_writable_file(a.out)
     model, info = store.load_checkpoint(a.checkpoint)
@@ -482,11 +475,11 @@ def cmd_compress(a) -> int:
 
 
 def cmd_evaluate(a) -> int:
-    from . import data, measure, pipeline, prune, train
+    from . import data, measure, pipeline, prune, runtime, train
     p = load_profile(a.profile, parse_overrides(a.overrides))
     if a.model is not None:
         check_model(a.model)
-    if a.checkpoint.suffix == ".onnx":
+    if a.checkpoint.suffix == runtime.ONNX_SUFFIX:
         raise ConfigError("evaluate takes .pt and .apx files; time an .onnx file with "
                           "benchmarks/latency.py --artifact")
     model, info = pipeline.load_artifact(a.checkpoint)

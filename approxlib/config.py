@@ -39,8 +39,10 @@ def qat_from_control(p: dict[str, Any]) -> bool:
     """Whether dense QAT starts from the equal-compute dense control, not the baseline."""
     return p["qat_from"] == QAT_STARTS[1]
 PRUNE_SCOPES = ("global", "layer")
-APX_CODECS = ("sparse", "packed", "huffman")  # our .apx format's layers (compress.py)
-SHIPPED_CODEC = "huffman"  # the file section F ships: every layer, Deep Compression's last stage
+# our .apx format's layers (compress.py): the pruned model's non-zeros, their codebook indices
+# at fixed width, those Huffman-coded; the last is the file section F ships (Deep Compression's
+# last stage)
+SPARSE_CODEC, PACKED_CODEC, SHIPPED_CODEC = APX_CODECS = ("sparse", "packed", "huffman")
 # MPEG NNC (ISO/IEC 15938-17) through its reference software, NNCodec (nncodec.py): the standard
 # section F measures its files against, at each of `nncodec_qps`
 STANDARD_CODEC = "nncodec"

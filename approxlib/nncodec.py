@@ -34,6 +34,7 @@ WORKER = Path(__file__).with_name("nncodec_worker.py")
 RESULT = "approx-nncodec-result: "  # the worker's result line (the same text there)
 VENV = Path(__file__).resolve().parent.parent / ".venv-nnc"
 TIMEOUT = 1800  # seconds for one call; ResNet-18 encodes in ~6 s here
+SUFFIX = ".nnc"  # an NNCodec bitstream's file
 
 
 def python() -> Path:

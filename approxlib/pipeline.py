@@ -470,11 +470,11 @@ def load_artifact(path: Path, threads: int = 1, expect: ModelConfig | None = Non
     codec = next((c for c in compress.CODECS.values() if path.suffix == c.suffix), None)
     if codec is not None:
         return codec.load(path, expect)
-    if path.suffix == ".nnc":
+    if path.suffix == nncodec.SUFFIX:
         if expect is None:
             raise store.CheckpointError(f"{path}: an NNCodec bitstream needs its architecture")
         return nncodec.load(path, expect)
-    if path.suffix == ".onnx":
+    if path.suffix == runtime.ONNX_SUFFIX:
         if not path.is_file():
             raise store.CheckpointError(f"ONNX model not found: {path}")
         return runtime.OrtModel(path, threads), {"model": None, "meta": {}, "quant": "onnx"}
@@ -557,10 +557,8 @@ class Runner:
 
     def materialize(self, st: Stage) -> None:
         """Whatever a stage produces: an artifact, or its JSON entry (metrics, sensitivity)."""
-        if st.step.json_kind == "metrics":
-            self.evaluate(st)
-        elif st.step.json_kind:
-            self.sensitivity(st)
+        if st.step.json_kind:  # its `run` computes and writes the entry (Evaluate, Sensitivity)
+            st.step.run(self, st, None, None)
         else:
             self.artifact(st)
 

@@ -189,9 +189,7 @@ def compression_stages(stages: pd.DataFrame) -> plt.Figure:
                                                      (d.acc_hi - d.accuracy) * 100],
                          fmt="o", color=palette[j % len(palette)], capsize=3, label=names.model(m))
     ticks = [i + width * (len(models) - 1) / 2 for i in range(len(order))]
-    short = {"dense fp32 (.pt)": "dense\nfp32 .pt", "pruned (.pt)": "pruned\n.pt",
-             "pruned, sparse-encoded": "sparse\n.apx", "+ weight sharing": "+ weight\nsharing",
-             "+ Huffman coding": "+ Huffman\ncoding"}
+    short = {s.label: s.short for s in analysis.COMPRESSION_STAGES}
     labels = [short.get(n, n) for n in order]
     _log_ticks(axes[0], "y")
     axes[0].set_ylabel("Compression ratio vs dense fp32 (×, log scale)")
@@ -515,7 +513,7 @@ def protocol_bars(summary: pd.DataFrame, seeds: pd.DataFrame) -> plt.Figure:
     seeds with 95% intervals (bars) and every seed (dots)."""
     models = list(dict.fromkeys(summary.model))
     protocols = list(dict.fromkeys(summary.protocol))
-    roles = ["baseline", "control", "pruned"]
+    roles = list(analysis.ROLE_NAMES)
     fig, axes = plt.subplots(1, len(models), figsize=(4.8 * len(models), 3.4), squeeze=False)
     width = 0.8 / len(roles)
     for ax, m in zip(axes[0], models):
@@ -536,7 +534,7 @@ def protocol_bars(summary: pd.DataFrame, seeds: pd.DataFrame) -> plt.Figure:
                 pts = seeds[(seeds.model == m) & (seeds.protocol == pr) & (seeds.role == role)]
                 ax.plot([xs[-1]] * len(pts), 100 * pts.accuracy, "k.", ms=3, zorder=4)
             ax.bar(xs, ys, width, yerr=err, capsize=3, color=ROLE_COLORS[role],
-                   label={"control": "dense, equal-compute control"}.get(role, role))
+                   label=analysis.ROLE_NAMES[role])
         ax.set_xticks(range(len(protocols)), [f"{p} protocol" for p in protocols])
         ax.set_ylabel("Top-1 test accuracy (%)")
         ax.set_title(names.model(m), fontsize=9)

@@ -374,6 +374,21 @@ def to_pdf(index: Path, pdf: Path, timeout: int = 180) -> Path:
     return pdf
 
 
+def stages(p: dict, sections: list[str], models_dir: Path | str, out: Path,
+           data_dir: Path | None, progress: bool = True, executor: str = "local",
+           options: dict | None = None) -> tuple:
+    """Every stage of `sections` (cached ones read), results.csv and the time accounting, on
+    `executor`: a Dask cluster (`options`: `cluster.run`'s address, workers, threads), else this
+    process and `options["workers"] - 1` helpers beside it (`parallel.run`: workers, threads).
+    Returns the rows and the runner."""
+    since = time.time()
+    run = cluster.run if executor == "dask" else parallel.run
+    df, runner = run(p, sections, models_dir, out, data_dir, progress=progress,
+                     **(options or {}))
+    accounting.write(p, sections, store.Store(models_dir), out, since, data_dir)
+    return df, runner
+
+
 def build(profile: str, sections: list[str], overrides: dict, out: Path, models_dir: Path | str,
           data_dir: Path | None, pdf: bool = True, progress: bool = True,
           executor: str = "local", options: dict | None = None) -> dict:
@@ -389,15 +404,9 @@ def build(profile: str, sections: list[str], overrides: dict, out: Path, models_
     # one spelling of the folder for the stages and the kernels: results.csv's `artifact` paths
     # were relative after a run that reused every notebook, absolute after one that ran them
     models_dir = models_dir if store.is_url(models_dir) else Path(models_dir).resolve()
-    t0, since = time.perf_counter(), time.time()
-    if executor == "dask":
-        cluster.run(p, sections, str(models_dir), out, data_dir, progress=progress,
-                    **(options or {}))
-    else:
-        parallel.run(p, sections, models_dir, out, data_dir, progress=progress,
-                     **(options or {}))
+    t0 = time.perf_counter()
+    stages(p, sections, models_dir, out, data_dir, progress, executor, options)
     t_stages = time.perf_counter() - t0
-    accounting.write(p, sections, store.Store(models_dir), out, since, data_dir)
     notebooks, reused = execute(profile, sections, overrides, out, models_dir, data_dir,
                                 progress)
     index = render(out, p, sections, notebooks, reused)

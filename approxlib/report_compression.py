@@ -15,7 +15,6 @@ from . import store
 from .config import NO_CODEC, SHIPPED_CODEC, STANDARD_CODEC, per_model
 from .report import Section, _fmt_pct, _md, _table
 
-STAGES = analysis.COMPRESSION_STAGES
 # Published ratios reached without accuracy loss, on other models and data (shown as labelled
 # lines, never as our points): (who, model and dataset, ratio).
 PUBLISHED = [("Deep Compression", "VGG-16, ImageNet", 49.0),
@@ -41,7 +40,7 @@ class CompressionSection(Section):
         self.models_in = list(dict.fromkeys(self.df.model))
         self.curves = analysis.curve_frame(run.curves)
 
-    def _row(self, model: str, stage: str) -> pd.Series:
+    def _row(self, model: str, stage: analysis.CompressionStage) -> pd.Series:
         return analysis.stage_row(self.df, model, stage)
 
     def variants_text(self) -> str:
@@ -109,8 +108,8 @@ class CompressionSection(Section):
     def baselines_table(self) -> None:
         rows = []
         for m in self.models_in:
-            pruned = self._row(m, "pruned (.pt)")
-            ours = self._row(m, "+ Huffman coding")
+            pruned = self._row(m, analysis.PRUNED_FILE)
+            ours = self._row(m, analysis.SHIPPED_FILE)
             for codec in (NO_CODEC, *compress.GENERAL_CODECS):
                 r = self.df[(self.df.model == m) & (self.df.quant == quants.NONE.key)
                             & (self.df.prune_ratio == pruned.prune_ratio)
@@ -134,7 +133,7 @@ class CompressionSection(Section):
             return
         rows = []
         for m in self.models_in:
-            ours = self._row(m, "+ Huffman coding")
+            ours = self._row(m, analysis.SHIPPED_FILE)
             for r in [ours, *nnc[nnc.model == m].sort_values("qp").itertuples()]:
                 enc = self.metrics[self._variant(r)]["encode"]
                 rows.append({
@@ -187,7 +186,7 @@ class CompressionSection(Section):
         dense = {m: self._reference(m).accuracy for m in self.models_in}
         tuned = {}
         for m in self.models_in:
-            r = self._row(m, "+ Huffman coding")
+            r = self._row(m, analysis.SHIPPED_FILE)
             bits = int(str(r.weight_bits).split("/")[0])
             tuned[m] = (bits, r.accuracy, r.prune_ratio)
         self._figure(plots.bits_curve(self.curves, dense, tuned),
@@ -197,7 +196,7 @@ class CompressionSection(Section):
                      "equal compute (picked on validation)")
 
     def _tensor_stats(self, model: str) -> pd.DataFrame:
-        r = self._row(model, "+ Huffman coding")
+        r = self._row(model, analysis.SHIPPED_FILE)
         enc = self.metrics[self._variant(r)]["encode"]
         t = pd.DataFrame(enc["tensors"])
         t = t[t.encoding == "sparse"].copy()
@@ -292,14 +291,14 @@ class CompressionSection(Section):
     def findings(self) -> None:
         lines = []
         for m in self.models_in:
-            dense, pruned = self._row(m, STAGES[0][0]), self._row(m, "pruned (.pt)")
-            packed, ours = self._row(m, "+ weight sharing"), self._row(m, "+ Huffman coding")
+            dense, pruned, sparse, packed, ours = (self._row(m, s)
+                                                   for s in analysis.COMPRESSION_STAGES)
             test = self.mcnemar(self._variant(dense), self._variant(ours))
             drop = dense.accuracy - ours.accuracy
             lines.append(
                 f"- **{names.model(m)}**: {dense.size_bytes / 1e6:.2f} MB → "
                 f"{ours.size_bytes / 1e3:.0f} kB, **{ours.compression_ratio:.1f}×** "
-                f"(pruning + sparse encoding {self._row(m, 'pruned, sparse-encoded').compression_ratio:.1f}×, "
+                f"(pruning + sparse encoding {sparse.compression_ratio:.1f}×, "
                 f"+ weight sharing {packed.compression_ratio:.1f}×, + Huffman "
                 f"{ours.compression_ratio:.1f}×); top-1 {_fmt_pct(dense.accuracy)} → "
                 f"{_fmt_pct(ours.accuracy)} ({-100 * drop:+.2f} points; McNemar "

@@ -11,9 +11,6 @@ from . import prune
 from .config import curve_protocol, sensitivity_config
 from .report import Section, _md, _table
 
-ROLE_NAMES = {"baseline": "baseline", "control": "dense control (+ fine-tuning)",
-              "pruned": "pruned + fine-tuned"}
-
 
 class ControlsSection(Section):
     """Section H. Every number is computed from this run's rows and cached artifacts."""
@@ -28,7 +25,7 @@ class ControlsSection(Section):
         d["role"] = analysis.roles(d, self.ratio)
         self.models_in = list(dict.fromkeys(d.model))
         seeds = [int(s) for s in self.p["h_seeds"]]
-        runs = d[d.role.isin(["baseline", "control", "pruned"]) & d.seed.isin(seeds)]
+        runs = d[d.role.isin(list(analysis.ROLE_NAMES)) & d.seed.isin(seeds)]
         self.seeds_df = analysis.learned_runs(runs)
         self.left_out = runs[~runs.index.isin(self.seeds_df.index)]
         self.curve_protocol = curve_protocol(self.p)
@@ -81,7 +78,7 @@ class ControlsSection(Section):
             return ""
         runs = []
         for (m, pr, seed), g in self.left_out.groupby(["model", "protocol", "seed"], sort=False):
-            accs = ", ".join(f"{ROLE_NAMES[r.role]} {100 * r.accuracy:.1f}%"
+            accs = ", ".join(f"{analysis.ROLE_NAMES[r.role]} {100 * r.accuracy:.1f}%"
                              for r in g.itertuples())
             runs.append(f"{names.model(m)}, {pr} protocol, seed {seed} ({accs}; chance "
                         f"{100 * g.chance.iloc[0]:.1f}%)")
@@ -99,7 +96,7 @@ class ControlsSection(Section):
         s = self.summary()
         t = pd.DataFrame({
             "model": s.model.map(names.model), "protocol": s.protocol,
-            "variant": s.role.map(ROLE_NAMES), "seeds": s.n,
+            "variant": s.role.map(analysis.ROLE_NAMES), "seeds": s.n,
             "top-1 mean (%)": 100 * s["mean"], "sd (points)": 100 * s.sd,
             "95% CI (%)": [_interval(r, clip=True) for r in s.itertuples()],
         })

@@ -20,6 +20,8 @@ from . import measure
 from . import runtimes
 from . import store
 
+ONNX_SUFFIX = ".onnx"  # an exported model, run by ONNX Runtime
+
 
 def export_onnx(model: nn.Module, path: Path, in_channels: int, size: int) -> None:
     """Export a model with a dynamic batch axis (atomically), float or static INT8, with

@@ -17,7 +17,8 @@ from . import methods
 from . import names
 from . import quants
 from . import runtimes
-from .config import (GENERAL_CODECS, NO_CODEC, NO_PROTOCOL, SHIPPED_CODEC, STANDARD_CODEC,
+from .config import (GENERAL_CODECS, NO_CODEC, NO_PROTOCOL, PACKED_CODEC, SHIPPED_CODEC,
+                     SPARSE_CODEC, STANDARD_CODEC,
                      ConfigError, check_init_models, check_model, curve_protocol,
                      curve_sparsities, per_model, scratch_ratios)
 
@@ -192,8 +193,8 @@ def compression_variants(p: dict, section: str, model: str, dataset: str
     distilled = ([dataclasses.replace(pruned, kd=True),
                   dataclasses.replace(shared, codec=SHIPPED_CODEC, kd=True)] if p["kd"] else [])
     return [Variant(section, model, dataset), pruned,
-            *(dataclasses.replace(pruned, codec=c) for c in (*GENERAL_CODECS, "sparse")),
-            dataclasses.replace(shared, codec="packed"),
+            *(dataclasses.replace(pruned, codec=c) for c in (*GENERAL_CODECS, SPARSE_CODEC)),
+            dataclasses.replace(shared, codec=PACKED_CODEC),
             dataclasses.replace(shared, codec=SHIPPED_CODEC),
             *(dataclasses.replace(pruned, codec=STANDARD_CODEC, qp=int(q))
               for q in p["nncodec_qps"]),

@@ -482,7 +482,7 @@ class Onnx(Step):
 
     @property
     def suffix(self) -> str:
-        return ".onnx"
+        return runtime.ONNX_SUFFIX
 
     def hashed(self):
         return self.onnx, self.data
@@ -571,7 +571,7 @@ class Nnc(Step):
 
     @property
     def suffix(self) -> str:
-        return ".nnc"
+        return nncodec.SUFFIX
 
     def label(self, v) -> str:
         return f"encode {v.label}"

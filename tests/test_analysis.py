@@ -182,12 +182,12 @@ def test_compression_stages_ratios_deltas_and_bits_per_nonzero():
                          zero_params=zeros, sparsity=zeros / params,
                          compression_ratio=40_000_000 / size, weight_bits="32/32"))
     t = analysis.compression_stages(pd.DataFrame(rows))
-    assert t.stage.tolist() == [s[0] for s in analysis.COMPRESSION_STAGES]
+    assert t.stage.tolist() == [s.label for s in analysis.COMPRESSION_STAGES]
     assert t.ratio.tolist() == [1.0, 1.0, 8.0, 40.0, 50.0]
     assert t.delta.round(4).tolist() == [0.0, 0.01, 0.01, 0.005, 0.005]
     assert t.bits_per_nonzero.tolist() == [32.0, 320.0, 40.0, 8.0, 6.4]  # 8 × bytes / 1M
     with pytest.raises(KeyError, match="0 rows of m at stage"):
-        analysis.stage_row(pd.DataFrame(rows[:2]), "m", "+ Huffman coding")
+        analysis.stage_row(pd.DataFrame(rows[:2]), "m", analysis.SHIPPED_FILE)
 
 
 def test_the_speed_finding_measures_against_the_best_dense_model_at_equal_compute():

@@ -41,6 +41,30 @@ TERMS = {
 }
 
 
+# A profile key as a protocol's text names it: a template for its value, and how values read
+SCHEDULES = {"constant": "constant lr", "onecycle": "one-cycle schedule",
+             "cosine": "cosine schedule"}
+SETTINGS = {
+    "schedule": ("{}", SCHEDULES), "lr": ("peak lr {}", None),
+    "warmup": ("warm-up {:.0%} of the steps", None), "batch_size": ("batch {}", None),
+    "weight_decay": ("weight decay {}", None),
+    "nesterov": ("Nesterov momentum {}", {True: "on", False: "off"}),
+    "label_smoothing": ("label smoothing {}", None), "finetune_lr": ("fine-tuning lr {}", None),
+    "finetune_schedule": ("fine-tuning with {}", SCHEDULES), "epochs": ("{} epochs", None),
+    "train_size": ("{} training images", None),
+    "stem": ("{}", {"imagenet": "ImageNet stem (torchvision's first layers, as for 224-pixel "
+                                "images)",
+                    "cifar": "CIFAR stem (the first convolution at stride 1)"}),
+}
+
+
+def setting(key: str, value) -> str:
+    """"peak lr 0.05", "Nesterov momentum off": a profile key and its value in words (an
+    unknown key as "key value")."""
+    template, values = SETTINGS.get(key, (f"{key} {{}}", None))
+    return template.format((values or {}).get(value, value))
+
+
 def model(name: str) -> str:
     return MODELS.get(name, name)
 

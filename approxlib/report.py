@@ -251,21 +251,23 @@ class Section:
 
     def protocol_text(self) -> str:
         p = self.p
-        sched = "constant lr" if p["schedule"] == "constant" else f"{p['schedule']} schedule"
+        return (f"{self.training_text()}; {self.variants_text()}{_fraction_words(p)}; "
+                f"{names.setting('stem', p['stem'])}; test accuracy on {_test_split(self.df)}; "
+                f"{latency_words(self.df, p)}")
+
+    def training_text(self) -> str:
+        """How the baselines were trained, or where their given weights came from."""
+        p = self.p
         size = "all" if p["train_size"] is None else f"{p['train_size']:,}"
-        aug = ("random crop (pad %d) + flip" % p["crop_padding"]) if p["crop_padding"] else "flip"
         given = sorted({f"{names.model(r.model)} from {_literal(r.init)}"
                         for r in self.df.itertuples()
                         if isinstance(r.init, str) and r.init})
-        trained = (f"{p['epochs']} epochs SGD, {sched}, peak lr {p['lr']}, batch "
-                   f"{p['batch_size']}, weight decay {p['weight_decay']}; checkpoint picked on "
-                   f"{p['val_size']:,} validation images")
-        text = (f"{size} training images ({aug}), " + (
-                    f"baseline weights given ({', '.join(given)}), not trained here"
-                    + self._carved_words() if given else trained) + "; "
-                f"{self.variants_text()}{_fraction_words(p)}; {p['stem']} stem; test accuracy "
-                f"on {_test_split(self.df)}; {latency_words(self.df, p)}")
-        return text
+        trained = (f"{p['epochs']} epochs SGD, "
+                   + ", ".join(names.setting(k, p[k]) for k in TRAINING_SETTINGS)
+                   + f"; checkpoint picked on {p['val_size']:,} validation images")
+        return (f"{size} training images ({_augmentation(p)}), "
+                + (f"baseline weights given ({', '.join(given)}), not trained here"
+                   + self._carved_words() if given else trained))
 
     def _carved_words(self) -> str:
         """Given weights validated on images carved from the training part: they may have
@@ -525,6 +527,14 @@ def _test_split(results: pd.DataFrame) -> str:
     n = sorted(set(results.test_images)) if "test_images" in results else []
     return (f"{n[0]:,} test images" if len(n) == 1 else
             f"{n[0]:,}–{n[-1]:,} test images" if n else "the test split")
+
+
+TRAINING_SETTINGS = ("schedule", "lr", "batch_size", "weight_decay")  # the protocol names them
+
+
+def _augmentation(p: dict) -> str:
+    flips = "random horizontal flips"
+    return f"random crops (padding {p['crop_padding']}) and {flips}" if p["crop_padding"] else flips
 
 
 def _fraction_words(p: dict) -> str:

@@ -9,7 +9,7 @@ import pandas as pd
 from . import analysis, methods, names, plots, stats
 from . import prune
 from .config import curve_protocol, sensitivity_config
-from .report import Section, _md, _table
+from .report import TRAINING_SETTINGS, Section, _augmentation, _md, _table
 
 
 class ControlsSection(Section):
@@ -34,9 +34,19 @@ class ControlsSection(Section):
         self._sens: dict[str, pd.DataFrame] = {}
 
     # ------------------------------------------------------------------------------ captions
+    def training_text(self) -> str:
+        """Section H trains under its protocols, not as the profile's baselines are: only what
+        they share (the profile's settings each protocol starts from, the augmentation)."""
+        p = self.p
+        return (f"SGD with {_augmentation(p)}, each protocol's settings over "
+                f"the profile's ("
+                + ", ".join(names.setting(k, p[k]) for k in TRAINING_SETTINGS)
+                + f"); checkpoint picked on {p['val_size']:,} validation images")
+
     def variants_text(self) -> str:
         p = self.p
-        protos = "; ".join(f"**{name}**: " + (", ".join(f"{k} {v}" for k, v in spec.items())
+        protos = "; ".join(f"**{name}**: " + (", ".join(names.setting(k, v)
+                                                         for k, v in spec.items())
                                               or "the profile's own settings")
                            for name, spec in p["h_protocols"].items())
         size = "all" if p["h_train_size"] is None else f"{p['h_train_size']:,}"

@@ -41,3 +41,17 @@ def test_the_short_words_a_report_uses_are_spelled_out_once():
         "Terms: " + "; ".join(f"{k} = {names.TERMS[k]}" for k in used) + ".")
     assert "interquartile ranges over rounds, or than 3%" in names.TERMS["within timing noise"]
     assert names.terms_used("SORT of a QATAR scratch-board") == ""
+
+
+def test_a_protocols_settings_read_as_words_not_profile_keys():
+    """Section H's protocol sentence printed "nesterov False, weight_decay 0.0005"."""
+    assert [names.setting(k, v) for k, v in [
+        ("nesterov", False), ("weight_decay", 5e-4), ("finetune_schedule", "constant"),
+        ("schedule", "onecycle"), ("epochs", 3), ("mystery", 1)]] == [
+        "Nesterov momentum off", "weight decay 0.0005", "fine-tuning with constant lr",
+        "one-cycle schedule", "3 epochs", "mystery 1"]
+    # every key a built-in protocol sets has words of its own
+    from approxlib.config import load_profile
+    for profile in ("smoke", "quick"):
+        for spec in load_profile(profile)["h_protocols"].values():
+            assert set(spec) <= set(names.SETTINGS), set(spec) - set(names.SETTINGS)

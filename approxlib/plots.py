@@ -49,6 +49,22 @@ def _yerr(r) -> list | None:
     return [[100 * (r.accuracy - r.acc_lo)], [100 * (r.acc_hi - r.accuracy)]]
 
 
+def accuracy_rows(df: pd.DataFrame) -> plt.Figure:
+    """Accuracy (with its 95% interval where given), one row per variant: `acc_vs_size` where
+    every file has one size, whose variants stacked on one vertical line and hid each other."""
+    d = df.sort_values("accuracy")
+    fig, ax = plt.subplots(figsize=(6.2, 0.9 + 0.38 * len(d)))
+    for i, r in enumerate(d.itertuples()):
+        err = _yerr(r)
+        ax.errorbar(r.accuracy * 100, i, xerr=err, fmt="o", ms=7, color=_color(r), capsize=3)
+    ax.set_yticks(range(len(d)), [names.variant_label(r) for r in d.itertuples()], fontsize=8)
+    ax.set_xlabel("Top-1 test accuracy (%)")
+    ax.set_ylim(-0.6, len(d) - 0.4)
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    return fig
+
+
 def acc_vs_size(df: pd.DataFrame) -> plt.Figure:
     """Accuracy (with its 95% interval where given) against size on disk."""
     fig, ax = plt.subplots(figsize=(6.2, 3.4))

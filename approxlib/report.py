@@ -345,6 +345,12 @@ class Section:
         _md(self.caption("Figure", what))
 
     def fig_acc_vs_size(self) -> None:
+        sizes = self.df.size_bytes
+        if sizes.max() / sizes.min() - 1 < SAME_SIZE:  # one size: the accuracies are the figure
+            self._figure(plots.accuracy_rows(self.df),
+                         f"Top-1 accuracy (95% intervals) of each variant; every file is "
+                         f"{sizes.max() / 1e6:.2f} MB (a pruned checkpoint stores its zeros)")
+            return
         self._figure(plots.acc_vs_size(self.df), "Top-1 accuracy against size on disk")
 
     def fig_bars(self) -> None:

@@ -625,3 +625,19 @@ def test_each_model_has_its_own_latency_panel():
     drawn = [sorted(x for c in ax.containers for x in c.lines[0].get_xdata()) for ax in panels]
     assert drawn == [[1.0, 2.0], [3.0]]
     plots.plt.close(fig)
+
+
+def test_variants_of_one_size_get_one_row_each():
+    """Four files of 44.78 MB stacked on one vertical line hid each other: one row each."""
+    from approxlib import plots
+    rows = pd.DataFrame([dict(model="resnet18", dataset="fashion-mnist", prune_ratio=r,
+                              prune_method="l1-unstructured" if r else "none", quant="none",
+                              codec="none", runtime="pytorch", control="none", kd=False,
+                              protocol="profile", seed=None, accuracy=a, size_bytes=44_780_000)
+                         for r, a in [(0.0, 0.904), (0.5, 0.903)]])
+    fig = plots.accuracy_rows(rows)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [
+        "ResNet-18 pruned 50%", "ResNet-18 baseline"]  # by accuracy, one row each
+    assert sorted(c.lines[0].get_ydata()[0] for c in ax.containers) == [0, 1]
+    plots.plt.close(fig)

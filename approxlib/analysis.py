@@ -514,7 +514,8 @@ def speed_finding(d: pd.DataFrame) -> tuple[str, str] | None:
         ties = len(timing_ties(g, fast))
         parts.append(f"{names.model(m)} {fast.speedup:.1f}× ({fast['name']}, "
                      f"{fast.latency_ms:.2f} against {fast.latency_ms * fast.speedup:.2f} ms"
-                     + (f"; {ties} more as fast within the timing's noise" if ties else "") + ")")
+                     + (f"; {ties} more within its latency's interquartile range" if ties
+                        else "") + ")")
     return section, (f"**CPU speed.** At batch 1, the fastest variant within "
                      f"{points_words(BUDGET_POINTS)} of the best "
                      "dense float32 model at equal compute (the baseline or its dense control) "

@@ -27,12 +27,17 @@ from . import quants
 from . import runtimes
 
 MODELS = ("resnet18", "mobilenetv2")  # the original study's; any torchvision classifier builds
-STEMS = ("imagenet", "cifar")
+# torchvision's first layers as built for 224-pixel images, or the first convolution at stride 1
+# for small ones (models.build)
+IMAGENET_STEM, CIFAR_STEM = STEMS = ("imagenet", "cifar")
 SCHEDULES = ("constant", "onecycle", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16")
 # Where the dense model's QAT starts: the baseline, or its equal-compute dense control (the
 # converged model of the dense arm, as the channel-pruned model is of its own).
 QAT_STARTS = ("baseline", "control")  # what dense QAT fine-tunes (`qat_from`)
+# A scratch control's budget (`ScratchConfig`): the pipeline's epochs (Scratch-E) or its FLOPs
+# (Scratch-B); `controls` names its kinds by them
+SAME_EPOCHS, SAME_FLOPS = SCRATCH_BUDGETS = ("epochs", "flops")
 
 
 def qat_from_control(p: dict[str, Any]) -> bool:
@@ -150,7 +155,7 @@ class ModelConfig:
     name: str
     num_classes: int
     in_channels: int
-    stem: str = "imagenet"
+    stem: str = IMAGENET_STEM
 
     def __post_init__(self):
         check_model(self.name)
@@ -359,7 +364,7 @@ class ScratchConfig:
     finetune_fraction: float | None = dataclasses.field(default=None, metadata={"hash": "if set"})
 
     def __post_init__(self):
-        _choice("scratch budget", self.budget, ("epochs", "flops"))
+        _choice("scratch budget", self.budget, SCRATCH_BUDGETS)
         _number("scratch_b_max", self.max_factor, 1.0, 100.0)
         _number("finetune_epochs", self.finetune_epochs, 0, 10_000, integer=True)
         if self.finetune_fraction is not None:
@@ -369,7 +374,7 @@ class ScratchConfig:
         """Epochs to train, given baseline + fine-tuning epochs (`total`) and dense / pruned
         FLOPs per image."""
         same_epochs = self._same_epochs(total)
-        if self.budget == "epochs":
+        if self.budget == SAME_EPOCHS:
             return same_epochs
         same_flops = (total - self.finetune_epochs) * flops_ratio + self._finetuned()
         return max(same_epochs, min(round(same_flops), self.most_epochs(total)))
@@ -377,7 +382,8 @@ class ScratchConfig:
     def most_epochs(self, total: int) -> int:
         """The most epochs `epochs` can give: Scratch-E's, or Scratch-B's cap."""
         same_epochs = self._same_epochs(total)
-        return same_epochs if self.budget == "epochs" else round(self.max_factor * same_epochs)
+        return (same_epochs if self.budget == SAME_EPOCHS
+                else round(self.max_factor * same_epochs))
 
     def _finetuned(self) -> float:
         """Fine-tuning's epochs as whole-split passes."""
@@ -761,7 +767,7 @@ def validate_recovery(p: dict[str, Any]) -> None:
     with _keys(lr="qat_lr"):
         qat_config(p)
     qat_freeze(p)
-    ScratchConfig("flops", p["scratch_b_max"])
+    ScratchConfig(SAME_FLOPS, p["scratch_b_max"])
     scratch_ratios(p)
 
 

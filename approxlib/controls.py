@@ -12,6 +12,8 @@ that asks for it.
 """
 from __future__ import annotations
 
+from .config import SAME_EPOCHS, SAME_FLOPS
+
 
 class Control:
     """No control: the variant itself (a compressed model, or its baseline)."""
@@ -65,8 +67,8 @@ class QatTwin(Control):
 
 NONE = Control()
 DENSE = DenseControl()
-SCRATCH_E = ScratchControl("scratch-e", "Scratch-E", "epochs")
-SCRATCH_B = ScratchControl("scratch-b", "Scratch-B", "flops")
+SCRATCH_E = ScratchControl("scratch-e", "Scratch-E", SAME_EPOCHS)
+SCRATCH_B = ScratchControl("scratch-b", "Scratch-B", SAME_FLOPS)
 QAT_FLOAT = QatTwin()
 CONTROLS: dict[str, Control] = {c.key: c for c in (NONE, DENSE, SCRATCH_E, SCRATCH_B, QAT_FLOAT)}
 

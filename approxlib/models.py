@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torchvision import models as tvm
 
-from .config import ConfigError, ModelConfig
+from .config import CIFAR_STEM, ConfigError, ModelConfig
 
 # The study's names for torchvision's (cache keys and results hold them).
 ALIASES = {"mobilenetv2": "mobilenet_v2"}
@@ -71,11 +71,11 @@ def _mobilenetv2_as_before(cfg: ModelConfig) -> nn.Module:
     quirk of that code; torchvision's `mobilenet_v2` gets the general rule of `_adapt_stem`)."""
     m = tvm.mobilenet_v2(num_classes=cfg.num_classes)
     first = m.features[0][0]
-    stride = 1 if cfg.stem == "cifar" else 2
+    stride = 1 if cfg.stem == CIFAR_STEM else 2
     if stride != 1 or cfg.in_channels != 3:
         m.features[0][0] = nn.Conv2d(cfg.in_channels, first.out_channels, 3, stride, 1,
                                      bias=False)
-    if cfg.stem == "cifar" or cfg.in_channels != 3:
+    if cfg.stem == CIFAR_STEM or cfg.in_channels != 3:
         nn.init.kaiming_normal_(m.features[0][0].weight, mode="fan_out")
     return m
 
@@ -89,7 +89,7 @@ def _adapt_stem(m: nn.Module, cfg: ModelConfig) -> None:
     """Rebuild the first convolution for `cfg.in_channels` and the stem (see `build`)."""
     found = [(n, c) for n, c in m.named_modules() if isinstance(c, (nn.Conv2d, nn.MaxPool2d))]
     name, conv = found[0]
-    cifar = cfg.stem == "cifar"
+    cifar = cfg.stem == CIFAR_STEM
     if cifar and conv.stride == conv.kernel_size and conv.stride[0] > 2:
         raise ConfigError(f"stem 'cifar' does not apply to {cfg.name}: its first convolution is "
                           f"a {conv.kernel_size[0]}×{conv.kernel_size[0]} patch embedding; use "

@@ -17,7 +17,7 @@ from . import methods
 from . import quants
 from . import runtimes
 from . import stats
-from .config import NO_CODEC
+from .config import CIFAR_STEM, IMAGENET_STEM, NO_CODEC
 
 MODELS = {"resnet18": "ResNet-18", "mobilenetv2": "MobileNetV2"}
 DATASETS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "fashion-mnist": "Fashion-MNIST"}
@@ -51,10 +51,14 @@ SETTINGS = {
     "nesterov": ("Nesterov momentum {}", {True: "on", False: "off"}),
     "label_smoothing": ("label smoothing {}", None), "finetune_lr": ("fine-tuning lr {}", None),
     "finetune_schedule": ("fine-tuning with {}", SCHEDULES), "epochs": ("{} epochs", None),
-    "train_size": ("{} training images", None),
-    "stem": ("{}", {"imagenet": "ImageNet stem (torchvision's first layers, as for 224-pixel "
-                                "images)",
-                    "cifar": "CIFAR stem (the first convolution at stride 1)"}),
+    "momentum": ("momentum {}", None), "crop_padding": ("random-crop padding {}", None),
+    "flip": ("random horizontal flips {}", {True: "on", False: "off"}),
+    "finetune_epochs": ("{} fine-tuning epoch(s)", None),
+    "finetune_weight_decay": ("fine-tuning weight decay {}", None),
+    "bn_momentum": ("BatchNorm momentum {}", None),
+    "stem": ("{}", {IMAGENET_STEM: "ImageNet stem (torchvision's first layers, as for "
+                                   "224-pixel images)",
+                    CIFAR_STEM: "CIFAR stem (the first convolution at stride 1)"}),
 }
 
 

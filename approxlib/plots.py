@@ -581,7 +581,8 @@ def sparsity_curve(curve: pd.DataFrame, dense: dict[str, float]) -> plt.Figure:
         ax.axhline(100 * dense[m], color="k", lw=0.8, ls=":", label="dense")
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}×"))
-        ax.set_xlabel("Compression ratio of Conv/Linear weights (1 / (1 − sparsity), log scale)")
+        ax.set_xlabel("Weights / non-zero weights of Conv/Linear layers (1 / (1 − sparsity), log "
+                      "scale)")
         ax.set_ylabel("Top-1 test accuracy (%)")
         ax.set_title(names.model(m), fontsize=9)
         ax.grid(alpha=0.3)

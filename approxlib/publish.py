@@ -70,8 +70,7 @@ def execute(profile: str, sections: list[str], overrides: dict, out: Path,
     if is_profile_file(profile):  # the kernels resolve it from another working directory
         profile = str(Path(profile).resolve())
     params = {"profile": profile, "overrides": overrides, "out": str(out.resolve()),
-              "models_dir": (str(models_dir) if store.is_url(models_dir)
-                             else str(Path(models_dir).resolve())),
+              "models_dir": str(store.resolved(models_dir)),
               # the folder this run's stages read (a kernel would take data/ from the repository)
               "data_dir": str(Path(data_dir or data.default_root()).resolve())}
     p, cache = load_profile(profile, overrides), store.Store(models_dir)
@@ -381,7 +380,7 @@ def stages(p: dict, sections: list[str], models_dir: Path | str, out: Path,
     `executor`: a Dask cluster (`options`: `cluster.run`'s address, workers, threads), else this
     process and `options["workers"] - 1` helpers beside it (`parallel.run`: workers, threads).
     Returns the rows and the runner."""
-    since = time.time()
+    since, models_dir = time.time(), store.resolved(models_dir)
     run = cluster.run if executor == "dask" else parallel.run
     df, runner = run(p, sections, models_dir, out, data_dir, progress=progress,
                      **(options or {}))
@@ -401,9 +400,7 @@ def build(profile: str, sections: list[str], overrides: dict, out: Path, models_
     p = load_profile(profile, overrides)
     if pdf:
         chromium()
-    # one spelling of the folder for the stages and the kernels: results.csv's `artifact` paths
-    # were relative after a run that reused every notebook, absolute after one that ran them
-    models_dir = models_dir if store.is_url(models_dir) else Path(models_dir).resolve()
+    models_dir = store.resolved(models_dir)  # one spelling for the stages and the kernels
     t0 = time.perf_counter()
     stages(p, sections, models_dir, out, data_dir, progress, executor, options)
     t_stages = time.perf_counter() - t0

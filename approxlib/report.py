@@ -246,8 +246,10 @@ class Section:
             return ""
         return (f"\n\n*This profile gives section {self.letter} the other sections' dataset, so "
                 f"its models are theirs (the summary's last column names the sections that "
-                f"share each): its accuracies and sizes repeat theirs; its latencies are timed "
-                f"again, with this section's variants.*")
+                f"share each): its accuracies and sizes repeat theirs"
+                + ("; its latencies are timed again, with this section's variants"
+                   if (self.df.get("latency_rounds", pd.Series([0])).fillna(0) > 0).any()
+                   else ", its latencies too") + ".*")
 
     def protocol_text(self) -> str:
         p = self.p
@@ -281,7 +283,7 @@ class Section:
         """How this section's variants are made from the baseline (sections F, G override)."""
         p = self.p
         return (f"pruned models fine-tuned {p['finetune_epochs']} epoch(s) at lr "
-                f"{p['finetune_lr']} ({p['finetune_schedule']})")
+                f"{p['finetune_lr']} ({names.SCHEDULES[p['finetune_schedule']]})")
 
     def caption(self, kind: str, what: str) -> str:
         if kind == "Figure":
@@ -349,7 +351,8 @@ class Section:
         if sizes.max() / sizes.min() - 1 < SAME_SIZE:  # one size: the accuracies are the figure
             self._figure(plots.accuracy_rows(self.df),
                          f"Top-1 accuracy (95% intervals) of each variant; every file is "
-                         f"{sizes.max() / 1e6:.2f} MB (a pruned checkpoint stores its zeros)")
+                         f"{sizes.min() / 1e6:.2f}–{sizes.max() / 1e6:.2f} MB (a pruned "
+                         f"checkpoint stores its zeros)")
             return
         self._figure(plots.acc_vs_size(self.df), "Top-1 accuracy against size on disk")
 
@@ -489,7 +492,8 @@ class Section:
             p = self.p
             lines.append(
                 f"- Every pruned model trained {p['finetune_epochs']} more epoch(s) "
-                f"(lr {p['finetune_lr']}, {p['finetune_schedule']}) than its baseline. "
+                f"(lr {p['finetune_lr']}, {names.SCHEDULES[p['finetune_schedule']]}) than its "
+                f"baseline. "
                 + ("The dense control trained the same way without pruning: pruned vs control "
                    "is what pruning itself does, control vs baseline what the extra training "
                    "does (section H repeats this over seeds and protocols)."
@@ -539,8 +543,9 @@ TRAINING_SETTINGS = ("schedule", "lr", "batch_size", "weight_decay")  # the prot
 
 
 def _augmentation(p: dict) -> str:
-    flips = "random horizontal flips"
-    return f"random crops (padding {p['crop_padding']}) and {flips}" if p["crop_padding"] else flips
+    kinds = ([f"random crops (padding {p['crop_padding']})"] * bool(p["crop_padding"])
+             + ["random horizontal flips"] * bool(p["flip"]))
+    return " and ".join(kinds) or "no augmentation"
 
 
 def _fraction_words(p: dict) -> str:

@@ -38,10 +38,11 @@ class ControlsSection(Section):
         """Section H trains under its protocols, not as the profile's baselines are: only what
         they share (the profile's settings each protocol starts from, the augmentation)."""
         p = self.p
-        return (f"SGD with {_augmentation(p)}, each protocol's settings over "
-                f"the profile's ("
-                + ", ".join(names.setting(k, p[k]) for k in TRAINING_SETTINGS)
-                + f"); checkpoint picked on {p['val_size']:,} validation images")
+        shared = [k for k in TRAINING_SETTINGS
+                  if not any(k in spec for spec in p["h_protocols"].values())]
+        return (f"SGD with {_augmentation(p)} unless a protocol says otherwise"
+                + "".join(f", {names.setting(k, p[k])}" for k in shared)
+                + f"; checkpoint picked on {p['val_size']:,} validation images")
 
     def variants_text(self) -> str:
         p = self.p
@@ -51,8 +52,8 @@ class ControlsSection(Section):
                            for name, spec in p["h_protocols"].items())
         size = "all" if p["h_train_size"] is None else f"{p['h_train_size']:,}"
         epochs = p["h_epochs"] or p["epochs"]
-        return (f"section H trains on {size} training images per run for {epochs} epochs "
-                f"(unless a protocol sets them), seeds "
+        return (f"section H trains on {size} training images per run, for {epochs} epochs "
+                f"unless a protocol sets its own, with seeds "
                 f"{', '.join(map(str, p['h_seeds']))}, under each protocol ({protos}); pruned = "
                 f"{self.ratio:.0%} global L1 + {p['finetune_epochs']} fine-tuning epoch(s); "
                 f"control = the same fine-tuning without pruning")
@@ -158,8 +159,9 @@ class ControlsSection(Section):
             return
         dense = {m: self._dense(m).accuracy for m in dict.fromkeys(self.curve.model)}
         self._figure(plots.sparsity_curve(self.curve, dense),
-                     "Top-1 accuracy against compression ratio (log scale) for each pruning "
-                     "method, fine-tuned (solid) and not (dashed)")
+                     "Top-1 accuracy against the ratio of weights to non-zero weights in the "
+                     "pruned layers (1 / (1 − sparsity); not file bytes; log scale) for each "
+                     "pruning method, fine-tuned (solid) and not (dashed)")
 
     def table_curve(self) -> None:
         if self.curve.empty:

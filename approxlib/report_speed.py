@@ -37,7 +37,7 @@ class SpeedSection(Section):
 
     def variants_text(self) -> str:
         p = self.p
-        return (f"channel-pruned models fine-tuned ({p['finetune_schedule']}): "
+        return (f"channel-pruned models fine-tuned ({names.SCHEDULES[p['finetune_schedule']]}): "
                 f"{self.channel_finetune()}; static INT8 calibrated on the "
                 f"first {p['calib_images']} training images")
 
@@ -273,7 +273,7 @@ class SpeedSection(Section):
         ties = analysis.timing_ties(self.df, best)
         tied = ("" if ties.empty else
                 f" ({len(ties)} more within its interquartile range over rounds, "
-                f"{best.latency_iqr_ms:.3f} ms, so as fast within the timing's noise: "
+                f"{best.latency_iqr_ms:.3f} ms, so as fast as far as its rounds tell: "
                 + ", ".join(ties["name"]) + ")")
         return (f"- **{names.model(m)}**: the fastest variant within {within} of {against} "
                 f"is **{best['name']}**: {best.latency_ms:.3f} ms at batch 1{tied}, "

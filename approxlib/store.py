@@ -446,6 +446,12 @@ def is_url(root) -> bool:
     return "://" in str(root)
 
 
+def resolved(root):
+    """One spelling of a store: a folder as its absolute path, a URL as given (results.csv's
+    `artifact` paths were relative after one run and absolute after another)."""
+    return root if is_url(root) else Path(root).resolve()
+
+
 DIGEST = ".sha256"  # sidecar of every artifact: its SHA-256 and size, written under its lock
 SIDECAR_BYTES = 256  # a digest sidecar: 64 hex digits, a space, a size, a newline
 MAX_JSON = 64 << 20  # bytes: our largest JSON (metrics with 10,000 predictions) is ~0.2 MB

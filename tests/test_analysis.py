@@ -198,7 +198,8 @@ def test_the_speed_finding_measures_against_the_best_dense_model_at_equal_comput
     # val_lo −0.5 ≥ −1 point; the dense model's latency as timed beside it
     assert "ResNet-18 4.0× (dense INT8 eager, 1.00 against 4.00 ms)" in alone
     tie = g.iloc[[2]].assign(latency_ms=1.04, prune_ratio=0.3, prune_method="channel-l1")
-    assert "(dense INT8 eager, 1.00 against 4.00 ms; 1 more as fast within the timing's noise)" in dict(
+    assert ("(dense INT8 eager, 1.00 against 4.00 ms; 1 more within its latency's interquartile "
+            "range)") in dict(
         analysis.findings(pd.concat([g, tie], ignore_index=True), 0.5, 0))["G"]
     assert "on validation, by a one-sided 95% paired bound" in alone
 

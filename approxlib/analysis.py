@@ -488,8 +488,8 @@ def compression_finding(d: pd.DataFrame, points: pd.DataFrame | None = None
     if points is not None and "val_lo" in points:
         picks = [(m, largest_ratio_within(points, m)) for m in dict.fromkeys(coded.model)]
         text += (f" The most compressed file within {points_words(BUDGET_POINTS)} of the "
-                 f"best dense model at equal compute on validation (a one-sided 95% paired bound), over every file of the "
-                 f"section's grid: " + ", ".join(
+                 f"best dense model at equal compute on validation (a one-sided 95% paired "
+                 f"bound), over every file of the section's grid: " + ", ".join(
                      f"{names.model(m)} " + ("none" if best is None
                                              else f"{best.ratio:.1f}× ({best.file})")
                      for m, best in picks) + ".")
@@ -572,7 +572,6 @@ def findings(d: pd.DataFrame, ratio: float, seed: int, points: pd.DataFrame | No
 
 # ------------------------------------------------------------------ compression (section F)
 
-# Deep Compression's stages in order: (name, quant, codec, pruned?)
 @dataclass(frozen=True)
 class CompressionStage:
     """One of Deep Compression's stages as section F shows it: its label in tables, its short

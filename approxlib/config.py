@@ -38,11 +38,6 @@ QAT_STARTS = ("baseline", "control")  # what dense QAT fine-tunes (`qat_from`)
 # A scratch control's budget (`ScratchConfig`): the pipeline's epochs (Scratch-E) or its FLOPs
 # (Scratch-B); `controls` names its kinds by them
 SAME_EPOCHS, SAME_FLOPS = SCRATCH_BUDGETS = ("epochs", "flops")
-
-
-def qat_from_control(p: dict[str, Any]) -> bool:
-    """Whether dense QAT starts from the equal-compute dense control, not the baseline."""
-    return p["qat_from"] == QAT_STARTS[1]
 PRUNE_SCOPES = ("global", "layer")
 # our .apx format's layers (compress.py): the pruned model's non-zeros, their codebook indices
 # at fixed width, those Huffman-coded; the last is the file section F ships (Deep Compression's
@@ -796,6 +791,11 @@ def _seeds(name: str, value: Any) -> None:
 # is the protocol of every variant outside section H and so no protocol's name.
 PROTOCOL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
 NO_PROTOCOL = "profile"
+
+
+def qat_from_control(p: dict[str, Any]) -> bool:
+    """Whether dense QAT starts from the equal-compute dense control, not the baseline."""
+    return p["qat_from"] == QAT_STARTS[1]
 
 
 def curve_protocol(p: dict[str, Any]) -> str:

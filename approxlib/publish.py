@@ -400,7 +400,6 @@ def build(profile: str, sections: list[str], overrides: dict, out: Path, models_
     p = load_profile(profile, overrides)
     if pdf:
         chromium()
-    models_dir = store.resolved(models_dir)  # one spelling for the stages and the kernels
     t0 = time.perf_counter()
     stages(p, sections, models_dir, out, data_dir, progress, executor, options)
     t_stages = time.perf_counter() - t0

@@ -248,8 +248,7 @@ class Section:
                 f"its models are theirs (the summary's last column names the sections that "
                 f"share each): its accuracies and sizes repeat theirs"
                 + ("; its latencies are timed again, with this section's variants"
-                   if (self.df.get("latency_rounds", pd.Series([0])).fillna(0) > 0).any()
-                   else ", its latencies too") + ".*")
+                   if timed_in_turns(self.df) else ", its latencies too") + ".*")
 
     def protocol_text(self) -> str:
         p = self.p
@@ -414,8 +413,8 @@ class Section:
         verdict = stats.verdict_words(test["p_value"])
         size_ratio = mb["size_bytes"] / mo["size_bytes"]
         lat = mo["latency_ms"] / mb["latency_ms"] - 1
-        lat_verdict = stats.timing_verdict(mb["latency_ms"], mb["latency_iqr_ms"], mo["latency_ms"],
-                                     mo["latency_iqr_ms"])
+        lat_verdict = stats.timing_verdict(mb["latency_ms"], mb["latency_iqr_ms"],
+                                           mo["latency_ms"], mo["latency_iqr_ms"])
         return (f"- **{names.variant_label(other)}** vs **{names.variant_label(base)}**: top-1 "
                 f"{100 * mb['accuracy']:.2f}% → {100 * mo['accuracy']:.2f}% "  # as the Δ
                 f"({delta:+.2f} points; McNemar {stats.p_words(test['p_value'])} on "
@@ -564,11 +563,16 @@ def latency_words(rows: pd.DataFrame, p: dict) -> str:
             f"{names.TERMS[stats.TIMING_NOISE]}")
 
 
+def timed_in_turns(rows: pd.DataFrame) -> bool:
+    """Whether every one of `rows` was timed in turns with its section (`latency_rounds` > 0)."""
+    return bool(len(rows)) and (rows.get("latency_rounds", pd.Series([0])).fillna(0) > 0).all()
+
+
 def timing_words(rows: pd.DataFrame, p: dict) -> str:
     """How the latencies of `rows` were taken, from the rows themselves (`latency_rounds`):
     timed together in turns after every stage (`pipeline.latency_groups`), or alone."""
     rounds = sorted(set(rows.get("latency_rounds", pd.Series([0])).fillna(0).astype(int)))
-    if rounds and rounds[0] > 0:
+    if timed_in_turns(rows):
         return (f"the section's variants timed together after every stage had run, in turns "
                 f"over {', '.join(map(str, rounds))} rounds ({p['latency_min_time']:g} s per "
                 f"variant and batch in all): the median over rounds of each round's median "

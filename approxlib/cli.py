@@ -26,8 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from . import executors
 from . import quants
-from .config import (EXECUTORS, MODELS, SHIPPED_CODEC, ConfigError, ModelConfig, PruneConfig,
+from .config import (MODELS, SHIPPED_CODEC, ConfigError, ModelConfig, PruneConfig,
                      QuantConfig, check_dataset, check_image_size, check_model, check_ratio,
                      data_config, finetune_config, for_model, load_profile, measure_config,
                      parse_overrides, profile_label, profile_names)
@@ -134,8 +135,10 @@ def _report_parser(sub) -> None:
     r.add_argument("--no-pdf", action="store_true", help="render index.html only")
     r.add_argument("--stages-only", action="store_true",
                    help="compute results.csv without executing the notebooks")
-    r.add_argument("--executor", default="local", choices=EXECUTORS,
-                   help="where the stages run: this process (default), or a Dask cluster")
+    r.add_argument("--executor", default=executors.LOCAL, choices=executors.EXECUTORS,
+                   help="where the stages run: " + "; ".join(
+                       f"{e.key}, {e.help}" for e in executors.EXECUTORS.values())
+                   + f" (default {executors.LOCAL})")
     r.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: Dask's "
                         "scheduler-address setting / DASK_SCHEDULER_ADDRESS, else a local "
@@ -336,10 +339,9 @@ def cmd_report(a) -> int:
     check_writable_dir(out, "--out" if a.out else "the report folder")
     check_store(a.models_dir)
     st = store.Store(a.models_dir)
-    options = _executor_options(a)
-    if a.executor == "local":
-        from . import parallel
-        parallel.check(p, sections, options["workers"])
+    executor = executors.of(a.executor)
+    options = executor.options(a)
+    executor.preflight(p, sections, options)
     if a.dry_run:
         return _dry_run(p, sections, st, a.data_dir)
     t0 = time.perf_counter()
@@ -350,7 +352,7 @@ def cmd_report(a) -> int:
         print(f"{len(df)} rows → {out / 'results.csv'}; stages done in "
               f"{time.perf_counter() - t0:.0f} s"
               + (f"; computed {len(runner.computed)} stages in this process"
-                 if a.executor == "local" else ""))
+                 if executor.counts_computed else ""))
         return 0
     made = publish.build(a.profile, sections, parse_overrides(a.overrides), out, a.models_dir,
                         a.data_dir, pdf=not a.no_pdf, progress=not a.quiet,
@@ -372,19 +374,7 @@ def _check_cluster_options(a) -> None:
             raise ConfigError(f"--{name} must be at least 1, got {value}")
         if value is not None and value > MAX_THREADS:
             raise ConfigError(f"--{name} must be at most {MAX_THREADS}, got {value}")
-    if a.executor == "local":
-        if a.scheduler:
-            raise ConfigError("--scheduler needs --executor dask")
-    elif a.scheduler and a.workers:
-        raise ConfigError("--workers sizes a local cluster; a --scheduler's cluster has its own")
-
-
-def _executor_options(a) -> dict:
-    """The checked options as keyword arguments: `parallel.run`'s processes and threads, or
-    Dask's."""
-    if a.executor == "local":
-        return {"workers": a.workers or 1, "threads": a.threads}
-    return {"address": a.scheduler, "workers": a.workers, "threads": a.threads}
+    executors.of(a.executor).check(a)
 
 
 def cmd_train(a) -> int:

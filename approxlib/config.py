@@ -46,7 +46,6 @@ SPARSE_CODEC, PACKED_CODEC, SHIPPED_CODEC = APX_CODECS = ("sparse", "packed", "h
 # MPEG NNC (ISO/IEC 15938-17) through its reference software, NNCodec (nncodec.py): the standard
 # section F measures its files against, at each of `nncodec_qps`
 STANDARD_CODEC = "nncodec"
-EXECUTORS = ("local", "dask")  # `approx report --executor`: this process, or a Dask cluster
 GENERAL_CODECS = ("gzip", "xz", "zstd")  # over the whole checkpoint (compress.GENERAL)
 # Their settings besides each tool's strongest (None): `fast`, each tool's quick one (smoke)
 GENERAL_EFFORTS = ("fast",)

@@ -3,11 +3,12 @@
 legends, the words of a results row's label and of a stage's, its cell in the summary table, its
 per-layer CSV's suffix and its colour in section H's curves, and for the first one-shot methods,
 whose names are not `<score>-<spread>`, their score and spread. How a method prunes lives with the
-code that does it: a one-shot method is a score (`prune.SCORES`) and a spread
-(`prune.score_and_spread`), a method with steps of its own a `pipeline.Pruning` subclass registered
-under the same key. This is the light list the planner, the names, the analysis and the figures
-read, so that none of them tests a method's name (they import no torch). A method not listed, e.g.
-a score registered with `prune.score` and used as `name-global`, is written as it is spelled.
+code that does it: a one-shot method is a score (`prune.SCORES`) and a spread (`prune.SPREADS`, read
+by `prune.score_and_spread`), a method with steps of its own a `pipeline.Pruning` subclass
+registered under the same key. This is the light list the planner, the names, the analysis and the
+figures read, so that none of them tests a method's name (they import no torch). A method not
+listed, e.g. a score registered with `prune.score` and used as `name-global`, is written as it is
+spelled.
 """
 from __future__ import annotations
 

@@ -232,8 +232,7 @@ class Pruning:
         if not v.finetune:
             fc = dataclasses.replace(fc, epochs=0)
         pc = PruneConfig(v.prune_ratio, v.prune)
-        sensitive = prune.score_and_spread(pc.method)[1] == "sensitivity"  # layer ratios from it
-        first = [Sensitivity(ds, mc, sensitivity_config(p))] if sensitive else []
+        first = [Sensitivity(ds, mc, sensitivity_config(p))] if prune.guided(pc.method) else []
         return first + [Prune(ds, mc, pc, fc)]
 
 

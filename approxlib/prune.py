@@ -59,19 +59,64 @@ SCORES: dict[str, type[tprune.BasePruningMethod]] = {
     "l1": L1Unstructured,  # smallest |w|
     "random": tprune.RandomUnstructured,  # uniformly at random (ShrinkBench's baseline)
 }
-SPREADS = ("global", "layerwise", "sensitivity")
+# Scores that ignore the weights: the baselines that show whether magnitude carries information
+UNINFORMED = {"random"}
 # The profile's first method names (l1-unstructured, random-unstructured, …) are entries of
 # `methods.METHODS`, each with its score and spread; any other is `<score>-<spread>`.
 
 
-def score(name: str):
-    """Register a `torch.nn.utils.prune.BasePruningMethod` subclass as a scoring rule."""
+def score(name: str, informed: bool = True):
+    """Register a `torch.nn.utils.prune.BasePruningMethod` subclass as a scoring rule;
+    `informed=False` for one that ignores the weights (a baseline, as random pruning is)."""
     def register(cls: type[tprune.BasePruningMethod]) -> type[tprune.BasePruningMethod]:
         if name in SCORES or "-" in name:
             raise ValueError(f"score {name!r} is taken or has a '-'")
         SCORES[name] = cls
+        if not informed:
+            UNINFORMED.add(name)
         return cls
     return register
+
+
+class Spread:
+    """How a one-shot method spreads its sparsity over the prunable layers."""
+    guided = False  # takes a ratio per layer from the sensitivity scan (`sensitivity_ratios`)
+
+    def apply(self, layers: list, method: type[tprune.BasePruningMethod], ratio: float,
+              layer_ratios: dict[str, float] | None) -> None:
+        ratios = self.ratios(layers, ratio, layer_ratios)
+        for n, m in layers:
+            method.apply(m, "weight", amount=ratios[n])
+
+    def ratios(self, layers, ratio, layer_ratios) -> dict[str, float]:
+        return {n: ratio for n, _ in layers}
+
+
+class GlobalSpread(Spread):
+    """`global_unstructured` ranks all the layers' weights together and masks the
+    lowest-scored round(ratio × total): the original's `l1-unstructured`."""
+
+    def apply(self, layers, method, ratio, layer_ratios) -> None:
+        tprune.global_unstructured([(m, "weight") for _, m in layers], pruning_method=method,
+                                   amount=ratio)
+
+
+class SensitivitySpread(Spread):
+    """Within each layer, layer `n` at `layer_ratios[n]` (`sensitivity_ratios`)."""
+    guided = True
+
+    def ratios(self, layers, ratio, layer_ratios) -> dict[str, float]:
+        if layer_ratios is None or set(layer_ratios) != {n for n, _ in layers}:
+            raise ValueError("a sensitivity-guided method needs a ratio for every prunable "
+                             "layer")
+        return {n: float(r) for n, r in layer_ratios.items()}
+
+
+SPREADS: dict[str, Spread] = {
+    "global": GlobalSpread(),
+    "layerwise": Spread(),  # every layer at `ratio` (ShrinkBench's layer-wise baseline)
+    "sensitivity": SensitivitySpread(),
+}
 
 
 def score_and_spread(method: str) -> tuple[str, str]:
@@ -91,35 +136,30 @@ def score_and_spread(method: str) -> tuple[str, str]:
     return name, spread
 
 
+def guided(method: str) -> bool:
+    """Whether a one-shot method takes its layer ratios from the sensitivity scan."""
+    return SPREADS[score_and_spread(method)[1]].guided
+
+
+def informed(method: str) -> bool:
+    """Whether a one-shot method's score reads the weights (random pruning's does not)."""
+    return score_and_spread(method)[0] not in UNINFORMED
+
+
 def prune_(model: nn.Module, cfg: PruneConfig, seed: int = 0,
            layer_ratios: dict[str, float] | None = None) -> nn.Module:
     """Attach pruning masks to every Conv2d and Linear weight, in place, by `cfg.method`'s score
-    and spread:
-
-    - `global` (the original's `l1-unstructured`): `global_unstructured` ranks all these weights
-      together and masks the lowest-scored round(ratio × total);
-    - `layerwise`: within each layer, every layer at `ratio` (ShrinkBench's layer-wise baseline);
-    - `sensitivity`: within each layer, layer `n` at `layer_ratios[n]` (`sensitivity_ratios`).
+    and spread (`SPREADS`: global, layer-wise or sensitivity-guided).
 
     Scores that draw random numbers draw them reproducibly from `seed`. The masks stay attached
     (weight = weight_orig × mask) so fine-tuning keeps pruned weights at zero. Call
     `make_permanent_` before saving.
     """
     name, spread = score_and_spread(cfg.method)
-    method, layers = SCORES[name], prunable(model)
-    ratios = {n: cfg.ratio for n, _ in layers}
-    if spread == "sensitivity":
-        if layer_ratios is None or set(layer_ratios) != set(ratios):
-            raise ValueError(f"{cfg.method} needs a ratio for every prunable layer")
-        ratios = {n: float(r) for n, r in layer_ratios.items()}
+    layers = prunable(model)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        if spread == "global":
-            tprune.global_unstructured([(m, "weight") for _, m in layers],
-                                       pruning_method=method, amount=cfg.ratio)
-        else:
-            for n, m in layers:
-                method.apply(m, "weight", amount=ratios[n])
+        SPREADS[spread].apply(layers, SCORES[name], cfg.ratio, layer_ratios)
     return model
 
 

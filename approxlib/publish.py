@@ -33,9 +33,9 @@ from tqdm.auto import tqdm
 
 from . import accounting
 from . import analysis
-from . import cluster
 from . import data
 from . import executed
+from . import executors
 from . import names
 from . import parallel
 from . import pipeline
@@ -374,29 +374,25 @@ def to_pdf(index: Path, pdf: Path, timeout: int = 180) -> Path:
 
 
 def stages(p: dict, sections: list[str], models_dir: Path | str, out: Path,
-           data_dir: Path | None, progress: bool = True, executor: str = "local",
+           data_dir: Path | None, progress: bool = True, executor: str = executors.LOCAL,
            options: dict | None = None) -> tuple:
     """Every stage of `sections` (cached ones read), results.csv and the time accounting, on
-    `executor`: a Dask cluster (`options`: `cluster.run`'s address, workers, threads), else this
-    process and `options["workers"] - 1` helpers beside it (`parallel.run`: workers, threads).
-    Returns the rows and the runner."""
+    `executor` (an `executors.EXECUTORS` key; `options`: its run's keyword arguments, as its
+    `options` makes them from the command line). Returns the rows and the runner."""
     since, models_dir = time.time(), store.resolved(models_dir)
-    run = cluster.run if executor == "dask" else parallel.run
-    df, runner = run(p, sections, models_dir, out, data_dir, progress=progress,
-                     **(options or {}))
+    df, runner = executors.of(executor).run(p, sections, models_dir, out, data_dir, progress,
+                                            **(options or {}))
     accounting.write(p, sections, store.Store(models_dir), out, since, data_dir)
     return df, runner
 
 
 def build(profile: str, sections: list[str], overrides: dict, out: Path, models_dir: Path | str,
           data_dir: Path | None, pdf: bool = True, progress: bool = True,
-          executor: str = "local", options: dict | None = None) -> dict:
+          executor: str = executors.LOCAL, options: dict | None = None) -> dict:
     """`approx report`: stages (cached) → notebooks (papermill) → index.html → report.pdf.
 
-    `executor="dask"` computes the stages on a Dask cluster first (`options`: the keyword
-    arguments of `cluster.run`: address, workers, threads), else in this process and
-    `options["workers"] - 1` helpers beside it (`parallel.run`: workers, threads); the
-    notebooks then read the cache."""
+    The stages are computed first (`stages`: on `executor` with `options`); the notebooks then
+    read the cache."""
     p = load_profile(profile, overrides)
     if pdf:
         chromium()

@@ -286,8 +286,8 @@ class ControlsSection(Section):
         """Per curve model: each sensitivity-guided method against global magnitude at every
         point (McNemar), and how far random pruning trails it."""
         shown = list(dict.fromkeys(self.curve.prune_method))
-        guided = [m for m in shown if prune.score_and_spread(m)[1] == "sensitivity"]
-        rand = [m for m in shown if prune.score_and_spread(m)[0] == "random"]
+        guided = [m for m in shown if prune.guided(m)]
+        rand = [m for m in shown if not prune.informed(m)]
         if not guided:
             return []
         out = []

@@ -274,6 +274,27 @@ def test_the_first_method_names_are_a_score_and_a_spread():
         prune.score_and_spread("l1-global")
     with pytest.raises(ValueError, match="taken"):
         prune.score("l1")(Largest)
+    # what the planner and the report ask of a method, read from its score and spread
+    assert prune.guided("l1-sensitivity") and not prune.guided("l1-unstructured")
+    assert not prune.informed("random-layerwise") and prune.informed("l1-layerwise")
+
+
+def test_a_new_spread_is_one_registered_class(model, monkeypatch):
+    class FirstOnly(prune.Spread):
+        def ratios(self, layers, ratio, layer_ratios):
+            return {n: (ratio if i == 0 else 0.0) for i, (n, _) in enumerate(layers)}
+    monkeypatch.setitem(prune.SPREADS, "first", FirstOnly())
+    monkeypatch.setattr(prune, "UNINFORMED", set(prune.UNINFORMED))
+    prune.score("mine", informed=False)(prune.SCORES["random"])
+    try:
+        prune.prune_(model, PruneConfig(0.5, "mine-first"))
+        prune.make_permanent_(model)
+        (first, m), *rest = models.prunable(model)
+        assert int((m.weight == 0).sum()) == round(0.5 * m.weight.numel())
+        assert all(int((m.weight == 0).sum()) == 0 for _, m in rest)
+        assert not prune.informed("mine-first") and not prune.guided("mine-first")
+    finally:
+        del prune.SCORES["mine"]
 
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenetv2"])

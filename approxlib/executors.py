@@ -1,0 +1,81 @@
+"""Where `approx report` computes its stages: each executor one registered class that checks its
+command-line options, turns them into its run's keyword arguments and runs the stages, so that
+the CLI and `publish` name an executor without testing its name. A new executor is one class
+here. Light to import (the CLI checks options before PyTorch loads): what runs is imported when
+it runs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import ConfigError
+
+
+@dataclass(frozen=True)
+class Executor:
+    key: str
+    help: str
+    counts_computed = False  # its runner lists what this process computed
+
+    def check(self, a) -> None:
+        """ConfigError for an option it does not take (`a`: the parsed `approx report`)."""
+
+    def options(self, a) -> dict:
+        """The keyword arguments its `run` takes, from the checked options."""
+        raise NotImplementedError
+
+    def preflight(self, p: dict, sections: list[str], options: dict) -> None:
+        """ConfigError before anything runs, where the run would refuse these sections."""
+
+    def run(self, p: dict, sections: list[str], models_dir, out, data_dir, progress: bool,
+            **options) -> tuple:
+        """The rows and the runner, as `pipeline.run` returns them."""
+        raise NotImplementedError
+
+
+class Local(Executor):
+    """This process and `workers - 1` helpers beside it (`parallel.run`)."""
+    counts_computed = True
+
+    def check(self, a) -> None:
+        if a.scheduler:
+            raise ConfigError("--scheduler needs --executor dask")
+
+    def options(self, a) -> dict:
+        return {"workers": a.workers or 1, "threads": a.threads}
+
+    def preflight(self, p, sections, options) -> None:
+        from . import parallel
+        parallel.check(p, sections, options["workers"])
+
+    def run(self, p, sections, models_dir, out, data_dir, progress, **options):
+        from . import parallel
+        return parallel.run(p, sections, models_dir, out, data_dir, progress=progress, **options)
+
+
+class Dask(Executor):
+    """A Dask cluster: one at `address`, or a local one of `workers` (`cluster.run`)."""
+
+    def check(self, a) -> None:
+        if a.scheduler and a.workers:
+            raise ConfigError("--workers sizes a local cluster; a --scheduler's cluster has its "
+                              "own")
+
+    def options(self, a) -> dict:
+        return {"address": a.scheduler, "workers": a.workers, "threads": a.threads}
+
+    def run(self, p, sections, models_dir, out, data_dir, progress, **options):
+        from . import cluster
+        return cluster.run(p, sections, models_dir, out, data_dir, progress=progress, **options)
+
+
+EXECUTORS: dict[str, Executor] = {e.key: e for e in (
+    Local("local", "this process, and --workers - 1 helpers beside it"),
+    Dask("dask", "a Dask cluster (pip install approxlib[cluster])"))}
+LOCAL = "local"  # the default
+
+
+def of(key: str) -> Executor:
+    if key not in EXECUTORS:
+        raise ConfigError(f"unknown executor {key!r}; valid: {', '.join(EXECUTORS)}")
+    return EXECUTORS[key]

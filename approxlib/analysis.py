@@ -348,6 +348,32 @@ def paired_differences(d: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+# What makes two rows of results.csv the same variant in another seed's run
+VARIANT_KEY = ["model", "dataset", "prune_method", "prune_ratio", "quant", "codec", "control"]
+
+
+def seed_means(d: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """Per group of `key`: the accuracy's mean over seeds with its interval (`stats.mean_ci`,
+    fractions; the seeds in order, so that the sums do not depend on the rows' order)."""
+    rows = [{**dict(zip(key, k)), **stats.mean_ci(g.sort_values("seed").accuracy)}
+            for k, g in d.groupby(key, sort=False)]
+    return pd.DataFrame(rows, columns=[*key, *stats.CI_FIELDS])
+
+
+def average_seeds(d: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The rows of `seed`'s run, each variant's `accuracy` replaced by its mean over the seeds
+    (`seed_means` over `VARIANT_KEY`): `accuracy_seed` keeps its own, `acc_sd`, `acc_lo`,
+    `acc_hi` and `seeds` give the spread. Its run stays the one the paired tests compare;
+    size and latency are its own."""
+    out = d[d.seed == seed].reset_index(drop=True)
+    means = out[VARIANT_KEY].merge(seed_means(d, VARIANT_KEY), on=VARIANT_KEY, how="left")
+    out["accuracy_seed"] = out.accuracy
+    out["accuracy"] = means["mean"]
+    out["acc_sd"], out["acc_lo"], out["acc_hi"] = means.sd, means.lo, means.hi
+    out["seeds"] = means.n
+    return out
+
+
 # --------------------------------------------------------------- the report's findings
 
 

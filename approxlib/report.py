@@ -208,22 +208,12 @@ class Section:
 
     def _average_seeds(self) -> None:
         """Several seeds (profile `seeds`): one row per variant whose accuracy is the mean over
-        seeds and whose interval is the Student-t 95% interval of that mean; the profile seed's
-        run stays the one the paired tests (McNemar) compare."""
-        key = ["model", "dataset", "prune_method", "prune_ratio", "quant", "codec", "control"]
+        seeds and whose interval is the Student-t 95% interval of that mean
+        (`analysis.average_seeds`); the profile seed's run stays the one the paired tests
+        (McNemar) compare."""
         self.df_seeds = self.df
-        primary = self.df.seed == int(self.p["seed"])
-        out = self.df[primary].copy()
-        groups = {k: g.accuracy.to_numpy() for k, g in self.df.groupby(key)}
-        cis = [stats.mean_ci(groups[tuple(getattr(r, k) for k in key)])
-               for r in out.itertuples()]
-        out["accuracy_seed"] = out.accuracy
-        out["accuracy"] = [c["mean"] for c in cis]
-        out["acc_sd"] = [c["sd"] for c in cis]
-        out["acc_lo"], out["acc_hi"] = [c["lo"] for c in cis], [c["hi"] for c in cis]
-        out["seeds"] = [c["n"] for c in cis]
-        self.n_seeds = int(out.seeds.min())
-        self.df = out.reset_index(drop=True)
+        self.df = analysis.average_seeds(self.df, int(self.p["seed"]))
+        self.n_seeds = int(self.df.seeds.min())
         self.metrics = {v: m for v, m in self.metrics.items() if v.seed is None}
 
     # ------------------------------------------------------------------------------ captions

@@ -73,11 +73,7 @@ class ControlsSection(Section):
 
     # ------------------------------------------------------------------------- protocols
     def summary(self) -> pd.DataFrame:
-        rows = []
-        for (m, pr, role), g in self.seeds_df.groupby(["model", "protocol", "role"], sort=False):
-            rows.append({"model": m, "protocol": pr, "role": role,
-                         **stats.mean_ci(g.sort_values("seed").accuracy)})
-        return pd.DataFrame(rows, columns=["model", "protocol", "role", *stats.CI_FIELDS])
+        return analysis.seed_means(self.seeds_df, ["model", "protocol", "role"])
 
     def differences(self) -> pd.DataFrame:
         """Per model and protocol: paired (by seed) accuracy differences, mean and 95% CI."""

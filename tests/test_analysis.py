@@ -126,6 +126,24 @@ def test_roles_and_paired_differences_by_seed():
         analysis.paired_differences(twice[twice.role != "curve"])
 
 
+def test_a_variant_averaged_over_seeds_keeps_its_seeds_run_beside_the_mean():
+    plain = dict(model="resnet18", dataset="fashion-mnist", prune_method="none", quant="none",
+                 codec="none", control="none", latency_ms=3.0)
+    rows = [dict(plain, prune_ratio=0.0, seed=s, accuracy=a)
+            for s, a in ((0, 0.80), (1, 0.84), (2, 0.82))]
+    rows += [dict(plain, prune_ratio=0.5, prune_method="l1-unstructured", seed=s, accuracy=a)
+             for s, a in ((1, 0.70), (0, 0.74))]  # out of seed order
+    out = analysis.average_seeds(pd.DataFrame(rows), seed=0)
+    assert out.prune_ratio.tolist() == [0.0, 0.5] and (out.seed == 0).all()
+    assert out.accuracy.tolist() == pytest.approx([0.82, 0.72])
+    assert out.accuracy_seed.tolist() == [0.80, 0.74] and out.seeds.tolist() == [3, 2]
+    # three seeds, sd 0.02: t(0.975, 2) = 4.303 → half-width 4.303 × 0.02 / √3 = 0.0497
+    assert out.acc_hi[0] - out.accuracy[0] == pytest.approx(0.04969, abs=1e-4)
+    assert out.acc_sd[1] == pytest.approx(0.02828, abs=1e-4)
+    means = analysis.seed_means(pd.DataFrame(rows), ["prune_ratio"])
+    assert means["mean"].tolist() == pytest.approx([0.82, 0.72]) and means.n.tolist() == [3, 2]
+
+
 def study_frame():
     """A one-shot pruning section (baseline 80%, pruned 84%, control 86%), a compression
     section (dense 80% → Huffman-coded 79.5%, 40×) and section H's controls_frame."""

@@ -52,7 +52,8 @@ from torch import nn
 
 from . import models
 from . import store
-from .config import APX_CODECS, GENERAL_CODECS, CodecConfig, ConfigError, ModelConfig
+from .config import (APX_CODECS, GENERAL_CODECS, PACKED_CODEC, SHIPPED_CODEC, SPARSE_CODEC,
+                     CodecConfig, ConfigError, ModelConfig)
 from .share import fold_batchnorm, has_batchnorm
 
 MAGIC = b"\x89APX\r\n\x1a\n"
@@ -220,19 +221,19 @@ def _stream(w: _Writer, symbols: np.ndarray, coding: str, width: int) -> dict:
 
 
 def _encode_sparse(w: _Writer, t: torch.Tensor, cfg: CodecConfig) -> dict:
+    form = APX[cfg.codec]
     bits = t.detach().cpu().contiguous().reshape(-1).view(torch.int32).numpy().view(np.uint32)
     positions = np.flatnonzero(bits)  # bit patterns: −0.0 is a value, +0.0 is "pruned"
-    coding = "huffman" if cfg.codec == "huffman" else "fixed"
     rec = {"enc": "sparse", "nnz": len(positions), "index_bits": cfg.index_bits,
-           "gaps": _stream(w, gaps_of(positions, cfg.index_bits), coding, cfg.index_bits)}
+           "gaps": _stream(w, gaps_of(positions, cfg.index_bits), form.coding, cfg.index_bits)}
     values = bits[positions]
     book, codes = np.unique(values, return_inverse=True)
-    if cfg.codec == "sparse" or not 0 < len(book) <= MAX_CODEBOOK:
+    if not form.codebook or not 0 < len(book) <= MAX_CODEBOOK:
         rec["values"] = {"coding": "raw", "data": w.add(values.astype("<u4").tobytes())}
     else:
         width = max(1, math.ceil(math.log2(len(book)))) if len(book) > 1 else 1
         rec["codebook"] = {"k": len(book), "data": w.add(book.astype("<u4").tobytes())}
-        rec["values"] = _stream(w, codes.astype(np.int64), coding, width)
+        rec["values"] = _stream(w, codes.astype(np.int64), form.coding, width)
     return rec
 
 
@@ -577,8 +578,11 @@ class Codec:
 
 @dataclass(frozen=True)
 class Apx(Codec):
-    """A layer of our .apx format (`sparse`, `packed`, `huffman`: `encode`, `load`)."""
+    """A layer of our .apx format (`encode`, `load`): how it codes its streams of gaps and
+    values, and whether the values go through a codebook (else raw float32 bits)."""
     name: str
+    coding: str  # of the position and codebook-index streams: "fixed" width or "huffman"
+    codebook: bool
     suffix: str = ".apx"
 
     def write(self, source, mc, cc, header):
@@ -678,7 +682,11 @@ GENERAL = {c.name: c for c in (
         _zstd_pieces))}
 
 
-CODECS: dict[str, Codec] = {**{n: Apx(n) for n in APX_CODECS}, **GENERAL}
+APX: dict[str, Apx] = {c.name: c for c in (
+    Apx(SPARSE_CODEC, "fixed", codebook=False),  # positions + float32 values
+    Apx(PACKED_CODEC, "fixed", codebook=True),  # + the values as fixed-width codebook indices
+    Apx(SHIPPED_CODEC, "huffman", codebook=True))}  # + Huffman coding of both streams
+CODECS: dict[str, Codec] = {**APX, **GENERAL}
 
 
 def general_codec(codec: str) -> GeneralCodec:

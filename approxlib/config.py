@@ -30,7 +30,8 @@ MODELS = ("resnet18", "mobilenetv2")  # the original study's; any torchvision cl
 # torchvision's first layers as built for 224-pixel images, or the first convolution at stride 1
 # for small ones (models.build)
 IMAGENET_STEM, CIFAR_STEM = STEMS = ("imagenet", "cifar")
-SCHEDULES = ("constant", "onecycle", "cosine")
+# learning-rate schedules (train.SCHEDULERS); constant is the original study's
+CONSTANT, ONECYCLE, COSINE = SCHEDULES = ("constant", "onecycle", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16")
 # Where the dense model's QAT starts: the baseline, or its equal-compute dense control (the
 # converged model of the dense arm, as the channel-pruned model is of its own).
@@ -46,7 +47,7 @@ SPARSE_CODEC, PACKED_CODEC, SHIPPED_CODEC = APX_CODECS = ("sparse", "packed", "h
 # MPEG NNC (ISO/IEC 15938-17) through its reference software, NNCodec (nncodec.py): the standard
 # section F measures its files against, at each of `nncodec_qps`
 STANDARD_CODEC = "nncodec"
-GENERAL_CODECS = ("gzip", "xz", "zstd")  # over the whole checkpoint (compress.GENERAL)
+GZIP, XZ, ZSTD = GENERAL_CODECS = ("gzip", "xz", "zstd")  # over the whole checkpoint (compress.GENERAL)
 # Their settings besides each tool's strongest (None): `fast`, each tool's quick one (smoke)
 GENERAL_EFFORTS = ("fast",)
 NO_CODEC = "none"  # the checkpoint as `torch.save` wrote it
@@ -163,7 +164,7 @@ class TrainConfig:
     epochs: int
     batch_size: int = 128
     lr: float = 0.1
-    schedule: str = "constant"
+    schedule: str = CONSTANT
     warmup: float = 0.0
     momentum: float = 0.9
     nesterov: bool = False

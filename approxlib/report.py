@@ -22,6 +22,7 @@ from . import runtime
 from . import steps
 from . import store
 from .config import (
+    CONSTANT,
     ConfigError,
     check_dataset,
     check_model,
@@ -324,7 +325,7 @@ class Section:
             f"and latency those of seed {self.p['seed']}, whose run the paired tests compare")))
 
     def is_original_protocol(self) -> bool:
-        return self.dataset == self.spec.original_dataset and self.p["schedule"] == "constant"
+        return self.dataset == self.spec.original_dataset and self.p["schedule"] == CONSTANT
 
     def _figure(self, fig, what: str) -> None:
         """Show a figure as an embedded PNG (works under any matplotlib backend) + caption."""

@@ -12,7 +12,7 @@ from . import analysis, compress, names, plots, stats
 from . import pipeline
 from . import quants
 from . import store
-from .config import NO_CODEC, SHIPPED_CODEC, STANDARD_CODEC, per_model
+from .config import NO_CODEC, SHIPPED_CODEC, STANDARD_CODEC, XZ, per_model
 from .report import Section, _fmt_pct, _md, _table
 
 # Published ratios reached without accuracy loss, on other models and data (shown as labelled
@@ -304,8 +304,8 @@ class CompressionSection(Section):
                 f"{_fmt_pct(ours.accuracy)} ({-100 * drop:+.2f} points; McNemar "
                 f"{stats.p_words(test['p_value'])}, "
                 f"{stats.verdict_words(test['p_value'])}).")
-            xz = self.df[(self.df.model == m) & (self.df.codec == "xz")].iloc[0]
-            xz_setting = compress.GENERAL["xz"].setting(self.p["general_effort"])
+            xz = self.df[(self.df.model == m) & (self.df.codec == XZ)].iloc[0]
+            xz_setting = compress.GENERAL[XZ].setting(self.p["general_effort"])
             best = self.df[(self.df.model == m) & self.df.codec.isin(compress.GENERAL_CODECS)]
             best = best.loc[best.size_bytes.idxmin()]
             lines.append(

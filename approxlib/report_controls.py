@@ -311,7 +311,7 @@ class ControlsSection(Section):
             points.append(f"{analysis.weight_ratio(r.prune_ratio):.0f}× "
                           f"{'fine-tuned' if r.finetuned else 'not fine-tuned'}: "
                           f"{100 * r.a_acc:.2f}% vs {100 * r.b_acc:.2f}% ({d:+.2f} "
-                          f"points, McNemar {stats.p_words(p, 2)})")
+                          f"points, McNemar {stats.p_words(p)})")
             wins += d > 0
             real += d > 0 and stats.significant(p)
         what = f"{names.method(method)} pruning beats {names.method(methods.REFERENCE)}"

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from . import convgrad
 from . import data
-from .config import ConfigError, TrainConfig
+from .config import CONSTANT, COSINE, ONECYCLE, ConfigError, TrainConfig
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -45,22 +45,37 @@ def seed_everything(seed: int) -> None:
     torch.cuda.manual_seed_all(seed)
 
 
-def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps: int):
-    """Per-step schedule. `constant` is the original's (lr 0.1 throughout)."""
-    if cfg.schedule == "constant" or steps == 0:
-        return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-    if cfg.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=cfg.lr, total_steps=steps, pct_start=max(cfg.warmup, 1e-3),
-            anneal_strategy="linear", div_factor=10.0, final_div_factor=100.0,
-            base_momentum=cfg.momentum, max_momentum=cfg.momentum)
-    warm = int(cfg.warmup * steps)  # cosine with linear warm-up
+def _constant(opt: torch.optim.Optimizer, cfg: TrainConfig, steps: int):
+    """The original's: the lr throughout."""
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+
+
+def _onecycle(opt: torch.optim.Optimizer, cfg: TrainConfig, steps: int):
+    """Linear one-cycle: from lr / 10 up to lr over `warmup` of the steps, then down to
+    lr / 1000."""
+    return torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.lr, total_steps=steps, pct_start=max(cfg.warmup, 1e-3),
+        anneal_strategy="linear", div_factor=10.0, final_div_factor=100.0,
+        base_momentum=cfg.momentum, max_momentum=cfg.momentum)
+
+
+def _cosine(opt: torch.optim.Optimizer, cfg: TrainConfig, steps: int):
+    """Cosine to zero after a linear warm-up over `warmup` of the steps."""
+    warm = int(cfg.warmup * steps)
 
     def factor(s: int) -> float:
         if s < warm:
             return (s + 1) / warm
         return 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm)))
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+SCHEDULERS = {CONSTANT: _constant, ONECYCLE: _onecycle, COSINE: _cosine}  # config.SCHEDULES
+
+
+def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps: int):
+    """Per-step schedule `cfg.schedule` (`SCHEDULERS`); none to schedule without a step."""
+    return SCHEDULERS[CONSTANT if steps == 0 else cfg.schedule](opt, cfg, steps)
 
 
 @torch.no_grad()

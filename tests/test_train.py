@@ -4,7 +4,7 @@ import torch
 from approxlib import data
 from approxlib import models
 from approxlib import train
-from approxlib.config import ConfigError, DataConfig, ModelConfig, TrainConfig
+from approxlib.config import SCHEDULES, ConfigError, DataConfig, ModelConfig, TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def test_cpu_runs_repeat_exactly(small):
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
 
 
-@pytest.mark.parametrize("schedule", ["constant", "onecycle", "cosine"])
+@pytest.mark.parametrize("schedule", SCHEDULES)
 def test_schedules(schedule):
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=0.1)
@@ -51,6 +51,9 @@ def test_schedules(schedule):
     else:
         assert max(lrs) == pytest.approx(0.1, rel=0.05) and lrs[-1] < 0.01
         assert lrs[0] < 0.05  # warm-up
+    # no step to schedule: the lr as given, whatever the schedule
+    fresh = torch.optim.SGD([p], lr=0.1)
+    assert train.make_scheduler(fresh, cfg, 0).get_last_lr() == [0.1]
 
 
 def test_bf16_choice():

@@ -310,8 +310,15 @@ def _scratch_words(scratch: pd.DataFrame) -> str:
 # ------------------------------------------------------------------- controls (section H)
 
 # The compared roles of `roles` in the order tables and figures show them, with their names
-ROLE_NAMES = {"baseline": "baseline", "control": "dense, equal-compute control (+ fine-tuning)",
-              "pruned": "pruned + fine-tuned"}
+# A row's part in section H's equal-compute comparison (`roles`), and their names in the report
+BASELINE, CONTROL, PRUNED, CURVE = "baseline", "control", "pruned", "curve"
+ROLE_NAMES = {BASELINE: "baseline", CONTROL: "dense, equal-compute control (+ fine-tuning)",
+              PRUNED: "pruned + fine-tuned"}
+# The differences paired by seed (`paired_differences`): name → (role, minus role)
+PRUNED_VS_CONTROL, PRUNED_VS_BASELINE, CONTROL_VS_BASELINE = DIFFERENCES = (
+    "pruned − control", "pruned − baseline", "control − baseline")
+DIFFERENCE_ROLES = {PRUNED_VS_CONTROL: (PRUNED, CONTROL), PRUNED_VS_BASELINE: (PRUNED, BASELINE),
+                    CONTROL_VS_BASELINE: (CONTROL, BASELINE)}
 
 
 def roles(d: pd.DataFrame, ratio: float, finetuned_only: bool = True) -> pd.Series:
@@ -322,7 +329,7 @@ def roles(d: pd.DataFrame, ratio: float, finetuned_only: bool = True) -> pd.Seri
     return pd.Series(np.select(
         [~uncontrolled(d), d.prune_ratio == 0,
          (d.prune_method == methods.REFERENCE) & (d.prune_ratio == ratio) & finetuned],
-        ["control", "baseline", "pruned"], default="curve"), index=d.index)
+        [CONTROL, BASELINE, PRUNED], default=CURVE), index=d.index)
 
 
 def paired_differences(d: pd.DataFrame) -> pd.DataFrame:
@@ -339,9 +346,7 @@ def paired_differences(d: pd.DataFrame) -> pd.DataFrame:
     wide = d.pivot_table(index=["model", "protocol", "seed"], columns="role", values="accuracy")
     rows = []
     for (m, pr), g in wide.groupby(level=[0, 1], sort=False):
-        for name, a, b in (("pruned − control", "pruned", "control"),
-                           ("pruned − baseline", "pruned", "baseline"),
-                           ("control − baseline", "control", "baseline")):
+        for name, (a, b) in DIFFERENCE_ROLES.items():
             diff = (g[a] - g[b]).dropna() if a in g and b in g else pd.Series(dtype=float)
             rows.append({"model": m, "protocol": pr, "difference": name,
                          **stats.mean_ci(diff.values)})
@@ -457,7 +462,7 @@ def learned_runs(d: pd.DataFrame) -> pd.DataFrame:
     measurement of pruning (quick, 2026-12-05: MobileNetV2's baseline at 11.3% under the
     original protocol, seed 0, stretched its 3-seed interval to -9.7..+34.5 points)."""
     roles_ = d.role if "role" in d else pd.Series("", index=d.index)
-    dead = d[roles_.isin(["baseline", "control"]) & at_chance(d)]
+    dead = d[roles_.isin([BASELINE, CONTROL]) & at_chance(d)]
     key = ["model", "protocol", "seed"]
     void = pd.MultiIndex.from_frame(d[key]).isin(pd.MultiIndex.from_frame(dead[key]))
     return d[~void]
@@ -557,9 +562,9 @@ def controls_finding(d: pd.DataFrame, ratio: float) -> tuple[str, str] | None:
     if h.empty:
         return None
     h["role"] = roles(h, ratio)
-    runs = h[h.role != "curve"]
+    runs = h[h.role != CURVE]
     diff = paired_differences(learned_runs(runs))
-    diff = diff[diff.difference == "pruned − control"]
+    diff = diff[diff.difference == PRUNED_VS_CONTROL]
     if diff.empty:
         if paired_differences(runs).empty:  # no baseline, control and pruned model to pair
             return None

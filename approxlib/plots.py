@@ -521,7 +521,8 @@ def channel_curve(curve: pd.DataFrame, batch: int) -> plt.Figure:
 
 # ------------------------------------------------------------------------------ section H
 
-ROLE_COLORS = {"baseline": COLORS["none"], "control": "#8C8C8C", "pruned": COLORS["pruned"]}
+ROLE_COLORS = {analysis.BASELINE: COLORS["none"], analysis.CONTROL: "#8C8C8C",
+               analysis.PRUNED: COLORS["pruned"]}
 
 
 def protocol_bars(summary: pd.DataFrame, seeds: pd.DataFrame) -> plt.Figure:

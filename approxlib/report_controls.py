@@ -145,8 +145,8 @@ class ControlsSection(Section):
 
     def _dense(self, model: str) -> pd.Series:
         d = self.df
-        return d[(d.model == model) & (d.role == "baseline") & (d.protocol == self.curve_protocol)
-                 & (d.seed == self.curve_seed)].iloc[0]
+        return d[(d.model == model) & (d.role == analysis.BASELINE)
+                 & (d.protocol == self.curve_protocol) & (d.seed == self.curve_seed)].iloc[0]
 
     def fig_curve(self) -> None:
         if self.curve.empty:
@@ -227,11 +227,12 @@ class ControlsSection(Section):
             def get(name, frame=diffs, key="difference"):
                 r = frame[(frame.model == m) & (frame.protocol == pr) & (frame[key] == name)]
                 return r.iloc[0].to_dict() if len(r) else None
-            pc, pb, cb = (get(x) for x in ("pruned − control", "pruned − baseline",
-                                           "control − baseline"))
+            pc, pb, cb = (get(x) for x in (analysis.PRUNED_VS_CONTROL,
+                                           analysis.PRUNED_VS_BASELINE,
+                                           analysis.CONTROL_VS_BASELINE))
             if pc is None:
                 continue
-            base = get("baseline", summary, "role")
+            base = get(analysis.BASELINE, summary, "role")
             parts.append(
                 f"under the **{pr}** protocol ({int(pc['n'])} seed{'s' * (pc['n'] > 1)}, "
                 f"baseline {100 * base['mean']:.2f}%), pruning then fine-tuning changes top-1 "
@@ -248,10 +249,10 @@ class ControlsSection(Section):
         """The original's claim against the controls: pruned − control beyond noise anywhere?"""
         def where(rows) -> str:
             return ", ".join(f"{names.model(r['model'])} ({r['protocol']})" for r in rows)
-        gains = diffs[diffs.difference == "pruned − control"].to_dict("records")
+        gains = diffs[diffs.difference == analysis.PRUNED_VS_CONTROL].to_dict("records")
         real_gain = [r for r in gains if r["lo"] > 0]  # beyond noise, above zero
         real_loss = [r for r in gains if r["hi"] < 0]
-        big_lr = diffs[(diffs.difference == "control − baseline")]
+        big_lr = diffs[diffs.difference == analysis.CONTROL_VS_BASELINE]
         return ("- **On the original's claim**: "
                 + ("in no model and protocol is pruned − control above zero beyond noise; "
                    if not real_gain else

@@ -252,7 +252,10 @@ def encode(model: nn.Module, model_cfg: ModelConfig, cfg: CodecConfig,
                           f"its config describes")
     weights = {f"{n}.weight" for n, _ in models.prunable(model)}
     w, tensors, stats = _Writer(), [], []
-    for name, t in state.items():
+    # in the skeleton's order, which the decoder checks: a model's own may differ (removing
+    # a parametrization, as weight sharing does, registers the weight again after the bias)
+    for name in expected:
+        t = state[name]
         start = len(w.sections)
         if name in weights and t.dtype == torch.float32:
             rec = _encode_sparse(w, t, cfg)

@@ -44,6 +44,7 @@ from .config import (
     SHIPPED_CODEC,
     STANDARD_CODEC,
     ConfigError,
+    DataConfig,
     ModelConfig,
     NncConfig,
     OnnxConfig,
@@ -392,10 +393,22 @@ def _checked_digest(path: str, size: int, mtime_ns: int, mc: ModelConfig) -> str
     return store.digest_file(Path(path))
 
 
+def _identified(p: dict, v: Variant) -> DataConfig:
+    """The variant's data config with its files' digest; a size that does not fit names the key
+    that set it (section H's runs take their training subset from h_train_size)."""
+    try:
+        return data.identify(data_config(p, v.dataset))
+    except ConfigError as e:
+        if v.in_profile:
+            raise
+        raise ConfigError(f"section H's runs (h_train_size {p['train_size']}): {e}"
+                          ) from None
+
+
 def recipe(v: Variant, p: dict) -> tuple[Step, ...]:
     """A variant's steps, from training to evaluation."""
     p = variant_params(p, v)
-    ds, mc = data.identify(data_config(p, v.dataset)), model_config(p, v.model, v.dataset)
+    ds, mc = _identified(p, v), model_config(p, v.model, v.dataset)
     return (first_step(v, p, ds, mc), *prune_steps(v, p, ds, mc),
             *quant_steps(v, p, ds, mc), *codec_steps(v, p, ds, mc),
             Evaluate(measure_config(p), ds, latency=times_itself(v, p)))

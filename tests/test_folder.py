@@ -318,3 +318,10 @@ def test_split_sizes_that_do_not_fit_fail_at_planning(folder, tmp_path, monkeypa
         p = load_profile("smoke", {"dataset": f"imagefolder:{folder}", **ov})
         with pytest.raises(ConfigError, match=match):
             pipeline.dry_run(p, ["C"], S.Store(tmp_path / "models"))
+    # section H takes its subset from h_train_size, and says so (train_size null told a user
+    # "train_size 2000 exceeds …")
+    p = load_profile("smoke", {"dataset": f"imagefolder:{folder}", "val_size": 50,
+                               "train_size": None, "h_train_size": 10 * TRAIN})
+    with pytest.raises(ConfigError, match=rf"^section H's runs \(h_train_size {10 * TRAIN}\): "
+                                          rf"train_size {10 * TRAIN} exceeds"):
+        pipeline.dry_run(p, ["H"], S.Store(tmp_path / "models"))

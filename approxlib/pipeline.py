@@ -66,6 +66,7 @@ from .config import (
     gradual_config,
     measure_config,
     per_model,
+    profile_label,
     protocol_params,
     qat_config,
     qat_freeze,
@@ -994,7 +995,8 @@ def row(v: Variant, p: dict, m: dict) -> dict:
         # cached metrics from before this column: the FLOPs of the dense architecture
         "flops": m.get("flops") or dense_flops(model_config(p, v.model, v.dataset),
                                                data.source(v.dataset, p["image_size"]).size),
-        "profile": p["profile"], "val_accuracy": m["val_accuracy"],
+        "profile": profile_label(p["profile"]),  # one spelling, however the file was named
+        "val_accuracy": m["val_accuracy"],
         "latency_iqr_ms": lat["latency_iqr_ms"], "throughput_img_s": lat["throughput_img_s"],
         "threads": m["threads"], "test_images": m["test_images"],
         # rounds of an interleaved timing (`Runner.interleaved`); 0: its evaluation's own;

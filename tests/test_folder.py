@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torchvision
@@ -235,6 +236,9 @@ def test_report_for_a_third_architecture_on_the_folder(folder, tmp_path, data_ro
     assert 'id="section-A"' not in html
     assert "mobilenet_v3_small" in html and "fashion (imagefolder)" in html
     assert "stand-in" not in html
+    # the file's label, not the path as given: a run from another folder, or one whose
+    # notebooks are reused, writes the same results.csv
+    assert pd.read_csv(made["results"]).profile.unique().tolist() == ["mine"]
 
 
 def test_images_are_opened_only_in_image_formats_and_8_bit(folder, tmp_path):

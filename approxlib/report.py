@@ -290,8 +290,9 @@ class Section:
         title = self.spec.heading(dict.fromkeys(self.df.model), self.dataset)
         _md(f'<a id="section-{self.letter}"></a>\n\n## Section {self.letter}. {title}\n\n'
             f"Dataset: **{_literal(self.dataset_text())}**; profile "
-            f"**{_literal(profile_label(self.p['profile']))}** "
-            f"({_literal(self.p['description'])})\n\nProtocol: {self.protocol_text()}."
+            f"**{_literal(profile_label(self.p['profile']))}**"
+            + (f" ({_literal(self.p['description'])})" if self.p["description"] else "")
+            + f"\n\nProtocol: {self.protocol_text()}."
             + self.shared_data_note())
         # before any number that would mislead
         caution = analysis.chance_finding(self.df, "in this section")

@@ -239,6 +239,8 @@ def test_report_for_a_third_architecture_on_the_folder(folder, tmp_path, data_ro
     # the file's label, not the path as given: a run from another folder, or one whose
     # notebooks are reused, writes the same results.csv
     assert pd.read_csv(made["results"]).profile.unique().tolist() == ["mine"]
+    assert "profile <strong>mine</strong>" in html  # a file without a description: no "()"
+    assert "profile <strong>mine</strong> (" not in html
 
 
 def test_images_are_opened_only_in_image_formats_and_8_bit(folder, tmp_path):

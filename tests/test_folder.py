@@ -135,7 +135,11 @@ def test_bad_folders_get_one_line(folder, tmp_path, no_hang):
     _expect_error(own, r"cannot read image .*notes\.png")
     own = _copy(folder, tmp_path / "classes")
     (own / "test" / "class0").rename(own / "test" / "zero")
-    _expect_error(own, r"other classes than")
+    _expect_error(own, r"other classes than .*train \(missing class0; not in train/: zero\)$")
+    for c in range(1, 8):  # seven missing: five named, the rest counted (it cut the list at 3)
+        (own / "test" / f"class{c}").rename(own / "test" / f"z{c}")
+    _expect_error(own, r"\(missing class0, class1, class2, class3, class4 and 3 more; not in "
+                       r"train/: z1, z2, z3, z4, z5 and 3 more\)$")
     own = _copy(folder, tmp_path / "fifo")  # reading it would block for ever
     os.mkfifo(own / "train" / "class2" / "x.png")
     _expect_error(own, r"x\.png is not a regular file")

@@ -16,6 +16,7 @@ unless the command succeeds. A bug still shows its traceback (exit 1).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import os
@@ -559,10 +560,29 @@ def _stdout_gone() -> bool:
         return False
 
 
+@contextlib.contextmanager
+def _bars_off(quiet: bool):
+    """--quiet silences also the bars of code no `progress` reaches (an image folder's first
+    decoding, `folder._bar`), which read TQDM_DISABLE; so does tqdm where it is imported after
+    (the commands import torch and the library lazily). Restored after, for a caller that runs
+    main() twice."""
+    old = os.environ.get("TQDM_DISABLE")
+    if quiet:
+        os.environ["TQDM_DISABLE"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = old
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         a = build_parser().parse_args(argv)
-        code = COMMANDS[a.command](a)
+        with _bars_off(getattr(a, "quiet", False)):
+            code = COMMANDS[a.command](a)
         sys.stdout.flush()  # a short output sits in the buffer: a closed pipe shows here
         return code
     except ConfigError as e:

@@ -175,8 +175,7 @@ class ImageFolder(data.Source):
             return self._memo["digest", part]
         h = hashlib.sha256()
         files = self._files(part)[0]
-        for f, y in tqdm(files, desc=f"hash {self.root.name}/{part}", leave=False,
-                         disable=len(files) < 5000, mininterval=1.0):
+        for f, y in _bar(files, f"hash {self.root.name}/{part}", shown_from=5000):
             h.update(f"{f.relative_to(self.root)}|{y}|".encode())
             try:
                 h.update(hashlib.sha256(f.read_bytes()).digest())
@@ -209,10 +208,17 @@ class ImageFolder(data.Source):
                               f"smaller image_size")
         x = np.empty((len(files), self.channels, self.size, self.size), dtype=np.uint8)
         mode = "L" if self.channels == 1 else "RGB"
-        for i, (f, _) in enumerate(tqdm(files, desc=f"decode {self.root.name}/{part}",
-                                        leave=False, mininterval=1.0)):
+        for i, (f, _) in enumerate(_bar(files, f"decode {self.root.name}/{part}")):
             x[i] = _decode_one(f, mode, self.image_size)
         return torch.from_numpy(x), self.labels(part)
+
+
+def _bar(items: list, desc: str, shown_from: int = 0):
+    """A bar over a part's first hashing or decoding, which no caller's `progress` reaches: off
+    for fewer than `shown_from` items and under `approx --quiet` (TQDM_DISABLE, read here:
+    tqdm reads it once, when it is imported)."""
+    return tqdm(items, desc=desc, leave=False, mininterval=1.0,
+                disable=len(items) < shown_from or bool(os.environ.get("TQDM_DISABLE")))
 
 
 def _wh(size: tuple[int, int]) -> str:

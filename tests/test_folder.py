@@ -335,3 +335,19 @@ def test_split_sizes_that_do_not_fit_fail_at_planning(folder, tmp_path, monkeypa
     with pytest.raises(ConfigError, match=rf"^section H's runs \(h_train_size {10 * TRAIN}\): "
                                           rf"train_size {10 * TRAIN} exceeds"):
         pipeline.dry_run(p, ["H"], S.Store(tmp_path / "models"))
+
+
+def test_quiet_silences_the_bars_of_a_first_decoding(folder, tmp_path, capsys):
+    """--quiet reached the trainer, not the image folder's first decoding (a new user saw its
+    bars); what the command printed without it shows the check can fail."""
+    from approxlib import cli
+    for quiet in (["--quiet"], []):
+        own = _copy(folder, tmp_path / f"own{len(quiet)}")  # no cache: decoded again
+        code = cli.main(["train", "--profile", "smoke", "--model", "resnet18", "--dataset",
+                         f"imagefolder:{own}", "--set", "val_size=50", "--set",
+                         "train_size=null", "--set", "epochs=0", *quiet, "--models-dir",
+                         str(tmp_path / "models"), "--data-dir", str(tmp_path / "data"),
+                         "--out", str(tmp_path / f"r{len(quiet)}.pt")])
+        assert code == 0
+        assert ("decode own" in capsys.readouterr().err) == (not quiet)
+    assert "TQDM_DISABLE" not in os.environ

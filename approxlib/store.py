@@ -209,10 +209,30 @@ def load_weights(path: Path, cfg: ModelConfig) -> nn.Module:
         return model
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict")
+    hint = _saved_otherwise(obj)
+    if hint:
+        raise CheckpointError(f"{path} {hint}")
     state = _state_of(path, {"state_dict": obj})
     reference = _reference(path, cfg, quants.NONE.key, None)
     _compare(path, cfg, state, reference.state_dict())
     return _assign(path, cfg, reference, state)
+
+
+def _saved_otherwise(obj: dict) -> str | None:
+    """How two common ways of saving weights differ from a plain state dict, as the fix to
+    make (they would fail on their first tensor's name): a training checkpoint holding the
+    state dict as one entry, and a DataParallel model's names, each prefixed `module.`."""
+    inner = [k for k, v in obj.items() if isinstance(v, dict) and v
+             and all(isinstance(t, torch.Tensor) for t in v.values())]
+    if inner:
+        entries = ", ".join(repr(k)[:40] for k in list(obj)[:6])
+        return (f"is a training checkpoint (entries {entries}); save its weights alone: "
+                f"torch.save(checkpoint[{repr(inner[0])[:40]}], path)")
+    names = list(obj)
+    if names and all(isinstance(k, str) and k.startswith("module.") for k in names):
+        return ("holds a DataParallel model's weights (every name starts with 'module.'); "
+                "save model.module.state_dict()")
+    return None
 
 
 def _read_checkpoint(path: Path, data: bytes | None) -> Any:

@@ -212,6 +212,16 @@ def test_weights_that_do_not_fit_name_the_tensor(tmp_path):
     assert "\n" not in text and "\x1b" not in text and "weights_only" not in text
     ok = S.load_weights(path, ModelConfig("resnet18", 7, 3))
     assert torch.equal(ok.fc.weight, torch.load(path)["fc.weight"])
+    # two common ways of saving, each with its fix (they failed on a tensor's name)
+    state = torch.load(path)
+    torch.save({"epoch": 3, "state_dict": state, "best": 0.9}, tmp_path / "ckpt.pt")
+    with pytest.raises(S.CheckpointError, match=r"is a training checkpoint \(entries 'epoch', "
+                       r"'state_dict', 'best'\); save its weights alone: "
+                       r"torch.save\(checkpoint\['state_dict'\], path\)$"):
+        S.load_weights(tmp_path / "ckpt.pt", ModelConfig("resnet18", 7, 3))
+    torch.save({f"module.{k}": v for k, v in state.items()}, tmp_path / "dp.pt")
+    with pytest.raises(S.CheckpointError, match=r"DataParallel .* save model.module.state_dict"):
+        S.load_weights(tmp_path / "dp.pt", ModelConfig("resnet18", 7, 3))
 
 
 @pytest.mark.slow

@@ -511,11 +511,16 @@ def _copy(src: Path, dst: Path) -> None:
 
 def cmd_verify(a) -> int:
     """Exit 0 when every entry is intact, 1 when a run would recompute something."""
-    from . import pipeline, store
+    from . import pipeline, steps, store
     if store.is_url(a.models_dir) or not Path(a.models_dir).is_dir():
         raise ConfigError(f"--models-dir {a.models_dir} is not a folder (for a URL store, "
                           f"verify its local cache folder)")
     entries = pipeline.verify_store(store.Store(a.models_dir))
+    kinds = set(steps.REGISTRY) | set(pipeline.JSON_CHECKS)  # what a run writes
+    if entries and not any(e["kind"] in kinds for e in entries):
+        raise ConfigError(f"--models-dir {a.models_dir} holds none of the folders a run writes "
+                          f"({', '.join(sorted(kinds)[:4])}, …): is it a report folder? Give "
+                          f"the models folder (default: models)")
     bad = [e for e in entries if e["problem"]]
     for e in entries if a.all else bad:
         print(f"{'ok      ' if not e['problem'] else 'recompute'}  {e['path']}"

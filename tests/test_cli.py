@@ -376,3 +376,17 @@ def test_os_error_line_names_both_paths_and_stays_one_line():
     e = OSError(errno.EXDEV, "Invalid cross-device link", "/a/x.tmp", None, "/b/x")
     assert os_error_line(e) == "Invalid cross-device link: /a/x.tmp → /b/x"
     assert os_error_line(FileNotFoundError("bucket/key\nnot found")) == "bucket/key not found"
+
+
+def test_verify_names_a_report_folder_given_for_the_models_folder(capsys, tmp_path):
+    """A new user's `approx verify --models-dir reports/mine` listed every CSV as "recompute
+    (no recorded digest)" and exited 1."""
+    (tmp_path / "sparsity").mkdir()
+    (tmp_path / "sparsity" / "resnet18.csv").write_text("layer,sparsity\n")
+    code, out, err = run(capsys, "verify", "--models-dir", str(tmp_path))
+    assert code == 2 and out == "" and "is it a report folder?" in err
+    assert len(err.splitlines()) == 1
+    (tmp_path / "train").mkdir()  # a models folder whose only file lost its digest: listed
+    (tmp_path / "train" / "0123.pt").write_bytes(b"x")
+    code, out, err = run(capsys, "verify", "--models-dir", str(tmp_path))
+    assert code == 1 and "0123.pt" in out

@@ -224,9 +224,13 @@ class Section:
 
     def dataset_text(self) -> str:
         name = names.dataset(self.dataset)
-        orig = self.spec.original_dataset
-        if self.dataset != orig and data.source(self.dataset).builtin:
+        orig, src = self.spec.original_dataset, data.source(self.dataset)
+        if self.dataset != orig and src.builtin:
             name += f" (stand-in for the original's {names.dataset(orig)})"
+        elif not src.builtin:  # your own images: what the reader cannot know otherwise
+            counts = [(part, src.count(part)) for part in src.parts]
+            name += f", {src.classes} classes (" + ", ".join(
+                f"{n:,} images in {part}/" for part, n in counts if n is not None) + ")"
         return name
 
     def shared_data_note(self) -> str:

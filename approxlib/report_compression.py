@@ -45,7 +45,7 @@ class CompressionSection(Section):
 
     def variants_text(self) -> str:
         p = self.p
-        return (f"compressed models pruned gradually from the trained baseline over "
+        return (f"compressed models pruned gradually from the baseline over "
                 f"{self._each('dc_epochs')} epoch(s) (lr {p['dc_lr']}, {names.SCHEDULES[p['finetune_schedule']]}; "
                 f"mask update every {p['dc_every']} steps over the first {p['dc_ramp']:.0%} of "
                 f"them), then codebooks fine-tuned {p['dc_share_epochs']} epoch(s) at lr "

@@ -249,6 +249,7 @@ def test_report_for_a_third_architecture_on_the_folder(folder, tmp_path, data_ro
         assert f'id="section-{letter}"' in html
     assert 'id="section-A"' not in html
     assert "mobilenet_v3_small" in html and "fashion (imagefolder)" in html
+    assert f"10 classes ({10 * TRAIN:,} images in train/, {10 * TEST:,} images in test/)" in html
     assert "stand-in" not in html
     # the file's label, not the path as given: a run from another folder, or one whose
     # notebooks are reused, writes the same results.csv

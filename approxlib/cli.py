@@ -110,11 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--dataset", default=None, help="fine-tuning data (default: the checkpoint's)")
 
     e = sub.add_parser("evaluate", help="accuracy, size, latency and sparsity of a checkpoint "
-                       "(.pt, or .apx from `approx compress`)")
+                       "(.pt, or .apx from `approx compress`), or of your own state dict "
+                       "(with --model)")
     _common(e)
     e.add_argument("--checkpoint", type=path_arg, required=True)
     e.add_argument("--dataset", default=None, help="test data (default: the checkpoint's)")
-    e.add_argument("--model", default=None, help="fail unless the checkpoint holds this model")
+    e.add_argument("--model", default=None, help="fail unless the checkpoint holds this model; "
+                   "for weights saved elsewhere (a state dict, as `init` takes), their "
+                   "architecture")
     e.add_argument("--layers", action="store_true", help="print the per-layer sparsity table")
 
     sub.add_parser("profiles", help="list the profiles and what they are for")
@@ -473,10 +476,13 @@ def cmd_evaluate(a) -> int:
     if a.checkpoint.suffix == runtime.ONNX_SUFFIX:
         raise ConfigError("evaluate takes .pt and .apx files; time an .onnx file with "
                           "benchmarks/latency.py --artifact")
-    model, info = pipeline.load_artifact(a.checkpoint)
-    if a.model is not None and info["model"]["name"] != a.model:
-        raise ConfigError(f"{a.checkpoint} holds {info['model']['name']}, not {a.model}")
-    dataset, p = _checkpoint_data(a.checkpoint, info, a.dataset, p)
+    if _plain_weights(a.checkpoint):
+        model, dataset = _given_weights(a, p)
+    else:
+        model, info = pipeline.load_artifact(a.checkpoint)
+        if a.model is not None and info["model"]["name"] != a.model:
+            raise ConfigError(f"{a.checkpoint} holds {info['model']['name']}, not {a.model}")
+        dataset, p = _checkpoint_data(a.checkpoint, info, a.dataset, p)
     x, y = data.source(dataset, p["image_size"]).split("test", a.data_dir)
     params, zeros = measure.count_params(model)
     out = {"checkpoint": str(a.checkpoint), "dataset": dataset,
@@ -487,6 +493,25 @@ def cmd_evaluate(a) -> int:
     if a.layers:
         print(measure.layer_sparsity(model).to_csv(index=False), end="")
     return 0
+
+
+def _plain_weights(path: Path) -> bool:
+    """A .pt file holding weights saved elsewhere (as a profile's `init` takes them), not an
+    approxlib checkpoint."""
+    from . import store
+    return path.suffix == ".pt" and path.is_file() and not store.is_checkpoint(path)
+
+
+def _given_weights(a, p: dict):
+    """Weights saved elsewhere, evaluated as a report starts from them: --model names the
+    architecture, --dataset (else the profile's) the data it classifies."""
+    from . import pipeline, store
+    if a.model is None:
+        raise ConfigError(f"{a.checkpoint} holds weights without their architecture: name it "
+                          f"with --model (and its data with --dataset)")
+    dataset = a.dataset or p["dataset"]
+    check_dataset(dataset)
+    return store.load_weights(a.checkpoint, pipeline.model_config(p, a.model, dataset)), dataset
 
 
 def cmd_profiles(a) -> int:

@@ -193,6 +193,13 @@ def load_checkpoint(path: Path, expect: ModelConfig | None = None, data: bytes |
     return model, info
 
 
+def is_checkpoint(path: Path) -> bool:
+    """Whether a .pt file is an approxlib checkpoint rather than weights saved elsewhere (a plain
+    state dict), read as safely as either; CheckpointError for what is neither."""
+    obj = _read_checkpoint(Path(path), None)
+    return isinstance(obj, dict) and obj.get("format") == FORMAT
+
+
 def load_weights(path: Path, cfg: ModelConfig) -> nn.Module:
     """A float model of architecture `cfg` from a file someone trained: an approxlib checkpoint
     or a plain state dict (`torch.save(model.state_dict(), path)`), read as safely as a

@@ -1,6 +1,7 @@
 """Your own images and weights: `imagefolder:PATH` datasets and `init:` weights (issue 16).
 
 The folder holds real Fashion-MNIST images written as RGB PNGs of 32×32, 10 classes."""
+import json
 import os
 from pathlib import Path
 
@@ -177,7 +178,8 @@ def _plain_torchvision(folder: Path, path: Path) -> float:
     return right / len(test)
 
 
-def test_given_state_dict_is_evaluated_as_plain_torchvision_does(folder, tmp_path, data_root):
+def test_given_state_dict_is_evaluated_as_plain_torchvision_does(folder, tmp_path, data_root,
+                                                                 capsys):
     weights = tmp_path / "mine.pt"
     expected = _plain_torchvision(folder, weights)
     assert expected > 0.2  # a model that learned something, so equal accuracy means something
@@ -191,6 +193,15 @@ def test_given_state_dict_is_evaluated_as_plain_torchvision_does(folder, tmp_pat
     assert base.init == "mine.pt" and base.epochs == 0
     stages = pipeline.dry_run(p, ["C"], S.Store(tmp_path / "models"))
     assert {s["stage"] for s in stages} >= {"given"} and "train" not in {s["stage"] for s in stages}
+    # the same weights evaluated from the command line, as a report starts from them
+    from approxlib import cli
+    common = ["--profile", "smoke", "--checkpoint", str(weights), "--data-dir", str(data_root)]
+    assert cli.main(["evaluate", *common]) == 2
+    assert "name it with --model" in capsys.readouterr().err
+    assert cli.main(["evaluate", *common, "--model", "resnet18", "--dataset",
+                     f"imagefolder:{folder}"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert round(out["accuracy"] * 10 * TEST) == round(expected * 10 * TEST)
 
 
 def test_weights_that_do_not_fit_name_the_tensor(tmp_path):

@@ -309,13 +309,13 @@ def _scratch_words(scratch: pd.DataFrame) -> str:
 
 # ------------------------------------------------------------------- controls (section H)
 
-# The compared roles of `roles` in the order tables and figures show them, with their names
-# A row's part in section H's equal-compute comparison (`roles`), and their names in the report
+# A row's part in section H's equal-compute comparison (`roles`); ROLE_NAMES holds the compared
+# ones in the order tables and figures show them, with their names in the report
 BASELINE, CONTROL, PRUNED, CURVE = "baseline", "control", "pruned", "curve"
 ROLE_NAMES = {BASELINE: "baseline", CONTROL: "dense, equal-compute control (+ fine-tuning)",
               PRUNED: "pruned + fine-tuned"}
 # The differences paired by seed (`paired_differences`): name → (role, minus role)
-PRUNED_VS_CONTROL, PRUNED_VS_BASELINE, CONTROL_VS_BASELINE = DIFFERENCES = (
+PRUNED_VS_CONTROL, PRUNED_VS_BASELINE, CONTROL_VS_BASELINE = (
     "pruned − control", "pruned − baseline", "control − baseline")
 DIFFERENCE_ROLES = {PRUNED_VS_CONTROL: (PRUNED, CONTROL), PRUNED_VS_BASELINE: (PRUNED, BASELINE),
                     CONTROL_VS_BASELINE: (CONTROL, BASELINE)}
@@ -353,7 +353,8 @@ def paired_differences(d: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-# What makes two rows of results.csv the same variant in another seed's run
+# What makes two rows of results.csv the same variant in another seed's run, within the sections
+# that repeat seeds (`Spec.seeds`: A-E, whose variants differ in nothing else)
 VARIANT_KEY = ["model", "dataset", "prune_method", "prune_ratio", "quant", "codec", "control"]
 
 

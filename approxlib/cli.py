@@ -593,9 +593,9 @@ def _stdout_gone() -> bool:
 @contextlib.contextmanager
 def _bars_off(quiet: bool):
     """--quiet silences also the bars of code no `progress` reaches (an image folder's first
-    decoding, `folder._bar`), which read TQDM_DISABLE; so does tqdm where it is imported after
-    (the commands import torch and the library lazily). Restored after, for a caller that runs
-    main() twice."""
+    decoding and hashing, `folder._bar`), which read TQDM_DISABLE when they start. Restored
+    after, for a caller that runs main() twice. (tqdm reads it too, but once, when imported:
+    every other bar here is governed by its caller's `progress`.)"""
     old = os.environ.get("TQDM_DISABLE")
     if quiet:
         os.environ["TQDM_DISABLE"] = "1"

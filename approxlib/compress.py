@@ -52,7 +52,7 @@ from torch import nn
 
 from . import models
 from . import store
-from .config import (APX_CODECS, GENERAL_CODECS, PACKED_CODEC, SHIPPED_CODEC, SPARSE_CODEC,
+from .config import (GENERAL_CODECS, GZIP, PACKED_CODEC, SHIPPED_CODEC, SPARSE_CODEC, XZ, ZSTD,
                      CodecConfig, ConfigError, ModelConfig)
 from .share import fold_batchnorm, has_batchnorm
 
@@ -240,8 +240,8 @@ def _encode_sparse(w: _Writer, t: torch.Tensor, cfg: CodecConfig) -> dict:
 def encode(model: nn.Module, model_cfg: ModelConfig, cfg: CodecConfig,
            meta: dict | None = None) -> tuple[bytes, list[dict]]:
     """The .apx bytes of a model, and one stats row per tensor (bytes, bits per non-zero)."""
-    if cfg.codec not in APX_CODECS:
-        raise ConfigError(f"codec {cfg.codec!r} is not an .apx codec; valid: {', '.join(APX_CODECS)}")
+    if cfg.codec not in APX:
+        raise ConfigError(f"codec {cfg.codec!r} is not an .apx codec; valid: {', '.join(APX)}")
     structure = "plain" if has_batchnorm(model) else "folded"
     expected = {k: tuple(v.shape)
                 for k, v in skeleton(model_cfg, structure, "meta").state_dict().items()}
@@ -671,15 +671,15 @@ def _zstd_pieces(data: bytes) -> Iterator[bytes]:
 # Each tool at its strongest common setting (None) and at a quick one ("fast": on a ResNet-18
 # checkpoint here, xz -3 took 2.9 s against xz -9e's 24.4 s and wrote a 3.5% larger file).
 GENERAL = {c.name: c for c in (
-    GeneralCodec("gzip", ".gz", {
+    GeneralCodec(GZIP, ".gz", {
         None: Level("gzip -9", lambda d: gzip.compress(d, compresslevel=9, mtime=0)),
         "fast": Level("gzip -6", lambda d: gzip.compress(d, compresslevel=6, mtime=0))},
         lambda d: _file_pieces(gzip.GzipFile(fileobj=io.BytesIO(d)))),
-    GeneralCodec("xz", ".xz", {
+    GeneralCodec(XZ, ".xz", {
         None: Level("xz -9e", lambda d: lzma.compress(d, preset=9 | lzma.PRESET_EXTREME)),
         "fast": Level("xz -3", lambda d: lzma.compress(d, preset=3))},
         lambda d: _file_pieces(lzma.LZMAFile(io.BytesIO(d)))),
-    GeneralCodec("zstd", ".zst", {
+    GeneralCodec(ZSTD, ".zst", {
         None: Level("zstd -19", lambda d: zstandard.ZstdCompressor(level=19).compress(d)),
         "fast": Level("zstd -9", lambda d: zstandard.ZstdCompressor(level=9).compress(d))},
         _zstd_pieces))}

@@ -69,10 +69,10 @@ class Dask(Executor):
         return cluster.run(p, sections, models_dir, out, data_dir, progress=progress, **options)
 
 
-EXECUTORS: dict[str, Executor] = {e.key: e for e in (
-    Local("local", "this process, and --workers - 1 helpers beside it"),
-    Dask("dask", "a Dask cluster (pip install approxlib[cluster])"))}
 LOCAL = "local"  # the default
+EXECUTORS: dict[str, Executor] = {e.key: e for e in (
+    Local(LOCAL, "this process, and --workers - 1 helpers beside it"),
+    Dask("dask", "a Dask cluster (pip install approxlib[cluster])"))}
 
 
 def of(key: str) -> Executor:

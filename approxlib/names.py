@@ -17,7 +17,7 @@ from . import methods
 from . import quants
 from . import runtimes
 from . import stats
-from .config import CIFAR_STEM, IMAGENET_STEM, NO_CODEC
+from .config import CIFAR_STEM, CONSTANT, COSINE, IMAGENET_STEM, NO_CODEC, ONECYCLE
 
 MODELS = {"resnet18": "ResNet-18", "mobilenetv2": "MobileNetV2"}
 DATASETS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "fashion-mnist": "Fashion-MNIST"}
@@ -42,8 +42,7 @@ TERMS = {
 
 
 # A profile key as a protocol's text names it: a template for its value, and how values read
-SCHEDULES = {"constant": "constant lr", "onecycle": "one-cycle schedule",
-             "cosine": "cosine schedule"}
+SCHEDULES = {CONSTANT: "constant lr", ONECYCLE: "one-cycle schedule", COSINE: "cosine schedule"}
 SETTINGS = {
     "schedule": ("{}", SCHEDULES), "lr": ("peak lr {}", None),
     "warmup": ("warm-up {:.0%} of the steps", None), "batch_size": ("batch {}", None),

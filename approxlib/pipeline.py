@@ -400,9 +400,10 @@ def _identified(p: dict, v: Variant) -> DataConfig:
     try:
         return data.identify(data_config(p, v.dataset))
     except ConfigError as e:
-        if v.in_profile:
+        if v.in_profile or p["h_train_size"] is None:
             raise
-        raise ConfigError(f"section H's runs (h_train_size {p['train_size']}): {e}"
+        data.identify(data_config({**p, "train_size": None}, v.dataset))  # another problem: its
+        raise ConfigError(f"section H's runs (h_train_size {p['h_train_size']}): {e}"  # own line
                           ) from None
 
 

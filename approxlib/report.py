@@ -228,9 +228,9 @@ class Section:
         if self.dataset != orig and src.builtin:
             name += f" (stand-in for the original's {names.dataset(orig)})"
         elif not src.builtin:  # your own images: what the reader cannot know otherwise
-            counts = [(part, src.count(part)) for part in src.parts]
-            name += f", {src.classes} classes (" + ", ".join(
-                f"{n:,} images in {part}/" for part, n in counts if n is not None) + ")"
+            counts = [f"{n:,} images in {part}/" for part in src.parts
+                      if (n := src.count(part)) is not None]
+            name += f", {src.classes} classes" + (f" ({', '.join(counts)})" if counts else "")
         return name
 
     def shared_data_note(self) -> str:

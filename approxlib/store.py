@@ -195,9 +195,22 @@ def load_checkpoint(path: Path, expect: ModelConfig | None = None, data: bytes |
 
 def is_checkpoint(path: Path) -> bool:
     """Whether a .pt file is an approxlib checkpoint rather than weights saved elsewhere (a plain
-    state dict), read as safely as either; CheckpointError for what is neither."""
+    state dict), read as safely as either; CheckpointError for what is neither, with the fix
+    where one is known (`_plain`)."""
     obj = _read_checkpoint(Path(path), None)
-    return isinstance(obj, dict) and obj.get("format") == FORMAT
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        return True
+    _plain(path, obj)
+    return False
+
+
+def _plain(path: Path, obj: Any) -> None:
+    """CheckpointError unless `obj` is a plain state dict as far as its layout shows."""
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict")
+    hint = _saved_otherwise(obj)
+    if hint:
+        raise CheckpointError(f"{path} {hint}")
 
 
 def load_weights(path: Path, cfg: ModelConfig) -> nn.Module:
@@ -214,11 +227,7 @@ def load_weights(path: Path, cfg: ModelConfig) -> nn.Module:
             raise CheckpointError(f"{path} holds a {info['quant']} or channel-pruned model; "
                                   f"start from a dense float one")
         return model
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict")
-    hint = _saved_otherwise(obj)
-    if hint:
-        raise CheckpointError(f"{path} {hint}")
+    _plain(path, obj)
     state = _state_of(path, {"state_dict": obj})
     reference = _reference(path, cfg, quants.NONE.key, None)
     _compare(path, cfg, state, reference.state_dict())

@@ -74,7 +74,8 @@ SCHEDULERS = {CONSTANT: _constant, ONECYCLE: _onecycle, COSINE: _cosine}  # conf
 
 
 def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps: int):
-    """Per-step schedule `cfg.schedule` (`SCHEDULERS`); none to schedule without a step."""
+    """Per-step schedule `cfg.schedule` (`SCHEDULERS`); the constant one where there is no step
+    (OneCycleLR refuses zero steps)."""
     return SCHEDULERS[CONSTANT if steps == 0 else cfg.schedule](opt, cfg, steps)
 
 

@@ -93,6 +93,7 @@ def test_random_tensors_round_trip_bit_exact(seed, density, distinct, codec):
 
 @pytest.mark.parametrize("codec", ["sparse", "packed", "huffman"])
 def test_model_round_trip_is_bit_exact(compressed, codec, tmp_path):
+    assert tuple(compress.APX) == config.APX_CODECS  # every .apx codec a config accepts
     compress.save(compressed, tmp_path / "m.apx", CodecConfig(codec), MC)
     decoded, header = compress.load(tmp_path / "m.apx")
     assert header["structure"] == "folded" and header["codec"] == codec

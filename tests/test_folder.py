@@ -233,6 +233,10 @@ def test_weights_that_do_not_fit_name_the_tensor(tmp_path):
     torch.save({f"module.{k}": v for k, v in state.items()}, tmp_path / "dp.pt")
     with pytest.raises(S.CheckpointError, match=r"DataParallel .* save model.module.state_dict"):
         S.load_weights(tmp_path / "dp.pt", ModelConfig("resnet18", 7, 3))
+    # what `approx evaluate` asks before it asks for --model
+    assert S.is_checkpoint(path) is False
+    with pytest.raises(S.CheckpointError, match="is a training checkpoint"):
+        S.is_checkpoint(tmp_path / "ckpt.pt")
 
 
 @pytest.mark.slow
@@ -357,12 +361,19 @@ def test_split_sizes_that_do_not_fit_fail_at_planning(folder, tmp_path, monkeypa
     with pytest.raises(ConfigError, match=rf"^section H's runs \(h_train_size {10 * TRAIN}\): "
                                           rf"train_size {10 * TRAIN} exceeds"):
         pipeline.dry_run(p, ["H"], S.Store(tmp_path / "models"))
+    # ... and only where h_train_size is the cause: null (H takes train_size), or another size
+    for ov, match in [({"h_train_size": None, "train_size": 10 * TRAIN}, r"^train_size "),
+                      ({"h_train_size": 10, "val_size": 10 * TRAIN}, r"^val_size ")]:
+        p = load_profile("smoke", {"dataset": f"imagefolder:{folder}", "val_size": 50, **ov})
+        with pytest.raises(ConfigError, match=match):
+            pipeline.dry_run(p, ["H"], S.Store(tmp_path / "models"))
 
 
-def test_quiet_silences_the_bars_of_a_first_decoding(folder, tmp_path, capsys):
+def test_quiet_silences_the_bars_of_a_first_decoding(folder, tmp_path, capsys, monkeypatch):
     """--quiet reached the trainer, not the image folder's first decoding (a new user saw its
     bars); what the command printed without it shows the check can fail."""
     from approxlib import cli
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
     for quiet in (["--quiet"], []):
         own = _copy(folder, tmp_path / f"own{len(quiet)}")  # no cache: decoded again
         code = cli.main(["train", "--profile", "smoke", "--model", "resnet18", "--dataset",

@@ -63,12 +63,13 @@ def path_arg(text: str) -> Path:
 def _common(p: argparse.ArgumentParser, profile_default: str = "quick") -> None:
     p.add_argument("--profile", default=profile_default,
                    help=f"parameter set from profiles.yaml ({', '.join(profile_names())}) or "
-                        f"a .yaml file of your own (`base: quick` and the keys it changes)")
+                        f"a .yaml file of your own (`base: quick` and the keys it changes; "
+                        f"without base:, the bare defaults); default {profile_default}")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one profile parameter (repeatable), e.g. --set epochs=3")
     p.add_argument("--models-dir", default="models", type=named_arg,
                    help="artifact cache: a folder, or an fsspec URL every worker reaches "
-                        "(s3://bucket/approx, file:///shared/approx)")
+                        "(s3://bucket/approx, file:///shared/approx); default models/")
     p.add_argument("--data-dir", default=None, type=path_arg,
                    help="dataset folder (default: data/)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -91,14 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("prune", help="global L1 pruning + fine-tuning of a checkpoint")
     _common(pr)
-    pr.add_argument("--checkpoint", type=path_arg, required=True)
+    pr.add_argument("--checkpoint", type=path_arg, required=True,
+                    help="a float checkpoint (from approx train, or a report's models/)")
     pr.add_argument("--ratio", type=float, required=True, help="fraction of weights in [0, 1)")
     pr.add_argument("--dataset", default=None, help="fine-tuning data (default: the checkpoint's)")
-    pr.add_argument("--out", type=path_arg, required=True)
+    pr.add_argument("--out", type=path_arg, required=True, help="checkpoint file to write")
 
     q = sub.add_parser("quantize", help="dynamic INT8 of the Linear layers (as the original)")
-    q.add_argument("--checkpoint", type=path_arg, required=True)
-    q.add_argument("--out", type=path_arg, required=True)
+    q.add_argument("--checkpoint", type=path_arg, required=True, help="a float checkpoint")
+    q.add_argument("--out", type=path_arg, required=True, help="checkpoint file to write")
 
     c = sub.add_parser("compress", help="Deep Compression of a checkpoint: gradual pruning, "
                        "k-means weight sharing, Huffman coding, written as an .apx file")
@@ -113,8 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "(.pt, or .apx from `approx compress`), or of your own state dict "
                        "(with --model)")
     _common(e)
-    e.add_argument("--checkpoint", type=path_arg, required=True)
-    e.add_argument("--dataset", default=None, help="test data (default: the checkpoint's)")
+    e.add_argument("--checkpoint", type=path_arg, required=True,
+                   help=".pt checkpoint, .apx file, or your own state dict (with --model)")
+    e.add_argument("--dataset", default=None, help="test data (default: the checkpoint's; for "
+                   "your own state dict, the profile's)")
     e.add_argument("--model", default=None, help="fail unless the checkpoint holds this model; "
                    "for weights saved elsewhere (a state dict, as `init` takes), their "
                    "architecture")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import difflib
 import hashlib
 import json
 import math
@@ -634,7 +635,9 @@ def _known(key, params: dict, where: str = "") -> None:
     if key in REMOVED:
         raise ConfigError(f"{where}parameter {_show(key)} was removed: {REMOVED[key]}; delete it")
     if key not in params:
-        raise ConfigError(f"{where}unknown parameter {_show(key)}; valid: "
+        near = difflib.get_close_matches(str(key), list(params), n=3)
+        hint = (f"did you mean {' or '.join(near)}? All valid: " if near else "valid: ")
+        raise ConfigError(f"{where}unknown parameter {_show(key)}; {hint}"
                           f"{', '.join(sorted(params))}")
 
 

@@ -49,7 +49,8 @@ def _apx_bytes() -> bytes:
 @pytest.mark.parametrize("argv, message", [
     (["report", "--profile", "nope"], "unknown profile 'nope'; valid: smoke, quick, paper"),
     (["report", "--profile", "smoke", "--sections", "A,Q"], "unknown section 'Q'; valid: A, B, C, D, E, F, G"),
-    (["report", "--profile", "smoke", "--set", "epochz=2"], "unknown parameter 'epochz'; valid:"),
+    (["report", "--profile", "smoke", "--set", "epochz=2"],
+     "unknown parameter 'epochz'; did you mean epochs or "),
     (["report", "--profile", "smoke", "--set", "ratio=1.5"], "ratio must be in [0.0, 1.0), got 1.5"),
     (["report", "--profile", "smoke", "--set", "dataset=imagenet"], "unknown dataset 'imagenet'; valid:"),
     (["report", "--profile", "smoke", "--set", "ratio"], "--set expects key=value"),

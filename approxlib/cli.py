@@ -488,8 +488,11 @@ def cmd_evaluate(a) -> int:
             raise ConfigError(f"{a.checkpoint} holds {info['model']['name']}, not {a.model}")
         dataset, p = _checkpoint_data(a.checkpoint, info, a.dataset, p)
     x, y = data.source(dataset, p["image_size"]).split("test", a.data_dir)
+    keep = data.test_indices(y, p["test_size"])  # the images a report scores (test_size)
+    if keep is not None:
+        x, y = x[keep], y[keep]
     params, zeros = measure.count_params(model)
-    out = {"checkpoint": str(a.checkpoint), "dataset": dataset,
+    out = {"checkpoint": str(a.checkpoint), "dataset": dataset, "test_images": len(y),
            "accuracy": train.accuracy(model, x, y), "size_bytes": a.checkpoint.stat().st_size,
            "params": params, "zero_params": zeros, "sparsity": prune.sparsity_of(model),
            **measure.latency_ms(model, tuple(x.shape[1:]), measure_config(p))}
@@ -500,10 +503,11 @@ def cmd_evaluate(a) -> int:
 
 
 def _plain_weights(path: Path) -> bool:
-    """A .pt file holding weights saved elsewhere (as a profile's `init` takes them), not an
-    approxlib checkpoint."""
-    from . import store
-    return path.suffix == ".pt" and path.is_file() and not store.is_checkpoint(path)
+    """A file holding weights saved elsewhere (as a profile's `init` takes them: .pt, .pth,
+    .bin, whatever its name), not an approxlib checkpoint nor a file a codec's suffix claims."""
+    from . import compress, nncodec, runtime, store
+    claimed = {c.suffix for c in compress.CODECS.values()} | {nncodec.SUFFIX, runtime.ONNX_SUFFIX}
+    return path.suffix not in claimed and path.is_file() and not store.is_checkpoint(path)
 
 
 def _given_weights(a, p: dict):
@@ -544,12 +548,14 @@ def cmd_verify(a) -> int:
     if store.is_url(a.models_dir) or not Path(a.models_dir).is_dir():
         raise ConfigError(f"--models-dir {a.models_dir} is not a folder (for a URL store, "
                           f"verify its local cache folder)")
-    entries = pipeline.verify_store(store.Store(a.models_dir))
     kinds = set(steps.REGISTRY) | set(pipeline.JSON_CHECKS)  # what a run writes
-    if entries and not any(e["kind"] in kinds for e in entries):
+    held = [f.name for f in Path(a.models_dir).iterdir()
+            if not f.name.startswith(".") and f.name != store.DAMAGED]
+    if held and not set(held) & kinds:
         raise ConfigError(f"--models-dir {a.models_dir} holds none of the folders a run writes "
                           f"({', '.join(sorted(kinds)[:4])}, …): is it a report folder? Give "
                           f"the models folder (default: models)")
+    entries = pipeline.verify_store(store.Store(a.models_dir))
     bad = [e for e in entries if e["problem"]]
     for e in entries if a.all else bad:
         print(f"{'ok      ' if not e['problem'] else 'recompute'}  {e['path']}"
@@ -573,6 +579,13 @@ _OS_ADVICE = {errno.ENOSPC: "free some space or choose another --out / --models-
               errno.EISDIR: "a folder is in the way of a file: choose another path"}
 
 
+def printable(text: str) -> str:
+    """One line a terminal shows as it is: whitespace runs become one space, and any other
+    character that does not print (an escape code in a folder's or file's name, which could
+    retitle the window or clear the screen) is written as its escape, e.g. \\x1b."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in " ".join(text.split()))
+
+
 def os_error_line(e: OSError) -> str:
     """An OSError as one line: what happened, to which path, and what to do."""
     line = e.strerror or _one_line(e)
@@ -581,7 +594,7 @@ def os_error_line(e: OSError) -> str:
         line += f": {' → '.join(paths)}"
     if e.errno in _OS_ADVICE:
         line += f" ({_OS_ADVICE[e.errno]})"
-    return " ".join(line.split())
+    return printable(line)
 
 
 def _stdout_gone() -> bool:
@@ -620,7 +633,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # a short output sits in the buffer: a closed pipe shows here
         return code
     except ConfigError as e:
-        print(f"approx: error: {' '.join(str(e).split())}", file=sys.stderr)
+        print(f"approx: error: {printable(str(e))}", file=sys.stderr)
         return 2
     except BrokenPipeError as e:
         if not _stdout_gone():  # another pipe (a store's socket, a worker): an error

@@ -960,9 +960,13 @@ def qat_freeze(p: dict) -> QatConfig:
 
 def dc_finetune_config(p: dict, model: str) -> TrainConfig:
     """Gradual pruning trains like the fine-tuning of the other sections, for `dc_epochs` (per
-    model: a higher final sparsity needs a longer run to recover)."""
-    return dataclasses.replace(finetune_config(p), epochs=per_model(p, "dc_epochs", model),
-                               lr=p["dc_lr"])
+    model: a higher final sparsity needs a longer run to recover). At least one: the sparsity
+    is reached during training (with none, `approx compress` wrote an unpruned file)."""
+    epochs = per_model(p, "dc_epochs", model)
+    if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs < 1:
+        raise ConfigError(f"dc_epochs for {model} is {epochs}: gradual pruning reaches its "
+                          f"sparsity while it trains, so it needs at least 1")
+    return dataclasses.replace(finetune_config(p), epochs=epochs, lr=p["dc_lr"])
 
 
 def share_config(p: dict, model: str) -> ShareConfig:

@@ -38,10 +38,11 @@ from torch import nn
 from . import models
 from . import quantize
 from . import quants
-from .config import ConfigError, ModelConfig
+from .config import STEMS, ConfigError, ModelConfig
 from .structured import reshape_
 
 FORMAT = "approxlib.checkpoint"
+DAMAGED = "damaged"  # the store's folder of entries set aside
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 VERSION = 1
@@ -230,6 +231,10 @@ def load_weights(path: Path, cfg: ModelConfig) -> nn.Module:
     _plain(path, obj)
     state = _state_of(path, {"state_dict": obj})
     reference = _reference(path, cfg, quants.NONE.key, None)
+    # BatchNorm's step counters, which many published weights leave out: 0, as torch's own
+    # load_state_dict makes them (they count steps; no forward pass reads them)
+    state = {**{k: torch.tensor(0) for k in reference.state_dict()
+                if k.endswith(".num_batches_tracked") and k not in state}, **state}
     _compare(path, cfg, state, reference.state_dict())
     return _assign(path, cfg, reference, state)
 
@@ -347,7 +352,8 @@ def _state_of(path: Path, obj: dict) -> dict:
             raise CheckpointError(f"{path}: {e}") from None
     for name, value in state.items():
         if not isinstance(name, str):
-            raise CheckpointError(f"{path}: its state_dict has a {type(name).__name__} key")
+            raise CheckpointError(f"{path}: its state_dict has a key of type "
+                                  f"{type(name).__name__} ({repr(name)[:40]}), not a name")
         for t in value if isinstance(value, tuple) else (value,):
             if isinstance(t, torch.dtype) or (t is None and isinstance(value, tuple)):
                 continue
@@ -407,7 +413,8 @@ def _compare(path: Path, cfg: ModelConfig, state: dict, ref: dict) -> None:
             got = (f"{t.dtype} {list(t.shape)}" if isinstance(t, torch.Tensor)
                    else type(t).__name__)
             raise CheckpointError(f"{path} does not match {_describe(cfg)}: {name} is {got}, "
-                                  f"the architecture's {r.dtype} {list(r.shape)}")
+                                  f"the architecture's {r.dtype} {list(r.shape)}"
+                                  + (_fix(cfg, t, r) if isinstance(t, torch.Tensor) else ""))
     extra = [n for n in state if n not in ref]
     if extra:
         raise CheckpointError(f"{path} does not match {_describe(cfg)}: unexpected tensor "
@@ -474,7 +481,23 @@ def _rebuilt(path: Path, cfg: ModelConfig, quant: str, shapes: Any, state: dict,
 
 
 def _describe(cfg: ModelConfig) -> str:
-    return f"{cfg.name} ({cfg.in_channels} channels, {cfg.num_classes} classes, {cfg.stem} stem)"
+    channels = f"{cfg.in_channels} channel{'s' * (cfg.in_channels != 1)}"
+    return f"{cfg.name} ({channels}, {cfg.num_classes} classes, {cfg.stem} stem)"
+
+
+def _fix(cfg: ModelConfig, got: torch.Tensor, want: torch.Tensor) -> str:
+    """What the user can change when a 4-D weight differs from the architecture's: the stem
+    (profile `stem`) where only its kernel differs, the data where its input channels do
+    (the first convolution's, which the dataset's images set)."""
+    if got.dim() != 4 or want.dim() != 4:
+        return ""
+    if got.shape[:2] == want.shape[:2] and got.shape[2:] != want.shape[2:]:
+        other = next(s for s in STEMS if s != cfg.stem)
+        return f" (weights of another first layer: try --set stem={other})"
+    if got.shape[1] != want.shape[1] and want.shape[1] == cfg.in_channels:
+        return (f" (the data has {cfg.in_channels}-channel images; the weights take "
+                f"{got.shape[1]})")
+    return ""
 
 
 def is_url(root) -> bool:
@@ -690,7 +713,7 @@ class Store:
         kept for inspection, never used again."""
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
         rel = Path(path).relative_to(self.root)
-        target = self.root / "damaged" / rel.parent / f"{rel.name}.{stamp}-{uuid.uuid4().hex[:6]}"
+        target = self.root / DAMAGED / rel.parent / f"{rel.name}.{stamp}-{uuid.uuid4().hex[:6]}"
         target.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             os.replace(path, target)
@@ -781,7 +804,7 @@ class Store:
         if not self.root.is_dir():
             return
         for kind in sorted(d for d in self.root.iterdir() if d.is_dir()):
-            if kind.name in ("damaged", ".locks"):
+            if kind.name in (DAMAGED, ".locks"):
                 continue
             for f in sorted(kind.iterdir()):
                 if f.is_file() and not f.name.startswith(".") and not f.name.endswith(DIGEST):

@@ -132,6 +132,7 @@ def test_single_stage_commands(capsys, tmp_path, r18, data_root):
     code, out, _ = run(capsys, "evaluate", "--profile", "smoke", "--checkpoint", str(tmp_path / "p.pt"),
                        "--data-dir", str(data_root), "--set", "latency_min_time=0.05", "--layers")
     assert code == 0 and '"sparsity": 0.5' in out and "layer,shape,total,zeros,sparsity" in out
+    assert '"test_images": 1000' in out  # the profile's test_size, as a report scores it
 
 
 def test_console_entry_point_and_dry_run(tmp_path):
@@ -379,6 +380,15 @@ def test_os_error_line_names_both_paths_and_stays_one_line():
     assert os_error_line(FileNotFoundError("bucket/key\nnot found")) == "bucket/key not found"
 
 
+def test_an_error_line_shows_escape_codes_as_escapes(capsys, tmp_path):
+    """A folder's or file's name is not trusted: its escape codes would retitle the window or
+    clear the screen; newlines would break the one line."""
+    bad = tmp_path / "x\x1b]0;pwn\x07\x1b[2J\nname.pt"
+    code, out, err = run(capsys, "evaluate", "--checkpoint", str(bad))
+    assert code == 2 and err.count("\n") == 1 and "\x1b" not in err and "\x07" not in err
+    assert "x\\x1b]0;pwn\\x07\\x1b[2J name.pt" in err
+
+
 def test_verify_names_a_report_folder_given_for_the_models_folder(capsys, tmp_path):
     """A new user's `approx verify --models-dir reports/mine` listed every CSV as "recompute
     (no recorded digest)" and exited 1."""
@@ -391,3 +401,8 @@ def test_verify_names_a_report_folder_given_for_the_models_folder(capsys, tmp_pa
     (tmp_path / "train" / "0123.pt").write_bytes(b"x")
     code, out, err = run(capsys, "verify", "--models-dir", str(tmp_path))
     assert code == 1 and "0123.pt" in out
+    (tmp_path / "m" / "train").mkdir(parents=True)  # a models folder, empty: nothing to do
+    assert run(capsys, "verify", "--models-dir", str(tmp_path / "m"))[0] == 0
+    (tmp_path / "notes.txt").write_text("x")  # loose files and unknown folders alone: refused
+    code, _, err = run(capsys, "verify", "--models-dir", str(tmp_path / "sparsity"))
+    assert code == 2 and "is it a report folder?" in err

@@ -36,6 +36,8 @@ def test_overrides_apply_and_parse_yaml_values():
 
 @pytest.mark.parametrize("overrides, message", [
     ({"nosuch": 1}, "unknown parameter 'nosuch'; valid: batch_size"),
+    ({"dc_epochs": 0}, "dc_epochs for resnet18 is 0: gradual pruning reaches its sparsity while "
+                       "it trains, so it needs at least 1"),
     ({"h_latency_min_time": 0.1}, "parameter 'h_latency_min_time' was removed: section H no "
                                   "longer times latency (it compares accuracies); delete it"),
     ({"ratio": 1.5}, "ratio must be in [0.0, 1.0), got 1.5"),

@@ -202,6 +202,10 @@ def test_given_state_dict_is_evaluated_as_plain_torchvision_does(folder, tmp_pat
                      f"imagefolder:{folder}"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert round(out["accuracy"] * 10 * TEST) == round(expected * 10 * TEST)
+    weights.rename(weights.with_suffix(".pth"))  # PyTorch's other usual name: read by content
+    assert cli.main(["evaluate", *common[:3], str(weights.with_suffix(".pth")), *common[4:],
+                     "--model", "resnet18", "--dataset", f"imagefolder:{folder}"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == out["accuracy"]
 
 
 def test_weights_that_do_not_fit_name_the_tensor(tmp_path):
@@ -233,6 +237,22 @@ def test_weights_that_do_not_fit_name_the_tensor(tmp_path):
     torch.save({f"module.{k}": v for k, v in state.items()}, tmp_path / "dp.pt")
     with pytest.raises(S.CheckpointError, match=r"DataParallel .* save model.module.state_dict"):
         S.load_weights(tmp_path / "dp.pt", ModelConfig("resnet18", 7, 3))
+    # a mismatch that a setting explains says which: the stem, or the data's channels
+    with pytest.raises(S.CheckpointError, match=r"conv1.weight is torch.float32 \[64, 3, 7, 7\], "
+                       r"the architecture's torch.float32 \[64, 3, 3, 3\] \(weights of another "
+                       r"first layer: try --set stem=imagenet\)$"):
+        S.load_weights(path, ModelConfig("resnet18", 7, 3, "cifar"))
+    with pytest.raises(S.CheckpointError, match=r"\(1 channel, 7 classes, imagenet stem\): .* "
+                       r"\(the data has 1-channel images; the weights take 3\)$"):
+        S.load_weights(path, ModelConfig("resnet18", 7, 1))
+    # BatchNorm's step counters left out, as many published weights do: 0, as torch loads them
+    torch.save({k: v for k, v in state.items() if "num_batches_tracked" not in k},
+               tmp_path / "nobt.pt")
+    got = S.load_weights(tmp_path / "nobt.pt", ModelConfig("resnet18", 7, 3))
+    assert int(got.bn1.num_batches_tracked) == 0 and torch.equal(got.fc.weight, state["fc.weight"])
+    torch.save({3: state["fc.weight"]}, tmp_path / "intkey.pt")
+    with pytest.raises(S.CheckpointError, match=r"has a key of type int \(3\), not a name"):
+        S.load_weights(tmp_path / "intkey.pt", ModelConfig("resnet18", 7, 3))
     # what `approx evaluate` asks before it asks for --model
     assert S.is_checkpoint(path) is False
     with pytest.raises(S.CheckpointError, match="is a training checkpoint"):

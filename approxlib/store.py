@@ -239,20 +239,29 @@ def load_weights(path: Path, cfg: ModelConfig) -> nn.Module:
     return _assign(path, cfg, reference, state)
 
 
+# Wrappers whose state dict prefixes every name, and what saves the model inside
+WRAPPERS = {"module": ("DataParallel", "model.module.state_dict()"),
+            "_orig_mod": ("torch.compile", "model._orig_mod.state_dict()"),
+            "model": ("a Lightning module", "module.model.state_dict()")}
+
+
 def _saved_otherwise(obj: dict) -> str | None:
-    """How two common ways of saving weights differ from a plain state dict, as the fix to
-    make (they would fail on their first tensor's name): a training checkpoint holding the
-    state dict as one entry, and a DataParallel model's names, each prefixed `module.`."""
+    """How common ways of saving weights differ from a plain state dict, as the fix to make
+    (they would fail on their first tensor's name): a training checkpoint holding the state
+    dict as one entry, and a wrapper's names, each prefixed by one name (`WRAPPERS`; no
+    torchvision classifier keeps all its weights under one module)."""
     inner = [k for k, v in obj.items() if isinstance(v, dict) and v
              and all(isinstance(t, torch.Tensor) for t in v.values())]
     if inner:
         entries = ", ".join(repr(k)[:40] for k in list(obj)[:6])
         return (f"is a training checkpoint (entries {entries}); save its weights alone: "
                 f"torch.save(checkpoint[{repr(inner[0])[:40]}], path)")
-    names = list(obj)
-    if names and all(isinstance(k, str) and k.startswith("module.") for k in names):
-        return ("holds a DataParallel model's weights (every name starts with 'module.'); "
-                "save model.module.state_dict()")
+    firsts = {k.split(".", 1)[0] if isinstance(k, str) and "." in k else None for k in obj}
+    if len(firsts) == 1 and None not in firsts and len(obj) > 1:
+        first = firsts.pop()
+        who, save = WRAPPERS.get(first, ("a wrapper", "the wrapped model's state_dict()"))
+        return (f"holds weights saved from {who} (every name starts with "
+                f"{repr(first + '.')[:40]}); save {save}")
     return None
 
 

@@ -237,6 +237,14 @@ def test_weights_that_do_not_fit_name_the_tensor(tmp_path):
     torch.save({f"module.{k}": v for k, v in state.items()}, tmp_path / "dp.pt")
     with pytest.raises(S.CheckpointError, match=r"DataParallel .* save model.module.state_dict"):
         S.load_weights(tmp_path / "dp.pt", ModelConfig("resnet18", 7, 3))
+    for prefix, fix in (("_orig_mod", r"torch.compile .* save model._orig_mod.state_dict\(\)"),
+                        ("net", r"saved from a wrapper \(every name starts with 'net.'\); "
+                                r"save the wrapped model's state_dict\(\)$")):
+        torch.save({f"{prefix}.{k}": v for k, v in state.items()}, tmp_path / "w.pt")
+        with pytest.raises(S.CheckpointError, match=fix):
+            S.load_weights(tmp_path / "w.pt", ModelConfig("resnet18", 7, 3))
+    for name in ("mobilenet_v2", "squeezenet1_0", "alexnet"):  # weights under few modules
+        assert S._saved_otherwise(getattr(torchvision.models, name)().state_dict()) is None
     # a mismatch that a setting explains says which: the stem, or the data's channels
     with pytest.raises(S.CheckpointError, match=r"conv1.weight is torch.float32 \[64, 3, 7, 7\], "
                        r"the architecture's torch.float32 \[64, 3, 3, 3\] \(weights of another "

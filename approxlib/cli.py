@@ -303,7 +303,7 @@ def _dry_run(p: dict, sections: list[str], st, data_dir) -> int:
     todo = pipeline.dry_run(p, sections, st) + accounting.derived(p, sections, st)
     for s in todo:
         print(f"{'cached ' if s['cached'] else 'missing'}  {s['stage']:<9} {s['key']}  "
-              f"{s['label']}")
+              f"{printable(s['label'])}")  # a folder's name is the user's, escapes and all
     missing = sum(not s["cached"] for s in todo)
     if missing:
         print(_estimate(p, sections, st, data_dir, todo))

@@ -412,3 +412,15 @@ def test_quiet_silences_the_bars_of_a_first_decoding(folder, tmp_path, capsys, m
         assert code == 0
         assert ("decode own" in capsys.readouterr().err) == (not quiet)
     assert "TQDM_DISABLE" not in os.environ
+
+
+def test_a_dry_run_shows_a_folder_names_escape_codes_as_escapes(folder, tmp_path, capsys):
+    """The dry run lists each stage with its dataset's path: a downloaded folder's name is not
+    trusted to be free of codes that clear the screen."""
+    from approxlib import cli
+    own = _copy(folder, tmp_path / "x\x1b[2Jy")
+    code = cli.main(["report", "--profile", "smoke", "--sections", "C", "--dry-run", "--set",
+                     f"dataset=imagefolder:{own}", "--set", "val_size=50", "--set",
+                     "train_size=null", "--models-dir", str(tmp_path / "models")])
+    out = capsys.readouterr().out
+    assert code == 0 and "\x1b" not in out and "x\\x1b[2Jy" in out

@@ -505,9 +505,9 @@ def cmd_evaluate(a) -> int:
 def _plain_weights(path: Path) -> bool:
     """A file holding weights saved elsewhere (as a profile's `init` takes them: .pt, .pth,
     .bin, whatever its name), not an approxlib checkpoint nor a file a codec's suffix claims."""
-    from . import compress, nncodec, runtime, store
-    claimed = {c.suffix for c in compress.CODECS.values()} | {nncodec.SUFFIX, runtime.ONNX_SUFFIX}
-    return path.suffix not in claimed and path.is_file() and not store.is_checkpoint(path)
+    from . import pipeline, store
+    return (not pipeline.read_by_suffix(path) and path.is_file()
+            and not store.is_checkpoint(path))
 
 
 def _given_weights(a, p: dict):

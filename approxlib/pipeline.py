@@ -474,6 +474,13 @@ def is_cached(st: Stage, cache: store.Store) -> bool:
         not step.record or cache.has(st.kind, st.key, ".json", JSON_CHECKS[st.kind]))
 
 
+def read_by_suffix(path: Path) -> bool:
+    """Whether `load_artifact` reads `path` by its suffix (a codec's, NNCodec's, ONNX's) rather
+    than as a checkpoint, whatever that is named."""
+    suffixes = {c.suffix for c in compress.CODECS.values()} | {nncodec.SUFFIX, runtime.ONNX_SUFFIX}
+    return Path(path).suffix in suffixes
+
+
 def load_artifact(path: Path, threads: int = 1, expect: ModelConfig | None = None
                   ) -> tuple[torch.nn.Module, dict]:
     """Any artifact a stage writes: a .pt checkpoint, an .apx file or a compressed checkpoint.

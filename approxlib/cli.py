@@ -209,7 +209,22 @@ def _checkpoint_data(path: Path, info: dict, given: str | None, p: dict) -> tupl
     if source.channels != model["in_channels"]:
         raise ConfigError(f"{path} expects {model['in_channels']}-channel images; {dataset} "
                           f"has {source.channels}")
+    _warn_other_classes(path, info, dataset, source.class_names)
     return dataset, p
+
+
+def _warn_other_classes(path: Path, info: dict, dataset: str, names) -> None:
+    """A model trained on other classes than the data's (as many of them) scores a number that
+    means nothing: said on stderr where both sets of names are known. A warning, not an error:
+    the same classes may be named otherwise (folders "0".."9" for Fashion-MNIST's)."""
+    from . import data, store
+    meta = info.get("meta")
+    trained = data.trained_classes(meta) if isinstance(meta, dict) else None
+    if trained is None or names is None or list(trained) == list(names):
+        return
+    store.LOG.warning("approx: warning: %s", printable(
+        f"{path} was trained on other classes than {dataset} has "
+        f"({data.differing(trained, names)}); label i is scored as the model's class i"))
 
 
 def _checkpoint_dataset(info: dict, given: str | None) -> str:
@@ -462,9 +477,10 @@ def cmd_compress(a) -> int:
     model, _, _ = share.share_and_finetune(model, share_config(p, mc.name), splits,
                                            share_finetune_config(p), p["device"],
                                            "codebook fine-tune", not a.quiet)
+    dc = data_config(p, dataset)
     meta = {"source": str(a.checkpoint), "configs": [  # as the pipeline's headers record them
         {"type": type(c).__name__, **config_fields(c)}
-        for c in (data_config(p, dataset), gc, fc, share_config(p, mc.name))]}
+        for c in (dc, gc, fc, share_config(p, mc.name))], **data.recorded_classes(dc)}
     compress.save(model, a.out, CodecConfig(SHIPPED_CODEC, p["dc_index_bits"]), mc, meta)
     size = a.out.stat().st_size
     print(f"sparsity {prune.sparsity_of(model):.4f}, {size} bytes "

@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -65,6 +65,8 @@ class Source:
     native: ClassVar[int]  # stored image size (square)
     parts: ClassVar[tuple[str, ...]] = ("train", "test")  # "val" too: no carve-out needed
     builtin: ClassVar[bool] = True  # one of the datasets the original study's sections use
+    # label i's name, where known without reading the data (None: not known)
+    class_names: ClassVar[Sequence[str] | None] = None
 
     @property
     def size(self) -> int:
@@ -172,6 +174,7 @@ def resize_tensor(x: torch.Tensor, size: int) -> torch.Tensor:
 @dataclasses.dataclass(frozen=True)
 class FashionMNIST(Source):
     classes, channels, native = 10, 1, 28
+    class_names = tuple(tvd.FashionMNIST.classes)
 
     def read(self, part, root, download):
         local = _place_debian_fashion_mnist(root)
@@ -217,6 +220,44 @@ class Cifar10(_Cifar):
 @dataclasses.dataclass(frozen=True)
 class Cifar100(_Cifar):
     classes, dataset = 100, tvd.CIFAR100
+
+
+def recorded_classes(cfg: DataConfig) -> dict:
+    """What a checkpoint records of the classes it was trained on: an image folder's names
+    (its folders can change under the same path); nothing for a built-in dataset, whose name
+    pins its classes (and whose checkpoints keep their bytes)."""
+    src = source(cfg.dataset, cfg.image_size)
+    return {} if src.builtin or src.class_names is None else {"classes": list(src.class_names)}
+
+
+def trained_classes(meta: dict) -> Sequence[str] | None:
+    """The class names a checkpoint's model was trained on, from its metadata (`meta`): those
+    it records, else its built-in dataset's; None where neither says."""
+    names = meta.get("classes")
+    if isinstance(names, list) and all(isinstance(n, str) for n in names):
+        return names
+    configs = meta.get("configs")
+    found = [c.get("dataset") for c in configs if isinstance(c, dict)
+             and c.get("type") == DataConfig.__name__] if isinstance(configs, list) else []
+    if found and isinstance(found[0], str) and found[0] in SOURCES:
+        return SOURCES[found[0]].class_names
+    return None
+
+
+def differing(names: Sequence[str], other: Sequence[str], extra: str = "extra",
+              shown: int = 5) -> str:
+    """How the classes `other` differ from `names`: which it lacks and which it adds, the first
+    `shown` of each named and the rest counted (hundreds of classes stay one line), or that it
+    orders the same ones otherwise (label i then names another class)."""
+    def some(xs: list[str]) -> str:
+        more = f" and {len(xs) - shown} more" if len(xs) > shown else ""
+        return ", ".join(xs[:shown]) + more
+    missing = [c for c in names if c not in set(other)]
+    added = sorted(set(other) - set(names))
+    if not (missing or added):
+        return "the same classes in another order"
+    return "; ".join(([f"missing {some(missing)}"] if missing else [])
+                     + ([f"{extra}: {some(added)}"] if added else []))
 
 
 def downloads_allowed() -> bool:

@@ -93,8 +93,9 @@ class ImageFolder(data.Source):
         for part in parts[1:]:
             other = self._files(part)[1]
             if other != names:
+                why = data.differing(names, other, "not in train/")
                 raise FolderError(f"{self.root / part} has other classes than "
-                                  f"{self.root / 'train'} ({_differing(names, other)})")
+                                  f"{self.root / 'train'} ({why})")
         return names
 
     @property
@@ -282,15 +283,3 @@ def _write_cache(path: Path, x: torch.Tensor, y: torch.Tensor) -> None:
         with open(tmp, "wb") as f:
             np.savez(f, x=x.numpy(), y=y.numpy())
         store.write_text(path.with_name(path.name + ".sha256"), store.digest_file(tmp))
-
-
-def _differing(train: list[str], other: list[str], shown: int = 5) -> str:
-    """Which classes one part lacks and which it adds, the first `shown` of each named and the
-    rest counted (a folder of hundreds of classes stays one line)."""
-    def some(xs: list[str]) -> str:
-        more = f" and {len(xs) - shown} more" if len(xs) > shown else ""
-        return ", ".join(xs[:shown]) + more
-    missing = [c for c in train if c not in set(other)]
-    extra = sorted(set(other) - set(train))
-    return "; ".join(([f"missing {some(missing)}"] if missing else [])
-                     + ([f"not in train/: {some(extra)}"] if extra else []))

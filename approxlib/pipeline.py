@@ -643,9 +643,11 @@ class Runner:
         """Run the stage's step; save the model it returns, publish the file it wrote."""
         path = self.store.path(st.kind, st.key, st.step.suffix)
         t0 = time.perf_counter()
+        configs = [c for c in st.step.configs() if dataclasses.is_dataclass(c)]
         meta = {"stage": st.kind, "key": st.key, "label": st.label,
-                "configs": [{"type": type(c).__name__, **config_fields(c)}
-                            for c in st.step.configs() if dataclasses.is_dataclass(c)],
+                "configs": [{"type": type(c).__name__, **config_fields(c)} for c in configs],
+                **next((data.recorded_classes(c) for c in configs if isinstance(c, DataConfig)),
+                       {}),
                 "upstream": st.upstream.key if st.upstream else None, **provenance()}
         out = st.step.run(self, st, path, meta)
         if st.step.json_kind:  # its JSON entry is the artifact, written and counted by it

@@ -262,6 +262,12 @@ def _saved_otherwise(obj: dict) -> str | None:
         who, save = WRAPPERS.get(first, ("a wrapper", "the wrapped model's state_dict()"))
         return (f"holds weights saved from {who} (every name starts with "
                 f"{repr(first + '.')[:40]}); save {save}")
+    for wrapper in WRAPPERS:  # names joined from two saves: no torchvision module has these
+        some = sum(isinstance(k, str) and k.startswith(wrapper + ".") for k in obj)
+        if some:
+            return (f"holds names of which {some} of {len(obj)} start with {wrapper + '.'!r} "
+                    f"(saved from {WRAPPERS[wrapper][0]}); strip it from every name: "
+                    f"{{k.removeprefix({wrapper + '.'!r}): v for k, v in state.items()}}")
     return None
 
 

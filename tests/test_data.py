@@ -155,3 +155,19 @@ def test_damaged_fashion_mnist_files_are_one_clear_error(data_root, tmp_path):
     (raw / "t10k-images-idx3-ubyte").write_bytes(b"")
     with pytest.raises(data.DatasetMissing, match=r"cannot be read \(damaged"):
         data.load_split("fashion-mnist", False, tmp_path, download=False)
+
+
+def test_differing_classes_are_named_briefly():
+    assert data.differing(["a", "b", "c"], ["a", "c", "d"]) == "missing b; extra: d"
+    assert data.differing(["a", "b"], ["b", "a"]) == "the same classes in another order"
+    many = [f"c{i:02d}" for i in range(12)]
+    assert data.differing(many, [], "gone") == "missing c00, c01, c02, c03, c04 and 7 more"
+
+
+def test_trained_classes_come_from_the_record_or_the_builtin_dataset():
+    fashion = {"configs": [{"type": "DataConfig", "dataset": "fashion-mnist"}]}
+    assert list(data.trained_classes(fashion))[:2] == ["T-shirt/top", "Trouser"]
+    assert data.trained_classes({**fashion, "classes": ["x", "y"]}) == ["x", "y"]
+    assert data.trained_classes({"configs": [{"type": "DataConfig", "dataset": "cifar10"}]}) is None
+    assert data.trained_classes({"configs": "broken", "classes": [1, 2]}) is None
+    assert data.recorded_classes(DataConfig("fashion-mnist", None, 100)) == {}

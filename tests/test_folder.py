@@ -2,6 +2,7 @@
 
 The folder holds real Fashion-MNIST images written as RGB PNGs of 32×32, 10 classes."""
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -15,9 +16,10 @@ from torchvision import transforms as tvt
 
 from approxlib import data as D
 from approxlib import folder as F
+from approxlib import models
 from approxlib import pipeline
 from approxlib import store as S
-from approxlib.config import ConfigError, DataConfig, load_profile
+from approxlib.config import ConfigError, DataConfig, ModelConfig, load_profile
 
 TRAIN, TEST = 40, 12  # images per class
 
@@ -208,6 +210,34 @@ def test_given_state_dict_is_evaluated_as_plain_torchvision_does(folder, tmp_pat
     assert json.loads(capsys.readouterr().out)["accuracy"] == out["accuracy"]
 
 
+def test_a_model_scored_on_other_classes_is_warned_of(folder, tmp_path, data_root, caplog):
+    """Checkpoints record an image folder's class names: scored on a folder whose classes
+    differ (as many of them), the number means nothing, and the command says so."""
+    weights = tmp_path / "mine.pt"
+    torch.save(models.build(ModelConfig("resnet18", 10, 3)).state_dict(), weights)
+    p = load_profile("smoke", {"dataset": f"imagefolder:{folder}", "val_size": 50,
+                               "train_size": None, "models": ["resnet18"], "init": str(weights)})
+    runner = pipeline.Runner(p, S.Store(tmp_path / "models"), data_root, progress=False)
+    pruned = next(v for v in pipeline.plan(p, ["C"]) if v.prune_ratio)
+    first = next(st for st in pipeline.stages(pruned, p)  # the given weights record no data
+                 if any(isinstance(c, DataConfig) for c in st.step.configs()))
+    path = runner.artifact(first)
+    _, info = S.load_checkpoint(path)
+    assert info["meta"]["classes"] == [f"class{c}" for c in range(10)]
+    other = _copy(folder, tmp_path / "other")
+    for part in ("train", "test"):
+        (other / part / "class0").rename(other / part / "shirt")
+    from approxlib import cli
+    common = ["evaluate", "--profile", "smoke", "--checkpoint", str(path), "--data-dir",
+              str(data_root), "--set", "test_size=20", "--dataset"]
+    with caplog.at_level(logging.WARNING, "approxlib"):
+        assert cli.main([*common, f"imagefolder:{folder}"]) == 0
+        assert "other classes" not in caplog.text
+        assert cli.main([*common, f"imagefolder:{other}"]) == 0
+    assert (f"trained on other classes than imagefolder:{other} has (missing class0; extra: "
+            f"shirt)") in caplog.text
+
+
 def test_weights_that_do_not_fit_name_the_tensor(tmp_path):
     from approxlib.config import ModelConfig
     path = tmp_path / "r18.pt"
@@ -243,6 +273,12 @@ def test_weights_that_do_not_fit_name_the_tensor(tmp_path):
         torch.save({f"{prefix}.{k}": v for k, v in state.items()}, tmp_path / "w.pt")
         with pytest.raises(S.CheckpointError, match=fix):
             S.load_weights(tmp_path / "w.pt", ModelConfig("resnet18", 7, 3))
+    mixed = {f"module.{k}" if i % 2 else k: v for i, (k, v) in enumerate(state.items())}
+    torch.save(mixed, tmp_path / "mixed.pt")
+    with pytest.raises(S.CheckpointError, match=rf"of which {len(state) // 2} of {len(state)} "
+                       r"start with 'module.' \(saved from DataParallel\); strip it from every "
+                       r"name: \{k.removeprefix\('module.'\): v for k, v in state.items\(\)\}$"):
+        S.load_weights(tmp_path / "mixed.pt", ModelConfig("resnet18", 7, 3))
     for name in ("mobilenet_v2", "squeezenet1_0", "alexnet"):  # weights under few modules
         assert S._saved_otherwise(getattr(torchvision.models, name)().state_dict()) is None
     # a mismatch that a setting explains says which: the stem, or the data's channels

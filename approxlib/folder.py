@@ -109,11 +109,12 @@ class ImageFolder(data.Source):
     def _headers(self) -> tuple[int, tuple[int, int]]:
         """(channels, the one image size) from every image's header (nothing decoded)."""
         modes, sizes = set(), {}
-        for part in self.parts:
-            for f, _ in self._files(part)[0]:
-                mode, size = _header(f)
-                modes.add(mode)
-                sizes.setdefault(size, f)
+
+        def look(i: int, f: Path) -> None:
+            mode, size = _header(f)
+            modes.add(mode)
+            sizes.setdefault(size, f)
+        _each([f for part in self.parts for f, _ in self._files(part)[0]], look)
         if self.image_size is None and len(sizes) > 1:
             (a, fa), (b, fb) = list(sizes.items())[:2]
             raise FolderError(f"images of different sizes in {self.root} ({_wh(a)} {fa.name}, "
@@ -209,8 +210,10 @@ class ImageFolder(data.Source):
                               f"smaller image_size")
         x = np.empty((len(files), self.channels, self.size, self.size), dtype=np.uint8)
         mode = "L" if self.channels == 1 else "RGB"
-        for i, (f, _) in enumerate(_bar(files, f"decode {self.root.name}/{part}")):
+
+        def decode(i: int, f: Path) -> None:
             x[i] = _decode_one(f, mode, self.image_size)
+        _each([f for f, _ in files], decode, f"decode {self.root.name}/{part}")
         return torch.from_numpy(x), self.labels(part)
 
 
@@ -220,6 +223,24 @@ def _bar(items: list, desc: str, shown_from: int = 0):
     tqdm reads it once, when it is imported)."""
     return tqdm(items, desc=desc, leave=False, mininterval=1.0,
                 disable=len(items) < shown_from or bool(os.environ.get("TQDM_DISABLE")))
+
+
+def _each(files: list[Path], do, desc: str | None = None, shown: int = 3) -> None:
+    """`do(i, f)` for every file (through a bar if `desc`); the images that fail, all in one
+    line: the first one's reason and the next `shown` named, the rest counted (a user fixing
+    a folder of bad images one run at a time found the next only after the last was fixed)."""
+    bad = []
+    for i, f in enumerate(_bar(files, desc) if desc else files):
+        try:
+            do(i, f)
+        except FolderError as e:
+            bad.append((f, str(e)))
+    if len(bad) == 1:
+        raise FolderError(bad[0][1])
+    if bad:
+        more = f" and {len(bad) - 1 - shown} more" if len(bad) - 1 > shown else ""
+        raise FolderError(f"{len(bad)} images cannot be used: {bad[0][1]}; also "
+                          f"{', '.join(str(f) for f, _ in bad[1:1 + shown])}{more}")
 
 
 def _wh(size: tuple[int, int]) -> str:

@@ -136,6 +136,15 @@ def test_bad_folders_get_one_line(folder, tmp_path, no_hang):
     own = _copy(folder, tmp_path / "broken")
     (own / "test" / "class1" / "notes.png").write_text("not an image")
     _expect_error(own, r"cannot read image .*notes\.png")
+    for i in range(5):  # all at once: a user fixing them found each only when the last was fixed
+        (own / "train" / "class3" / f"bad{i}.png").write_text("not an image")
+    _expect_error(own, r"^6 images cannot be used: cannot read image \S+bad0\.png: .*; also "
+                       r"\S+bad1\.png, \S+bad2\.png, \S+bad3\.png and 2 more$")
+    own = _copy(folder, tmp_path / "truncated")  # headers whole, pixels cut off
+    for f in sorted((own / "train" / "class4").glob("*.png"))[:2]:
+        f.write_bytes(f.read_bytes()[:-60])
+    _expect_error(own, r"^2 images cannot be used: cannot decode image \S+\.png: .*; also "
+                       r"\S+class4/\S+\.png$")
     own = _copy(folder, tmp_path / "classes")
     (own / "test" / "class0").rename(own / "test" / "zero")
     _expect_error(own, r"other classes than .*train \(missing class0; not in train/: zero\)$")
@@ -395,8 +404,8 @@ def test_init_for_a_model_the_profile_does_not_run_is_refused(folder, tmp_path):
     MobileNetV2) were silently unused, that model trained from scratch."""
     weights = tmp_path / "r18.pt"
     torch.save(torchvision.models.resnet18(num_classes=10).state_dict(), weights)
-    for models, named in [(["resnet18"], "mobilenet_v3_small"), (None, "mobilenet_v2")]:
-        p = load_profile("smoke", {"models": models, "init": {named: str(weights),
+    for names, named in [(["resnet18"], "mobilenet_v3_small"), (None, "mobilenet_v2")]:
+        p = load_profile("smoke", {"models": names, "init": {named: str(weights),
                                                               "default": None}})
         with pytest.raises(ConfigError, match=f"init gives weights for {named}, which this "
                                               "profile does not run"):
@@ -460,3 +469,4 @@ def test_a_dry_run_shows_a_folder_names_escape_codes_as_escapes(folder, tmp_path
                      "train_size=null", "--models-dir", str(tmp_path / "models")])
     out = capsys.readouterr().out
     assert code == 0 and "\x1b" not in out and "x\\x1b[2Jy" in out
+    assert not (own / F.CACHE).exists()  # nothing decoded: a dry run reads names and sizes

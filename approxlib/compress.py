@@ -300,8 +300,12 @@ def save(model: nn.Module, path: Path, cfg: CodecConfig, model_cfg: ModelConfig,
 def skeleton(model_cfg: ModelConfig, structure: str, device: str | None = None) -> nn.Module:
     """The empty model an .apx file decodes into (BatchNorm folded away for `folded`). On the
     `meta` device it holds shapes but no memory: what a header claims is checked against it."""
+    if device == "meta":
+        model = models.build_meta(model_cfg)
+    else:
+        with torch.device(device) if device else contextlib.nullcontext():
+            model = models.build(model_cfg).eval()
     with torch.device(device) if device else contextlib.nullcontext():
-        model = models.build(model_cfg).eval()
         return fold_batchnorm(model) if structure == "folded" else model
 
 
@@ -732,8 +736,7 @@ def checkpoint_limit(model_cfg: ModelConfig | None = None) -> int:
     container and meta; MAX_OUTPUT when the architecture is not known."""
     if model_cfg is None:
         return MAX_OUTPUT
-    with torch.device("meta"):
-        tensors = models.build(model_cfg).state_dict().values()
+    tensors = models.build_meta(model_cfg).state_dict().values()
     return 2 * sum(t.numel() * t.element_size() for t in tensors) + (16 << 20)
 
 

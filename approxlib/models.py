@@ -49,6 +49,19 @@ def build(cfg: ModelConfig, seed: int | None = None) -> nn.Module:
     return m
 
 
+def build_meta(cfg: ModelConfig) -> nn.Module:
+    """The architecture on the meta device, in eval mode: shapes and types, no memory. An
+    initializer that reads values (RegNet's) cannot run there: such a model is built for real,
+    the caller's random state left as it was, and moved to the meta device (a RegNet was
+    unloadable: every check of its weights built it on the meta device)."""
+    try:
+        with torch.device("meta"):
+            return build(cfg).eval()
+    except NotImplementedError:
+        with torch.random.fork_rng(devices=[]):
+            return build(cfg).eval().to("meta")
+
+
 def _get_model(name: str, num_classes: int) -> nn.Module:
     """torchvision's model, without auxiliary heads (GoogLeNet, Inception-v3 return a tuple of
     logits in training mode with them; the trainer wants one tensor). GoogLeNet and
@@ -114,13 +127,8 @@ def _adapt_stem(m: nn.Module, cfg: ModelConfig) -> None:
 def check_input(cfg: ModelConfig, size: int) -> None:
     """One clear line when the architecture cannot classify `size`×`size` images (a forward
     pass on the meta device: shapes only, no memory, no time)."""
-    try:
-        with torch.device("meta"):
-            model = build(cfg).eval()
-    except NotImplementedError:  # an initializer that reads values (RegNet): build it for real
-        with torch.random.fork_rng(devices=[]):  # leaving the caller's random state as it was
-            model = build(cfg).eval()
-    x = torch.empty(2, cfg.in_channels, size, size, device=next(model.parameters()).device)
+    model = build_meta(cfg)
+    x = torch.empty(2, cfg.in_channels, size, size, device="meta")
     for training in (False, True):  # evaluated and trained: both must give plain scores
         try:
             with torch.no_grad():

@@ -390,8 +390,8 @@ def _reference(path: Path, cfg: ModelConfig, quant: str, shapes: Any) -> nn.Modu
     if shapes is not None and not isinstance(shapes, dict):  # a falsy tensor would pass `if`
         raise CheckpointError(f"{path} has invalid layer sizes: a {type(shapes).__name__}, "
                               f"not a dict")
+    model = models.build_meta(cfg)
     with torch.device("meta"):
-        model = models.build(cfg).eval()
         if shapes:
             try:
                 reshape_(model, shapes)

@@ -70,3 +70,23 @@ def test_what_cannot_work_is_one_line():
         models.build(ModelConfig("vit_b_16", 10, 3, "cifar"))
     with pytest.raises(ConfigError, match="inception_v3 cannot take 28×28 images"):
         models.check_input(ModelConfig("inception_v3", 10, 1), 28)
+
+
+def test_a_model_whose_initializer_reads_values_loads_and_saves(tmp_path):
+    """RegNet's initializer reads values, which the meta device has none of: every check of
+    its weights (init, evaluate, a report's own checkpoints) built it there and failed with a
+    traceback. Built for real and moved there now, the caller's random state untouched."""
+    from approxlib import compress, store
+    cfg = ModelConfig("regnet_x_400mf", 10, 1)
+    model = models.build(cfg, seed=0).eval()
+    torch.save(model.state_dict(), tmp_path / "mine.pt")
+    rng = torch.random.get_rng_state()
+    loaded = store.load_weights(tmp_path / "mine.pt", cfg)
+    assert torch.equal(torch.random.get_rng_state(), rng)
+    assert all(torch.equal(a, b) for a, b in
+               zip(model.state_dict().values(), loaded.state_dict().values()))
+    store.save_checkpoint(loaded, tmp_path / "c.pt", cfg)
+    again, _ = store.load_checkpoint(tmp_path / "c.pt", expect=cfg)
+    assert torch.equal(again.stem[0].weight, model.stem[0].weight)
+    assert compress.checkpoint_limit(cfg) > 0 and models.build_meta(cfg).stem[0].weight.is_meta
+    models.check_input(cfg, 28)

@@ -311,7 +311,8 @@ class Section:
             "variant": d.variant, acc: (d.accuracy * 100).round(2),
             "95% CI (%)": [f"{100 * r.acc_lo:.1f}–{100 * r.acc_hi:.1f}" for r in d.itertuples()],
             "size (MB)": d.size_bytes / 1e6, "latency (ms)": d.latency_ms,
-            "throughput @64 (img/s)": d.throughput_img_s.round(0).astype("Int64"),
+            f"throughput @{self.p['throughput_batch']} (img/s)":
+                d.throughput_img_s.round(0).astype("Int64"),
             "params": d.params, "sparsity (%)": d.sparsity * 100,
         })
         if self.is_original_protocol():

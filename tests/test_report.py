@@ -82,6 +82,7 @@ def test_html_has_every_section_images_summary_and_appendix(rendered):
     assert "vs float32 in ONNX Runtime (against eager float32" in html
     assert "ONNX Runtime" in html[html.index("matrix-multiply rate with"):][:300]
     assert "McNemar p = 0," not in html and "-0.0)" not in html
+    assert "throughput @16 (img/s)" in html and "@64" not in html  # smoke times batch 16
     # every dense or from-scratch model learned (smoke's baselines reach 70%): no caution, and
     # results.csv says what chance is
     results = pd.read_csv(out / "results.csv")

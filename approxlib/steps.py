@@ -249,7 +249,7 @@ class Channel(Step):
         model, _ = ctx.load(st.upstream, self.model)
         splits = ctx.splits(self.data)
         meta["params_before"] = sum(p.numel() for p in model.parameters())
-        structured.channel_prune_(model, self.channel, self.model.in_channels)
+        structured.channel_prune_(model, self.channel, self.model.in_channels, self.model.name)
         meta["params_after"] = sum(p.numel() for p in model.parameters())
         model, meta["history"] = train.train(model, splits, self.finetune, ctx.device,
                                              desc=st.label, progress=ctx.progress,

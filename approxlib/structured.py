@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from . import models
-from .config import ChannelConfig, ModelConfig
+from .config import ChannelConfig, ConfigError, ModelConfig
 from .models import replace_module
 
 
@@ -22,17 +22,30 @@ def stem_and_classifier(model: nn.Module) -> list[nn.Module]:
     return [layers[0], layers[-1]]
 
 
-def channel_prune_(model: nn.Module, cfg: ChannelConfig, in_channels: int) -> nn.Module:
-    """Remove `cfg.ratio` of the channels of every prunable group, in place."""
+def channel_prune_(model: nn.Module, cfg: ChannelConfig, in_channels: int,
+                   name: str = "the model") -> nn.Module:
+    """Remove `cfg.ratio` of the channels of every prunable group, in place. An architecture
+    whose channels Torch-Pruning's dependency graph cannot follow (ShuffleNetV2's channel
+    shuffle: a ZeroDivisionError deep inside it) is one line naming the model, not a
+    traceback; so is a pruned model that no longer runs."""
     # Imported here, not at the top: importing it loads torch.utils.cpp_extension, which logs a
     # CUDA warning on CPU-only machines; every checkpoint read imports this module.
     import torch_pruning as tp
     example = torch.rand(1, in_channels, 32, 32)
-    pruner = tp.pruner.MetaPruner(
-        model.eval(), example, importance=tp.importance.MagnitudeImportance(p=1),
-        pruning_ratio=cfg.ratio, ignored_layers=stem_and_classifier(model),
-        round_to=cfg.round_to)
-    pruner.step()
+    try:
+        pruner = tp.pruner.MetaPruner(
+            model.eval(), example, importance=tp.importance.MagnitudeImportance(p=1),
+            pruning_ratio=cfg.ratio, ignored_layers=stem_and_classifier(model),
+            round_to=cfg.round_to)
+        pruner.step()
+        with torch.no_grad():
+            model(example)
+    except (ZeroDivisionError, RuntimeError, ValueError, IndexError, KeyError,
+            AssertionError, TypeError) as e:
+        first = (str(e).strip().splitlines() or [""])[0][:120]
+        raise ConfigError(f"Torch-Pruning cannot remove {name}'s channels ({type(e).__name__}"
+                          f"{': ' + first if first else ''}); leave section G out "
+                          f"(--sections C,F,H) or choose another model") from e
     return model
 
 

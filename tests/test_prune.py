@@ -320,3 +320,14 @@ def test_a_fresh_pruned_shape_starts_as_wide_as_torchvision_starts_it(name):
             break
     else:
         pytest.fail("no large resized convolution")
+
+
+def test_an_architecture_torch_pruning_cannot_follow_is_one_line():
+    """ShuffleNetV2's channel shuffle: Torch-Pruning failed deep inside with a ZeroDivisionError
+    traceback after the report had computed its other stages."""
+    from approxlib import structured
+    from approxlib.config import ChannelConfig
+    model = models.build(ModelConfig("shufflenet_v2_x0_5", 10, 1), 0)
+    with pytest.raises(ConfigError, match=r"^Torch-Pruning cannot remove shufflenet_v2_x0_5's "
+                       r"channels \(ZeroDivisionError: .*\); leave section G out"):
+        structured.channel_prune_(model, ChannelConfig(0.5), 1, "shufflenet_v2_x0_5")

@@ -446,9 +446,31 @@ def chance_finding(d: pd.DataFrame, scope: str = "in this report"
         f"class: {level})"
         + (f": {which}" if ms and n == 1 else f", {which} among them" if ms else "")
         + f". {'It has' if n == 1 else 'They have'} not learned these images, and every "
-        f"comparison with {it} means nothing.{seeds} A longer run or a lower learning rate may "
-        f"help, and so may `bn_momentum: 0.1` for an architecture that keeps BatchNorm "
-        f"momentum at 0.01 (torchvision's MobileNetV3 and EfficientNet).")
+        f"comparison with {it} means nothing.{seeds}" + _chance_advice(trained, at))
+
+
+def _chance_advice(trained: pd.DataFrame, at: pd.DataFrame) -> str:
+    """What may help: for a model trained from scratch, training; for a dense control whose
+    baseline learned, its fine-tuning, which undid the baseline (a new user's Adam-trained
+    weights fell from 75% to 8% in one epoch at lr 0.01, and the caution named only training)."""
+    key = ["section", "model", "protocol", "seed"]  # its baseline: the same run's
+    learned = trained[(trained.prune_ratio == 0) & uncontrolled(trained)
+                      & _as_trained(trained) & ~at_chance(trained)]
+    tuned = at[~uncontrolled(at) & ~_scratch(at)]
+    lost = tuned[pd.MultiIndex.from_frame(tuned[key]).isin(pd.MultiIndex.from_frame(learned[key]))]
+    words = []
+    if _distinct(lost) < _distinct(at):
+        words.append(" A longer run or a lower learning rate may help, and so may "
+                     "`bn_momentum: 0.1` for an architecture that keeps BatchNorm momentum at "
+                     "0.01 (torchvision's MobileNetV3 and EfficientNet).")
+    if not lost.empty:
+        k = _distinct(lost)
+        words.append(f" {k} of them, {'a dense control' if k == 1 else 'dense controls'} "
+                     f"fine-tuned from a baseline that learned, lost it in fine-tuning: a lower "
+                     f"fine-tuning learning rate (`finetune_lr`; sections F and G also `dc_lr`, "
+                     f"`channel_lr`, `qat_lr`) may help, most for weights trained with another "
+                     f"optimizer (Adam, say).")
+    return "".join(words)
 
 
 def _run_name(r) -> str:

@@ -542,6 +542,15 @@ def test_models_at_chance_are_a_caution_before_every_finding():
     two = analysis.chance_finding(d)[1]
     assert f"2 of the {trained} dense" in two
     assert "10.0–12.5%), the baseline of ResNet-18 among them. They have" in two
+    assert "A longer run" in two and "lost it in fine-tuning" not in two  # its baseline too
+    lost = d.copy()
+    lost.loc[0, "accuracy"] = 0.80  # the baseline learned, its dense control fell to chance
+    one = analysis.chance_finding(lost)[1]
+    assert one.endswith("It has not learned these images, and every comparison with it means "
+                        "nothing. 1 of them, a dense control fine-tuned from a baseline that "
+                        "learned, lost it in fine-tuning: a lower fine-tuning learning rate "
+                        "(`finetune_lr`; sections F and G also `dc_lr`, `channel_lr`, `qat_lr`) "
+                        "may help, most for weights trained with another optimizer (Adam, say).")
     also_f = d.copy()
     also_f.loc[3, "accuracy"] = 0.1  # section F's dense model too: both sections are linked
     assert analysis.chance_finding(also_f)[0] == "BF"

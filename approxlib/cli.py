@@ -31,8 +31,8 @@ from . import executors
 from . import quants
 from .config import (MODELS, SHIPPED_CODEC, ConfigError, ModelConfig, PruneConfig,
                      QuantConfig, check_dataset, check_image_size, check_model, check_ratio,
-                     data_config, finetune_config, for_model, load_profile, measure_config,
-                     parse_overrides, profile_label, profile_names)
+                     config_fields, data_config, finetune_config, for_model, load_profile,
+                     measure_config, parse_overrides, profile_label, profile_names)
 
 # torch, the pipeline, the store and the report are imported inside the command that needs
 # them: `approx --help`, `approx profiles` and a bad argument answer in 0.1 s (this module
@@ -75,6 +75,15 @@ def _common(p: argparse.ArgumentParser, profile_default: str = "quick") -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _data_and_model(p: argparse.ArgumentParser, data: str) -> None:
+    """--dataset and --model of the commands that start from a checkpoint or a state dict."""
+    p.add_argument("--dataset", default=None, help=f"{data} (default: the checkpoint's, else "
+                   f"the profile's)")
+    p.add_argument("--model", default=None, help="fail unless the checkpoint holds this model; "
+                   "for weights saved elsewhere (a state dict, as `init` takes), their "
+                   "architecture")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="approx", description="Approximate computing for CNNs: pruning, "
                  "quantization, size, latency and sparsity, reproducibly.")
@@ -93,23 +102,28 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("prune", help="global L1 pruning + fine-tuning of a checkpoint")
     _common(pr)
     pr.add_argument("--checkpoint", type=path_arg, required=True,
-                    help="a float checkpoint (from approx train, or a report's models/)")
+                    help="a float checkpoint (from approx train, or a report's models/), or "
+                         "your own state dict (with --model)")
     pr.add_argument("--ratio", type=float, required=True, help="fraction of weights in [0, 1)")
-    pr.add_argument("--dataset", default=None, help="fine-tuning data (default: the checkpoint's)")
+    _data_and_model(pr, "fine-tuning data")
     pr.add_argument("--out", type=path_arg, required=True, help="checkpoint file to write")
 
     q = sub.add_parser("quantize", help="dynamic INT8 of the Linear layers (as the original)")
-    q.add_argument("--checkpoint", type=path_arg, required=True, help="a float checkpoint")
+    _common(q)
+    q.add_argument("--checkpoint", type=path_arg, required=True,
+                   help="a float checkpoint, or your own state dict (with --model)")
+    _data_and_model(q, "the data whose classes and channels your state dict's model takes")
     q.add_argument("--out", type=path_arg, required=True, help="checkpoint file to write")
 
     c = sub.add_parser("compress", help="Deep Compression of a checkpoint: gradual pruning, "
                        "k-means weight sharing, Huffman coding, written as an .apx file")
     _common(c)
-    c.add_argument("--checkpoint", type=path_arg, required=True, help="a dense float checkpoint")
+    c.add_argument("--checkpoint", type=path_arg, required=True,
+                   help="a dense float checkpoint, or your own state dict (with --model)")
     c.add_argument("--out", type=path_arg, required=True, help=".apx file to write")
     c.add_argument("--sparsity", type=float, default=None,
                    help="final sparsity in [0, 1) (default: the profile's dc_sparsity)")
-    c.add_argument("--dataset", default=None, help="fine-tuning data (default: the checkpoint's)")
+    _data_and_model(c, "fine-tuning data")
 
     e = sub.add_parser("evaluate", help="accuracy, size, latency and sparsity of a checkpoint "
                        "(.pt, or .apx from `approx compress`), or of your own state dict "
@@ -117,11 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(e)
     e.add_argument("--checkpoint", type=path_arg, required=True,
                    help=".pt checkpoint, .apx file, or your own state dict (with --model)")
-    e.add_argument("--dataset", default=None, help="test data (default: the checkpoint's; for "
-                   "your own state dict, the profile's)")
-    e.add_argument("--model", default=None, help="fail unless the checkpoint holds this model; "
-                   "for weights saved elsewhere (a state dict, as `init` takes), their "
-                   "architecture")
+    _data_and_model(e, "test data")
     e.add_argument("--layers", action="store_true", help="print the per-layer sparsity table")
 
     sub.add_parser("profiles", help="list the profiles and what they are for")
@@ -201,7 +211,7 @@ def _checkpoint_data(path: Path, info: dict, given: str | None, p: dict) -> tupl
     a 10-class model scored 8% on 12 classes without a word, and fine-tuning one on 100
     classes was a traceback."""
     from . import data
-    dataset, p = _checkpoint_dataset(info, given), _checkpoint_size(p, info)
+    dataset, p = _checkpoint_dataset(info, given, p), _checkpoint_size(p, info)
     source, model = data.source(dataset, p["image_size"]), info["model"]
     if source.classes != model["num_classes"]:
         raise ConfigError(f"{path} names {model['num_classes']} classes; {dataset} has "
@@ -227,14 +237,12 @@ def _warn_other_classes(path: Path, info: dict, dataset: str, names) -> None:
         f"({data.differing(trained, names)}); label i is scored as the model's class i"))
 
 
-def _checkpoint_dataset(info: dict, given: str | None) -> str:
-    if given is not None:
-        check_dataset(given)
-        return given
-    recorded = _recorded_data(info)["dataset"]
-    if recorded is None:
-        raise ConfigError("the checkpoint does not name its dataset; pass --dataset")
-    return recorded
+def _checkpoint_dataset(info: dict, given: str | None, p: dict) -> str:
+    """--dataset, else the dataset the checkpoint records, else the profile's (a report's
+    given weights record none: a user's profile naming their folder was ignored)."""
+    dataset = given or _recorded_data(info)["dataset"] or p["dataset"]
+    check_dataset(dataset)
+    return dataset
 
 
 # ------------------------------------------------------------------------ output locations
@@ -423,29 +431,26 @@ def cmd_prune(a) -> int:
     check_ratio(a.ratio)
     p = load_profile(a.profile, parse_overrides(a.overrides))
     check_writable_file(a.out)
-    model, info = store.load_checkpoint(a.checkpoint)
-    if info["quant"] != quants.NONE.key:
-        raise ConfigError(f"{a.checkpoint} is quantized ({info['quant']}); prune the float model")
-    dataset, p = _checkpoint_data(a.checkpoint, info, a.dataset, p)
-    splits = data.load(data_config(p, dataset), a.data_dir)
+    model, mc, dataset, p = _float_model(a, p, "prune")
+    dc = data_config(p, dataset)
+    splits = data.load(dc, a.data_dir)
     model, hist = prune.prune_and_finetune(model, PruneConfig(a.ratio), splits,
                                            finetune_config(p), p["device"],
                                            f"fine-tune {a.ratio:.0%}", not a.quiet)
-    meta = {**info["meta"], "pruned": {"ratio": a.ratio, "history": hist}}
-    store.save_checkpoint(model, a.out, ModelConfig(**info["model"]), quants.NONE.key, meta)
+    meta = _made(a, dc, PruneConfig(a.ratio), finetune_config(p))
+    store.save_checkpoint(model, a.out, mc, quants.NONE.key, {**meta, "history": hist})
     print(f"sparsity {prune.sparsity_of(model):.4f} → {a.out}")
     return 0
 
 
 def cmd_quantize(a) -> int:
     from . import quantize, store
+    p = load_profile(a.profile, parse_overrides(a.overrides))
     check_writable_file(a.out)
-    model, info = store.load_checkpoint(a.checkpoint)
-    if info["quant"] != quants.NONE.key:
-        raise ConfigError(f"{a.checkpoint} is already quantized ({info['quant']})")
+    model, mc, dataset, p = _float_model(a, p, "quantize", data=False)
     qm = quantize.quantize(model, QuantConfig(quants.DYNAMIC.key))
-    size = store.save_checkpoint(qm, a.out, ModelConfig(**info["model"]), quants.DYNAMIC.key,
-                                 info["meta"])
+    meta = _made(a, data_config(p, dataset), QuantConfig(quants.DYNAMIC.key))
+    size = store.save_checkpoint(qm, a.out, mc, quants.DYNAMIC.key, meta)
     print(f"{size} bytes → {a.out}")
     return 0
 
@@ -453,21 +458,18 @@ def cmd_quantize(a) -> int:
 def cmd_compress(a) -> int:
     import dataclasses
 
-    from . import compress, data, prune, share, store
-    from .config import CodecConfig, config_fields, gradual_config, dc_finetune_config, \
-        share_config, share_finetune_config
+    from . import compress, data, prune, share
+    from .config import CodecConfig, gradual_config, dc_finetune_config, share_config, \
+        share_finetune_config
     p = load_profile(a.profile, parse_overrides(a.overrides))
     if a.sparsity is not None:
         check_ratio(a.sparsity, "sparsity")
     if a.out.suffix != compress.CODECS[SHIPPED_CODEC].suffix:
         raise ConfigError(f"--out must name an .apx file, got {a.out}")
     check_writable_file(a.out)
-    model, info = store.load_checkpoint(a.checkpoint)
-    if info["quant"] != quants.NONE.key:
-        raise ConfigError(f"{a.checkpoint} is quantized ({info['quant']}); compress the float model")
-    mc = ModelConfig(**info["model"])
-    dataset, p = _checkpoint_data(a.checkpoint, info, a.dataset, p)
-    splits = data.load(data_config(p, dataset), a.data_dir)
+    model, mc, dataset, p = _float_model(a, p, "compress")
+    dc = data_config(p, dataset)
+    splits = data.load(dc, a.data_dir)
     gc = gradual_config(p, mc.name)
     if a.sparsity is not None:
         gc = dataclasses.replace(gc, sparsity=a.sparsity)
@@ -477,10 +479,7 @@ def cmd_compress(a) -> int:
     model, _, _ = share.share_and_finetune(model, share_config(p, mc.name), splits,
                                            share_finetune_config(p), p["device"],
                                            "codebook fine-tune", not a.quiet)
-    dc = data_config(p, dataset)
-    meta = {"source": str(a.checkpoint), "configs": [  # as the pipeline's headers record them
-        {"type": type(c).__name__, **config_fields(c)}
-        for c in (dc, gc, fc, share_config(p, mc.name))], **data.recorded_classes(dc)}
+    meta = _made(a, dc, gc, fc, share_config(p, mc.name))
     compress.save(model, a.out, CodecConfig(SHIPPED_CODEC, p["dc_index_bits"]), mc, meta)
     size = a.out.stat().st_size
     print(f"sparsity {prune.sparsity_of(model):.4f}, {size} bytes "
@@ -488,21 +487,22 @@ def cmd_compress(a) -> int:
     return 0
 
 
+def _made(a, *configs) -> dict:
+    """What a command's output records of its making, as the pipeline's headers do: the file
+    it started from, the settings it ran with (its data first), and an image folder's classes."""
+    from . import data
+    return {"source": str(a.checkpoint),
+            "configs": [{"type": type(c).__name__, **config_fields(c)} for c in configs],
+            **data.recorded_classes(configs[0])}
+
+
 def cmd_evaluate(a) -> int:
     from . import data, measure, pipeline, prune, runtime, train
     p = load_profile(a.profile, parse_overrides(a.overrides))
-    if a.model is not None:
-        check_model(a.model)
     if a.checkpoint.suffix == runtime.ONNX_SUFFIX:
         raise ConfigError("evaluate takes .pt and .apx files; time an .onnx file with "
                           "benchmarks/latency.py --artifact")
-    if _plain_weights(a.checkpoint):
-        model, dataset = _given_weights(a, p)
-    else:
-        model, info = pipeline.load_artifact(a.checkpoint)
-        if a.model is not None and info["model"]["name"] != a.model:
-            raise ConfigError(f"{a.checkpoint} holds {info['model']['name']}, not {a.model}")
-        dataset, p = _checkpoint_data(a.checkpoint, info, a.dataset, p)
+    model, _, dataset, p = _float_model(a, p, "evaluate", load=pipeline.load_artifact)
     x, y = data.source(dataset, p["image_size"]).split("test", a.data_dir)
     keep = data.test_indices(y, p["test_size"])  # the images a report scores (test_size)
     if keep is not None:
@@ -518,6 +518,30 @@ def cmd_evaluate(a) -> int:
     return 0
 
 
+def _float_model(a, p: dict, command: str, data: bool = True, load=None):
+    """What a single-stage command starts from: (model, its ModelConfig, the dataset, the
+    profile at the data's image size). Weights saved elsewhere need --model (their data:
+    --dataset, else the profile's); an approxlib checkpoint (read by `load`, float only unless
+    `load` is given) runs on --dataset, else the data it records, else the profile's, refused
+    before any work where the data does not fit it (`data`: checked at all)."""
+    from . import store
+    if a.model is not None:
+        check_model(a.model)
+    if _plain_weights(a.checkpoint):
+        return _given_weights(a, p)
+    model, info = (load or store.load_checkpoint)(a.checkpoint)
+    if a.model is not None and info["model"]["name"] != a.model:
+        raise ConfigError(f"{a.checkpoint} holds {info['model']['name']}, not {a.model}")
+    if load is None and info["quant"] != quants.NONE.key:
+        raise ConfigError(f"{a.checkpoint} is quantized ({info['quant']}); {command} the float "
+                          f"model")
+    if data:
+        dataset, p = _checkpoint_data(a.checkpoint, info, a.dataset, p)
+    else:
+        dataset, p = _checkpoint_dataset(info, a.dataset, p), _checkpoint_size(p, info)
+    return model, ModelConfig(**info["model"]), dataset, p
+
+
 def _plain_weights(path: Path) -> bool:
     """A file holding weights saved elsewhere (as a profile's `init` takes them: .pt, .pth,
     .bin, whatever its name), not an approxlib checkpoint nor a file a codec's suffix claims."""
@@ -527,15 +551,16 @@ def _plain_weights(path: Path) -> bool:
 
 
 def _given_weights(a, p: dict):
-    """Weights saved elsewhere, evaluated as a report starts from them: --model names the
-    architecture, --dataset (else the profile's) the data it classifies."""
+    """Weights saved elsewhere, as a report starts from them: --model names the architecture,
+    --dataset (else the profile's) the data it classifies."""
     from . import pipeline, store
     if a.model is None:
         raise ConfigError(f"{a.checkpoint} holds weights without their architecture: name it "
                           f"with --model (and its data with --dataset)")
     dataset = a.dataset or p["dataset"]
     check_dataset(dataset)
-    return store.load_weights(a.checkpoint, pipeline.model_config(p, a.model, dataset)), dataset
+    mc = pipeline.model_config(p, a.model, dataset)
+    return store.load_weights(a.checkpoint, mc), mc, dataset, p
 
 
 def cmd_profiles(a) -> int:

@@ -133,6 +133,22 @@ def test_single_stage_commands(capsys, tmp_path, r18, data_root):
                        "--data-dir", str(data_root), "--set", "latency_min_time=0.05", "--layers")
     assert code == 0 and '"sparsity": 0.5' in out and "layer,shape,total,zeros,sparsity" in out
     assert '"test_images": 1000' in out  # the profile's test_size, as a report scores it
+    # weights saved elsewhere, as `init` and `evaluate` take them: every command takes them
+    plain = tmp_path / "mine.pth"
+    torch.save(store.load_checkpoint(r18)[0].state_dict(), plain)
+    code, _, err = run(capsys, "quantize", "--checkpoint", str(plain), "--out", str(tmp_path / "x"))
+    assert code == 2 and "name it with --model" in err and not (tmp_path / "x").exists()
+    code, out, _ = run(capsys, "prune", "--profile", "smoke", "--set", "finetune_epochs=0",
+                       "--checkpoint", str(plain), "--model", "resnet18", "--ratio", "0.3",
+                       "--out", str(tmp_path / "p3.pt"), "--data-dir", str(data_root), "--quiet")
+    assert code == 0 and out.startswith("sparsity 0.3000")
+    meta = store.load_checkpoint(tmp_path / "p3.pt")[1]["meta"]
+    configs = {c["type"]: c for c in meta["configs"]}  # how it was made, its data first
+    assert meta["source"] == str(plain) and configs["DataConfig"]["dataset"] == "fashion-mnist"
+    assert configs["PruneConfig"]["ratio"] == 0.3
+    code, out, _ = run(capsys, "quantize", "--profile", "smoke", "--checkpoint", str(plain),
+                       "--model", "resnet18", "--out", str(tmp_path / "q3.pt"))
+    assert code == 0 and store.load_checkpoint(tmp_path / "q3.pt")[1]["quant"] == "int8-dynamic"
 
 
 def test_console_entry_point_and_dry_run(tmp_path):

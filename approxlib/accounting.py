@@ -93,10 +93,9 @@ def planned_images(step, data_root=None) -> float:
     if data_cfg is None or not (trains or measures):
         return np.nan
     try:
-        s = data.load(data_cfg, data_root, download=False)
+        n_train, n_val, n_test = data.sizes(data_cfg, data_root)
     except ConfigError:
         return np.nan
-    n_train, n_val, n_test = len(s.train_y), len(s.val_y), len(s.test_y)
     epochs = [(step.planned_epochs(c), train.epoch_size(n_train, c)) for c in trains]
     return float(sum(e * size + train.validation_passes(e) * n_val for e, size in epochs)
                  + len(measures) * (n_test + n_val))

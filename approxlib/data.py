@@ -375,6 +375,18 @@ def test_labels(cfg: DataConfig, root: Path | None = None) -> torch.Tensor:
     return y if keep is None else y[keep]
 
 
+def sizes(cfg: DataConfig, root: Path | None = None) -> tuple[int, int, int]:
+    """(training, validation, test) images a run of `cfg` uses, from the labels alone: an
+    image folder's come from its file names, so nothing is decoded or cached (a dry run's time
+    estimate loaded every split, and so decoded and cached a whole folder)."""
+    src = source(cfg.dataset)  # labels need no resizing
+    carve, n_train = split_sizes(cfg, len(src.labels("train", root, False)), src)
+    n_val = len(src.labels("val", root, False)) if "val" in src.parts else carve
+    y_test = src.labels("test", root, False)
+    keep = test_indices(y_test, cfg.test_size)
+    return n_train, n_val, len(y_test) if keep is None else len(keep)
+
+
 _CACHE: dict[tuple, Splits] = {}
 
 

@@ -1,6 +1,7 @@
 """Your own images and weights: `imagefolder:PATH` datasets and `init:` weights (issue 16).
 
 The folder holds real Fashion-MNIST images written as RGB PNGs of 32×32, 10 classes."""
+import dataclasses
 import json
 import logging
 import os
@@ -470,3 +471,15 @@ def test_a_dry_run_shows_a_folder_names_escape_codes_as_escapes(folder, tmp_path
     out = capsys.readouterr().out
     assert code == 0 and "\x1b" not in out and "x\\x1b[2Jy" in out
     assert not (own / F.CACHE).exists()  # nothing decoded: a dry run reads names and sizes
+
+
+def test_split_sizes_are_counted_without_decoding(folder, tmp_path):
+    """A dry run's time estimate counts each split's images: it loaded them, so decoded and
+    cached a whole folder while saying it computes nothing."""
+    own = _copy(folder, tmp_path / "own")
+    cfg = dataclasses.replace(D.identify(DataConfig(f"imagefolder:{own}", 100, 50)),
+                              test_size=30)
+    counted = D.sizes(cfg)
+    assert not (own / F.CACHE).exists()
+    s = D.load(cfg)
+    assert counted == (len(s.train_y), len(s.val_y), len(s.test_y)) == (100, 50, 30)

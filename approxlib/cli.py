@@ -186,7 +186,9 @@ def _recorded_data(info: dict) -> dict:
     if not isinstance(configs, list) or not all(isinstance(c, dict) for c in configs):
         raise ConfigError("the checkpoint's metadata is malformed (its configs are not a list "
                           "of settings); pass --dataset and --set image_size=...")
-    found = next((c for c in configs if c.get("type") == "DataConfig"), {})
+    found = next((c for c in configs if c.get("type") == "DataConfig"), None)
+    if found is None:
+        return {}
     recorded = {k: found.get(k) for k in ("dataset", "image_size")}
     if recorded["dataset"] is not None:
         check_dataset(recorded["dataset"])
@@ -195,23 +197,25 @@ def _recorded_data(info: dict) -> dict:
     return recorded
 
 
-def _checkpoint_size(p: dict, info: dict) -> dict:
-    """The profile as the checkpoint's model sees it (`for_model`), with the image size the
-    checkpoint was trained at, unless --set names one."""
+def _checkpoint_size(p: dict, info: dict, overrides: dict) -> dict:
+    """The profile as the checkpoint's model sees it (`for_model`), at the image size the
+    checkpoint was trained at where it records its data (None: as stored), unless --set names
+    one: a profile's own size (a folder's 40) scored a model trained at 32 without a word."""
     p = for_model(p, info["model"]["name"])
-    if p["image_size"] is not None:
+    recorded = _recorded_data(info)
+    if "image_size" in overrides or not recorded:
         return p
-    size = _recorded_data(info)["image_size"]
-    return {**p, "image_size": size} if size else p
+    return {**p, "image_size": recorded["image_size"]}
 
 
-def _checkpoint_data(path: Path, info: dict, given: str | None, p: dict) -> tuple[str, dict]:
+def _checkpoint_data(path: Path, info: dict, given: str | None, p: dict, overrides: dict
+                     ) -> tuple[str, dict]:
     """The dataset a command runs a checkpoint on (--dataset, else the one it records) and the
     profile at its image size, refused before any work when the data does not fit the model:
     a 10-class model scored 8% on 12 classes without a word, and fine-tuning one on 100
     classes was a traceback."""
     from . import data
-    dataset, p = _checkpoint_dataset(info, given, p), _checkpoint_size(p, info)
+    dataset, p = _checkpoint_dataset(info, given, p), _checkpoint_size(p, info, overrides)
     source, model = data.source(dataset, p["image_size"]), info["model"]
     if source.classes != model["num_classes"]:
         raise ConfigError(f"{path} names {model['num_classes']} classes; {dataset} has "
@@ -240,7 +244,7 @@ def _warn_other_classes(path: Path, info: dict, dataset: str, names) -> None:
 def _checkpoint_dataset(info: dict, given: str | None, p: dict) -> str:
     """--dataset, else the dataset the checkpoint records, else the profile's (a report's
     given weights record none: a user's profile naming their folder was ignored)."""
-    dataset = given or _recorded_data(info)["dataset"] or p["dataset"]
+    dataset = given or _recorded_data(info).get("dataset") or p["dataset"]
     check_dataset(dataset)
     return dataset
 
@@ -508,7 +512,8 @@ def cmd_evaluate(a) -> int:
     if keep is not None:
         x, y = x[keep], y[keep]
     params, zeros = measure.count_params(model)
-    out = {"checkpoint": str(a.checkpoint), "dataset": dataset, "test_images": len(y),
+    out = {"checkpoint": str(a.checkpoint), "dataset": dataset, "image_size": x.shape[-1],
+           "test_images": len(y),
            "accuracy": train.accuracy(model, x, y), "size_bytes": a.checkpoint.stat().st_size,
            "params": params, "zero_params": zeros, "sparsity": prune.sparsity_of(model),
            **measure.latency_ms(model, tuple(x.shape[1:]), measure_config(p))}
@@ -535,10 +540,11 @@ def _float_model(a, p: dict, command: str, data: bool = True, load=None):
     if load is None and info["quant"] != quants.NONE.key:
         raise ConfigError(f"{a.checkpoint} is quantized ({info['quant']}); {command} the float "
                           f"model")
+    overrides = parse_overrides(a.overrides)
     if data:
-        dataset, p = _checkpoint_data(a.checkpoint, info, a.dataset, p)
+        dataset, p = _checkpoint_data(a.checkpoint, info, a.dataset, p, overrides)
     else:
-        dataset, p = _checkpoint_dataset(info, a.dataset, p), _checkpoint_size(p, info)
+        dataset, p = _checkpoint_dataset(info, a.dataset, p), _checkpoint_size(p, info, overrides)
     return model, ModelConfig(**info["model"]), dataset, p
 
 

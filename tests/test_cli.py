@@ -133,6 +133,13 @@ def test_single_stage_commands(capsys, tmp_path, r18, data_root):
                        "--data-dir", str(data_root), "--set", "latency_min_time=0.05", "--layers")
     assert code == 0 and '"sparsity": 0.5' in out and "layer,shape,total,zeros,sparsity" in out
     assert '"test_images": 1000' in out  # the profile's test_size, as a report scores it
+    # at the image size it was trained at (28, as stored), not a profile's, unless --set says
+    (tmp_path / "mine.yaml").write_text("base: smoke\nimage_size: 40\nlatency_min_time: 0.05\n")
+    for given, size in (([], 28), (["--set", "image_size=32"], 32)):
+        code, out, _ = run(capsys, "evaluate", "--profile", str(tmp_path / "mine.yaml"),
+                           "--checkpoint", str(tmp_path / "p.pt"), "--data-dir", str(data_root),
+                           *given)
+        assert code == 0 and json.loads(out)["image_size"] == size
     # weights saved elsewhere, as `init` and `evaluate` take them: every command takes them
     plain = tmp_path / "mine.pth"
     torch.save(store.load_checkpoint(r18)[0].state_dict(), plain)

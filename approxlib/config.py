@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+import os
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,14 @@ DEVICES = ("auto", "cpu", "cuda")
 
 class ConfigError(ValueError):
     """A user-facing configuration problem: the CLI prints it as one line and exits with 2."""
+
+
+def from_here(path) -> str:
+    """Where a relative path that was not found was looked for (a user running from another
+    folder took a profile file's relative paths to be read from the file's folder)."""
+    if Path(str(path)).expanduser().is_absolute():
+        return ""
+    return f" (relative paths are read from {os.getcwd()}, the folder approx runs in)"
 
 
 def _show(value: Any, limit: int = 80) -> str:
@@ -608,7 +617,7 @@ def _profile_spec(name: str) -> dict[str, Any]:
         return dict(doc["profiles"][name])
     path = Path(name)
     if not path.exists():
-        raise ConfigError(f"profile file {name} not found")
+        raise ConfigError(f"profile file {name} not found{from_here(name)}")
     if not path.is_file() or path.stat().st_size > MAX_PROFILE_BYTES:
         raise ConfigError(f"profile file {name} is not a regular file of at most 1 MiB")
     try:

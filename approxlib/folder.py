@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from . import data
 from . import store
-from .config import ConfigError
+from .config import ConfigError, from_here
 
 log = logging.getLogger(__name__)
 GRAY = {"1", "L", "LA"}  # 8-bit modes decoded to one channel
@@ -79,7 +79,8 @@ class ImageFolder(data.Source):
     @functools.cached_property
     def parts(self) -> tuple[str, ...]:
         if not self.root.is_dir():
-            raise FolderError(f"image folder {self.root} not found" if not self.root.exists()
+            raise FolderError(f"image folder {self.root} not found{from_here(self.root)}"
+                              if not self.root.exists()
                               else f"{self.root} is not a folder")
         if not (self.root / "train").is_dir() or not (self.root / "test").is_dir():
             raise FolderError(f"image folder {self.root} needs train/ and test/ folders, one "
@@ -117,8 +118,9 @@ class ImageFolder(data.Source):
         _each([f for part in self.parts for f, _ in self._files(part)[0]], look)
         if self.image_size is None and len(sizes) > 1:
             (a, fa), (b, fb) = list(sizes.items())[:2]
-            raise FolderError(f"images of different sizes in {self.root} ({_wh(a)} {fa.name}, "
-                              f"{_wh(b)} {fb.name}); set image_size to resize them")
+            raise FolderError(f"images of different sizes in {self.root} ({_wh(a)} "
+                              f"{fa.relative_to(self.root)}, {_wh(b)} {fb.relative_to(self.root)})"
+                              f"; set image_size to resize them")
         return (1 if modes <= GRAY else 3), next(iter(sizes))
 
     @property
@@ -163,7 +165,7 @@ class ImageFolder(data.Source):
         where = self.root / part
         try:
             names, index = tvfolder.find_classes(str(where))
-            samples = tvfolder.make_dataset(str(where), index, tvfolder.IMG_EXTENSIONS)
+            samples = tvfolder.make_dataset(str(where), index, is_valid_file=_image_name)
         except FileNotFoundError as e:  # no class folder, or a class without images
             raise FolderError(f"{where}: {str(e).splitlines()[0][:200]}") from None
         odd = next((f for f, _ in samples if not Path(f).is_file()), None)
@@ -241,6 +243,14 @@ def _each(files: list[Path], do, desc: str | None = None, shown: int = 3) -> Non
         more = f" and {len(bad) - 1 - shown} more" if len(bad) - 1 > shown else ""
         raise FolderError(f"{len(bad)} images cannot be used: {bad[0][1]}; also "
                           f"{', '.join(str(f) for f, _ in bad[1:1 + shown])}{more}")
+
+
+def _image_name(path: str) -> bool:
+    """An image by its name, as torchvision's ImageFolder takes it (IMG_EXTENSIONS), but not a
+    hidden file: macOS writes `._name.jpg` (AppleDouble metadata) beside each image it copies,
+    which stopped a run as an unreadable image."""
+    return (not os.path.basename(path).startswith(".")
+            and tvfolder.has_file_allowed_extension(path, tvfolder.IMG_EXTENSIONS))
 
 
 def _wh(size: tuple[int, int]) -> str:

@@ -63,6 +63,7 @@ from .config import (
     distilled,
     finetune_config,
     for_model,
+    from_here,
     gradual_config,
     measure_config,
     per_model,
@@ -378,7 +379,7 @@ def first_step(v: Variant, p: dict, ds, mc: ModelConfig) -> Step:
     try:
         st = path.stat()
     except OSError:
-        raise ConfigError(f"init: weights not found: {path}") from None
+        raise ConfigError(f"init: weights not found: {path}{from_here(path)}") from None
     return Given(mc, _checked_digest(str(path), st.st_size, st.st_mtime_ns, mc), str(path))
 
 

@@ -135,10 +135,10 @@ def test_single_stage_commands(capsys, tmp_path, r18, data_root):
     assert '"test_images": 1000' in out  # the profile's test_size, as a report scores it
     # at the image size it was trained at (28, as stored), not a profile's, unless --set says
     (tmp_path / "mine.yaml").write_text("base: smoke\nimage_size: 40\nlatency_min_time: 0.05\n")
-    for given, size in (([], 28), (["--set", "image_size=32"], 32)):
+    for extra, size in (([], 28), (["--set", "image_size=32"], 32)):
         code, out, _ = run(capsys, "evaluate", "--profile", str(tmp_path / "mine.yaml"),
                            "--checkpoint", str(tmp_path / "p.pt"), "--data-dir", str(data_root),
-                           *given)
+                           *extra)
         assert code == 0 and json.loads(out)["image_size"] == size
     # weights saved elsewhere, as `init` and `evaluate` take them: every command takes them
     plain = tmp_path / "mine.pth"

@@ -5,6 +5,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -132,7 +133,8 @@ def test_bad_folders_get_one_line(folder, tmp_path, no_hang):
     _expect_error(own, r"Found no valid file for the classes class9")
     own = _copy(folder, tmp_path / "mixed")
     Image.new("RGB", (40, 40)).save(own / "train" / "class0" / "big.png")
-    _expect_error(own, r"images of different sizes .* set image_size")
+    _expect_error(own, r"images of different sizes in \S+mixed \(32×32 train/class0/\d+\.png, "
+                       r"40×40 train/class0/big\.png\); set image_size")
     assert F.ImageFolder(image_size=24, path=str(own)).split("train")[0].shape[1:] == (3, 24, 24)
     own = _copy(folder, tmp_path / "broken")
     (own / "test" / "class1" / "notes.png").write_text("not an image")
@@ -153,6 +155,9 @@ def test_bad_folders_get_one_line(folder, tmp_path, no_hang):
         (own / "test" / f"class{c}").rename(own / "test" / f"z{c}")
     _expect_error(own, r"\(missing class0, class1, class2, class3, class4 and 3 more; not in "
                        r"train/: z1, z2, z3, z4, z5 and 3 more\)$")
+    own = _copy(folder, tmp_path / "apple")  # macOS's AppleDouble files beside each image
+    (own / "train" / "class0" / "._1.png").write_bytes(b"\x00\x05\x16\x07 metadata")
+    assert F.ImageFolder(path=str(own)).split("train")[0].shape[0] == 10 * TRAIN
     own = _copy(folder, tmp_path / "fifo")  # reading it would block for ever
     os.mkfifo(own / "train" / "class2" / "x.png")
     _expect_error(own, r"x\.png is not a regular file")
@@ -381,7 +386,7 @@ def test_init_that_does_not_fit_a_model_fails_before_training(folder, tmp_path):
     assert {"given", "train"} <= kinds  # resnet18 given, mobilenetv2 trained
 
 
-def test_profile_files_are_checked_like_profiles(tmp_path):
+def test_profile_files_are_checked_like_profiles(tmp_path, monkeypatch):
     from approxlib.config import load_profile as load
     from approxlib.config import profile_label
     bad = tmp_path / "bad.yaml"
@@ -393,6 +398,10 @@ def test_profile_files_are_checked_like_profiles(tmp_path):
         load(str(bad))
     with pytest.raises(ConfigError, match="mine.yaml not found$"):
         load(str(tmp_path / "mine.yaml"))
+    monkeypatch.chdir(tmp_path)  # a relative path says where it was looked for
+    with pytest.raises(ConfigError, match=rf"^profile file mine.yaml not found \(relative paths "
+                       rf"are read from {re.escape(str(tmp_path))}, the folder approx runs in\)$"):
+        load("mine.yaml")
     (tmp_path / "dir.yaml").mkdir()
     with pytest.raises(ConfigError, match="dir.yaml is not a regular file of at most 1 MiB"):
         load(str(tmp_path / "dir.yaml"))

@@ -598,10 +598,13 @@ def cmd_verify(a) -> int:
     kinds = set(steps.REGISTRY) | set(pipeline.JSON_CHECKS)  # what a run writes
     held = [f.name for f in Path(a.models_dir).iterdir()
             if not f.name.startswith(".") and f.name != store.DAMAGED]
-    if held and not set(held) & kinds:
+    # a kind's folder holds files only: an image folder's train/ (a kind's name) holds classes
+    ours = [n for n in held if n in kinds
+            and not any(f.is_dir() for f in (Path(a.models_dir) / n).iterdir())]
+    if held and not ours:
         raise ConfigError(f"--models-dir {a.models_dir} holds none of the folders a run writes "
-                          f"({', '.join(sorted(kinds)[:4])}, …): is it a report folder? Give "
-                          f"the models folder (default: models)")
+                          f"({', '.join(sorted(kinds)[:4])}, …): is it a report or an image "
+                          f"folder? Give the models folder (default: models)")
     entries = pipeline.verify_store(store.Store(a.models_dir))
     bad = [e for e in entries if e["problem"]]
     for e in entries if a.all else bad:

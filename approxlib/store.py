@@ -819,7 +819,7 @@ class Store:
         if not self.root.is_dir():
             return
         for kind in sorted(d for d in self.root.iterdir() if d.is_dir()):
-            if kind.name in (DAMAGED, ".locks"):
+            if kind.name == DAMAGED or kind.name.startswith("."):  # locks, another tool's
                 continue
             for f in sorted(kind.iterdir()):
                 if f.is_file() and not f.name.startswith(".") and not f.name.endswith(DIGEST):

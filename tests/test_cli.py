@@ -418,7 +418,7 @@ def test_verify_names_a_report_folder_given_for_the_models_folder(capsys, tmp_pa
     (tmp_path / "sparsity").mkdir()
     (tmp_path / "sparsity" / "resnet18.csv").write_text("layer,sparsity\n")
     code, out, err = run(capsys, "verify", "--models-dir", str(tmp_path))
-    assert code == 2 and out == "" and "is it a report folder?" in err
+    assert code == 2 and out == "" and "is it a report or an image folder?" in err
     assert len(err.splitlines()) == 1
     (tmp_path / "train").mkdir()  # a models folder whose only file lost its digest: listed
     (tmp_path / "train" / "0123.pt").write_bytes(b"x")
@@ -428,4 +428,11 @@ def test_verify_names_a_report_folder_given_for_the_models_folder(capsys, tmp_pa
     assert run(capsys, "verify", "--models-dir", str(tmp_path / "m"))[0] == 0
     (tmp_path / "notes.txt").write_text("x")  # loose files and unknown folders alone: refused
     code, _, err = run(capsys, "verify", "--models-dir", str(tmp_path / "sparsity"))
-    assert code == 2 and "is it a report folder?" in err
+    assert code == 2 and "is it a report or an image folder?" in err
+    images = tmp_path / "images"  # an image folder: train/ is a kind's name, its cache hidden
+    for part in ("train", "test"):
+        (images / part / "cat").mkdir(parents=True)
+    (images / ".approx-cache").mkdir()
+    (images / ".approx-cache" / "train-0123.npz").write_bytes(b"x")
+    code, out, err = run(capsys, "verify", "--models-dir", str(images))
+    assert code == 2 and out == "" and "is it a report or an image folder?" in err

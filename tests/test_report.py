@@ -175,6 +175,12 @@ def test_a_second_report_reuses_the_notebooks_whose_inputs_are_unchanged(smoke_r
     assert third["reused"] == ["E"]
     assert "EDITED" not in edited.read_text() and "EDITED" not in third["index"].read_text()
     assert third["index"].read_text().count("reused: its inputs are unchanged") == 1
+    # one section into the same folder: results.csv keeps E's rows, and the page says so
+    alone = publish.build("smoke", ["D"], {}, out, store.root, data_root, pdf=False,
+                          progress=False)["index"].read_text()
+    assert 'id="section-E"' not in alone and "also holds the rows of section E from an " \
+        "earlier run, which this report does not show" in alone
+    assert "--sections D,E</code> renders them together" in alone
 
 
 def test_the_reuse_digest_covers_every_cache_entry_a_section_reads(smoke_run, tmp_path,

@@ -503,7 +503,11 @@ def _describe(cfg: ModelConfig) -> str:
 def _fix(cfg: ModelConfig, got: torch.Tensor, want: torch.Tensor) -> str:
     """What the user can change when a 4-D weight differs from the architecture's: the stem
     (profile `stem`) where only its kernel differs, the data where its input channels do
-    (the first convolution's, which the dataset's images set)."""
+    (the first convolution's, which the dataset's images set); the data's classes where a
+    classifier's outputs do (a shape alone left the user to work that out)."""
+    if got.dim() == want.dim() == 2 and want.shape[0] == cfg.num_classes \
+            and got.shape[0] != want.shape[0] and got.shape[1] == want.shape[1]:
+        return f" (the weights classify {got.shape[0]} classes; the data has {cfg.num_classes})"
     if got.dim() != 4 or want.dim() != 4:
         return ""
     if got.shape[:2] == want.shape[:2] and got.shape[2:] != want.shape[2:]:

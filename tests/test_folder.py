@@ -304,6 +304,9 @@ def test_weights_that_do_not_fit_name_the_tensor(tmp_path):
     with pytest.raises(S.CheckpointError, match=r"\(1 channel, 7 classes, imagenet stem\): .* "
                        r"\(the data has 1-channel images; the weights take 3\)$"):
         S.load_weights(path, ModelConfig("resnet18", 7, 1))
+    with pytest.raises(S.CheckpointError, match=r"fc.weight is torch.float32 \[7, 512\], .* "
+                       r"\(the weights classify 7 classes; the data has 10\)$"):
+        S.load_weights(path, ModelConfig("resnet18", 10, 3))
     # BatchNorm's step counters left out, as many published weights do: 0, as torch loads them
     torch.save({k: v for k, v in state.items() if "num_batches_tracked" not in k},
                tmp_path / "nobt.pt")

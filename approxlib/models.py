@@ -7,8 +7,10 @@ rebuilt for the input channels, and the `cifar` stem where it applies.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import threading
 import warnings
 
 import torch
@@ -50,16 +52,42 @@ def build(cfg: ModelConfig, seed: int | None = None) -> nn.Module:
 
 
 def build_meta(cfg: ModelConfig) -> nn.Module:
-    """The architecture on the meta device, in eval mode: shapes and types, no memory. An
-    initializer that reads values (RegNet's) cannot run there: such a model is built for real,
-    the caller's random state left as it was, and moved to the meta device (a RegNet was
-    unloadable: every check of its weights built it on the meta device)."""
+    """The architecture on the meta device, in eval mode: shapes and types, no memory. A
+    constructor that computes with tensors (RegNet's layer widths: `.tolist()` of a meta tensor
+    fails) is built on the CPU instead, each parameter and buffer moved to the meta device as
+    it is registered, so a file naming a huge model allocates one layer at most, and no
+    initializer draws from the caller's random state (a RegNet was unloadable: every check of
+    its weights built it on the meta device)."""
     try:
         with torch.device("meta"):
             return build(cfg).eval()
     except NotImplementedError:
-        with torch.random.fork_rng(devices=[]):
-            return build(cfg).eval().to("meta")
+        with _registered_on_meta(), torch.random.fork_rng(devices=[]):
+            return build(cfg).eval()
+
+
+_HOOKS = threading.Lock()  # the registration hooks are global: one build at a time
+
+
+@contextlib.contextmanager
+def _registered_on_meta():
+    """Every parameter and buffer a module registers meanwhile goes to the meta device (torch's
+    module registration hooks; accelerate's `init_empty_weights` does the same by patching)."""
+    from torch.nn.modules import module as torch_module
+
+    def parameter(_module, _name, p):
+        return None if p is None else nn.Parameter(p.to("meta"), p.requires_grad)
+
+    def buffer(_module, _name, b):
+        return None if b is None else b.to("meta")
+    with _HOOKS:
+        hooks = (torch_module.register_module_parameter_registration_hook(parameter),
+                 torch_module.register_module_buffer_registration_hook(buffer))
+        try:
+            yield
+        finally:
+            for h in hooks:
+                h.remove()
 
 
 def _get_model(name: str, num_classes: int) -> nn.Module:

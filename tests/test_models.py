@@ -90,3 +90,7 @@ def test_a_model_whose_initializer_reads_values_loads_and_saves(tmp_path):
     assert torch.equal(again.stem[0].weight, model.stem[0].weight)
     assert compress.checkpoint_limit(cfg) > 0 and models.build_meta(cfg).stem[0].weight.is_meta
     models.check_input(cfg, 28)
+    # a file naming a huge one allocates nothing on its word: 1.4 billion weights, all meta
+    big = models.build_meta(ModelConfig("regnet_y_128gf", 100_000, 3))
+    assert all(t.is_meta for t in (*big.parameters(), *big.buffers()))
+    assert torch.equal(torch.random.get_rng_state(), rng)

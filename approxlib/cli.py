@@ -31,8 +31,8 @@ from . import executors
 from . import quants
 from .config import (MODELS, SHIPPED_CODEC, ConfigError, ModelConfig, PruneConfig,
                      QuantConfig, check_dataset, check_image_size, check_model, check_ratio,
-                     config_fields, data_config, finetune_config, for_model, load_profile,
-                     measure_config, parse_overrides, profile_label, profile_names)
+                     data_config, finetune_config, for_model, load_profile, measure_config,
+                     parse_overrides, profile_label, profile_names, recorded)
 
 # torch, the pipeline, the store and the report are imported inside the command that needs
 # them: `approx --help`, `approx profiles` and a bad argument answer in 0.1 s (this module
@@ -197,15 +197,23 @@ def _recorded_data(info: dict) -> dict:
     return recorded
 
 
-def _checkpoint_size(p: dict, info: dict, overrides: dict) -> dict:
+def _checkpoint_size(p: dict, info: dict, overrides: dict, dataset: str) -> dict:
     """The profile as the checkpoint's model sees it (`for_model`), at the image size the
-    checkpoint was trained at where it records its data (None: as stored), unless --set names
-    one: a profile's own size (a folder's 40) scored a model trained at 32 without a word."""
+    checkpoint was trained at where it records its data, unless --set names one: a profile's
+    own size (a folder's 40) scored a model trained at 32 without a word. Recorded as None
+    (as stored), that is the recorded dataset's size when the run takes other data."""
+    from . import data
     p = for_model(p, info["model"]["name"])
     recorded = _recorded_data(info)
     if "image_size" in overrides or not recorded:
         return p
-    return {**p, "image_size": recorded["image_size"]}
+    size = recorded["image_size"]
+    if size is None and recorded["dataset"] not in (None, dataset):
+        try:
+            size = data.source(recorded["dataset"]).size
+        except ConfigError:  # a folder no longer there: as the data is stored
+            size = None
+    return {**p, "image_size": size}
 
 
 def _checkpoint_data(path: Path, info: dict, given: str | None, p: dict, overrides: dict
@@ -215,7 +223,8 @@ def _checkpoint_data(path: Path, info: dict, given: str | None, p: dict, overrid
     a 10-class model scored 8% on 12 classes without a word, and fine-tuning one on 100
     classes was a traceback."""
     from . import data
-    dataset, p = _checkpoint_dataset(info, given, p), _checkpoint_size(p, info, overrides)
+    dataset = _checkpoint_dataset(path, info, given, p)
+    p = _checkpoint_size(p, info, overrides, dataset)
     source, model = data.source(dataset, p["image_size"]), info["model"]
     if source.classes != model["num_classes"]:
         raise ConfigError(f"{path} names {model['num_classes']} classes; {dataset} has "
@@ -241,10 +250,15 @@ def _warn_other_classes(path: Path, info: dict, dataset: str, names) -> None:
         f"({data.differing(trained, names)}); label i is scored as the model's class i"))
 
 
-def _checkpoint_dataset(info: dict, given: str | None, p: dict) -> str:
-    """--dataset, else the dataset the checkpoint records, else the profile's (a report's
-    given weights record none: a user's profile naming their folder was ignored)."""
-    dataset = given or _recorded_data(info).get("dataset") or p["dataset"]
+def _checkpoint_dataset(path: Path, info: dict, given: str | None, p: dict) -> str:
+    """--dataset, else the dataset the checkpoint records, else the profile's, said on stderr
+    (a report's given weights record none: a user's profile naming their folder was ignored)."""
+    from . import store
+    dataset = given or _recorded_data(info).get("dataset")
+    if dataset is None:
+        dataset = p["dataset"]
+        store.LOG.warning("approx: warning: %s", printable(
+            f"{path} records no dataset; running it on the profile's, {dataset}"))
     check_dataset(dataset)
     return dataset
 
@@ -435,7 +449,7 @@ def cmd_prune(a) -> int:
     check_ratio(a.ratio)
     p = load_profile(a.profile, parse_overrides(a.overrides))
     check_writable_file(a.out)
-    model, mc, dataset, p = _float_model(a, p, "prune")
+    model, mc, dataset, p, _ = _float_model(a, p, "prune")
     dc = data_config(p, dataset)
     splits = data.load(dc, a.data_dir)
     model, hist = prune.prune_and_finetune(model, PruneConfig(a.ratio), splits,
@@ -451,9 +465,11 @@ def cmd_quantize(a) -> int:
     from . import quantize, store
     p = load_profile(a.profile, parse_overrides(a.overrides))
     check_writable_file(a.out)
-    model, mc, dataset, p = _float_model(a, p, "quantize", data=False)
+    model, mc, _, _, meta = _float_model(a, p, "quantize", fit=False)
     qm = quantize.quantize(model, QuantConfig(quants.DYNAMIC.key))
-    meta = _made(a, data_config(p, dataset), QuantConfig(quants.DYNAMIC.key))
+    # what its source records (data, classes, making), and this step: no data read, none named
+    meta = {**meta, "source": str(a.checkpoint),
+            "quantized": recorded([QuantConfig(quants.DYNAMIC.key)])}
     size = store.save_checkpoint(qm, a.out, mc, quants.DYNAMIC.key, meta)
     print(f"{size} bytes → {a.out}")
     return 0
@@ -471,7 +487,7 @@ def cmd_compress(a) -> int:
     if a.out.suffix != compress.CODECS[SHIPPED_CODEC].suffix:
         raise ConfigError(f"--out must name an .apx file, got {a.out}")
     check_writable_file(a.out)
-    model, mc, dataset, p = _float_model(a, p, "compress")
+    model, mc, dataset, p, _ = _float_model(a, p, "compress")
     dc = data_config(p, dataset)
     splits = data.load(dc, a.data_dir)
     gc = gradual_config(p, mc.name)
@@ -495,8 +511,7 @@ def _made(a, *configs) -> dict:
     """What a command's output records of its making, as the pipeline's headers do: the file
     it started from, the settings it ran with (its data first), and an image folder's classes."""
     from . import data
-    return {"source": str(a.checkpoint),
-            "configs": [{"type": type(c).__name__, **config_fields(c)} for c in configs],
+    return {"source": str(a.checkpoint), "configs": recorded(configs),
             **data.recorded_classes(configs[0])}
 
 
@@ -506,7 +521,7 @@ def cmd_evaluate(a) -> int:
     if a.checkpoint.suffix == runtime.ONNX_SUFFIX:
         raise ConfigError("evaluate takes .pt and .apx files; time an .onnx file with "
                           "benchmarks/latency.py --artifact")
-    model, _, dataset, p = _float_model(a, p, "evaluate", load=pipeline.load_artifact)
+    model, _, dataset, p, _ = _float_model(a, p, "evaluate", load=pipeline.load_artifact)
     x, y = data.source(dataset, p["image_size"]).split("test", a.data_dir)
     keep = data.test_indices(y, p["test_size"])  # the images a report scores (test_size)
     if keep is not None:
@@ -523,12 +538,13 @@ def cmd_evaluate(a) -> int:
     return 0
 
 
-def _float_model(a, p: dict, command: str, data: bool = True, load=None):
+def _float_model(a, p: dict, command: str, fit: bool = True, load=None):
     """What a single-stage command starts from: (model, its ModelConfig, the dataset, the
-    profile at the data's image size). Weights saved elsewhere need --model (their data:
-    --dataset, else the profile's); an approxlib checkpoint (read by `load`, float only unless
-    `load` is given) runs on --dataset, else the data it records, else the profile's, refused
-    before any work where the data does not fit it (`data`: checked at all)."""
+    profile at the data's image size, the metadata it carries). Weights saved elsewhere need
+    --model (their data: --dataset, else the profile's); an approxlib checkpoint runs on
+    --dataset, else the data it records, else the profile's, refused before any work where the
+    data does not fit it (`fit`: checked at all). `load` (an artifact reader) takes quantized
+    and encoded files too; without it, a dense float checkpoint only."""
     from . import store
     if a.model is not None:
         check_model(a.model)
@@ -537,15 +553,15 @@ def _float_model(a, p: dict, command: str, data: bool = True, load=None):
     model, info = (load or store.load_checkpoint)(a.checkpoint)
     if a.model is not None and info["model"]["name"] != a.model:
         raise ConfigError(f"{a.checkpoint} holds {info['model']['name']}, not {a.model}")
-    if load is None and info["quant"] != quants.NONE.key:
-        raise ConfigError(f"{a.checkpoint} is quantized ({info['quant']}); {command} the float "
-                          f"model")
-    overrides = parse_overrides(a.overrides)
-    if data:
-        dataset, p = _checkpoint_data(a.checkpoint, info, a.dataset, p, overrides)
-    else:
-        dataset, p = _checkpoint_dataset(info, a.dataset, p), _checkpoint_size(p, info, overrides)
-    return model, ModelConfig(**info["model"]), dataset, p
+    if load is None and (info["quant"] != quants.NONE.key or info.get("shapes")):
+        what = f"quantized ({info['quant']})" if info["quant"] != quants.NONE.key else \
+            "channel-pruned"
+        raise ConfigError(f"{a.checkpoint} is {what}; {command} a dense float model")
+    meta = info.get("meta") if isinstance(info.get("meta"), dict) else {}
+    if not fit:  # the command reads no data (quantize)
+        return model, ModelConfig(**info["model"]), None, for_model(p, info["model"]["name"]), meta
+    dataset, p = _checkpoint_data(a.checkpoint, info, a.dataset, p, parse_overrides(a.overrides))
+    return model, ModelConfig(**info["model"]), dataset, p, meta
 
 
 def _plain_weights(path: Path) -> bool:
@@ -558,15 +574,18 @@ def _plain_weights(path: Path) -> bool:
 
 def _given_weights(a, p: dict):
     """Weights saved elsewhere, as a report starts from them: --model names the architecture,
-    --dataset (else the profile's) the data it classifies."""
+    --dataset (else the profile's) the data it classifies; the profile as that model sees it
+    (`for_model`: a per-model setting was a type error)."""
     from . import pipeline, store
     if a.model is None:
         raise ConfigError(f"{a.checkpoint} holds weights without their architecture: name it "
                           f"with --model (and its data with --dataset)")
     dataset = a.dataset or p["dataset"]
     check_dataset(dataset)
+    p = for_model(p, a.model)
     mc = pipeline.model_config(p, a.model, dataset)
-    return store.load_weights(a.checkpoint, mc), mc, dataset, p
+    model = store.load_weights(a.checkpoint, mc)
+    return model, mc, dataset, p, {"configs": recorded([data_config(p, dataset)])}
 
 
 def cmd_profiles(a) -> int:
@@ -596,11 +615,11 @@ def cmd_verify(a) -> int:
         raise ConfigError(f"--models-dir {a.models_dir} is not a folder (for a URL store, "
                           f"verify its local cache folder)")
     kinds = set(steps.REGISTRY) | set(pipeline.JSON_CHECKS)  # what a run writes
-    held = [f.name for f in Path(a.models_dir).iterdir()
+    held = [f for f in Path(a.models_dir).iterdir()
             if not f.name.startswith(".") and f.name != store.DAMAGED]
     # a kind's folder holds files only: an image folder's train/ (a kind's name) holds classes
-    ours = [n for n in held if n in kinds
-            and not any(f.is_dir() for f in (Path(a.models_dir) / n).iterdir())]
+    ours = [f for f in held if f.name in kinds and f.is_dir()
+            and not any(c.is_dir() for c in f.iterdir() if not c.name.startswith("."))]
     if held and not ours:
         raise ConfigError(f"--models-dir {a.models_dir} holds none of the folders a run writes "
                           f"({', '.join(sorted(kinds)[:4])}, …): is it a report or an image "

@@ -13,11 +13,11 @@ import difflib
 import hashlib
 import json
 import math
+import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-import os
 from pathlib import Path
 from typing import Any
 
@@ -448,6 +448,12 @@ class MeasureConfig:
         _number("latency_warmup", self.latency_warmup, 0, 10_000, integer=True)
         _number("latency_min_time", self.latency_min_time, 0.0, 600.0, lo_open=True)
         _number("throughput_batch", self.throughput_batch, 1, 4096, integer=True)
+
+
+def recorded(configs) -> list[dict[str, Any]]:
+    """The configs a file records of its making (a checkpoint's meta, an .apx header), each
+    with its type: what the pipeline's stages and the single-stage commands write alike."""
+    return [{"type": type(c).__name__, **config_fields(c)} for c in configs]
 
 
 def config_fields(x: Any) -> dict[str, Any]:

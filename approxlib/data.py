@@ -252,8 +252,9 @@ def differing(names: Sequence[str], other: Sequence[str], extra: str = "extra",
     def some(xs: list[str]) -> str:
         more = f" and {len(xs) - shown} more" if len(xs) > shown else ""
         return ", ".join(xs[:shown]) + more
-    missing = [c for c in names if c not in set(other)]
-    added = sorted(set(other) - set(names))
+    theirs, ours = set(other), set(names)
+    missing = [c for c in names if c not in theirs]
+    added = sorted(theirs - ours)
     if not (missing or added):
         return "the same classes in another order"
     return "; ".join(([f"missing {some(missing)}"] if missing else [])
@@ -375,6 +376,7 @@ def test_labels(cfg: DataConfig, root: Path | None = None) -> torch.Tensor:
     return y if keep is None else y[keep]
 
 
+@functools.lru_cache(maxsize=64)  # a dry run prices each stage: a built-in split is read once
 def sizes(cfg: DataConfig, root: Path | None = None) -> tuple[int, int, int]:
     """(training, validation, test) images a run of `cfg` uses, from the labels alone: an
     image folder's come from its file names, so nothing is decoded or cached (a dry run's time

@@ -163,11 +163,18 @@ class ImageFolder(data.Source):
 
     def _list(self, part: str) -> tuple[list[tuple[Path, int]], list[str]]:
         where = self.root / part
+        # torchvision's find_classes, less hidden folders (Jupyter's .ipynb_checkpoints, a
+        # class of its own there): three lines, not worth a copy of its whole ImageFolder
+        names = sorted(e.name for e in os.scandir(where) if e.is_dir() and e.name[:1] != ".")
+        if not names:
+            raise FolderError(f"{where}: no class folders (one subfolder of images per class)")
         try:
-            names, index = tvfolder.find_classes(str(where))
-            samples = tvfolder.make_dataset(str(where), index, is_valid_file=_image_name)
-        except FileNotFoundError as e:  # no class folder, or a class without images
-            raise FolderError(f"{where}: {str(e).splitlines()[0][:200]}") from None
+            samples = tvfolder.make_dataset(str(where), {n: i for i, n in enumerate(names)},
+                                            is_valid_file=lambda f: _image_name(f, where))
+        except FileNotFoundError as e:  # a class without images
+            raise FolderError(f"{where}: {str(e).splitlines()[0][:200]} (images end in "
+                              f"{', '.join(tvfolder.IMG_EXTENSIONS)}; hidden files are "
+                              f"skipped)") from None
         odd = next((f for f, _ in samples if not Path(f).is_file()), None)
         if odd is not None:  # a FIFO would block its read, a device never end
             raise FolderError(f"{odd} is not a regular file")
@@ -245,12 +252,12 @@ def _each(files: list[Path], do, desc: str | None = None, shown: int = 3) -> Non
                           f"{', '.join(str(f) for f, _ in bad[1:1 + shown])}{more}")
 
 
-def _image_name(path: str) -> bool:
+def _image_name(path: str, below: Path) -> bool:
     """An image by its name, as torchvision's ImageFolder takes it (IMG_EXTENSIONS), but not a
-    hidden file: macOS writes `._name.jpg` (AppleDouble metadata) beside each image it copies,
-    which stopped a run as an unreadable image."""
-    return (not os.path.basename(path).startswith(".")
-            and tvfolder.has_file_allowed_extension(path, tvfolder.IMG_EXTENSIONS))
+    hidden file or one in a hidden folder below `below`: macOS writes `._name.jpg` (AppleDouble
+    metadata) beside each image it copies, which stopped a run as an unreadable image."""
+    hidden = any(part[:1] == "." for part in Path(path).relative_to(below).parts)
+    return not hidden and tvfolder.has_file_allowed_extension(path, tvfolder.IMG_EXTENSIONS)
 
 
 def _wh(size: tuple[int, int]) -> str:

@@ -56,7 +56,6 @@ from .config import (
     TrainConfig,
     channel_finetune_config,
     codec_config,
-    config_fields,
     config_hash,
     data_config,
     dc_finetune_config,
@@ -72,6 +71,7 @@ from .config import (
     qat_config,
     qat_freeze,
     qat_from_control,
+    recorded,
     sensitivity_config,
     share_config,
     share_finetune_config,
@@ -646,7 +646,7 @@ class Runner:
         t0 = time.perf_counter()
         configs = [c for c in st.step.configs() if dataclasses.is_dataclass(c)]
         meta = {"stage": st.kind, "key": st.key, "label": st.label,
-                "configs": [{"type": type(c).__name__, **config_fields(c)} for c in configs],
+                "configs": recorded(configs),
                 **next((data.recorded_classes(c) for c in configs if isinstance(c, DataConfig)),
                        {}),
                 "upstream": st.upstream.key if st.upstream else None, **provenance()}

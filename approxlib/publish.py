@@ -270,7 +270,7 @@ def render(out: Path, p: dict, sections: list[str], notebooks: dict[str, Path],
     appendix = nbformat.v4.new_markdown_cell(environment(p, durations, reused, results))
     timing = [nbformat.v4.new_markdown_cell(spent)] if spent else []
     merged = nbformat.v4.new_notebook(cells=[_title_cell(results, p, sections, bool(spent)),
-                                             *_other_sections(results, sections),
+                                             *_other_sections(results, sections, p, out),
                                              findings, summary, *cells, appendix, *timing])
     merged.metadata["title"] = f"approx-cnn report ({profile_label(p['profile'])})"
     exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
@@ -322,7 +322,7 @@ def _opening(sections: list[str]) -> str:
                                           if beyond else "") + ".")
 
 
-def _other_sections(results: pd.DataFrame, sections: list[str]) -> list:
+def _other_sections(results: pd.DataFrame, sections: list[str], p: dict, out: Path) -> list:
     """A note where the folder's results.csv also holds sections this report does not show
     (an earlier run's, kept beside it: a new user ran C,G then F into one folder and found
     index.html with F alone, results.csv with all three, and no word of it)."""
@@ -332,8 +332,9 @@ def _other_sections(results: pd.DataFrame, sections: list[str]) -> list:
     return [nbformat.v4.new_markdown_cell(
         f"This folder's `results.csv` also holds the rows of section"
         f"{'s' * (len(others) > 1)} {_and(others)} from an earlier run, which this report does "
-        f"not show; `approx report --sections {','.join(sorted({*sections, *others}))}` "
-        f"renders them together.")]
+        f"not show; `approx report --profile {p['profile']} --sections "
+        f"{','.join(sorted({*sections, *others}))} --out {out}` with the same settings renders "
+        f"them together.")]
 
 
 def _title_cell(results: pd.DataFrame, p: dict, sections: list[str], timed: bool):

@@ -535,9 +535,9 @@ class Encode(Step):
     # What an .apx header records of its making: the stage, its configs and its source, not the
     # commit or machine (the sidecar JSON has those), so that the file's bytes, and the size the
     # report gives, are the same whichever commit or machine wrote it (a commit hash once moved
-    # a file by 8 bytes). An image folder's class names too (`data.recorded_classes`).
-    header_meta: ClassVar[tuple[str, ...]] = ("stage", "key", "label", "configs", "classes",
-                                              "upstream")
+    # a file by 8 bytes). Not an image folder's class names either: the size the report
+    # gives would grow with their length (the checkpoint it encodes records them).
+    header_meta: ClassVar[tuple[str, ...]] = ("stage", "key", "label", "configs", "upstream")
 
     def run(self, ctx, st, path, meta):
         source = ctx.artifact(st.upstream)

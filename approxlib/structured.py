@@ -32,20 +32,19 @@ def channel_prune_(model: nn.Module, cfg: ChannelConfig, in_channels: int,
     # CUDA warning on CPU-only machines; every checkpoint read imports this module.
     import torch_pruning as tp
     example = torch.rand(1, in_channels, 32, 32)
-    try:
-        pruner = tp.pruner.MetaPruner(
-            model.eval(), example, importance=tp.importance.MagnitudeImportance(p=1),
-            pruning_ratio=cfg.ratio, ignored_layers=stem_and_classifier(model),
-            round_to=cfg.round_to)
-        pruner.step()
+    ignored = stem_and_classifier(model.eval())
+    try:  # Torch-Pruning's work alone: an error of ours keeps its traceback
+        tp.pruner.MetaPruner(model, example, importance=tp.importance.MagnitudeImportance(p=1),
+                             pruning_ratio=cfg.ratio, ignored_layers=ignored,
+                             round_to=cfg.round_to).step()
         with torch.no_grad():
-            model(example)
+            model(example)  # what it left must still run
     except (ZeroDivisionError, RuntimeError, ValueError, IndexError, KeyError,
             AssertionError, TypeError) as e:
         first = (str(e).strip().splitlines() or [""])[0][:120]
         raise ConfigError(f"Torch-Pruning cannot remove {name}'s channels ({type(e).__name__}"
-                          f"{': ' + first if first else ''}); leave section G out "
-                          f"(--sections C,F,H) or choose another model") from e
+                          f"{': ' + first if first else ''}); leave out what channel-prunes "
+                          f"it (section G) or choose another model") from e
     return model
 
 

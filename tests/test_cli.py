@@ -122,7 +122,7 @@ def _with_pickle(src, dst, obj):
     return dst
 
 
-def test_single_stage_commands(capsys, tmp_path, r18, data_root):
+def test_single_stage_commands(capsys, caplog, tmp_path, r18, data_root):
     code, out, _ = run(capsys, "quantize", "--checkpoint", str(r18), "--out", str(tmp_path / "q.pt"))
     assert code == 0 and (tmp_path / "q.pt").stat().st_size < r18.stat().st_size
     code, out, _ = run(capsys, "prune", "--profile", "smoke", "--set", "finetune_epochs=0",
@@ -146,6 +146,7 @@ def test_single_stage_commands(capsys, tmp_path, r18, data_root):
     code, _, err = run(capsys, "quantize", "--checkpoint", str(plain), "--out", str(tmp_path / "x"))
     assert code == 2 and "name it with --model" in err and not (tmp_path / "x").exists()
     code, out, _ = run(capsys, "prune", "--profile", "smoke", "--set", "finetune_epochs=0",
+                       "--set", "bn_momentum={resnet18: 0.1, default: null}",  # per model
                        "--checkpoint", str(plain), "--model", "resnet18", "--ratio", "0.3",
                        "--out", str(tmp_path / "p3.pt"), "--data-dir", str(data_root), "--quiet")
     assert code == 0 and out.startswith("sparsity 0.3000")
@@ -156,6 +157,21 @@ def test_single_stage_commands(capsys, tmp_path, r18, data_root):
     code, out, _ = run(capsys, "quantize", "--profile", "smoke", "--checkpoint", str(plain),
                        "--model", "resnet18", "--out", str(tmp_path / "q3.pt"))
     assert code == 0 and store.load_checkpoint(tmp_path / "q3.pt")[1]["quant"] == "int8-dynamic"
+    # quantize keeps what its source records; the other commands take a dense float model
+    assert store.load_checkpoint(tmp_path / "q.pt")[1]["meta"]["configs"] == \
+        store.load_checkpoint(r18)[1]["meta"]["configs"]
+    code, _, err = run(capsys, "prune", "--profile", "smoke", "--checkpoint", str(tmp_path / "q.pt"),
+                       "--ratio", "0.5", "--out", str(tmp_path / "x.pt"))
+    assert code == 2 and "is quantized (int8-dynamic); prune a dense float model" in err
+    # a checkpoint that names no data runs on the profile's, and says so
+    model, info = store.load_checkpoint(r18)
+    store.save_checkpoint(model, tmp_path / "bare.pt", ModelConfig(**info["model"]))
+    with caplog.at_level("WARNING", "approxlib"):
+        code, out, _ = run(capsys, "evaluate", "--profile", "smoke", "--checkpoint",
+                           str(tmp_path / "bare.pt"), "--data-dir", str(data_root), "--set",
+                           "latency_min_time=0.05")
+    assert code == 0 and json.loads(out)["dataset"] == "fashion-mnist"
+    assert "bare.pt records no dataset; running it on the profile's, fashion-mnist" in caplog.text
 
 
 def test_console_entry_point_and_dry_run(tmp_path):
@@ -425,6 +441,9 @@ def test_verify_names_a_report_folder_given_for_the_models_folder(capsys, tmp_pa
     code, out, err = run(capsys, "verify", "--models-dir", str(tmp_path))
     assert code == 1 and "0123.pt" in out
     (tmp_path / "m" / "train").mkdir(parents=True)  # a models folder, empty: nothing to do
+    assert run(capsys, "verify", "--models-dir", str(tmp_path / "m"))[0] == 0
+    (tmp_path / "m" / "metrics").write_text("x")  # a stray file with a kind's name
+    (tmp_path / "m" / "train" / ".ipynb_checkpoints").mkdir()  # a hidden folder in a kind's
     assert run(capsys, "verify", "--models-dir", str(tmp_path / "m"))[0] == 0
     (tmp_path / "notes.txt").write_text("x")  # loose files and unknown folders alone: refused
     code, _, err = run(capsys, "verify", "--models-dir", str(tmp_path / "sparsity"))

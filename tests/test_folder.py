@@ -130,7 +130,8 @@ def test_bad_folders_get_one_line(folder, tmp_path, no_hang):
     (own / "train" / "class9").mkdir(exist_ok=True)
     for f in (own / "train" / "class9").glob("*.png"):
         f.unlink()
-    _expect_error(own, r"Found no valid file for the classes class9")
+    _expect_error(own, r"Found no valid file for the classes class9.* \(images end in \.jpg, "
+                       r".*; hidden files are skipped\)$")
     own = _copy(folder, tmp_path / "mixed")
     Image.new("RGB", (40, 40)).save(own / "train" / "class0" / "big.png")
     _expect_error(own, r"images of different sizes in \S+mixed \(32×32 train/class0/\d+\.png, "
@@ -157,7 +158,11 @@ def test_bad_folders_get_one_line(folder, tmp_path, no_hang):
                        r"train/: z1, z2, z3, z4, z5 and 3 more\)$")
     own = _copy(folder, tmp_path / "apple")  # macOS's AppleDouble files beside each image
     (own / "train" / "class0" / "._1.png").write_bytes(b"\x00\x05\x16\x07 metadata")
-    assert F.ImageFolder(path=str(own)).split("train")[0].shape[0] == 10 * TRAIN
+    (own / "train" / ".ipynb_checkpoints").mkdir()  # Jupyter's: no class of its own
+    (own / "train" / "class1" / ".hidden").mkdir()  # nor images in a hidden folder
+    (own / "train" / "class1" / ".hidden" / "x.png").write_text("not an image")
+    apple = F.ImageFolder(path=str(own))
+    assert apple.split("train")[0].shape[0] == 10 * TRAIN and apple.classes == 10
     own = _copy(folder, tmp_path / "fifo")  # reading it would block for ever
     os.mkfifo(own / "train" / "class2" / "x.png")
     _expect_error(own, r"x\.png is not a regular file")

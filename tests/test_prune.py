@@ -329,5 +329,6 @@ def test_an_architecture_torch_pruning_cannot_follow_is_one_line():
     from approxlib.config import ChannelConfig
     model = models.build(ModelConfig("shufflenet_v2_x0_5", 10, 1), 0)
     with pytest.raises(ConfigError, match=r"^Torch-Pruning cannot remove shufflenet_v2_x0_5's "
-                       r"channels \(ZeroDivisionError: .*\); leave section G out"):
+                       r"channels \(ZeroDivisionError: .*\); leave out what channel-prunes "
+                       r"it \(section G\)"):
         structured.channel_prune_(model, ChannelConfig(0.5), 1, "shufflenet_v2_x0_5")

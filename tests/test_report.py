@@ -180,7 +180,8 @@ def test_a_second_report_reuses_the_notebooks_whose_inputs_are_unchanged(smoke_r
                           progress=False)["index"].read_text()
     assert 'id="section-E"' not in alone and "also holds the rows of section E from an " \
         "earlier run, which this report does not show" in alone
-    assert "--sections D,E</code> renders them together" in alone
+    assert f"approx report --profile smoke --sections D,E --out {out}</code> with the same " \
+        "settings renders them together" in alone
 
 
 def test_the_reuse_digest_covers_every_cache_entry_a_section_reads(smoke_run, tmp_path,

@@ -185,7 +185,7 @@ def load_checkpoint(path: Path, expect: ModelConfig | None = None, data: bytes |
     reference = _reference(path, cfg, quant, obj.get("shapes"))
     _check_classes(path, cfg, state, reference)
     if quantize.METHODS[quant].meta:  # int8 structures need real weights to build
-        _compare(path, cfg, state, reference.state_dict())
+        _compare(path, cfg, state, reference)
         model = _assign(path, cfg, reference, state)
     else:
         model = _rebuilt(path, cfg, quant, obj.get("shapes"), state, reference)
@@ -235,7 +235,7 @@ def load_weights(path: Path, cfg: ModelConfig) -> nn.Module:
     # load_state_dict makes them (they count steps; no forward pass reads them)
     state = {**{k: torch.tensor(0) for k in reference.state_dict()
                 if k.endswith(".num_batches_tracked") and k not in state}, **state}
-    _compare(path, cfg, state, reference.state_dict())
+    _compare(path, cfg, state, reference)
     return _assign(path, cfg, reference, state)
 
 
@@ -417,8 +417,11 @@ def _check_classes(path: Path, cfg: ModelConfig, state: dict, reference: nn.Modu
                               f"{list(weight.shape)}, the architecture's {list(fc.weight.shape)}")
 
 
-def _compare(path: Path, cfg: ModelConfig, state: dict, ref: dict) -> None:
+def _compare(path: Path, cfg: ModelConfig, state: dict, reference: nn.Module) -> None:
     """Same tensor names, shapes and kinds as the meta architecture; names the first mismatch."""
+    ref = reference.state_dict()
+    linear = [n for n, m in reference.named_modules() if isinstance(m, nn.Linear)]
+    classifier = f"{linear[-1]}.weight" if linear else None  # as _check_classes finds it
     for name, r in ref.items():
         t = state.get(name)
         if t is None:
@@ -429,7 +432,8 @@ def _compare(path: Path, cfg: ModelConfig, state: dict, ref: dict) -> None:
                    else type(t).__name__)
             raise CheckpointError(f"{path} does not match {_describe(cfg)}: {name} is {got}, "
                                   f"the architecture's {r.dtype} {list(r.shape)}"
-                                  + (_fix(cfg, t, r) if isinstance(t, torch.Tensor) else ""))
+                                  + (_fix(cfg, t, r, name == classifier)
+                                     if isinstance(t, torch.Tensor) else ""))
     extra = [n for n in state if n not in ref]
     if extra:
         raise CheckpointError(f"{path} does not match {_describe(cfg)}: unexpected tensor "
@@ -500,13 +504,12 @@ def _describe(cfg: ModelConfig) -> str:
     return f"{cfg.name} ({channels}, {cfg.num_classes} classes, {cfg.stem} stem)"
 
 
-def _fix(cfg: ModelConfig, got: torch.Tensor, want: torch.Tensor) -> str:
+def _fix(cfg: ModelConfig, got: torch.Tensor, want: torch.Tensor, classifier: bool) -> str:
     """What the user can change when a 4-D weight differs from the architecture's: the stem
     (profile `stem`) where only its kernel differs, the data where its input channels do
     (the first convolution's, which the dataset's images set); the data's classes where a
     classifier's outputs do (a shape alone left the user to work that out)."""
-    if got.dim() == want.dim() == 2 and want.shape[0] == cfg.num_classes \
-            and got.shape[0] != want.shape[0] and got.shape[1] == want.shape[1]:
+    if classifier and got.dim() == want.dim() == 2 and got.shape[1] == want.shape[1]:
         return f" (the weights classify {got.shape[0]} classes; the data has {cfg.num_classes})"
     if got.dim() != 4 or want.dim() != 4:
         return ""

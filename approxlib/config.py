@@ -61,10 +61,19 @@ class ConfigError(ValueError):
     """A user-facing configuration problem: the CLI prints it as one line and exits with 2."""
 
 
+def expanded(path) -> Path:
+    """A path with `~` or `~user` expanded; one line where that user has no home folder (Python
+    raises RuntimeError, which reached the user as a traceback)."""
+    try:
+        return Path(str(path)).expanduser()
+    except RuntimeError:
+        raise ConfigError(f"cannot expand {_show(str(path))}: no such user's home folder") from None
+
+
 def from_here(path) -> str:
     """Where a relative path that was not found was looked for (a user running from another
     folder took a profile file's relative paths to be read from the file's folder)."""
-    if Path(str(path)).expanduser().is_absolute():
+    if expanded(path).is_absolute():
         return ""
     return f" (relative paths are read from {os.getcwd()}, the folder approx runs in)"
 

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from . import data
 from . import store
-from .config import ConfigError, from_here
+from .config import ConfigError, expanded, from_here
 
 log = logging.getLogger(__name__)
 GRAY = {"1", "L", "LA"}  # 8-bit modes decoded to one channel
@@ -57,7 +57,7 @@ class ImageFolder(data.Source):
     def stamp(cls, arg: str) -> str:
         """Every file's name, size and modification time (stat only, no reading)."""
         h = hashlib.sha256()
-        for dirpath, dirnames, filenames in os.walk(Path(arg).expanduser(), followlinks=True):
+        for dirpath, dirnames, filenames in os.walk(expanded(arg), followlinks=True):
             dirnames[:] = sorted(d for d in dirnames if d != CACHE)
             for f in sorted(filenames):
                 try:  # as make_dataset, through symbolic links
@@ -74,7 +74,7 @@ class ImageFolder(data.Source):
 
     @property
     def root(self) -> Path:
-        return Path(self.path).expanduser()
+        return expanded(self.path)
 
     @functools.cached_property
     def parts(self) -> tuple[str, ...]:

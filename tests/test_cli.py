@@ -455,3 +455,14 @@ def test_verify_names_a_report_folder_given_for_the_models_folder(capsys, tmp_pa
     (images / ".approx-cache" / "train-0123.npz").write_bytes(b"x")
     code, out, err = run(capsys, "verify", "--models-dir", str(images))
     assert code == 2 and out == "" and "is it a report or an image folder?" in err
+
+
+def test_a_home_folder_of_no_user_is_one_line(capsys, tmp_path):
+    """`~nosuchuser/...` made Python raise RuntimeError, a traceback, wherever a path is read."""
+    for argv in (["report", "--profile", "~nosuchuser/x.yaml", "--dry-run"],
+                 ["report", "--profile", "smoke", "--set", "dataset=imagefolder:~nosuchuser/x",
+                  "--dry-run", "--models-dir", str(tmp_path / "m")],
+                 ["report", "--profile", "smoke", "--set", "init=~nosuchuser/w.pt", "--dry-run",
+                  "--models-dir", str(tmp_path / "m")]):
+        code, _, err = run(capsys, *argv)
+        assert code == 2 and err.startswith("approx: error: cannot expand '~nosuchuser/"), argv

@@ -522,10 +522,8 @@ def cmd_evaluate(a) -> int:
         raise ConfigError("evaluate takes .pt and .apx files; time an .onnx file with "
                           "benchmarks/latency.py --artifact")
     model, _, dataset, p, _ = _float_model(a, p, "evaluate", load=pipeline.load_artifact)
-    x, y = data.source(dataset, p["image_size"]).split("test", a.data_dir)
-    keep = data.test_indices(y, p["test_size"])  # the images a report scores (test_size)
-    if keep is not None:
-        x, y = x[keep], y[keep]
+    x, y = data.source(dataset, p["image_size"]).split(  # the images a report scores
+        "test", a.data_dir, keep=lambda labels: data.test_indices(labels, p["test_size"]))
     params, zeros = measure.count_params(model)
     out = {"checkpoint": str(a.checkpoint), "dataset": dataset, "image_size": x.shape[-1],
            "test_images": len(y),

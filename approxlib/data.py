@@ -98,10 +98,15 @@ class Source:
         """The part's number of images where it is known without reading them (None: not)."""
         return None
 
-    def split(self, part: str, root: Path | None = None, download: bool = True
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One part as (uint8 N×C×H×W, int64 N), resized to `image_size`."""
+    def split(self, part: str, root: Path | None = None, download: bool = True,
+              keep=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One part as (uint8 N×C×H×W, int64 N), resized to `image_size`; `keep(labels)`, if
+        given, picks the images kept (None: all) before any is resized, so a test subset bounds
+        the work (a whole split was resized to keep a hundred of it)."""
         x, y = self.read(part, Path(root or default_root()), download and downloads_allowed())
+        picked = keep(y) if keep is not None else None
+        if picked is not None:
+            x, y = x[picked], y[picked]
         if self.image_size and tuple(x.shape[-2:]) != (self.image_size,) * 2:
             need = x.shape[0] * x.shape[1] * self.image_size ** 2  # torchvision resizes uint8
             if need > MAX_BYTES:
@@ -406,7 +411,8 @@ def load(cfg: DataConfig, root: Path | None = None, download: bool = True) -> Sp
     if cfg.contents is not None and src.contents != cfg.contents:
         raise ConfigError(f"{cfg.dataset} changed after this run was planned; run it again")
     train_x, train_y = src.split("train", root, download)
-    test_x, test_y = src.split("test", root, download)
+    test_x, test_y = src.split("test", root, download,
+                               keep=lambda y: test_indices(y, cfg.test_size))
     g = torch.Generator().manual_seed(cfg.seed)
     carve, n_train = split_sizes(cfg, len(train_y), src)
     if "val" in src.parts:
@@ -416,9 +422,6 @@ def load(cfg: DataConfig, root: Path | None = None, download: bool = True) -> Sp
         val_idx = balanced_indices(train_y, carve, g)
         val_x, val_y = train_x[val_idx], train_y[val_idx]
     train_idx = balanced_indices(train_y, n_train, g, exclude=val_idx)
-    keep = test_indices(test_y, cfg.test_size)
-    if keep is not None:
-        test_x, test_y = test_x[keep], test_y[keep]
     splits = Splits(train_x[train_idx], train_y[train_idx], val_x, val_y, test_x, test_y,
                     src.classes, src.channels)
     _CACHE[key] = splits

@@ -171,3 +171,14 @@ def test_trained_classes_come_from_the_record_or_the_builtin_dataset():
     assert data.trained_classes({"configs": [{"type": "DataConfig", "dataset": "cifar10"}]}) is None
     assert data.trained_classes({"configs": "broken", "classes": [1, 2]}) is None
     assert data.recorded_classes(DataConfig("fashion-mnist", None, 100)) == {}
+
+
+def test_a_test_subset_is_picked_before_resizing_and_equals_the_resized_split(data_root):
+    """`test_size` bounds the work: the kept images alone are resized (a checkpoint recording
+    image_size 1280 resized the whole 10,000-image split, 15 GiB, to keep 100), bit for bit
+    what picking from the resized split gave."""
+    src = data.source("fashion-mnist", 40)
+    x_all, y_all = src.split("test", data_root)
+    keep = data.test_indices(y_all, 500)
+    x, y = src.split("test", data_root, keep=lambda labels: data.test_indices(labels, 500))
+    assert x.shape == (500, 1, 40, 40) and torch.equal(x, x_all[keep]) and torch.equal(y, y_all[keep])

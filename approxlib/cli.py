@@ -190,8 +190,8 @@ def _recorded_data(info: dict) -> dict:
     if found is None:
         return {}
     recorded = {k: found.get(k) for k in ("dataset", "image_size")}
-    if recorded["dataset"] is not None:
-        check_dataset(recorded["dataset"])
+    # the dataset is checked where it is used: a recorded folder the user's --dataset replaces
+    # was walked, and its dangling link refused the run
     if recorded["image_size"] is not None:
         check_image_size(recorded["image_size"])
     return recorded
@@ -543,11 +543,16 @@ def _float_model(a, p: dict, command: str, fit: bool = True, load=None):
     --dataset, else the data it records, else the profile's, refused before any work where the
     data does not fit it (`fit`: checked at all). `load` (an artifact reader) takes quantized
     and encoded files too; without it, a dense float checkpoint only."""
-    from . import store
+    from . import pipeline, store
     if a.model is not None:
         check_model(a.model)
     if _plain_weights(a.checkpoint):
         return _given_weights(a, p)
+    if load is None and pipeline.read_by_suffix(a.checkpoint):
+        raise ConfigError(f"{a.checkpoint} is an encoded file (`approx evaluate` reads it); "
+                          f"{command} takes a .pt checkpoint or a state dict")
+    if not fit and a.dataset is not None:
+        raise ConfigError(f"{command} reads no data: --dataset only names a state dict's")
     model, info = (load or store.load_checkpoint)(a.checkpoint)
     if a.model is not None and info["model"]["name"] != a.model:
         raise ConfigError(f"{a.checkpoint} holds {info['model']['name']}, not {a.model}")

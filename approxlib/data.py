@@ -254,9 +254,9 @@ def differing(names: Sequence[str], other: Sequence[str], extra: str = "extra",
     """How the classes `other` differ from `names`: which it lacks and which it adds, the first
     `shown` of each named and the rest counted (hundreds of classes stay one line), or that it
     orders the same ones otherwise (label i then names another class)."""
-    def some(xs: list[str]) -> str:
+    def some(xs: list[str]) -> str:  # each name cut at 40 characters: the line stays short
         more = f" and {len(xs) - shown} more" if len(xs) > shown else ""
-        return ", ".join(xs[:shown]) + more
+        return ", ".join(x if len(x) <= 40 else x[:39] + "…" for x in xs[:shown]) + more
     theirs, ours = set(other), set(names)
     missing = [c for c in names if c not in theirs]
     added = sorted(theirs - ours)

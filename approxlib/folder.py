@@ -65,7 +65,7 @@ class ImageFolder(data.Source):
                 except OSError as e:
                     raise FolderError(f"cannot read {os.path.join(dirpath, f)}: "
                                       f"{e.strerror}") from None
-                h.update(f"{dirpath}/{f}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+                h.update(_bytes(f"{dirpath}/{f}|{st.st_size}|{st.st_mtime_ns}\n"))
         return h.hexdigest()
 
     @functools.cached_property
@@ -187,7 +187,7 @@ class ImageFolder(data.Source):
         h = hashlib.sha256()
         files = self._files(part)[0]
         for f, y in _bar(files, f"hash {self.root.name}/{part}", shown_from=5000):
-            h.update(f"{f.relative_to(self.root)}|{y}|".encode())
+            h.update(_bytes(f"{f.relative_to(self.root)}|{y}|"))
             try:
                 h.update(hashlib.sha256(f.read_bytes()).digest())
             except OSError as e:
@@ -250,6 +250,13 @@ def _each(files: list[Path], do, desc: str | None = None, shown: int = 3) -> Non
         more = f" and {len(bad) - 1 - shown} more" if len(bad) - 1 > shown else ""
         raise FolderError(f"{len(bad)} images cannot be used: {bad[0][1]}; also "
                           f"{', '.join(str(f) for f, _ in bad[1:1 + shown])}{more}")
+
+
+def _bytes(text: str) -> bytes:
+    """A file name's text as the bytes the file system holds: a name that is not UTF-8 (Latin-1
+    from an old disk) comes as surrogates, which `.encode()` refused with a traceback; valid
+    names encode as before, so no digest moves."""
+    return text.encode("utf-8", "surrogateescape")
 
 
 def _image_name(path: str, below: Path) -> bool:

@@ -163,6 +163,13 @@ def test_single_stage_commands(capsys, caplog, tmp_path, r18, data_root):
     code, _, err = run(capsys, "prune", "--profile", "smoke", "--checkpoint", str(tmp_path / "q.pt"),
                        "--ratio", "0.5", "--out", str(tmp_path / "x.pt"))
     assert code == 2 and "is quantized (int8-dynamic); prune a dense float model" in err
+    code, _, err = run(capsys, "quantize", "--checkpoint", str(r18), "--dataset", "cifar10",
+                       "--out", str(tmp_path / "x.pt"))
+    assert code == 2 and "quantize reads no data" in err and not (tmp_path / "x.pt").exists()
+    (tmp_path / "r.apx").write_bytes(b"\x89APX")
+    code, _, err = run(capsys, "prune", "--checkpoint", str(tmp_path / "r.apx"), "--ratio", "0.5",
+                       "--out", str(tmp_path / "x.pt"))
+    assert code == 2 and "r.apx is an encoded file (`approx evaluate` reads it)" in err
     # a checkpoint that names no data runs on the profile's, and says so
     model, info = store.load_checkpoint(r18)
     store.save_checkpoint(model, tmp_path / "bare.pt", ModelConfig(**info["model"]))

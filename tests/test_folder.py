@@ -163,6 +163,11 @@ def test_bad_folders_get_one_line(folder, tmp_path, no_hang):
     (own / "train" / "class1" / ".hidden" / "x.png").write_text("not an image")
     apple = F.ImageFolder(path=str(own))
     assert apple.split("train")[0].shape[0] == 10 * TRAIN and apple.classes == 10
+    own = _copy(folder, tmp_path / "latin")  # a class folder named in Latin-1, not UTF-8
+    for part in ("train", "test"):
+        os.rename(os.fsencode(own / part / "class9"), os.fsencode(own / part) + b"/caf\xe9")
+    latin = F.ImageFolder(path=str(own))
+    assert latin.classes == 10 and len(latin.contents) == 16 and "caf\udce9" in latin.class_names
     own = _copy(folder, tmp_path / "fifo")  # reading it would block for ever
     os.mkfifo(own / "train" / "class2" / "x.png")
     _expect_error(own, r"x\.png is not a regular file")

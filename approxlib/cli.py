@@ -242,7 +242,8 @@ def _warn_other_classes(path: Path, info: dict, dataset: str, names) -> None:
     the same classes may be named otherwise (folders "0".."9" for Fashion-MNIST's)."""
     from . import data, store
     meta = info.get("meta")
-    trained = data.trained_classes(meta) if isinstance(meta, dict) else None
+    trained = data.trained_classes(meta.get("classes") if isinstance(meta, dict) else None,
+                                   _recorded_data(info).get("dataset"))
     if trained is None or names is None or list(trained) == list(names):
         return
     store.LOG.warning("approx: warning: %s", printable(

@@ -235,18 +235,14 @@ def recorded_classes(cfg: DataConfig) -> dict:
     return {} if src.builtin or src.class_names is None else {"classes": list(src.class_names)}
 
 
-def trained_classes(meta: dict) -> Sequence[str] | None:
-    """The class names a checkpoint's model was trained on, from its metadata (`meta`): those
-    it records, else its built-in dataset's; None where neither says."""
-    names = meta.get("classes")
-    if isinstance(names, list) and all(isinstance(n, str) for n in names):
-        return names
-    configs = meta.get("configs")
-    found = [c.get("dataset") for c in configs if isinstance(c, dict)
-             and c.get("type") == DataConfig.__name__] if isinstance(configs, list) else []
-    if found and isinstance(found[0], str) and found[0] in SOURCES:
-        return SOURCES[found[0]].class_names
-    return None
+def trained_classes(recorded, dataset) -> Sequence[str] | None:
+    """The class names a checkpoint's model was trained on: those it records (`recorded`, its
+    metadata's `classes`), else those of the built-in dataset it records; None where neither
+    says. (Finding the recorded dataset is the caller's, which reads it for its data anyway.)"""
+    if isinstance(recorded, list) and all(isinstance(n, str) for n in recorded):
+        return recorded
+    return SOURCES[dataset].class_names if isinstance(dataset, str) and dataset in SOURCES \
+        else None
 
 
 def differing(names: Sequence[str], other: Sequence[str], extra: str = "extra",

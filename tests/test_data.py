@@ -165,11 +165,10 @@ def test_differing_classes_are_named_briefly():
 
 
 def test_trained_classes_come_from_the_record_or_the_builtin_dataset():
-    fashion = {"configs": [{"type": "DataConfig", "dataset": "fashion-mnist"}]}
-    assert list(data.trained_classes(fashion))[:2] == ["T-shirt/top", "Trouser"]
-    assert data.trained_classes({**fashion, "classes": ["x", "y"]}) == ["x", "y"]
-    assert data.trained_classes({"configs": [{"type": "DataConfig", "dataset": "cifar10"}]}) is None
-    assert data.trained_classes({"configs": "broken", "classes": [1, 2]}) is None
+    assert list(data.trained_classes(None, "fashion-mnist"))[:2] == ["T-shirt/top", "Trouser"]
+    assert data.trained_classes(["x", "y"], "fashion-mnist") == ["x", "y"]
+    assert data.trained_classes(None, "cifar10") is None
+    assert data.trained_classes([1, 2], ["broken"]) is None
     assert data.recorded_classes(DataConfig("fashion-mnist", None, 100)) == {}
 
 

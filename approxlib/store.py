@@ -227,7 +227,7 @@ def load_weights(path: Path, cfg: ModelConfig) -> nn.Module:
         if info["quant"] != quants.NONE.key or info["shapes"]:
             raise CheckpointError(f"{path} holds a {info['quant']} or channel-pruned model; "
                                   f"start from a dense float one")
-        return model
+        return _finite_weights(path, model)
     _plain(path, obj)
     state = _state_of(path, {"state_dict": obj})
     reference = _reference(path, cfg, quants.NONE.key, None)
@@ -236,7 +236,18 @@ def load_weights(path: Path, cfg: ModelConfig) -> nn.Module:
     state = {**{k: torch.tensor(0) for k in reference.state_dict()
                 if k.endswith(".num_batches_tracked") and k not in state}, **state}
     _compare(path, cfg, state, reference)
-    return _assign(path, cfg, reference, state)
+    return _finite_weights(path, _assign(path, cfg, reference, state))
+
+
+def _finite_weights(path: Path, model: nn.Module) -> nn.Module:
+    """Weights someone trained, refused where any is NaN or infinite: such a model predicts one
+    class and scored 10% without a word (attack, 2026-12-07)."""
+    for name, t in model.state_dict().items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise CheckpointError(f"{path}: {name} holds {bad:,} NaN or infinite value"
+                                  f"{'s' * (bad != 1)} (did its training diverge?)")
+    return model
 
 
 # Wrappers whose state dict prefixes every name, and what saves the model inside
@@ -252,7 +263,10 @@ def _saved_otherwise(obj: dict) -> str | None:
     torchvision classifier keeps all its weights under one module)."""
     inner = [k for k, v in obj.items() if isinstance(v, dict) and v
              and all(isinstance(t, torch.Tensor) for t in v.values())]
-    if inner:
+    # a state dict with one nested extra (an EMA copy, say) holds its weights at the top: its
+    # first non-tensor entry is named where it is read (`_state_of`)
+    top = sum(isinstance(v, torch.Tensor) for v in obj.values())
+    if inner and top < max(len(obj[k]) for k in inner):
         entries = ", ".join(repr(k)[:40] for k in list(obj)[:6])
         return (f"is a training checkpoint (entries {entries}); save its weights alone: "
                 f"torch.save(checkpoint[{repr(inner[0])[:40]}], path)")
@@ -479,6 +493,7 @@ def _rebuilt(path: Path, cfg: ModelConfig, quant: str, shapes: Any, state: dict,
     (its sizes checked on `reference`): a copy of a cached skeleton for a static-INT8 model of
     at most `_SKELETON_MAX_WEIGHTS` weights, else built for this load. Tensors both share must
     have the same shapes."""
+    _enough_data(path, cfg, state, reference)
     ref = reference.state_dict()
     for name, t in state.items():
         if isinstance(t, torch.Tensor) and name in ref and t.shape != ref[name].shape:
@@ -497,6 +512,25 @@ def _rebuilt(path: Path, cfg: ModelConfig, quant: str, shapes: Any, state: dict,
         raise CheckpointError(f"{path} does not match {_describe(cfg)}: "
                               f"{(lines[1] if len(lines) > 1 else str(e)).strip()[:160]}") from None
     return model
+
+
+def _enough_data(path: Path, cfg: ModelConfig, state: dict, reference: nn.Module) -> None:
+    """An int8 structure is built for real before the state dict loads into it, so a file must
+    first hold at least a byte for each weight of its layers (int8's least): a 53 KB file naming
+    ViT-H/14 built 6.3 GB of structure before its missing tensors were noticed (attack,
+    2026-12-07). Storages are counted once, however many tensors view them."""
+    need = sum(p.numel() for p in reference.parameters() if p.dim() >= 2)
+    storages = {}
+    for value in state.values():
+        for t in value if isinstance(value, tuple) else (value,):
+            if isinstance(t, torch.Tensor):
+                s = t.untyped_storage()
+                storages[s.data_ptr()] = s.nbytes()
+    have = sum(storages.values())
+    if have < need:
+        raise CheckpointError(f"{path} does not match {_describe(cfg)}: it holds {have:,} "
+                              f"bytes of tensors, fewer than the {need:,} weights of its "
+                              f"layers take at one byte each")
 
 
 def _describe(cfg: ModelConfig) -> str:

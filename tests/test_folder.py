@@ -263,6 +263,24 @@ def test_a_model_scored_on_other_classes_is_warned_of(folder, tmp_path, data_roo
             f"shirt)") in caplog.text
 
 
+def test_weights_holding_nan_or_infinity_are_refused_in_one_line(tmp_path):
+    """Such a model predicts one class: it scored 10% without a word (attack)."""
+    from approxlib.config import ModelConfig
+    cfg = ModelConfig("resnet18", 7, 3)
+    state = torchvision.models.resnet18(num_classes=7).state_dict()
+    state["layer2.0.bn1.running_var"][3] = float("inf")
+    state["fc.weight"][0, :2] = float("nan")
+    torch.save(state, tmp_path / "nan.pt")
+    with pytest.raises(S.CheckpointError, match=r"nan.pt: layer2.0.bn1.running_var holds 1 NaN "
+                       r"or infinite value \(did its training diverge\?\)$"):
+        S.load_weights(tmp_path / "nan.pt", cfg)
+    model = torchvision.models.resnet18(num_classes=7)
+    model.fc.weight.data[0, :2] = float("nan")
+    S.save_checkpoint(model, tmp_path / "ckpt.pt", cfg)
+    with pytest.raises(S.CheckpointError, match=r"fc.weight holds 2 NaN or infinite values"):
+        S.load_weights(tmp_path / "ckpt.pt", cfg)
+
+
 def test_weights_that_do_not_fit_name_the_tensor(tmp_path):
     from approxlib.config import ModelConfig
     path = tmp_path / "r18.pt"
@@ -289,6 +307,10 @@ def test_weights_that_do_not_fit_name_the_tensor(tmp_path):
                        r"'state_dict', 'best'\); save its weights alone: "
                        r"torch.save\(checkpoint\['state_dict'\], path\)$"):
         S.load_weights(tmp_path / "ckpt.pt", ModelConfig("resnet18", 7, 3))
+    # ... but a state dict with one nested extra is named by that entry
+    torch.save({**state, "ema": {"fc.weight": state["fc.weight"]}}, tmp_path / "extra.pt")
+    with pytest.raises(S.CheckpointError, match=r"state_dict entry ema is a dict, not a tensor"):
+        S.load_weights(tmp_path / "extra.pt", ModelConfig("resnet18", 7, 3))
     torch.save({f"module.{k}": v for k, v in state.items()}, tmp_path / "dp.pt")
     with pytest.raises(S.CheckpointError, match=r"DataParallel .* save model.module.state_dict"):
         S.load_weights(tmp_path / "dp.pt", ModelConfig("resnet18", 7, 3))

@@ -1,4 +1,5 @@
 import copy
+import dataclasses
 import subprocess
 import sys
 import warnings
@@ -288,6 +289,28 @@ def test_int8_checkpoint_with_non_dict_shapes_is_one_checkpoint_error(tmp_path, 
     obj["shapes"] = shapes
     torch.save(obj, tmp_path / "crafted.pt")
     with pytest.raises(store.CheckpointError, match="invalid layer sizes") as e:
+        store.load_checkpoint(tmp_path / "crafted.pt")
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["mobilenetv2", "vit_h_14"])
+def test_int8_checkpoint_holding_too_little_is_refused_before_its_structure_is_built(
+        tmp_path, int8_file, name, monkeypatch):
+    """An int8 structure is built for real: a file holding only a classifier (here 51 KB, of
+    the architecture it names or of ViT-H/14's 632 M weights) is one line before that build,
+    which took 6.3 GB for ViT-H/14."""
+    def built(*args):
+        raise AssertionError("the int8 structure was built")
+    monkeypatch.setattr(store, "_int8_structure", built)
+    monkeypatch.setattr(store, "_int8_skeleton", built)
+    cfg = ModelConfig(name, 10, 1)
+    head = "heads.head" if name == "vit_h_14" else "classifier.1"  # both read 1,280 features
+    obj = torch.load(int8_file, weights_only=True)
+    state = {f"{head}.weight": torch.zeros(10, 1280), f"{head}.bias": torch.zeros(10)}
+    obj.update(model=dataclasses.asdict(cfg), quant="int8-dynamic", packed=False,
+               state_dict=state)
+    torch.save(obj, tmp_path / "crafted.pt")
+    with pytest.raises(store.CheckpointError, match="fewer than the .* weights") as e:
         store.load_checkpoint(tmp_path / "crafted.pt")
     assert "\n" not in str(e.value)
 

@@ -515,9 +515,14 @@ def pruning_finding(d: pd.DataFrame, seed: int) -> tuple[str, str] | None:
             f"{n} pruned model{'s' * (n != 1)} scored {_span(vs_base)} points of top-1 against "
             f"their dense baselines (mean {_points(vs_base.mean())})")
     if len(vs_ctl):
+        # one run each: a reader took these for pruning's effect beside section H's verdict
+        # over seeds, which found none (review of the smoke report, 2026-12-07)
+        repeated = (d.protocol != NO_PROTOCOL).any() if "protocol" in d else False
         text += (f" and {_span(vs_ctl)} against dense controls fine-tuned for as long (mean "
                  f"{_points(vs_ctl.mean())}): the first compares extra training plus pruning "
-                 f"with neither, the second isolates pruning")
+                 f"with neither, the second isolates pruning, here in one run each (seed "
+                 f"{seed})" + ("; section H repeats that comparison over seeds" if repeated
+                              else ", so with seed-to-seed noise unmeasured"))
     return "".join(sorted(pruned.section.unique())), text + "."  # every section it pools
 
 
@@ -541,12 +546,17 @@ def compression_finding(d: pd.DataFrame, points: pd.DataFrame | None = None
             + ", ".join(parts) + " smaller than the dense float32 checkpoint.")
     if points is not None and "val_lo" in points:
         picks = [(m, largest_ratio_within(points, m)) for m in dict.fromkeys(coded.model)]
-        text += (f" The most compressed file within {points_words(BUDGET_POINTS)} of the "
-                 f"best dense model at equal compute on validation (a one-sided 95% paired "
-                 f"bound), over every file of the section's grid: " + ", ".join(
-                     f"{names.model(m)} " + ("none" if best is None
-                                             else f"{best.ratio:.1f}× ({best.file})")
-                     for m, best in picks) + ".")
+        found = [f"{names.model(m)} {best.ratio:.1f}× ({best.file})" for m, best in picks
+                 if best is not None]
+        missed = [names.model(m) for m, best in picks if best is None]
+        within = (f"within {points_words(BUDGET_POINTS)} of the best dense model at equal "
+                  f"compute on validation (a one-sided 95% paired bound)")
+        # "ResNet-18 none, MobileNetV2 none" read as a table cell (a review, 2026-12-07)
+        text += (f" The most compressed file {within}, over every file of the section's grid: "
+                 + ", ".join(found)
+                 + (f"; for {names.joined(missed)} no file is" if found and missed else "")
+                 + "." if found else
+                 f" No file of the section's grid of {names.joined(missed)} is {within}.")
     return coded.section.iloc[0], text
 
 

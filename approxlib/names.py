@@ -52,7 +52,7 @@ SETTINGS = {
     "finetune_schedule": ("fine-tuning with {}", SCHEDULES), "epochs": ("{} epochs", None),
     "momentum": ("momentum {}", None), "crop_padding": ("random-crop padding {}", None),
     "flip": ("random horizontal flips {}", {True: "on", False: "off"}),
-    "finetune_epochs": ("{} fine-tuning epoch(s)", None),
+    "finetune_epochs": (lambda n: count(n, "fine-tuning epoch"), None),
     "finetune_weight_decay": ("fine-tuning weight decay {}", None),
     "bn_momentum": ("BatchNorm momentum {}", None),
     "stem": ("{}", {IMAGENET_STEM: "ImageNet stem (torchvision's first layers, as for "
@@ -65,7 +65,19 @@ def setting(key: str, value) -> str:
     """"peak lr 0.05", "Nesterov momentum off": a profile key and its value in words (an
     unknown key as "key value")."""
     template, values = SETTINGS.get(key, (f"{key} {{}}", None))
-    return template.format((values or {}).get(value, value))
+    value = (values or {}).get(value, value)
+    return template(value) if callable(template) else template.format(value)
+
+
+def joined(items: list[str]) -> str:
+    """"A", "A and B", "A, B and C"."""
+    return " and ".join(items) if len(items) < 3 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def count(n, word: str) -> str:
+    """"1 epoch", "2 epochs", "0.5 epochs" (a reviewer read "epoch(s)" as unfinished text)."""
+    number = f"{n:,}" if isinstance(n, int) else f"{n:g}" if isinstance(n, float) else str(n)
+    return f"{number} {word}{'s' * (n != 1)}"
 
 
 def model(name: str) -> str:

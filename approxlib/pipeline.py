@@ -1014,7 +1014,8 @@ def row(v: Variant, p: dict, m: dict) -> dict:
         # empty where nothing was timed
         "latency_rounds": m.get("rounds", 0 if "latency_ms" in m else None),
         "epochs": epochs, "init": Path(init).name if init else "",
-        "finetune_epochs": extra_epochs, "control": v.control, "protocol": v.protocol,
+        "finetune_epochs": extra_epochs, "finetune_lr": control_lr(v, p),
+        "control": v.control, "protocol": v.protocol,
         "kd": v.kd,
         "weight_bits": weight_bits(v, p),
         "qp": v.qp,
@@ -1039,6 +1040,13 @@ def latencies(m: dict, p: dict) -> dict:
             "latency_bs64_ms": m.get("latency_bs64_ms",
                                      p["throughput_batch"] / m["throughput_img_s"] * 1e3),
             "throughput_img_s": m["throughput_img_s"]}
+
+
+def control_lr(v: Variant, p: dict) -> float | None:
+    """The learning rate of a dense control's extra epochs, which tells apart controls of one
+    model and length (section F's gradual pruning fine-tunes at `dc_lr`, one-shot pruning at
+    `finetune_lr`): the summary named two such controls alike (a review, 2026-12-07)."""
+    return finetune_of(v, p).lr if v.is_dense_control else None
 
 
 def trained_epochs(v: Variant, p: dict, m: dict, init) -> tuple[int, int]:

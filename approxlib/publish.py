@@ -24,6 +24,7 @@ import nbconvert
 import nbformat
 import numpy as np
 import pandas as pd
+import yaml
 import papermill as pm
 import torch
 import torchvision
@@ -158,10 +159,17 @@ def environment(p: dict, durations: dict[str, float], reused: tuple | list = (),
               f"{v:.1f} s" + (" (when executed; reused: its inputs are unchanged)"
                               if k in reused else "")) for k, v in durations.items()]
     body = "\n".join(f"| {_literal(k)} | {_literal(v)} |" for k, v in rows)
-    params = ", ".join(f"<code>{_literal(f'{k}={v}')}</code>" for k, v in p.items()
+    params = ", ".join(f"<code>{_literal(f'{k}={_yaml(v)}')}</code>" for k, v in p.items()
                        if k not in ("profile", "description"))
     return (f'<a id="environment"></a>\n\n## Appendix: environment\n\n| | |\n|---|---|\n{body}\n\n'
             f"Profile parameters: {params}.")
+
+
+def _yaml(value) -> str:
+    """A parameter as a profile or `--set` writes it (null, true, {resnet18: 0.9}), not as
+    Python prints it (None, True, {'resnet18': 0.9}): a reviewer read the reprs as raw."""
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6,
+                          sort_keys=False).removesuffix("\n").removesuffix("\n...")
 
 
 def time_appendix(out: Path) -> str:
@@ -183,7 +191,7 @@ def time_appendix(out: Path) -> str:
         t = accounting.summary(df, by).reset_index().rename(columns={by: title})
         t["seconds"] = t.seconds.round(1)
         t["computed seconds"] = t["computed seconds"].round(1)
-        t["images/s"] = t["images/s"].round(0)
+        t["images/s"] = t["images/s"].round(0).astype("Int64")  # "697", not "697.0"
         text += f"**Per {title}**\n\n" + t.to_html(index=False, border=0, classes="summary",
                                                    na_rep="–") + "\n\n"
     return text
@@ -228,6 +236,7 @@ PRINT_CSS = """
 body { max-width: 1050px; margin: auto; }
 img { max-width: 100%; height: auto; page-break-inside: avoid; break-inside: avoid; }
 table { font-size: 11px; border-collapse: collapse; }
+tr { break-inside: avoid; page-break-inside: avoid; }  /* a row split at a page's foot (G1) */
 table.summary td, table.summary th { padding: 2px 6px; border-bottom: 1px solid #ddd; }
 .jp-Cell { break-inside: avoid-page; }
 .jp-OutputArea-output { overflow-x: visible !important; }
@@ -262,7 +271,7 @@ def render(out: Path, p: dict, sections: list[str], notebooks: dict[str, Path],
         "## Findings\n\n" + listed + (f"\n\n{terms}" if terms else ""))
     summary = nbformat.v4.new_markdown_cell(
         f"## Summary\n\nEvery distinct model variant of sections {', '.join(shown)} (top-1 on "
-        f"{_test_split(results)}; size = bytes of the saved checkpoint; latency = median batch-1 "
+        f"{_test_split(results)}; size = the saved file in MB (10⁶ bytes); latency = median batch-1 "
         f"CPU forward time, as timed with the first section listed (each section's variants "
         f"are timed together)"
         + (f"; the seeded runs of section {', '.join(own)} are summarized in its own tables"

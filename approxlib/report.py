@@ -276,7 +276,7 @@ class Section:
     def variants_text(self) -> str:
         """How this section's variants are made from the baseline (sections F, G override)."""
         p = self.p
-        return (f"pruned models fine-tuned {p['finetune_epochs']} epoch(s) at lr "
+        return (f"pruned models fine-tuned {names.count(p['finetune_epochs'], 'epoch')} at lr "
                 f"{p['finetune_lr']} ({names.SCHEDULES[p['finetune_schedule']]})")
 
     def caption(self, kind: str, what: str) -> str:
@@ -345,10 +345,11 @@ class Section:
     def fig_acc_vs_size(self) -> None:
         sizes = self.df.size_bytes
         if sizes.max() / sizes.min() - 1 < SAME_SIZE:  # one size: the accuracies are the figure
+            lo, hi = (f"{x / 1e6:.2f}" for x in (sizes.min(), sizes.max()))
             self._figure(plots.accuracy_rows(self.df),
                          f"Top-1 accuracy (95% intervals) of each variant; every file is "
-                         f"{sizes.min() / 1e6:.2f}–{sizes.max() / 1e6:.2f} MB (a pruned "
-                         f"checkpoint stores its zeros)")
+                         f"{lo if lo == hi else f'{lo}–{hi}'} MB (a pruned checkpoint stores "
+                         f"its zeros)")
             return
         self._figure(plots.acc_vs_size(self.df), "Top-1 accuracy against size on disk")
 
@@ -415,7 +416,8 @@ class Section:
         return (f"- **{names.variant_label(other)}** vs **{names.variant_label(base)}**: top-1 "
                 f"{100 * mb['accuracy']:.2f}% → {100 * mo['accuracy']:.2f}% "  # as the Δ
                 f"({delta:+.2f} points; McNemar {stats.p_words(test['p_value'])} on "
-                f"{test['only_a'] + test['only_b']} images where they disagree: {verdict}). "
+                f"{names.count(test['only_a'] + test['only_b'], 'image')} where they disagree: "
+                f"{verdict}). "
                 f"Size {mb['size_bytes'] / 1e6:.3f} → {mo['size_bytes'] / 1e6:.3f} MB "
                 f"({_size_words(size_ratio)}). Latency {mb['latency_ms']:.3f} → "
                 f"{mo['latency_ms']:.3f} ms ({100 * lat:+.1f}%, {lat_verdict}).")
@@ -430,7 +432,24 @@ class Section:
         control = pipeline.control_of(pruned)
         if control not in self.metrics:
             return []
-        return ["  " + self._compare(a, b) for a, b in ((control, pruned), (dense, control))]
+        lines = ["  " + self._compare(a, b) for a, b in ((control, pruned), (dense, control))]
+        return lines + self._control_lost(dense, control, pruned)
+
+    def _control_lost(self, dense: pipeline.Variant, control: pipeline.Variant,
+                      pruned: pipeline.Variant) -> list[str]:
+        """Where the extra training itself cost the dense model accuracy beyond noise, pruned
+        vs control credits pruning with that loss: a reader took smoke's +21 points against a
+        control 28 points below its baseline for pruning's doing (review, 2026-12-07)."""
+        acc = {v: self.metrics[v]["accuracy"] for v in (dense, control, pruned)}
+        if acc[control] >= acc[dense] or not stats.significant(
+                self.mcnemar(dense, control)["p_value"]):
+            return []
+        return [f"  - The extra training lowered the dense model by "
+                f"{100 * (acc[dense] - acc[control]):.2f} points, so pruned vs control credits "
+                f"pruning with that loss; against the better dense model, the "
+                f"{names.variant_label(dense).removeprefix(names.model(dense.model) + ' ')}, "
+                f"the pruned model is {100 * (acc[pruned] - acc[dense]):+.2f} points "
+                f"({self.paired_words(dense, pruned)})."]
 
     def _seed_lines(self, controlled: list) -> list[str]:
         """Pruned − control, pruned − baseline and control − baseline, paired by seed, over the
@@ -487,7 +506,7 @@ class Section:
         if pruned:
             p = self.p
             lines.append(
-                f"- Every pruned model trained {p['finetune_epochs']} more epoch(s) "
+                f"- Every pruned model trained {names.count(p['finetune_epochs'], 'more epoch')} "
                 f"(lr {p['finetune_lr']}, {names.SCHEDULES[p['finetune_schedule']]}) than its "
                 f"baseline. "
                 + ("The dense control trained the same way without pruning: pruned vs control "
@@ -517,9 +536,7 @@ class Section:
 _MARKDOWN = str.maketrans({c: f"&#{ord(c)};" for c in "\\`*_{}[]()+-.!|~:"})
 
 
-def _and(items: list[str]) -> str:
-    """"A", "A and B", "A, B and C"."""
-    return " and ".join(items) if len(items) < 3 else f"{', '.join(items[:-1])} and {items[-1]}"
+_and = names.joined  # "A, B and C" (its home: `names`, which analysis reads too)
 
 
 def _literal(value) -> str:
@@ -555,7 +572,7 @@ def latency_words(rows: pd.DataFrame, p: dict) -> str:
     """What the latency of `rows` is, or that none was measured (`Spec.timed`)."""
     if rows.latency_ms.isna().all():
         return "latency not measured (the section compares accuracies)"
-    return (f"latency = median batch-1 CPU time, {p['threads']} thread(s), "
+    return (f"latency = median batch-1 CPU time, {names.count(p['threads'], 'thread')}, "
             f"{timing_words(rows, p)}; {stats.TIMING_NOISE} = "
             f"{names.TERMS[stats.TIMING_NOISE]}")
 
@@ -585,6 +602,8 @@ def pruned_words(r) -> str:
         control = controls.label(r.control)
         epochs = getattr(r, "finetune_epochs", 0)  # the summary lists several per model
         if r.prune_ratio == 0 and epochs:
-            control += f" (+{int(epochs)} epoch{'s' * (epochs != 1)})"
+            lr = getattr(r, "finetune_lr", None)  # rows written before the column: none
+            control += (f" (+{int(epochs)} epoch{'s' * (epochs != 1)}"
+                        + ("" if lr is None or pd.isna(lr) else f" at lr {lr:g}") + ")")
         text = control if r.prune_ratio == 0 else f"{text}, {control}"
     return text + (" + KD" if r.kd else "")

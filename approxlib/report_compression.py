@@ -46,9 +46,9 @@ class CompressionSection(Section):
     def variants_text(self) -> str:
         p = self.p
         return (f"compressed models pruned gradually from the baseline over "
-                f"{self._each('dc_epochs')} epoch(s) (lr {p['dc_lr']}, {names.SCHEDULES[p['finetune_schedule']]}; "
+                f"{self._each_count('dc_epochs', 'epoch')} (lr {p['dc_lr']}, {names.SCHEDULES[p['finetune_schedule']]}; "
                 f"mask update every {p['dc_every']} steps over the first {p['dc_ramp']:.0%} of "
-                f"them), then codebooks fine-tuned {p['dc_share_epochs']} epoch(s) at lr "
+                f"them), then codebooks fine-tuned {names.count(p['dc_share_epochs'], 'epoch')} at lr "
                 f"{p['dc_share_lr']}; checkpoints picked on the validation split among epochs "
                 f"at the final sparsity")
 
@@ -79,6 +79,20 @@ class CompressionSection(Section):
         if len(set(values.values())) <= 1:
             return next(iter(values.values()), "")
         return ", ".join(f"{v} ({names.model(m)})" for m, v in values.items())
+
+    def _share_words(self) -> str:
+        """What the weight-sharing stage includes: its codebook fine-tuning, which a reader
+        would otherwise credit to sharing itself (review, 2026-12-07)."""
+        epochs = self.p["dc_share_epochs"]
+        return (f" (with {names.count(epochs, 'epoch')} of codebook fine-tuning)" if epochs
+                else " (k-means centroids, not fine-tuned)")
+
+    def _each_count(self, key: str, word: str) -> str:
+        """`_each` with its unit: "1 epoch", "2 epochs", "6 (ResNet-18), 3 (MobileNetV2) epochs"."""
+        values = {per_model(self.p, key, m) for m in self.models_in}
+        if len(values) == 1:
+            return names.count(values.pop(), word)
+        return f"{self._each(key)} {word}s"
 
     def _grid_text(self) -> str:
         """The size-vs-accuracy grid's further sparsities, as this run's rows have them."""
@@ -254,9 +268,11 @@ class CompressionSection(Section):
         r = t[t.model == model].iloc[0]
         within = analysis.points_words(analysis.NNC_TOLERANCE_POINTS)
         if np.isnan(r.larger):
-            return [f"  - None of NNCodec's {r.settings} settings decodes to within {within} "
-                    f"of the .apx file's validation accuracy: at equal accuracy no standard file "
-                    f"here competes with it."]
+            which = ("NNCodec's one setting does not decode" if r.settings == 1 else
+                     f"None of NNCodec's {r.settings} settings decodes")
+            return [f"  - {which} to within {within} of the .apx file's validation accuracy "
+                    f"(NNCodec's files are not fine-tuned after quantization), so the two "
+                    f"formats are not compared at equal accuracy here."]
         how = (f"{100 * (r.larger - 1):.1f}% larger than" if r.larger > 1 else
                f"{100 * (1 - r.larger):.1f}% smaller than")
         return [f"  - Against the standard: NNCodec's smallest file within {within} of "
@@ -329,14 +345,15 @@ class CompressionSection(Section):
             gain = pruned.accuracy - dense.accuracy
             lines.append(
                 f"  - Pruning to {pruned.sparsity:.1%} changed top-1 by {100 * gain:+.2f} points "
-                f"and weight sharing by {100 * (ours.accuracy - pruned.accuracy):+.2f} more; the "
+                f"and weight sharing{self._share_words()} by "
+                f"{100 * (ours.accuracy - pruned.accuracy):+.2f} more; the "
                 f"pruned .pt file stays {pruned.size_bytes / dense.size_bytes:.2f}× the dense "
                 f"size, as the original found: zeros cost 32 bits until they are encoded.")
         controlled = any(c.is_dense_control for c in self.metrics)
         lines.append(
             f"- The compressed models trained more epochs than the dense baseline: gradual "
-            f"pruning over {self._each('dc_epochs')} epoch(s), then {self.p['dc_share_epochs']} "
-            f"of codebook fine-tuning. "
+            f"pruning over {self._each_count('dc_epochs', 'epoch')}, then "
+            f"{names.count(self.p['dc_share_epochs'], 'epoch')} of codebook fine-tuning. "
             + ("Each dense control trained its model's gradual-pruning epochs "
                "without pruning: pruned vs control is what pruning itself does, control vs "
                "baseline what the extra training does (the codebook epochs have no control)."

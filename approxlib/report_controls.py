@@ -50,19 +50,21 @@ class ControlsSection(Section):
                                                          for k, v in spec.items())
                                               or "the profile's own settings")
                            for name, spec in p["h_protocols"].items())
-        size = "all" if p["h_train_size"] is None else f"{p['h_train_size']:,}"
+        size = p["h_train_size"] or p["train_size"]  # null: train_size's, as the runs take
+        size = "all" if size is None else f"{size:,}"
         epochs = p["h_epochs"] or p["epochs"]
         return (f"section H trains on {size} training images per run, for {epochs} epochs "
                 f"unless a protocol sets its own, with seeds "
                 f"{', '.join(map(str, p['h_seeds']))}, under each protocol ({protos}); pruned = "
-                f"{self.ratio:.0%} global L1 + {p['finetune_epochs']} fine-tuning epoch(s); "
+                f"{self.ratio:.0%} global L1 + {names.setting('finetune_epochs', p['finetune_epochs'])}; "
                 f"control = the same fine-tuning without pruning")
 
     def header(self) -> None:
         super().header()
         _md("The original study's headline, *pruning raises accuracy by up to 15 points*, "
             "compares a model trained at a constant learning rate of 0.1 with the same model "
-            "after more epochs at 0.01. The **equal-compute control** is the dense baseline "
+            "after more epochs at 0.01 (the protocols here set their own rates, listed "
+            "above). The **equal-compute control** is the dense baseline "
             "fine-tuned exactly as the pruned model is (same epochs, learning rate, data order), "
             "without pruning: *pruned − control* is what pruning itself does, *control − "
             "baseline* what the extra low-learning-rate training does. Each is measured per "
@@ -267,17 +269,24 @@ class ControlsSection(Section):
     def _training_effect(control_gain: pd.DataFrame) -> str:
         """What control − baseline says, worded by its intervals: a move within seed noise is
         no evidence that the extra training, rather than chance, moved the baseline."""
-        real = [f"{names.model(r['model'])} ({r['protocol']})"
-                for r in control_gain.to_dict("records") if not stats.within_noise(r)]
+        rows = control_gain.to_dict("records")
+        up, down = ([f"{names.model(r['model'])} ({r['protocol']})" for r in rows if beyond(r)]
+                    for beyond in (lambda r: r["lo"] > 0, lambda r: r["hi"] < 0))
         if control_gain.lo.isna().all():
-            return (". With one seed there is no interval: these moves cannot be told from "
-                    "seed-to-seed noise.")
-        if not real:
+            why = ("one seed" if (control_gain.n < 2).all() else
+                   "one seed, or seeds that agree to the image")
+            return (f". There is no interval ({why}): these moves cannot be told from "
+                    f"seed-to-seed noise.")
+        if not up and not down:
             return (". No interval excludes zero: over these seeds the extra training's effect "
                     "cannot be told from seed-to-seed noise.")
-        return (f". Beyond noise in {', '.join(real)}: there, a gain from 'pruning' that the "
-                f"dense control matches is the extra training (its learning-rate schedule), "
-                f"not pruning.")
+        return "".join(
+            [f". It raises the baseline beyond noise in {', '.join(up)}: there, a gain from "
+             f"'pruning' that the dense control matches is the extra training (its "
+             f"learning-rate schedule), not pruning" if up else "",
+             f". It lowers the baseline beyond noise in {', '.join(down)}: there, a loss to "
+             f"pruning that the dense control shares is the extra training, not pruning"
+             if down else ""]) + "."
 
     def _curve_verdict(self) -> list[str]:
         """Per curve model: each sensitivity-guided method against global magnitude at every
@@ -346,7 +355,8 @@ def _interval(r, signed: bool = False, clip: bool = False) -> str:
 
 
 def _pts(r: dict) -> str:
-    if r["lo"] != r["lo"]:
-        return f"{100 * r['mean']:+.2f} points (one seed, no interval)"
+    if r["lo"] != r["lo"]:  # stats.mean_ci: one seed, or seeds that agree to the image
+        why = "one seed" if r["n"] < 2 else f"{int(r['n'])} seeds that agree to the image"
+        return f"{100 * r['mean']:+.2f} points ({why}, no interval)"
     return (f"{100 * r['mean']:+.2f} points (95% CI {100 * r['lo']:+.2f} to "
             f"{100 * r['hi']:+.2f})")

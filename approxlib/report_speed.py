@@ -32,7 +32,7 @@ class SpeedSection(Section):
 
     def channel_finetune(self) -> str:
         """How each model's channel-pruned variant was fine-tuned (settings may be per model)."""
-        return ", ".join(f"{names.model(m)} {per_model(self.p, 'channel_epochs', m)} epoch(s) "
+        return ", ".join(f"{names.model(m)} {names.count(per_model(self.p, 'channel_epochs', m), 'epoch')} "
                          f"at lr {per_model(self.p, 'channel_lr', m)}" for m in self.models_in)
 
     def variants_text(self) -> str:
@@ -51,7 +51,7 @@ class SpeedSection(Section):
             f"stem and classifier kept, fine-tuned){self._curve_text()}. "
             f"FLOPs per image (a multiply-add = 2) come from "
             f"`torch.utils.flop_counter` on the float model. This CPU's measured float32 "
-            f"matrix-multiply rate with {p['threads']} thread(s) (1024 × 1024): "
+            f"matrix-multiply rate with {names.count(p['threads'], 'thread')} (1024 × 1024): "
             + ", ".join(f"{runtimes.label(k)} {v:.0f}" for k, v in self.rates.items())
             + f" GFLOP/s; the faster, **{self.peak:.0f} GFLOP/s**, is the ceiling the achieved "
             f"rates below are set against.")
@@ -247,7 +247,7 @@ class SpeedSection(Section):
                      "baseline includes the control's epochs)"
                      if qat_from_control(self.p) else "the baseline")
             out.append(f"  - QAT fine-tunes the channel-pruned model and {start} "
-                       f"{self.p['qat_epochs']} more epoch(s) (lr {self.p['qat_lr']}){control}"
+                       f"{names.count(self.p['qat_epochs'], 'more epoch')} (lr {self.p['qat_lr']}){control}"
                        f"{ort}.")
         for r in rec.itertuples():
             test = f"McNemar {stats.p_words(r.p_value)}, {stats.verdict_words(r.p_value)}"

@@ -172,6 +172,9 @@ def test_findings_come_from_the_rows_and_link_their_sections():
     assert "With 50% of their weights removed" in found["B"]
     assert "1 pruned model scored +4.0 points of top-1 against their dense baselines" in found["B"]
     assert "and -2.0 against dense controls" in found["B"]
+    assert "in one run each (seed 0); section H repeats that comparison over seeds" in found["B"]
+    alone = dict(analysis.findings(study_frame().query("section != 'H'"), 0.5, 0))["B"]
+    assert alone.endswith("in one run each (seed 0), so with seed-to-seed noise unmeasured.")
     # against the best dense model at equal compute (its control, better on validation)
     assert "ResNet-18 40.0× (-1.5 points against its dense control)" in found["F"]
     assert "Over 2 seeds" in found["H"] and "ResNet-18 tuned -2.0 (" in found["H"]
@@ -500,7 +503,15 @@ def test_findings_keep_distilled_rows_and_several_controls_apart():
     assert found["F"].endswith("over every file of the section's grid: ResNet-18 60.0× (b).")
     none = points.assign(val_lo=-0.5)
     assert dict(analysis.findings(pd.DataFrame(rows).assign(val_accuracy=lambda d: d.accuracy),
-                                  0.5, 0, none))["F"].endswith("grid: ResNet-18 none.")
+                                  0.5, 0, none))["F"].endswith(
+        " No file of the section's grid of ResNet-18 is within 1 point of the best dense model "
+        "at equal compute on validation (a one-sided 95% paired bound).")
+    two = pd.concat([points, points.assign(model="mobilenetv2", val_lo=-0.5)])
+    rows2 = pd.DataFrame(rows)
+    rows2 = pd.concat([rows2, rows2[rows2.section == "F"].assign(model="mobilenetv2")])
+    assert dict(analysis.findings(rows2.assign(val_accuracy=lambda d: d.accuracy), 0.5, 0,
+                                  two))["F"].endswith(
+        "grid: ResNet-18 60.0× (b); for MobileNetV2 no file is.")
 
 
 def test_size_accuracy_figures_keep_collapsed_files_on_the_edge_and_count_them():

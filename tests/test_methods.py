@@ -37,6 +37,13 @@ def test_each_shipped_method_is_written_from_its_entry():
     assert pipeline.layer_csv_name(dataclasses.replace(reference, prune="l1-layerwise")) == \
         "resnet18_fashion-mnist_p70_l1-layerwise_none.csv"
     assert report.pruned_words(row(prune_method="l1-layerwise")) == "50% l1-layerwise"
+    # two dense controls of one length, told apart by their learning rate (a review found F's
+    # and B's named alike); rows written before the column read as before
+    control = dict(prune_method="none", prune_ratio=0.0, control="equal-compute",
+                   finetune_epochs=1)
+    assert report.pruned_words(row(**control, finetune_lr=0.02)) == \
+        "dense control (+1 epoch at lr 0.02)"
+    assert report.pruned_words(row(**control)) == "dense control (+1 epoch)"
     assert methods.of("l1-sensitivity").color == "#55A868"
 
 

@@ -244,6 +244,37 @@ def test_a_section_pairs_variants_on_the_labels_its_run_carries():
     assert sec.paired_words(a, a) == "identical predictions"
 
 
+def test_a_control_that_lost_to_its_baseline_is_said_to_flatter_pruning():
+    """Smoke's F: pruned +21 points against a dense control that fell 28 below its baseline,
+    read as pruning's doing. Known values, 12 images: baseline right on all, control on 0-1,
+    pruned on 0-9; baseline vs control disagree on 10 (p = 0.002)."""
+    p = load_profile("smoke")
+    base = pipeline.Variant("F", "resnet18", "fashion-mnist")
+    pruned = pipeline.Variant("F", "resnet18", "fashion-mnist", 0.9)
+    control = pipeline.control_of(pruned)
+    y = np.arange(12) % 10
+    wrong = (y + 1) % 10
+    preds = {base: y, control: np.r_[y[:2], wrong[2:]], pruned: np.r_[y[:10], wrong[10:]]}
+    row = dict(section="F", model="resnet18", dataset="fashion-mnist", prune_method="none",
+               quant="none", codec="none", runtime="pytorch", control="none", kd=False,
+               protocol="profile", seed=0, test_images=12, latency_ms=float("nan"), qp=None,
+               finetune_epochs=0, init="", prune_ratio=0.0)
+    df = pd.DataFrame([row, dict(row, control="equal-compute", finetune_epochs=1),
+                       dict(row, prune_ratio=0.9, prune_method="gradual-l1")]).assign(
+        accuracy=[float((preds[v] == y).mean()) for v in preds])
+    run = report.SectionRun("F", p, df, {v: {
+        "predictions": preds[v].tolist(), "accuracy": float((preds[v] == y).mean())}
+        for v in preds}, {}, {}, pathlib.Path("."), {"fashion-mnist": y}, 1.0)
+    lost = report.Section(run)._control_lost(base, control, pruned)
+    assert lost == ["  - The extra training lowered the dense model by 83.33 points, so pruned "
+                    "vs control credits pruning with that loss; against the better dense "
+                    "model, the baseline, the pruned model is -16.67 points (McNemar p = 0.5, "
+                    "within noise)."]
+    preds[control] = y  # a control as good as its baseline: nothing to add
+    run.metrics[control]["accuracy"] = 1.0
+    assert report.Section(run)._control_lost(base, control, pruned) == []
+
+
 def test_the_protocol_says_how_many_test_images_and_when_validation_is_optimistic():
     """It said "the full test split" where smoke scores 2,000 images, and nothing where given
     weights are validated on images carved from the training part they may have seen."""
@@ -289,6 +320,27 @@ def test_a_gap_over_a_curve_is_said_in_words_with_no_minus_zero():
     assert _gap_words(0.0, 64.7) == "0.0 to 64.7 points below"
     assert _gap_words(-2.0, -0.5) == "0.5 to 2.0 points above"
     assert _gap_words(-1.5, 3.0) == "from 1.5 points above to 3.0 points below"
+
+
+def test_the_extra_trainings_effect_is_worded_by_its_sign_and_its_seeds():
+    """The review: a control that lowered the baseline beyond noise was said to match "a gain
+    from pruning"; two seeds that agree to the image were called one seed."""
+    from approxlib.report_controls import ControlsSection, _pts
+    nan = float("nan")
+    row = dict(model="mobilenetv2", protocol="tuned", n=2, mean=-0.0295, sd=0.003,
+               lo=-0.0359, hi=-0.0231)
+    text = ControlsSection._training_effect(pd.DataFrame([row]))
+    assert "lowers the baseline beyond noise in MobileNetV2 (tuned)" in text
+    assert "a loss to pruning that the dense control shares" in text and "gain" not in text
+    up = dict(row, model="resnet18", mean=0.02, lo=0.01, hi=0.03)
+    both = ControlsSection._training_effect(pd.DataFrame([row, up]))
+    assert "raises the baseline beyond noise in ResNet-18 (tuned)" in both
+    assert "lowers the baseline beyond noise in MobileNetV2 (tuned)" in both
+    same = dict(row, mean=0.001, sd=0.0, lo=nan, hi=nan)
+    assert "(one seed, or seeds that agree to the image)" in \
+        ControlsSection._training_effect(pd.DataFrame([same]))
+    assert _pts(same) == "+0.10 points (2 seeds that agree to the image, no interval)"
+    assert _pts(dict(same, n=1)) == "+0.10 points (one seed, no interval)"
 
 
 def test_a_section_given_the_other_sections_data_says_its_models_are_theirs():

@@ -577,16 +577,16 @@ def speed_finding(d: pd.DataFrame) -> tuple[str, str] | None:
             continue
         ties = len(timing_ties(g, fast))
         parts.append(f"{names.model(m)} {fast.speedup:.1f}× ({fast['name']}, "
-                     f"{fast.latency_ms:.2f} against {fast.latency_ms * fast.speedup:.2f} ms"
-                     + (f"; {ties} more within its latency's interquartile range" if ties
-                        else "") + ")")
-    return section, (f"**CPU speed.** At batch 1, the fastest variant within "
-                     f"{points_words(BUDGET_POINTS)} of the best "
-                     "dense float32 model at equal compute (the baseline or its dense control) "
-                     "on validation, by a one-sided 95% paired bound, against dense float32 "
-                     f"PyTorch timed in turns with it in section {section} (its latency is "
-                     "the second in each parenthesis; the summary's is as the first section "
-                     "timed it): " + ", ".join(parts) + ".")
+                     f"{fast.latency_ms:.2f} ms against dense float32 PyTorch's "
+                     f"{fast.latency_ms * fast.speedup:.2f} ms"
+                     + (f"; {ties} other variant{'s' * (ties > 1)} as fast within its "
+                        f"latency's interquartile range" if ties else "") + ")")
+    # the summary table gives each model the latency of the first section that timed it
+    return section, (f"**CPU speed.** At batch 1, the fastest variant whose validation "
+                     f"accuracy is within {points_words(BUDGET_POINTS)} of the best "
+                     "dense float32 model at equal compute (the baseline or its dense control; "
+                     "a one-sided 95% paired bound), against dense float32 PyTorch, both timed "
+                     f"in turns in section {section}: " + ", ".join(parts) + ".")
 
 
 def controls_finding(d: pd.DataFrame, ratio: float) -> tuple[str, str] | None:

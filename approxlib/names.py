@@ -36,6 +36,8 @@ TERMS = {
     "KD": "knowledge distillation from the dense baseline",
     "qp": "NNCodec's quantization parameter (uniform step 2^(qp/4))",
     "one-shot": "pruned once to the ratio, then fine-tuned",
+    "float twin": "a model fine-tuned exactly as its QAT model, in float32: what QAT's INT8 "
+                  "is measured against",
     stats.TIMING_NOISE: "a change of latency no larger than the two timings' interquartile "
                         f"ranges over rounds, or than {stats.TIMING_FLOOR:.0%}",
 }

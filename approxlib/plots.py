@@ -447,6 +447,13 @@ def _pareto_panel(ax, d: pd.DataFrame, color: str) -> None:
     front = d[analysis.pareto_front(d.latency_ms, d.accuracy)]
     ax.plot(front.latency_ms, front.accuracy * 100, "-", color=color, lw=1, alpha=0.7,
             label="Pareto front")
+    # the front's variants named: markers alone left a reader unable to find the one the
+    # findings name (scratch or fine-tuned, which ratio; a review, 2026-12-07)
+    for r in front.itertuples() if "name" in front else ():
+        ax.annotate(r.name, (r.latency_ms, r.accuracy * 100), fontsize=5.5, color="0.2",
+                    xytext=(5, -9), textcoords="offset points",
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
+                          "alpha": 0.85})
     _log_ticks(ax)
     ax.set_xlabel("CPU latency, batch 1 (ms, log scale)")
     ax.set_ylabel("Top-1 test accuracy (%)")

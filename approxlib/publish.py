@@ -271,8 +271,8 @@ def render(out: Path, p: dict, sections: list[str], notebooks: dict[str, Path],
         "## Findings\n\n" + listed + (f"\n\n{terms}" if terms else ""))
     summary = nbformat.v4.new_markdown_cell(
         f"## Summary\n\nEvery distinct model variant of sections {', '.join(shown)} (top-1 on "
-        f"{_test_split(results)}; size = the saved file in MB (10⁶ bytes); latency = median batch-1 "
-        f"CPU forward time, as timed with the first section listed (each section's variants "
+        f"{_test_split(results)}; size = the saved file in MB (10⁶ bytes); latency = median "
+        f"batch-1 CPU forward time, as timed with the first section listed (each section's variants "
         f"are timed together)"
         + (f"; the seeded runs of section {', '.join(own)} are summarized in its own tables"
            if own else "") + ").\n\n" + table)

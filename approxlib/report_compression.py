@@ -46,11 +46,11 @@ class CompressionSection(Section):
     def variants_text(self) -> str:
         p = self.p
         return (f"compressed models pruned gradually from the baseline over "
-                f"{self._each_count('dc_epochs', 'epoch')} (lr {p['dc_lr']}, {names.SCHEDULES[p['finetune_schedule']]}; "
-                f"mask update every {p['dc_every']} steps over the first {p['dc_ramp']:.0%} of "
-                f"them), then codebooks fine-tuned {names.count(p['dc_share_epochs'], 'epoch')} at lr "
-                f"{p['dc_share_lr']}; checkpoints picked on the validation split among epochs "
-                f"at the final sparsity")
+                f"{self._each_count('dc_epochs', 'epoch')} (lr {p['dc_lr']}, "
+                f"{names.SCHEDULES[p['finetune_schedule']]}; mask update every {p['dc_every']} "
+                f"steps over the first {p['dc_ramp']:.0%} of them), then codebooks fine-tuned "
+                f"{names.count(p['dc_share_epochs'], 'epoch')} at lr {p['dc_share_lr']}; "
+                f"checkpoints picked on the validation split among epochs at the final sparsity")
 
     def stages(self) -> pd.DataFrame:
         return analysis.compression_stages(self.df)

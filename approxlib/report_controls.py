@@ -56,7 +56,8 @@ class ControlsSection(Section):
         return (f"section H trains on {size} training images per run, for {epochs} epochs "
                 f"unless a protocol sets its own, with seeds "
                 f"{', '.join(map(str, p['h_seeds']))}, under each protocol ({protos}); pruned = "
-                f"{self.ratio:.0%} global L1 + {names.setting('finetune_epochs', p['finetune_epochs'])}; "
+                f"{self.ratio:.0%} global L1 + "
+                f"{names.setting('finetune_epochs', p['finetune_epochs'])}; "
                 f"control = the same fine-tuning without pruning")
 
     def header(self) -> None:

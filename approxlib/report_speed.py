@@ -32,7 +32,8 @@ class SpeedSection(Section):
 
     def channel_finetune(self) -> str:
         """How each model's channel-pruned variant was fine-tuned (settings may be per model)."""
-        return ", ".join(f"{names.model(m)} {names.count(per_model(self.p, 'channel_epochs', m), 'epoch')} "
+        return ", ".join(f"{names.model(m)} "
+                         f"{names.count(per_model(self.p, 'channel_epochs', m), 'epoch')} "
                          f"at lr {per_model(self.p, 'channel_lr', m)}" for m in self.models_in)
 
     def variants_text(self) -> str:
@@ -247,7 +248,8 @@ class SpeedSection(Section):
                      "baseline includes the control's epochs)"
                      if qat_from_control(self.p) else "the baseline")
             out.append(f"  - QAT fine-tunes the channel-pruned model and {start} "
-                       f"{names.count(self.p['qat_epochs'], 'more epoch')} (lr {self.p['qat_lr']}){control}"
+                       f"{names.count(self.p['qat_epochs'], 'more epoch')} "
+                       f"(lr {self.p['qat_lr']}){control}"
                        f"{ort}.")
         for r in rec.itertuples():
             test = f"McNemar {stats.p_words(r.p_value)}, {stats.verdict_words(r.p_value)}"
@@ -272,9 +274,9 @@ class SpeedSection(Section):
             return f"- **{names.model(m)}**: no variant is within {within} of {against}."
         ties = analysis.timing_ties(self.df, best)
         tied = ("" if ties.empty else
-                f" ({len(ties)} more within its interquartile range over rounds, "
-                f"{best.latency_iqr_ms:.3f} ms, so as fast as far as its rounds tell: "
-                + ", ".join(ties["name"]) + ")")
+                f" ({len(ties)} other variant{'s' * (len(ties) > 1)} within its "
+                f"interquartile range over rounds, {best.latency_iqr_ms:.3f} ms, so as fast as "
+                f"the timings can tell: " + ", ".join(ties["name"]) + ")")
         return (f"- **{names.model(m)}**: the fastest variant within {within} of {against} "
                 f"is **{best['name']}**: {best.latency_ms:.3f} ms at batch 1{tied}, "
                 f"**{best.speedup:.1f}×** faster than dense float32 PyTorch eager "

@@ -217,12 +217,13 @@ def test_the_speed_finding_measures_against_the_best_dense_model_at_equal_comput
     g["prune_method"] = ["channel-l1" if r > 0 else "none" for r in g.prune_ratio]
     alone = dict(analysis.findings(g, 0.5, 0))["G"]
     # val_lo −0.5 ≥ −1 point; the dense model's latency as timed beside it
-    assert "ResNet-18 4.0× (dense INT8 eager, 1.00 against 4.00 ms)" in alone
+    assert ("ResNet-18 4.0× (dense INT8 eager, 1.00 ms against dense float32 PyTorch's "
+            "4.00 ms)") in alone
     tie = g.iloc[[2]].assign(latency_ms=1.04, prune_ratio=0.3, prune_method="channel-l1")
-    assert ("(dense INT8 eager, 1.00 against 4.00 ms; 1 more within its latency's interquartile "
-            "range)") in dict(
+    assert ("(dense INT8 eager, 1.00 ms against dense float32 PyTorch's 4.00 ms; 1 other "
+            "variant as fast within its latency's interquartile range)") in dict(
         analysis.findings(pd.concat([g, tie], ignore_index=True), 0.5, 0))["G"]
-    assert "on validation, by a one-sided 95% paired bound" in alone
+    assert "its dense control; a one-sided 95% paired bound)" in alone
 
 
 def test_within_a_budget_is_decided_by_a_paired_validation_bound_against_the_best_dense():
@@ -255,8 +256,8 @@ def test_the_pruned_shape_trained_from_scratch_is_a_speed_candidate_and_named_so
     assert len(cand) == 6 and "equal-compute" not in set(cand.control)
     best = analysis.fastest_within(cand, "resnet18")
     assert best["name"] == "channels −50% Scratch-B INT8 ORT" and best.speedup == 16.0
-    assert "ResNet-18 16.0× (channels −50% Scratch-B INT8 ORT, 0.25 against 4.00 ms)" in dict(
-        analysis.findings(d, 0.5, 0))["G"]
+    assert ("ResNet-18 16.0× (channels −50% Scratch-B INT8 ORT, 0.25 ms against dense float32 "
+            "PyTorch's 4.00 ms)") in dict(analysis.findings(d, 0.5, 0))["G"]
     # the curve of fine-tuned channel pruning leaves the scratch rows out
     curve = analysis.channel_curve(pd.concat([d, g.iloc[[3]].assign(control="scratch-e")])
                                    .assign(params=1e6))

@@ -515,15 +515,27 @@ def pruning_finding(d: pd.DataFrame, seed: int) -> tuple[str, str] | None:
             f"{n} pruned model{'s' * (n != 1)} scored {_span(vs_base)} points of top-1 against "
             f"their dense baselines (mean {_points(vs_base.mean())})")
     if len(vs_ctl):
-        # one run each: a reader took these for pruning's effect beside section H's verdict
-        # over seeds, which found none (review of the smoke report, 2026-12-07)
-        repeated = (d.protocol != NO_PROTOCOL).any() if "protocol" in d else False
         text += (f" and {_span(vs_ctl)} against dense controls fine-tuned for as long (mean "
                  f"{_points(vs_ctl.mean())}): the first compares extra training plus pruning "
                  f"with neither, the second isolates pruning, here in one run each (seed "
-                 f"{seed})" + ("; section H repeats that comparison over seeds" if repeated
-                              else ", so with seed-to-seed noise unmeasured"))
+                 f"{seed})" + _seed_noise(d))
     return "".join(sorted(pruned.section.unique())), text + "."  # every section it pools
+
+
+def _seed_noise(d: pd.DataFrame) -> str:
+    """Where the seed-to-seed noise of one-run differences is measured: a reader took smoke's
+    one-run differences for pruning's effect beside section H's verdict over seeds, which
+    found none (a review of the smoke report, 2026-12-07)."""
+    plain = d[_plain(d)]
+    if plain.seed.nunique() > 1:
+        return f"; the sections' tables give intervals over {plain.seed.nunique()} seeds"
+    repeated = d[d.protocol.notna() & (d.protocol != NO_PROTOCOL)]
+    if repeated.seed.nunique() > 1:
+        letters = sorted(repeated.section.unique())
+        return (f"; section{'s' * (len(letters) > 1)} {names.joined(letters)} "
+                f"repeat{'s' * (len(letters) == 1)} that comparison over "
+                f"{repeated.seed.nunique()} seeds")
+    return ", so with seed-to-seed noise unmeasured"
 
 
 def compression_finding(d: pd.DataFrame, points: pd.DataFrame | None = None

@@ -78,8 +78,9 @@ def joined(items: list[str]) -> str:
 
 def count(n, word: str) -> str:
     """"1 epoch", "2 epochs", "0.5 epochs" (a reviewer read "epoch(s)" as unfinished text)."""
+    n = n.item() if isinstance(n, np.generic) else n  # NumPy's: a bool of its own from `!=`
     number = f"{n:,}" if isinstance(n, int) else f"{n:g}" if isinstance(n, float) else str(n)
-    return f"{number} {word}{'s' * (n != 1)}"
+    return f"{number} {word}{'s' * bool(n != 1)}"
 
 
 def model(name: str) -> str:

@@ -1014,7 +1014,7 @@ def row(v: Variant, p: dict, m: dict) -> dict:
         # empty where nothing was timed
         "latency_rounds": m.get("rounds", 0 if "latency_ms" in m else None),
         "epochs": epochs, "init": Path(init).name if init else "",
-        "finetune_epochs": extra_epochs, "finetune_lr": control_lr(v, p),
+        "finetune_epochs": extra_epochs, "control_lr": control_lr(v, p),
         "control": v.control, "protocol": v.protocol,
         "kd": v.kd,
         "weight_bits": weight_bits(v, p),

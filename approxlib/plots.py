@@ -242,8 +242,9 @@ def bits_curve(curve: pd.DataFrame, dense: dict, tuned: dict) -> plt.Figure:
     for ax, m in zip(axes[0], models):
         d = curve[curve.model == m].sort_values("bits")
         levels = sorted(d.sparsity.unique())
-        # 6 points below the dense model (or the best point, if lower) at most: a collapsed width
-        # (k-means at 2 bits) sits on the bottom edge as ▼ instead of squeezing the range
+        # 6 points below the dense model (or the best point, if lower), lowered where that
+        # would hide most points (`_floor`): a collapsed width (k-means at 2 bits) sits on the
+        # bottom edge as ▼ instead of squeezing the range
         shown = [*d.accuracy * 100, *([tuned[m][1] * 100] if m in tuned else [])]
         lo = _floor(shown, max(min(d.accuracy.min() * 100,
                                    dense[m] * 100 - analysis.BUDGET_POINTS) - 1,
@@ -371,8 +372,9 @@ def ratio_accuracy(points: pd.DataFrame, dense: dict, published: list[tuple]) ->
     fig, axes = plt.subplots(1, len(models), figsize=(4.8 * len(models), 4.6), squeeze=False)
     for ax, m in zip(axes[0], models):
         d = points[points.model == m]
-        # the axis spans 4 points below the reference: a collapsed file (k-means at 2 bits) is
-        # drawn on the bottom edge as ▼, not stretching the axis
+        # the axis spans 4 points below the reference (`_floor` lowers it where that would
+        # hide most files): a collapsed file (k-means at 2 bits) is drawn on the bottom edge
+        # as ▼, not stretching the axis
         lo = _floor(d.accuracy * 100, max(d.accuracy.min() * 100 - 0.5,
                                           min(dense[m], d.accuracy.max()) * 100 - 4))
         shades = _files(ax, d, lo)

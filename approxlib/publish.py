@@ -191,7 +191,10 @@ def time_appendix(out: Path) -> str:
         t = accounting.summary(df, by).reset_index().rename(columns={by: title})
         t["seconds"] = t.seconds.round(1)
         t["computed seconds"] = t["computed seconds"].round(1)
-        t["images/s"] = t["images/s"].round(0).astype("Int64")  # "697", not "697.0"
+        # "697", not "697.0"; "–" where nothing went through a model (to_html's na_rep
+        # does not reach pandas' nullable integers) or nothing was timed
+        t["images/s"] = t["images/s"].map(
+            lambda v: "–" if pd.isna(v) or not np.isfinite(v) else f"{v:,.0f}")
         text += f"**Per {title}**\n\n" + t.to_html(index=False, border=0, classes="summary",
                                                    na_rep="–") + "\n\n"
     return text
@@ -272,8 +275,8 @@ def render(out: Path, p: dict, sections: list[str], notebooks: dict[str, Path],
     summary = nbformat.v4.new_markdown_cell(
         f"## Summary\n\nEvery distinct model variant of sections {', '.join(shown)} (top-1 on "
         f"{_test_split(results)}; size = the saved file in MB (10⁶ bytes); latency = median "
-        f"batch-1 CPU forward time, as timed with the first section listed (each section's variants "
-        f"are timed together)"
+        f"batch-1 CPU forward time, as timed with the first section listed (each section's "
+        f"variants are timed together)"
         + (f"; the seeded runs of section {', '.join(own)} are summarized in its own tables"
            if own else "") + ").\n\n" + table)
     appendix = nbformat.v4.new_markdown_cell(environment(p, durations, reused, results))

@@ -286,9 +286,11 @@ def unpack_state(packed: dict) -> dict:
         if inflate.unconsumed_tail or not inflate.eof:
             raise ValueError(f"layout is truncated or over {_LAYOUT_MAX >> 20} MiB")
         layout = json.loads(text)
+        taken = dict.fromkeys(blobs, 0)  # elements sliced from each blob (`_take`)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=QUANTIZED_DEPRECATION)
-            sd = OrderedDict((k, _unpack(v, blobs)) for k, v in layout["tensors"].items())
+            sd = OrderedDict((k, _unpack(v, blobs, taken))
+                             for k, v in layout["tensors"].items())
         sd._metadata = OrderedDict((k, dict(v)) for k, v in layout["versions"].items())
         return sd
     except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, IndexError,
@@ -308,34 +310,42 @@ def _parts(packed) -> dict:
     return packed["blobs"]
 
 
-def _take(ref: list, blobs: dict) -> torch.Tensor:
+def _take(ref: list, blobs: dict, taken: dict) -> torch.Tensor:
+    """A slice of a blob. `pack_state` lays slices end to end, so together they take at most
+    the blob: overlapping slices, each copied by `_unpack`, let a 419 KB file unpack to far
+    more than it holds (a review, 2026-12-07)."""
     name, offset, n = ref
     blob = blobs[name]
     if not (isinstance(offset, int) and isinstance(n, int) and 0 <= offset
             and offset + n <= blob.numel()):
         raise ValueError(f"{name} slice {offset}+{n} outside a blob of {blob.numel()}")
+    taken[name] += n
+    if taken[name] > blob.numel():
+        raise ValueError(f"{name} slices overlap: {taken[name]} elements from a blob of "
+                         f"{blob.numel()}")
     return blob[offset:offset + n]
 
 
-def _unpack(v: dict, blobs: dict):
+def _unpack(v: dict, blobs: dict, taken: dict):
     if "tuple" in v:
-        return tuple(_unpack(x, blobs) for x in v["tuple"])
+        return tuple(_unpack(x, blobs, taken) for x in v["tuple"])
     if "dtype" in v:
         return _dtype(v["dtype"])
     if "tensor" in v:
-        return _take(v["tensor"], blobs).reshape(v["shape"]).clone()
+        return _take(v["tensor"], blobs, taken).reshape(v["shape"]).clone()
     qtype = _dtype(v["qtype"])
     if qtype not in (torch.qint8, torch.quint8, torch.qint32):
         raise ValueError(f"not a quantized dtype: {v['qtype']}")
     if "qpc" in v:
-        q = _take(v["qpc"], blobs).reshape(v["shape"])
-        scales = _take(v["scales"], blobs).to(torch.float64)
+        q = _take(v["qpc"], blobs, taken).reshape(v["shape"])
+        scales = _take(v["scales"], blobs, taken).to(torch.float64)
         if q.dim() == 0 or len(scales) != q.shape[int(v["axis"])]:
             raise ValueError(f"{len(scales)} scales for a {list(q.shape)} weight")
         zps = (torch.zeros_like(scales, dtype=torch.int64)  # as many as the blob held scales
-               if v["zero_points"] is None else _take(v["zero_points"], blobs).to(torch.int64))
+               if v["zero_points"] is None else _take(v["zero_points"], blobs, taken
+                                                       ).to(torch.int64))
         return torch._make_per_channel_quantized_tensor(q.clone(), scales, zps, int(v["axis"]))
-    q = _take(v["qpt"], blobs).reshape(v["shape"])
+    q = _take(v["qpt"], blobs, taken).reshape(v["shape"])
     return torch._make_per_tensor_quantized_tensor(q.clone(), float(v["scale"]),
                                                    int(v["zero_point"]))
 

@@ -445,9 +445,8 @@ class Section:
                 self.mcnemar(dense, control)["p_value"]):
             return []
         return [f"  - The extra training lowered the dense model by "
-                f"{100 * (acc[dense] - acc[control]):.2f} points, so pruned vs control credits "
-                f"pruning with that loss; against the better dense model, the "
-                f"{names.variant_label(dense).removeprefix(names.model(dense.model) + ' ')}, "
+                f"{100 * (acc[dense] - acc[control]):.2f} points, so pruned vs control flatters "
+                f"pruning by up to that much; against the better dense model, the baseline, "
                 f"the pruned model is {100 * (acc[pruned] - acc[dense]):+.2f} points "
                 f"({self.paired_words(dense, pruned)})."]
 
@@ -602,7 +601,7 @@ def pruned_words(r) -> str:
         control = controls.label(r.control)
         epochs = getattr(r, "finetune_epochs", 0)  # the summary lists several per model
         if r.prune_ratio == 0 and epochs:
-            lr = getattr(r, "finetune_lr", None)  # rows written before the column: none
+            lr = getattr(r, "control_lr", None)  # rows written before the column: none
             control += (f" (+{int(epochs)} epoch{'s' * (epochs != 1)}"
                         + ("" if lr is None or pd.isna(lr) else f" at lr {lr:g}") + ")")
         text = control if r.prune_ratio == 0 else f"{text}, {control}"

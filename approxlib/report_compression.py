@@ -90,8 +90,8 @@ class CompressionSection(Section):
     def _each_count(self, key: str, word: str) -> str:
         """`_each` with its unit: "1 epoch", "2 epochs", "6 (ResNet-18), 3 (MobileNetV2) epochs"."""
         values = {per_model(self.p, key, m) for m in self.models_in}
-        if len(values) == 1:
-            return names.count(values.pop(), word)
+        if len(values) <= 1:
+            return names.count(values.pop(), word) if values else ""
         return f"{self._each(key)} {word}s"
 
     def _grid_text(self) -> str:

@@ -8,7 +8,7 @@ import pandas as pd
 
 from . import analysis, methods, names, plots, stats
 from . import prune
-from .config import curve_protocol, sensitivity_config
+from .config import curve_protocol, protocol_params, sensitivity_config
 from .report import TRAINING_SETTINGS, Section, _augmentation, _md, _table
 
 
@@ -50,11 +50,12 @@ class ControlsSection(Section):
                                                          for k, v in spec.items())
                                               or "the profile's own settings")
                            for name, spec in p["h_protocols"].items())
-        size = p["h_train_size"] or p["train_size"]  # null: train_size's, as the runs take
-        size = "all" if size is None else f"{size:,}"
-        epochs = p["h_epochs"] or p["epochs"]
-        return (f"section H trains on {size} training images per run, for {epochs} epochs "
-                f"unless a protocol sets its own, with seeds "
+        runs = {name: protocol_params(p, name) for name in p["h_protocols"]}  # as they train
+        size = _per_protocol({k: "all" if q["train_size"] is None else f"{q['train_size']:,}"
+                              for k, q in runs.items()})
+        epochs = _per_protocol({k: q["epochs"] for k, q in runs.items()})
+        return (f"section H trains on {size} training images per run, for {epochs} epochs, "
+                f"with seeds "
                 f"{', '.join(map(str, p['h_seeds']))}, under each protocol ({protos}); pruned = "
                 f"{self.ratio:.0%} global L1 + "
                 f"{names.setting('finetune_epochs', p['finetune_epochs'])}; "
@@ -62,10 +63,12 @@ class ControlsSection(Section):
 
     def header(self) -> None:
         super().header()
+        rates = "; ".join(f"{name} {q['lr']:g} then {q['finetune_lr']:g}" for name, q in (
+            (name, protocol_params(self.p, name)) for name in self.p["h_protocols"]))
         _md("The original study's headline, *pruning raises accuracy by up to 15 points*, "
             "compares a model trained at a constant learning rate of 0.1 with the same model "
-            "after more epochs at 0.01 (the protocols here set their own rates, listed "
-            "above). The **equal-compute control** is the dense baseline "
+            f"after more epochs at 0.01 (here: {rates}). The **equal-compute control** is the "
+            "dense baseline "
             "fine-tuned exactly as the pruned model is (same epochs, learning rate, data order), "
             "without pruning: *pruned − control* is what pruning itself does, *control − "
             "baseline* what the extra low-learning-rate training does. Each is measured per "
@@ -125,8 +128,8 @@ class ControlsSection(Section):
         _table(t)
         _md(self.caption("Table", "Paired accuracy differences (same seed), mean and 95% "
                          "t-interval over seeds; 'within noise' when the interval contains 0, or "
-                         "where none can be estimated (–: one seed, or seeds that agree "
-                         "exactly)"))
+                         "where none can be estimated (–: one seed, or the same difference "
+                         "in every seed)"))
 
     def fig_protocols(self) -> None:
         if self.seeds_df.empty:
@@ -253,8 +256,8 @@ class ControlsSection(Section):
         def where(rows) -> str:
             return ", ".join(f"{names.model(r['model'])} ({r['protocol']})" for r in rows)
         gains = diffs[diffs.difference == analysis.PRUNED_VS_CONTROL].to_dict("records")
-        real_gain = [r for r in gains if r["lo"] > 0]  # beyond noise, above zero
-        real_loss = [r for r in gains if r["hi"] < 0]
+        real_gain = [r for r in gains if stats.direction(r) > 0]  # beyond noise
+        real_loss = [r for r in gains if stats.direction(r) < 0]
         big_lr = diffs[diffs.difference == analysis.CONTROL_VS_BASELINE]
         return ("- **On the original's claim**: "
                 + ("in no model and protocol is pruned − control above zero beyond noise; "
@@ -271,11 +274,11 @@ class ControlsSection(Section):
         """What control − baseline says, worded by its intervals: a move within seed noise is
         no evidence that the extra training, rather than chance, moved the baseline."""
         rows = control_gain.to_dict("records")
-        up, down = ([f"{names.model(r['model'])} ({r['protocol']})" for r in rows if beyond(r)]
-                    for beyond in (lambda r: r["lo"] > 0, lambda r: r["hi"] < 0))
+        up, down = ([f"{names.model(r['model'])} ({r['protocol']})" for r in rows
+                     if stats.direction(r) == sign] for sign in (1, -1))
         if control_gain.lo.isna().all():
             why = ("one seed" if (control_gain.n < 2).all() else
-                   "one seed, or seeds that agree to the image")
+                   "one seed, or seeds with the same difference")
             return (f". There is no interval ({why}): these moves cannot be told from "
                     f"seed-to-seed noise.")
         if not up and not down:
@@ -333,6 +336,14 @@ class ControlsSection(Section):
                 f"{head}. " + "; ".join(points) + "."]
 
 
+def _per_protocol(values: dict) -> str:
+    """One value when every protocol has it, else each protocol's: "2,000 (original), all
+    (tuned)"."""
+    if len(set(values.values())) == 1:
+        return str(next(iter(values.values())))
+    return ", ".join(f"{v} ({k})" for k, v in values.items())
+
+
 def _gap_words(lo: float, hi: float) -> str:
     """How far below (positive) or above (negative) a reference a method scores over a
     curve, from the smallest to the largest gap in points: "0.0 to 64.7 points below"."""
@@ -356,8 +367,8 @@ def _interval(r, signed: bool = False, clip: bool = False) -> str:
 
 
 def _pts(r: dict) -> str:
-    if r["lo"] != r["lo"]:  # stats.mean_ci: one seed, or seeds that agree to the image
-        why = "one seed" if r["n"] < 2 else f"{int(r['n'])} seeds that agree to the image"
+    if r["lo"] != r["lo"]:  # stats.mean_ci: one seed, or every seed's difference the same
+        why = "one seed" if r["n"] < 2 else f"{int(r['n'])} seeds with the same difference"
         return f"{100 * r['mean']:+.2f} points ({why}, no interval)"
     return (f"{100 * r['mean']:+.2f} points (95% CI {100 * r['lo']:+.2f} to "
             f"{100 * r['hi']:+.2f})")

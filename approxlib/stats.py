@@ -70,6 +70,12 @@ def within_noise(ci: dict) -> bool:
     return not (ci["lo"] > 0 or ci["hi"] < 0)
 
 
+def direction(ci: dict) -> int:
+    """+1 where a difference's interval lies above 0, -1 where below, 0 where it contains 0 (or
+    cannot be computed): `within_noise` with the sign a verdict words."""
+    return 1 if ci["lo"] > 0 else -1 if ci["hi"] < 0 else 0
+
+
 def interval_words(ci: dict) -> str:
     """An interval's verdict as the report words it (`within_noise`)."""
     return "within noise" if within_noise(ci) else "beyond noise"

@@ -29,7 +29,7 @@ import uuid
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import filelock
 import torch
@@ -181,8 +181,10 @@ def load_checkpoint(path: Path, expect: ModelConfig | None = None, data: bytes |
     cfg, quant = _checkpoint_fields(path, obj)
     if expect is not None and cfg != expect:
         raise CheckpointError(f"{path} holds {_describe(cfg)}, expected {_describe(expect)}")
-    state = _state_of(path, obj)
     reference = _reference(path, cfg, quant, obj.get("shapes"))
+    if not quantize.METHODS[quant].meta:  # its structure is built for real, and unpacked
+        _enough_data(path, cfg, obj["state_dict"], reference)
+    state = _state_of(path, obj)
     _check_classes(path, cfg, state, reference)
     if quantize.METHODS[quant].meta:  # int8 structures need real weights to build
         _compare(path, cfg, state, reference)
@@ -493,7 +495,6 @@ def _rebuilt(path: Path, cfg: ModelConfig, quant: str, shapes: Any, state: dict,
     (its sizes checked on `reference`): a copy of a cached skeleton for a static-INT8 model of
     at most `_SKELETON_MAX_WEIGHTS` weights, else built for this load. Tensors both share must
     have the same shapes."""
-    _enough_data(path, cfg, state, reference)
     ref = reference.state_dict()
     for name, t in state.items():
         if isinstance(t, torch.Tensor) and name in ref and t.shape != ref[name].shape:
@@ -514,23 +515,31 @@ def _rebuilt(path: Path, cfg: ModelConfig, quant: str, shapes: Any, state: dict,
     return model
 
 
-def _enough_data(path: Path, cfg: ModelConfig, state: dict, reference: nn.Module) -> None:
-    """An int8 structure is built for real before the state dict loads into it, so a file must
-    first hold at least a byte for each weight of its layers (int8's least): a 53 KB file naming
-    ViT-H/14 built 6.3 GB of structure before its missing tensors were noticed (attack,
-    2026-12-07). Storages are counted once, however many tensors view them."""
+def _enough_data(path: Path, cfg: ModelConfig, stored: Any, reference: nn.Module) -> None:
+    """An int8 structure is built for real before the state dict loads into it, so the file's
+    tensors (`stored`: the state dict as saved, packed or not) must first hold at least a byte
+    for each weight of its layers (int8's least): a 53 KB file naming ViT-H/14 built 6.3 GB of
+    structure before its missing tensors were noticed (attack, 2026-12-07). Each storage counts
+    once, however many tensors view it."""
     need = sum(p.numel() for p in reference.parameters() if p.dim() >= 2)
     storages = {}
-    for value in state.values():
-        for t in value if isinstance(value, tuple) else (value,):
-            if isinstance(t, torch.Tensor):
-                s = t.untyped_storage()
-                storages[s.data_ptr()] = s.nbytes()
+    for t in _tensors(stored):
+        s = t.untyped_storage()
+        storages[s.data_ptr()] = s.nbytes()
     have = sum(storages.values())
     if have < need:
         raise CheckpointError(f"{path} does not match {_describe(cfg)}: it holds {have:,} "
                               f"bytes of tensors, fewer than the {need:,} weights of its "
                               f"layers take at one byte each")
+
+
+def _tensors(x: Any, depth: int = 0) -> Iterator[torch.Tensor]:
+    """Every tensor in nested dicts, tuples and lists (a packed state dict nests its blobs)."""
+    if isinstance(x, torch.Tensor):
+        yield x
+    elif isinstance(x, (dict, tuple, list)) and depth < 8:
+        for v in x.values() if isinstance(x, dict) else x:
+            yield from _tensors(v, depth + 1)
 
 
 def _describe(cfg: ModelConfig) -> str:

@@ -172,9 +172,14 @@ def test_findings_come_from_the_rows_and_link_their_sections():
     assert "With 50% of their weights removed" in found["B"]
     assert "1 pruned model scored +4.0 points of top-1 against their dense baselines" in found["B"]
     assert "and -2.0 against dense controls" in found["B"]
-    assert "in one run each (seed 0); section H repeats that comparison over seeds" in found["B"]
-    alone = dict(analysis.findings(study_frame().query("section != 'H'"), 0.5, 0))["B"]
-    assert alone.endswith("in one run each (seed 0), so with seed-to-seed noise unmeasured.")
+    assert "in one run each (seed 0); section H repeats that comparison over 2 seeds" in \
+        found["B"]
+    alone = study_frame().query("section != 'H'")
+    assert dict(analysis.findings(alone, 0.5, 0))["B"].endswith(
+        "in one run each (seed 0), so with seed-to-seed noise unmeasured.")
+    seeded = pd.concat([alone, alone[alone.section == "B"].assign(seed=1)])
+    assert dict(analysis.findings(seeded, 0.5, 0))["B"].endswith(
+        "in one run each (seed 0); the sections' tables give intervals over 2 seeds.")
     # against the best dense model at equal compute (its control, better on validation)
     assert "ResNet-18 40.0× (-1.5 points against its dense control)" in found["F"]
     assert "Over 2 seeds" in found["H"] and "ResNet-18 tuned -2.0 (" in found["H"]
@@ -513,6 +518,14 @@ def test_findings_keep_distilled_rows_and_several_controls_apart():
     assert dict(analysis.findings(rows2.assign(val_accuracy=lambda d: d.accuracy), 0.5, 0,
                                   two))["F"].endswith(
         "grid: ResNet-18 60.0× (b); for MobileNetV2 no file is.")
+
+
+def test_a_figures_floor_hides_at_most_a_quarter_of_its_points():
+    """Smoke's MobileNetV2 panel put four of five files on the edge (a review, 2026-12-07)."""
+    from approxlib import plots
+    assert plots._floor([74.4, 65.9, 58.3, 21.2, 60.1], 68.4) == pytest.approx(57.3)
+    assert plots._floor([91.0, 90.5, 90.2, 89.9, 10.0], 85.0) == 85.0  # one collapsed: kept
+    assert plots._floor([], 85.0) == 85.0
 
 
 def test_size_accuracy_figures_keep_collapsed_files_on_the_edge_and_count_them():

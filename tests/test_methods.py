@@ -41,9 +41,15 @@ def test_each_shipped_method_is_written_from_its_entry():
     # and B's named alike); rows written before the column read as before
     control = dict(prune_method="none", prune_ratio=0.0, control="equal-compute",
                    finetune_epochs=1)
-    assert report.pruned_words(row(**control, finetune_lr=0.02)) == \
+    assert report.pruned_words(row(**control, control_lr=0.02)) == \
         "dense control (+1 epoch at lr 0.02)"
     assert report.pruned_words(row(**control)) == "dense control (+1 epoch)"
+    assert report.pruned_words(row(**control, control_lr=float("nan"))) == \
+        "dense control (+1 epoch)"
+    p = config.load_profile("smoke")  # smoke: finetune_lr 0.01, dc_lr 0.02
+    lrs = {(v.section, pipeline.control_lr(v, p)) for v in pipeline.plan(p, ["B", "F"])
+           if v.is_dense_control and not v.kd}
+    assert lrs == {("B", 0.01), ("F", 0.02)}
     assert methods.of("l1-sensitivity").color == "#55A868"
 
 

@@ -58,3 +58,22 @@ def test_a_protocols_settings_read_as_words_not_profile_keys():
     # every key a protocol may set has words of its own
     from approxlib.config import PROTOCOL_KEYS
     assert set(PROTOCOL_KEYS) <= set(names.SETTINGS), set(PROTOCOL_KEYS) - set(names.SETTINGS)
+
+
+def test_counts_and_lists_are_written_as_words():
+    """"epoch(s)" read as unfinished text (a review of the smoke report, 2026-12-07)."""
+    import numpy as np
+    assert [names.count(n, "epoch") for n in (1, 2, 0, 0.5, 1.0, np.int64(1), np.int64(3))] == [
+        "1 epoch", "2 epochs", "0 epochs", "0.5 epochs", "1 epoch", "1 epoch", "3 epochs"]
+    assert names.count(12000, "image") == "12,000 images"
+    assert names.setting("finetune_epochs", 1) == "1 fine-tuning epoch"
+    assert [names.joined(x) for x in (["A"], ["A", "B"], ["A", "B", "C"])] == [
+        "A", "A and B", "A, B and C"]
+
+
+def test_report_parameters_are_written_as_a_profile_writes_them():
+    from approxlib import publish
+    assert [publish._yaml(v) for v in (None, True, 0.9, 5e-4, "fashion-mnist", "a: b",
+                                       {"resnet18": 0.9, "default": None}, [0.3, 0.5])] == [
+        "null", "true", "0.9", "0.0005", "fashion-mnist", "'a: b'",
+        "{resnet18: 0.9, default: null}", "[0.3, 0.5]"]

@@ -1,5 +1,6 @@
 import copy
 import dataclasses
+import json
 import subprocess
 import sys
 import warnings
@@ -307,12 +308,36 @@ def test_int8_checkpoint_holding_too_little_is_refused_before_its_structure_is_b
     head = "heads.head" if name == "vit_h_14" else "classifier.1"  # both read 1,280 features
     obj = torch.load(int8_file, weights_only=True)
     state = {f"{head}.weight": torch.zeros(10, 1280), f"{head}.bias": torch.zeros(10)}
+    shared = torch.zeros(10_000)  # 40 KB, viewed 300 times: counted once
+    state.update({f"x{i}": shared[i:] for i in range(300)})
     obj.update(model=dataclasses.asdict(cfg), quant="int8-dynamic", packed=False,
                state_dict=state)
     torch.save(obj, tmp_path / "crafted.pt")
     with pytest.raises(store.CheckpointError, match="fewer than the .* weights") as e:
         store.load_checkpoint(tmp_path / "crafted.pt")
     assert "\n" not in str(e.value)
+    # a packed (static INT8) file is counted as stored, before it is unpacked: a copy per
+    # tensor made its unpacked bytes many times the file's (the review's 419 KB MobileNetV2)
+    monkeypatch.setattr(quantize, "unpack_state", built)
+    obj = torch.load(int8_file, weights_only=True)
+    obj["model"] = dataclasses.asdict(ModelConfig("vit_h_14", 10, 1))
+    torch.save(obj, tmp_path / "packed.pt")
+    with pytest.raises(store.CheckpointError, match="fewer than the 629,739,520 weights"):
+        store.load_checkpoint(tmp_path / "packed.pt")
+
+
+def test_packed_slices_may_not_overlap():
+    """Each packed tensor is copied out of its blob: slices taking more than the blob holds
+    (overlapping) would unpack to many times the file (a review, 2026-12-07)."""
+    packed = quantize.pack_state({"a": torch.arange(4.0), "b": torch.arange(4.0) + 4})
+    assert torch.equal(quantize.unpack_state(packed)["b"], torch.arange(4.0) + 4)
+    layout = json.loads(zlib.decompress(packed["layout"].numpy().tobytes()))
+    layout["tensors"]["c"] = layout["tensors"]["b"] = layout["tensors"]["a"]
+    packed["layout"] = torch.tensor(list(zlib.compress(json.dumps(layout).encode())),
+                                    dtype=torch.uint8)
+    with pytest.raises(quantize.PackError, match="float32 slices overlap: 12 elements from a "
+                       "blob of 8"):
+        quantize.unpack_state(packed)
 
 
 def _stored_bits(model: nn.Module) -> dict[str, set[int]]:

@@ -263,16 +263,35 @@ def test_a_control_that_lost_to_its_baseline_is_said_to_flatter_pruning():
                        dict(row, prune_ratio=0.9, prune_method="gradual-l1")]).assign(
         accuracy=[float((preds[v] == y).mean()) for v in preds])
     run = report.SectionRun("F", p, df, {v: {
-        "predictions": preds[v].tolist(), "accuracy": float((preds[v] == y).mean())}
-        for v in preds}, {}, {}, pathlib.Path("."), {"fashion-mnist": y}, 1.0)
+        "predictions": preds[v].tolist(), "accuracy": float((preds[v] == y).mean()),
+        "size_bytes": 1e6, "latency_ms": 1.0, "latency_iqr_ms": 0.01} for v in preds}, {}, {},
+        pathlib.Path("."), {"fashion-mnist": y}, 1.0)
     lost = report.Section(run)._control_lost(base, control, pruned)
     assert lost == ["  - The extra training lowered the dense model by 83.33 points, so pruned "
-                    "vs control credits pruning with that loss; against the better dense "
+                    "vs control flatters pruning by up to that much; against the better dense "
                     "model, the baseline, the pruned model is -16.67 points (McNemar p = 0.5, "
                     "within noise)."]
-    preds[control] = y  # a control as good as its baseline: nothing to add
-    run.metrics[control]["accuracy"] = 1.0
+    assert lost[0] in report.Section(run)._control_lines(base, pruned)
+    preds[control] = np.r_[y[:11], wrong[11:]]  # one image lower: within noise, nothing to add
+    run.metrics[control].update(predictions=preds[control].tolist(), accuracy=11 / 12)
     assert report.Section(run)._control_lost(base, control, pruned) == []
+
+
+def test_the_time_appendix_counts_images_per_second_in_whole_numbers(tmp_path):
+    """Known values: train 2 entries, 30 s, 20,000 images → 667 img/s; a timing with no images
+    and one with no seconds recorded show "–" (a review saw "697.0", then "<NA>")."""
+    from approxlib import publish
+    rows = [dict(section="A", kind="train", seconds=10.0, images=10000, computed=True),
+            dict(section="A", kind="train", seconds=20.0, images=10000, computed=False),
+            dict(section="B", kind="latency", seconds=3.0, images=0, computed=True),
+            dict(section="B", kind="evaluate", seconds=None, images=500, computed=False)]
+    pd.DataFrame(rows).to_csv(tmp_path / "stages.csv", index=False)
+    text = publish.time_appendix(tmp_path)
+    cells = re.findall(r"<td>([^<]*)</td>", text)
+    assert cells[:7] == ["train", "2", "1", "30.0", "10.0", "20000", "667"]
+    assert cells[7:14] == ["latency", "1", "1", "3.0", "3.0", "0", "–"]
+    assert cells[14:21] == ["evaluate", "1", "0", "0.0", "0.0", "500", "–"]
+    assert "NA" not in text and "inf" not in text
 
 
 def test_the_protocol_says_how_many_test_images_and_when_validation_is_optimistic():
@@ -337,9 +356,9 @@ def test_the_extra_trainings_effect_is_worded_by_its_sign_and_its_seeds():
     assert "raises the baseline beyond noise in ResNet-18 (tuned)" in both
     assert "lowers the baseline beyond noise in MobileNetV2 (tuned)" in both
     same = dict(row, mean=0.001, sd=0.0, lo=nan, hi=nan)
-    assert "(one seed, or seeds that agree to the image)" in \
+    assert "(one seed, or seeds with the same difference)" in \
         ControlsSection._training_effect(pd.DataFrame([same]))
-    assert _pts(same) == "+0.10 points (2 seeds that agree to the image, no interval)"
+    assert _pts(same) == "+0.10 points (2 seeds with the same difference, no interval)"
     assert _pts(dict(same, n=1)) == "+0.10 points (one seed, no interval)"
 
 

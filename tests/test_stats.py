@@ -55,8 +55,11 @@ def test_mean_ci_on_known_samples():
     one = stats.mean_ci([0.5])
     assert one["mean"] == 0.5 and np.isnan(one["sd"]) and np.isnan(one["lo"])
     assert stats.within_noise(one)  # one seed is never evidence of a difference
-    assert [stats.interval_words(x) for x in (r, one, stats.mean_ci([-1.0, -1.1, -0.9]))] == [
+    below = stats.mean_ci([-1.0, -1.1, -0.9])
+    assert [stats.interval_words(x) for x in (r, one, below)] == [
         "within noise", "within noise", "beyond noise"]
+    assert [stats.direction(x) for x in (r, one, below, stats.mean_ci([1.0, 1.1, 0.9]))] == [
+        0, 0, -1, 1]
     # two seeds that agree exactly: no spread estimated, no zero-width interval calling it real
     same = stats.mean_ci([0.012, 0.012])
     assert same["mean"] == 0.012 and same["sd"] == 0 and np.isnan(same["lo"]) and np.isnan(same["hi"])

@@ -183,6 +183,17 @@ def prunable(model: nn.Module) -> list[tuple[str, nn.Module]]:
             if isinstance(m, (nn.Conv2d, nn.Linear)) or _is_dynamic_quantized_linear(m)]
 
 
+def classifier(model: nn.Module) -> tuple[str, nn.Module]:
+    """The layer whose outputs are the classes: the last Conv2d or Linear of a float model, as
+    torchvision orders every classifier's modules. Not "the last Linear": SqueezeNet classifies
+    with a 1×1 convolution, and loading its checkpoints ended in an IndexError (a new user's
+    walkthrough, 2026-12-07)."""
+    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    if not layers:
+        raise ConfigError(f"{type(model).__name__} has no Conv2d or Linear layer to classify")
+    return layers[-1]
+
+
 def _is_dynamic_quantized_linear(m: nn.Module) -> bool:
     return type(m).__name__ == "Linear" and type(m).__module__.startswith("torch.ao.nn.quantized")
 

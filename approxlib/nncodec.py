@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from . import store
-from .compress import skeleton
+from .compress import FOLDED, skeleton
 from .config import ConfigError, ModelConfig
 from .models import prunable
 from .share import fold_batchnorm
@@ -99,7 +99,7 @@ def load(path: Path, expect: ModelConfig) -> tuple[nn.Module, dict]:
     tensor's name and shape is checked against it before it is loaded."""
     if not Path(path).is_file():
         raise store.CheckpointError(f"NNCodec bitstream not found: {path}")
-    model = skeleton(expect, "folded")
+    model = skeleton(expect, FOLDED)
     want = model.state_dict()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "decoded.npz"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import warnings
 import zlib
 from collections import OrderedDict
@@ -30,8 +31,10 @@ from torch.ao.quantization.observer import ObserverBase
 from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx, prepare_qat_fx
 
 from . import quants
-from .config import QuantConfig
+from .config import ConfigError, QuantConfig
 from . import share  # a module, not a name: share -> train -> data -> store -> quantize is a cycle
+
+LOG = logging.getLogger("approxlib")
 
 
 def quantize(model: nn.Module, cfg: QuantConfig) -> nn.Module:
@@ -40,12 +43,42 @@ def quantize(model: nn.Module, cfg: QuantConfig) -> nn.Module:
         return model
     if cfg.method != quants.DYNAMIC.key:
         raise ValueError(f"quantize() does int8-dynamic; use quantize_static for {cfg.method!r}")
+    if not any(isinstance(m, nn.Linear) for m in model.modules()):
+        LOG.warning("%s has no Linear layer: dynamic INT8 (of Linear layers, as the original "
+                    "study's) leaves it as it is", type(model).__name__)
     with warnings.catch_warnings():
         # torch.ao.quantization is deprecated in favour of torchao, but this *is* the API the
         # original study used.
         warnings.simplefilter("ignore")
-        return torch.ao.quantization.quantize_dynamic(model.cpu().eval(), {nn.Linear},
-                                                      dtype=torch.qint8)
+        qm = torch.ao.quantization.quantize_dynamic(model.cpu().eval(), {nn.Linear},
+                                                    dtype=torch.qint8)
+    _check_runs(model, qm)
+    return qm
+
+
+@torch.no_grad()
+def _check_runs(float_model: nn.Module, qm: nn.Module) -> None:
+    """ConfigError unless the int8 model runs where the float one does. Swin's attention reads
+    its Linear's weight as a tensor, which a quantized Linear holds as a method: `quantize`
+    wrote a file that no command could evaluate (a new user's walkthrough, 2026-12-07). The
+    first of a few image sizes the float model takes (ViT's is 224) is tried."""
+    channels = next((m.in_channels for m in float_model.modules()
+                     if isinstance(m, nn.Conv2d)), 3)
+    for size in (32, 64, 224):
+        x = torch.rand(1, channels, size, size)
+        try:
+            float_model(x)
+        except (RuntimeError, ValueError, AssertionError, TypeError):
+            continue  # a size this architecture does not take
+        try:
+            qm(x)
+        except (RuntimeError, ValueError, AssertionError, TypeError, AttributeError) as e:
+            first = (str(e).strip().splitlines() or [""])[0][:120]
+            raise ConfigError(f"dynamic INT8 of {type(float_model).__name__} does not run "
+                              f"({type(e).__name__}: {first}): a layer reads its Linear's "
+                              f"weight directly, which torch's dynamic quantization "
+                              f"replaces") from None
+        return
 
 
 def _example(model: nn.Module) -> torch.Tensor:

@@ -29,6 +29,7 @@ import uuid
 import warnings
 import zipfile
 from pathlib import Path
+from collections import OrderedDict
 from typing import Any, Callable, Iterator
 
 import filelock
@@ -235,8 +236,10 @@ def load_weights(path: Path, cfg: ModelConfig) -> nn.Module:
     reference = _reference(path, cfg, quants.NONE.key, None)
     # BatchNorm's step counters, which many published weights leave out: 0, as torch's own
     # load_state_dict makes them (they count steps; no forward pass reads them)
-    state = {**{k: torch.tensor(0) for k in reference.state_dict()
-                if k.endswith(".num_batches_tracked") and k not in state}, **state}
+    versions = getattr(state, "_metadata", {})  # kept for `_assign`
+    state = OrderedDict({**{k: torch.tensor(0) for k in reference.state_dict()
+                            if k.endswith(".num_batches_tracked") and k not in state}, **state})
+    state._metadata = versions
     _compare(path, cfg, state, reference)
     return _finite_weights(path, _assign(path, cfg, reference, state))
 
@@ -418,12 +421,12 @@ def _reference(path: Path, cfg: ModelConfig, quant: str, shapes: Any) -> nn.Modu
 
 def _check_classes(path: Path, cfg: ModelConfig, state: dict, reference: nn.Module) -> None:
     """The class count the checkpoint claims is the one its classifier holds (float or int8)."""
-    name, fc = [(n, m) for n, m in reference.named_modules() if isinstance(m, nn.Linear)][-1]
+    name, fc = models.classifier(reference)
     weight = state.get(f"{name}.weight")
     packed = state.get(f"{name}._packed_params._packed_params")
     if weight is None and isinstance(packed, tuple) and packed:
         weight = packed[0]
-    if not isinstance(weight, torch.Tensor) or weight.dim() != 2:
+    if not isinstance(weight, torch.Tensor) or weight.dim() != fc.weight.dim():
         raise CheckpointError(f"{path} has no classifier weight {name}.weight")
     if weight.shape[0] != cfg.num_classes:
         raise CheckpointError(f"{path} claims {cfg.num_classes} classes; its classifier {name} "
@@ -436,8 +439,7 @@ def _check_classes(path: Path, cfg: ModelConfig, state: dict, reference: nn.Modu
 def _compare(path: Path, cfg: ModelConfig, state: dict, reference: nn.Module) -> None:
     """Same tensor names, shapes and kinds as the meta architecture; names the first mismatch."""
     ref = reference.state_dict()
-    linear = [n for n, m in reference.named_modules() if isinstance(m, nn.Linear)]
-    classifier = f"{linear[-1]}.weight" if linear else None  # as _check_classes finds it
+    classifier = f"{models.classifier(reference)[0]}.weight"  # as _check_classes finds it
     for name, r in ref.items():
         t = state.get(name)
         if t is None:
@@ -453,15 +455,37 @@ def _compare(path: Path, cfg: ModelConfig, state: dict, reference: nn.Module) ->
     extra = [n for n in state if n not in ref]
     if extra:
         raise CheckpointError(f"{path} does not match {_describe(cfg)}: unexpected tensor "
-                              f"{extra[0][:80]}")
+                              f"{extra[0][:80]}" + _extra_modules(extra, reference))
+
+
+def _extra_modules(extra: list[str], reference: nn.Module) -> str:
+    """The fix where the extra tensors are whole modules the architecture as built lacks:
+    GoogLeNet built torchvision's default way has auxiliary classifiers (aux1, aux2), which
+    play no part in evaluation (a new user's walkthrough, 2026-12-07)."""
+    built = {n for n, _ in reference.named_modules()}
+    tops = list(dict.fromkeys(n.split(".", 1)[0] for n in extra))
+    if any(t in built for t in tops) or len(tops) > 4:
+        return ""
+    return (f" and {len(extra) - 1} more, of module{'s' * (len(tops) > 1)} "
+            f"{', '.join(tops)} that it does not have; leave "
+            f"{'them' if len(tops) > 1 else 'it'} out: "
+            f"{{k: v for k, v in state.items() if k.split('.')[0] not in {tuple(tops)!r}}}"
+            if len(extra) > 1 else
+            f" (of a module {tops[0]} that it does not have; leave it out)")
 
 
 def _assign(path: Path, cfg: ModelConfig, reference: nn.Module, state: dict) -> nn.Module:
     """The checked tensors become the meta model's own (converted only where the dtype differs):
     no second copy of the weights, no random initialization."""
     ref = reference.state_dict()
-    state = {k: v if v.dtype == ref[k].dtype else v.to(ref[k].dtype) for k, v in state.items()}
-    reference.load_state_dict(state, assign=True)
+    converted = OrderedDict((k, v if v.dtype == ref[k].dtype else v.to(ref[k].dtype))
+                            for k, v in state.items())
+    # each module's version as saved, else as this torchvision builds it: MNASNet's loader
+    # refuses a state dict without one ("version should be set to 1 or 2"), and rebuilding
+    # the dict had dropped them, so no MNASNet loaded (a new user's walkthrough, 2026-12-07)
+    converted._metadata = OrderedDict({**getattr(ref, "_metadata", {}),
+                                       **getattr(state, "_metadata", {})})
+    reference.load_state_dict(converted, assign=True)
     if any(t.is_meta for t in (*reference.parameters(), *reference.buffers())):
         raise CheckpointError(f"{path} does not match {_describe(cfg)}: tensors left undefined")
     return reference.eval()
@@ -552,7 +576,7 @@ def _fix(cfg: ModelConfig, got: torch.Tensor, want: torch.Tensor, classifier: bo
     (profile `stem`) where only its kernel differs, the data where its input channels do
     (the first convolution's, which the dataset's images set); the data's classes where a
     classifier's outputs do (a shape alone left the user to work that out)."""
-    if classifier and got.dim() == want.dim() == 2 and got.shape[1] == want.shape[1]:
+    if classifier and got.dim() == want.dim() and got.shape[1:] == want.shape[1:]:
         return f" (the weights classify {got.shape[0]} classes; the data has {cfg.num_classes})"
     if got.dim() != 4 or want.dim() != 4:
         return ""

@@ -18,8 +18,8 @@ from .models import replace_module
 
 
 def stem_and_classifier(model: nn.Module) -> list[nn.Module]:
-    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    return [layers[0], layers[-1]]
+    stem = next(m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+    return [stem, models.classifier(model)[1]]
 
 
 def channel_prune_(model: nn.Module, cfg: ChannelConfig, in_channels: int,

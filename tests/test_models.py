@@ -94,3 +94,49 @@ def test_a_model_whose_initializer_reads_values_loads_and_saves(tmp_path):
     big = models.build_meta(ModelConfig("regnet_y_128gf", 100_000, 3))
     assert all(t.is_meta for t in (*big.parameters(), *big.buffers()))
     assert torch.equal(torch.random.get_rng_state(), rng)
+
+
+def test_architectures_with_versioned_modules_or_a_convolution_classifier_load(tmp_path):
+    """A new user's walkthrough (2026-12-07): no MNASNet loaded, not even the tool's own
+    checkpoints (its loader needs the module versions a state dict carries, which the load
+    dropped), and SqueezeNet's checkpoints ended in an IndexError (it classifies with a 1×1
+    convolution, where the checks looked for the last Linear)."""
+    from approxlib import store
+    for name in ("mnasnet0_5", "squeezenet1_1"):
+        cfg = ModelConfig(name, 10, 1)
+        model = models.build(cfg, seed=0).eval()
+        torch.save(model.state_dict(), tmp_path / "mine.pt")
+        torch.save(dict(model.state_dict()), tmp_path / "versionless.pt")  # as this torchvision
+        store.save_checkpoint(model, tmp_path / "c.pt", cfg)
+        for loaded in (store.load_weights(tmp_path / "mine.pt", cfg),
+                       store.load_weights(tmp_path / "versionless.pt", cfg),
+                       store.load_checkpoint(tmp_path / "c.pt", expect=cfg)[0]):
+            assert all(torch.equal(a, b) for a, b in
+                       zip(model.state_dict().values(), loaded.state_dict().values()))
+    assert models.classifier(models.build(cfg))[0] == "classifier.1"  # SqueezeNet's 1×1 conv
+    other = ModelConfig("squeezenet1_1", 7, 1)
+    with pytest.raises(store.CheckpointError, match=r"claims 7 classes; its classifier "
+                       r"classifier.1 holds 10"):
+        store.save_checkpoint(model, tmp_path / "seven.pt", other)
+        store.load_checkpoint(tmp_path / "seven.pt")
+
+
+def test_weights_with_modules_the_architecture_lacks_say_how_to_leave_them_out(tmp_path):
+    """GoogLeNet built torchvision's default way keeps auxiliary classifiers, which the
+    architecture here (for evaluation) has not: a bare "unexpected tensor" left the user to
+    work out the fix (a new user's walkthrough, 2026-12-07)."""
+    import torchvision
+    from approxlib import store
+    cfg = ModelConfig("googlenet", 10, 1)
+    mine = torchvision.models.googlenet(num_classes=10, aux_logits=True, init_weights=False)
+    mine.conv1.conv = nn.Conv2d(1, 64, 7, 2, 3, bias=False)
+    torch.save(mine.state_dict(), tmp_path / "g.pt")
+    with pytest.raises(store.CheckpointError, match=r"unexpected tensor aux1.conv.conv.weight and "
+                       r"19 more, of modules aux1, aux2 that it does not have; leave them out: "
+                       r"\{k: v for k, v in state.items\(\) if k.split\('.'\)\[0\] not in "
+                       r"\('aux1', 'aux2'\)\}$"):
+        store.load_weights(tmp_path / "g.pt", cfg)
+    state = {k: v for k, v in torch.load(tmp_path / "g.pt").items()
+             if k.split('.')[0] not in ('aux1', 'aux2')}  # the fix, as printed
+    torch.save(state, tmp_path / "g.pt")
+    assert torch.equal(store.load_weights(tmp_path / "g.pt", cfg).fc.weight, mine.fc.weight)

@@ -332,3 +332,37 @@ def test_an_architecture_torch_pruning_cannot_follow_is_one_line():
                        r"channels \(ZeroDivisionError: .*\); leave out what channel-prunes "
                        r"it \(section G\)"):
         structured.channel_prune_(model, ChannelConfig(0.5), 1, "shufflenet_v2_x0_5")
+
+
+def test_a_layer_pruned_to_nothing_is_warned_of(caplog):
+    """Global magnitude pruning zeroed SqueezeNet's whole classifier and the model scored 10%
+    without a word (a new user's walkthrough, 2026-12-07). Here a classifier of small weights
+    goes entirely at 50%."""
+    import logging
+    from approxlib.config import TrainConfig
+    nn = torch.nn
+    model = nn.Sequential(nn.Conv2d(1, 64, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(64, 10))  # 576 conv weights at 1, 640 small ones
+    with torch.no_grad():
+        model[0].weight.fill_(1.0)
+        model[3].weight.uniform_(-1e-3, 1e-3)
+    with caplog.at_level(logging.WARNING, "approxlib"):
+        prune.prune_and_finetune(model, PruneConfig(0.5), None, TrainConfig(epochs=0))
+        assert caplog.text == ""  # 608 of 1,216: 32 classifier weights left
+        prune.prune_and_finetune(model, PruneConfig(0.6), None, TrainConfig(epochs=0))
+    assert prune.emptied(model) == ["3"]
+    assert "pruning removed every weight of 1 layer (3): a layer with none" in caplog.text
+
+
+def test_weights_outside_the_layers_pruning_covers_are_warned_of(caplog):
+    """ViT keeps a quarter of its weights in MultiheadAttention's in_proj_weight, which
+    "sparsity 0.5" left whole and uncounted (a new user's walkthrough, 2026-12-07)."""
+    import logging
+    share, names = prune.uncovered(models.build_meta(ModelConfig("vit_b_16", 10, 1)))
+    assert share == pytest.approx(0.2507, abs=1e-3) and len(names) == 14
+    assert prune.uncovered(models.build_meta(ModelConfig("resnet18", 10, 1))) == (0.0, [])
+    vit = models.build(ModelConfig("vit_b_16", 10, 1), seed=0)
+    with caplog.at_level(logging.WARNING, "approxlib"):
+        prune.prune_(vit, PruneConfig(0.5))
+    assert ("25.1% of VisionTransformer's weights (in_proj_weight ×12, pos_embedding, "
+            "class_token) lie outside") in caplog.text

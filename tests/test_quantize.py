@@ -374,3 +374,20 @@ def test_every_quantization_a_config_accepts_is_registered():
     from approxlib import quants
     assert set(quantize.METHODS) == set(quants.keys())
     assert all(m.name == name for name, m in quantize.METHODS.items())
+
+
+def test_dynamic_int8_that_cannot_run_or_changes_nothing_is_said(caplog):
+    """A new user's walkthrough (2026-12-07): `quantize` wrote a Swin file no command could
+    evaluate (its attention reads a Linear's weight as a tensor), and left SqueezeNet, which
+    has no Linear layer, as it was without a word."""
+    import logging
+    from approxlib.config import ConfigError
+    swin = models.build(ModelConfig("swin_t", 10, 1), seed=0)
+    with pytest.raises(ConfigError, match=r"^dynamic INT8 of SwinTransformer does not run "
+                       r"\(TypeError: linear\(\): argument 'weight'") as e:
+        quantize.quantize(swin, QuantConfig("int8-dynamic"))
+    assert "\n" not in str(e.value)
+    with caplog.at_level(logging.WARNING, "approxlib"):
+        quantize.quantize(models.build(ModelConfig("squeezenet1_1", 10, 1), seed=0),
+                          QuantConfig("int8-dynamic"))
+    assert "SqueezeNet has no Linear layer: dynamic INT8" in caplog.text

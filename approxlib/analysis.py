@@ -506,7 +506,10 @@ def pruning_finding(d: pd.DataFrame, seed: int) -> tuple[str, str] | None:
     key = ["section", "model", "dataset"]
     base = plain[(plain.prune_ratio == 0) & uncontrolled(plain)].set_index(key).accuracy
     ctl = plain[_kind(plain, "reference")].set_index(key).accuracy  # one per section
-    at = pruned.set_index(key)
+    # each model once: B's and C's 50% are one file, which weighed twice in the mean (a
+    # stranger's `paper` report, 2026-12-07)
+    at = (pruned.drop_duplicates("artifact_key") if "artifact_key" in pruned
+          else pruned).set_index(key)
     vs_base = (at.accuracy - base.reindex(at.index)).dropna()
     vs_ctl = (at.accuracy - ctl.reindex(at.index)).dropna()
     ratios = ", ".join(f"{r:.0%}" for r in sorted(pruned.prune_ratio.unique()))

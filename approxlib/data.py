@@ -11,14 +11,17 @@ import functools
 import gzip
 import hashlib
 import os
+import pickle
 import re
 import shutil
+import tarfile
 from pathlib import Path
 from typing import ClassVar, Sequence
 
 import numpy as np
 import torch
 from torchvision import datasets as tvd
+from torchvision.datasets import utils as tvu
 from torchvision.transforms.v2 import functional as tvf
 
 from .config import ConfigError, DataConfig
@@ -203,16 +206,70 @@ class _Cifar(Source):
     dataset: ClassVar[type] = tvd.CIFAR10
 
     def read(self, part, root, download):
-        cls = self.dataset
+        cls, root = self.dataset, Path(root)
+        _unpack_placed(cls, root, download)  # torchvision unpacks only in `download()`
         try:
-            ds = cls(root, train=part == "train", download=download)
+            ds = cls(str(root), train=part == "train", download=download)
         except (RuntimeError, OSError) as e:
-            raise DatasetMissing(
-                f"{cls.__name__.lower()} not found in {root}/{cls.base_folder} "
-                f"({_why(download, e)}); place {Path(cls.filename).name} in {root}/ or allow "
-                f"the download") from None
+            raise DatasetMissing(_cifar_missing(cls, root, download, e)) from None
+        except (ValueError, EOFError, KeyError, TypeError, pickle.UnpicklingError) as e:
+            # files whose checksums torchvision was told to accept (a re-packed copy)
+            raise DatasetMissing(f"{root / cls.base_folder}: its batches are not in the CIFAR "
+                                 f"layout ({type(e).__name__}: {str(e)[:80]})") from None
+        y = torch.tensor(ds.targets, dtype=torch.long)
+        if len(ds.classes) != self.classes or (len(y) and not 0 <= int(y.min()) <= int(y.max())
+                                                < self.classes):
+            raise DatasetMissing(f"{root / cls.base_folder} holds {len(ds.classes)} class names "
+                                 f"and labels {int(y.min())}–{int(y.max())}; "
+                                 f"{cls.__name__.lower()} has {self.classes} classes, 0–"
+                                 f"{self.classes - 1}")
         x = torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))
-        return x, torch.tensor(ds.targets, dtype=torch.long)
+        return x, y
+
+
+def _cifar_files(cls, root: Path) -> list[tuple[Path, str]]:
+    """Every file of an unpacked CIFAR folder with the md5 torchvision checks it against."""
+    unpacked = root / cls.base_folder
+    return [(unpacked / name, md5) for name, md5 in
+            (*cls.train_list, *cls.test_list, (cls.meta["filename"], cls.meta["md5"]))]
+
+
+def _unpack_placed(cls, root: Path, download: bool) -> None:
+    """Unpack an archive the user placed in `root` where its folder is not there yet (a
+    stranger's offline run was told to place the archive it had placed, 2026-12-07); a damaged
+    archive (which a download may replace) or an unwritable folder is one line naming it."""
+    archive = root / cls.filename
+    if (root / cls.base_folder).exists() or not archive.is_file():
+        return
+    if not tvu.check_integrity(str(archive), cls.tgz_md5):
+        if download:
+            return  # torchvision fetches the file again
+        raise DatasetMissing(f"{archive} fails its checksum (damaged, or not the official "
+                             f"file): download it again")
+    try:
+        tvu.extract_archive(str(archive), str(root))
+    except (OSError, tarfile.TarError, EOFError) as e:
+        shutil.rmtree(root / cls.base_folder, ignore_errors=True)  # nothing half-unpacked
+        raise DatasetMissing(f"cannot unpack {archive} into {root}: "
+                             f"{getattr(e, 'strerror', None) or e}") from None
+
+
+def _cifar_missing(cls, root: Path, download: bool, e: Exception) -> str:
+    """Why torchvision found no usable CIFAR files: which of an unpacked folder's files are
+    missing or damaged, else that nothing is there (every case read "not found" before)."""
+    unpacked, archive = root / cls.base_folder, root / cls.filename
+    if unpacked.exists():
+        bad = [f.name for f, md5 in _cifar_files(cls, root)
+               if not tvu.check_integrity(str(f), md5)]
+        if bad:
+            again = (f"delete the folder to unpack {archive.name} again" if archive.is_file()
+                     else f"place {archive.name} in {root}/ instead")
+            return (f"{unpacked}: {', '.join(bad[:3])}{' and more' if len(bad) > 3 else ''} "
+                    f"missing or damaged (fails its checksum); {again}")
+    if isinstance(e, PermissionError):
+        return f"cannot write to {root} ({e.strerror}): {cls.__name__.lower()} needs its folder"
+    return (f"{cls.__name__.lower()} not found in {unpacked} ({_why(download, e)}); place "
+            f"{archive.name} in {root}/ or allow the download")
 
 
 @register("cifar10")

@@ -1077,6 +1077,9 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
     metrics = runner.metrics
     variants = plan(p, sections, models)
     chains = [chain(v, p) for v in variants]  # every recipe checked before anything trains
+    # every dataset's test labels read first: a missing CIFAR-100 was found only after
+    # sections A-C had trained (a stranger's run of `paper`, 2026-12-07)
+    chance = chance_levels(p, variants, data_root)
     bar = tqdm(list(zip(variants, chains)), desc=f"{p['profile']}: variants",
                disable=not progress)
     for v, st in bar:
@@ -1103,7 +1106,7 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
     df = pd.DataFrame([row(v, p, metrics[v]) for v in variants])
     df["val_lo"] = analysis.validation_bounds(
         df.assign(val_correct=[metrics[v]["val_correct"] for v in variants]))
-    df["chance"] = chance_levels(p, variants, data_root)
+    df["chance"] = chance
     df = _integers(df)
     if out_dir is not None:
         write_results(df, Path(out_dir), sections)

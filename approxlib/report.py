@@ -258,7 +258,7 @@ class Section:
         given = sorted({f"{names.model(r.model)} from {_literal(r.init)}"
                         for r in self.df.itertuples()
                         if isinstance(r.init, str) and r.init})
-        trained = (f"{p['epochs']} epochs SGD, "
+        trained = (f"{names.count(p['epochs'], 'epoch')} SGD, "
                    + ", ".join(names.setting(k, p[k]) for k in TRAINING_SETTINGS)
                    + f"; checkpoint picked on {p['val_size']:,} validation images")
         return (f"{size} training images ({_augmentation(p)}), "
@@ -316,7 +316,10 @@ class Section:
             "params": d.params, "sparsity (%)": d.sparsity * 100,
         })
         if self.is_original_protocol():
-            pub = [PUBLISHED.get((r.model, r.dataset, r.prune_ratio, r.quant)) for r in d.itertuples()]
+            # the original had no dense control: its baseline's figures are not the control's
+            pub = [None if names.is_control(r) else
+                   PUBLISHED.get((r.model, r.dataset, r.prune_ratio, r.quant))
+                   for r in d.itertuples()]
             t["published acc. (%)"] = [x[0] if x else None for x in pub]
             t["published size (MB)"] = [x[1] if x else None for x in pub]
             t["published latency (ms)"] = [x[2] if x else None for x in pub]
@@ -510,7 +513,7 @@ class Section:
                 f"baseline. "
                 + ("The dense control trained the same way without pruning: pruned vs control "
                    "is what pruning itself does, control vs baseline what the extra training "
-                   "does (section H repeats this over seeds and protocols)."
+                   "does (section H, where it runs, repeats this over seeds and protocols)."
                    if controlled else
                    "Without an equal-compute dense control, an accuracy gain cannot be "
                    "credited to pruning rather than to the extra, lower-lr training (the "

@@ -53,8 +53,8 @@ class ControlsSection(Section):
         runs = {name: protocol_params(p, name) for name in p["h_protocols"]}  # as they train
         size = _per_protocol({k: "all" if q["train_size"] is None else f"{q['train_size']:,}"
                               for k, q in runs.items()})
-        epochs = _per_protocol({k: q["epochs"] for k, q in runs.items()})
-        return (f"section H trains on {size} training images per run, for {epochs} epochs, "
+        epochs = _per_protocol({k: names.count(q["epochs"], "epoch") for k, q in runs.items()})
+        return (f"section H trains on {size} training images per run, for {epochs}, "
                 f"with seeds "
                 f"{', '.join(map(str, p['h_seeds']))}, under each protocol ({protos}); pruned = "
                 f"{self.ratio:.0%} global L1 + "

@@ -193,6 +193,16 @@ def test_findings_come_from_the_rows_and_link_their_sections():
                     ignore_index=True)
     pooled = dict(analysis.findings(two, 0.5, 0))
     assert "2 pruned models scored" in pooled["BC"] and "B" not in pooled
+    # one file shown in two sections (B's 50% is C's) counts once in the mean: B +4, C +1
+    keys = dict(artifact_key=["b0", "b50", "bc", "f0", "fc", "f90"])
+    shared = study_frame().iloc[:6].assign(**keys)
+    shared = pd.concat([shared, shared.iloc[:3].assign(section="C"),
+                        pd.DataFrame([dict(shared.iloc[1], section="C", model="mobilenetv2",
+                                           artifact_key="m50", accuracy=0.81),
+                                      dict(shared.iloc[0], section="C", model="mobilenetv2",
+                                           artifact_key="m0")])], ignore_index=True)
+    text = dict(analysis.findings(shared, 0.5, 0))["BC"]
+    assert "2 pruned models scored +1.0 to +4.0 points" in text and "(mean +2.5)" in text
 
 
 def test_compression_stages_ratios_deltas_and_bits_per_nonzero():

@@ -1,5 +1,6 @@
 import hashlib
 import pickle
+import shutil
 
 import numpy as np
 import pytest
@@ -122,6 +123,54 @@ def test_cifar_loads_through_torchvision(tmp_path, monkeypatch, name, cls, class
     assert torch.equal(x[0, 0].flatten(), torch.from_numpy(raw["data"][0, :1024]))
     xt, _ = data.load_split(name, False, tmp_path, download=False)
     assert len(xt) == 20
+
+
+def _md5_of(cls, md5, monkeypatch):
+    """torchvision verifies the real files' md5; point it at our small files' sums instead."""
+    monkeypatch.setattr(cls, "train_list", [[n, md5[n]] for n, _ in cls.train_list])
+    monkeypatch.setattr(cls, "test_list", [[n, md5[n]] for n, _ in cls.test_list])
+    monkeypatch.setattr(cls, "meta", {**cls.meta, "md5": md5[cls.meta["filename"]]})
+
+
+def test_a_placed_cifar_archive_is_unpacked_offline_and_damage_is_named(tmp_path, monkeypatch):
+    """A stranger's CIFAR files (2026-12-07): offline, the archive placed as the README says was
+    asked for again; a damaged archive, a missing batch, labels past the class count and a
+    batch of the wrong width all read "not found", or ended in a traceback."""
+    import tarfile
+    cls = tvd.CIFAR10
+    md5 = _write_cifar(tmp_path / "made", cls)
+    _md5_of(cls, md5, monkeypatch)
+    archive = tmp_path / "data" / cls.filename
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as t:
+        t.add(tmp_path / "made" / cls.base_folder, cls.base_folder)
+    monkeypatch.setattr(cls, "tgz_md5", hashlib.md5(archive.read_bytes()).hexdigest())
+    x, _ = data.load_split("cifar10", True, tmp_path / "data", download=False)
+    assert len(x) == 100 and (tmp_path / "data" / cls.base_folder / "data_batch_5").is_file()
+    (tmp_path / "data" / cls.base_folder / "data_batch_3").unlink()
+    with pytest.raises(data.DatasetMissing, match=r"cifar-10-batches-py: data_batch_3 missing or "
+                       r"damaged \(fails its checksum\); delete the folder to unpack "
+                       r"cifar-10-python.tar.gz again$"):
+        data.load_split("cifar10", True, tmp_path / "data", download=False)
+    shutil.rmtree(tmp_path / "data" / cls.base_folder)
+    archive.write_bytes(archive.read_bytes()[:500])  # a cut download
+    with pytest.raises(data.DatasetMissing, match=r"cifar-10-python.tar.gz fails its checksum "
+                       r"\(damaged, or not the official file\): download it again$"):
+        data.load_split("cifar10", True, tmp_path / "data", download=False)
+    assert not (tmp_path / "data" / cls.base_folder).exists()
+    # re-packed files whose checksums torchvision accepts: a label past the classes, a width
+    folder = tmp_path / "made" / cls.base_folder
+    for change, error in ((lambda e: e["labels"].__setitem__(0, 10), r"holds 10 class names "
+                           r"and labels 0–10; cifar10 has 10 classes, 0–9$"),
+                          (lambda e: e.update(data=e["data"][:, :3000]),
+                           r"its batches are not in the CIFAR layout \(ValueError")):
+        entry = pickle.loads((folder / "data_batch_1").read_bytes())
+        change(entry)
+        (folder / "data_batch_1").write_bytes(pickle.dumps(entry))
+        _md5_of(cls, {**md5, "data_batch_1": hashlib.md5(
+            (folder / "data_batch_1").read_bytes()).hexdigest()}, monkeypatch)
+        with pytest.raises(data.DatasetMissing, match=error):
+            data.load_split("cifar10", True, tmp_path / "made", download=False)
 
 
 def test_missing_cifar_is_a_clear_error(tmp_path):

@@ -731,3 +731,14 @@ def test_a_runner_that_does_not_wait_meets_a_held_stage_with_busy(tmp_path):
         release.set()
         t.join()
     assert not store.path(st.kind, st.key).exists()
+
+
+def test_a_missing_dataset_stops_a_run_before_anything_trains(tmp_path, data_root):
+    """A stranger's run of `paper` without CIFAR-100 trained sections A-C before section D's
+    data was found missing (2026-12-07): every dataset's test labels are read first."""
+    from approxlib import data, store
+    p = load_profile("smoke", {"dataset_d": "cifar100"})
+    with pytest.raises(data.DatasetMissing, match="cifar100 not found"):
+        pipeline.run(p, ["B", "D"], store.Store(tmp_path / "m"), data_root=data_root,
+                     progress=False)
+    assert not list((tmp_path / "m").rglob("*.pt"))

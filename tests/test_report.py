@@ -294,6 +294,28 @@ def test_the_time_appendix_counts_images_per_second_in_whole_numbers(tmp_path):
     assert "NA" not in text and "inf" not in text
 
 
+def test_the_originals_figures_stand_beside_its_own_variants_only(monkeypatch):
+    """The original had no dense control: its baseline's published figures stood in the
+    control's row too (a stranger's `paper` report, 2026-12-07)."""
+    p = load_profile("paper")
+    row = dict(section="B", model="resnet18", dataset="cifar10", prune_method="none",
+               prune_ratio=0.0, quant="none", codec="none", runtime="pytorch", control="none",
+               kd=False, protocol="profile", seed=0, test_images=100, accuracy=0.7,
+               acc_lo=0.6, acc_hi=0.8, size_bytes=4.5e7, latency_ms=4.0, throughput_img_s=9.0,
+               params=11_000_000, sparsity=0.0, qp=None, finetune_epochs=0, init="")
+    df = pd.DataFrame([row, dict(row, control="equal-compute", finetune_epochs=5)])
+    variants = [pipeline.Variant("B", "resnet18", "cifar10"),
+                pipeline.control_of(pipeline.Variant("B", "resnet18", "cifar10", 0.5))]
+    run = report.SectionRun("B", p, df, {v: {} for v in variants}, {}, {}, pathlib.Path("."),
+                            {}, 1.0)
+    shown = []
+    monkeypatch.setattr(report, "_table", lambda t, *a, **k: shown.append(t))
+    monkeypatch.setattr(report, "_md", lambda *a, **k: None)
+    report.Section(run).table()
+    assert shown[0]["published acc. (%)"].tolist()[0] == 74.5
+    assert pd.isna(shown[0]["published acc. (%)"].tolist()[1])
+
+
 def test_the_protocol_says_how_many_test_images_and_when_validation_is_optimistic():
     """It said "the full test split" where smoke scores 2,000 images, and nothing where given
     weights are validated on images carved from the training part they may have seen."""

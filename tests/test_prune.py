@@ -361,8 +361,14 @@ def test_weights_outside_the_layers_pruning_covers_are_warned_of(caplog):
     share, names = prune.uncovered(models.build_meta(ModelConfig("vit_b_16", 10, 1)))
     assert share == pytest.approx(0.2507, abs=1e-3) and len(names) == 14
     assert prune.uncovered(models.build_meta(ModelConfig("resnet18", 10, 1))) == (0.0, [])
-    vit = models.build(ModelConfig("vit_b_16", 10, 1), seed=0)
     with caplog.at_level(logging.WARNING, "approxlib"):
-        prune.prune_(vit, PruneConfig(0.5))
+        prune.warn_uncovered(models.build_meta(ModelConfig("vit_b_16", 10, 1)))
     assert ("25.1% of VisionTransformer's weights (in_proj_weight ×12, pos_embedding, "
             "class_token) lie outside") in caplog.text
+    caplog.clear()  # and pruning says it: a small attention model, not ViT's 86 M weights
+    small = torch.nn.ModuleDict({"conv": torch.nn.Conv2d(1, 4, 3),
+                                 "attn": torch.nn.MultiheadAttention(8, 2)})
+    with caplog.at_level(logging.WARNING, "approxlib"):
+        prune.prune_(small, PruneConfig(0.5))
+    # in_proj_weight 24×8 = 192 of 36 (conv) + 192 + 64 (out_proj, a Linear) = 65.8%
+    assert "65.8% of ModuleDict's weights (in_proj_weight) lie outside" in caplog.text

@@ -120,10 +120,13 @@ def _execute_one(letter: str, nb: Path, target: Path, inputs: str, params: dict,
     since = time.time()
     try:
         # The kernel talks to us over loopback only; its "TCP without encryption" log line
-        # is noise in a batch run, so the kernel logs errors only.
+        # is noise in a batch run. So is "KeyboardInterrupt caught in kernel.", an ERROR it
+        # logs when jupyter_client's SIGINT, sent to every kernel it shuts down, lands while
+        # a message is handled (two users saw it after reports that succeeded, 2026-12-07).
+        # A cell's failure reaches papermill as a message, never through this log.
         pm.execute_notebook(str(nb), str(tmp), parameters=params, kernel_name="python3",
                             progress_bar=False, cwd=os.getcwd(),
-                            extra_arguments=["--IPKernelApp.log_level=ERROR"])
+                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
         executed.stamp(tmp, inputs, executed.written_since(out, since))
         os.replace(tmp, target)
     except pm.PapermillExecutionError as e:

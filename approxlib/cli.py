@@ -544,6 +544,7 @@ def _float_model(a, p: dict, command: str, fit: bool = True, load=None):
     --dataset, else the data it records, else the profile's, refused before any work where the
     data does not fit it (`fit`: checked at all). `load` (an artifact reader) takes quantized
     and encoded files too; without it, a dense float checkpoint only."""
+    from torch import nn
     from . import pipeline, store
     if a.model is not None:
         check_model(a.model)
@@ -555,6 +556,8 @@ def _float_model(a, p: dict, command: str, fit: bool = True, load=None):
     if not fit and a.dataset is not None:
         raise ConfigError(f"{command} reads no data: --dataset only names a state dict's")
     model, info = (load or store.load_checkpoint)(a.checkpoint)
+    if isinstance(model, nn.Module):  # an ONNX graph's weights are its runtime's
+        store.check_weights(a.checkpoint, model)  # a diverged model scores 10% without a word
     if a.model is not None and info["model"]["name"] != a.model:
         raise ConfigError(f"{a.checkpoint} holds {info['model']['name']}, not {a.model}")
     if load is None and (info["quant"] != quants.NONE.key or info.get("shapes")):

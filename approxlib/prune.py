@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import Counter
 
 import numpy as np
 import torch
@@ -13,6 +12,7 @@ from torch.nn.utils import prune as tprune
 from tqdm.auto import tqdm
 
 from . import methods
+from . import models
 from . import train
 from .config import GradualConfig, PruneConfig
 from .models import prunable, weight_of
@@ -161,7 +161,7 @@ def prune_(model: nn.Module, cfg: PruneConfig, seed: int = 0,
     """
     name, spread = score_and_spread(cfg.method)
     layers = prunable(model)
-    warn_uncovered(model)
+    models.warn_uncovered(model)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         SPREADS[spread].apply(layers, SCORES[name], cfg.ratio, layer_ratios)
@@ -275,32 +275,6 @@ def global_sparsity(model: nn.Module) -> tuple[int, int]:
         zeros += int((w == 0).sum())
         total += w.numel()
     return zeros, total
-
-
-UNCOVERED_SHARE = 0.01  # weights outside Conv2d/Linear worth a warning
-
-
-def uncovered(model: nn.Module) -> tuple[float, list[str]]:
-    """The share of a model's weight tensors (2-D and up) outside its Conv2d and Linear layers,
-    which pruning, dynamic INT8 and the sparsity count cover, and their names, largest first."""
-    inside = {id(m.weight) for _, m in prunable(model) if isinstance(m.weight, torch.Tensor)}
-    weights = [(n, p.numel()) for n, p in model.named_parameters() if p.dim() >= 2]
-    outside = sorted(((n, k) for n, k in weights if id(model.get_parameter(n)) not in inside),
-                     key=lambda x: -x[1])
-    total = sum(k for _, k in weights)
-    return (sum(k for _, k in outside) / total if total else 0.0), [n for n, _ in outside]
-
-
-def warn_uncovered(model: nn.Module) -> None:
-    """ViT keeps a quarter of its weights in MultiheadAttention's `in_proj_weight`: "sparsity
-    0.5" left them whole and uncounted (a new user's walkthrough, 2026-12-07)."""
-    share, names_ = uncovered(model)
-    if share > UNCOVERED_SHARE:
-        kinds = Counter(n.rsplit(".", 1)[-1] for n in names_)  # largest first, as `uncovered`
-        LOG.warning("%.1f%% of %s's weights (%s) lie outside the Conv2d and Linear layers that "
-                    "pruning, dynamic INT8 and the sparsity count cover: they stay dense",
-                    100 * share, type(model).__name__,
-                    ", ".join(f"{k} ×{c}" if c > 1 else k for k, c in list(kinds.items())[:3]))
 
 
 def emptied(model: nn.Module) -> list[str]:

@@ -30,6 +30,7 @@ from torch.ao.nn.intrinsic.qat import freeze_bn_stats
 from torch.ao.quantization.observer import ObserverBase
 from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx, prepare_qat_fx
 
+from . import models
 from . import quants
 from .config import ConfigError, QuantConfig
 from . import share  # a module, not a name: share -> train -> data -> store -> quantize is a cycle
@@ -43,6 +44,7 @@ def quantize(model: nn.Module, cfg: QuantConfig) -> nn.Module:
         return model
     if cfg.method != quants.DYNAMIC.key:
         raise ValueError(f"quantize() does int8-dynamic; use quantize_static for {cfg.method!r}")
+    models.warn_uncovered(model)
     if not any(isinstance(m, nn.Linear) for m in model.modules()):
         LOG.warning("%s has no Linear layer: dynamic INT8 (of Linear layers, as the original "
                     "study's) leaves it as it is", type(model).__name__)
@@ -340,6 +342,11 @@ def _parts(packed) -> dict:
             and all(isinstance(b, torch.Tensor) and b.dim() == 1
                     for b in packed["blobs"].values())):
         raise ValueError("not a {layout, blobs} dict of flat tensors")
+    for name, b in packed["blobs"].items():  # a 1-byte storage expanded to 3 GB: 2.7 KB file
+        if b.stride(0) != 1 or ((b.storage_offset() + b.numel()) * b.element_size()
+                                > b.untyped_storage().nbytes()):
+            raise ValueError(f"blob {str(name)[:20]} claims {b.numel()} elements over "
+                             f"{b.untyped_storage().nbytes()} bytes of data")
     return packed["blobs"]
 
 
@@ -349,7 +356,7 @@ def _take(ref: list, blobs: dict, taken: dict) -> torch.Tensor:
     more than it holds (a review, 2026-12-07)."""
     name, offset, n = ref
     blob = blobs[name]
-    if not (isinstance(offset, int) and isinstance(n, int) and 0 <= offset
+    if not (isinstance(offset, int) and isinstance(n, int) and 0 <= offset and 0 <= n
             and offset + n <= blob.numel()):
         raise ValueError(f"{name} slice {offset}+{n} outside a blob of {blob.numel()}")
     taken[name] += n

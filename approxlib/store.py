@@ -230,7 +230,7 @@ def load_weights(path: Path, cfg: ModelConfig) -> nn.Module:
         if info["quant"] != quants.NONE.key or info["shapes"]:
             raise CheckpointError(f"{path} holds a {info['quant']} or channel-pruned model; "
                                   f"start from a dense float one")
-        return _finite_weights(path, model)
+        return check_weights(path, model)
     _plain(path, obj)
     state = _state_of(path, {"state_dict": obj})
     reference = _reference(path, cfg, quants.NONE.key, None)
@@ -241,18 +241,29 @@ def load_weights(path: Path, cfg: ModelConfig) -> nn.Module:
                             if k.endswith(".num_batches_tracked") and k not in state}, **state})
     state._metadata = versions
     _compare(path, cfg, state, reference)
-    return _finite_weights(path, _assign(path, cfg, reference, state))
+    return check_weights(path, _assign(path, cfg, reference, state))
 
 
-def _finite_weights(path: Path, model: nn.Module) -> nn.Module:
-    """Weights someone trained, refused where any is NaN or infinite: such a model predicts one
-    class and scored 10% without a word (attack, 2026-12-07)."""
-    for name, t in model.state_dict().items():
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            bad = int((~torch.isfinite(t)).sum())
-            raise CheckpointError(f"{path}: {name} holds {bad:,} NaN or infinite value"
-                                  f"{'s' * (bad != 1)} (did its training diverge?)")
+def check_weights(path: Path, model: nn.Module) -> nn.Module:
+    """Weights someone trained, refused where any is NaN or infinite (int8 ones as their scales
+    make them), or a BatchNorm's variance negative: such a model predicts one class and scored
+    10% without a word (attacks, 2026-12-07)."""
+    for name, value in model.state_dict().items():
+        for t in value if isinstance(value, tuple) else (value,):
+            if not isinstance(t, torch.Tensor):
+                continue
+            t = t.dequantize() if t.is_quantized else t
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                bad = int((~torch.isfinite(t)).sum())
+                raise CheckpointError(f"{path}: {name} holds {bad:,} NaN or infinite value"
+                                      f"{'s' * (bad != 1)} (did its training diverge?)")
+    for name, m in model.named_modules():
+        var = getattr(m, "running_var", None)
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and var is not None \
+                and bool((var < 0).any()):
+            raise CheckpointError(f"{path}: {name}.running_var holds negative variances")
     return model
+
 
 
 # Wrappers whose state dict prefixes every name, and what saves the model inside
@@ -384,6 +395,7 @@ def _state_of(path: Path, obj: dict) -> dict:
             state = quantize.unpack_state(state)
         except quantize.PackError as e:
             raise CheckpointError(f"{path}: {e}") from None
+    _check_versions(path, getattr(state, "_metadata", {}))
     for name, value in state.items():
         if not isinstance(name, str):
             raise CheckpointError(f"{path}: its state_dict has a key of type "
@@ -401,6 +413,20 @@ def _state_of(path: Path, obj: dict) -> dict:
                 raise CheckpointError(f"{path}: tensor {name} claims {list(t.shape)} over "
                                       f"{t.untyped_storage().nbytes()} bytes of data")
     return state
+
+
+def _check_versions(path: Path, versions: Any) -> None:
+    """A state dict's module versions (`_metadata`, which torch's loaders read) as torch writes
+    them, {module name: {"version": int}}: any other value ended in a TypeError or
+    AttributeError inside torch (attack, 2026-12-07)."""
+    def fine(v) -> bool:
+        return isinstance(v, dict) and all(
+            k == "version" and isinstance(n, int) and not isinstance(n, bool) and n >= 0
+            for k, n in v.items())
+    if not (isinstance(versions, dict) and all(isinstance(k, str) and fine(v)
+                                               for k, v in versions.items())):
+        raise CheckpointError(f"{path}: its module versions (the state dict's _metadata) are "
+                              f"not {{module: {{'version': int}}}} as torch writes them")
 
 
 def _reference(path: Path, cfg: ModelConfig, quant: str, shapes: Any) -> nn.Module:
@@ -440,6 +466,8 @@ def _compare(path: Path, cfg: ModelConfig, state: dict, reference: nn.Module) ->
     """Same tensor names, shapes and kinds as the meta architecture; names the first mismatch."""
     ref = reference.state_dict()
     classifier = f"{models.classifier(reference)[0]}.weight"  # as _check_classes finds it
+    first = next((f"{n}.weight" for n, m in reference.named_modules()
+                  if isinstance(m, nn.Conv2d)), None)
     for name, r in ref.items():
         t = state.get(name)
         if t is None:
@@ -450,12 +478,13 @@ def _compare(path: Path, cfg: ModelConfig, state: dict, reference: nn.Module) ->
                    else type(t).__name__)
             raise CheckpointError(f"{path} does not match {_describe(cfg)}: {name} is {got}, "
                                   f"the architecture's {r.dtype} {list(r.shape)}"
-                                  + (_fix(cfg, t, r, name == classifier)
+                                  + (_fix(cfg, t, r, name == classifier, name == first)
                                      if isinstance(t, torch.Tensor) else ""))
     extra = [n for n in state if n not in ref]
     if extra:
         raise CheckpointError(f"{path} does not match {_describe(cfg)}: unexpected tensor "
-                              f"{extra[0][:80]}" + _extra_modules(extra, reference))
+                              f"{extra[0][:80] or repr(extra[0])}"
+                              + _extra_modules(extra, reference))
 
 
 def _extra_modules(extra: list[str], reference: nn.Module) -> str:
@@ -464,7 +493,7 @@ def _extra_modules(extra: list[str], reference: nn.Module) -> str:
     play no part in evaluation (a new user's walkthrough, 2026-12-07)."""
     built = {n for n, _ in reference.named_modules()}
     tops = list(dict.fromkeys(n.split(".", 1)[0] for n in extra))
-    if any(t in built for t in tops) or len(tops) > 4:
+    if any(t in built or not t or len(t) > 40 for t in tops) or len(tops) > 4:
         return ""
     return (f" and {len(extra) - 1} more, of module{'s' * (len(tops) > 1)} "
             f"{', '.join(tops)} that it does not have; leave "
@@ -485,7 +514,12 @@ def _assign(path: Path, cfg: ModelConfig, reference: nn.Module, state: dict) -> 
     # the dict had dropped them, so no MNASNet loaded (a new user's walkthrough, 2026-12-07)
     converted._metadata = OrderedDict({**getattr(ref, "_metadata", {}),
                                        **getattr(state, "_metadata", {})})
-    reference.load_state_dict(converted, assign=True)
+    try:
+        reference.load_state_dict(converted, assign=True)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:  # a module's loader, read
+        raise CheckpointError(f"{path} does not load into {_describe(cfg)} "  # by its version
+                              f"({type(e).__name__}: {str(e)[:80]}): an older module version "
+                              f"in its _metadata?") from None
     if any(t.is_meta for t in (*reference.parameters(), *reference.buffers())):
         raise CheckpointError(f"{path} does not match {_describe(cfg)}: tensors left undefined")
     return reference.eval()
@@ -533,9 +567,10 @@ def _rebuilt(path: Path, cfg: ModelConfig, quant: str, shapes: Any, state: dict,
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, ValueError, KeyError) as e:  # KeyError: a quantized
-        lines = str(e).splitlines()  # module reads its own keys, and one may be missing
+        lines = [x.strip() for x in str(e).splitlines() if x.strip()]  # module reads its own
+        why = (lines[1] if len(lines) > 1 else lines[0] if lines else "")[:160]  # keys
         raise CheckpointError(f"{path} does not match {_describe(cfg)}: "
-                              f"{(lines[1] if len(lines) > 1 else str(e)).strip()[:160]}") from None
+                              f"{why or type(e).__name__ + ' loading its tensors'}") from None
     return model
 
 
@@ -571,14 +606,17 @@ def _describe(cfg: ModelConfig) -> str:
     return f"{cfg.name} ({channels}, {cfg.num_classes} classes, {cfg.stem} stem)"
 
 
-def _fix(cfg: ModelConfig, got: torch.Tensor, want: torch.Tensor, classifier: bool) -> str:
+def _fix(cfg: ModelConfig, got: torch.Tensor, want: torch.Tensor, classifier: bool,
+         first: bool) -> str:
     """What the user can change when a 4-D weight differs from the architecture's: the stem
     (profile `stem`) where only its kernel differs, the data where its input channels do
     (the first convolution's, which the dataset's images set); the data's classes where a
-    classifier's outputs do (a shape alone left the user to work that out)."""
+    classifier's outputs do (a shape alone left the user to work that out). `first`: the
+    first convolution, the one layer the stem and the data's channels shape (SqueezeNet's
+    3×3 classifier was told to try another stem, attack, 2026-12-07)."""
     if classifier and got.dim() == want.dim() and got.shape[1:] == want.shape[1:]:
         return f" (the weights classify {got.shape[0]} classes; the data has {cfg.num_classes})"
-    if got.dim() != 4 or want.dim() != 4:
+    if got.dim() != 4 or want.dim() != 4 or not first:
         return ""
     if got.shape[:2] == want.shape[:2] and got.shape[2:] != want.shape[2:]:
         other = next(s for s in STEMS if s != cfg.stem)

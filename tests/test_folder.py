@@ -527,3 +527,52 @@ def test_split_sizes_are_counted_without_decoding(folder, tmp_path):
     assert not (own / F.CACHE).exists()
     s = D.load(cfg)
     assert counted == (len(s.train_y), len(s.val_y), len(s.test_y)) == (100, 50, 30)
+
+
+def test_odd_versions_int8_nan_negative_variance_and_odd_names_are_one_line(tmp_path):
+    """Attack (2026-12-07): a state dict's _metadata that is not {module: {'version': int}}
+    ended in torch's TypeError; NaN in an approxlib or int8 checkpoint and a negative
+    BatchNorm variance scored 10% silently; a 5,000-character extra name made a 10 KB line;
+    SqueezeNet's 3×3 classifier was told to try another stem."""
+    from collections import OrderedDict
+    from approxlib import models, quantize
+    from approxlib.config import ModelConfig, QuantConfig
+    cfg = ModelConfig("resnet18", 10, 1)
+    model = models.build(cfg, seed=0).eval()
+    for versions in (5, {"fc": 7}, {"fc": {"version": "x"}}):
+        state = OrderedDict(model.state_dict())
+        state._metadata = versions
+        torch.save(state, tmp_path / "v.pt")
+        with pytest.raises(S.CheckpointError, match=r"v.pt: its module versions \(the state "
+                           r"dict's _metadata\) are not"):
+            S.load_weights(tmp_path / "v.pt", cfg)
+    from approxlib import cli
+    diverged = models.build(cfg, seed=0).eval()
+    diverged.fc.weight.data[0, 0] = float("nan")
+    S.save_checkpoint(diverged, tmp_path / "nan.pt", cfg)
+    for command in ("evaluate", "prune", "quantize"):  # each refuses it, before any data
+        out = [] if command == "evaluate" else ["--out", str(tmp_path / f"{command}.pt")]
+        assert cli.main([command, "--profile", "smoke", "--checkpoint",
+                         str(tmp_path / "nan.pt"), *out]) == 2
+        assert not (tmp_path / f"{command}.pt").exists()
+    bad = models.build(cfg, seed=0).eval()
+    bad.bn1.running_var[0] = -1.0
+    with pytest.raises(S.CheckpointError, match=r"bn1.running_var holds negative variances$"):
+        S.check_weights(tmp_path / "b.pt", bad)
+    q = quantize.quantize(models.build(cfg, seed=0).eval(), QuantConfig("int8-dynamic"))
+    S.check_weights(tmp_path / "q.pt", q)  # a sound int8 model passes
+    q.fc.set_weight_bias(q.fc.weight(), torch.full((10,), float("nan")))
+    with pytest.raises(S.CheckpointError, match=r"fc._packed_params._packed_params holds 10 NaN"):
+        S.check_weights(tmp_path / "q.pt", q)
+    state = {**model.state_dict(), "z" * 5000 + ".w": torch.zeros(1), "": torch.zeros(1)}
+    torch.save(state, tmp_path / "long.pt")
+    with pytest.raises(S.CheckpointError) as e:
+        S.load_weights(tmp_path / "long.pt", cfg)
+    assert len(str(e.value)) < 300
+    sq = ModelConfig("squeezenet1_1", 10, 1)
+    state = models.build(sq, seed=0).state_dict()
+    state["classifier.1.weight"] = torch.zeros(10, 512, 3, 3)
+    torch.save(state, tmp_path / "sq.pt")
+    with pytest.raises(S.CheckpointError) as e:
+        S.load_weights(tmp_path / "sq.pt", sq)
+    assert "try --set stem" not in str(e.value)

@@ -358,11 +358,11 @@ def test_weights_outside_the_layers_pruning_covers_are_warned_of(caplog):
     """ViT keeps a quarter of its weights in MultiheadAttention's in_proj_weight, which
     "sparsity 0.5" left whole and uncounted (a new user's walkthrough, 2026-12-07)."""
     import logging
-    share, names = prune.uncovered(models.build_meta(ModelConfig("vit_b_16", 10, 1)))
+    share, names = models.uncovered(models.build_meta(ModelConfig("vit_b_16", 10, 1)))
     assert share == pytest.approx(0.2507, abs=1e-3) and len(names) == 14
-    assert prune.uncovered(models.build_meta(ModelConfig("resnet18", 10, 1))) == (0.0, [])
+    assert models.uncovered(models.build_meta(ModelConfig("resnet18", 10, 1))) == (0.0, [])
     with caplog.at_level(logging.WARNING, "approxlib"):
-        prune.warn_uncovered(models.build_meta(ModelConfig("vit_b_16", 10, 1)))
+        models.warn_uncovered(models.build_meta(ModelConfig("vit_b_16", 10, 1)))
     assert ("25.1% of VisionTransformer's weights (in_proj_weight ×12, pos_embedding, "
             "class_token) lie outside") in caplog.text
     caplog.clear()  # and pruning says it: a small attention model, not ViT's 86 M weights

@@ -391,3 +391,22 @@ def test_dynamic_int8_that_cannot_run_or_changes_nothing_is_said(caplog):
         quantize.quantize(models.build(ModelConfig("squeezenet1_1", 10, 1), seed=0),
                           QuantConfig("int8-dynamic"))
     assert "SqueezeNet has no Linear layer: dynamic INT8" in caplog.text
+
+
+def test_packed_blobs_hold_their_bytes_and_slices_are_not_negative():
+    """Attack (2026-12-07): a 2.7 KB file whose 1-byte blob was expanded to 3 GB made `evaluate`
+    allocate 3.7 GB; negative slice lengths took back what the overlap check had counted."""
+    packed = quantize.pack_state({"a": torch.arange(4.0)})
+    blob = packed["blobs"]["float32"]
+    layout = json.loads(zlib.decompress(packed["layout"].numpy().tobytes()))
+
+    def with_layout(tensors):
+        text = zlib.compress(json.dumps({**layout, "tensors": tensors}).encode())
+        return {"layout": torch.tensor(list(text), dtype=torch.uint8), "blobs": {"float32": blob}}
+    with pytest.raises(quantize.PackError, match=r"blob float32 claims 3000000000 elements "
+                       r"over 4 bytes"):
+        quantize.unpack_state({**packed, "blobs": {"float32": torch.zeros(1).expand(3 * 10**9)}})
+    pair = {"x": {"tensor": ["float32", 0, 4], "shape": [4]},
+            "y": {"tensor": ["float32", 4, -4], "shape": [0]}}
+    with pytest.raises(quantize.PackError, match=r"slice 4\+-4 outside a blob of 4"):
+        quantize.unpack_state(with_layout(pair))

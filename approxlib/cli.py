@@ -669,8 +669,18 @@ def os_error_line(e: OSError) -> str:
     if paths:
         line += f": {' → '.join(paths)}"
     if e.errno in _OS_ADVICE:
-        line += f" ({_OS_ADVICE[e.errno]})"
+        line += f" ({_unreadable(e) or _OS_ADVICE[e.errno]})"
     return printable(line)
+
+
+def _unreadable(e: OSError) -> str | None:
+    """The advice for a file that exists but may not be read: a permission error is not always
+    one of writing (an unreadable CIFAR batch was told to choose a folder it can write to,
+    attack, 2026-12-07)."""
+    if e.errno in (errno.EACCES, errno.EPERM) and isinstance(e.filename, str) \
+            and os.path.isfile(e.filename) and not os.access(e.filename, os.R_OK):
+        return "you may not read this file: check its permissions"
+    return None
 
 
 def _stdout_gone() -> bool:

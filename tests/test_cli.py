@@ -383,6 +383,18 @@ def test_read_only_file_system_is_one_line(capsys, tmp_path, r18, monkeypatch):
     assert "Read-only file system" in err and not (tmp_path / "new").exists()
 
 
+def test_a_file_that_may_not_be_read_is_not_called_unwritable(tmp_path, monkeypatch):
+    """An unreadable CIFAR batch was told to choose a folder it can write to (attack)."""
+    from approxlib import cli
+    f = tmp_path / "data_batch_1"
+    f.write_bytes(b"x")
+    monkeypatch.setattr(cli.os, "access", lambda path, mode: path != str(f))  # root reads all
+    line = cli.os_error_line(PermissionError(errno.EACCES, "Permission denied", str(f)))
+    assert line == f"Permission denied: {f} (you may not read this file: check its permissions)"
+    folder = cli.os_error_line(PermissionError(errno.EACCES, "Permission denied", str(tmp_path)))
+    assert folder.endswith("(choose a folder you can write to)")
+
+
 @pytest.mark.parametrize("code_, text, expect", [
     (errno.ENOSPC, "No space left on device", "free some space"),
     (errno.EDQUOT, "Disk quota exceeded", "free some space"),

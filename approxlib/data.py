@@ -217,10 +217,10 @@ class _Cifar(Source):
             raise DatasetMissing(f"{root / cls.base_folder}: its batches are not in the CIFAR "
                                  f"layout ({type(e).__name__}: {str(e)[:80]})") from None
         y = torch.tensor(ds.targets, dtype=torch.long)
-        if len(ds.classes) != self.classes or (len(y) and not 0 <= int(y.min()) <= int(y.max())
-                                                < self.classes):
+        span = (int(y.min()), int(y.max())) if len(y) else (0, 0)
+        if len(ds.classes) != self.classes or not 0 <= span[0] <= span[1] < self.classes:
             raise DatasetMissing(f"{root / cls.base_folder} holds {len(ds.classes)} class names "
-                                 f"and labels {int(y.min())}–{int(y.max())}; "
+                                 f"and labels {span[0]}–{span[1]}; "
                                  f"{cls.__name__.lower()} has {self.classes} classes, 0–"
                                  f"{self.classes - 1}")
         x = torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))

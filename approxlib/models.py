@@ -205,10 +205,9 @@ def uncovered(model: nn.Module) -> tuple[float, list[str]]:
     """The share of a model's weight tensors (2-D and up) outside its Conv2d and Linear layers,
     which pruning, dynamic INT8 and the sparsity count cover, and their names, largest first."""
     inside = {id(m.weight) for _, m in prunable(model) if isinstance(m.weight, torch.Tensor)}
-    weights = [(n, p.numel()) for n, p in model.named_parameters() if p.dim() >= 2]
-    outside = sorted(((n, k) for n, k in weights if id(model.get_parameter(n)) not in inside),
-                     key=lambda x: -x[1])
-    total = sum(k for _, k in weights)
+    weights = [(n, p.numel(), id(p)) for n, p in model.named_parameters() if p.dim() >= 2]
+    outside = sorted(((n, k) for n, k, i in weights if i not in inside), key=lambda x: -x[1])
+    total = sum(k for _, k, _ in weights)
     return (sum(k for _, k in outside) / total if total else 0.0), [n for n, _ in outside]
 
 

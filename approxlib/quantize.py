@@ -48,14 +48,20 @@ def quantize(model: nn.Module, cfg: QuantConfig) -> nn.Module:
     if not any(isinstance(m, nn.Linear) for m in model.modules()):
         LOG.warning("%s has no Linear layer: dynamic INT8 (of Linear layers, as the original "
                     "study's) leaves it as it is", type(model).__name__)
+    qm = _dynamic(model)
+    _check_runs(model, qm)
+    return qm
+
+
+def _dynamic(model: nn.Module) -> nn.Module:
+    """torch's dynamic INT8 of the Linear layers, nothing else: a structure to load a saved
+    state dict into is built by this alone (`Dynamic.rebuild`), not warned of or run again."""
     with warnings.catch_warnings():
         # torch.ao.quantization is deprecated in favour of torchao, but this *is* the API the
         # original study used.
         warnings.simplefilter("ignore")
-        qm = torch.ao.quantization.quantize_dynamic(model.cpu().eval(), {nn.Linear},
-                                                    dtype=torch.qint8)
-    _check_runs(model, qm)
-    return qm
+        return torch.ao.quantization.quantize_dynamic(model.cpu().eval(), {nn.Linear},
+                                                      dtype=torch.qint8)
 
 
 @torch.no_grad()
@@ -210,7 +216,7 @@ class Dynamic(Method):
     name, bits, meta = quants.DYNAMIC.key, "32/8", False
 
     def rebuild(self, float_model):
-        return quantize(float_model, QuantConfig(self.name))
+        return _dynamic(float_model)
 
 
 class Static(Method):

@@ -260,6 +260,10 @@ def _checkpoint_dataset(path: Path, info: dict, given: str | None, p: dict) -> s
         dataset = p["dataset"]
         store.LOG.warning("approx: warning: %s", printable(
             f"{path} records no dataset; running it on the profile's, {dataset}"))
+    elif given is None and dataset != p["dataset"]:  # a user's profile naming other data
+        store.LOG.warning("approx: note: %s", printable(  # was passed over without a word
+            f"{path} runs on the data it records, {dataset}, not the profile's "
+            f"{p['dataset']} (--dataset chooses)"))
     check_dataset(dataset)
     return dataset
 

@@ -15,6 +15,7 @@ import pickle
 import re
 import shutil
 import tarfile
+import unicodedata
 from pathlib import Path
 from typing import ClassVar, Sequence
 
@@ -100,6 +101,11 @@ class Source:
     def count(self, part: str) -> int | None:
         """The part's number of images where it is known without reading them (None: not)."""
         return None
+
+    def prepare(self, root: Path | None = None) -> None:
+        """Whatever must be read before a run's first stage, so that bad input stops it before
+        any work (an image folder decodes its images; a built-in dataset's labels are read
+        already)."""
 
     def split(self, part: str, root: Path | None = None, download: bool = True,
               keep=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -309,14 +315,27 @@ def differing(names: Sequence[str], other: Sequence[str], extra: str = "extra",
     orders the same ones otherwise (label i then names another class)."""
     def some(xs: list[str]) -> str:  # each name cut at 40 characters: the line stays short
         more = f" and {len(xs) - shown} more" if len(xs) > shown else ""
-        return ", ".join(x if len(x) <= 40 else x[:39] + "…" for x in xs[:shown]) + more
+        return ", ".join(_visible(x if len(x) <= 40 else x[:39] + "…") for x in xs[:shown]) + more
     theirs, ours = set(other), set(names)
     missing = [c for c in names if c not in theirs]
     added = sorted(theirs - ours)
     if not (missing or added):
         return "the same classes in another order"
+    alike = {_plain(c) for c in missing} & {_plain(c) for c in added}
     return "; ".join(([f"missing {some(missing)}"] if missing else [])
-                     + ([f"{extra}: {some(added)}"] if added else []))
+                     + ([f"{extra}: {some(added)}"] if added else [])
+                     + (["names that differ only in Unicode normalization (a folder copied "
+                         "from macOS) or in spaces at their ends"] if alike else []))
+
+
+def _plain(name: str) -> str:
+    return unicodedata.normalize("NFC", name).strip()
+
+
+def _visible(name: str) -> str:
+    """A class name as read, or escaped where what differs would not show: spaces at its ends,
+    decomposed accents ("Ma\u0308ntel" beside "Mäntel" printed alike in one line)."""
+    return name if _plain(name) == name and name.isprintable() else ascii(name)
 
 
 def downloads_allowed() -> bool:

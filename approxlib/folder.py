@@ -37,6 +37,7 @@ FORMATS = ["PNG", "JPEG", "BMP", "PPM", "TIFF", "WEBP"]
 MAX_BYTES = data.MAX_BYTES  # a part's decoded tensor; larger needs a smaller image_size
 CACHE = ".approx-cache"
 MAX_PIXELS = 1 << 26  # one image's pixels; larger is refused as a possible decompression bomb
+VAL_NAMES = ("valid", "validation", "Val", "Valid", "Validation")  # other datasets' names for val/
 
 
 class FolderError(ConfigError):
@@ -85,7 +86,13 @@ class ImageFolder(data.Source):
         if not (self.root / "train").is_dir() or not (self.root / "test").is_dir():
             raise FolderError(f"image folder {self.root} needs train/ and test/ folders, one "
                               f"subfolder of images per class in each")
-        return ("train", "test", "val") if (self.root / "val").is_dir() else ("train", "test")
+        if (self.root / "val").is_dir():
+            return ("train", "test", "val")
+        other = next((n for n in VAL_NAMES if (self.root / n).is_dir()), None)
+        if other is not None:  # read as nothing, without a word, by a new user's run
+            log.warning("%s is not read: validation images are read from a folder named val/ "
+                        "(else carved from train/)", self.root / other)
+        return ("train", "test")
 
     @functools.cached_property
     def class_names(self) -> list[str]:
@@ -109,19 +116,35 @@ class ImageFolder(data.Source):
     @functools.cached_property
     def _headers(self) -> tuple[int, tuple[int, int]]:
         """(channels, the one image size) from every image's header (nothing decoded)."""
-        modes, sizes = set(), {}
+        colour, sizes = {}, {}  # whether each image is in colour; each size's first image
 
         def look(i: int, f: Path) -> None:
             mode, size = _header(f)
-            modes.add(mode)
+            colour[f] = mode not in GRAY
             sizes.setdefault(size, f)
-        _each([f for part in self.parts for f, _ in self._files(part)[0]], look)
+        files = [f for part in self.parts for f, _ in self._files(part)[0]]
+        bad = _failures(files, look)
+        _refuse(bad + _undecodable(files, colour))
         if self.image_size is None and len(sizes) > 1:
             (a, fa), (b, fb) = list(sizes.items())[:2]
             raise FolderError(f"images of different sizes in {self.root} ({_wh(a)} "
                               f"{fa.relative_to(self.root)}, {_wh(b)} {fb.relative_to(self.root)})"
                               f"; set image_size to resize them")
-        return (1 if modes <= GRAY else 3), next(iter(sizes))
+        self._warn_mixed(colour)
+        return (3 if any(colour.values()) else 1), next(iter(sizes))
+
+    def _warn_mixed(self, colour: dict[Path, bool]) -> None:
+        """A grayscale folder with a few colour images is read as colour, every image as RGB:
+        said, with the first colour image (one WebP, which Pillow writes as RGB, turned a
+        grayscale folder into 3 channels without a word, and given 1-channel weights then did
+        not fit)."""
+        n = sum(colour.values())
+        if 0 < n <= len(colour) // 2:
+            first = next(f for f, c in colour.items() if c)
+            log.warning("%s: %s in colour, %s grayscale (the first in colour: %s): every image "
+                        "is read as 3-channel RGB; convert the colour ones to grayscale for a "
+                        "1-channel dataset", self.root, n, len(colour) - n,
+                        first.relative_to(self.root))
 
     @property
     def channels(self) -> int:
@@ -152,6 +175,13 @@ class ImageFolder(data.Source):
     def count(self, part: str) -> int | None:
         return len(self._files(part)[0]) if part in self.parts else None
 
+    def prepare(self, root: Path | None = None) -> None:
+        """Every part decoded (and cached, which its first stage then reads): a truncated
+        image stopped a run only when a stage first needed the images, after others had
+        stored their results (a new user's walkthrough, 2026-12-07)."""
+        for part in self.parts:
+            self.read(part, Path(root or data.default_root()), False)
+
     def labels(self, part, root=None, download=True) -> torch.Tensor:
         """The part's labels from its folder names (nothing decoded)."""
         return torch.tensor([y for _, y in self._files(part)[0]], dtype=torch.long)
@@ -175,6 +205,12 @@ class ImageFolder(data.Source):
             raise FolderError(f"{where}: {str(e).splitlines()[0][:200]} (images end in "
                               f"{', '.join(tvfolder.IMG_EXTENSIONS)}; hidden files are "
                               f"skipped)") from None
+        loose = [e.name for e in os.scandir(where)
+                 if not e.is_dir() and _image_name(e.path, where)]
+        if loose:  # torchvision's make_dataset leaves them out too: said here
+            log.warning("%s: %s outside the class folders (%s) %s left out", where,
+                        f"{len(loose)} image{'s' * (len(loose) > 1)}", sorted(loose)[0],
+                        "are" if len(loose) > 1 else "is")
         odd = next((f for f, _ in samples if not Path(f).is_file()), None)
         if odd is not None:  # a FIFO would block its read, a device never end
             raise FolderError(f"{odd} is not a regular file")
@@ -234,16 +270,37 @@ def _bar(items: list, desc: str, shown_from: int = 0):
                 disable=len(items) < shown_from or bool(os.environ.get("TQDM_DISABLE")))
 
 
-def _each(files: list[Path], do, desc: str | None = None, shown: int = 3) -> None:
+def _each(files: list[Path], do, desc: str | None = None) -> None:
     """`do(i, f)` for every file (through a bar if `desc`); the images that fail, all in one
-    line: the first one's reason and the next `shown` named, the rest counted (a user fixing
-    a folder of bad images one run at a time found the next only after the last was fixed)."""
+    line (`_refuse`)."""
+    _refuse(_failures(files, do, desc))
+
+
+def _failures(files: list[Path], do, desc: str | None = None) -> list[tuple[Path, str]]:
+    """`do(i, f)` for every file; each that failed, with why."""
     bad = []
     for i, f in enumerate(_bar(files, desc) if desc else files):
         try:
             do(i, f)
         except FolderError as e:
             bad.append((f, str(e)))
+    return bad
+
+
+def _undecodable(files: list[Path], readable) -> list[tuple[Path, str]]:
+    """Where some headers could not be read, the images whose headers could but whose pixels
+    cannot be decoded (a truncated JPEG): every unreadable image in one line, not the second
+    kind in a second run (a new user's walkthrough, 2026-12-07). Only then: it decodes them."""
+    if len(readable) == len(files):
+        return []
+    return _failures([f for f in files if f in readable],
+                     lambda i, f: _decode_one(f, "RGB", None))
+
+
+def _refuse(bad: list[tuple[Path, str]], shown: int = 3) -> None:
+    """The images that failed, in one line: the first one's reason and the next `shown` named,
+    the rest counted (a user fixing a folder of bad images one run at a time found the next
+    only after the last was fixed)."""
     if len(bad) == 1:
         raise FolderError(bad[0][1])
     if bad:

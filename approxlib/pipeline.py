@@ -1080,6 +1080,9 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
     # every dataset's test labels read first: a missing CIFAR-100 was found only after
     # sections A-C had trained (a stranger's run of `paper`, 2026-12-07)
     chance = chance_levels(p, variants, data_root)
+    for dataset, image_size in dict.fromkeys((c.dataset, c.image_size)
+                                             for c in data_configs(p, variants)):
+        data.source(dataset, image_size).prepare(data_root)  # bad images stop it here
     bar = tqdm(list(zip(variants, chains)), desc=f"{p['profile']}: variants",
                disable=not progress)
     for v, st in bar:
@@ -1122,13 +1125,16 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
     return df, runner
 
 
+def data_configs(p: dict, variants: list[Variant]) -> list[DataConfig]:
+    return [data_config(variant_params(p, v), v.dataset) for v in variants]
+
+
 def chance_levels(p: dict, variants: list[Variant], data_root) -> list[float]:
     """Per variant, the top-1 of always naming its test split's most frequent class: what a
     model that learned nothing scores (results.csv's `chance`; the report warns of models there)."""
     levels: dict[tuple, float] = {}
     out = []
-    for v in variants:
-        cfg = data_config(variant_params(p, v), v.dataset)
+    for cfg in data_configs(p, variants):
         if (cfg.dataset, cfg.test_size) not in levels:
             y = data.test_labels(cfg, data_root)
             levels[cfg.dataset, cfg.test_size] = int(torch.bincount(y).max()) / len(y)

@@ -276,7 +276,8 @@ def render(out: Path, p: dict, sections: list[str], notebooks: dict[str, Path],
     findings = nbformat.v4.new_markdown_cell(
         "## Findings\n\n" + listed + (f"\n\n{terms}" if terms else ""))
     summary = nbformat.v4.new_markdown_cell(
-        f"## Summary\n\nEvery distinct model variant of sections {', '.join(shown)} (top-1 on "
+        f"## Summary\n\nEvery distinct model variant of section{'s' * (len(shown) > 1)} "
+        f"{names.joined(shown)} (top-1 on "
         f"{_test_split(results)}; size = the saved file in MB (10⁶ bytes); latency = median "
         f"batch-1 CPU forward time, as timed with the first section listed (each section's "
         f"variants are timed together)"
@@ -329,12 +330,21 @@ def _section_cells(sections: list[str], notebooks: dict[str, Path]
 
 
 def _opening(sections: list[str]) -> str:
-    """What the report is, naming only the added sections (`Spec.beyond`) it shows."""
+    """What the report is, naming only the added sections (`Spec.beyond`) it shows; the course
+    project is named only where the report shows some of its sections (a user's report of
+    section C alone, on their own images, opened as "a re-run of its sections A–E")."""
     beyond = [f"section {s}: {SECTIONS[s].beyond}" for s in sections if SECTIONS[s].beyond]
-    return ("A re-run of a course project's study (its sections A–E) with validation-based "
-            "model selection, test-split accuracy with 95% intervals, paired significance tests "
-            "and median CPU latencies" + (f", and what it left undone ({'; '.join(beyond)})"
-                                          if beyond else "") + ".")
+    original = [s for s in sections if not SECTIONS[s].beyond]
+    every = [s for s in SECTIONS if not SECTIONS[s].beyond]
+    how = (" with validation-based model selection, test-split accuracy with 95% intervals, "
+           "paired significance tests and median CPU latencies")
+    if not original:
+        return f"A study of CNN compression ({'; '.join(beyond)}){how}."
+    what = ("A re-run of a course project's study (its sections A–E)" if original == every
+            else f"A re-run of section{'s' * (len(original) > 1)} {names.joined(original)} of a "
+                 f"course project's study (its sections A–E)")
+    return (what + how + (f", and what it left undone ({'; '.join(beyond)})" if beyond else "")
+            + ".")
 
 
 def _other_sections(results: pd.DataFrame, sections: list[str], p: dict, out: Path) -> list:

@@ -272,6 +272,12 @@ WRAPPERS = {"module": ("DataParallel", "model.module.state_dict()"),
             "model": ("a Lightning module", "module.model.state_dict()")}
 
 
+def _wrapper(state: dict) -> str | None:
+    """The one name every entry of `state` starts with, if there is one."""
+    firsts = {k.split(".", 1)[0] if isinstance(k, str) and "." in k else None for k in state}
+    return firsts.pop() if len(firsts) == 1 and None not in firsts and len(state) > 1 else None
+
+
 def _saved_otherwise(obj: dict) -> str | None:
     """How common ways of saving weights differ from a plain state dict, as the fix to make
     (they would fail on their first tensor's name): a training checkpoint holding the state
@@ -284,11 +290,15 @@ def _saved_otherwise(obj: dict) -> str | None:
     top = sum(isinstance(v, torch.Tensor) for v in obj.values())
     if inner and top < max(len(obj[k]) for k in inner):
         entries = ", ".join(repr(k)[:40] for k in list(obj)[:6])
+        weights = f"checkpoint[{repr(inner[0])[:40]}]"
+        wrapper = _wrapper(obj[inner[0]])  # Lightning's: each name also starts with "model."
+        if wrapper is not None:
+            weights = (f"{{k.removeprefix({repr(wrapper + '.')[:40]}): v for k, v in "
+                       f"{weights}.items()}}")
         return (f"is a training checkpoint (entries {entries}); save its weights alone: "
-                f"torch.save(checkpoint[{repr(inner[0])[:40]}], path)")
-    firsts = {k.split(".", 1)[0] if isinstance(k, str) and "." in k else None for k in obj}
-    if len(firsts) == 1 and None not in firsts and len(obj) > 1:
-        first = firsts.pop()
+                f"torch.save({weights}, path)")
+    first = _wrapper(obj)
+    if first is not None:
         who, save = WRAPPERS.get(first, ("a wrapper", "the wrapped model's state_dict()"))
         return (f"holds weights saved from {who} (every name starts with "
                 f"{repr(first + '.')[:40]}); save {save}")
@@ -301,8 +311,31 @@ def _saved_otherwise(obj: dict) -> str | None:
     return None
 
 
+# How torch's format before 1.6 (still saved by `_use_new_zipfile_serialization=False`, and
+# common in old `.pth` downloads) begins: a pickle protocol opcode, then (after a frame header
+# from protocol 4 on) its magic number
+LEGACY_MAGIC = b"\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
+
+
+def _legacy(path: Path, data: bytes | None) -> bool:
+    """A checkpoint in torch's legacy (non-zip) format: its reader has no container to check
+    before it unpickles, so it is refused with the line that converts it (a user's old `.pth`
+    read "truncated or not a checkpoint")."""
+    try:
+        with path.open("rb") if data is None else io.BytesIO(data[:32]) as f:
+            head = f.read(32)
+    except OSError:
+        return False
+    return head[:1] == b"\x80" and LEGACY_MAGIC in head  # protocol 4+ frames come between
+
+
 def _read_checkpoint(path: Path, data: bytes | None) -> Any:
     """torch.load(weights_only=True) of a checkpoint whose zip container passed _check_zip."""
+    if _legacy(path, data):
+        raise CheckpointError(
+            f"{path} is in torch's legacy format (before torch 1.6), which is not read here; "
+            f"save it again in the current one: torch.save(torch.load(path, weights_only=True), "
+            f"path)")
     try:
         _check_zip(path, io.BytesIO(data) if data is not None else path,
                    len(data) if data is not None else path.stat().st_size)

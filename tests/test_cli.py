@@ -179,6 +179,16 @@ def test_single_stage_commands(capsys, caplog, tmp_path, r18, data_root):
                            "latency_min_time=0.05")
     assert code == 0 and json.loads(out)["dataset"] == "fashion-mnist"
     assert "bare.pt records no dataset; running it on the profile's, fashion-mnist" in caplog.text
+    # one that records its data runs on it, and says so where the profile names other data
+    # (a user's profile naming their folder was passed over without a word)
+    caplog.clear()
+    with caplog.at_level("WARNING", "approxlib"):
+        code, out, _ = run(capsys, "evaluate", "--profile", "smoke", "--checkpoint", str(r18),
+                           "--data-dir", str(data_root), "--set", "dataset=cifar10", "--set",
+                           "latency_min_time=0.05")
+    assert code == 0 and json.loads(out)["dataset"] == "fashion-mnist"
+    assert "runs on the data it records, fashion-mnist, not the profile's cifar10 (--dataset " \
+        "chooses)" in caplog.text
 
 
 def test_console_entry_point_and_dry_run(tmp_path):

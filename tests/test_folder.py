@@ -149,7 +149,14 @@ def test_bad_folders_get_one_line(folder, tmp_path, no_hang):
         f.write_bytes(f.read_bytes()[:-60])
     _expect_error(own, r"^2 images cannot be used: cannot decode image \S+\.png: .*; also "
                        r"\S+class4/\S+\.png$")
+    (own / "train" / "class0" / "notes.png").write_text("not an image")  # and one unreadable
+    _expect_error(own, r"^3 images cannot be used: cannot read image \S+notes\.png: .*; also "
+                       r"\S+class4/\S+\.png, \S+class4/\S+\.png$")  # both kinds in one run
     own = _copy(folder, tmp_path / "classes")
+    (own / "test" / "class0").rename(own / "test" / "class0 ")  # what differs is shown
+    _expect_error(own, r"\(missing class0; not in train/: 'class0 '; names that differ only in "
+                       r"Unicode normalization \(a folder copied from macOS\) or in spaces")
+    (own / "test" / "class0 ").rename(own / "test" / "class0")
     (own / "test" / "class0").rename(own / "test" / "zero")
     _expect_error(own, r"other classes than .*train \(missing class0; not in train/: zero\)$")
     for c in range(1, 8):  # seven missing: five named, the rest counted (it cut the list at 3)
@@ -173,7 +180,23 @@ def test_bad_folders_get_one_line(folder, tmp_path, no_hang):
     _expect_error(own, r"x\.png is not a regular file")
 
 
-def test_grayscale_images_give_one_channel(folder, tmp_path):
+def test_an_image_that_cannot_be_decoded_stops_a_run_before_its_first_stage(folder, tmp_path):
+    """Its header reads, its pixels do not: found when a stage first decoded the images, after
+    others (the given weights' copy, a timing) were stored."""
+    own = _copy(folder, tmp_path / "cut")
+    f = min((own / "train" / "class5").glob("*.png"))
+    f.write_bytes(f.read_bytes()[:-60])
+    torch.save(torchvision.models.resnet18(num_classes=10).state_dict(), tmp_path / "r18.pt")
+    p = load_profile("smoke", {"dataset": f"imagefolder:{own}", "val_size": 50,
+                               "train_size": None, "models": ["resnet18"], "ratios": [0.5],
+                               "init": str(tmp_path / "r18.pt")})
+    store = S.Store(tmp_path / "models")
+    with pytest.raises(ConfigError, match=rf"cannot decode image \S+{f.name}"):
+        pipeline.run(p, ["C"], store, tmp_path / "out", None, progress=False)
+    assert not [x for x in store.root.rglob("*") if x.is_file()] and not (tmp_path / "out").exists()
+
+
+def test_grayscale_images_give_one_channel(folder, tmp_path, caplog):
     own = tmp_path / "gray"
     for f in folder.glob("*/*/*.png"):
         target = own / f.relative_to(folder)
@@ -181,6 +204,24 @@ def test_grayscale_images_give_one_channel(folder, tmp_path):
         Image.open(f).convert("L").save(target)
     src = F.ImageFolder(path=str(own))
     assert src.channels == 1 and src.split("test")[0].shape[1] == 1
+    with caplog.at_level(logging.WARNING, logger="approxlib.folder"):
+        assert not caplog.records
+        # one colour image makes every image RGB: said, naming it (one WebP, which Pillow
+        # writes in colour, did so without a word)
+        Image.open(next(own.glob("train/class3/*.png"))).convert("RGB").save(
+            own / "train" / "class3" / "colour.webp")
+        assert F.ImageFolder(path=str(own)).channels == 3
+        assert any("1 in colour, 520 grayscale (the first in colour: train/class3/colour.webp)"
+                   in r.getMessage() for r in caplog.records)
+        # a val/ folder by another name, and images beside the class folders: left out, said
+        caplog.clear()
+        (own / "valid").mkdir()
+        Image.new("L", (32, 32)).save(own / "train" / "stray.png")
+        assert F.ImageFolder(path=str(own)).parts == ("train", "test")
+        F.ImageFolder(path=str(own)).class_names
+        said = " | ".join(r.getMessage() for r in caplog.records)
+        assert "valid is not read: validation images are read from a folder named val/" in said
+        assert "train: 1 image outside the class folders (stray.png) is left out" in said
 
 
 def _plain_torchvision(folder: Path, path: Path) -> float:
@@ -307,6 +348,20 @@ def test_weights_that_do_not_fit_name_the_tensor(tmp_path):
                        r"'state_dict', 'best'\); save its weights alone: "
                        r"torch.save\(checkpoint\['state_dict'\], path\)$"):
         S.load_weights(tmp_path / "ckpt.pt", ModelConfig("resnet18", 7, 3))
+    # Lightning's: its names also carry the module's prefix, and one line fixes both (the
+    # advice to save checkpoint['state_dict'] led to a second refusal, for the prefix)
+    torch.save({"epoch": 3, "state_dict": {f"model.{k}": v for k, v in state.items()}},
+               tmp_path / "lightning.ckpt")
+    with pytest.raises(S.CheckpointError, match=r"save its weights alone: torch.save\(\{k."
+                       r"removeprefix\('model.'\): v for k, v in checkpoint\['state_dict'\]."
+                       r"items\(\)\}, path\)$"):
+        S.load_weights(tmp_path / "lightning.ckpt", ModelConfig("resnet18", 7, 3))
+    # torch's format before 1.6 is refused as such, with the line that converts it (it read
+    # "truncated or not a checkpoint: File is not a zip file")
+    torch.save(state, tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)
+    with pytest.raises(S.CheckpointError, match=r"legacy.pth is in torch's legacy format "
+                       r"\(before torch 1.6\).*torch.save\(torch.load\(path, weights_only=True\)"):
+        S.load_weights(tmp_path / "legacy.pth", ModelConfig("resnet18", 7, 3))
     # ... but a state dict with one nested extra is named by that entry
     torch.save({**state, "ema": {"fc.weight": state["fc.weight"]}}, tmp_path / "extra.pt")
     with pytest.raises(S.CheckpointError, match=r"state_dict entry ema is a dict, not a tensor"):

@@ -340,6 +340,12 @@ def test_the_opening_names_only_the_added_sections_the_report_shows():
     text = publish._opening(["A", "G"])
     assert "section G: real CPU speed" in text and "section F" not in text
     assert all(f"section {s}:" in publish._opening(list("ABCDEFGH")) for s in "FGH")
+    # the course project's sections named as shown: a user's report of C alone read "a re-run
+    # of its sections A-E"
+    assert publish._opening(["C", "G"]).startswith("A re-run of section C of a course")
+    assert publish._opening(list("ABCDE")).startswith("A re-run of a course project's study")
+    alone = publish._opening(["F", "H"])
+    assert alone.startswith("A study of CNN compression (section F:") and "re-run" not in alone
 
 
 def test_tables_round_each_number_once_at_its_columns_decimals(monkeypatch):

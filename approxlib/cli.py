@@ -422,6 +422,9 @@ def cmd_report(a) -> int:
 def _check_cluster_options(a) -> None:
     """--threads and --workers for either executor, --scheduler for Dask only (before --dry-run
     returns: a dry run answers whether the real run would start)."""
+    if a.scheduler is not None and not a.scheduler.strip():  # `--scheduler "$UNSET"`
+        raise ConfigError("--scheduler is empty; give the scheduler's address (e.g. "
+                          "tcp://10.0.0.5:8786), or leave it out for a local cluster")
     for name in ("workers", "threads"):
         value = getattr(a, name)
         if value is not None and value < 1:
@@ -622,9 +625,12 @@ def _copy(src: Path, dst: Path) -> None:
 def cmd_verify(a) -> int:
     """Exit 0 when every entry is intact, 1 when a run would recompute something."""
     from . import pipeline, steps, store
-    if store.is_url(a.models_dir) or not Path(a.models_dir).is_dir():
-        raise ConfigError(f"--models-dir {a.models_dir} is not a folder (for a URL store, "
-                          f"verify its local cache folder)")
+    if store.is_url(a.models_dir):  # where its local copy is, which a user had to find
+        raise ConfigError(f"--models-dir {a.models_dir} is a URL store: verify reads a folder, "
+                          f"such as this machine's cache of it, {store.Store(a.models_dir).root} "
+                          f"(each file fetched from the URL is checked against its digest)")
+    if not Path(a.models_dir).is_dir():
+        raise ConfigError(f"--models-dir {a.models_dir} is not a folder")
     kinds = set(steps.REGISTRY) | set(pipeline.JSON_CHECKS)  # what a run writes
     held = [f for f in Path(a.models_dir).iterdir()
             if not f.name.startswith(".") and f.name != store.DAMAGED]
@@ -668,8 +674,10 @@ def printable(text: str) -> str:
 
 def os_error_line(e: OSError) -> str:
     """An OSError as one line: what happened, to which path, and what to do."""
-    line = e.strerror or _one_line(e)
-    paths = [str(p) for p in (e.filename, e.filename2) if p is not None]
+    # an OSError of another library may fill errno, strerror and filename with its own
+    # arguments (distributed's WorkerStartTimeoutError(0, 1, 60) printed a TypeError)
+    line = e.strerror if isinstance(e.strerror, str) and e.strerror else _one_line(e)
+    paths = [os.fsdecode(p) for p in (e.filename, e.filename2) if isinstance(p, (str, bytes))]
     if paths:
         line += f": {' → '.join(paths)}"
     if e.errno in _OS_ADVICE:

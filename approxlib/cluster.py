@@ -120,8 +120,9 @@ def client(address: str | None = None, workers: int | None = None, threads: int 
     import dask
     address = address or dask.config.get("scheduler-address", None)
     if address:
+        _probe(address)
         try:
-            c = distributed.Client(address, timeout="20s")
+            c = distributed.Client(address, timeout=f"{CONNECT_S}s")
         except (OSError, ValueError) as e:  # ValueError: not an address ("missing port")
             raise ConfigError(f"cannot reach the Dask scheduler at {address}: {e}") from None
         try:
@@ -139,14 +140,59 @@ def client(address: str | None = None, workers: int | None = None, threads: int 
         yield c
 
 
+CONNECT_S = 20  # seconds to reach a scheduler
+HANDSHAKE_S = 5  # ... and then to hear its handshake
+WORKER_WAIT_S = 60  # seconds to wait for its first worker
+
+
+def _probe(address: str) -> None:
+    """One connection to `address` with its handshake, all within a deadline: distributed
+    bounds the connection but not the handshake after it, so an HTTP server there hung the
+    client for ever, and another server's reply, read as frame lengths, asked numpy for
+    3 EiB (a stranger's walkthrough, 2026-12-07). Run in a thread of its own: a notebook's
+    event loop may be running in this one."""
+    import asyncio
+    import concurrent.futures
+    from distributed.comm import connect
+
+    async def hello():
+        comm = await asyncio.wait_for(connect(address, timeout=CONNECT_S),
+                                      CONNECT_S + HANDSHAKE_S)
+        await comm.close()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        try:
+            pool.submit(asyncio.run, hello()).result()
+        except (asyncio.TimeoutError, TimeoutError) as e:
+            raise ConfigError(f"the Dask scheduler at {address} did not answer in "
+                              f"{CONNECT_S + HANDSHAKE_S} s: {_said(e, 'is a Dask scheduler listening?')}"
+                              ) from None
+        except (OSError, ValueError) as e:  # ValueError: not an address ("missing port")
+            raise ConfigError(f"cannot reach the Dask scheduler at {address}: {_said(e)}"
+                              ) from None
+        except (MemoryError, TypeError, KeyError, IndexError, AttributeError) as e:
+            raise ConfigError(f"{address} does not answer as a Dask scheduler ("
+                              f"{type(e).__name__} reading its reply)") from None
+
+
+def _said(e: BaseException, otherwise: str = "") -> str:
+    return " ".join(str(e).split()) or otherwise or type(e).__name__
+
+
 def _check_workers(c, threads: int) -> None:
     """Tasks ask for `cpus`: workers that do not offer enough would leave them waiting forever."""
-    c.wait_for_workers(1, timeout=60)
+    try:
+        c.wait_for_workers(1, timeout=WORKER_WAIT_S)
+    except TimeoutError:  # distributed's WorkerStartTimeoutError
+        raise ConfigError(f"no Dask worker joined the scheduler at {c.scheduler.address} in "
+                          f"{WORKER_WAIT_S} s; start workers with `dask worker "
+                          f"{c.scheduler.address} --nthreads 1 --resources cpus={threads}`"
+                          ) from None
     offered = [w.get("resources", {}).get("cpus", 0)
                for w in c.scheduler_info()["workers"].values()]
     if max(offered, default=0) < threads:
         raise ConfigError(f"no Dask worker offers {threads} cpus; start workers with "
-                          f"`dask worker ADDRESS --nthreads 1 --resources cpus={threads}` "
+                          f"`dask worker {c.scheduler.address} --nthreads 1 --resources "
+                          f"cpus={threads}` "
                           f"or pass a smaller --threads")
 
 

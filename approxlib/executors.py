@@ -6,9 +6,16 @@ it runs.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from .config import ConfigError
+
+
+def cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,10 @@ class Dask(Executor):
         if a.scheduler and a.workers:
             raise ConfigError("--workers sizes a local cluster; a --scheduler's cluster has its "
                               "own")
+        # a local cluster of 64 one-thread workers on 2 cores ran nothing for minutes
+        if a.workers and not a.scheduler and a.workers * (a.threads or 1) > cores():
+            raise ConfigError(f"--workers {a.workers} × --threads {a.threads or 1} is more than "
+                              f"the {cores()} cores this process may use")
 
     def options(self, a) -> dict:
         return {"address": a.scheduler, "workers": a.workers, "threads": a.threads}

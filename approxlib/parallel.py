@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import time
 from pathlib import Path
 
@@ -29,14 +28,9 @@ from . import measure
 from . import pipeline
 from . import store
 from .config import ConfigError
+from .executors import cores
 
 LOG = logging.getLogger("approxlib")
-
-
-def cores() -> int:
-    """The CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-        os.cpu_count() or 1)
 
 
 def route(items: list, index: int, count: int) -> list:

@@ -3,6 +3,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -12,6 +13,7 @@ import pytest
 import torch
 
 from approxlib import cluster
+from approxlib import executors
 from approxlib import parallel
 from approxlib import pipeline
 from approxlib import store as S
@@ -143,6 +145,63 @@ def test_dask_cluster_equals_local_run_despite_a_killed_worker(data_root, one_th
         mine = local_runner.metrics[v]
         assert m["fingerprint"] == mine["fingerprint"]  # every weight bit (None for INT8)
         assert m["predictions"] == mine["predictions"]
+
+
+def _server(reply: bytes | None):
+    """A TCP server on loopback that answers every connection with `reply` (None: silence)."""
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        while True:
+            conn, _ = srv.accept()
+            conn.recv(100)
+            if reply is not None:
+                conn.sendall(reply)
+    threading.Thread(target=serve, daemon=True).start()
+    return srv, f"tcp://127.0.0.1:{srv.getsockname()[1]}"
+
+
+def test_what_is_no_working_scheduler_is_one_line(monkeypatch, capsys, tmp_path):
+    """A stranger's walkthrough (2026-12-07): an HTTP reply, read as frame lengths, asked numpy
+    for 3 EiB (a traceback); a server that never answers hung the client for ever; a scheduler
+    without workers ended in distributed's TimeoutError, which our error line then broke on;
+    a local cluster of 64 workers on 2 cores ran nothing for minutes; `--scheduler ''` ran
+    a local cluster instead."""
+    from distributed import LocalCluster
+    from distributed.exceptions import WorkerStartTimeoutError
+    from approxlib import cli
+    from approxlib.config import ConfigError
+    monkeypatch.setattr(cluster, "CONNECT_S", 2)
+    monkeypatch.setattr(cluster, "HANDSHAKE_S", 1)
+    monkeypatch.setattr(cluster, "WORKER_WAIT_S", 1)
+    srv, address = _server(b"HTTP/1.0 426 Upgrade Required\r\n\r\n" * 20)
+    with pytest.raises(ConfigError, match=f"{address} does not answer as a Dask scheduler"):
+        with cluster.client(address, None, 1):
+            pass
+    srv.close()
+    srv, address = _server(None)
+    t0 = time.monotonic()
+    with pytest.raises(ConfigError, match=f"the Dask scheduler at {address} did not answer in "
+                                          f"3 s: is a Dask scheduler listening"):
+        with cluster.client(address, None, 1):
+            pass
+    assert time.monotonic() - t0 < 10
+    srv.close()
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as empty:
+        with pytest.raises(ConfigError, match=r"no Dask worker joined the scheduler at "
+                           rf"{empty.scheduler_address} in 1 s; start workers with `dask worker "
+                           rf"{empty.scheduler_address} --nthreads 1 --resources cpus=2`"):
+            with cluster.client(empty.scheduler_address, None, 2):
+                pass
+    assert cli.os_error_line(WorkerStartTimeoutError(0, 1, 60)).startswith("Only 0/1 workers")
+    for args, msg in ((["--scheduler", ""], "--scheduler is empty"),
+                      (["--workers", str(executors.cores() + 1)],
+                       f"is more than the {executors.cores()} cores")):
+        code = cli.main(["report", "--profile", "smoke", "--models-dir", str(tmp_path / "m"),
+                         "--executor", "dask", *args])
+        err = capsys.readouterr().err
+        assert code == 2 and msg in err and err.count("\n") == 1
+    assert not (tmp_path / "m").exists()
 
 
 def test_a_scheduler_address_that_is_not_one_is_one_line():

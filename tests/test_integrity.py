@@ -284,6 +284,11 @@ def test_verify_command_reports_what_a_run_would_recompute(copied, capsys):
              if damaged.name.split(".")[0] in {st.upstream.key for st in g.evaluations}}
     assert out.splitlines()[-1].endswith(f", {2 + len(timed)} to recompute")
     assert not (store.root / "damaged").exists()  # verify moves nothing
+    # a URL store: the folder to verify is named (a user found its cache by hand)
+    url = f"file://{store.root}"
+    assert cli.main(["verify", "--models-dir", url]) == 2
+    assert f"is a URL store: verify reads a folder, such as this machine's cache of it, " \
+        f"{S.Store(url).root} " in capsys.readouterr().err
 
 
 def test_json_entries_refuse_nan_and_huge_numbers(tmp_path):

@@ -4,6 +4,7 @@ concurrent runs and killed writers lose nothing and leave nothing behind."""
 import contextlib
 import json
 import logging
+import multiprocessing
 import os
 import shutil
 import signal
@@ -193,23 +194,31 @@ def test_no_damaged_json_is_ever_returned(tmp_path, cut, flip, bit, how):
     assert not path.exists() and any((store.root / "damaged").rglob("k.json.*"))
 
 
+# Writers are forked from this process, which has the package loaded: a fresh interpreter per
+# writer spent 4-6 s of CPU importing torch and pandas, 45 s of the suite's time in all
+FORK = multiprocessing.get_context("fork")
+
+
+def _save_forever(path: str, ready) -> None:
+    ready.set()
+    while True:
+        with S.atomic_path(path) as tmp:
+            S.torch.save(S.torch.zeros(2 ** 24), tmp)
+
+
 def test_killed_writers_leave_no_temp_file_after_the_next_start(tmp_path):
     folder = tmp_path / "models" / "train"
-    code = ("import sys, torch\nfrom approxlib import store as S\n"
-            "print('ready', flush=True)\n"
-            "while True:\n"
-            "    with S.atomic_path(sys.argv[1]) as tmp:\n"
-            "        torch.save(torch.zeros(2 ** 24), tmp)\n")
     left = []
     for i in range(3):
-        proc = subprocess.Popen([sys.executable, "-c", code, str(folder / f"k{i}.pt")],
-                                stdout=subprocess.PIPE, text=True)
-        assert proc.stdout.readline().strip() == "ready"
+        ready = FORK.Event()
+        proc = FORK.Process(target=_save_forever, args=(str(folder / f"k{i}.pt"), ready))
+        proc.start()
+        assert ready.wait(30)
         deadline = time.monotonic() + 30
         while not list(folder.glob(f".k{i}.pt~*.tmp")) and time.monotonic() < deadline:
             time.sleep(0.01)
         os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        proc.join()
         left += list(folder.glob(".*.tmp"))
     assert left, "no kill landed during a save"
     store = S.Store(tmp_path / "models")
@@ -231,15 +240,20 @@ def test_a_live_writers_temp_file_is_kept(tmp_path):
     assert live.exists()
 
 
+def _write_rows(folder, section: str) -> None:
+    for i in range(15):
+        cols = {c: [0] for c in pipeline.RESULT_COLUMNS}
+        df = pd.DataFrame({**cols, "section": [section], "accuracy": [i]})
+        pipeline.write_results(df, folder, [section])
+
+
 def test_concurrent_result_writers_lose_no_row(tmp_path):
-    code = ("import sys, pandas as pd\nfrom approxlib import pipeline as PL\n"
-            "s = sys.argv[2]\n"
-            "for i in range(15):\n"
-            "    cols = {c: [0] for c in PL.RESULT_COLUMNS}\n"
-            "    df = pd.DataFrame({**cols, 'section': [s], 'accuracy': [i]})\n"
-            "    PL.write_results(df, sys.argv[1], [s])\n")
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path), s]) for s in "ABCD"]
-    assert [p.wait() for p in procs] == [0] * 4
+    procs = [FORK.Process(target=_write_rows, args=(tmp_path, s)) for s in "ABCD"]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join()
+    assert [proc.exitcode for proc in procs] == [0] * 4
     got = pd.read_csv(tmp_path / "results.csv")
     assert sorted(got.section) == list("ABCD") and (got.accuracy == 14).all()
 

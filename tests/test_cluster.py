@@ -4,8 +4,6 @@ import logging
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 
@@ -46,14 +44,14 @@ def test_url_store_publishes_whole_files_and_fetches_them_elsewhere(tmp_path):
         S.Store("nosuchprotocol://bucket/x")
 
 
-def test_cli_rejects_cluster_options_without_dask_executor(tmp_path):
+def test_cli_rejects_cluster_options_without_dask_executor(tmp_path, capsys):
+    from approxlib import cli
     for args, msg in ((["--scheduler", "tcp://127.0.0.1:1"], "needs --executor dask"),
                       (["--executor", "dask", "--threads", "0"], "at least 1"),
                       (["--executor", "ray"], "invalid choice")):
-        res = subprocess.run([sys.executable, "-m", "approxlib", "report", "--profile", "smoke",
-                              "--models-dir", str(tmp_path), *args],
-                             capture_output=True, text=True, timeout=120)
-        assert res.returncode == 2 and msg in res.stderr and res.stderr.count("\n") == 1
+        code = cli.main(["report", "--profile", "smoke", "--models-dir", str(tmp_path), *args])
+        err = capsys.readouterr().err
+        assert code == 2 and msg in err and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
 
 

@@ -31,8 +31,9 @@ from . import executors
 from . import quants
 from .config import (MODELS, SHIPPED_CODEC, ConfigError, ModelConfig, PruneConfig,
                      QuantConfig, check_dataset, check_image_size, check_model, check_ratio,
-                     data_config, finetune_config, for_model, load_profile, measure_config,
-                     parse_overrides, profile_label, profile_names, recorded)
+                     data_config, default, finetune_config, for_model, load_profile,
+                     measure_config, parse_overrides, printable, profile_label, profile_names,
+                     recorded)
 
 # torch, the pipeline, the store and the report are imported inside the command that needs
 # them: `approx --help`, `approx profiles` and a bad argument answer in 0.1 s (this module
@@ -260,8 +261,9 @@ def _checkpoint_dataset(path: Path, info: dict, given: str | None, p: dict) -> s
         dataset = p["dataset"]
         store.LOG.warning("approx: warning: %s", printable(
             f"{path} records no dataset; running it on the profile's, {dataset}"))
-    elif given is None and dataset != p["dataset"]:  # a user's profile naming other data
-        store.LOG.warning("approx: note: %s", printable(  # was passed over without a word
+    elif given is None and dataset != p["dataset"] != default("dataset"):
+        # a user's profile naming other data was passed over without a word
+        store.LOG.warning("approx: note: %s", printable(
             f"{path} runs on the data it records, {dataset}, not the profile's "
             f"{p['dataset']} (--dataset chooses)"))
     check_dataset(dataset)
@@ -627,7 +629,7 @@ def cmd_verify(a) -> int:
     from . import pipeline, steps, store
     if store.is_url(a.models_dir):  # where its local copy is, which a user had to find
         raise ConfigError(f"--models-dir {a.models_dir} is a URL store: verify reads a folder, "
-                          f"such as this machine's cache of it, {store.Store(a.models_dir).root} "
+                          f"such as this machine's cache of it, {store.local_cache(a.models_dir)} "
                           f"(each file fetched from the URL is checked against its digest)")
     if not Path(a.models_dir).is_dir():
         raise ConfigError(f"--models-dir {a.models_dir} is not a folder")
@@ -665,11 +667,6 @@ _OS_ADVICE = {errno.ENOSPC: "free some space or choose another --out / --models-
               errno.EISDIR: "a folder is in the way of a file: choose another path"}
 
 
-def printable(text: str) -> str:
-    """One line a terminal shows as it is: whitespace runs become one space, and any other
-    character that does not print (an escape code in a folder's or file's name, which could
-    retitle the window or clear the screen) is written as its escape, e.g. \\x1b."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in " ".join(text.split()))
 
 
 def os_error_line(e: OSError) -> str:

@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import socket
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from . import executors
 from . import pipeline
 from . import store
 from .config import ConfigError
@@ -131,7 +131,7 @@ def client(address: str | None = None, workers: int | None = None, threads: int 
         finally:
             c.close()
         return
-    n = workers or max(1, (os.cpu_count() or 1) // threads)
+    n = workers or max(1, executors.cores() // threads)
     with distributed.LocalCluster(
             n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
             dashboard_address="127.0.0.1:8787" if dashboard else None,
@@ -153,10 +153,15 @@ def _probe(address: str) -> None:
     event loop may be running in this one."""
     import asyncio
     import concurrent.futures
+    import struct
     from distributed.comm import connect
+    from distributed.security import Security
+    # what Client passes for TLS (dask's distributed.comm.tls settings): without it a TLS
+    # scheduler was refused
+    security = Security().get_connection_args("client")
 
     async def hello():
-        comm = await asyncio.wait_for(connect(address, timeout=CONNECT_S),
+        comm = await asyncio.wait_for(connect(address, timeout=CONNECT_S, **security),
                                       CONNECT_S + HANDSHAKE_S)
         await comm.close()
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -169,7 +174,7 @@ def _probe(address: str) -> None:
         except (OSError, ValueError) as e:  # ValueError: not an address ("missing port")
             raise ConfigError(f"cannot reach the Dask scheduler at {address}: {_said(e)}"
                               ) from None
-        except (MemoryError, TypeError, KeyError, IndexError, AttributeError) as e:
+        except (MemoryError, struct.error) as e:  # another protocol's bytes read as frames
             raise ConfigError(f"{address} does not answer as a Dask scheduler ("
                               f"{type(e).__name__} reading its reply)") from None
 
@@ -246,8 +251,10 @@ def run(p: dict, sections: list[str], store_url: str | Path, out_dir: Path | Non
         cache: str | None = None):
     """`pipeline.run` with the stages computed on a Dask cluster first; same return value."""
     threads = threads or torch.get_num_threads()
+    artifacts = store.Store(store_url, cache)
+    pipeline.prepare_data(p, pipeline.plan(p, sections, models), artifacts, data_root)
     with client(address, workers, threads, dashboard=progress) as c:
         execute(c, p, sections, str(store_url), data_root, threads, cache, models, progress)
     torch.set_num_threads(threads)
-    return pipeline.run(p, sections, store.Store(store_url, cache), out_dir, data_root,
-                        progress=False, models=models)
+    return pipeline.run(p, sections, artifacts, out_dir, data_root, progress=False,
+                        models=models)

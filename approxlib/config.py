@@ -57,6 +57,13 @@ CODECS = (NO_CODEC, *APX_CODECS, *GENERAL_CODECS)
 DEVICES = ("auto", "cpu", "cuda")
 
 
+def printable(text: str) -> str:
+    """One line a terminal shows as it is: whitespace runs become one space, and any other
+    character that does not print (an escape code in a folder's or file's name, which could
+    retitle the window or clear the screen) is written as its escape, e.g. \\x1b."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in " ".join(text.split()))
+
+
 class ConfigError(ValueError):
     """A user-facing configuration problem: the CLI prints it as one line and exits with 2."""
 
@@ -663,6 +670,11 @@ def _known(key, params: dict, where: str = "") -> None:
         hint = (f"did you mean {' or '.join(near)}? All valid: " if near else "valid: ")
         raise ConfigError(f"{where}unknown parameter {_show(key)}; {hint}"
                           f"{', '.join(sorted(params))}")
+
+
+def default(key: str):
+    """A parameter's value in `defaults`, which every profile starts from."""
+    return _profiles_file()["defaults"][key]
 
 
 def load_profile(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -103,9 +103,11 @@ class Source:
         return None
 
     def prepare(self, root: Path | None = None) -> None:
-        """Whatever must be read before a run's first stage, so that bad input stops it before
-        any work (an image folder decodes its images; a built-in dataset's labels are read
-        already)."""
+        """Read each part once before a run's first stage (`pipeline.prepare_data`): downloaded
+        if missing, so that no two processes download one file at once; an image folder
+        decodes and caches its images instead, so a bad one stops the run before any work."""
+        for part in self.parts:
+            self.read(part, Path(root or default_root()), downloads_allowed())
 
     def split(self, part: str, root: Path | None = None, download: bool = True,
               keep=None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from . import data
 from . import store
-from .config import ConfigError, expanded, from_here
+from .config import ConfigError, expanded, from_here, printable
 
 log = logging.getLogger(__name__)
 GRAY = {"1", "L", "LA"}  # 8-bit modes decoded to one channel
@@ -90,8 +90,9 @@ class ImageFolder(data.Source):
             return ("train", "test", "val")
         other = next((n for n in VAL_NAMES if (self.root / n).is_dir()), None)
         if other is not None:  # read as nothing, without a word, by a new user's run
-            log.warning("%s is not read: validation images are read from a folder named val/ "
-                        "(else carved from train/)", self.root / other)
+            log.warning("%s", printable(f"{self.root / other} is not read: validation images "
+                                        f"are read from a folder named val/ (else carved from "
+                                        f"train/)"))
         return ("train", "test")
 
     @functools.cached_property
@@ -141,10 +142,10 @@ class ImageFolder(data.Source):
         n = sum(colour.values())
         if 0 < n <= len(colour) // 2:
             first = next(f for f, c in colour.items() if c)
-            log.warning("%s: %s in colour, %s grayscale (the first in colour: %s): every image "
-                        "is read as 3-channel RGB; convert the colour ones to grayscale for a "
-                        "1-channel dataset", self.root, n, len(colour) - n,
-                        first.relative_to(self.root))
+            log.warning("%s", printable(
+                f"{self.root}: {n} in colour, {len(colour) - n} grayscale (the first in colour: "
+                f"{first.relative_to(self.root)}): every image is read as 3-channel RGB; convert "
+                f"the colour ones to grayscale for a 1-channel dataset"))
 
     @property
     def channels(self) -> int:
@@ -176,11 +177,20 @@ class ImageFolder(data.Source):
         return len(self._files(part)[0]) if part in self.parts else None
 
     def prepare(self, root: Path | None = None) -> None:
-        """Every part decoded (and cached, which its first stage then reads): a truncated
-        image stopped a run only when a stage first needed the images, after others had
-        stored their results (a new user's walkthrough, 2026-12-07)."""
+        """Every part not yet cached decoded and cached (its first stage then reads the cache),
+        the images that cannot be, of every part, in one line: a truncated image stopped a run
+        only when a stage first needed the images, after others had stored their results (a
+        new user's walkthrough, 2026-12-07). A part cached whole is not read."""
+        root = Path(root or data.default_root())
+        bad = []
         for part in self.parts:
-            self.read(part, Path(root or data.default_root()), False)
+            if any(_whole(path) for path in self._places(part, root)):
+                continue
+            x, failed = self._decoded(part)
+            bad += failed
+            if not bad:
+                self._cache(part, root, torch.from_numpy(x), self.labels(part))
+        _refuse(bad)
 
     def labels(self, part, root=None, download=True) -> torch.Tensor:
         """The part's labels from its folder names (nothing decoded)."""
@@ -208,9 +218,9 @@ class ImageFolder(data.Source):
         loose = [e.name for e in os.scandir(where)
                  if not e.is_dir() and _image_name(e.path, where)]
         if loose:  # torchvision's make_dataset leaves them out too: said here
-            log.warning("%s: %s outside the class folders (%s) %s left out", where,
-                        f"{len(loose)} image{'s' * (len(loose) > 1)}", sorted(loose)[0],
-                        "are" if len(loose) > 1 else "is")
+            log.warning("%s", printable(
+                f"{where}: {len(loose)} image{'s' * (len(loose) > 1)} outside the class folders "
+                f"({sorted(loose)[0]}) {'are' if len(loose) > 1 else 'is'} left out"))
         odd = next((f for f, _ in samples if not Path(f).is_file()), None)
         if odd is not None:  # a FIFO would block its read, a device never end
             raise FolderError(f"{odd} is not a regular file")
@@ -231,23 +241,32 @@ class ImageFolder(data.Source):
         self._memo["digest", part] = h.hexdigest()
         return self._memo["digest", part]
 
-    def _cached(self, part: str, data_root: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    def _places(self, part: str, data_root: Path) -> list[Path]:
+        """Where the part's cache may be: beside the data, else under the data root."""
         name = f"{part}-{self._digest(part)[:24]}-{self.channels}x{self.size}.npz"
-        places = [self.root / CACHE / name, data_root / "imagefolder" / name]
-        for path in places:
+        return [self.root / CACHE / name, data_root / "imagefolder" / name]
+
+    def _cached(self, part: str, data_root: Path) -> tuple[torch.Tensor, torch.Tensor]:
+        for path in self._places(part, data_root):
             got = _read_cache(path, len(self._files(part)[0]), self.channels, self.size)
             if got is not None:
                 return got
-        x, y = self._decode(part)
-        for path in places:  # beside the data if it may be written there
+        x, bad = self._decoded(part)
+        _refuse(bad)
+        x, y = torch.from_numpy(x), self.labels(part)
+        self._cache(part, data_root, x, y)
+        return x, y
+
+    def _cache(self, part: str, data_root: Path, x: torch.Tensor, y: torch.Tensor) -> None:
+        for path in self._places(part, data_root):  # beside the data if it may be written there
             try:
                 _write_cache(path, x, y)
                 break
             except OSError as e:
                 log.info("cannot cache %s at %s: %s", part, path, e)
-        return x, y
 
-    def _decode(self, part: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def _decoded(self, part: str) -> tuple[np.ndarray, list[tuple[Path, str]]]:
+        """The part's images as uint8 N×C×H×W, and those that could not be decoded."""
         files = self._files(part)[0]
         if len(files) * self.channels * self.size ** 2 > MAX_BYTES:
             raise FolderError(f"{self.root / part}: {len(files)} images of {self.channels}×"
@@ -258,8 +277,7 @@ class ImageFolder(data.Source):
 
         def decode(i: int, f: Path) -> None:
             x[i] = _decode_one(f, mode, self.image_size)
-        _each([f for f, _ in files], decode, f"decode {self.root.name}/{part}")
-        return torch.from_numpy(x), self.labels(part)
+        return x, _failures([f for f, _ in files], decode, f"decode {self.root.name}/{part}")
 
 
 def _bar(items: list, desc: str, shown_from: int = 0):
@@ -268,12 +286,6 @@ def _bar(items: list, desc: str, shown_from: int = 0):
     tqdm reads it once, when it is imported)."""
     return tqdm(items, desc=desc, leave=False, mininterval=1.0,
                 disable=len(items) < shown_from or bool(os.environ.get("TQDM_DISABLE")))
-
-
-def _each(files: list[Path], do, desc: str | None = None) -> None:
-    """`do(i, f)` for every file (through a bar if `desc`); the images that fail, all in one
-    line (`_refuse`)."""
-    _refuse(_failures(files, do, desc))
 
 
 def _failures(files: list[Path], do, desc: str | None = None) -> list[tuple[Path, str]]:
@@ -358,6 +370,13 @@ def _decode_one(f: Path, mode: str, size: int | None) -> np.ndarray:
     if size is not None:
         a = data.resize_tensor(a, size)
     return a.numpy()
+
+
+def _whole(path: Path) -> bool:
+    """Whether a cache file is there and matches its digest (not loaded)."""
+    digest = path.with_name(path.name + ".sha256")
+    return (path.is_file() and digest.is_file()
+            and store.digest_file(path) == digest.read_text().strip())
 
 
 def _read_cache(path: Path, n: int, channels: int, size: int):

@@ -23,7 +23,6 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import data
 from . import measure
 from . import pipeline
 from . import store
@@ -99,9 +98,7 @@ def run(p: dict, sections: list[str], models_dir, out_dir: Path | None, data_roo
         with measure.num_threads(threads or torch.get_num_threads()):
             return pipeline.run(p, sections, cache, out_dir, data_root, progress)
     threads = threads or max(1, cores() // workers)
-    for name in dict.fromkeys(v.dataset for v in pipeline.plan(p, sections)):
-        for train in (True, False):  # fetched here first: two downloads of one file would race
-            data.load_split(name, train, data_root)
+    pipeline.prepare_data(p, pipeline.plan(p, sections), cache, data_root)  # before the helpers
     ctx = multiprocessing.get_context("spawn")  # no fork of a process holding torch's threads
     stop = ctx.Event()
     helpers = [ctx.Process(target=_helper, daemon=True,

@@ -1080,9 +1080,7 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
     # every dataset's test labels read first: a missing CIFAR-100 was found only after
     # sections A-C had trained (a stranger's run of `paper`, 2026-12-07)
     chance = chance_levels(p, variants, data_root)
-    for dataset, image_size in dict.fromkeys((c.dataset, c.image_size)
-                                             for c in data_configs(p, variants)):
-        data.source(dataset, image_size).prepare(data_root)  # bad images stop it here
+    prepare_data(p, variants, cache, data_root)  # bad images stop it here
     bar = tqdm(list(zip(variants, chains)), desc=f"{p['profile']}: variants",
                disable=not progress)
     for v, st in bar:
@@ -1127,6 +1125,27 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
 
 def data_configs(p: dict, variants: list[Variant]) -> list[DataConfig]:
     return [data_config(variant_params(p, v), v.dataset) for v in variants]
+
+
+def prepare_data(p: dict, variants: list[Variant], cache: store.Store, data_root) -> None:
+    """Each dataset's images read (downloaded, decoded) as its stages will read them, before
+    any stage runs or a helper or cluster worker starts, unless every stage is in the store
+    already (a whole run from its cache reads no pixels): a bad image stops a run before any
+    work, and two processes never download one file at once."""
+    missing = {st.key: st for v in variants for st in stages(v, p) if not _present(st, cache)}
+    if not missing:
+        return
+    for dataset, image_size in dict.fromkeys((c.dataset, c.image_size)
+                                             for c in data_configs(p, variants)):
+        data.source(dataset, image_size).prepare(data_root)
+
+
+def _present(st: Stage, cache: store.Store) -> bool:
+    """Whether the stage's entry is in the store (a file there: not verified, which the run
+    does when it reads it)."""
+    kind, suffix = ((st.step.json_kind, ".json") if st.step.json_kind
+                    else (st.kind, st.step.suffix))
+    return cache.path(kind, st.key, suffix).is_file()
 
 
 def chance_levels(p: dict, variants: list[Variant], data_root) -> list[float]:

@@ -317,25 +317,35 @@ def _saved_otherwise(obj: dict) -> str | None:
 LEGACY_MAGIC = b"\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
 
 
-def _legacy(path: Path, data: bytes | None) -> bool:
-    """A checkpoint in torch's legacy (non-zip) format: its reader has no container to check
-    before it unpickles, so it is refused with the line that converts it (a user's old `.pth`
-    read "truncated or not a checkpoint")."""
+def _legacy(path: Path, data: bytes | None) -> int | None:
+    """The pickle protocol of a checkpoint in torch's legacy (non-zip) format, else None: its
+    reader has no container to check before it unpickles, so it is refused with the line that
+    converts it (a user's old `.pth` read "truncated or not a checkpoint")."""
     try:
         with path.open("rb") if data is None else io.BytesIO(data[:32]) as f:
             head = f.read(32)
     except OSError:
-        return False
-    return head[:1] == b"\x80" and LEGACY_MAGIC in head  # protocol 4+ frames come between
+        return None
+    # protocol 4+ puts a frame header between the protocol and the magic number
+    return head[1] if head[:1] == b"\x80" and LEGACY_MAGIC in head else None
+
+
+def _legacy_line(path: Path, protocol: int) -> str:
+    """How to convert it: torch's safe loader reads protocols 2 and 3 (torch's default), not
+    the frames of 4 and 5, which only the code that wrote the file can save again."""
+    how = ("torch.save(torch.load(path, weights_only=True), path)" if protocol <= 3 else
+           "its pickle protocol {protocol} is one torch's safe loader cannot read, so save the "
+           "weights again where they were made, with torch.save(model.state_dict(), path)"
+           .format(protocol=protocol))
+    return (f"{path} is in torch's legacy format (before torch 1.6), which is not read here; "
+            f"save it again in the current one: {how}")
 
 
 def _read_checkpoint(path: Path, data: bytes | None) -> Any:
     """torch.load(weights_only=True) of a checkpoint whose zip container passed _check_zip."""
-    if _legacy(path, data):
-        raise CheckpointError(
-            f"{path} is in torch's legacy format (before torch 1.6), which is not read here; "
-            f"save it again in the current one: torch.save(torch.load(path, weights_only=True), "
-            f"path)")
+    protocol = _legacy(path, data)
+    if protocol is not None:
+        raise CheckpointError(_legacy_line(path, protocol))
     try:
         _check_zip(path, io.BytesIO(data) if data is not None else path,
                    len(data) if data is not None else path.stat().st_size)
@@ -734,6 +744,11 @@ def _no_constant(name: str):
     raise ValueError(f"{name} is not a number")
 
 
+def local_cache(url: str) -> Path:
+    """Where a URL store keeps its local copies on this machine, by default."""
+    return Path.home() / ".cache" / "approx-cnn" / hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
 class Store:
     """The artifact cache: `<root>/<kind>/<key>.pt|.json|…`, each beside its digest sidecar.
 
@@ -760,9 +775,7 @@ class Store:
             except (ImportError, ValueError) as e:  # unknown protocol or its package missing
                 raise ConfigError(f"cannot use artifact store {self.url}: {e}") from None
             self.remote = self.remote.rstrip("/")
-            default = (Path.home() / ".cache" / "approx-cnn"
-                       / hashlib.sha256(self.url.encode()).hexdigest()[:16])
-            self.root = Path(cache or default)
+            self.root = Path(cache or local_cache(self.url))
         else:
             self.root = Path(root)
         # path -> ((size, mtime_ns, inode), SHA-256) when checked

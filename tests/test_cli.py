@@ -189,6 +189,12 @@ def test_single_stage_commands(capsys, caplog, tmp_path, r18, data_root):
     assert code == 0 and json.loads(out)["dataset"] == "fashion-mnist"
     assert "runs on the data it records, fashion-mnist, not the profile's cifar10 (--dataset " \
         "chooses)" in caplog.text
+    caplog.clear()  # but not where no profile named other data than the defaults' (noise)
+    from approxlib import cli
+    info = {"meta": {"configs": [{"type": "DataConfig", "dataset": "cifar10"}]}}
+    with caplog.at_level("WARNING", "approxlib"):
+        assert cli._checkpoint_dataset(r18, info, None, load_profile("smoke")) == "cifar10"
+    assert "note" not in caplog.text
 
 
 def test_console_entry_point_and_dry_run(tmp_path):

@@ -19,6 +19,7 @@ from torchvision import transforms as tvt
 from approxlib import data as D
 from approxlib import folder as F
 from approxlib import models
+from approxlib import parallel
 from approxlib import pipeline
 from approxlib import store as S
 from approxlib.config import ConfigError, DataConfig, ModelConfig, load_profile
@@ -194,6 +195,16 @@ def test_an_image_that_cannot_be_decoded_stops_a_run_before_its_first_stage(fold
     with pytest.raises(ConfigError, match=rf"cannot decode image \S+{f.name}"):
         pipeline.run(p, ["C"], store, tmp_path / "out", None, progress=False)
     assert not [x for x in store.root.rglob("*") if x.is_file()] and not (tmp_path / "out").exists()
+    # ... and before any helper starts (they started first, and read the images as stored,
+    # so a folder of mixed sizes with image_size set was refused for its sizes)
+    Image.new("RGB", (40, 40)).save(own / "test" / "class1" / "big.png")
+    g = min((own / "test" / "class2").glob("*.png"))
+    g.write_bytes(g.read_bytes()[:-60])  # a second part's: named in the same line
+    with pytest.raises(ConfigError, match=rf"^2 images cannot be used: cannot decode image "
+                                          rf"\S+{f.name}: .*; also \S+class2/{g.name}$"):
+        parallel.run({**p, "image_size": 32}, ["C"], store.root, tmp_path / "out", None,
+                     progress=False, workers=2, threads=1)
+    assert not [x for x in store.root.rglob("*") if x.is_file()] and not (tmp_path / "out").exists()
 
 
 def test_grayscale_images_give_one_channel(folder, tmp_path, caplog):
@@ -222,6 +233,10 @@ def test_grayscale_images_give_one_channel(folder, tmp_path, caplog):
         said = " | ".join(r.getMessage() for r in caplog.records)
         assert "valid is not read: validation images are read from a folder named val/" in said
         assert "train: 1 image outside the class folders (stray.png) is left out" in said
+        caplog.clear()  # names as a terminal shows them: an escape code is written out
+        Image.new("L", (32, 32)).save(own / "test" / "\x1b[31mred.png")
+        F.ImageFolder(path=str(own)).class_names
+        assert "(\\x1b[31mred.png) is left out" in caplog.text and "\x1b" not in caplog.text
 
 
 def _plain_torchvision(folder: Path, path: Path) -> float:
@@ -362,6 +377,11 @@ def test_weights_that_do_not_fit_name_the_tensor(tmp_path):
     with pytest.raises(S.CheckpointError, match=r"legacy.pth is in torch's legacy format "
                        r"\(before torch 1.6\).*torch.save\(torch.load\(path, weights_only=True\)"):
         S.load_weights(tmp_path / "legacy.pth", ModelConfig("resnet18", 7, 3))
+    torch.save(state, tmp_path / "legacy4.pth", _use_new_zipfile_serialization=False,
+               pickle_protocol=4)  # which torch's safe loader cannot read: another line
+    with pytest.raises(S.CheckpointError, match=r"its pickle protocol 4 is one torch's safe "
+                       r"loader cannot read, so save the weights again where they were made"):
+        S.load_weights(tmp_path / "legacy4.pth", ModelConfig("resnet18", 7, 3))
     # ... but a state dict with one nested extra is named by that entry
     torch.save({**state, "ema": {"fc.weight": state["fc.weight"]}}, tmp_path / "extra.pt")
     with pytest.raises(S.CheckpointError, match=r"state_dict entry ema is a dict, not a tensor"):
@@ -519,7 +539,7 @@ def test_split_sizes_that_do_not_fit_fail_at_planning(folder, tmp_path, monkeypa
     """A folder with fewer training images than val_size (or train_size) passed the dry run and
     failed after decoding every image; its file list alone decides it."""
     folder = _copy(folder, tmp_path / "few")
-    monkeypatch.setattr(F.ImageFolder, "_decode", lambda *a: pytest.fail("decoded"))
+    monkeypatch.setattr(F.ImageFolder, "_decoded", lambda *a: pytest.fail("decoded"))
     for ov, match in [({"val_size": 10 * TRAIN}, rf"val_size {10 * TRAIN} must be below the "
                                                   rf"{10 * TRAIN} training images"),
                       ({"val_size": 50, "train_size": 10 * TRAIN},

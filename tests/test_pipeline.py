@@ -742,3 +742,21 @@ def test_a_missing_dataset_stops_a_run_before_anything_trains(tmp_path, data_roo
         pipeline.run(p, ["B", "D"], store.Store(tmp_path / "m"), data_root=data_root,
                      progress=False)
     assert not list((tmp_path / "m").rglob("*.pt"))
+
+
+def test_data_is_read_before_the_stages_only_where_one_is_missing(smoke, store_copy,
+                                                                 monkeypatch):
+    """`prepare_data` reads (decodes, downloads) each dataset before the first stage, so that a
+    bad image stops a run before any work; a run whose every stage is stored reads no pixels
+    (a notebook or a second report on a filled folder)."""
+    from approxlib import data
+    p, _, _, _, _, data_root = smoke
+    read = []
+    monkeypatch.setattr(data.Source, "prepare", lambda self, root=None: read.append(self))
+    variants = pipeline.plan(p, list("ABCDEFGH"))
+    pipeline.prepare_data(p, variants, store_copy, data_root)
+    assert read == []
+    next((store_copy.root / "train").glob("*.pt")).unlink()
+    pipeline.prepare_data(p, variants, store_copy, data_root)
+    assert len(read) == len({(c.dataset, c.image_size)
+                             for c in pipeline.data_configs(p, variants)}) >= 1

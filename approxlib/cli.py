@@ -309,32 +309,32 @@ def check_writable_file(path, option: str = "--out") -> None:
     _writable_folder(path.parent, option, path)
 
 
-def check_store(models_dir: str) -> None:
+def check_store(models_dir: str, option: str = "--models-dir") -> None:
     """`--models-dir`: a writable folder, or an fsspec URL whose filesystem can be built and whose
     root (or, for a new store, its parent) is reachable now rather than after training."""
     from . import store
     if not store.is_url(models_dir):
-        check_writable_dir(models_dir, "--models-dir")
+        check_writable_dir(models_dir, option)
         return
     import fsspec
     from fsspec.implementations.local import LocalFileSystem
     try:
         fs, root = fsspec.core.url_to_fs(models_dir)
         if isinstance(fs, LocalFileSystem):  # file://: a folder like any other
-            _writable_folder(Path(root), "--models-dir", models_dir)
+            _writable_folder(Path(root), option, models_dir)
         elif fs.exists(root):
             if not fs.isdir(root):
-                raise ConfigError(f"--models-dir {models_dir} is a file, not a folder")
+                raise ConfigError(f"{option} {models_dir} is a file, not a folder")
         elif not fs.exists(fs._parent(root)):
-            raise ConfigError(f"--models-dir {models_dir}: neither the store nor its parent "
+            raise ConfigError(f"{option} {models_dir}: neither the store nor its parent "
                               f"{fs._parent(root)} exists; create it first")
     except ConfigError:
         raise
     except (ImportError, ValueError) as e:  # unknown protocol, its package missing, a bad URL
-        raise ConfigError(f"--models-dir {models_dir}: cannot use this store: "
+        raise ConfigError(f"{option} {models_dir}: cannot use this store: "
                           f"{_one_line(e)}") from None
     except OSError as e:  # unreachable host, no permission, bucket missing
-        raise ConfigError(f"--models-dir {models_dir}: cannot reach the store: "
+        raise ConfigError(f"{option} {models_dir}: cannot reach the store: "
                           f"{_one_line(e)}") from None
 
 

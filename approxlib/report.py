@@ -131,12 +131,13 @@ def run_section(letter: str, profile: str = "quick", model: str | None = None,
     ov, chosen = _section_overrides(SECTIONS[letter], model, models, dataset, ratio, ratios,
                                     overrides)
     p = load_profile(profile, ov)
+    _check_paths(out, models_dir, data_dir)
     # Relative paths are taken from the repository root, so a notebook opened in JupyterLab
     # (whose working directory is notebooks/) finds the same cache as the CLI.
     # A notebook run by hand (no `out`) never changes a published report's results.csv: it
     # writes to a folder named by its parameters. `approx report` passes `out`.
     out = _from_repo(out or Path("reports") / profile_label(profile) / "explore" / config_hash(
-        letter, model, models, dataset, ratio, ratios, ov, models_dir, str(data_dir)))
+        letter, chosen, dataset, ov, models_dir, str(data_dir)))  # as parsed: -p and -y alike
     artifacts = store.Store(_store_root(models_dir))
     data_dir = _from_repo(data_dir or data.default_root())
     t0 = time.perf_counter()
@@ -152,13 +153,39 @@ def run_section(letter: str, profile: str = "quick", model: str | None = None,
                       seconds, peak)
 
 
+def _structured(name: str, value):
+    """A list or dict parameter given as YAML text, read; text that opens a list or mapping
+    but is not YAML is named as such (it read "must be a dict, got '{epochs: 2'")."""
+    if not isinstance(value, str):
+        return value
+    parsed = parse_value(value, name)
+    if isinstance(parsed, str) and parsed.lstrip()[:1] in ("[", "{"):
+        raise ConfigError(f"{name}: {value!r} is not valid YAML (a list reads [0.3, 0.5], a "
+                          f"mapping {{epochs: 2}})")
+    return parsed
+
+
+def _check_paths(out, models_dir, data_dir) -> None:
+    """What `approx` checks of its paths before any work, with the parameters' names: an empty
+    `models_dir` made the repository root a store, and an `out` that is a file failed after
+    every stage had run (a papermill user's walkthrough, 2026-12-07)."""
+    from . import cli
+    for name, value in (("out", out), ("models_dir", models_dir), ("data_dir", data_dir)):
+        if value is not None and not str(value).strip():
+            raise ConfigError(f"{name} is empty (an unset variable?); name a path, or leave it "
+                              f"out for the default")
+    cli.check_store(str(_store_root(models_dir)), "models_dir")
+    if out is not None:
+        cli.check_writable_dir(_from_repo(out), "out")
+
+
 def _section_overrides(spec, model, models, dataset, ratio, ratios, overrides
                        ) -> tuple[dict, list | None]:
     """The profile overrides a notebook's parameters make, checked, and its chosen models."""
     # `papermill -p ratios '[0, 0.5]'` passes text; list and dict parameters accept YAML text
     # (what `-y` or `--set` would give). Scalars are never re-parsed: a wrong type stays wrong.
-    ratios, models, overrides = (parse_value(x) if isinstance(x, str) else x
-                                 for x in (ratios, models, overrides))
+    ratios, models, overrides = (_structured(name, x) for name, x in (
+        ("ratios", ratios), ("models", models), ("overrides", overrides)))
     if overrides is not None and not isinstance(overrides, dict):
         raise ConfigError(f"overrides must be a dict of profile parameters, got {overrides!r}")
     ov = dict(overrides or {})

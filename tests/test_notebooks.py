@@ -54,7 +54,28 @@ def test_bad_parameters_fail_in_the_first_code_cell(tmp_path, capsys, params, cl
     failed = [c for c in nb.cells if c.cell_type == "code" and
               any(o.get("output_type") == "error" for o in c.outputs)]
     assert len(failed) == 1 and failed[0].source.startswith("from approxlib.report import Section")
+    # one line, not the frames into the library (papermill printed 70-100 lines)
+    error = next(o for o in failed[0].outputs if o.get("output_type") == "error")
+    assert error["traceback"] == [f"ConfigError: {e.value.evalue}"]
     assert not (tmp_path / "m").exists()  # failed before any work
+
+
+def test_paths_and_text_a_notebook_is_given_are_checked_before_any_work(tmp_path):
+    """A papermill user's walkthrough (2026-12-07): `-p models_dir ''` made the repository root
+    a store; `-p out FILE` failed after every stage had run; '{epochs: 2' was "not a dict"."""
+    from approxlib import report
+    from approxlib.config import ConfigError
+    (tmp_path / "afile").write_text("x")
+    for kw, match in [({"models_dir": ""}, r"^models_dir is empty \(an unset variable\?\)"),
+                      ({"out": " "}, r"^out is empty"),
+                      ({"out": str(tmp_path / "afile")}, r"^out \S+afile: \S+afile is a file, "
+                                                         r"not a folder"),
+                      ({"models_dir": str(tmp_path / "afile")}, r"^models_dir \S+afile: "),
+                      ({"ratios": "[0.5"}, r"^ratios: '\[0.5' is not valid YAML"),
+                      ({"overrides": "{epochs: 2"}, r"^overrides: '\{epochs: 2' is not valid")]:
+        with pytest.raises(ConfigError, match=match):
+            report.run_section("C", "smoke", **kw)
+    assert ConfigError("a\x1bb\nc")._render_traceback_() == ["ConfigError: a\\x1bb c"]
 
 
 def test_list_parameters_accept_papermill_text(tmp_path, smoke_run, store_copy):

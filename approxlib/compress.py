@@ -553,7 +553,7 @@ def load(path: Path, expect: ModelConfig | None = None) -> tuple[nn.Module, dict
     that does not hold `expect` (when given)."""
     path = Path(path)
     if not path.is_file():
-        raise ApxError(f"compressed model not found: {path}")
+        raise ApxError(f"compressed model {store.missing(path)}: {path}")
     try:
         size = path.stat().st_size
         if size > MAX_FILE:
@@ -649,7 +649,7 @@ class GeneralCodec(Codec):
 
     def load(self, path, expect):
         if not path.is_file():
-            raise store.CheckpointError(f"checkpoint not found: {path}")
+            raise store.CheckpointError(f"checkpoint {store.missing(path)}: {path}")
         limit = checkpoint_limit(expect)
         if path.stat().st_size > limit:  # compressed, it can only be smaller than the limit
             raise store.CheckpointError(f"{path}: larger than any checkpoint of this architecture")

@@ -537,6 +537,9 @@ def images_seen() -> int:
 
 def to_float(x: torch.Tensor) -> torch.Tensor:
     """uint8 → float in [0, 1]. No mean/std normalization, as the original (BatchNorm copes)."""
+    if x.dtype != torch.uint8:  # a float batch would be divided by 255 once more, silently
+        raise TypeError(f"images must be uint8 (0-255), as approxlib's data holds them, not "
+                        f"{x.dtype}: it scales them itself")
     _IMAGES[0] += len(x)
     return x.float().div_(255)
 

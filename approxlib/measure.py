@@ -1,11 +1,14 @@
-"""Measurements that return plain numbers: accuracy, size, latency, throughput, sparsity."""
+"""Measurements that return plain numbers: latency, throughput, FLOPs, parameters, sparsity.
+
+Accuracy is `train.accuracy`; a model's size is its saved file's (`store.save_checkpoint`
+returns it)."""
 from __future__ import annotations
 
 import logging
 import os
 import platform
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import pandas as pd
 import torch
@@ -13,7 +16,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .config import MeasureConfig
-from .models import prunable, weight_of
+from .models import evaluating, prunable, weight_of
 
 
 @contextmanager
@@ -42,11 +45,12 @@ def latency_ms(model, input_shape: tuple[int, ...], cfg: MeasureConfig) -> dict:
     # So it is imported here, after the warning is silenced, not at the top.
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     from torch.utils import benchmark
-    if isinstance(model, nn.Module):
-        model = model.cpu().eval()
+    module = isinstance(model, nn.Module)
+    if module:
+        model = model.cpu()  # timed on the CPU: a module on a GPU is moved there
     x1 = torch.rand(1, *input_shape)
     xb = torch.rand(cfg.throughput_batch, *input_shape)
-    with num_threads(cfg.threads):
+    with evaluating(model) if module else nullcontext(), num_threads(cfg.threads):
         for _ in range(cfg.latency_warmup):
             model(x1)
         t1 = benchmark.Timer("model(x)", globals={"model": model, "x": x1},
@@ -125,8 +129,8 @@ def _summary(b1: list[float], bb: list[float], cfg: MeasureConfig) -> dict:
 def flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     """Floating-point operations of one image's forward pass (a multiply-add counts as 2), from
     `torch.utils.flop_counter` on the float model."""
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model.eval()(torch.rand(1, *input_shape))
+    with torch.no_grad(), evaluating(model), FlopCounterMode(display=False) as counter:
+        model(torch.rand(1, *input_shape))
     return int(counter.get_total_flops())
 
 

@@ -17,6 +17,7 @@ from collections import Counter
 
 import torch
 from torch import nn
+from torch.nn.utils import prune as tprune
 from torchvision import models as tvm
 
 from .config import CIFAR_STEM, ConfigError, ModelConfig
@@ -209,6 +210,30 @@ def uncovered(model: nn.Module) -> tuple[float, list[str]]:
     outside = sorted(((n, k) for n, k, i in weights if i not in inside), key=lambda x: -x[1])
     total = sum(k for _, k, _ in weights)
     return (sum(k for _, k in outside) / total if total else 0.0), [n for n, _ in outside]
+
+
+def require_dense_float(model: nn.Module, doing: str) -> None:
+    """ConfigError where `model` is not the plain float model `doing` needs: pruning masks still
+    attached (weight = weight_orig × mask, which sharing overwrote only until the next forward
+    pass, and a save wrote at twice the size and could not be loaded), or quantized modules
+    (pruning one ended in torch's "'function' object has no attribute 'device'")."""
+    if tprune.is_pruned(model):
+        raise ConfigError(f"{doing} needs the pruning masks folded into the weights first: "
+                          f"prune.make_permanent_(model)")
+    if any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in model.modules()):
+        raise ConfigError(f"{doing} needs a float model; this one is quantized")
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module):
+    """`model` in eval mode inside, in the mode it had after: a measurement or prediction left a
+    model its caller was training in eval mode (a library user's walkthrough, 2026-12-07)."""
+    was = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was)
 
 
 def warn_uncovered(model: nn.Module) -> None:

@@ -159,6 +159,8 @@ def prune_(model: nn.Module, cfg: PruneConfig, seed: int = 0,
     (weight = weight_orig × mask) so fine-tuning keeps pruned weights at zero. Call
     `make_permanent_` before saving.
     """
+    if not tprune.is_pruned(model):  # pruning again within torch's masks is torch's to do
+        models.require_dense_float(model, "pruning")
     name, spread = score_and_spread(cfg.method)
     layers = prunable(model)
     models.warn_uncovered(model)

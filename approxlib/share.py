@@ -2,8 +2,9 @@
 and codebook fine-tuning (Han, Mao & Dally, ICLR 2016, section 3).
 
 After `share_weights_`, every Conv2d/Linear weight holds at most 2^bits distinct non-zero values
-(its codebook) and its pruned zeros stay exactly zero; `finetune_codebooks` then trains the
-centroids themselves, each one moved by the sum of the gradients of the weights that share it.
+(its codebook) and its pruned zeros stay exactly zero; `share_and_finetune` then trains the
+centroids themselves, each one moved by the mean of the gradients of the weights that share it
+(the paper's sum, divided by the group's size: `SharedWeight` says why).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from . import models
 from . import train
 from .config import ShareConfig
 from .models import prunable, replace_module
@@ -122,6 +124,7 @@ def share_weights_(model: nn.Module, cfg: ShareConfig, trainable: bool = False
     With `trainable=True` the weights stay parametrized (`SharedWeight`) so that training moves
     the centroids; call `unshare_` afterwards. Returns one row per layer (bits, k, non-zeros).
     """
+    models.require_dense_float(model, "weight sharing")
     rows = []
     for name, m in prunable(model):
         w = m.weight.detach()

@@ -11,7 +11,12 @@ def mcnemar(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> dict:
     Only the images on which exactly one model is right carry information; under "equally
     accurate" they split 50/50, so the p-value is a two-sided binomial test on that split.
     """
-    right_a, right_b = np.asarray(pred_a) == y, np.asarray(pred_b) == y
+    y, pred_a, pred_b = np.asarray(y), np.asarray(pred_a), np.asarray(pred_b)
+    if not (y.ndim == 1 and y.size and y.shape == pred_a.shape == pred_b.shape):
+        # numpy broadcast one label against every prediction (a p-value of 6e-14)
+        raise ValueError(f"labels and predictions of unequal or no images: {y.shape}, "
+                         f"{pred_a.shape}, {pred_b.shape}")
+    right_a, right_b = pred_a == y, pred_b == y
     only_a = int((right_a & ~right_b).sum())
     only_b = int((~right_a & right_b).sum())
     n = only_a + only_b
@@ -25,6 +30,9 @@ def paired_lower_bound(right_ref, right_b, level: float = 0.95) -> dict:
     at `level`, with the paired standard error (Agresti, Categorical Data Analysis, 10.1.1:
     var = ((only_b + only_ref)/n − delta²)/n). Written here because scipy has no interval for
     paired proportions. The bound is per comparison, not simultaneous over many."""
+    if not all(np.isin(np.asarray(r), (0, 1)).all() for r in (right_ref, right_b)):
+        raise ValueError("paired_lower_bound takes whether each image was right (booleans), "
+                         "not predicted classes")  # which bool() read as right but for class 0
     a, b = np.asarray(right_ref, dtype=bool), np.asarray(right_b, dtype=bool)
     if a.shape != b.shape or a.size == 0:
         raise ValueError(f"paired correctness of unequal or no images: {a.shape} vs {b.shape}")
@@ -35,7 +43,9 @@ def paired_lower_bound(right_ref, right_b, level: float = 0.95) -> dict:
 
 
 def wilson(correct: int, total: int, level: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of an accuracy (scipy's binomtest)."""
+    """Wilson score interval of an accuracy (scipy's binomtest), from counts."""
+    if float(correct) != int(correct) or float(total) != int(total):
+        raise ValueError(f"wilson takes counts of images, not an accuracy: {correct}, {total}")
     ci = stats.binomtest(int(correct), int(total)).proportion_ci(level, method="wilson")
     return float(ci.low), float(ci.high)
 
@@ -53,6 +63,8 @@ def mean_ci(samples, level: float = 0.95) -> dict:
     zero-width one the t formula gives, which would call any such difference real.
     """
     x = np.asarray(samples, dtype=float)
+    if np.isnan(x).any():  # every figure would be NaN, without a word
+        raise ValueError(f"mean_ci of samples holding NaN: {x.tolist()[:5]}")
     n = len(x)
     mean = float(x.mean()) if n else float("nan")
     if n < 2:
@@ -114,6 +126,8 @@ def timing_verdict(base_ms: float, base_iqr: float, ms: float, iqr: float) -> st
     """"faster", "slower" or TIMING_NOISE: a change of batch-1 latency no larger than the two
     timings' interquartile ranges over rounds (relative to the base), or than TIMING_FLOOR, is
     noise."""
+    if not base_ms > 0:
+        raise ValueError(f"a base latency of {base_ms} ms cannot be compared with")
     change = ms / base_ms - 1
     if abs(change) <= max((base_iqr + iqr) / base_ms, TIMING_FLOOR):
         return TIMING_NOISE

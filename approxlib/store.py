@@ -136,6 +136,8 @@ def save_checkpoint(model: nn.Module, path: Path, model_cfg: ModelConfig,
                     meta: dict | None = None, shapes: dict | None = None) -> int:
     """Save atomically; return the file's size in bytes. `shapes` (structured.shapes) records
     layer sizes that differ from the architecture's (channel-pruned models)."""
+    if quant == quants.NONE.key:  # else a file that loading refuses ("it lacks fc.weight")
+        models.require_dense_float(model, f"saving {Path(path).name} as a float checkpoint")
     state = model.state_dict()
     packed = quantize.METHODS[quant].packed
     obj = {"format": FORMAT, "version": VERSION, "model": dataclasses.asdict(model_cfg),
@@ -177,7 +179,7 @@ def load_checkpoint(path: Path, expect: ModelConfig | None = None, data: bytes |
     """
     path = Path(path)
     if data is None and not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+        raise CheckpointError(f"checkpoint {missing(path)}: {path}")
     obj = _read_checkpoint(path, data)
     cfg, quant = _checkpoint_fields(path, obj)
     if expect is not None and cfg != expect:
@@ -223,7 +225,7 @@ def load_weights(path: Path, cfg: ModelConfig) -> nn.Module:
     checkpoint (zip checked, weights only); one line naming the first tensor that does not fit."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"weights not found: {path}")
+        raise CheckpointError(f"weights {missing(path)}: {path}")
     obj = _read_checkpoint(path, None)
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         model, info = load_checkpoint(path, expect=cfg)
@@ -264,6 +266,12 @@ def check_weights(path: Path, model: nn.Module) -> nn.Module:
             raise CheckpointError(f"{path}: {name}.running_var holds negative variances")
     return model
 
+
+
+def missing(path: Path) -> str:
+    """Why a file to read is not one: "not found", or "is a folder, not a file" where it is one
+    (a folder given read "checkpoint not found" although it was there)."""
+    return "is a folder, not a file" if Path(path).is_dir() else "not found"
 
 
 # Wrappers whose state dict prefixes every name, and what saves the model inside

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from . import convgrad
 from . import data
+from . import models
 from .config import CONSTANT, COSINE, ONECYCLE, ConfigError, TrainConfig
 
 
@@ -82,17 +83,20 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps: int):
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500,
             device: torch.device | str = "cpu") -> torch.Tensor:
-    """Predicted class per image (int64, CPU) for a uint8 image tensor."""
-    model.eval()
+    """Predicted class per image (int64, CPU) for a uint8 image tensor; the model's mode is
+    left as it was."""
     device = torch.device(device)
     out = []
-    for i in range(0, len(x), batch_size):
-        xb = data.to_float(x[i:i + batch_size].to(device))
-        out.append(model(xb).argmax(1).cpu())
+    with models.evaluating(model):
+        for i in range(0, len(x), batch_size):
+            xb = data.to_float(x[i:i + batch_size].to(device))
+            out.append(model(xb).argmax(1).cpu())
     return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, **kw) -> float:
+    if len(y) == 0 or len(x) != len(y):  # the mean of nothing read NaN without a word
+        raise ValueError(f"accuracy of {len(x)} images with {len(y)} labels")
     return (predict(model, x, **kw) == y).float().mean().item()
 
 
@@ -142,6 +146,8 @@ def train(model: nn.Module, splits: data.Splits, cfg: TrainConfig, device: str =
     Returns the model (on the CPU, fp32) and a per-epoch history. `model` itself is trained (on
     the CPU it is the returned object): pass a copy to keep the original.
     """
+    if len(splits.train_y) == 0:  # it ended in a ZeroDivisionError
+        raise ValueError("no training images to train on")
     dev = pick_device(device)
     seed_everything(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)  # order + augmentation: one CPU stream

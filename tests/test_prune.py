@@ -206,7 +206,8 @@ def test_sensitivity_touches_only_the_named_layer(model):
     w = after["layer2.0.conv1.weight"]
     assert int((w == 0).sum()) == round(0.8 * w.numel()) and not torch.signbit(w[w == 0]).any()
     # the analysis restores every layer after scoring it
-    x, y = torch.rand(16, 1, 32, 32), torch.randint(0, 10, (16,))
+    x = torch.randint(0, 256, (16, 1, 32, 32), dtype=torch.uint8)  # images as the data holds them
+    y = torch.randint(0, 10, (16,))
     state = {k: v.clone() for k, v in model.state_dict().items()}
     rows = prune.layer_sensitivity(model, [0.5, 0.9], x, y)
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())

@@ -43,6 +43,8 @@ def test_missing_truncated_and_foreign_files(saved, tmp_path):
     _, path = saved
     with pytest.raises(store.CheckpointError, match="checkpoint not found"):
         store.load_checkpoint(tmp_path / "nope.pt")
+    with pytest.raises(store.CheckpointError, match="checkpoint is a folder, not a file"):
+        store.load_checkpoint(tmp_path)
     cut = tmp_path / "cut.pt"
     cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(store.CheckpointError, match="truncated or not a checkpoint"):
@@ -109,3 +111,49 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
             raise RuntimeError("killed mid-write")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]  # no temp file left
+
+
+def test_the_library_refuses_models_it_would_handle_wrongly(saved, tmp_path):
+    """A library user's walkthrough (2026-12-07): a model saved with its pruning masks attached
+    wrote 89 MB that loading refused; sharing a masked model was undone by the next forward
+    pass; a quantized model saved as float could not be loaded; pruning one ended deep in
+    torch; prediction and measurement left a model in training in eval mode; float images were
+    divided by 255 a second time; statistics took predictions for correctness and broadcast
+    one label against every prediction."""
+    import copy
+
+    import numpy as np
+
+    from approxlib import measure, prune, quantize, share, stats, train
+    from approxlib.config import ConfigError, PruneConfig, QuantConfig, ShareConfig
+    model, _ = saved
+    masked = prune.prune_(copy.deepcopy(model), PruneConfig(0.5))
+    with pytest.raises(ConfigError, match=r"folded into the weights first: prune.make_perm"):
+        store.save_checkpoint(masked, tmp_path / "m.pt", CFG)
+    with pytest.raises(ConfigError, match="^weight sharing needs the pruning masks folded"):
+        share.share_weights_(masked, ShareConfig(2, 2))
+    assert not (tmp_path / "m.pt").exists()
+    dynamic = quantize.quantize(copy.deepcopy(model), QuantConfig())
+    with pytest.raises(ConfigError, match="as a float checkpoint needs a float model; this one "
+                                          "is quantized"):
+        store.save_checkpoint(dynamic, tmp_path / "q.pt", CFG)
+    with pytest.raises(ConfigError, match="^pruning needs a float model"):
+        prune.prune_(dynamic, PruneConfig(0.5))
+    training = copy.deepcopy(model).train()
+    x = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8)
+    train.predict(training, x)
+    measure.flops(training, (1, 28, 28))
+    assert training.training  # its mode as it was
+    with pytest.raises(TypeError, match="images must be uint8"):
+        train.predict(training, x.float() / 255)
+    with pytest.raises(ValueError, match="accuracy of 0 images"):
+        train.accuracy(training, x[:0], torch.zeros(0, dtype=torch.long))
+    y = np.arange(50) % 10
+    with pytest.raises(ValueError, match="unequal or no images"):
+        stats.mcnemar(y[:1], y, y)
+    with pytest.raises(ValueError, match="whether each image was right"):
+        stats.paired_lower_bound(y, y)
+    with pytest.raises(ValueError, match="counts of images, not an accuracy"):
+        stats.wilson(0.78, 500)
+    with pytest.raises(ValueError, match="holding NaN"):
+        stats.mean_ci([0.7, float("nan")])

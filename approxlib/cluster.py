@@ -168,9 +168,9 @@ def _probe(address: str) -> None:
         try:
             pool.submit(asyncio.run, hello()).result()
         except (asyncio.TimeoutError, TimeoutError) as e:
+            why = _said(e, "is a Dask scheduler listening?")
             raise ConfigError(f"the Dask scheduler at {address} did not answer in "
-                              f"{CONNECT_S + HANDSHAKE_S} s: {_said(e, 'is a Dask scheduler listening?')}"
-                              ) from None
+                              f"{CONNECT_S + HANDSHAKE_S} s: {why}") from None
         except (OSError, ValueError) as e:  # ValueError: not an address ("missing port")
             raise ConfigError(f"cannot reach the Dask scheduler at {address}: {_said(e)}"
                               ) from None

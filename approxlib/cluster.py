@@ -252,8 +252,8 @@ def run(p: dict, sections: list[str], store_url: str | Path, out_dir: Path | Non
     """`pipeline.run` with the stages computed on a Dask cluster first; same return value."""
     threads = threads or torch.get_num_threads()
     artifacts = store.Store(store_url, cache)
-    pipeline.prepare_data(p, pipeline.plan(p, sections, models), artifacts, data_root)
-    with client(address, workers, threads, dashboard=progress) as c:
+    with client(address, workers, threads, dashboard=progress) as c:  # a wrong address first
+        pipeline.prepare_data(p, pipeline.plan(p, sections, models), artifacts, data_root)
         execute(c, p, sections, str(store_url), data_root, threads, cache, models, progress)
     torch.set_num_threads(threads)
     return pipeline.run(p, sections, artifacts, out_dir, data_root, progress=False,

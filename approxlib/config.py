@@ -79,7 +79,7 @@ def expanded(path) -> Path:
     try:
         return Path(str(path)).expanduser()
     except RuntimeError:
-        raise ConfigError(f"cannot expand {_show(str(path))}: no such user's home folder") from None
+        raise ConfigError(f"cannot expand {show(str(path))}: no such user's home folder") from None
 
 
 def from_here(path) -> str:
@@ -90,7 +90,7 @@ def from_here(path) -> str:
     return f" (relative paths are read from {os.getcwd()}, the folder approx runs in)"
 
 
-def _show(value: Any, limit: int = 80) -> str:
+def show(value: Any, limit: int = 80) -> str:
     """A value as an error message shows it: one short line. (An int of over 4300 digits cannot
     even be turned into text, Python's guard against quadratic conversions; issue 14.)"""
     if isinstance(value, int) and value.bit_length() > 200:
@@ -105,7 +105,7 @@ def _show(value: Any, limit: int = 80) -> str:
 
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ConfigError(f"unknown {name} {_show(value)}; valid: {', '.join(choices)}")
+        raise ConfigError(f"unknown {name} {show(value)}; valid: {', '.join(choices)}")
 
 
 def _number(name: str, value: Any, lo: float, hi: float, *, lo_open=False, hi_open=False,
@@ -116,19 +116,19 @@ def _number(name: str, value: Any, lo: float, hi: float, *, lo_open=False, hi_op
     kinds = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds):
         kind = "an integer" if integer else "a number"
-        raise ConfigError(f"{name} must be {kind}, got {_show(value)}")
+        raise ConfigError(f"{name} must be {kind}, got {show(value)}")
     if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{name} must be a finite number, got {_show(value)}")
+        raise ConfigError(f"{name} must be a finite number, got {show(value)}")
     below = value <= lo if lo_open else value < lo
     above = value >= hi if hi_open else value > hi
     if below or above:
         interval = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
-        raise ConfigError(f"{name} must be in {interval}, got {_show(value)}")
+        raise ConfigError(f"{name} must be in {interval}, got {show(value)}")
 
 
 def _bool(name: str, value: Any) -> None:
     if not isinstance(value, bool):
-        raise ConfigError(f"{name} must be true or false, got {_show(value)}")
+        raise ConfigError(f"{name} must be true or false, got {show(value)}")
 
 
 def check_ratio(value: Any, name: str = "ratio") -> None:
@@ -139,7 +139,7 @@ def check_model(name: Any) -> None:
     """Any classification model torchvision lists (models.available), or our aliases."""
     from .models import available  # models imports this module: the check is lazy
     if not isinstance(name, str) or name not in available():
-        raise ConfigError(f"unknown model {_show(name)}: not a torchvision classification model "
+        raise ConfigError(f"unknown model {show(name)}: not a torchvision classification model "
                           f"(e.g. {', '.join(MODELS)}, mobilenet_v3_small; `approx models` "
                           f"lists them)")
 
@@ -250,7 +250,7 @@ def check_prune_method(method, what: str = "prune_method") -> None:
     """A one-shot pruning method: a scoring rule and a spread (prune.score_and_spread)."""
     from .prune import score_and_spread  # prune imports this module: the check is lazy
     if not isinstance(method, str):
-        raise ConfigError(f"{what} must be a method name, got {_show(method)}")
+        raise ConfigError(f"{what} must be a method name, got {show(method)}")
     try:
         score_and_spread(method)
     except ValueError as e:
@@ -278,7 +278,7 @@ class SensitivityConfig:
 
     def __post_init__(self):
         if not isinstance(self.ratios, tuple) or not self.ratios:
-            raise ConfigError(f"h_sens_ratios must be a non-empty list, got {_show(self.ratios)}")
+            raise ConfigError(f"h_sens_ratios must be a non-empty list, got {show(self.ratios)}")
         for r in self.ratios:
             check_ratio(r, "each of h_sens_ratios")
         if list(self.ratios) != sorted(set(self.ratios)):
@@ -341,7 +341,7 @@ class CodecConfig:
         _choice("codec", self.codec, CODECS)
         _number("index_bits", self.index_bits, 1, 16, integer=True)
         if self.effort is not None and self.effort not in GENERAL_EFFORTS:
-            raise ConfigError(f"unknown general_effort {_show(self.effort)}; valid: null (each "
+            raise ConfigError(f"unknown general_effort {show(self.effort)}; valid: null (each "
                               f"tool's strongest setting), {', '.join(GENERAL_EFFORTS)}")
         if self.effort is not None and self.codec not in GENERAL_CODECS:
             raise ConfigError(f"general_effort applies to {', '.join(GENERAL_CODECS)}, "
@@ -541,7 +541,7 @@ class _PlainLoader(yaml.SafeLoader):
                 if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != STR_TAG:
                     continue
                 if key_node.value in seen:
-                    raise ConfigError(f"{_show(key_node.value)} is given twice")
+                    raise ConfigError(f"{show(key_node.value)} is given twice")
                 seen.add(key_node.value)
         return super().construct_mapping(node, deep)
 
@@ -570,11 +570,11 @@ def check_plain(name: str, value: Any, depth: int = 0) -> None:
     if isinstance(value, dict):
         for k, x in value.items():
             if not isinstance(k, str):
-                raise ConfigError(f"{name}: mapping keys must be strings, got {_show(k)} "
+                raise ConfigError(f"{name}: mapping keys must be strings, got {show(k)} "
                                   f"({type(k).__name__}); quote it")
             check_plain(f"{name}.{k}", x, depth + 1)
         return
-    raise ConfigError(f"{name}: a {type(value).__name__} value ({_show(value)}) is not accepted; "
+    raise ConfigError(f"{name}: a {type(value).__name__} value ({show(value)}) is not accepted; "
                       f"use numbers, strings, true/false, null, lists and mappings")
 
 
@@ -595,15 +595,15 @@ def parse_value(text: str, name: str = "parameter value") -> Any:
     except ConfigError as e:
         raise ConfigError(f"{name}: {e}") from None
     except yaml.constructor.ConstructorError as e:  # !!python/…, !custom, bad !!binary
-        raise ConfigError(f"{name}: cannot read {_show(text)}: "
+        raise ConfigError(f"{name}: cannot read {show(text)}: "
                           f"{' '.join(str(e.problem).split())}") from None
     except yaml.YAMLError:
         return text
     except ValueError as e:  # an integer of over 4300 digits; a date like 2024-13-45
         reason = " ".join(str(e).split(":")[0].split())  # not the advice to call sys.set_int_…
-        raise ConfigError(f"{name}: cannot read {_show(text)}: {reason}") from None
+        raise ConfigError(f"{name}: cannot read {show(text)}: {reason}") from None
     if isinstance(value, (datetime.date, datetime.datetime)):
-        raise ConfigError(f"{name}: {_show(text)} reads as a date; quote it to pass text")
+        raise ConfigError(f"{name}: {show(text)} reads as a date; quote it to pass text")
     check_plain(name, value)
     return value
 
@@ -613,7 +613,7 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set expects key=value, got {_show(pair)}")
+            raise ConfigError(f"--set expects key=value, got {show(pair)}")
         out[key.strip()] = parse_value(value, f"--set {key.strip()}")
     return out
 
@@ -639,7 +639,7 @@ def _profile_spec(name: str) -> dict[str, Any]:
     doc = _profiles_file()
     if not is_profile_file(name):
         if not isinstance(name, str) or name not in doc["profiles"]:
-            raise ConfigError(f"unknown profile {_show(name)}; valid: "
+            raise ConfigError(f"unknown profile {show(name)}; valid: "
                               f"{', '.join(profile_names())}, or a file ending in .yaml")
         return dict(doc["profiles"][name])
     path = Path(name)
@@ -657,7 +657,7 @@ def _profile_spec(name: str) -> dict[str, Any]:
     base = spec.pop("base", None)
     if base is not None:
         if not isinstance(base, str) or base not in doc["profiles"]:
-            raise ConfigError(f"{name}: unknown base {_show(base)}; valid: "
+            raise ConfigError(f"{name}: unknown base {show(base)}; valid: "
                               f"{', '.join(profile_names())}")
         spec = {**doc["profiles"][base], "description": "", **spec}
     return spec
@@ -669,11 +669,11 @@ REMOVED = {"h_latency_min_time": "section H no longer times latency (it compares
 
 def _known(key, params: dict, where: str = "") -> None:
     if key in REMOVED:
-        raise ConfigError(f"{where}parameter {_show(key)} was removed: {REMOVED[key]}; delete it")
+        raise ConfigError(f"{where}parameter {show(key)} was removed: {REMOVED[key]}; delete it")
     if key not in params:
         near = difflib.get_close_matches(str(key), list(params), n=3)
         hint = (f"did you mean {' or '.join(near)}? All valid: " if near else "valid: ")
-        raise ConfigError(f"{where}unknown parameter {_show(key)}; {hint}"
+        raise ConfigError(f"{where}unknown parameter {show(key)}; {hint}"
                           f"{', '.join(sorted(params))}")
 
 
@@ -750,7 +750,7 @@ def validate_params(p: dict[str, Any]) -> None:
     check_dataset(p["dataset_d"])
     _choice("device", p["device"], DEVICES)
     if not isinstance(p["ratios"], list) or not p["ratios"]:
-        raise ConfigError(f"ratios must be a non-empty list of numbers, got {_show(p['ratios'])}")
+        raise ConfigError(f"ratios must be a non-empty list of numbers, got {show(p['ratios'])}")
     for r in p["ratios"]:
         check_ratio(r, "each of ratios")
     data_config(p, p["dataset"])
@@ -784,14 +784,14 @@ def validate_params(p: dict[str, Any]) -> None:
     bits = p["dc_bits_curve"]
     if not isinstance(bits, list) or not bits:
         raise ConfigError(f"dc_bits_curve must be a non-empty list of bit widths, got "
-                          f"{_show(bits)}")
+                          f"{show(bits)}")
     for b in bits:
         ShareConfig(b, b)
     qps = _list("nncodec_qps", p["nncodec_qps"])
     for q in qps:
         NncConfig(q)
     if len(set(qps)) != len(qps):
-        raise ConfigError(f"nncodec_qps must be distinct, got {_show(qps)}")
+        raise ConfigError(f"nncodec_qps must be distinct, got {show(qps)}")
     _choice("stem", p["stem"], STEMS)
 
 
@@ -818,7 +818,7 @@ PROTOCOL_KEYS = ("epochs", "batch_size", "lr", "schedule", "warmup", "momentum",
 
 def _list(name: str, value: Any) -> list:
     if not isinstance(value, list):
-        raise ConfigError(f"{name} must be a list, got {_show(value)}")
+        raise ConfigError(f"{name} must be a list, got {show(value)}")
     return value
 
 
@@ -828,7 +828,7 @@ def _seeds(name: str, value: Any) -> None:
     for s in seeds:
         _number(f"each of {name}", s, 0, 2**31, integer=True)
     if not seeds or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"{name} must be a non-empty list of distinct seeds, got {_show(seeds)}")
+        raise ConfigError(f"{name} must be a non-empty list of distinct seeds, got {show(seeds)}")
 
 
 # Protocol names label tables, figures and variants; NO_PROTOCOL, the profile's own settings,
@@ -856,13 +856,13 @@ def validate_section_h(p: dict[str, Any]) -> None:
     protocols = p["h_protocols"]
     if not isinstance(protocols, dict) or not protocols:
         raise ConfigError(f"h_protocols must map protocol names to parameter overrides, got "
-                          f"{_show(protocols)}")
+                          f"{show(protocols)}")
     for name, spec in protocols.items():
         if not isinstance(name, str) or not PROTOCOL_NAME.fullmatch(name) or name == NO_PROTOCOL:
-            raise ConfigError(f"h_protocols: protocol name {_show(name)} must be a letter and up "
+            raise ConfigError(f"h_protocols: protocol name {show(name)} must be a letter and up "
                               f"to 31 letters, digits, _ or -, and not {NO_PROTOCOL!r}")
         if not isinstance(spec, dict):
-            raise ConfigError(f"h_protocols.{name} must be a mapping, got {_show(spec)}")
+            raise ConfigError(f"h_protocols.{name} must be a mapping, got {show(spec)}")
         bad = sorted(set(spec) - set(PROTOCOL_KEYS))
         if bad:
             raise ConfigError(f"h_protocols.{name} sets {', '.join(bad)}; a protocol may set "
@@ -887,7 +887,7 @@ def protocol_params(p: dict, protocol: str, seed: int | None = None) -> dict:
     training subset and epochs and the run's seed. (Its variants are not timed: section H
     compares accuracies, and sections A–C time the same unstructured pruning in turns.)"""
     if protocol not in p["h_protocols"]:
-        raise ConfigError(f"unknown protocol {_show(protocol)}; valid: "
+        raise ConfigError(f"unknown protocol {show(protocol)}; valid: "
                           f"{', '.join(p['h_protocols'])}")
     q = {**p, **p["h_protocols"][protocol]}
     if p["h_train_size"] is not None:
@@ -953,7 +953,7 @@ def scratch_ratios(p: dict) -> list[float]:
     if not out:
         raise ConfigError(f"scratch_ratios must name at least one of section G's channel "
                           f"ratios ({', '.join(f'{r:g}' for r in sorted(tuned))}), got "
-                          f"{_show(p['scratch_ratios'])}")
+                          f"{show(p['scratch_ratios'])}")
     return out
 
 
@@ -1068,7 +1068,7 @@ def per_model(p: dict, key: str, model: str) -> Any:
     if "default" in value:
         return value["default"]
     raise ConfigError(f"{key} has no value for {model}: add `{model}: ...` or `default: ...` "
-                      f"(now {_show(value)})")
+                      f"(now {show(value)})")
 
 
 def channel_finetune_config(p: dict, model: str) -> TrainConfig:

@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -467,12 +468,17 @@ def stages(v: Variant, p: dict) -> list[Stage]:
     return out[::-1]
 
 
-def is_cached(st: Stage, cache: store.Store) -> bool:
+def _entries(st: Stage) -> list[tuple[str, str, Callable | None]]:
+    """The store entries a stage leaves: (kind, suffix, the check its JSON must pass)."""
     step = st.step
     if step.json_kind:
-        return cache.has(step.json_kind, st.key, ".json", JSON_CHECKS[step.json_kind])
-    return cache.has(st.kind, st.key, step.suffix) and (
-        not step.record or cache.has(st.kind, st.key, ".json", JSON_CHECKS[st.kind]))
+        return [(step.json_kind, ".json", JSON_CHECKS[step.json_kind])]
+    return [(st.kind, step.suffix, None)] + (
+        [(st.kind, ".json", JSON_CHECKS[st.kind])] if step.record else [])
+
+
+def is_cached(st: Stage, cache: store.Store) -> bool:
+    return all(cache.has(kind, st.key, suffix, check) for kind, suffix, check in _entries(st))
 
 
 def read_by_suffix(path: Path) -> bool:
@@ -1132,8 +1138,7 @@ def prepare_data(p: dict, variants: list[Variant], cache: store.Store, data_root
     any stage runs or a helper or cluster worker starts, unless every stage is in the store
     already (a whole run from its cache reads no pixels): a bad image stops a run before any
     work, and two processes never download one file at once."""
-    missing = {st.key: st for v in variants for st in stages(v, p) if not _present(st, cache)}
-    if not missing:
+    if all(_present(st, cache) for v in variants for st in stages(v, p)):  # to the first gap
         return
     for dataset, image_size in dict.fromkeys((c.dataset, c.image_size)
                                              for c in data_configs(p, variants)):
@@ -1141,11 +1146,9 @@ def prepare_data(p: dict, variants: list[Variant], cache: store.Store, data_root
 
 
 def _present(st: Stage, cache: store.Store) -> bool:
-    """Whether the stage's entry is in the store (a file there: not verified, which the run
-    does when it reads it)."""
-    kind, suffix = ((st.step.json_kind, ".json") if st.step.json_kind
-                    else (st.kind, st.step.suffix))
-    return cache.path(kind, st.key, suffix).is_file()
+    """Whether the stage's entries are in the store, here or at its URL (not verified: the run
+    verifies what it reads)."""
+    return all(cache.exists(kind, st.key, suffix) for kind, suffix, _ in _entries(st))
 
 
 def chance_levels(p: dict, variants: list[Variant], data_root) -> list[float]:

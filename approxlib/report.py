@@ -29,9 +29,11 @@ from .config import (
     check_ratio,
     config_hash,
     data_config,
+    expanded,
     load_profile,
     parse_value,
     profile_label,
+    show,
 )
 from .sections import SECTIONS, parse_sections
 
@@ -54,7 +56,7 @@ PUBLISHED = {
 
 
 def _from_repo(path) -> Path:
-    path = Path(path)
+    path = expanded(path)  # `~/models` is the home folder's, not a folder named ~ here
     return path if path.is_absolute() else REPO / path
 
 
@@ -137,7 +139,7 @@ def run_section(letter: str, profile: str = "quick", model: str | None = None,
     # A notebook run by hand (no `out`) never changes a published report's results.csv: it
     # writes to a folder named by its parameters. `approx report` passes `out`.
     out = _from_repo(out or Path("reports") / profile_label(profile) / "explore" / config_hash(
-        letter, chosen, dataset, ov, models_dir, str(data_dir)))  # as parsed: -p and -y alike
+        letter, chosen, dataset, ov, str(models_dir), str(data_dir)))  # -p and -y alike
     artifacts = store.Store(_store_root(models_dir))
     data_dir = _from_repo(data_dir or data.default_root())
     t0 = time.perf_counter()
@@ -160,8 +162,8 @@ def _structured(name: str, value):
         return value
     parsed = parse_value(value, name)
     if isinstance(parsed, str) and parsed.lstrip()[:1] in ("[", "{"):
-        raise ConfigError(f"{name}: {value!r} is not valid YAML (a list reads [0.3, 0.5], a "
-                          f"mapping {{epochs: 2}})")
+        raise ConfigError(f"{name}: {show(value)} is not valid YAML (a list reads [0.3, "
+                          f"0.5], a mapping {{epochs: 2}})")
     return parsed
 
 
@@ -177,6 +179,12 @@ def _check_paths(out, models_dir, data_dir) -> None:
     cli.check_store(str(_store_root(models_dir)), "models_dir")
     if out is not None:
         cli.check_writable_dir(_from_repo(out), "out")
+    if data_dir is not None:  # may be read-only (the data there), not a file or below one
+        base = _from_repo(data_dir)
+        while not base.exists() and base.parent != base:
+            base = base.parent
+        if not base.is_dir():
+            raise ConfigError(f"data_dir {data_dir}: {base} is a file, not a folder")
 
 
 def _section_overrides(spec, model, models, dataset, ratio, ratios, overrides

@@ -796,6 +796,11 @@ class Store:
     def _remote(self, kind: str, key: str, suffix: str) -> str:
         return f"{self.remote}/{kind}/{key}{suffix}"
 
+    def exists(self, kind: str, key: str, suffix: str = ".pt") -> bool:
+        """Whether the entry is here or, for a URL store, at its URL (not verified: `has`)."""
+        return self.path(kind, key, suffix).is_file() or (
+            self.fs is not None and self.fs.isfile(self._remote(kind, key, suffix)))
+
     def has(self, kind: str, key: str, suffix: str = ".pt",
             check: Callable[[Any], bool] | None = None) -> bool:
         """Whether a run would use the entry: a local one verified (and, for JSON, `check`ed),

@@ -71,6 +71,8 @@ def test_paths_and_text_a_notebook_is_given_are_checked_before_any_work(tmp_path
                       ({"out": str(tmp_path / "afile")}, r"^out \S+afile: \S+afile is a file, "
                                                          r"not a folder"),
                       ({"models_dir": str(tmp_path / "afile")}, r"^models_dir \S+afile: "),
+                      ({"data_dir": str(tmp_path / "afile" / "d")}, r"^data_dir \S+afile/d: "
+                                                                    r"\S+afile is a file"),
                       ({"ratios": "[0.5"}, r"^ratios: '\[0.5' is not valid YAML"),
                       ({"overrides": "{epochs: 2"}, r"^overrides: '\{epochs: 2' is not valid")]:
         with pytest.raises(ConfigError, match=match):

@@ -119,6 +119,9 @@ def client(address: str | None = None, workers: int | None = None, threads: int 
     distributed = _dask()
     import dask
     address = address or dask.config.get("scheduler-address", None)
+    if isinstance(address, str) and not address.strip():  # DASK_SCHEDULER_ADDRESS=" "
+        raise ConfigError("Dask's scheduler-address (DASK_SCHEDULER_ADDRESS) is blank; give "
+                          "an address, or unset it for a local cluster")
     if address:
         _probe(address)
         try:

@@ -192,6 +192,12 @@ def test_what_is_no_working_scheduler_is_one_line(monkeypatch, capsys, tmp_path)
             with cluster.client(empty.scheduler_address, None, 2):
                 pass
     assert cli.os_error_line(WorkerStartTimeoutError(0, 1, 60)).startswith("Only 0/1 workers")
+    import dask
+    with dask.config.set({"scheduler-address": " "}):
+        with pytest.raises(ConfigError, match=r"scheduler-address \(DASK_SCHEDULER_ADDRESS\) "
+                                              r"is blank"):
+            with cluster.client(None, None, 1):
+                pass
     for args, msg in ((["--scheduler", ""], "--scheduler is empty"),
                       (["--workers", str(executors.cores() + 1)],
                        f"is more than the {executors.cores()} cores")):

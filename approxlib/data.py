@@ -315,12 +315,17 @@ def differing(names: Sequence[str], other: Sequence[str], extra: str = "extra",
     """How the classes `other` differ from `names`: which it lacks and which it adds, the first
     `shown` of each named and the rest counted (hundreds of classes stay one line), or that it
     orders the same ones otherwise (label i then names another class)."""
-    def some(xs: list[str]) -> str:  # each name cut at 40 characters: the line stays short
+    def cut(x: str, at: int = 40) -> str:  # the line stays short
+        return x if len(x) <= at else x[:at - 1] + "…"
+
+    def some(xs: list[str]) -> str:  # each name cut, but where that would show two alike
         more = f" and {len(xs) - shown} more" if len(xs) > shown else ""
-        return ", ".join(_visible(x if len(x) <= 40 else x[:39] + "…") for x in xs[:shown]) + more
+        return ", ".join(_visible(cut(x, 200 if cut(x) in alike_cut else 40))
+                         for x in xs[:shown]) + more
     theirs, ours = set(other), set(names)
     missing = [c for c in names if c not in theirs]
     added = sorted(theirs - ours)
+    alike_cut = {cut(c) for c in missing} & {cut(c) for c in added}
     if not (missing or added):
         return "the same classes in another order"
     alike = {_plain(c) for c in missing} & {_plain(c) for c in added}

@@ -211,6 +211,11 @@ def test_differing_classes_are_named_briefly():
     assert data.differing(["a", "b"], ["b", "a"]) == "the same classes in another order"
     many = [f"c{i:02d}" for i in range(12)]
     assert data.differing(many, [], "gone") == "missing c00, c01, c02, c03, c04 and 7 more"
+    # names cut at 40 characters, but not where two would then print alike (a review found
+    # "missing aaa…; extra: aaa…")
+    long_a, long_b, other = "a" * 50 + "x", "a" * 50 + "y", "z" * 50
+    assert data.differing([long_a], [long_b]) == f"missing {long_a}; extra: {long_b}"
+    assert data.differing([long_a], [other]) == f"missing {'a' * 39}…; extra: {'z' * 39}…"
 
 
 def test_trained_classes_come_from_the_record_or_the_builtin_dataset():

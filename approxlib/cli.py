@@ -274,16 +274,24 @@ def _checkpoint_dataset(path: Path, info: dict, given: str | None, p: dict) -> s
 # Checked at the top of each command, before any work: `--models-dir` below a file used to fail
 # only after training, and a read-only --out after the whole report (issue 14).
 
+def folder_base(folder: Path, option: str, given) -> Path:
+    """The nearest existing ancestor of a folder that may not exist yet (its parents are made
+    when written), which must be a folder."""
+    base = folder
+    while not (base.exists() or base.is_symlink()) and base.parent != base:
+        base = base.parent
+    if not base.is_dir():
+        raise ConfigError(f"{option} {given}: {base} is a file, not a folder; "
+                          f"choose another path")
+    return base
+
+
 def _writable_folder(folder: Path, option: str, given) -> None:
-    """`folder` may not exist yet (its parents are made when written), but its nearest existing
-    ancestor must be a folder we can create a file in; the probe file is removed at once."""
+    """`folder_base`, in which we must be able to create a file; the probe file is removed at
+    once."""
     base = folder
     try:
-        while not (base.exists() or base.is_symlink()) and base.parent != base:
-            base = base.parent
-        if not base.is_dir():
-            raise ConfigError(f"{option} {given}: {base} is a file, not a folder; "
-                              f"choose another path")
+        base = folder_base(folder, option, given)
         fd, probe = tempfile.mkstemp(dir=base, prefix=".approx-write-test-")
         os.close(fd)
         os.unlink(probe)

@@ -375,17 +375,17 @@ def _decode_one(f: Path, mode: str, size: int | None) -> np.ndarray:
 def _whole(path: Path) -> bool:
     """Whether a cache file is there and matches its digest (not loaded)."""
     digest = path.with_name(path.name + ".sha256")
-    return (path.is_file() and digest.is_file()
-            and store.digest_file(path) == digest.read_text().strip())
+    if not path.is_file() or not digest.is_file():
+        return False
+    if store.digest_file(path) != digest.read_text().strip():
+        log.warning("image cache %s is damaged; decoding the images again", path)
+        return False
+    return True
 
 
 def _read_cache(path: Path, n: int, channels: int, size: int):
     """The cached tensors if the file is whole (its digest matches) and of the expected shape."""
-    digest = path.with_name(path.name + ".sha256")
-    if not path.is_file() or not digest.is_file():
-        return None
-    if store.digest_file(path) != digest.read_text().strip():
-        log.warning("image cache %s is damaged; decoding the images again", path)
+    if not _whole(path):
         return None
     try:
         with np.load(path, allow_pickle=False) as z:

@@ -180,11 +180,7 @@ def _check_paths(out, models_dir, data_dir) -> None:
     if out is not None:
         cli.check_writable_dir(_from_repo(out), "out")
     if data_dir is not None:  # may be read-only (the data there), not a file or below one
-        base = _from_repo(data_dir)
-        while not base.exists() and base.parent != base:
-            base = base.parent
-        if not base.is_dir():
-            raise ConfigError(f"data_dir {data_dir}: {base} is a file, not a folder")
+        cli.folder_base(_from_repo(data_dir), "data_dir", data_dir)
 
 
 def _section_overrides(spec, model, models, dataset, ratio, ratios, overrides

@@ -45,17 +45,20 @@ def entries(p: dict, sections: list[str]) -> list[dict]:
         timed.setdefault(g.key, {"section": g.section, "kind": "latency", "key": g.key,
                                  "model": g.model, "step": None, "batch": 0, "label":
                                  f"time section {g.section}'s {len(g.evaluations)} variants "
-                                 f"in turns"})
+                                 f"in turns",
+                                 "times": {st.upstream.key for st in g.evaluations}})
     return out + list(curves.values()) + list(timed.values())
 
 
-def derived(p: dict, sections: list[str], st: store.Store) -> list[dict]:
+def derived(p: dict, sections: list[str], st: store.Store,
+            remade: set[str] = frozenset()) -> list[dict]:
     """The plan's entries that are not stages (bits curves, timings in turns), listed as
     `pipeline.dry_run` lists stages, with whether the store holds them: a dry run lists and
-    prices them too. Moves nothing. (A timing's key covers its artifacts' keys: one whose
-    artifacts a run will make anew is missing under its new key.)"""
+    prices them too. Moves nothing. A timing of an artifact in `remade` (the stages the run
+    will make) is timed again, as it names the digests of the files it timed."""
     return [{"stage": e["kind"], "key": e["key"], "label": e["label"],
-             "cached": st.has(e["kind"], e["key"], ".json", pipeline.JSON_CHECKS[e["kind"]])}
+             "cached": st.has(e["kind"], e["key"], ".json", pipeline.JSON_CHECKS[e["kind"]])
+             and not e.get("times", set()) & remade}
             for e in entries(p, sections) if e["step"] is None]
 
 
@@ -120,8 +123,9 @@ def estimate(todo: pd.DataFrame, recorded: pd.DataFrame) -> pd.DataFrame:
     images-per-second rate of the same kind, model and training batch size times its planned
     images where both are known, else that of the same kind and model at any batch size, else
     the median seconds of the same kind, model and batch size, else of the same kind and model,
-    else of the same kind; NaN when nothing like it was recorded. `other_batch`: a training
-    entry priced although nothing of its kind and model was recorded at its batch size (fair
+    else of the same kind; NaN when nothing like it was recorded. `other_model`: a training
+    entry priced from other models, none of its own being recorded; `other_batch`: one priced
+    although nothing of its kind and model was recorded at its batch size (fair
     on a CPU, which computes at much the same rate whatever the batch; on a GPU, whose small
     batches wait on kernel launches, off several-fold)."""
     rec = recorded.dropna(subset=["seconds"])
@@ -146,10 +150,16 @@ def estimate(todo: pd.DataFrame, recorded: pd.DataFrame) -> pd.DataFrame:
             return at_batch[(*k, r.batch)]
         return by_model[k] if k in by_model.index else by_kind.get(r.kind, np.nan)
     seconds = pd.Series([one(r) for r in todo.itertuples()], index=todo.index, dtype=float)
-    other = [b > 0 and (kind, model, b) not in seen
-             for kind, model, b in zip(todo.kind, todo.model, todo.batch)]
-    return pd.DataFrame({"seconds": seconds, "other_batch": pd.Series(
-        other, index=todo.index, dtype=bool) & seconds.notna()})
+    kinds = set(zip(rec.kind, rec.model))
+    model = pd.Series([b > 0 and (kind, m) not in kinds
+                       for kind, m, b in zip(todo.kind, todo.model, todo.batch)],
+                      index=todo.index, dtype=bool)
+    batch = pd.Series([b > 0 and (kind, m, b) not in seen
+                       for kind, m, b in zip(todo.kind, todo.model, todo.batch)],
+                      index=todo.index, dtype=bool)
+    known = seconds.notna()
+    return pd.DataFrame({"seconds": seconds, "other_batch": batch & ~model & known,
+                         "other_model": model & known})
 
 
 def recorded(st: store.Store) -> pd.DataFrame:

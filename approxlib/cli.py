@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 from . import executors
 from . import quants
@@ -356,7 +357,8 @@ def _dry_run(p: dict, sections: list[str], st, data_dir) -> int:
     """List the stages, bits curves and timings in turns and which are cached; price the missing
     ones from this store's records."""
     from . import accounting, pipeline
-    todo = pipeline.dry_run(p, sections, st) + accounting.derived(p, sections, st)
+    todo = pipeline.dry_run(p, sections, st)
+    todo += accounting.derived(p, sections, st, {t["key"] for t in todo if not t["cached"]})
     for s in todo:
         print(f"{'cached ' if s['cached'] else 'missing'}  {s['stage']:<9} {s['key']}  "
               f"{printable(s['label'])}")  # a folder's name is the user's, escapes and all
@@ -378,11 +380,15 @@ def _estimate(p: dict, sections: list[str], st, data_dir, todo: list[dict]) -> s
     est = accounting.estimate(need, rec)
     known = est.seconds.notna()
     total = est.seconds[known].sum()
-    other = int(est.other_batch.sum())
+    other, models = int(est.other_batch.sum()), int(est.other_model.sum())
+    unlike = sorted(set(need.kind[~known.to_numpy()]))
     return (f"estimate: {total / 60:.1f} min ({total:.0f} s) for {int(known.sum())} of the "
-            f"{len(need)} missing entries, from the {len(rec)} entries recorded in this models "
-            f"folder" + (f"; {int((~known).sum())} unlike anything recorded"
-                         if (~known).any() else "")
+            f"{len(need)} missing entries, their stages only (not the notebooks and "
+            f"rendering), from the {len(rec)} entries recorded in this models folder"
+            + (f"; {int((~known).sum())} unlike anything recorded ({', '.join(unlike)})"
+               if unlike else "")
+            + (f"; {models} training entries priced from other models (none of theirs "
+               f"recorded)" if models else "")
             + (f"; {other} training entries priced from another or an unrecorded batch size"
                f" (on a GPU possibly off several-fold)" if other else ""))
 
@@ -632,25 +638,33 @@ def _copy(src: Path, dst: Path) -> None:
     print(f"{src} → {dst}")
 
 
-def cmd_verify(a) -> int:
-    """Exit 0 when every entry is intact, 1 when a run would recompute something."""
+def existing_store(models_dir: str, option: str = "--models-dir") -> None:
+    """A models folder to read (verify, benchmarks/): one that exists and, unless empty, holds
+    the folders a run writes, not a report or an image folder given in its place."""
     from . import pipeline, steps, store
-    if store.is_url(a.models_dir):  # where its local copy is, which a user had to find
-        raise ConfigError(f"--models-dir {a.models_dir} is a URL store: verify reads a folder, "
-                          f"such as this machine's cache of it, {store.local_cache(a.models_dir)} "
-                          f"(each file fetched from the URL is checked against its digest)")
-    if not Path(a.models_dir).is_dir():
-        raise ConfigError(f"--models-dir {a.models_dir} is not a folder")
+    if not Path(models_dir).is_dir():
+        raise ConfigError(f"{option} {models_dir} "
+                          f"{'is not a folder' if Path(models_dir).exists() else 'not found'}")
     kinds = set(steps.REGISTRY) | set(pipeline.JSON_CHECKS)  # what a run writes
-    held = [f for f in Path(a.models_dir).iterdir()
+    held = [f for f in Path(models_dir).iterdir()
             if not f.name.startswith(".") and f.name != store.DAMAGED]
     # a kind's folder holds files only: an image folder's train/ (a kind's name) holds classes
     ours = [f for f in held if f.name in kinds and f.is_dir()
             and not any(c.is_dir() for c in f.iterdir() if not c.name.startswith("."))]
     if held and not ours:
-        raise ConfigError(f"--models-dir {a.models_dir} holds none of the folders a run writes "
+        raise ConfigError(f"{option} {models_dir} holds none of the folders a run writes "
                           f"({', '.join(sorted(kinds)[:4])}, …): is it a report or an image "
                           f"folder? Give the models folder (default: models)")
+
+
+def cmd_verify(a) -> int:
+    """Exit 0 when every entry is intact, 1 when a run would recompute something."""
+    from . import pipeline, store
+    if store.is_url(a.models_dir):  # where its local copy is, which a user had to find
+        raise ConfigError(f"--models-dir {a.models_dir} is a URL store: verify reads a folder, "
+                          f"such as this machine's cache of it, {store.local_cache(a.models_dir)} "
+                          f"(each file fetched from the URL is checked against its digest)")
+    existing_store(a.models_dir)
     entries = pipeline.verify_store(store.Store(a.models_dir))
     bad = [e for e in entries if e["problem"]]
     for e in entries if a.all else bad:
@@ -729,28 +743,38 @@ def _bars_off(quiet: bool):
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
+    def run() -> int:
         a = build_parser().parse_args(argv)
         with _bars_off(getattr(a, "quiet", False)):
-            code = COMMANDS[a.command](a)
+            return COMMANDS[a.command](a)
+    return guarded("approx", run)
+
+
+def guarded(prog: str, run: Callable[[], int | None]) -> int:
+    """`run()`'s exit status (None: 0), with what is not a bug as one line on stderr: bad
+    input, a damaged or missing file (ConfigError) and what the system refused (a full disk, a
+    store gone: OSError) exit 2; a bug keeps its traceback. `approx` and the scripts in
+    benchmarks/ share it, so that they answer bad input alike."""
+    try:
+        code = run()
         sys.stdout.flush()  # a short output sits in the buffer: a closed pipe shows here
-        return code
+        return code or 0
     except ConfigError as e:
-        print(f"approx: error: {printable(str(e))}", file=sys.stderr)
+        print(f"{prog}: error: {printable(str(e))}", file=sys.stderr)
         return 2
     except BrokenPipeError as e:
         if not _stdout_gone():  # another pipe (a store's socket, a worker): an error
-            print(f"approx: error: {os_error_line(e)}", file=sys.stderr)
+            print(f"{prog}: error: {os_error_line(e)}", file=sys.stderr)
             return 2
         # piped into `head`, which left: nothing went wrong here. As the Python docs advise,
         # what is left to flush at exit goes nowhere
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # as a shell reports a command SIGPIPE ended
     except OSError as e:  # a disk filling up or a store going away mid-run: not a bug
-        print(f"approx: error: {os_error_line(e)}", file=sys.stderr)
+        print(f"{prog}: error: {os_error_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("approx: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
 
 

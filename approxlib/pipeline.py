@@ -553,6 +553,7 @@ class Runner:
         self.metrics: dict[Variant, dict] = {}  # evaluated variants of this run
         self.curves: dict[Variant, list[dict]] = {}  # section F: bits-vs-accuracy points
         self._accounting: list[list] = []  # open `_account` entries, innermost last
+        self._metas: dict[Path, tuple] = {}  # artifact → (its digest, the meta it was made with)
         cache.remove_stale_temps()  # what killed writers left behind
 
     def _holding(self, kind: str, key: str) -> contextlib.AbstractContextManager:
@@ -594,13 +595,43 @@ class Runner:
         """Path of a stage's verified artifact (checkpoint or encoded file), computing it if
         needed. A run sharing the store that is computing it already is waited for (or, with
         `wait=False`, met with store.Busy)."""
-        path = self._present(st)
+        path = self._current(st)
         if path is not None:
             return path
         if st.upstream is not None:  # upstream first: hold no lock while it is computed
             self.artifact(st.upstream)
         with self._holding(st.kind, st.key):
-            return self._present(st) or self._compute(st)
+            return self._current(st) or self._compute(st)
+
+    def _current(self, st: Stage) -> Path | None:
+        """The stage's verified artifact if it was made from its upstream's weights as they are
+        stored now (`store.weights_digest`, recorded when it was made): a model derived from an
+        upstream made again since with other bits — other threads, code or machine — is made
+        again too, else a report would set the new model beside one derived from the old
+        (found by a stranger's test, 2026-12-07). An upstream made again with the same bits
+        (a damaged file recomputed) leaves it be. The upstream is made first where missing.
+        Entries that record no weights (written before) are trusted unless this run made their
+        upstream after them, the rule metrics without a digest follow (`_remade`)."""
+        path = self._present(st)
+        if path is None or st.upstream is None:
+            return path
+        made_from = self._meta(path, st).get("upstream_weights")
+        now = self._meta(self.artifact(st.upstream), st.upstream).get("weights_sha256")
+        if made_from is None or now is None:
+            return None if self._remade(st) else path
+        return path if made_from == now else None
+
+    def _meta(self, path: Path, st: Stage) -> dict:
+        """The meta an artifact was made with (its JSON record, or its checkpoint's), read once
+        per version of the file."""
+        seen = self.store.digest(path)
+        if self._metas.get(path, (None,))[0] != seen:
+            if st.step.record:
+                meta = self.store.read_json(st.kind, st.key, JSON_CHECKS[st.kind]) or {}
+            else:
+                meta = store.checkpoint_meta(path) if path.suffix == ".pt" else {}
+            self._metas[path] = (seen, meta)
+        return self._metas[path][1]
 
     def _present(self, st: Stage) -> Path | None:
         """The stage's verified artifact, if it and its JSON record (encode, onnx) are intact."""
@@ -655,7 +686,10 @@ class Runner:
                 "configs": recorded(configs),
                 **next((data.recorded_classes(c) for c in configs if isinstance(c, DataConfig)),
                        {}),
-                "upstream": st.upstream.key if st.upstream else None, **provenance()}
+                "upstream": st.upstream.key if st.upstream else None,
+                "upstream_weights": self._meta(self.artifact(st.upstream), st.upstream).get(
+                    "weights_sha256") if st.upstream else None,
+                **provenance()}
         out = st.step.run(self, st, path, meta)
         if st.step.json_kind:  # its JSON entry is the artifact, written and counted by it
             return path
@@ -721,7 +755,7 @@ class Runner:
         again unless its bytes are the same). results.csv names the artifact a user would ship,
         so metrics of a damaged or deleted one are measured again."""
         cached = self.store.read_json("metrics", st.key, JSON_CHECKS["metrics"])
-        path = None if cached is None else self._present(st.upstream)
+        path = None if cached is None else self._current(st.upstream)
         if path is None:
             return None
         measured = cached.get("artifact_sha256")
@@ -1209,6 +1243,25 @@ def write_results(df: pd.DataFrame, out_dir: Path, sections: list[str]) -> Path:
     return path
 
 
+def read_results(path: Path | str, need: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A results.csv a user names (the scripts in benchmarks/), or ConfigError in one line:
+    missing, a folder, not a CSV, or without the columns `need` (a file an older version
+    wrote, or another CSV of the report's folder such as stages.csv)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path} {store.missing(path)}: run `approx report`, or name a "
+                          f"report's results.csv")
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path} is not a results.csv: {' '.join(str(e).split())}") from None
+    absent = [c for c in ("section", "model", *need) if c not in df]
+    if absent:
+        raise ConfigError(f"{path} has no {', '.join(absent)} column: not a results.csv, or "
+                          f"one an older version wrote; run `approx report` again")
+    return df
+
+
 def verify_store(cache: store.Store) -> list[dict]:
     """Every local entry of a store, and why a run would not trust it (None: intact). Nothing
     is moved; a run sets each untrusted entry aside and recomputes it, and re-measures the
@@ -1220,6 +1273,12 @@ def verify_store(cache: store.Store) -> list[dict]:
             obj = store.read_json_entry(f, JSON_CHECKS.get(kind))
             why = obj if isinstance(obj, str) else None
         out.append({"kind": kind, "key": f.name.split(".")[0], "path": f, "problem": why})
+    for digest in sorted(cache.root.glob(f"*/*{store.DIGEST}")):  # its file deleted
+        if not digest.with_name(digest.name[:-len(store.DIGEST)]).exists():
+            out.append({"kind": digest.parent.name, "key": digest.name.split(".")[0],
+                        "path": digest.with_name(digest.name[:-len(store.DIGEST)]),
+                        "problem": "missing (its digest is left): a run makes it again"})
+    _stale_lineage(cache, out)
     bad = {e["key"] for e in out if e["problem"]}
     for e in out:  # metrics and timings of a damaged artifact are measured again with it
         if e["kind"] in ("metrics", "latency") and not e["problem"]:
@@ -1227,8 +1286,27 @@ def verify_store(cache: store.Store) -> list[dict]:
             keys = ({m.get("artifact_key")} | set(m.get("timings") or ())
                     if isinstance(m, dict) else set())
             if keys & bad:
-                e["problem"] = f"its artifact {min(keys & bad)} is damaged (re-measured)"
+                e["problem"] = f"its artifact {min(keys & bad)} is made again: re-measured"
     return out
+
+
+def _stale_lineage(cache: store.Store, entries: list[dict]) -> None:
+    """Marks each intact artifact made from other weights than its upstream holds now (that
+    upstream made again with other bits since): a run makes it again (`Runner._current`). One
+    whose upstream is missing or damaged is made again only if that comes out different."""
+    files = {e["key"]: e for e in entries if e["path"].suffix != ".json" and not e["problem"]}
+    metas = {}
+    for key, e in files.items():
+        if e["path"].suffix == ".pt":
+            metas[key] = store.checkpoint_meta(e["path"])
+        else:  # an encoded file or ONNX graph: its JSON record holds the meta
+            meta = store.read_json_entry(e["path"].with_name(f"{key}.json"))
+            metas[key] = meta if isinstance(meta, dict) else {}
+    for key, meta in metas.items():
+        up, made_from = meta.get("upstream"), meta.get("upstream_weights")
+        now = metas.get(up, {}).get("weights_sha256")
+        if made_from is not None and now is not None and made_from != now:
+            files[key]["problem"] = f"made from other weights than {up} holds now: made again"
 
 
 def distinct_stages(p: dict, sections: list[str]):
@@ -1244,6 +1322,16 @@ def distinct_stages(p: dict, sections: list[str]):
 
 
 def dry_run(p: dict, sections: list[str], cache: store.Store) -> list[dict]:
-    """Every distinct stage the sections need, in execution order, with its cache status."""
-    return [{"stage": st.kind, "key": st.key, "label": st.label, "cached": is_cached(st, cache)}
-            for _, st in distinct_stages(p, sections)]
+    """Every distinct stage the sections need, in execution order, with its cache status. The
+    metrics of an artifact a run will make are measured again (they name its file's digest):
+    they count as missing (a deleted model was listed alone, and more was made, 2026-12-07).
+    A model derived from it is made again only if it comes out with other bits
+    (`Runner._current`), which cannot be known before: listed as cached."""
+    out, remade = [], set()
+    for _, st in distinct_stages(p, sections):
+        cached = is_cached(st, cache) and not (st.step.json_kind == "metrics"
+                                               and st.upstream.key in remade)
+        if not cached:
+            remade.add(st.key)
+        out.append({"stage": st.kind, "key": st.key, "label": st.label, "cached": cached})
+    return out

@@ -72,6 +72,10 @@ def test_training_is_priced_at_its_own_batch_size_where_recorded():
     # e: no planned images, so the median of its kind and model; none of them at batch 64
     assert est.seconds[4] == 10.0
     assert est.other_batch.tolist() == [False, False, True, False, True]
+    assert not est.other_model.any()
+    # a model of which nothing is recorded is priced from the others, and said to be
+    other = accounting.estimate(todo.iloc[[1]].assign(model="mobilenetv2"), rec)
+    assert other.other_model.tolist() == [True] and other.other_batch.tolist() == [False]
     # without planned images, the median at its own batch size where there is one
     slow = pd.concat([rec, rec.iloc[[1]].assign(seconds=50.0)], ignore_index=True)
     f = todo.iloc[[4]].assign(batch=128)

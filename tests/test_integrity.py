@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,7 +26,7 @@ from approxlib import compress
 from approxlib import measure
 from approxlib import pipeline
 from approxlib import store as S
-from approxlib.config import load_profile
+from approxlib.config import ModelConfig, load_profile
 
 SAME = ["section", "model", "prune_ratio", "quant", "codec", "runtime", "control", "protocol",
         "seed", "accuracy", "val_accuracy", "params", "zero_params", "sparsity", "size_bytes"]
@@ -156,15 +157,71 @@ def test_an_apx_file_records_its_making_but_not_the_commit_or_machine(smoke_run)
         assert not {"git_commit", "cpu", "torch_version"} & set(meta)
 
 
+def _planned_missing(p: dict, sections: list[str], store: S.Store) -> set[str]:
+    """What a dry run says a run of `sections` will compute (stages and timings in turns)."""
+    todo = pipeline.dry_run(p, sections, store)
+    todo += accounting.derived(p, sections, store, {t["key"] for t in todo if not t["cached"]})
+    return {t["key"] for t in todo if not t["cached"]}
+
+
 def test_cached_metrics_of_a_deleted_artifact_are_measured_again(copied):
     p, store, df, data_root, tmp = copied
     row = df[(df.section == "B") & (df.quant == "int8-dynamic")].iloc[0]
     artifact = Path(row.artifact)
     (store.root / artifact.relative_to(artifact.parents[1])).unlink()
+    # its digest is left behind: verify names the file, and the metrics measured from it
+    key = artifact.name.split(".")[0]
+    problems = [(e["kind"], e["problem"]) for e in pipeline.verify_store(store) if e["problem"]]
+    assert ("quantize", "missing (its digest is left): a run makes it again") in problems
+    assert ("metrics", f"its artifact {key} is made again: re-measured") in problems
+    planned = _planned_missing(p, ["B"], store)
     again, runner = pipeline.run(p, ["B"], store, None, data_root, progress=False)
-    # the quantized checkpoint, its evaluation and B's timing in turns, which timed the old file
-    assert len(runner.computed) == 3
+    # the quantized checkpoint, its evaluation and B's timing in turns, which timed the old
+    # file: what the dry run listed (it listed the checkpoint alone, 2026-12-07)
+    assert len(runner.computed) == 3 and set(runner.computed) == planned
     assert again[SAME].equals(df[df.section == "B"][SAME].reset_index(drop=True))
+
+
+def _resave(store: S.Store, path: Path, kind: str, change: bool) -> None:
+    """The checkpoint at `path` saved again as another run would make it: with one weight
+    changed (other threads or code) or the same weights (new bytes all the same: the zip's
+    serialization id and the meta's seconds differ)."""
+    model, info = S.load_checkpoint(path)
+    if change:
+        with torch.no_grad():
+            next(p for p in model.parameters() if p.ndim > 1).view(-1)[0] += 0.5
+    cfg = ModelConfig(**info["model"])
+    path.unlink()  # a new inode: the copied store hard-links the shared one
+    S.save_checkpoint(model, path, cfg, info["quant"], {**info["meta"], "seconds": 9.0})
+    store.publish(kind, path.name.split(".")[0], ".pt")
+
+
+def test_a_model_derived_from_other_weights_is_made_again(copied):
+    """Section B's int8 model was made from the pruned model: a pruned model made again with
+    other bits (another thread count, code or machine) makes it stale, and a run makes it
+    again; the same bits made again leave it be (found by a stranger's test, 2026-12-07: the
+    report showed the new pruned model beside an int8 model of the old)."""
+    p, store, df, data_root, tmp = copied
+    int8 = df[(df.section == "B") & (df.quant == "int8-dynamic")].iloc[0]
+    derived = Path(int8.artifact).name
+    meta = S.checkpoint_meta(store.root / "quantize" / derived)
+    pruned = store.root / "prune" / f"{meta['upstream']}.pt"
+    assert meta["upstream_weights"] == S.checkpoint_meta(pruned)["weights_sha256"]
+    _resave(store, pruned, "prune", change=False)
+    assert not [e for e in pipeline.verify_store(store) if e["problem"]]
+    _, runner = pipeline.run(p, ["B"], store, None, data_root, progress=False)
+    assert derived.split(".")[0] not in runner.computed  # same weights: still its upstream's
+    _resave(store, pruned, "prune", change=True)
+    stale = {e["path"].name: e for e in pipeline.verify_store(store) if e["problem"]}
+    assert stale.pop(derived)["problem"].startswith("made from other weights than")
+    # and what measured it: its evaluation and B's timing in turns
+    assert {e["kind"] for e in stale.values()} == {"metrics", "latency"}
+    assert all(e["problem"].endswith("is made again: re-measured") for e in stale.values())
+    again, runner = pipeline.run(p, ["B"], store, None, data_root, progress=False)
+    assert derived.split(".")[0] in runner.computed
+    remade = S.checkpoint_meta(store.root / "quantize" / derived)
+    assert remade["upstream_weights"] == S.checkpoint_meta(pruned)["weights_sha256"]
+    assert not [e for e in pipeline.verify_store(store) if e["problem"]]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
@@ -292,7 +349,7 @@ def test_verify_command_reports_what_a_run_would_recompute(copied, capsys):
     _flip(damaged)
     assert cli.main(["verify", "--models-dir", str(store.root)]) == 1
     out = capsys.readouterr().out
-    assert "SHA-256 differs" in out and "is damaged (re-measured)" in out  # its metrics too
+    assert "SHA-256 differs" in out and "is made again: re-measured" in out  # its metrics too
     vs = pipeline.plan(p, list("ABCDEFGH"))  # and the timing in turns of its model, if any
     timed = {g.key for g in pipeline.latency_groups(p, vs, [pipeline.chain(v, p) for v in vs])
              if damaged.name.split(".")[0] in {st.upstream.key for st in g.evaluations}}

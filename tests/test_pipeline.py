@@ -507,7 +507,7 @@ def test_a_timing_in_turns_is_redone_when_its_entry_cannot_be_trusted(smoke, sto
     path.write_bytes(bytes(raw))
     named = [e for e in pipeline.verify_store(store_copy)
              if e["kind"] == "latency" and e["key"] == g.key]
-    assert named and "is damaged (re-measured)" in named[0]["problem"]
+    assert named and "is made again: re-measured" in named[0]["problem"]
 
 
 def test_section_g_rows_time_every_runtime(smoke):

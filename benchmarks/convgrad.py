@@ -24,9 +24,10 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from approxlib import cli  # noqa: E402
 from approxlib import convgrad  # noqa: E402
 from approxlib import models  # noqa: E402
-from approxlib.config import ModelConfig  # noqa: E402
+from approxlib.config import ConfigError, ModelConfig  # noqa: E402
 
 # (batch, channels, input size, groups, stride) of 3×3 convolutions at padding 1
 LAYERS = [(32, 512, 1, 1, 1), (32, 256, 2, 1, 1), (32, 960, 1, 960, 1), (32, 384, 2, 384, 1),
@@ -131,10 +132,12 @@ def step_times(name: str, batch: int, steps: int) -> tuple[float, float]:
     return statistics.median(times[False]), statistics.median(times[True])
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=15)
-    a = ap.parse_args()
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--steps", type=int, default=15, help="timed steps per model and batch")
+    a = ap.parse_args(argv)
+    if a.steps < 1:
+        raise ConfigError(f"--steps must be at least 1, got {a.steps}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for layer in LAYERS:
         print(layer_row(*layer), flush=True)
@@ -150,7 +153,8 @@ def main() -> None:
                   f"({ref * 1000:.0f} -> {fast * 1000:.0f} ms a step)", flush=True)
             last.append(f"step_speedup_{name}_b{batch}={ref / fast:.2f}")
     print(" ".join(last))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.guarded("convgrad.py", main))

@@ -41,8 +41,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from approxlib import cli  # noqa: E402
 from approxlib import compress  # noqa: E402
 from approxlib import nncodec  # noqa: E402
+from approxlib import pipeline  # noqa: E402
+from approxlib import store  # noqa: E402
 from approxlib.config import ConfigError  # noqa: E402
 
 
@@ -141,9 +144,13 @@ def sequential_decode_us(x: np.ndarray, limit: int = 200_000) -> float:
 def parsed(path: Path) -> tuple[dict, list[bytes], int]:
     """A .apx file's header, its payload sections and the compressed header's bytes."""
     data = path.read_bytes()
-    _, _, _, hlen, hcrc = compress.PREFIX.unpack_from(data)
-    header = compress._parse_header(data[compress.PREFIX.size:compress.PREFIX.size + hlen], hcrc)
-    return header, compress._sections(header, memoryview(data)[compress.PREFIX.size + hlen:]), hlen
+    try:
+        hlen, hcrc = compress._prefix(data[:compress.PREFIX.size])
+        header = compress._parse_header(data[compress.PREFIX.size:compress.PREFIX.size + hlen],
+                                        hcrc)
+        return header, compress._sections(header, memoryview(data)[compress.PREFIX.size + hlen:]), hlen
+    except compress.ApxError as e:
+        raise ConfigError(f"{path}: {e}") from None
 
 
 def streams(path: Path) -> tuple[dict, int, int]:
@@ -173,48 +180,64 @@ def streams(path: Path) -> tuple[dict, int, int]:
     return bits, book, hlen
 
 
-def values_of(path: Path) -> np.ndarray:
-    """The largest codebook-index stream of a file (what the decode timing runs on)."""
+def huffman_records(path: Path) -> tuple[list[dict], list[bytes]]:
+    """A file's tensors whose codebook indices are Huffman coded, and its sections; ConfigError
+    for a file with none (fixed-width or raw streams: nothing here to compare)."""
     header, secs, _ = parsed(path)
     recs = [r for r in header["tensors"]
             if r["enc"] == "sparse" and r["values"].get("coding") == "huffman"]
     if not recs:
-        raise SystemExit(f"entropy.py: error: {path} has no Huffman-coded codebook indices")
+        raise ConfigError(f"{path} has no Huffman-coded codebook indices (its codec is not "
+                          f"section F's huffman)")
+    return recs, secs
+
+
+def values_of(path: Path) -> np.ndarray:
+    """The largest codebook-index stream of a file (what the decode timing runs on)."""
+    recs, secs = huffman_records(path)
     rec = max(recs, key=lambda r: r["values"]["n"])
     return compress._decode_stream(rec["values"], secs, rec["codebook"]["k"], rec["values"]["n"])
 
 
 def files(args: list[str]) -> list[Path]:
+    """The .apx files named, or the Huffman-coded ones a results.csv lists; each checked
+    before anything is measured."""
     out = []
     for a in map(Path, args):
-        if not a.is_file():
-            raise SystemExit(f"entropy.py: error: {a} not found")
         if a.suffix == ".csv":
-            d = pd.read_csv(a)
-            out += [Path(p) for p in d[(d.codec == "huffman") & (d.control == "none")].artifact]
+            d = pipeline.read_results(a, need=("codec", "artifact", "control"))
+            found = [Path(p) for p in d[(d.codec == "huffman") & (d.control == "none")].artifact]
+            if not found:
+                raise ConfigError(f"{a} lists no Huffman-coded .apx file (section F's rows)")
+            out += found
+        elif not a.is_file():
+            raise ConfigError(f"{a} {store.missing(a)}")
         else:
             out.append(a)
+    for path in out:
+        if not path.is_file():
+            raise ConfigError(f"{path} {store.missing(path)} (a results.csv names the files "
+                              f"of the models folder it was made with)")
+        huffman_records(path)
     return out
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("inputs", nargs="+", help="results.csv files or .apx files")
-    paths = files(ap.parse_args().inputs)
+    paths = files(ap.parse_args(argv).inputs)
+    nncodec.check_available()
     try:
-        nncodec.check_available()
         import constriction  # noqa: F401
-    except ConfigError as e:
-        raise SystemExit(f"entropy.py: error: {e}") from None
     except ImportError:
-        raise SystemExit("entropy.py: error: needs constriction (.venv/bin/pip install "
-                         "constriction): the ANS coder measured here") from None
+        raise ConfigError("needs constriction (.venv/bin/pip install constriction): the ANS "
+                          "coder measured here") from None
     rows = []
     for path in paths:
         bits, book, header = streams(path)
-        model, _ = compress.load(path)
+        model, head = compress.load(path)
         cabac = nncodec.cabac_bytes(model)
-        rows.append({"file": path.name, "model": model.__class__.__name__,
+        rows.append({"file": path.name, "model": head["model"]["name"],
                      **{k: round(v / 8 + book) for k, v in bits.items()},
                      "deepcabac": cabac["total"], "header": header,
                      "deepcabac_decode_s": round(cabac["decode_seconds"], 2)})
@@ -232,4 +255,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.guarded("entropy.py", main))

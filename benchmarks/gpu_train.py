@@ -18,14 +18,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from approxlib import data
-from approxlib import models
-from approxlib import train
-from approxlib.config import DataConfig, ModelConfig, load_profile, train_config
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from approxlib import cli  # noqa: E402
+from approxlib import data  # noqa: E402
+from approxlib import models  # noqa: E402
+from approxlib import train  # noqa: E402
+from approxlib.config import (ConfigError, DataConfig, ModelConfig, load_profile,  # noqa: E402
+                              train_config)
 
 MODELS = ("resnet18", "mobilenetv2")
 
@@ -85,15 +91,22 @@ def speed_part(splits: data.Splits, out: str | None) -> list[dict]:
     return rows
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out")
     ap.add_argument("--epochs", type=int, default=30, help="epochs of part 2 (paper: 30)")
     ap.add_argument("--budget", type=float, default=300, help="seconds for the whole script")
     ap.add_argument("--protocol", nargs="*", default=list(MODELS), help="models of part 2")
     ap.add_argument("--large", action="store_true",
                     help="instead of part 1: fp32 vs bf16 at 224×224 (4,096 images)")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
+    if not torch.cuda.is_available():
+        raise ConfigError("needs a CUDA GPU (torch sees none): it measures GPU training")
+    if a.epochs < 2:  # the protocol's best epoch is picked on validation (one is kept unseen)
+        raise ConfigError(f"--epochs must be at least 2, got {a.epochs}")
+    unknown = sorted(set(a.protocol) - set(MODELS))
+    if unknown:
+        raise ConfigError(f"--protocol {', '.join(unknown)}: choose from {', '.join(MODELS)}")
     start = time.perf_counter()
     emit({"part": "machine", "gpu": torch.cuda.get_device_name(), "torch": torch.__version__,
           "cudnn": torch.backends.cudnn.version()}, a.out)
@@ -112,7 +125,8 @@ def main() -> None:
             emit({"part": "protocol", "model": name, "skipped": f"{left:.0f} s left"}, a.out)
             continue
         emit(protocol(name, a.epochs), a.out)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.guarded("gpu_train.py", main))

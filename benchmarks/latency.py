@@ -5,7 +5,7 @@
     python benchmarks/latency.py --artifact models/onnx/KEY.onnx --artifact models/train/KEY.pt
 
 Each artifact (.pt checkpoint, .onnx, .apx) is loaded and timed here, all with the same thread
-count, batch 1 and batch 64, in turns over `--rounds` rounds (`measure.interleaved_latency`,
+count, batch 1 and the throughput batch (`--batch`, 64 as quick's), in turns over `--rounds` rounds (`measure.interleaved_latency`,
 the method of the report's section G), so the ratios compare like with like. Accuracies are not
 re-measured: they come from results.csv (they do not depend on timing), and its `val_lo`
 column decides which variants count as "within 1 point" of the best dense model at equal
@@ -27,7 +27,8 @@ from approxlib import quants  # noqa: E402
 from approxlib import runtimes  # noqa: E402
 from approxlib import measure  # noqa: E402
 from approxlib import pipeline  # noqa: E402
-from approxlib.config import MeasureConfig  # noqa: E402
+from approxlib import cli  # noqa: E402
+from approxlib.config import ConfigError, MeasureConfig  # noqa: E402
 
 
 def time_artifacts(paths: list[str], shape: tuple[int, ...], cfg: MeasureConfig,
@@ -38,43 +39,42 @@ def time_artifacts(paths: list[str], shape: tuple[int, ...], cfg: MeasureConfig,
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--results", type=Path, default=Path("reports/quick/results.csv"))
-    ap.add_argument("--section", default="G")
+    ap.add_argument("--results", type=Path, default=Path("reports/quick/results.csv"),
+                    help="a report's results.csv: its section G rows are timed "
+                         "(default: %(default)s)")
     ap.add_argument("--model", default=None, help="only this model's rows")
     ap.add_argument("--artifact", action="append", default=[],
                     help="time these files instead of results.csv rows (repeatable)")
     ap.add_argument("--input", default="1,28,28", help="input shape C,H,W (default Fashion-MNIST)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=64,
+                    help="the throughput batch (default 64, quick's; smoke's is 16)")
     ap.add_argument("--min-time", type=float, default=1.0,
                     help="seconds of timed runs per variant and batch, over all rounds")
     ap.add_argument("--rounds", type=int, default=8, help="rounds of turns (1: one after another)")
     a = ap.parse_args(argv)
     if a.rounds < 1:
-        print(f"latency.py: error: --rounds must be at least 1, got {a.rounds}", file=sys.stderr)
-        return 2
-    cfg = MeasureConfig(threads=a.threads, latency_warmup=10, latency_min_time=a.min_time)
-    shape = tuple(int(x) for x in a.input.split(","))
+        raise ConfigError(f"--rounds must be at least 1, got {a.rounds}")
+    cfg = MeasureConfig(threads=a.threads, latency_warmup=10, latency_min_time=a.min_time,
+                        throughput_batch=a.batch)
+    shape = input_shape(a.input)
 
     if a.artifact:
         timed = time_artifacts(a.artifact, shape, cfg, a.rounds)
         for path, t in timed.items():
-            print(f"{path}: batch 1 {t['latency_ms']:.3f} ms, batch 64 {t['latency_bs64_ms']:.2f} ms")
+            print(f"{path}: batch 1 {t['latency_ms']:.3f} ms, batch {a.batch} "
+                  f"{t['latency_bs64_ms']:.2f} ms")
         return 0
 
-    if not a.results.is_file():
-        print(f"latency.py: error: {a.results} not found; run `approx report` first", file=sys.stderr)
-        return 2
-    df = pd.read_csv(a.results)
-    if "val_lo" not in df:  # "within 1 point" is decided by it
-        print(f"latency.py: error: {a.results} has no val_lo column (written before "
-              f"2026-12-06); run `approx report` again", file=sys.stderr)
-        return 2
-    df = df[df.section == a.section]
+    df = pipeline.read_results(a.results, need=("val_lo",))  # "within 1 point" is decided by it
+    df = df[df.section == "G"]
+    if df.empty:
+        raise ConfigError(f"{a.results} has no section G rows (this script re-times section G)")
+    if a.model and a.model not in set(df.model):
+        raise ConfigError(f"--model {a.model}: section G's rows are of "
+                          f"{', '.join(dict.fromkeys(df.model))}")
     if a.model:
         df = df[df.model == a.model]
-    if df.empty:
-        print(f"latency.py: error: no section {a.section} rows in {a.results}", file=sys.stderr)
-        return 2
     timed = analysis.speed_candidates(df)
     t = timed.copy()
     # the section's variants in turns, every model together, as the report times them
@@ -90,6 +90,17 @@ def main(argv=None) -> int:
         index=False, float_format=lambda x: f"{x:.4g}"))
     print(last_line(t, df, a.threads))
     return 0
+
+
+def input_shape(text: str) -> tuple[int, ...]:
+    """--input C,H,W: three positive integers."""
+    try:
+        shape = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise ConfigError(f"--input {text}: give channels,height,width, e.g. 1,28,28")
+    return shape
 
 
 def last_line(t: pd.DataFrame, rows: pd.DataFrame, threads: int) -> str:
@@ -120,4 +131,4 @@ def last_line(t: pd.DataFrame, rows: pd.DataFrame, threads: int) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.guarded("latency.py", main))

@@ -20,6 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from approxlib import cli  # noqa: E402
 from approxlib import data  # noqa: E402
 from approxlib import pipeline  # noqa: E402
 from approxlib import quants  # noqa: E402
@@ -36,7 +37,14 @@ def main(argv=None) -> int:
     ap.add_argument("--models-dir", type=Path, default=Path("models"))
     a = ap.parse_args(argv)
     p = load_profile(a.profile)
-    runner = pipeline.Runner(p, store.Store(a.models_dir), None, progress=False)
+    cli.check_store(str(a.models_dir))
+    missing = [st for q in (quants.NONE.key, quants.STATIC.key, quants.QAT.key)
+               for st in pipeline.stages(Variant("G", a.model, p["dataset"], quant=q), p)
+               if not pipeline.is_cached(st, store.Store(a.models_dir))]
+    if missing:  # a bare run in a folder without the profile's models trains for many minutes
+        print(f"recovery.py: {len(missing)} of the {a.profile} profile's entries are not in "
+              f"{a.models_dir}: computing them (progress below)", file=sys.stderr)
+    runner = pipeline.Runner(p, store.Store(a.models_dir), None, progress=bool(missing))
     out = {}
     for name, quant in (("baseline", quants.NONE.key), ("post-training INT8", quants.STATIC.key),
                         ("QAT INT8", quants.QAT.key)):
@@ -56,4 +64,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.guarded("recovery.py", main))

@@ -16,18 +16,22 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from approxlib import accounting  # noqa: E402
+from approxlib import cli  # noqa: E402
 from approxlib import pipeline  # noqa: E402
 from approxlib import store  # noqa: E402
 from approxlib.config import load_profile, parse_overrides  # noqa: E402
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--profile", default="smoke")
-    ap.add_argument("--models-dir", default="models")
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--profile", default="smoke", help="the profile whose entries are summed "
+                                                        "(default: %(default)s)")
+    ap.add_argument("--models-dir", default="models", help="the models folder (default: "
+                                                            "%(default)s)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     p = load_profile(a.profile, parse_overrides(a.overrides))
+    cli.existing_store(a.models_dir)
     # since=0: every recorded entry counts as computed (the records are the whole question here)
     df = accounting.table(p, pipeline.parse_sections(None, p), store.Store(a.models_dir),
                           since=0.0)
@@ -36,7 +40,8 @@ def main() -> None:
         print(accounting.summary(df, by).round(1).to_string())
     print(f"{df.seconds.sum():.1f} s recorded over {int(df.seconds.notna().sum())} of the "
           f"{len(df)} entries of {a.profile}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.guarded("stage_summary.py", main))

@@ -10,11 +10,8 @@ NNC_VENV ?= .venv-nnc
 NNC_STAMP := $(NNC_VENV)/.installed
 NNC_WHEELS := $(NNC_VENV)/wheels
 NNC_BUILT := $(NNC_WHEELS)/.built
-# Left by a failed step of NNCodec's build, so that tests waiting for it stop (see `test`)
-NNC_FAILED := $(NNC_VENV)/.failed
-NNC_FAIL := || { mkdir -p $(NNC_VENV) && touch $(NNC_FAILED); exit 1; }
 
-.PHONY: setup system nncodec prepare report test pytest lab clean-cache
+.PHONY: setup system nncodec prepare report test lab clean-cache
 
 setup: $(STAMP)
 
@@ -30,29 +27,29 @@ NNC_PIP := $(NNC_VENV)/bin/pip --disable-pip-version-check
 NNC_DEPS := $(NNC_VENV)/.dependencies
 
 $(NNC_VENV)/pyvenv.cfg: | system
-	$(PYTHON) -m venv $(NNC_VENV) $(NNC_FAIL)
+	$(PYTHON) -m venv $(NNC_VENV)
 
 # NNCodec has no binary wheel on PyPI: pip compiles its C++ (80 s here on a cold pip cache, one
 # core), which needs nothing of the main virtualenv: `prepare` builds it while that installs.
 $(NNC_BUILT): | $(NNC_VENV)/pyvenv.cfg
-	$(NNC_PIP) wheel -q --no-deps nncodec==2.1.3 -w $(NNC_WHEELS) $(NNC_FAIL)
+	$(NNC_PIP) wheel -q --no-deps nncodec==2.1.3 -w $(NNC_WHEELS)
 	touch $@
 
 # Its dependencies install while it compiles: a dry run reads them from the source
 # distribution's metadata (compiling nothing); the wheel then follows alone.
 $(NNC_DEPS): $(STAMP) | $(NNC_VENV)/pyvenv.cfg
-	{ $(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" \
-	  > "$$($(NNC_VENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/approx-main-venv.pth" && \
-	  $(NNC_PIP) install -q --dry-run --no-deps --report $(NNC_VENV)/nncodec.json nncodec==2.1.3 && \
-	  $(NNC_VENV)/bin/python -c "import json, sys; \
-	    print(*json.load(open(sys.argv[1]))['install'][0]['metadata']['requires_dist'], sep='\n')" \
-	    $(NNC_VENV)/nncodec.json > $(NNC_VENV)/requirements.txt && \
-	  $(NNC_PIP) install -q 'numpy<2' -r $(NNC_VENV)/requirements.txt; } $(NNC_FAIL)
+	$(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" \
+	  > "$$($(NNC_VENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/approx-main-venv.pth"
+	$(NNC_PIP) install -q --dry-run --no-deps --report $(NNC_VENV)/nncodec.json nncodec==2.1.3
+	$(NNC_VENV)/bin/python -c "import json, sys; \
+	  print(*json.load(open(sys.argv[1]))['install'][0]['metadata']['requires_dist'], sep='\n')" \
+	  $(NNC_VENV)/nncodec.json > $(NNC_VENV)/requirements.txt
+	$(NNC_PIP) install -q 'numpy<2' -r $(NNC_VENV)/requirements.txt
 	touch $@
 
 $(NNC_STAMP): $(NNC_DEPS) $(NNC_BUILT)
-	{ $(NNC_PIP) install -q --no-deps --find-links $(NNC_WHEELS) nncodec==2.1.3 && \
-	  $(NNC_VENV)/bin/python -I -c "from nncodec import nnc"; } $(NNC_FAIL)
+	$(NNC_PIP) install -q --no-deps --find-links $(NNC_WHEELS) nncodec==2.1.3
+	$(NNC_VENV)/bin/python -I -c "from nncodec import nnc"
 	touch $@
 
 # uv installs what pip would (the same sources: tools/pip_sources.py reads pip's configuration)
@@ -105,16 +102,8 @@ report: prepare
 # 15 min 29 s against 20 min 31 s with the run computed first on two threads (2026-12-06, README).
 # TEST_WORKERS=0 runs them in this process.
 TEST_WORKERS ?= auto
-# The tests start once the main virtualenv is installed: NNCodec's build (one core for 60 s here)
-# and its dependencies finish beside them, and what runs NNCodec waits for its environment
-# (tests/nncodec_when_built; a failed step leaves $(NNC_FAILED) and they fail at once). Its
-# build left the second core idle for about 50 s of set-up.
-test: system
-	@rm -f $(NNC_FAILED)
-	@$(MAKE) --no-print-directory -j3 pytest $(NNC_STAMP)
-
-pytest: $(STAMP)
-	APPROX_NNCODEC_WAIT=$(NNC_STAMP) $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4
+test: prepare
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4
 
 # JupyterLab refuses to run as root without --allow-root (containers run as root): pass it
 # only then. LAB_ARGS adds options, e.g. LAB_ARGS="--no-browser --port=8899".

@@ -26,11 +26,6 @@ WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 if WORKER:
     os.environ["OMP_NUM_THREADS"] = "1"
 torch.set_num_threads(1 if WORKER else min(2, os.cpu_count() or 1))
-# `make test` starts the tests while NNCodec's environment still builds (Makefile): NNCodec then
-# runs through a script that waits for it, in every process and folder the tests use.
-if os.environ.get("APPROX_NNCODEC_WAIT") and not os.environ.get("APPROX_NNCODEC_PYTHON"):
-    os.environ["APPROX_NNCODEC_WAIT"] = str(Path(os.environ["APPROX_NNCODEC_WAIT"]).resolve())
-    os.environ["APPROX_NNCODEC_PYTHON"] = str(Path(__file__).with_name("nncodec_when_built"))
 # The folder of the smoke run the controller started for its workers (see pytest_sessionstart)
 SHARED_SMOKE = "APPROX_TEST_SMOKE_SHARED"
 SMOKE_PROCESS = pytest.StashKey[subprocess.Popen]()

@@ -46,7 +46,7 @@ def entries(p: dict, sections: list[str]) -> list[dict]:
                                  "model": g.model, "step": None, "batch": 0, "label":
                                  f"time section {g.section}'s {len(g.evaluations)} variants "
                                  f"in turns",
-                                 "times": {st.upstream.key for st in g.evaluations}})
+                                 "evaluations": {st.key for st in g.evaluations}})
     return out + list(curves.values()) + list(timed.values())
 
 
@@ -54,11 +54,12 @@ def derived(p: dict, sections: list[str], st: store.Store,
             remade: set[str] = frozenset()) -> list[dict]:
     """The plan's entries that are not stages (bits curves, timings in turns), listed as
     `pipeline.dry_run` lists stages, with whether the store holds them: a dry run lists and
-    prices them too. Moves nothing. A timing of an artifact in `remade` (the stages the run
-    will make) is timed again, as it names the digests of the files it timed."""
+    prices them too. Moves nothing. A timing in turns whose evaluations are in `remade` (what
+    the run will compute) is taken again: it names the digests of the files it timed, as the
+    metrics do."""
     return [{"stage": e["kind"], "key": e["key"], "label": e["label"],
              "cached": st.has(e["kind"], e["key"], ".json", pipeline.JSON_CHECKS[e["kind"]])
-             and not e.get("times", set()) & remade}
+             and not e.get("evaluations", set()) & remade}
             for e in entries(p, sections) if e["step"] is None]
 
 

@@ -53,14 +53,18 @@ def graph(p: dict, sections: list[str], artifacts: store.Store, models: dict | N
     """The stages still missing from the store: model-producing ones (and untimed evaluations)
     in dependency order, the timed evaluations, and the variants whose bits curve (section F)
     must be computed."""
-    seen, build, evals = set(), [], []
+    seen, staged = set(), []
     variants = pipeline.plan(p, sections, models)
     for v in variants:
         for st in pipeline.stages(v, p):
-            if st.key in seen or pipeline.is_cached(st, artifacts):
-                continue
-            seen.add(st.key)
-            (evals if st.step.timed else build).append(st)
+            if st.key not in seen:
+                seen.add(st.key)
+                staged.append(st)
+    # what a run finds missing or stale (a model made from other weights than its upstream
+    # holds, with all derived from it): else the client remade those alone, after the cluster
+    missing = pipeline.missing_keys(staged, artifacts)
+    build = [st for st in staged if st.key in missing and not st.step.timed]
+    evals = [st for st in staged if st.key in missing and st.step.timed]
     curves = [v for v in variants if pipeline.has_curve(v)]
     return build, evals, curves
 

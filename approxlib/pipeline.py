@@ -1322,16 +1322,58 @@ def distinct_stages(p: dict, sections: list[str]):
 
 
 def dry_run(p: dict, sections: list[str], cache: store.Store) -> list[dict]:
-    """Every distinct stage the sections need, in execution order, with its cache status. The
-    metrics of an artifact a run will make are measured again (they name its file's digest):
-    they count as missing (a deleted model was listed alone, and more was made, 2026-12-07).
-    A model derived from it is made again only if it comes out with other bits
-    (`Runner._current`), which cannot be known before: listed as cached."""
-    out, remade = [], set()
-    for _, st in distinct_stages(p, sections):
-        cached = is_cached(st, cache) and not (st.step.json_kind == "metrics"
-                                               and st.upstream.key in remade)
-        if not cached:
+    """Every distinct stage the sections need, in execution order, with whether a run finds it
+    cached (`missing_keys`: a deleted model was listed alone, and more was made, 2026-12-07)."""
+    staged = [st for _, st in distinct_stages(p, sections)]
+    missing = missing_keys(staged, cache)
+    return [{"stage": st.kind, "key": st.key, "label": st.label, "cached": st.key not in missing}
+            for st in staged]
+
+
+def missing_keys(staged: list[Stage], cache: store.Store) -> set[str]:
+    """The keys of `staged` (each upstream before what derives from it) a run will compute:
+    what is not stored; the metrics of an artifact it makes (they name the file's digest); a
+    stored model made from other weights than its upstream holds now, and all derived from it
+    (`Runner._current`); metrics of another file than the one stored now. One derived from a
+    missing model is made again only if that comes out with other bits, which no one can know
+    before: not counted."""
+    remade, changed = set(), set()
+    for st in staged:
+        up = st.upstream.key if st.upstream is not None else None
+        stored = is_cached(st, cache)
+        if st.step.json_kind == "metrics":  # of another file than the one there now
+            again = up in remade or (stored and _measured_other(st, cache))
+        else:
+            again = stored and up is not None and not st.step.json_kind and (
+                up in changed or _made_from_other(st, cache))
+            if again:
+                changed.add(st.key)
+        if not stored or again:
             remade.add(st.key)
-        out.append({"stage": st.kind, "key": st.key, "label": st.label, "cached": cached})
-    return out
+    return remade
+
+
+def _made_from_other(st: Stage, cache: store.Store) -> bool:
+    """Whether a stored derived entry records other upstream weights than its upstream's file
+    here holds (False where either records none)."""
+    made_from = _recorded(st, cache).get("upstream_weights")
+    now = _recorded(st.upstream, cache).get("weights_sha256")
+    return made_from is not None and now is not None and made_from != now
+
+
+def _measured_other(st: Stage, cache: store.Store) -> bool:
+    """Whether stored metrics name another file digest than their artifact's file here has."""
+    metrics = store.read_json_entry(cache.path(st.step.json_kind, st.key, ".json"))
+    measured = metrics.get("artifact_sha256") if isinstance(metrics, dict) else None
+    path = cache.path(st.upstream.kind, st.upstream.key, st.upstream.step.suffix)
+    return measured is not None and path.is_file() and measured != cache.digest(path)
+
+
+def _recorded(st: Stage, cache: store.Store) -> dict:
+    """The meta a stored entry was made with, from its file here (its JSON record, or its
+    checkpoint's, tensors mapped); {} where there is none to read."""
+    if st.step.record:
+        meta = store.read_json_entry(cache.path(st.kind, st.key, ".json"))
+        return meta if isinstance(meta, dict) else {}
+    path = cache.path(st.kind, st.key, st.step.suffix)
+    return store.checkpoint_meta(path) if path.suffix == ".pt" and path.is_file() else {}

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from approxlib import accounting
 from approxlib import cli
+from approxlib import cluster
 from approxlib import compress
 from approxlib import measure
 from approxlib import pipeline
@@ -212,13 +213,18 @@ def test_a_model_derived_from_other_weights_is_made_again(copied):
     _, runner = pipeline.run(p, ["B"], store, None, data_root, progress=False)
     assert derived.split(".")[0] not in runner.computed  # same weights: still its upstream's
     _resave(store, pruned, "prune", change=True)
+    planned = _planned_missing(p, ["B"], store)  # what the dry run and a Dask graph will make
+    build, evals, _ = cluster.graph(p, ["B"], store)
+    assert {st.key for st in build + evals} == {
+        t["key"] for t in pipeline.dry_run(p, ["B"], store) if not t["cached"]}
+    assert derived.split(".")[0] in {st.key for st in build}
     stale = {e["path"].name: e for e in pipeline.verify_store(store) if e["problem"]}
     assert stale.pop(derived)["problem"].startswith("made from other weights than")
     # and what measured it: its evaluation and B's timing in turns
     assert {e["kind"] for e in stale.values()} == {"metrics", "latency"}
     assert all(e["problem"].endswith("is made again: re-measured") for e in stale.values())
     again, runner = pipeline.run(p, ["B"], store, None, data_root, progress=False)
-    assert derived.split(".")[0] in runner.computed
+    assert derived.split(".")[0] in runner.computed and set(runner.computed) == planned
     remade = S.checkpoint_meta(store.root / "quantize" / derived)
     assert remade["upstream_weights"] == S.checkpoint_meta(pruned)["weights_sha256"]
     assert not [e for e in pipeline.verify_store(store) if e["problem"]]

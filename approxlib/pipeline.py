@@ -622,15 +622,11 @@ class Runner:
         return path if made_from == now else None
 
     def _meta(self, path: Path, st: Stage) -> dict:
-        """The meta an artifact was made with (its JSON record, or its checkpoint's), read once
-        per version of the file."""
+        """The meta the verified artifact at `path` was made with (`_recorded`), read once per
+        version of the file."""
         seen = self.store.digest(path)
         if self._metas.get(path, (None,))[0] != seen:
-            if st.step.record:
-                meta = self.store.read_json(st.kind, st.key, JSON_CHECKS[st.kind]) or {}
-            else:
-                meta = store.checkpoint_meta(path) if path.suffix == ".pt" else {}
-            self._metas[path] = (seen, meta)
+            self._metas[path] = (seen, _recorded(st, self.store))
         return self._metas[path][1]
 
     def _present(self, st: Stage) -> Path | None:

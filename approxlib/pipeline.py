@@ -698,19 +698,31 @@ class Runner:
 
     def sensitivity(self, st: Stage) -> dict:
         """Section H's per-layer sensitivity of a trained model (cached as JSON): validation
-        accuracy with one layer at a time pruned to each ratio."""
-        cached = self.store.read_json("sensitivity", st.key, JSON_CHECKS["sensitivity"])
+        accuracy with one layer at a time pruned to each ratio. The entry records the weights
+        it measured (`upstream_weights`) and passes them on as its own `weights_sha256`, the
+        weights the guided pruning after it loads: a table of a baseline made again with other
+        bits is measured again, and the pruning after it made again (`_current`)."""
+        cached = self._current_sensitivity(st)
         if cached is not None:
             return cached
         with self._holding("sensitivity", st.key):
-            cached = self.store.read_json("sensitivity", st.key, JSON_CHECKS["sensitivity"])
+            cached = self._current_sensitivity(st)
             if cached is not None:
                 return cached
             with self._account_stage(st):
-                out = {**st.step.measure(self, st), **provenance()}
+                weights = self._meta(self.artifact(st.upstream), st.upstream).get(
+                    "weights_sha256")
+                out = {**st.step.measure(self, st), "upstream_weights": weights,
+                       "weights_sha256": weights, **provenance()}
                 self.store.write_json("sensitivity", st.key, out)
             self.computed.append(st.key)
             return out
+
+    def _current_sensitivity(self, st: Stage) -> dict | None:
+        """The stored sensitivity table, if it measured the upstream's weights as they are."""
+        if self._current(st) is None:
+            return None
+        return self.store.read_json("sensitivity", st.key, JSON_CHECKS["sensitivity"])
 
     def evaluate(self, st: Stage) -> dict:
         """Metrics of the artifact upstream of an evaluate stage (cached as JSON).
@@ -1288,21 +1300,50 @@ def verify_store(cache: store.Store) -> list[dict]:
 
 def _stale_lineage(cache: store.Store, entries: list[dict]) -> None:
     """Marks each intact artifact made from other weights than its upstream holds now (that
-    upstream made again with other bits since): a run makes it again (`Runner._current`). One
+    upstream made again with other bits since), and every entry derived from one so marked,
+    however far down: a run makes them all again (`Runner._current`, `missing_keys`). One
     whose upstream is missing or damaged is made again only if that comes out different."""
-    files = {e["key"]: e for e in entries if e["path"].suffix != ".json" and not e["problem"]}
+    metas = _lineage_metas(entries)
+    stale: dict[str, str] = {}
+    while True:  # to a fixed point: a derived entry's own upstream may be stale
+        found = {key: why for key, (meta, _) in metas.items()
+                 if key not in stale and (why := _stale_because(meta, metas, stale))}
+        if not found:
+            break
+        stale.update(found)
+    for key, why in stale.items():
+        metas[key][1]["problem"] = why
+
+
+def _lineage_metas(entries: list[dict]) -> dict[str, tuple[dict, dict]]:
+    """key -> (the meta an intact entry was made with, its entry): a checkpoint's, an encoded
+    file's or ONNX graph's JSON record, or a JSON entry that records weights (sensitivity)."""
     metas = {}
-    for key, e in files.items():
+    for e in entries:
+        if e["problem"]:
+            continue
         if e["path"].suffix == ".pt":
-            metas[key] = store.checkpoint_meta(e["path"])
-        else:  # an encoded file or ONNX graph: its JSON record holds the meta
-            meta = store.read_json_entry(e["path"].with_name(f"{key}.json"))
-            metas[key] = meta if isinstance(meta, dict) else {}
-    for key, meta in metas.items():
-        up, made_from = meta.get("upstream"), meta.get("upstream_weights")
-        now = metas.get(up, {}).get("weights_sha256")
-        if made_from is not None and now is not None and made_from != now:
-            files[key]["problem"] = f"made from other weights than {up} holds now: made again"
+            metas[e["key"]] = (store.checkpoint_meta(e["path"]), e)
+        elif e["path"].suffix != ".json":
+            meta = store.read_json_entry(e["path"].with_name(f"{e['key']}.json"))
+            metas[e["key"]] = (meta if isinstance(meta, dict) else {}, e)
+    for e in entries:  # after the files: a file's record shares its key
+        if not e["problem"] and e["path"].suffix == ".json" and e["key"] not in metas:
+            meta = store.read_json_entry(e["path"])
+            if isinstance(meta, dict) and "weights_sha256" in meta:
+                metas[e["key"]] = (meta, e)
+    return metas
+
+
+def _stale_because(meta: dict, metas: dict, stale: dict) -> str | None:
+    """Why an entry made from `meta["upstream"]` is made again, or None."""
+    up, made_from = meta.get("upstream"), meta.get("upstream_weights")
+    if up in stale:
+        return f"made from {up}, which is made again: made again"
+    now = metas.get(up, ({}, None))[0].get("weights_sha256")
+    if made_from is not None and now is not None and made_from != now:
+        return f"made from other weights than {up} holds now: made again"
+    return None
 
 
 def distinct_stages(p: dict, sections: list[str]):
@@ -1332,7 +1373,8 @@ def missing_keys(staged: list[Stage], cache: store.Store) -> set[str]:
     stored model made from other weights than its upstream holds now, and all derived from it
     (`Runner._current`); metrics of another file than the one stored now. One derived from a
     missing model is made again only if that comes out with other bits, which no one can know
-    before: not counted."""
+    before: not counted, unless it records no weights (written before 2026-12-07: a run makes
+    it again after its upstream, `Runner._remade`)."""
     remade, changed = set(), set()
     for st in staged:
         up = st.upstream.key if st.upstream is not None else None
@@ -1340,8 +1382,9 @@ def missing_keys(staged: list[Stage], cache: store.Store) -> set[str]:
         if st.step.json_kind == "metrics":  # of another file than the one there now
             again = up in remade or (stored and _measured_other(st, cache))
         else:
-            again = stored and up is not None and not st.step.json_kind and (
-                up in changed or _made_from_other(st, cache))
+            again = stored and up is not None and (
+                up in changed or _made_from_other(st, cache)
+                or up in remade and "upstream_weights" not in _recorded(st, cache))
             if again:
                 changed.add(st.key)
         if not stored or again:
@@ -1368,8 +1411,8 @@ def _measured_other(st: Stage, cache: store.Store) -> bool:
 def _recorded(st: Stage, cache: store.Store) -> dict:
     """The meta a stored entry was made with, from its file here (its JSON record, or its
     checkpoint's, tensors mapped); {} where there is none to read."""
-    if st.step.record:
-        meta = store.read_json_entry(cache.path(st.kind, st.key, ".json"))
+    if st.step.record or st.step.json_kind:  # an encoded file's record, or the entry itself
+        meta = store.read_json_entry(cache.path(st.step.json_kind or st.kind, st.key, ".json"))
         return meta if isinstance(meta, dict) else {}
     path = cache.path(st.kind, st.key, st.step.suffix)
     return store.checkpoint_meta(path) if path.suffix == ".pt" and path.is_file() else {}

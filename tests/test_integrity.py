@@ -230,6 +230,55 @@ def test_a_model_derived_from_other_weights_is_made_again(copied):
     assert not [e for e in pipeline.verify_store(store) if e["problem"]]
 
 
+def test_a_derived_model_of_an_older_version_is_listed_with_its_deleted_upstream(copied):
+    """A derived model written before checkpoints recorded weights is made again after its
+    upstream (`Runner._remade`); the dry run listed its deleted upstream alone (2026-12-07)."""
+    p, store, df, data_root, tmp = copied
+    int8 = store.root / "quantize" / Path(df[(df.section == "B")
+                                            & (df.quant == "int8-dynamic")].iloc[0].artifact).name
+    model, info = S.load_checkpoint(int8)
+    meta = {k: v for k, v in info["meta"].items() if k != "upstream_weights"}
+    int8.unlink()  # a new inode: the copied store hard-links the shared one
+    S.save_checkpoint(model, int8, ModelConfig(**info["model"]), info["quant"], meta)
+    store.publish("quantize", int8.stem, ".pt")
+    (store.root / "prune" / f"{meta['upstream']}.pt").unlink()
+    planned = _planned_missing(p, ["B"], store)
+    assert {int8.stem, meta["upstream"]} <= planned
+    _, runner = pipeline.run(p, ["B"], store, None, data_root, progress=False)
+    assert set(runner.computed) == planned
+
+
+def test_a_sensitivity_table_and_the_guided_pruning_follow_their_baseline(copied):
+    """Section H's sensitivity-guided pruning reads its baseline's sensitivity table; a
+    baseline made again with other bits made neither again, as the table recorded no weights
+    (2026-12-07): both are made again now, and verify names them and, however far down, what
+    derives from them (it named only direct children)."""
+    p, store, df, data_root, tmp = copied
+    staged = [st for _, st in pipeline.distinct_stages(p, ["H"])]
+    guided = next(st for st in staged if st.upstream and st.upstream.kind == "sensitivity")
+    sens, base = guided.upstream, guided.upstream.upstream
+    paths = {s.key: store.path(s.kind, s.key, s.step.suffix) for s in (guided, base)}
+    table = store.read_json("sensitivity", sens.key)
+    assert table["upstream_weights"] == S.checkpoint_meta(paths[base.key])["weights_sha256"]
+    assert S.checkpoint_meta(paths[guided.key])["upstream_weights"] == table["weights_sha256"]
+    _resave(store, paths[base.key], base.kind, change=True)
+    stale = {e["key"]: e["problem"] for e in pipeline.verify_store(store) if e["problem"]}
+    assert stale[sens.key].startswith(f"made from other weights than {base.key}")
+    assert stale[guided.key] == f"made from {sens.key}, which is made again: made again"
+    # the pruned model's own record names the table's weights, which are unchanged: only
+    # the table's staleness carried down marks it; and its evaluation is measured again
+    evaluation = next(st for st in staged if st.upstream is not None
+                      and st.upstream.key == guided.key and st.step.json_kind == "metrics")
+    assert stale[evaluation.key] == f"its artifact {guided.key} is made again: re-measured"
+    assert {sens.key, guided.key} <= pipeline.missing_keys(staged, store)
+    runner = pipeline.Runner(p, store, data_root, progress=False)
+    runner.artifact(guided)
+    assert runner.computed == [sens.key, guided.key]
+    weights = S.checkpoint_meta(paths[base.key])["weights_sha256"]
+    assert store.read_json("sensitivity", sens.key)["upstream_weights"] == weights
+    assert S.checkpoint_meta(paths[guided.key])["upstream_weights"] == weights
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])
 @given(cut=st.integers(0, 400), flip=st.integers(0, 400), bit=st.integers(0, 7),

@@ -802,7 +802,12 @@ class Runner:
                 if same_key else None)
         metrics = (self.store.read_json("metrics", same["metrics"], JSON_CHECKS["metrics"])
                    if same is not None else None)
-        if metrics is None:  # no twin, or its metrics are gone: measure this one
+        if metrics is not None and metrics.get("fingerprint") != fp:
+            # the twin's entry measures another model now (its artifact made again since with
+            # other weights): a model made again bit for bit was given the other's accuracy
+            # (a stranger's test, 2026-12-07)
+            metrics = None
+        if metrics is None:  # no twin, or its metrics are gone or of another model: measure
             same = None
             # a fingerprint means a plain float model: it is its own float source
             float_model = model if fp else self._float_model(st.upstream)

@@ -230,6 +230,35 @@ def test_a_model_derived_from_other_weights_is_made_again(copied):
     assert not [e for e in pipeline.verify_store(store) if e["problem"]]
 
 
+def test_a_twin_measurement_is_used_only_for_the_model_it_measured(copied):
+    """Equal fingerprints share one measurement (`fingerprints/`), by the metrics entry that
+    made it: a model made again with other weights rewrote that entry, and the first model
+    made again bit for bit (a rerun at the first thread count) was given the other's accuracy
+    (a stranger's test, 2026-12-07)."""
+    p, store, df, data_root, tmp = copied
+    ev = next(st for _, st in pipeline.distinct_stages(p, ["B"])
+              if st.step.json_kind == "metrics" and st.upstream.kind == "prune")
+    path = store.path("prune", ev.upstream.key, ".pt")
+    before = store.read_json("metrics", ev.key)
+    shutil.copy(path, tmp / "first.pt")
+    model, info = S.load_checkpoint(path)
+    with torch.no_grad():  # another model: its first layer silenced
+        next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d)).weight.zero_()
+    path.unlink()  # a new inode: the copied store hard-links the shared one
+    S.save_checkpoint(model, path, ModelConfig(**info["model"]), info["quant"], info["meta"])
+    store.publish("prune", ev.upstream.key, ".pt")
+    other = pipeline.Runner(p, store, data_root, progress=False).evaluate(ev)
+    assert other["fingerprint"] != before["fingerprint"]
+    assert other["predictions"] != before["predictions"]
+    path.unlink()
+    shutil.copy(tmp / "first.pt", path)  # the first model back
+    store.publish("prune", ev.upstream.key, ".pt")
+    again = pipeline.Runner(p, store, data_root, progress=False).evaluate(ev)
+    assert again["fingerprint"] == before["fingerprint"]
+    assert again["predictions"] == before["predictions"]
+    assert again["accuracy"] == before["accuracy"]
+
+
 def test_a_derived_model_of_an_older_version_is_listed_with_its_deleted_upstream(copied):
     """A derived model written before checkpoints recorded weights is made again after its
     upstream (`Runner._remade`); the dry run listed its deleted upstream alone (2026-12-07)."""

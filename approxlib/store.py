@@ -737,6 +737,9 @@ def resolved(root):
 
 
 DIGEST = ".sha256"  # sidecar of every artifact: its SHA-256 and size, written under its lock
+# a reader that finds a URL's entry not matching its digest looks again after this many
+# seconds: a writer moves the digest, then the file, into place (`Store.publish`)
+PUBLISH_PAUSE = 1.0
 SIDECAR_BYTES = 256  # a digest sidecar: 64 hex digits, a space, a size, a newline
 MAX_JSON = 64 << 20  # bytes: our largest JSON (metrics with 10,000 predictions) is ~0.2 MB
 
@@ -835,6 +838,8 @@ class Store:
             self.root = Path(root)
         # path -> ((size, mtime_ns, inode), SHA-256) when checked
         self._verified: dict[Path, tuple] = {}
+        # a URL store's local copy -> its (SHA-256, size) when the URL was seen to hold it
+        self._published: dict[Path, tuple] = {}
 
     def path(self, kind: str, key: str, suffix: str = ".pt") -> Path:
         """The artifact's local file (for a URL store, its place in the local cache)."""
@@ -853,33 +858,63 @@ class Store:
         """Whether a run would use the entry: a local one verified (and, for JSON, `check`ed),
         a remote one present with its digest. Moves nothing (`approx report --dry-run`)."""
         path = self.path(kind, key, suffix)
-        if path.is_file() and self.verify(path) is None:
+        if path.is_file() and self.verify(path) is None and (
+                self.fs is None or self._as_published(kind, key, suffix, path)):
             return suffix != ".json" or isinstance(read_json_entry(path, check), dict)
         return self.fs is not None and all(
             self.fs.isfile(self._remote(kind, key, suffix + s)) for s in ("", DIGEST))
 
     def fetch(self, kind: str, key: str, suffix: str = ".pt") -> Path | None:
         """The artifact's verified local file, downloaded first if only the store has it; None
-        if absent or damaged (a damaged copy is moved aside, with a warning)."""
+        if absent or damaged (a damaged copy is moved aside, with a warning). For a URL store
+        the URL is the store and this machine's folder a cache of it: a local copy is used
+        while the URL holds that version (`_as_published`)."""
         path = self.path(kind, key, suffix)
         if path.is_file():
             intact = self._check(path, kind, key)
-            if intact or intact is None or self.fs is None:  # None: its writer is at work
+            if self.fs is None or intact is None:  # None: its writer is at work
                 return path if intact else None
+            if intact and self._as_published(kind, key, suffix, path):
+                return path
         if self.fs is None or not self.fs.isfile(self._remote(kind, key, suffix)):
             return None
         try:  # downloaded over the local copy and set aside only where no writer is at work
             with self.holding(kind, key, wait=False):
-                for s in (DIGEST, ""):  # the digest first: what arrives is checked against it
-                    if self.fs.isfile(self._remote(kind, key, suffix + s)):
-                        with atomic_path(Path(f"{path}{s}")) as tmp:
-                            self.fs.get_file(self._remote(kind, key, suffix + s), str(tmp))
+                self._download(kind, key, suffix, path)
+                if self.verify(path) is not None:  # another machine between its two moves
+                    time.sleep(PUBLISH_PAUSE)  # (`publish`): once more before judging
+                    self._download(kind, key, suffix, path)
                 if self._check(path, kind, key):
                     return path
                 self._set_aside_remote(kind, key, suffix)
                 return None
         except Busy:
             return None
+
+    def _download(self, kind: str, key: str, suffix: str, path: Path) -> None:
+        """The URL's copy of an entry over the local one, the digest first: what arrives is
+        checked against it."""
+        for s in (DIGEST, ""):
+            if self.fs.isfile(self._remote(kind, key, suffix + s)):
+                with atomic_path(Path(f"{path}{s}")) as tmp:
+                    self.fs.get_file(self._remote(kind, key, suffix + s), str(tmp))
+
+    def _as_published(self, kind: str, key: str, suffix: str, path: Path) -> bool:
+        """Whether the URL holds the version of the entry that this machine's intact copy is
+        (equal digests), checked once per version of the copy. A machine used its own copies
+        after another had made the entry again or deleted it from the URL, and published
+        models derived from its old ones over the new (a stranger's test, 2026-12-07)."""
+        seen = self.identity(path)
+        if seen is not None and self._published.get(path) == seen:
+            return True
+        try:
+            remote = self.fs.cat_file(self._remote(kind, key, suffix + DIGEST)).decode().split()
+        except (FileNotFoundError, UnicodeDecodeError):
+            return False
+        if seen is None or remote[:1] != [seen[0]]:
+            return False
+        self._published[path] = seen
+        return True
 
     def verify(self, path: Path) -> str | None:
         """Why a local entry cannot be trusted (None: its bytes are the recorded ones)."""

@@ -581,6 +581,42 @@ def test_a_url_store_reader_leaves_an_entry_under_way_alone(tmp_path):
     assert S.Store(url, cache=tmp_path / "cache").read_json("metrics", "k") == {"a": 22}
 
 
+def test_a_machine_uses_its_copy_only_while_the_url_holds_that_version(tmp_path):
+    """The URL is the store, a machine's folder a cache of it: machine B used its own copy
+    after A had made the entry again, or after it was deleted from the URL (and published
+    models derived from its old copies over the new; a stranger's test, 2026-12-07)."""
+    url = f"file://{tmp_path / 'remote'}"
+    a, b = (S.Store(url, cache=tmp_path / name) for name in ("a", "b"))
+    a.write_json("metrics", "k", {"v": 1})
+    assert b.read_json("metrics", "k") == {"v": 1} and b.path("metrics", "k", ".json").is_file()
+    a.write_json("metrics", "k", {"v": 2})  # made again elsewhere
+    assert b.has("metrics", "k", ".json") and b.read_json("metrics", "k") == {"v": 2}
+    for f in (tmp_path / "remote" / "metrics").iterdir():  # deleted from the URL
+        f.unlink()
+    assert not b.has("metrics", "k", ".json") and b.read_json("metrics", "k") is None
+    assert not (tmp_path / "remote" / "damaged").exists() and not (tmp_path / "b" / "damaged").exists()
+
+
+def test_a_url_reader_between_a_writers_two_moves_waits_for_the_second(tmp_path):
+    """A writer moves the digest, then the file, into place: a reader in between saw a new
+    digest beside the old file and moved the good entry aside on the URL (a stranger's test,
+    2026-12-07); it looks again after a pause."""
+    url = f"file://{tmp_path / 'remote'}"
+    a = S.Store(url, cache=tmp_path / "a")
+    a.write_json("metrics", "k", {"v": 1})
+    path, remote = a.path("metrics", "k", ".json"), tmp_path / "remote" / "metrics" / "k.json"
+    S.write_json(path, {"v": 2})
+    S.write_text(Path(f"{path}{S.DIGEST}"), f"{S.digest_file(path)} {path.stat().st_size}\n")
+    shutil.copy(f"{path}{S.DIGEST}", f"{remote}{S.DIGEST}")  # the first move only
+    second = threading.Timer(S.PUBLISH_PAUSE / 3, shutil.copy, (path, remote))
+    second.start()
+    try:
+        assert S.Store(url, cache=tmp_path / "b").read_json("metrics", "k") == {"v": 2}
+    finally:
+        second.join()
+    assert not (tmp_path / "remote" / "damaged").exists()
+
+
 def test_a_notebook_run_by_hand_never_changes_the_published_results(smoke_run, store_copy):
     from approxlib import report
     data_root, store = smoke_run[5], store_copy  # ratio 0.7 is new: trained into a copy

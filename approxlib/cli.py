@@ -700,8 +700,17 @@ def os_error_line(e: OSError) -> str:
     if paths:
         line += f": {' → '.join(paths)}"
     if e.errno in _OS_ADVICE:
-        line += f" ({_unreadable(e) or _OS_ADVICE[e.errno]})"
+        line += f" ({_unreadable(e) or _in_url_cache(paths) or _OS_ADVICE[e.errno]})"
     return printable(line)
+
+
+def _in_url_cache(paths: list[str]) -> str | None:
+    """The advice for a URL store's local copies, which no --out or --models-dir moves."""
+    from . import store  # imported where needed: `approx --help` loads no torch
+    base = store.local_cache("").parent
+    if any(Path(p).resolve().is_relative_to(base.resolve()) for p in paths):
+        return f"a URL store's local copies are kept in {base}: set APPROX_CACHE to another folder"
+    return None
 
 
 def _unreadable(e: OSError) -> str | None:

@@ -803,8 +803,11 @@ def _no_constant(name: str):
 
 
 def local_cache(url: str) -> Path:
-    """Where a URL store keeps its local copies on this machine, by default."""
-    return Path.home() / ".cache" / "approx-cnn" / hashlib.sha256(url.encode()).hexdigest()[:16]
+    """Where a URL store keeps its local copies on this machine, by default: under
+    $APPROX_CACHE if set (a machine whose home is read-only had no way to move it), else
+    ~/.cache/approx-cnn."""
+    base = Path(os.environ.get("APPROX_CACHE") or Path.home() / ".cache" / "approx-cnn")
+    return base / hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
 class Store:

@@ -411,6 +411,20 @@ def test_a_file_that_may_not_be_read_is_not_called_unwritable(tmp_path, monkeypa
     assert folder.endswith("(choose a folder you can write to)")
 
 
+def test_a_url_stores_local_copies_that_cannot_be_written_name_their_setting(tmp_path,
+                                                                           monkeypatch):
+    """A read-only home was told to choose another --out or --models-dir, neither of which
+    moves a URL store's local copies (a stranger's test, 2026-12-07)."""
+    from approxlib import cli
+    from approxlib import store
+    monkeypatch.setenv("APPROX_CACHE", str(tmp_path / "copies"))
+    copies = store.Store("file:///srv/shared/store").root
+    assert copies.parent == tmp_path / "copies"
+    line = cli.os_error_line(PermissionError(errno.EACCES, "Permission denied", str(copies)))
+    assert line.endswith(f"(a URL store's local copies are kept in {tmp_path / 'copies'}: set "
+                         "APPROX_CACHE to another folder)")
+
+
 @pytest.mark.parametrize("code_, text, expect", [
     (errno.ENOSPC, "No space left on device", "free some space"),
     (errno.EDQUOT, "Disk quota exceeded", "free some space"),

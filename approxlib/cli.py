@@ -327,6 +327,7 @@ def check_store(models_dir: str, option: str = "--models-dir") -> None:
         return
     import fsspec
     from fsspec.implementations.local import LocalFileSystem
+    store.check_url(models_dir)
     try:
         fs, root = fsspec.core.url_to_fs(models_dir)
         if isinstance(fs, LocalFileSystem):  # file://: a folder like any other

@@ -802,6 +802,19 @@ def _no_constant(name: str):
     raise ValueError(f"{name} is not a number")
 
 
+def check_url(url: str) -> None:
+    """ConfigError for a store URL that names no folder: `file://` and `s3://` were the
+    current folder and a bucket's root, `file:///` the file system's root, and `file://x`
+    the current folder's x (its host, by the standard; a stranger's test, 2026-12-07)."""
+    protocol, _, rest = url.partition("://")
+    if not rest.strip("/"):
+        raise ConfigError(f"store {url} names no folder: give its path, e.g. "
+                          f"{protocol}://{'/srv' if protocol == 'file' else 'bucket'}/approx")
+    if protocol == "file" and not rest.startswith("/"):
+        raise ConfigError(f"store {url}: a file URL's path is absolute, "
+                          f"file:///{rest} (or give the folder itself)")
+
+
 def local_cache(url: str) -> Path:
     """Where a URL store keeps its local copies on this machine, by default: under
     $APPROX_CACHE if set (a machine whose home is read-only had no way to move it), else
@@ -831,6 +844,7 @@ class Store:
         self.fs = None
         if is_url(self.url):
             import fsspec
+            check_url(self.url)
             try:
                 self.fs, self.remote = fsspec.core.url_to_fs(self.url)
             except (ImportError, ValueError) as e:  # unknown protocol or its package missing

@@ -329,6 +329,10 @@ BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     (["--models-dir", "file://{file}/models"], "is a file, not a folder"),
     (["--models-dir", "nosuchprotocol://bucket/approx"], "cannot use this store"),
     (["--models-dir", "memory://no-such-bucket/approx"], "neither the store nor its parent"),
+    (["--models-dir", "file://"], "store file:// names no folder: give its path"),
+    (["--models-dir", "file:///"], "store file:/// names no folder"),
+    (["--models-dir", "s3://"], "store s3:// names no folder: give its path, e.g. s3://bucket"),
+    (["--models-dir", "file://models"], "a file URL's path is absolute, file:///models"),
 ])
 def test_report_checks_everything_before_dry_run_returns(capsys, tmp_path, argv, message):
     (tmp_path / "file").write_text("not a folder")

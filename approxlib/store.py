@@ -1015,6 +1015,8 @@ class Store:
             if self.fs.exists(src):
                 self.fs.makedirs(f"{self.remote}/damaged/{kind}", exist_ok=True)
                 self.fs.mv(src, f"{self.remote}/damaged/{kind}/{key}{s}.{stamp}")
+        LOG.warning("approx: warning: the store's copy of %s/%s%s moved to %s/damaged/%s/ too",
+                    kind, key, suffix, self.url.rstrip("/"), kind)
 
     def publish(self, kind: str, key: str, suffix: str = ".pt") -> None:
         """Record a locally written artifact's digest and, for a URL store, upload both (the

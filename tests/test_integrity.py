@@ -597,6 +597,20 @@ def test_a_machine_uses_its_copy_only_while_the_url_holds_that_version(tmp_path)
     assert not (tmp_path / "remote" / "damaged").exists() and not (tmp_path / "b" / "damaged").exists()
 
 
+def test_a_damaged_entry_on_the_url_is_set_aside_there_and_said_so(tmp_path, caplog):
+    url = f"file://{tmp_path / 'remote'}"
+    S.Store(url, cache=tmp_path / "a").write_json("metrics", "k", {"v": 1})
+    remote = tmp_path / "remote" / "metrics" / "k.json"
+    remote.write_text('{"v": 9}')  # the bytes changed, the digest not
+    with caplog.at_level(logging.WARNING, logger=S.LOG.name):
+        assert S.Store(url, cache=tmp_path / "b").read_json("metrics", "k") is None
+    assert not remote.exists()
+    moved = sorted(f.name for f in (tmp_path / "remote" / "damaged" / "metrics").iterdir())
+    assert len(moved) == 2 and all(m.startswith("k.json.") for m in moved)  # and its digest
+    assert sum(m.startswith("k.json.sha256.") for m in moved) == 1
+    assert f"copy of metrics/k.json moved to {url}/damaged/metrics/" in caplog.text
+
+
 def test_a_url_reader_between_a_writers_two_moves_waits_for_the_second(tmp_path):
     """A writer moves the digest, then the file, into place: a reader in between saw a new
     digest beside the old file and moved the good entry aside on the URL (a stranger's test,

@@ -661,18 +661,31 @@ def existing_store(models_dir: str, option: str = "--models-dir") -> None:
 def cmd_verify(a) -> int:
     """Exit 0 when every entry is intact, 1 when a run would recompute something."""
     from . import pipeline, store
-    if store.is_url(a.models_dir):  # where its local copy is, which a user had to find
-        raise ConfigError(f"--models-dir {a.models_dir} is a URL store: verify reads a folder, "
-                          f"such as this machine's cache of it, {store.local_cache(a.models_dir)} "
-                          f"(each file fetched from the URL is checked against its digest)")
-    existing_store(a.models_dir)
-    entries = pipeline.verify_store(store.Store(a.models_dir))
+    folder = a.models_dir
+    if store.is_url(folder):
+        folder = _url_folder(folder)
+    existing_store(folder)
+    entries = pipeline.verify_store(store.Store(folder))
     bad = [e for e in entries if e["problem"]]
     for e in entries if a.all else bad:
         print(f"{'ok      ' if not e['problem'] else 'recompute'}  {e['path']}"
               + (f"  ({e['problem']})" if e["problem"] else ""))
     print(f"{len(entries)} entries, {len(entries) - len(bad)} intact, {len(bad)} to recompute")
     return 1 if bad else 0
+
+
+def _url_folder(url: str) -> str:
+    """The folder a file:// store names: verify checks the store itself, not this machine's
+    copies of it (which called a store intact whose model was damaged, 2026-12-07)."""
+    from . import store
+    store.check_url(url)
+    protocol, _, path = url.partition("://")
+    if protocol != "file":  # where its local copy is, which a user had to find
+        raise ConfigError(f"--models-dir {url}: verify reads a folder (a file:// store, or "
+                          f"this machine's copies of this one, {store.local_cache(url)}, which "
+                          f"say nothing of the URL's; a run checks each file it fetches)")
+    print(f"verifying the folder {path} (the store {url})")
+    return path
 
 
 COMMANDS = {"report": cmd_report, "train": cmd_train, "prune": cmd_prune,

@@ -439,11 +439,14 @@ def test_verify_command_reports_what_a_run_would_recompute(copied, capsys):
              if damaged.name.split(".")[0] in {st.upstream.key for st in g.evaluations}}
     assert out.splitlines()[-1].endswith(f", {2 + len(timed)} to recompute")
     assert not (store.root / "damaged").exists()  # verify moves nothing
-    # a URL store: the folder to verify is named (a user found its cache by hand)
+    # a file:// store: its folder is verified, not this machine's copies of it (which said
+    # intact); another URL: this machine's copies are named, and what they say nothing of
     url = f"file://{store.root}"
-    assert cli.main(["verify", "--models-dir", url]) == 2
-    assert f"is a URL store: verify reads a folder, such as this machine's cache of it, " \
-        f"{S.Store(url).root} " in capsys.readouterr().err
+    assert cli.main(["verify", "--models-dir", url]) == 1
+    assert capsys.readouterr().out == f"verifying the folder {store.root} (the store {url})\n" + out
+    assert cli.main(["verify", "--models-dir", "memory://bucket/approx"]) == 2
+    assert f"this machine's copies of this one, {S.local_cache('memory://bucket/approx')}, " \
+        "which say nothing of the URL's" in capsys.readouterr().err
 
 
 def test_json_entries_refuse_nan_and_huge_numbers(tmp_path):

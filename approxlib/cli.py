@@ -176,7 +176,8 @@ def _verify_parser(sub) -> None:
     v = sub.add_parser("verify", help="check every entry of an artifact store against its "
                        "recorded digest; list what a run would recompute (moves nothing)")
     v.add_argument("--models-dir", default="models", type=named_arg,
-                   help="the artifact store (a folder, or the local cache folder of a URL store)")
+                   help="the artifact store: a folder or a file:// URL (for another URL, "
+                   "this machine's copies of it, which say nothing of the URL's bytes)")
     v.add_argument("--all", action="store_true", help="list intact entries too")
 
 
@@ -327,9 +328,9 @@ def check_store(models_dir: str, option: str = "--models-dir") -> None:
         return
     import fsspec
     from fsspec.implementations.local import LocalFileSystem
-    store.check_url(models_dir)
     try:
         fs, root = fsspec.core.url_to_fs(models_dir)
+        store.check_url(models_dir, fs)
         if isinstance(fs, LocalFileSystem):  # file://: a folder like any other
             _writable_folder(Path(root), option, models_dir)
         elif fs.exists(root):
@@ -675,17 +676,19 @@ def cmd_verify(a) -> int:
 
 
 def _url_folder(url: str) -> str:
-    """The folder a file:// store names: verify checks the store itself, not this machine's
-    copies of it (which called a store intact whose model was damaged, 2026-12-07)."""
+    """The folder a URL of this machine's files names (file://): verify checks the store
+    itself, not this machine's copies of it (which called a store intact whose model was
+    damaged on the URL, 2026-12-07)."""
+    from fsspec.implementations.local import LocalFileSystem
     from . import store
-    store.check_url(url)
-    protocol, _, path = url.partition("://")
-    if protocol != "file":  # where its local copy is, which a user had to find
+    fs = store.Store(url).fs  # ConfigError for an unknown protocol or a URL naming no folder
+    if not isinstance(fs, LocalFileSystem):  # where its local copy is, which a user had to find
         raise ConfigError(f"--models-dir {url}: verify reads a folder (a file:// store, or "
                           f"this machine's copies of this one, {store.local_cache(url)}, which "
                           f"say nothing of the URL's; a run checks each file it fetches)")
-    print(f"verifying the folder {path} (the store {url})")
-    return path
+    folder = fs._strip_protocol(url)
+    print(f"verifying the folder {folder} (the store {url})")
+    return folder
 
 
 COMMANDS = {"report": cmd_report, "train": cmd_train, "prune": cmd_prune,

@@ -13,6 +13,8 @@ import contextlib
 import copy
 import dataclasses
 import functools
+import hashlib
+import json
 import subprocess
 import time
 from collections.abc import Callable
@@ -615,8 +617,7 @@ class Runner:
         path = self._present(st)
         if path is None or st.upstream is None:
             return path
-        made_from = self._meta(path, st).get("upstream_weights")
-        now = self._meta(self.artifact(st.upstream), st.upstream).get("weights_sha256")
+        made_from, now = self._meta(path, st).get("upstream_weights"), self._upstream_weights(st)
         if made_from is None or now is None:
             return None if self._remade(st) else path
         return path if made_from == now else None
@@ -683,9 +684,7 @@ class Runner:
                 **next((data.recorded_classes(c) for c in configs if isinstance(c, DataConfig)),
                        {}),
                 "upstream": st.upstream.key if st.upstream else None,
-                "upstream_weights": self._meta(self.artifact(st.upstream), st.upstream).get(
-                    "weights_sha256") if st.upstream else None,
-                **provenance()}
+                "upstream_weights": self._upstream_weights(st), **provenance()}
         out = st.step.run(self, st, path, meta)
         if st.step.json_kind:  # its JSON entry is the artifact, written and counted by it
             return path
@@ -699,9 +698,10 @@ class Runner:
     def sensitivity(self, st: Stage) -> dict:
         """Section H's per-layer sensitivity of a trained model (cached as JSON): validation
         accuracy with one layer at a time pruned to each ratio. The entry records the weights
-        it measured (`upstream_weights`) and passes them on as its own `weights_sha256`, the
-        weights the guided pruning after it loads: a table of a baseline made again with other
-        bits is measured again, and the pruning after it made again (`_current`)."""
+        it measured (`upstream_weights`) and, as its own `weights_sha256`, a digest of those
+        weights and its rows, what the guided pruning after it is made from: a table of a
+        baseline made again with other bits is measured again, and a pruning made from other
+        weights or other rows is made again (`_current`)."""
         cached = self._current_sensitivity(st)
         if cached is not None:
             return cached
@@ -710,13 +710,20 @@ class Runner:
             if cached is not None:
                 return cached
             with self._account_stage(st):
-                weights = self._meta(self.artifact(st.upstream), st.upstream).get(
-                    "weights_sha256")
-                out = {**st.step.measure(self, st), "upstream_weights": weights,
-                       "weights_sha256": weights, **provenance()}
-                self.store.write_json("sensitivity", st.key, out)
+                weights = self._upstream_weights(st)
+                out = {**st.step.measure(self, st), "upstream_weights": weights}
+                out["weights_sha256"] = None if weights is None else hashlib.sha256(
+                    json.dumps([weights, out["rows"]], sort_keys=True).encode()).hexdigest()
+                self.store.write_json("sensitivity", st.key, {**out, **provenance()})
             self.computed.append(st.key)
             return out
+
+    def _upstream_weights(self, st: Stage) -> str | None:
+        """What a stage is made from, as its upstream holds it now (made first if missing):
+        recorded as its `upstream_weights` and compared by `_current`."""
+        if st.upstream is None:
+            return None
+        return self._meta(self.artifact(st.upstream), st.upstream).get("weights_sha256")
 
     def _current_sensitivity(self, st: Stage) -> dict | None:
         """The stored sensitivity table, if it measured the upstream's weights as they are."""
@@ -1389,7 +1396,7 @@ def missing_keys(staged: list[Stage], cache: store.Store) -> set[str]:
         else:
             again = stored and up is not None and (
                 up in changed or _made_from_other(st, cache)
-                or up in remade and "upstream_weights" not in _recorded(st, cache))
+                or up in remade and _recorded(st, cache).get("upstream_weights") is None)
             if again:
                 changed.add(st.key)
         if not stored or again:

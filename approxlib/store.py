@@ -740,6 +740,9 @@ DIGEST = ".sha256"  # sidecar of every artifact: its SHA-256 and size, written u
 # a reader that finds a URL's entry not matching its digest looks again after this many
 # seconds: a writer moves the digest, then the file, into place (`Store.publish`)
 PUBLISH_PAUSE = 1.0
+# seconds a URL store's local copy is used without asking the URL again whether it holds that
+# version: a process (a whole run, a notebook's kernel) sees another machine's entries within it
+PUBLISHED_TTL = 60.0
 SIDECAR_BYTES = 256  # a digest sidecar: 64 hex digits, a space, a size, a newline
 MAX_JSON = 64 << 20  # bytes: our largest JSON (metrics with 10,000 predictions) is ~0.2 MB
 
@@ -802,17 +805,20 @@ def _no_constant(name: str):
     raise ValueError(f"{name} is not a number")
 
 
-def check_url(url: str) -> None:
-    """ConfigError for a store URL that names no folder: `file://` and `s3://` were the
-    current folder and a bucket's root, `file:///` the file system's root, and `file://x`
-    the current folder's x (its host, by the standard; a stranger's test, 2026-12-07)."""
+def check_url(url: str, fs) -> None:
+    """ConfigError for a store URL (its filesystem `fs`) that names no folder: `file://` and
+    `s3://` were the current folder and a bucket's root, `file:///` the file system's root,
+    and `file://x` the current folder's x (its host, by the standard; a stranger's test,
+    2026-12-07)."""
+    from fsspec.implementations.local import LocalFileSystem
     protocol, _, rest = url.partition("://")
+    local = isinstance(fs, LocalFileSystem)
     if not rest.strip("/"):
         raise ConfigError(f"store {url} names no folder: give its path, e.g. "
-                          f"{protocol}://{'/srv' if protocol == 'file' else 'bucket'}/approx")
-    if protocol == "file" and not rest.startswith("/"):
-        raise ConfigError(f"store {url}: a file URL's path is absolute, "
-                          f"file:///{rest} (or give the folder itself)")
+                          f"{protocol}://{'/srv' if local else 'bucket'}/approx")
+    if local and not rest.startswith("/"):
+        raise ConfigError(f"store {url}: a URL of this machine's files names an absolute path, "
+                          f"{protocol}:///path/to/folder (or give the folder itself)")
 
 
 def local_cache(url: str) -> Path:
@@ -828,7 +834,7 @@ class Store:
 
     `root` is a folder, or any fsspec URL (`s3://bucket/approx`, `gcs://...`, `file:///shared`)
     that every worker of a cluster can reach. A URL's artifacts are computed into a local cache
-    folder (`cache`, default ~/.cache/approx-cnn/<hash of the URL>), then published: uploaded under
+    folder (`cache`, default `local_cache(url)`), then published: uploaded under
     a temporary name and moved into place, so a reader sees the whole file or none. Reads fetch
     into the local cache first (torch, ONNX Runtime and our decoders want local files).
 
@@ -844,18 +850,18 @@ class Store:
         self.fs = None
         if is_url(self.url):
             import fsspec
-            check_url(self.url)
             try:
                 self.fs, self.remote = fsspec.core.url_to_fs(self.url)
             except (ImportError, ValueError) as e:  # unknown protocol or its package missing
                 raise ConfigError(f"cannot use artifact store {self.url}: {e}") from None
+            check_url(self.url, self.fs)
             self.remote = self.remote.rstrip("/")
             self.root = Path(cache or local_cache(self.url))
         else:
             self.root = Path(root)
         # path -> ((size, mtime_ns, inode), SHA-256) when checked
         self._verified: dict[Path, tuple] = {}
-        # a URL store's local copy -> its (SHA-256, size) when the URL was seen to hold it
+        # a URL store's local copy -> ((SHA-256, size), when) the URL was seen to hold it
         self._published: dict[Path, tuple] = {}
 
     def path(self, kind: str, key: str, suffix: str = ".pt") -> Path:
@@ -902,6 +908,7 @@ class Store:
                     time.sleep(PUBLISH_PAUSE)  # (`publish`): once more before judging
                     self._download(kind, key, suffix, path)
                 if self._check(path, kind, key):
+                    self._seen_published(path)
                     return path
                 self._set_aside_remote(kind, key, suffix)
                 return None
@@ -918,20 +925,38 @@ class Store:
 
     def _as_published(self, kind: str, key: str, suffix: str, path: Path) -> bool:
         """Whether the URL holds the version of the entry that this machine's intact copy is
-        (equal digests), checked once per version of the copy. A machine used its own copies
-        after another had made the entry again or deleted it from the URL, and published
-        models derived from its old ones over the new (a stranger's test, 2026-12-07)."""
+        (the digest it records and the file's size), asked again after PUBLISHED_TTL seconds.
+        A machine used its own copies after another had made the entry again or deleted it
+        from the URL, and published models derived from its old ones over the new (a
+        stranger's test, 2026-12-07). A URL that cannot be reached (not a missing file)
+        leaves the local copy in use, as before: a run from local copies needs no network."""
         seen = self.identity(path)
-        if seen is not None and self._published.get(path) == seen:
+        if seen is None:
+            return False
+        if self._published.get(path, (None, -math.inf))[0] == seen and (
+                time.monotonic() - self._published[path][1] < PUBLISHED_TTL):
             return True
         try:
-            remote = self.fs.cat_file(self._remote(kind, key, suffix + DIGEST)).decode().split()
+            remote = self.fs.cat_file(self._remote(kind, key, suffix + DIGEST), start=0,
+                                      end=SIDECAR_BYTES).decode("ascii").split()
+            size = self.fs.size(self._remote(kind, key, suffix))
         except (FileNotFoundError, UnicodeDecodeError):
             return False
-        if seen is None or remote[:1] != [seen[0]]:
+        except OSError as e:
+            LOG.warning("approx: warning: %s unreachable (%s); using this machine's copy of "
+                        "%s/%s%s", self.url, e, kind, key, suffix)
+            return True
+        if remote[:1] != [seen[0]] or size != seen[1]:
             return False
-        self._published[path] = seen
+        self._seen_published(path)
         return True
+
+    def _seen_published(self, path: Path) -> None:
+        """Note that the URL holds this version of the local copy (just checked, uploaded or
+        downloaded): asked again after PUBLISHED_TTL seconds."""
+        seen = self.identity(path)
+        if seen is not None:
+            self._published[path] = (seen, time.monotonic())
 
     def verify(self, path: Path) -> str | None:
         """Why a local entry cannot be trusted (None: its bytes are the recorded ones)."""
@@ -1010,32 +1035,41 @@ class Store:
 
     def _set_aside_remote(self, kind: str, key: str, suffix: str) -> None:
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+        moved = False
         for s in (suffix, suffix + DIGEST):
             src = self._remote(kind, key, s)
             if self.fs.exists(src):
                 self.fs.makedirs(f"{self.remote}/damaged/{kind}", exist_ok=True)
                 self.fs.mv(src, f"{self.remote}/damaged/{kind}/{key}{s}.{stamp}")
-        LOG.warning("approx: warning: the store's copy of %s/%s%s moved to %s/damaged/%s/ too",
-                    kind, key, suffix, self.url.rstrip("/"), kind)
+                moved = True
+        if moved:
+            LOG.warning("approx: warning: the store's copy of %s/%s%s moved to %s/damaged/%s/ "
+                        "too", kind, key, suffix, self.url.rstrip("/"), kind)
 
     def publish(self, kind: str, key: str, suffix: str = ".pt") -> None:
-        """Record a locally written artifact's digest and, for a URL store, upload both (the
-        digest first, each under a temporary name moved into place). The writer holds
-        `lock(kind, key)` from before it writes the file until this returns (see `_check`)."""
+        """Record a locally written artifact's digest and, for a URL store, upload both under
+        temporary names, then move them into place one right after the other, the digest
+        first: a reader finding the new digest beside the old file waits for the second move
+        (`fetch`), which an upload in between made last seconds (a review, 2026-12-07). The
+        writer holds `lock(kind, key)` from before it writes the file until this returns
+        (see `_check`)."""
         path = self.path(kind, key, suffix)
         write_text(Path(f"{path}{DIGEST}"), f"{digest_file(path)} {path.stat().st_size}\n")
         if self.fs is None:
             return
         self.fs.makedirs(f"{self.remote}/{kind}", exist_ok=True)
-        for s in (DIGEST, ""):
-            final = self._remote(kind, key, suffix + s)
-            tmp = f"{self.remote}/{kind}/.{key}{suffix}{s}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
-            try:
+        temps = {s: f"{self.remote}/{kind}/.{key}{suffix}{s}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
+                 for s in (DIGEST, "")}
+        try:
+            for s, tmp in temps.items():
                 self.fs.put_file(f"{path}{s}", tmp)
-                self.fs.mv(tmp, final)
-            finally:
+            for s, tmp in temps.items():
+                self.fs.mv(tmp, self._remote(kind, key, suffix + s))
+        finally:
+            for tmp in temps.values():
                 if self.fs.exists(tmp):
                     self.fs.rm(tmp)
+        self._seen_published(path)
 
     def read_json(self, kind: str, key: str, check: Callable[[Any], bool] | None = None
                   ) -> dict | None:

@@ -331,8 +331,8 @@ BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     (["--models-dir", "memory://no-such-bucket/approx"], "neither the store nor its parent"),
     (["--models-dir", "file://"], "store file:// names no folder: give its path"),
     (["--models-dir", "file:///"], "store file:/// names no folder"),
-    (["--models-dir", "s3://"], "store s3:// names no folder: give its path, e.g. s3://bucket"),
-    (["--models-dir", "file://models"], "a file URL's path is absolute, file:///models"),
+    (["--models-dir", "memory://"], "memory:// names no folder: give its path, e.g. memory://b"),
+    (["--models-dir", "file://models"], "names an absolute path, file:///path/to/folder"),
 ])
 def test_report_checks_everything_before_dry_run_returns(capsys, tmp_path, argv, message):
     (tmp_path / "file").write_text("not a folder")

@@ -303,9 +303,9 @@ def test_a_sensitivity_table_and_the_guided_pruning_follow_their_baseline(copied
     runner = pipeline.Runner(p, store, data_root, progress=False)
     runner.artifact(guided)
     assert runner.computed == [sens.key, guided.key]
-    weights = S.checkpoint_meta(paths[base.key])["weights_sha256"]
-    assert store.read_json("sensitivity", sens.key)["upstream_weights"] == weights
-    assert S.checkpoint_meta(paths[guided.key])["upstream_weights"] == weights
+    table = store.read_json("sensitivity", sens.key)
+    assert table["upstream_weights"] == S.checkpoint_meta(paths[base.key])["weights_sha256"]
+    assert S.checkpoint_meta(paths[guided.key])["upstream_weights"] == table["weights_sha256"]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
@@ -584,20 +584,28 @@ def test_a_url_store_reader_leaves_an_entry_under_way_alone(tmp_path):
     assert S.Store(url, cache=tmp_path / "cache").read_json("metrics", "k") == {"a": 22}
 
 
-def test_a_machine_uses_its_copy_only_while_the_url_holds_that_version(tmp_path):
+def test_a_machine_uses_its_copy_only_while_the_url_holds_that_version(tmp_path,
+                                                                       monkeypatch):
     """The URL is the store, a machine's folder a cache of it: machine B used its own copy
     after A had made the entry again, or after it was deleted from the URL (and published
-    models derived from its old copies over the new; a stranger's test, 2026-12-07)."""
+    models derived from its old copies over the new; a stranger's test, 2026-12-07). Within
+    PUBLISHED_TTL a process uses a copy it has seen published without asking again."""
     url = f"file://{tmp_path / 'remote'}"
     a, b = (S.Store(url, cache=tmp_path / name) for name in ("a", "b"))
     a.write_json("metrics", "k", {"v": 1})
     assert b.read_json("metrics", "k") == {"v": 1} and b.path("metrics", "k", ".json").is_file()
     a.write_json("metrics", "k", {"v": 2})  # made again elsewhere
+    assert b.read_json("metrics", "k") == {"v": 1}  # seen published a moment ago
+    monkeypatch.setattr(S, "PUBLISHED_TTL", 0.0)
     assert b.has("metrics", "k", ".json") and b.read_json("metrics", "k") == {"v": 2}
-    for f in (tmp_path / "remote" / "metrics").iterdir():  # deleted from the URL
-        f.unlink()
+    remote = tmp_path / "remote" / "metrics" / "k.json"
+    remote.unlink()  # its file deleted from the URL, its digest left
     assert not b.has("metrics", "k", ".json") and b.read_json("metrics", "k") is None
-    assert not (tmp_path / "remote" / "damaged").exists() and not (tmp_path / "b" / "damaged").exists()
+    a.write_json("metrics", "k", {"v": 3})
+    for f in remote.parent.iterdir():  # both deleted from the URL
+        f.unlink()
+    assert not a.has("metrics", "k", ".json") and a.read_json("metrics", "k") is None
+    assert not any((tmp_path / d / "damaged").exists() for d in ("remote", "b"))
 
 
 def test_a_damaged_entry_on_the_url_is_set_aside_there_and_said_so(tmp_path, caplog):
@@ -614,10 +622,10 @@ def test_a_damaged_entry_on_the_url_is_set_aside_there_and_said_so(tmp_path, cap
     assert f"copy of metrics/k.json moved to {url}/damaged/metrics/" in caplog.text
 
 
-def test_a_url_reader_between_a_writers_two_moves_waits_for_the_second(tmp_path):
+def test_a_url_reader_between_a_writers_two_moves_waits_for_the_second(tmp_path, monkeypatch):
     """A writer moves the digest, then the file, into place: a reader in between saw a new
     digest beside the old file and moved the good entry aside on the URL (a stranger's test,
-    2026-12-07); it looks again after a pause."""
+    2026-12-07); it looks again after a pause, in which the second move lands here."""
     url = f"file://{tmp_path / 'remote'}"
     a = S.Store(url, cache=tmp_path / "a")
     a.write_json("metrics", "k", {"v": 1})
@@ -625,13 +633,14 @@ def test_a_url_reader_between_a_writers_two_moves_waits_for_the_second(tmp_path)
     S.write_json(path, {"v": 2})
     S.write_text(Path(f"{path}{S.DIGEST}"), f"{S.digest_file(path)} {path.stat().st_size}\n")
     shutil.copy(f"{path}{S.DIGEST}", f"{remote}{S.DIGEST}")  # the first move only
-    second = threading.Timer(S.PUBLISH_PAUSE / 3, shutil.copy, (path, remote))
-    second.start()
-    try:
-        assert S.Store(url, cache=tmp_path / "b").read_json("metrics", "k") == {"v": 2}
-    finally:
-        second.join()
-    assert not (tmp_path / "remote" / "damaged").exists()
+    pauses = []
+
+    def second_move(seconds):
+        pauses.append(seconds)
+        shutil.copy(path, remote)
+    monkeypatch.setattr(S.time, "sleep", second_move)
+    assert S.Store(url, cache=tmp_path / "b").read_json("metrics", "k") == {"v": 2}
+    assert pauses == [S.PUBLISH_PAUSE] and not (tmp_path / "remote" / "damaged").exists()
 
 
 def test_a_notebook_run_by_hand_never_changes_the_published_results(smoke_run, store_copy):

@@ -159,6 +159,10 @@ class DataConfig:
     # Hashed only when set, so the keys of runs made before these fields existed still hold.
     image_size: int | None = dataclasses.field(default=None, metadata={"hash": "if set"})
     contents: str | None = dataclasses.field(default=None, metadata={"hash": "if set"})
+    # The test part's digest, apart: only what scores the test split hashes it (`Step.reads_test`),
+    # so a changed test image re-scores the models without training them again (a stranger's
+    # test, 2026-12-07: one test image retrained every fine-tuned model)
+    test_contents: str | None = dataclasses.field(default=None, metadata={"hash": "if set"})
     # At most this many test images (class-balanced, the same images for every seed: see
     # data.test_indices): a smoke run's evaluations were
     # two thirds of its time on the full 10,000-image split (measured, 638 of 994 s).

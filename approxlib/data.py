@@ -78,7 +78,13 @@ class Source:
 
     @property
     def contents(self) -> str | None:
-        """Digest of the files it reads (None: torchvision checks its own files)."""
+        """Digest of the files its training and validation parts read (None: torchvision
+        checks its own files)."""
+        return None
+
+    @property
+    def test_contents(self) -> str | None:
+        """Digest of its test part's files (None: torchvision checks its own files)."""
         return None
 
     def read(self, part: str, root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -387,8 +393,9 @@ def identify(cfg: DataConfig) -> DataConfig:
     n = src.count("train")
     if n is not None:  # sizes that do not fit fail here, at planning (a dry run too)
         split_sizes(cfg, n, src)
-    contents = src.contents
-    return cfg if contents is None else dataclasses.replace(cfg, contents=contents)
+    if src.contents is None:
+        return cfg
+    return dataclasses.replace(cfg, contents=src.contents, test_contents=src.test_contents)
 
 
 def split_sizes(cfg: DataConfig, n: int, src: Source) -> tuple[int, int]:
@@ -484,10 +491,10 @@ def load(cfg: DataConfig, root: Path | None = None, download: bool = True) -> Sp
     if key in _CACHE:
         return _CACHE[key]
     src = source(cfg.dataset, cfg.image_size)
-    if cfg.contents is not None and src.contents != cfg.contents:
+    if cfg.contents is not None and identify(cfg) != cfg:
         refresh()  # a long-lived process (a Dask worker) took its stamp before the change
         src = source(cfg.dataset, cfg.image_size)
-    if cfg.contents is not None and src.contents != cfg.contents:
+    if cfg.contents is not None and identify(cfg) != cfg:
         raise ConfigError(f"{cfg.dataset} changed after this run was planned; run it again")
     train_x, train_y = src.split("train", root, download)
     test_x, test_y = src.split("test", root, download,

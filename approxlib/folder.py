@@ -165,8 +165,13 @@ class ImageFolder(data.Source):
     def contents(self) -> str:
         h = hashlib.sha256()
         for part in self.parts:
-            h.update(self._digest(part).encode())
+            if part != "test":  # apart: `test_contents`
+                h.update(self._digest(part).encode())
         return h.hexdigest()[:16]
+
+    @functools.cached_property
+    def test_contents(self) -> str:
+        return self._digest("test")[:16]
 
     def read(self, part, root, download):
         if part not in self.parts:

@@ -75,6 +75,8 @@ class Step:
     record: ClassVar[bool] = False  # writes a JSON record of its own kind beside its artifact
     encodes: ClassVar[bool] = False  # writes a file format: its record (bytes, seconds) is
     # shown with the metrics of the file
+    reads_test: ClassVar[bool] = False  # scores the test split: its key hashes the test
+    # part's digest (`DataConfig.test_contents`); no other step reads the test images
 
     @property
     def suffix(self) -> str:
@@ -91,7 +93,10 @@ class Step:
     def key(self, upstream: str | None) -> str:
         own = () if self.version is None else (self.version,)
         up = () if upstream is None else (upstream,)
-        return config_hash(self.kind, CACHE_VERSION, *own, *self.hashed(), *up)
+        hashed = self.hashed() if self.reads_test else tuple(
+            dataclasses.replace(c, test_contents=None) if isinstance(c, DataConfig) else c
+            for c in self.hashed())
+        return config_hash(self.kind, CACHE_VERSION, *own, *hashed, *up)
 
     def hashed(self) -> tuple:
         """The configs in the order the key hashes them (kept as they were: cached stages
@@ -598,6 +603,7 @@ class Evaluate(Step):
     evaluation's 1.5 s; quick: about 2 s); a section that compares no latencies (H) times
     nothing (`Spec.timed`). An untimed evaluation need not run alone."""
     kind = "evaluate"
+    reads_test = True
     # 2: latency is timed before any other forward pass (see Runner._measure).
     # 3: each validation image's right/wrong (`val_correct`), for picks by a paired bound.
     version = 3

@@ -102,17 +102,43 @@ def test_changed_image_changes_the_contents_digest(folder, tmp_path):
     assert D.identify(DataConfig("fashion-mnist", 10, 10)).contents is None
 
 
+def test_a_changed_test_image_rescores_the_models_without_training_them(folder, tmp_path):
+    """The test part's digest is hashed by the evaluations alone: one test image replaced
+    retrained every fine-tuned model (a stranger's test, 2026-12-07). A training image
+    replaced changes every stage; a run planned before either change refuses to read it."""
+    own = _copy(folder, tmp_path / "own")
+    profile = tmp_path / "mine.yaml"
+    profile.write_text(f"base: smoke\ndataset: imagefolder:{own}\nval_size: 50\n"
+                       f"train_size: null\nmodels: [resnet18]\n")
+    p = load_profile(str(profile))
+
+    def stages() -> dict[str, str]:
+        D.refresh()  # what pipeline.run does first
+        return {st.key: st.kind for _, st in pipeline.distinct_stages(p, ["B"])}
+    before = stages()
+    planned = D.identify(DataConfig(f"imagefolder:{own}", None, 50))
+    Image.new("RGB", (32, 32), (7, 7, 7)).save(min((own / "test" / "class3").glob("*.png")))
+    rescored = stages()
+    gone = [before[k] for k in before.keys() - rescored.keys()]
+    assert gone and set(gone) == {"evaluate"} == set(before.values()) - {
+        kind for key, kind in before.items() if key in rescored}
+    with pytest.raises(ConfigError, match="changed after this run was planned"):
+        D.load(planned, tmp_path)
+    Image.new("RGB", (32, 32), (7, 7, 7)).save(min((own / "train" / "class3").glob("*.png")))
+    assert not stages().keys() & rescored.keys()
+
+
 def test_a_folder_is_looked_at_again_at_each_run(folder, tmp_path):
     own = _copy(folder, tmp_path / "own")
     name = f"imagefolder:{own}"
     D.refresh()
     first = D.source(name)
     assert D.source(name) is first  # one scan per run, not per variant
-    before = first.contents
+    before = first.contents, first.test_contents
     Image.new("RGB", (32, 32), (9, 9, 9)).save(min((own / "test" / "class5").glob("*.png")))
-    assert D.source(name).contents == before  # within a run: the files as planned
+    assert (D.source(name).contents, D.source(name).test_contents) == before  # as planned
     D.refresh()  # what pipeline.run does first
-    assert D.source(name).contents != before
+    assert D.source(name).contents == before[0] and D.source(name).test_contents != before[1]
 
 
 def _expect_error(path: Path, match: str, image_size=None) -> None:

@@ -388,14 +388,16 @@ def first_step(v: Variant, p: dict, ds, mc: ModelConfig) -> Step:
 
 @functools.lru_cache(maxsize=64)
 def _checked_digest(path: str, size: int, mtime_ns: int, mc: ModelConfig) -> str:
-    """The file's SHA-256, once its tensors are known to fit `mc` (so a file that fits one of
-    the profile's models but not another fails before anything trains, in one line). Cached
-    per size and modification time: a replaced file is read again."""
+    """The digest of the file's weights (`store.weights_digest`), once its tensors are known to
+    fit `mc` (so a file that fits one of the profile's models but not another fails before
+    anything trains, in one line). Not the file's bytes: the same weights saved again hold
+    another serialization id, and made every stage again (a stranger's test, 2026-12-07).
+    Cached per size and modification time: a replaced file is read again."""
     try:
-        store.load_weights(Path(path), mc)
+        model = store.load_weights(Path(path), mc)
     except store.CheckpointError as e:
         raise ConfigError(f"init for {mc.name}: {e}") from None
-    return store.digest_file(Path(path))
+    return store.weights_digest(model.state_dict())
 
 
 def _identified(p: dict, v: Variant) -> DataConfig:

@@ -155,8 +155,8 @@ class Given(Step):
     checked against the architecture, in place of training a baseline."""
     kind = "given"
     model: ModelConfig
-    digest: str  # SHA-256 of the file: other weights, another key; a moved file, the same
-    path: str
+    digest: str  # of its weights (`store.weights_digest`): other weights, another key; a
+    path: str  # moved file or the same weights saved again, the same
 
     def hashed(self):
         return self.model, self.digest
@@ -165,10 +165,11 @@ class Given(Step):
         return f"read {v.model} from {Path(self.path).name}"
 
     def run(self, ctx, st, path, meta):
-        if store.digest_file(Path(self.path)) != self.digest:
+        model = store.load_weights(Path(self.path), self.model)
+        if store.weights_digest(model.state_dict()) != self.digest:
             raise store.CheckpointError(f"{self.path} changed after this run was planned; "
                                         f"run it again")
-        return Checkpoint(store.load_weights(Path(self.path), self.model), self.model)
+        return Checkpoint(model, self.model)
 
 
 @register

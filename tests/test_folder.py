@@ -302,6 +302,14 @@ def test_given_state_dict_is_evaluated_as_plain_torchvision_does(folder, tmp_pat
     assert base.init == "mine.pt" and base.epochs == 0
     stages = pipeline.dry_run(p, ["C"], S.Store(tmp_path / "models"))
     assert {s["stage"] for s in stages} >= {"given"} and "train" not in {s["stage"] for s in stages}
+    # the same weights saved again under another name and copied over (other bytes: the zip's
+    # folder is named after the file) are the same stage; they made every stage again (a
+    # stranger's test, 2026-12-07)
+    first = S.digest_file(weights)
+    torch.save(torch.load(weights, weights_only=True), tmp_path / "again.pt")
+    weights.write_bytes((tmp_path / "again.pt").read_bytes())
+    assert S.digest_file(weights) != first
+    assert all(s["cached"] for s in pipeline.dry_run(p, ["C"], S.Store(tmp_path / "models")))
     # the same weights evaluated from the command line, as a report starts from them
     from approxlib import cli
     common = ["--profile", "smoke", "--checkpoint", str(weights), "--data-dir", str(data_root)]

@@ -385,6 +385,17 @@ def _legacy(path: Path, data: bytes | None) -> int | None:
     return head[1] if head[:1] == b"\x80" and LEGACY_MAGIC in head else None
 
 
+def _safetensors(path: Path, data: bytes | None) -> bool:
+    """Whether the file starts as a safetensors file does: an 8-byte little-endian header
+    length, then the header's JSON (it read "File is not a zip file", 2026-12-07)."""
+    try:
+        with path.open("rb") if data is None else io.BytesIO(data[:9]) as f:
+            head = f.read(9)
+    except OSError:
+        return False
+    return len(head) == 9 and head[8:] == b"{" and int.from_bytes(head[:8], "little") < 1 << 30
+
+
 def _legacy_line(path: Path, protocol: int) -> str:
     """How to convert it: torch's safe loader reads protocols 2 and 3 (torch's default), not
     the frames of 4 and 5, which only the code that wrote the file can save again."""
@@ -401,6 +412,9 @@ def _read_checkpoint(path: Path, data: bytes | None) -> Any:
     protocol = _legacy(path, data)
     if protocol is not None:
         raise CheckpointError(_legacy_line(path, protocol))
+    if _safetensors(path, data):
+        raise CheckpointError(f"{path} is a safetensors file, which is not read here; save the "
+                              f"weights with torch.save(model.state_dict(), path)")
     try:
         _check_zip(path, io.BytesIO(data) if data is not None else path,
                    len(data) if data is not None else path.stat().st_size)
@@ -442,6 +456,10 @@ def _check_zip(path: Path, source, size: int) -> None:
     memory)."""
     with zipfile.ZipFile(source) as z:
         infos = z.infolist()
+        if any(i.filename.endswith("/constants.pkl") for i in infos):  # what torch.jit.save adds
+            raise CheckpointError(f"{path} is a TorchScript file (torch.jit.save), which is not "
+                                  f"read here: save the weights with "
+                                  f"torch.save(model.state_dict(), path)")
         for info in infos:
             if info.filename.endswith("/") or info.external_attr & ZIP_FOLDER:
                 raise CheckpointError(f"{path}: zip entry {info.filename[-60:]} is marked a "

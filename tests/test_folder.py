@@ -416,6 +416,18 @@ def test_weights_that_do_not_fit_name_the_tensor(tmp_path):
     with pytest.raises(S.CheckpointError, match=r"its pickle protocol 4 is one torch's safe "
                        r"loader cannot read, so save the weights again where they were made"):
         S.load_weights(tmp_path / "legacy4.pth", ModelConfig("resnet18", 7, 3))
+    # other formats, named: TorchScript read as "compressed, a possible bomb", safetensors as
+    # "File is not a zip file" (a stranger's test, 2026-12-07); written as their libraries do
+    # (safetensors: 8-byte header length, the header's JSON, the raw bytes)
+    torch.jit.trace(torchvision.models.resnet18(num_classes=7).eval(),
+                    torch.zeros(1, 3, 32, 32)).save(str(tmp_path / "traced.pt"))
+    header = json.dumps({"fc.bias": {"dtype": "F32", "shape": [7], "data_offsets": [0, 28]}})
+    (tmp_path / "w.safetensors").write_bytes(len(header).to_bytes(8, "little")
+                                             + header.encode() + bytes(28))
+    for name, what in (("traced.pt", "a TorchScript"), ("w.safetensors", "a safetensors")):
+        with pytest.raises(S.CheckpointError, match=f"{name} is {what} file.*, which is not "
+                           r"read here.*torch.save\(model.state_dict\(\), path\)$"):
+            S.load_weights(tmp_path / name, ModelConfig("resnet18", 7, 3))
     # ... but a state dict with one nested extra is named by that entry
     torch.save({**state, "ema": {"fc.weight": state["fc.weight"]}}, tmp_path / "extra.pt")
     with pytest.raises(S.CheckpointError, match=r"state_dict entry ema is a dict, not a tensor"):

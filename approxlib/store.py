@@ -316,9 +316,12 @@ def check_weights(path: Path, model: nn.Module) -> nn.Module:
 
 
 def missing(path: Path) -> str:
-    """Why a file to read is not one: "not found", or "is a folder, not a file" where it is one
-    (a folder given read "checkpoint not found" although it was there)."""
-    return "is a folder, not a file" if Path(path).is_dir() else "not found"
+    """Why a file to read is not one: "not found", or what it is where it is there (a folder
+    read "checkpoint not found", and a named pipe "weights not found", although each was)."""
+    if Path(path).is_dir():
+        return "is a folder, not a file"
+    return "is not a regular file (a pipe, socket or device)" if Path(path).exists() else \
+        "not found"
 
 
 # Wrappers whose state dict prefixes every name, and what saves the model inside

@@ -416,6 +416,9 @@ def test_weights_that_do_not_fit_name_the_tensor(tmp_path):
     with pytest.raises(S.CheckpointError, match=r"its pickle protocol 4 is one torch's safe "
                        r"loader cannot read, so save the weights again where they were made"):
         S.load_weights(tmp_path / "legacy4.pth", ModelConfig("resnet18", 7, 3))
+    os.mkfifo(tmp_path / "pipe.pt")  # never opened: a read would block
+    with pytest.raises(S.CheckpointError, match=r"weights is not a regular file \(a pipe"):
+        S.load_weights(tmp_path / "pipe.pt", ModelConfig("resnet18", 7, 3))
     # other formats, named: TorchScript read as "compressed, a possible bomb", safetensors as
     # "File is not a zip file" (a stranger's test, 2026-12-07); written as their libraries do
     # (safetensors: 8-byte header length, the header's JSON, the raw bytes)

@@ -109,17 +109,23 @@ def _in_worker() -> bool:
 def resources(st: pipeline.Stage, p: dict, threads: int) -> dict:
     """What a task needs of a worker: its CPU threads, and a GPU for training on CUDA."""
     need = {"cpus": threads}
-    if st.step.trains and str(p["device"]).startswith("cuda"):
+    if st.step.trains and _on_gpus(p):
         need["gpus"] = 1
     return need
 
 
+def _on_gpus(p: dict) -> bool:
+    """Whether training tasks ask for a worker's `gpus` resource."""
+    return str(p["device"]).startswith("cuda")
+
+
 @contextlib.contextmanager
 def client(address: str | None = None, workers: int | None = None, threads: int = 1,
-           dashboard: bool = False):
+           dashboard: bool = False, gpus: bool = False):
     """A client of the cluster at `address` (else Dask's `scheduler-address` setting or
     DASK_SCHEDULER_ADDRESS), or of a local cluster on loopback with `workers` processes, each
-    offering `threads` CPUs as the `cpus` resource."""
+    offering `threads` CPUs as the `cpus` resource (and, where training asks for `gpus`, this
+    machine's GPU: a local cluster offered none, and the run waited for ever, 2026-12-07)."""
     distributed = _dask()
     import dask
     address = address or dask.config.get("scheduler-address", None)
@@ -133,16 +139,21 @@ def client(address: str | None = None, workers: int | None = None, threads: int 
         except (OSError, ValueError) as e:  # ValueError: not an address ("missing port")
             raise ConfigError(f"cannot reach the Dask scheduler at {address}: {e}") from None
         try:
-            _check_workers(c, threads)
+            _check_workers(c, threads, gpus)
             yield c
         finally:
             c.close()
         return
     n = workers or max(1, executors.cores() // threads)
+    if gpus and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but this machine, where the local Dask "
+                          "cluster runs, has no CUDA device; valid: auto, cpu, or give "
+                          "--scheduler of a cluster whose workers offer gpus")
     with distributed.LocalCluster(
             n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
             dashboard_address="127.0.0.1:8787" if dashboard else None,
-            resources={"cpus": threads}, silence_logs=logging.ERROR) as cluster, \
+            resources={"cpus": threads, **({"gpus": 1} if gpus else {})},
+            silence_logs=logging.ERROR) as cluster, \
             distributed.Client(cluster) as c:
         yield c
 
@@ -190,8 +201,9 @@ def _said(e: BaseException, otherwise: str = "") -> str:
     return " ".join(str(e).split()) or otherwise or type(e).__name__
 
 
-def _check_workers(c, threads: int) -> None:
-    """Tasks ask for `cpus`: workers that do not offer enough would leave them waiting forever."""
+def _check_workers(c, threads: int, gpus: bool = False) -> None:
+    """Tasks ask for `cpus` (and training on CUDA for `gpus`): workers that do not offer
+    enough would leave them waiting forever."""
     try:
         c.wait_for_workers(1, timeout=WORKER_WAIT_S)
     except TimeoutError:  # distributed's WorkerStartTimeoutError
@@ -199,8 +211,12 @@ def _check_workers(c, threads: int) -> None:
                           f"{WORKER_WAIT_S} s; start workers with `dask worker "
                           f"{c.scheduler.address} --nthreads 1 --resources cpus={threads}`"
                           ) from None
-    offered = [w.get("resources", {}).get("cpus", 0)
-               for w in c.scheduler_info()["workers"].values()]
+    workers = c.scheduler_info()["workers"].values()
+    if gpus and not any(w.get("resources", {}).get("gpus", 0) >= 1 for w in workers):
+        raise ConfigError(f"device 'cuda': no Dask worker offers a GPU; start workers on GPU "
+                          f"machines with `dask worker {c.scheduler.address} --nthreads 1 "
+                          f"--resources \"cpus={threads} gpus=1\"`, or set device=cpu")
+    offered = [w.get("resources", {}).get("cpus", 0) for w in workers]
     if max(offered, default=0) < threads:
         raise ConfigError(f"no Dask worker offers {threads} cpus; start workers with "
                           f"`dask worker {c.scheduler.address} --nthreads 1 --resources "
@@ -259,7 +275,7 @@ def run(p: dict, sections: list[str], store_url: str | Path, out_dir: Path | Non
     """`pipeline.run` with the stages computed on a Dask cluster first; same return value."""
     threads = threads or torch.get_num_threads()
     artifacts = store.Store(store_url, cache)
-    with client(address, workers, threads, dashboard=progress) as c:  # a wrong address first
+    with client(address, workers, threads, dashboard=progress, gpus=_on_gpus(p)) as c:
         pipeline.prepare_data(p, pipeline.plan(p, sections, models), artifacts, data_root)
         execute(c, p, sections, str(store_url), data_root, threads, cache, models, progress)
     torch.set_num_threads(threads)

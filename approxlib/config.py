@@ -225,7 +225,7 @@ class TrainConfig:
 
     def __post_init__(self):
         _number("epochs", self.epochs, 0, 10_000, integer=True)
-        _number("batch_size", self.batch_size, 1, 65_536, integer=True)
+        _number("batch_size", self.batch_size, 2, 65_536, integer=True)  # BatchNorm needs 2
         _number("lr", self.lr, 0.0, 100.0, lo_open=True)
         _choice("schedule", self.schedule, SCHEDULES)
         _number("warmup", self.warmup, 0.0, 1.0, hi_open=True)
@@ -238,6 +238,9 @@ class TrainConfig:
         _number("crop_padding", self.crop_padding, 0, 64, integer=True)
         _bool("flip", self.flip)
         _choice("precision", self.precision, PRECISIONS)
+        if self.precision == "fp32":  # what auto means everywhere (train.use_bf16): one key
+            # for one computation (fp32 trained a filled store again for nothing, 2026-12-07)
+            object.__setattr__(self, "precision", "auto")
         _number("seed", self.seed, 0, 2**31, integer=True)
         if (self.kd_alpha is None) != (self.kd_temperature is None):
             raise ConfigError("kd_alpha and kd_temperature are set together or not at all")

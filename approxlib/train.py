@@ -114,8 +114,11 @@ def epoch_size(n: int, cfg: TrainConfig) -> int:
 
 
 def steps_per_epoch(n: int, cfg: TrainConfig) -> int:
-    """Optimizer steps of one epoch over a training split of `n` (the last batch may be short)."""
-    return math.ceil(epoch_size(n, cfg) / cfg.batch_size)
+    """Optimizer steps of one epoch over a training split of `n`: the last batch may be short,
+    but not of one image, which is left out (BatchNorm cannot train on one image: 33 images
+    at batch 32 stopped with torch's "Expected more than 1 value per channel", 2026-12-07)."""
+    size = epoch_size(n, cfg)
+    return size // cfg.batch_size + (size % cfg.batch_size > 1)
 
 
 def optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:

@@ -302,7 +302,7 @@ BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     (["--set", "dc_sparsity={resnet18: .nan, mobilenetv2: 0.5}"], "sparsity must be a finite"),
     (["--set", "epochs=" + "9" * 5000], "Exceeds the limit (4300 digits)"),
     (["--set", "epochs=" + "9" * 4000], "epochs must be in [0, 10000], got an integer of about"),
-    (["--set", "batch_size=1000000"], "batch_size must be in [1, 65536]"),
+    (["--set", "batch_size=1000000"], "batch_size must be in [2, 65536]"),
     (["--set", "h_seeds=" + BOMB], "anchors and aliases"),
     (["--set", "ratios=&a [0.5, *a]"], "anchors and aliases"),
     (["--set", "h_protocols={!!binary aGVsbG8=: {lr: 0.1}}"], "mapping keys must be strings"),

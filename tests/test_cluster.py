@@ -44,6 +44,33 @@ def test_url_store_publishes_whole_files_and_fetches_them_elsewhere(tmp_path):
         S.Store("nosuchprotocol://bucket/x")
 
 
+def test_training_on_cuda_needs_a_worker_with_a_gpu(tmp_path, capsys):
+    """Training tasks on CUDA ask for a worker's `gpus`: a local cluster on a machine without
+    CUDA, or workers offering none, left the run waiting for ever at 0% (a stranger's test,
+    2026-12-07); each is one line now."""
+    from types import SimpleNamespace
+    from approxlib import cli
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    code = cli.main(["report", "--profile", "smoke", "--sections", "A", "--stages-only",
+                     "--executor", "dask", "--threads", "1", "--set", "device=cuda",
+                     "--models-dir", str(tmp_path / "m"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "has no CUDA device" in err, err
+
+    class Workers:  # a scheduler whose one worker offers 2 cpus and no gpus
+        scheduler = SimpleNamespace(address="tcp://10.0.0.5:8786")
+
+        def wait_for_workers(self, n, timeout):
+            pass
+
+        def scheduler_info(self):
+            return {"workers": {"w": {"resources": {"cpus": 2}}}}
+    cluster._check_workers(Workers(), 2)
+    with pytest.raises(S.ConfigError, match="no Dask worker offers a GPU.*gpus=1"):
+        cluster._check_workers(Workers(), 2, gpus=True)
+
+
 def test_cli_rejects_cluster_options_without_dask_executor(tmp_path, capsys):
     from approxlib import cli
     for args, msg in ((["--scheduler", "tcp://127.0.0.1:1"], "needs --executor dask"),

@@ -199,7 +199,7 @@ def test_nan_is_refused_by_every_config_dataclass():
     ({"seeds": [0, 2**40]}, "each of seeds must be in [0, 2147483648]"),
     ({"seeds": [[1], [1]]}, "each of seeds must be an integer, got [1]"),  # not a TypeError
     ({"h_seeds": [{}]}, "each of h_seeds must be an integer"),
-    ({"batch_size": 10**6}, "batch_size must be in [1, 65536]"),
+    ({"batch_size": 10**6}, "batch_size must be in [2, 65536]"),
     ({"h_sens_images": 10**9}, "h_sens_images must be in [1, 1000000]"),
     ({"h_sens_ratios": ["nan"]}, "each of h_sens_ratios must be a number, got 'nan'"),
     ({"h_protocols": {1: {"lr": 0.1}}}, "h_protocols: mapping keys must be strings, got 1"),

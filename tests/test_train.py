@@ -5,6 +5,7 @@ from approxlib import data
 from approxlib import models
 from approxlib import train
 from approxlib.config import SCHEDULES, ConfigError, DataConfig, ModelConfig, TrainConfig
+from approxlib.config import config_hash
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +63,10 @@ def test_bf16_choice():
     mbv2 = models.build(ModelConfig("mobilenetv2", 10, 1))
     assert train.use_bf16("fp32", cpu, r18) is False and train.use_bf16("bf16", cpu, mbv2) is True
     assert train.use_bf16("auto", cpu, r18) is False  # measured slower than fp32 on our CPUs
+    # fp32 is what auto means: one key (fp32 trained a filled store again for nothing)
+    fp32, auto = (TrainConfig(epochs=1, batch_size=64, lr=0.01, precision=x)
+                  for x in ("fp32", "auto"))
+    assert fp32 == auto and config_hash(fp32) == config_hash(auto)
 
 
 @pytest.mark.parametrize("epochs, select_from, val_passes", [(1, 1, 0), (2, 1, 2), (3, 2, 2),
@@ -82,6 +87,20 @@ def test_no_validation_pass_where_the_pick_is_decided(small, epochs, select_from
     assert train.validation_passes(epochs, select_from) == val_passes  # what accounting plans with
     if val_passes == 0:
         assert all(torch.equal(v, last[k].cpu()) for k, v in model.state_dict().items())
+
+
+def test_a_last_batch_of_one_image_is_left_out(small):
+    """BatchNorm cannot train on one image: 33 images at batch 32 stopped with torch's
+    "Expected more than 1 value per channel when training" (a stranger's test, 2026-12-07)."""
+    sub = data.Splits(small.train_x[:33], small.train_y[:33], small.val_x[:16], small.val_y[:16],
+                      small.test_x, small.test_y, 10, 1)
+    cfg = TrainConfig(epochs=1, batch_size=32, lr=0.01)
+    assert train.steps_per_epoch(33, cfg) == 1 and train.steps_per_epoch(34, cfg) == 2
+    n0 = data.images_seen()
+    train.train(models.build(ModelConfig("resnet18", 10, 1)), sub, cfg, "cpu", progress=False)
+    assert data.images_seen() - n0 == 32
+    with pytest.raises(ConfigError, match=r"batch_size must be in \[2, 65536\], got 1"):
+        TrainConfig(epochs=1, batch_size=1, lr=0.01)
 
 
 def test_an_epoch_fraction_draws_a_fresh_share_of_the_split_each_epoch(small):

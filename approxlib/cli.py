@@ -450,6 +450,11 @@ def _check_cluster_options(a) -> None:
         if value is not None and value > MAX_THREADS:
             raise ConfigError(f"--{name} must be at most {MAX_THREADS}, got {value}")
     executors.of(a.executor).check(a)
+    here = (a.workers or 1) * (a.threads or 0)  # threads of this machine (no --scheduler)
+    if a.scheduler is None and here > executors.cores():
+        print(f"approx: warning: {here} torch threads (--workers × --threads) on this "
+              f"machine's {executors.cores()} cores: each step runs slower than on fewer "
+              f"(64 threads on 2 cores: 14× slower, 2026-12-07)", file=sys.stderr)
 
 
 def cmd_train(a) -> int:

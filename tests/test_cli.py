@@ -295,6 +295,19 @@ BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(9))
 
 
+def test_more_threads_than_cores_is_warned_of(capsys, tmp_path, monkeypatch):
+    """64 threads on 2 cores ran each step 14× slower, without a word (a stranger's test,
+    2026-12-07); as many as the cores, or a remote scheduler's, say nothing."""
+    from approxlib import executors
+    monkeypatch.setattr(executors, "cores", lambda: 2)
+    for argv, warned in ((["--threads", "3"], True), (["--workers", "2", "--threads", "2"], True),
+                         (["--threads", "2"], False), (["--workers", "2"], False)):
+        code, out, err = run(capsys, "report", "--profile", "smoke", "--dry-run", "--sections",
+                             "A", "--models-dir", str(tmp_path / "m"), *argv)
+        assert code == 0 and ("threads (--workers × --threads) on this machine's 2 cores"
+                              in err) == warned, (argv, err)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--set", "ratio=.nan"], "ratio must be a finite number, got nan"),
     (["--set", "ratios=[.nan]"], "each of ratios must be a finite number, got nan"),

@@ -371,6 +371,7 @@ def test_weights_holding_nan_or_infinity_are_refused_in_one_line(tmp_path):
         S.load_weights(tmp_path / "ckpt.pt", cfg)
 
 
+@pytest.mark.filterwarnings("ignore:.*torch.jit.trace:FutureWarning")  # the TorchScript file
 def test_weights_that_do_not_fit_name_the_tensor(tmp_path):
     from approxlib.config import ModelConfig
     path = tmp_path / "r18.pt"

@@ -686,12 +686,12 @@ def _url_folder(url: str) -> str:
     damaged on the URL, 2026-12-07)."""
     from fsspec.implementations.local import LocalFileSystem
     from . import store
-    fs = store.Store(url).fs  # ConfigError for an unknown protocol or a URL naming no folder
-    if not isinstance(fs, LocalFileSystem):  # where its local copy is, which a user had to find
+    st = store.Store(url)  # ConfigError for an unknown protocol or a URL naming no folder
+    if not isinstance(st.fs, LocalFileSystem):  # where its local copy is, which a user had to find
         raise ConfigError(f"--models-dir {url}: verify reads a folder (a file:// store, or "
-                          f"this machine's copies of this one, {store.local_cache(url)}, which "
+                          f"this machine's copies of this one, {st.root}, which "
                           f"say nothing of the URL's; a run checks each file it fetches)")
-    folder = fs._strip_protocol(url)
+    folder = st.remote
     print(f"verifying the folder {folder} (the store {url})")
     return folder
 
@@ -729,7 +729,7 @@ def os_error_line(e: OSError) -> str:
 def _in_url_cache(paths: list[str]) -> str | None:
     """The advice for a URL store's local copies, which no --out or --models-dir moves."""
     from . import store  # imported where needed: `approx --help` loads no torch
-    base = store.local_cache("").parent
+    base = store.cache_base()
     if any(Path(p).resolve().is_relative_to(base.resolve()) for p in paths):
         return f"a URL store's local copies are kept in {base}: set APPROX_CACHE to another folder"
     return None

@@ -1354,10 +1354,15 @@ def _stale_because(meta: dict, metas: dict, stale: dict) -> str | None:
     up, made_from = meta.get("upstream"), meta.get("upstream_weights")
     if up in stale:
         return f"made from {up}, which is made again: made again"
-    now = metas.get(up, ({}, None))[0].get("weights_sha256")
-    if made_from is not None and now is not None and made_from != now:
+    if _other_weights(made_from, metas.get(up, ({}, None))[0].get("weights_sha256")):
         return f"made from other weights than {up} holds now: made again"
     return None
+
+
+def _other_weights(made_from: str | None, now: str | None) -> bool:
+    """Whether an entry made from `made_from` no longer derives from its upstream, which holds
+    `now`: both recorded and unequal (entries of before 2026-12-07 record none)."""
+    return made_from is not None and now is not None and made_from != now
 
 
 def distinct_stages(p: dict, sections: list[str]):
@@ -1409,9 +1414,8 @@ def missing_keys(staged: list[Stage], cache: store.Store) -> set[str]:
 def _made_from_other(st: Stage, cache: store.Store) -> bool:
     """Whether a stored derived entry records other upstream weights than its upstream's file
     here holds (False where either records none)."""
-    made_from = _recorded(st, cache).get("upstream_weights")
-    now = _recorded(st.upstream, cache).get("weights_sha256")
-    return made_from is not None and now is not None and made_from != now
+    return _other_weights(_recorded(st, cache).get("upstream_weights"),
+                          _recorded(st.upstream, cache).get("weights_sha256"))
 
 
 def _measured_other(st: Stage, cache: store.Store) -> bool:

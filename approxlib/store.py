@@ -842,12 +842,16 @@ def check_url(url: str, fs) -> None:
                           f"{protocol}:///path/to/folder (or give the folder itself)")
 
 
-def local_cache(url: str) -> Path:
-    """Where a URL store keeps its local copies on this machine, by default: under
+def cache_base() -> Path:
+    """The folder under which URL stores keep their local copies on this machine:
     $APPROX_CACHE if set (a machine whose home is read-only had no way to move it), else
     ~/.cache/approx-cnn."""
-    base = Path(os.environ.get("APPROX_CACHE") or Path.home() / ".cache" / "approx-cnn")
-    return base / hashlib.sha256(url.encode()).hexdigest()[:16]
+    return Path(os.environ.get("APPROX_CACHE") or Path.home() / ".cache" / "approx-cnn")
+
+
+def local_cache(url: str) -> Path:
+    """Where a URL store keeps its local copies on this machine, by default."""
+    return cache_base() / hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
 class Store:

@@ -21,7 +21,10 @@ from . import train
 from .config import ConfigError, DataConfig, MeasureConfig, TrainConfig
 
 COLUMNS = ["section", "kind", "model", "key", "label", "seconds", "images", "threads", "computed",
-           "planned_images", "batch"]
+           "planned_images", "batch", "device"]
+# A record made before records named their device (2026-12-07): every one of those was made on
+# a CPU but one lent GPU machine's, whose store is gone
+OLD_DEVICE = "cpu"
 
 
 def entries(p: dict, sections: list[str]) -> list[dict]:
@@ -78,7 +81,8 @@ def table(p: dict, sections: list[str], st: store.Store, since: float | None = N
                      "images": t.get("images", np.nan), "threads": t.get("threads", np.nan),
                      "computed": since is not None and t.get("finished", -1.0) >= since,
                      "planned_images": planned_images(e["step"], data_root) if planned
-                     else np.nan, "batch": e["batch"]})
+                     else np.nan, "batch": e["batch"],
+                     "device": t.get("device", OLD_DEVICE) if t else np.nan})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -119,7 +123,27 @@ def summary(df: pd.DataFrame, by: str) -> pd.DataFrame:
     return out.sort_values("seconds", ascending=False)
 
 
-def estimate(todo: pd.DataFrame, recorded: pd.DataFrame) -> pd.DataFrame:
+def estimate(todo: pd.DataFrame, recorded: pd.DataFrame, like: dict | None = None
+             ) -> pd.DataFrame:
+    """`estimate_from` the records made as the run will compute (`like`: the device and torch
+    threads it will use, `Executor.setting`) for an entry whose kind and model they hold; else
+    from every record, and `other_setting` says so (2 threads train about twice as fast as 1,
+    a GPU several times faster than a CPU)."""
+    match = np.ones(len(recorded), dtype=bool)
+    for column, value in (like or {}).items():
+        match &= (recorded[column] == value).to_numpy()
+    mine = recorded[match]
+    near, every = estimate_from(todo, mine), estimate_from(todo, recorded)
+    held = set(zip(mine.kind, mine.model))
+    use = pd.Series([k in held for k in zip(todo.kind, todo.model)], index=todo.index,
+                    dtype=bool)
+    out = every.copy()
+    out.loc[use] = near.loc[use]
+    out["other_setting"] = ~use & every.seconds.notna()
+    return out
+
+
+def estimate_from(todo: pd.DataFrame, recorded: pd.DataFrame) -> pd.DataFrame:
     """Seconds each entry of `todo` should take, from `recorded` (entries with seconds): the
     images-per-second rate of the same kind, model and training batch size times its planned
     images where both are known, else that of the same kind and model at any batch size, else
@@ -171,7 +195,8 @@ def recorded(st: store.Store) -> pd.DataFrame:
         t = st.peek_json("timing", f.stem, pipeline.JSON_CHECKS["timing"])  # its digest holds
         if t is not None:
             rows.append(t)
-    return pd.DataFrame(rows, columns=list(pipeline.TIMING_RECORD))  # batch: NaN in older records
+    df = pd.DataFrame(rows, columns=list(pipeline.TIMING_RECORD))  # batch: NaN in older records
+    return df.assign(device=df.device.fillna(OLD_DEVICE))
 
 
 def write(p: dict, sections: list[str], st: store.Store, out, since: float,

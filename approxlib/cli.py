@@ -355,9 +355,9 @@ def _one_line(e: BaseException) -> str:
 
 # -------------------------------------------------------------------------------- commands
 
-def _dry_run(p: dict, sections: list[str], st, data_dir) -> int:
+def _dry_run(p: dict, sections: list[str], st, data_dir, like: dict) -> int:
     """List the stages, bits curves and timings in turns and which are cached; price the missing
-    ones from this store's records."""
+    ones from this store's records (those made on `like`'s device and threads first)."""
     from . import accounting, pipeline
     todo = pipeline.dry_run(p, sections, st)
     todo += accounting.derived(p, sections, st, {t["key"] for t in todo if not t["cached"]})
@@ -366,12 +366,12 @@ def _dry_run(p: dict, sections: list[str], st, data_dir) -> int:
               f"{printable(s['label'])}")  # a folder's name is the user's, escapes and all
     missing = sum(not s["cached"] for s in todo)
     if missing:
-        print(_estimate(p, sections, st, data_dir, todo))
+        print(_estimate(p, sections, st, data_dir, todo, like))
     print(f"{len(todo)} entries, {len(todo) - missing} cached, {missing} to compute")
     return 0
 
 
-def _estimate(p: dict, sections: list[str], st, data_dir, todo: list[dict]) -> str:
+def _estimate(p: dict, sections: list[str], st, data_dir, todo: list[dict], like: dict) -> str:
     """One line: what the missing entries should take here, priced by `accounting.estimate`."""
     from . import accounting
     rec = accounting.recorded(st)
@@ -379,10 +379,12 @@ def _estimate(p: dict, sections: list[str], st, data_dir, todo: list[dict]) -> s
         return "estimate: no timing records in this models folder to estimate from"
     plan = accounting.table(p, sections, st, data_root=data_dir, planned=True)
     need = plan[plan.key.isin([s["key"] for s in todo if not s["cached"]])]
-    est = accounting.estimate(need, rec)
+    est = accounting.estimate(need, rec, like)
     known = est.seconds.notna()
     total = est.seconds[known].sum()
     other, models = int(est.other_batch.sum()), int(est.other_model.sum())
+    setting = int(est.other_setting.sum())
+    run_on = ", ".join(f"{v} {k}" if k == "threads" else str(v) for k, v in like.items())
     unlike = sorted(set(need.kind[~known.to_numpy()]))
     return (f"estimate: {total / 60:.1f} min ({total:.0f} s) for {int(known.sum())} of the "
             f"{len(need)} missing entries, their stages only (not the notebooks and "
@@ -392,7 +394,9 @@ def _estimate(p: dict, sections: list[str], st, data_dir, todo: list[dict]) -> s
             + (f"; {models} training entries priced from other models (none of theirs "
                f"recorded)" if models else "")
             + (f"; {other} training entries priced from another or an unrecorded batch size"
-               f" (on a GPU possibly off several-fold)" if other else ""))
+               f" (on a GPU possibly off several-fold)" if other else "")
+            + (f"; {setting} priced from records made on another device or thread count than"
+               f" this run's ({run_on})" if setting else ""))
 
 
 def _check_sections(text: str) -> None:
@@ -415,7 +419,7 @@ def cmd_report(a) -> int:
     options = executor.options(a)
     executor.preflight(p, sections, options)
     if a.dry_run:
-        return _dry_run(p, sections, st, a.data_dir)
+        return _dry_run(p, sections, st, a.data_dir, executor.setting(p, options))
     t0 = time.perf_counter()
     from . import publish
     if a.stages_only:

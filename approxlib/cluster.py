@@ -268,12 +268,18 @@ def _wait(distributed, futures: list, what: str, progress: bool) -> None:
         bar.close()
 
 
+def threads_of(threads: int | None) -> int:
+    """Each task's torch threads: --threads, else the client's, so a cluster run equals a local
+    one."""
+    return threads or torch.get_num_threads()
+
+
 def run(p: dict, sections: list[str], store_url: str | Path, out_dir: Path | None,
         data_root=None, progress: bool = True, models: dict | None = None,
         address: str | None = None, workers: int | None = None, threads: int | None = None,
         cache: str | None = None):
     """`pipeline.run` with the stages computed on a Dask cluster first; same return value."""
-    threads = threads or torch.get_num_threads()
+    threads = threads_of(threads)
     artifacts = store.Store(store_url, cache)
     with client(address, workers, threads, dashboard=progress, gpus=_on_gpus(p)) as c:
         pipeline.prepare_data(p, pipeline.plan(p, sections, models), artifacts, data_root)

@@ -34,6 +34,11 @@ class Executor:
     def preflight(self, p: dict, sections: list[str], options: dict) -> None:
         """ConfigError before anything runs, where the run would refuse these sections."""
 
+    def setting(self, p: dict, options: dict) -> dict:
+        """The device and torch threads its stages will run on, as far as this process can
+        tell (`accounting.estimate` prices a dry run's entries from records made so)."""
+        raise NotImplementedError
+
     def run(self, p: dict, sections: list[str], models_dir, out, data_dir, progress: bool,
             **options) -> tuple:
         """The rows and the runner, as `pipeline.run` returns them."""
@@ -55,6 +60,11 @@ class Local(Executor):
         from . import parallel
         parallel.check(p, sections, options["workers"])
 
+    def setting(self, p, options) -> dict:
+        from . import parallel, train
+        return {"device": train.pick_device(p["device"]).type,
+                "threads": parallel.threads_of(options["workers"], options["threads"])}
+
     def run(self, p, sections, models_dir, out, data_dir, progress, **options):
         from . import parallel
         return parallel.run(p, sections, models_dir, out, data_dir, progress=progress, **options)
@@ -75,6 +85,15 @@ class Dask(Executor):
 
     def options(self, a) -> dict:
         return {"address": a.scheduler, "workers": a.workers, "threads": a.threads}
+
+    def setting(self, p, options) -> dict:
+        from . import cluster, train
+        out = {}
+        if p["device"] != "auto":
+            out["device"] = p["device"]
+        elif not options["address"]:  # a scheduler's workers may have devices this has not
+            out["device"] = train.pick_device("auto").type
+        return {**out, "threads": cluster.threads_of(options["threads"])}
 
     def run(self, p, sections, models_dir, out, data_dir, progress, **options):
         from . import cluster

@@ -86,6 +86,12 @@ def check(p: dict, sections: list[str], workers: int) -> None:
                           f"may use")
 
 
+def threads_of(workers: int, threads: int | None) -> int:
+    """Each process's torch threads: `threads`, else this process's setting for one process,
+    else this machine's cores shared out among the `workers`."""
+    return threads or (torch.get_num_threads() if workers <= 1 else max(1, cores() // workers))
+
+
 def run(p: dict, sections: list[str], models_dir, out_dir: Path | None, data_root,
         progress: bool = True, workers: int = 1, threads: int | None = None
         ) -> tuple[pd.DataFrame, pipeline.Runner]:
@@ -94,10 +100,10 @@ def run(p: dict, sections: list[str], models_dir, out_dir: Path | None, data_roo
     machine's cores out)."""
     check(p, sections, workers)
     cache = store.Store(models_dir)
+    threads = threads_of(workers, threads)
     if workers <= 1:
-        with measure.num_threads(threads or torch.get_num_threads()):
+        with measure.num_threads(threads):
             return pipeline.run(p, sections, cache, out_dir, data_root, progress)
-    threads = threads or max(1, cores() // workers)
     pipeline.prepare_data(p, pipeline.plan(p, sections), cache, data_root)  # before the helpers
     ctx = multiprocessing.get_context("spawn")  # no fork of a process holding torch's threads
     stop = ctx.Event()

@@ -41,6 +41,7 @@ from . import runtime
 from . import runtimes
 from . import share
 from . import store
+from . import train
 from .config import (
     ChannelConfig,
     NO_CODEC,
@@ -148,7 +149,7 @@ def _val_correct_ok(m: dict) -> bool:
 # Loads of an artifact that another process keeps making again before `Runner._loaded` gives up
 LOAD_TRIES = 3
 # a `timing` entry's fields, as `Runner._account` writes them
-TIMING_RECORD = ("kind", "model", "seconds", "images", "threads", "batch", "finished")
+TIMING_RECORD = ("kind", "model", "seconds", "images", "threads", "batch", "finished", "device")
 
 
 def _count(x) -> bool:
@@ -157,8 +158,10 @@ def _count(x) -> bool:
 
 def _timing_ok(t: dict) -> bool:
     """A stage's recorded cost (`Runner._account`): seconds (positive, under 30 years),
-    counts. Its training batch size is optional: records made before it still price."""
+    counts. Its training batch size and device are optional: records made before them still
+    price."""
     return (_fields(kind=str, model=str, seconds=NUM, finished=NUM)(t)
+            and isinstance(t.get("device", ""), str)
             and not isinstance(t["seconds"], bool) and 0 < t["seconds"] < 1e9
             and _count(t.get("images")) and _count(t.get("threads"))
             and _count(t.get("batch", 0)))
@@ -647,12 +650,14 @@ class Runner:
 
     @contextlib.contextmanager
     def _account(self, kind: str, key: str, model: str, batch: int = 0):
-        """Record what computing an entry cost (wall seconds, images through a model, threads,
-        the batch size it trains at or 0) as its `timing` entry: the report's time table and
-        --dry-run's estimates read them.
+        """Record what computing an entry cost (wall seconds, images through a model, the torch
+        threads and device it started on, the batch size it trains at or 0) as its `timing`
+        entry: the report's time table and --dry-run's estimates read them.
         Exclusive: an entry computed inside another (a damaged upstream remade while loading)
         is counted in its own record only."""
         t0, n0 = time.perf_counter(), data.images_seen()
+        # at the start: a timing in turns sets the threads back to its own before it ends
+        threads, device = torch.get_num_threads(), train.pick_device(self.device).type
         inner = [0.0, 0]  # seconds and images of entries accounted inside this one
         self._accounting.append(inner)
         try:
@@ -664,7 +669,7 @@ class Runner:
             self._accounting[-1][0] += seconds - inner[0]
             self._accounting[-1][1] += images - inner[1]
         record = dict(zip(TIMING_RECORD, (kind, model, seconds - inner[0], images - inner[1],
-                                          torch.get_num_threads(), batch, time.time())))
+                                          threads, batch, time.time(), device)))
         try:  # the entry itself is stored: a lost record costs an estimate, not the run
             self.store.write_json("timing", key, record)
         except OSError as e:
@@ -686,7 +691,8 @@ class Runner:
                 **next((data.recorded_classes(c) for c in configs if isinstance(c, DataConfig)),
                        {}),
                 "upstream": st.upstream.key if st.upstream else None,
-                "upstream_weights": self._upstream_weights(st), **provenance()}
+                "upstream_weights": self._upstream_weights(st), **provenance(),
+                "device": train.pick_device(self.device).type}  # keys name none: a record
         out = st.step.run(self, st, path, meta)
         if st.step.json_kind:  # its JSON entry is the artifact, written and counted by it
             return path

@@ -5,12 +5,15 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from approxlib import accounting
 
 
 def frame(rows):
-    return pd.DataFrame(rows, columns=accounting.COLUMNS)
+    """Rows of the first columns of `accounting.COLUMNS`, the rest NaN."""
+    return pd.DataFrame([r + [np.nan] * (len(accounting.COLUMNS) - len(r)) for r in rows],
+                        columns=accounting.COLUMNS)
 
 
 def test_summary_sums_per_kind_with_rates_and_this_runs_share():
@@ -82,6 +85,42 @@ def test_training_is_priced_at_its_own_batch_size_where_recorded():
     assert accounting.estimate(f, slow).seconds.tolist() == [30.0]  # of 10 and 50, not 10
 
 
+def test_entries_are_priced_from_records_of_the_runs_device_and_threads_first():
+    """Two threads train about twice as fast as one here, a GPU several times faster: an entry
+    is priced from records made as the run will compute it where any price it, else from every
+    record, and flagged."""
+    rec = pd.DataFrame({"kind": ["train"] * 3, "model": ["resnet18"] * 3,
+                        "seconds": [10.0, 5.0, 1.0], "images": [1000] * 3, "batch": [32] * 3,
+                        "threads": [1, 2, 8], "device": ["cpu", "cpu", "cuda"]})
+    todo = frame([["A", "train", "resnet18", "a", "", np.nan, np.nan, np.nan, False, 2000.0, 32],
+                  ["A", "encode", "resnet18", "b", "", np.nan, np.nan, np.nan, False, np.nan, 0]])
+
+    def priced(like):
+        est = accounting.estimate(todo, rec, like)
+        return est.seconds[0], est.other_setting.tolist()
+    assert priced({"device": "cpu", "threads": 1}) == (pytest.approx(20.0), [False, False])
+    assert priced({"device": "cpu", "threads": 2}) == (pytest.approx(10.0), [False, False])
+    assert priced({"device": "cuda", "threads": 8}) == (pytest.approx(2.0), [False, False])
+    # nothing recorded at 4 threads: all three pooled (3000 images in 16 s), and said to be
+    assert priced({"device": "cpu", "threads": 4}) == (pytest.approx(32 / 3), [True, False])
+    assert priced(None) == priced({}) == (pytest.approx(32 / 3), [False, False])
+
+
+def test_a_timing_record_names_the_threads_and_device_it_started_on(tmp_path):
+    from approxlib import measure, pipeline, train
+    from approxlib import store as S
+    from approxlib.config import load_profile
+    runner = pipeline.Runner(load_profile("smoke"), S.Store(tmp_path / "models"), progress=False)
+    with measure.num_threads(3), runner._account("encode", "k1", "resnet18"):
+        torch.set_num_threads(1)  # what a stage leaves behind is not what it ran on
+    # a record written before records named their device (2026-12-07) was made on a CPU
+    old = {"kind": "encode", "model": "resnet18", "seconds": 2.0, "images": 0, "threads": 2,
+           "finished": 1.0, "batch": 0}
+    runner.store.write_json("timing", "k0", old)
+    rec = accounting.recorded(runner.store).set_index("threads")
+    assert rec.device.to_dict() == {2: "cpu", 3: train.pick_device("auto").type}
+
+
 def test_scratch_b_is_priced_at_its_epoch_cap(data_root):
     """Scratch-B's epochs follow FLOPs measured on the pruned model, which a dry run may not
     have: it is priced at scratch_b_max times Scratch-E's, which smoke's 50% channels reach."""
@@ -132,6 +171,13 @@ def test_a_run_records_every_entry_it_computes(smoke_run):
     if not os.environ.get("APPROX_TEST_STORE"):  # computed now, not kept from older code
         assert set(rec[rec.kind == "train"].batch) == {p["batch_size"]}
         assert set(rec[rec.kind == "evaluate"].batch) == {0}
+        # the device it ran on, in its record and in the models it made (their keys name none)
+        from approxlib import store as S
+        from approxlib import train as T
+        device = T.pick_device(p["device"]).type
+        assert set(rec.device) == {device}
+        baseline = store.path("train", train.key.iloc[0], ".pt")
+        assert S.checkpoint_meta(baseline)["device"] == device
 
 
 def test_dry_run_prices_what_is_missing(smoke_run, capsys):
@@ -155,10 +201,15 @@ def test_dry_run_prices_what_is_missing(smoke_run, capsys):
     # another batch size: the training entries are priced, and the line says from what
     assert cli.main(args + ["--set", "batch_size=64"]) == 0
     last = capsys.readouterr().out.splitlines()[-2]
-    trained = last.split("; ")[-1]
+    trained = next((c for c in last.split("; ") if "batch size" in c), "")
     assert trained.endswith("priced from another or an unrecorded batch size (on a GPU "
                             "possibly off several-fold)"), last
     assert int(trained.split()[0]) >= 3  # A's baseline, its pruned model and its control
+    # another thread count than the records': priced from them all the same, and said to be
+    assert cli.main(args + ["--set", "finetune_epochs=3", "--threads", "7"]) == 0
+    last = capsys.readouterr().out.splitlines()[-2]
+    assert last.endswith("priced from records made on another device or thread count than "
+                         "this run's (cpu, 7 threads)"), last
     assert any(line.split()[1] == "latency" for line in missing)  # A's timing, of new models
     seconds = {}
     for epochs in (2, 3):

@@ -12,6 +12,7 @@ import torch
 
 from approxlib import cluster
 from approxlib import executors
+from approxlib import measure
 from approxlib import parallel
 from approxlib import pipeline
 from approxlib import store as S
@@ -241,3 +242,22 @@ def test_a_scheduler_address_that_is_not_one_is_one_line():
     with pytest.raises(ConfigError, match="cannot reach the Dask scheduler at not a url"):
         with cluster.client("not a url", None, 1):
             pass
+
+
+def test_each_executor_names_the_device_and_threads_its_stages_run_on(monkeypatch):
+    """What a dry run prices the missing entries at (`accounting.estimate`): a local run's
+    processes share the cores out; a cluster's tasks take the client's threads, and a
+    scheduler's workers a device only where the profile names one."""
+    monkeypatch.setattr(parallel, "cores", lambda: 8)
+    p = load_profile("smoke")
+    here = "cuda" if torch.cuda.is_available() else "cpu"
+    local, dask = executors.of("local"), executors.of("dask")
+    assert local.setting(p, {"workers": 2, "threads": None}) == {"device": here, "threads": 4}
+    assert local.setting(p, {"workers": 1, "threads": 3}) == {"device": here, "threads": 3}
+    with measure.num_threads(5):
+        assert local.setting(p, {"workers": 1, "threads": None})["threads"] == 5
+        far = {"address": "tcp://10.0.0.1:8786", "workers": None, "threads": None}
+        assert dask.setting(p, far) == {"threads": 5}
+        assert dask.setting({**p, "device": "cuda"}, far) == {"device": "cuda", "threads": 5}
+        assert dask.setting(p, {**far, "address": None, "threads": 2}) == {"device": here,
+                                                                           "threads": 2}

@@ -119,6 +119,25 @@ def _on_gpus(p: dict) -> bool:
     return str(p["device"]).startswith("cuda")
 
 
+def scheduler_address(address: str | None, workers: int | None = None) -> str | None:
+    """`address`, else Dask's `scheduler-address` setting (DASK_SCHEDULER_ADDRESS); None: a
+    local cluster. ConfigError where the setting is blank, or where `workers` sizes a local
+    cluster that the setting would silently replace by its own."""
+    _dask()
+    import dask
+    if address:
+        return address
+    configured = dask.config.get("scheduler-address", None)
+    if isinstance(configured, str) and not configured.strip():  # DASK_SCHEDULER_ADDRESS=" "
+        raise ConfigError("Dask's scheduler-address (DASK_SCHEDULER_ADDRESS) is blank; give "
+                          "an address, or unset it for a local cluster")
+    if configured and workers:
+        raise ConfigError(f"--workers sizes a local cluster, but Dask's scheduler-address "
+                          f"(DASK_SCHEDULER_ADDRESS) names the cluster at {configured}; unset "
+                          f"it for a local cluster, or leave --workers out")
+    return configured or None
+
+
 @contextlib.contextmanager
 def client(address: str | None = None, workers: int | None = None, threads: int = 1,
            dashboard: bool = False, gpus: bool = False):
@@ -127,11 +146,7 @@ def client(address: str | None = None, workers: int | None = None, threads: int 
     offering `threads` CPUs as the `cpus` resource (and, where training asks for `gpus`, this
     machine's GPU: a local cluster offered none, and the run waited for ever, 2026-12-07)."""
     distributed = _dask()
-    import dask
-    address = address or dask.config.get("scheduler-address", None)
-    if isinstance(address, str) and not address.strip():  # DASK_SCHEDULER_ADDRESS=" "
-        raise ConfigError("Dask's scheduler-address (DASK_SCHEDULER_ADDRESS) is blank; give "
-                          "an address, or unset it for a local cluster")
+    address = scheduler_address(address, workers)
     if address:
         _probe(address)
         try:

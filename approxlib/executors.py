@@ -91,7 +91,8 @@ class Dask(Executor):
         out = {}
         if p["device"] != "auto":
             out["device"] = p["device"]
-        elif not options["address"]:  # a scheduler's workers may have devices this has not
+        elif not cluster.scheduler_address(options["address"], options["workers"]):
+            # a local cluster's (a scheduler's workers may have devices this has not)
             out["device"] = train.pick_device("auto").type
         return {**out, "threads": cluster.threads_of(options["threads"])}
 

@@ -226,6 +226,12 @@ def test_what_is_no_working_scheduler_is_one_line(monkeypatch, capsys, tmp_path)
                                               r"is blank"):
             with cluster.client(None, None, 1):
                 pass
+    # the setting would replace the local cluster --workers sizes: refused, as --scheduler is
+    with dask.config.set({"scheduler-address": "tcp://127.0.0.1:1"}):
+        with pytest.raises(ConfigError, match=r"--workers sizes a local cluster, but Dask's "
+                                              r"scheduler-address .* tcp://127\.0\.0\.1:1"):
+            with cluster.client(None, 2, 1):
+                pass
     for args, msg in ((["--scheduler", ""], "--scheduler is empty"),
                       (["--workers", str(executors.cores() + 1)],
                        f"is more than the {executors.cores()} cores")):

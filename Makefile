@@ -98,8 +98,9 @@ report: prepare
 	$(BIN)/approx report --profile $(PROFILE) --workers $(WORKERS) $(REPORT_ARGS)
 
 # Tests on TEST_WORKERS processes of one thread each (pytest-xdist; tests/conftest.py computes
-# the shared smoke run beside them, and workers with nothing else left help it): on 2 cores,
-# 15 min 29 s against 20 min 31 s with the run computed first on two threads (2026-12-06, README).
+# the shared smoke run beside them, and workers with nothing else left help it): on 2 cores
+# 15 min 29 s against 20 min 31 s with the run computed first on two threads (2026-12-06); the
+# latest figure: the README's table.
 # TEST_WORKERS=0 runs them in this process.
 TEST_WORKERS ?= auto
 test: prepare

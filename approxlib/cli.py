@@ -136,7 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
     _data_and_model(e, "test data")
     e.add_argument("--layers", action="store_true", help="print the per-layer sparsity table")
 
-    sub.add_parser("profiles", help="list the profiles and what they are for")
+    pr = sub.add_parser("profiles", help="list the profiles and what they are for; with a "
+                        "name, every key it runs with")
+    pr.add_argument("name", nargs="?", default=None,
+                    help=f"a profile ({', '.join(profile_names())}) or a .yaml file of your "
+                         f"own: print every key and its value, as a run would take them (what "
+                         f"each key does: the commented defaults of approxlib/profiles.yaml)")
+    pr.add_argument("--set", dest="overrides", action="append", default=[],
+                    metavar="KEY=VALUE", help="override one key (repeatable), as a run would")
     sub.add_parser("models", help="list the model names a profile's `models` may use")
     _verify_parser(sub)
     return ap
@@ -176,8 +183,8 @@ def _verify_parser(sub) -> None:
     v = sub.add_parser("verify", help="check every entry of an artifact store against its "
                        "recorded digest; list what a run would recompute (moves nothing)")
     v.add_argument("--models-dir", default="models", type=named_arg,
-                   help="the artifact store: a folder or a file:// URL (for another URL, "
-                   "this machine's copies of it, which say nothing of the URL's bytes)")
+                   help="the artifact store: a folder or a file:// URL (another URL is "
+                   "refused: give the folder of this machine's copies of it to check those)")
     v.add_argument("--all", action="store_true", help="list intact entries too")
 
 
@@ -630,8 +637,16 @@ def _given_weights(a, p: dict):
 
 
 def cmd_profiles(a) -> int:
-    for name in profile_names():
-        print(f"{name:<6} {load_profile(name)['description']}")
+    if a.name is None:
+        if a.overrides:
+            raise ConfigError("--set needs a profile to apply to: approx profiles NAME --set ...")
+        for name in profile_names():
+            print(f"{name:<6} {load_profile(name)['description']}")
+        return 0
+    import yaml
+    p = load_profile(a.name, parse_overrides(a.overrides))
+    print(yaml.safe_dump(p, sort_keys=False, default_flow_style=None, width=100,
+                         allow_unicode=True), end="")
     return 0
 
 

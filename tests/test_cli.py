@@ -532,3 +532,25 @@ def test_a_home_folder_of_no_user_is_one_line(capsys, tmp_path):
                   "--models-dir", str(tmp_path / "m")]):
         code, _, err = run(capsys, *argv)
         assert code == 2 and err.startswith("approx: error: cannot expand '~nosuchuser/"), argv
+
+
+def test_profiles_prints_every_key_a_run_would_take(tmp_path, capsys):
+    """`approx profiles NAME` answers "what exactly does this run with": every key, its value
+    after the profile, its base and --set, as YAML that reads back to what a run loads."""
+    import yaml
+    assert main(["profiles"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith("smoke  Tests, CI")
+    assert main(["profiles", "smoke", "--set", "epochs=2", "--set", "kd=false"]) == 0
+    got = yaml.safe_load(capsys.readouterr().out)
+    assert got == load_profile("smoke", {"epochs": 2, "kd": False})
+    assert got["epochs"] == 2 and got["batch_size"] == 32 and "h_protocols" in got
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("base: smoke\nlr: 0.02\n")
+    assert main(["profiles", str(mine)]) == 0
+    assert yaml.safe_load(capsys.readouterr().out) == load_profile(str(mine))
+    for args, msg in ((["profiles", "--set", "epochs=2"], "--set needs a profile"),
+                      (["profiles", "smoke", "--set", "epoch=2"], "unknown parameter 'epoch'"),
+                      (["profiles", "nope"], "unknown profile 'nope'")):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert msg in err and err.count("\n") == 1, err

@@ -22,9 +22,6 @@ from .config import ConfigError, DataConfig, MeasureConfig, TrainConfig
 
 COLUMNS = ["section", "kind", "model", "key", "label", "seconds", "images", "threads", "computed",
            "planned_images", "batch", "device"]
-# A record made before records named their device (2026-12-07): every one of those was made on
-# a CPU but one lent GPU machine's, whose store is gone
-OLD_DEVICE = "cpu"
 
 
 def entries(p: dict, sections: list[str]) -> list[dict]:
@@ -82,7 +79,7 @@ def table(p: dict, sections: list[str], st: store.Store, since: float | None = N
                      "computed": since is not None and t.get("finished", -1.0) >= since,
                      "planned_images": planned_images(e["step"], data_root) if planned
                      else np.nan, "batch": e["batch"],
-                     "device": t.get("device", OLD_DEVICE) if t else np.nan})
+                     "device": t.get("device", pipeline.OLD_DEVICE) if t else np.nan})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -196,7 +193,7 @@ def recorded(st: store.Store) -> pd.DataFrame:
         if t is not None:
             rows.append(t)
     df = pd.DataFrame(rows, columns=list(pipeline.TIMING_RECORD))  # batch: NaN in older records
-    return df.assign(device=df.device.fillna(OLD_DEVICE))
+    return df.assign(device=df.device.fillna(pipeline.OLD_DEVICE))
 
 
 def write(p: dict, sections: list[str], st: store.Store, out, since: float,

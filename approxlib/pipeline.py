@@ -150,6 +150,9 @@ def _val_correct_ok(m: dict) -> bool:
 LOAD_TRIES = 3
 # a `timing` entry's fields, as `Runner._account` writes them
 TIMING_RECORD = ("kind", "model", "seconds", "images", "threads", "batch", "finished", "device")
+# The device of a record made before records named one (2026-12-07): every one of those was made
+# on a CPU but one lent GPU machine's, whose store is gone
+OLD_DEVICE = "cpu"
 
 
 def _count(x) -> bool:
@@ -658,6 +661,8 @@ class Runner:
         t0, n0 = time.perf_counter(), data.images_seen()
         # at the start: a timing in turns sets the threads back to its own before it ends
         threads, device = torch.get_num_threads(), train.pick_device(self.device).type
+        if batch:  # it trains: its bits follow the threads' order of sums
+            self._warn_other_threads(kind, key, threads, device)
         inner = [0.0, 0]  # seconds and images of entries accounted inside this one
         self._accounting.append(inner)
         try:
@@ -674,6 +679,23 @@ class Runner:
             self.store.write_json("timing", key, record)
         except OSError as e:
             store.LOG.warning("no timing record for %s %s: %s", kind, key, e)
+
+    def _warn_other_threads(self, kind: str, key: str, threads: int, device: str) -> None:
+        """A trained entry made again (deleted, damaged, stale) on other torch threads or
+        another device than it was made on before comes out with other bits: a notebook on 2
+        threads remade a model that `make report`'s one-thread processes had made, and its
+        accuracy moved from 71.8% to 69.7% without a word (2026-12-07). Said where its old
+        record tells."""
+        old = self.store.peek_json("timing", key, JSON_CHECKS["timing"])
+        if old is None:
+            return
+        was = (old["threads"], old.get("device", OLD_DEVICE))
+        if was != (threads, device):
+            store.LOG.warning("%s %s is made again on %d torch threads (%s); it was made on %d "
+                              "(%s), and its numbers can differ from that one's (runs agree "
+                              "bit for bit on equal threads and device: --threads %d, or a "
+                              "notebook's threads parameter)", kind, key, threads, device,
+                              *was, was[0])
 
     def _compute(self, st: Stage) -> Path:
         if st.step.json_kind:  # accounted where its entry is written (sensitivity, metrics)
@@ -1371,22 +1393,23 @@ def _other_weights(made_from: str | None, now: str | None) -> bool:
     return made_from is not None and now is not None and made_from != now
 
 
-def distinct_stages(p: dict, sections: list[str]):
-    """Every distinct stage the sections need, in execution order, with the first variant that
-    needs it (a stage several variants share is listed once): what a dry run lists and the
-    accounting prices."""
+def distinct_stages(p: dict, sections: list[str], models: dict[str, list[str]] | None = None):
+    """Every distinct stage the sections need (`models`: per section, as `run` takes them), in
+    execution order, with the first variant that needs it (a stage several variants share is
+    listed once): what a dry run lists and the accounting prices."""
     seen = set()
-    for v in plan(p, sections):
+    for v in plan(p, sections, models):
         for st in stages(v, p):
             if st.key not in seen:
                 seen.add(st.key)
                 yield v, st
 
 
-def dry_run(p: dict, sections: list[str], cache: store.Store) -> list[dict]:
+def dry_run(p: dict, sections: list[str], cache: store.Store,
+            models: dict[str, list[str]] | None = None) -> list[dict]:
     """Every distinct stage the sections need, in execution order, with whether a run finds it
     cached (`missing_keys`: a deleted model was listed alone, and more was made, 2026-12-07)."""
-    staged = [st for _, st in distinct_stages(p, sections)]
+    staged = [st for _, st in distinct_stages(p, sections, models)]
     missing = missing_keys(staged, cache)
     return [{"stage": st.kind, "key": st.key, "label": st.label, "cached": st.key not in missing}
             for st in staged]

@@ -12,9 +12,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import torch
 from IPython.display import Image, Markdown, display
 
 from . import data
+from . import measure
 from . import analysis, controls, methods, names, plots, stats
 from . import pipeline
 from . import quants
@@ -123,13 +125,16 @@ def run_section(letter: str, profile: str = "quick", model: str | None = None,
                 models: list | None = None, dataset: str | None = None,
                 ratio: float | None = None, ratios: list | None = None,
                 overrides: dict | None = None, out: str | None = None,
-                models_dir: str = "models", data_dir: str | None = None) -> SectionRun:
+                models_dir: str = "models", data_dir: str | None = None,
+                threads: int | None = None) -> SectionRun:
     """Compute (or load from the cache) one section's variants.
 
-    Parameters mirror a notebook's parameters cell; None means "the profile's value".
+    Parameters mirror a notebook's parameters cell; None means "the profile's value" (for
+    `threads`, the torch threads of what it computes: this process's setting).
     Bad values raise ConfigError with the same message the CLI prints.
     """
     letter = parse_sections(letter)[0]
+    _check_threads(threads)
     ov, chosen = _section_overrides(SECTIONS[letter], model, models, dataset, ratio, ratios,
                                     overrides)
     p = load_profile(profile, ov)
@@ -143,8 +148,11 @@ def run_section(letter: str, profile: str = "quick", model: str | None = None,
     artifacts = store.Store(_store_root(models_dir))
     data_dir = _from_repo(data_dir or data.default_root())
     t0 = time.perf_counter()
-    df, runner = pipeline.run(p, [letter], artifacts, out, data_dir, progress=False,
-                              models={letter: chosen} if chosen else None)
+    models = {letter: chosen} if chosen else None
+    _announce(p, letter, artifacts, models, threads)
+    with measure.num_threads(threads or torch.get_num_threads()):
+        df, runner = pipeline.run(p, [letter], artifacts, out, data_dir, progress=False,
+                                  models=models)
     sensitivity = {(v.model, v.prune): runner.sensitivity(st) for v in runner.metrics
                    for st in pipeline.stages(v, p) if isinstance(st.step, steps.Sensitivity)}
     seconds = time.perf_counter() - t0
@@ -153,6 +161,31 @@ def run_section(letter: str, profile: str = "quick", model: str | None = None,
     peak = runtime.matmul_rates(p["threads"]) if SECTIONS[letter].roofline else {}
     return SectionRun(letter, p, df, runner.metrics, runner.curves, sensitivity, out, labels,
                       seconds, peak)
+
+
+def _check_threads(threads) -> None:
+    from . import cli
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or not 1 <= threads <= cli.MAX_THREADS):
+        raise ConfigError(f"threads must be a whole number from 1 to {cli.MAX_THREADS}, or None "
+                          f"for this process's setting; got {show(threads)}")
+
+
+def _announce(p: dict, letter: str, artifacts: store.Store, models, threads) -> None:
+    """One line before a notebook computes anything: how many stages are missing from the
+    models folder, on how many threads they will be made (a notebook run by hand trained for
+    minutes without a word, and a mistyped models_dir made a new store, 2026-12-07)."""
+    todo = pipeline.dry_run(p, [letter], artifacts, models)
+    missing = sum(not t["cached"] for t in todo)
+    if not missing:
+        return
+    where = (f"none of its {missing} stages are in {artifacts.root} (a new models folder, or a "
+             f"mistyped models_dir?)" if missing == len(todo) else
+             f"{missing} of its {len(todo)} stages are not in {artifacts.root}")
+    print(f"section {letter}: {where}; they are computed now, on "
+          f"{threads or torch.get_num_threads()} torch threads, without progress bars "
+          f"(`approx report --sections {letter} --dry-run` with this profile, settings and "
+          f"models folder prices them; `approx report` shows progress)")
 
 
 def _structured(name: str, value):

@@ -121,6 +121,30 @@ def test_a_timing_record_names_the_threads_and_device_it_started_on(tmp_path):
     assert rec.device.to_dict() == {2: "cpu", 3: train.pick_device("auto").type}
 
 
+def test_a_trained_entry_made_again_on_other_threads_is_warned_of(tmp_path, caplog):
+    """Its bits follow the threads' order of sums: a notebook on 2 threads remade a model made
+    on 1 and its accuracy moved 2 points without a word (2026-12-07)."""
+    import logging
+    from approxlib import measure, pipeline, train
+    from approxlib import store as S
+    from approxlib.config import load_profile
+    runner = pipeline.Runner(load_profile("smoke"), S.Store(tmp_path / "models"), progress=False)
+    device = train.pick_device("auto").type
+    with caplog.at_level(logging.WARNING, logger="approxlib"):
+        for threads in (1, 1, 2):  # made, made again alike, made again on 2
+            with measure.num_threads(threads), runner._account("prune", "k1", "resnet18", 32):
+                pass
+        with measure.num_threads(3), runner._account("encode", "k2", "resnet18"):
+            pass  # trains nothing: no warning however its threads change
+        with measure.num_threads(1), runner._account("encode", "k2", "resnet18"):
+            pass
+    warned = [r.getMessage() for r in caplog.records]
+    assert warned == [f"prune k1 is made again on 2 torch threads ({device}); it was made on 1 "
+                      f"({device}), and its numbers can differ from that one's (runs agree bit "
+                      f"for bit on equal threads and device: --threads 1, or a notebook's "
+                      f"threads parameter)"]
+
+
 def test_scratch_b_is_priced_at_its_epoch_cap(data_root):
     """Scratch-B's epochs follow FLOPs measured on the pruned model, which a dry run may not
     have: it is priced at scratch_b_max times Scratch-E's, which smoke's 50% channels reach."""

@@ -5,7 +5,9 @@ import nbformat
 import papermill as pm
 import pytest
 
+from approxlib import pipeline
 from approxlib.cli import main
+from approxlib.config import ConfigError
 from approxlib.report import NOTEBOOKS
 
 NBS = sorted(NOTEBOOKS.glob("*.ipynb"))
@@ -117,3 +119,31 @@ def test_seeds_average_a_section_and_pair_its_differences(tmp_path, smoke_run, s
     assert "nan" not in line and line.count(" noise") == 3, line
     df = pd.read_csv(tmp_path / "rep" / "results.csv")
     assert sorted(df.seed.unique()) == [0, 1] and len(df) == 2 * 3  # baseline, pruned, control
+
+
+def test_a_notebook_says_what_it_will_compute_before_it_does(tmp_path, capsys, store_copy,
+                                                             smoke_run):
+    """A notebook run by hand computed for minutes without a word, and a mistyped models_dir
+    trained from scratch in silence (2026-12-07): one line first, nothing where all is there."""
+    from approxlib import report
+    from approxlib import store as S
+    p = smoke_run[0]
+    report._announce(p, "A", store_copy, None, 1)
+    assert capsys.readouterr().out == ""
+    empty = S.Store(tmp_path / "typo")
+    report._announce(p, "A", empty, None, 1)
+    out = capsys.readouterr().out
+    n = len(pipeline.dry_run(p, ["A"], empty))
+    assert out.startswith(f"section A: none of its {n} stages are in {empty.root} (a new "
+                          f"models folder, or a mistyped models_dir?); they are computed now, on "
+                          f"1 torch threads"), out
+    key = pipeline.dry_run(p, ["A"], store_copy)[-1]["key"]  # A's last stage, gone
+    for f in store_copy.root.glob(f"*/{key}.*"):
+        f.unlink()
+    report._announce(p, "A", store_copy, None, 2)
+    assert capsys.readouterr().out.startswith(f"section A: 1 of its {n} stages are not in "
+                                              f"{store_copy.root}; they are computed now, on 2")
+    for bad in (0, "2", True, 2.0):
+        with pytest.raises(ConfigError, match=r"^threads must be a whole number from 1 to"):
+            report.run_section("A", profile="smoke", threads=bad,
+                               models_dir=str(tmp_path / "m"))

@@ -111,7 +111,6 @@ test: prepare
 LAB_ARGS  ?=
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: setup
-	$(BIN)/python -m ipykernel install --sys-prefix --name approx-cnn --display-name "approx-cnn (.venv)"
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG) $(LAB_ARGS)
 
 clean-cache:

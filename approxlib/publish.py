@@ -218,7 +218,10 @@ def summary_table(results: pd.DataFrame, sections: list[str]) -> str:
     # theirs (the profile's seed comes first)
     d = results[results.section.isin([s for s in sections if SECTIONS[s].summarized])]
     d = d[d.seed == d.seed.iloc[0]].drop_duplicates(subset=key) if len(d) else d
-    sections_of = results.groupby(key).section.agg(lambda s: ",".join(sorted(set(s))))
+    # this report's sections: the latency shown is the first of them's (rows an earlier run
+    # left in results.csv named sections whose timing the table did not show)
+    sections_of = results[results.section.isin(sections)].groupby(key).section.agg(
+        lambda s: ",".join(sorted(set(s))))
     t = pd.DataFrame({
         "model": d.model.map(names.model), "dataset": d.dataset.map(names.dataset),
         "pruned": [pruned_words(r) for r in d.itertuples()],
@@ -449,5 +452,9 @@ def build(profile: str, sections: list[str], overrides: dict, out: Path, models_
             "reused": reused}
     if pdf:
         made["pdf"] = to_pdf(index, out / "report.pdf")
+    elif (out / "report.pdf").exists():  # an earlier run's, beside a page it no longer shows
+        (out / "report.pdf").unlink()
+        store.LOG.warning("removed %s: an earlier run's PDF, which this page (--no-pdf) "
+                          "replaces", out / "report.pdf")
     made["total_s"] = time.perf_counter() - t0
     return made

@@ -496,8 +496,12 @@ def test_report_for_a_third_architecture_on_the_folder(folder, tmp_path, data_ro
     sections = pipeline.parse_sections(None, p)
     assert sections == ["C", "F", "G", "H"]
     store = os.environ.get("APPROX_TEST_STORE_FOLDER") or tmp_path / "models"
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "report.pdf").write_bytes(b"%PDF- an earlier run's")
     made = publish.build(str(profile), sections, {}, tmp_path / "out", store, data_root,
                         pdf=False, progress=False)
+    # no PDF of an earlier run is left beside a page it does not show
+    assert "pdf" not in made and not (tmp_path / "out" / "report.pdf").exists()
     html = made["index"].read_text()
     for letter in sections:
         assert f'id="section-{letter}"' in html

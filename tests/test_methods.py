@@ -99,3 +99,22 @@ def test_the_summary_tells_dense_controls_apart_by_their_fine_tuning():
         == "QAT's float twin (+5 epochs)"
     assert report.pruned_words(row(prune_method=methods.CHANNEL.key, control="scratch-b",
                                    finetune_epochs=0)) == "50% channels, Scratch-B"
+
+
+def test_the_summary_shows_the_latency_of_the_first_section_it_lists():
+    """A report of section C over a results.csv an earlier run left B's rows in: the row of the
+    shared baseline lists this report's sections only, and its latency is the first one's
+    (it listed B, whose 6.45 ms it did not show, beside C's 6.12; a notebook user, 2026-12-07)."""
+    import pandas as pd
+    from approxlib import publish
+    base = dict(model="resnet18", dataset="fashion-mnist", prune_method="none", prune_ratio=0.0,
+                quant="none", codec="none", qp=float("nan"), runtime="pytorch",
+                control="none", kd=False, artifact_key="k0", seed=0, accuracy=0.8,
+                size_bytes=44_000_000, compression_ratio=1.0, sparsity=0.0,
+                finetune_epochs=0, epochs=3, init=None, protocol="profile")
+    results = pd.DataFrame([{**base, "section": "B", "latency_ms": 6.45},
+                            {**base, "section": "C", "latency_ms": 6.12},
+                            {**base, "section": "D", "latency_ms": 6.30}])
+    html = publish.summary_table(results, ["C", "D"])
+    assert "<td>C,D</td>" in html and "<td>6.12</td>" in html
+    assert "B," not in html and "6.45" not in html and "6.3" not in html

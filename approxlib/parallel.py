@@ -15,8 +15,11 @@ undone this process computes itself.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -65,6 +68,22 @@ def help_with(p: dict, sections: list[str], cache: store.Store, data_root, index
     return runner.computed
 
 
+@contextlib.contextmanager
+def ignoring_interrupts():
+    """SIGINT ignored while child processes start, which keep it ignored (an ignored signal
+    stays ignored across exec, and Python then installs no handler of its own): ^C reaches the
+    whole process group, and a helper printed its KeyboardInterrupt traceback (even from its
+    imports) above this process's one line (an interrupting stranger, 2026-12-07)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers (a notebook's, a test's)
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def _helper(p, sections, models_dir, data_root, index, count, threads, stop_event) -> None:
     """A helper process's body (spawned: importable, its arguments picklable). It stops when
     told, or when the run that started it is gone (killed: no `finally` of its ran)."""
@@ -110,8 +129,9 @@ def run(p: dict, sections: list[str], models_dir, out_dir: Path | None, data_roo
     helpers = [ctx.Process(target=_helper, daemon=True,
                            args=(p, sections, str(models_dir), data_root, i, workers - 1,
                                  threads, stop)) for i in range(workers - 1)]
-    for h in helpers:
-        h.start()
+    with ignoring_interrupts():  # ^C is this process's to answer: it ends the helpers
+        for h in helpers:
+            h.start()
 
     def stop_helpers() -> None:
         stop.set()

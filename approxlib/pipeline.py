@@ -1163,6 +1163,8 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
     `every_stage_made()`, if given, is called once every variant's stages are in the store,
     before the bits curves and the timings in turns (`parallel` stops its helpers there)."""
     data.refresh()
+    if out_dir is not None:  # what killed writers of the report folder left (index.html too)
+        store.remove_stale_temps(Path(out_dir))
     runner = Runner(p, cache, data_root, progress)
     metrics = runner.metrics
     variants = plan(p, sections, models)

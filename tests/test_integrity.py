@@ -381,6 +381,22 @@ def test_a_live_writers_temp_file_is_kept(tmp_path):
     assert live.exists()
 
 
+def test_a_run_removes_what_killed_writers_left_in_its_report_folder(store_copy, smoke_run,
+                                                                      tmp_path):
+    """A kill while results.csv, a per-layer table or index.html was written left its hidden
+    temp file in the report folder for good (an interrupting stranger, 2026-12-07)."""
+    out = tmp_path / "out"
+    (out / "sparsity").mkdir(parents=True)
+    dead = [out / f".results.csv~{S.HOST}~{2 ** 22 + 12345}~x1.tmp",
+            out / "sparsity" / f".r.csv~{S.HOST}~{2 ** 22 + 12346}~x2.tmp"]
+    live = out / f".index.html~{S.HOST}~{os.getpid()}~x3.tmp"  # a report rendered beside it
+    for f in (*dead, live):
+        f.write_bytes(b"x")
+    pipeline.run(smoke_run[0], ["D"], store_copy, out, smoke_run[5], progress=False)
+    assert not any(f.exists() for f in dead) and live.exists()
+    assert (out / "results.csv").is_file()
+
+
 def _write_rows(folder, section: str) -> None:
     for i in range(15):
         cols = {c: [0] for c in pipeline.RESULT_COLUMNS}

@@ -123,21 +123,29 @@ def summary(df: pd.DataFrame, by: str) -> pd.DataFrame:
 def estimate(todo: pd.DataFrame, recorded: pd.DataFrame, like: dict | None = None
              ) -> pd.DataFrame:
     """`estimate_from` the records made as the run will compute (`like`: the device and torch
-    threads it will use, `Executor.setting`) for an entry whose kind and model they hold; else
-    from every record, and `other_setting` says so (2 threads train about twice as fast as 1,
-    a GPU several times faster than a CPU)."""
-    match = np.ones(len(recorded), dtype=bool)
-    for column, value in (like or {}).items():
-        match &= (recorded[column] == value).to_numpy()
-    mine = recorded[match]
-    near, every = estimate_from(todo, mine), estimate_from(todo, recorded)
-    held = set(zip(mine.kind, mine.model))
-    use = pd.Series([k in held for k in zip(todo.kind, todo.model)], index=todo.index,
-                    dtype=bool)
+    threads it will use, `Executor.setting`; an entry that trains nothing runs on the CPU
+    whatever the device) where they price an entry as closely as every record does; else from
+    every record, and `other_setting` says so (2 threads train about twice as fast as 1, a GPU
+    several times faster than a CPU)."""
+    every = estimate_from(todo, recorded)
+    near = every.copy()
+    trains = (todo.batch > 0).to_numpy()
+    untrained = {**(like or {}), **({"device": pipeline.UNTRAINED_DEVICE}
+                                    if like and "device" in like else {})}
+    for part, setting in ((trains, like or {}), (~trains, untrained)):
+        match = np.ones(len(recorded), dtype=bool)
+        for column, value in setting.items():
+            match &= (recorded[column] == value).to_numpy()
+        if part.any():
+            est = estimate_from(todo[part], recorded[match])
+            for column in est.columns:
+                near.loc[part, column] = est[column].to_numpy()
+    use = (near.level <= every.level).to_numpy()  # a rate at its batch size beats a median...
     out = every.copy()
-    out.loc[use] = near.loc[use]
+    for column in out.columns:
+        out.loc[use, column] = near.loc[use, column]
     out["other_setting"] = ~use & every.seconds.notna()
-    return out
+    return out.drop(columns="level")
 
 
 def estimate_from(todo: pd.DataFrame, recorded: pd.DataFrame) -> pd.DataFrame:
@@ -145,11 +153,11 @@ def estimate_from(todo: pd.DataFrame, recorded: pd.DataFrame) -> pd.DataFrame:
     images-per-second rate of the same kind, model and training batch size times its planned
     images where both are known, else that of the same kind and model at any batch size, else
     the median seconds of the same kind, model and batch size, else of the same kind and model,
-    else of the same kind; NaN when nothing like it was recorded. `other_model`: a training
-    entry priced from other models, none of its own being recorded; `other_batch`: one priced
-    although nothing of its kind and model was recorded at its batch size (fair
-    on a CPU, which computes at much the same rate whatever the batch; on a GPU, whose small
-    batches wait on kernel launches, off several-fold)."""
+    else of the same kind; NaN when nothing like it was recorded (`level`: which of these
+    six, 1 to 6). `other_model`: a training entry priced from other models, none of its own
+    being recorded; `other_batch`: one priced although nothing of its kind and model was
+    recorded at its batch size (fair on a CPU, which computes at much the same rate whatever
+    the batch; on a GPU, whose small batches wait on kernel launches, off several-fold)."""
     rec = recorded.dropna(subset=["seconds"])
     counted = rec[rec.images > 0]
     by_batch = counted.groupby(["kind", "model", "batch"])  # NaN batches (old records) dropped
@@ -161,17 +169,20 @@ def estimate_from(todo: pd.DataFrame, recorded: pd.DataFrame) -> pd.DataFrame:
     by_model = rec.groupby(["kind", "model"]).seconds.median()
     by_kind = rec.groupby("kind").seconds.median()
 
-    def one(r) -> float:
+    def one(r) -> tuple[float, int]:
         k = (r.kind, r.model)
         if not pd.isna(r.planned_images):
             if (*k, r.batch) in rate_at.index:
-                return r.planned_images / rate_at[(*k, r.batch)]
+                return r.planned_images / rate_at[(*k, r.batch)], 1
             if k in rate.index:
-                return r.planned_images / rate[k]
+                return r.planned_images / rate[k], 2
         if (*k, r.batch) in at_batch.index:
-            return at_batch[(*k, r.batch)]
-        return by_model[k] if k in by_model.index else by_kind.get(r.kind, np.nan)
-    seconds = pd.Series([one(r) for r in todo.itertuples()], index=todo.index, dtype=float)
+            return at_batch[(*k, r.batch)], 3
+        if k in by_model.index:
+            return by_model[k], 4
+        return (by_kind[r.kind], 5) if r.kind in by_kind.index else (np.nan, 6)
+    priced = [one(r) for r in todo.itertuples()]
+    seconds = pd.Series([s for s, _ in priced], index=todo.index, dtype=float)
     kinds = set(zip(rec.kind, rec.model))
     model = pd.Series([b > 0 and (kind, m) not in kinds
                        for kind, m, b in zip(todo.kind, todo.model, todo.batch)],
@@ -181,7 +192,9 @@ def estimate_from(todo: pd.DataFrame, recorded: pd.DataFrame) -> pd.DataFrame:
                       index=todo.index, dtype=bool)
     known = seconds.notna()
     return pd.DataFrame({"seconds": seconds, "other_batch": batch & ~model & known,
-                         "other_model": model & known})
+                         "other_model": model & known,
+                         "level": pd.Series([lv for _, lv in priced], index=todo.index,
+                                            dtype=int)})
 
 
 def recorded(st: store.Store) -> pd.DataFrame:

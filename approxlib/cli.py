@@ -136,14 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     _data_and_model(e, "test data")
     e.add_argument("--layers", action="store_true", help="print the per-layer sparsity table")
 
-    pr = sub.add_parser("profiles", help="list the profiles and what they are for; with a "
-                        "name, every key it runs with")
-    pr.add_argument("name", nargs="?", default=None,
-                    help=f"a profile ({', '.join(profile_names())}) or a .yaml file of your "
-                         f"own: print every key and its value, as a run would take them (what "
-                         f"each key does: the commented defaults of approxlib/profiles.yaml)")
-    pr.add_argument("--set", dest="overrides", action="append", default=[],
-                    metavar="KEY=VALUE", help="override one key (repeatable), as a run would")
+    _profiles_parser(sub)
     sub.add_parser("models", help="list the model names a profile's `models` may use")
     _verify_parser(sub)
     return ap
@@ -177,6 +170,17 @@ def _report_parser(sub) -> None:
     r.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads per stage (default: torch's default here, shared "
                         "out among --workers); results equal across executors at equal --threads")
+
+
+def _profiles_parser(sub) -> None:
+    pr = sub.add_parser("profiles", help="list the profiles and what they are for; with a "
+                        "name, every key it runs with")
+    pr.add_argument("name", nargs="?", default=None,
+                    help=f"a profile ({', '.join(profile_names())}) or a .yaml file of your "
+                         f"own: print every key and its value, as a run would take them (what "
+                         f"each key does: the commented defaults of approxlib/profiles.yaml)")
+    pr.add_argument("--set", dest="overrides", action="append", default=[],
+                    metavar="KEY=VALUE", help="override one key (repeatable), as a run would")
 
 
 def _verify_parser(sub) -> None:
@@ -643,8 +647,12 @@ def cmd_profiles(a) -> int:
         for name in profile_names():
             print(f"{name:<6} {load_profile(name)['description']}")
         return 0
+    import textwrap
     import yaml
     p = load_profile(a.name, parse_overrides(a.overrides))
+    label, about = p.pop("profile"), p.pop("description", "")  # names, not keys a file may set
+    print(textwrap.fill(f"{label}: {about}" if about else label, 96, initial_indent="# ",
+                        subsequent_indent="# "))
     print(yaml.safe_dump(p, sort_keys=False, default_flow_style=None, width=100,
                          allow_unicode=True), end="")
     return 0

@@ -109,14 +109,23 @@ def _in_worker() -> bool:
 def resources(st: pipeline.Stage, p: dict, threads: int) -> dict:
     """What a task needs of a worker: its CPU threads, and a GPU for training on CUDA."""
     need = {"cpus": threads}
-    if st.step.trains and _on_gpus(p):
+    if st.step.trains and on_gpus(p):
         need["gpus"] = 1
     return need
 
 
-def _on_gpus(p: dict) -> bool:
+def on_gpus(p: dict) -> bool:
     """Whether training tasks ask for a worker's `gpus` resource."""
     return str(p["device"]).startswith("cuda")
+
+
+def check_local_gpus() -> None:
+    """A local cluster offers this machine's GPU: ConfigError where it has none (its tasks
+    waited for ever for a `gpus` resource no worker offered, 2026-12-07)."""
+    if not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but this machine, where the local Dask "
+                          "cluster runs, has no CUDA device; valid: auto, cpu, or give "
+                          "--scheduler of a cluster whose workers offer gpus")
 
 
 def scheduler_address(address: str | None, workers: int | None = None) -> str | None:
@@ -160,10 +169,8 @@ def client(address: str | None = None, workers: int | None = None, threads: int 
             c.close()
         return
     n = workers or max(1, executors.cores() // threads)
-    if gpus and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but this machine, where the local Dask "
-                          "cluster runs, has no CUDA device; valid: auto, cpu, or give "
-                          "--scheduler of a cluster whose workers offer gpus")
+    if gpus:
+        check_local_gpus()
     with distributed.LocalCluster(
             n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
             dashboard_address="127.0.0.1:8787" if dashboard else None,
@@ -296,7 +303,7 @@ def run(p: dict, sections: list[str], store_url: str | Path, out_dir: Path | Non
     """`pipeline.run` with the stages computed on a Dask cluster first; same return value."""
     threads = threads_of(threads)
     artifacts = store.Store(store_url, cache)
-    with client(address, workers, threads, dashboard=progress, gpus=_on_gpus(p)) as c:
+    with client(address, workers, threads, dashboard=progress, gpus=on_gpus(p)) as c:
         pipeline.prepare_data(p, pipeline.plan(p, sections, models), artifacts, data_root)
         execute(c, p, sections, str(store_url), data_root, threads, cache, models, progress)
     torch.set_num_threads(threads)

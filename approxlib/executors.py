@@ -62,7 +62,7 @@ class Local(Executor):
 
     def setting(self, p, options) -> dict:
         from . import parallel, train
-        return {"device": train.pick_device(p["device"]).type,
+        return {"device": train.device_type(p["device"]),
                 "threads": parallel.threads_of(options["workers"], options["threads"])}
 
     def run(self, p, sections, models_dir, out, data_dir, progress, **options):
@@ -86,15 +86,22 @@ class Dask(Executor):
     def options(self, a) -> dict:
         return {"address": a.scheduler, "workers": a.workers, "threads": a.threads}
 
+    def preflight(self, p, sections, options) -> None:
+        """Dask installed, its scheduler-address setting sound beside --workers, and a GPU for
+        a local cluster asked to train on one: what the run's client refuses, refused before a
+        dry run too."""
+        from . import cluster
+        address = cluster.scheduler_address(options["address"], options["workers"])
+        if not address and cluster.on_gpus(p):
+            cluster.check_local_gpus()
+
     def setting(self, p, options) -> dict:
         from . import cluster, train
-        out = {}
-        if p["device"] != "auto":
-            out["device"] = p["device"]
-        elif not cluster.scheduler_address(options["address"], options["workers"]):
-            # a local cluster's (a scheduler's workers may have devices this has not)
-            out["device"] = train.pick_device("auto").type
-        return {**out, "threads": cluster.threads_of(options["threads"])}
+        local = not cluster.scheduler_address(options["address"], options["workers"])
+        # a scheduler's workers may have devices this machine has not: named where asked for
+        device = {"device": train.device_type(p["device"])} if local or p["device"] != "auto" \
+            else {}
+        return {**device, "threads": cluster.threads_of(options["threads"])}
 
     def run(self, p, sections, models_dir, out, data_dir, progress, **options):
         from . import cluster

@@ -153,6 +153,9 @@ TIMING_RECORD = ("kind", "model", "seconds", "images", "threads", "batch", "fini
 # The device of a record made before records named one (2026-12-07): every one of those was made
 # on a CPU but one lent GPU machine's, whose store is gone
 OLD_DEVICE = "cpu"
+# Where an entry that trains nothing (an evaluation, encoding, export, timing) runs, whatever the
+# profile's `device` (which is for training only)
+UNTRAINED_DEVICE = "cpu"
 
 
 def _count(x) -> bool:
@@ -563,6 +566,7 @@ class Runner:
         self.metrics: dict[Variant, dict] = {}  # evaluated variants of this run
         self.curves: dict[Variant, list[dict]] = {}  # section F: bits-vs-accuracy points
         self._accounting: list[list] = []  # open `_account` entries, innermost last
+        self.on_first_compute: Callable[[str, str], None] | None = None  # `run`'s hook
         self._metas: dict[Path, tuple] = {}  # artifact → (its digest, the meta it was made with)
         cache.remove_stale_temps()  # what killed writers left behind
 
@@ -658,9 +662,13 @@ class Runner:
         entry: the report's time table and --dry-run's estimates read them.
         Exclusive: an entry computed inside another (a damaged upstream remade while loading)
         is counted in its own record only."""
+        if self.on_first_compute is not None:
+            announce, self.on_first_compute = self.on_first_compute, None
+            announce(kind, key)
         t0, n0 = time.perf_counter(), data.images_seen()
         # at the start: a timing in turns sets the threads back to its own before it ends
-        threads, device = torch.get_num_threads(), train.pick_device(self.device).type
+        threads = torch.get_num_threads()
+        device = train.device_type(self.device) if batch else UNTRAINED_DEVICE
         if batch:  # it trains: its bits follow the threads' order of sums
             self._warn_other_threads(kind, key, threads, device)
         inner = [0.0, 0]  # seconds and images of entries accounted inside this one
@@ -691,11 +699,14 @@ class Runner:
             return
         was = (old["threads"], old.get("device", OLD_DEVICE))
         if was != (threads, device):
+            how = [f"--threads {was[0]}"] if was[0] != threads else []
+            how += [f"device {was[1]}"] if was[1] != device else []
             store.LOG.warning("%s %s is made again on %d torch threads (%s); it was made on %d "
                               "(%s), and its numbers can differ from that one's (runs agree "
-                              "bit for bit on equal threads and device: --threads %d, or a "
-                              "notebook's threads parameter)", kind, key, threads, device,
-                              *was, was[0])
+                              "bit for bit on equal threads and device: %s)", kind, key,
+                              threads, device, *was,
+                              " and ".join(how) + (", or a notebook's threads parameter"
+                                                   if was[0] != threads else ""))
 
     def _compute(self, st: Stage) -> Path:
         if st.step.json_kind:  # accounted where its entry is written (sensitivity, metrics)
@@ -714,7 +725,8 @@ class Runner:
                        {}),
                 "upstream": st.upstream.key if st.upstream else None,
                 "upstream_weights": self._upstream_weights(st), **provenance(),
-                "device": train.pick_device(self.device).type}  # keys name none: a record
+                "device": train.device_type(self.device) if st.step.train_batch()
+                else UNTRAINED_DEVICE}  # keys name none: a record
         out = st.step.run(self, st, path, meta)
         if st.step.json_kind:  # its JSON entry is the artifact, written and counted by it
             return path
@@ -1157,15 +1169,17 @@ def trained_epochs(v: Variant, p: dict, m: dict, init) -> tuple[int, int]:
 
 def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None = None,
         data_root: Path | None = None, progress: bool = True,
-        models: dict[str, list[str]] | None = None, every_stage_made=None
-        ) -> tuple[pd.DataFrame, Runner]:
+        models: dict[str, list[str]] | None = None, every_stage_made=None,
+        on_first_compute=None) -> tuple[pd.DataFrame, Runner]:
     """Compute (or load) every variant of `sections`; write results.csv + sparsity CSVs.
     `every_stage_made()`, if given, is called once every variant's stages are in the store,
-    before the bits curves and the timings in turns (`parallel` stops its helpers there)."""
+    before the bits curves and the timings in turns (`parallel` stops its helpers there);
+    `on_first_compute(kind, key)` before the first entry this process computes."""
     data.refresh()
     if out_dir is not None:  # what killed writers of the report folder left (index.html too)
         store.remove_stale_temps(Path(out_dir))
     runner = Runner(p, cache, data_root, progress)
+    runner.on_first_compute = on_first_compute
     metrics = runner.metrics
     variants = plan(p, sections, models)
     chains = [chain(v, p) for v in variants]  # every recipe checked before anything trains
@@ -1395,23 +1409,22 @@ def _other_weights(made_from: str | None, now: str | None) -> bool:
     return made_from is not None and now is not None and made_from != now
 
 
-def distinct_stages(p: dict, sections: list[str], models: dict[str, list[str]] | None = None):
-    """Every distinct stage the sections need (`models`: per section, as `run` takes them), in
-    execution order, with the first variant that needs it (a stage several variants share is
-    listed once): what a dry run lists and the accounting prices."""
+def distinct_stages(p: dict, sections: list[str]):
+    """Every distinct stage the sections need, in execution order, with the first variant that
+    needs it (a stage several variants share is listed once): what a dry run lists and the
+    accounting prices."""
     seen = set()
-    for v in plan(p, sections, models):
+    for v in plan(p, sections):
         for st in stages(v, p):
             if st.key not in seen:
                 seen.add(st.key)
                 yield v, st
 
 
-def dry_run(p: dict, sections: list[str], cache: store.Store,
-            models: dict[str, list[str]] | None = None) -> list[dict]:
+def dry_run(p: dict, sections: list[str], cache: store.Store) -> list[dict]:
     """Every distinct stage the sections need, in execution order, with whether a run finds it
     cached (`missing_keys`: a deleted model was listed alone, and more was made, 2026-12-07)."""
-    staged = [st for _, st in distinct_stages(p, sections, models)]
+    staged = [st for _, st in distinct_stages(p, sections)]
     missing = missing_keys(staged, cache)
     return [{"stage": st.kind, "key": st.key, "label": st.label, "cached": st.key not in missing}
             for st in staged]

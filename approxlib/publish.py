@@ -453,8 +453,11 @@ def build(profile: str, sections: list[str], overrides: dict, out: Path, models_
     if pdf:
         made["pdf"] = to_pdf(index, out / "report.pdf")
     elif (out / "report.pdf").exists():  # an earlier run's, beside a page it no longer shows
-        (out / "report.pdf").unlink()
-        store.LOG.warning("removed %s: an earlier run's PDF, which this page (--no-pdf) "
-                          "replaces", out / "report.pdf")
+        old = out / "report.pdf"
+        made_at = dt.datetime.fromtimestamp(old.stat().st_mtime)
+        aside = old.with_name(f"report-{made_at:%Y%m%dT%H%M%S}.pdf")
+        os.replace(old, aside)
+        store.LOG.warning("%s is an earlier run's PDF, which this page (--no-pdf) does not "
+                          "match: renamed %s", old, aside.name)
     made["total_s"] = time.perf_counter() - t0
     return made

@@ -148,11 +148,10 @@ def run_section(letter: str, profile: str = "quick", model: str | None = None,
     artifacts = store.Store(_store_root(models_dir))
     data_dir = _from_repo(data_dir or data.default_root())
     t0 = time.perf_counter()
-    models = {letter: chosen} if chosen else None
-    _announce(p, letter, artifacts, models, threads)
     with measure.num_threads(threads or torch.get_num_threads()):
         df, runner = pipeline.run(p, [letter], artifacts, out, data_dir, progress=False,
-                                  models=models)
+                                  models={letter: chosen} if chosen else None,
+                                  on_first_compute=_announcer(letter, artifacts))
     sensitivity = {(v.model, v.prune): runner.sensitivity(st) for v in runner.metrics
                    for st in pipeline.stages(v, p) if isinstance(st.step, steps.Sensitivity)}
     seconds = time.perf_counter() - t0
@@ -171,21 +170,22 @@ def _check_threads(threads) -> None:
                           f"for this process's setting; got {show(threads)}")
 
 
-def _announce(p: dict, letter: str, artifacts: store.Store, models, threads) -> None:
-    """One line before a notebook computes anything: how many stages are missing from the
-    models folder, on how many threads they will be made (a notebook run by hand trained for
-    minutes without a word, and a mistyped models_dir made a new store, 2026-12-07)."""
-    todo = pipeline.dry_run(p, [letter], artifacts, models)
-    missing = sum(not t["cached"] for t in todo)
-    if not missing:
-        return
-    where = (f"none of its {missing} stages are in {artifacts.root} (a new models folder, or a "
-             f"mistyped models_dir?)" if missing == len(todo) else
-             f"{missing} of its {len(todo)} stages are not in {artifacts.root}")
-    print(f"section {letter}: {where}; they are computed now, on "
-          f"{threads or torch.get_num_threads()} torch threads, without progress bars "
-          f"(`approx report --sections {letter} --dry-run` with this profile, settings and "
-          f"models folder prices them; `approx report` shows progress)")
+def _announcer(letter: str, artifacts: store.Store):
+    """What a notebook prints before the first entry it computes (a notebook run by hand
+    trained for minutes without a word, and a mistyped models_dir made a new store in silence,
+    2026-12-07); nothing where every entry is there."""
+    new = not store.is_url(artifacts.url) and (
+        not artifacts.root.is_dir() or not any(artifacts.root.iterdir()))
+
+    def announce(kind: str, key: str) -> None:
+        print(f"section {letter}: {kind} {key} is not in {artifacts.url}"
+              + (" (an empty models folder: a new one, or a mistyped models_dir?)" if new
+                 else "")
+              + f"; computing it and whatever else is missing now, on "
+                f"{torch.get_num_threads()} torch threads, without progress bars (`approx "
+                f"report --sections {letter} --dry-run` with this profile, settings and models "
+                f"folder lists them; `approx report` shows progress)", flush=True)
+    return announce
 
 
 def _structured(name: str, value):

@@ -29,6 +29,13 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def device_type(name: str = "auto") -> str:
+    """The device type `name` trains on, as records and dry runs name it ("cpu", "cuda"),
+    without `pick_device`'s refusal of a CUDA this machine lacks (a run needing no training
+    then still runs)."""
+    return "cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu"
+
+
 def use_bf16(precision: str, device: torch.device, model: nn.Module) -> bool:
     """Whether to autocast to bf16: only when asked (`precision: bf16`); auto is fp32.
 

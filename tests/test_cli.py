@@ -541,13 +541,20 @@ def test_profiles_prints_every_key_a_run_would_take(tmp_path, capsys):
     assert main(["profiles"]) == 0
     assert capsys.readouterr().out.splitlines()[0].startswith("smoke  Tests, CI")
     assert main(["profiles", "smoke", "--set", "epochs=2", "--set", "kd=false"]) == 0
-    got = yaml.safe_load(capsys.readouterr().out)
-    assert got == load_profile("smoke", {"epochs": 2, "kd": False})
+    text = capsys.readouterr().out
+    assert text.startswith("# smoke: Tests, CI")  # its name and purpose, as comments
+    want = load_profile("smoke", {"epochs": 2, "kd": False})
+    got = yaml.safe_load(text)
+    assert got == {k: v for k, v in want.items() if k not in ("profile", "description")}
     assert got["epochs"] == 2 and got["batch_size"] == 32 and "h_protocols" in got
+    # saved, it is a profile file of its own that runs the same
     mine = tmp_path / "mine.yaml"
+    mine.write_text(text)
+    assert main(["profiles", str(mine)]) == 0
+    assert yaml.safe_load(capsys.readouterr().out) == got
     mine.write_text("base: smoke\nlr: 0.02\n")
     assert main(["profiles", str(mine)]) == 0
-    assert yaml.safe_load(capsys.readouterr().out) == load_profile(str(mine))
+    assert yaml.safe_load(capsys.readouterr().out)["lr"] == 0.02
     for args, msg in ((["profiles", "--set", "epochs=2"], "--set needs a profile"),
                       (["profiles", "smoke", "--set", "epoch=2"], "unknown parameter 'epoch'"),
                       (["profiles", "nope"], "unknown profile 'nope'")):

@@ -58,6 +58,12 @@ def test_training_on_cuda_needs_a_worker_with_a_gpu(tmp_path, capsys):
                      "--models-dir", str(tmp_path / "m"), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "has no CUDA device" in err, err
+    # a dry run answers whether the run would start (it priced a run that could not)
+    code = cli.main(["report", "--profile", "smoke", "--sections", "A", "--dry-run",
+                     "--executor", "dask", "--set", "device=cuda",
+                     "--models-dir", str(tmp_path / "m")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "has no CUDA device" in err, err
 
     class Workers:  # a scheduler whose one worker offers 2 cpus and no gpus
         scheduler = SimpleNamespace(address="tcp://10.0.0.5:8786")
@@ -232,6 +238,10 @@ def test_what_is_no_working_scheduler_is_one_line(monkeypatch, capsys, tmp_path)
                                               r"scheduler-address .* tcp://127\.0\.0\.1:1"):
             with cluster.client(None, 2, 1):
                 pass
+        code = cli.main(["report", "--profile", "smoke", "--dry-run", "--executor", "dask",
+                         "--workers", "1", "--models-dir", str(tmp_path / "m")])
+        err = capsys.readouterr().err
+        assert code == 2 and "--workers sizes a local cluster" in err and err.count("\n") == 1
     for args, msg in ((["--scheduler", ""], "--scheduler is empty"),
                       (["--workers", str(executors.cores() + 1)],
                        f"is more than the {executors.cores()} cores")):

@@ -500,8 +500,10 @@ def test_report_for_a_third_architecture_on_the_folder(folder, tmp_path, data_ro
     (tmp_path / "out" / "report.pdf").write_bytes(b"%PDF- an earlier run's")
     made = publish.build(str(profile), sections, {}, tmp_path / "out", store, data_root,
                         pdf=False, progress=False)
-    # no PDF of an earlier run is left beside a page it does not show
+    # no PDF of an earlier run is left under the name of the page it does not show
     assert "pdf" not in made and not (tmp_path / "out" / "report.pdf").exists()
+    assert [f.read_bytes() for f in (tmp_path / "out").glob("report-*.pdf")] == [
+        b"%PDF- an earlier run's"]
     html = made["index"].read_text()
     for letter in sections:
         assert f'id="section-{letter}"' in html

@@ -121,28 +121,34 @@ def test_seeds_average_a_section_and_pair_its_differences(tmp_path, smoke_run, s
     assert sorted(df.seed.unique()) == [0, 1] and len(df) == 2 * 3  # baseline, pruned, control
 
 
-def test_a_notebook_says_what_it_will_compute_before_it_does(tmp_path, capsys, store_copy,
-                                                             smoke_run):
+def test_a_notebook_says_what_it_will_compute_and_makes_it_on_its_threads(tmp_path, capsys,
+                                                                         store_copy):
     """A notebook run by hand computed for minutes without a word, and a mistyped models_dir
-    trained from scratch in silence (2026-12-07): one line first, nothing where all is there."""
+    trained from scratch in silence (2026-12-07): one line before the first entry it computes,
+    on the `threads` it was given, torch's own setting left as it was; nothing where all is
+    there."""
     from approxlib import report
     from approxlib import store as S
-    p = smoke_run[0]
-    report._announce(p, "A", store_copy, None, 1)
+    from approxlib.config import load_profile
+    import torch
+    report.run_section("A", profile="smoke", models_dir=str(store_copy.root), out=str(tmp_path))
     assert capsys.readouterr().out == ""
-    empty = S.Store(tmp_path / "typo")
-    report._announce(p, "A", empty, None, 1)
-    out = capsys.readouterr().out
-    n = len(pipeline.dry_run(p, ["A"], empty))
-    assert out.startswith(f"section A: none of its {n} stages are in {empty.root} (a new "
-                          f"models folder, or a mistyped models_dir?); they are computed now, on "
-                          f"1 torch threads"), out
-    key = pipeline.dry_run(p, ["A"], store_copy)[-1]["key"]  # A's last stage, gone
-    for f in store_copy.root.glob(f"*/{key}.*"):
+    key = next(t["key"] for t in pipeline.dry_run(load_profile("smoke"), ["A"], store_copy)
+               if t["stage"] == "evaluate")
+    for f in store_copy.root.glob(f"metrics/{key}.*"):
         f.unlink()
-    report._announce(p, "A", store_copy, None, 2)
-    assert capsys.readouterr().out.startswith(f"section A: 1 of its {n} stages are not in "
-                                              f"{store_copy.root}; they are computed now, on 2")
+    before = torch.get_num_threads()
+    report.run_section("A", profile="smoke", models_dir=str(store_copy.root), out=str(tmp_path),
+                       threads=before + 1)
+    out = capsys.readouterr().out
+    assert out.startswith(f"section A: evaluate {key} is not in {store_copy.root}; computing "
+                          f"it and whatever else is missing now, on {before + 1} torch "
+                          f"threads"), out
+    assert torch.get_num_threads() == before
+    assert S.Store(store_copy.root).peek_json("timing", key)["threads"] == before + 1
+    report._announcer("A", S.Store(tmp_path / "typo"))("train", "k")
+    assert "is not in " + str(tmp_path / "typo") + " (an empty models folder: a new one, or " \
+        "a mistyped models_dir?)" in capsys.readouterr().out
     for bad in (0, "2", True, 2.0):
         with pytest.raises(ConfigError, match=r"^threads must be a whole number from 1 to"):
             report.run_section("A", profile="smoke", threads=bad,

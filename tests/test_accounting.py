@@ -295,3 +295,25 @@ def test_a_dry_run_moves_no_damaged_record_and_prices_without_it(store_copy, smo
     assert last.startswith("estimate: ") and "-" not in last.split("(")[1], last
     assert record.exists() and not (store_copy.root / "damaged").exists()
     assert len(accounting.recorded(store_copy)) == records - 1
+
+
+def test_a_cuda_profile_makes_what_trains_nothing_on_a_machine_without_cuda(store_copy,
+                                                                            smoke_run, capsys):
+    """Evaluations run on the CPU whatever `device` says: a `device=cuda` run whose one missing
+    entry was an evaluation failed where there is no CUDA, and so did its dry run (a
+    reviewer, 2026-12-07), once records named devices."""
+    from approxlib import cli, pipeline
+    from approxlib import train as T
+    if T.device_type("auto") == "cuda":
+        pytest.skip("this machine has CUDA")
+    p, data_root = smoke_run[0], smoke_run[5]
+    key = next(t["key"] for t in pipeline.dry_run(p, ["A"], store_copy)
+               if t["stage"] == "evaluate")
+    for f in store_copy.root.glob(f"metrics/{key}.*"):
+        f.unlink()
+    args = ["report", "--profile", "smoke", "--sections", "A", "--models-dir",
+            str(store_copy.root), "--data-dir", str(data_root), "--set", "device=cuda"]
+    assert cli.main(args + ["--dry-run"]) == 0
+    assert f"missing  evaluate  {key}" in capsys.readouterr().out
+    assert cli.main(args + ["--stages-only", "--quiet", "--workers", "1"]) == 0
+    assert store_copy.peek_json("timing", key)["device"] == pipeline.UNTRAINED_DEVICE

@@ -34,6 +34,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import executors
+from . import parallel
 from . import pipeline
 from . import store
 from .config import ConfigError
@@ -171,12 +172,13 @@ def client(address: str | None = None, workers: int | None = None, threads: int 
     n = workers or max(1, executors.cores() // threads)
     if gpus:
         check_local_gpus()
-    with distributed.LocalCluster(
+    with parallel.ignoring_interrupts():  # its processes: ^C is this client's to answer
+        cluster = distributed.LocalCluster(
             n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
             dashboard_address="127.0.0.1:8787" if dashboard else None,
             resources={"cpus": threads, **({"gpus": 1} if gpus else {})},
-            silence_logs=logging.ERROR) as cluster, \
-            distributed.Client(cluster) as c:
+            silence_logs=logging.ERROR)
+    with cluster, distributed.Client(cluster) as c:
         yield c
 
 

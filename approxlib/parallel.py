@@ -19,6 +19,7 @@ import contextlib
 import logging
 import multiprocessing
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -84,9 +85,16 @@ def ignoring_interrupts():
         signal.signal(signal.SIGINT, old)
 
 
+def _end_quietly(signum, frame) -> None:
+    sys.exit(128 + signum)  # SystemExit unwinds (locks, temps) and prints no traceback
+
+
 def _helper(p, sections, models_dir, data_root, index, count, threads, stop_event) -> None:
     """A helper process's body (spawned: importable, its arguments picklable). It stops when
-    told, or when the run that started it is gone (killed: no `finally` of its ran)."""
+    told, or when the run that started it is gone (killed: no `finally` of its ran). Started
+    with ^C ignored (`ignoring_interrupts`), it now ends quietly on one, and what it starts
+    (NNCodec's interpreter) gets ^C again: an ignored signal would stay ignored there."""
+    signal.signal(signal.SIGINT, _end_quietly)
     torch.set_num_threads(threads)
     parent = multiprocessing.parent_process()
     help_with(p, sections, store.Store(models_dir), data_root, index, count,

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -561,3 +562,24 @@ def test_profiles_prints_every_key_a_run_would_take(tmp_path, capsys):
         assert main(args) == 2
         err = capsys.readouterr().err
         assert msg in err and err.count("\n") == 1, err
+
+
+def test_ctrl_c_with_helpers_is_one_line(tmp_path, data_root):
+    """^C reaches the whole process group: a `--workers 2` helper printed its KeyboardInterrupt
+    traceback above the run's one line (an interrupting stranger, 2026-12-07)."""
+    import signal
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "approxlib", "report", "--profile", "smoke", "--sections", "B",
+         "--stages-only", "--quiet", "--workers", "2", "--threads", "1", "--models-dir",
+         str(tmp_path / "m"), "--data-dir", str(data_root), "--out", str(tmp_path / "o")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, "APPROX_OFFLINE": "1"})
+    deadline = time.time() + 120
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    while time.time() < deadline and proc.poll() is None and not (
+            children.exists() and children.read_text().split()):
+        time.sleep(0.2)  # until a helper (or the spawn machinery) has started
+    time.sleep(3)  # inside its imports or its work
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and err == "approx: interrupted\n", err

@@ -70,13 +70,32 @@ def help_with(p: dict, sections: list[str], cache: store.Store, data_root, index
 
 
 @contextlib.contextmanager
-def ignoring_interrupts():
-    """SIGINT ignored while child processes start, which keep it ignored (an ignored signal
-    stays ignored across exec, and Python then installs no handler of its own): ^C reaches the
-    whole process group, and a helper printed its KeyboardInterrupt traceback (even from its
-    imports) above this process's one line (an interrupting stranger, 2026-12-07)."""
+def holding_interrupts():
+    """SIGINT blocked in this thread while child processes start, which keep the block (a
+    signal mask survives exec) until they take ^C their own way (`_helper`): ^C reaches the
+    whole process group, and a helper printed its KeyboardInterrupt traceback, even from its
+    imports, above this process's one line (an interrupting stranger, 2026-12-07). This process
+    still gets it: Python runs its handler whichever thread the signal reaches, and a ^C held
+    here is delivered when the block ends. (Ignoring it instead lost a ^C that came while the
+    helpers started.)"""
     if threading.current_thread() is not threading.main_thread():
-        yield  # only the main thread may set handlers (a notebook's, a test's)
+        yield  # a notebook's or a test's thread: its children are not started with ^C's
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+@contextlib.contextmanager
+def ignoring_interrupts():
+    """SIGINT ignored while child processes start, which keep ignoring it (an ignored signal
+    stays ignored across exec): a local Dask cluster's processes, which `holding_interrupts`
+    does not keep quiet (its workers take SIGINT back and printed 36 lines of tracebacks). A
+    ^C while they start is lost: press it again."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
         return
     old = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -92,9 +111,10 @@ def _end_quietly(signum, frame) -> None:
 def _helper(p, sections, models_dir, data_root, index, count, threads, stop_event) -> None:
     """A helper process's body (spawned: importable, its arguments picklable). It stops when
     told, or when the run that started it is gone (killed: no `finally` of its ran). Started
-    with ^C ignored (`ignoring_interrupts`), it now ends quietly on one, and what it starts
-    (NNCodec's interpreter) gets ^C again: an ignored signal would stay ignored there."""
+    with ^C held (`holding_interrupts`), it ends quietly on one, one that came during its
+    imports too, and what it starts (NNCodec's interpreter) gets ^C as usual."""
     signal.signal(signal.SIGINT, _end_quietly)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     torch.set_num_threads(threads)
     parent = multiprocessing.parent_process()
     help_with(p, sections, store.Store(models_dir), data_root, index, count,
@@ -137,9 +157,6 @@ def run(p: dict, sections: list[str], models_dir, out_dir: Path | None, data_roo
     helpers = [ctx.Process(target=_helper, daemon=True,
                            args=(p, sections, str(models_dir), data_root, i, workers - 1,
                                  threads, stop)) for i in range(workers - 1)]
-    with ignoring_interrupts():  # ^C is this process's to answer: it ends the helpers
-        for h in helpers:
-            h.start()
 
     def stop_helpers() -> None:
         stop.set()
@@ -150,16 +167,20 @@ def run(p: dict, sections: list[str], models_dir, out_dir: Path | None, data_roo
             LOG.warning("%d helper process(es) ended with status %s; this process computed "
                         "what they left", len(died), ", ".join(map(str, died)))
     try:
+        with holding_interrupts():  # ^C is this process's to answer: it ends the helpers
+            for h in helpers:
+                h.start()
         with measure.num_threads(threads):
             return pipeline.run(p, sections, cache, out_dir, data_root, progress,
                                 every_stage_made=stop_helpers)
     except BaseException:  # a failure or ^C here: the helpers' work is not wanted
         for h in helpers:
-            h.terminate()
+            if h.pid is not None:  # started
+                h.terminate()
         raise
     finally:
         stop.set()
-        for h in helpers:
+        for h in (h for h in helpers if h.pid is not None):
             h.join(timeout=60)
             if h.is_alive():
                 h.terminate()

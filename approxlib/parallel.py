@@ -108,12 +108,14 @@ def _end_quietly(signum, frame) -> None:
     sys.exit(128 + signum)  # SystemExit unwinds (locks, temps) and prints no traceback
 
 
-def _helper(p, sections, models_dir, data_root, index, count, threads, stop_event) -> None:
+def _helper(p, sections, models_dir, data_root, index, count, threads, stop_event,
+            interruptible=True) -> None:
     """A helper process's body (spawned: importable, its arguments picklable). It stops when
     told, or when the run that started it is gone (killed: no `finally` of its ran). Started
     with ^C held (`holding_interrupts`), it ends quietly on one, one that came during its
     imports too, and what it starts (NNCodec's interpreter) gets ^C as usual."""
-    signal.signal(signal.SIGINT, _end_quietly)
+    # as the run takes ^C: a run started with it ignored (a background job) keeps its helpers
+    signal.signal(signal.SIGINT, _end_quietly if interruptible else signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     torch.set_num_threads(threads)
     parent = multiprocessing.parent_process()
@@ -154,9 +156,11 @@ def run(p: dict, sections: list[str], models_dir, out_dir: Path | None, data_roo
     pipeline.prepare_data(p, pipeline.plan(p, sections), cache, data_root)  # before the helpers
     ctx = multiprocessing.get_context("spawn")  # no fork of a process holding torch's threads
     stop = ctx.Event()
+    interruptible = signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
     helpers = [ctx.Process(target=_helper, daemon=True,
                            args=(p, sections, str(models_dir), data_root, i, workers - 1,
-                                 threads, stop)) for i in range(workers - 1)]
+                                 threads, stop, interruptible))
+               for i in range(workers - 1)]
 
     def stop_helpers() -> None:
         stop.set()

@@ -573,7 +573,9 @@ def test_ctrl_c_with_helpers_is_one_line(tmp_path, data_root):
          "--stages-only", "--quiet", "--workers", "2", "--threads", "1", "--models-dir",
          str(tmp_path / "m"), "--data-dir", str(data_root), "--out", str(tmp_path / "o")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-        env={**os.environ, "APPROX_OFFLINE": "1"})
+        env={**os.environ, "APPROX_OFFLINE": "1"},
+        # as a terminal starts it: a background job (CI's, maybe) starts with ^C ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
     while time.time() < deadline and proc.poll() is None and not (

@@ -1119,6 +1119,7 @@ def row(v: Variant, p: dict, m: dict) -> dict:
         "finetune_epochs": extra_epochs, "control_lr": control_lr(v, p),
         "control": v.control, "protocol": v.protocol,
         "kd": v.kd,
+        "layers_csv": layer_csv_name(v) if shows_layers(v) else "",
         "weight_bits": weight_bits(v, p),
         "qp": v.qp,
         "schedule": p["schedule"], "train_size": p["train_size"], "artifact_key": m["artifact_key"],
@@ -1216,7 +1217,7 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
     df["chance"] = chance
     df = _integers(df)
     if out_dir is not None:
-        write_results(df, Path(out_dir), sections)
+        write_tables(df, metrics, Path(out_dir), sections)
         if runner.curves:
             # the store keeps each point's validation answers; the CSV gives the figures
             curve = analysis.curve_frame(runner.curves).drop(columns="val_correct")
@@ -1225,7 +1226,6 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
         if len(points):
             store.write_text(Path(out_dir) / "compression_points.csv",
                              points.to_csv(index=False))
-        write_layer_csvs(metrics, Path(out_dir) / "sparsity")
     return df, runner
 
 
@@ -1264,15 +1264,30 @@ def chance_levels(p: dict, variants: list[Variant], data_root) -> list[float]:
     return out
 
 
-def write_layer_csvs(metrics: dict[Variant, dict], folder: Path) -> None:
-    """Per-layer sparsity tables of the variants their section asks for (PyTorch models; an
-    encoded file or an ONNX export holds the same weights)."""
-    for v, m in metrics.items():
-        which = SECTIONS[v.section].layer_csvs
-        if ((which == "all" or (which == "pruned" and v.prune_ratio > 0))
-                and v.codec == NO_CODEC and not v.is_control and v.runtime == runtimes.REFERENCE):
-            store.write_text(folder / layer_csv_name(v),
-                             pd.DataFrame(m["layers"]).to_csv(index=False))
+def shows_layers(v: Variant) -> bool:
+    """Whether the report's `sparsity/` folder has a per-layer table of `v`: the variants
+    their section asks for, PyTorch models only (an encoded file or an ONNX export holds the
+    same weights)."""
+    which = SECTIONS[v.section].layer_csvs
+    return ((which == "all" or (which == "pruned" and v.prune_ratio > 0))
+            and v.codec == NO_CODEC and not v.is_control and v.runtime == runtimes.REFERENCE)
+
+
+def write_tables(df: pd.DataFrame, metrics: dict[Variant, dict], out_dir: Path,
+                 sections: list[str]) -> None:
+    """results.csv with this run's rows for `sections`, and the per-layer tables of
+    `sparsity/` its rows name (`layers_csv`); a table the replaced rows named and no row names
+    any more (a ratio an earlier run showed and this one left out) is removed. Under
+    results.csv's lock: a run writing other sections of the folder at the same time keeps its
+    rows and its fresh tables."""
+    folder = out_dir / "sparsity"
+    with _results_lock(out_dir):
+        for v, m in metrics.items():
+            if shows_layers(v):
+                store.write_text(folder / layer_csv_name(v),
+                                 pd.DataFrame(m["layers"]).to_csv(index=False))
+        for name in write_results(df, out_dir, sections):
+            (folder / name).unlink(missing_ok=True)
 
 
 def layer_csv_name(v: Variant) -> str:
@@ -1292,21 +1307,33 @@ def _integers(df: pd.DataFrame) -> pd.DataFrame:
     return df.astype({c: "Int64" for c in ("qp", "latency_rounds") if c in df})
 
 
-def write_results(df: pd.DataFrame, out_dir: Path, sections: list[str]) -> Path:
-    """Replace the rows of `sections` in out_dir/results.csv, keep the others (atomic)."""
+def _results_lock(out_dir: Path) -> filelock.FileLock:
+    """Two runs writing one report folder each keep the other's rows (re-entrant)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return filelock.FileLock(out_dir / ".results.csv.lock", is_singleton=True)
+
+
+def write_results(df: pd.DataFrame, out_dir: Path, sections: list[str]) -> set[str]:
+    """Replace the rows of `sections` in out_dir/results.csv, keep the others (atomic).
+    Returns the per-layer tables (`layers_csv`) the replaced rows named and no row names now."""
     path = Path(out_dir) / "results.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Under a lock: two runs writing one folder each keep the other's rows.
-    with filelock.FileLock(path.with_name(".results.csv.lock"), is_singleton=True):
+    replaced = pd.DataFrame()
+    with _results_lock(path.parent):
         if path.is_file():
             old = pd.read_csv(path)
-            old = old[~old["section"].isin(sections)]
+            mine = old["section"].isin(sections)
+            replaced, old = old[mine], old[~mine]
             df = pd.concat([old, df], ignore_index=True)
         df = _integers(df)
         extra = [c for c in df.columns if c not in RESULT_COLUMNS]
         df = df[RESULT_COLUMNS + extra].sort_values("section", kind="stable")
         store.write_text(path, df.to_csv(index=False))
-    return path
+    return _named(replaced) - _named(df)
+
+
+def _named(df: pd.DataFrame) -> set[str]:
+    """The per-layer tables rows name (none where a version before `layers_csv` wrote them)."""
+    return {n for n in df.get("layers_csv", ()) if isinstance(n, str) and n}
 
 
 def read_results(path: Path | str, need: tuple[str, ...] = ()) -> pd.DataFrame:

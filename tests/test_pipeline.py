@@ -1,6 +1,7 @@
 import dataclasses
 import math
 import os
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -63,6 +64,14 @@ def test_rows_measure_what_they_claim(smoke):
     assert base["artifact"].nunique() == 1 and base["accuracy"].nunique() == 1
     layers = pd.read_csv(root / "out" / "sparsity" / "resnet18_fashion-mnist_p70_none.csv")
     assert layers["zeros"].sum() / layers["total"].sum() == pytest.approx(0.7, abs=1e-6)
+    csv = pd.read_csv(root / "out" / "results.csv")
+    readme = (S.Path(__file__).parents[1] / "README.md").read_text()
+    listed = readme.split("the first columns are")[1].split("(the order of the extra")[0]
+    spans = [t for t in re.findall(r"`([^`]*)`", listed) if "," in t]
+    assert set(csv.columns) == {c.strip() for t in spans for c in t.split(",")}  # each documented
+    named = csv["layers_csv"].dropna()
+    assert "resnet18_fashion-mnist_p70_none.csv" in set(named)
+    assert {f.name for f in (root / "out" / "sparsity").glob("*.csv")} == set(named)
 
 
 def test_smoke_models_learn(smoke):
@@ -760,3 +769,32 @@ def test_data_is_read_before_the_stages_only_where_one_is_missing(smoke, store_c
     pipeline.prepare_data(p, variants, store_copy, data_root)
     assert len(read) == len({(c.dataset, c.image_size)
                              for c in pipeline.data_configs(p, variants)}) >= 1
+
+
+def test_per_layer_tables_are_those_the_rows_name(tmp_path):
+    """A ratio left out of a run has its per-layer table removed, as its row is; another
+    section's tables stay, and so do all beside rows of a version that named none (a
+    stranger found `sparsity/` keeping tables of variants no row showed, 2026-12-07)."""
+    from approxlib.sections import Variant
+
+    def write(section, ratios):
+        vs = [Variant(section, "resnet18", "fashion-mnist", r) for r in ratios]
+        metrics = {v: {"layers": [{"layer": "fc", "total": 10, "zeros": round(v.prune_ratio * 10)}]}
+                   for v in vs}
+        rows = [{**dict.fromkeys(pipeline.RESULT_COLUMNS, 0), "section": section,
+                 "layers_csv": pipeline.layer_csv_name(v) if pipeline.shows_layers(v) else ""}
+                for v in vs]
+        pipeline.write_tables(pd.DataFrame(rows), metrics, tmp_path, [section])
+        return {f.name for f in (tmp_path / "sparsity").glob("*.csv")}
+
+    p30, p70 = "resnet18_fashion-mnist_p30_none.csv", "resnet18_fashion-mnist_p70_none.csv"
+    assert write("B", [0.0, 0.3, 0.7]) == {p30, p70}  # B shows its pruned variants only
+    assert write("B", [0.0, 0.7]) == {p70}
+    assert write("A", [0.3]) == {p30, p70}  # another section's table stays
+    assert write("A", []) == {p70}
+    df = pd.read_csv(tmp_path / "results.csv")
+    df.drop(columns="layers_csv").to_csv(tmp_path / "results.csv", index=False)  # an older file
+    (tmp_path / "sparsity" / p30).write_text("layer\n")  # and a table of its rows or a user's
+    assert write("B", [0.0]) == {p30, p70}  # its rows did not say which tables are theirs
+    assert write("C", [0.7]) == {p30, p70}  # another section's rows are not touched
+    assert write("C", []) == {p30}

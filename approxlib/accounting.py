@@ -71,9 +71,10 @@ def table(p: dict, sections: list[str], st: store.Store, since: float | None = N
     for a dry run, which reads only this machine's records and moves nothing. `batch`: the
     batch size it trains at as planned (0: it does not train)."""
     rows = []
-    read = st.peek_json if planned else st.read_json
     for e in entries(p, sections):
-        t = read("timing", e["key"], pipeline.JSON_CHECKS["timing"]) or {}
+        t = (st.peek_json("timing", e["key"], pipeline.JSON_CHECKS["timing"]) if planned else
+             st.read_json("timing", e["key"], pipeline.JSON_CHECKS["timing"],
+                          pipeline.RECORDS["timing"])) or {}
         rows.append({**{k: e[k] for k in COLUMNS[:5]}, "seconds": t.get("seconds", np.nan),
                      "images": t.get("images", np.nan), "threads": t.get("threads", np.nan),
                      "computed": since is not None and t.get("finished", -1.0) >= since,

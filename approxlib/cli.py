@@ -185,7 +185,8 @@ def _profiles_parser(sub) -> None:
 
 def _verify_parser(sub) -> None:
     v = sub.add_parser("verify", help="check every entry of an artifact store against its "
-                       "recorded digest; list what a run would recompute (moves nothing)")
+                       "recorded digest; list what a run would recompute, and damaged records of a stage's "
+                       "cost or a twin it would set aside (moves nothing)")
     v.add_argument("--models-dir", default="models", type=named_arg,
                    help="the artifact store: a folder or a file:// URL (another URL is "
                    "refused: give the folder of this machine's copies of it to check those)")
@@ -692,7 +693,9 @@ def existing_store(models_dir: str, option: str = "--models-dir") -> None:
 
 
 def cmd_verify(a) -> int:
-    """Exit 0 when every entry is intact, 1 when a run would recompute something."""
+    """Exit 0 when every entry is intact, 1 when a run would recompute something or set a
+    damaged record aside (`pipeline.RECORDS`: a stage's cost, a twin's lookup; not made
+    again)."""
     from . import pipeline, store
     folder = a.models_dir
     if store.is_url(folder):
@@ -700,10 +703,16 @@ def cmd_verify(a) -> int:
     existing_store(folder)
     entries = pipeline.verify_store(store.Store(folder))
     bad = [e for e in entries if e["problem"]]
+    records = [e for e in bad if e["kind"] in pipeline.RECORDS]
     for e in entries if a.all else bad:
-        print(f"{'ok      ' if not e['problem'] else 'recompute'}  {e['path']}"
-              + (f"  ({e['problem']})" if e["problem"] else ""))
-    print(f"{len(entries)} entries, {len(entries) - len(bad)} intact, {len(bad)} to recompute")
+        what = ("ok       " if not e["problem"] else "set aside" if e in records
+                else "recompute")
+        print(f"{what}  {e['path']}" + (f"  ({e['problem']}"
+              + (f"; {pipeline.RECORDS[e['kind']]})" if e in records else ")")
+              if e["problem"] else ""))
+    print(f"{len(entries)} entries, {len(entries) - len(bad)} intact, "
+          f"{len(bad) - len(records)} to recompute"
+          + (f", {len(records)} damaged records to set aside" if records else ""))
     return 1 if bad else 0
 
 

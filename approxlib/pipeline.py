@@ -173,6 +173,11 @@ def _timing_ok(t: dict) -> bool:
             and _count(t.get("batch", 0)))
 
 
+# JSON entries that record how another entry was made, not what it is: one found damaged is
+# set aside and not made again (its entry is whole); what follows instead
+RECORDS = {"timing": "its stage's cost unknown until the stage is made again",
+           "fingerprints": "its twins measured again when next evaluated"}
+
 # What a cached JSON entry must hold to be used; anything else is set aside and recomputed.
 JSON_CHECKS = {
     "metrics": _metrics_ok,
@@ -847,8 +852,8 @@ class Runner:
         path, model, digest, size = self._loaded(st.upstream, mcfg.threads, model_config_of(st))
         fp = fingerprint(model)
         same_key = f"{fp}-{config_hash(st.step.version, *st.step.hashed())}" if fp else None
-        same = (self.store.read_json("fingerprints", same_key, JSON_CHECKS["fingerprints"])
-                if same_key else None)
+        same = (self.store.read_json("fingerprints", same_key, JSON_CHECKS["fingerprints"],
+                                     RECORDS["fingerprints"]) if same_key else None)
         metrics = (self.store.read_json("metrics", same["metrics"], JSON_CHECKS["metrics"])
                    if same is not None else None)
         if metrics is not None and metrics.get("fingerprint") != fp:

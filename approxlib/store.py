@@ -912,14 +912,16 @@ class Store:
         return self.fs is not None and all(
             self.fs.isfile(self._remote(kind, key, suffix + s)) for s in ("", DIGEST))
 
-    def fetch(self, kind: str, key: str, suffix: str = ".pt") -> Path | None:
+    def fetch(self, kind: str, key: str, suffix: str = ".pt", then: str = "recomputing"
+              ) -> Path | None:
         """The artifact's verified local file, downloaded first if only the store has it; None
-        if absent or damaged (a damaged copy is moved aside, with a warning). For a URL store
+        if absent or damaged (a damaged copy is moved aside, with a warning ending in `then`,
+        what follows). For a URL store
         the URL is the store and this machine's folder a cache of it: a local copy is used
         while the URL holds that version (`_as_published`)."""
         path = self.path(kind, key, suffix)
         if path.is_file():
-            intact = self._check(path, kind, key)
+            intact = self._check(path, kind, key, then)
             if self.fs is None or intact is None:  # None: its writer is at work
                 return path if intact else None
             if intact and self._as_published(kind, key, suffix, path):
@@ -932,7 +934,7 @@ class Store:
                 if self.verify(path) is not None:  # another machine between its two moves
                     time.sleep(PUBLISH_PAUSE)  # (`publish`): once more before judging
                     self._download(kind, key, suffix, path)
-                if self._check(path, kind, key):
+                if self._check(path, kind, key, then):
                     self._seen_published(path)
                     return path
                 self._set_aside_remote(kind, key, suffix)
@@ -1023,7 +1025,8 @@ class Store:
         (size, _, _), digest = self._verified[path]
         return digest, size
 
-    def _check(self, path: Path, kind: str, key: str) -> bool | None:
+    def _check(self, path: Path, kind: str, key: str, then: str = "recomputing"
+               ) -> bool | None:
         """True if the entry is intact; False if missing or damaged (then set aside); None if
         it is not intact while a writer holds its lock: a writer renames an entry into place
         and then records its digest, so in between a reader finds it without one (or,
@@ -1038,14 +1041,14 @@ class Store:
             with self.holding(kind, key, wait=False):  # re-entrant: a holder gets it
                 problem = self.verify(path)  # the writer may have finished meanwhile
                 if problem is not None and problem != "missing":
-                    self.set_aside(path, problem)
+                    self.set_aside(path, problem, then)
                 return problem is None
         except Busy:
             return None
 
-    def set_aside(self, path: Path, why: str) -> Path:
+    def set_aside(self, path: Path, why: str, then: str = "recomputing") -> Path:
         """Move a local entry that cannot be trusted (and its digest) under `<root>/damaged/`:
-        kept for inspection, never used again."""
+        kept for inspection, never used again; the warning ends with what follows (`then`)."""
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
         rel = Path(path).relative_to(self.root)
         target = self.root / DAMAGED / rel.parent / f"{rel.name}.{stamp}-{uuid.uuid4().hex[:6]}"
@@ -1055,7 +1058,7 @@ class Store:
         with contextlib.suppress(FileNotFoundError):
             os.replace(f"{path}{DIGEST}", f"{target}{DIGEST}")
         self._verified.pop(Path(path), None)
-        LOG.warning("approx: warning: %s: %s; moved to %s, recomputing", path, why, target)
+        LOG.warning("approx: warning: %s: %s; moved to %s, %s", path, why, target, then)
         return target
 
     def _set_aside_remote(self, kind: str, key: str, suffix: str) -> None:
@@ -1096,16 +1099,17 @@ class Store:
                     self.fs.rm(tmp)
         self._seen_published(path)
 
-    def read_json(self, kind: str, key: str, check: Callable[[Any], bool] | None = None
-                  ) -> dict | None:
+    def read_json(self, kind: str, key: str, check: Callable[[Any], bool] | None = None,
+                  then: str = "recomputing") -> dict | None:
         """A verified JSON entry; None when absent, or damaged, unparsable or failing `check`
-        (then moved aside: a damaged entry is recomputed, not trusted)."""
-        p = self.fetch(kind, key, ".json")
+        (then moved aside: a damaged entry is recomputed, not trusted; `then` says what follows
+        where that is not so)."""
+        p = self.fetch(kind, key, ".json", then)
         if p is None:
             return None
         obj = read_json_entry(p, check)
         if isinstance(obj, str):
-            self.set_aside(p, obj)
+            self.set_aside(p, obj, then)
             return None
         return obj
 

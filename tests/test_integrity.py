@@ -465,6 +465,32 @@ def test_verify_command_reports_what_a_run_would_recompute(copied, capsys):
         "which say nothing of the URL's" in capsys.readouterr().err
 
 
+def test_a_damaged_record_is_set_aside_and_said_not_to_be_recomputed(copied, capsys, caplog):
+    """A timing or fingerprints record killed mid-write (renamed into place, its digest not
+    yet written) was listed by `verify` as "to recompute" for good, and a run set the timing
+    aside "recomputing" while nothing recomputed it (an interrupting stranger, 2026-12-07)."""
+    p, store, _, _, _ = copied
+    planned = _planned(p)
+    timing = _one(store, "timing", "*.json", planned)
+    twin = next(f for f in sorted((store.root / "fingerprints").glob("*.json"))
+                if json.loads(f.read_text())["metrics"] in planned)
+    for f in (timing, twin):
+        Path(f"{f}{S.DIGEST}").unlink()
+    assert cli.main(["verify", "--models-dir", str(store.root)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1].endswith(", 0 to recompute, 2 damaged records to set aside")
+    assert sorted(line.split()[:3] for line in out[:-1]) == [
+        ["set", "aside", str(f)] for f in sorted((twin, timing))]
+    assert pipeline.RECORDS["timing"] in "\n".join(out)
+    with caplog.at_level(logging.WARNING, logger="approxlib"):
+        t = accounting.table(p, list("ABCDEFGH"), S.Store(store.root))
+    assert t.loc[t.key == timing.stem, "seconds"].isna().all()
+    warned = [r.getMessage() for r in caplog.records if str(timing) in r.getMessage()]
+    assert len(warned) == 1 and warned[0].endswith(pipeline.RECORDS["timing"])
+    assert cli.main(["verify", "--models-dir", str(store.root)]) == 1  # the twin's, until read
+    assert capsys.readouterr().out.splitlines()[-1].endswith(", 1 damaged records to set aside")
+
+
 def test_json_entries_refuse_nan_and_huge_numbers(tmp_path):
     f = tmp_path / "m.json"
     for raw in (b'{"a": NaN}', b'{"a": Infinity}', b'{"a": 1' + b"0" * 5000 + b"}",

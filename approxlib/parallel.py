@@ -22,7 +22,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -70,6 +72,19 @@ def help_with(p: dict, sections: list[str], cache: store.Store, data_root, index
 
 
 @contextlib.contextmanager
+def _children_started(change: Callable[[], Any], undo: Callable[[Any], Any]):
+    """`change` ^C's handling in the main thread while child processes start, `undo` it after;
+    another thread (a notebook's or a test's) starts its children as they are."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = change()
+    try:
+        yield
+    finally:
+        undo(old)
+
+
 def holding_interrupts():
     """SIGINT blocked in this thread while child processes start, which keep the block (a
     signal mask survives exec) until they take ^C their own way (`_helper`): ^C reaches the
@@ -78,30 +93,18 @@ def holding_interrupts():
     still gets it: Python runs its handler whichever thread the signal reaches, and a ^C held
     here is delivered when the block ends. (Ignoring it instead lost a ^C that came while the
     helpers started.)"""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # a notebook's or a test's thread: its children are not started with ^C's
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    return _children_started(
+        lambda: signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}),
+        lambda old: signal.pthread_sigmask(signal.SIG_SETMASK, old))
 
 
-@contextlib.contextmanager
 def ignoring_interrupts():
     """SIGINT ignored while child processes start, which keep ignoring it (an ignored signal
     stays ignored across exec): a local Dask cluster's processes, which `holding_interrupts`
     does not keep quiet (its workers take SIGINT back and printed 36 lines of tracebacks). A
     ^C while they start is lost: press it again."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old)
+    return _children_started(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+                             lambda old: signal.signal(signal.SIGINT, old))
 
 
 def _end_quietly(signum, frame) -> None:

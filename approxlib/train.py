@@ -22,11 +22,11 @@ from .config import CONSTANT, COSINE, ONECYCLE, ConfigError, TrainConfig
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The device a profile's `device` (config.DEVICES) trains on; refused where it is CUDA
+    and this machine has none."""
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' requested but no CUDA device is available; valid: auto, cpu")
-    return torch.device(name)
+    return torch.device(device_type(name))
 
 
 def device_type(name: str = "auto") -> str:

@@ -173,12 +173,14 @@ def validation_bounds(d: pd.DataFrame) -> pd.Series:
     dense model at equal compute for its model (`compression_reference` in a section weighed
     on size, else `best_dense`), paired over the same images (`stats.paired_lower_bound`):
     results.csv's `val_lo`, by which "within N points" is decided on validation, never on
-    test. NaN where a section has no one such model (section H's seeds and protocols)."""
+    test. NaN where a section has no one such model per seed (section H's protocols)."""
     out = pd.Series(np.nan, index=d.index)
-    for (section, model), rows in d.groupby(["section", "model"], sort=False):
+    run = d.seed if "seed" in d else pd.Series(0, index=d.index)
+    for (section, model, seed), rows in d.groupby(["section", "model", run], sort=False):
         reference = compression_reference if SECTIONS[section].trade_off else best_dense
-        try:
-            right = reference(d[d.section == section], model).val_correct
+        try:  # each seed's rows against its own seed's reference (a second seed's baseline
+            # made `pick` find two and blanked the whole section's bounds)
+            right = reference(d[(d.section == section) & (run == seed)], model).val_correct
         except KeyError:
             continue
         out[rows.index] = [stats.paired_lower_bound(right, v)["lo"] for v in rows.val_correct]
@@ -369,13 +371,14 @@ def seed_means(d: pd.DataFrame, key: list[str]) -> pd.DataFrame:
 def average_seeds(d: pd.DataFrame, seed: int) -> pd.DataFrame:
     """The rows of `seed`'s run, each variant's `accuracy` replaced by its mean over the seeds
     (`seed_means` over `VARIANT_KEY`): `accuracy_seed` keeps its own, `acc_sd`, `acc_lo`,
-    `acc_hi` and `seeds` give the spread. Its run stays the one the paired tests compare;
-    size and latency are its own."""
+    `acc_hi` (cut to 0–1; NaN: `stats.no_interval`) and `seeds` give the spread. Its run
+    stays the one the paired tests compare; size and latency are its own."""
     out = d[d.seed == seed].reset_index(drop=True)
     means = out[VARIANT_KEY].merge(seed_means(d, VARIANT_KEY), on=VARIANT_KEY, how="left")
     out["accuracy_seed"] = out.accuracy
     out["accuracy"] = means["mean"]
-    out["acc_sd"], out["acc_lo"], out["acc_hi"] = means.sd, means.lo, means.hi
+    # an accuracy's t-interval over two or three seeds can run past 0 and 100%: cut there
+    out["acc_sd"], out["acc_lo"], out["acc_hi"] = means.sd, means.lo.clip(0, 1), means.hi.clip(0, 1)
     out["seeds"] = means.n
     return out
 
@@ -406,12 +409,17 @@ def _plain(d: pd.DataFrame) -> pd.Series:
 CHANCE_MARGIN = 0.02  # top-1 this close to `chance` (or below) is a model that learned nothing
 
 
-def at_chance(d: pd.DataFrame) -> pd.Series:
-    """Rows whose top-1 is within CHANCE_MARGIN of always naming the most frequent test class
-    (results.csv's `chance`; rows without it never count)."""
-    if "chance" not in d:
+VALIDATION = "val_accuracy"  # what a run is judged by where judging it chooses anything
+
+
+def at_chance(d: pd.DataFrame, column: str = "accuracy") -> pd.Series:
+    """Rows whose top-1 (`column`: test, or `VALIDATION` where the verdict leaves rows out:
+    choosing by the test split would be test-set selection) is within CHANCE_MARGIN of always
+    naming the most frequent test class (results.csv's `chance`; rows without it never
+    count)."""
+    if "chance" not in d or column not in d:
         return pd.Series(False, index=d.index)
-    return (d.accuracy <= d.chance + CHANCE_MARGIN).fillna(False).astype(bool)
+    return (d[column] <= d.chance + CHANCE_MARGIN).fillna(False).astype(bool)
 
 
 def _trained(d: pd.DataFrame) -> pd.Series:
@@ -485,7 +493,7 @@ def learned_runs(d: pd.DataFrame) -> pd.DataFrame:
     measurement of pruning (quick, 2026-12-05: MobileNetV2's baseline at 11.3% under the
     original protocol, seed 0, stretched its 3-seed interval to -9.7..+34.5 points)."""
     roles_ = d.role if "role" in d else pd.Series("", index=d.index)
-    dead = d[roles_.isin([BASELINE, CONTROL]) & at_chance(d)]
+    dead = d[roles_.isin([BASELINE, CONTROL]) & at_chance(d, VALIDATION)]
     key = ["model", "protocol", "seed"]
     void = pd.MultiIndex.from_frame(d[key]).isin(pd.MultiIndex.from_frame(dead[key]))
     return d[~void]
@@ -625,15 +633,22 @@ def controls_finding(d: pd.DataFrame, ratio: float) -> tuple[str, str] | None:
                                        f"{names.model(r.model)} {r.protocol} {_points(r.mean)}"
                                        for r in diff.itertuples()) + ".")
     most = int(diff.n.max())
-    parts = [f"{names.model(r.model)} {r.protocol} {_points(r.mean)} "
-             + (f"({_points(r.lo)} to {_points(r.hi)}" if r.n > 1 else "(no interval")
-             + (f", {int(r.n)} seed{'s' * (r.n > 1)})" if r.n < most else ")")
-             for r in diff.itertuples()]
-    real = [r for r in diff.itertuples() if not stats.within_noise(r._asdict())]
-    verdict = ("every interval contains zero: no effect of pruning itself is detectable"
-               if not real else f"{len(real)} of {len(diff)} intervals exclude zero")
+    rows = diff.to_dict("records")
+    parts = [f"{names.model(r['model'])} {r['protocol']} {_points(r['mean'])} "
+             + (f"(no interval: {stats.no_interval(r)})" if stats.no_interval(r) else
+                f"({_points(r['lo'])} to {_points(r['hi'])}"
+                + (f", {int(r['n'])} seeds)" if r["n"] < most else ")"))
+             for r in rows]
+    tested = [r for r in rows if not stats.no_interval(r)]
+    real = [r for r in tested if not stats.within_noise(r)]
+    untested = (f" ({len(rows) - len(tested)} without one)" if len(tested) < len(rows) else "")
+    verdict = ("no interval can be estimated: pruning's own effect is untested" if not tested
+               else f"every interval contains zero{untested}: no effect of pruning itself is "
+               f"detectable over these seeds" if not real
+               else f"{len(real)} of {len(tested)} intervals exclude zero{untested}")
     return h.section.iloc[0], (f"**Controls.** Over {most} seeds, pruned − "
-                               f"control (points, 95% interval): " + "; ".join(parts)
+                               f"control (points, 95% t-interval over seeds, every seed scored "
+                               f"on the same test images): " + "; ".join(parts)
                                + f"; {verdict}.")
 
 

@@ -101,6 +101,14 @@ def _fmt_pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _accuracy_interval(r) -> str:
+    """A row's 95% interval in percent (Wilson for one run, a t-interval over seeds cut to
+    0–100%), or "–" where the seeds agree to the image and give none."""
+    if r.acc_lo != r.acc_lo:
+        return "–"
+    return f"{100 * r.acc_lo:.1f}–{100 * r.acc_hi:.1f}"
+
+
 @dataclass
 class SectionRun:
     """What a section shows, computed (or read from the cache) by `run_section`: its rows, each
@@ -373,7 +381,7 @@ class Section:
                else f"top-1 mean of {self.n_seeds} seeds (%)")
         t = pd.DataFrame({
             "variant": d.variant, acc: (d.accuracy * 100).round(2),
-            "95% CI (%)": [f"{100 * r.acc_lo:.1f}–{100 * r.acc_hi:.1f}" for r in d.itertuples()],
+            "95% CI (%)": [_accuracy_interval(r) for r in d.itertuples()],
             "size (MB)": d.size_bytes / 1e6, "latency (ms)": d.latency_ms,
             f"throughput @{self.p['throughput_batch']} (img/s)":
                 d.throughput_img_s.round(0).astype("Int64"),
@@ -527,9 +535,11 @@ class Section:
             sel = d[(d.model == v.model) & (d.dataset == v.dataset) & (d.quant == quants.NONE.key)]
             role = analysis.roles(sel, v.prune_ratio, finetuned_only=False)
             diff = analysis.paired_differences(sel.assign(role=role))
-            parts = [f"{r.difference} {100 * r.mean:+.2f} points ({100 * r.lo:+.2f} to "
-                     f"{100 * r.hi:+.2f}, {stats.interval_words(r._asdict())})"
-                     for r in diff.itertuples()]
+            parts = [f"{r['difference']} {100 * r['mean']:+.2f} points ("
+                     + (f"no interval: {stats.no_interval(r)})" if stats.no_interval(r) else
+                        f"{100 * r['lo']:+.2f} to {100 * r['hi']:+.2f}, "
+                        f"{stats.interval_words(r)})")
+                     for r in diff.to_dict("records")]
             out.append(f"  - {names.variant_label(v)}: " + "; ".join(parts) + ".")
         return out
 

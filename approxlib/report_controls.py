@@ -4,6 +4,7 @@ layer-wise magnitude) beside global magnitude on a sparsity curve; per-layer sen
 ratios it suggests; a verdict generated from the numbers."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from . import analysis, methods, names, plots, stats
@@ -127,9 +128,11 @@ class ControlsSection(Section):
         })
         _table(t)
         _md(self.caption("Table", "Paired accuracy differences (same seed), mean and 95% "
-                         "t-interval over seeds; 'within noise' when the interval contains 0, or "
-                         "where none can be estimated (–: one seed, or the same difference "
-                         "in every seed)"))
+                         "t-interval over seeds, every seed scored on the same test images (the "
+                         "interval is the spread between training runs; the test images' own "
+                         "sampling error is not in it); 'within noise' when the interval "
+                         "contains 0, 'no interval' where none can be estimated (–: one seed, "
+                         "or the same difference in every seed)"))
 
     def fig_protocols(self) -> None:
         if self.seeds_df.empty:
@@ -243,8 +246,8 @@ class ControlsSection(Section):
                 f"under the **{pr}** protocol ({int(pc['n'])} seed{'s' * (pc['n'] > 1)}, "
                 f"baseline {100 * base['mean']:.2f}%), pruning then fine-tuning changes top-1 "
                 f"by {_pts(pb)} against the baseline, the same fine-tuning without pruning by "
-                f"{_pts(cb)}, so pruning itself contributes **{_pts(pc)}** "
-                f"({stats.interval_words(pc)})")
+                f"{_pts(cb)}, so pruning itself contributes **{_pts(pc)}**"
+                + ("" if stats.no_interval(pc) else f" ({stats.interval_words(pc)})"))
         if not parts:
             return (f"- **{names.model(m)}**: in no seed did both the baseline and its dense "
                     f"control learn, so there is nothing to compare.")
@@ -258,12 +261,20 @@ class ControlsSection(Section):
         gains = diffs[diffs.difference == analysis.PRUNED_VS_CONTROL].to_dict("records")
         real_gain = [r for r in gains if stats.direction(r) > 0]  # beyond noise
         real_loss = [r for r in gains if stats.direction(r) < 0]
+        untested = [r for r in gains if stats.no_interval(r)]
         big_lr = diffs[diffs.difference == analysis.CONTROL_VS_BASELINE]
         return ("- **On the original's claim**: "
-                + ("in no model and protocol is pruned − control above zero beyond noise; "
-                   if not real_gain else
-                   f"pruned − control is above zero beyond noise in {where(real_gain)}; ")
-                + (f"it is below zero beyond noise in {where(real_loss)}; " if real_loss else "")
+                + ("pruned − control has no interval in any model and protocol (one seed, or "
+                   "the same difference in every seed), so pruning's own effect is untested; "
+                   if len(untested) == len(gains) else
+                   "in no model and protocol is pruned − control above zero beyond the noise "
+                   "between seeds; " if not real_gain else
+                   f"pruned − control is above zero beyond the noise between seeds in "
+                   f"{where(real_gain)}; ")
+                + (f"it is below zero beyond that noise in {where(real_loss)}; "
+                   if real_loss else "")
+                + (f"it has no interval in {where(untested)}; "
+                   if untested and len(untested) < len(gains) else "")
                 + "the extra fine-tuning alone moves the baseline by "
                 + ", ".join(f"{_pts(r)} ({names.model(r['model'])}, {r['protocol']})"
                             for r in big_lr.to_dict("records"))
@@ -281,9 +292,13 @@ class ControlsSection(Section):
                    "one seed, or seeds with the same difference")
             return (f". There is no interval ({why}): these moves cannot be told from "
                     f"seed-to-seed noise.")
+        none = [f"{names.model(r['model'])} ({r['protocol']})" for r in rows
+                if stats.no_interval(r)]
         if not up and not down:
-            return (". No interval excludes zero: over these seeds the extra training's effect "
-                    "cannot be told from seed-to-seed noise.")
+            return (". No interval excludes zero" + (f" ({', '.join(none)} without one)"
+                                                     if none else "")
+                    + ": over these seeds the extra training's effect cannot be told from "
+                    "seed-to-seed noise.")
         return "".join(
             [f". It raises the baseline beyond noise in {', '.join(up)}: there, a gain from "
              f"'pruning' that the dense control matches is the extra training (its "
@@ -308,14 +323,27 @@ class ControlsSection(Section):
                     out += self._guided_lines(pairs[pairs.model == m], method)
             for r in rand:
                 pairs = analysis.method_pairs(self.curve, r, methods.REFERENCE)
-                gap = (-100 * pairs[pairs.model == m]["diff"]).round(1) + 0.0  # no "-0.0"
-                if len(gap):
-                    out.append(f"  - {names.method(r).capitalize()} pruning scores "
-                               f"{_gap_words(gap.min(), gap.max())} "
-                               f"{names.method(methods.REFERENCE)} over the curve"
-                               + (": magnitude carries information, as ShrinkBench's baseline "
-                                  "is meant to show." if gap.max() > 0 else "."))
+                if (pairs.model == m).any():
+                    out.append(self._random_line(pairs[pairs.model == m], r))
         return out
+
+    def _random_line(self, pairs: pd.DataFrame, method: str) -> str:
+        """How far an uninformed method trails global magnitude over the curve; "magnitude
+        carries information" only where it is below beyond noise (McNemar) at some point and
+        above beyond noise at none (a referee saw the claim made from a 0.1-point gap)."""
+        gap = (-100 * pairs["diff"]).round(1) + 0.0  # no "-0.0"
+        real = [np.sign(r.diff) for r in pairs.itertuples()
+                if stats.significant(self.mcnemar(r.b, r.a)["p_value"])]
+        below, above = real.count(-1), real.count(1)
+        verdict = (f": below it beyond noise at {below} of {len(pairs)} points (McNemar), so "
+                   f"magnitude carries information, as ShrinkBench's baseline is meant to show."
+                   if below and not above else
+                   f": beyond noise (McNemar) below it at {below} and above it at {above} of "
+                   f"{len(pairs)} points." if real else
+                   f": within noise (McNemar) at all {len(pairs)} points.")
+        return (f"  - {names.method(method).capitalize()} pruning scores "
+                f"{_gap_words(gap.min(), gap.max())} {names.method(methods.REFERENCE)} over "
+                f"the curve" + verdict)
 
     def _guided_lines(self, pairs: pd.DataFrame, method: str) -> list[str]:
         points, wins, real = [], 0, 0
@@ -328,9 +356,10 @@ class ControlsSection(Section):
                           f"points, McNemar {stats.p_words(p)})")
             wins += d > 0
             real += d > 0 and stats.significant(p)
-        what = f"{names.method(method)} pruning beats {names.method(methods.REFERENCE)}"
-        head = (f"{what} at {wins} of {len(points)} points ({real} beyond noise)" if wins else
-                f"{what} at none of the {len(points)} points")
+        what = (f"{names.method(method)} pruning scores above "
+                f"{names.method(methods.REFERENCE)}")
+        head = (f"{what} at {wins} of {len(points)} points, beyond noise (McNemar) at {real}"
+                if wins else f"{what} at none of the {len(points)} points")
         return [f"- **{names.model(pairs.model.iloc[0])} sparsity curve** "
                 f"({self.curve_protocol} protocol, seed {self.curve_seed}, one run per point): "
                 f"{head}. " + "; ".join(points) + "."]
@@ -367,8 +396,7 @@ def _interval(r, signed: bool = False, clip: bool = False) -> str:
 
 
 def _pts(r: dict) -> str:
-    if r["lo"] != r["lo"]:  # stats.mean_ci: one seed, or every seed's difference the same
-        why = "one seed" if r["n"] < 2 else f"{int(r['n'])} seeds with the same difference"
-        return f"{100 * r['mean']:+.2f} points ({why}, no interval)"
+    if stats.no_interval(r):  # stats.mean_ci: one seed, or every seed's difference the same
+        return f"{100 * r['mean']:+.2f} points ({stats.no_interval(r)}, no interval)"
     return (f"{100 * r['mean']:+.2f} points (95% CI {100 * r['lo']:+.2f} to "
             f"{100 * r['hi']:+.2f})")

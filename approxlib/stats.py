@@ -51,6 +51,11 @@ def wilson(correct: int, total: int, level: float = 0.95) -> tuple[float, float]
 
 
 CI_FIELDS = ("n", "mean", "sd", "lo", "hi")  # what `mean_ci` returns, in a table's order
+# Samples this close are equal: accuracies are k / test images, kept as float32 means (their
+# differences off by up to ~1e-7: 702/1000 − 700/1000 and 704/1000 − 702/1000 differ by 6e-8,
+# and a 1e-9 rule gave two seeds two images apart a zero-width "beyond noise" interval, a
+# referee found, 2026-12-07), far below one image of a million
+SAME = 1e-6
 
 
 def mean_ci(samples, level: float = 0.95) -> dict:
@@ -71,14 +76,22 @@ def mean_ci(samples, level: float = 0.95) -> dict:
         return {"n": n, "mean": mean, "sd": float("nan"), "lo": float("nan"),
                 "hi": float("nan")}
     sd = float(x.std(ddof=1))
-    if np.ptp(x) <= 1e-9:  # equal, but for float rounding (accuracies are k / test images)
+    if np.ptp(x) <= SAME:  # equal, but for float rounding
         return {"n": n, "mean": mean, "sd": sd, "lo": float("nan"), "hi": float("nan")}
     half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / np.sqrt(n)
     return {"n": n, "mean": mean, "sd": sd, "lo": mean - half, "hi": mean + half}
 
 
+def no_interval(ci: dict) -> str | None:
+    """Why `mean_ci` gave no interval ("one seed", "3 seeds with the same difference"), or None
+    where it gave one."""
+    if ci["lo"] == ci["lo"]:
+        return None
+    return "one seed" if ci["n"] < 2 else f"{int(ci['n'])} seeds with the same difference"
+
+
 def within_noise(ci: dict) -> bool:
-    """True when a difference's interval contains 0 (or cannot be computed)."""
+    """True when a difference's interval contains 0 (or cannot be computed: `no_interval`)."""
     return not (ci["lo"] > 0 or ci["hi"] < 0)
 
 
@@ -89,7 +102,10 @@ def direction(ci: dict) -> int:
 
 
 def interval_words(ci: dict) -> str:
-    """An interval's verdict as the report words it (`within_noise`)."""
+    """An interval's verdict as the report words it (`within_noise`); "no interval" where there
+    is none to judge by (a difference then is neither shown real nor shown noise)."""
+    if no_interval(ci):
+        return "no interval"
     return "within noise" if within_noise(ci) else "beyond noise"
 
 
@@ -103,8 +119,15 @@ def significant(p_value: float) -> bool:
 
 def p_text(p_value: float, digits: int = 3) -> str:
     """A p-value for a table: exact binomial tails below float64's range come out as 0, which
-    the report must not print as "p = 0"."""
-    return "< 1e-300" if p_value < 1e-300 else f"{p_value:.{digits}g}"
+    the report must not print as "p = 0"; more digits where `digits` would round it across
+    `ALPHA` (0.049983 printed "0.05" beside "a real difference")."""
+    if p_value < 1e-300:
+        return "< 1e-300"
+    text = f"{p_value:.{digits}g}"
+    while significant(float(text)) != significant(p_value) and digits < 17:
+        digits += 1
+        text = f"{p_value:.{digits}g}"
+    return text
 
 
 def p_words(p_value: float, digits: int = 3) -> str:

@@ -600,32 +600,42 @@ def test_models_at_chance_are_a_caution_before_every_finding():
 
 
 def test_section_h_leaves_out_each_seed_whose_baseline_or_control_did_not_learn():
+    """Judged on validation: leaving runs out by their test accuracy would choose what the
+    verdict rests on by the test split (a referee's finding, 2026-12-07)."""
+    acc = ["accuracy", "val_accuracy"]
     d = controls_frame().assign(chance=0.1)
+    d["val_accuracy"] = d.accuracy
     d["role"] = analysis.roles(d, 0.5)
     assert analysis.learned_runs(d).equals(d)  # every run learned
-    d.loc[0, "accuracy"] = 0.11  # seed 0's baseline at chance: the whole run goes
+    d.loc[0, "accuracy"] = 0.11  # at chance on the test split only: kept
+    assert analysis.learned_runs(d).equals(d)
+    d.loc[0, acc] = 0.11  # seed 0's baseline at chance: the whole run goes
     kept = analysis.learned_runs(d)
     assert set(kept.seed) == {1} and len(kept) == 4
-    d.loc[0, "accuracy"], d.loc[6, "accuracy"] = 0.80, 0.105  # seed 1's control
+    d.loc[0, acc], d.loc[6, acc] = 0.80, 0.105  # seed 1's control
     assert set(analysis.learned_runs(d).seed) == {0}
-    d.loc[6, "accuracy"], d.loc[5, "accuracy"] = 0.88, 0.10  # a pruned model at chance stays
+    d.loc[6, acc], d.loc[5, acc] = 0.88, 0.10  # a pruned model at chance stays
     assert analysis.learned_runs(d).equals(d)
     assert analysis.learned_runs(d.drop(columns="chance")).equals(d.drop(columns="chance"))
     # the findings: the caution names the run, the controls line counts the seeds left
     h = study_frame().assign(chance=0.1)
+    h["val_accuracy"] = h.accuracy
     h.loc[(h.section == "H") & (h.seed == 0) & (h.prune_ratio == 0) & (h.control == "none"),
-          "accuracy"] = 0.11
+          acc] = 0.11
     found = dict(analysis.findings(h, 0.5, 0))
     caution = analysis.chance_finding(h)[1]
     assert "the baseline of ResNet-18 (tuned protocol, seed 0)" in caution
     assert "Section H leaves each seed whose baseline or control did not learn out" in caution
     assert "one seed, so no interval): ResNet-18 tuned -3.0." in found["H"]  # seed 1 alone
-    both = pd.concat([study_frame(), h[h.section == "H"].assign(protocol="original")],
+    both = pd.concat([study_frame().assign(val_accuracy=lambda x: x.accuracy),
+                      h[h.section == "H"].assign(protocol="original")],
                      ignore_index=True).assign(chance=0.1)
-    assert ("Over 2 seeds, pruned − control (points, 95% interval): ResNet-18 original -3.0 "
-            "(no interval, 1 seed); ResNet-18 tuned -2.0 (-14.7 to +10.7)") in dict(
+    assert ("Over 2 seeds, pruned − control (points, 95% t-interval over seeds, every seed "
+            "scored on the same test images): ResNet-18 original -3.0 (no interval: one seed); "
+            "ResNet-18 tuned -2.0 (-14.7 to +10.7); every interval contains zero (1 without "
+            "one): no effect of pruning itself is detectable over these seeds.") in dict(
         analysis.findings(both, 0.5, 0))["H"]
-    h.loc[(h.section == "H") & (h.prune_ratio == 0) & (h.control == "none"), "accuracy"] = 0.1
+    h.loc[(h.section == "H") & (h.prune_ratio == 0) & (h.control == "none"), acc] = 0.1
     runs = h[h.section == "H"].assign(role=lambda x: analysis.roles(x, 0.5))
     assert analysis.paired_differences(analysis.learned_runs(runs[runs.role != "curve"])).empty
     assert "In no seed did both the baseline and its dense control learn" in dict(
@@ -704,3 +714,32 @@ def test_variants_of_one_size_get_one_row_each():
         "ResNet-18 pruned 50%", "ResNet-18 baseline"]  # by accuracy, one row each
     assert sorted(c.lines[0].get_ydata()[0] for c in ax.containers) == [0, 1]
     plots.plt.close(fig)
+
+
+def test_a_second_seed_keeps_each_seeds_validation_bounds():
+    """With `seeds: [0, 1]` the section held two baselines, `pick` refused them, and every
+    row's `val_lo` came out empty, seed 0's too (a referee, 2026-12-07)."""
+    rows = []
+    for seed, shift in ((0, 0), (1, 1)):
+        for ratio, correct in ((0.0, [1] * 90 + [0] * 10), (0.5, [1] * (85 + shift) + [0] * (15 - shift))):
+            rows.append(dict(section="B", model="resnet18", seed=seed, prune_ratio=ratio,
+                             prune_method="none" if ratio == 0 else "l1-unstructured",
+                             quant="none", codec="none", runtime="pytorch", control="none",
+                             kd=False, val_accuracy=np.mean(correct), val_correct=correct))
+    d = pd.DataFrame(rows)
+    lo = analysis.validation_bounds(d)
+    assert lo.notna().all()
+    assert lo[0] == lo[2] == 0.0 and lo[1] < lo[3] < 0  # each seed against its own baseline
+
+
+def test_controls_finding_never_prints_nan_nor_counts_a_missing_interval_as_noise():
+    """Two seeds with the same difference: "+0.2 (+nan to +nan) … every interval contains
+    zero" in the smoke report's findings (a referee, 2026-12-07)."""
+    d = controls_frame().assign(chance=0.1, section="H")
+    d.loc[(d.seed == 1) & (d.prune_ratio == 0.5), "accuracy"] = 0.87  # -1 point in both seeds
+    d = d.assign(val_accuracy=d.accuracy, quant="none", codec="none", runtime="pytorch",
+                 kd=False, dataset="fashion-mnist")
+    text = analysis.controls_finding(d, 0.5)[1]
+    assert "nan" not in text
+    assert "ResNet-18 tuned -1.0 (no interval: 2 seeds with the same difference)" in text
+    assert text.endswith("no interval can be estimated: pruning's own effect is untested.")

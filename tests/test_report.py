@@ -394,6 +394,40 @@ def test_the_extra_trainings_effect_is_worded_by_its_sign_and_its_seeds():
     assert _pts(dict(same, n=1)) == "+0.10 points (one seed, no interval)"
 
 
+def test_the_claim_and_the_curve_say_beyond_noise_only_where_a_test_says_so():
+    """A referee's cases (2026-12-07): with no interval anywhere the claim line said "in no
+    model and protocol is pruned − control above zero beyond noise"; random pruning 0.5 points
+    above magnitude at one point and 0.1 below at another "showed" that magnitude carries
+    information."""
+    import types
+    from approxlib.report_controls import ControlsSection
+    nan = float("nan")
+    diffs = pd.DataFrame([dict(model="resnet18", protocol="tuned", difference=d, n=2,
+                               mean=0.05, sd=0.0, lo=nan, hi=nan)
+                          for d in ("pruned − control", "pruned − baseline",
+                                    "control − baseline")])
+    fake = types.SimpleNamespace(_training_effect=ControlsSection._training_effect)
+    claim = ControlsSection._claim_verdict(fake, diffs)
+    assert "pruned − control has no interval in any model and protocol" in claim
+    assert "above zero" not in claim
+    some = pd.concat([diffs, diffs.assign(protocol="original", lo=-0.01, hi=0.11)])
+    claim = ControlsSection._claim_verdict(fake, some)
+    assert "in no model and protocol is pruned − control above zero beyond the noise" in claim
+    assert "it has no interval in ResNet-18 (tuned)" in claim
+    assert "No interval excludes zero (ResNet-18 (tuned) without one)" in claim
+
+    pairs = pd.DataFrame({"a": ["r1", "r2"], "b": ["m1", "m2"], "diff": [0.005, -0.001]})
+    def line(p_values):
+        curve = types.SimpleNamespace(mcnemar=lambda b, a: {"p_value": p_values[a]})
+        return ControlsSection._random_line(curve, pairs, "random-unstructured")
+    assert line({"r1": 0.6, "r2": 0.9}).endswith(": within noise (McNemar) at all 2 points.")
+    assert "magnitude carries information" not in line({"r1": 0.6, "r2": 0.9})
+    assert "below it beyond noise at 1 of 2 points (McNemar), so magnitude carries" in line(
+        {"r1": 0.6, "r2": 0.001})
+    assert line({"r1": 0.001, "r2": 0.001}).endswith(
+        ": beyond noise (McNemar) below it at 1 and above it at 1 of 2 points.")
+
+
 def test_a_section_given_the_other_sections_data_says_its_models_are_theirs():
     """Section D with its stand-in (Fashion-MNIST for CIFAR-100) trains section B's models:
     the review found its numbers equal to B's with nothing saying why."""

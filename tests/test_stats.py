@@ -57,7 +57,9 @@ def test_mean_ci_on_known_samples():
     assert stats.within_noise(one)  # one seed is never evidence of a difference
     below = stats.mean_ci([-1.0, -1.1, -0.9])
     assert [stats.interval_words(x) for x in (r, one, below)] == [
-        "within noise", "within noise", "beyond noise"]
+        "within noise", "no interval", "beyond noise"]
+    assert [stats.no_interval(x) for x in (r, one, stats.mean_ci([0.2, 0.2]))] == [
+        None, "one seed", "2 seeds with the same difference"]
     assert [stats.direction(x) for x in (r, one, below, stats.mean_ci([1.0, 1.1, 0.9]))] == [
         0, 0, -1, 1]
     # two seeds that agree exactly: no spread estimated, no zero-width interval calling it real
@@ -81,3 +83,23 @@ def test_a_p_value_below_floats_range_is_never_printed_as_zero():
     assert stats.p_words(0.01234) == "p = 0.0123" and stats.p_words(0.01234, 2) == "p = 0.012"
     from approxlib import analysis
     assert analysis._points(-0.0004) == "+0.0"  # the findings said "(mean -0.0)"
+
+
+def test_differences_equal_to_the_image_have_no_interval_as_float32_accuracies():
+    """Accuracies are float32 means (k / test images): 702/1000 − 700/1000 and 704/1000 −
+    702/1000 differ by 6e-8, and a 1e-9 rule gave those two seeds, two images apart each, a
+    zero-width interval called "beyond noise" (a referee, 2026-12-07)."""
+    def acc(k):
+        return float(np.float32(k) / np.float32(1000))
+    same = stats.mean_ci([acc(702) - acc(700), acc(704) - acc(702)])
+    assert np.isnan(same["lo"]) and stats.interval_words(same) == "no interval"
+    assert not np.isnan(stats.mean_ci([acc(702) - acc(700), acc(705) - acc(702)])["lo"])
+
+
+def test_a_p_value_is_never_rounded_across_the_significance_level():
+    """0.049983 printed "p = 0.05" beside "a real difference", 0.050016 "p = 0.05" beside
+    "within noise" (a referee, 2026-12-07)."""
+    for p in (0.049983, 0.050016, 0.0499996, 0.05, 0.0123, 0.9):
+        text = stats.p_text(p)
+        assert stats.significant(float(text)) == stats.significant(p), (p, text)
+    assert stats.p_text(0.0123) == "0.0123" and stats.p_text(0.049983) == "0.04998"

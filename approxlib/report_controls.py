@@ -92,12 +92,12 @@ class ControlsSection(Section):
             return ""
         runs = []
         for (m, pr, seed), g in self.left_out.groupby(["model", "protocol", "seed"], sort=False):
-            accs = ", ".join(f"{analysis.ROLE_NAMES[r.role]} {100 * r.accuracy:.1f}%"
+            accs = ", ".join(f"{analysis.ROLE_NAMES[r.role]} {100 * r.val_accuracy:.1f}%"
                              for r in g.itertuples())
             runs.append(f"{names.model(m)}, {pr} protocol, seed {seed} ({accs}; chance "
                         f"{100 * g.chance.iloc[0]:.1f}%)")
         return (f"*Left out of the tables, the figure's means and the verdict, because its "
-                f"baseline or dense control did not learn (within "
+                f"baseline or dense control did not learn (top-1 on validation within "
                 f"{100 * analysis.CHANCE_MARGIN:.0f} points of chance): " + "; ".join(runs)
                 + ". Its rows stay in results.csv.*")
 

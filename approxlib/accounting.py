@@ -84,6 +84,25 @@ def table(p: dict, sections: list[str], st: store.Store, since: float | None = N
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def check_data(p: dict, sections: list[str], data_root=None) -> list[str]:
+    """What a run refuses of its data before any work, refused here too (ConfigError): a
+    dataset this machine lacks while downloads are off, a `train_size` or `val_size` its split
+    cannot give (a dry run priced both at median seconds, exit 0, a planner found,
+    2026-12-07). Returns the datasets a run would download first: a dry run prices their
+    entries without their image counts."""
+    absent = []
+    for cfg in dict.fromkeys(pipeline.data_configs(p, pipeline.plan(p, sections))):
+        try:
+            data.source(cfg.dataset).labels("train", data_root, False)
+        except ConfigError:
+            if not data.downloads_allowed():
+                raise
+            absent.append(cfg.dataset)
+            continue
+        data.sizes(cfg, data_root)
+    return sorted(set(absent))
+
+
 def planned_images(step, data_root=None) -> float:
     """Images a step will put through a model, from its configs: every training config's epochs
     (`Step.planned_epochs`) over the training images and its validation passes
@@ -139,6 +158,12 @@ def estimate(todo: pd.DataFrame, recorded: pd.DataFrame, like: dict | None = Non
             match &= (recorded[column] == value).to_numpy()
         if part.any():
             est = estimate_from(todo[part], recorded[match])
+            # a few stray records (two prunes on 2 threads beside twelve on one, one of them
+            # slowed 6x by other work) priced a whole kind: too few to outvote the rest
+            held = recorded[match].groupby(["kind", "model"]).size()
+            few = [held.get((k, m), 0) < MIN_RECORDS for k, m in zip(todo.kind[part],
+                                                                     todo.model[part])]
+            est.loc[few, "level"] = LEVELS + 1
             for column in est.columns:
                 near.loc[part, column] = est[column].to_numpy()
     use = (near.level <= every.level).to_numpy()  # a rate at its batch size beats a median...
@@ -147,6 +172,10 @@ def estimate(todo: pd.DataFrame, recorded: pd.DataFrame, like: dict | None = Non
         out.loc[use, column] = near.loc[use, column]
     out["other_setting"] = ~use & every.seconds.notna()
     return out.drop(columns="level")
+
+
+LEVELS = 6  # `estimate_from`'s ways of pricing an entry, closest first
+MIN_RECORDS = 3  # records of one kind and model made as the run will compute that `estimate` prefers
 
 
 def estimate_from(todo: pd.DataFrame, recorded: pd.DataFrame) -> pd.DataFrame:

@@ -367,42 +367,56 @@ def _one_line(e: BaseException) -> str:
 
 # -------------------------------------------------------------------------------- commands
 
-def _dry_run(p: dict, sections: list[str], st, data_dir, like: dict) -> int:
+def _dry_run(p: dict, sections: list[str], st, data_dir, like: dict, workers: int) -> int:
     """List the stages, bits curves and timings in turns and which are cached; price the missing
-    ones from this store's records (those made on `like`'s device and threads first)."""
-    from . import accounting, pipeline
+    ones from this store's records (those made on `like`'s device and threads first). Refuses
+    what the run would refuse before its first stage: data it cannot have, CUDA it lacks."""
+    from . import accounting, pipeline, train
     todo = pipeline.dry_run(p, sections, st)
     todo += accounting.derived(p, sections, st, {t["key"] for t in todo if not t["cached"]})
+    missing = [s["key"] for s in todo if not s["cached"]]
+    absent = accounting.check_data(p, sections, data_dir) if missing else []
+    plan = accounting.table(p, sections, st, data_root=data_dir, planned=True) if missing \
+        else None
+    need = plan[plan.key.isin(missing)] if missing else None
+    if missing and (need.batch > 0).any():
+        train.pick_device(p["device"])  # the run's refusal of a CUDA this machine lacks
     for s in todo:
         print(f"{'cached ' if s['cached'] else 'missing'}  {s['stage']:<9} {s['key']}  "
               f"{printable(s['label'])}")  # a folder's name is the user's, escapes and all
-    missing = sum(not s["cached"] for s in todo)
     if missing:
-        print(_estimate(p, sections, st, data_dir, todo, like))
-    print(f"{len(todo)} entries, {len(todo) - missing} cached, {missing} to compute")
+        print(_estimate(st, need, like, workers, absent))
+    print(f"{len(todo)} entries, {len(todo) - len(missing)} cached, {len(missing)} to compute")
     return 0
 
 
-def _estimate(p: dict, sections: list[str], st, data_dir, todo: list[dict], like: dict) -> str:
-    """One line: what the missing entries should take here, priced by `accounting.estimate`."""
+def _estimate(st, need, like: dict, workers: int, absent: list[str]) -> str:
+    """One line: what the missing entries (`need`, `accounting.table`'s rows) should take
+    here, priced by `accounting.estimate`: seconds of stage time summed over the processes,
+    and what `workers` processes would make of it at best."""
     from . import accounting
     rec = accounting.recorded(st)
     if rec.empty:
         return "estimate: no timing records in this models folder to estimate from"
-    plan = accounting.table(p, sections, st, data_root=data_dir, planned=True)
-    need = plan[plan.key.isin([s["key"] for s in todo if not s["cached"]])]
     est = accounting.estimate(need, rec, like)
     known = est.seconds.notna()
     total = est.seconds[known].sum()
     other, models = int(est.other_batch.sum()), int(est.other_model.sum())
     setting = int(est.other_setting.sum())
-    run_on = ", ".join(f"{v} {k}" if k == "threads" else str(v) for k, v in like.items())
+    run_on = ", ".join(f"{v} thread{'s' * (v != 1)}" if k == "threads" else str(v)
+                       for k, v in like.items())
     unlike = sorted(set(need.kind[~known.to_numpy()]))
-    return (f"estimate: {total / 60:.1f} min ({total:.0f} s) for {int(known.sum())} of the "
-            f"{len(need)} missing entries, their stages only (not the notebooks and "
-            f"rendering), from the {len(rec)} entries recorded in this models folder"
+    return (f"estimate: {total / 60:.1f} min ({total:.0f} s) of stage time for "
+            f"{int(known.sum())} of the {len(need)} missing entries (their stages only, not the "
+            f"notebooks and rendering; summed over processes"
+            + (f": with {workers} processes about {total / workers / 60:.1f} min of wall at "
+               f"best)" if workers > 1 else ")")
+            + f", from the {len(rec)} entries recorded in this models folder (their rates, "
+            f"not scaled for another image size, precision or timing settings)"
             + (f"; {int((~known).sum())} unlike anything recorded ({', '.join(unlike)})"
                if unlike else "")
+            + (f"; {', '.join(absent)} not on this machine yet (the run downloads it): its "
+               f"entries priced without their image counts" if absent else "")
             + (f"; {models} training entries priced from other models (none of theirs "
                f"recorded)" if models else "")
             + (f"; {other} training entries priced from another or an unrecorded batch size"
@@ -431,7 +445,8 @@ def cmd_report(a) -> int:
     options = executor.options(a)
     executor.preflight(p, sections, options)
     if a.dry_run:
-        return _dry_run(p, sections, st, a.data_dir, executor.setting(p, options))
+        return _dry_run(p, sections, st, a.data_dir, executor.setting(p, options),
+                        options.get("workers") or 1)
     t0 = time.perf_counter()
     from . import publish
     if a.stages_only:
@@ -652,8 +667,9 @@ def cmd_profiles(a) -> int:
     import yaml
     p = load_profile(a.name, parse_overrides(a.overrides))
     label, about = p.pop("profile"), p.pop("description", "")  # names, not keys a file may set
-    print(textwrap.fill(f"{label}: {about}" if about else label, 96, initial_indent="# ",
-                        subsequent_indent="# "))
+    changed = f" (with --set {' '.join(a.overrides)})" if a.overrides else ""
+    print(textwrap.fill(f"{label}{changed}: {about}" if about else label + changed, 96,
+                        initial_indent="# ", subsequent_indent="# "))
     print(yaml.safe_dump(p, sort_keys=False, default_flow_style=None, width=100,
                          allow_unicode=True), end="")
     return 0

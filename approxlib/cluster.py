@@ -292,10 +292,16 @@ def _wait(distributed, futures: list, what: str, progress: bool) -> None:
         bar.close()
 
 
-def threads_of(threads: int | None) -> int:
-    """Each task's torch threads: --threads, else the client's, so a cluster run equals a local
-    one."""
-    return threads or torch.get_num_threads()
+def threads_of(threads: int | None, workers: int | None = None, local: bool = False) -> int:
+    """Each task's torch threads: --threads; else, on a local cluster of `workers` processes,
+    this machine's cores shared out among them, as `parallel.threads_of` gives a local run's
+    (the client's 2 threads each put 4 on 2 cores, a planner found, 2026-12-07); else the
+    client's, so a cluster run equals a local one."""
+    if threads:
+        return threads
+    if local and workers:
+        return max(1, executors.cores() // workers)
+    return torch.get_num_threads()
 
 
 def run(p: dict, sections: list[str], store_url: str | Path, out_dir: Path | None,
@@ -303,7 +309,7 @@ def run(p: dict, sections: list[str], store_url: str | Path, out_dir: Path | Non
         address: str | None = None, workers: int | None = None, threads: int | None = None,
         cache: str | None = None):
     """`pipeline.run` with the stages computed on a Dask cluster first; same return value."""
-    threads = threads_of(threads)
+    threads = threads_of(threads, workers, local=not scheduler_address(address, workers))
     artifacts = store.Store(store_url, cache)
     with client(address, workers, threads, dashboard=progress, gpus=on_gpus(p)) as c:
         pipeline.prepare_data(p, pipeline.plan(p, sections, models), artifacts, data_root)

@@ -101,7 +101,8 @@ class Dask(Executor):
         # a scheduler's workers may have devices this machine has not: named where asked for
         device = {"device": train.device_type(p["device"])} if local or p["device"] != "auto" \
             else {}
-        return {**device, "threads": cluster.threads_of(options["threads"])}
+        return {**device, "threads": cluster.threads_of(options["threads"], options["workers"],
+                                                        local)}
 
     def run(self, p, sections, models_dir, out, data_dir, progress, **options):
         from . import cluster

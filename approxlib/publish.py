@@ -184,12 +184,15 @@ def time_appendix(out: Path) -> str:
     df = pd.read_csv(path)
     new = df[df.computed.astype(bool)]
     text = (f'<a id="time"></a>\n\n## Appendix: where the time went\n\n'
-            f"This run needed {len(df)} cached entries (trained or derived models, encoded files, "
-            f"evaluations, curves): {len(new)} were computed in it, in {new.seconds.sum():,.0f} s, "
-            f"and {len(df) - len(new)} read from the cache, which had recorded "
+            f"This run needed {len(df)} entries of the models folder (trained or derived "
+            f"models, encoded files, evaluations, curves): {len(new)} were computed in it, "
+            f"taking {new.seconds.sum():,.0f} s of stage time (summed over the processes that "
+            f"computed them, each on its own threads: not the run's wall time), and "
+            f"{len(df) - len(new)} read from the cache, which had recorded "
             f"{df.seconds[~df.computed.astype(bool)].sum():,.0f} s for them when they were "
-            f"computed. Images: those put through a model (training steps, predictions, "
-            f"calibration), not latency runs.\n\n")
+            f"computed. `stages.csv` gives each entry's seconds, threads and device. Images: "
+            f"those put through a model (training steps, predictions, calibration), not "
+            f"latency runs.\n\n")
     for by, title in (("kind", "stage kind"), ("section", "section that first needs it")):
         t = accounting.summary(df, by).reset_index().rename(columns={by: title})
         t["seconds"] = t.seconds.round(1)

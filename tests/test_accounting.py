@@ -89,9 +89,9 @@ def test_entries_are_priced_from_records_of_the_runs_device_and_threads_first():
     """Two threads train about twice as fast as one here, a GPU several times faster: an entry
     is priced from records made as the run will compute it where any price it, else from every
     record, and flagged."""
-    rec = pd.DataFrame({"kind": ["train"] * 3, "model": ["resnet18"] * 3,
-                        "seconds": [10.0, 5.0, 1.0], "images": [1000] * 3, "batch": [32] * 3,
-                        "threads": [1, 2, 8], "device": ["cpu", "cpu", "cuda"]})
+    rec = pd.DataFrame({"kind": ["train"] * 9, "model": ["resnet18"] * 9,
+                        "seconds": [10.0, 5.0, 1.0] * 3, "images": [1000] * 9, "batch": [32] * 9,
+                        "threads": [1, 2, 8] * 3, "device": ["cpu", "cpu", "cuda"] * 3})
     todo = frame([["A", "train", "resnet18", "a", "", np.nan, np.nan, np.nan, False, 2000.0, 32],
                   ["A", "encode", "resnet18", "b", "", np.nan, np.nan, np.nan, False, np.nan, 0]])
 
@@ -101,14 +101,22 @@ def test_entries_are_priced_from_records_of_the_runs_device_and_threads_first():
     assert priced({"device": "cpu", "threads": 1}) == (pytest.approx(20.0), [False, False])
     assert priced({"device": "cpu", "threads": 2}) == (pytest.approx(10.0), [False, False])
     assert priced({"device": "cuda", "threads": 8}) == (pytest.approx(2.0), [False, False])
-    # nothing recorded at 4 threads: all three pooled (3000 images in 16 s), and said to be
+    # nothing recorded at 4 threads: all nine pooled (9000 images in 48 s), and said to be
     assert priced({"device": "cpu", "threads": 4}) == (pytest.approx(32 / 3), [True, False])
     assert priced(None) == priced({}) == (pytest.approx(32 / 3), [False, False])
+    # two stray records of the run's setting (one slowed by other work) do not outvote the
+    # rest: a planner saw them price quick's prunes 3.3x dearer on 2 threads than on 1
+    stray = pd.concat([rec[rec.threads == 1], pd.DataFrame({
+        "kind": ["train"] * 2, "model": ["resnet18"] * 2, "seconds": [26.5, 3.3],
+        "images": [1000] * 2, "batch": [32] * 2, "threads": [2] * 2, "device": ["cpu"] * 2})])
+    est = accounting.estimate(todo, stray, {"device": "cpu", "threads": 2})
+    assert est.seconds[0] == pytest.approx(2000 * 59.8 / 5000) and est.other_setting[0]
     # an evaluation runs on the CPU whatever the device, and the run's own records price it
     # only as closely as all of them do: two of a twin's (no images) are not a rate
     rec = pd.concat([rec, pd.DataFrame({
-        "kind": ["evaluate"] * 3, "model": ["resnet18"] * 3, "seconds": [2.0, 0.1, 0.1],
-        "images": [1000, 0, 0], "batch": [0] * 3, "threads": [1, 2, 2], "device": ["cpu"] * 3})],
+        "kind": ["evaluate"] * 5, "model": ["resnet18"] * 5, "seconds": [2.0] * 3 + [0.1] * 2,
+        "images": [1000] * 3 + [0] * 2, "batch": [0] * 5, "threads": [1] * 3 + [2] * 2,
+        "device": ["cpu"] * 5})],
         ignore_index=True)
     ev = frame([["A", "evaluate", "resnet18", "c", "", np.nan, np.nan, np.nan, False, 4000.0, 0]])
     for like, flagged in (({"device": "cuda", "threads": 1}, False),
@@ -317,3 +325,36 @@ def test_a_cuda_profile_makes_what_trains_nothing_on_a_machine_without_cuda(stor
     assert f"missing  evaluate  {key}" in capsys.readouterr().out
     assert cli.main(args + ["--stages-only", "--quiet", "--workers", "1"]) == 0
     assert store_copy.peek_json("timing", key)["device"] == pipeline.UNTRAINED_DEVICE
+
+
+def test_a_dry_run_refuses_what_the_run_would_and_says_what_its_figure_is(
+        store_copy, smoke_run, capsys, tmp_path, monkeypatch):
+    """A planner's findings (2026-12-07): a dataset the run could not have, a train_size its
+    split could not give and a CUDA this machine lacks were priced (exit 0) where the run
+    refused them; the figure, seconds summed over processes, read as wall time."""
+    from approxlib import cli
+    from approxlib import data as D
+    from approxlib import train as T
+    data_root = smoke_run[5]
+    args = ["report", "--profile", "smoke", "--sections", "A", "--models-dir",
+            str(store_copy.root), "--dry-run", "--set", "finetune_epochs=3"]
+    here = args + ["--data-dir", str(data_root)]
+    assert cli.main(here + ["--workers", "2"]) == 0
+    last = capsys.readouterr().out.splitlines()[-2]
+    assert "of stage time" in last and "summed over processes: with 2 processes about " in last
+    assert cli.main(here + ["--set", "train_size=1000000"]) == 2
+    assert "train_size 1000000 exceeds" in capsys.readouterr().err
+    if T.device_type("auto") != "cuda":
+        assert cli.main(here + ["--set", "device=cuda"]) == 2
+        assert "no CUDA device is available" in capsys.readouterr().err
+    empty = tmp_path / "no-data"  # and CIFAR-10, which this machine has not
+    empty.mkdir()
+    args += ["--data-dir", str(empty), "--set", "dataset=cifar10"]
+    monkeypatch.setenv("APPROX_OFFLINE", "1")
+    assert cli.main(args) == 2
+    assert "downloads are off" in capsys.readouterr().err
+    monkeypatch.setattr(D, "downloads_allowed", lambda: True)  # nothing is downloaded here
+    assert cli.main(args) == 0
+    assert "cifar10 not on this machine yet (the run downloads it): its entries priced " \
+        "without their image counts" in capsys.readouterr().out
+    assert not any(empty.iterdir())

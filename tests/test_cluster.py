@@ -265,6 +265,7 @@ def test_each_executor_names_the_device_and_threads_its_stages_run_on(monkeypatc
     processes share the cores out; a cluster's tasks take the client's threads, and a
     scheduler's workers a device only where the profile names one."""
     monkeypatch.setattr(parallel, "cores", lambda: 8)
+    monkeypatch.setattr(executors, "cores", lambda: 8)
     p = load_profile("smoke")
     here = "cuda" if torch.cuda.is_available() else "cpu"
     local, dask = executors.of("local"), executors.of("dask")
@@ -277,3 +278,7 @@ def test_each_executor_names_the_device_and_threads_its_stages_run_on(monkeypatc
         assert dask.setting({**p, "device": "cuda"}, far) == {"device": "cuda", "threads": 5}
         assert dask.setting(p, {**far, "address": None, "threads": 2}) == {"device": here,
                                                                            "threads": 2}
+        # a local cluster of 2 without --threads shares the cores out as a local run does
+        # (each took the client's 5: oversubscribed, without the warning --threads gives)
+        assert dask.setting(p, {**far, "address": None, "workers": 2}) == {"device": here,
+                                                                           "threads": 4}

@@ -90,7 +90,8 @@ def test_html_has_every_section_images_summary_and_appendix(rendered):
     # where the time went: every entry of the plan, from the records the runs left
     stages = pd.read_csv(out / "stages.csv")
     assert "Appendix: where the time went" in html and 'href="#time"' in html
-    assert f"This run needed {len(stages)} cached entries" in html
+    assert f"This run needed {len(stages)} entries of the models folder" in html
+    assert "summed over the processes that computed them" in html
     assert "Per stage kind" in html and "Per section that first needs it" in html
     assert stages.seconds.notna().all() and not stages.computed.any()  # all from the cache
 

@@ -630,6 +630,9 @@ class GeneralCodec(Codec):
     # by `CodecConfig.effort`: None, the strongest; "fast" (a dict: left out of the hash)
     levels: dict[str | None, Level] = field(hash=False)
     pieces: Callable[[bytes], Iterator[bytes]]  # decompression, a bounded piece at a time
+    # what its decompressor raises on damaged data besides OSError and EOFError: a damaged
+    # file is then one line and set aside, not a traceback
+    errors: tuple[type[Exception], ...] = field(default=(), hash=False)
 
     def setting(self, effort: str | None = None) -> str:
         """How the tool's command line spells the level `effort` names (the report's words)."""
@@ -687,15 +690,15 @@ GENERAL = {c.name: c for c in (
     GeneralCodec(GZIP, ".gz", {
         None: Level("gzip -9", lambda d: gzip.compress(d, compresslevel=9, mtime=0)),
         "fast": Level("gzip -6", lambda d: gzip.compress(d, compresslevel=6, mtime=0))},
-        lambda d: _file_pieces(gzip.GzipFile(fileobj=io.BytesIO(d)))),
+        lambda d: _file_pieces(gzip.GzipFile(fileobj=io.BytesIO(d))), (zlib.error,)),
     GeneralCodec(XZ, ".xz", {
         None: Level("xz -9e", lambda d: lzma.compress(d, preset=9 | lzma.PRESET_EXTREME)),
         "fast": Level("xz -3", lambda d: lzma.compress(d, preset=3))},
-        lambda d: _file_pieces(lzma.LZMAFile(io.BytesIO(d)))),
+        lambda d: _file_pieces(lzma.LZMAFile(io.BytesIO(d))), (lzma.LZMAError,)),
     GeneralCodec(ZSTD, ".zst", {
         None: Level("zstd -19", lambda d: zstandard.ZstdCompressor(level=19).compress(d)),
         "fast": Level("zstd -9", lambda d: zstandard.ZstdCompressor(level=9).compress(d))},
-        _zstd_pieces))}
+        _zstd_pieces, (zstandard.ZstdError,)))}
 
 
 APX: dict[str, Apx] = {c.name: c for c in (
@@ -721,15 +724,15 @@ def general_compress(data: bytes, codec: str, effort: str | None = None) -> byte
 def general_decompress(data: bytes, codec: str, limit: int = MAX_OUTPUT) -> bytes:
     """`data` decompressed as a stream that stops as soon as the output passes `limit` bytes
     (issue 14: a 190 KiB .xz once inflated to 3.2 GiB); CheckpointError, one line, otherwise."""
-    out = io.BytesIO()
+    out, tool = io.BytesIO(), general_codec(codec)
     try:
-        for piece in general_codec(codec).pieces(data):
+        for piece in tool.pieces(data):
             if out.tell() + len(piece) > limit:
                 break
             out.write(piece)
         else:
             return out.getvalue()
-    except (OSError, EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError) as e:
+    except (OSError, EOFError, *tool.errors) as e:
         raise store.CheckpointError(f"cannot decompress ({codec}): {str(e)[:120]}") from None
     raise store.CheckpointError(f"{codec} data decompresses to more than {_mib(limit)}, the most "
                                 f"this checkpoint can hold (a damaged file or a decompression bomb)")

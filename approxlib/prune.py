@@ -58,7 +58,12 @@ class L1Unstructured(tprune.L1Unstructured):
 # method (torch's own extension point: its `compute_mask` ranks one tensor and masks the
 # lowest `amount`); a spread decides how many weights each layer loses. A new scoring rule is
 # one such class registered with `score("name")`; it is then usable as `name-global`,
-# `name-layerwise` or `name-sensitivity` in the profile.
+# `name-layerwise` or `name-sensitivity` in the profile. A score that depends on more than
+# each weight (its layer's other weights, as LAMP's does) defines `importance(weight)`, which
+# every spread computes on each layer alone and masks the lowest of: torch's global ranking
+# hands `compute_mask` all the layers joined into one tensor, and such a score came out as
+# global magnitude (a contributor's LAMP, 2026-12-07). Its `version` (default 0) goes into
+# the cache key of what it prunes once raised: raise it when its scores change.
 SCORES: dict[str, type[tprune.BasePruningMethod]] = {
     "l1": L1Unstructured,  # smallest |w|
     "random": tprune.RandomUnstructured,  # uniformly at random (ShrinkBench's baseline)
@@ -82,15 +87,44 @@ def score(name: str, informed: bool = True):
     return register
 
 
+class Smallest(tprune.BasePruningMethod):
+    """Masks the `amount` lowest of the scores it is given (a score's `importance`, computed
+    layer by layer)."""
+    PRUNING_TYPE = "unstructured"
+
+    def __init__(self, amount):
+        tprune._validate_pruning_amount_init(amount)
+        self.amount = amount
+
+    def compute_mask(self, t: torch.Tensor, default_mask: torch.Tensor) -> torch.Tensor:
+        k = tprune._compute_nparams_toprune(self.amount, t.nelement())
+        tprune._validate_pruning_amount(k, t.nelement())
+        mask = default_mask.clone(memory_format=torch.contiguous_format)
+        mask.view(-1)[smallest(t.reshape(-1), k)] = 0
+        return mask
+
+
+def _scores(layers: list, method) -> dict | None:
+    """Each layer's `importance` computed on that layer alone, where the score has one."""
+    importance = getattr(method, "importance", None)
+    if importance is None:
+        return None
+    return {(m, "weight"): importance(m.weight.detach()) for _, m in layers}
+
+
 class Spread:
     """How a one-shot method spreads its sparsity over the prunable layers."""
     guided = False  # takes a ratio per layer from the sensitivity scan (`sensitivity_ratios`)
 
     def apply(self, layers: list, method: type[tprune.BasePruningMethod], ratio: float,
               layer_ratios: dict[str, float] | None) -> None:
-        ratios = self.ratios(layers, ratio, layer_ratios)
+        ratios, scores = self.ratios(layers, ratio, layer_ratios), _scores(layers, method)
         for n, m in layers:
-            method.apply(m, "weight", amount=ratios[n])
+            if scores is None:
+                method.apply(m, "weight", amount=ratios[n])
+            else:
+                Smallest.apply(m, "weight", amount=ratios[n],
+                               importance_scores=scores[(m, "weight")])
 
     def ratios(self, layers, ratio, layer_ratios) -> dict[str, float]:
         return {n: ratio for n, _ in layers}
@@ -101,8 +135,10 @@ class GlobalSpread(Spread):
     lowest-scored round(ratio × total): the original's `l1-unstructured`."""
 
     def apply(self, layers, method, ratio, layer_ratios) -> None:
-        tprune.global_unstructured([(m, "weight") for _, m in layers], pruning_method=method,
-                                   amount=ratio)
+        scores = _scores(layers, method)
+        tprune.global_unstructured([(m, "weight") for _, m in layers],
+                                   pruning_method=method if scores is None else Smallest,
+                                   amount=ratio, importance_scores=scores)
 
 
 class SensitivitySpread(Spread):
@@ -121,6 +157,11 @@ SPREADS: dict[str, Spread] = {
     "layerwise": Spread(),  # every layer at `ratio` (ShrinkBench's layer-wise baseline)
     "sensitivity": SensitivitySpread(),
 }
+
+
+def score_version(method: str) -> int:
+    """The `version` of a one-shot method's score (0 unless raised)."""
+    return getattr(SCORES[score_and_spread(method)[0]], "version", 0)
 
 
 def score_and_spread(method: str) -> tuple[str, str]:

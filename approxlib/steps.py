@@ -351,7 +351,10 @@ class Prune(Step):
     finetune: TrainConfig
 
     def hashed(self):
-        return self.prune, self.finetune, self.data
+        # a score's raised `version` (its scores changed) makes its pruned models anew; at 0,
+        # as every shipped one is, the key is as it always was
+        version = prune.score_version(self.prune.method)
+        return (self.prune, self.finetune, self.data) + ((version,) if version else ())
 
     def label(self, v) -> str:
         what = "" if v.prune == methods.REFERENCE else f" ({v.prune})"

@@ -1,6 +1,7 @@
 """The .apx codec: bit-exact round trips, exact accuracy after decoding, and a decoder that
 rejects every damaged file with ApxError (never a crash, a hang or a huge allocation)."""
 import copy
+import dataclasses
 import json
 import pickle
 import random
@@ -398,3 +399,23 @@ def test_huffman_count_beyond_its_bits_is_refused_before_allocating():
 def test_fixed_width_streams_of_every_width_round_trip(width, values):
     s = np.array(values, dtype=np.int64) % (1 << width)
     assert np.array_equal(compress.unpack_fixed(compress.pack_fixed(s, width), width, len(s)), s)
+
+
+def test_a_general_codec_names_the_errors_its_decompressor_raises(monkeypatch):
+    """A contributor's new tool (brotli, lz4) raises errors of its own on damaged data: they
+    escaped `general_decompress`'s fixed list as tracebacks (2026-12-07); each entry names its
+    own now."""
+    class ToolError(Exception):
+        pass
+
+    def pieces(data):
+        raise ToolError("bad block")
+        yield b""
+    level = compress.Level("tool -9", lambda d: d)
+    tool = compress.GeneralCodec("tool", ".tl", {None: level}, pieces, (ToolError,))
+    monkeypatch.setitem(compress.GENERAL, "tool", tool)
+    with pytest.raises(store.CheckpointError, match=r"cannot decompress \(tool\): bad block"):
+        compress.general_decompress(b"x", "tool")
+    monkeypatch.setitem(compress.GENERAL, "tool", dataclasses.replace(tool, errors=()))
+    with pytest.raises(ToolError):  # a bug, not damage: its traceback stays
+        compress.general_decompress(b"x", "tool")

@@ -266,6 +266,50 @@ def test_a_new_scoring_rule_is_one_class_usable_with_every_spread(model, largest
         PruneConfig(0.5, "largest-random")
 
 
+class LayerShare(torch.nn.utils.prune.BasePruningMethod):
+    """A score that depends on the weight's layer: |w| over its layer's largest |w|."""
+    PRUNING_TYPE = "unstructured"
+    version = 2
+
+    def __init__(self, amount):
+        self.amount = amount
+
+    @staticmethod
+    def importance(w):
+        return w.abs() / w.abs().max()
+
+    def compute_mask(self, t, default_mask):  # what torch's global ranking alone would call
+        k = round(self.amount * t.nelement())
+        mask = default_mask.clone()
+        mask.view(-1)[prune.smallest(self.importance(t).reshape(-1), k)] = 0
+        return mask
+
+
+def test_a_score_of_its_layer_is_computed_on_each_layer_alone(model):
+    """Torch's global ranking scores all the layers joined into one tensor: a contributor's
+    LAMP, registered as the README said, came out as global magnitude (2026-12-07)."""
+    prune.score("layershare")(LayerShare)
+    try:
+        layers = dict(models.prunable(model))
+        share = torch.cat([LayerShare.importance(m.weight.detach()).reshape(-1)
+                           for m in layers.values()])
+        keep = share > share.kthvalue(round(0.5 * share.numel())).values
+        prune.prune_(model, PruneConfig(0.5, "layershare-global"))
+        prune.make_permanent_(model)
+        got = torch.cat([(m.weight != 0).reshape(-1) for m in layers.values()])
+        assert torch.equal(got, keep)  # ranked globally, each score of its own layer
+        assert prune.score_version("layershare-layerwise") == 2
+        from approxlib import steps
+        from approxlib.config import DataConfig, TrainConfig
+        cfg = dict(data=DataConfig("fashion-mnist", None, 100), model=ModelConfig("resnet18", 10, 1, "imagenet"),
+                   finetune=TrainConfig(epochs=0))
+        ours = steps.Prune(prune=PruneConfig(0.5, "layershare-global"), **cfg)
+        l1 = steps.Prune(prune=PruneConfig(0.5), **cfg)
+        assert ours.hashed()[-1] == 2 and len(l1.hashed()) == 3  # shipped scores: keys as ever
+    finally:
+        del prune.SCORES["layershare"]
+
+
 def test_the_first_method_names_are_a_score_and_a_spread():
     assert prune.score_and_spread("l1-unstructured") == ("l1", "global")
     assert prune.score_and_spread("random-unstructured") == ("random", "global")

@@ -161,8 +161,9 @@ def estimate(todo: pd.DataFrame, recorded: pd.DataFrame, like: dict | None = Non
             # a few stray records (two prunes on 2 threads beside twelve on one, one of them
             # slowed 6x by other work) priced a whole kind: too few to outvote the rest
             held = recorded[match].groupby(["kind", "model"]).size()
-            few = [held.get((k, m), 0) < MIN_RECORDS for k, m in zip(todo.kind[part],
-                                                                     todo.model[part])]
+            others = recorded[~match].groupby(["kind", "model"]).size()
+            few = [held.get((k, m), 0) < MIN_RECORDS and others.get((k, m), 0) > 0
+                   for k, m in zip(todo.kind[part], todo.model[part])]
             est.loc[few, "level"] = LEVELS + 1
             for column in est.columns:
                 near.loc[part, column] = est[column].to_numpy()
@@ -175,7 +176,8 @@ def estimate(todo: pd.DataFrame, recorded: pd.DataFrame, like: dict | None = Non
 
 
 LEVELS = 6  # `estimate_from`'s ways of pricing an entry, closest first
-MIN_RECORDS = 3  # records of one kind and model made as the run will compute that `estimate` prefers
+# records of one kind and model made as the run will compute that `estimate` prefers to others
+MIN_RECORDS = 3
 
 
 def estimate_from(todo: pd.DataFrame, recorded: pd.DataFrame) -> pd.DataFrame:

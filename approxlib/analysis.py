@@ -446,8 +446,9 @@ def chance_finding(d: pd.DataFrame, scope: str = "in this report"
     lo, hi = at.chance.min(), at.chance.max()
     level = f"{100 * lo:.1f}%" if lo == hi else f"{100 * lo:.1f}–{100 * hi:.1f}%"
     it = "it" if n == 1 else "them"
-    seeds = (" Section H leaves each seed whose baseline or control did not learn out of its "
-             "differences." if (at.protocol != NO_PROTOCOL).any() else "")
+    h = trained[(trained.protocol != NO_PROTOCOL) & at_chance(trained, VALIDATION)]
+    seeds = (" Section H leaves each seed whose baseline or control did not learn (judged on "
+             "validation) out of its differences." if not h.empty else "")
     return "".join(sorted(at.section.unique())), (
         f"**Caution.** {n} of the {total} dense or from-scratch models {scope} scored within "
         f"{100 * CHANCE_MARGIN:.0f} points of chance (always naming the most frequent test "

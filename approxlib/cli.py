@@ -367,7 +367,8 @@ def _one_line(e: BaseException) -> str:
 
 # -------------------------------------------------------------------------------- commands
 
-def _dry_run(p: dict, sections: list[str], st, data_dir, like: dict, workers: int) -> int:
+def _dry_run(p: dict, sections: list[str], st, data_dir, like: dict, workers: int,
+             trains_here: bool) -> int:
     """List the stages, bits curves and timings in turns and which are cached; price the missing
     ones from this store's records (those made on `like`'s device and threads first). Refuses
     what the run would refuse before its first stage: data it cannot have, CUDA it lacks."""
@@ -379,8 +380,9 @@ def _dry_run(p: dict, sections: list[str], st, data_dir, like: dict, workers: in
     plan = accounting.table(p, sections, st, data_root=data_dir, planned=True) if missing \
         else None
     need = plan[plan.key.isin(missing)] if missing else None
-    if missing and (need.batch > 0).any():
+    if missing and trains_here and (need.batch > 0).any():
         train.pick_device(p["device"])  # the run's refusal of a CUDA this machine lacks
+        # (a scheduler's workers may have one; a local cluster's preflight asks for it)
     for s in todo:
         print(f"{'cached ' if s['cached'] else 'missing'}  {s['stage']:<9} {s['key']}  "
               f"{printable(s['label'])}")  # a folder's name is the user's, escapes and all
@@ -446,7 +448,7 @@ def cmd_report(a) -> int:
     executor.preflight(p, sections, options)
     if a.dry_run:
         return _dry_run(p, sections, st, a.data_dir, executor.setting(p, options),
-                        options.get("workers") or 1)
+                        options.get("workers") or 1, executor.trains_here)
     t0 = time.perf_counter()
     from . import publish
     if a.stages_only:
@@ -667,7 +669,7 @@ def cmd_profiles(a) -> int:
     import yaml
     p = load_profile(a.name, parse_overrides(a.overrides))
     label, about = p.pop("profile"), p.pop("description", "")  # names, not keys a file may set
-    changed = f" (with --set {' '.join(a.overrides)})" if a.overrides else ""
+    changed = f" (with {' '.join(f'--set {o}' for o in a.overrides)})" if a.overrides else ""
     print(textwrap.fill(f"{label}{changed}: {about}" if about else label + changed, 96,
                         initial_indent="# ", subsequent_indent="# "))
     print(yaml.safe_dump(p, sort_keys=False, default_flow_style=None, width=100,
@@ -719,7 +721,8 @@ def cmd_verify(a) -> int:
     existing_store(folder)
     entries = pipeline.verify_store(store.Store(folder))
     bad = [e for e in entries if e["problem"]]
-    records = [e for e in bad if e["kind"] in pipeline.RECORDS]
+    records = [e for e in bad if e["kind"] in pipeline.RECORDS
+               and not e["problem"].startswith("missing")]  # a digest left: nothing to move
     for e in entries if a.all else bad:
         what = ("ok       " if not e["problem"] else "set aside" if e in records
                 else "recompute")
@@ -728,7 +731,8 @@ def cmd_verify(a) -> int:
               if e["problem"] else ""))
     print(f"{len(entries)} entries, {len(entries) - len(bad)} intact, "
           f"{len(bad) - len(records)} to recompute"
-          + (f", {len(records)} damaged records to set aside" if records else ""))
+          + (f", {len(records)} damaged record{'s' * (len(records) != 1)} to set aside"
+             if records else ""))
     return 1 if bad else 0
 
 

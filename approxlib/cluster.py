@@ -297,11 +297,9 @@ def threads_of(threads: int | None, workers: int | None = None, local: bool = Fa
     this machine's cores shared out among them, as `parallel.threads_of` gives a local run's
     (the client's 2 threads each put 4 on 2 cores, a planner found, 2026-12-07); else the
     client's, so a cluster run equals a local one."""
-    if threads:
-        return threads
     if local and workers:
-        return max(1, executors.cores() // workers)
-    return torch.get_num_threads()
+        return parallel.threads_of(workers, threads)
+    return threads or torch.get_num_threads()
 
 
 def run(p: dict, sections: list[str], store_url: str | Path, out_dir: Path | None,

@@ -23,6 +23,7 @@ class Executor:
     key: str
     help: str
     counts_computed = False  # its runner lists what this process computed
+    trains_here = False  # this process or its helpers train (refuses a CUDA it lacks)
 
     def check(self, a) -> None:
         """ConfigError for an option it does not take (`a`: the parsed `approx report`)."""
@@ -48,6 +49,7 @@ class Executor:
 class Local(Executor):
     """This process and `workers - 1` helpers beside it (`parallel.run`)."""
     counts_computed = True
+    trains_here = True
 
     def check(self, a) -> None:
         if a.scheduler:

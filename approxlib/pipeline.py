@@ -174,9 +174,10 @@ def _timing_ok(t: dict) -> bool:
 
 
 # JSON entries that record how another entry was made, not what it is: one found damaged is
-# set aside and not made again (its entry is whole); what follows instead
+# set aside, and its entry, which is whole, is not made again for it; what follows instead (a
+# fingerprint is written anew by the evaluation that found it damaged)
 RECORDS = {"timing": "its stage's cost unknown until the stage is made again",
-           "fingerprints": "its twins measured again when next evaluated"}
+           "fingerprints": "the model it names measured again and its record rewritten"}
 
 # What a cached JSON entry must hold to be used; anything else is set aside and recomputed.
 JSON_CHECKS = {

@@ -54,7 +54,7 @@ CI_FIELDS = ("n", "mean", "sd", "lo", "hi")  # what `mean_ci` returns, in a tabl
 # Samples this close are equal: accuracies are k / test images, kept as float32 means (their
 # differences off by up to ~1e-7: 702/1000 − 700/1000 and 704/1000 − 702/1000 differ by 6e-8,
 # and a 1e-9 rule gave two seeds two images apart a zero-width "beyond noise" interval, a
-# referee found, 2026-12-07), far below one image of a million
+# referee found, 2026-12-07); one image of a million-image test split
 SAME = 1e-6
 
 

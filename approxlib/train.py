@@ -26,14 +26,16 @@ def pick_device(name: str = "auto") -> torch.device:
     and this machine has none."""
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' requested but no CUDA device is available; valid: auto, cpu")
-    return torch.device(device_type(name))
+    return torch.device(device_type(name) if name == "auto" else name)
 
 
 def device_type(name: str = "auto") -> str:
     """The device type `name` trains on, as records and dry runs name it ("cpu", "cuda"),
     without `pick_device`'s refusal of a CUDA this machine lacks (a run needing no training
     then still runs)."""
-    return "cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu"
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name).type  # a caller's "cuda:1" too
 
 
 def use_bf16(precision: str, device: torch.device, model: nn.Module) -> bool:

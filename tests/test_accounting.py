@@ -111,6 +111,9 @@ def test_entries_are_priced_from_records_of_the_runs_device_and_threads_first():
         "images": [1000] * 2, "batch": [32] * 2, "threads": [2] * 2, "device": ["cpu"] * 2})])
     est = accounting.estimate(todo, stray, {"device": "cpu", "threads": 2})
     assert est.seconds[0] == pytest.approx(2000 * 59.8 / 5000) and est.other_setting[0]
+    # ... but where they are all there is, they price it, and are not said to be another's
+    est = accounting.estimate(todo, stray[stray.threads == 2], {"device": "cpu", "threads": 2})
+    assert est.seconds[0] == pytest.approx(2000 * 29.8 / 2000) and not est.other_setting[0]
     # an evaluation runs on the CPU whatever the device, and the run's own records price it
     # only as closely as all of them do: two of a twin's (no images) are not a rate
     rec = pd.concat([rec, pd.DataFrame({
@@ -344,9 +347,13 @@ def test_a_dry_run_refuses_what_the_run_would_and_says_what_its_figure_is(
     assert "of stage time" in last and "summed over processes: with 2 processes about " in last
     assert cli.main(here + ["--set", "train_size=1000000"]) == 2
     assert "train_size 1000000 exceeds" in capsys.readouterr().err
+    assert T.device_type("cuda:1") == "cuda" and T.device_type("cpu") == "cpu"
     if T.device_type("auto") != "cuda":
         assert cli.main(here + ["--set", "device=cuda"]) == 2
         assert "no CUDA device is available" in capsys.readouterr().err
+        # a scheduler's workers train, and may have one (a reviewer, 2026-12-07)
+        assert cli.main(here + ["--set", "device=cuda", "--executor", "dask", "--scheduler",
+                                "tcp://127.0.0.1:9"]) == 0
     empty = tmp_path / "no-data"  # and CIFAR-10, which this machine has not
     empty.mkdir()
     args += ["--data-dir", str(empty), "--set", "dataset=cifar10"]

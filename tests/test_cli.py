@@ -543,7 +543,9 @@ def test_profiles_prints_every_key_a_run_would_take(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines()[0].startswith("smoke  Tests, CI")
     assert main(["profiles", "smoke", "--set", "epochs=2", "--set", "kd=false"]) == 0
     text = capsys.readouterr().out
-    assert text.startswith("# smoke: Tests, CI")  # its name and purpose, as comments
+    # its name, what --set changed (a planner read smoke's header above other values) and
+    # its purpose, as comments
+    assert text.startswith("# smoke (with --set epochs=2 --set kd=false): Tests, CI")
     want = load_profile("smoke", {"epochs": 2, "kd": False})
     got = yaml.safe_load(text)
     assert got == {k: v for k, v in want.items() if k not in ("profile", "description")}

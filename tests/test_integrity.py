@@ -127,8 +127,10 @@ def test_every_kind_of_damage_is_set_aside_and_recomputed_to_the_same_results(co
                                      progress=False)
         for s in sens:  # what section H's report reads besides the rows
             assert runner.sensitivity(s)["rows"] == smoke_runner.sensitivity(s)["rows"]
-    warned = [r.getMessage() for r in caplog.records if "recomputing" in r.getMessage()]
+    warned = [r.getMessage() for r in caplog.records if "; moved to " in r.getMessage()]
     assert len(warned) >= len(damage) + 1 and all("\n" not in w for w in warned)
+    # a record is set aside as what it is, not "recomputing" (`pipeline.RECORDS`)
+    assert [w for w in warned if str(twin) in w][0].endswith(pipeline.RECORDS["fingerprints"])
     moved = [f for f in (store.root / "damaged").rglob("*") if f.is_file()
              and not f.name.endswith(S.DIGEST)]
     assert len(moved) >= len(damage) + 1  # kept for inspection, not deleted
@@ -488,7 +490,7 @@ def test_a_damaged_record_is_set_aside_and_said_not_to_be_recomputed(copied, cap
     warned = [r.getMessage() for r in caplog.records if str(timing) in r.getMessage()]
     assert len(warned) == 1 and warned[0].endswith(pipeline.RECORDS["timing"])
     assert cli.main(["verify", "--models-dir", str(store.root)]) == 1  # the twin's, until read
-    assert capsys.readouterr().out.splitlines()[-1].endswith(", 1 damaged records to set aside")
+    assert capsys.readouterr().out.splitlines()[-1].endswith(", 1 damaged record to set aside")
 
 
 def test_json_entries_refuse_nan_and_huge_numbers(tmp_path):

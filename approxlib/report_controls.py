@@ -358,7 +358,8 @@ class ControlsSection(Section):
             real += d > 0 and stats.significant(p)
         what = (f"{names.method(method)} pruning scores above "
                 f"{names.method(methods.REFERENCE)}")
-        head = (f"{what} at {wins} of {len(points)} points, beyond noise (McNemar) at {real}"
+        head = (f"{what} at {wins} of {len(points)} points, beyond noise at {real} (McNemar at "
+                f"5% per point, not corrected for the {len(points)} tests)"
                 if wins else f"{what} at none of the {len(points)} points")
         return [f"- **{names.model(pairs.model.iloc[0])} sparsity curve** "
                 f"({self.curve_protocol} protocol, seed {self.curve_seed}, one run per point): "

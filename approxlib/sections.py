@@ -72,9 +72,11 @@ class Variant:
     @property
     def label(self) -> str:
         parts = [self.model, self.dataset]
-        if self.prune_ratio > 0:
-            parts.append(f"pruned {self.prune_ratio:.0%}"
-                         + methods.of(self.prune).adverb)
+        if self.prune_ratio > 0:  # a one-shot method other than the reference by its label:
+            # four methods' entries were listed alike in a dry run (a contributor, 2026-12-07)
+            how = methods.of(self.prune)
+            parts.append(f"pruned {self.prune_ratio:.0%}" + (
+                how.adverb or ("" if self.prune == methods.REFERENCE else f" ({how.label})")))
         if self.quant != quants.NONE.key:
             parts.append(self.quant)
         if self.codec != NO_CODEC:

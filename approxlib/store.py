@@ -854,6 +854,9 @@ def local_cache(url: str) -> Path:
     return cache_base() / hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
+# What follows a damaged local copy of a URL store's entry (whatever its kind)
+FETCHING = "fetching the store's copy"
+
 class Store:
     """The artifact cache: `<root>/<kind>/<key>.pt|.json|…`, each beside its digest sidecar.
 
@@ -920,8 +923,8 @@ class Store:
         the URL is the store and this machine's folder a cache of it: a local copy is used
         while the URL holds that version (`_as_published`)."""
         path = self.path(kind, key, suffix)
-        if path.is_file():
-            intact = self._check(path, kind, key, then)
+        if path.is_file():  # on a URL store a damaged local copy is replaced by the store's
+            intact = self._check(path, kind, key, then if self.fs is None else FETCHING)
             if self.fs is None or intact is None:  # None: its writer is at work
                 return path if intact else None
             if intact and self._as_published(kind, key, suffix, path):

@@ -652,6 +652,22 @@ def test_a_machine_uses_its_copy_only_while_the_url_holds_that_version(tmp_path,
     assert not any((tmp_path / d / "damaged").exists() for d in ("remote", "b"))
 
 
+def test_a_damaged_local_copy_of_a_url_entry_is_said_to_be_fetched_again(tmp_path, caplog):
+    """A damaged local copy of a URL store's timing record was set aside "its stage's cost
+    unknown" (or any entry "recomputing") while the store's copy was then fetched (a
+    reviewer, 2026-12-07)."""
+    url = f"file://{tmp_path / 'remote'}"
+    st = S.Store(url, cache=tmp_path / "a")
+    st.write_json("timing", "k", {"v": 1})
+    local = st.path("timing", "k", ".json")
+    local.write_text('{"v": 9}')  # this machine's bytes changed, the digest not
+    with caplog.at_level(logging.WARNING, logger=S.LOG.name):
+        again = S.Store(url, cache=tmp_path / "a").read_json("timing", "k",
+                                                              then=pipeline.RECORDS["timing"])
+    assert again == {"v": 1}
+    assert caplog.text.rstrip().endswith(S.FETCHING)
+
+
 def test_a_damaged_entry_on_the_url_is_set_aside_there_and_said_so(tmp_path, caplog):
     url = f"file://{tmp_path / 'remote'}"
     S.Store(url, cache=tmp_path / "a").write_json("metrics", "k", {"v": 1})

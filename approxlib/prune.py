@@ -46,11 +46,7 @@ class L1Unstructured(tprune.L1Unstructured):
     selection made by `smallest`."""
 
     def compute_mask(self, t: torch.Tensor, default_mask: torch.Tensor) -> torch.Tensor:
-        k = tprune._compute_nparams_toprune(self.amount, t.nelement())
-        tprune._validate_pruning_amount(k, t.nelement())
-        mask = default_mask.clone(memory_format=torch.contiguous_format)
-        mask.view(-1)[smallest(t.abs().reshape(-1), k)] = 0
-        return mask
+        return Smallest.compute_mask(self, t.abs(), default_mask)
 
 
 # How weights are scored is separate from how the sparsity is spread over layers, as

@@ -854,7 +854,9 @@ def local_cache(url: str) -> Path:
     return cache_base() / hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
-# What follows a damaged local copy of a URL store's entry (whatever its kind)
+# What follows a damaged entry set aside (a warning's last words): by default it is made again;
+# a damaged local copy of a URL store's entry (whatever its kind) is fetched again
+RECOMPUTING = "recomputing"
 FETCHING = "fetching the store's copy"
 
 class Store:
@@ -915,7 +917,7 @@ class Store:
         return self.fs is not None and all(
             self.fs.isfile(self._remote(kind, key, suffix + s)) for s in ("", DIGEST))
 
-    def fetch(self, kind: str, key: str, suffix: str = ".pt", then: str = "recomputing"
+    def fetch(self, kind: str, key: str, suffix: str = ".pt", then: str = RECOMPUTING
               ) -> Path | None:
         """The artifact's verified local file, downloaded first if only the store has it; None
         if absent or damaged (a damaged copy is moved aside, with a warning ending in `then`,
@@ -1028,7 +1030,7 @@ class Store:
         (size, _, _), digest = self._verified[path]
         return digest, size
 
-    def _check(self, path: Path, kind: str, key: str, then: str = "recomputing"
+    def _check(self, path: Path, kind: str, key: str, then: str = RECOMPUTING
                ) -> bool | None:
         """True if the entry is intact; False if missing or damaged (then set aside); None if
         it is not intact while a writer holds its lock: a writer renames an entry into place
@@ -1049,7 +1051,7 @@ class Store:
         except Busy:
             return None
 
-    def set_aside(self, path: Path, why: str, then: str = "recomputing") -> Path:
+    def set_aside(self, path: Path, why: str, then: str = RECOMPUTING) -> Path:
         """Move a local entry that cannot be trusted (and its digest) under `<root>/damaged/`:
         kept for inspection, never used again; the warning ends with what follows (`then`)."""
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
@@ -1103,7 +1105,7 @@ class Store:
         self._seen_published(path)
 
     def read_json(self, kind: str, key: str, check: Callable[[Any], bool] | None = None,
-                  then: str = "recomputing") -> dict | None:
+                  then: str = RECOMPUTING) -> dict | None:
         """A verified JSON entry; None when absent, or damaged, unparsable or failing `check`
         (then moved aside: a damaged entry is recomputed, not trusted; `then` says what follows
         where that is not so)."""

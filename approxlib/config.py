@@ -431,14 +431,20 @@ class ScratchConfig:
 @dataclass(frozen=True)
 class ChannelConfig:
     """Structured pruning (Torch-Pruning): remove `ratio` of the channels of every group,
-    channel counts rounded to multiples of `round_to` (what vectorized kernels like)."""
+    ranked by `criterion` (a `methods.channel()` entry's: L1 magnitude unless another is asked
+    for, and then in the key), channel counts rounded to multiples of `round_to` (what
+    vectorized kernels like)."""
     ratio: float
     round_to: int = 8
+    criterion: str = dataclasses.field(default=methods.CHANNEL.criterion,
+                                       metadata={"hash": "unless default"})
 
     def __post_init__(self):
         _number("channel_ratio", self.ratio, 0.0, 1.0, lo_open=True, hi_open=True)  # 0 would
         # repeat the dense model under a pruned name
         _number("round_to", self.round_to, 1, 256, integer=True)
+        _choice("channel criterion", self.criterion,
+                tuple(m.criterion for m in methods.channel()))
 
 
 @dataclass(frozen=True)
@@ -486,10 +492,14 @@ def recorded(configs) -> list[dict[str, Any]]:
 
 def config_fields(x: Any) -> dict[str, Any]:
     """A config's fields as its key and its files' headers record them: a field marked
-    `"hash": "if set"` is left out while unset (None), so adding one changes no key and no
-    file written before it (an `.apx` header once grew by `"effort": null`)."""
-    unset = {f.name for f in dataclasses.fields(x)
-             if f.metadata.get("hash") == "if set" and getattr(x, f.name) is None}
+    `"hash": "if set"` is left out while unset (None), one marked `"unless default"` while it
+    holds its default, so adding one changes no key and no file written before it (an `.apx`
+    header once grew by `"effort": null`)."""
+    def left_out(f: dataclasses.Field) -> bool:
+        how, value = f.metadata.get("hash"), getattr(x, f.name)
+        return (how == "if set" and value is None) or (how == "unless default"
+                                                      and value == f.default)
+    unset = {f.name for f in dataclasses.fields(x) if left_out(f)}
     return {k: v for k, v in dataclasses.asdict(x).items() if k not in unset}
 
 
@@ -778,6 +788,7 @@ def validate_params(p: dict[str, Any]) -> None:
     with _keys(index_bits="dc_index_bits"):
         codec_config(p, SHIPPED_CODEC)
         codec_config(p, GENERAL_CODECS[0])
+    _choice("channel_method", p["channel_method"], tuple(m.key for m in methods.channel()))
     ChannelConfig(p["channel_ratio"])
     for r in _list("channel_ratios", p["channel_ratios"]):
         with _keys(channel_ratio="each of channel_ratios"):

@@ -273,17 +273,24 @@ class GradualPruning(Pruning):
 
 
 class ChannelPruning(Pruning):
-    """Torch-Pruning's structured L1 channel pruning, then fine-tuning (section G)."""
-    method = methods.CHANNEL
+    """Torch-Pruning's structured channel pruning by its method's criterion, then fine-tuning
+    (section G); one registered for each `methods.channel()` entry."""
+
+    def __init__(self, method: methods.Method):
+        self.method = method
 
     def finetune(self, p: dict, model: str) -> TrainConfig:
         return channel_finetune_config(p, model)
 
+    def channel(self, v: Variant, p: dict, ds, mc: ModelConfig, fc: TrainConfig) -> Step:
+        return Channel(ds, mc, ChannelConfig(v.prune_ratio, criterion=self.method.criterion), fc)
+
     def steps(self, v, p, ds, mc, fc) -> list[Step]:
-        return [Channel(ds, mc, ChannelConfig(v.prune_ratio), fc)]
+        return [self.channel(v, p, ds, mc, fc)]
 
 
-PRUNINGS: dict[str, Pruning] = {p.method.key: p for p in (GradualPruning(), ChannelPruning())}
+PRUNINGS: dict[str, Pruning] = {p.method.key: p for p in (
+    GradualPruning(), *map(ChannelPruning, methods.channel()))}
 ONE_SHOT = Pruning()
 
 
@@ -306,7 +313,7 @@ def prune_steps(v: Variant, p: dict, ds, mc: ModelConfig) -> list[Step]:
     scratch control: the pruned model's shape, trained afresh)."""
     fc = finetune_of(v, p)
     if v.control_kind.budget:
-        return [Channel(ds, mc, ChannelConfig(v.prune_ratio), fc), scratch_step(v, p, ds, mc)]
+        return [pruning(v).channel(v, p, ds, mc, fc), scratch_step(v, p, ds, mc)]
     if v.is_dense_control or qat_of_control(v, p):
         return [Control(ds, mc, fc)]
     if v.prune_ratio == 0:

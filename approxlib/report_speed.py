@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from . import analysis, controls, names, plots, quants, runtimes, stats
+from . import analysis, controls, methods, names, plots, quants, runtimes, stats
 from .config import per_model, qat_from_control
 from .report import Section, _fmt_pct, _md, _table
 
@@ -48,8 +48,9 @@ class SpeedSection(Section):
         _md(f"Every model runs in PyTorch eager and in ONNX Runtime (exported with "
             f"torch.onnx's TorchScript exporter), in float32 and in static INT8 (PyTorch: FX graph "
             f"mode, x86 backend; ONNX Runtime: its own QDQ quantization), dense and with "
-            f"{p['channel_ratio']:.0%} of the channels removed by Torch-Pruning (L1 magnitude, "
-            f"stem and classifier kept, fine-tuned){self._curve_text()}. "
+            f"{p['channel_ratio']:.0%} of the channels removed by Torch-Pruning (ranked "
+            f"{methods.of(p['channel_method']).ranks}, stem and classifier kept, "
+            f"fine-tuned){self._curve_text()}. "
             f"FLOPs per image (a multiply-add = 2) come from "
             f"`torch.utils.flop_counter` on the float model. This CPU's measured float32 "
             f"matrix-multiply rate with {names.count(p['threads'], 'thread')} (1024 × 1024): "

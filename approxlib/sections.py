@@ -128,7 +128,7 @@ def speed_variants(p: dict, section: str, model: str, dataset: str) -> list[Vari
     """Section G for one model: dense and channel-pruned at each ratio, each in PyTorch eager and
     ONNX Runtime, float32 and static INT8; then what recovers accuracy at `channel_ratio` (QAT,
     distillation) and the scratch controls at `scratch_ratios`, where the profile asks."""
-    out, channels = [], methods.CHANNEL.key
+    out, channels = [], p["channel_method"]
     main = float(p["channel_ratio"])
     ratios = sorted({main, *map(float, p["channel_ratios"])})
     for base in (Variant(section, model, dataset),

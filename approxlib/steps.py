@@ -249,13 +249,14 @@ class Channel(Step):
         return self.channel, self.finetune, self.data
 
     def label(self, v) -> str:
-        return f"prune {v.model} channels {v.prune_ratio:.0%} + fine-tune"
+        return f"prune {v.model}{methods.of(v.prune).adverb} {v.prune_ratio:.0%} + fine-tune"
 
     def run(self, ctx, st, path, meta):
         model, _ = ctx.load(st.upstream, self.model)
         splits = ctx.splits(self.data)
         meta["params_before"] = sum(p.numel() for p in model.parameters())
-        structured.channel_prune_(model, self.channel, self.model.in_channels, self.model.name)
+        structured.channel_prune_(model, self.channel, self.model.in_channels, self.model.name,
+                                  seed=self.finetune.seed)
         meta["params_after"] = sum(p.numel() for p in model.parameters())
         model, meta["history"] = train.train(model, splits, self.finetune, ctx.device,
                                              desc=st.label, progress=ctx.progress,

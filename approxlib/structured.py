@@ -2,12 +2,15 @@
 is a smaller dense model that any runtime runs faster.
 
 Torch-Pruning follows the dependency graph (a residual add ties the channels of every layer that
-feeds it; a depthwise convolution's groups follow its input), ranks channel groups by the L1 norm
-of their weights and removes the lowest. The stem and the classifier are left alone. A pruned
+feeds it; a depthwise convolution's groups follow its input), ranks channel groups by a criterion
+(`CRITERIA`: L1 norm of their weights unless the profile's `channel_method` names another) and
+removes the lowest. The stem and the classifier are left alone. A pruned
 model's layer sizes no longer match `models.build`, so checkpoints carry them (`shapes`) and
 `reshape_` rebuilds the skeleton before the weights load — never a pickled module.
 """
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -17,26 +20,40 @@ from .config import ChannelConfig, ConfigError, ModelConfig
 from .models import replace_module
 
 
+# Torch-Pruning's importance criteria by the `criterion` of a `methods.channel()` entry, each built
+# from the module (passed in: importing it is slow). A new criterion is an entry here and one in
+# `methods.METHODS`. The random one draws from torch's generator, seeded by `channel_prune_`.
+CRITERIA: dict[str, Callable] = {
+    "l1": lambda tp: tp.importance.MagnitudeImportance(p=1),
+    "random": lambda tp: tp.importance.RandomImportance(),
+    "bn-scale": lambda tp: tp.importance.BNScaleImportance(),
+    "fpgm": lambda tp: tp.importance.FPGMImportance(),
+}
+
+
 def stem_and_classifier(model: nn.Module) -> list[nn.Module]:
     stem = next(m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
     return [stem, models.classifier(model)[1]]
 
 
 def channel_prune_(model: nn.Module, cfg: ChannelConfig, in_channels: int,
-                   name: str = "the model") -> nn.Module:
-    """Remove `cfg.ratio` of the channels of every prunable group, in place. An architecture
-    whose channels Torch-Pruning's dependency graph cannot follow (ShuffleNetV2's channel
-    shuffle: a ZeroDivisionError deep inside it) is one line naming the model, not a
+                   name: str = "the model", seed: int = 0) -> nn.Module:
+    """Remove `cfg.ratio` of the channels of every prunable group, in place, ranked by
+    `cfg.criterion` (a random one drawn with `seed`, torch's own generator left as it was). An
+    architecture whose channels Torch-Pruning's dependency graph cannot follow (ShuffleNetV2's
+    channel shuffle: a ZeroDivisionError deep inside it) is one line naming the model, not a
     traceback; so is a pruned model that no longer runs."""
     # Imported here, not at the top: importing it loads torch.utils.cpp_extension, which logs a
     # CUDA warning on CPU-only machines; every checkpoint read imports this module.
     import torch_pruning as tp
     example = torch.rand(1, in_channels, 32, 32)
     ignored = stem_and_classifier(model.eval())
+    importance = CRITERIA[cfg.criterion](tp)
     try:  # Torch-Pruning's work alone: an error of ours keeps its traceback
-        tp.pruner.MetaPruner(model, example, importance=tp.importance.MagnitudeImportance(p=1),
-                             pruning_ratio=cfg.ratio, ignored_layers=ignored,
-                             round_to=cfg.round_to).step()
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            tp.pruner.MetaPruner(model, example, importance=importance, pruning_ratio=cfg.ratio,
+                                 ignored_layers=ignored, round_to=cfg.round_to).step()
         with torch.no_grad():
             model(example)  # what it left must still run
     except (ZeroDivisionError, RuntimeError, ValueError, IndexError, KeyError,

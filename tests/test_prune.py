@@ -417,3 +417,62 @@ def test_weights_outside_the_layers_pruning_covers_are_warned_of(caplog):
         prune.prune_(small, PruneConfig(0.5))
     # in_proj_weight 24×8 = 192 of 36 (conv) + 192 + 64 (out_proj, a Linear) = 65.8%
     assert "65.8% of ModuleDict's weights (in_proj_weight) lie outside" in caplog.text
+
+
+def _channel(name: str, criterion: str, seed: int = 0):
+    from approxlib import structured
+    from approxlib.config import ChannelConfig
+    return structured.channel_prune_(models.build(ModelConfig(name, 10, 1), 0),
+                                     ChannelConfig(0.5, criterion=criterion), 1, name, seed)
+
+
+def test_every_channel_method_has_a_criterion_that_prunes_to_the_same_shapes():
+    """A channel criterion is one entry in `methods` and one in `structured.CRITERIA`; each
+    removes the same share of every group (so the scratch controls' shapes agree), only
+    other channels."""
+    from approxlib import methods, structured
+    assert [m.criterion for m in methods.channel()] == list(structured.CRITERIA)
+    for name in ("resnet18", "mobilenetv2"):
+        pruned = {c: _channel(name, c) for c in structured.CRITERIA}
+        shapes = {c: structured.shapes(m) for c, m in pruned.items()}
+        assert all(s == shapes["l1"] for s in shapes.values())
+        kept = {c: m.state_dict()["features.2.conv.0.0.weight" if name == "mobilenetv2"
+                                  else "layer1.0.conv1.weight"] for c, m in pruned.items()}
+        assert not torch.equal(kept["random"], kept["l1"])
+        for m in pruned.values():
+            assert m(torch.rand(2, 1, 32, 32)).shape == (2, 10)
+
+
+def test_random_channels_follow_their_seed_and_leave_torchs_generator_alone():
+    from approxlib import structured
+    torch.manual_seed(5)
+    state = torch.get_rng_state()
+    first, again, other = (_channel("resnet18", "random", s) for s in (1, 1, 2))
+    w = "layer1.0.conv1.weight"
+    assert torch.equal(first.state_dict()[w], again.state_dict()[w])
+    assert not torch.equal(first.state_dict()[w], other.state_dict()[w])
+    assert structured.shapes(first) == structured.shapes(other)
+    torch.manual_seed(5)
+    assert torch.equal(state, torch.get_rng_state())
+
+
+def test_bn_scale_keeps_the_channels_of_largest_batchnorm_scale():
+    """Network slimming's criterion on a group whose only BatchNorm is known: ResNet-18's
+    first block's inner channels (conv1 → bn1 → conv2) keep the 32 largest |γ| of 64."""
+    from approxlib import structured
+    from approxlib.config import ChannelConfig
+    model = models.build(ModelConfig("resnet18", 10, 1), 0)
+    gamma = torch.randn(64, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        model.layer1[0].bn1.weight.copy_(gamma)
+    structured.channel_prune_(model, ChannelConfig(0.5, criterion="bn-scale"), 1)
+    top = gamma.abs().topk(32).indices.sort().values
+    assert torch.equal(model.layer1[0].bn1.weight.detach(), gamma[top])
+
+
+def test_an_unknown_channel_criterion_is_refused_naming_the_valid_ones():
+    from approxlib import config
+    with pytest.raises(ConfigError, match=r"^unknown channel criterion 'l7'; valid: l1, random"):
+        config.ChannelConfig(0.5, criterion="l7")
+    assert config.config_fields(config.ChannelConfig(0.5)) == {"ratio": 0.5, "round_to": 8}
+    assert config.config_fields(config.ChannelConfig(0.5, criterion="fpgm"))["criterion"] == "fpgm"

@@ -10,7 +10,7 @@ from approxlib import pipeline
 from approxlib.sections import SECTIONS
 from approxlib import steps
 from approxlib import store as S
-from approxlib.config import (DataConfig, MeasureConfig, ModelConfig, PruneConfig,
+from approxlib.config import (ChannelConfig, DataConfig, MeasureConfig, ModelConfig, PruneConfig,
                               StaticQuantConfig, TrainConfig, load_profile)
 
 
@@ -53,6 +53,11 @@ def test_keys_do_not_move():
     # Evaluate's version 3 (2026-12-01): each validation image's right/wrong is kept
     assert steps.Evaluate(MeasureConfig(), d).key(pruned) == "358c979c39949e17"
     assert steps.Static(d, m, StaticQuantConfig()).key(train) == "6a68cceb682ddccc"
+    # Channel before its criterion could be chosen (2026-12-07): L1 keeps its key, others differ
+    channel = steps.Channel(d, m, ChannelConfig(0.5), TrainConfig(1))
+    assert channel.key(train) == "c8bddcf9faa674a1"
+    random = dataclasses.replace(channel, channel=ChannelConfig(0.5, criterion="random"))
+    assert random.key(train) != channel.key(train)
 
 
 def test_keys_follow_every_config_and_the_upstream():

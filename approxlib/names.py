@@ -34,12 +34,15 @@ TERMS = {
                  "fine-tuning, or fewer where its epochs reach their cap (twice Scratch-E's "
                  "by default)",
     "KD": "knowledge distillation from the dense baseline",
-    "qp": "NNCodec's quantization parameter (uniform step 2^(qp/4))",
+    "qp": "NNCodec's quantization parameter (uniform step 2<sup>qp/4</sup>)",
     "one-shot": "pruned once to the ratio, then fine-tuned",
     "float twin": "a model fine-tuned exactly as its QAT model, in float32: what QAT's INT8 "
                   "is measured against",
     stats.TIMING_NOISE: "a change of latency no larger than the two timings' interquartile "
                         f"ranges over rounds, or than {stats.TIMING_FLOOR:.0%}",
+    stats.TIMING_UNTOLD: f"timed in turns over fewer than {stats.MIN_ROUNDS} rounds, whose "
+                         "spread measures no noise: no latency change is called faster or "
+                         "slower",
 }
 
 

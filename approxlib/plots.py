@@ -226,6 +226,8 @@ KIND_STYLE = {
               "label": ".apx, k-means (no fine-tuning): shade = sparsity, digits = bits"},
     "apx": {"marker": "*", "color": "#DD8452", "grid": False,
             "label": ".apx, fine-tuned codebook (the file section F ships)"},
+    "apx-kd": {"marker": "*", "color": "#4C72B0", "grid": False,
+               "label": "the same, fine-tuned by distillation"},
     # red: the grid's viridis shades run through green, in which NNCodec's ▼ were lost
     "nncodec": {"marker": "s", "color": "#C44E52", "grid": False,
                 "label": "NNCodec (MPEG NNC), by qp"},
@@ -436,9 +438,9 @@ def _legend_markers() -> list[tuple[str, str]]:
             *((qat, rt) for rt in runtimes.RUNTIMES)]
 
 
-def _pareto_panel(ax, d: pd.DataFrame, color: str) -> None:
+def _pareto_panel(ax, d: pd.DataFrame, color: str) -> pd.DataFrame:
     """One model's variants (marker = precision × runtime, hollow = channel-pruned, × =
-    distilled) and its Pareto front."""
+    distilled) and its Pareto front, which it returns."""
     d = d.sort_values("latency_ms")
     for r in d.itertuples():
         ax.errorbar(r.latency_ms, r.accuracy * 100, yerr=_yerr(r),
@@ -449,17 +451,36 @@ def _pareto_panel(ax, d: pd.DataFrame, color: str) -> None:
     front = d[analysis.pareto_front(d.latency_ms, d.accuracy)]
     ax.plot(front.latency_ms, front.accuracy * 100, "-", color=color, lw=1, alpha=0.7,
             label="Pareto front")
-    # the front's variants named: markers alone left a reader unable to find the one the
-    # findings name (scratch or fine-tuned, which ratio; a review, 2026-12-07)
-    for r in front.itertuples() if "name" in front else ():
-        ax.annotate(r.name, (r.latency_ms, r.accuracy * 100), fontsize=5.5, color="0.2",
-                    xytext=(5, -9), textcoords="offset points",
-                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
-                          "alpha": 0.85})
     _log_ticks(ax)
     ax.set_xlabel("CPU latency, batch 1 (ms, log scale)")
     ax.set_ylabel("Top-1 test accuracy (%)")
     ax.grid(alpha=0.3, which="both")
+    return front
+
+
+# Where a label may sit from its point (points right, up): the first that overlaps no label
+# placed before it is taken, the last if all do
+LABEL_OFFSETS = ((5, -9), (5, 4), (5, -18), (5, 13), (5, -27), (5, 22))
+
+
+def _labels_apart(ax, front: pd.DataFrame) -> None:
+    """Name each variant of a panel's front beside it: markers alone left a reader unable to
+    find the one the findings name (a review, 2026-12-07); at one offset, neighbouring points
+    of a log axis printed their names over each other (a referee, 2026-12-07). Call after the
+    layout, which moves the points. Hand-written: a few labels per panel, placed greedily;
+    adjustText would be a dependency for this one figure."""
+    renderer, placed = ax.figure.canvas.get_renderer(), []
+    for r in front.itertuples() if "name" in front else ():
+        for i, offset in enumerate(LABEL_OFFSETS):
+            label = ax.annotate(r.name, (r.latency_ms, r.accuracy * 100), fontsize=5.5,
+                                color="0.2", xytext=offset, textcoords="offset points",
+                                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
+                                      "alpha": 0.85})
+            box = label.get_window_extent(renderer)
+            if i == len(LABEL_OFFSETS) - 1 or not any(box.overlaps(b) for b in placed):
+                placed.append(box)
+                break
+            label.remove()
 
 
 def pareto(df: pd.DataFrame) -> plt.Figure:
@@ -468,8 +489,9 @@ def pareto(df: pd.DataFrame) -> plt.Figure:
     models' 30-odd variants each crowded into 1-3 ms (the review of 2026-12-06)."""
     models = list(dict.fromkeys(df.model))
     fig, axes = plt.subplots(1, len(models), figsize=(4.8 * len(models), 4.4), squeeze=False)
-    for j, (ax, m) in enumerate(zip(axes[0], models)):
-        _pareto_panel(ax, df[df.model == m], MODEL_COLORS[j % len(MODEL_COLORS)])
+    fronts = [_pareto_panel(ax, df[df.model == m], MODEL_COLORS[j % len(MODEL_COLORS)])
+              for j, (ax, m) in enumerate(zip(axes[0], models))]
+    for ax, m in zip(axes[0], models):
         ax.set_title(names.model(m), fontsize=9)
     ax = axes[0][0]  # the key, drawn once for every panel
     for q, rt in _legend_markers():
@@ -479,6 +501,8 @@ def pareto(df: pd.DataFrame) -> plt.Figure:
     if any(names.distilled(r) for r in df.itertuples()):
         ax.plot([], [], "x", color="0.3", label="×: distilled")
     _legend_below(fig, *ax.get_legend_handles_labels(), 4, 0.12)
+    for ax, front in zip(axes[0], fronts):
+        _labels_apart(ax, front)
     return fig
 
 

@@ -258,6 +258,12 @@ table.summary { font-size: 10px; }
 """
 
 
+def _spread_words(results: pd.DataFrame, sections: list[str]) -> str:
+    spread = analysis.latency_spread(results[results.section.isin(sections)])
+    return ("" if np.isnan(spread) else f"; one file timed in two sections differs by up to "
+            f"{spread:.0%} between them here, so compare latencies within a section")
+
+
 def _section_links(letters: str) -> str:
     """"Section A" or "Sections A, B and C", each linked to its heading."""
     links = [f"[{s}](#section-{s})" for s in letters]
@@ -286,7 +292,7 @@ def render(out: Path, p: dict, sections: list[str], notebooks: dict[str, Path],
         f"{names.joined(shown)} (top-1 on "
         f"{_test_split(results)}; size = the saved file in MB (10⁶ bytes); latency = median "
         f"batch-1 CPU forward time, as timed with the first section listed (each section's "
-        f"variants are timed together)"
+        f"variants are timed together{_spread_words(results, sections)})"
         + (f"; the seeded runs of section {', '.join(own)} are summarized in its own tables"
            if own else "") + ").\n\n" + table)
     appendix = nbformat.v4.new_markdown_cell(environment(p, durations, reused, results))

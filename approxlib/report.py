@@ -487,12 +487,15 @@ class Section:
         size_ratio = mb["size_bytes"] / mo["size_bytes"]
         lat = mo["latency_ms"] / mb["latency_ms"] - 1
         lat_verdict = stats.timing_verdict(mb["latency_ms"], mb["latency_iqr_ms"],
-                                           mo["latency_ms"], mo["latency_iqr_ms"])
+                                           mo["latency_ms"], mo["latency_iqr_ms"],
+                                           min(mb.get("rounds", 0), mo.get("rounds", 0)))
+        disagree = test["only_a"] + test["only_b"]  # none: "p = 1 on 0 images" said nothing
+        paired = (f"McNemar {stats.p_words(test['p_value'])} on "
+                  f"{names.count(disagree, 'image')} where they disagree: {verdict}"
+                  if disagree else "identical predictions")
         return (f"- **{names.variant_label(other)}** vs **{names.variant_label(base)}**: top-1 "
                 f"{100 * mb['accuracy']:.2f}% → {100 * mo['accuracy']:.2f}% "  # as the Δ
-                f"({delta:+.2f} points; McNemar {stats.p_words(test['p_value'])} on "
-                f"{names.count(test['only_a'] + test['only_b'], 'image')} where they disagree: "
-                f"{verdict}). "
+                f"({delta:+.2f} points; {paired}). "
                 f"Size {mb['size_bytes'] / 1e6:.3f} → {mo['size_bytes'] / 1e6:.3f} MB "
                 f"({_size_words(size_ratio)}). Latency {mb['latency_ms']:.3f} → "
                 f"{mo['latency_ms']:.3f} ms ({100 * lat:+.1f}%, {lat_verdict}).")
@@ -573,8 +576,10 @@ class Section:
         pruned = [v for v in self.metrics if v.prune_ratio > 0]
         controlled = [v for v in pruned if v.quant == quants.NONE.key
                       and pipeline.control_of(v) in self.metrics]
-        for v in controlled:
+        for v in controlled:  # a control that lost to its baseline: said here too, not only in F, G
             lines.append(self._compare(pipeline.control_of(v), v))
+            lines += self._control_lost(pipeline.Variant(v.section, v.model, v.dataset),
+                                        pipeline.control_of(v), v)
         for c in dict.fromkeys(pipeline.control_of(v) for v in controlled):
             lines.append(self._compare(pipeline.Variant(c.section, c.model, c.dataset), c))
         if self.n_seeds > 1:
@@ -648,9 +653,11 @@ def latency_words(rows: pd.DataFrame, p: dict) -> str:
     """What the latency of `rows` is, or that none was measured (`Spec.timed`)."""
     if rows.latency_ms.isna().all():
         return "latency not measured (the section compares accuracies)"
+    untold = timed_in_turns(rows) and rows.latency_rounds.min() < stats.MIN_ROUNDS
     return (f"latency = median batch-1 CPU time, {names.count(p['threads'], 'thread')}, "
             f"{timing_words(rows, p)}; {stats.TIMING_NOISE} = "
-            f"{names.TERMS[stats.TIMING_NOISE]}")
+            f"{names.TERMS[stats.TIMING_NOISE]}"
+            + (f"; {stats.TIMING_UNTOLD}: {names.TERMS[stats.TIMING_UNTOLD]}" if untold else ""))
 
 
 def timed_in_turns(rows: pd.DataFrame) -> bool:

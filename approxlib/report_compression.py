@@ -162,8 +162,8 @@ class CompressionSection(Section):
         _table(pd.DataFrame(rows), {"size (kB)": 1, "ratio (×)": 1, "sparsity (%)": 1})
         _md(self.caption("Table", "Against the standard: MPEG's Neural Network Coding "
                          "(ISO/IEC 15938-17, Fraunhofer's NNCodec reference software: uniform "
-                         "quantization at step 2^(qp/4), DeepCABAC arithmetic coding) on the same "
-                         "gradually pruned model, BatchNorm folded as in .apx, decoded by NNCodec "
+                         "quantization at step 2<sup>qp/4</sup>, DeepCABAC arithmetic coding) on "
+                         "the same gradually pruned model, BatchNorm folded as in .apx, decoded by NNCodec "
                          "and evaluated on the test split; no fine-tuning after its quantization, "
                          "whereas the .apx codebooks were fine-tuned. Sparsity is that of the "
                          "decoded weights: NNCodec's dependent quantization may give a pruned "
@@ -191,7 +191,8 @@ class CompressionSection(Section):
         self._figure(plots.ratio_accuracy(points, dense, PUBLISHED),
                      "Size against accuracy: every file section F wrote (the .apx file of each "
                      "gradually pruned model of the grid at each codebook width without "
-                     "fine-tuning, the fine-tuned .apx file, NNCodec at each qp where it ran), "
+                     "fine-tuning, the fine-tuned .apx file, distilled too where it ran, NNCodec "
+                     "at each qp where it ran), "
                      "with the Pareto front; the solid line is the best dense model at equal "
                      "compute (picked on validation). Grey vertical lines, their ratios above the "
                      "panels: published ratios on other models and data, for scale")

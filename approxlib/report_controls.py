@@ -10,7 +10,7 @@ import pandas as pd
 from . import analysis, methods, names, plots, stats
 from . import prune
 from .config import curve_protocol, protocol_params, sensitivity_config
-from .report import TRAINING_SETTINGS, Section, _augmentation, _md, _table
+from .report import TRAINING_SETTINGS, Section, _augmentation, _fmt_pct, _md, _table
 
 
 class ControlsSection(Section):
@@ -166,7 +166,7 @@ class ControlsSection(Section):
         self._figure(plots.sparsity_curve(self.curve, dense),
                      "Top-1 accuracy against the ratio of weights to non-zero weights in the "
                      "pruned layers (1 / (1 − sparsity); not file bytes; log scale) for each "
-                     "pruning method, fine-tuned (solid) and not (dashed)")
+                     "pruning method, fine-tuned (solid) and not (dashed)" + self._chance_note())
 
     def table_curve(self) -> None:
         if self.curve.empty:
@@ -184,7 +184,22 @@ class ControlsSection(Section):
         _md(self.caption("Table", "Top-1 test accuracy (%) of each method at each ratio of "
                          "weights to non-zero weights in the pruned layers (1 / (1 − "
                          "sparsity); not file bytes, which section F measures), with and "
-                         "without fine-tuning"))
+                         "without fine-tuning" + self._chance_note()))
+
+    def _chance_note(self) -> str:
+        """The curve's chance level, and how many of its entries sit at it: smoke's 10.00%
+        entries went unnamed, one with a McNemar p of 5.6e-84 beside it (a referee,
+        2026-12-07)."""
+        c = self.curve
+        if "chance" not in c or c.chance.isna().all():
+            return ""
+        lo, hi = c.chance.min(), c.chance.max()
+        level = _fmt_pct(lo) if abs(hi - lo) < 5e-5 else f"{_fmt_pct(lo)}–{_fmt_pct(hi)}"
+        n = int(analysis.at_chance(c).sum())
+        return (f"; chance, always naming the most frequent test class, is {level}"
+                + (f": {n} of the {len(c)} entries are within "
+                   f"{100 * analysis.CHANCE_MARGIN:.0f} points of it, models the pruning left "
+                   f"guessing (a comparison with them says only that)" if n else ""))
 
     # ---------------------------------------------------------------------- sensitivity
     def sensitivity(self, model: str) -> pd.DataFrame:

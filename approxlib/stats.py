@@ -120,7 +120,7 @@ def significant(p_value: float) -> bool:
 def p_text(p_value: float, digits: int = 3) -> str:
     """A p-value for a table: exact binomial tails below float64's range come out as 0, which
     the report must not print as "p = 0"; more digits where `digits` would round it across
-    `ALPHA` (0.049983 printed "0.05" beside "a real difference")."""
+    `ALPHA` (0.049983 printed "0.05" beside a verdict of a difference)."""
     if p_value < 1e-300:
         return "< 1e-300"
     text = f"{p_value:.{digits}g}"
@@ -137,20 +137,30 @@ def p_words(p_value: float, digits: int = 3) -> str:
 
 
 def verdict_words(p_value: float) -> str:
-    """A paired test's verdict as the report words it."""
-    return "a real difference" if significant(p_value) else "within noise"
+    """A paired test's verdict as the report words it: McNemar's test covers the sampling of
+    the test images, not another training run's (one run's "a real difference" claimed more
+    than the test rests on, a referee of the report, 2026-12-07)."""
+    return "beyond test-image noise" if significant(p_value) else "within test-image noise"
 
 
 TIMING_NOISE = "within timing noise"
 TIMING_FLOOR = 0.03  # a change of latency up to 3% is noise however tight the timings
+TIMING_UNTOLD = "too few timing rounds to tell"
+# Fewer rounds of turns than this, and their quartiles measure no noise: smoke's 3 rounds of
+# 0.05 s called a dense control, the baseline's architecture, 16% slower than it (2026-12-07)
+MIN_ROUNDS = 5
 
 
-def timing_verdict(base_ms: float, base_iqr: float, ms: float, iqr: float) -> str:
+def timing_verdict(base_ms: float, base_iqr: float, ms: float, iqr: float,
+                   rounds: int = 0) -> str:
     """"faster", "slower" or TIMING_NOISE: a change of batch-1 latency no larger than the two
     timings' interquartile ranges over rounds (relative to the base), or than TIMING_FLOOR, is
-    noise."""
+    noise. TIMING_UNTOLD where the two were timed in turns over fewer than MIN_ROUNDS rounds
+    (`rounds` 0: each timed alone, its spread over blocked_autorange's blocks)."""
     if not base_ms > 0:
         raise ValueError(f"a base latency of {base_ms} ms cannot be compared with")
+    if 0 < rounds < MIN_ROUNDS:
+        return TIMING_UNTOLD
     change = ms / base_ms - 1
     if abs(change) <= max((base_iqr + iqr) / base_ms, TIMING_FLOOR):
         return TIMING_NOISE

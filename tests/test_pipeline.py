@@ -252,12 +252,13 @@ def test_section_f_picks_by_each_files_answers_on_validation(smoke):
                for a in answers)
     points = pd.read_csv(root / "out" / "compression_points.csv")
     assert set(points.model) == {"resnet18", "mobilenetv2"} and "val_correct" not in points
+    f = df[df.section == "F"]
+    kd = f[(f.codec == "huffman") & f.kd.astype(bool) & (f.control == "none")]  # distilled files
     n = {m: len(curve_sparsities(p, m)) * len(p["dc_bits_curve"]) + 1 + len(p["nncodec_qps"])
-         for m in ("resnet18", "mobilenetv2")}
+         + int((kd.model == m).sum()) for m in ("resnet18", "mobilenetv2")}
     assert points.groupby("model").size().to_dict() == n
     # a bound lies below its estimate (the file's validation accuracy − the best dense model's),
     # by at most 1.645 paired standard errors: under 0.1 at smoke's 200 validation images
-    f = df[df.section == "F"]
     for m, g in points.groupby("model"):
         estimate = g.val_accuracy - analysis.compression_reference(f, m).val_accuracy
         assert (g.val_lo <= estimate + 1e-9).all() and (g.val_lo > estimate - 0.1).all()

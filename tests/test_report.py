@@ -1,4 +1,5 @@
 """End to end: the smoke report through papermill, nbconvert and Chromium."""
+import dataclasses
 import json
 import os
 import pathlib
@@ -14,6 +15,7 @@ import pytest
 from pypdf import PdfReader
 
 from approxlib import accounting
+from approxlib import analysis
 from approxlib import pipeline
 from approxlib import publish
 from approxlib import report
@@ -87,6 +89,12 @@ def test_html_has_every_section_images_summary_and_appendix(rendered):
     # results.csv says what chance is
     results = pd.read_csv(out / "results.csv")
     assert "Caution." not in html and (results.chance == 0.1).all()
+    spread = analysis.latency_spread(results)  # the summary says how far one file's timings differ
+    assert f"one file timed in two sections differs by up to {spread:.0%} between them" in html
+    # section H's curve names its chance level, and how many of its entries sit there (its
+    # 90% points before fine-tuning, in smoke)
+    assert re.search(r"chance, always naming the most frequent test class, is 10\.0%: [1-9]\d* "
+                     r"of the \d+ entries are within 2 points of it", html)
     # where the time went: every entry of the plan, from the records the runs left
     stages = pd.read_csv(out / "stages.csv")
     assert "Appendix: where the time went" in html and 'href="#time"' in html
@@ -245,11 +253,11 @@ def test_a_section_pairs_variants_on_the_labels_its_run_carries():
                             pathlib.Path("."), {"fashion-mnist": y}, 1.0)
     sec = report.Section(run)
     assert sec.mcnemar(a, b) == {"only_a": 3, "only_b": 1, "p_value": 0.625}
-    assert sec.paired_words(a, b) == "McNemar p = 0.625, within noise"
+    assert sec.paired_words(a, b) == "McNemar p = 0.625, within test-image noise"
     assert sec.paired_words(a, a) == "identical predictions"
 
 
-def test_a_control_that_lost_to_its_baseline_is_said_to_flatter_pruning():
+def test_a_control_that_lost_to_its_baseline_is_said_to_flatter_pruning(monkeypatch):
     """Smoke's F: pruned +21 points against a dense control that fell 28 below its baseline,
     read as pruning's doing. Known values, 12 images: baseline right on all, control on 0-1,
     pruned on 0-9; baseline vs control disagree on 10 (p = 0.002)."""
@@ -275,8 +283,16 @@ def test_a_control_that_lost_to_its_baseline_is_said_to_flatter_pruning():
     assert lost == ["  - The extra training lowered the dense model by 83.33 points, so pruned "
                     "vs control flatters pruning by up to that much; against the better dense "
                     "model, the baseline, the pruned model is -16.67 points (McNemar p = 0.5, "
-                    "within noise)."]
+                    "within test-image noise)."]
     assert lost[0] in report.Section(run)._control_lines(base, pruned)
+    shown = []  # sections A–E say it in their findings too (a referee, 2026-12-07)
+    b = {v: dataclasses.replace(v, section="B") for v in preds}
+    run_b = report.SectionRun("B", p, df.assign(section="B", prune_method=[
+        "none", "none", "l1-unstructured"]), {b[v]: m for v, m in run.metrics.items()}, {}, {},
+        pathlib.Path("."), {"fashion-mnist": y}, 1.0)
+    monkeypatch.setattr(report, "_md", shown.append)
+    report.Section(run_b).findings()
+    assert "\n" + lost[0].replace("F fashion", "B fashion") + "\n" in shown[0]
     preds[control] = np.r_[y[:11], wrong[11:]]  # one image lower: within noise, nothing to add
     run.metrics[control].update(predictions=preds[control].tolist(), accuracy=11 / 12)
     assert report.Section(run)._control_lost(base, control, pruned) == []

@@ -70,8 +70,8 @@ def test_mean_ci_on_known_samples():
 
 
 def test_a_paired_test_is_worded_at_the_5_percent_level():
-    assert stats.verdict_words(0.05) == "within noise"
-    assert stats.verdict_words(0.049) == "a real difference"
+    assert stats.verdict_words(0.05) == "within test-image noise"
+    assert stats.verdict_words(0.049) == "beyond test-image noise"
 
 
 def test_a_p_value_below_floats_range_is_never_printed_as_zero():
@@ -103,3 +103,17 @@ def test_a_p_value_is_never_rounded_across_the_significance_level():
         text = stats.p_text(p)
         assert stats.significant(float(text)) == stats.significant(p), (p, text)
     assert stats.p_text(0.0123) == "0.0123" and stats.p_text(0.049983) == "0.04998"
+
+
+def test_timing_verdict_known_values_and_too_few_rounds():
+    """Noise is the larger of the two quartile ranges summed (relative to the base) and 3%;
+    fewer than 5 rounds of turns call nothing (smoke's 3 rounds of 0.05 s called a dense
+    control, the baseline's architecture, 16% slower than the baseline)."""
+    assert stats.timing_verdict(10, 0.1, 10.25, 0.1) == stats.TIMING_NOISE  # 2.5% < 3% floor
+    assert stats.timing_verdict(10, 0.1, 10.4, 0.1) == "slower"  # 4% > 3% and > 2%
+    assert stats.timing_verdict(10, 0.3, 10.4, 0.2) == stats.TIMING_NOISE  # 4% < 5% of IQRs
+    assert stats.timing_verdict(10, 0.1, 9.5, 0.1, rounds=8) == "faster"
+    assert stats.timing_verdict(10, 0.01, 11.6, 0.01, rounds=3) == stats.TIMING_UNTOLD
+    assert stats.timing_verdict(10, 0.01, 11.6, 0.01, rounds=stats.MIN_ROUNDS) == "slower"
+    with pytest.raises(ValueError):
+        stats.timing_verdict(0, 0, 1, 0)

@@ -412,14 +412,43 @@ CHANCE_MARGIN = 0.02  # top-1 this close to `chance` (or below) is a model that 
 VALIDATION = "val_accuracy"  # what a run is judged by where judging it chooses anything
 
 
+# the chance level of each top-1 column: always naming the most frequent class of that split
+CHANCE_OF = {"accuracy": "chance", VALIDATION: "val_chance"}
+
+
 def at_chance(d: pd.DataFrame, column: str = "accuracy") -> pd.Series:
     """Rows whose top-1 (`column`: test, or `VALIDATION` where the verdict leaves rows out:
     choosing by the test split would be test-set selection) is within CHANCE_MARGIN of always
-    naming the most frequent test class (results.csv's `chance`; rows without it never
-    count)."""
-    if "chance" not in d or column not in d:
+    naming the most frequent class of the same split (results.csv's `chance`, `val_chance`;
+    rows without it never count)."""
+    level = CHANCE_OF[column]
+    if level not in d or column not in d:
         return pd.Series(False, index=d.index)
-    return (d[column] <= d.chance + CHANCE_MARGIN).fillna(False).astype(bool)
+    return (d[column] <= d[level] + CHANCE_MARGIN).fillna(False).astype(bool)
+
+
+IMBALANCED = 1.5  # the most frequent test class this many times its equal share: said
+
+
+def imbalance_note(labels: dict) -> str | None:
+    """A caution where a dataset's test images are far from balanced (most frequent class at
+    least IMBALANCED × 1/k of them): top-1 then rewards naming that class, and a model that
+    names it for every image scores its share (an imbalanced folder's compressed files at
+    80.8% read as small losses from 83.6%; a user, 2026-12-07). `labels`: dataset → its test
+    labels. None where every dataset is balanced enough."""
+    said = []
+    for dataset, y in labels.items():
+        counts = np.bincount(np.asarray(y).astype(np.int64))
+        counts = counts[counts > 0]
+        if len(counts) > 1 and counts.max() / counts.sum() >= IMBALANCED / len(counts):
+            said.append(f"{names.dataset(dataset)}'s {counts.sum():,} test images are "
+                        f"imbalanced: its most frequent class is {counts.max() / counts.sum():.1%} "
+                        f"of them, its rarest {counts.min() / counts.sum():.1%}")
+    if not said:
+        return None
+    return (f"**Imbalanced classes.** {'; '.join(said)}. Top-1 accuracy rewards naming the "
+            f"frequent class: always naming it scores its share (chance here), so read each "
+            f"accuracy against that level; the report gives no per-class measure.")
 
 
 def _trained(d: pd.DataFrame) -> pd.Series:
@@ -586,12 +615,12 @@ def compression_finding(d: pd.DataFrame, points: pd.DataFrame | None = None
     coded = d[(d.codec == SHIPPED_CODEC) & ~_distilled(d)]  # the distilled file: section F's text
     if coded.empty:
         return None
-    parts = []
-    for r in coded.itertuples():
+    parts, dead = [], at_chance(coded)  # a file at chance: said (a user's imbalanced folder)
+    for r, at in zip(coded.itertuples(), dead):
         ref = compression_reference(d[d.section == r.section], r.model)
         parts.append(f"{names.model(r.model)} {r.compression_ratio:.1f}× "
                      f"({_points(r.accuracy - ref.accuracy)} points against "
-                     f"{reference_name(ref)})")
+                     f"{reference_name(ref)}{', at chance' if at else ''})")
     text = ("**Compression.** Gradual pruning, weight sharing and Huffman coding stored "
             + ", ".join(parts) + " smaller than the dense float32 checkpoint.")
     if points is not None and "val_lo" in points:

@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import gzip
 import hashlib
+import logging
 import os
 import pickle
 import re
@@ -26,6 +27,8 @@ from torchvision.datasets import utils as tvu
 from torchvision.transforms.v2 import functional as tvf
 
 from .config import ConfigError, DataConfig
+
+log = logging.getLogger(__name__)
 
 # Debian's `dataset-fashion-mnist` installs the original IDX files, recompressed (so their md5
 # differs from torchvision's list and download=True would reject them). We unpack them to where
@@ -391,8 +394,9 @@ def identify(cfg: DataConfig) -> DataConfig:
     give new cache keys (torchvision's datasets check their own files and keep none)."""
     src = source(cfg.dataset, cfg.image_size)
     n = src.count("train")
-    if n is not None:  # sizes that do not fit fail here, at planning (a dry run too)
-        split_sizes(cfg, n, src)
+    if n is not None:  # sizes that do not fit fail here, at planning (a dry run too), and a
+        split_sizes(cfg, n, src)  # class the carve-out leaves no training image
+        carve(cfg, src.labels("train", None, False), src)
     if src.contents is None:
         return cfg
     return dataclasses.replace(cfg, contents=src.contents, test_contents=src.test_contents)
@@ -467,14 +471,61 @@ def test_labels(cfg: DataConfig, root: Path | None = None) -> torch.Tensor:
     return y if keep is None else y[keep]
 
 
+def val_labels(cfg: DataConfig, root: Path | None = None) -> torch.Tensor:
+    """The labels of the validation images `load` gives a run, from the labels alone: the
+    dataset's own part, or the carve-out `load` makes (the same seeded draw, first from its
+    generator). What section H judges a run on, so its chance level is the validation split's,
+    not the test split's (an imbalanced folder's balanced carve-out had 28% where its test
+    split had 81%, and every run was called one that learned nothing; 2026-12-07)."""
+    src = source(cfg.dataset)  # labels need no resizing
+    if "val" in src.parts:
+        return src.labels("val", root)
+    y = src.labels("train", root)
+    return y[carve(cfg, y, src)[0]]
+
+
+def carve(cfg: DataConfig, y: torch.Tensor, src: Source, warn: bool = False
+          ) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """(validation indices, None where the dataset has its own part; training indices) into
+    the training split's labels `y`: seeded draws, each as class-balanced as the classes
+    allow. A class the carve-out leaves no training image is a ConfigError, one it leaves
+    under half of them a warning with `warn`: on an imbalanced folder an equal share of each
+    class took all 30 images of one class into validation, and the model trained on three of
+    four classes without a word (a user's folder, 2026-12-07)."""
+    g = torch.Generator().manual_seed(cfg.seed)
+    n_val, n_train = split_sizes(cfg, len(y), src)
+    val_idx = None if "val" in src.parts else balanced_indices(y, n_val, g)
+    train_idx = balanced_indices(y, n_train, g, exclude=val_idx)
+    if val_idx is not None:
+        _check_carve(cfg, torch.bincount(y, minlength=src.classes),
+                     torch.bincount(y[val_idx], minlength=src.classes), src, warn)
+    return val_idx, train_idx
+
+
+def _check_carve(cfg: DataConfig, total: torch.Tensor, taken: torch.Tensor, src: Source,
+                 warn: bool) -> None:
+    def name(i: int) -> str:
+        return repr(src.class_names[i]) if src.class_names else str(i)
+    left = total - taken
+    how = (f"val_size {cfg.val_size} takes an equal share of each class for validation"
+           + ("" if src.builtin else "; lower it, or give the images a val/ folder"))
+    for i in torch.nonzero((total > 0) & (left == 0)).flatten().tolist():
+        raise ConfigError(f"class {name(i)} has no training image left: all its "
+                          f"{int(total[i])} went to validation ({how})")
+    short = torch.nonzero(left * 2 < total).flatten().tolist()
+    if warn and short:
+        log.warning("validation took over half the training images of %s (%s)", ", ".join(
+            f"class {name(i)} ({int(taken[i])} of {int(total[i])})" for i in short), how)
+
+
 @functools.lru_cache(maxsize=64)  # a dry run prices each stage: a built-in split is read once
 def sizes(cfg: DataConfig, root: Path | None = None) -> tuple[int, int, int]:
     """(training, validation, test) images a run of `cfg` uses, from the labels alone: an
     image folder's come from its file names, so nothing is decoded or cached (a dry run's time
     estimate loaded every split, and so decoded and cached a whole folder)."""
     src = source(cfg.dataset)  # labels need no resizing
-    carve, n_train = split_sizes(cfg, len(src.labels("train", root, False)), src)
-    n_val = len(src.labels("val", root, False)) if "val" in src.parts else carve
+    n_val, n_train = split_sizes(cfg, len(src.labels("train", root, False)), src)
+    n_val = len(src.labels("val", root, False)) if "val" in src.parts else n_val
     y_test = src.labels("test", root, False)
     keep = test_indices(y_test, cfg.test_size)
     return n_train, n_val, len(y_test) if keep is None else len(keep)
@@ -499,15 +550,11 @@ def load(cfg: DataConfig, root: Path | None = None, download: bool = True) -> Sp
     train_x, train_y = src.split("train", root, download)
     test_x, test_y = src.split("test", root, download,
                                keep=lambda y: test_indices(y, cfg.test_size))
-    g = torch.Generator().manual_seed(cfg.seed)
-    carve, n_train = split_sizes(cfg, len(train_y), src)
-    if "val" in src.parts:
+    val_idx, train_idx = carve(cfg, train_y, src, warn=True)
+    if val_idx is None:
         val_x, val_y = src.split("val", root, download)
-        val_idx = None
     else:
-        val_idx = balanced_indices(train_y, carve, g)
         val_x, val_y = train_x[val_idx], train_y[val_idx]
-    train_idx = balanced_indices(train_y, n_train, g, exclude=val_idx)
     splits = Splits(train_x[train_idx], train_y[train_idx], val_x, val_y, test_x, test_y,
                     src.classes, src.channels)
     _CACHE[key] = splits

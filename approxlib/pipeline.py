@@ -1200,6 +1200,7 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
     # every dataset's test labels read first: a missing CIFAR-100 was found only after
     # sections A-C had trained (a stranger's run of `paper`, 2026-12-07)
     chance = chance_levels(p, variants, data_root)
+    val_chance = chance_levels(p, variants, data_root, data.val_labels)
     prepare_data(p, variants, cache, data_root)  # bad images stop it here
     bar = tqdm(list(zip(variants, chains)), desc=f"{p['profile']}: variants",
                disable=not progress)
@@ -1227,7 +1228,7 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
     df = pd.DataFrame([row(v, p, metrics[v]) for v in variants])
     df["val_lo"] = analysis.validation_bounds(
         df.assign(val_correct=[metrics[v]["val_correct"] for v in variants]))
-    df["chance"] = chance
+    df["chance"], df["val_chance"] = chance, val_chance
     df = _integers(df)
     if out_dir is not None:
         write_tables(df, metrics, Path(out_dir), sections)
@@ -1264,16 +1265,18 @@ def _present(st: Stage, cache: store.Store) -> bool:
     return all(cache.exists(kind, st.key, suffix) for kind, suffix, _ in _entries(st))
 
 
-def chance_levels(p: dict, variants: list[Variant], data_root) -> list[float]:
-    """Per variant, the top-1 of always naming its test split's most frequent class: what a
-    model that learned nothing scores (results.csv's `chance`; the report warns of models there)."""
-    levels: dict[tuple, float] = {}
+def chance_levels(p: dict, variants: list[Variant], data_root,
+                  labels=data.test_labels) -> list[float]:
+    """Per variant, the top-1 of always naming the most frequent class of its test split (or
+    of what `labels` gives, e.g. `data.val_labels`): what a model that learned nothing scores
+    (results.csv's `chance` and `val_chance`; the report warns of models there)."""
+    levels: dict = {}
     out = []
     for cfg in data_configs(p, variants):
-        if (cfg.dataset, cfg.test_size) not in levels:
-            y = data.test_labels(cfg, data_root)
-            levels[cfg.dataset, cfg.test_size] = int(torch.bincount(y).max()) / len(y)
-        out.append(levels[cfg.dataset, cfg.test_size])
+        if cfg not in levels:
+            y = labels(cfg, data_root)
+            levels[cfg] = int(torch.bincount(y).max()) / len(y)
+        out.append(levels[cfg])
     return out
 
 

@@ -94,8 +94,8 @@ class ControlsSection(Section):
         for (m, pr, seed), g in self.left_out.groupby(["model", "protocol", "seed"], sort=False):
             accs = ", ".join(f"{analysis.ROLE_NAMES[r.role]} {100 * r.val_accuracy:.1f}%"
                              for r in g.itertuples())
-            runs.append(f"{names.model(m)}, {pr} protocol, seed {seed} ({accs}; chance "
-                        f"{100 * g.chance.iloc[0]:.1f}%)")
+            runs.append(f"{names.model(m)}, {pr} protocol, seed {seed} ({accs}; chance on "
+                        f"validation {100 * g.val_chance.iloc[0]:.1f}%)")
         return (f"*Left out of the tables, the figure's means and the verdict, because its "
                 f"baseline or dense control did not learn (top-1 on validation within "
                 f"{100 * analysis.CHANCE_MARGIN:.0f} points of chance): " + "; ".join(runs)

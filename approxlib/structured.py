@@ -49,6 +49,7 @@ def channel_prune_(model: nn.Module, cfg: ChannelConfig, in_channels: int,
     example = torch.rand(1, in_channels, 32, 32)
     ignored = stem_and_classifier(model.eval())
     importance = CRITERIA[cfg.criterion](tp)
+    before = sum(p.numel() for p in model.parameters())
     try:  # Torch-Pruning's work alone: an error of ours keeps its traceback
         with torch.random.fork_rng():
             torch.manual_seed(seed)
@@ -61,8 +62,17 @@ def channel_prune_(model: nn.Module, cfg: ChannelConfig, in_channels: int,
         first = (str(e).strip().splitlines() or [""])[0][:120]
         raise ConfigError(f"Torch-Pruning cannot remove {name}'s channels ({type(e).__name__}"
                           f"{': ' + first if first else ''}); leave out what channel-prunes "
-                          f"it (section G) or choose another model") from e
+                          f"it (section G){_or_criterion(cfg)} or choose another model") from e
+    if sum(p.numel() for p in model.parameters()) == before:  # BatchNorm scale on SqueezeNet
+        raise ConfigError(f"the {cfg.criterion} criterion removed no channel of {name}: "
+                          f"Torch-Pruning finds nothing to rank its channels by (BatchNorm "
+                          f"scale needs BatchNorm layers); choose another channel_method")
     return model
+
+
+def _or_criterion(cfg: ChannelConfig) -> str:
+    return ("" if cfg.criterion == ChannelConfig.criterion else
+            f", choose another channel_method (this one ranks by {cfg.criterion}),")
 
 
 def shapes(model: nn.Module) -> dict[str, list[int]]:

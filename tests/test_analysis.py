@@ -181,6 +181,12 @@ def test_findings_come_from_the_rows_and_link_their_sections():
     assert dict(analysis.findings(seeded, 0.5, 0))["B"].endswith(
         "in one run each (seed 0); the sections' tables give intervals over 2 seeds.")
     assert "(but the controls" not in found["B"]  # B's control gained 6 points
+    # a compressed file at chance is said to be (an imbalanced folder's 80.8% file named one
+    # class for every image and read as a small loss)
+    assert "ResNet-18 40.0× (-1.5 points against its dense control) smaller" in found["F"]
+    skew = study_frame().assign(chance=0.78)
+    assert "ResNet-18 40.0× (-1.5 points against its dense control, at chance)" in dict(
+        analysis.findings(skew, 0.5, 0))["F"]
     lost = study_frame()
     lost.loc[(lost.section == "B") & (lost.control == "equal-compute"), "accuracy"] = 0.74
     assert ("the second isolates pruning (but the controls themselves scored -6.0 points "
@@ -618,7 +624,7 @@ def test_section_h_leaves_out_each_seed_whose_baseline_or_control_did_not_learn(
     """Judged on validation: leaving runs out by their test accuracy would choose what the
     verdict rests on by the test split (a referee's finding, 2026-12-07)."""
     acc = ["accuracy", "val_accuracy"]
-    d = controls_frame().assign(chance=0.1)
+    d = controls_frame().assign(chance=0.1, val_chance=0.1)
     d["val_accuracy"] = d.accuracy
     d["role"] = analysis.roles(d, 0.5)
     assert analysis.learned_runs(d).equals(d)  # every run learned
@@ -631,9 +637,19 @@ def test_section_h_leaves_out_each_seed_whose_baseline_or_control_did_not_learn(
     assert set(analysis.learned_runs(d).seed) == {0}
     d.loc[6, acc], d.loc[5, acc] = 0.88, 0.10  # a pruned model at chance stays
     assert analysis.learned_runs(d).equals(d)
-    assert analysis.learned_runs(d.drop(columns="chance")).equals(d.drop(columns="chance"))
+    assert analysis.learned_runs(d.drop(columns="val_chance")).equals(
+        d.drop(columns="val_chance"))
+    # each split's own chance: an imbalanced folder's test split at 81% one class, its
+    # balanced validation carve-out at 28%; a run at 50% on validation learned (every run was
+    # left out when validation was held against the test split's 81%, 2026-12-07)
+    d.loc[5, acc] = 0.88
+    skewed = d.assign(chance=0.81, val_chance=0.28)
+    skewed.loc[0, "val_accuracy"] = 0.5
+    assert analysis.learned_runs(skewed).equals(skewed)
+    skewed.loc[0, "val_accuracy"] = 0.29
+    assert set(analysis.learned_runs(skewed).seed) == {1}
     # the findings: the caution names the run, the controls line counts the seeds left
-    h = study_frame().assign(chance=0.1)
+    h = study_frame().assign(chance=0.1, val_chance=0.1)
     h["val_accuracy"] = h.accuracy
     h.loc[(h.section == "H") & (h.seed == 0) & (h.prune_ratio == 0) & (h.control == "none"),
           acc] = 0.11
@@ -648,7 +664,7 @@ def test_section_h_leaves_out_each_seed_whose_baseline_or_control_did_not_learn(
     assert "one seed, so no interval): ResNet-18 tuned -3.0." in found["H"]  # seed 1 alone
     both = pd.concat([study_frame().assign(val_accuracy=lambda x: x.accuracy),
                       h[h.section == "H"].assign(protocol="original")],
-                     ignore_index=True).assign(chance=0.1)
+                     ignore_index=True).assign(chance=0.1, val_chance=0.1)
     assert ("Over 2 seeds, pruned − control (points, 95% t-interval over seeds, every seed "
             "scored on the same test images): ResNet-18 original -3.0 (no interval: one seed); "
             "ResNet-18 tuned -2.0 (-14.7 to +10.7); every interval contains zero (1 without "
@@ -789,3 +805,14 @@ def test_latency_spread_is_the_largest_gap_between_one_files_timings():
     assert analysis.latency_spread(d) == pytest.approx(6.45 / 5.22 - 1)
     assert np.isnan(analysis.latency_spread(d[d.artifact_key == "c"]))  # timed once
     assert np.isnan(analysis.latency_spread(d.drop(columns="artifact_key")))
+
+
+def test_imbalanced_test_classes_are_said_with_their_shares():
+    balanced = {"fashion-mnist": np.repeat(np.arange(10), 100)}
+    assert analysis.imbalance_note(balanced) is None
+    near = {"x": np.r_[np.zeros(14), np.ones(10)]}  # 58% of 2 classes: under 1.5 × 50%
+    assert analysis.imbalance_note(near) is None
+    skew = {"imagefolder:imb": np.r_[np.zeros(320), np.ones(40), np.full(24, 2), np.full(12, 3)]}
+    note = analysis.imbalance_note(skew)
+    assert "396 test images are imbalanced: its most frequent class is 80.8% of them, its " \
+        "rarest 3.0%" in note and note.startswith("**Imbalanced classes.**")

@@ -33,6 +33,10 @@ def test_splits_are_balanced_seeded_and_disjoint(data_root):
     assert torch.equal(again.train_x, s.train_x)
     other = data.load(DataConfig("fashion-mnist", 1000, 300, seed=4), data_root)
     assert not torch.equal(other.train_x, s.train_x)
+    # the validation labels, from the labels alone, are the carve-out's own, in order
+    assert torch.equal(data.val_labels(cfg, data_root), s.val_y)
+    assert torch.equal(data.val_labels(DataConfig("fashion-mnist", 1000, 300, seed=4),
+                                       data_root), other.val_y)
 
 
 def test_test_subset_is_balanced_and_leaves_train_and_val_alone(data_root):

@@ -618,6 +618,30 @@ def test_split_sizes_that_do_not_fit_fail_at_planning(folder, tmp_path, monkeypa
             pipeline.dry_run(p, ["H"], S.Store(tmp_path / "models"))
 
 
+def test_a_carve_out_that_takes_a_small_class_is_refused_or_warned_of(folder, tmp_path,
+                                                                    monkeypatch, caplog):
+    """An equal share of each class for validation took all 30 images of an imbalanced
+    folder's smallest class, and the model trained on three of four classes without a word (a
+    user's folder, 2026-12-07). Here class0 keeps 4 training images, class1 7 of 40."""
+    own = _copy(folder, tmp_path / "skewed")
+    for c, keep in ((0, 4), (1, 7)):
+        for f in sorted((own / "train" / f"class{c}").glob("*.png"))[keep:]:
+            f.unlink()
+    monkeypatch.setattr(F.ImageFolder, "_decoded", lambda *a: pytest.fail("decoded"))
+    p = load_profile("smoke", {"dataset": f"imagefolder:{own}", "val_size": 50,
+                               "train_size": None})
+    with pytest.raises(ConfigError, match=r"^class 'class0' has no training image left: all "
+                       r"its 4 went to validation \(val_size 50 takes an equal share of each "
+                       r"class for validation; lower it, or give the images a val/ folder\)"):
+        pipeline.dry_run(p, ["C"], S.Store(tmp_path / "models"))
+    monkeypatch.undo()
+    with caplog.at_level("WARNING"):
+        s = D.load(DataConfig(f"imagefolder:{own}", None, 30, 0))  # 3 of each class
+    assert torch.bincount(s.train_y).tolist()[:2] == [1, 4]
+    assert ("validation took over half the training images of class 'class0' (3 of 4) "
+            "(val_size 30") in caplog.text and "class1" not in caplog.text
+
+
 def test_quiet_silences_the_bars_of_a_first_decoding(folder, tmp_path, capsys, monkeypatch):
     """--quiet reached the trainer, not the image folder's first decoding (a new user saw its
     bars); what the command printed without it shows the check can fail."""

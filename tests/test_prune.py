@@ -476,3 +476,15 @@ def test_an_unknown_channel_criterion_is_refused_naming_the_valid_ones():
         config.ChannelConfig(0.5, criterion="l7")
     assert config.config_fields(config.ChannelConfig(0.5)) == {"ratio": 0.5, "round_to": 8}
     assert config.config_fields(config.ChannelConfig(0.5, criterion="fpgm"))["criterion"] == "fpgm"
+
+
+def test_a_criterion_that_ranks_nothing_is_one_line_not_an_unpruned_model():
+    """Network slimming's BatchNorm scale on SqueezeNet (no BatchNorm) removed no channel, and
+    the "pruned" model was the dense one under a pruned name."""
+    from approxlib import structured
+    from approxlib.config import ChannelConfig
+    model = models.build(ModelConfig("squeezenet1_0", 10, 1), 0)
+    with pytest.raises(ConfigError, match=r"^the bn-scale criterion removed no channel of "
+                       r"squeezenet1_0: .*; choose another channel_method$"):
+        structured.channel_prune_(model, ChannelConfig(0.5, criterion="bn-scale"), 1,
+                                  "squeezenet1_0")

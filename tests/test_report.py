@@ -293,6 +293,9 @@ def test_a_control_that_lost_to_its_baseline_is_said_to_flatter_pruning(monkeypa
     monkeypatch.setattr(report, "_md", shown.append)
     report.Section(run_b).findings()
     assert "\n" + lost[0].replace("F fashion", "B fashion") + "\n" in shown[0]
+    # a model at chance (2 of 12 right, the most frequent class's share) is said to be there
+    assert "top-1 100.00% → 16.67% (at chance) (-83.33 points" in shown[0]
+    assert "top-1 16.67% (at chance) → 83.33% (+66.67 points" in shown[0]
     preds[control] = np.r_[y[:11], wrong[11:]]  # one image lower: within noise, nothing to add
     run.metrics[control].update(predictions=preds[control].tolist(), accuracy=11 / 12)
     assert report.Section(run)._control_lost(base, control, pruned) == []

@@ -374,7 +374,7 @@ class Section:
         caution = analysis.chance_finding(self.df, "in this section")
         if caution is not None:
             _md(caution[1])
-        skewed = analysis.imbalance_note(self.run.labels)
+        skewed = analysis.imbalance_note(self.labels)
         if skewed is not None:
             _md(skewed)
 
@@ -508,7 +508,7 @@ class Section:
         naming the most frequent test class: on an imbalanced folder, models that named one
         class for every image read as small losses ("83.6% → 80.8%", a user, 2026-12-07)."""
         acc = self.metrics[v]["accuracy"]
-        y = np.asarray(self.run.labels[v.dataset])
+        y = np.asarray(self.labels[v.dataset])
         chance = np.bincount(y).max() / len(y) if len(y) else float("nan")
         return f"{100 * acc:.2f}%" + (" (at chance)" if acc <= chance + analysis.CHANCE_MARGIN
                                       else "")

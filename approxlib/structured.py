@@ -23,6 +23,9 @@ from .models import replace_module
 # Torch-Pruning's importance criteria by the `criterion` of a `methods.channel()` entry, each built
 # from the module (passed in: importing it is slow). A new criterion is an entry here and one in
 # `methods.METHODS`. The random one draws from torch's generator, seeded by `channel_prune_`.
+# Each group is ranked alone (the same share of every group goes), so a score that only rescales
+# a group, as LAMP's does, keeps magnitude's channels; one that needs gradients (Taylor) needs
+# data passed in, which `channel_prune_` does not take.
 CRITERIA: dict[str, Callable] = {
     "l1": lambda tp: tp.importance.MagnitudeImportance(p=1),
     "random": lambda tp: tp.importance.RandomImportance(),
@@ -65,8 +68,9 @@ def channel_prune_(model: nn.Module, cfg: ChannelConfig, in_channels: int,
                           f"it (section G){_or_criterion(cfg)} or choose another model") from e
     if sum(p.numel() for p in model.parameters()) == before:  # BatchNorm scale on SqueezeNet
         raise ConfigError(f"the {cfg.criterion} criterion removed no channel of {name}: "
-                          f"Torch-Pruning finds nothing to rank its channels by (BatchNorm "
-                          f"scale needs BatchNorm layers); choose another channel_method")
+                          f"Torch-Pruning found nothing it scores in its layers (BatchNorm "
+                          f"scale, for one, needs BatchNorm layers); choose another "
+                          f"channel_method")
     return model
 
 

@@ -39,10 +39,10 @@ TERMS = {
     "float twin": "a model fine-tuned exactly as its QAT model, in float32: what QAT's INT8 "
                   "is measured against",
     stats.TIMING_NOISE: "a change of latency no larger than the two timings' interquartile "
-                        f"ranges over rounds, or than {stats.TIMING_FLOOR:.0%}",
-    stats.TIMING_UNTOLD: f"timed in turns over fewer than {stats.MIN_ROUNDS} rounds, whose "
-                         "spread measures no noise: no latency change is called faster or "
-                         "slower",
+                        f"ranges over rounds, or than {stats.TIMING_FLOOR:.0%} "
+                        f"({stats.FEW_ROUNDS_FLOOR:.0%} where fewer than {stats.MIN_ROUNDS} "
+                        f"rounds were timed: in 3 rounds, one architecture timed twice "
+                        f"differed by 16%)",
 }
 
 

@@ -40,6 +40,7 @@ from . import quants
 from . import runtime
 from . import runtimes
 from . import share
+from . import stats
 from . import store
 from . import train
 from .config import (
@@ -1274,8 +1275,7 @@ def chance_levels(p: dict, variants: list[Variant], data_root,
     out = []
     for cfg in data_configs(p, variants):
         if cfg not in levels:
-            y = labels(cfg, data_root)
-            levels[cfg] = int(torch.bincount(y).max()) / len(y)
+            levels[cfg] = stats.chance_level(labels(cfg, data_root))
         out.append(levels[cfg])
     return out
 

@@ -41,6 +41,7 @@ from . import names
 from . import parallel
 from . import pipeline
 from . import runtimes
+from . import stats
 from . import store
 from .config import ConfigError, is_profile_file, load_profile, profile_label
 from .measure import hardware
@@ -260,8 +261,9 @@ table.summary { font-size: 10px; }
 
 def _spread_words(results: pd.DataFrame, sections: list[str]) -> str:
     spread = analysis.latency_spread(results[results.section.isin(sections)])
-    return ("" if np.isnan(spread) else f"; one file timed in two sections differs by up to "
-            f"{spread:.0%} between them here, so compare latencies within a section")
+    return ("" if np.isnan(spread) or spread <= stats.TIMING_FLOOR else
+            f"; one file timed in two sections differs by up to {spread:.0%} between them "
+            f"here, so compare latencies within a section")
 
 
 def _section_links(letters: str) -> str:

@@ -507,9 +507,7 @@ class Section:
         """A variant's top-1, "at chance" where it is within `analysis.CHANCE_MARGIN` of always
         naming the most frequent test class: on an imbalanced folder, models that named one
         class for every image read as small losses ("83.6% → 80.8%", a user, 2026-12-07)."""
-        acc = self.metrics[v]["accuracy"]
-        y = np.asarray(self.labels[v.dataset])
-        chance = np.bincount(y).max() / len(y) if len(y) else float("nan")
+        acc, chance = self.metrics[v]["accuracy"], stats.chance_level(self.labels[v.dataset])
         return f"{100 * acc:.2f}%" + (" (at chance)" if acc <= chance + analysis.CHANCE_MARGIN
                                       else "")
 
@@ -589,10 +587,14 @@ class Section:
         pruned = [v for v in self.metrics if v.prune_ratio > 0]
         controlled = [v for v in pruned if v.quant == quants.NONE.key
                       and pipeline.control_of(v) in self.metrics]
-        for v in controlled:  # a control that lost to its baseline: said here too, not only in F, G
+        lost_said = set()  # a control that lost to its baseline: said here too (not only in F,
+        for v in controlled:  # G), once per control, which every ratio shares
             lines.append(self._compare(pipeline.control_of(v), v))
-            lines += self._control_lost(pipeline.Variant(v.section, v.model, v.dataset),
-                                        pipeline.control_of(v), v)
+            if pipeline.control_of(v) not in lost_said:
+                lost = self._control_lost(pipeline.Variant(v.section, v.model, v.dataset),
+                                          pipeline.control_of(v), v)
+                lost_said.update([pipeline.control_of(v)] if lost else [])
+                lines += lost
         for c in dict.fromkeys(pipeline.control_of(v) for v in controlled):
             lines.append(self._compare(pipeline.Variant(c.section, c.model, c.dataset), c))
         if self.n_seeds > 1:
@@ -666,11 +668,9 @@ def latency_words(rows: pd.DataFrame, p: dict) -> str:
     """What the latency of `rows` is, or that none was measured (`Spec.timed`)."""
     if rows.latency_ms.isna().all():
         return "latency not measured (the section compares accuracies)"
-    untold = timed_in_turns(rows) and rows.latency_rounds.min() < stats.MIN_ROUNDS
     return (f"latency = median batch-1 CPU time, {names.count(p['threads'], 'thread')}, "
             f"{timing_words(rows, p)}; {stats.TIMING_NOISE} = "
-            f"{names.TERMS[stats.TIMING_NOISE]}"
-            + (f"; {stats.TIMING_UNTOLD}: {names.TERMS[stats.TIMING_UNTOLD]}" if untold else ""))
+            f"{names.TERMS[stats.TIMING_NOISE]}")
 
 
 def timed_in_turns(rows: pd.DataFrame) -> bool:

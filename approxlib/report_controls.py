@@ -355,7 +355,7 @@ class ControlsSection(Section):
                    if below and not above else
                    f": beyond noise (McNemar) below it at {below} and above it at {above} of "
                    f"{len(pairs)} points." if real else
-                   f": within noise (McNemar) at all {len(pairs)} points.")
+                   f": within test-image noise (McNemar) at all {len(pairs)} points.")
         return (f"  - {names.method(method).capitalize()} pruning scores "
                 f"{_gap_words(gap.min(), gap.max())} {names.method(methods.REFERENCE)} over "
                 f"the curve" + verdict)

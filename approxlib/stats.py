@@ -117,6 +117,13 @@ def significant(p_value: float) -> bool:
     return p_value < ALPHA
 
 
+def chance_level(labels) -> float:
+    """The top-1 of always naming the most frequent class of `labels` (results.csv's `chance`
+    and `val_chance`, the report's "at chance"): what a model that learned nothing scores."""
+    y = np.asarray(labels).astype(np.int64)
+    return float(np.bincount(y).max() / len(y)) if len(y) else float("nan")
+
+
 def p_text(p_value: float, digits: int = 3) -> str:
     """A p-value for a table: exact binomial tails below float64's range come out as 0, which
     the report must not print as "p = 0"; more digits where `digits` would round it across
@@ -145,23 +152,27 @@ def verdict_words(p_value: float) -> str:
 
 TIMING_NOISE = "within timing noise"
 TIMING_FLOOR = 0.03  # a change of latency up to 3% is noise however tight the timings
-TIMING_UNTOLD = "too few timing rounds to tell"
-# Fewer rounds of turns than this, and their quartiles measure no noise: smoke's 3 rounds of
-# 0.05 s called a dense control, the baseline's architecture, 16% slower than it (2026-12-07)
+# Fewer rounds of turns than MIN_ROUNDS, and their quartiles measure little noise: smoke's 3
+# rounds of 0.05 s called a dense control, the baseline's architecture, 16% slower than it
+# (2026-12-07); there, a change up to FEW_ROUNDS_FLOOR is noise
 MIN_ROUNDS = 5
+FEW_ROUNDS_FLOOR = 0.25
+
+
+def timing_floor(rounds: int = 0) -> float:
+    """The smallest relative change of latency a timing of `rounds` rounds of turns can call
+    (0: timed alone, by blocked_autorange's blocks)."""
+    return FEW_ROUNDS_FLOOR if 0 < rounds < MIN_ROUNDS else TIMING_FLOOR
 
 
 def timing_verdict(base_ms: float, base_iqr: float, ms: float, iqr: float,
                    rounds: int = 0) -> str:
     """"faster", "slower" or TIMING_NOISE: a change of batch-1 latency no larger than the two
-    timings' interquartile ranges over rounds (relative to the base), or than TIMING_FLOOR, is
-    noise. TIMING_UNTOLD where the two were timed in turns over fewer than MIN_ROUNDS rounds
-    (`rounds` 0: each timed alone, its spread over blocked_autorange's blocks)."""
+    timings' interquartile ranges over rounds (relative to the base), or than `timing_floor`
+    of the `rounds` they were timed in turns over, is noise."""
     if not base_ms > 0:
         raise ValueError(f"a base latency of {base_ms} ms cannot be compared with")
-    if 0 < rounds < MIN_ROUNDS:
-        return TIMING_UNTOLD
     change = ms / base_ms - 1
-    if abs(change) <= max((base_iqr + iqr) / base_ms, TIMING_FLOOR):
+    if abs(change) <= max((base_iqr + iqr) / base_ms, timing_floor(rounds)):
         return TIMING_NOISE
     return "faster" if change < 0 else "slower"

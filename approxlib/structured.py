@@ -10,6 +10,8 @@ model's layer sizes no longer match `models.build`, so checkpoints carry them (`
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Callable
 
 import torch
@@ -53,8 +55,10 @@ def channel_prune_(model: nn.Module, cfg: ChannelConfig, in_channels: int,
     ignored = stem_and_classifier(model.eval())
     importance = CRITERIA[cfg.criterion](tp)
     before = sum(p.numel() for p in model.parameters())
+    default = cfg.criterion == ChannelConfig.criterion
+    reference = None if default else copy.deepcopy(model)
     try:  # Torch-Pruning's work alone: an error of ours keeps its traceback
-        with torch.random.fork_rng():
+        with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             tp.pruner.MetaPruner(model, example, importance=importance, pruning_ratio=cfg.ratio,
                                  ignored_layers=ignored, round_to=cfg.round_to).step()
@@ -71,7 +75,25 @@ def channel_prune_(model: nn.Module, cfg: ChannelConfig, in_channels: int,
                           f"Torch-Pruning found nothing it scores in its layers (BatchNorm "
                           f"scale, for one, needs BatchNorm layers); choose another "
                           f"channel_method")
+    if reference is not None:
+        _same_shapes_as_l1(model, reference, cfg, in_channels, name)
     return model
+
+
+def _same_shapes_as_l1(model: nn.Module, reference: nn.Module, cfg: ChannelConfig,
+                       in_channels: int, name: str) -> None:
+    """Another criterion must remove what L1 magnitude removes from each layer, only other
+    channels: BatchNorm scale left VGG-11-BN's groups without BatchNorm whole (70.5 M
+    parameters against L1's 32.2 M), so its FLOPs and its scratch controls would compare with
+    nothing (a review, 2026-12-07)."""
+    l1 = channel_prune_(reference, dataclasses.replace(cfg, criterion=ChannelConfig.criterion),
+                        in_channels, name)
+    if shapes(l1) != shapes(model):
+        ours, theirs = (sum(p.numel() for p in m.parameters()) for m in (model, l1))
+        raise ConfigError(f"the {cfg.criterion} criterion pruned {name} to other layer sizes "
+                          f"than L1 magnitude does ({ours:,} parameters left against "
+                          f"{theirs:,}: it left whole the groups it cannot score); choose "
+                          f"another channel_method")
 
 
 def _or_criterion(cfg: ChannelConfig) -> str:

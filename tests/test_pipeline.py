@@ -259,7 +259,7 @@ def test_section_f_picks_by_each_files_answers_on_validation(smoke):
     assert points.groupby("model").size().to_dict() == n
     # a bound lies below its estimate (the file's validation accuracy − the best dense model's),
     # by at most 1.645 paired standard errors: under 0.1 at smoke's 200 validation images
-    for m, g in points.groupby("model"):
+    for m, g in points[points.val_lo.notna()].groupby("model"):  # the distilled file has none
         estimate = g.val_accuracy - analysis.compression_reference(f, m).val_accuracy
         assert (g.val_lo <= estimate + 1e-9).all() and (g.val_lo > estimate - 0.1).all()
 

@@ -491,3 +491,25 @@ def test_a_criterion_that_ranks_nothing_is_one_line_not_an_unpruned_model():
                        r"squeezenet1_0: .*; choose another channel_method$"):
         structured.channel_prune_(model, ChannelConfig(0.5, criterion="bn-scale"), 1,
                                   "squeezenet1_0")
+
+
+def test_a_criterion_that_leaves_groups_whole_is_refused(monkeypatch):
+    """BatchNorm scale left VGG-11-BN's groups without BatchNorm whole (70.5 M parameters left
+    against L1's 32.2 M): its FLOPs and scratch controls compared with nothing. Here a
+    criterion that scores no 64-channel group (ResNet-18's first stage) stands in for it."""
+    import torch_pruning as tp
+
+    from approxlib import methods, structured
+    from approxlib.config import ChannelConfig
+
+    class SomeGroups(tp.importance.MagnitudeImportance):
+        def __call__(self, group, **kwargs):
+            return None if len(group[0][1]) == 64 else super().__call__(group, **kwargs)
+    monkeypatch.setitem(structured.CRITERIA, "some", lambda tp: SomeGroups(p=1))
+    monkeypatch.setitem(methods.METHODS, "channel-some",
+                        methods._channels("some", "some", "by some"))
+    model = models.build(ModelConfig("resnet18", 10, 1), 0)
+    with pytest.raises(ConfigError, match=r"^the some criterion pruned resnet18 to other layer "
+                       r"sizes than L1 magnitude does \(\d[\d,]* parameters left against "
+                       r"2,857,418: .*; choose another channel_method$"):
+        structured.channel_prune_(model, ChannelConfig(0.5, criterion="some"), 1, "resnet18")

@@ -106,14 +106,21 @@ def test_a_p_value_is_never_rounded_across_the_significance_level():
 
 
 def test_timing_verdict_known_values_and_too_few_rounds():
-    """Noise is the larger of the two quartile ranges summed (relative to the base) and 3%;
-    fewer than 5 rounds of turns call nothing (smoke's 3 rounds of 0.05 s called a dense
+    """Noise is the larger of the two quartile ranges summed (relative to the base) and 3%,
+    25% with fewer than 5 rounds of turns (smoke's 3 rounds of 0.05 s called a dense
     control, the baseline's architecture, 16% slower than the baseline)."""
     assert stats.timing_verdict(10, 0.1, 10.25, 0.1) == stats.TIMING_NOISE  # 2.5% < 3% floor
     assert stats.timing_verdict(10, 0.1, 10.4, 0.1) == "slower"  # 4% > 3% and > 2%
     assert stats.timing_verdict(10, 0.3, 10.4, 0.2) == stats.TIMING_NOISE  # 4% < 5% of IQRs
     assert stats.timing_verdict(10, 0.1, 9.5, 0.1, rounds=8) == "faster"
-    assert stats.timing_verdict(10, 0.01, 11.6, 0.01, rounds=3) == stats.TIMING_UNTOLD
+    assert stats.timing_verdict(10, 0.01, 11.6, 0.01, rounds=3) == stats.TIMING_NOISE  # < 25%
     assert stats.timing_verdict(10, 0.01, 11.6, 0.01, rounds=stats.MIN_ROUNDS) == "slower"
+    assert stats.timing_verdict(10, 0.01, 2.5, 0.01, rounds=3) == "faster"  # 4× is no noise
     with pytest.raises(ValueError):
         stats.timing_verdict(0, 0, 1, 0)
+
+
+def test_chance_level_is_the_most_frequent_class_share():
+    assert stats.chance_level([0, 1, 1, 2]) == 0.5
+    assert stats.chance_level(np.repeat(np.arange(10), 3)) == pytest.approx(0.1)
+    assert np.isnan(stats.chance_level([]))

@@ -540,12 +540,12 @@ def test_profiles_prints_every_key_a_run_would_take(tmp_path, capsys):
     after the profile, its base and --set, as YAML that reads back to what a run loads."""
     import yaml
     assert main(["profiles"]) == 0
-    assert capsys.readouterr().out.splitlines()[0].startswith("smoke  Tests, CI")
+    assert capsys.readouterr().out.splitlines()[0].startswith("smoke  A first look")
     assert main(["profiles", "smoke", "--set", "epochs=2", "--set", "kd=false"]) == 0
     text = capsys.readouterr().out
     # its name, what --set changed (a planner read smoke's header above other values) and
     # its purpose, as comments
-    assert text.startswith("# smoke (with --set epochs=2 --set kd=false): Tests, CI")
+    assert text.startswith("# smoke (with --set epochs=2 --set kd=false): A first look")
     want = load_profile("smoke", {"epochs": 2, "kd": False})
     got = yaml.safe_load(text)
     assert got == {k: v for k, v in want.items() if k not in ("profile", "description")}

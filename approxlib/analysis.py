@@ -442,17 +442,30 @@ def imbalance_note(labels: dict) -> str | None:
     labels. None where every dataset is balanced enough."""
     said = []
     for dataset, y in labels.items():
-        counts = np.bincount(np.asarray(y).astype(np.int64))
-        counts, top = counts[counts > 0], stats.chance_level(y)
-        if len(counts) > 1 and top >= IMBALANCED / len(counts):
+        if imbalanced(y):
+            counts = _class_counts(y)
             said.append(f"{names.dataset(dataset)}'s {counts.sum():,} test images are "
-                        f"imbalanced: its most frequent class is {top:.1%} of them, its "
-                        f"rarest {counts.min() / counts.sum():.1%}")
+                        f"imbalanced: its most frequent class is {stats.chance_level(y):.1%} "
+                        f"of them, its rarest {counts.min() / counts.sum():.1%}; always "
+                        f"naming one class has {1 / len(counts):.1%} balanced accuracy")
     if not said:
         return None
     return (f"**Imbalanced classes.** {'; '.join(said)}. Top-1 accuracy rewards naming the "
             f"frequent class: always naming it scores its share (chance here), so read each "
-            f"accuracy against that level; the report gives no per-class measure.")
+            f"accuracy against that level. The table gives each variant's balanced accuracy "
+            f"too: the mean over the classes of the share of each named right.")
+
+
+def _class_counts(y) -> np.ndarray:
+    counts = np.bincount(np.asarray(y).astype(np.int64))
+    return counts[counts > 0]
+
+
+def imbalanced(y) -> bool:
+    """Whether test labels `y` are far from balanced: the most frequent class at least
+    IMBALANCED times its equal share (`imbalance_note`; the tables add balanced accuracy)."""
+    k = len(_class_counts(y))
+    return k > 1 and stats.chance_level(y) >= IMBALANCED / k
 
 
 def _trained(d: pd.DataFrame) -> pd.Series:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import filelock
+import numpy as np
 import pandas as pd
 import torch
 import torchvision
@@ -1200,8 +1201,10 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
     chains = [chain(v, p) for v in variants]  # every recipe checked before anything trains
     # every dataset's test labels read first: a missing CIFAR-100 was found only after
     # sections A-C had trained (a stranger's run of `paper`, 2026-12-07)
-    chance = chance_levels(p, variants, data_root)
-    val_chance = chance_levels(p, variants, data_root, data.val_labels)
+    test_labels = labels_of(p, variants, data_root)
+    chance = [stats.chance_level(y) for y in test_labels]
+    val_chance = [stats.chance_level(y) for y in labels_of(p, variants, data_root,
+                                                           data.val_labels)]
     prepare_data(p, variants, cache, data_root)  # bad images stop it here
     bar = tqdm(list(zip(variants, chains)), desc=f"{p['profile']}: variants",
                disable=not progress)
@@ -1230,6 +1233,8 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
     df["val_lo"] = analysis.validation_bounds(
         df.assign(val_correct=[metrics[v]["val_correct"] for v in variants]))
     df["chance"], df["val_chance"] = chance, val_chance
+    df["balanced_accuracy"] = [stats.balanced_accuracy(y, metrics[v]["predictions"])
+                               for v, y in zip(variants, test_labels)]
     df = _integers(df)
     if out_dir is not None:
         write_tables(df, metrics, Path(out_dir), sections)
@@ -1266,18 +1271,16 @@ def _present(st: Stage, cache: store.Store) -> bool:
     return all(cache.exists(kind, st.key, suffix) for kind, suffix, _ in _entries(st))
 
 
-def chance_levels(p: dict, variants: list[Variant], data_root,
-                  labels=data.test_labels) -> list[float]:
-    """Per variant, the top-1 of always naming the most frequent class of its test split (or
-    of what `labels` gives, e.g. `data.val_labels`): what a model that learned nothing scores
-    (results.csv's `chance` and `val_chance`; the report warns of models there)."""
-    levels: dict = {}
-    out = []
-    for cfg in data_configs(p, variants):
-        if cfg not in levels:
-            levels[cfg] = stats.chance_level(labels(cfg, data_root))
-        out.append(levels[cfg])
-    return out
+def labels_of(p: dict, variants: list[Variant], data_root,
+              labels=data.test_labels) -> list[np.ndarray]:
+    """Per variant, the labels of its test split (or what `labels` gives, e.g.
+    `data.val_labels`), read once per dataset: what results.csv's `chance`, `val_chance` and
+    `balanced_accuracy` are counted on (the report warns of models at chance)."""
+    cfgs, read = data_configs(p, variants), {}
+    for cfg in cfgs:
+        if cfg not in read:
+            read[cfg] = np.asarray(labels(cfg, data_root))
+    return [read[cfg] for cfg in cfgs]
 
 
 def shows_layers(v: Variant) -> bool:

@@ -1,6 +1,8 @@
 """Is a difference real? Paired tests on test-set predictions and binomial intervals (scipy)."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import stats
 
@@ -122,6 +124,19 @@ def chance_level(labels) -> float:
     and `val_chance`, the report's "at chance"): what a model that learned nothing scores."""
     y = np.asarray(labels).astype(np.int64)
     return float(np.bincount(y).max() / len(y)) if len(y) else float("nan")
+
+
+def balanced_accuracy(labels, predictions) -> float:
+    """The mean over the test classes of the share of each named right (per-class recall,
+    scikit-learn's rule): on imbalanced classes top-1 rewards naming the frequent one, while
+    here always naming one class scores 1/k whatever the mix (results.csv's
+    `balanced_accuracy`). A prediction of a class no test image has counts as a miss only."""
+    # imported here: sklearn.metrics takes about 2 s to import, and every notebook and worker
+    # imports this module
+    from sklearn.metrics import balanced_accuracy_score
+    with warnings.catch_warnings():  # "y_pred contains classes not in y_true": as said above
+        warnings.simplefilter("ignore", UserWarning)
+        return float(balanced_accuracy_score(np.asarray(labels), np.asarray(predictions)))
 
 
 def p_text(p_value: float, digits: int = 3) -> str:

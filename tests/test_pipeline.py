@@ -49,6 +49,18 @@ def test_results_have_every_variant_and_the_contract_columns(smoke):
     assert (csv["latency_ms"] > 0).all() and (csv["size_bytes"] > 0).all()
 
 
+def test_the_readme_lists_every_column_of_results_csv(smoke):
+    """The user's manual lists results.csv's columns: one added without a line there is
+    a column a spreadsheet reader cannot interpret; one listed and gone breaks their sheet."""
+    root = smoke[2]
+    columns = set(pd.read_csv(root / "out" / "results.csv", nrows=1).columns)
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    part = readme.split("## What is measured, and how (`results.csv`)")[1].split("\n- `")[0]
+    listed = set(re.findall(r"[a-z0-9_]+", " ".join(re.findall(r"`([^`]*)`", part))))
+    assert "balanced_accuracy" in columns and not columns - listed, columns - listed
+    assert not {c for c in listed - columns if "_" in c or c in CONTRACT}, listed - columns
+
+
 def test_rows_measure_what_they_claim(smoke):
     _, _, root, df, _, _ = smoke
     df = df[~df.section.isin(["F", "G", "H"])]

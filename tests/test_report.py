@@ -259,6 +259,35 @@ def test_a_section_pairs_variants_on_the_labels_its_run_carries():
     assert sec.paired_words(a, a) == "identical predictions"
 
 
+def test_a_section_on_imbalanced_test_classes_shows_balanced_accuracy(monkeypatch):
+    """A folder whose test images are 80% one class: a model naming that class for every image
+    read as 80% top-1 with no per-class measure beside it (a user's folder, 2026-12-07). Known
+    values, 10 images (8 of class 0): the baseline right on all, the pruned model naming 0."""
+    p = load_profile("smoke")
+    y = np.r_[np.zeros(8), np.ones(2)].astype(int)
+    row = dict(section="C", model="resnet18", dataset="fashion-mnist", prune_method="none",
+               quant="none", codec="none", runtime="pytorch", control="none", kd=False,
+               protocol="profile", seed=0, test_images=10, latency_ms=1.0, qp=None,
+               finetune_epochs=0, init="", size_bytes=1e6, throughput_img_s=1.0, params=10,
+               sparsity=0.0, acc_lo=0.5, acc_hi=1.0)
+    df = pd.DataFrame([dict(row, prune_ratio=0.0, accuracy=1.0, balanced_accuracy=1.0),
+                       dict(row, prune_ratio=0.5, prune_method="l1-unstructured",
+                            accuracy=0.8, balanced_accuracy=0.5)])
+    tables = []
+    monkeypatch.setattr(report, "_table", lambda t, *a, **k: tables.append(t))
+    monkeypatch.setattr(report, "_md", lambda text: None)
+    for labels, shown in ((y, [100.0, 50.0]), (np.arange(10) % 2, None)):
+        metrics = {pipeline.Variant("C", "resnet18", "fashion-mnist", r): {}
+                   for r in (0.0, 0.5)}
+        run = report.SectionRun("C", p, df, metrics, {}, {}, pathlib.Path("."),
+                                {"fashion-mnist": labels}, 1.0)
+        report.Section(run).table()
+        t = tables.pop()
+        assert (t["balanced acc. (%)"].tolist() if shown else "balanced acc. (%)" not in t) \
+            == (shown or True)
+    assert "balanced accuracy" in analysis.imbalance_note({"x": y})
+
+
 def test_a_control_that_lost_to_its_baseline_is_said_to_flatter_pruning(monkeypatch):
     """Smoke's F: pruned +21 points against a dense control that fell 28 below its baseline,
     read as pruning's doing. Known values, 12 images: baseline right on all, control on 0-1,

@@ -124,3 +124,15 @@ def test_chance_level_is_the_most_frequent_class_share():
     assert stats.chance_level([0, 1, 1, 2]) == 0.5
     assert stats.chance_level(np.repeat(np.arange(10), 3)) == pytest.approx(0.1)
     assert np.isnan(stats.chance_level([]))
+
+
+def test_balanced_accuracy_is_the_mean_recall_of_the_test_classes():
+    y = np.array([0] * 8 + [1] * 2)
+    # always the frequent class: 80% top-1, half the classes
+    assert stats.balanced_accuracy(y, np.zeros(10)) == pytest.approx(0.5)
+    # 6/8 of class 0 and 1/2 of class 1 right: (0.75 + 0.5) / 2
+    pred = np.array([0] * 6 + [1] * 2 + [1, 0])
+    assert stats.balanced_accuracy(y, pred) == pytest.approx(0.625)
+    # a class no test image has counts only as a miss of the class named wrongly
+    assert stats.balanced_accuracy(y, np.full(10, 7)) == 0.0
+    assert stats.balanced_accuracy(y, y) == 1.0

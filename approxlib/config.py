@@ -709,12 +709,20 @@ def load_profile(name: str, overrides: dict[str, Any] | None = None) -> dict[str
         _known(key, params, f"{name}: ")
         check_plain(key, spec[key])
     params.update(spec)
+    changed = []
     for key, value in (overrides or {}).items():
         _known(key, params)
         check_plain(key, value)
+        if params[key] != value:
+            changed.append(key)
         params[key] = value
     params["profile"] = name
     params["description"] = " ".join(str(description).split())
+    if params["description"] and changed:
+        # the profile's words describe its own data and budgets: a report of smoke on a
+        # user's folder said "2,000 real Fashion-MNIST training images" (2026-12-08)
+        params["description"] += (f" This run sets {', '.join(sorted(changed))} otherwise "
+                                  f"(the appendix lists every parameter).")
     validate_params(params)
     return params
 

@@ -1235,6 +1235,7 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
     df["chance"], df["val_chance"] = chance, val_chance
     df["balanced_accuracy"] = [stats.balanced_accuracy(y, metrics[v]["predictions"])
                                for v, y in zip(variants, test_labels)]
+    df["balanced_chance"] = [stats.balanced_chance(y) for y in test_labels]
     df = _integers(df)
     if out_dir is not None:
         write_tables(df, metrics, Path(out_dir), sections)

@@ -392,7 +392,7 @@ class Section:
         })
         if analysis.imbalanced(self.labels[self.dataset]) and "balanced_accuracy" in d:
             # beside top-1, which rewards naming the frequent class (`analysis.imbalance_note`)
-            t.insert(2, "balanced acc. (%)" if self.n_seeds == 1
+            t.insert(3, "balanced acc. (%)" if self.n_seeds == 1
                      else f"balanced acc., seed {self.p['seed']} (%)",
                      (d.balanced_accuracy * 100).round(2))
         if self.is_original_protocol():

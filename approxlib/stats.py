@@ -139,6 +139,13 @@ def balanced_accuracy(labels, predictions) -> float:
         return float(balanced_accuracy_score(np.asarray(labels), np.asarray(predictions)))
 
 
+def balanced_chance(labels) -> float:
+    """The balanced accuracy of always naming one class: 1/k for the k classes `labels` has
+    (results.csv's `balanced_chance`; beside `chance`, how imbalanced the test images are)."""
+    k = len(np.unique(np.asarray(labels)))
+    return 1 / k if k else float("nan")
+
+
 def p_text(p_value: float, digits: int = 3) -> str:
     """A p-value for a table: exact binomial tails below float64's range come out as 0, which
     the report must not print as "p = 0"; more digits where `digits` would round it across

@@ -192,6 +192,17 @@ def test_findings_come_from_the_rows_and_link_their_sections():
     skew = study_frame().assign(chance=0.78)
     assert "ResNet-18 40.0× (-1.5 points against its dense control, at chance)" in dict(
         analysis.findings(skew, 0.5, 0))["F"]
+    # on imbalanced test images (chance 0.8 of 2 classes) the pruning finding adds balanced
+    # accuracy: baseline 0.9, pruned 0.6 → -30.0 points; none where the classes are balanced
+    imb = study_frame().assign(chance=0.8, balanced_chance=0.5, balanced_accuracy=0.9)
+    imb.loc[(imb.section == "B") & (imb.prune_ratio == 0.5), "balanced_accuracy"] = 0.6
+    assert dict(analysis.findings(imb, 0.5, 0))["B"].endswith(
+        "2 seeds. On their imbalanced test images, balanced accuracy (the mean over classes of "
+        "the share of each named right) moved -30.0 points against the baselines (mean "
+        "-30.0).")
+    assert "balanced accuracy" not in dict(analysis.findings(
+        imb.assign(chance=0.7), 0.5, 0))["B"]  # under 1.5 × 50%
+    assert analysis.skewed(0.8, 0.5) and not analysis.skewed(1.0, 1.0)  # one class: none
     lost = study_frame()
     lost.loc[(lost.section == "B") & (lost.control == "equal-compute"), "accuracy"] = 0.74
     assert ("the second isolates pruning (but a control scored -6.0 points against its "

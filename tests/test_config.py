@@ -17,6 +17,16 @@ def test_every_profile_validates(name):
     config.train_config(p), config.finetune_config(p), config.measure_config(p), config.data_config(p, p["dataset"])
 
 
+def test_a_description_says_which_parameters_this_run_changed():
+    """Smoke's words ("2,000 real Fashion-MNIST training images") headed a report of smoke on
+    a user's own folder (2026-12-08): an override that changes a value is named."""
+    own = config.load_profile("smoke")["description"]
+    p = config.load_profile("smoke", {"train_size": None, "dataset": "cifar10", "seed": 0})
+    assert p["description"] == own + (" This run sets dataset, train_size otherwise (the "
+                                      "appendix lists every parameter).")  # seed 0: as it was
+    assert config.load_profile("smoke", {"seed": 0})["description"] == own
+
+
 def test_profiles_are_the_contract():
     assert {"smoke", "quick", "paper"} <= set(config.profile_names())
     assert config.load_profile("quick")["dataset"] == "fashion-mnist"

@@ -136,3 +136,4 @@ def test_balanced_accuracy_is_the_mean_recall_of_the_test_classes():
     # a class no test image has counts only as a miss of the class named wrongly
     assert stats.balanced_accuracy(y, np.full(10, 7)) == 0.0
     assert stats.balanced_accuracy(y, y) == 1.0
+    assert stats.balanced_chance(y) == 0.5 and stats.balanced_chance(np.arange(10)) == 0.1

@@ -474,7 +474,7 @@ def skewed(chance, balanced_chance):
     return (balanced_chance < 1) & (chance >= IMBALANCED * balanced_chance)
 
 
-def _skewed_rows(d: pd.DataFrame) -> pd.Series:
+def skewed_rows(d: pd.DataFrame) -> pd.Series:
     """Rows scored on imbalanced test images (none for rows from before `balanced_chance`)."""
     if "balanced_chance" not in d or "balanced_accuracy" not in d:
         return pd.Series(False, index=d.index)
@@ -611,7 +611,7 @@ def _balanced_loss(plain: pd.DataFrame, at: pd.DataFrame, key: list[str]) -> str
     """On imbalanced test images, what pruning cost in balanced accuracy: top-1 barely sees
     the rare classes (an 81%-one-class folder's 70% pruned model: -3.7 points of top-1,
     -18.0 of balanced accuracy, 2026-12-08)."""
-    at = at[_skewed_rows(at)]
+    at = at[skewed_rows(at)]
     if at.empty:
         return ""
     base = plain[(plain.prune_ratio == 0) & uncontrolled(plain)].set_index(key)

@@ -19,6 +19,7 @@ from approxlib import analysis
 from approxlib import pipeline
 from approxlib import publish
 from approxlib import report
+from approxlib import stats
 from approxlib import store as S
 from approxlib.config import load_profile
 
@@ -279,7 +280,9 @@ def test_a_section_on_imbalanced_test_classes_shows_balanced_accuracy(monkeypatc
     for labels, shown in ((y, [100.0, 50.0]), (np.arange(10) % 2, None)):
         metrics = {pipeline.Variant("C", "resnet18", "fashion-mnist", r): {}
                    for r in (0.0, 0.5)}
-        run = report.SectionRun("C", p, df, metrics, {}, {}, pathlib.Path("."),
+        run = report.SectionRun("C", p, df.assign(chance=stats.chance_level(labels),
+                                                  balanced_chance=0.5),
+                                metrics, {}, {}, pathlib.Path("."),
                                 {"fashion-mnist": labels}, 1.0)
         report.Section(run).table()
         t = tables.pop()

@@ -149,7 +149,8 @@ def _report_parser(sub) -> None:
                    help="output folder (default reports/PROFILE)")
     r.add_argument("--sections", default=None,
                    help="comma-separated subset, e.g. A,C, or all (default: all; for your own "
-                        "images or weights C, F, G, H)")
+                        "images or weights, every section but the original study's fixed "
+                        "comparisons; --dry-run lists them)")
     r.add_argument("--dry-run", action="store_true",
                    help="list the stages the profile needs and which are cached; compute nothing")
     r.add_argument("--no-pdf", action="store_true", help="render index.html only")

@@ -279,29 +279,15 @@ def render(out: Path, p: dict, sections: list[str], notebooks: dict[str, Path],
     results = pd.read_csv(out / "results.csv")
     spent = time_appendix(out)
     durations, cells = _section_cells(sections, notebooks)
-    shown = [s for s in sections if SECTIONS[s].summarized]
-    own = [s for s in sections if not SECTIONS[s].summarized]
     grid = out / "compression_points.csv"  # section F's files, written by this run
-    found = analysis.findings(results[results.section.isin(sections)], float(p["ratio"]),
-                              int(p["seed"]), pd.read_csv(grid) if grid.is_file() else None)
-    table = summary_table(results, sections)
-    listed = "\n".join(f"- {text} ({_section_links(s)})" for s, text in found)
-    terms = names.terms_used(listed + table)
-    findings = nbformat.v4.new_markdown_cell(
-        "## Findings\n\n" + listed + (f"\n\n{terms}" if terms else ""))
-    summary = nbformat.v4.new_markdown_cell(
-        f"## Summary\n\nEvery distinct model variant of section{'s' * (len(shown) > 1)} "
-        f"{names.joined(shown)} (top-1 on "
-        f"{_test_split(results)}; size = the saved file in MB (10⁶ bytes); latency = median "
-        f"batch-1 CPU forward time, as timed with the first section listed (each section's "
-        f"variants are timed together{_spread_words(results, sections)})"
-        + (f"; the seeded runs of section {', '.join(own)} are summarized in its own tables"
-           if own else "") + ").\n\n" + table)
+    opening = [nbformat.v4.new_markdown_cell(text) for text in (
+        findings_text(results, sections, p, pd.read_csv(grid) if grid.is_file() else None),
+        summary_text(results, sections)) if text]
     appendix = nbformat.v4.new_markdown_cell(environment(p, durations, reused, results))
     timing = [nbformat.v4.new_markdown_cell(spent)] if spent else []
     merged = nbformat.v4.new_notebook(cells=[_title_cell(results, p, sections, bool(spent)),
                                              *_other_sections(results, sections, p, out),
-                                             findings, summary, *cells, appendix, *timing])
+                                             *opening, *cells, appendix, *timing])
     merged.metadata["title"] = f"approx-cnn report ({profile_label(p['profile'])})"
     exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True)
@@ -310,6 +296,36 @@ def render(out: Path, p: dict, sections: list[str], notebooks: dict[str, Path],
     index = out / "index.html"
     store.write_text(index, body)
     return index
+
+
+def findings_text(results: pd.DataFrame, sections: list[str], p: dict,
+                  points: pd.DataFrame | None) -> str | None:
+    """The report's Findings (None where the rows support none: an empty heading opened a
+    report of section H alone, a contributor's new section, 2026-12-08)."""
+    found = analysis.findings(results[results.section.isin(sections)], float(p["ratio"]),
+                              int(p["seed"]), points)
+    if not found:
+        return None
+    listed = "\n".join(f"- {text} ({_section_links(s)})" for s, text in found)
+    terms = names.terms_used(listed + summary_table(results, sections))
+    return "## Findings\n\n" + listed + (f"\n\n{terms}" if terms else "")
+
+
+def summary_text(results: pd.DataFrame, sections: list[str]) -> str | None:
+    """The Summary: one row per model file of the sections it covers (`Spec.summarized`),
+    None where the report has none of them (it said "section  (" over an empty table)."""
+    shown = [s for s in sections if SECTIONS[s].summarized]
+    own = [s for s in sections if not SECTIONS[s].summarized]
+    if not shown:
+        return None
+    return (f"## Summary\n\nEvery distinct model variant of section{'s' * (len(shown) > 1)} "
+            f"{names.joined(shown)} (top-1 on "
+            f"{_test_split(results)}; size = the saved file in MB (10⁶ bytes); latency = "
+            f"median batch-1 CPU forward time, as timed with the first section listed (each "
+            f"section's variants are timed together{_spread_words(results, sections)})"
+            + (f"; the runs of section{'s' * (len(own) > 1)} {names.joined(own)} are "
+               f"summarized in {'its' if len(own) == 1 else 'their'} own tables"
+               if own else "") + ").\n\n" + summary_table(results, sections))
 
 
 def _alt_texts(body: str) -> str:

@@ -124,3 +124,22 @@ def test_the_summary_shows_the_latency_of_the_first_section_it_lists():
     html = publish.summary_table(results, ["C", "D"])
     assert "<td>C,D</td>" in html and "<td>6.12</td>" in html
     assert "B," not in html and "6.45" not in html and "6.3" not in html
+
+
+def test_a_report_of_section_h_alone_has_no_empty_summary_or_findings():
+    """`--sections H` opened with "Every distinct model variant of section  (" over an empty
+    table (a contributor adding a section, 2026-12-08); with B too, the summary covers B and
+    says H's runs are in H's own tables."""
+    from approxlib import publish
+    base = dict(model="resnet18", dataset="fashion-mnist", prune_method="none", prune_ratio=0.0,
+                quant="none", codec="none", qp=float("nan"), runtime="pytorch",
+                control="none", kd=False, artifact_key="k0", seed=0, accuracy=0.8,
+                size_bytes=44_000_000, compression_ratio=1.0, sparsity=0.0, latency_ms=6.0,
+                finetune_epochs=0, epochs=3, init=None, protocol="profile", test_images=1000)
+    results = pd.DataFrame([{**base, "section": "B"}, {**base, "section": "H"}])
+    assert publish.summary_text(results, ["H"]) is None
+    text = publish.summary_text(results, ["B", "H"])
+    assert text.startswith("## Summary\n\nEvery distinct model variant of section B (top-1")
+    assert "; the runs of section H are summarized in its own tables)." in text
+    p = config.load_profile("smoke")
+    assert publish.findings_text(results, ["H"], p, None) is None

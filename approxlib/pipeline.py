@@ -908,7 +908,7 @@ class Runner:
                   else {"threads": step.measure.threads})
         # The test split is only ever reported; the validation accuracy is what selection may use.
         pred = runtime.predict(model, splits.test_x)
-        acc = (pred == splits.test_y).float().mean().item()
+        acc = train.share(pred == splits.test_y)
         val_right = runtime.predict(model, splits.val_x) == splits.val_y
         # Counted on the float model: a statically quantized or ONNX model hides its weights in
         # packed parameters or a graph, and holds the same ones.
@@ -921,7 +921,7 @@ class Runner:
             "flops": measure.flops(float_model, shape),
             "predictions": pred.tolist(),  # per-image, for paired tests (McNemar) in the report
             "layers": measure.layer_sparsity(counted).to_dict(orient="records"),
-            "val_accuracy": val_right.float().mean().item(),
+            "val_accuracy": train.share(val_right),
             "val_correct": val_right.int().tolist(),  # paired bounds for picks on validation
             "eval_seconds": time.perf_counter() - t0, "timed": step.timed,
             **provenance(),
@@ -1028,9 +1028,9 @@ class Runner:
                                       codec_config(self.p, SHIPPED_CODEC))
             val_right = runtime.predict(model, splits.val_x) == splits.val_y
             test_right = runtime.predict(model, splits.test_x) == splits.test_y
-            points.append({"bits": b, "val_accuracy": val_right.float().mean().item(),
+            points.append({"bits": b, "val_accuracy": train.share(val_right),
                            "val_correct": val_right.int().tolist(),
-                           "accuracy": test_right.float().mean().item(),
+                           "accuracy": train.share(test_right),
                            "codebook": max(r["k"] for r in rows), "bytes": len(blob)})
         self.store.write_json("curve", key, {"points": points, "upstream": gradual.key})
         self.computed.append(key)

@@ -163,7 +163,9 @@ def environment(p: dict, durations: dict[str, float], reused: tuple | list = (),
               f"{v:.1f} s" + (" (when executed; reused: its inputs are unchanged)"
                               if k in reused else "")) for k, v in durations.items()]
     body = "\n".join(f"| {_literal(k)} | {_literal(v)} |" for k, v in rows)
-    params = ", ".join(f"<code>{_literal(f'{k}={_yaml(v)}')}</code>" for k, v in p.items()
+    # plain text, not code spans: a PDF reader copied `dataset=fashion-mnist ,` (each span's
+    # padding read as a space), so the values could not be pasted into --set
+    params = ", ".join(_literal(f"{k}={_yaml(v)}") for k, v in p.items()
                        if k not in ("profile", "description"))
     return (f'<a id="environment"></a>\n\n## Appendix: environment\n\n| | |\n|---|---|\n{body}\n\n'
             f"Profile parameters: {params}.")

@@ -515,6 +515,17 @@ def test_a_missing_chromium_stops_the_report_before_any_stage(monkeypatch, tmp_p
     assert not (tmp_path / "out").exists() and not (tmp_path / "models").exists()
 
 
+def test_the_appendix_gives_the_parameters_as_a_set_writes_them():
+    """Code spans made a PDF reader copy `dataset=fashion-mnist ,`: plain text, escaped."""
+    p = load_profile("smoke", {"dataset": "imagefolder:/x/my_*images*"})
+    text = publish.environment(p, {}, [], pd.DataFrame({"git_commit": ["abc"]}))
+    params = text.split("Profile parameters: ")[1]
+    # markup escaped as entities (`_literal`), which show as the characters themselves
+    assert params.startswith("dataset=imagefolder&#58;/x/my&#95;&#42;images&#42;, "
+                             "dataset&#95;d=fashion&#45;mnist, ")
+    assert "<code>" not in params and "ratios=&#91;0&#46;3, 0&#46;5, 0&#46;7&#93;, " in params
+
+
 def test_the_appendix_names_the_commits_that_measured_the_rows():
     """A report rendered from a cache shows numbers measured by older code: name that code."""
     rows = pd.DataFrame({"git_commit": ["abc", "def", "abc", None]})

@@ -446,14 +446,14 @@ def imbalance_note(labels: dict) -> str | None:
             counts = _class_counts(y)
             said.append(f"{names.dataset(dataset)}'s {counts.sum():,} test images are "
                         f"imbalanced: its most frequent class is {stats.chance_level(y):.1%} "
-                        f"of them, its rarest {counts.min() / counts.sum():.1%}; always "
-                        f"naming one class has {1 / len(counts):.1%} balanced accuracy")
+                        f"of them, its rarest {counts.min() / counts.sum():.1%} "
+                        f"({counts.min():,} images); always naming one class has "
+                        f"{1 / len(counts):.1%} {names.BALANCED}")
     if not said:
         return None
     return (f"**Imbalanced classes.** {'; '.join(said)}. Top-1 accuracy rewards naming the "
             f"frequent class: always naming it scores its share (chance here), so read each "
-            f"accuracy against that level. The table gives each variant's balanced accuracy "
-            f"too: the mean over the classes of the share of each named right.")
+            f"accuracy against that level.")
 
 
 def _class_counts(y) -> np.ndarray:
@@ -611,16 +611,16 @@ def _balanced_loss(plain: pd.DataFrame, at: pd.DataFrame, key: list[str]) -> str
     """On imbalanced test images, what pruning cost in balanced accuracy: top-1 barely sees
     the rare classes (an 81%-one-class folder's 70% pruned model: -3.7 points of top-1,
     -18.0 of balanced accuracy, 2026-12-08)."""
-    at = at[skewed_rows(at)]
-    if at.empty:
+    skewed = at[skewed_rows(at)]
+    if skewed.empty:
         return ""
     base = plain[(plain.prune_ratio == 0) & uncontrolled(plain)].set_index(key)
-    lost = (at.balanced_accuracy - base.balanced_accuracy.reindex(at.index)).dropna()
+    lost = (skewed.balanced_accuracy - base.balanced_accuracy.reindex(skewed.index)).dropna()
     if lost.empty:
         return ""
-    return (f" On their imbalanced test images, balanced accuracy (the mean over classes of "
-            f"the share of each named right) moved {_span(lost)} points against the "
-            f"baselines (mean {_points(lost.mean())}).")
+    which = "On their" if len(lost) == len(at) else f"For the {len(lost)} of them on"
+    return (f" {which} imbalanced test images, {names.BALANCED} moved {_span(lost)} points "
+            f"against the baselines (mean {_points(lost.mean())}).")
 
 
 def _controls_lost(ctl: pd.Series, base: pd.Series, pruned: pd.Index) -> str:

@@ -721,8 +721,8 @@ def load_profile(name: str, overrides: dict[str, Any] | None = None) -> dict[str
     if params["description"] and changed:
         # the profile's words describe its own data and budgets: a report of smoke on a
         # user's folder said "2,000 real Fashion-MNIST training images" (2026-12-08)
-        params["description"] += (f" This run sets {', '.join(sorted(changed))} otherwise "
-                                  f"(the appendix lists every parameter).")
+        params["description"] = (f"This run sets {', '.join(sorted(changed))} otherwise; "
+                                 f"the profile's own words: {params['description']}")
     validate_params(params)
     return params
 

@@ -25,6 +25,7 @@ CODECS = {"sparse": "sparse .apx", "packed": "packed .apx", "huffman": "Huffman 
           "gzip": "gzip", "xz": "xz", "zstd": "zstd", "nncodec": "NNCodec (MPEG NNC)"}
 # The short words the report's names and findings use, spelled out once at its top (a
 # stranger's review found them used pages before the caption that defined them)
+BALANCED = "balanced accuracy"  # the report's name for `stats.balanced_accuracy`
 TERMS = {
     "ORT": "ONNX Runtime",
     "QAT": "quantization-aware training (INT8 simulated while fine-tuning)",
@@ -36,6 +37,8 @@ TERMS = {
     "KD": "knowledge distillation from the dense baseline",
     "qp": "NNCodec's quantization parameter (uniform step 2<sup>qp/4</sup>)",
     "one-shot": "pruned once to the ratio, then fine-tuned",
+    BALANCED: "the mean over the test classes of the share of each named right (always "
+              "naming one class scores 1/k, however imbalanced the classes)",
     "float twin": "a model fine-tuned exactly as its QAT model, in float32: what QAT's INT8 "
                   "is measured against",
     stats.TIMING_NOISE: "a change of latency no larger than the two timings' interquartile "

@@ -1201,10 +1201,8 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
     chains = [chain(v, p) for v in variants]  # every recipe checked before anything trains
     # every dataset's test labels read first: a missing CIFAR-100 was found only after
     # sections A-C had trained (a stranger's run of `paper`, 2026-12-07)
-    test_labels = labels_of(p, variants, data_root)
-    chance = [stats.chance_level(y) for y in test_labels]
-    val_chance = [stats.chance_level(y) for y in labels_of(p, variants, data_root,
-                                                           data.val_labels)]
+    labels = (labels_of(p, variants, data_root),
+              labels_of(p, variants, data_root, data.val_labels))
     prepare_data(p, variants, cache, data_root)  # bad images stop it here
     bar = tqdm(list(zip(variants, chains)), desc=f"{p['profile']}: variants",
                disable=not progress)
@@ -1229,14 +1227,8 @@ def run(p: dict, sections: list[str], cache: store.Store, out_dir: Path | None =
                     m = runner.evaluate(st)  # made again since the loop above: measured
                     # again while its section was timed (`Runner._to_time`)
                 metrics[v] = {**m, **{f: t[f] for f in RETIMED}}
-    df = pd.DataFrame([row(v, p, metrics[v]) for v in variants])
-    df["val_lo"] = analysis.validation_bounds(
-        df.assign(val_correct=[metrics[v]["val_correct"] for v in variants]))
-    df["chance"], df["val_chance"] = chance, val_chance
-    df["balanced_accuracy"] = [stats.balanced_accuracy(y, metrics[v]["predictions"])
-                               for v, y in zip(variants, test_labels)]
-    df["balanced_chance"] = [stats.balanced_chance(y) for y in test_labels]
-    df = _integers(df)
+    df = _integers(label_columns(pd.DataFrame([row(v, p, metrics[v]) for v in variants]),
+                                 [metrics[v] for v in variants], *labels))
     if out_dir is not None:
         write_tables(df, metrics, Path(out_dir), sections)
         if runner.curves:
@@ -1270,6 +1262,22 @@ def _present(st: Stage, cache: store.Store) -> bool:
     """Whether the stage's entries are in the store, here or at its URL (not verified: the run
     verifies what it reads)."""
     return all(cache.exists(kind, st.key, suffix) for kind, suffix, _ in _entries(st))
+
+
+def label_columns(df: pd.DataFrame, metrics: list[dict], test_labels: list[np.ndarray],
+                  val_labels: list[np.ndarray]) -> pd.DataFrame:
+    """results.csv's columns that need each row's labels (`labels_of`) or per-image answers
+    (`metrics`, in the rows' order): `val_lo`, `chance`, `val_chance`, `balanced_accuracy`,
+    `balanced_chance`."""
+    df = df.copy()
+    df["val_lo"] = analysis.validation_bounds(
+        df.assign(val_correct=[m["val_correct"] for m in metrics]))
+    df["chance"] = [stats.chance_level(y) for y in test_labels]
+    df["val_chance"] = [stats.chance_level(y) for y in val_labels]
+    df["balanced_accuracy"] = [stats.balanced_accuracy(y, m["predictions"])
+                               for m, y in zip(metrics, test_labels)]
+    df["balanced_chance"] = [stats.balanced_chance(y) for y in test_labels]
+    return df
 
 
 def labels_of(p: dict, variants: list[Variant], data_root,

@@ -390,7 +390,8 @@ class Section:
                 d.throughput_img_s.round(0).astype("Int64"),
             "params": d.params, "sparsity (%)": d.sparsity * 100,
         })
-        if analysis.skewed_rows(d).any():
+        balanced = analysis.skewed_rows(d).any()
+        if balanced:
             # beside top-1, which rewards naming the frequent class (`analysis.imbalance_note`)
             t.insert(3, "balanced acc. (%)" if self.n_seeds == 1
                      else f"balanced acc., seed {self.p['seed']} (%)",
@@ -411,7 +412,8 @@ class Section:
         _md(self.caption("Table", "Every variant of this section" + (
             "" if self.n_seeds == 1 else
             f"; accuracy = mean over {self.n_seeds} seeds with its Student-t 95% interval, size "
-            f"and latency those of seed {self.p['seed']}, whose run the paired tests compare")))
+            f"and latency those of seed {self.p['seed']}, whose run the paired tests compare")
+            + (f"; {names.BALANCED} = {names.TERMS[names.BALANCED]}" if balanced else "")))
 
     def is_original_protocol(self) -> bool:
         return self.dataset == self.spec.original_dataset and self.p["schedule"] == CONSTANT

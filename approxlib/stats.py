@@ -135,7 +135,7 @@ def balanced_accuracy(labels, predictions) -> float:
     # imports this module
     from sklearn.metrics import balanced_accuracy_score
     with warnings.catch_warnings():  # "y_pred contains classes not in y_true": as said above
-        warnings.simplefilter("ignore", UserWarning)
+        warnings.filterwarnings("ignore", "y_pred contains classes not in y_true")
         return float(balanced_accuracy_score(np.asarray(labels), np.asarray(predictions)))
 
 

@@ -22,8 +22,8 @@ def test_a_description_says_which_parameters_this_run_changed():
     a user's own folder (2026-12-08): an override that changes a value is named."""
     own = config.load_profile("smoke")["description"]
     p = config.load_profile("smoke", {"train_size": None, "dataset": "cifar10", "seed": 0})
-    assert p["description"] == own + (" This run sets dataset, train_size otherwise (the "
-                                      "appendix lists every parameter).")  # seed 0: as it was
+    assert p["description"] == ("This run sets dataset, train_size otherwise; the profile's "
+                                "own words: " + own)  # seed 0: as it was
     assert config.load_profile("smoke", {"seed": 0})["description"] == own
 
 

@@ -6,6 +6,7 @@ import shutil
 import threading
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -59,6 +60,22 @@ def test_the_readme_lists_every_column_of_results_csv(smoke):
     listed = set(re.findall(r"[a-z0-9_]+", " ".join(re.findall(r"`([^`]*)`", part))))
     assert "balanced_accuracy" in columns and not columns - listed, columns - listed
     assert not {c for c in listed - columns if "_" in c or c in CONTRACT}, listed - columns
+
+
+def test_each_rows_balanced_accuracy_is_of_its_own_labels_and_answers(smoke):
+    """Labels and answers in one order, per row's own dataset (section D's is another
+    profile key): top-1 recounted from the same pairs checks their alignment."""
+    from approxlib import data, stats
+    p, _, _, df, runner, data_root = smoke
+    variants = list(runner.metrics)
+    assert len(variants) == len(df)
+    for v, r in zip(variants, df.itertuples()):
+        assert (v.section, v.model, v.dataset) == (r.section, r.model, r.dataset)
+        y = data.test_labels(pipeline.data_configs(p, [v])[0], data_root).numpy()
+        pred = np.asarray(runner.metrics[v]["predictions"])
+        assert (pred == y).mean() == pytest.approx(r.accuracy, abs=1e-6)
+        assert r.balanced_accuracy == stats.balanced_accuracy(y, pred)
+        assert r.balanced_chance == 0.1 and r.chance == 0.1  # smoke's balanced 1,000
 
 
 def test_rows_measure_what_they_claim(smoke):

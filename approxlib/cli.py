@@ -398,6 +398,13 @@ def _estimate(st, need, like: dict, workers: int, absent: list[str]) -> str:
     here, priced by `accounting.estimate`: seconds of stage time summed over the processes,
     and what `workers` processes would make of it at best."""
     from . import accounting
+    if absent:
+        # their entries priced from records without their image counts came to 13 min for
+        # paper's CIFAR (hundreds of epochs), and an empty store named no dataset at all (a
+        # GPU user, 2026-12-08)
+        return (f"estimate: none: {', '.join(absent)} not on this machine yet (the run "
+                f"downloads it first), so the images its entries put through a model are "
+                f"unknown; with the files in place, --dry-run prices them")
     rec = accounting.recorded(st)
     if rec.empty:
         return "estimate: no timing records in this models folder to estimate from"
@@ -418,8 +425,6 @@ def _estimate(st, need, like: dict, workers: int, absent: list[str]) -> str:
             f"not scaled for another image size, precision or timing settings)"
             + (f"; {int((~known).sum())} unlike anything recorded ({', '.join(unlike)})"
                if unlike else "")
-            + (f"; {', '.join(absent)} not on this machine yet (the run downloads it): its "
-               f"entries priced without their image counts" if absent else "")
             + (f"; {models} training entries priced from other models (none of theirs "
                f"recorded)" if models else "")
             + (f"; {other} training entries priced from another or an unrecorded batch size"

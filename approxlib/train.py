@@ -1,7 +1,8 @@
 """SGD training: the original's constant-lr protocol and better schedules, picked by config.
 
 The loop follows torchvision's references (`train_one_epoch`, `evaluate`); the data side follows
-airbench: uint8 tensors, batched augmentation on the device, channels_last, bf16 autocast on GPUs.
+airbench: uint8 tensors, batched augmentation on the device, channels_last, and bf16 autocast
+where a profile asks for it (`precision: bf16`; fp32 otherwise, `use_bf16` says why).
 """
 from __future__ import annotations
 

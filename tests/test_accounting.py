@@ -361,7 +361,9 @@ def test_a_dry_run_refuses_what_the_run_would_and_says_what_its_figure_is(
     assert cli.main(args) == 2
     assert "downloads are off" in capsys.readouterr().err
     monkeypatch.setattr(D, "downloads_allowed", lambda: True)  # nothing is downloaded here
-    assert cli.main(args) == 0
-    assert "cifar10 not on this machine yet (the run downloads it): its entries priced " \
-        "without their image counts" in capsys.readouterr().out
+    for store_dir in (store_copy.root, tmp_path / "empty-store"):  # no records: said too
+        assert cli.main(args + ["--models-dir", str(store_dir)]) == 0
+        assert "estimate: none: cifar10 not on this machine yet (the run downloads it first), " \
+            "so the images its entries put through a model are unknown" in \
+            capsys.readouterr().out
     assert not any(empty.iterdir())

@@ -507,6 +507,8 @@ def cmd_train(a) -> int:
                           "init's weights without training)")
     check_writable_file(a.out)
     check_store(a.models_dir)
+    from . import train
+    train.pick_device(p["device"])  # a CUDA this machine lacks is said before a missing dataset
     st = pipeline.stages(pipeline.Variant("-", a.model, dataset), p)[0]
     data.load(st.step.data, a.data_dir)  # a missing dataset fails before the store is touched
     runner = pipeline.Runner(p, store.Store(a.models_dir), a.data_dir, not a.quiet)

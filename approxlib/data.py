@@ -123,7 +123,15 @@ class Source:
         """One part as (uint8 N×C×H×W, int64 N), resized to `image_size`; `keep(labels)`, if
         given, picks the images kept (None: all) before any is resized, so a test subset bounds
         the work (a whole split was resized to keep a hundred of it)."""
-        x, y = self.read(part, Path(root or default_root()), download and downloads_allowed())
+        root = Path(root or default_root())
+        made = [d for d in (root, *root.parents) if not d.exists()]  # deepest first
+        try:
+            x, y = self.read(part, root, download and downloads_allowed())
+        except DatasetMissing:
+            for d in made:  # a failed download left the folders it made, empty (2026-12-08)
+                if d.is_dir() and not any(d.iterdir()):
+                    d.rmdir()
+            raise
         picked = keep(y) if keep is not None else None
         if picked is not None:
             x, y = x[picked], y[picked]

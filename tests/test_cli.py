@@ -587,3 +587,17 @@ def test_ctrl_c_with_helpers_is_one_line(tmp_path, data_root):
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and err == "approx: interrupted\n", err
+
+
+def test_train_says_a_missing_cuda_before_a_missing_dataset(tmp_path, capsys, monkeypatch):
+    """A GPU user trying `paper` on a CPU machine was told CIFAR-10 was missing, fixed that,
+    and only then met the missing CUDA (2026-12-08); and nothing is left behind."""
+    from approxlib import train as T
+    if T.device_type("auto") == "cuda":
+        pytest.skip("this machine has CUDA")
+    monkeypatch.setenv("APPROX_OFFLINE", "1")
+    code = main(["train", "--profile", "paper", "--model", "resnet18", "--out",
+                 str(tmp_path / "x.pt"), "--set", "device=cuda", "--data-dir",
+                 str(tmp_path / "data"), "--models-dir", str(tmp_path / "m")])
+    assert code == 2 and "no CUDA device is available" in capsys.readouterr().err
+    assert sorted(tmp_path.iterdir()) == []

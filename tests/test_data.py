@@ -239,3 +239,18 @@ def test_a_test_subset_is_picked_before_resizing_and_equals_the_resized_split(da
     keep = data.test_indices(y_all, 500)
     x, y = src.split("test", data_root, keep=lambda labels: data.test_indices(labels, 500))
     assert x.shape == (500, 1, 40, 40) and torch.equal(x, x_all[keep]) and torch.equal(y, y_all[keep])
+
+
+def test_a_failed_download_leaves_no_empty_folder(tmp_path, monkeypatch):
+    """`approx train` on a CIFAR this machine could not download left an empty data folder
+    behind (a GPU user, 2026-12-08): the folders a read made are removed when it fails."""
+    def read(self, part, root, download):
+        root.mkdir(parents=True)  # as torchvision's download does
+        raise data.DatasetMissing("not found")
+    monkeypatch.setattr(data.FashionMNIST, "read", read)
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(data.DatasetMissing):
+        data.source("fashion-mnist").split("test", tmp_path / "a" / "b")
+    with pytest.raises(data.DatasetMissing):
+        data.source("fashion-mnist").split("test", tmp_path / "kept" / "c")
+    assert [p.name for p in tmp_path.iterdir()] == ["kept"]  # there before: stays

@@ -676,7 +676,9 @@ def cmd_profiles(a) -> int:
     import textwrap
     import yaml
     p = load_profile(a.name, parse_overrides(a.overrides))
-    label, about = p.pop("profile"), p.pop("description", "")  # names, not keys a file may set
+    label = p.pop("profile")  # names, not keys a file may set
+    p.pop("description", "")  # the profile's own words: the line names the overrides itself
+    about = load_profile(a.name)["description"]
     changed = f" (with {' '.join(f'--set {o}' for o in a.overrides)})" if a.overrides else ""
     print(textwrap.fill(f"{label}{changed}: {about}" if about else label + changed, 96,
                         initial_indent="# ", subsequent_indent="# "))

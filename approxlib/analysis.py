@@ -860,7 +860,9 @@ def compression_points(d: pd.DataFrame, curves: pd.DataFrame,
     `reference_right` (per model, the best dense model's 0/1 per validation image) and a
     `val_correct` column in `d` and `curves` (the file's own), each file also gets `val_lo`:
     the one-sided 95% lower bound of its validation accuracy minus the reference's
-    (`stats.paired_lower_bound`), what `largest_ratio_within` picks by."""
+    (`stats.paired_lower_bound`), what `largest_ratio_within` picks by. `artifact_key`: the
+    results.csv row of a file that has one (the grid's points do not: a spreadsheet reader
+    could not join the two, 2026-12-08)."""
     out, distilled = [], _distilled(d)
     for m in dict.fromkeys(d.model):
         ours = stage_row(d[~distilled], m, SHIPPED_FILE)
@@ -874,19 +876,22 @@ def compression_points(d: pd.DataFrame, curves: pd.DataFrame,
         file = f".apx, {ours.prune_ratio:.0%} sparse, {ours.weight_bits} bits, fine-tuned"
         rows.append({"model": m, "file": file, "kind": "apx", "sparsity": ours.prune_ratio,
                      "bytes": ours.size_bytes, "accuracy": ours.accuracy,
-                     "val_accuracy": ours.val_accuracy, "val_correct": ours.get("val_correct")})
+                     "val_accuracy": ours.val_accuracy, "val_correct": ours.get("val_correct"),
+                     "artifact_key": ours.get("artifact_key")})
         # the same file fine-tuned by distillation (`kd`): the report's caption says every file
         # F wrote, and a referee found this one beyond the front it was left out of (2026-12-07).
         # Its equal-compute reference is a distilled dense control, not `reference_right`: no
         # bound, so it is never the verdict's pick (`largest_ratio_within`)
         rows += [{"model": m, "file": f"{file}, distilled", "kind": "apx-kd",
                   "sparsity": r.prune_ratio, "bytes": r.size_bytes, "accuracy": r.accuracy,
-                  "val_accuracy": r.val_accuracy, "val_correct": None}
+                  "val_accuracy": r.val_accuracy, "val_correct": None,
+                  "artifact_key": getattr(r, "artifact_key", None)}
                  for r in d[(d.model == m) & (d.codec == SHIPPED_CODEC) & distilled
                             & uncontrolled(d)].itertuples()]
         rows += [{"model": m, "file": f"NNCodec qp {int(r.qp)}", "kind": "nncodec",
                   "sparsity": r.prune_ratio, "bytes": r.size_bytes, "accuracy": r.accuracy,
-                  "val_accuracy": r.val_accuracy, "val_correct": getattr(r, "val_correct", None)}
+                  "val_accuracy": r.val_accuracy, "val_correct": getattr(r, "val_correct", None),
+                  "artifact_key": getattr(r, "artifact_key", None)}
                  for r in d[(d.model == m) & (d.codec == STANDARD_CODEC)
                             & ~distilled].itertuples()]
         t = pd.DataFrame(rows)

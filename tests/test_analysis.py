@@ -367,6 +367,11 @@ def test_compression_points_put_curve_apx_and_nncodec_files_on_one_front():
         ".apx, 90% sparse, 4/4 bits, fine-tuned": False, "NNCodec qp -26": True,
         "NNCodec qp -38": True}
     assert "val_lo" not in t  # no reference given: no bound
+    keyed = analysis.compression_points(pd.DataFrame([dict(huff, artifact_key="h"), *[
+        dict(n, artifact_key=f"n{n['qp']}") for n in nnc]]), curves).set_index("file")
+    assert keyed.artifact_key.dropna().to_dict() == {  # results.csv's rows; not the grid's
+        ".apx, 90% sparse, 4/4 bits, fine-tuned": "h", "NNCodec qp -26": "n-26",
+        "NNCodec qp -38": "n-38"}
     # the distilled file is one of F's files too, on the same front (a referee found it beyond
     # the front it was left out of): 900 bytes at 92%, between NNCodec's 800 (91%) and 2000 (95%)
     kd = dict(huff, kd=True, size_bytes=900, accuracy=0.92, val_accuracy=0.92)

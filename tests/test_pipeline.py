@@ -286,6 +286,10 @@ def test_section_f_picks_by_each_files_answers_on_validation(smoke):
     n = {m: len(curve_sparsities(p, m)) * len(p["dc_bits_curve"]) + 1 + len(p["nncodec_qps"])
          + int((kd.model == m).sum()) for m in ("resnet18", "mobilenetv2")}
     assert points.groupby("model").size().to_dict() == n
+    # each file with a results.csv row names it (a spreadsheet reader could not join the two)
+    keyed = points.dropna(subset=["artifact_key"]).merge(f, on="artifact_key")
+    assert len(keyed) == (points.kind != "curve").sum()
+    assert (keyed.bytes == keyed.size_bytes).all() and (keyed.model_x == keyed.model_y).all()
     # a bound lies below its estimate (the file's validation accuracy − the best dense model's),
     # by at most 1.645 paired standard errors: under 0.1 at smoke's 200 validation images
     for m, g in points[points.val_lo.notna()].groupby("model"):  # the distilled file has none

@@ -448,7 +448,7 @@ def imbalance_note(labels: dict) -> str | None:
                         f"imbalanced: its most frequent class is {stats.chance_level(y):.1%} "
                         f"of them, its rarest {counts.min() / counts.sum():.1%} "
                         f"({counts.min():,} images); always naming one class has "
-                        f"{1 / len(counts):.1%} {names.BALANCED}")
+                        f"{stats.balanced_chance(y):.1%} {names.BALANCED}")
     if not said:
         return None
     return (f"**Imbalanced classes.** {'; '.join(said)}. Top-1 accuracy rewards naming the "
@@ -584,7 +584,8 @@ def pruning_finding(d: pd.DataFrame, seed: int) -> tuple[str, str] | None:
     if pruned.empty:
         return None
     key = ["section", "model", "dataset"]
-    base = plain[(plain.prune_ratio == 0) & uncontrolled(plain)].set_index(key).accuracy
+    dense = plain[(plain.prune_ratio == 0) & uncontrolled(plain)].set_index(key)
+    base = dense.accuracy
     ctl = plain[_kind(plain, "reference")].set_index(key).accuracy  # one per section
     # each model once: B's and C's 50% are one file, which weighed twice in the mean (a
     # stranger's `paper` report, 2026-12-07)
@@ -604,18 +605,18 @@ def pruning_finding(d: pd.DataFrame, seed: int) -> tuple[str, str] | None:
                  f"{_controls_lost(ctl, base, at.index)}, here in one run each (seed {seed})"
                  + _seed_noise(d))
     return ("".join(sorted(pruned.section.unique())),  # every section it pools
-            text + "." + _balanced_loss(plain, at, key))
+            text + "." + _balanced_loss(dense, at))
 
 
-def _balanced_loss(plain: pd.DataFrame, at: pd.DataFrame, key: list[str]) -> str:
+def _balanced_loss(dense: pd.DataFrame, at: pd.DataFrame) -> str:
     """On imbalanced test images, what pruning cost in balanced accuracy: top-1 barely sees
     the rare classes (an 81%-one-class folder's 70% pruned model: -3.7 points of top-1,
-    -18.0 of balanced accuracy, 2026-12-08)."""
+    -18.0 of balanced accuracy, 2026-12-08). `dense`, `at`: the baselines' and the pruned
+    models' rows, indexed alike (`pruning_finding`)."""
     skewed = at[skewed_rows(at)]
     if skewed.empty:
         return ""
-    base = plain[(plain.prune_ratio == 0) & uncontrolled(plain)].set_index(key)
-    lost = (skewed.balanced_accuracy - base.balanced_accuracy.reindex(skewed.index)).dropna()
+    lost = (skewed.balanced_accuracy - dense.balanced_accuracy.reindex(skewed.index)).dropna()
     if lost.empty:
         return ""
     which = "On their" if len(lost) == len(at) else f"For the {len(lost)} of them on"

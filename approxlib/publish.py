@@ -282,9 +282,11 @@ def render(out: Path, p: dict, sections: list[str], notebooks: dict[str, Path],
     spent = time_appendix(out)
     durations, cells = _section_cells(sections, notebooks)
     grid = out / "compression_points.csv"  # section F's files, written by this run
+    table = summary_table(results, sections)
     opening = [nbformat.v4.new_markdown_cell(text) for text in (
-        findings_text(results, sections, p, pd.read_csv(grid) if grid.is_file() else None),
-        summary_text(results, sections)) if text]
+        findings_text(results, sections, p, pd.read_csv(grid) if grid.is_file() else None,
+                      table),
+        summary_text(results, sections, table)) if text]
     appendix = nbformat.v4.new_markdown_cell(environment(p, durations, reused, results))
     timing = [nbformat.v4.new_markdown_cell(spent)] if spent else []
     merged = nbformat.v4.new_notebook(cells=[_title_cell(results, p, sections, bool(spent)),
@@ -301,19 +303,23 @@ def render(out: Path, p: dict, sections: list[str], notebooks: dict[str, Path],
 
 
 def findings_text(results: pd.DataFrame, sections: list[str], p: dict,
-                  points: pd.DataFrame | None) -> str | None:
+                  points: pd.DataFrame | None, table: str | None = None) -> str | None:
     """The report's Findings (None where the rows support none: an empty heading opened a
-    report of section H alone, a contributor's new section, 2026-12-08)."""
+    report of section H alone, a contributor's new section, 2026-12-08). `table`: the
+    summary's (`summary_table`), whose terms it defines too; made here if not given."""
     found = analysis.findings(results[results.section.isin(sections)], float(p["ratio"]),
                               int(p["seed"]), points)
     if not found:
         return None
     listed = "\n".join(f"- {text} ({_section_links(s)})" for s, text in found)
-    terms = names.terms_used(listed + summary_table(results, sections))
+    if table is None:
+        table = summary_table(results, sections)
+    terms = names.terms_used(listed + table)
     return "## Findings\n\n" + listed + (f"\n\n{terms}" if terms else "")
 
 
-def summary_text(results: pd.DataFrame, sections: list[str]) -> str | None:
+def summary_text(results: pd.DataFrame, sections: list[str],
+                 table: str | None = None) -> str | None:
     """The Summary: one row per model file of the sections it covers (`Spec.summarized`),
     None where the report has none of them (it said "section  (" over an empty table)."""
     shown = [s for s in sections if SECTIONS[s].summarized]
@@ -327,7 +333,8 @@ def summary_text(results: pd.DataFrame, sections: list[str]) -> str | None:
             f"section's variants are timed together{_spread_words(results, sections)})"
             + (f"; the runs of section{'s' * (len(own) > 1)} {names.joined(own)} are "
                f"summarized in {'its' if len(own) == 1 else 'their'} own tables"
-               if own else "") + ").\n\n" + summary_table(results, sections))
+               if own else "") + ").\n\n"
+            + (summary_table(results, sections) if table is None else table))
 
 
 def _alt_texts(body: str) -> str:
